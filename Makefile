@@ -1,0 +1,99 @@
+# tarnfs: top-level build. Each directory owns a module.mk fragment that adds
+# its sources, programs and test suites; this file holds only the shared rules.
+#
+#   make deps      install the Debian packages the project needs (idempotent)
+#   make           build tarnfsd and tarnfs (release flags) into build/
+#   make check     deps + sanitizer build + the whole test suite
+#   make demo      deps + build + serve a generated demo run over NFS
+#   make bench     deps + build + the benchmarks
+#   make install   install into $(DESTDIR)$(PREFIX)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?= 0
+
+ifeq ($(SAN),1)
+B       ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1
+else
+B       ?= build
+SANFLAGS :=
+OPT     := -O2
+endif
+
+PKGS    := kyotocabinet libarchive libtirpc libcurl libxml-2.0 openssl
+CC      ?= cc
+CFLAGS  ?= $(OPT) -g
+WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter
+CPPFLAGS_ALL = -D_GNU_SOURCE -I. -I$(B) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS_ALL   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+NFS_LIBS     = $(shell pkg-config --libs libnfs 2>/dev/null)
+
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS_ALL)
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+# Modules append to these.
+PROGRAMS :=
+TEST_PROGRAMS :=
+GENERATED :=
+INSTALL_BIN :=
+
+.PHONY: all deps check check-kernel demo bench install clean build-all test-programs
+all: build-all
+
+# Libraries are listed in link order (callers before callees).
+include util/module.mk
+include kvstore/module.mk
+include fetch/module.mk
+include vfs/module.mk
+include nfsd/module.mk
+include convert/module.mk
+include bench/module.mk
+include tests/module.mk
+
+build-all: $(GENERATED) $(PROGRAMS)
+test-programs: $(TEST_PROGRAMS)
+
+$(B)/%.o: %.c | $(GENERATED)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+deps:
+	@./etc/deps.sh
+
+# The whole suite runs against the ASan+UBSan build.  SUITES=... picks some.
+check: deps
+	$(MAKE) SAN=1 build-all test-programs
+	B=build-san ./tests/run-suites.sh $(SUITES)
+
+check-kernel: deps
+	$(MAKE) SAN=1 build-all test-programs
+	B=build-san ./tests/run-suites.sh kernel
+
+demo: deps
+	$(MAKE) build-all
+	./etc/demo.sh
+
+bench: deps
+	$(MAKE) build-all test-programs
+	./bench/run-all.sh
+
+install: build-all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 \
+	  $(DESTDIR)$(PREFIX)/share/doc/tarnfs $(DESTDIR)$(PREFIX)/lib/systemd/system \
+	  $(DESTDIR)/etc/tarnfs
+	install -m 755 $(B)/tarnfsd $(DESTDIR)$(PREFIX)/sbin/tarnfsd
+	install -m 755 $(B)/tarnfs $(DESTDIR)$(PREFIX)/bin/tarnfs
+	install -m 644 doc/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 doc/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 etc/tarnfsd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -m 644 etc/tarnfs.conf $(DESTDIR)$(PREFIX)/share/doc/tarnfs/tarnfs.conf.sample
+	test -e $(DESTDIR)/etc/tarnfs/tarnfs.conf || install -m 644 etc/tarnfs.conf $(DESTDIR)/etc/tarnfs/tarnfs.conf
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,2 @@
+# bench/: benchmark programs; each bench/*/module.mk adds its own.
+include $(wildcard bench/*/module.mk)

@@ -1,0 +1,120 @@
+/* fetch.h: the backends that hold tarballs (a NAS directory, an S3 bucket),
+ * behind one method table in the style of sqlite3_vfs.  fetch/ knows nothing
+ * of kvstore, vfs or NFS: it lists, stats, streams and stores objects.
+ *
+ * Conventions
+ *   - int-returning functions return 0 or a positive errno value: ENOENT (no
+ *     such object/bucket), EACCES (credentials refused; the message says
+ *     which), EIO (network or server failure after retries), EPROTO (bad
+ *     reply), ECANCELED (precondition failed, e.g. If-Match), ENOSPC, EINVAL.
+ *   - Every backend call passes through fetch_fault_check() first, so tests
+ *     can make any call fail (see the fault hook below).
+ *   - Keys are object names relative to the backend's prefix, e.g.
+ *     "RUN.tar" or "2024/RUN.tar.gz".  Any byte but NUL is allowed.
+ *   - Credentials never appear in logs or error messages.
+ */
+#ifndef TARNFS_FETCH_H
+#define TARNFS_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+typedef struct fetch_backend fetch_backend;
+typedef struct fetch_stream fetch_stream;
+
+struct fetch_objinfo {
+    char key[1024];
+    uint64_t size;
+    struct timespec mtime;
+    char version[128];     /* ETag (S3) or "mtime-ns:size" (NAS): changes when
+                              the object is replaced */
+    bool is_prefix;        /* a common prefix ("dir/") from a delimiter list */
+};
+
+/* Called once per listed object or common prefix; nonzero stops. */
+typedef int (*fetch_list_cb)(void *arg, const struct fetch_objinfo *oi);
+
+/* Pull callback used by put: fill buf with up to cap bytes; return bytes,
+ * 0 at end, or -errno. */
+typedef ssize_t (*fetch_pull_fn)(void *arg, void *buf, size_t cap);
+
+struct fetch_put_opts {
+    const char *if_match;          /* only replace this version (NULL: any) */
+    bool if_none_match;            /* only create (fail if exists) */
+    const char *sha256_hex;        /* stored as metadata / sidecar if set */
+    size_t part_size;              /* S3 multipart part size (0: default) */
+};
+
+struct fetch_methods {
+    const char *name;                                  /* "nas", "s3" */
+    /* List keys under prefix ("" = all).  With delimiter "/", keys below
+     * the next "/" are folded into one is_prefix entry. */
+    int (*list)(fetch_backend *b, const char *prefix, const char *delimiter,
+                fetch_list_cb cb, void *arg);
+    int (*stat)(fetch_backend *b, const char *key, struct fetch_objinfo *oi);
+    /* Open a read stream of the whole object (len 0) or a byte range. */
+    int (*open)(fetch_backend *b, const char *key, uint64_t off, uint64_t len,
+                fetch_stream **out);
+    /* Store an object from a stream, atomically: readers see the old or the
+     * new object, never a part.  *oi (may be NULL) gets the new version. */
+    int (*put)(fetch_backend *b, const char *key, fetch_pull_fn pull,
+               void *arg, const struct fetch_put_opts *opts,
+               struct fetch_objinfo *oi);
+    int (*del)(fetch_backend *b, const char *key);
+    void (*close)(fetch_backend *b);
+};
+
+/* Base of every backend ("subclasses" put this first). */
+struct fetch_backend {
+    const struct fetch_methods *m;
+};
+
+struct fetch_config {
+    const char *s3_endpoint;       /* overrides AWS_ENDPOINT_URL */
+    const char *region, *access_key, *secret_key, *session_token, *profile;
+    bool virtual_hosted;           /* S3 addressing style */
+    unsigned max_retries;          /* 0: default */
+};
+
+/* Open the backend named by source: "/path/to/dir" (NAS) or
+ * "s3://bucket[/prefix]".  Credentials not in cfg follow the AWS
+ * conventions.  Errors: EINVAL (bad source, message in err), ENOENT,
+ * EACCES, EIO. */
+int fetch_open(const char *source, const struct fetch_config *cfg,
+               fetch_backend **out, char *err, size_t errlen);
+
+/* Read up to cap bytes from a stream: returns bytes, 0 at the (verified
+ * complete) end, or -errno.  A body shorter than announced is -EIO, never
+ * a clean end. */
+ssize_t fetch_read(fetch_stream *s, void *buf, size_t cap);
+
+/* Close a stream (aborting the transfer if unfinished). */
+void fetch_stream_close(fetch_stream *s);
+
+/* Convenience wrappers over b->m. */
+int fetch_list(fetch_backend *b, const char *prefix, const char *delim,
+               fetch_list_cb cb, void *arg);
+int fetch_stat(fetch_backend *b, const char *key, struct fetch_objinfo *oi);
+int fetch_get(fetch_backend *b, const char *key, uint64_t off, uint64_t len,
+              fetch_stream **out);
+int fetch_put(fetch_backend *b, const char *key, fetch_pull_fn pull,
+              void *arg, const struct fetch_put_opts *o,
+              struct fetch_objinfo *oi);
+int fetch_delete(fetch_backend *b, const char *key);
+void fetch_close(fetch_backend *b);
+
+/* ---- fault injection (tests) ----------------------------------------- */
+
+/* Fault hook: called before each backend operation (op is "list", "stat",
+ * "open", "read", "put", "del"); a nonzero errno return makes that call
+ * fail with it.  Also settable from the environment: TARNFS_FAULT=
+ * "op:errno[:count]" (e.g. "read:5:1", "http500:1", "reset:1",
+ * "truncate:1" for S3 transport faults). */
+typedef int (*fetch_fault_fn)(void *arg, const char *op, const char *key);
+void fetch_set_fault(fetch_fault_fn fn, void *arg);
+int fetch_fault_check(const char *op, const char *key);
+
+#endif

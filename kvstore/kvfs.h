@@ -1,0 +1,299 @@
+/* kvfs.h: the public interface of kvstore/, a POSIX-like filesystem kept in
+ * Kyoto Cabinet.  kvstore/ owns the cache directory and everything in it; it
+ * knows nothing of NFS, of the tarball namespace or of backends.
+ *
+ * Shape
+ *   A *cache* is a directory holding many *runs*.  Each run is one
+ *   independent filesystem tree (one tarball's worth) kept in its own Kyoto
+ *   Cabinet database under CACHE/runs/.  A run is created by staging it
+ *   under CACHE/tmp/ and publishing it with one atomic rename, so a crash
+ *   during ingest leaves nothing visible, and evicting a run is deleting its
+ *   files: cost proportional to that run only.
+ *
+ * Conventions
+ *   - Every int-returning function returns 0 on success or a positive errno
+ *     value (never -1/errno).  Each contract lists the errors it can give.
+ *   - Functions are thread-safe: many threads may use one kv_run at once.
+ *     Readers never wait for one another.
+ *   - Names are single path components: 1..KV_NAME_MAX bytes, no '/', no NUL,
+ *     not "." or "..".  Run names may contain '/' (nested namespace names
+ *     such as "2024/run1") but no empty, "." or ".." components.
+ *   - Inode numbers are 64-bit and never 0.  Each run's root directory has
+ *     inode number kv_run_root(run).  Callers may suggest an inode number
+ *     (ino_hint) when creating a node; kvstore uses it if free, otherwise the
+ *     next free number above it, so hints computed deterministically (e.g. a
+ *     hash of run name and path) give the same numbers on every re-ingest.
+ */
+#ifndef TARNFS_KVFS_H
+#define TARNFS_KVFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define KV_NAME_MAX     255
+#define KV_RUNNAME_MAX  1024
+#define KV_SYMLINK_MAX  4096
+
+typedef uint64_t kv_ino;
+typedef struct kv_cache kv_cache;
+typedef struct kv_run kv_run;
+
+/* Attributes of one inode.  mode includes the S_IFMT type bits. */
+struct kv_attr {
+    kv_ino   ino;
+    uint32_t mode;
+    uint32_t nlink;
+    uint32_t uid, gid;
+    uint64_t size;          /* bytes; symlink: target length */
+    uint64_t used;          /* bytes of data actually stored (sparse files) */
+    uint64_t rdev;          /* makedev() value for block/char devices */
+    struct timespec atime, mtime, ctime;
+};
+
+/* Which fields of a kv_sattr to apply. */
+enum {
+    KV_SET_MODE  = 1 << 0,  /* permission bits only; type bits ignored */
+    KV_SET_UID   = 1 << 1,
+    KV_SET_GID   = 1 << 2,
+    KV_SET_SIZE  = 1 << 3,  /* truncate or extend (sparse) a regular file */
+    KV_SET_ATIME = 1 << 4,
+    KV_SET_MTIME = 1 << 5,
+    KV_SET_CTIME = 1 << 6,  /* only for ingest: restore ctime verbatim */
+};
+
+struct kv_sattr {
+    unsigned mask;          /* KV_SET_* */
+    uint32_t mode, uid, gid;
+    uint64_t size;
+    struct timespec atime, mtime, ctime;
+};
+
+/* A new node for kv_mknode().  mode carries the type: S_IFREG, S_IFDIR,
+ * S_IFLNK, S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK. */
+struct kv_newnode {
+    uint32_t mode, uid, gid;
+    uint64_t rdev;                  /* devices */
+    const char *symlink_target;     /* S_IFLNK: 1..KV_SYMLINK_MAX bytes */
+    kv_ino ino_hint;                /* 0: kvstore picks */
+    bool has_times;                 /* use atime/mtime below, else now */
+    struct timespec atime, mtime;
+};
+
+/* Filesystem statistics for one run or for the whole cache. */
+struct kv_statfs {
+    uint64_t bytes_used;    /* bytes of file data and metadata stored */
+    uint64_t inodes_used;
+    uint64_t bytes_total;   /* cache limit, or free disk + used if unlimited */
+    uint64_t bytes_free;
+};
+
+/* Summary of one published run, as kept in its database. */
+struct kv_runinfo {
+    char name[KV_RUNNAME_MAX + 1];
+    uint64_t bytes;         /* bytes_used of the run */
+    uint64_t files;         /* inodes in the run */
+    struct timespec created;   /* when it was published */
+    char source_version[128];  /* free text set at publish (ETag, mtime...) */
+};
+
+/* ---- cache ------------------------------------------------------------ */
+
+/* Open (creating if create is true) the cache directory dir, and remove
+ * leftovers of interrupted ingests.  Errors: ENOENT (missing and !create),
+ * ENOTDIR, EACCES, EINVAL (not a tarnfs cache), EIO, ENOMEM. */
+int kv_cache_open(const char *dir, bool create, kv_cache **out);
+
+/* Close the cache.  All runs opened from it must have been closed. */
+void kv_cache_close(kv_cache *c);
+
+/* The cache's directory path (valid until kv_cache_close). */
+const char *kv_cache_path(const kv_cache *c);
+
+/* Call cb for every published run, in name order; cb returns nonzero to
+ * stop, and that value is returned.  Errors: EIO, ENOMEM. */
+int kv_cache_list(kv_cache *c,
+                  int (*cb)(void *arg, const struct kv_runinfo *ri), void *arg);
+
+/* Fill *ri for the published run name.  Errors: ENOENT, EINVAL (bad name),
+ * EIO. */
+int kv_cache_runinfo(kv_cache *c, const char *name, struct kv_runinfo *ri);
+
+/* Totals over all published runs.  Errors: EIO. */
+int kv_cache_statfs(kv_cache *c, struct kv_statfs *st);
+
+/* Delete a published run.  Open kv_run handles to it stay usable until
+ * closed (the files go when the last one closes).  Cost is proportional to
+ * the run's size.  Errors: ENOENT, EINVAL, EIO. */
+int kv_cache_evict(kv_cache *c, const char *name);
+
+/* ---- runs ------------------------------------------------------------- */
+
+/* Open the published run name for reading and writing.  Repeated opens of
+ * the same name share one database.  Errors: ENOENT, EINVAL, EIO, ENOMEM. */
+int kv_run_open(kv_cache *c, const char *name, kv_run **out);
+
+/* Release a run opened with kv_run_open or kv_run_stage. */
+void kv_run_close(kv_run *r);
+
+/* Start a new, invisible run to be filled (ingest).  It contains only its
+ * root directory, whose inode number is root_hint if nonzero.
+ * Errors: EINVAL, ENOSPC, EIO, ENOMEM. */
+int kv_run_stage(kv_cache *c, const char *name, kv_ino root_hint,
+                 kv_run **out);
+
+/* Make a staged run durable and visible under its name, replacing any
+ * published run of that name atomically.  source_version is stored in its
+ * runinfo.  The handle stays open and usable (now on the published run).
+ * Errors: EINVAL (not staged), ENOSPC, EIO. */
+int kv_run_publish(kv_run *r, const char *source_version);
+
+/* Discard a staged run and free *r.  Nothing of it remains. */
+void kv_run_abort(kv_run *r);
+
+/* Name of the run (valid while r is open). */
+const char *kv_run_name(const kv_run *r);
+
+/* Inode number of the run's root directory. */
+kv_ino kv_run_root(const kv_run *r);
+
+/* Flush everything written so far to stable storage.  Errors: EIO, ENOSPC. */
+int kv_run_sync(kv_run *r);
+
+/* Statistics of this run.  Errors: EIO. */
+int kv_run_statfs(kv_run *r, struct kv_statfs *st);
+
+/* Store / fetch a small named metadata value on the run (e.g. "dirty",
+ * "source-etag").  kv_run_getmeta copies at most cap bytes and sets *len to
+ * the full length.  Errors: ENOENT (getmeta, absent), E2BIG (> 64 KiB),
+ * EIO. */
+int kv_run_setmeta(kv_run *r, const char *key, const void *val, size_t len);
+int kv_run_getmeta(kv_run *r, const char *key, void *buf, size_t cap,
+                   size_t *len);
+int kv_run_delmeta(kv_run *r, const char *key);
+
+/* ---- inodes and names ------------------------------------------------- */
+
+/* Attributes of ino.  Errors: ENOENT (no such inode), EIO. */
+int kv_getattr(kv_run *r, kv_ino ino, struct kv_attr *a);
+
+/* Apply the fields in s->mask atomically; ctime becomes now unless
+ * KV_SET_CTIME.  *out (may be NULL) receives the new attributes.  Errors:
+ * ENOENT, EISDIR/EINVAL (size on a non-regular file), EFBIG, ENOSPC, EIO. */
+int kv_setattr(kv_run *r, kv_ino ino, const struct kv_sattr *s,
+               struct kv_attr *out);
+
+/* Find name in directory dir.  Errors: ENOENT, ENOTDIR, ENAMETOOLONG,
+ * EINVAL (bad name), EIO.  "." and ".." are resolved too (".." of the root
+ * is the root). */
+int kv_lookup(kv_run *r, kv_ino dir, const char *name, kv_ino *out);
+
+/* Parent directory of directory ino (the root is its own parent).
+ * Errors: ENOENT, ENOTDIR, EIO. */
+int kv_parent(kv_run *r, kv_ino dir, kv_ino *out);
+
+/* Create name in dir as described by n; fails if name exists.  *out (may be
+ * NULL) receives the new attributes.  Updates dir's mtime/ctime (and nlink
+ * for a new directory) in the same transaction.  Errors: EEXIST, ENOENT
+ * (dir), ENOTDIR, ENAMETOOLONG, EINVAL, ENOSPC, EIO. */
+int kv_mknode(kv_run *r, kv_ino dir, const char *name,
+              const struct kv_newnode *n, struct kv_attr *out);
+
+/* Read a symlink's target into buf (cap bytes, not NUL-terminated unless
+ * room), *len = full length.  Errors: ENOENT, EINVAL (not a symlink), EIO. */
+int kv_readlink(kv_run *r, kv_ino ino, char *buf, size_t cap, size_t *len);
+
+/* Add a hard link newname in newdir to existing non-directory ino.
+ * Errors: EEXIST, ENOENT, ENOTDIR, EPERM (ino is a directory), EMLINK,
+ * ENAMETOOLONG, EINVAL, ENOSPC, EIO. */
+int kv_link(kv_run *r, kv_ino ino, kv_ino newdir, const char *newname);
+
+/* Remove non-directory name from dir; the inode and its data go when nlink
+ * reaches 0.  Errors: ENOENT, ENOTDIR, EISDIR, EINVAL, EIO. */
+int kv_unlink(kv_run *r, kv_ino dir, const char *name);
+
+/* Remove empty directory name from dir.  Errors: ENOENT, ENOTDIR,
+ * ENOTEMPTY, EINVAL, EBUSY (the root), EIO. */
+int kv_rmdir(kv_run *r, kv_ino dir, const char *name);
+
+/* Rename sdir/sname to ddir/dname, atomically replacing a compatible
+ * existing target (file over file, empty dir over dir).  Errors: ENOENT,
+ * ENOTDIR, EISDIR, ENOTEMPTY, EEXIST, EINVAL (dir into its own subtree,
+ * bad name), EIO. */
+int kv_rename(kv_run *r, kv_ino sdir, const char *sname,
+              kv_ino ddir, const char *dname);
+
+/* One directory entry as given to a kv_readdir callback. */
+struct kv_dirent {
+    const char *name;
+    size_t namelen;
+    kv_ino ino;
+    uint64_t cookie;        /* pass back to resume *after* this entry */
+};
+
+/* List directory dir starting after cookie (0 = from the start; "." and
+ * ".." are not listed).  Cookies are stable: an entry keeps its cookie
+ * while it exists, and a listing resumed from a cookie continues exactly
+ * after that entry even if it was since removed.  cb returns nonzero to
+ * stop early; that value is returned.  Errors: ENOENT, ENOTDIR, EIO. */
+int kv_readdir(kv_run *r, kv_ino dir, uint64_t cookie,
+               int (*cb)(void *arg, const struct kv_dirent *de), void *arg);
+
+/* ---- file data -------------------------------------------------------- */
+
+/* Read up to len bytes at off.  *got = bytes read; *eof = true when the read
+ * reached end of file.  Holes read as zeros.  Errors: ENOENT, EISDIR,
+ * EINVAL (not a regular file), EIO. */
+int kv_read(kv_run *r, kv_ino ino, uint64_t off, void *buf, size_t len,
+            size_t *got, bool *eof);
+
+/* Write len bytes at off, extending the file as needed; updates
+ * size/mtime/ctime.  *out (may be NULL) receives the new attributes.
+ * Errors: ENOENT, EISDIR, EINVAL, EFBIG, ENOSPC, EIO. */
+int kv_write(kv_run *r, kv_ino ino, uint64_t off, const void *buf,
+             size_t len, struct kv_attr *out);
+
+/* Streaming writer for ingest: append data to a new regular file without a
+ * read-modify-write per call.  Begin on a file of size 0, append any number
+ * of chunks, then end (which sets the final size).  Errors as kv_write. */
+typedef struct kv_appender kv_appender;
+int kv_append_begin(kv_run *r, kv_ino ino, kv_appender **out);
+int kv_append(kv_appender *ap, const void *buf, size_t len);
+/* Skip len bytes (a hole).  Errors: EFBIG. */
+int kv_append_hole(kv_appender *ap, uint64_t len);
+/* Finish; frees ap whatever the result.  Errors: ENOSPC, EIO. */
+int kv_append_end(kv_appender *ap);
+
+/* ---- ingest ----------------------------------------------------------- */
+
+/* Pull callback: fill buf with up to cap bytes; return bytes read, 0 at end
+ * of input, or -errno on error. */
+typedef ssize_t (*kv_read_fn)(void *arg, void *buf, size_t cap);
+
+struct kv_ingest_result {
+    uint64_t files, dirs, symlinks, hardlinks, others;
+    uint64_t bytes;              /* file data bytes stored */
+    bool stripped_top;           /* members sat under NAME/, which became the root */
+    char error[512];             /* on failure: what went wrong, naming the member */
+};
+
+/* Stream a tar archive (ustar, pax, GNU; plain, gzip, bzip2, xz or zstd)
+ * from read_fn into a new run called name, published atomically with
+ * source_version when complete.  If every member lies under one top
+ * directory called exactly name (or name's last component), that directory
+ * becomes the run's root; otherwise members go under the root as they are.
+ * Absolute paths and ".." components are rejected (the whole ingest fails).
+ * Inode numbers are kv_ino_for(name, path).  On any error nothing is left
+ * behind and res->error says why.  Errors: EINVAL (bad name), EBADMSG
+ * (corrupt or hostile archive), EIO (read_fn failed or truncated input),
+ * ENOSPC, ENOMEM. */
+int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
+              const char *source_version, struct kv_ingest_result *res);
+
+/* The deterministic inode number for path (relative to the run root, no
+ * leading '/', "" for the root) in run name: a 63-bit hash, never below 16. */
+kv_ino kv_ino_for(const char *name, const char *path);
+
+#endif

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# run-suites: runs the test suites in tests/suites/ (all, or those named) and
+# prints one verdict line per suite, then the closing "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+export B="${B:-build-san}"
+export TARNFS_ROOT="$PWD"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+suites=()
+if [ $# -eq 0 ]; then
+  for s in tests/suites/*.sh; do [ -x "$s" ] && suites+=("$s"); done
+else
+  for n in "$@"; do
+    m=$(ls tests/suites/*"$n"*.sh 2>/dev/null | head -1)
+    [ -n "$m" ] || { echo "run-suites: no suite matches '$n'" >&2; exit 2; }
+    suites+=("$m")
+  done
+fi
+pass=0; fail=0; failed=()
+for s in "${suites[@]}"; do
+  name=$(basename "$s" .sh)
+  echo "=== suite $name"
+  start=$(date +%s)
+  if "$s"; then
+    pass=$((pass+1)); echo "=== PASS $name ($(( $(date +%s) - start ))s)"
+  else
+    fail=$((fail+1)); failed+=("$name"); echo "=== FAIL $name ($(( $(date +%s) - start ))s)"
+  fi
+done
+[ $fail -eq 0 ] || echo "failed suites: ${failed[*]}"
+echo "suites: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,53 @@
+/* log.c: the logging facility declared in log.h (stderr or syslog). */
+#include "util/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int log_to_syslog;
+static enum log_level log_max = LOG_LVL_INFO;
+static char log_ident[32] = "tarnfs";
+
+void log_setup(const char *ident, int use_syslog, enum log_level max)
+{
+    pthread_mutex_lock(&log_lock);
+    snprintf(log_ident, sizeof log_ident, "%s", ident ? ident : "tarnfs");
+    log_to_syslog = use_syslog;
+    log_max = max;
+    if (use_syslog)
+        openlog(log_ident, LOG_PID, LOG_DAEMON);
+    pthread_mutex_unlock(&log_lock);
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+    static const char *const tag[] = { "error", "warning", "info", "debug" };
+    char msg[2048];
+    va_list ap;
+
+    if (lvl > log_max)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (log_to_syslog) {
+        syslog(prio[lvl], "%s", msg);
+        return;
+    }
+    struct timespec ts;
+    struct tm tm;
+    char when[32];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%H:%M:%S", &tm);
+    pthread_mutex_lock(&log_lock);
+    fprintf(stderr, "%s.%03ld %s: %s: %s\n", when, ts.tv_nsec / 1000000,
+            log_ident, tag[lvl], msg);
+    pthread_mutex_unlock(&log_lock);
+}

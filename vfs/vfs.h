@@ -1,0 +1,184 @@
+/* vfs.h: the tarball namespace that nfsd serves.  vfs/ turns "one cache of
+ * runs" (and, with a source, "one bucket or NAS directory of tarballs") into
+ * a single tree: the root lists one directory per run; everything under a
+ * run is served from its kvstore database, fetched and ingested on first
+ * touch.  vfs/ calls kvstore/ and fetch/; it knows nothing of NFS or RPC.
+ *
+ * Conventions
+ *   - int-returning functions return 0 or a positive errno value.  Besides
+ *     the usual ones: ESTALE (the id names something that no longer exists),
+ *     EBADMSG (the id is malformed), EROFS (writes on a read-only vfs),
+ *     EXDEV (rename/link across runs), EIO (a fetch failed; logged).
+ *   - Nodes are named by a vfs_id: opaque bytes, at most VFS_ID_MAX, that
+ *     stay valid across restarts, eviction and re-fetch ("self-resolving").
+ *     nfsd wraps them into NFS file handles; vfs never sees handles.
+ *   - All functions are thread-safe and may block (a fetch); other runs and
+ *     cached data keep being served meanwhile.
+ *   - Permission checks are the caller's (nfsd's) job; vfs applies the
+ *     owner given in vfs_cred to new nodes.
+ */
+#ifndef TARNFS_VFS_H
+#define TARNFS_VFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define VFS_ID_MAX    44
+#define VFS_NAME_MAX  255
+#define VFS_PATH_MAX  4096
+
+typedef struct vfs vfs;
+
+struct vfs_id {
+    uint8_t len;
+    uint8_t b[VFS_ID_MAX];
+};
+
+enum vfs_type { VFS_REG = 1, VFS_DIR, VFS_BLK, VFS_CHR, VFS_LNK, VFS_SOCK, VFS_FIFO };
+
+struct vfs_attr {
+    enum vfs_type type;
+    uint32_t mode;              /* permission bits (07777) only */
+    uint32_t nlink, uid, gid;
+    uint64_t size, used;
+    uint32_t rdev_major, rdev_minor;
+    uint64_t fsid, fileid;
+    struct timespec atime, mtime, ctime;
+};
+
+/* Fields to set (nfsd's sattr3 after guard handling). */
+struct vfs_sattr {
+    bool set_mode, set_uid, set_gid, set_size, set_atime, set_mtime;
+    uint32_t mode, uid, gid;
+    uint64_t size;
+    struct timespec atime, mtime;   /* already resolved from SET_TO_SERVER_TIME */
+};
+
+struct vfs_cred { uint32_t uid, gid; };
+
+struct vfs_statfs {
+    uint64_t tbytes, fbytes, abytes, tfiles, ffiles, afiles;
+};
+
+struct vfs_config {
+    const char *cache_dir;        /* required */
+    const char *source;           /* NULL: serve the cache's runs only;
+                                     "/nas/dir" or "s3://bucket[/prefix]" */
+    const char *s3_endpoint;      /* NULL: AWS conventions (env, profile) */
+    bool read_only;
+    unsigned list_ttl_ms;         /* root listing cache TTL (0 = default) */
+    uint64_t cache_limit_bytes;   /* 0 = unlimited */
+    unsigned high_watermark_pct, low_watermark_pct;  /* 0 = defaults 90/75 */
+};
+
+/* Open a namespace as configured.  Errors: EINVAL (bad config, with a
+ * message logged), ENOENT (cache dir or NAS source missing), EACCES, EIO. */
+int vfs_open(const struct vfs_config *cfg, vfs **out);
+
+/* Close; waits for fetches in progress to finish or abort. */
+void vfs_close(vfs *v);
+
+/* The id of the namespace root. */
+void vfs_root(vfs *v, struct vfs_id *out);
+
+/* Attributes of id.  Errors: ESTALE, EBADMSG, EIO. */
+int vfs_getattr(vfs *v, const struct vfs_id *id, struct vfs_attr *a);
+
+/* Set attributes; *pre/*post (may be NULL) get the attributes before and
+ * after.  Errors: ESTALE, EBADMSG, EROFS, EINVAL, EFBIG, ENOSPC, EIO. */
+int vfs_setattr(vfs *v, const struct vfs_id *id, const struct vfs_sattr *s,
+                struct vfs_attr *pre, struct vfs_attr *post);
+
+/* Look name up in dir; fills *out and *a (a may be NULL).  Errors: ENOENT,
+ * ENOTDIR, ENAMETOOLONG, EINVAL, ESTALE, EBADMSG, EIO. */
+int vfs_lookup(vfs *v, const struct vfs_id *dir, const char *name,
+               struct vfs_id *out, struct vfs_attr *a);
+
+/* Parent of directory dir (the root is its own parent).  Errors: ENOTDIR,
+ * ESTALE, EBADMSG, EIO. */
+int vfs_parent(vfs *v, const struct vfs_id *dir, struct vfs_id *out);
+
+/* Read a symlink into buf; *len = its length.  Errors: EINVAL (not a
+ * symlink), ENAMETOOLONG (cap too small), ESTALE, EBADMSG, EIO. */
+int vfs_readlink(vfs *v, const struct vfs_id *id, char *buf, size_t cap,
+                 size_t *len);
+
+/* Read up to len bytes at off.  Errors: EISDIR, EINVAL, ESTALE, EBADMSG,
+ * EIO. */
+int vfs_read(vfs *v, const struct vfs_id *id, uint64_t off, void *buf,
+             size_t len, size_t *got, bool *eof);
+
+/* Write len bytes at off; if sync, data and metadata are durable on return.
+ * Errors: EROFS, EISDIR, EINVAL, EFBIG, ENOSPC, ESTALE, EBADMSG, EIO. */
+int vfs_write(vfs *v, const struct vfs_id *id, uint64_t off,
+              const void *buf, size_t len, bool sync,
+              struct vfs_attr *pre, struct vfs_attr *post);
+
+/* Make all data written to id durable.  Errors: ESTALE, EBADMSG, EIO. */
+int vfs_commit(vfs *v, const struct vfs_id *id);
+
+/* Create a node named name in dir: type VFS_REG, VFS_DIR, VFS_FIFO,
+ * VFS_SOCK, VFS_CHR, VFS_BLK (rdev used) or VFS_LNK (target used).  s gives
+ * initial attributes (mode, and optionally times/size), cred the owner.
+ * dir_pre/dir_post (may be NULL) get dir's attributes around the change.
+ * Errors: EEXIST, ENOENT, ENOTDIR, ENAMETOOLONG, EINVAL, EROFS, ENOSPC,
+ * ESTALE, EBADMSG, EIO, EACCES (at the root, when creating runs is off). */
+int vfs_create(vfs *v, const struct vfs_id *dir, const char *name,
+               enum vfs_type type, const struct vfs_sattr *s,
+               const struct vfs_cred *cred, uint32_t rdev_major,
+               uint32_t rdev_minor, const char *target,
+               struct vfs_id *out, struct vfs_attr *a,
+               struct vfs_attr *dir_pre, struct vfs_attr *dir_post);
+
+/* Remove a non-directory (is_dir false) or an empty directory (true).
+ * Errors: ENOENT, ENOTDIR, EISDIR, ENOTEMPTY, EROFS, EACCES, ESTALE,
+ * EBADMSG, EIO. */
+int vfs_remove(vfs *v, const struct vfs_id *dir, const char *name,
+               bool is_dir, struct vfs_attr *dir_pre,
+               struct vfs_attr *dir_post);
+
+/* Rename; fills the wcc attributes of both directories (may be NULL).
+ * Errors: EXDEV, ENOENT, ENOTDIR, EISDIR, ENOTEMPTY, EEXIST, EINVAL, EROFS,
+ * EACCES, ESTALE, EBADMSG, EIO. */
+int vfs_rename(vfs *v, const struct vfs_id *sdir, const char *sname,
+               const struct vfs_id *ddir, const char *dname,
+               struct vfs_attr *s_pre, struct vfs_attr *s_post,
+               struct vfs_attr *d_pre, struct vfs_attr *d_post);
+
+/* Hard link id as dir/name.  Errors: EXDEV, EEXIST, ENOENT, ENOTDIR,
+ * EPERM (directory), EMLINK, EROFS, ESTALE, EBADMSG, EIO. */
+int vfs_link(vfs *v, const struct vfs_id *id, const struct vfs_id *dir,
+             const char *name, struct vfs_attr *a,
+             struct vfs_attr *dir_pre, struct vfs_attr *dir_post);
+
+/* One entry given to a vfs_readdir callback.  id/a are filled only when
+ * the listing was asked with want_attrs. */
+struct vfs_dirent {
+    const char *name;
+    uint64_t fileid;
+    uint64_t cookie;            /* resume after this entry */
+    const struct vfs_id *id;
+    const struct vfs_attr *a;
+};
+
+/* List dir after cookie (0 = start; "." and ".." are not listed).  Cookies
+ * are stable for the life of the entry, across restarts.  *verf receives
+ * the directory's cookie verifier.  cb returns nonzero to stop; that value
+ * is returned.  Errors: ENOTDIR, ESTALE, EBADMSG, EIO. */
+int vfs_readdir(vfs *v, const struct vfs_id *dir, uint64_t cookie,
+                bool want_attrs, uint64_t *verf,
+                int (*cb)(void *arg, const struct vfs_dirent *de), void *arg);
+
+/* Filesystem statistics.  Errors: ESTALE, EBADMSG, EIO. */
+int vfs_statfs(vfs *v, const struct vfs_id *id, struct vfs_statfs *st);
+
+/* Counters for `tarnfs stats`. */
+struct vfs_stats {
+    uint64_t hits, misses, fetches, fetch_failures, bytes_fetched,
+             evictions, runs_cached, bytes_cached;
+};
+void vfs_get_stats(vfs *v, struct vfs_stats *st);
+
+#endif
