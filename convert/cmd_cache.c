@@ -1,0 +1,137 @@
+/* cmd_cache.c: "tarnfs cache": operator actions on the cache as a whole (ls, evict), one line each in a table. */
+#include "convert/cli.h"
+#include "convert/commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PROG "tarnfs cache"
+
+struct cache_action {
+    const char *name;
+    int (*run)(kv_cache *c, int argc, char **argv);
+    int npos;                   /* positional arguments it takes */
+    const char *args, *summary;
+};
+
+static int cache_ls(kv_cache *c, int argc, char **argv);
+static int cache_evict(kv_cache *c, int argc, char **argv);
+
+static const struct cache_action actions[] = {
+    { "ls",    cache_ls,    0, "",     "list the cached runs: size, files, created, source version" },
+    { "evict", cache_evict, 1, "NAME", "remove run NAME from the cache" },
+};
+#define N_ACTIONS (sizeof actions / sizeof actions[0])
+
+static void cache_usage(FILE *out)
+{
+    fprintf(out, "usage: tarnfs cache <action> --cache DIR [args]\n\nactions:\n");
+    for (size_t i = 0; i < N_ACTIONS; i++)
+        fprintf(out, "  %-6s %-5s %s\n", actions[i].name, actions[i].args,
+                actions[i].summary);
+    fprintf(out,
+            "\noptions:\n"
+            "  -c, --cache DIR   the cache directory\n"
+            "  -h, --help        this help\n"
+            "\n"
+            "cache ls prints one line per run: NAME, BYTES (data and metadata\n"
+            "stored), FILES (inodes), CREATED (UTC, when it was ingested) and\n"
+            "SOURCE (the source version recorded at ingest).\n");
+}
+
+static int print_run(void *arg, const struct kv_runinfo *ri)
+{
+    (void)arg;
+    char when[32];
+    struct tm tm;
+    time_t sec = ri->created.tv_sec;
+    gmtime_r(&sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%-40s %14llu %10llu %-20s %s\n", ri->name,
+           (unsigned long long)ri->bytes, (unsigned long long)ri->files, when,
+           ri->source_version[0] ? ri->source_version : "-");
+    return 0;
+}
+
+static int cache_ls(kv_cache *c, int argc, char **argv)
+{
+    printf("%-40s %14s %10s %-20s %s\n", "NAME", "BYTES", "FILES", "CREATED",
+           "SOURCE");
+    int err = kv_cache_list(c, print_run, NULL);
+    if (err) {
+        fprintf(stderr, "%s ls: listing runs: %s\n", PROG, strerror(err));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+static int cache_evict(kv_cache *c, int argc, char **argv)
+{
+    const char *name = argv[0];
+    while (*name == '/')
+        name++;             /* accept "/NAME" as ls shows it */
+    int err = kv_cache_evict(c, name);
+    if (err == ENOENT)
+        fprintf(stderr, "%s evict: no run '%s' in the cache\n", PROG, name);
+    else if (err == EINVAL)
+        fprintf(stderr, "%s evict: '%s' is not a valid run name\n", PROG,
+                name);
+    else if (err)
+        fprintf(stderr, "%s evict: %s: %s\n", PROG, name, strerror(err));
+    else
+        printf("evicted /%s\n", name);
+    return err ? CLI_FAIL : CLI_OK;
+}
+
+int cmd_cache(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "cache", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *cache_opt = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': cache_opt = optarg; break;
+        case 'h': cache_usage(stdout); return CLI_OK;
+        default:  cli_bad_option(PROG, argv, c); return CLI_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "%s: expected an action (ls, evict)\nTry '%s --help'.\n",
+                PROG, PROG);
+        return CLI_USAGE;
+    }
+    const struct cache_action *act = NULL;
+    for (size_t i = 0; i < N_ACTIONS; i++)
+        if (strcmp(argv[optind], actions[i].name) == 0)
+            act = &actions[i];
+    if (!act) {
+        fprintf(stderr, "%s: unknown action '%s'\nTry '%s --help'.\n", PROG,
+                argv[optind], PROG);
+        return CLI_USAGE;
+    }
+    int npos = argc - optind - 1;
+    if (npos != act->npos) {
+        fprintf(stderr, "%s %s: expected %s%s\n", PROG, act->name,
+                act->npos ? act->args : "no arguments",
+                act->npos ? "" : "");
+        return CLI_USAGE;
+    }
+    const char *dir = cli_cache_dir(PROG, cache_opt);
+    if (!dir)
+        return CLI_USAGE;
+    kv_cache *cache;
+    if (cli_open_cache(PROG, dir, false, &cache) != 0)
+        return CLI_FAIL;
+    int rc = act->run(cache, npos, argv + optind + 1);
+    kv_cache_close(cache);
+    return rc;
+}

@@ -1,0 +1,118 @@
+/* cmd_cat.c: "tarnfs cat": write the bytes of files in the cache to stdout. */
+#include "convert/cli.h"
+#include "convert/commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PROG "tarnfs cat"
+#define CAT_CHUNK (1024 * 1024)
+
+static const char cat_usage[] =
+    "usage: tarnfs cat --cache DIR /RUN/path/to/file ...\n"
+    "\n"
+    "Write the contents of each file to stdout.  Symlinks are followed within\n"
+    "their run.\n"
+    "\n"
+    "options:\n"
+    "  -c, --cache DIR   the cache directory\n"
+    "  -h, --help        this help\n";
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int cat_one(kv_cache *c, const char *path, char *buf)
+{
+    struct cli_target t;
+    int err = cli_resolve(c, path, true, &t);
+    if (err) {
+        cli_path_error(PROG, path, err);
+        return err;
+    }
+    if (!t.run) {
+        cli_path_error(PROG, path, EISDIR);
+        return EISDIR;
+    }
+    struct kv_attr a;
+    err = kv_getattr(t.run, t.ino, &a);
+    if (!err && S_ISDIR(a.mode))
+        err = EISDIR;
+    else if (!err && !S_ISREG(a.mode))
+        err = EINVAL;
+    uint64_t off = 0;
+    bool eof = false;
+    while (!err && !eof) {
+        size_t got;
+        err = kv_read(t.run, t.ino, off, buf, CAT_CHUNK, &got, &eof);
+        if (!err && got == 0)
+            break;
+        if (!err)
+            err = write_all(STDOUT_FILENO, buf, got);
+        off += got;
+    }
+    if (err == EINVAL)
+        fprintf(stderr, "%s: %s: not a regular file\n", PROG, path);
+    else if (err)
+        cli_path_error(PROG, path, err);
+    cli_target_close(&t);
+    return err;
+}
+
+int cmd_cat(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "cache", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *cache_opt = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': cache_opt = optarg; break;
+        case 'h': fputs(cat_usage, stdout); return CLI_OK;
+        default:  cli_bad_option(PROG, argv, c); return CLI_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "%s: expected /RUN/path/to/file\nTry '%s --help'.\n",
+                PROG, PROG);
+        return CLI_USAGE;
+    }
+    const char *dir = cli_cache_dir(PROG, cache_opt);
+    if (!dir)
+        return CLI_USAGE;
+    kv_cache *cache;
+    if (cli_open_cache(PROG, dir, false, &cache) != 0)
+        return CLI_FAIL;
+    char *buf = malloc(CAT_CHUNK);
+    int failed = 0;
+    if (!buf) {
+        fprintf(stderr, "%s: out of memory\n", PROG);
+        failed = 1;
+    }
+    for (int i = optind; buf && i < argc; i++)
+        if (cat_one(cache, argv[i], buf))
+            failed = 1;
+    free(buf);
+    kv_cache_close(cache);
+    return failed ? CLI_FAIL : CLI_OK;
+}

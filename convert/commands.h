@@ -1,0 +1,21 @@
+/* commands.h: the tarnfs tool's subcommands.  Each lives in its own file
+ * (cmd_<name>.c) and is listed with one line in tarnfs.c's table.  A
+ * subcommand gets argv[0] = its own name, parses its own options (--help
+ * included), prints its own errors prefixed "tarnfs <name>: ", and returns
+ * the process exit status: 0 ok, 1 failure, 2 bad usage. */
+#ifndef TARNFS_COMMANDS_H
+#define TARNFS_COMMANDS_H
+
+/* tarnfs ingest: stream a tarball (file or stdin) into the cache as one run. */
+int cmd_ingest(int argc, char **argv);
+
+/* tarnfs ls: list runs, directories and files of the cache. */
+int cmd_ls(int argc, char **argv);
+
+/* tarnfs cat: write a file's bytes to stdout. */
+int cmd_cat(int argc, char **argv);
+
+/* tarnfs cache: operate on the cache (ls, evict). */
+int cmd_cache(int argc, char **argv);
+
+#endif
