@@ -32,6 +32,7 @@ struct fetch_objinfo {
     char version[128];     /* ETag (S3) or "mtime-ns:size" (NAS): changes when
                               the object is replaced */
     bool is_prefix;        /* a common prefix ("dir/") from a delimiter list */
+    char sha256[65];       /* stored SHA-256 (hex) from stat/put, "" if none */
 };
 
 /* Called once per listed object or common prefix; nonzero stops. */
@@ -44,9 +45,13 @@ typedef ssize_t (*fetch_pull_fn)(void *arg, void *buf, size_t cap);
 struct fetch_put_opts {
     const char *if_match;          /* only replace this version (NULL: any) */
     bool if_none_match;            /* only create (fail if exists) */
-    const char *sha256_hex;        /* stored as metadata / sidecar if set */
-    size_t part_size;              /* S3 multipart part size (0: default) */
+    const char *sha256_hex;        /* expected SHA-256: the body is checked
+                                      against it (EIO on mismatch) */
+    size_t part_size;              /* S3 multipart part size (0: default,
+                                      8 MiB; bodies up to it go in one PUT) */
 };
+/* put always computes the body's SHA-256 while it streams and stores it (S3
+ * metadata x-amz-meta-sha256, NAS sidecar KEY.sha256); oi->sha256 gets it. */
 
 struct fetch_methods {
     const char *name;                                  /* "nas", "s3" */
@@ -76,7 +81,8 @@ struct fetch_config {
     const char *s3_endpoint;       /* overrides AWS_ENDPOINT_URL */
     const char *region, *access_key, *secret_key, *session_token, *profile;
     bool virtual_hosted;           /* S3 addressing style */
-    unsigned max_retries;          /* 0: default */
+    unsigned max_retries;          /* 0: default (5) */
+    unsigned retry_base_ms;        /* first backoff delay (0: default 100) */
 };
 
 /* Open the backend named by source: "/path/to/dir" (NAS) or
@@ -115,6 +121,13 @@ void fetch_close(fetch_backend *b);
  * "truncate:1" for S3 transport faults). */
 typedef int (*fetch_fault_fn)(void *arg, const char *op, const char *key);
 void fetch_set_fault(fetch_fault_fn fn, void *arg);
+/* Returns the errno the hook or TARNFS_FAULT injects for (op, key), or 0.
+ * Transport faults (op "http500", "reset", "truncate") return 1 to fire. */
 int fetch_fault_check(const char *op, const char *key);
+/* Replace the TARNFS_FAULT rules with spec (NULL: re-read the environment).
+ * spec: comma-separated "op:errno[:count[:key-substring]]", or for S3
+ * transport faults "http500|reset|truncate[:count[:key-substring]]"; a
+ * missing count means every time.  Errors: EINVAL (bad spec, none set). */
+int fetch_fault_set_spec(const char *spec);
 
 #endif

@@ -1,0 +1,262 @@
+/* fetch.c: picks the backend named by a source string, forwards calls to its
+ * method table, and runs the fault-injection hook before every call. */
+#include "fetch/fetch_impl.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int fetch_open(const char *source, const struct fetch_config *cfg,
+               fetch_backend **out, char *err, size_t errlen)
+{
+    static const struct fetch_config no_config;
+    char scratch[8];
+
+    if (!err || !errlen) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    *out = NULL;
+    if (!cfg)
+        cfg = &no_config;
+    if (!source || !*source) {
+        snprintf(err, errlen, "no source given (want /path/to/dir or s3://bucket[/prefix])");
+        return EINVAL;
+    }
+    if (strncmp(source, "s3://", 5) == 0)
+        return fetch_s3_open(source + 5, cfg, out, err, errlen);
+    if (source[0] == '/')
+        return fetch_nas_open(source, out, err, errlen);
+    snprintf(err, errlen, "source '%s' is neither an absolute directory path nor s3://bucket[/prefix]",
+             source);
+    return EINVAL;
+}
+
+int fetch_list(fetch_backend *b, const char *prefix, const char *delim,
+               fetch_list_cb cb, void *arg)
+{
+    int rc = fetch_fault_check("list", prefix ? prefix : "");
+    if (rc)
+        return rc;
+    return b->m->list(b, prefix ? prefix : "", delim, cb, arg);
+}
+
+int fetch_stat(fetch_backend *b, const char *key, struct fetch_objinfo *oi)
+{
+    int rc = fetch_fault_check("stat", key);
+    if (rc)
+        return rc;
+    return b->m->stat(b, key, oi);
+}
+
+int fetch_get(fetch_backend *b, const char *key, uint64_t off, uint64_t len,
+              fetch_stream **out)
+{
+    *out = NULL;
+    int rc = fetch_fault_check("open", key);
+    if (rc)
+        return rc;
+    return b->m->open(b, key, off, len, out);
+}
+
+ssize_t fetch_read(fetch_stream *s, void *buf, size_t cap)
+{
+    int rc = fetch_fault_check("read", s->key);
+    if (rc)
+        return -rc;
+    return s->m->read(s, buf, cap);
+}
+
+void fetch_stream_close(fetch_stream *s)
+{
+    if (s)
+        s->m->close(s);
+}
+
+int fetch_put(fetch_backend *b, const char *key, fetch_pull_fn pull,
+              void *arg, const struct fetch_put_opts *o,
+              struct fetch_objinfo *oi)
+{
+    static const struct fetch_put_opts defaults;
+    int rc = fetch_fault_check("put", key);
+    if (rc)
+        return rc;
+    return b->m->put(b, key, pull, arg, o ? o : &defaults, oi);
+}
+
+int fetch_delete(fetch_backend *b, const char *key)
+{
+    int rc = fetch_fault_check("del", key);
+    if (rc)
+        return rc;
+    return b->m->del(b, key);
+}
+
+void fetch_close(fetch_backend *b)
+{
+    if (b)
+        b->m->close(b);
+}
+
+void fetch_hex(const unsigned char *bytes, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+bool fetch_is_sha256_hex(const char *s)
+{
+    size_t i;
+    for (i = 0; s[i]; i++)
+        if (!strchr("0123456789abcdefABCDEF", s[i]))
+            return false;
+    return i == 64;
+}
+
+/* ---- fault injection -------------------------------------------------- */
+
+struct fault_rule {
+    char op[16];
+    char key_substring[256];
+    int err;                    /* errno, or 1 for a transport fault */
+    long remaining;             /* -1: every time */
+};
+
+#define MAX_FAULT_RULES 16
+
+/* Process-wide by design: tests flip faults for every thread at once. */
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static fetch_fault_fn fault_hook;
+static void *fault_hook_arg;
+static struct fault_rule fault_rules[MAX_FAULT_RULES];
+static int fault_rule_count;
+static bool fault_env_read;
+
+static bool is_transport_fault(const char *op)
+{
+    return !strcmp(op, "http500") || !strcmp(op, "reset") || !strcmp(op, "truncate");
+}
+
+/* Parse spec into the rule table; caller holds fault_lock. */
+static int parse_fault_spec(const char *spec)
+{
+    struct fault_rule rules[MAX_FAULT_RULES];
+    int n = 0;
+    char *copy = strdup(spec), *save = NULL;
+
+    if (!copy)
+        return ENOMEM;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *fields[4] = { 0 };
+        int nf = 0;
+        char *p = item;
+        while (nf < 4) {
+            fields[nf++] = p;
+            /* the key substring (last field) may itself contain ':' */
+            if (nf == 4 || !(p = strchr(p, ':')))
+                break;
+            *p++ = '\0';
+        }
+        if (n == MAX_FAULT_RULES || !fields[0][0] || strlen(fields[0]) >= sizeof rules[0].op)
+            goto bad;
+        struct fault_rule *r = &rules[n++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->op, sizeof r->op, "%s", fields[0]);
+        r->remaining = -1;
+        int next = 1;
+        if (is_transport_fault(r->op)) {
+            r->err = 1;
+        } else {
+            char *end;
+            if (nf < 2 || !*fields[1])
+                goto bad;
+            r->err = (int)strtol(fields[1], &end, 10);
+            if (*end || r->err <= 0)
+                goto bad;
+            next = 2;
+        }
+        if (nf > next && *fields[next]) {
+            char *end;
+            r->remaining = strtol(fields[next], &end, 10);
+            if (*end || r->remaining < 0)
+                goto bad;
+        }
+        if (nf > next + 1)
+            snprintf(r->key_substring, sizeof r->key_substring, "%s", fields[next + 1]);
+    }
+    free(copy);
+    memcpy(fault_rules, rules, sizeof rules);
+    fault_rule_count = n;
+    return 0;
+bad:
+    free(copy);
+    log_error("fetch: bad fault spec '%s' (want op:errno[:count[:key]] or "
+              "http500|reset|truncate[:count[:key]])", spec);
+    return EINVAL;
+}
+
+void fetch_set_fault(fetch_fault_fn fn, void *arg)
+{
+    pthread_mutex_lock(&fault_lock);
+    fault_hook = fn;
+    fault_hook_arg = arg;
+    pthread_mutex_unlock(&fault_lock);
+}
+
+int fetch_fault_set_spec(const char *spec)
+{
+    int rc = 0;
+    pthread_mutex_lock(&fault_lock);
+    fault_env_read = true;
+    fault_rule_count = 0;
+    if (!spec)
+        spec = getenv("TARNFS_FAULT");
+    if (spec && *spec)
+        rc = parse_fault_spec(spec);
+    pthread_mutex_unlock(&fault_lock);
+    return rc;
+}
+
+int fetch_fault_check(const char *op, const char *key)
+{
+    fetch_fault_fn hook;
+    void *hook_arg;
+    int rc = 0;
+
+    pthread_mutex_lock(&fault_lock);
+    if (!fault_env_read) {
+        const char *spec = getenv("TARNFS_FAULT");
+        fault_env_read = true;
+        if (spec && *spec)
+            parse_fault_spec(spec);
+    }
+    hook = fault_hook;
+    hook_arg = fault_hook_arg;
+    for (int i = 0; i < fault_rule_count && !rc; i++) {
+        struct fault_rule *r = &fault_rules[i];
+        if (strcmp(r->op, op) != 0 || r->remaining == 0)
+            continue;
+        if (r->key_substring[0] && (!key || !strstr(key, r->key_substring)))
+            continue;
+        if (r->remaining > 0)
+            r->remaining--;
+        rc = r->err;
+    }
+    pthread_mutex_unlock(&fault_lock);
+    if (rc) {
+        log_debug("fetch: injected fault %s on %s: %d", op, key ? key : "", rc);
+        return rc;
+    }
+    /* The hook runs unlocked so it may itself call fetch_set_fault. */
+    if (hook)
+        rc = hook(hook_arg, op, key ? key : "");
+    return rc;
+}

@@ -1,0 +1,39 @@
+/* fetch_impl.h: what the backends share inside fetch/ (not for callers):
+ * the stream base, the backend constructors and small helpers. */
+#ifndef TARNFS_FETCH_IMPL_H
+#define TARNFS_FETCH_IMPL_H
+
+#include "fetch/fetch.h"
+
+#include <openssl/evp.h>
+
+struct fetch_stream_methods {
+    /* Same contract as fetch_read. */
+    ssize_t (*read)(fetch_stream *s, void *buf, size_t cap);
+    void (*close)(fetch_stream *s);
+};
+
+/* Base of every stream ("subclasses" put this first). */
+struct fetch_stream {
+    const struct fetch_stream_methods *m;
+    char key[1024];                /* for the fault hook and messages */
+};
+
+/* Open a NAS backend on directory dir.  Errors: ENOENT, ENOTDIR, EACCES
+ * (message in err). */
+int fetch_nas_open(const char *dir, fetch_backend **out, char *err,
+                   size_t errlen);
+
+/* Open an S3 backend on bucket[/prefix] (the text after "s3://").
+ * Errors: EINVAL (no credentials / bad endpoint), ENOENT (no bucket),
+ * EACCES (credentials refused), EIO (message in err). */
+int fetch_s3_open(const char *bucket_and_prefix, const struct fetch_config *cfg,
+                  fetch_backend **out, char *err, size_t errlen);
+
+/* Write the lowercase hex of n bytes into out (2n+1 bytes). */
+void fetch_hex(const unsigned char *bytes, size_t n, char *out);
+
+/* True if s is exactly 64 hex digits. */
+bool fetch_is_sha256_hex(const char *s);
+
+#endif

@@ -1,0 +1,580 @@
+/* nas.c: the NAS backend: a directory of tarballs (sub-directories are key
+ * prefixes), read with pread and replaced atomically by temp file + rename. */
+#include "fetch/fetch_impl.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TMP_PREFIX ".tarnfs-tmp."
+#define SIDECAR_SUFFIX ".sha256"
+#define MAX_WALK_DEPTH 64
+#define PUT_CHUNK (1u << 20)
+
+struct nas_backend {
+    fetch_backend base;
+    int dirfd;
+    char dir[PATH_MAX];
+};
+
+struct nas_stream {
+    fetch_stream base;
+    int fd;
+    uint64_t pos, end;
+};
+
+static struct nas_backend *nas_of(fetch_backend *b)
+{
+    return (struct nas_backend *)b;
+}
+
+/* Keys are relative paths below the directory: no absolute paths, no "."
+ * or ".." components, no empty components, nothing hidden (our temp files
+ * start with a dot), so a key can never name a file outside the tree. */
+static int check_key(const char *key)
+{
+    const char *p = key;
+    if (!key || !*key || strlen(key) >= PATH_MAX / 2)
+        return EINVAL;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 0 || len > NAME_MAX || p[0] == '.')
+            return EINVAL;
+        if (!slash)
+            break;
+        p = slash + 1;
+        if (!*p)
+            return EINVAL;      /* trailing slash: a prefix, not a key */
+    }
+    return 0;
+}
+
+static void version_of(const struct stat *st, char *out, size_t outlen)
+{
+    long long ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+    snprintf(out, outlen, "%lld:%llu", ns, (unsigned long long)st->st_size);
+}
+
+static void fill_info(struct fetch_objinfo *oi, const char *key, const struct stat *st)
+{
+    memset(oi, 0, sizeof *oi);
+    snprintf(oi->key, sizeof oi->key, "%s", key);
+    oi->size = (uint64_t)st->st_size;
+    oi->mtime = st->st_mtim;
+    version_of(st, oi->version, sizeof oi->version);
+}
+
+/* Read KEY.sha256 (sha256sum format) into out, or leave out empty. */
+static void read_sidecar(struct nas_backend *nb, const char *key, char out[65])
+{
+    char path[PATH_MAX], buf[65];
+    out[0] = '\0';
+    if (snprintf(path, sizeof path, "%s%s", key, SIDECAR_SUFFIX) >= (int)sizeof path)
+        return;
+    int fd = openat(nb->dirfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = pread(fd, buf, 64, 0);
+    close(fd);
+    if (n != 64)
+        return;
+    buf[64] = '\0';
+    if (fetch_is_sha256_hex(buf))
+        for (int i = 0; i < 65; i++)
+            out[i] = (char)(buf[i] >= 'A' && buf[i] <= 'F' ? buf[i] + 32 : buf[i]);
+}
+
+/* ---- list ------------------------------------------------------------- */
+
+struct key_list {
+    struct fetch_objinfo *items;
+    size_t n, cap;
+};
+
+static int key_list_add(struct key_list *kl, const struct fetch_objinfo *oi)
+{
+    if (kl->n == kl->cap) {
+        size_t cap = kl->cap ? kl->cap * 2 : 64;
+        void *p = realloc(kl->items, cap * sizeof *kl->items);
+        if (!p)
+            return ENOMEM;
+        kl->items = p;
+        kl->cap = cap;
+    }
+    kl->items[kl->n++] = *oi;
+    return 0;
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+    /* S3 lists in byte order of the UTF-8 key; so do we. */
+    return strcmp(((const struct fetch_objinfo *)a)->key, ((const struct fetch_objinfo *)b)->key);
+}
+
+/* dst = key + "/"; the caller checked key leaves room in a key buffer. */
+static void append_slash(char *dst, const char *key)
+{
+    size_t len = strlen(key);
+    memcpy(dst, key, len);
+    dst[len] = '/';
+    dst[len + 1] = '\0';
+}
+
+/* Collect entries of directory dfd (whose key prefix is dirkey, "" or
+ * ending in '/') whose names start with name_prefix.  With recurse, walk
+ * sub-directories; otherwise report them as common prefixes. */
+static int collect(int dfd, const char *dirkey, const char *name_prefix, bool recurse,
+                   int depth, struct key_list *kl)
+{
+    DIR *d = fdopendir(dfd);
+    int rc = 0;
+    if (!d) {
+        rc = errno;
+        close(dfd);
+        return rc;
+    }
+    size_t plen = strlen(name_prefix);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        if (name[0] == '.' || strncmp(name, name_prefix, plen) != 0)
+            continue;
+        size_t nlen = strlen(name);
+        if (nlen > sizeof(((struct fetch_objinfo *)0)->key) - 2 - strlen(dirkey))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), name, &st, 0) != 0)
+            continue;           /* vanished or dangling symlink */
+        struct fetch_objinfo oi;
+        char key[sizeof oi.key];
+        snprintf(key, sizeof key, "%s%s", dirkey, name);
+        if (S_ISREG(st.st_mode)) {
+            fill_info(&oi, key, &st);
+            rc = key_list_add(kl, &oi);
+        } else if (S_ISDIR(st.st_mode)) {
+            if (!recurse) {
+                memset(&oi, 0, sizeof oi);
+                append_slash(oi.key, key);
+                oi.is_prefix = true;
+                rc = key_list_add(kl, &oi);
+            } else if (depth < MAX_WALK_DEPTH) {
+                struct stat lst;
+                /* A symlinked directory could loop: walk real ones only. */
+                if (fstatat(dirfd(d), name, &lst, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(lst.st_mode))
+                    continue;
+                int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (sub < 0)
+                    continue;
+                char subkey[sizeof oi.key];
+                append_slash(subkey, key);
+                rc = collect(sub, subkey, "", true, depth + 1, kl);
+            }
+        }
+        if (rc)
+            break;
+    }
+    closedir(d);
+    return rc;
+}
+
+static int nas_list(fetch_backend *b, const char *prefix, const char *delimiter,
+                    fetch_list_cb cb, void *arg)
+{
+    struct nas_backend *nb = nas_of(b);
+    bool recurse = !delimiter || !*delimiter;
+    struct key_list kl = { 0 };
+    char dirkey[PATH_MAX];
+    const char *slash = strrchr(prefix, '/');
+    const char *name_prefix = slash ? slash + 1 : prefix;
+    size_t dlen = slash ? (size_t)(slash - prefix + 1) : 0;
+    int rc;
+
+    if (!recurse && strcmp(delimiter, "/") != 0)
+        return EINVAL;          /* a directory tree only folds at '/' */
+    if (dlen >= sizeof dirkey)
+        return EINVAL;
+    memcpy(dirkey, prefix, dlen);
+    dirkey[dlen] = '\0';
+    if (dlen) {
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%.*s", (int)dlen - 1, prefix);
+        if (check_key(sub) != 0)
+            return 0;           /* no key can live there */
+    }
+    int dfd = openat(nb->dirfd, dlen ? dirkey : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return (errno == ENOENT || errno == ENOTDIR) ? 0 : errno;
+    rc = collect(dfd, dirkey, name_prefix, recurse, 0, &kl);
+    if (!rc) {
+        qsort(kl.items, kl.n, sizeof *kl.items, compare_keys);
+        for (size_t i = 0; i < kl.n; i++)
+            if (cb(arg, &kl.items[i]) != 0)
+                break;
+    } else {
+        log_error("fetch: listing %s/%s failed: %s", nb->dir, dirkey, strerror(rc));
+    }
+    free(kl.items);
+    return rc;
+}
+
+/* ---- stat / open / read ----------------------------------------------- */
+
+static int nas_stat(fetch_backend *b, const char *key, struct fetch_objinfo *oi)
+{
+    struct nas_backend *nb = nas_of(b);
+    struct stat st;
+    if (check_key(key))
+        return ENOENT;
+    if (fstatat(nb->dirfd, key, &st, 0) != 0)
+        return errno == ENOTDIR ? ENOENT : errno;
+    if (!S_ISREG(st.st_mode))
+        return ENOENT;
+    fill_info(oi, key, &st);
+    read_sidecar(nb, key, oi->sha256);
+    return 0;
+}
+
+static ssize_t nas_read(fetch_stream *s, void *buf, size_t cap)
+{
+    struct nas_stream *ns = (struct nas_stream *)s;
+    if (ns->pos >= ns->end || cap == 0)
+        return 0;
+    if (cap > ns->end - ns->pos)
+        cap = (size_t)(ns->end - ns->pos);
+    for (;;) {
+        ssize_t n = pread(ns->fd, buf, cap, (off_t)ns->pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;        /* the file shrank under us: never a clean end */
+        ns->pos += (uint64_t)n;
+        return n;
+    }
+}
+
+static void nas_stream_close(fetch_stream *s)
+{
+    struct nas_stream *ns = (struct nas_stream *)s;
+    close(ns->fd);
+    free(ns);
+}
+
+static const struct fetch_stream_methods nas_stream_methods = {
+    .read = nas_read,
+    .close = nas_stream_close,
+};
+
+static int nas_open(fetch_backend *b, const char *key, uint64_t off, uint64_t len,
+                    fetch_stream **out)
+{
+    struct nas_backend *nb = nas_of(b);
+    struct stat st;
+    if (check_key(key))
+        return ENOENT;
+    int fd = openat(nb->dirfd, key, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return (errno == ENOTDIR || errno == ELOOP) ? ENOENT : errno;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return ENOENT;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    if (off > size) {
+        close(fd);
+        return EINVAL;
+    }
+    struct nas_stream *ns = calloc(1, sizeof *ns);
+    if (!ns) {
+        close(fd);
+        return ENOMEM;
+    }
+    ns->base.m = &nas_stream_methods;
+    snprintf(ns->base.key, sizeof ns->base.key, "%s", key);
+    ns->fd = fd;
+    ns->pos = off;
+    ns->end = (len == 0 || len > size - off) ? size : off + len;
+    posix_fadvise(fd, (off_t)off, (off_t)(ns->end - off), POSIX_FADV_SEQUENTIAL);
+    *out = &ns->base;
+    return 0;
+}
+
+/* ---- put / delete ----------------------------------------------------- */
+
+/* Create the parent directories of key below dirfd and open the last one. */
+static int open_parent(struct nas_backend *nb, const char *key, int *pfd)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", key);
+    char *last = strrchr(path, '/');
+    if (!last) {
+        *pfd = openat(nb->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return *pfd < 0 ? errno : 0;
+    }
+    *last = '\0';
+    for (char *p = strchr(path, '/');; p = strchr(p + 1, '/')) {
+        if (p)
+            *p = '\0';
+        if (mkdirat(nb->dirfd, path, 0755) != 0 && errno != EEXIST)
+            return errno;
+        if (!p)
+            break;
+        *p = '/';
+    }
+    *pfd = openat(nb->dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return *pfd < 0 ? errno : 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Make a temp file in pfd named after base; returns fd, name in tmp. */
+static int make_temp(int pfd, const char *base, char *tmp, size_t tmplen)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned long r = ((unsigned long)random() << 16) ^ (unsigned long)getpid() ^ (unsigned long)attempt;
+        snprintf(tmp, tmplen, TMP_PREFIX "%.150s.%lx", base, r);
+        int fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0 || errno != EEXIST)
+            return fd < 0 ? -errno : fd;
+    }
+    return -EEXIST;
+}
+
+/* Write the sidecar for base in pfd atomically ("HEX  base\n", the format
+ * sha256sum -c reads). */
+static int write_sidecar(int pfd, const char *base, const char *hex)
+{
+    char tmp[NAME_MAX + 1], name[NAME_MAX + 1], line[80 + NAME_MAX];
+    if (snprintf(name, sizeof name, "%s" SIDECAR_SUFFIX, base) >= (int)sizeof name)
+        return ENAMETOOLONG;
+    int fd = make_temp(pfd, name, tmp, sizeof tmp);
+    if (fd < 0)
+        return -fd;
+    int len = snprintf(line, sizeof line, "%s  %s\n", hex, base);
+    int rc = write_all(fd, line, (size_t)len);
+    if (!rc && fsync(fd) != 0)
+        rc = errno;
+    close(fd);
+    if (!rc && renameat(pfd, tmp, pfd, name) != 0)
+        rc = errno;
+    if (rc)
+        unlinkat(pfd, tmp, 0);
+    return rc;
+}
+
+/* Publish tmp as base in pfd, honouring the preconditions.  The caller
+ * holds the directory lock. */
+static int publish(int pfd, const char *tmp, const char *base, const struct fetch_put_opts *o)
+{
+    char sidecar[NAME_MAX + 8];
+    struct stat st;
+    bool exists = fstatat(pfd, base, &st, 0) == 0;
+
+    if (o->if_match) {
+        char cur[128];
+        if (!exists)
+            return ECANCELED;
+        version_of(&st, cur, sizeof cur);
+        if (strcmp(cur, o->if_match) != 0)
+            return ECANCELED;
+    }
+    if (o->if_none_match && exists)
+        return ECANCELED;
+    /* No stale checksum may ever describe the new file: drop it first. */
+    snprintf(sidecar, sizeof sidecar, "%s" SIDECAR_SUFFIX, base);
+    if (unlinkat(pfd, sidecar, 0) != 0 && errno != ENOENT)
+        return errno;
+    if (o->if_none_match) {
+        if (renameat2(pfd, tmp, pfd, base, RENAME_NOREPLACE) == 0)
+            return 0;
+        if (errno == EEXIST)
+            return ECANCELED;
+        if (errno != EINVAL && errno != ENOSYS)
+            return errno;
+        /* Filesystem without RENAME_NOREPLACE: link(2) never replaces. */
+        if (linkat(pfd, tmp, pfd, base, 0) != 0)
+            return errno == EEXIST ? ECANCELED : errno;
+        unlinkat(pfd, tmp, 0);
+        return 0;
+    }
+    return renameat(pfd, tmp, pfd, base) == 0 ? 0 : errno;
+}
+
+static int nas_put(fetch_backend *b, const char *key, fetch_pull_fn pull, void *arg,
+                   const struct fetch_put_opts *o, struct fetch_objinfo *oi)
+{
+    struct nas_backend *nb = nas_of(b);
+    char tmp[NAME_MAX + 1], hex[65];
+    unsigned char digest[32];
+    int pfd = -1, fd = -1, rc;
+    bool tmp_made = false;
+    char *buf = NULL;
+    EVP_MD_CTX *md = NULL;
+
+    if ((rc = check_key(key)))
+        return rc;
+    const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+    if (strlen(base) + strlen(SIDECAR_SUFFIX) > NAME_MAX)
+        return ENAMETOOLONG;
+    if ((rc = open_parent(nb, key, &pfd)))
+        goto out;
+    fd = make_temp(pfd, base, tmp, sizeof tmp);
+    if (fd < 0) {
+        rc = -fd;
+        fd = -1;
+        goto out;
+    }
+    tmp_made = true;
+    buf = malloc(PUT_CHUNK);
+    md = EVP_MD_CTX_new();
+    if (!buf || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = pull(arg, buf, PUT_CHUNK);
+        if (n < 0) {
+            rc = (int)-n;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(md, buf, (size_t)n);
+        if ((rc = write_all(fd, buf, (size_t)n)))
+            goto out;
+    }
+    EVP_DigestFinal_ex(md, digest, NULL);
+    fetch_hex(digest, sizeof digest, hex);
+    if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
+        log_error("fetch: %s: body SHA-256 %s differs from the expected %s; not stored",
+                  key, hex, o->sha256_hex);
+        rc = EIO;
+        goto out;
+    }
+    if (fsync(fd) != 0) {
+        rc = errno;
+        goto out;
+    }
+    close(fd);
+    fd = -1;
+    /* The lock makes check-then-rename atomic against other tarnfs writers
+     * of this directory (flock on a directory works on local filesystems). */
+    flock(pfd, LOCK_EX);
+    rc = publish(pfd, tmp, base, o);
+    if (!rc) {
+        tmp_made = false;
+        rc = write_sidecar(pfd, base, hex);
+        if (!rc && fsync(pfd) != 0)
+            rc = errno;
+    }
+    flock(pfd, LOCK_UN);
+    if (!rc && oi) {
+        struct stat st;
+        if (fstatat(pfd, base, &st, 0) == 0) {
+            fill_info(oi, key, &st);
+            memcpy(oi->sha256, hex, sizeof hex);
+        }
+    }
+out:
+    if (rc && rc != ECANCELED)
+        log_error("fetch: storing %s/%s failed: %s", nb->dir, key, strerror(rc));
+    if (fd >= 0)
+        close(fd);
+    if (tmp_made)
+        unlinkat(pfd, tmp, 0);
+    if (pfd >= 0)
+        close(pfd);
+    free(buf);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+static int nas_del(fetch_backend *b, const char *key)
+{
+    struct nas_backend *nb = nas_of(b);
+    char sidecar[PATH_MAX];
+    int rc, pfd;
+    struct stat st;
+
+    if (check_key(key))
+        return ENOENT;
+    if (fstatat(nb->dirfd, key, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOTDIR ? ENOENT : errno;
+    if (S_ISDIR(st.st_mode))
+        return ENOENT;
+    if ((rc = open_parent(nb, key, &pfd)))
+        return rc;
+    const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+    snprintf(sidecar, sizeof sidecar, "%s" SIDECAR_SUFFIX, base);
+    if (unlinkat(pfd, base, 0) != 0)
+        rc = errno;
+    else if (unlinkat(pfd, sidecar, 0) != 0 && errno != ENOENT)
+        rc = errno;
+    if (!rc && fsync(pfd) != 0)
+        rc = errno;
+    close(pfd);
+    return rc;
+}
+
+static void nas_close(fetch_backend *b)
+{
+    struct nas_backend *nb = nas_of(b);
+    close(nb->dirfd);
+    free(nb);
+}
+
+static const struct fetch_methods nas_methods = {
+    .name = "nas",
+    .list = nas_list,
+    .stat = nas_stat,
+    .open = nas_open,
+    .put = nas_put,
+    .del = nas_del,
+    .close = nas_close,
+};
+
+int fetch_nas_open(const char *dir, fetch_backend **out, char *err, size_t errlen)
+{
+    struct nas_backend *nb = calloc(1, sizeof *nb);
+    if (!nb)
+        return ENOMEM;
+    if (strlen(dir) >= sizeof nb->dir) {
+        free(nb);
+        snprintf(err, errlen, "NAS directory path is too long");
+        return EINVAL;
+    }
+    snprintf(nb->dir, sizeof nb->dir, "%s", dir);
+    nb->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (nb->dirfd < 0) {
+        int rc = errno;
+        snprintf(err, errlen, "NAS directory %s: %s", dir, strerror(rc));
+        free(nb);
+        return rc;
+    }
+    nb->base.m = &nas_methods;
+    *out = &nb->base;
+    return 0;
+}
