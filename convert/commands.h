@@ -18,4 +18,8 @@ int cmd_cat(int argc, char **argv);
 /* tarnfs cache: operate on the cache (ls, evict). */
 int cmd_cache(int argc, char **argv);
 
+/* tarnfs convert: turn run directories into tarballs (S3, a NAS dir or in
+ * place); see convert/convert.h. */
+int cmd_convert(int argc, char **argv);
+
 #endif

@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
     { "ls",     cmd_ls,     "list runs, directories and files in the cache" },
     { "cat",    cmd_cat,    "write a cached file's bytes to stdout" },
     { "cache",  cmd_cache,  "list the cached runs, or evict one" },
+    { "convert", cmd_convert, "turn run directories into tarballs (S3, NAS dir, in place)" },
 };
 
 static void usage(FILE *out)

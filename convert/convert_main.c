@@ -1,0 +1,839 @@
+/* convert_main.c: `tarnfs convert`: options, the run queue worked by -j threads, resume/verify/delete policy, progress display, summary and exit code. */
+#include "convert/convert.h"
+#include "convert/convert_internal.h"
+#include "convert/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG "tarnfs convert"
+
+enum target_kind { TARGET_NONE, TARGET_IN_PLACE, TARGET_DIR, TARGET_S3 };
+enum naming { NAMING_FLAT, NAMING_PATH };
+enum run_status { RUN_PENDING, RUN_ACTIVE, RUN_DONE, RUN_UP_TO_DATE, RUN_FAILED };
+
+struct convert_opts {
+    enum target_kind kind;
+    const char *to;
+    const char *s3_endpoint;
+    enum naming naming;
+    enum conv_compress comp;
+    bool verify, delete_source, force, list;
+    unsigned jobs;
+    size_t part_size;
+    int progress;               /* -1 auto (a terminal), 0 off, 1 on */
+    struct conv_discover_opts disc;
+};
+
+struct run_slot {
+    struct conv_run *run;
+    char *key;                  /* target key / name relative to the target */
+    char *dir, *name;           /* file targets: directory and file name */
+    char *display;              /* where it goes, for messages */
+    _Atomic int status;
+    struct conv_counters ctr;
+    _Atomic uint64_t total_bytes, total_files; /* known once scanned */
+    _Atomic bool scanned;
+    uint64_t tar_bytes;
+    double secs;
+    char msg[600];
+};
+
+struct convert_ctx {
+    struct convert_opts *o;
+    struct run_slot *slots;
+    size_t n;
+    _Atomic size_t next;
+    fetch_backend *backend;
+    pthread_mutex_t out_mu;     /* one writer of stdout/stderr at a time */
+    bool tty;
+    bool progress_shown;
+    struct timespec start;
+};
+
+/* Set by SIGINT/SIGTERM; every writer and reader polls it. */
+static atomic_bool convert_cancel;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&convert_cancel, true);
+}
+
+static double now_sec(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void human_bytes(uint64_t b, char *out, size_t cap)
+{
+    static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, cap, u ? "%.2f %s" : "%.0f %s", v, unit[u]);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"usage: tarnfs convert SRC_TREE... (--to s3://BUCKET[/PREFIX] | --to DIR | --in-place)\n"
+"                      [options]\n"
+"       tarnfs convert SRC_TREE... --list [--to ...]\n"
+"\n"
+"Finds the sequencing-run directories under each SRC_TREE and writes one\n"
+"tarball per run: RUN.tar, whose members all start with RUN/ as with\n"
+"`tar -cf RUN.tar RUN`.  Deterministic pax: the same tree gives the same bytes.\n"
+"\n"
+"A run is a directory holding RunInfo.xml and CopyComplete.txt, or\n"
+"RTAComplete.txt/.xml when there is no CopyComplete.txt.  Directories inside\n"
+"a run belong to it.  Symlinks are never followed.\n"
+"\n"
+"targets:\n"
+"  --to s3://BUCKET[/PREFIX]  multipart upload, streamed (no temporary file)\n"
+"  --to DIR                   write DIR/RUN.tar (temporary name, fsync, rename)\n"
+"  --in-place                 write RUN.tar beside each run directory\n"
+"  --s3-endpoint URL          S3 endpoint (else AWS_ENDPOINT_URL; credentials\n"
+"                             from AWS_* variables or ~/.aws/credentials)\n"
+"discovery:\n"
+"  --marker FILE              a run is a directory holding FILE (repeatable:\n"
+"                             all must exist); replaces the default test\n"
+"  --min-age DURATION         skip runs changed less than DURATION ago\n"
+"                             (e.g. 90s, 30m, 2h, 1d)\n"
+"  --exclude GLOB             skip directories whose path, path below the\n"
+"                             source or name matches GLOB (repeatable)\n"
+"  --list                     print what would be converted and why, then exit\n"
+"output:\n"
+"  --naming flat|path         object name: RUN.tar (default) or the path below\n"
+"                             SRC_TREE, e.g. proj/2024/RUN.tar\n"
+"  --compress gzip|zstd|none  compress the tarball (RUN.tar.gz / RUN.tar.zst)\n"
+"  --part-size SIZE           S3 multipart part size (e.g. 16M; default 8M)\n"
+"safety:\n"
+"  --verify                   read each result back and check it against the\n"
+"                             source: member list, sizes, content hashes\n"
+"  --delete-source            delete a run directory once its tarball is\n"
+"                             verified (requires --verify)\n"
+"  --force                    redo runs whose target is already up to date\n"
+"  -j, --jobs N               convert N runs at a time (default 1)\n"
+"  --progress / --no-progress live display (default: when stderr is a terminal)\n"
+"  -h, --help                 this text\n"
+"\n"
+"A run whose target exists with the SHA-256 of the tarball it would produce\n"
+"now is skipped (up to date).  Exit status: 0 every run done or up to date,\n"
+"1 some run failed (or interrupted), 2 bad usage or a name collision.\n"
+"See tarnfs-convert(1).\n");
+}
+
+static int parse_duration(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return EINVAL;
+    double mult = 1;
+    if (!strcmp(end, "") || !strcmp(end, "s")) mult = 1;
+    else if (!strcmp(end, "m")) mult = 60;
+    else if (!strcmp(end, "h")) mult = 3600;
+    else if (!strcmp(end, "d")) mult = 86400;
+    else return EINVAL;
+    *out = (int64_t)(v * mult);
+    return 0;
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return EINVAL;
+    unsigned long long mult = 1;
+    if (!strcmp(end, "") || !strcmp(end, "B")) mult = 1;
+    else if (!strcasecmp(end, "K") || !strcasecmp(end, "KiB")) mult = 1ULL << 10;
+    else if (!strcasecmp(end, "M") || !strcasecmp(end, "MiB")) mult = 1ULL << 20;
+    else if (!strcasecmp(end, "G") || !strcasecmp(end, "GiB")) mult = 1ULL << 30;
+    else return EINVAL;
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
+/* ---- target naming -------------------------------------------------------- */
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+/* mkdir -p for the directories of a path-named key under a target dir. */
+static int make_dirs(const char *dir)
+{
+    char *p = strdup(dir);
+    if (!p)
+        return ENOMEM;
+    int rc = 0;
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                rc = errno;
+                break;
+            }
+            *s = c;
+            if (!c)
+                break;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+static int plan_slot(const struct convert_opts *o, struct run_slot *s)
+{
+    const char *suffix = conv_tar_suffix(o->comp);
+    const char *base = o->naming == NAMING_PATH ? s->run->rel : s->run->name;
+    if (asprintf(&s->key, "%s%s", base, suffix) < 0)
+        return ENOMEM;
+    switch (o->kind) {
+    case TARGET_IN_PLACE: {
+        /* realpath, so that a source given as "." still lands beside it. */
+        char real[PATH_MAX];
+        s->dir = dir_of(realpath(s->run->path, real) ? real : s->run->path);
+        if (!s->dir || asprintf(&s->name, "%s%s", s->run->name, suffix) < 0)
+            return ENOMEM;
+        if (asprintf(&s->display, "%s/%s", s->dir, s->name) < 0)
+            return ENOMEM;
+        break;
+    }
+    case TARGET_DIR: {
+        char *full = NULL;
+        if (asprintf(&full, "%s/%s", o->to, s->key) < 0)
+            return ENOMEM;
+        s->dir = dir_of(full);
+        const char *slash = strrchr(full, '/');
+        s->name = strdup(slash + 1);
+        s->display = full;
+        if (!s->dir || !s->name)
+            return ENOMEM;
+        break;
+    }
+    case TARGET_S3: {
+        size_t tl = strlen(o->to);
+        if (asprintf(&s->display, "%s%s%s", o->to, tl && o->to[tl - 1] == '/' ? "" : "/",
+                     s->key) < 0)
+            return ENOMEM;
+        break;
+    }
+    default:
+        if (!(s->display = strdup(s->key)))
+            return ENOMEM;
+        break;
+    }
+    return 0;
+}
+
+static int cmp_slot_key(const void *a, const void *b)
+{
+    const struct run_slot *x = *(const struct run_slot *const *)a;
+    const struct run_slot *y = *(const struct run_slot *const *)b;
+    return strcmp(x->display, y->display);
+}
+
+/* Two runs that would land on the same target: report every pair. */
+static int check_collisions(struct convert_ctx *c)
+{
+    if (c->n < 2)
+        return 0;
+    struct run_slot **v = malloc(c->n * sizeof *v);
+    if (!v)
+        return ENOMEM;
+    for (size_t i = 0; i < c->n; i++)
+        v[i] = &c->slots[i];
+    qsort(v, c->n, sizeof *v, cmp_slot_key);
+    int bad = 0;
+    for (size_t i = 1; i < c->n; i++)
+        if (!strcmp(v[i - 1]->display, v[i]->display)) {
+            fprintf(stderr, PROG ": name collision: %s and %s would both become %s%s\n",
+                    v[i - 1]->run->path, v[i]->run->path, v[i]->display,
+                    c->o->naming == NAMING_FLAT ? " (try --naming path or --exclude)" : "");
+            bad = 1;
+        }
+    free(v);
+    return bad ? EEXIST : 0;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void clear_progress_locked(struct convert_ctx *c)
+{
+    if (c->progress_shown) {
+        fputs("\r\033[K", stderr);
+        c->progress_shown = false;
+    }
+}
+
+static void report_run(struct convert_ctx *c, struct run_slot *s)
+{
+    char size[32], rate[32];
+    pthread_mutex_lock(&c->out_mu);
+    clear_progress_locked(c);
+    switch (atomic_load(&s->status)) {
+    case RUN_DONE:
+        human_bytes(s->tar_bytes, size, sizeof size);
+        human_bytes(s->secs > 0 ? (uint64_t)((double)s->tar_bytes / s->secs) : 0, rate, sizeof rate);
+        printf("converted  %s -> %s  (%s, %llu files, %.1f s, %s/s%s)\n", s->run->path,
+               s->display, size, (unsigned long long)atomic_load(&s->total_files), s->secs,
+               rate, s->msg);
+        break;
+    case RUN_UP_TO_DATE:
+        printf("up-to-date %s -> %s  (%s)\n", s->run->path, s->display, s->msg);
+        break;
+    case RUN_FAILED:
+        printf("FAILED     %s -> %s: %s\n", s->run->path, s->display, s->msg);
+        break;
+    default:
+        break;
+    }
+    fflush(stdout);
+    pthread_mutex_unlock(&c->out_mu);
+}
+
+static void draw_progress(struct convert_ctx *c)
+{
+    size_t done = 0, failed = 0, known = 0;
+    uint64_t bytes = 0, files = 0, known_total = 0, total_est;
+    char line[512], cur[256] = "";
+    size_t cl = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        struct run_slot *s = &c->slots[i];
+        int st = atomic_load(&s->status);
+        uint64_t b = atomic_load(&s->ctr.bytes);
+        bytes += b;
+        files += atomic_load(&s->ctr.files);
+        if (st == RUN_DONE || st == RUN_UP_TO_DATE || st == RUN_FAILED)
+            done++;
+        if (st == RUN_FAILED)
+            failed++;
+        if (atomic_load(&s->scanned)) {
+            known++;
+            known_total += st == RUN_ACTIVE || st == RUN_DONE ? atomic_load(&s->total_bytes) : b;
+        }
+        if (st == RUN_ACTIVE && cl < sizeof cur - 64) {
+            uint64_t tb = atomic_load(&s->total_bytes);
+            cl += (size_t)snprintf(cur + cl, sizeof cur - cl, "  %s %d%%", s->run->name,
+                                   tb ? (int)(b * 100 / tb) : 0);
+        }
+    }
+    total_est = known_total + (known ? known_total / known : 0) * (c->n - known);
+    double el = now_sec() - ((double)c->start.tv_sec + (double)c->start.tv_nsec / 1e9);
+    double rate = el > 0 ? (double)bytes / el : 0;
+    char bs[32], ts[32], rs[32], eta[32] = "--:--";
+    human_bytes(bytes, bs, sizeof bs);
+    human_bytes(total_est, ts, sizeof ts);
+    human_bytes((uint64_t)rate, rs, sizeof rs);
+    if (rate > 0 && total_est > bytes) {
+        long s = (long)((double)(total_est - bytes) / rate);
+        snprintf(eta, sizeof eta, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    }
+    snprintf(line, sizeof line, "[%zu/%zu runs%s] %s / ~%s, %llu files, %s/s, ETA %s%s",
+             done, c->n, failed ? ", some failed" : "", bs, ts, (unsigned long long)files,
+             rs, eta, cur);
+    pthread_mutex_lock(&c->out_mu);
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+    c->progress_shown = true;
+    pthread_mutex_unlock(&c->out_mu);
+}
+
+/* ---- one run ----------------------------------------------------------------- */
+
+static void fail(struct run_slot *s, const char *msg)
+{
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+    atomic_store(&s->status, RUN_FAILED);
+}
+
+/* True if the target already holds exactly the tarball this run gives now. */
+static bool up_to_date(struct convert_ctx *c, struct run_slot *s, const struct conv_job *job,
+                       char *err, size_t errlen)
+{
+    char recorded[65];
+    uint64_t have_size;
+    if (c->o->kind == TARGET_S3) {
+        struct fetch_objinfo oi;
+        if (fetch_stat(c->backend, s->key, &oi) != 0 || !oi.sha256[0])
+            return false;
+        memcpy(recorded, oi.sha256, 65);
+        have_size = oi.size;
+    } else {
+        char *path = NULL;
+        struct stat st;
+        if (asprintf(&path, "%s/%s", s->dir, s->name) < 0)
+            return false;
+        int rc = lstat(path, &st);
+        free(path);
+        if (rc != 0 || !S_ISREG(st.st_mode))
+            return false;
+        if (conv_recorded_sha256(NULL, s->dir, s->name, recorded, err, errlen) != 0)
+            return false;
+        have_size = (uint64_t)st.st_size;
+    }
+    struct conv_tar_result res;
+    if (conv_target_hash(job, &res, err, errlen) != 0)
+        return false;
+    if (res.tar_bytes != have_size || strcmp(res.sha256_hex, recorded) != 0)
+        return false;
+    snprintf(s->msg, sizeof s->msg, "sha256 %s", res.sha256_hex);
+    return true;
+}
+
+static void convert_one(struct convert_ctx *c, struct run_slot *s)
+{
+    const struct convert_opts *o = c->o;
+    char err[600] = "";
+    struct conv_tree tree;
+    double t0 = now_sec();
+    atomic_store(&s->status, RUN_ACTIVE);
+    int rc = conv_tree_scan(s->run->path, &tree, err, sizeof err);
+    if (rc) {
+        fail(s, err);
+        return;
+    }
+    atomic_store(&s->total_bytes, tree.data_bytes);
+    atomic_store(&s->total_files, tree.files);
+    atomic_store(&s->scanned, true);
+    struct conv_job job = {
+        .run_path = s->run->path, .top = s->run->name, .tree = &tree, .comp = o->comp,
+        .ctr = &s->ctr, .cancel = &convert_cancel, .part_size = o->part_size,
+    };
+    if (!o->force && up_to_date(c, s, &job, err, sizeof err)) {
+        atomic_store(&s->status, RUN_UP_TO_DATE);
+        conv_tree_free(&tree);
+        return;
+    }
+    if (atomic_load(&convert_cancel)) {
+        fail(s, "interrupted");
+        conv_tree_free(&tree);
+        return;
+    }
+    err[0] = '\0';
+    struct conv_tar_result res;
+    if (o->kind == TARGET_S3) {
+        rc = conv_target_s3(&job, c->backend, s->key, &res, err, sizeof err);
+    } else {
+        rc = make_dirs(s->dir);
+        if (rc)
+            snprintf(err, sizeof err, "cannot create %s: %s", s->dir, strerror(rc));
+        else
+            rc = conv_target_file(&job, s->dir, s->name, &res, err, sizeof err);
+    }
+    if (rc) {
+        fail(s, err);
+        conv_tree_free(&tree);
+        return;
+    }
+    s->tar_bytes = res.tar_bytes;
+    size_t ml = 0;
+    s->msg[0] = '\0';
+    if (o->verify) {
+        rc = conv_verify(o->kind == TARGET_S3 ? c->backend : NULL, s->dir,
+                         o->kind == TARGET_S3 ? s->key : s->name, s->run->path,
+                         s->run->name, res.sha256_hex, &convert_cancel, err, sizeof err);
+        if (rc) {
+            char m[700];
+            snprintf(m, sizeof m, "verify failed (tarball kept, source kept): %s", err);
+            fail(s, m);
+            conv_tree_free(&tree);
+            return;
+        }
+        ml += (size_t)snprintf(s->msg + ml, sizeof s->msg - ml, ", verified");
+    }
+    if (o->delete_source) {
+        rc = conv_delete_tree(s->run->path, &tree, err, sizeof err);
+        if (rc) {
+            char m[700];
+            snprintf(m, sizeof m, "tarball written and verified, but deleting the source stopped: %s", err);
+            fail(s, m);
+            conv_tree_free(&tree);
+            return;
+        }
+        ml += (size_t)snprintf(s->msg + ml, sizeof s->msg - ml, ", source deleted");
+    }
+    snprintf(s->msg + ml, sizeof s->msg - ml, ", sha256 %s", res.sha256_hex);
+    s->secs = now_sec() - t0;
+    atomic_store(&s->status, RUN_DONE);
+    conv_tree_free(&tree);
+}
+
+static void *worker_main(void *arg)
+{
+    struct convert_ctx *c = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&c->next, 1);
+        if (i >= c->n)
+            break;
+        struct run_slot *s = &c->slots[i];
+        if (atomic_load(&convert_cancel)) {
+            fail(s, "interrupted before it started");
+        } else {
+            convert_one(c, s);
+        }
+        report_run(c, s);
+    }
+    return NULL;
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+enum {
+    OPT_TO = 1000, OPT_IN_PLACE, OPT_S3_ENDPOINT, OPT_MARKER, OPT_MIN_AGE, OPT_EXCLUDE,
+    OPT_LIST, OPT_NAMING, OPT_COMPRESS, OPT_PART_SIZE, OPT_VERIFY, OPT_DELETE_SOURCE,
+    OPT_FORCE, OPT_PROGRESS, OPT_NO_PROGRESS,
+};
+
+static const struct option long_opts[] = {
+    { "to", required_argument, NULL, OPT_TO },
+    { "in-place", no_argument, NULL, OPT_IN_PLACE },
+    { "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
+    { "marker", required_argument, NULL, OPT_MARKER },
+    { "min-age", required_argument, NULL, OPT_MIN_AGE },
+    { "exclude", required_argument, NULL, OPT_EXCLUDE },
+    { "list", no_argument, NULL, OPT_LIST },
+    { "naming", required_argument, NULL, OPT_NAMING },
+    { "compress", required_argument, NULL, OPT_COMPRESS },
+    { "part-size", required_argument, NULL, OPT_PART_SIZE },
+    { "verify", no_argument, NULL, OPT_VERIFY },
+    { "delete-source", no_argument, NULL, OPT_DELETE_SOURCE },
+    { "force", no_argument, NULL, OPT_FORCE },
+    { "jobs", required_argument, NULL, 'j' },
+    { "progress", no_argument, NULL, OPT_PROGRESS },
+    { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static int bad_usage(const char *msg)
+{
+    fprintf(stderr, PROG ": %s (see tarnfs convert --help)\n", msg);
+    return CLI_USAGE;
+}
+
+static int parse_args(int argc, char **argv, struct convert_opts *o,
+                      const char ***markers, const char ***excludes)
+{
+    size_t nm = 0, ne = 0;
+    *markers = calloc((size_t)argc, sizeof **markers);
+    *excludes = calloc((size_t)argc, sizeof **excludes);
+    if (!*markers || !*excludes)
+        return bad_usage("out of memory");
+    o->jobs = 1;
+    o->progress = -1;
+    opterr = 0;
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":j:h", long_opts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_TO:
+            if (o->kind != TARGET_NONE)
+                return bad_usage("give one target: --to or --in-place");
+            o->to = optarg;
+            o->kind = !strncmp(optarg, "s3://", 5) ? TARGET_S3 : TARGET_DIR;
+            break;
+        case OPT_IN_PLACE:
+            if (o->kind != TARGET_NONE)
+                return bad_usage("give one target: --to or --in-place");
+            o->kind = TARGET_IN_PLACE;
+            break;
+        case OPT_S3_ENDPOINT: o->s3_endpoint = optarg; break;
+        case OPT_MARKER:
+            if (!optarg[0] || strchr(optarg, '/'))
+                return bad_usage("--marker takes a file name, without '/'");
+            (*markers)[nm++] = optarg;
+            break;
+        case OPT_MIN_AGE:
+            if (parse_duration(optarg, &o->disc.min_age_sec))
+                return bad_usage("--min-age takes a duration such as 90s, 30m, 2h or 1d");
+            break;
+        case OPT_EXCLUDE: (*excludes)[ne++] = optarg; break;
+        case OPT_LIST: o->list = true; break;
+        case OPT_NAMING:
+            if (!strcmp(optarg, "flat")) o->naming = NAMING_FLAT;
+            else if (!strcmp(optarg, "path")) o->naming = NAMING_PATH;
+            else return bad_usage("--naming takes flat or path");
+            break;
+        case OPT_COMPRESS:
+            if (!strcmp(optarg, "gzip")) o->comp = CONV_COMPRESS_GZIP;
+            else if (!strcmp(optarg, "zstd")) o->comp = CONV_COMPRESS_ZSTD;
+            else if (!strcmp(optarg, "none")) o->comp = CONV_COMPRESS_NONE;
+            else return bad_usage("--compress takes gzip, zstd or none");
+            break;
+        case OPT_PART_SIZE:
+            if (parse_size(optarg, &o->part_size) || o->part_size < (1u << 20))
+                return bad_usage("--part-size takes a size of at least 1M, e.g. 16M");
+            break;
+        case OPT_VERIFY: o->verify = true; break;
+        case OPT_DELETE_SOURCE: o->delete_source = true; break;
+        case OPT_FORCE: o->force = true; break;
+        case 'j': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 256)
+                return bad_usage("-j takes a number from 1 to 256");
+            o->jobs = (unsigned)v;
+            break;
+        }
+        case OPT_PROGRESS: o->progress = 1; break;
+        case OPT_NO_PROGRESS: o->progress = 0; break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        default:
+            cli_bad_option(PROG, argv, ch);
+            return CLI_USAGE;
+        }
+    }
+    o->disc.markers = *markers;
+    o->disc.n_markers = nm;
+    o->disc.excludes = *excludes;
+    o->disc.n_excludes = ne;
+    if (optind >= argc)
+        return bad_usage("name at least one SRC_TREE");
+    if (o->kind == TARGET_NONE && !o->list)
+        return bad_usage("say where the tarballs go: --to s3://BUCKET, --to DIR or --in-place");
+    if (o->delete_source && !o->verify)
+        return bad_usage("--delete-source is refused without --verify: a source is only deleted once its tarball is verified");
+    return 0;
+}
+
+static void print_list(struct convert_ctx *c, const struct conv_found *f)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        struct run_slot *s = &c->slots[i];
+        printf("run   %s  (%s)%s%s\n", s->run->path, s->run->reason,
+               c->o->kind != TARGET_NONE ? "  -> " : "",
+               c->o->kind != TARGET_NONE ? s->display : "");
+    }
+    for (size_t i = 0; i < f->n_skips; i++)
+        printf("skip  %s  (%s)\n", f->skips[i].path, f->skips[i].reason);
+    printf("%zu run%s found, %zu director%s skipped\n", c->n, c->n == 1 ? "" : "s",
+           f->n_skips, f->n_skips == 1 ? "y" : "ies");
+}
+
+static int stop_at_first(void *arg, const struct fetch_objinfo *oi)
+{
+    (void)arg; (void)oi;
+    return 1;
+}
+
+/* Open the S3 target and make sure the bucket answers to these credentials
+ * before any run starts. */
+static int open_s3(struct convert_ctx *c)
+{
+    struct fetch_config cfg = { .s3_endpoint = c->o->s3_endpoint };
+    char err[512] = "";
+    int rc = fetch_open(c->o->to, &cfg, &c->backend, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, PROG ": %s: %s\n", c->o->to, err[0] ? err : strerror(rc));
+        return rc;
+    }
+    rc = fetch_list(c->backend, "", "/", stop_at_first, NULL);
+    if (rc) {
+        fprintf(stderr, PROG ": %s: %s\n", c->o->to,
+                rc == ENOENT ? "no such bucket" :
+                rc == EACCES ? "the credentials were refused (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)" :
+                strerror(rc));
+        fetch_close(c->backend);
+        c->backend = NULL;
+    }
+    return rc;
+}
+
+static int run_all(struct convert_ctx *c)
+{
+    pthread_t *th = calloc(c->o->jobs, sizeof *th);
+    if (!th)
+        return ENOMEM;
+    clock_gettime(CLOCK_MONOTONIC, &c->start);
+    unsigned started = 0;
+    for (unsigned i = 0; i < c->o->jobs && i < c->n; i++) {
+        if (pthread_create(&th[i], NULL, worker_main, c) != 0)
+            break;
+        started++;
+    }
+    if (!started) {
+        free(th);
+        worker_main(c);
+        return 0;
+    }
+    /* The main thread draws the progress line until every run is settled. */
+    for (;;) {
+        size_t settled = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            int st = atomic_load(&c->slots[i].status);
+            settled += st == RUN_DONE || st == RUN_UP_TO_DATE || st == RUN_FAILED;
+        }
+        if (settled == c->n)
+            break;
+        if (c->tty)
+            draw_progress(c);
+        struct timespec ts = { 0, 250 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+    pthread_mutex_lock(&c->out_mu);
+    clear_progress_locked(c);
+    pthread_mutex_unlock(&c->out_mu);
+    return 0;
+}
+
+static int summarize(struct convert_ctx *c)
+{
+    size_t done = 0, fresh = 0, failed = 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        int st = atomic_load(&c->slots[i].status);
+        done += st == RUN_DONE;
+        fresh += st == RUN_UP_TO_DATE;
+        failed += st == RUN_FAILED;
+        if (st == RUN_DONE)
+            bytes += c->slots[i].tar_bytes;
+    }
+    double el = now_sec() - ((double)c->start.tv_sec + (double)c->start.tv_nsec / 1e9);
+    char bs[32], rs[32];
+    human_bytes(bytes, bs, sizeof bs);
+    human_bytes(el > 0 ? (uint64_t)((double)bytes / el) : 0, rs, sizeof rs);
+    printf("summary: %zu run%s: %zu converted, %zu up to date, %zu failed; %s written in %.1f s (%s/s)%s\n",
+           c->n, c->n == 1 ? "" : "s", done, fresh, failed, bs, el, rs,
+           atomic_load(&convert_cancel) ? "; interrupted" : "");
+    if (failed) {
+        printf("failed runs:\n");
+        for (size_t i = 0; i < c->n; i++)
+            if (atomic_load(&c->slots[i].status) == RUN_FAILED)
+                printf("  %s: %s\n", c->slots[i].run->path, c->slots[i].msg);
+    }
+    fflush(stdout);
+    return failed || atomic_load(&convert_cancel) ? CLI_FAIL : CLI_OK;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    struct convert_opts o;
+    memset(&o, 0, sizeof o);
+    const char **markers = NULL, **excludes = NULL;
+    struct conv_found found;
+    memset(&found, 0, sizeof found);
+    struct convert_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o = &o;
+    pthread_mutex_init(&c.out_mu, NULL);
+    int ret = parse_args(argc, argv, &o, &markers, &excludes);
+    if (ret) {
+        ret = ret < 0 ? CLI_OK : ret;
+        goto out;
+    }
+    if (o.kind == TARGET_DIR) {
+        struct stat st;
+        if (stat(o.to, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, PROG ": --to %s: not a directory\n", o.to);
+            ret = CLI_USAGE;
+            goto out;
+        }
+    }
+    char err[600];
+    for (int i = optind; i < argc; i++) {
+        int rc = conv_discover(argv[i], &o.disc, &found, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, PROG ": %s\n", err);
+            ret = rc == ENOTDIR || rc == ENOENT ? CLI_USAGE : CLI_FAIL;
+            goto out;
+        }
+    }
+    c.n = found.n_runs;
+    c.slots = calloc(c.n ? c.n : 1, sizeof *c.slots);
+    if (!c.slots) {
+        ret = CLI_FAIL;
+        goto out;
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        c.slots[i].run = &found.runs[i];
+        if (plan_slot(&o, &c.slots[i])) {
+            fprintf(stderr, PROG ": out of memory\n");
+            ret = CLI_FAIL;
+            goto out;
+        }
+    }
+    int collide = (o.kind == TARGET_S3 || o.kind == TARGET_DIR) ? check_collisions(&c) : 0;
+    if (o.list) {
+        print_list(&c, &found);
+        ret = collide ? CLI_USAGE : CLI_OK;
+        goto out;
+    }
+    if (collide) {
+        fprintf(stderr, PROG ": nothing was converted\n");
+        ret = CLI_USAGE;
+        goto out;
+    }
+    if (c.n == 0) {
+        printf("summary: no runs found (see --list for what was skipped and why)\n");
+        ret = CLI_OK;
+        goto out;
+    }
+    if (o.kind == TARGET_S3 && open_s3(&c) != 0) {
+        ret = CLI_FAIL;
+        goto out;
+    }
+    c.tty = o.progress == 1 || (o.progress == -1 && isatty(STDERR_FILENO));
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;  /* a second Ctrl-C kills */
+    sigemptyset(&sa.sa_mask);
+    atomic_store(&convert_cancel, false);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    if (run_all(&c) != 0) {
+        fprintf(stderr, PROG ": cannot start the workers\n");
+        ret = CLI_FAIL;
+    } else {
+        ret = summarize(&c);
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+out:
+    if (c.backend)
+        fetch_close(c.backend);
+    for (size_t i = 0; c.slots && i < c.n; i++) {
+        free(c.slots[i].key);
+        free(c.slots[i].dir);
+        free(c.slots[i].name);
+        free(c.slots[i].display);
+    }
+    free(c.slots);
+    conv_found_free(&found);
+    free(markers);
+    free(excludes);
+    pthread_mutex_destroy(&c.out_mu);
+    return ret;
+}

@@ -1,0 +1,398 @@
+/* convert_target.c: where a tarball goes: a file (temporary name, fsync, rename, sidecar), an S3 multipart upload fed by a producer thread, or nowhere (hash only). */
+#include "convert/convert_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- test fault: fail the sink after N bytes ---------------------------- */
+
+/* TARNFS_CONVERT_FAIL_AFTER=N makes every target fail with EIO once N tar
+ * bytes have gone out, so tests can break an upload in its middle. */
+static uint64_t fail_after_bytes(void)
+{
+    const char *s = getenv("TARNFS_CONVERT_FAIL_AFTER");
+    if (!s || !*s)
+        return UINT64_MAX;
+    return strtoull(s, NULL, 10);
+}
+
+/* ---- file target -------------------------------------------------------- */
+
+struct file_sink {
+    int fd;
+    uint64_t written, fail_at;
+};
+
+static int file_sink_write(void *arg, const void *buf, size_t len)
+{
+    struct file_sink *fs = arg;
+    const unsigned char *p = buf;
+    if (fs->written + len > fs->fail_at)
+        return EIO;
+    while (len > 0) {
+        ssize_t n = write(fs->fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        p += n;
+        len -= (size_t)n;
+        fs->written += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int rc = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s/%s", dir, name) < 0)
+        return NULL;
+    return s;
+}
+
+/* Writes a small file atomically (temp, fsync, rename). */
+static int write_small_file(const char *dir, const char *name, const char *text,
+                            char *err, size_t errlen)
+{
+    char *tmp = NULL, *final = path_join(dir, name);
+    if (!final || asprintf(&tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid()) < 0) {
+        free(final);
+        snprintf(err, errlen, "out of memory");
+        return ENOMEM;
+    }
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        rc = errno;
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(rc));
+        goto out;
+    }
+    struct file_sink fs = { .fd = fd, .fail_at = UINT64_MAX };
+    rc = file_sink_write(&fs, text, strlen(text));
+    if (!rc && fsync(fd) != 0)
+        rc = errno;
+    if (close(fd) != 0 && !rc)
+        rc = errno;
+    if (!rc && rename(tmp, final) != 0)
+        rc = errno;
+    if (rc) {
+        snprintf(err, errlen, "cannot write %s: %s", final, strerror(rc));
+        unlink(tmp);
+    }
+out:
+    free(tmp);
+    free(final);
+    return rc;
+}
+
+int conv_target_file(const struct conv_job *job, const char *dir,
+                     const char *name, struct conv_tar_result *res,
+                     char *err, size_t errlen)
+{
+    char *tmp = NULL, *final = path_join(dir, name), *sidecar = NULL;
+    if (!final || asprintf(&tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid()) < 0 ||
+        asprintf(&sidecar, "%s.sha256", name) < 0) {
+        free(final);
+        free(tmp);
+        snprintf(err, errlen, "out of memory");
+        return ENOMEM;
+    }
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        rc = errno;
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(rc));
+        goto out;
+    }
+    struct file_sink fs = { .fd = fd, .fail_at = fail_after_bytes() };
+    rc = conv_tar_write(job->run_path, job->top, job->tree, job->comp,
+                        file_sink_write, &fs, job->ctr, job->cancel, res, err, errlen);
+    if (rc == ENOSPC || rc == EDQUOT)
+        snprintf(err, errlen, "%s writing %s (removed it; the run is untouched)",
+                 strerror(rc), tmp);
+    if (!rc && fsync(fd) != 0) {
+        rc = errno;
+        snprintf(err, errlen, "fsync %s: %s", tmp, strerror(rc));
+    }
+    if (close(fd) != 0 && !rc) {
+        rc = errno;
+        snprintf(err, errlen, "close %s: %s", tmp, strerror(rc));
+    }
+    if (rc) {
+        unlink(tmp);
+        goto out;
+    }
+    /* A sidecar left from an older tarball must not vouch for the new one
+     * if we crash between the two renames. */
+    char *old_sidecar = path_join(dir, sidecar);
+    if (old_sidecar) {
+        unlink(old_sidecar);
+        free(old_sidecar);
+    }
+    if (rename(tmp, final) != 0) {
+        rc = errno;
+        snprintf(err, errlen, "rename %s to %s: %s", tmp, final, strerror(rc));
+        unlink(tmp);
+        goto out;
+    }
+    char line[256];
+    snprintf(line, sizeof line, "%s  %s\n", res->sha256_hex, name);
+    rc = write_small_file(dir, sidecar, line, err, errlen);
+    if (!rc && (rc = fsync_dir(dir)) != 0)
+        snprintf(err, errlen, "fsync directory %s: %s", dir, strerror(rc));
+out:
+    free(tmp);
+    free(final);
+    free(sidecar);
+    return rc;
+}
+
+/* ---- hash-only target --------------------------------------------------- */
+
+static int null_sink_write(void *arg, const void *buf, size_t len)
+{
+    (void)arg; (void)buf; (void)len;
+    return 0;
+}
+
+int conv_target_hash(const struct conv_job *job, struct conv_tar_result *res,
+                     char *err, size_t errlen)
+{
+    struct conv_counters scratch = { 0 };
+    return conv_tar_write(job->run_path, job->top, job->tree, job->comp,
+                          null_sink_write, NULL, &scratch, job->cancel, res, err, errlen);
+}
+
+/* ---- S3 target: libarchive pushes, fetch_put pulls ---------------------- */
+
+/* A bounded byte queue between the archive writer (producer thread) and
+ * fetch_put's pull callback (the worker thread). */
+struct pipe_buf {
+    pthread_mutex_t mu;
+    pthread_cond_t can_read, can_write;
+    unsigned char *buf;
+    size_t cap, head, len;
+    bool eof;               /* producer finished cleanly */
+    int producer_err;       /* producer failed: pull returns -err */
+    bool consumer_gone;     /* fetch_put returned: pushes fail */
+    uint64_t pushed, fail_at;
+};
+
+static int pipe_push(void *arg, const void *data, size_t len)
+{
+    struct pipe_buf *p = arg;
+    const unsigned char *src = data;
+    pthread_mutex_lock(&p->mu);
+    if (p->pushed + len > p->fail_at) {
+        pthread_mutex_unlock(&p->mu);
+        return EIO;
+    }
+    while (len > 0) {
+        while (p->len == p->cap && !p->consumer_gone)
+            pthread_cond_wait(&p->can_write, &p->mu);
+        if (p->consumer_gone) {
+            pthread_mutex_unlock(&p->mu);
+            return ECANCELED;
+        }
+        size_t tail = (p->head + p->len) % p->cap;
+        size_t room = p->cap - p->len;
+        size_t contiguous = p->cap - tail;
+        size_t n = len;
+        if (n > room) n = room;
+        if (n > contiguous) n = contiguous;
+        memcpy(p->buf + tail, src, n);
+        p->len += n;
+        p->pushed += n;
+        src += n;
+        len -= n;
+        pthread_cond_signal(&p->can_read);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+static ssize_t pipe_pull(void *arg, void *dst, size_t cap)
+{
+    struct pipe_buf *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (p->len == 0 && !p->eof && !p->producer_err)
+        pthread_cond_wait(&p->can_read, &p->mu);
+    ssize_t ret;
+    if (p->len > 0) {
+        size_t n = cap < p->len ? cap : p->len;
+        size_t contiguous = p->cap - p->head;
+        if (n > contiguous)
+            n = contiguous;
+        memcpy(dst, p->buf + p->head, n);
+        p->head = (p->head + n) % p->cap;
+        p->len -= n;
+        pthread_cond_signal(&p->can_write);
+        ret = (ssize_t)n;
+    } else if (p->producer_err) {
+        ret = -(ssize_t)p->producer_err;
+    } else {
+        ret = 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return ret;
+}
+
+struct producer {
+    const struct conv_job *job;
+    struct pipe_buf *pipe;
+    struct conv_tar_result *res;
+    int rc;
+    bool failed_first;      /* failed on its own, not because the put ended */
+    char err[512];
+};
+
+static void *producer_main(void *arg)
+{
+    struct producer *pr = arg;
+    const struct conv_job *job = pr->job;
+    pr->rc = conv_tar_write(job->run_path, job->top, job->tree, job->comp,
+                            pipe_push, pr->pipe, job->ctr, job->cancel, pr->res,
+                            pr->err, sizeof pr->err);
+    pthread_mutex_lock(&pr->pipe->mu);
+    if (pr->rc) {
+        pr->pipe->producer_err = pr->rc;
+        pr->failed_first = !pr->pipe->consumer_gone;
+    } else {
+        pr->pipe->eof = true;
+    }
+    pthread_cond_broadcast(&pr->pipe->can_read);
+    pthread_mutex_unlock(&pr->pipe->mu);
+    return NULL;
+}
+
+int conv_target_s3(const struct conv_job *job, fetch_backend *b,
+                   const char *key, struct conv_tar_result *res,
+                   char *err, size_t errlen)
+{
+    struct pipe_buf p = { .cap = 8u << 20, .fail_at = fail_after_bytes() };
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.can_read, NULL);
+    pthread_cond_init(&p.can_write, NULL);
+    struct producer pr = { .job = job, .pipe = &p, .res = res };
+    int rc = 0;
+    p.buf = malloc(p.cap);
+    if (!p.buf) {
+        rc = ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    pthread_t th;
+    if ((rc = pthread_create(&th, NULL, producer_main, &pr)) != 0) {
+        snprintf(err, errlen, "cannot start the archive writer thread: %s", strerror(rc));
+        goto out;
+    }
+    struct fetch_put_opts po = { .part_size = job->part_size };
+    struct fetch_objinfo oi;
+    memset(&oi, 0, sizeof oi);
+    int put_rc = fetch_put(b, key, pipe_pull, &p, &po, &oi);
+    pthread_mutex_lock(&p.mu);
+    p.consumer_gone = true;
+    pthread_cond_broadcast(&p.can_write);
+    pthread_mutex_unlock(&p.mu);
+    pthread_join(th, NULL);
+    if (pr.rc && (pr.failed_first || !put_rc)) {
+        /* The producer's reason is the real one; fetch_put only saw it. */
+        rc = pr.rc;
+        snprintf(err, errlen, "%s", pr.err);
+        if (!put_rc)
+            fetch_delete(b, key);   /* a put that claimed success anyway */
+        goto out;
+    }
+    if (put_rc) {
+        rc = put_rc;
+        snprintf(err, errlen, "upload of %s failed: %s%s", key, strerror(rc),
+                 rc == EACCES ? " (check the credentials)" :
+                 rc == ENOENT ? " (does the bucket exist?)" : "");
+        goto out;
+    }
+    /* fetch stores the SHA-256 it computed as object metadata; it must be
+     * the one of the bytes we produced. */
+    if (oi.sha256[0] && strcmp(oi.sha256, res->sha256_hex) != 0) {
+        fetch_delete(b, key);
+        rc = EIO;
+        snprintf(err, errlen, "%s: stored SHA-256 %s differs from the streamed %s; deleted it",
+                 key, oi.sha256, res->sha256_hex);
+    }
+out:
+    free(p.buf);
+    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p.can_read);
+    pthread_cond_destroy(&p.can_write);
+    return rc;
+}
+
+/* ---- recorded SHA-256 ---------------------------------------------------- */
+
+static int parse_sidecar(const char *text, size_t len, char hex[65])
+{
+    if (len < 64)
+        return EPROTO;
+    for (int i = 0; i < 64; i++) {
+        char c = text[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return EPROTO;
+        hex[i] = c;
+    }
+    hex[64] = '\0';
+    return 0;
+}
+
+int conv_recorded_sha256(fetch_backend *b, const char *dir, const char *name,
+                         char hex[65], char *err, size_t errlen)
+{
+    char text[256];
+    size_t len = 0;
+    char *where = NULL;
+    int rc = 0;
+    if (!b) {
+        if (asprintf(&where, "%s/%s.sha256", dir, name) < 0)
+            return ENOMEM;
+        int fd = open(where, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            rc = errno;
+        } else {
+            ssize_t n = read(fd, text, sizeof text - 1);
+            rc = n < 0 ? errno : 0;
+            len = n > 0 ? (size_t)n : 0;
+            close(fd);
+        }
+    } else {
+        struct fetch_objinfo oi;
+        if (asprintf(&where, "%s", name) < 0)
+            return ENOMEM;
+        rc = fetch_stat(b, name, &oi);
+        if (!rc && !oi.sha256[0])
+            rc = ENOENT;
+        if (!rc) {
+            len = strlen(oi.sha256);
+            memcpy(text, oi.sha256, len + 1);
+        }
+    }
+    if (!rc)
+        rc = parse_sidecar(text, len, hex);
+    if (rc && rc != ENOENT)
+        snprintf(err, errlen, "cannot read the recorded SHA-256 %s: %s", where, strerror(rc));
+    free(where);
+    return rc;
+}
