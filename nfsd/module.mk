@@ -11,11 +11,11 @@ NFSD_LIB  := $(B)/libnfsd.a
 
 $(B)/nfsd/%.h: nfsd/%.x
 	@mkdir -p $(dir $@)
-	rpcgen -h -o $@ $<
+	rm -f $@ && rpcgen -h -o $@ $<
 
 $(B)/nfsd/%_xdr.c: nfsd/%.x $(B)/nfsd/%.h
 	@mkdir -p $(dir $@)
-	rpcgen -c -o $@ $<
+	rm -f $@ && rpcgen -c -o $@ $<
 
 # rpcgen output is not -Wextra clean; compile it with relaxed warnings.
 $(B)/nfsd/%_xdr.o: $(B)/nfsd/%_xdr.c

@@ -1,0 +1,538 @@
+/* config.c: reads tarnfs.conf (settings and /etc/exports-style export lines) and
+ * matches client addresses against exports. */
+#include "nfsd/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ANON_ID 65534u
+
+void nfsd_config_defaults(struct nfsd_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->nfs_port = 2049;
+    cfg->mount_port = 20048;
+    cfg->rpcbind = true;
+    cfg->threads = 0;   /* tarnfsd picks 4 * cores */
+}
+
+static void replace_str(char **slot, const char *v)
+{
+    char *copy = strdup(v);
+    if (!copy)
+        return;
+    free(*slot);
+    *slot = copy;
+}
+
+struct exports *exports_ref(struct exports *ex)
+{
+    if (ex)
+        atomic_fetch_add(&ex->refs, 1);
+    return ex;
+}
+
+void exports_unref(struct exports *ex)
+{
+    if (!ex || atomic_fetch_sub(&ex->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < ex->n; i++) {
+        free(ex->v[i].path);
+        free(ex->v[i].clients);
+    }
+    free(ex->v);
+    free(ex);
+}
+
+static struct exports *exports_new(void)
+{
+    struct exports *ex = calloc(1, sizeof *ex);
+    if (ex)
+        atomic_init(&ex->refs, 1);
+    return ex;
+}
+
+void nfsd_config_free(struct nfsd_config *cfg)
+{
+    free(cfg->cache_dir);
+    free(cfg->source);
+    free(cfg->s3_endpoint);
+    free(cfg->listen);
+    free(cfg->pidfile);
+    exports_unref(cfg->exports);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return EINVAL;
+    unsigned shift = 0;
+    switch (toupper((unsigned char)*end)) {
+    case 0: break;
+    case 'K': shift = 10; break;
+    case 'M': shift = 20; break;
+    case 'G': shift = 30; break;
+    case 'T': shift = 40; break;
+    default: return EINVAL;
+    }
+    if (*end && end[1] && !(toupper((unsigned char)end[1]) == 'B' && !end[2])
+        && !(toupper((unsigned char)end[1]) == 'I' && toupper((unsigned char)end[2]) == 'B' && !end[3]))
+        return EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return EINVAL;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+int parse_duration_ms(const char *s, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return EINVAL;
+    unsigned long mult;
+    if (!*end || !strcmp(end, "s"))
+        mult = 1000;
+    else if (!strcmp(end, "ms"))
+        mult = 1;
+    else if (!strcmp(end, "m"))
+        mult = 60000;
+    else
+        return EINVAL;
+    if (v > 4000000000UL / mult)
+        return EINVAL;
+    *out = (unsigned)(v * mult);
+    return 0;
+}
+
+static void default_opts(struct export_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->root_squash = true;
+    o->anonuid = ANON_ID;
+    o->anongid = ANON_ID;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v > UINT32_MAX)
+        return EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Apply a comma-separated /etc/exports option list to o. */
+static int parse_opts(char *list, struct export_opts *o, char *err, size_t errlen)
+{
+    for (char *save = NULL, *w = strtok_r(list, ",", &save); w;
+         w = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(w, '=');
+        if (eq)
+            *eq++ = 0;
+        if (!strcmp(w, "ro")) o->rw = false;
+        else if (!strcmp(w, "rw")) o->rw = true;
+        else if (!strcmp(w, "root_squash")) o->root_squash = true;
+        else if (!strcmp(w, "no_root_squash")) o->root_squash = false;
+        else if (!strcmp(w, "all_squash")) o->all_squash = true;
+        else if (!strcmp(w, "no_all_squash")) o->all_squash = false;
+        else if (!strcmp(w, "secure")) o->secure = true;
+        else if (!strcmp(w, "insecure")) o->secure = false;
+        else if (!strcmp(w, "sync") || !strcmp(w, "async") ||
+                 !strcmp(w, "no_subtree_check") || !strcmp(w, "subtree_check"))
+            continue;   /* accepted for familiarity; tarnfsd behaves the same */
+        else if ((!strcmp(w, "anonuid") || !strcmp(w, "anongid")) && eq) {
+            uint32_t v;
+            if (parse_u32(eq, &v)) {
+                snprintf(err, errlen, "bad number '%s' for %s", eq, w);
+                return EINVAL;
+            }
+            if (w[4] == 'u')
+                o->anonuid = v;
+            else
+                o->anongid = v;
+        } else {
+            snprintf(err, errlen, "unknown export option '%s'", w);
+            return EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int add_client(struct export *e, const struct export_client *c)
+{
+    struct export_client *nv = realloc(e->clients, (e->nclients + 1) * sizeof *nv);
+    if (!nv)
+        return ENOMEM;
+    e->clients = nv;
+    e->clients[e->nclients++] = *c;
+    return 0;
+}
+
+static void v4_mapped(struct in6_addr *a, const struct in_addr *v4)
+{
+    memset(a, 0, sizeof *a);
+    a->s6_addr[10] = 0xff;
+    a->s6_addr[11] = 0xff;
+    memcpy(&a->s6_addr[12], v4, 4);
+}
+
+/* Parse one client pattern (without its options) into e's client list. */
+static int parse_client(struct export *e, char *pat, const struct export_opts *o,
+                        char *err, size_t errlen)
+{
+    struct export_client c;
+    memset(&c, 0, sizeof c);
+    c.opts = *o;
+    if (!strcmp(pat, "*")) {
+        c.any = true;
+        return add_client(e, &c);
+    }
+    char *slash = strchr(pat, '/');
+    int prefix = -1;
+    if (slash) {
+        *slash++ = 0;
+        uint32_t p;
+        if (parse_u32(slash, &p) || p > 128) {
+            snprintf(err, errlen, "bad prefix length '/%s'", slash);
+            return EINVAL;
+        }
+        prefix = (int)p;
+    }
+    struct in_addr v4;
+    if (inet_pton(AF_INET, pat, &v4) == 1) {
+        if (prefix > 32) {
+            snprintf(err, errlen, "prefix /%d too long for %s", prefix, pat);
+            return EINVAL;
+        }
+        v4_mapped(&c.addr, &v4);
+        c.prefix = prefix < 0 ? 128 : 96 + (unsigned)prefix;
+        return add_client(e, &c);
+    }
+    if (inet_pton(AF_INET6, pat, &c.addr) == 1) {
+        c.prefix = prefix < 0 ? 128 : (unsigned)prefix;
+        return add_client(e, &c);
+    }
+    if (slash) {
+        snprintf(err, errlen, "'%s' is not an address", pat);
+        return EINVAL;
+    }
+    /* A host name: resolve now, so per-call checks never block on DNS. */
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+    int rc = getaddrinfo(pat, NULL, &hints, &res);
+    if (rc) {
+        snprintf(err, errlen, "cannot resolve client '%s': %s", pat, gai_strerror(rc));
+        return EINVAL;
+    }
+    int ret = 0;
+    for (struct addrinfo *ai = res; ai && !ret; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET)
+            v4_mapped(&c.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr);
+        else if (ai->ai_family == AF_INET6)
+            c.addr = ((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        else
+            continue;
+        c.prefix = 128;
+        ret = add_client(e, &c);
+    }
+    freeaddrinfo(res);
+    return ret;
+}
+
+static uint8_t path_hash(const char *p)
+{
+    uint32_t h = 2166136261u;           /* FNV-1a: stable across restarts */
+    for (; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return (uint8_t)(h ^ (h >> 8) ^ (h >> 16) ^ (h >> 24));
+}
+
+static int normalize_path(const char *in, char **out)
+{
+    if (in[0] != '/')
+        return EINVAL;
+    size_t n = strlen(in);
+    char *p = malloc(n + 1);
+    if (!p)
+        return ENOMEM;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] == '/' && j && p[j - 1] == '/')
+            continue;
+        p[j++] = in[i];
+    }
+    while (j > 1 && p[j - 1] == '/')
+        j--;
+    p[j] = 0;
+    *out = p;
+    return 0;
+}
+
+int exports_add_line(struct exports *ex, const char *line, char *err, size_t errlen)
+{
+    char *buf = strdup(line);
+    if (!buf)
+        return ENOMEM;
+    struct export e;
+    memset(&e, 0, sizeof e);
+    int ret = 0;
+    char *save = NULL;
+    char *path = strtok_r(buf, " \t", &save);
+    if (!path || normalize_path(path, &e.path)) {
+        snprintf(err, errlen, "export needs an absolute path");
+        ret = EINVAL;
+        goto out;
+    }
+    for (size_t i = 0; i < ex->n; i++)
+        if (!strcmp(ex->v[i].path, e.path)) {
+            snprintf(err, errlen, "export %s given twice", e.path);
+            ret = EINVAL;
+            goto out;
+        }
+    for (char *tok = strtok_r(NULL, " \t", &save); tok && !ret;
+         tok = strtok_r(NULL, " \t", &save)) {
+        struct export_opts o;
+        default_opts(&o);
+        char *paren = strchr(tok, '(');
+        if (paren) {
+            size_t tl = strlen(tok);
+            if (tok[tl - 1] != ')') {
+                snprintf(err, errlen, "missing ')' in '%s'", tok);
+                ret = EINVAL;
+                break;
+            }
+            tok[tl - 1] = 0;
+            *paren = 0;
+            if ((ret = parse_opts(paren + 1, &o, err, errlen)))
+                break;
+        }
+        if (!*tok) {
+            snprintf(err, errlen, "options without a client");
+            ret = EINVAL;
+            break;
+        }
+        ret = parse_client(&e, tok, &o, err, errlen);
+    }
+    if (ret)
+        goto out;
+    if (!e.nclients) {
+        snprintf(err, errlen, "export %s lists no clients", e.path);
+        ret = EINVAL;
+        goto out;
+    }
+    /* Ids come from the path so they survive restarts and reordering;
+     * collisions (rare, <256 exports) are probed in file order. */
+    e.id = path_hash(e.path);
+    for (unsigned tries = 0; exports_by_id(ex, e.id); tries++) {
+        if (tries > 255) {
+            snprintf(err, errlen, "too many exports");
+            ret = EINVAL;
+            goto out;
+        }
+        e.id++;
+    }
+    struct export *nv = realloc(ex->v, (ex->n + 1) * sizeof *nv);
+    if (!nv) {
+        ret = ENOMEM;
+        goto out;
+    }
+    ex->v = nv;
+    ex->v[ex->n++] = e;
+    free(buf);
+    return 0;
+out:
+    free(e.path);
+    free(e.clients);
+    free(buf);
+    return ret;
+}
+
+int exports_default(bool rw, struct exports **out)
+{
+    struct exports *ex = exports_new();
+    char err[128];
+    if (!ex)
+        return ENOMEM;
+    int ret = exports_add_line(ex, rw ? "/ *(rw,insecure)" : "/ *(ro,insecure)",
+                               err, sizeof err);
+    if (ret) {
+        exports_unref(ex);
+        return ret;
+    }
+    *out = ex;
+    return 0;
+}
+
+const struct export *exports_by_id(const struct exports *ex, uint8_t id)
+{
+    for (size_t i = 0; ex && i < ex->n; i++)
+        if (ex->v[i].id == id)
+            return &ex->v[i];
+    return NULL;
+}
+
+bool exports_any_rw(const struct exports *ex)
+{
+    for (size_t i = 0; ex && i < ex->n; i++)
+        for (size_t j = 0; j < ex->v[i].nclients; j++)
+            if (ex->v[i].clients[j].opts.rw)
+                return true;
+    return false;
+}
+
+static bool prefix_equal(const struct in6_addr *a, const struct in6_addr *b,
+                         unsigned prefix)
+{
+    unsigned full = prefix / 8, rest = prefix % 8;
+    if (memcmp(a->s6_addr, b->s6_addr, full))
+        return false;
+    if (!rest)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (a->s6_addr[full] & mask) == (b->s6_addr[full] & mask);
+}
+
+const struct export_opts *export_match(const struct export *e,
+                                       const struct sockaddr *peer)
+{
+    struct in6_addr a;
+    if (peer->sa_family == AF_INET)
+        v4_mapped(&a, &((const struct sockaddr_in *)peer)->sin_addr);
+    else if (peer->sa_family == AF_INET6)
+        a = ((const struct sockaddr_in6 *)peer)->sin6_addr;
+    else
+        return NULL;
+    for (size_t i = 0; i < e->nclients; i++) {
+        const struct export_client *c = &e->clients[i];
+        if (c->any || prefix_equal(&a, &c->addr, c->prefix))
+            return &c->opts;
+    }
+    return NULL;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = 0;
+    return s;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
+        *out = true;
+    else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
+        *out = false;
+    else
+        return EINVAL;
+    return 0;
+}
+
+static int parse_port(const char *v, int *out)
+{
+    uint32_t p;
+    if (parse_u32(v, &p) || p > 65535)
+        return EINVAL;
+    *out = (int)p;
+    return 0;
+}
+
+/* Apply "key = value" to cfg. */
+static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
+                         char *why, size_t whylen)
+{
+    uint32_t u;
+    if (!strcmp(k, "cache")) replace_str(&cfg->cache_dir, v);
+    else if (!strcmp(k, "source")) replace_str(&cfg->source, v);
+    else if (!strcmp(k, "s3_endpoint")) replace_str(&cfg->s3_endpoint, v);
+    else if (!strcmp(k, "listen")) replace_str(&cfg->listen, v);
+    else if (!strcmp(k, "pidfile")) replace_str(&cfg->pidfile, v);
+    else if (!strcmp(k, "nfs_port")) { if (parse_port(v, &cfg->nfs_port)) goto bad; }
+    else if (!strcmp(k, "mount_port")) { if (parse_port(v, &cfg->mount_port)) goto bad; }
+    else if (!strcmp(k, "rpcbind")) { if (parse_bool(v, &cfg->rpcbind)) goto bad; }
+    else if (!strcmp(k, "threads")) {
+        if (parse_u32(v, &u) || u < 1 || u > 1024) goto bad;
+        cfg->threads = u;
+    } else if (!strcmp(k, "cache_limit")) { if (parse_size(v, &cfg->cache_limit_bytes)) goto bad; }
+    else if (!strcmp(k, "high_watermark") || !strcmp(k, "low_watermark")) {
+        if (parse_u32(v, &u) || u < 1 || u > 100) goto bad;
+        if (k[0] == 'h') cfg->high_watermark_pct = u; else cfg->low_watermark_pct = u;
+    } else if (!strcmp(k, "list_ttl")) { if (parse_duration_ms(v, &cfg->list_ttl_ms)) goto bad; }
+    else {
+        snprintf(why, whylen, "unknown setting '%s'", k);
+        return EINVAL;
+    }
+    return 0;
+bad:
+    snprintf(why, whylen, "bad value '%s' for %s", v, k);
+    return EINVAL;
+}
+
+int nfsd_config_load(const char *path, struct nfsd_config *cfg, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return e;
+    }
+    struct exports *ex = exports_new();
+    if (!ex) {
+        fclose(f);
+        return ENOMEM;
+    }
+    char line[4096], why[256];
+    unsigned lineno = 0;
+    int ret = 0;
+    while (!ret && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        why[0] = 0;
+        if (!strncmp(s, "export", 6) && isspace((unsigned char)s[6])) {
+            ret = exports_add_line(ex, trim(s + 6), why, sizeof why);
+        } else {
+            char *eq = strchr(s, '=');
+            if (!eq) {
+                snprintf(why, sizeof why, "expected 'key = value' or 'export PATH CLIENT(OPTIONS)'");
+                ret = EINVAL;
+            } else {
+                *eq = 0;
+                ret = apply_setting(cfg, trim(s), trim(eq + 1), why, sizeof why);
+            }
+        }
+        if (ret && ret != ENOMEM)
+            snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
+    }
+    fclose(f);
+    if (ret) {
+        exports_unref(ex);
+        return ret;
+    }
+    if (ex->n) {
+        exports_unref(cfg->exports);
+        cfg->exports = ex;
+    } else {
+        exports_unref(ex);
+    }
+    return 0;
+}

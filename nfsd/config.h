@@ -1,0 +1,97 @@
+/* config.h: tarnfsd settings and exports, read from tarnfs.conf (see
+ * tarnfs.conf(5)); command-line flags are applied on top by tarnfsd.c. */
+#ifndef TARNFS_NFSD_CONFIG_H
+#define TARNFS_NFSD_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Per-client export options, in /etc/exports words. */
+struct export_opts {
+    bool rw;
+    bool root_squash;
+    bool all_squash;
+    bool secure;            /* require a source port < 1024 */
+    uint32_t anonuid, anongid;
+};
+
+/* One client pattern: '*', a CIDR (v4 stored v4-mapped), or a host that was
+ * resolved into addresses when the config was read. */
+struct export_client {
+    bool any;
+    struct in6_addr addr;
+    unsigned prefix;        /* 0..128 over the v6 (or v4-mapped) address */
+    struct export_opts opts;
+};
+
+struct export {
+    char *path;             /* "/" or "/run/sub", no trailing '/' */
+    uint8_t id;             /* carried in file handles */
+    struct export_client *clients;
+    size_t nclients;
+};
+
+/* An immutable exports table, shared by reference while requests use it. */
+struct exports {
+    atomic_int refs;
+    struct export *v;
+    size_t n;
+};
+
+struct nfsd_config {
+    char *cache_dir, *source, *s3_endpoint, *listen, *pidfile;
+    int nfs_port, mount_port;           /* 0 = ephemeral */
+    bool rpcbind;
+    unsigned threads;
+    uint64_t cache_limit_bytes;
+    unsigned high_watermark_pct, low_watermark_pct, list_ttl_ms;
+    struct exports *exports;            /* NULL until set */
+};
+
+/* Fill cfg with the built-in defaults (ports 2049/20048, rpcbind on, no
+ * exports yet).  Never fails. */
+void nfsd_config_defaults(struct nfsd_config *cfg);
+
+/* Read path into cfg (settings and exports).  Errors: ENOENT/EACCES (file),
+ * EINVAL (a bad line; err says "FILE:LINE: why"), ENOMEM. */
+int nfsd_config_load(const char *path, struct nfsd_config *cfg, char *err,
+                     size_t errlen);
+
+/* Build the default table: one export "/" for every client, ro unless rw,
+ * root_squash, insecure.  Errors: ENOMEM. */
+int exports_default(bool rw, struct exports **out);
+
+/* Parse one export line body ("PATH CLIENT(OPTS) ...") and append it to
+ * *ex.  Errors: EINVAL (err says why), ENOMEM. */
+int exports_add_line(struct exports *ex, const char *line, char *err,
+                     size_t errlen);
+
+/* Take / drop a reference on an exports table. */
+struct exports *exports_ref(struct exports *ex);
+void exports_unref(struct exports *ex);
+
+/* The options that apply to peer for export e, or NULL when it is not
+ * allowed.  v4-mapped v6 peers match v4 patterns. */
+const struct export_opts *export_match(const struct export *e,
+                                       const struct sockaddr *peer);
+
+/* The export with handle id id, or NULL. */
+const struct export *exports_by_id(const struct exports *ex, uint8_t id);
+
+/* True when any export allows writes to any client. */
+bool exports_any_rw(const struct exports *ex);
+
+/* Parse "10G", "512M", "4096" (binary units).  Errors: EINVAL. */
+int parse_size(const char *s, uint64_t *out);
+
+/* Parse "5s", "250ms", "2m" or a bare number of seconds.  Errors: EINVAL. */
+int parse_duration_ms(const char *s, unsigned *out);
+
+/* Free what cfg owns (strings and exports reference). */
+void nfsd_config_free(struct nfsd_config *cfg);
+
+#endif

@@ -1,0 +1,124 @@
+/* nfsd.h: the server state shared by the dispatcher and the NFS and MOUNT
+ * procedures, the per-call context, and the procedure descriptor tables. */
+#ifndef TARNFS_NFSD_NFSD_H
+#define TARNFS_NFSD_NFSD_H
+
+#include <pthread.h>
+#include <rpc/rpc.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nfsd/config.h"
+#include "nfsd/fhandle.h"
+#include "nfsd/rpc_server.h"
+#include "vfs/vfs.h"
+
+#define NFS_PROG   100003u
+#define NFS_VERS   3u
+#define MOUNT_PROG 100005u
+#define MOUNT_VERS 3u
+
+/* NFS reads and writes go up to this size (FSINFO rtmax/wtmax). */
+#define NFSD_MAX_IO (1024 * 1024)
+
+struct mount_entry {
+    struct mount_entry *next;
+    char *host, *path;
+};
+
+struct nfsd {
+    vfs *vfs;
+    bool vfs_read_only;
+    struct fh_key key;
+    uint8_t write_verf[8];          /* new on every start */
+    pthread_mutex_t lock;           /* exports pointer and mount list */
+    struct exports *exports;
+    struct mount_entry *mounts;
+};
+
+/* Caller credentials after squashing. */
+#define NFSD_MAX_GIDS 16
+struct nfs_cred {
+    uint32_t uid, gid;
+    uint32_t ngids;
+    uint32_t gids[NFSD_MAX_GIDS];
+};
+
+/* A bump allocator for one call's results: freed in one go after the reply
+ * is encoded, so results never live in static storage. */
+struct arena_chunk;
+struct arena { struct arena_chunk *head; };
+/* Zeroed memory that lives until the call ends; NULL when out of memory. */
+void *arena_alloc(struct arena *a, size_t n);
+void arena_free(struct arena *a);
+
+/* Everything a procedure handler knows about its call. */
+struct rpc_ctx {
+    struct nfsd *srv;
+    const struct sockaddr *peer;
+    bool is_tcp;
+    size_t max_reply;
+    uint32_t flavor;                /* AUTH_NONE or AUTH_SYS */
+    struct nfs_cred raw_cred;       /* as sent (anon for AUTH_NONE) */
+    struct nfs_cred cred;           /* after the export's squash options */
+    struct exports *exports;        /* referenced for the call */
+    const struct export *exp;       /* export of the first handle (NFS) */
+    const struct export_opts *opts; /* this client's options on exp */
+    struct vfs_id id;               /* the first handle's node (NFS) */
+    struct arena arena;
+};
+
+/* Procedure flags read by the dispatcher. */
+enum {
+    PROC_NEEDS_FH  = 1 << 0,        /* args start with an nfs_fh3 to check */
+    PROC_MODIFIES  = 1 << 1,        /* refused with ROFS on ro exports */
+};
+
+struct rpc_proc {
+    const char *name;
+    xdrproc_t xdr_args;
+    size_t args_size;
+    xdrproc_t xdr_res;
+    size_t res_size;
+    void (*handler)(struct rpc_ctx *c, void *args, void *res);
+    unsigned flags;
+};
+
+struct rpc_program {
+    const char *name;
+    uint32_t prog, vers;
+    const struct rpc_proc *procs;
+    size_t nprocs;
+};
+
+extern const struct rpc_program nfs3_program;
+extern const struct rpc_program mount3_program;
+
+/* XDR for "no data" with the xdrproc_t shape (libtirpc's xdr_void has none). */
+bool_t nfsd_xdr_void(XDR *x, void *p);
+
+/* The rpc_server handler: decode, check, dispatch, encode (ctx = struct nfsd). */
+void nfsd_handle_call(void *ctx, const struct rpc_call_in *call,
+                      struct rpc_reply_out *reply);
+
+/* Squash cred per opts (root_squash / all_squash / anon ids). */
+void nfsd_squash(const struct export_opts *opts, const struct nfs_cred *in,
+                 struct nfs_cred *out);
+
+/* Current exports table, referenced; drop with exports_unref. */
+struct exports *nfsd_exports_get(struct nfsd *srv);
+
+/* Replace the exports table (takes over the caller's reference). */
+void nfsd_exports_set(struct nfsd *srv, struct exports *ex);
+
+/* True when the peer's source port is privileged (< 1024). */
+bool nfsd_peer_privileged(const struct sockaddr *peer);
+
+/* Format the peer's address (no port) into buf. */
+void nfsd_peer_str(const struct sockaddr *peer, char *buf, size_t len);
+
+/* Forget all MOUNT bookkeeping (shutdown). */
+void nfsd_mounts_clear(struct nfsd *srv);
+
+#endif

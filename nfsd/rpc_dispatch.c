@@ -1,0 +1,366 @@
+/* rpc_dispatch.c: turns one RPC call record into one reply: call header and
+ * credentials, program/version/procedure lookup, argument decoding, the shared
+ * NFS checks (handle, export ACL, squash, read-only), and reply encoding. */
+#include "nfsd/nfsd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nfsd/nfs3_prot.h"
+#include "util/log.h"
+
+/* ---- arena ---- */
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    max_align_t data[];
+};
+
+void *arena_alloc(struct arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    struct arena_chunk *c = a->head;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > 16384 ? n : 16384;
+        c = malloc(sizeof *c + cap);
+        if (!c)
+            return NULL;
+        c->used = 0;
+        c->cap = cap;
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+void arena_free(struct arena *a)
+{
+    while (a->head) {
+        struct arena_chunk *c = a->head;
+        a->head = c->next;
+        free(c);
+    }
+}
+
+bool_t nfsd_xdr_void(XDR *x, void *p)
+{
+    return TRUE;
+}
+
+/* ---- shared state ---- */
+
+struct exports *nfsd_exports_get(struct nfsd *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    struct exports *ex = exports_ref(srv->exports);
+    pthread_mutex_unlock(&srv->lock);
+    return ex;
+}
+
+void nfsd_exports_set(struct nfsd *srv, struct exports *ex)
+{
+    pthread_mutex_lock(&srv->lock);
+    struct exports *old = srv->exports;
+    srv->exports = ex;
+    pthread_mutex_unlock(&srv->lock);
+    exports_unref(old);
+}
+
+bool nfsd_peer_privileged(const struct sockaddr *peer)
+{
+    unsigned port = peer->sa_family == AF_INET6
+        ? ntohs(((const struct sockaddr_in6 *)peer)->sin6_port)
+        : ntohs(((const struct sockaddr_in *)peer)->sin_port);
+    return port < 1024;
+}
+
+void nfsd_peer_str(const struct sockaddr *peer, char *buf, size_t len)
+{
+    const void *a;
+    int fam = peer->sa_family;
+    if (fam == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            fam = AF_INET;
+            a = &a6->s6_addr[12];
+        } else {
+            a = a6;
+        }
+    } else {
+        a = &((const struct sockaddr_in *)peer)->sin_addr;
+    }
+    if (!inet_ntop(fam, a, buf, (socklen_t)len))
+        snprintf(buf, len, "?");
+}
+
+void nfsd_squash(const struct export_opts *opts, const struct nfs_cred *in,
+                 struct nfs_cred *out)
+{
+    *out = *in;
+    if (opts->all_squash) {
+        out->uid = opts->anonuid;
+        out->gid = opts->anongid;
+        out->ngids = 0;
+        return;
+    }
+    if (opts->root_squash) {
+        if (out->uid == 0)
+            out->uid = opts->anonuid;
+        if (out->gid == 0)
+            out->gid = opts->anongid;
+        for (uint32_t i = 0; i < out->ngids; i++)
+            if (out->gids[i] == 0)
+                out->gids[i] = opts->anongid;
+    }
+}
+
+/* ---- replies ---- */
+
+/* Encode msg (a complete reply) into a fresh buffer. */
+static void encode_reply(struct rpc_msg *msg, struct rpc_reply_out *out)
+{
+    unsigned long size = xdr_sizeof((xdrproc_t)xdr_replymsg, msg);
+    uint8_t *buf = malloc(RPC_REPLY_HEADROOM + size);
+    if (!buf) {
+        log_error("rpc: out of memory for a %lu-byte reply", size);
+        return;
+    }
+    XDR x;
+    xdrmem_create(&x, (char *)buf + RPC_REPLY_HEADROOM, (u_int)size, XDR_ENCODE);
+    if (!xdr_replymsg(&x, msg)) {
+        log_error("rpc: could not encode a reply");
+        free(buf);
+        xdr_destroy(&x);
+        return;
+    }
+    out->buf = buf;
+    out->len = xdr_getpos(&x);
+    xdr_destroy(&x);
+}
+
+static void reply_accepted(uint32_t xid, enum accept_stat stat, xdrproc_t res_proc,
+                           void *res, uint32_t low, uint32_t high,
+                           struct rpc_reply_out *out)
+{
+    struct rpc_msg m;
+    memset(&m, 0, sizeof m);
+    m.rm_xid = xid;
+    m.rm_direction = REPLY;
+    m.rm_reply.rp_stat = MSG_ACCEPTED;
+    m.acpted_rply.ar_verf = _null_auth;
+    m.acpted_rply.ar_stat = stat;
+    if (stat == SUCCESS) {
+        m.acpted_rply.ar_results.where = res;
+        m.acpted_rply.ar_results.proc = res_proc ? res_proc : (xdrproc_t)nfsd_xdr_void;
+    } else if (stat == PROG_MISMATCH) {
+        m.acpted_rply.ar_vers.low = low;
+        m.acpted_rply.ar_vers.high = high;
+    }
+    encode_reply(&m, out);
+}
+
+static void reply_denied(uint32_t xid, enum reject_stat why, enum auth_stat auth,
+                         struct rpc_reply_out *out)
+{
+    struct rpc_msg m;
+    memset(&m, 0, sizeof m);
+    m.rm_xid = xid;
+    m.rm_direction = REPLY;
+    m.rm_reply.rp_stat = MSG_DENIED;
+    m.rjcted_rply.rj_stat = why;
+    if (why == RPC_MISMATCH) {
+        m.rjcted_rply.rj_vers.low = 2;
+        m.rjcted_rply.rj_vers.high = 2;
+    } else {
+        m.rjcted_rply.rj_why = auth;
+    }
+    encode_reply(&m, out);
+}
+
+/* ---- credentials ---- */
+
+/* Parse an AUTH_SYS body (RFC 5531 appendix A) without allocating. */
+static bool parse_auth_sys(const uint8_t *p, size_t n, struct nfs_cred *cred)
+{
+    XDR x;
+    uint32_t stamp, namelen, ngids;
+    bool ok = false;
+    xdrmem_create(&x, (char *)p, (u_int)n, XDR_DECODE);
+    if (!xdr_u_int(&x, &stamp) || !xdr_u_int(&x, &namelen) || namelen > 255)
+        goto out;
+    char name[256];
+    if (!xdr_opaque(&x, name, namelen))
+        goto out;
+    if (!xdr_u_int(&x, &cred->uid) || !xdr_u_int(&x, &cred->gid) ||
+        !xdr_u_int(&x, &ngids) || ngids > NFSD_MAX_GIDS)
+        goto out;
+    for (uint32_t i = 0; i < ngids; i++)
+        if (!xdr_u_int(&x, &cred->gids[i]))
+            goto out;
+    cred->ngids = ngids;
+    ok = true;
+out:
+    xdr_destroy(&x);
+    return ok;
+}
+
+/* ---- the NFS shared checks ---- */
+
+/* Fill an NFS result with a bare error status: every NFSv3 result union
+ * starts with its nfsstat3 and its failure arm holds only optional attrs. */
+static void nfs_fail(void *res, nfsstat3 st)
+{
+    *(nfsstat3 *)res = st;
+}
+
+static nfsstat3 nfs_check_handle(struct rpc_ctx *c, const nfs_fh3 *fh, unsigned flags)
+{
+    uint8_t exp_id;
+    int err = fh_decode(&c->srv->key, (const uint8_t *)fh->data.data_val,
+                        fh->data.data_len, &exp_id, &c->id);
+    if (err == EBADMSG)
+        return NFS3ERR_BADHANDLE;
+    if (err)
+        return NFS3ERR_STALE;
+    c->exp = exports_by_id(c->exports, exp_id);
+    if (!c->exp)
+        return NFS3ERR_STALE;       /* the export was removed by a reload */
+    c->opts = export_match(c->exp, c->peer);
+    if (!c->opts || (c->opts->secure && !nfsd_peer_privileged(c->peer)))
+        return NFS3ERR_ACCES;
+    nfsd_squash(c->opts, &c->raw_cred, &c->cred);
+    if ((flags & PROC_MODIFIES) && (!c->opts->rw || c->srv->vfs_read_only))
+        return NFS3ERR_ROFS;
+    return NFS3_OK;
+}
+
+static const struct rpc_program *const programs[] = { &nfs3_program, &mount3_program };
+
+void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_reply_out *out)
+{
+    struct nfsd *srv = ctx;
+    struct rpc_msg msg;
+    char credbuf[MAX_AUTH_BYTES], verfbuf[MAX_AUTH_BYTES];
+    memset(&msg, 0, sizeof msg);
+    msg.rm_call.cb_cred.oa_base = credbuf;
+    msg.rm_call.cb_verf.oa_base = verfbuf;
+
+    if (call->len < 12)
+        return;     /* not even an xid, direction and version: nothing to answer */
+    uint32_t xid, dir, rpcvers;
+    memcpy(&xid, call->data, 4);
+    memcpy(&dir, call->data + 4, 4);
+    memcpy(&rpcvers, call->data + 8, 4);
+    xid = ntohl(xid);
+    if (ntohl(dir) != CALL)
+        return;
+    if (ntohl(rpcvers) != 2) {
+        reply_denied(xid, RPC_MISMATCH, 0, out);
+        return;
+    }
+
+    XDR x;
+    xdrmem_create(&x, (char *)call->data, (u_int)call->len, XDR_DECODE);
+    if (!xdr_callmsg(&x, &msg)) {
+        xdr_destroy(&x);
+        reply_accepted(xid, GARBAGE_ARGS, NULL, NULL, 0, 0, out);
+        return;
+    }
+
+    const struct rpc_program *prog = NULL;
+    bool prog_known = false;
+    for (size_t i = 0; i < sizeof programs / sizeof programs[0]; i++) {
+        if (programs[i]->prog != msg.rm_call.cb_prog)
+            continue;
+        prog_known = true;
+        if (programs[i]->vers == msg.rm_call.cb_vers)
+            prog = programs[i];
+    }
+    if (!prog) {
+        xdr_destroy(&x);
+        if (prog_known)
+            reply_accepted(xid, PROG_MISMATCH, NULL, NULL, 3, 3, out);
+        else
+            reply_accepted(xid, PROG_UNAVAIL, NULL, NULL, 0, 0, out);
+        return;
+    }
+    if (msg.rm_call.cb_proc >= prog->nprocs) {
+        xdr_destroy(&x);
+        reply_accepted(xid, PROC_UNAVAIL, NULL, NULL, 0, 0, out);
+        return;
+    }
+    const struct rpc_proc *proc = &prog->procs[msg.rm_call.cb_proc];
+
+    struct rpc_ctx c;
+    memset(&c, 0, sizeof c);
+    c.srv = srv;
+    c.peer = call->peer;
+    c.is_tcp = call->is_tcp;
+    c.max_reply = call->max_reply;
+    c.flavor = msg.rm_call.cb_cred.oa_flavor;
+    if (c.flavor == AUTH_SYS) {
+        if (!parse_auth_sys((const uint8_t *)credbuf, msg.rm_call.cb_cred.oa_length,
+                            &c.raw_cred)) {
+            xdr_destroy(&x);
+            reply_denied(xid, AUTH_ERROR, AUTH_BADCRED, out);
+            return;
+        }
+    } else if (c.flavor == AUTH_NONE || msg.rm_call.cb_proc == 0) {
+        /* AUTH_NONE is squashed to anon below (all_squash semantics). */
+        c.raw_cred.uid = c.raw_cred.gid = 65534;
+    } else {
+        xdr_destroy(&x);
+        reply_denied(xid, AUTH_ERROR, AUTH_BADCRED, out);
+        return;
+    }
+
+    void *args = calloc(1, proc->args_size ? proc->args_size : 1);
+    void *res = calloc(1, proc->res_size ? proc->res_size : 1);
+    if (!args || !res) {
+        free(args);
+        free(res);
+        xdr_destroy(&x);
+        reply_accepted(xid, SYSTEM_ERR, NULL, NULL, 0, 0, out);
+        return;
+    }
+    if (!proc->xdr_args(&x, args)) {
+        xdr_free(proc->xdr_args, args);
+        free(args);
+        free(res);
+        xdr_destroy(&x);
+        log_debug("rpc: %s %s: garbage arguments", prog->name, proc->name);
+        reply_accepted(xid, GARBAGE_ARGS, NULL, NULL, 0, 0, out);
+        return;
+    }
+    xdr_destroy(&x);
+
+    c.exports = nfsd_exports_get(srv);
+    if (c.flavor == AUTH_NONE) {
+        static const struct export_opts anon = { .all_squash = true,
+                                                 .anonuid = 65534, .anongid = 65534 };
+        nfsd_squash(&anon, &c.raw_cred, &c.raw_cred);
+    }
+    c.cred = c.raw_cred;
+    if (prog == &nfs3_program && (proc->flags & PROC_NEEDS_FH)) {
+        nfsstat3 st = nfs_check_handle(&c, (const nfs_fh3 *)args, proc->flags);
+        if (st != NFS3_OK)
+            nfs_fail(res, st);
+        else
+            proc->handler(&c, args, res);
+    } else {
+        proc->handler(&c, args, res);
+    }
+    reply_accepted(xid, SUCCESS, proc->xdr_res, res, 0, 0, out);
+
+    xdr_free(proc->xdr_args, args);
+    free(args);
+    free(res);
+    arena_free(&c.arena);
+    exports_unref(c.exports);
+}

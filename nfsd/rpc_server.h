@@ -1,0 +1,64 @@
+/* rpc_server.h: ONC RPC transport for tarnfsd: TCP (record marking) and UDP
+ * listeners on one epoll thread, and a pool of worker threads that run the
+ * handler, so one slow call never holds up other clients.  The transport knows
+ * nothing of RPC contents; the handler turns a call record into a reply. */
+#ifndef TARNFS_NFSD_RPC_SERVER_H
+#define TARNFS_NFSD_RPC_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Largest call record accepted on TCP: a 1 MiB WRITE plus headers.  A
+ * longer record drops the connection. */
+#define RPC_MAX_RECORD  (1024 * 1024 + 64 * 1024)
+#define RPC_UDP_MAX     65536
+
+/* One call, as received.  Valid only during the handler call. */
+struct rpc_call_in {
+    const uint8_t *data;
+    size_t len;
+    const struct sockaddr *peer;
+    socklen_t peer_len;
+    bool is_tcp;
+    size_t max_reply;         /* largest reply this transport can carry */
+};
+
+/* The reply a handler produces: buf is malloc'd with RPC_REPLY_HEADROOM
+ * bytes free in front (for the record mark); len counts the bytes after it.
+ * buf == NULL means "send nothing". */
+#define RPC_REPLY_HEADROOM 4
+struct rpc_reply_out {
+    uint8_t *buf;
+    size_t len;
+};
+
+typedef void (*rpc_handler_fn)(void *ctx, const struct rpc_call_in *call,
+                               struct rpc_reply_out *reply);
+
+struct rpc_server_config {
+    const char *listen;       /* NULL or "": all addresses (v6 dual stack, or v4) */
+    int ports[2];             /* 0 = ephemeral; each gets TCP and UDP */
+    unsigned threads;
+    rpc_handler_fn handler;
+    void *ctx;
+};
+
+struct rpc_server;
+
+/* Bind the sockets (TCP and UDP on each port, UDP on the same number as TCP).
+ * Errors: EADDRINUSE, EACCES, EINVAL (bad listen address), ENOMEM, errno of
+ * socket calls; a message is logged. */
+int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out);
+
+/* The actual port number of ports[i] after binding (ephemeral resolved). */
+int rpc_server_port(const struct rpc_server *s, int i);
+
+/* Start the listener and worker threads.  Errors: errno of pthread_create. */
+int rpc_server_start(struct rpc_server *s);
+
+/* Stop threads (in-flight calls finish), close sockets, free. */
+void rpc_server_destroy(struct rpc_server *s);
+
+#endif

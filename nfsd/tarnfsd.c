@@ -1,0 +1,420 @@
+/* tarnfsd.c: the tarnfsd program: options and config, daemon life cycle
+ * (pidfile, signals, rpcbind registration) around the NFS/MOUNT server. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <rpc/pmap_clnt.h>
+#include <rpc/rpc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nfsd/config.h"
+#include "nfsd/nfsd.h"
+#include "nfsd/rpc_server.h"
+#include "util/log.h"
+#include "vfs/vfs.h"
+
+#define DEFAULT_CONFIG  "/etc/tarnfs/tarnfs.conf"
+#define DEFAULT_PIDFILE "/run/tarnfsd.pid"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: tarnfsd [options]\n"
+"Serve a tarnfs cache (and, with --source, a bucket or NAS directory of\n"
+"run tarballs) over NFSv3 and MOUNT v3.\n"
+"\n"
+"  -f, --foreground        stay in the foreground and log to stderr\n"
+"      --cache DIR         cache directory (required here or in the config)\n"
+"      --source SRC        tarball source: /nas/dir or s3://bucket[/prefix]\n"
+"      --s3-endpoint URL   S3 endpoint (default: AWS conventions)\n"
+"      --config FILE       config file (default " DEFAULT_CONFIG " if present)\n"
+"      --rw                allow writes (the default export becomes rw)\n"
+"      --listen ADDR       listen address (default: all)\n"
+"      --nfs-port N        NFS port, TCP and UDP (default 2049; 0 = any)\n"
+"      --mount-port N      MOUNT port, TCP and UDP (default 20048; 0 = any)\n"
+"      --no-rpcbind       do not register with rpcbind\n"
+"      --threads N         worker threads (default 4 x cores)\n"
+"      --pidfile FILE      pidfile when daemonized (default " DEFAULT_PIDFILE ")\n"
+"      --port-file FILE    write \"NFS_PORT MOUNT_PORT\" there once serving\n"
+"  -v, --verbose           log debug messages\n"
+"  -h, --help              this text\n"
+"\n"
+"Signals: SIGTERM/SIGINT stop cleanly, SIGHUP re-reads the exports.\n"
+"See tarnfsd(8) and tarnfs.conf(5).\n");
+}
+
+struct flags {
+    bool foreground, rw, no_rpcbind, verbose;
+    const char *cache, *source, *s3_endpoint, *config, *listen, *pidfile, *port_file;
+    int nfs_port, mount_port;       /* -1 = not given */
+    unsigned threads;
+};
+
+static int parse_int_flag(const char *name, const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi) {
+        fprintf(stderr, "tarnfsd: bad value '%s' for --%s (want %ld..%ld)\n", v, name, lo, hi);
+        return EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
+static int parse_flags(int argc, char **argv, struct flags *fl)
+{
+    enum { O_CACHE = 256, O_SOURCE, O_S3, O_CONFIG, O_RW, O_LISTEN, O_NFSPORT,
+           O_MOUNTPORT, O_NORPCBIND, O_THREADS, O_PIDFILE, O_PORTFILE };
+    static const struct option opts[] = {
+        { "foreground", no_argument, NULL, 'f' },
+        { "cache", required_argument, NULL, O_CACHE },
+        { "source", required_argument, NULL, O_SOURCE },
+        { "s3-endpoint", required_argument, NULL, O_S3 },
+        { "config", required_argument, NULL, O_CONFIG },
+        { "rw", no_argument, NULL, O_RW },
+        { "listen", required_argument, NULL, O_LISTEN },
+        { "nfs-port", required_argument, NULL, O_NFSPORT },
+        { "mount-port", required_argument, NULL, O_MOUNTPORT },
+        { "no-rpcbind", no_argument, NULL, O_NORPCBIND },
+        { "threads", required_argument, NULL, O_THREADS },
+        { "pidfile", required_argument, NULL, O_PIDFILE },
+        { "port-file", required_argument, NULL, O_PORTFILE },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    memset(fl, 0, sizeof *fl);
+    fl->nfs_port = fl->mount_port = -1;
+    int ch;
+    long n;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "fvh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'f': fl->foreground = true; break;
+        case 'v': fl->verbose = true; break;
+        case 'h': usage(stdout); exit(0);
+        case O_CACHE: fl->cache = optarg; break;
+        case O_SOURCE: fl->source = optarg; break;
+        case O_S3: fl->s3_endpoint = optarg; break;
+        case O_CONFIG: fl->config = optarg; break;
+        case O_RW: fl->rw = true; break;
+        case O_LISTEN: fl->listen = optarg; break;
+        case O_NORPCBIND: fl->no_rpcbind = true; break;
+        case O_PIDFILE: fl->pidfile = optarg; break;
+        case O_PORTFILE: fl->port_file = optarg; break;
+        case O_NFSPORT:
+            if (parse_int_flag("nfs-port", optarg, 0, 65535, &n)) return EINVAL;
+            fl->nfs_port = (int)n;
+            break;
+        case O_MOUNTPORT:
+            if (parse_int_flag("mount-port", optarg, 0, 65535, &n)) return EINVAL;
+            fl->mount_port = (int)n;
+            break;
+        case O_THREADS:
+            if (parse_int_flag("threads", optarg, 1, 1024, &n)) return EINVAL;
+            fl->threads = (unsigned)n;
+            break;
+        default:
+            if (optopt)
+                fprintf(stderr, "tarnfsd: option -%c: unknown or missing its value\n", optopt);
+            else
+                fprintf(stderr, "tarnfsd: unknown option '%s'\n", argv[optind - 1]);
+            fprintf(stderr, "Try 'tarnfsd --help'.\n");
+            return EINVAL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tarnfsd: unexpected argument '%s'\nTry 'tarnfsd --help'.\n",
+                argv[optind]);
+        return EINVAL;
+    }
+    return 0;
+}
+
+static void set_str(char **slot, const char *v)
+{
+    if (!v)
+        return;
+    free(*slot);
+    *slot = strdup(v);
+}
+
+/* Config file first, then flags on top. */
+static int build_config(const struct flags *fl, struct nfsd_config *cfg)
+{
+    nfsd_config_defaults(cfg);
+    const char *path = fl->config;
+    if (!path && access(DEFAULT_CONFIG, F_OK) == 0)
+        path = DEFAULT_CONFIG;
+    if (path) {
+        char err[512];
+        int ret = nfsd_config_load(path, cfg, err, sizeof err);
+        if (ret) {
+            fprintf(stderr, "tarnfsd: %s\n", ret == ENOMEM ? "out of memory" : err);
+            return ret;
+        }
+    }
+    set_str(&cfg->cache_dir, fl->cache);
+    set_str(&cfg->source, fl->source);
+    set_str(&cfg->s3_endpoint, fl->s3_endpoint);
+    set_str(&cfg->listen, fl->listen);
+    set_str(&cfg->pidfile, fl->pidfile);
+    if (fl->nfs_port >= 0) cfg->nfs_port = fl->nfs_port;
+    if (fl->mount_port >= 0) cfg->mount_port = fl->mount_port;
+    if (fl->no_rpcbind) cfg->rpcbind = false;
+    if (fl->threads) cfg->threads = fl->threads;
+    if (!cfg->threads) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = (unsigned)(cores > 0 ? cores * 4 : 8);
+        if (cfg->threads > 64)
+            cfg->threads = 64;
+    }
+    if (!cfg->exports) {
+        int ret = exports_default(fl->rw, &cfg->exports);
+        if (ret)
+            return ret;
+    }
+    if (!cfg->cache_dir) {
+        fprintf(stderr, "tarnfsd: no cache directory: give --cache DIR or 'cache = DIR'\n");
+        return EINVAL;
+    }
+    return 0;
+}
+
+/* Register both programs on both transports.  rpcbind may be absent: that
+ * is only a warning, clients then need explicit ports. */
+static void rpcbind_register(int nfs_port, int mount_port)
+{
+    pmap_unset(NFS_PROG, NFS_VERS);
+    pmap_unset(MOUNT_PROG, MOUNT_VERS);
+    bool ok = pmap_set(NFS_PROG, NFS_VERS, IPPROTO_TCP, nfs_port) &&
+              pmap_set(NFS_PROG, NFS_VERS, IPPROTO_UDP, nfs_port) &&
+              pmap_set(MOUNT_PROG, MOUNT_VERS, IPPROTO_TCP, mount_port) &&
+              pmap_set(MOUNT_PROG, MOUNT_VERS, IPPROTO_UDP, mount_port);
+    if (ok)
+        log_info("registered NFS v3 (port %d) and MOUNT v3 (port %d) with rpcbind",
+                 nfs_port, mount_port);
+    else
+        log_warn("could not register with rpcbind (is it running?); clients must "
+                 "give port=%d,mountport=%d", nfs_port, mount_port);
+}
+
+static void rpcbind_unregister(void)
+{
+    pmap_unset(NFS_PROG, NFS_VERS);
+    pmap_unset(MOUNT_PROG, MOUNT_VERS);
+}
+
+static int write_file(const char *path, const char *text)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return errno;
+    fputs(text, f);
+    if (fclose(f))
+        return errno;
+    return rename(tmp, path) ? errno : 0;
+}
+
+/* Fork into the background; the parent exits once the child reports that
+ * it serves (status 0) or failed.  Returns the fd to report on. */
+static int daemonize(void)
+{
+    int p[2];
+    if (pipe(p))
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0) {
+        close(p[1]);
+        char status = 1;
+        if (read(p[0], &status, 1) != 1)
+            status = 1;
+        _exit(status);
+    }
+    close(p[0]);
+    setsid();
+    if (fork() > 0)
+        _exit(0);
+    if (chdir("/"))
+        _exit(1);
+    umask(022);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (null > 2)
+            close(null);
+    }
+    return p[1];
+}
+
+static void report(int fd, char status)
+{
+    if (fd >= 0) {
+        if (write(fd, &status, 1) != 1)
+            log_warn("could not report start-up status");
+        close(fd);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct flags fl;
+    if (parse_flags(argc, argv, &fl))
+        return 2;
+    log_setup("tarnfsd", 0, fl.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    struct nfsd_config cfg;
+    if (build_config(&fl, &cfg)) {
+        nfsd_config_free(&cfg);
+        return 2;
+    }
+
+    static struct nfsd srv;
+    pthread_mutex_init(&srv.lock, NULL);
+    int ret = fh_key_load(cfg.cache_dir, &srv.key);
+    if (ret) {
+        log_error("cannot use handle key in %s: %s", cfg.cache_dir, strerror(ret));
+        nfsd_config_free(&cfg);
+        return 1;
+    }
+    /* A new verifier each start tells clients to resend unstable writes. */
+    uint64_t verf = (uint64_t)time(NULL) << 32;
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        rnd = (uint32_t)getpid();
+    verf |= rnd;
+    memcpy(srv.write_verf, &verf, sizeof verf);
+
+    int report_fd = -1;
+    if (!fl.foreground) {
+        report_fd = daemonize();
+        if (report_fd < 0) {
+            log_error("cannot daemonize: %s", strerror(errno));
+            return 1;
+        }
+        log_setup("tarnfsd", 1, fl.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    }
+
+    /* Signals are taken synchronously by the main thread; block them
+     * before any thread starts so workers never see them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    srv.vfs_read_only = !exports_any_rw(cfg.exports);
+    struct vfs_config vc = {
+        .cache_dir = cfg.cache_dir, .source = cfg.source, .s3_endpoint = cfg.s3_endpoint,
+        .read_only = srv.vfs_read_only, .list_ttl_ms = cfg.list_ttl_ms,
+        .cache_limit_bytes = cfg.cache_limit_bytes,
+        .high_watermark_pct = cfg.high_watermark_pct, .low_watermark_pct = cfg.low_watermark_pct,
+    };
+    ret = vfs_open(&vc, &srv.vfs);
+    if (ret) {
+        log_error("cannot open the namespace in %s: %s", cfg.cache_dir, strerror(ret));
+        report(report_fd, 1);
+        nfsd_config_free(&cfg);
+        return 1;
+    }
+    srv.exports = exports_ref(cfg.exports);
+
+    struct rpc_server_config rc = {
+        .listen = cfg.listen, .ports = { cfg.nfs_port, cfg.mount_port },
+        .threads = cfg.threads, .handler = nfsd_handle_call, .ctx = &srv,
+    };
+    struct rpc_server *rs = NULL;
+    ret = rpc_server_bind(&rc, &rs);
+    if (ret) {
+        log_error("cannot listen on NFS port %d / MOUNT port %d: %s", cfg.nfs_port,
+                  cfg.mount_port, strerror(ret));
+        report(report_fd, 1);
+        vfs_close(srv.vfs);
+        nfsd_config_free(&cfg);
+        return 1;
+    }
+    int nfs_port = rpc_server_port(rs, 0), mount_port = rpc_server_port(rs, 1);
+    ret = rpc_server_start(rs);
+    if (ret) {
+        log_error("cannot start threads: %s", strerror(ret));
+        report(report_fd, 1);
+        return 1;
+    }
+    if (cfg.rpcbind)
+        rpcbind_register(nfs_port, mount_port);
+    const char *pidfile = cfg.pidfile ? cfg.pidfile : DEFAULT_PIDFILE;
+    char text[64];
+    if (!fl.foreground) {
+        snprintf(text, sizeof text, "%ld\n", (long)getpid());
+        if ((ret = write_file(pidfile, text)))
+            log_warn("cannot write pidfile %s: %s", pidfile, strerror(ret));
+    }
+    if (fl.port_file) {
+        snprintf(text, sizeof text, "%d %d\n", nfs_port, mount_port);
+        if ((ret = write_file(fl.port_file, text)))
+            log_warn("cannot write port file %s: %s", fl.port_file, strerror(ret));
+    }
+    log_info("serving %s%s%s (%s) on NFS port %d, MOUNT port %d, %u threads",
+             cfg.cache_dir, cfg.source ? " + " : "", cfg.source ? cfg.source : "",
+             srv.vfs_read_only ? "read-only" : "read-write", nfs_port, mount_port,
+             cfg.threads);
+    report(report_fd, 0);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig))
+            continue;
+        if (sig != SIGHUP)
+            break;
+        const char *path = fl.config ? fl.config
+                         : access(DEFAULT_CONFIG, F_OK) == 0 ? DEFAULT_CONFIG : NULL;
+        struct nfsd_config fresh;
+        nfsd_config_defaults(&fresh);
+        char err[512] = "";
+        ret = path ? nfsd_config_load(path, &fresh, err, sizeof err) : 0;
+        if (ret) {
+            log_error("SIGHUP: keeping the old exports: %s", err);
+        } else {
+            if (!fresh.exports)
+                exports_default(fl.rw, &fresh.exports);
+            if (fresh.exports) {
+                if (exports_any_rw(fresh.exports) && srv.vfs_read_only)
+                    log_warn("SIGHUP: rw exports need a restart; they stay read-only");
+                nfsd_exports_set(&srv, exports_ref(fresh.exports));
+                log_info("SIGHUP: exports reloaded (%zu)", fresh.exports->n);
+            }
+        }
+        nfsd_config_free(&fresh);
+    }
+
+    log_info("shutting down");
+    if (cfg.rpcbind)
+        rpcbind_unregister();
+    rpc_server_destroy(rs);
+    vfs_close(srv.vfs);
+    nfsd_exports_set(&srv, NULL);
+    nfsd_mounts_clear(&srv);
+    if (!fl.foreground)
+        unlink(pidfile);
+    nfsd_config_free(&cfg);
+    log_info("stopped");
+    return 0;
+}
