@@ -14,7 +14,11 @@
  *   - Every int-returning function returns 0 on success or a positive errno
  *     value (never -1/errno).  Each contract lists the errors it can give.
  *   - Functions are thread-safe: many threads may use one kv_run at once.
- *     Readers never wait for one another.
+ *     Readers never wait for one another; a change excludes readers of that
+ *     run only while it runs.
+ *   - Every changing call on a run also fails with EROFS (run opened
+ *     read-only, see kv_run_open) or ESTALE (the run was evicted or
+ *     replaced since it was opened).
  *   - Names are single path components: 1..KV_NAME_MAX bytes, no '/', no NUL,
  *     not "." or "..".  Run names may contain '/' (nested namespace names
  *     such as "2024/run1") but no empty, "." or ".." components.
@@ -106,6 +110,15 @@ struct kv_runinfo {
  * ENOTDIR, EACCES, EINVAL (not a tarnfs cache), EIO, ENOMEM. */
 int kv_cache_open(const char *dir, bool create, kv_cache **out);
 
+/* Open an existing cache for reading only (tools that must not disturb a
+ * running tarnfsd): runs open without Kyoto Cabinet's file lock, changes
+ * fail with EROFS, leftovers are not swept.  Errors as kv_cache_open. */
+int kv_cache_open_readonly(const char *dir, kv_cache **out);
+
+/* Set the cache's byte limit reported as bytes_total by statfs (0 =
+ * unlimited: free disk + used).  kvstore does not enforce it. */
+void kv_cache_set_limit(kv_cache *c, uint64_t bytes);
+
 /* Close the cache.  All runs opened from it must have been closed. */
 void kv_cache_close(kv_cache *c);
 
@@ -132,7 +145,9 @@ int kv_cache_evict(kv_cache *c, const char *name);
 /* ---- runs ------------------------------------------------------------- */
 
 /* Open the published run name for reading and writing.  Repeated opens of
- * the same name share one database.  Errors: ENOENT, EINVAL, EIO, ENOMEM. */
+ * the same name share one database (each open needs its own close).  If
+ * another process holds the run open for writing, it opens read-only.
+ * Errors: ENOENT, EINVAL, EIO, ENOMEM. */
 int kv_run_open(kv_cache *c, const char *name, kv_run **out);
 
 /* Release a run opened with kv_run_open or kv_run_stage. */
@@ -150,8 +165,15 @@ int kv_run_stage(kv_cache *c, const char *name, kv_ino root_hint,
  * Errors: EINVAL (not staged), ENOSPC, EIO. */
 int kv_run_publish(kv_run *r, const char *source_version);
 
-/* Discard a staged run and free *r.  Nothing of it remains. */
+/* Discard a staged run and free *r.  Nothing of it remains.  (Closing a
+ * staged run with kv_run_close does the same.)  A staged run is built
+ * without a write-ahead log: after a failed call on it, abort it. */
 void kv_run_abort(kv_run *r);
+
+/* True if r no longer is the published run of its name (evicted, or
+ * replaced by a newer publish, possibly by another process): callers
+ * should close it and open the name again. */
+bool kv_run_stale(kv_run *r);
 
 /* Name of the run (valid while r is open). */
 const char *kv_run_name(const kv_run *r);

@@ -1,0 +1,119 @@
+/* kv_internal.h: what the kvstore/ source files share and nobody else may
+ * use: the run and cache structures, the key schema, the inode record
+ * codec, and the lock/transaction discipline.  See doc/design/kvstore.md.
+ *
+ * Key schema (one Kyoto Cabinet TreeDB per run, default lexical order;
+ * integers are big-endian so key order is numeric order):
+ *   'I' ino:8                -> inode record (kv_inode_encode)
+ *   'E' dir:8 seq:8          -> ino:8 name        (readdir order, cookie = seq)
+ *   'N' dir:8 name           -> seq:8 ino:8       (lookup by name)
+ *   'B' ino:8 blockno:8      -> file data block (1..KV_BLOCK_SIZE bytes)
+ *   'S' name                 -> run-internal state (counters, root, name)
+ *   'M' key                  -> user metadata (kv_run_setmeta)
+ */
+#ifndef TARNFS_KV_INTERNAL_H
+#define TARNFS_KV_INTERNAL_H
+
+#include "kvstore/kvfs.h"
+
+#include <kclangc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Size of one data block, chosen by measurement (doc/design/kvstore.md). */
+#define KV_BLOCK_SIZE   ((uint64_t)256 * 1024)
+/* First readdir cookie handed out; 1 and 2 stay free for "." and "..". */
+#define KV_FIRST_SEQ    3
+#define KV_MIN_INO      16
+#define KV_MAX_INO      ((UINT64_C(1) << 63) - 1)
+#define KV_LINK_MAX     65000
+#define KV_META_MAX     (64 * 1024)
+#define KV_MAX_FILE     (UINT64_C(1) << 50)
+/* Per-inode metadata cost counted in bytes_used (an estimate). */
+#define KV_INODE_COST   256
+#define KV_KEY_MAX      (1 + 8 + KV_NAME_MAX + 1)
+
+/* A decoded inode record. */
+struct kv_inode {
+    uint32_t mode, nlink, uid, gid;
+    uint64_t size, used, rdev;
+    struct timespec atime, mtime, ctime;
+    kv_ino parent;          /* directories: parent directory */
+    uint64_t next_seq;      /* directories: next entry sequence number */
+    char *target;           /* symlinks: malloc'd target (size bytes) */
+};
+
+struct kv_cache {
+    char *path;
+    int dirfd;
+    bool readonly;
+    uint64_t limit;                 /* 0: unlimited */
+    pthread_mutex_t lock;           /* guards runs list, publish, evict */
+    struct kv_run *runs;            /* open published runs (shared) */
+    unsigned long stage_counter;
+};
+
+struct kv_run {
+    kv_cache *cache;
+    char *name;
+    char *dir;              /* directory holding the database */
+    char *dbfile;           /* database file name inside dir */
+    KCDB *db;
+    pthread_rwlock_t lock;  /* readers shared; every change exclusive */
+    int refs;               /* guarded by cache->lock */
+    bool staged;            /* invisible; no transactions needed */
+    bool readonly;          /* opened without the writer lock */
+    bool gone;              /* evicted or replaced: no more writes */
+    kv_ino root;
+    uint64_t next_ino;      /* allocation cursor when no hint */
+    uint64_t data_bytes;    /* sum of stored block lengths */
+    uint64_t inodes;
+    uint64_t saved_next_ino, saved_data_bytes, saved_inodes; /* rollback */
+    int lockfd;             /* flock on dir: shared while open, see cache.c */
+    struct kv_run *next;    /* cache->runs list */
+};
+
+/* ---- codec.c ---- */
+void kv_put64(unsigned char *p, uint64_t v);
+uint64_t kv_get64(const unsigned char *p);
+void kv_put32(unsigned char *p, uint32_t v);
+uint32_t kv_get32(const unsigned char *p);
+size_t kv_key_ino(unsigned char *k, char tag, kv_ino ino);
+size_t kv_key_ino2(unsigned char *k, char tag, kv_ino ino, uint64_t n);
+size_t kv_key_name(unsigned char *k, kv_ino dir, const char *name, size_t len);
+/* Encode into a malloc'd buffer; NULL on ENOMEM. */
+char *kv_inode_encode(const struct kv_inode *in, size_t *len);
+/* Decode; returns 0 or EIO (corrupt), ENOMEM. */
+int kv_inode_decode(const char *buf, size_t len, struct kv_inode *in);
+void kv_inode_free(struct kv_inode *in);
+/* Map the last KC error of db to an errno value. */
+int kv_kcerr(KCDB *db);
+/* 0 if name is a valid single component, else EINVAL or ENAMETOOLONG. */
+int kv_check_name(const char *name, size_t *len);
+void kv_now(struct timespec *ts);
+void kv_attr_from(kv_ino ino, const struct kv_inode *in, struct kv_attr *a);
+
+/* ---- node.c ---- */
+/* Load inode ino into *in (ENOENT if missing). */
+int kv_inode_load(kv_run *r, kv_ino ino, struct kv_inode *in);
+int kv_inode_store(kv_run *r, kv_ino ino, const struct kv_inode *in);
+
+/* ---- write discipline (cache.c) ---- */
+/* Take the exclusive lock and open a transaction (published runs).
+ * Errors: EROFS (read-only or evicted), EIO. */
+int kv_wbegin(kv_run *r);
+/* Commit (err == 0) or roll back, persist counters, unlock; returns err or
+ * the commit error. */
+int kv_wend(kv_run *r, int err);
+void kv_rbegin(kv_run *r);
+void kv_rend(kv_run *r);
+/* Save the counters in the current transaction (published runs). */
+int kv_store_counters(kv_run *r);
+
+/* ---- data.c ---- */
+/* Drop all blocks of ino at or beyond byte offset from (trimming a partial
+ * block).  Caller holds the write transaction. */
+int kv_data_truncate(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t size);
+
+#endif

@@ -1,0 +1,1293 @@
+/* test_kvfs.c: unit tests of every kvstore operation and its main error
+ * cases, against real Kyoto Cabinet databases in a temporary cache. */
+#include "kvstore/kvfs.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- fixture: a fresh cache with one published run "run1" ------------- */
+
+static char cache_dir[64];
+static kv_cache *cache;
+static kv_run *run;
+static kv_ino root;
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(p);
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void open_cache(void)
+{
+    strcpy(cache_dir, "/tmp/kvtest-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(cache_dir));
+    ck_assert_int_eq(kv_cache_open(cache_dir, true, &cache), 0);
+}
+
+static void setup_published(void)
+{
+    open_cache();
+    ck_assert_int_eq(kv_run_stage(cache, "run1", 0, &run), 0);
+    ck_assert_int_eq(kv_run_publish(run, "v1"), 0);
+    root = kv_run_root(run);
+}
+
+static void setup_staged(void)
+{
+    open_cache();
+    ck_assert_int_eq(kv_run_stage(cache, "run1", 0, &run), 0);
+    root = kv_run_root(run);
+}
+
+static void teardown(void)
+{
+    if (run)
+        kv_run_close(run);
+    run = NULL;
+    if (cache)
+        kv_cache_close(cache);
+    cache = NULL;
+    rm_rf(cache_dir);
+}
+
+static kv_ino make(kv_ino dir, const char *name, uint32_t mode)
+{
+    struct kv_newnode n = { .mode = mode, .uid = 1000, .gid = 100 };
+    struct kv_attr a;
+    if (S_ISLNK(mode))
+        n.symlink_target = "target";
+    ck_assert_int_eq(kv_mknode(run, dir, name, &n, &a), 0);
+    return a.ino;
+}
+
+static void write_str(kv_ino ino, uint64_t off, const char *s)
+{
+    ck_assert_int_eq(kv_write(run, ino, off, s, strlen(s), NULL), 0);
+}
+
+static uint64_t size_of(kv_ino ino)
+{
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, ino, &a), 0);
+    return a.size;
+}
+
+static uint32_t nlink_of(kv_ino ino)
+{
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, ino, &a), 0);
+    return a.nlink;
+}
+
+/* Fill buf with a position-dependent pattern. */
+static void pattern(unsigned char *buf, size_t len, uint64_t base)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (unsigned char)((base + i) * 2654435761u >> 13);
+}
+
+static bool run_dir_exists(const char *enc)
+{
+    char p[256];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/runs/%s", cache_dir, enc);
+    return stat(p, &st) == 0;
+}
+
+static int count_entries(const char *sub)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", cache_dir, sub);
+    DIR *d = opendir(p);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* ---- cache ------------------------------------------------------------ */
+
+START_TEST(cache_open_missing_without_create_is_enoent)
+{
+    kv_cache *c;
+    ck_assert_int_eq(kv_cache_open("/tmp/kvtest-does-not-exist", false, &c), ENOENT);
+}
+END_TEST
+
+START_TEST(cache_open_refuses_non_cache_directory)
+{
+    char dir[] = "/tmp/kvtest-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char f[64];
+    snprintf(f, sizeof f, "%s/precious", dir);
+    FILE *fp = fopen(f, "w");
+    fclose(fp);
+    kv_cache *c;
+    ck_assert_int_eq(kv_cache_open(dir, true, &c), EINVAL);
+    ck_assert_int_eq(kv_cache_open(dir, false, &c), EINVAL);
+    rm_rf(dir);
+}
+END_TEST
+
+START_TEST(cache_open_creates_and_reopens)
+{
+    open_cache();
+    ck_assert_str_eq(kv_cache_path(cache), cache_dir);
+    kv_cache_close(cache);
+    ck_assert_int_eq(kv_cache_open(cache_dir, false, &cache), 0);
+}
+END_TEST
+
+static int collect_names(void *arg, const struct kv_runinfo *ri)
+{
+    char *out = arg;
+    strcat(out, ri->name);
+    strcat(out, ";");
+    return 0;
+}
+
+START_TEST(cache_list_gives_runs_in_name_order_with_slashes_and_dots)
+{
+    open_cache();
+    const char *names[] = { "b", "2024/run1", ".hidden", "a%b", "a" };
+    for (size_t i = 0; i < 5; i++) {
+        kv_run *r;
+        ck_assert_int_eq(kv_run_stage(cache, names[i], 0, &r), 0);
+        ck_assert_int_eq(kv_run_publish(r, "etag"), 0);
+        kv_run_close(r);
+    }
+    char out[256] = "";
+    ck_assert_int_eq(kv_cache_list(cache, collect_names, out), 0);
+    ck_assert_str_eq(out, ".hidden;2024/run1;a;a%b;b;");
+    ck_assert(run_dir_exists("2024%2Frun1"));
+    ck_assert(run_dir_exists("%2Ehidden"));
+    ck_assert(run_dir_exists("a%25b"));
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "2024/run1", &r), 0);
+    ck_assert_str_eq(kv_run_name(r), "2024/run1");
+    kv_run_close(r);
+}
+END_TEST
+
+START_TEST(bad_run_names_are_einval)
+{
+    open_cache();
+    kv_run *r;
+    ck_assert_int_eq(kv_run_stage(cache, "", 0, &r), EINVAL);
+    ck_assert_int_eq(kv_run_stage(cache, "a//b", 0, &r), EINVAL);
+    ck_assert_int_eq(kv_run_stage(cache, "a/../b", 0, &r), EINVAL);
+    ck_assert_int_eq(kv_run_stage(cache, "/abs", 0, &r), EINVAL);
+    ck_assert_int_eq(kv_run_stage(cache, "trail/", 0, &r), EINVAL);
+    ck_assert_int_eq(kv_run_open(cache, "..", &r), EINVAL);
+    ck_assert_int_eq(kv_run_open(cache, "missing", &r), ENOENT);
+}
+END_TEST
+
+/* ---- staging, publish, evict ------------------------------------------ */
+
+START_TEST(stage_gives_root_directory_with_hint)
+{
+    open_cache();
+    ck_assert_int_eq(kv_run_stage(cache, "run1", 4242, &run), 0);
+    ck_assert_uint_eq(kv_run_root(run), 4242);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, 4242, &a), 0);
+    ck_assert(S_ISDIR(a.mode));
+    ck_assert_uint_eq(a.nlink, 2);
+    kv_ino p;
+    ck_assert_int_eq(kv_parent(run, 4242, &p), 0);
+    ck_assert_uint_eq(p, 4242);
+    kv_run_close(run);
+    run = NULL;
+    ck_assert_int_eq(kv_run_stage(cache, "run2", 0, &run), 0);
+    ck_assert_uint_eq(kv_run_root(run), kv_ino_for("run2", ""));
+}
+END_TEST
+
+START_TEST(staged_run_is_invisible_until_published)
+{
+    setup_staged();
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "run1", &r), ENOENT);
+    struct kv_runinfo ri;
+    ck_assert_int_eq(kv_cache_runinfo(cache, "run1", &ri), ENOENT);
+    make(root, "f", S_IFREG | 0644);
+    ck_assert_int_eq(kv_run_publish(run, "etag-1"), 0);
+    ck_assert_int_eq(kv_cache_runinfo(cache, "run1", &ri), 0);
+    ck_assert_str_eq(ri.source_version, "etag-1");
+    ck_assert_uint_eq(ri.files, 2);
+    ck_assert_uint_gt(ri.bytes, 0);
+    ck_assert_int_eq(kv_run_open(cache, "run1", &r), 0);
+    ck_assert_ptr_eq(r, run);  /* shared with the publishing handle */
+    kv_run_close(r);
+    ck_assert_int_eq(kv_run_publish(run, "again"), EINVAL);
+}
+END_TEST
+
+START_TEST(stage_abort_leaves_nothing)
+{
+    setup_staged();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "data");
+    kv_run_abort(run);
+    run = NULL;
+    ck_assert_int_eq(count_entries("tmp"), 0);
+    ck_assert_int_eq(count_entries("runs"), 0);
+    struct kv_statfs st;
+    ck_assert_int_eq(kv_cache_statfs(cache, &st), 0);
+    ck_assert_uint_eq(st.inodes_used, 0);
+}
+END_TEST
+
+START_TEST(publish_replaces_existing_run_atomically)
+{
+    setup_published();
+    kv_ino f = make(root, "old", S_IFREG | 0644);
+    write_str(f, 0, "old contents");
+    kv_run *nr;
+    ck_assert_int_eq(kv_run_stage(cache, "run1", 0, &nr), 0);
+    struct kv_newnode nn = { .mode = S_IFREG | 0644 };
+    ck_assert_int_eq(kv_mknode(nr, kv_run_root(nr), "new", &nn, NULL), 0);
+    /* Until publish, openers see the old run. */
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "run1", &r), 0);
+    ck_assert_ptr_eq(r, run);
+    kv_run_close(r);
+    ck_assert_int_eq(kv_run_publish(nr, "v2"), 0);
+    /* The old handle still reads the old data but can no longer write. */
+    char buf[32];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 12);
+    ck_assert(kv_run_stale(run));
+    ck_assert_int_eq(kv_write(run, f, 0, "x", 1, NULL), ESTALE);
+    /* A new open gets the new run. */
+    ck_assert_int_eq(kv_run_open(cache, "run1", &r), 0);
+    ck_assert_ptr_eq(r, nr);
+    kv_ino ino;
+    ck_assert_int_eq(kv_lookup(r, kv_run_root(r), "new", &ino), 0);
+    ck_assert_int_eq(kv_lookup(r, kv_run_root(r), "old", &ino), ENOENT);
+    kv_run_close(r);
+    kv_run_close(nr);
+    kv_run_close(run);
+    run = NULL;
+    /* The replaced run's files are gone once its last handle closed. */
+    ck_assert_int_eq(count_entries("tmp"), 0);
+    ck_assert_int_eq(count_entries("runs"), 1);
+    struct kv_runinfo ri;
+    ck_assert_int_eq(kv_cache_runinfo(cache, "run1", &ri), 0);
+    ck_assert_str_eq(ri.source_version, "v2");
+}
+END_TEST
+
+START_TEST(evict_removes_run_but_open_handle_keeps_reading)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "still here");
+    ck_assert_int_eq(kv_cache_evict(cache, "run1"), 0);
+    ck_assert(!run_dir_exists("run1"));
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "run1", &r), ENOENT);
+    char buf[32];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 10);
+    ck_assert(memcmp(buf, "still here", 10) == 0);
+    ck_assert_int_eq(kv_mknode(run, root, "g", &(struct kv_newnode){ .mode = S_IFREG }, NULL),
+                     ESTALE);
+    ck_assert_int_eq(count_entries("tmp"), 1);
+    kv_run_close(run);
+    run = NULL;
+    ck_assert_int_eq(count_entries("tmp"), 0);
+    ck_assert_int_eq(kv_cache_evict(cache, "run1"), ENOENT);
+    ck_assert_int_eq(kv_cache_evict(cache, "a/../b"), EINVAL);
+}
+END_TEST
+
+START_TEST(reopen_after_close_persists_data)
+{
+    setup_published();
+    kv_ino d = make(root, "dir", S_IFDIR | 0755);
+    kv_ino f = make(d, "file", S_IFREG | 0600);
+    write_str(f, 5, "persisted");
+    ck_assert_int_eq(kv_run_setmeta(run, "dirty", "1", 1), 0);
+    kv_run_close(run);
+    run = NULL;
+    kv_cache_close(cache);
+    ck_assert_int_eq(kv_cache_open(cache_dir, false, &cache), 0);
+    ck_assert_int_eq(kv_run_open(cache, "run1", &run), 0);
+    ck_assert_uint_eq(kv_run_root(run), root);
+    kv_ino ino;
+    ck_assert_int_eq(kv_lookup(run, root, "dir", &ino), 0);
+    ck_assert_uint_eq(ino, d);
+    ck_assert_int_eq(kv_lookup(run, d, "file", &ino), 0);
+    ck_assert_uint_eq(ino, f);
+    char buf[32];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 14);
+    ck_assert(memcmp(buf, "\0\0\0\0\0persisted", 14) == 0);
+    char m[4];
+    size_t mlen;
+    ck_assert_int_eq(kv_run_getmeta(run, "dirty", m, sizeof m, &mlen), 0);
+    ck_assert_uint_eq(mlen, 1);
+    struct kv_statfs st;
+    ck_assert_int_eq(kv_run_statfs(run, &st), 0);
+    ck_assert_uint_eq(st.inodes_used, 3);
+}
+END_TEST
+
+START_TEST(crash_while_staging_leaves_no_trace)
+{
+    open_cache();
+    int go[2];
+    ck_assert_int_eq(pipe(go), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        kv_cache *c;
+        kv_run *r;
+        if (kv_cache_open(cache_dir, false, &c) || kv_run_stage(c, "crashy", 0, &r))
+            _exit(1);
+        struct kv_newnode n = { .mode = S_IFREG | 0644 };
+        struct kv_attr a;
+        static unsigned char block[1 << 16];
+        for (int i = 0; ; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "f%d", i);
+            if (kv_mknode(r, kv_run_root(r), name, &n, &a) ||
+                kv_write(r, a.ino, 0, block, sizeof block, NULL))
+                _exit(1);
+            if (i == 50 && write(go[1], "x", 1) != 1)
+                _exit(1);
+        }
+    }
+    char ch;
+    ck_assert_int_eq(read(go[0], &ch, 1), 1);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFSIGNALED(status));
+    close(go[0]);
+    close(go[1]);
+    ck_assert_int_eq(count_entries("tmp"), 1);  /* the dead child's staging */
+    kv_cache_close(cache);
+    ck_assert_int_eq(kv_cache_open(cache_dir, false, &cache), 0);
+    ck_assert_int_eq(count_entries("tmp"), 0);
+    ck_assert_int_eq(count_entries("runs"), 0);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "crashy", &r), ENOENT);
+}
+END_TEST
+
+START_TEST(crash_during_publish_of_replacement_keeps_old_run)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "v1");
+    kv_run_close(run);
+    run = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        kv_cache *c;
+        kv_run *r;
+        if (kv_cache_open(cache_dir, false, &c) || kv_run_stage(c, "run1", 0, &r))
+            _exit(1);
+        struct kv_newnode n = { .mode = S_IFREG | 0644 };
+        for (int i = 0; i < 200; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "n%d", i);
+            if (kv_mknode(r, kv_run_root(r), name, &n, NULL))
+                _exit(1);
+        }
+        raise(SIGKILL);     /* dies before publish */
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFSIGNALED(status));
+    kv_cache_close(cache);
+    ck_assert_int_eq(kv_cache_open(cache_dir, false, &cache), 0);
+    ck_assert_int_eq(kv_run_open(cache, "run1", &run), 0);
+    kv_ino ino;
+    ck_assert_int_eq(kv_lookup(run, root, "f", &ino), 0);
+    ck_assert_int_eq(kv_lookup(run, root, "n0", &ino), ENOENT);
+    ck_assert_int_eq(count_entries("tmp"), 0);
+}
+END_TEST
+
+/* ---- nodes ------------------------------------------------------------ */
+
+START_TEST(mknode_creates_each_type)
+{
+    setup_published();
+    struct { const char *name; uint32_t mode; } t[] = {
+        { "reg", S_IFREG | 0644 }, { "dir", S_IFDIR | 0755 },
+        { "lnk", S_IFLNK | 0777 }, { "fifo", S_IFIFO | 0600 },
+        { "chr", S_IFCHR | 0600 }, { "blk", S_IFBLK | 0600 },
+        { "sock", S_IFSOCK | 0600 },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        struct kv_newnode n = { .mode = t[i].mode, .uid = 7, .gid = 8,
+                                .rdev = makedev(4, 5), .symlink_target = "../x",
+                                .has_times = true,
+                                .mtime = { 1000000000, 123456789 },
+                                .atime = { 1000000001, 5 } };
+        struct kv_attr a, b;
+        ck_assert_int_eq(kv_mknode(run, root, t[i].name, &n, &a), 0);
+        ck_assert_int_eq(kv_getattr(run, a.ino, &b), 0);
+        ck_assert_uint_eq(b.mode, t[i].mode);
+        ck_assert_uint_eq(b.uid, 7);
+        ck_assert_uint_eq(b.gid, 8);
+        ck_assert_uint_eq(b.mtime.tv_sec, 1000000000);
+        ck_assert_uint_eq(b.mtime.tv_nsec, 123456789);
+        ck_assert_uint_eq(b.atime.tv_nsec, 5);
+        ck_assert_uint_eq(b.nlink, S_ISDIR(t[i].mode) ? 2 : 1);
+        if (S_ISCHR(t[i].mode) || S_ISBLK(t[i].mode))
+            ck_assert_uint_eq(b.rdev, makedev(4, 5));
+        if (S_ISLNK(t[i].mode))
+            ck_assert_uint_eq(b.size, 4);
+        if (S_ISREG(t[i].mode))
+            ck_assert_uint_eq(b.size, 0);
+        kv_ino got;
+        ck_assert_int_eq(kv_lookup(run, root, t[i].name, &got), 0);
+        ck_assert_uint_eq(got, a.ino);
+    }
+    ck_assert_uint_eq(nlink_of(root), 3);   /* 2 + one subdirectory */
+}
+END_TEST
+
+START_TEST(mknode_errors)
+{
+    setup_published();
+    struct kv_newnode n = { .mode = S_IFREG | 0644 };
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    ck_assert_int_eq(kv_mknode(run, root, "f", &n, NULL), EEXIST);
+    ck_assert_int_eq(kv_mknode(run, f, "x", &n, NULL), ENOTDIR);
+    ck_assert_int_eq(kv_mknode(run, 999999, "x", &n, NULL), ENOENT);
+    ck_assert_int_eq(kv_mknode(run, root, "", &n, NULL), EINVAL);
+    ck_assert_int_eq(kv_mknode(run, root, ".", &n, NULL), EINVAL);
+    ck_assert_int_eq(kv_mknode(run, root, "..", &n, NULL), EINVAL);
+    ck_assert_int_eq(kv_mknode(run, root, "a/b", &n, NULL), EINVAL);
+    char longname[300];
+    memset(longname, 'x', 256);
+    longname[256] = '\0';
+    ck_assert_int_eq(kv_mknode(run, root, longname, &n, NULL), ENAMETOOLONG);
+    longname[255] = '\0';
+    ck_assert_int_eq(kv_mknode(run, root, longname, &n, NULL), 0);
+    struct kv_newnode bad = { .mode = 0 };
+    ck_assert_int_eq(kv_mknode(run, root, "bad", &bad, NULL), EINVAL);
+    struct kv_newnode lnk = { .mode = S_IFLNK | 0777 };
+    ck_assert_int_eq(kv_mknode(run, root, "nolink", &lnk, NULL), EINVAL);
+}
+END_TEST
+
+START_TEST(mknode_uses_hint_or_next_free_number_above)
+{
+    setup_published();
+    struct kv_newnode n = { .mode = S_IFREG | 0644, .ino_hint = 5000 };
+    struct kv_attr a;
+    ck_assert_int_eq(kv_mknode(run, root, "a", &n, &a), 0);
+    ck_assert_uint_eq(a.ino, 5000);
+    ck_assert_int_eq(kv_mknode(run, root, "b", &n, &a), 0);
+    ck_assert_uint_eq(a.ino, 5001);
+    n.ino_hint = 0;
+    ck_assert_int_eq(kv_mknode(run, root, "c", &n, &a), 0);
+    ck_assert_uint_ge(a.ino, 16);
+    ck_assert_uint_ne(a.ino, root);
+}
+END_TEST
+
+START_TEST(ino_for_is_deterministic_63_bit_and_at_least_16)
+{
+    ck_assert_uint_eq(kv_ino_for("run", "a/b"), kv_ino_for("run", "a/b"));
+    ck_assert_uint_ne(kv_ino_for("run", "a/b"), kv_ino_for("run", "a/c"));
+    ck_assert_uint_ne(kv_ino_for("ru", "na/b"), kv_ino_for("run", "a/b"));
+    for (int i = 0; i < 10000; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "f%d", i);
+        kv_ino ino = kv_ino_for("x", p);
+        ck_assert_uint_ge(ino, 16);
+        ck_assert_uint_lt(ino, UINT64_C(1) << 63);
+    }
+}
+END_TEST
+
+START_TEST(lookup_resolves_names_dot_and_dotdot)
+{
+    setup_published();
+    kv_ino d = make(root, "d", S_IFDIR | 0755);
+    kv_ino f = make(d, "f", S_IFREG | 0644);
+    kv_ino got;
+    ck_assert_int_eq(kv_lookup(run, d, "f", &got), 0);
+    ck_assert_uint_eq(got, f);
+    ck_assert_int_eq(kv_lookup(run, d, ".", &got), 0);
+    ck_assert_uint_eq(got, d);
+    ck_assert_int_eq(kv_lookup(run, d, "..", &got), 0);
+    ck_assert_uint_eq(got, root);
+    ck_assert_int_eq(kv_lookup(run, root, "..", &got), 0);
+    ck_assert_uint_eq(got, root);
+    ck_assert_int_eq(kv_lookup(run, d, "missing", &got), ENOENT);
+    ck_assert_int_eq(kv_lookup(run, f, "x", &got), ENOTDIR);
+    ck_assert_int_eq(kv_lookup(run, 424242, "x", &got), ENOENT);
+    ck_assert_int_eq(kv_lookup(run, d, "a/b", &got), EINVAL);
+    ck_assert_int_eq(kv_parent(run, d, &got), 0);
+    ck_assert_uint_eq(got, root);
+    ck_assert_int_eq(kv_parent(run, f, &got), ENOTDIR);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, 424242, &a), ENOENT);
+}
+END_TEST
+
+/* ---- readdir ---------------------------------------------------------- */
+
+struct listing {
+    char names[64][32];
+    uint64_t cookies[64];
+    int n, stop_after;
+};
+
+static int collect(void *arg, const struct kv_dirent *de)
+{
+    struct listing *l = arg;
+    ck_assert_uint_eq(strlen(de->name), de->namelen);
+    snprintf(l->names[l->n], 32, "%s", de->name);
+    l->cookies[l->n] = de->cookie;
+    l->n++;
+    return l->stop_after && l->n >= l->stop_after ? 1 : 0;
+}
+
+START_TEST(readdir_lists_in_creation_order_with_cookies)
+{
+    setup_published();
+    make(root, "zeta", S_IFREG | 0644);
+    make(root, "alpha", S_IFDIR | 0755);
+    make(root, "mid", S_IFLNK | 0777);
+    struct listing l = {0};
+    ck_assert_int_eq(kv_readdir(run, root, 0, collect, &l), 0);
+    ck_assert_int_eq(l.n, 3);
+    ck_assert_str_eq(l.names[0], "zeta");
+    ck_assert_str_eq(l.names[1], "alpha");
+    ck_assert_str_eq(l.names[2], "mid");
+    ck_assert_uint_gt(l.cookies[0], 2);     /* 1 and 2 stay free for . and .. */
+    struct listing m = {0};
+    ck_assert_int_eq(kv_readdir(run, root, l.cookies[0], collect, &m), 0);
+    ck_assert_int_eq(m.n, 2);
+    ck_assert_str_eq(m.names[0], "alpha");
+    struct listing s = { .stop_after = 1 };
+    ck_assert_int_eq(kv_readdir(run, root, 0, collect, &s), 1);
+    ck_assert_int_eq(s.n, 1);
+    kv_ino f;
+    ck_assert_int_eq(kv_lookup(run, root, "zeta", &f), 0);
+    ck_assert_int_eq(kv_readdir(run, f, 0, collect, &s), ENOTDIR);
+    ck_assert_int_eq(kv_readdir(run, 777777, 0, collect, &s), ENOENT);
+    struct listing e = {0};
+    kv_ino alpha;
+    ck_assert_int_eq(kv_lookup(run, root, "alpha", &alpha), 0);
+    ck_assert_int_eq(kv_readdir(run, alpha, 0, collect, &e), 0);
+    ck_assert_int_eq(e.n, 0);
+}
+END_TEST
+
+START_TEST(readdir_resumes_after_removed_entry)
+{
+    setup_published();
+    make(root, "a", S_IFREG | 0644);
+    make(root, "b", S_IFREG | 0644);
+    make(root, "c", S_IFREG | 0644);
+    struct listing l = { .stop_after = 2 };
+    kv_readdir(run, root, 0, collect, &l);
+    ck_assert_str_eq(l.names[1], "b");
+    ck_assert_int_eq(kv_unlink(run, root, "b"), 0);
+    make(root, "d", S_IFREG | 0644);
+    struct listing m = {0};
+    ck_assert_int_eq(kv_readdir(run, root, l.cookies[1], collect, &m), 0);
+    ck_assert_int_eq(m.n, 2);
+    ck_assert_str_eq(m.names[0], "c");
+    ck_assert_str_eq(m.names[1], "d");
+}
+END_TEST
+
+struct pager {
+    uint64_t cookie;
+    int in_page, total;
+    unsigned char *seen;
+};
+
+static int page_cb(void *arg, const struct kv_dirent *de)
+{
+    struct pager *p = arg;
+    int i = atoi(de->name + 1);
+    ck_assert_int_eq(p->seen[i], 0);
+    p->seen[i] = 1;
+    p->cookie = de->cookie;
+    p->total++;
+    return ++p->in_page == 1000 ? 1 : 0;
+}
+
+START_TEST(readdir_pages_through_100000_entries_by_cookie)
+{
+    setup_staged();
+    enum { N = 100000 };
+    kv_ino d = make(root, "big", S_IFDIR | 0755);
+    struct kv_newnode n = { .mode = S_IFREG | 0644 };
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%06d", i);
+        ck_assert_int_eq(kv_mknode(run, d, name, &n, NULL), 0);
+    }
+    ck_assert_int_eq(kv_run_publish(run, ""), 0);
+    struct pager p = { .seen = calloc(N, 1) };
+    int pages = 0, ret;
+    do {
+        p.in_page = 0;
+        ret = kv_readdir(run, d, p.cookie, page_cb, &p);
+        pages++;
+    } while (ret == 1);
+    ck_assert_int_eq(ret, 0);
+    ck_assert_int_eq(p.total, N);
+    ck_assert_int_ge(pages, 100);
+    free(p.seen);
+}
+END_TEST
+
+/* ---- file data -------------------------------------------------------- */
+
+START_TEST(write_and_read_at_offsets_across_blocks)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    size_t len = 3 * 1024 * 1024 + 12345;
+    unsigned char *w = malloc(len), *rb = malloc(len + 100);
+    pattern(w, len, 0);
+    /* Several unaligned writes that together cover [0, len). */
+    size_t cuts[] = { 0, 1, 4095, 70000, 262143, 262145, 1048577, 2000000, len };
+    for (size_t i = 0; i + 1 < sizeof cuts / sizeof cuts[0]; i++)
+        ck_assert_int_eq(kv_write(run, f, cuts[i], w + cuts[i], cuts[i + 1] - cuts[i], NULL), 0);
+    ck_assert_uint_eq(size_of(f), len);
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, rb, len + 100, &got, &eof), 0);
+    ck_assert_uint_eq(got, len);
+    ck_assert(eof);
+    ck_assert(memcmp(w, rb, len) == 0);
+    ck_assert_int_eq(kv_read(run, f, 300000, rb, 5000, &got, &eof), 0);
+    ck_assert_uint_eq(got, 5000);
+    ck_assert(!eof);
+    ck_assert(memcmp(w + 300000, rb, 5000) == 0);
+    /* Overwrite in the middle. */
+    write_str(f, 262140, "OVERWRITE");
+    ck_assert_int_eq(kv_read(run, f, 262138, rb, 13, &got, &eof), 0);
+    ck_assert(memcmp(rb + 2, "OVERWRITE", 9) == 0);
+    ck_assert(rb[0] == w[262138] && rb[12] == w[262138 + 12]);
+    ck_assert_uint_eq(size_of(f), len);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, f, &a), 0);
+    ck_assert_uint_eq(a.used, len);
+    free(w);
+    free(rb);
+}
+END_TEST
+
+START_TEST(read_at_or_past_end_gives_zero_bytes_and_eof)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    char buf[8];
+    size_t got = 99;
+    bool eof = false;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 0);
+    ck_assert(eof);
+    write_str(f, 0, "abc");
+    ck_assert_int_eq(kv_read(run, f, 3, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 0);
+    ck_assert(eof);
+    ck_assert_int_eq(kv_read(run, f, 100, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 0);
+    ck_assert_int_eq(kv_read(run, root, 0, buf, sizeof buf, &got, &eof), EISDIR);
+    kv_ino l = make(root, "l", S_IFLNK | 0777);
+    ck_assert_int_eq(kv_read(run, l, 0, buf, sizeof buf, &got, &eof), EINVAL);
+    ck_assert_int_eq(kv_read(run, 99999, 0, buf, sizeof buf, &got, &eof), ENOENT);
+    ck_assert_int_eq(kv_write(run, root, 0, "x", 1, NULL), EISDIR);
+    ck_assert_int_eq(kv_write(run, l, 0, "x", 1, NULL), EINVAL);
+    ck_assert_int_eq(kv_write(run, f, UINT64_C(1) << 62, "x", 1, NULL), EFBIG);
+}
+END_TEST
+
+START_TEST(sparse_file_holes_read_as_zeros)
+{
+    setup_published();
+    kv_ino f = make(root, "sparse", S_IFREG | 0644);
+    uint64_t far = UINT64_C(10) * 1024 * 1024 * 1024;   /* 10 GiB */
+    write_str(f, far, "end");
+    write_str(f, 1000, "mid");
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, f, &a), 0);
+    ck_assert_uint_eq(a.size, far + 3);
+    ck_assert_uint_lt(a.used, 1024 * 1024);
+    char buf[4096];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, far - 4093, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 4096);
+    for (int i = 0; i < 4093; i++)
+        ck_assert_int_eq(buf[i], 0);
+    ck_assert(memcmp(buf + 4093, "end", 3) == 0);
+    ck_assert_int_eq(kv_read(run, f, 5 * 1024 * 1024, buf, sizeof buf, &got, &eof), 0);
+    for (int i = 0; i < 4096; i++)
+        ck_assert_int_eq(buf[i], 0);
+    ck_assert_int_eq(kv_read(run, f, 998, buf, 7, &got, &eof), 0);
+    ck_assert(memcmp(buf, "\0\0mid\0\0", 7) == 0);
+}
+END_TEST
+
+START_TEST(truncate_down_frees_blocks_and_regrowth_reads_zeros)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    size_t len = 2 * 1024 * 1024;
+    unsigned char *w = malloc(len), *rb = malloc(len);
+    pattern(w, len, 7);
+    ck_assert_int_eq(kv_write(run, f, 0, w, len, NULL), 0);
+    struct kv_statfs before, after;
+    ck_assert_int_eq(kv_run_statfs(run, &before), 0);
+    struct kv_sattr s = { .mask = KV_SET_SIZE, .size = 300001 };
+    struct kv_attr a;
+    ck_assert_int_eq(kv_setattr(run, f, &s, &a), 0);
+    ck_assert_uint_eq(a.size, 300001);
+    ck_assert_uint_eq(a.used, 300001);
+    ck_assert_int_eq(kv_run_statfs(run, &after), 0);
+    ck_assert_uint_eq(before.bytes_used - after.bytes_used, len - 300001);
+    /* Grow again: everything past the cut reads as zeros. */
+    s.size = len;
+    ck_assert_int_eq(kv_setattr(run, f, &s, NULL), 0);
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, rb, len, &got, &eof), 0);
+    ck_assert_uint_eq(got, len);
+    ck_assert(memcmp(rb, w, 300001) == 0);
+    for (size_t i = 300001; i < len; i++)
+        ck_assert_int_eq(rb[i], 0);
+    s.size = 0;
+    ck_assert_int_eq(kv_setattr(run, f, &s, &a), 0);
+    ck_assert_uint_eq(a.used, 0);
+    ck_assert_int_eq(kv_read(run, f, 0, rb, len, &got, &eof), 0);
+    ck_assert_uint_eq(got, 0);
+    free(w);
+    free(rb);
+}
+END_TEST
+
+START_TEST(truncate_up_makes_sparse_tail_and_rejects_non_files)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "abc");
+    struct kv_sattr s = { .mask = KV_SET_SIZE, .size = 1000000 };
+    ck_assert_int_eq(kv_setattr(run, f, &s, NULL), 0);
+    char buf[10];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 999995, buf, 10, &got, &eof), 0);
+    ck_assert_uint_eq(got, 5);
+    ck_assert(eof);
+    ck_assert_int_eq(kv_setattr(run, root, &s, NULL), EISDIR);
+    kv_ino l = make(root, "l", S_IFLNK | 0777);
+    ck_assert_int_eq(kv_setattr(run, l, &s, NULL), EINVAL);
+    s.size = UINT64_C(1) << 62;
+    ck_assert_int_eq(kv_setattr(run, f, &s, NULL), EFBIG);
+    ck_assert_int_eq(kv_setattr(run, 123456, &s, NULL), ENOENT);
+}
+END_TEST
+
+START_TEST(setattr_changes_mode_owner_and_times)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    struct kv_sattr s = {
+        .mask = KV_SET_MODE | KV_SET_UID | KV_SET_GID | KV_SET_ATIME |
+                KV_SET_MTIME | KV_SET_CTIME,
+        .mode = S_IFDIR | 04711, .uid = 55, .gid = 66,
+        .atime = { 10, 1 }, .mtime = { 20, 2 }, .ctime = { 30, 3 },
+    };
+    struct kv_attr a;
+    ck_assert_int_eq(kv_setattr(run, f, &s, &a), 0);
+    ck_assert_uint_eq(a.mode, S_IFREG | 04711);   /* type bits ignored */
+    ck_assert_uint_eq(a.uid, 55);
+    ck_assert_uint_eq(a.gid, 66);
+    ck_assert_int_eq(kv_getattr(run, f, &a), 0);
+    ck_assert_int_eq(a.atime.tv_sec, 10);
+    ck_assert_int_eq(a.mtime.tv_nsec, 2);
+    ck_assert_int_eq(a.ctime.tv_sec, 30);
+    s.mask = KV_SET_UID;
+    s.uid = 1;
+    ck_assert_int_eq(kv_setattr(run, f, &s, &a), 0);
+    ck_assert_int_gt(a.ctime.tv_sec, 1000000000);   /* now, not restored */
+}
+END_TEST
+
+START_TEST(append_streams_data_and_holes)
+{
+    setup_staged();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    size_t len = 1024 * 1024 + 333;
+    unsigned char *w = malloc(len), *rb = malloc(4 * len);
+    pattern(w, len, 3);
+    kv_appender *ap;
+    ck_assert_int_eq(kv_append_begin(run, f, &ap), 0);
+    ck_assert_int_eq(kv_append(ap, w, 1000), 0);
+    ck_assert_int_eq(kv_append_hole(ap, 100), 0);          /* small hole */
+    ck_assert_int_eq(kv_append(ap, w + 1000, len - 1000), 0);
+    ck_assert_int_eq(kv_append_hole(ap, 2 * len), 0);      /* big hole */
+    ck_assert_int_eq(kv_append(ap, "tail", 4), 0);
+    ck_assert_int_eq(kv_append_end(ap), 0);
+    uint64_t total = 1000 + 100 + (len - 1000) + 2 * len + 4;
+    ck_assert_uint_eq(size_of(f), total);
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, rb, 4 * len, &got, &eof), 0);
+    ck_assert_uint_eq(got, total);
+    ck_assert(memcmp(rb, w, 1000) == 0);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(rb[1000 + i], 0);
+    ck_assert(memcmp(rb + 1100, w + 1000, len - 1000) == 0);
+    for (size_t i = 0; i < 2 * len; i++)
+        ck_assert_int_eq(rb[len + 100 + i], 0);
+    ck_assert(memcmp(rb + total - 4, "tail", 4) == 0);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, f, &a), 0);
+    ck_assert_uint_lt(a.used, total);
+    /* Appending needs an empty regular file. */
+    ck_assert_int_eq(kv_append_begin(run, f, &ap), EINVAL);
+    ck_assert_int_eq(kv_append_begin(run, root, &ap), EISDIR);
+    ck_assert_int_eq(kv_run_publish(run, ""), 0);
+    kv_ino g = make(root, "g", S_IFREG | 0644);
+    ck_assert_int_eq(kv_append_begin(run, g, &ap), 0);
+    ck_assert_int_eq(kv_append(ap, w, len), 0);
+    ck_assert_int_eq(kv_append_end(ap), 0);
+    ck_assert_int_eq(kv_read(run, g, 0, rb, len, &got, &eof), 0);
+    ck_assert_uint_eq(got, len);
+    ck_assert(memcmp(rb, w, len) == 0);
+    free(w);
+    free(rb);
+}
+END_TEST
+
+/* ---- links, remove, rename -------------------------------------------- */
+
+START_TEST(symlink_target_reads_back)
+{
+    setup_published();
+    struct kv_newnode n = { .mode = S_IFLNK | 0777, .symlink_target = "some/where/else" };
+    struct kv_attr a;
+    ck_assert_int_eq(kv_mknode(run, root, "l", &n, &a), 0);
+    char buf[64];
+    size_t len;
+    ck_assert_int_eq(kv_readlink(run, a.ino, buf, sizeof buf, &len), 0);
+    ck_assert_uint_eq(len, 15);
+    ck_assert_str_eq(buf, "some/where/else");
+    ck_assert_int_eq(kv_readlink(run, a.ino, buf, 4, &len), 0);
+    ck_assert_uint_eq(len, 15);
+    ck_assert(memcmp(buf, "some", 4) == 0);
+    ck_assert_int_eq(kv_readlink(run, root, buf, sizeof buf, &len), EINVAL);
+    ck_assert_int_eq(kv_readlink(run, 31337, buf, sizeof buf, &len), ENOENT);
+    char *huge = malloc(KV_SYMLINK_MAX + 2);
+    memset(huge, 'a', KV_SYMLINK_MAX + 1);
+    huge[KV_SYMLINK_MAX + 1] = '\0';
+    n.symlink_target = huge;
+    ck_assert_int_eq(kv_mknode(run, root, "h", &n, NULL), ENAMETOOLONG);
+    huge[KV_SYMLINK_MAX] = '\0';
+    ck_assert_int_eq(kv_mknode(run, root, "h", &n, &a), 0);
+    ck_assert_uint_eq(a.size, KV_SYMLINK_MAX);
+    free(huge);
+}
+END_TEST
+
+START_TEST(hard_links_share_data_and_count_nlink)
+{
+    setup_published();
+    kv_ino d = make(root, "d", S_IFDIR | 0755);
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "shared");
+    ck_assert_int_eq(kv_link(run, f, d, "g"), 0);
+    ck_assert_int_eq(kv_link(run, f, root, "h"), 0);
+    ck_assert_uint_eq(nlink_of(f), 3);
+    kv_ino got;
+    ck_assert_int_eq(kv_lookup(run, d, "g", &got), 0);
+    ck_assert_uint_eq(got, f);
+    ck_assert_int_eq(kv_link(run, f, d, "g"), EEXIST);
+    ck_assert_int_eq(kv_link(run, d, root, "dl"), EPERM);
+    ck_assert_int_eq(kv_link(run, 4444, root, "x"), ENOENT);
+    ck_assert_int_eq(kv_link(run, f, f, "x"), ENOTDIR);
+    ck_assert_int_eq(kv_unlink(run, root, "f"), 0);
+    ck_assert_uint_eq(nlink_of(f), 2);
+    char buf[8];
+    size_t n;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, sizeof buf, &n, &eof), 0);
+    ck_assert_uint_eq(n, 6);
+    ck_assert_int_eq(kv_unlink(run, d, "g"), 0);
+    ck_assert_int_eq(kv_unlink(run, root, "h"), 0);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, f, &a), ENOENT);
+}
+END_TEST
+
+START_TEST(unlink_and_rmdir_remove_and_check_types)
+{
+    setup_published();
+    kv_ino d = make(root, "d", S_IFDIR | 0755);
+    kv_ino f = make(d, "f", S_IFREG | 0644);
+    write_str(f, 0, "bytes");
+    ck_assert_uint_eq(nlink_of(root), 3);
+    ck_assert_int_eq(kv_unlink(run, root, "d"), EISDIR);
+    ck_assert_int_eq(kv_rmdir(run, root, "d"), ENOTEMPTY);
+    ck_assert_int_eq(kv_rmdir(run, d, "f"), ENOTDIR);
+    ck_assert_int_eq(kv_unlink(run, d, "nope"), ENOENT);
+    ck_assert_int_eq(kv_unlink(run, f, "x"), ENOTDIR);
+    ck_assert_int_eq(kv_unlink(run, d, "f"), 0);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, f, &a), ENOENT);
+    ck_assert_int_eq(kv_rmdir(run, root, "d"), 0);
+    ck_assert_int_eq(kv_getattr(run, d, &a), ENOENT);
+    ck_assert_uint_eq(nlink_of(root), 2);
+    struct kv_statfs st;
+    ck_assert_int_eq(kv_run_statfs(run, &st), 0);
+    ck_assert_uint_eq(st.inodes_used, 1);
+    ck_assert_uint_eq(st.bytes_used, 256);   /* only the root's record */
+}
+END_TEST
+
+START_TEST(rename_over_existing_file_replaces_it)
+{
+    setup_published();
+    kv_ino a = make(root, "a", S_IFREG | 0644);
+    kv_ino b = make(root, "b", S_IFREG | 0644);
+    write_str(a, 0, "AAA");
+    write_str(b, 0, "BBBBB");
+    ck_assert_int_eq(kv_rename(run, root, "a", root, "b"), 0);
+    kv_ino got;
+    ck_assert_int_eq(kv_lookup(run, root, "b", &got), 0);
+    ck_assert_uint_eq(got, a);
+    ck_assert_int_eq(kv_lookup(run, root, "a", &got), ENOENT);
+    struct kv_attr at;
+    ck_assert_int_eq(kv_getattr(run, b, &at), ENOENT);
+    struct listing l = {0};
+    kv_readdir(run, root, 0, collect, &l);
+    ck_assert_int_eq(l.n, 1);
+    ck_assert_int_eq(kv_rename(run, root, "missing", root, "x"), ENOENT);
+    /* Renaming onto a hard link of itself changes nothing. */
+    ck_assert_int_eq(kv_link(run, a, root, "c"), 0);
+    ck_assert_int_eq(kv_rename(run, root, "b", root, "c"), 0);
+    ck_assert_int_eq(kv_lookup(run, root, "b", &got), 0);
+    ck_assert_uint_eq(nlink_of(a), 2);
+}
+END_TEST
+
+START_TEST(rename_directories_keeps_nlink_and_parent_right)
+{
+    setup_published();
+    kv_ino d1 = make(root, "d1", S_IFDIR | 0755);
+    kv_ino d2 = make(root, "d2", S_IFDIR | 0755);
+    kv_ino sub = make(d1, "sub", S_IFDIR | 0755);
+    make(sub, "file", S_IFREG | 0644);
+    ck_assert_uint_eq(nlink_of(d1), 3);
+    ck_assert_int_eq(kv_rename(run, d1, "sub", d2, "moved"), 0);
+    ck_assert_uint_eq(nlink_of(d1), 2);
+    ck_assert_uint_eq(nlink_of(d2), 3);
+    kv_ino p;
+    ck_assert_int_eq(kv_lookup(run, sub, "..", &p), 0);
+    ck_assert_uint_eq(p, d2);
+    /* Over an empty directory: allowed, the target disappears. */
+    kv_ino empty = make(root, "empty", S_IFDIR | 0755);
+    ck_assert_int_eq(kv_rename(run, root, "d1", root, "empty"), 0);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, empty, &a), ENOENT);
+    ck_assert_uint_eq(nlink_of(root), 4);   /* d2, empty(=old d1) */
+    kv_ino got;
+    ck_assert_int_eq(kv_lookup(run, root, "empty", &got), 0);
+    ck_assert_uint_eq(got, d1);
+}
+END_TEST
+
+START_TEST(rename_errors)
+{
+    setup_published();
+    kv_ino d = make(root, "d", S_IFDIR | 0755);
+    kv_ino sub = make(d, "sub", S_IFDIR | 0755);
+    make(d, "f", S_IFREG | 0644);
+    make(root, "full", S_IFDIR | 0755);
+    kv_ino full;
+    ck_assert_int_eq(kv_lookup(run, root, "full", &full), 0);
+    make(full, "x", S_IFREG | 0644);
+    make(root, "file", S_IFREG | 0644);
+    ck_assert_int_eq(kv_rename(run, root, "d", sub, "inside"), EINVAL);
+    ck_assert_int_eq(kv_rename(run, root, "d", d, "self"), EINVAL);
+    ck_assert_int_eq(kv_rename(run, root, "d", root, "full"), ENOTEMPTY);
+    ck_assert_int_eq(kv_rename(run, root, "d", root, "file"), ENOTDIR);
+    ck_assert_int_eq(kv_rename(run, root, "file", root, "d"), EISDIR);
+    ck_assert_int_eq(kv_rename(run, root, "file", root, "a/b"), EINVAL);
+    ck_assert_int_eq(kv_rename(run, root, "file", 98765, "x"), ENOENT);
+    /* Nothing moved. */
+    kv_ino got;
+    ck_assert_int_eq(kv_lookup(run, root, "d", &got), 0);
+    ck_assert_int_eq(kv_lookup(run, d, "sub", &got), 0);
+    ck_assert_int_eq(kv_lookup(run, root, "file", &got), 0);
+}
+END_TEST
+
+/* ---- statfs, metadata -------------------------------------------------- */
+
+START_TEST(statfs_counts_bytes_and_inodes_per_run_and_cache)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    make(root, "d", S_IFDIR | 0755);
+    static char data[100000];
+    ck_assert_int_eq(kv_write(run, f, 0, data, sizeof data, NULL), 0);
+    struct kv_statfs st;
+    ck_assert_int_eq(kv_run_statfs(run, &st), 0);
+    ck_assert_uint_eq(st.inodes_used, 3);
+    ck_assert_uint_eq(st.bytes_used, 100000 + 3 * 256);
+    ck_assert_uint_gt(st.bytes_total, st.bytes_used);
+    ck_assert_uint_gt(st.bytes_free, 0);
+    kv_run *r2;
+    ck_assert_int_eq(kv_run_stage(cache, "run2", 0, &r2), 0);
+    ck_assert_int_eq(kv_run_publish(r2, ""), 0);
+    kv_run_close(r2);
+    struct kv_statfs cs;
+    ck_assert_int_eq(kv_cache_statfs(cache, &cs), 0);
+    ck_assert_uint_eq(cs.inodes_used, 4);
+    ck_assert_uint_ge(cs.bytes_used, 100000);
+    kv_cache_set_limit(cache, 1000000000);
+    ck_assert_int_eq(kv_cache_statfs(cache, &cs), 0);
+    ck_assert_uint_eq(cs.bytes_total, 1000000000);
+    ck_assert_uint_le(cs.bytes_free, 1000000000 - cs.bytes_used);
+}
+END_TEST
+
+START_TEST(run_metadata_set_get_delete)
+{
+    setup_published();
+    char buf[16];
+    size_t len;
+    ck_assert_int_eq(kv_run_getmeta(run, "etag", buf, sizeof buf, &len), ENOENT);
+    ck_assert_int_eq(kv_run_setmeta(run, "etag", "abcdef", 6), 0);
+    ck_assert_int_eq(kv_run_getmeta(run, "etag", buf, 3, &len), 0);
+    ck_assert_uint_eq(len, 6);
+    ck_assert(memcmp(buf, "abc", 3) == 0);
+    ck_assert_int_eq(kv_run_setmeta(run, "etag", "xy", 2), 0);
+    ck_assert_int_eq(kv_run_getmeta(run, "etag", buf, sizeof buf, &len), 0);
+    ck_assert_uint_eq(len, 2);
+    ck_assert_int_eq(kv_run_delmeta(run, "etag"), 0);
+    ck_assert_int_eq(kv_run_getmeta(run, "etag", buf, sizeof buf, &len), ENOENT);
+    ck_assert_int_eq(kv_run_delmeta(run, "etag"), ENOENT);
+    static char big[64 * 1024 + 1];
+    ck_assert_int_eq(kv_run_setmeta(run, "big", big, sizeof big), E2BIG);
+    ck_assert_int_eq(kv_run_setmeta(run, "big", big, sizeof big - 1), 0);
+    ck_assert_int_eq(kv_run_setmeta(run, "", "x", 1), EINVAL);
+}
+END_TEST
+
+START_TEST(readonly_cache_reads_but_refuses_changes)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "ro");
+    kv_run_close(run);
+    run = NULL;
+    kv_cache *ro;
+    ck_assert_int_eq(kv_cache_open_readonly(cache_dir, &ro), 0);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(ro, "run1", &r), 0);
+    char buf[4];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(r, f, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 2);
+    ck_assert_int_eq(kv_write(r, f, 0, "x", 1, NULL), EROFS);
+    ck_assert_int_eq(kv_unlink(r, root, "f"), EROFS);
+    kv_run *s;
+    ck_assert_int_eq(kv_run_stage(ro, "new", 0, &s), EROFS);
+    ck_assert_int_eq(kv_cache_evict(ro, "run1"), EROFS);
+    kv_run_close(r);
+    kv_cache_close(ro);
+    ck_assert_int_eq(kv_cache_open_readonly("/tmp/kvtest-missing-dir", &ro), ENOENT);
+}
+END_TEST
+
+/* ---- threads ---------------------------------------------------------- */
+
+struct reader_arg {
+    kv_ino dir, file;
+    size_t len;
+    const unsigned char *expect;
+    int errors;
+};
+
+static int count_cb(void *arg, const struct kv_dirent *de)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void *reader(void *p)
+{
+    struct reader_arg *a = p;
+    unsigned char *buf = malloc(a->len);
+    for (int iter = 0; iter < 30; iter++) {
+        size_t got;
+        bool eof;
+        if (kv_read(run, a->file, 0, buf, a->len, &got, &eof) || got != a->len ||
+            memcmp(buf, a->expect, a->len))
+            a->errors++;
+        int n = 0;
+        if (kv_readdir(run, a->dir, 0, count_cb, &n) || n < 200)
+            a->errors++;
+        kv_ino ino;
+        if (kv_lookup(run, a->dir, "e0100", &ino))
+            a->errors++;
+    }
+    free(buf);
+    return NULL;
+}
+
+START_TEST(concurrent_readers_and_a_writer_see_consistent_data)
+{
+    setup_published();
+    kv_ino d = make(root, "d", S_IFDIR | 0755);
+    struct kv_newnode n = { .mode = S_IFREG | 0644 };
+    for (int i = 0; i < 200; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "e%04d", i);
+        ck_assert_int_eq(kv_mknode(run, d, name, &n, NULL), 0);
+    }
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    size_t len = 1024 * 1024;
+    unsigned char *w = malloc(len);
+    pattern(w, len, 11);
+    ck_assert_int_eq(kv_write(run, f, 0, w, len, NULL), 0);
+    enum { T = 4 };
+    pthread_t th[T];
+    struct reader_arg args[T];
+    for (int i = 0; i < T; i++) {
+        args[i] = (struct reader_arg){ d, f, len, w, 0 };
+        pthread_create(&th[i], NULL, reader, &args[i]);
+    }
+    /* A writer adding entries at the same time. */
+    for (int i = 200; i < 300; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "e%04d", i);
+        ck_assert_int_eq(kv_mknode(run, d, name, &n, NULL), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].errors, 0);
+    }
+    free(w);
+}
+END_TEST
+
+START_TEST(opening_a_run_twice_shares_one_database)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    kv_run *a, *b;
+    ck_assert_int_eq(kv_run_open(cache, "run1", &a), 0);
+    ck_assert_int_eq(kv_run_open(cache, "run1", &b), 0);
+    ck_assert_ptr_eq(a, b);
+    write_str(f, 0, "via run");
+    kv_run_close(a);
+    char buf[8];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(b, f, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 7);
+    kv_run_close(b);
+    ck_assert(!kv_run_stale(run));
+}
+END_TEST
+
+static Suite *kvfs_suite(void)
+{
+    Suite *s = suite_create("kvfs");
+    TCase *tc = tcase_create("cache");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, cache_open_missing_without_create_is_enoent);
+    tcase_add_test(tc, cache_open_refuses_non_cache_directory);
+    tcase_add_test(tc, cache_open_creates_and_reopens);
+    tcase_add_test(tc, cache_list_gives_runs_in_name_order_with_slashes_and_dots);
+    tcase_add_test(tc, bad_run_names_are_einval);
+    tcase_add_test(tc, stage_gives_root_directory_with_hint);
+    tcase_add_test(tc, staged_run_is_invisible_until_published);
+    tcase_add_test(tc, stage_abort_leaves_nothing);
+    tcase_add_test(tc, publish_replaces_existing_run_atomically);
+    tcase_add_test(tc, evict_removes_run_but_open_handle_keeps_reading);
+    tcase_add_test(tc, reopen_after_close_persists_data);
+    tcase_add_test(tc, crash_while_staging_leaves_no_trace);
+    tcase_add_test(tc, crash_during_publish_of_replacement_keeps_old_run);
+    tcase_add_test(tc, readonly_cache_reads_but_refuses_changes);
+    tcase_add_test(tc, opening_a_run_twice_shares_one_database);
+    tcase_add_test(tc, ino_for_is_deterministic_63_bit_and_at_least_16);
+    tcase_add_test(tc, mknode_creates_each_type);
+    tcase_add_test(tc, mknode_errors);
+    tcase_add_test(tc, mknode_uses_hint_or_next_free_number_above);
+    tcase_add_test(tc, lookup_resolves_names_dot_and_dotdot);
+    tcase_add_test(tc, readdir_lists_in_creation_order_with_cookies);
+    tcase_add_test(tc, readdir_resumes_after_removed_entry);
+    tcase_add_test(tc, readdir_pages_through_100000_entries_by_cookie);
+    tcase_add_test(tc, write_and_read_at_offsets_across_blocks);
+    tcase_add_test(tc, read_at_or_past_end_gives_zero_bytes_and_eof);
+    tcase_add_test(tc, sparse_file_holes_read_as_zeros);
+    tcase_add_test(tc, truncate_down_frees_blocks_and_regrowth_reads_zeros);
+    tcase_add_test(tc, truncate_up_makes_sparse_tail_and_rejects_non_files);
+    tcase_add_test(tc, setattr_changes_mode_owner_and_times);
+    tcase_add_test(tc, append_streams_data_and_holes);
+    tcase_add_test(tc, symlink_target_reads_back);
+    tcase_add_test(tc, hard_links_share_data_and_count_nlink);
+    tcase_add_test(tc, unlink_and_rmdir_remove_and_check_types);
+    tcase_add_test(tc, rename_over_existing_file_replaces_it);
+    tcase_add_test(tc, rename_directories_keeps_nlink_and_parent_right);
+    tcase_add_test(tc, rename_errors);
+    tcase_add_test(tc, statfs_counts_bytes_and_inodes_per_run_and_cache);
+    tcase_add_test(tc, run_metadata_set_get_delete);
+    tcase_add_test(tc, concurrent_readers_and_a_writer_see_consistent_data);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(kvfs_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# 10-kvstore: unit tests of the Kyoto Cabinet filesystem (tests/kvstore):
+# every kvstore operation and its error cases, cookies on a 100,000-entry
+# directory, publish/evict atomicity, crash during staging, threads.
+set -u
+cd "${TARNFS_ROOT:-$(dirname "$0")/../..}"
+B="${B:-build-san}"
+prog="$B/tests/kvstore/test_kvfs"
+if [ ! -x "$prog" ]; then
+  echo "10-kvstore: $prog is missing (make SAN=1 B=$B test-programs)" >&2
+  exit 1
+fi
+# Check forks one child per test; each makes and removes its own cache
+# under TMPDIR.
+export TMPDIR="${TMPDIR:-/tmp}"
+"$prog"
