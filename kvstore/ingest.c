@@ -690,7 +690,7 @@ static int ingest_data(struct ingest *in, struct archive_entry *e, kv_ino ino,
         int r = archive_read_data_block(in->ar, &buf, &len, &off);
         if (r == ARCHIVE_EOF)
             break;
-        if (r < ARCHIVE_WARN) {
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
             kv_append_end(ap);
             return archive_failure(in, member, "reading data");
         }
@@ -912,10 +912,18 @@ static int ingest_archive(struct ingest *in)
         int r = archive_read_next_header(in->ar, &e);
         if (r == ARCHIVE_EOF)
             break;
-        if (r < ARCHIVE_WARN) {
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            /* ARCHIVE_RETRY (a damaged header libarchive could skip) is a
+             * failure too: skipping would silently drop members. */
             if (in->members == 0 && in->input_bytes == 0 && !in->read_errno)
                 return ingest_fail(in, EBADMSG, NULL,
                                    "empty input: not a tar archive");
+            if (in->members == 0 && !in->read_errno)
+                return ingest_fail(in, EBADMSG, NULL,
+                                   "not a tar archive (%s)",
+                                   archive_error_string(in->ar)
+                                       ? archive_error_string(in->ar)
+                                       : "unrecognised");
             char after[160];
             snprintf(after, sizeof after, "after member %llu",
                      (unsigned long long)in->members);
@@ -926,7 +934,8 @@ static int ingest_archive(struct ingest *in)
         if (err)
             return err;
         /* Read any data a handler left (hard links with a body, devices). */
-        if (archive_read_data_skip(in->ar) < ARCHIVE_WARN)
+        int sk = archive_read_data_skip(in->ar);
+        if (sk != ARCHIVE_OK && sk != ARCHIVE_WARN)
             return archive_failure(in, archive_entry_pathname(e),
                                    "skipping data");
     }
@@ -977,8 +986,13 @@ int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
         if (in.input_bytes == 0 && !in.read_errno)
             err = ingest_fail(&in, EBADMSG, NULL,
                               "empty input: not a tar archive");
-        else
+        else if (in.read_errno)
             err = archive_failure(&in, NULL, "opening the archive");
+        else
+            err = ingest_fail(&in, EBADMSG, NULL, "not a tar archive (%s)",
+                              archive_error_string(in.ar)
+                                  ? archive_error_string(in.ar)
+                                  : "unrecognised");
         goto out;
     }
     err = ingest_archive(&in);

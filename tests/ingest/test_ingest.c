@@ -59,6 +59,9 @@ static void tw_begin(struct tw *w, int format, int filter)
     ck_assert_int_eq(archive_write_set_format(w->a, format), ARCHIVE_OK);
     if (filter != ARCHIVE_FILTER_NONE)
         ck_assert_int_eq(archive_write_add_filter(w->a, filter), ARCHIVE_OK);
+    /* No zero padding after a compressed stream (GNU tar adds none either;
+     * libarchive's zstd reader takes it for a broken frame). */
+    archive_write_set_bytes_in_last_block(w->a, 1);
     ck_assert_int_eq(archive_write_open(w->a, &w->out, NULL, tw_write_cb, NULL),
                      ARCHIVE_OK);
     w->next_mtime = T0;
@@ -196,7 +199,8 @@ static ssize_t mem_read(void *arg, void *buf, size_t cap)
     }
     if (s->fail_at != SIZE_MAX && s->pos + want > s->fail_at)
         want = s->fail_at - s->pos;
-    memcpy(buf, s->p + s->pos, want);
+    if (want)
+        memcpy(buf, s->p + s->pos, want);
     s->pos += want;
     return (ssize_t)want;
 }
@@ -350,7 +354,8 @@ static void check_standard_run(kv_run *r, const unsigned char *big,
     ck_assert_int_eq(kv_getattr(r, kv_run_root(r), &root), 0);
     ck_assert_uint_eq(root.mode, S_IFDIR | 0750);
     ck_assert_int_eq(root.mtime.tv_sec, T0);
-    ck_assert_int_eq(root.mtime.tv_nsec, nsec_kept ? NSEC : 0);
+    long want_nsec = nsec_kept ? NSEC : 0;
+    ck_assert_int_eq(root.mtime.tv_nsec, want_nsec);
     assert_text(r, "RunInfo.xml", "<RunInfo/>\n");
     size_t len;
     char *data = content_of(r, "Data/L001.cbcl", &len);
@@ -363,7 +368,7 @@ static void check_standard_run(kv_run *r, const unsigned char *big,
     ck_assert_uint_eq(a.gid, 1002);
     ck_assert_uint_eq(a.nlink, 1);
     ck_assert_int_eq(a.mtime.tv_sec, T0 + 3);
-    ck_assert_int_eq(a.mtime.tv_nsec, nsec_kept ? NSEC : 0);
+    ck_assert_int_eq(a.mtime.tv_nsec, want_nsec);
     struct kv_attr d = attr_of(r, "Data");
     ck_assert_int_eq(d.mtime.tv_sec, T0 + 2);   /* survived its child */
     struct kv_attr e = attr_of(r, "Empty");
@@ -386,10 +391,10 @@ static const struct {
     bool nsec;
 } variants[] = {
     { "ustar plain", ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE, false },
-    { "pax gzip", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_GZIP, true },
-    { "pax zstd", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_ZSTD, true },
+    { "pax gzip", ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_GZIP, true },
+    { "pax zstd", ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_ZSTD, true },
     { "gnu bzip2", ARCHIVE_FORMAT_TAR_GNUTAR, ARCHIVE_FILTER_BZIP2, false },
-    { "pax xz", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_XZ, true },
+    { "pax xz", ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_XZ, true },
     { "gnu plain", ARCHIVE_FORMAT_TAR_GNUTAR, ARCHIVE_FILTER_NONE, false },
 };
 
@@ -432,7 +437,7 @@ END_TEST
 
 START_TEST(pax_and_gnu_long_names_survive)
 {
-    static const int formats[] = { ARCHIVE_FORMAT_TAR_PAX_RESTRICTED,
+    static const int formats[] = { ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE,
                                    ARCHIVE_FORMAT_TAR_GNUTAR };
     char comp[201], path[700], link[300];
     memset(comp, 'x', 200);
@@ -466,7 +471,7 @@ END_TEST
 START_TEST(members_under_a_directory_named_like_the_run_become_its_root)
 {
     struct tw w;
-    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE);
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
     tw_file(&w, "run7/a.txt", "a\n");
     tw_file(&w, "run7/run7/b.txt", "b\n");   /* a run7 inside run7 */
     struct tbuf t = tw_end(&w);
@@ -484,7 +489,7 @@ END_TEST
 START_TEST(nested_run_names_strip_their_last_component)
 {
     struct tw w;
-    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE);
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
     tw_dir(&w, "run1", 0755);
     tw_file(&w, "run1/a.txt", "a\n");
     struct tbuf t = tw_end(&w);
@@ -501,7 +506,7 @@ END_TEST
 START_TEST(members_not_under_the_run_name_stay_as_they_are)
 {
     struct tw w;
-    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE);
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
     tw_dir(&w, "other", 0755);
     tw_file(&w, "other/a.txt", "a\n");
     struct tbuf t = tw_end(&w);
@@ -513,7 +518,7 @@ START_TEST(members_not_under_the_run_name_stay_as_they_are)
     kv_run_close(r);
     free(t.p);
 
-    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE);
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
     tw_file(&w, "./a.txt", "a\n");          /* tar -C dir . style */
     tw_file(&w, "./sub/b.txt", "b\n");
     t = tw_end(&w);
@@ -530,7 +535,7 @@ END_TEST
 START_TEST(a_late_member_outside_the_top_directory_moves_earlier_ones_back)
 {
     struct tw w;
-    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE);
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
     tw_dir(&w, "run1", 0700);
     tw_file(&w, "run1/a.txt", "a\n");
     tw_file(&w, "run1/run1/deep.txt", "deep\n");
@@ -562,7 +567,7 @@ END_TEST
 START_TEST(a_directory_member_after_its_children_gets_its_attributes)
 {
     struct tw w;
-    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE);
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
     tw_file(&w, "run/sub/deeper/f.txt", "f\n");
     tw_add(&w, &(struct member){ .path = "run/sub", .mode = S_IFDIR | 0711,
                                  .uid = 5, .gid = 6, .mtime = T0 - 1000 });
@@ -586,7 +591,7 @@ END_TEST
 START_TEST(fifos_and_devices_are_kept)
 {
     struct tw w;
-    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE);
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
     tw_add(&w, &(struct member){ .path = "run/pipe", .mode = S_IFIFO | 0620 });
     tw_add(&w, &(struct member){ .path = "run/null", .mode = S_IFCHR | 0666,
                                  .rdev = makedev(1, 3) });
@@ -607,7 +612,7 @@ END_TEST
 START_TEST(sparse_members_read_back_with_zeros_in_the_holes)
 {
     struct tw w;
-    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE);
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
     struct archive_entry *e = archive_entry_new();
     archive_entry_set_pathname(e, "run/sparse.bin");
     archive_entry_set_mode(e, S_IFREG | 0644);
@@ -615,8 +620,13 @@ START_TEST(sparse_members_read_back_with_zeros_in_the_holes)
     archive_entry_sparse_add_entry(e, 1 << 20, 4096);
     archive_entry_set_mtime(e, T0, 0);
     ck_assert_int_eq(archive_write_header(w.a, e), ARCHIVE_OK);
+    /* libarchive's writer takes the whole logical file and drops the
+     * bytes that fall in holes. */
     unsigned char *blk = pattern(4096, 3);
-    ck_assert_int_eq(archive_write_data(w.a, blk, 4096), 4096);
+    unsigned char *whole = calloc(1, 3 << 20);
+    memcpy(whole + (1 << 20), blk, 4096);
+    ck_assert_int_eq(archive_write_data(w.a, whole, 3 << 20), 3 << 20);
+    free(whole);
     archive_entry_free(e);
     struct tbuf t = tw_end(&w);
     struct kv_ingest_result res;
@@ -679,7 +689,7 @@ END_TEST
 START_TEST(duplicate_members_last_one_wins)
 {
     struct tw w;
-    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE);
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
     tw_file(&w, "run/a.txt", "first version, longer\n");
     tw_file(&w, "run/b", "b was a file\n");
     tw_file(&w, "run/a.txt", "second\n");
@@ -827,7 +837,7 @@ END_TEST
 START_TEST(a_truncated_compressed_archive_fails_cleanly)
 {
     unsigned char *big;
-    struct tbuf t = standard_run("run1", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED,
+    struct tbuf t = standard_run("run1", ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE,
                                  ARCHIVE_FILTER_GZIP, &big);
     t.n = t.n * 2 / 3;
     struct kv_ingest_result res;
@@ -857,9 +867,9 @@ START_TEST(corrupt_bytes_fail_with_a_clear_error_and_leave_nothing)
     free(t.p);
     free(big);
 
-    /* Damage inside the compressed stream of a zstd archive. */
-    t = standard_run("run1", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED,
-                     ARCHIVE_FILTER_ZSTD, &big);
+    /* Damage inside a compressed stream that carries checksums (xz). */
+    t = standard_run("run1", ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE,
+                     ARCHIVE_FILTER_XZ, &big);
     for (size_t i = t.n / 3; i < t.n / 3 + 64; i++)
         t.p[i] ^= 0xff;
     ck_assert_int_ne(ingest_buf("run1", &t, &res), 0);
@@ -889,7 +899,7 @@ END_TEST
 START_TEST(a_trickling_read_callback_gives_the_same_run)
 {
     unsigned char *big;
-    struct tbuf t = standard_run("run1", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED,
+    struct tbuf t = standard_run("run1", ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE,
                                  ARCHIVE_FILTER_GZIP, &big);
     struct memsrc s = { .p = t.p, .n = t.n, .max_chunk = 7,
                         .fail_at = SIZE_MAX, .rnd = 42 };
