@@ -62,6 +62,8 @@ struct vfs_statfs {
     uint64_t tbytes, fbytes, abytes, tfiles, ffiles, afiles;
 };
 
+struct fetch_config;               /* fetch/fetch.h */
+
 struct vfs_config {
     const char *cache_dir;        /* required */
     const char *source;           /* NULL: serve the cache's runs only;
@@ -71,6 +73,10 @@ struct vfs_config {
     unsigned list_ttl_ms;         /* root listing cache TTL (0 = default) */
     uint64_t cache_limit_bytes;   /* 0 = unlimited */
     unsigned high_watermark_pct, low_watermark_pct;  /* 0 = defaults 90/75 */
+    const struct fetch_config *fetch;  /* backend settings (NULL: defaults,
+                                     with s3_endpoint above) */
+    unsigned evict_grace_ms;      /* runs referenced this recently are never
+                                     evicted (0 = default 5000) */
 };
 
 /* Open a namespace as configured.  Errors: EINVAL (bad config, with a
@@ -86,7 +92,7 @@ void vfs_root(vfs *v, struct vfs_id *out);
 /* Attributes of id.  Errors: ESTALE, EBADMSG, EIO. */
 int vfs_getattr(vfs *v, const struct vfs_id *id, struct vfs_attr *a);
 
-/* Set attributes; *pre/*post (may be NULL) get the attributes before and
+/* Set attributes; pre and post (may be NULL) get the attributes before and
  * after.  Errors: ESTALE, EBADMSG, EROFS, EINVAL, EFBIG, ENOSPC, EIO. */
 int vfs_setattr(vfs *v, const struct vfs_id *id, const struct vfs_sattr *s,
                 struct vfs_attr *pre, struct vfs_attr *post);
@@ -180,5 +186,17 @@ struct vfs_stats {
              evictions, runs_cached, bytes_cached;
 };
 void vfs_get_stats(vfs *v, struct vfs_stats *st);
+
+/* Where a running vfs publishes its counters: CACHE/stats, "key=value"
+ * lines (hits, misses, fetches, fetch_failures, bytes_fetched, evictions,
+ * runs_cached, bytes_cached, pid, updated), rewritten atomically about once
+ * a second.  Fills path (cap bytes). */
+void vfs_stats_path(const char *cache_dir, char *path, size_t cap);
+
+/* When run was last referenced through a vfs on cache_dir (persisted every
+ * few seconds while it runs), for `tarnfs cache ls`.  Errors: ENOENT (never
+ * referenced, or evicted), EINVAL. */
+int vfs_last_reference(const char *cache_dir, const char *run,
+                       struct timespec *out);
 
 #endif

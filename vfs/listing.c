@@ -1,0 +1,459 @@
+/* listing.c: the namespace directories (the root and nested prefixes):
+ * what runs and sub-directories each holds, from the backend (source mode)
+ * or from the cache's published runs (cache mode), as immutable snapshots
+ * cached for list_ttl_ms, with cookies that are hashes of the names. */
+#include "vfs/vfs_internal.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tarball suffixes, in order of preference when one name has several. */
+static const char *const tar_suffixes[] = {
+    ".tar", ".tar.zst", ".tar.gz", ".tgz",
+};
+#define NSUFFIXES (sizeof tar_suffixes / sizeof tar_suffixes[0])
+
+const char *vfs_split_name(const char *name, char *prefix, size_t cap)
+{
+    const char *slash = strrchr(name, '/');
+    if (!slash) {
+        if (cap)
+            prefix[0] = '\0';
+        return name;
+    }
+    size_t n = (size_t)(slash - name) + 1;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(prefix, name, n);
+    prefix[n] = '\0';
+    return slash + 1;
+}
+
+/* Entries being collected, before they become a listing. */
+struct builder {
+    vfs *v;
+    const char *prefix;
+    size_t plen;
+    struct vfs_entry *ents;
+    int *rank;                /* suffix preference of each run entry */
+    size_t n, cap;
+    int err;
+};
+
+static bool valid_component(const char *c, size_t n)
+{
+    if (n == 0 || n > KV_NAME_MAX || memchr(c, '/', n) || memchr(c, '\0', n))
+        return false;
+    if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+        return false;
+    return true;
+}
+
+static int builder_add(struct builder *b, const char *comp, size_t clen,
+                       bool is_dir, const char *key, const char *version,
+                       struct timespec mtime, uint64_t size, int rank)
+{
+    if (!valid_component(comp, clen))
+        return 0;
+    if (b->plen + clen > KV_RUNNAME_MAX)
+        return 0;
+    if (b->n == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 64;
+        struct vfs_entry *ne = realloc(b->ents, ncap * sizeof *ne);
+        if (!ne)
+            return ENOMEM;
+        b->ents = ne;
+        int *nr = realloc(b->rank, ncap * sizeof *nr);
+        if (!nr)
+            return ENOMEM;
+        b->rank = nr;
+        b->cap = ncap;
+    }
+    struct vfs_entry *e = &b->ents[b->n];
+    memset(e, 0, sizeof *e);
+    e->name = strndup(comp, clen);
+    e->key = key ? strdup(key) : NULL;
+    if (!e->name || (key && !e->key)) {
+        free(e->name);
+        free(e->key);
+        return ENOMEM;
+    }
+    e->is_dir = is_dir;
+    snprintf(e->version, sizeof e->version, "%s", version ? version : "");
+    e->mtime = mtime;
+    e->size = size;
+    uint64_t c = vfs_hash(comp, clen) >> 1;     /* 63 bits, as fileids */
+    e->cookie = c ? c : 1;
+    b->rank[b->n] = rank;
+    b->n++;
+    return 0;
+}
+
+static int source_cb(void *arg, const struct fetch_objinfo *oi)
+{
+    struct builder *b = arg;
+    size_t klen = strlen(oi->key);
+    if (klen <= b->plen || strncmp(oi->key, b->prefix, b->plen) != 0)
+        return 0;
+    const char *rest = oi->key + b->plen;
+    size_t rlen = klen - b->plen;
+    int err = 0;
+    if (oi->is_prefix) {
+        if (rest[rlen - 1] == '/')
+            rlen--;
+        err = builder_add(b, rest, rlen, true, NULL, "", oi->mtime, 0, 0);
+    } else {
+        for (size_t i = 0; i < NSUFFIXES; i++) {
+            size_t slen = strlen(tar_suffixes[i]);
+            if (rlen > slen && strcmp(rest + rlen - slen, tar_suffixes[i]) == 0) {
+                err = builder_add(b, rest, rlen - slen, false, oi->key,
+                                  oi->version, oi->mtime, oi->size, (int)i);
+                break;
+            }
+        }
+    }
+    if (err) {
+        b->err = err;
+        return 1;
+    }
+    return 0;
+}
+
+static int cache_cb(void *arg, const struct kv_runinfo *ri)
+{
+    struct builder *b = arg;
+    size_t nlen = strlen(ri->name);
+    if (nlen <= b->plen || strncmp(ri->name, b->prefix, b->plen) != 0)
+        return 0;
+    const char *rest = ri->name + b->plen;
+    const char *slash = strchr(rest, '/');
+    int err;
+    if (slash)
+        err = builder_add(b, rest, (size_t)(slash - rest), true, NULL, "",
+                          ri->created, 0, 0);
+    else
+        err = builder_add(b, rest, strlen(rest), false, NULL,
+                          ri->source_version, ri->created, ri->bytes, 0);
+    if (err) {
+        b->err = err;
+        return 1;
+    }
+    return 0;
+}
+
+/* An entry with the preference rank of its suffix, while deduplicating. */
+struct ranked { struct vfs_entry e; int rank; };
+
+static int ranked_by_name(const void *pa, const void *pb)
+{
+    const struct ranked *a = pa, *b = pb;
+    int c = strcmp(a->e.name, b->e.name);
+    if (c)
+        return c;
+    /* A run hides a namespace directory of the same name; among runs the
+     * preferred suffix wins. */
+    if (a->e.is_dir != b->e.is_dir)
+        return a->e.is_dir ? 1 : -1;
+    return a->rank - b->rank;
+}
+
+static int by_cookie(const void *pa, const void *pb)
+{
+    const struct vfs_entry *a = pa, *b = pb;
+    if (a->cookie != b->cookie)
+        return a->cookie < b->cookie ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+struct name_idx { const char *name; size_t idx; };
+
+static int by_name_idx(const void *pa, const void *pb)
+{
+    const struct name_idx *a = pa, *b = pb;
+    return strcmp(a->name, b->name);
+}
+
+static void entry_free(struct vfs_entry *e)
+{
+    free(e->name);
+    free(e->key);
+}
+
+static void listing_free(struct vfs_listing *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        entry_free(&l->ents[i]);
+    free(l->ents);
+    free(l->by_name);
+    free(l);
+}
+
+/* Turn collected entries into a listing: drop duplicate names, sort by
+ * cookie, index by name, hash the content. */
+static int builder_finish(struct builder *b, struct vfs_listing **out)
+{
+    struct ranked *rk = malloc((b->n ? b->n : 1) * sizeof *rk);
+    struct vfs_listing *l = calloc(1, sizeof *l);
+    if (!rk || !l) {
+        free(rk);
+        free(l);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        rk[i].e = b->ents[i];
+        rk[i].rank = b->rank[i];
+    }
+    qsort(rk, b->n, sizeof *rk, ranked_by_name);
+    size_t m = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (m > 0 && strcmp(rk[m - 1].e.name, rk[i].e.name) == 0) {
+            if (!rk[i].e.is_dir && !rk[m - 1].e.is_dir)
+                log_warn("vfs: both %s and %s exist; serving %s",
+                         rk[m - 1].e.key ? rk[m - 1].e.key : "?",
+                         rk[i].e.key ? rk[i].e.key : "?",
+                         rk[m - 1].e.key ? rk[m - 1].e.key : "?");
+            entry_free(&rk[i].e);
+            continue;
+        }
+        rk[m++] = rk[i];
+    }
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (size_t i = 0; i < m; i++) {
+        const struct vfs_entry *e = &rk[i].e;
+        h = h * 31 + vfs_hash_str(e->name);
+        h = h * 31 + vfs_hash_str(e->version) + (e->is_dir ? 7 : 0);
+        b->ents[i] = rk[i].e;
+    }
+    free(rk);
+    b->n = m;
+    l->content_hash = h;
+    l->n = m;
+    l->ents = b->ents;
+    b->ents = NULL;
+    qsort(l->ents, l->n, sizeof *l->ents, by_cookie);
+    l->by_name = malloc((l->n ? l->n : 1) * sizeof *l->by_name);
+    if (!l->by_name) {
+        listing_free(l);
+        return ENOMEM;
+    }
+    struct name_idx *ni = malloc((l->n ? l->n : 1) * sizeof *ni);
+    if (!ni) {
+        listing_free(l);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        ni[i].name = l->ents[i].name;
+        ni[i].idx = i;
+        if (l->ents[i].is_dir)
+            l->ndirs++;
+    }
+    qsort(ni, l->n, sizeof *ni, by_name_idx);
+    for (size_t i = 0; i < l->n; i++)
+        l->by_name[i] = ni[i].idx;
+    free(ni);
+    clock_gettime(CLOCK_REALTIME, &l->changed);
+    *out = l;
+    return 0;
+}
+
+/* List prefix from the backend or the cache (no lock held). */
+static int listing_build(vfs *v, const char *prefix, struct vfs_listing **out)
+{
+    struct builder b = { .v = v, .prefix = prefix, .plen = strlen(prefix) };
+    int err;
+    if (v->backend)
+        err = fetch_list(v->backend, prefix, "/", source_cb, &b);
+    else
+        err = kv_cache_list(v->cache, cache_cb, &b);
+    if (!err)
+        err = b.err;
+    if (!err)
+        err = builder_finish(&b, out);
+    for (size_t i = 0; i < b.n && b.ents; i++)
+        entry_free(&b.ents[i]);
+    free(b.ents);
+    free(b.rank);
+    return err;
+}
+
+static struct vfs_slot *slot_get_locked(vfs *v, const char *prefix)
+{
+    for (struct vfs_slot *s = v->slots; s; s = s->next)
+        if (strcmp(s->prefix, prefix) == 0)
+            return s;
+    struct vfs_slot *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->prefix = strdup(prefix);
+    if (!s->prefix) {
+        free(s);
+        return NULL;
+    }
+    pthread_cond_init(&s->cv, NULL);
+    s->next = v->slots;
+    v->slots = s;
+    return s;
+}
+
+/* After a source listing: runs whose cached version differs are marked for
+ * re-fetch; the others count as freshly checked (lock held). */
+static void note_versions_locked(vfs *v, const char *prefix,
+                                 const struct vfs_listing *l)
+{
+    if (!v->backend)
+        return;
+    int64_t now = vfs_mono_ms();
+    char name[KV_RUNNAME_MAX + 1];
+    for (size_t i = 0; i < l->n; i++) {
+        const struct vfs_entry *e = &l->ents[i];
+        if (e->is_dir)
+            continue;
+        snprintf(name, sizeof name, "%s%s", prefix, e->name);
+        struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
+        if (!r || !r->cached)
+            continue;
+        if (r->version[0] && strcmp(r->version, e->version) != 0 &&
+            !r->version_stale) {
+            log_info("vfs: run %s changed in the backend (%s -> %s); it "
+                     "will be fetched again on next access", name,
+                     r->version, e->version);
+            r->version_stale = true;
+        }
+        r->checked_ms = now;
+    }
+}
+
+int vfs_listing_get(vfs *v, const char *prefix, struct vfs_listing **out)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vfs_slot *s = slot_get_locked(v, prefix);
+    if (!s) {
+        pthread_mutex_unlock(&v->lock);
+        return ENOMEM;
+    }
+    for (;;) {
+        int64_t now = vfs_mono_ms();
+        if (s->cur && !s->expired && now - s->fetched_ms < v->list_ttl_ms)
+            break;
+        if (s->refreshing) {
+            if (s->cur)
+                break;          /* serve the previous listing meanwhile */
+            unsigned gen = s->gen;
+            while (s->refreshing && s->gen == gen)
+                pthread_cond_wait(&s->cv, &v->lock);
+            if (!s->cur) {
+                int err = s->last_err ? s->last_err : EIO;
+                pthread_mutex_unlock(&v->lock);
+                return err;
+            }
+            break;
+        }
+        s->refreshing = true;
+        pthread_mutex_unlock(&v->lock);
+        struct vfs_listing *nl = NULL;
+        int err = listing_build(v, prefix, &nl);
+        pthread_mutex_lock(&v->lock);
+        s->refreshing = false;
+        s->gen++;
+        pthread_cond_broadcast(&s->cv);
+        if (err) {
+            s->last_err = err;
+            if (!s->cur) {
+                pthread_mutex_unlock(&v->lock);
+                log_error("vfs: cannot list '%s': %s", prefix, strerror(err));
+                return err == ENOENT ? EIO : err;
+            }
+            /* Keep serving the old listing; try again in a second. */
+            log_warn("vfs: cannot refresh listing of '%s' (%s); serving the "
+                     "previous one", prefix, strerror(err));
+            s->fetched_ms = now - v->list_ttl_ms + 1000;
+            s->expired = false;
+            break;
+        }
+        if (s->cur && s->cur->content_hash == nl->content_hash)
+            nl->changed = s->cur->changed;
+        note_versions_locked(v, prefix, nl);
+        nl->refs = 1;
+        if (s->cur && --s->cur->refs == 0)
+            listing_free(s->cur);
+        s->cur = nl;
+        s->fetched_ms = now;
+        s->expired = false;
+        s->last_err = 0;
+        break;
+    }
+    s->cur->refs++;
+    *out = s->cur;
+    pthread_mutex_unlock(&v->lock);
+    return 0;
+}
+
+void vfs_listing_put(vfs *v, struct vfs_listing *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&v->lock);
+    bool last = --l->refs == 0;
+    pthread_mutex_unlock(&v->lock);
+    if (last)
+        listing_free(l);
+}
+
+const struct vfs_entry *vfs_listing_find(const struct vfs_listing *l,
+                                         const char *name)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct vfs_entry *e = &l->ents[l->by_name[mid]];
+        int c = strcmp(e->name, name);
+        if (c == 0)
+            return e;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+size_t vfs_listing_after(const struct vfs_listing *l, uint64_t cookie)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->ents[mid].cookie <= cookie)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void vfs_listings_expire(vfs *v)
+{
+    pthread_mutex_lock(&v->lock);
+    for (struct vfs_slot *s = v->slots; s; s = s->next)
+        s->expired = true;
+    pthread_mutex_unlock(&v->lock);
+}
+
+void vfs_listings_free(vfs *v)
+{
+    struct vfs_slot *s = v->slots;
+    while (s) {
+        struct vfs_slot *next = s->next;
+        if (s->cur && --s->cur->refs == 0)
+            listing_free(s->cur);
+        pthread_cond_destroy(&s->cv);
+        free(s->prefix);
+        free(s);
+        s = next;
+    }
+    v->slots = NULL;
+}

@@ -1,0 +1,504 @@
+/* runs.c: the per-run state table: pins runs for requests, shares one open
+ * kv_run per run, loads a run on first use (open from the cache, or fetch
+ * and ingest from the backend) exactly once however many requests ask, and
+ * notices replaced tarballs. */
+#include "vfs/vfs_internal.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- table ---------------------------------------------------------- */
+
+static int table_grow_locked(vfs *v)
+{
+    size_t nb = v->nbuckets ? v->nbuckets * 2 : 256;
+    struct vfs_run **b = calloc(nb, sizeof *b);
+    if (!b)
+        return ENOMEM;
+    for (size_t i = 0; i < v->nbuckets; i++) {
+        struct vfs_run *r = v->buckets[i];
+        while (r) {
+            struct vfs_run *next = r->next;
+            size_t j = r->hash & (nb - 1);
+            r->next = b[j];
+            b[j] = r;
+            r = next;
+        }
+    }
+    free(v->buckets);
+    v->buckets = b;
+    v->nbuckets = nb;
+    return 0;
+}
+
+struct vfs_run *vfs_run_lookup_locked(vfs *v, const char *name, bool create)
+{
+    uint64_t h = vfs_hash_str(name);
+    if (v->nbuckets) {
+        for (struct vfs_run *r = v->buckets[h & (v->nbuckets - 1)]; r;
+             r = r->next)
+            if (r->hash == h && strcmp(r->name, name) == 0)
+                return r;
+    }
+    if (!create)
+        return NULL;
+    if (v->nruns + 1 > v->nbuckets && table_grow_locked(v))
+        return NULL;
+    struct vfs_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->name = strdup(name);
+    if (!r->name) {
+        free(r);
+        return NULL;
+    }
+    r->hash = h;
+    pthread_cond_init(&r->cv, NULL);
+    size_t j = h & (v->nbuckets - 1);
+    r->next = v->buckets[j];
+    v->buckets[j] = r;
+    v->nruns++;
+    return r;
+}
+
+/* ---- handles -------------------------------------------------------- */
+
+void vfs_handle_close(struct vfs_handle *h)
+{
+    if (!h)
+        return;
+    kv_run_close(h->kr);
+    free(h);
+}
+
+struct vfs_handle *vfs_handle_put_locked(vfs *v, struct vfs_handle *h)
+{
+    if (!h)
+        return NULL;
+    h->users--;
+    h->last_used_ms = vfs_mono_ms();
+    if (h->retired && h->users == 0) {
+        v->open_handles--;
+        return h;
+    }
+    return NULL;
+}
+
+/* Detach r's handle (lock held); returns it if it can be closed now. */
+static struct vfs_handle *retire_locked(vfs *v, struct vfs_run *r)
+{
+    struct vfs_handle *h = r->h;
+    r->h = NULL;
+    if (!h)
+        return NULL;
+    h->retired = true;
+    if (h->users == 0) {
+        v->open_handles--;
+        return h;
+    }
+    return NULL;
+}
+
+/* ---- loading -------------------------------------------------------- */
+
+struct fetch_feed {
+    fetch_stream *s;
+    uint64_t bytes;
+    int err;
+};
+
+static ssize_t feed_read(void *arg, void *buf, size_t cap)
+{
+    struct fetch_feed *f = arg;
+    ssize_t n = fetch_read(f->s, buf, cap);
+    if (n > 0)
+        f->bytes += (uint64_t)n;
+    else if (n < 0)
+        f->err = (int)-n;
+    return n;
+}
+
+/* Stream the object key into a new published run name.  Errors: ENOENT
+ * (the object is gone), EIO (anything else; logged). */
+static int fetch_and_ingest(vfs *v, const char *name, const char *key,
+                            const char *version)
+{
+    pthread_mutex_lock(&v->lock);
+    v->stats.fetches++;
+    pthread_mutex_unlock(&v->lock);
+    int64_t t0 = vfs_mono_ms();
+    struct fetch_feed feed = { 0 };
+    int err = fetch_get(v->backend, key, 0, 0, &feed.s);
+    struct kv_ingest_result res;
+    memset(&res, 0, sizeof res);
+    if (!err) {
+        err = kv_ingest(v->cache, name, feed_read, &feed, version, &res);
+        fetch_stream_close(feed.s);
+    }
+    pthread_mutex_lock(&v->lock);
+    v->stats.bytes_fetched += feed.bytes;
+    if (err)
+        v->stats.fetch_failures++;
+    pthread_mutex_unlock(&v->lock);
+    if (err == ENOENT && !feed.bytes) {
+        log_warn("vfs: %s disappeared from the backend", key);
+        return ENOENT;
+    }
+    if (err) {
+        log_error("vfs: fetch of run %s from %s failed: %s%s%s%s%s", name,
+                  key, strerror(err), res.error[0] ? ": " : "", res.error,
+                  feed.err ? "; transfer: " : "",
+                  feed.err ? strerror(feed.err) : "");
+        return EIO;
+    }
+    log_info("vfs: fetched run %s from %s (%s): %llu bytes, %llu files in "
+             "%lld ms", name, key, version,
+             (unsigned long long)feed.bytes, (unsigned long long)res.files,
+             (long long)(vfs_mono_ms() - t0));
+    return 0;
+}
+
+/* What a load found, copied back into the run under the lock. */
+struct load_result {
+    struct vfs_handle *h;
+    char version[128];
+    char *key;
+    bool fetched, dirty;
+    uint64_t bytes;
+};
+
+static int open_handle(vfs *v, const char *name, struct load_result *lr)
+{
+    kv_run *kr;
+    int err = kv_run_open(v->cache, name, &kr);
+    if (err)
+        return err;
+    struct vfs_handle *h = calloc(1, sizeof *h);
+    if (!h) {
+        kv_run_close(kr);
+        return ENOMEM;
+    }
+    h->kr = kr;
+    h->root = kv_run_root(kr);
+    h->last_used_ms = vfs_mono_ms();
+    struct kv_runinfo ri;
+    if (kv_cache_runinfo(v->cache, name, &ri) == 0) {
+        h->opened_created_ns = (uint64_t)ri.created.tv_sec * 1000000000u +
+                               (uint64_t)ri.created.tv_nsec;
+        snprintf(lr->version, sizeof lr->version, "%s", ri.source_version);
+        lr->bytes = ri.bytes;
+    }
+    char flag[8];
+    size_t flen;
+    lr->dirty = kv_run_getmeta(kr, "dirty", flag, sizeof flag, &flen) == 0;
+    lr->h = h;
+    return 0;
+}
+
+/* Load run r (the caller owns r->loading; no lock held).  stale: the cached
+ * copy is known to be an old version. */
+static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
+                    struct load_result *lr)
+{
+    char key[1024] = "", version[128] = "";
+    bool listed = false;
+    if (v->backend) {
+        char prefix[KV_RUNNAME_MAX + 1];
+        const char *comp = vfs_split_name(r->name, prefix, sizeof prefix);
+        struct vfs_listing *l;
+        int err = vfs_listing_get(v, prefix, &l);
+        if (err == 0) {
+            const struct vfs_entry *e = vfs_listing_find(l, comp);
+            if (e && !e->is_dir) {
+                snprintf(key, sizeof key, "%s", e->key);
+                snprintf(version, sizeof version, "%s", e->version);
+                listed = true;
+                lr->key = strdup(key);
+            }
+            vfs_listing_put(v, l);
+            if (!listed)
+                return ENOENT;
+        } else {
+            /* The backend cannot be listed: a cached copy is still served. */
+            stale = false;
+        }
+    }
+    if (!stale) {
+        int err = open_handle(v, r->name, lr);
+        if (err == 0) {
+            if (!listed || !lr->version[0] ||
+                strcmp(lr->version, version) == 0 || lr->dirty)
+                return 0;
+            log_info("vfs: cached run %s is version %s, the backend has %s",
+                     r->name, lr->version, version);
+            vfs_handle_close(lr->h);
+            lr->h = NULL;
+        } else if (err != ENOENT) {
+            log_error("vfs: cannot open cached run %s: %s", r->name,
+                      strerror(err));
+            return EIO;
+        } else if (!listed) {
+            return v->backend ? EIO : ENOENT;
+        }
+    }
+    if (flags & VFS_ACQ_NOFETCH)
+        return ENOENT;
+    int err = fetch_and_ingest(v, r->name, key, version);
+    if (err)
+        return err;
+    lr->fetched = true;
+    err = open_handle(v, r->name, lr);
+    if (err) {
+        log_error("vfs: cannot open run %s right after ingest: %s", r->name,
+                  strerror(err));
+        return EIO;
+    }
+    vfs_house_kick(v);
+    return 0;
+}
+
+/* Compare r's cached version with the backend's (r->checking owned by the
+ * caller; no lock held).  Returns true if the backend has another one. */
+static bool version_changed(vfs *v, const char *name, const char *key,
+                            const char *version)
+{
+    struct fetch_objinfo oi;
+    int err = fetch_stat(v->backend, key, &oi);
+    if (err == ENOENT) {
+        log_info("vfs: %s was removed from the backend", key);
+        return true;
+    }
+    if (err) {
+        log_debug("vfs: cannot check version of %s: %s", key, strerror(err));
+        return false;
+    }
+    if (strcmp(oi.version, version) != 0) {
+        log_info("vfs: run %s changed in the backend (%s -> %s); fetching it "
+                 "again", name, version, oi.version);
+        return true;
+    }
+    return false;
+}
+
+int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
+                    struct vfs_ref *ref)
+{
+    if (vfs_check_run_name(name))
+        return EINVAL;
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
+    if (!r) {
+        pthread_mutex_unlock(&v->lock);
+        return ENOMEM;
+    }
+    r->pins++;
+    bool missed = false;
+    int err = 0;
+    for (;;) {
+        if (r->loading || r->evicting) {
+            unsigned gen = r->load_gen;
+            bool was_loading = r->loading;
+            while (r->loading || r->evicting)
+                pthread_cond_wait(&r->cv, &v->lock);
+            if (was_loading && r->load_gen != gen) {
+                if (r->load_err && !r->load_nofetch) {
+                    /* Share the failure of the load we waited for; the next
+                     * request tries again. */
+                    err = r->load_err;
+                    break;
+                }
+                missed = true;
+            }
+            continue;
+        }
+        if (r->h && !r->version_stale) {
+            int64_t now = vfs_mono_ms();
+            if (v->backend && r->key && !r->checking &&
+                now - r->checked_ms >= (int64_t)v->list_ttl_ms &&
+                !r->dirty && !(flags & VFS_ACQ_NOFETCH)) {
+                r->checking = true;
+                char *key = strdup(r->key);
+                char version[128];
+                snprintf(version, sizeof version, "%s", r->version);
+                pthread_mutex_unlock(&v->lock);
+                bool changed = key && version_changed(v, name, key, version);
+                free(key);
+                pthread_mutex_lock(&v->lock);
+                r->checking = false;
+                r->checked_ms = vfs_mono_ms();
+                if (changed && strcmp(version, r->version) == 0)
+                    r->version_stale = true;
+                continue;
+            }
+            r->h->users++;
+            ref->run = r;
+            ref->h = r->h;
+            r->last_ref_ms = vfs_wall_ms();
+            if (!(flags & VFS_ACQ_NOFETCH)) {
+                if (missed)
+                    v->stats.misses++;
+                else
+                    v->stats.hits++;
+            }
+            pthread_mutex_unlock(&v->lock);
+            return 0;
+        }
+        /* Load it: this thread does the I/O, the others wait on r->cv. */
+        r->loading = true;
+        r->load_nofetch = (flags & VFS_ACQ_NOFETCH) != 0;
+        bool stale = r->version_stale;
+        struct vfs_handle *old = retire_locked(v, r);
+        pthread_mutex_unlock(&v->lock);
+        vfs_handle_close(old);
+        struct load_result lr;
+        memset(&lr, 0, sizeof lr);
+        err = run_load(v, r, flags, stale, &lr);
+        pthread_mutex_lock(&v->lock);
+        r->loading = false;
+        r->load_gen++;
+        r->load_err = err;
+        pthread_cond_broadcast(&r->cv);
+        if (err) {
+            free(lr.key);
+            if (err == ENOENT && !(flags & VFS_ACQ_NOFETCH))
+                r->cached = false;
+            break;
+        }
+        if (lr.fetched)
+            missed = true;
+        r->h = lr.h;
+        v->open_handles++;
+        r->cached = true;
+        r->version_stale = false;
+        r->dirty = lr.dirty;
+        r->bytes = lr.bytes;
+        snprintf(r->version, sizeof r->version, "%s", lr.version);
+        if (lr.key) {
+            free(r->key);
+            r->key = lr.key;
+        }
+        r->checked_ms = vfs_mono_ms();
+    }
+    r->pins--;
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
+
+bool vfs_run_is_cached(vfs *v, const char *name)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
+    bool cached = r && (r->cached || r->h);
+    pthread_mutex_unlock(&v->lock);
+    return cached;
+}
+
+void vfs_run_release(vfs *v, struct vfs_ref *ref)
+{
+    if (!ref->run)
+        return;
+    pthread_mutex_lock(&v->lock);
+    struct vfs_handle *h = vfs_handle_put_locked(v, ref->h);
+    ref->run->pins--;
+    ref->run->last_ref_ms = vfs_wall_ms();
+    pthread_mutex_unlock(&v->lock);
+    vfs_handle_close(h);
+    ref->run = NULL;
+    ref->h = NULL;
+}
+
+void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref)
+{
+    pthread_mutex_lock(&v->lock);
+    bool first = !ref->run->dirty;
+    ref->run->dirty = true;
+    pthread_mutex_unlock(&v->lock);
+    if (first) {
+        int err = kv_run_setmeta(ref->h->kr, "dirty", "1", 1);
+        if (err)
+            log_warn("vfs: cannot mark run %s modified: %s", ref->run->name,
+                     strerror(err));
+    }
+}
+
+/* ---- cache scan ----------------------------------------------------- */
+
+struct scan_ctx {
+    vfs *v;
+    unsigned gen;
+};
+
+static int scan_cb(void *arg, const struct kv_runinfo *ri)
+{
+    struct scan_ctx *sc = arg;
+    vfs *v = sc->v;
+    char marker[PATH_MAX];
+    struct stat st;
+    int64_t persisted = 0;
+    vfs_marker_path(v->meta_dir, ri->name, marker, sizeof marker);
+    if (stat(marker, &st) == 0)
+        persisted = (int64_t)st.st_mtim.tv_sec * 1000 +
+                    st.st_mtim.tv_nsec / 1000000;
+    else
+        persisted = (int64_t)ri->created.tv_sec * 1000 +
+                    ri->created.tv_nsec / 1000000;
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *r = vfs_run_lookup_locked(v, ri->name, true);
+    if (r) {
+        r->scan_gen = sc->gen;
+        r->cached = true;
+        r->bytes = ri->bytes;
+        if (!r->h)
+            snprintf(r->version, sizeof r->version, "%s", ri->source_version);
+        if (r->last_ref_ms < persisted) {
+            r->last_ref_ms = persisted;
+            r->last_ref_saved_ms = persisted;
+        }
+    }
+    pthread_mutex_unlock(&v->lock);
+    return 0;
+}
+
+int vfs_runs_scan_cache(vfs *v)
+{
+    pthread_mutex_lock(&v->lock);
+    struct scan_ctx sc = { .v = v, .gen = ++v->scan_gen };
+    pthread_mutex_unlock(&v->lock);
+    int err = kv_cache_list(v->cache, scan_cb, &sc);
+    if (err)
+        return err;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
+            if (r->scan_gen != sc.gen && !r->loading && !r->h)
+                r->cached = false;
+    pthread_mutex_unlock(&v->lock);
+    return 0;
+}
+
+void vfs_runs_free(vfs *v)
+{
+    for (size_t i = 0; i < v->nbuckets; i++) {
+        struct vfs_run *r = v->buckets[i];
+        while (r) {
+            struct vfs_run *next = r->next;
+            if (r->h) {
+                kv_run_close(r->h->kr);
+                free(r->h);
+            }
+            pthread_cond_destroy(&r->cv);
+            free(r->name);
+            free(r->key);
+            free(r);
+            r = next;
+        }
+    }
+    free(v->buckets);
+    v->buckets = NULL;
+    v->nbuckets = v->nruns = 0;
+}

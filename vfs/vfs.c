@@ -1,0 +1,186 @@
+/* vfs.c: opening and closing a namespace (cache, backend, housekeeping
+ * thread) and its counters. */
+#include "vfs/vfs_internal.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define VFS_DEFAULT_TTL_MS    5000
+#define VFS_DEFAULT_GRACE_MS  5000
+#define VFS_DEFAULT_HIGH_PCT  90
+#define VFS_DEFAULT_LOW_PCT   75
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+        return 0;
+    int err = errno;
+    log_error("vfs: cannot create %s: %s", path, strerror(err));
+    return err;
+}
+
+static void vfs_free(vfs *v)
+{
+    vfs_runs_free(v);
+    vfs_listings_free(v);
+    if (v->backend)
+        fetch_close(v->backend);
+    if (v->cache)
+        kv_cache_close(v->cache);
+    pthread_mutex_destroy(&v->lock);
+    pthread_cond_destroy(&v->wake);
+    free(v->catalog);
+    free(v->cache_dir);
+    free(v->source);
+    free(v->meta_dir);
+    free(v);
+}
+
+int vfs_open(const struct vfs_config *cfg, vfs **out)
+{
+    *out = NULL;
+    if (!cfg || !cfg->cache_dir || !cfg->cache_dir[0]) {
+        log_error("vfs: no cache directory given");
+        return EINVAL;
+    }
+    unsigned high = cfg->high_watermark_pct ? cfg->high_watermark_pct
+                                            : VFS_DEFAULT_HIGH_PCT;
+    unsigned low = cfg->low_watermark_pct ? cfg->low_watermark_pct
+                                          : VFS_DEFAULT_LOW_PCT;
+    if (high > 100 || low >= high) {
+        log_error("vfs: watermarks must satisfy low < high <= 100 (got "
+                  "low %u%%, high %u%%)", low, high);
+        return EINVAL;
+    }
+    vfs *v = calloc(1, sizeof *v);
+    if (!v)
+        return ENOMEM;
+    pthread_mutex_init(&v->lock, NULL);
+    pthread_cond_init(&v->wake, NULL);
+    v->cfg = *cfg;
+    v->high_pct = high;
+    v->low_pct = low;
+    v->list_ttl_ms = cfg->list_ttl_ms ? cfg->list_ttl_ms : VFS_DEFAULT_TTL_MS;
+    v->evict_grace_ms = cfg->evict_grace_ms ? cfg->evict_grace_ms
+                                            : VFS_DEFAULT_GRACE_MS;
+    v->cache_dir = strdup(cfg->cache_dir);
+    v->source = cfg->source ? strdup(cfg->source) : NULL;
+    size_t mlen = strlen(cfg->cache_dir) + 8;
+    v->meta_dir = malloc(mlen);
+    if (!v->cache_dir || (cfg->source && !v->source) || !v->meta_dir) {
+        vfs_free(v);
+        return ENOMEM;
+    }
+    snprintf(v->meta_dir, mlen, "%s/vfs", cfg->cache_dir);
+    v->cfg.cache_dir = v->cache_dir;
+    v->cfg.source = v->source;
+
+    int err = kv_cache_open(v->cache_dir, v->source != NULL, &v->cache);
+    if (err) {
+        log_error("vfs: cannot open cache %s: %s", v->cache_dir,
+                  strerror(err));
+        vfs_free(v);
+        return err;
+    }
+    char sub[PATH_MAX];
+    if ((err = make_dir(v->meta_dir)) != 0 ||
+        (snprintf(sub, sizeof sub, "%s/names", v->meta_dir),
+         (err = make_dir(sub)) != 0) ||
+        (snprintf(sub, sizeof sub, "%s/lastref", v->meta_dir),
+         (err = make_dir(sub)) != 0)) {
+        vfs_free(v);
+        return err;
+    }
+    if (v->source) {
+        struct fetch_config fc;
+        if (cfg->fetch)
+            fc = *cfg->fetch;
+        else
+            memset(&fc, 0, sizeof fc);
+        if (cfg->s3_endpoint && !fc.s3_endpoint)
+            fc.s3_endpoint = cfg->s3_endpoint;
+        char msg[512] = "";
+        err = fetch_open(v->source, &fc, &v->backend, msg, sizeof msg);
+        if (err) {
+            log_error("vfs: cannot open source %s: %s%s%s", v->source,
+                      strerror(err), msg[0] ? ": " : "", msg);
+            v->backend = NULL;
+            vfs_free(v);
+            return err;
+        }
+    }
+    char real[PATH_MAX];
+    const char *fsid_of = v->source;
+    if (!fsid_of)
+        fsid_of = realpath(v->cache_dir, real) ? real : v->cache_dir;
+    v->fsid = vfs_hash_str(fsid_of);
+
+    if (cfg->cache_limit_bytes)
+        kv_cache_set_limit(v->cache, cfg->cache_limit_bytes);
+    err = vfs_runs_scan_cache(v);
+    v->scanned_ms = vfs_mono_ms();
+    if (err)
+        log_warn("vfs: cannot list the runs in %s: %s", v->cache_dir,
+                 strerror(err));
+    err = vfs_house_start(v);
+    if (err) {
+        vfs_free(v);
+        return err;
+    }
+    log_info("vfs: serving %s%s%s (cache %s%s)",
+             v->source ? "tarballs from " : "the cached runs",
+             v->source ? v->source : "", "", v->cache_dir,
+             cfg->read_only ? ", read-only" : "");
+    *out = v;
+    return 0;
+}
+
+void vfs_close(vfs *v)
+{
+    if (!v)
+        return;
+    vfs_house_stop(v);
+    /* Let loads in progress finish: a fetch runs to its end or failure. */
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
+            while (r->loading || r->evicting)
+                pthread_cond_wait(&r->cv, &v->lock);
+    pthread_mutex_unlock(&v->lock);
+    vfs_free(v);
+}
+
+void vfs_root(vfs *v, struct vfs_id *out)
+{
+    (void)v;
+    vfs_id_make_root(out);
+}
+
+uint64_t vfs_cached_bytes(vfs *v, uint64_t *runs)
+{
+    uint64_t bytes = 0, n = 0;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
+            if (r->cached) {
+                n++;
+                bytes += r->bytes;
+            }
+    pthread_mutex_unlock(&v->lock);
+    if (runs)
+        *runs = n;
+    return bytes;
+}
+
+void vfs_get_stats(vfs *v, struct vfs_stats *st)
+{
+    pthread_mutex_lock(&v->lock);
+    *st = v->stats;
+    pthread_mutex_unlock(&v->lock);
+    st->bytes_cached = vfs_cached_bytes(v, &st->runs_cached);
+}

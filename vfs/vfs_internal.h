@@ -1,0 +1,234 @@
+/* vfs_internal.h: what the vfs/ source files share and nobody else may use:
+ * the node id codec, the per-run state table (single-flight loading, open
+ * handle cache), namespace listings, and the background housekeeping.
+ * See doc/design/vfs.md.
+ *
+ * Locking: one mutex (vfs.lock) guards the run table, the listing slots and
+ * the counters.  It is never held across I/O (kvstore, fetch, files): a
+ * thread that must do I/O for shared state marks it busy (run->loading,
+ * slot->refreshing), drops the lock, does the I/O, retakes the lock and
+ * broadcasts the state's condition variable.
+ */
+#ifndef TARNFS_VFS_INTERNAL_H
+#define TARNFS_VFS_INTERNAL_H
+
+#include "vfs/vfs.h"
+#include "kvstore/kvfs.h"
+#include "fetch/fetch.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- node ids --------------------------------------------------------- */
+
+/* First byte of every vfs_id.  Values are never reused for another layout. */
+enum vfs_id_kind {
+    VFS_KIND_ROOT        = 'R',  /* [R]                                  */
+    VFS_KIND_NSDIR       = 'D',  /* [D][name]          name <= 43 bytes  */
+    VFS_KIND_NSDIR_HASH  = 'd',  /* [d][hash:8]        name in catalog   */
+    VFS_KIND_NODE        = 'F',  /* [F][ino:8][run]    run <= 35 bytes   */
+    VFS_KIND_NODE_HASH   = 'f',  /* [f][ino:8][hash:8] run in catalog    */
+};
+#define VFS_NODE_INLINE_MAX  (VFS_ID_MAX - 9)
+#define VFS_NSDIR_INLINE_MAX (VFS_ID_MAX - 1)
+/* ino 0 in a node id means "the run's root directory", whatever inode
+ * number kvstore gave it, so the run root has exactly one id. */
+#define VFS_RUN_ROOT_INO     0
+#define VFS_ROOT_FILEID      1
+/* The cookie verifier handed out for every directory: cookies are stable
+ * by themselves (hash of the name, or kvstore's sequence numbers), so the
+ * verifier never needs to change. */
+#define VFS_COOKIE_VERF      UINT64_C(0x7461726e66730001)
+
+/* A decoded id.  name points into a caller buffer (NUL-terminated). */
+struct vfs_node {
+    enum vfs_id_kind kind;      /* normalised: ROOT, NSDIR or NODE */
+    kv_ino ino;                 /* NODE: inode or VFS_RUN_ROOT_INO */
+    char name[KV_RUNNAME_MAX + 1];  /* NSDIR: prefix without '/'; NODE: run */
+};
+
+/* 64-bit hash of bytes (FNV-1a with a final avalanche mix). */
+uint64_t vfs_hash(const void *p, size_t n);
+uint64_t vfs_hash_str(const char *s);
+
+/* ---- the vfs object --------------------------------------------------- */
+
+/* One open kv_run, shared by the requests using it.  A handle retired from
+ * its run (evicted, replaced) closes when its last user lets go. */
+struct vfs_handle {
+    kv_run *kr;
+    kv_ino root;
+    int users;
+    bool retired;
+    uint64_t opened_created_ns;   /* runinfo.created when opened */
+    int64_t last_used_ms;         /* monotonic, for closing idle handles */
+};
+
+/* Everything vfs knows about one run (published or wanted).  Never freed
+ * before vfs_close, so pointers to it stay valid without a reference. */
+struct vfs_run {
+    char *name;
+    uint64_t hash;
+    struct vfs_run *next;         /* hash bucket chain */
+    pthread_cond_t cv;            /* loading/evicting finished */
+    int pins;                     /* requests using the run now */
+    struct vfs_handle *h;         /* open handle, or NULL */
+    bool loading, evicting;
+    unsigned load_gen;            /* bumped when a load finishes */
+    int load_err;                 /* result of the last finished load */
+    bool load_nofetch;            /* that load was not allowed to fetch */
+    bool cached;                  /* published in kvstore (as last seen) */
+    bool version_stale;           /* backend holds a newer version */
+    bool checking;                /* a version check is in flight */
+    bool dirty;                   /* modified through vfs: never evicted */
+    char version[128];            /* source_version of the cached copy */
+    char *key;                    /* source mode: object key last used */
+    unsigned scan_gen;            /* last cache scan that saw it */
+    uint64_t bytes;               /* runinfo.bytes when last seen */
+    int64_t checked_ms;           /* monotonic, last version check */
+    int64_t last_ref_ms;          /* wall clock, last reference */
+    int64_t last_ref_saved_ms;    /* last_ref_ms as persisted */
+};
+
+/* One entry of a namespace listing (a directory of runs). */
+struct vfs_entry {
+    char *name;                   /* the component shown */
+    uint64_t cookie;              /* readdir cookie: hash of the name */
+    bool is_dir;                  /* nested namespace dir, else a run */
+    char *key;                    /* source mode: object key of the run */
+    char version[128];
+    struct timespec mtime;
+    uint64_t size;
+};
+
+/* An immutable snapshot of one namespace directory, shared by reference. */
+struct vfs_listing {
+    int refs;                     /* guarded by vfs.lock */
+    size_t n;
+    struct vfs_entry *ents;       /* sorted by cookie */
+    size_t *by_name;              /* indexes into ents, sorted by name */
+    uint64_t content_hash;
+    size_t ndirs;
+    struct timespec changed;      /* the directory's mtime */
+};
+
+/* The cache of one namespace directory's listing. */
+struct vfs_slot {
+    char *prefix;                 /* "" or "a/b/" */
+    struct vfs_slot *next;
+    struct vfs_listing *cur;      /* NULL until first listed */
+    int64_t fetched_ms;           /* monotonic */
+    bool refreshing;
+    bool expired;                 /* force a refresh on next use */
+    int last_err;
+    unsigned gen;
+    pthread_cond_t cv;
+};
+
+struct vfs {
+    struct vfs_config cfg;        /* strings below are owned copies */
+    char *cache_dir, *source;
+    char *meta_dir;               /* CACHE/vfs */
+    kv_cache *cache;
+    fetch_backend *backend;       /* NULL in cache mode */
+    uint64_t fsid;
+    unsigned list_ttl_ms, evict_grace_ms, high_pct, low_pct;
+    pthread_mutex_t lock;
+    /* run table */
+    struct vfs_run **buckets;
+    size_t nbuckets, nruns;
+    size_t open_handles;
+    unsigned scan_gen;
+    /* listing slots */
+    struct vfs_slot *slots;
+    /* counters (guarded by lock) */
+    struct vfs_stats stats;
+    /* housekeeping thread */
+    pthread_t thread;
+    bool thread_started, stopping;
+    pthread_cond_t wake;
+    bool evict_wanted;
+    int64_t scanned_ms;           /* monotonic, last cache rescan */
+    /* known-persisted catalog hashes (small open-addressing set) */
+    uint64_t *catalog;
+    size_t catalog_cap, catalog_n;
+};
+
+/* Bytes (and number, if runs) of the runs in the cache, from the table. */
+uint64_t vfs_cached_bytes(vfs *v, uint64_t *runs);
+
+/* ---- time ------------------------------------------------------------ */
+int64_t vfs_mono_ms(void);
+int64_t vfs_wall_ms(void);
+
+/* ---- id.c -------------------------------------------------------------- */
+/* Encode; may write the name catalog (errors there are logged, not fatal,
+ * because the id still works while this process runs). */
+void vfs_id_make_root(struct vfs_id *id);
+void vfs_id_make_nsdir(vfs *v, const char *name, struct vfs_id *id);
+void vfs_id_make_node(vfs *v, const char *run, kv_ino ino, struct vfs_id *id);
+/* Decode (resolving hashed names through the catalog).  Errors: EBADMSG
+ * (malformed), ESTALE (hash not in the catalog). */
+int vfs_id_decode(vfs *v, const struct vfs_id *id, struct vfs_node *n);
+/* 0 if name is a valid run or namespace name ("a", "a/b"), else EINVAL. */
+int vfs_check_run_name(const char *name);
+/* Path of the last-reference marker of run name (cap >= PATH_MAX). */
+void vfs_marker_path(const char *meta_dir, const char *run, char *buf,
+                     size_t cap);
+
+/* ---- runs.c ------------------------------------------------------------ */
+enum { VFS_ACQ_NOFETCH = 1 };
+/* A pinned run with an open handle, for one request. */
+struct vfs_ref {
+    struct vfs_run *run;
+    struct vfs_handle *h;
+};
+/* Find or create the state of run name (lock held). */
+struct vfs_run *vfs_run_lookup_locked(vfs *v, const char *name, bool create);
+/* Pin run name and give it an open handle, loading (opening, fetching,
+ * re-fetching a replaced version) as needed; concurrent callers share one
+ * load.  Errors: ENOENT (no such run), EIO (fetch failed), EINVAL. */
+int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
+                    struct vfs_ref *ref);
+void vfs_run_release(vfs *v, struct vfs_ref *ref);
+/* Whether run name is known to be in the cache (no I/O). */
+bool vfs_run_is_cached(vfs *v, const char *name);
+/* Mark the run of ref modified (persisted as run metadata "dirty"). */
+void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref);
+/* Record what kv_cache_list says about published runs (lock not held). */
+int vfs_runs_scan_cache(vfs *v);
+/* Close every handle; at vfs_close. */
+void vfs_runs_free(vfs *v);
+/* Drop a handle reference (lock held); closes a retired, unused handle
+ * by returning it: the caller closes h->kr after unlocking. */
+struct vfs_handle *vfs_handle_put_locked(vfs *v, struct vfs_handle *h);
+void vfs_handle_close(struct vfs_handle *h);
+
+/* ---- listing.c --------------------------------------------------------- */
+/* Get the current listing of namespace dir prefix ("" or "a/b/"),
+ * refreshing it if older than the TTL.  *out holds a reference.
+ * Errors: ENOENT (the directory is not there), EIO. */
+int vfs_listing_get(vfs *v, const char *prefix, struct vfs_listing **out);
+void vfs_listing_put(vfs *v, struct vfs_listing *l);
+/* Find a name in a listing, or NULL. */
+const struct vfs_entry *vfs_listing_find(const struct vfs_listing *l,
+                                         const char *name);
+/* First index whose cookie is > cookie. */
+size_t vfs_listing_after(const struct vfs_listing *l, uint64_t cookie);
+/* Force every listing to refresh at next use. */
+void vfs_listings_expire(vfs *v);
+void vfs_listings_free(vfs *v);
+/* Split a run or nsdir name into its parent prefix ("" or "a/") and last
+ * component; returns a pointer to the component inside name. */
+const char *vfs_split_name(const char *name, char *prefix, size_t cap);
+
+/* ---- house.c ---------------------------------------------------------- */
+int vfs_house_start(vfs *v);
+void vfs_house_stop(vfs *v);
+/* Ask the housekeeper to check the cache size now (after an ingest). */
+void vfs_house_kick(vfs *v);
+/* Write the last-reference marker of run name with time ms. */
+void vfs_marker_write(vfs *v, const char *run, int64_t ms);
+void vfs_write_stats_file(vfs *v);
+
+#endif
