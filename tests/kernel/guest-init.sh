@@ -1,0 +1,290 @@
+#!/bin/busybox sh
+# guest-init.sh: /init of the test VM: loads the kernel NFS client, mounts the export and runs
+# the checks of checks.list, printing "KTEST: PASS|FAIL|SKIP name..." lines on the console.
+# The host wrote /etc/ktest (manifests of the expected tree, config); 10.0.2.100:2049 and
+# :20048 reach the server under test, 10.0.2.100:7000 reaches the harness (ctl.sh).
+/bin/busybox mkdir -p /proc /sys /dev /tmp /mnt
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin LC_ALL=C
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+K=/etc/ktest
+. $K/config
+TAB=$(printf '\t')
+
+say() { echo "KTEST: $*"; }
+detail() { echo "KTEST: DETAIL $CHECK: $*"; }
+details() { head -n "${1:-20}" | while IFS= read -r l; do detail "$l"; done; }
+why() { echo "$*" > /tmp/why; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+ctl() { echo "$*" | timeout -s KILL 330 nc 10.0.2.100 7000; }
+do_mount() { # DIR [EXTRA_OPTS]
+	mkdir -p "$1"
+	timeout -s KILL 90 mount -t nfs -o "$MOUNT_OPTS${2:+,$2}" "10.0.2.100:$EXPORT" "$1" 2> /tmp/mount.err
+}
+expect_md5() { # MANIFEST DIR: md5sum -c of MANIFEST under DIR, failures into the reason
+	(cd "$2" && md5sum -c "$1") > /tmp/md5.out 2>&1
+	bad=$(grep -vc ': OK$' /tmp/md5.out)
+	total=$(wc -l < "$1")
+	[ "$bad" = 0 ] && return 0
+	grep -v ': OK$' /tmp/md5.out | details 10
+	why "$bad of $total files differ or are unreadable under $2"
+	return 1
+}
+is_enoent() { case $1 in *"No such file or directory"*) return 0 ;; esac; return 1; }
+
+check_mount_export() {
+	do_mount /mnt || { why "mount failed: $(cat /tmp/mount.err)"; return 1; }
+	grep -q ' /mnt nfs ' /proc/mounts || { why "no nfs entry for /mnt in /proc/mounts"; return 1; }
+	why "$(grep ' /mnt nfs ' /proc/mounts | cut -d' ' -f4 | cut -c1-120)"
+}
+
+check_ls_lR_matches_manifest() {
+	drop_caches
+	(cd /mnt && ls -lnR --full-time . 2> /tmp/ls.err) | awk -f $K/canon-ls.awk | sort > /tmp/ls.got
+	details 5 < /tmp/ls.err
+	diff $K/ls.expected /tmp/ls.got > /tmp/ls.diff && { why "$(wc -l < /tmp/ls.got) entries"; return 0; }
+	grep '^[-+][^-+]' /tmp/ls.diff | details 20
+	why "$(grep -c '^[-+][^-+]' /tmp/ls.diff) lines differ (- expected, + got)"
+	return 1
+}
+
+check_find_lists_every_name() {
+	(cd /mnt && find . 2> /tmp/find.err) | sort > /tmp/find.got
+	details 5 < /tmp/find.err
+	exp=$(wc -l < $K/find.expected); got=$(wc -l < /tmp/find.got)
+	if diff $K/find.expected /tmp/find.got > /tmp/find.diff; then why "find | wc -l = $got"; return 0; fi
+	grep '^[-+][^-+]' /tmp/find.diff | details 10
+	why "find | wc -l = $got, expected $exp"
+	return 1
+}
+
+check_large_dir_lists_completely() {
+	drop_caches
+	ls -1A "/mnt/$BIG_DIR" 2> /tmp/bd.err | sort > /tmp/bd.got
+	exp=$(wc -l < $K/bigdir.expected); got=$(wc -l < /tmp/bd.got)
+	details 5 < /tmp/bd.err
+	diff $K/bigdir.expected /tmp/bd.got > /tmp/bd.diff && { why "$got entries"; return 0; }
+	grep '^[-+][^-+]' /tmp/bd.diff | details 10
+	why "listed $got entries, expected $exp"
+	return 1
+}
+
+check_symlinks_read_back() {
+	drop_caches
+	n=0; bad=0
+	while IFS="$TAB" read -r path target; do
+		n=$((n + 1))
+		got=$(readlink "/mnt/$path" 2>&1)
+		[ "$got" = "$target" ] || { bad=$((bad + 1)); detail "$path -> '$got', expected '$target'"; }
+	done < $K/symlinks
+	[ "$bad" = 0 ] || { why "$bad of $n symlinks read back wrong"; return 1; }
+	expect_md5 $K/md5.via-symlink /mnt || return 1
+	why "$n symlinks, $(wc -l < $K/md5.via-symlink) read through"
+}
+
+check_hard_links_share_inode() {
+	drop_caches
+	prev_ino=""; prev_got=""; seen=" "; bad=0; n=0
+	while IFS="$TAB" read -r ino nlink path; do
+		n=$((n + 1))
+		set -- $(stat -c '%i %h' "/mnt/$path" 2>/dev/null)
+		[ "${2:-}" = "$nlink" ] || { bad=$((bad + 1)); detail "$path: nlink ${2:-?}, expected $nlink"; }
+		if [ "$ino" = "$prev_ino" ]; then
+			[ "${1:-}" = "$prev_got" ] || { bad=$((bad + 1)); detail "$path: inode ${1:-?}, its link has $prev_got"; }
+		else
+			case $seen in *" ${1:-x} "*) bad=$((bad + 1)); detail "$path: inode $1 reused by another group" ;; esac
+			seen="$seen${1:-x} "
+		fi
+		prev_ino=$ino; prev_got=${1:-}
+	done < $K/hardlinks
+	[ "$n" -gt 0 ] || { why "the manifest has no hard links"; return 1; }
+	[ "$bad" = 0 ] || { why "$bad hard-link mismatches"; return 1; }
+	why "$n names in $(cut -f1 $K/hardlinks | uniq | wc -l) link groups"
+}
+
+check_md5_every_file_in_run() {
+	drop_caches
+	expect_md5 $K/md5.run /mnt && why "$(wc -l < $K/md5.run) files of $RUN_A"
+}
+
+check_md5_large_file() {
+	drop_caches
+	t0=$(date +%s)
+	expect_md5 $K/md5.big /mnt || return 1
+	size=$(stat -c %s "/mnt/$BIG_FILE")
+	dt=$(( $(date +%s) - t0 )); [ "$dt" -gt 0 ] || dt=1
+	why "$((size / 1048576)) MiB at $((size / 1048576 / dt)) MiB/s"
+}
+
+check_missing_name_gives_enoent() {
+	out=$(ls -d /mnt/NO_SUCH_RUN_kvm 2>&1) && { why "ls of a missing run succeeded: $out"; return 1; }
+	is_enoent "$out" || { why "missing run: '$out', expected ENOENT"; return 1; }
+	out=$(cat "/mnt/$RUN_A/no-such-member" 2>&1) && { why "cat of a missing member succeeded"; return 1; }
+	is_enoent "$out" || { why "missing member: '$out', expected ENOENT"; return 1; }
+	out=$(stat "/mnt/NO_SUCH_RUN_kvm/x" 2>&1)
+	is_enoent "$out" || { why "path under a missing run: '$out', expected ENOENT"; return 1; }
+}
+
+check_ro_write_gives_erofs() {
+	out=$(touch "/mnt/$RUN_A/kvm-new-file" 2>&1) && { why "create on the ro export succeeded"; return 1; }
+	case $out in *"Read-only file system"*) ;; *) why "create: '$out', expected EROFS"; return 1 ;; esac
+	out=$(mkdir "/mnt/$RUN_A/kvm-new-dir" 2>&1) && { why "mkdir on the ro export succeeded"; return 1; }
+	case $out in *"Read-only file system"*) ;; *) why "mkdir: '$out', expected EROFS"; return 1 ;; esac
+	before=$(md5sum < "/mnt/$RUN_A/RTAComplete.txt")
+	out=$(sh -c "echo x >> /mnt/$RUN_A/RTAComplete.txt" 2>&1) && { why "append on the ro export succeeded"; return 1; }
+	drop_caches
+	[ "$(md5sum < "/mnt/$RUN_A/RTAComplete.txt")" = "$before" ] || { why "append changed the file"; return 1; }
+	why "create and mkdir: EROFS; append to a file: ${out##*: }"
+}
+
+check_restart_keeps_open_file_and_cwd() {
+	exec 3< "/mnt/$BIG_FILE" || { why "cannot open $BIG_FILE"; return 1; }
+	cd "/mnt/$RUN_A/InterOp" || { exec 3<&-; why "cannot cd into the run"; return 1; }
+	ls -1A > /tmp/cwd.before
+	dd bs=1M count=10 <&3 > /tmp/part1 2>/dev/null
+	answer=$(ctl restart)
+	if [ "$answer" != OK ]; then exec 3<&-; cd /; why "host could not restart the server: $answer"; return 1; fi
+	drop_caches
+	rc=0
+	ls -1A > /tmp/cwd.after 2> /tmp/cwd.err || { rc=1; why "ls of the cwd after restart: $(cat /tmp/cwd.err)"; }
+	cmp -s /tmp/cwd.before /tmp/cwd.after || { rc=1; why "cwd lists differently after restart"; }
+	sum=$( (cat /tmp/part1; cat <&3) 2> /tmp/rd.err | md5sum | cut -d' ' -f1)
+	[ -s /tmp/rd.err ] && { rc=1; why "read of the open file after restart: $(cat /tmp/rd.err)"; }
+	[ "$sum" = "$(cut -d' ' -f1 $K/md5.big)" ] || { rc=1; why "open file read after restart: md5 differs"; }
+	exp=$(grep "/InterOp/TileMetricsOut.bin\$" $K/md5.run | cut -d' ' -f1)
+	[ "$(md5sum < TileMetricsOut.bin 2>/dev/null | cut -d' ' -f1)" = "$exp" ] || { rc=1; why "file by cwd-relative name differs after restart"; }
+	exec 3<&-
+	cd /
+	[ $rc = 0 ] && why "read 10 MiB, restarted, read the rest; cwd still lists $(wc -l < /tmp/cwd.after) names"
+	return $rc
+}
+
+check_evict_while_mounted_refetches() {
+	[ -n "$EVICT_SKIP" ] && { why "$EVICT_SKIP"; return 77; }
+	exec 4< "/mnt/$MID_FILE" || { why "cannot open $MID_FILE"; return 1; }
+	cd "/mnt/$RUN_A/Logs" || { exec 4<&-; why "cannot cd into the run"; return 1; }
+	ls -1A > /tmp/ev.before
+	dd bs=1M count=1 <&4 > /tmp/mpart1 2>/dev/null
+	answer=$(ctl "evict $RUN_A")
+	if [ "$answer" != OK ]; then exec 4<&-; cd /; why "host could not evict: $answer"; return 1; fi
+	drop_caches
+	rc=0
+	sum=$( (cat /tmp/mpart1; cat <&4) 2> /tmp/ev.err | md5sum | cut -d' ' -f1)
+	[ -s /tmp/ev.err ] && { rc=1; why "read through the old handle after evict: $(cat /tmp/ev.err)"; }
+	[ "$sum" = "$(cut -d' ' -f1 $K/md5.mid)" ] || { rc=1; why "open file read after evict: md5 differs"; }
+	ls -1A > /tmp/ev.after 2>&1 && cmp -s /tmp/ev.before /tmp/ev.after || { rc=1; why "cwd lists differently after evict"; }
+	exec 4<&-
+	cd /
+	[ $rc = 0 ] && why "read 1 MiB, evicted $RUN_A, read the rest: identical"
+	return $rc
+}
+
+check_remount_still_readable() {
+	umount /mnt 2> /tmp/umount.err || { why "umount: $(cat /tmp/umount.err)"; return 1; }
+	do_mount /mnt || { why "second mount failed: $(cat /tmp/mount.err)"; return 1; }
+	expect_md5 $K/md5.run /mnt || return 1
+	expect_md5 $K/md5.mid /mnt || return 1
+	why "$(wc -l < $K/md5.run) files read back after the remount"
+}
+
+check_nconnect_two_mounts_parallel() {
+	# The kernel shares one client (and its transports) per server: with /mnt still mounted
+	# without nconnect, the new mounts would reuse its single connection.
+	umount /mnt 2> /tmp/umount.err || { why "umount /mnt: $(cat /tmp/umount.err)"; return 1; }
+	MOUNTED=0
+	do_mount /m1 nconnect=4,nosharecache || { why "mount /m1: $(cat /tmp/mount.err)"; return 1; }
+	do_mount /m2 nconnect=4,nosharecache || { umount /m1; why "mount /m2: $(cat /tmp/mount.err)"; return 1; }
+	drop_caches
+	(cd /m1 && md5sum -c $K/md5.big > /tmp/nc1 2>&1) &
+	(cd /m2 && md5sum -c $K/md5.big > /tmp/nc2 2>&1) &
+	(cd /m1 && md5sum -c $K/md5.run > /tmp/nc3 2>&1) &
+	(cd /m2 && md5sum -c $K/md5.run > /tmp/nc4 2>&1) &
+	wait
+	xprts=$(awk '/^device / { on = ($5 == "/m1") } on && /xprt:/ { n++ } END { print n + 0 }' /proc/self/mountstats)
+	umount /m1; umount /m2
+	do_mount /mnt && MOUNTED=1
+	bad=$(cat /tmp/nc1 /tmp/nc2 /tmp/nc3 /tmp/nc4 | grep -vc ': OK$')
+	total=$(cat /tmp/nc1 /tmp/nc2 /tmp/nc3 /tmp/nc4 | wc -l)
+	expected=$(( 2 * $(wc -l < $K/md5.big) + 2 * $(wc -l < $K/md5.run) ))
+	[ "$bad" = 0 ] && [ "$total" = "$expected" ] || {
+		cat /tmp/nc1 /tmp/nc2 /tmp/nc3 /tmp/nc4 | grep -v ': OK$' | details 10
+		why "$bad of $total parallel reads differ (expected $expected results)"; return 1; }
+	[ "$xprts" = 4 ] || { why "/m1 has $xprts transports, expected 4 (nconnect=4)"; return 1; }
+	[ "$MOUNTED" = 1 ] || { why "remounting /mnt afterwards failed: $(cat /tmp/mount.err)"; return 1; }
+	why "$total files read in parallel through 2 mounts with 4 transports each"
+}
+
+RW_DIR=$RUN_A/kvm-rw
+check_rw_operations() {
+	[ -n "$RW_SKIP" ] && { why "$RW_SKIP"; return 77; }
+	answer=$(ctl rw)
+	[ "$answer" = OK ] || { why "host could not restart the server rw: $answer"; return 1; }
+	umount /mnt; do_mount /mnt || { why "rw mount failed: $(cat /tmp/mount.err)"; return 1; }
+	d=/mnt/$RW_DIR
+	step() { # WHAT CMD...: one operation; stop at the first failure
+		what=$1; shift
+		"$@" 2> /tmp/rw.err || { why "$what failed: $(cat /tmp/rw.err)"; return 1; }
+	}
+	dd if=/dev/urandom of=/tmp/w bs=64k count=16 2>/dev/null
+	step mkdir mkdir "$d" &&
+	step "write+fsync" dd if=/tmp/w of="$d/f1" bs=64k conv=fsync &&
+	step create touch "$d/f2" &&
+	step rename mv "$d/f2" "$d/f3" &&
+	step remove rm "$d/f3" &&
+	step mkdir mkdir "$d/d2" &&
+	step rmdir rmdir "$d/d2" &&
+	step mkdir mkdir "$d/keep" &&
+	step symlink ln -s f1 "$d/s1" &&
+	step link ln "$d/f1" "$d/h1" || return 1
+	drop_caches
+	cmp -s /tmp/w "$d/f1" || { why "f1 reads back different"; return 1; }
+	[ "$(stat -c %h "$d/f1")" = 2 ] || { why "f1 nlink $(stat -c %h "$d/f1"), expected 2"; return 1; }
+	[ "$(readlink "$d/s1")" = f1 ] || { why "s1 reads back '$(readlink "$d/s1")'"; return 1; }
+	[ ! -e "$d/f3" ] && [ ! -e "$d/d2" ] || { why "removed names still visible"; return 1; }
+	RW_DONE=1
+}
+
+check_rw_host_verifies() {
+	[ -n "$RW_SKIP" ] && { why "$RW_SKIP"; return 77; }
+	[ "${RW_DONE:-}" = 1 ] || { why "rw-operations failed, nothing to verify"; return 1; }
+	answer=$(ctl "verify-rw $RW_DIR $(md5sum < /tmp/w | cut -d' ' -f1)")
+	[ "$answer" = OK ] || { why "host: $answer"; return 1; }
+}
+
+run_check() { # NAME
+	CHECK=$1
+	fn=check_$(echo "$CHECK" | tr - _)
+	rm -f /tmp/why
+	if [ "$MOUNTED" != 1 ] && [ "$CHECK" != mount-export ]; then
+		say "FAIL $CHECK: not run, the export is not mounted"; return
+	fi
+	say "BEGIN $CHECK"
+	t0=$(date +%s)
+	$fn; rc=$?
+	dt=$(( $(date +%s) - t0 ))
+	reason=$(cat /tmp/why 2>/dev/null)
+	case $rc in
+	0) say "PASS $CHECK (${dt}s)${reason:+: $reason}"
+	   [ "$CHECK" = mount-export ] && MOUNTED=1 ;;
+	77) say "SKIP $CHECK: $reason" ;;
+	*) say "FAIL $CHECK (${dt}s): ${reason:-exit status $rc}" ;;
+	esac
+}
+
+say "BOOTED $(uname -r)"
+for m in $(cat $K/modules); do
+	insmod "/lib/modules/$m" 2> /tmp/insmod.err || say "INFO insmod $m: $(cat /tmp/insmod.err)"
+done
+ip link set lo up
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 || say "INFO network setup failed"
+MOUNTED=0
+grep -v '^#' $K/checks.list | while read -r name rest; do
+	[ -n "$name" ] && echo "$name"
+done > /tmp/plan
+for name in $(cat /tmp/plan); do run_check "$name"; done
+dmesg | grep -iE 'nfs|rpc|stale|lockd' | tail -20 | sed 's/^/KTEST: KLOG /'
+say DONE
+sync
+poweroff -f

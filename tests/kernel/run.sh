@@ -1,0 +1,496 @@
+#!/usr/bin/env bash
+# run.sh: boots Debian's stock kernel under qemu (TCG), mounts the NFS server under test with
+# the kernel NFS client, runs the guest checks and prints one verdict line per check.
+#
+# usage: tests/kernel/run.sh [--server KIND] [--keep] [--timeout SEC] [--break KIND]
+#   --server KIND   auto (default), tarnfsd-source, tarnfsd-cache, ganesha or custom
+#                   (env KERNEL_SERVER).  auto = tarnfsd-source when tarnfsd knows
+#                   --source, else tarnfsd-cache.  custom runs $KERNEL_SERVER_CMD.
+#   --keep          keep the run directory even when everything passed (KERNEL_KEEP=1)
+#   --timeout SEC   give up on the guest after SEC seconds (KERNEL_TIMEOUT, default 420)
+#   --break KIND    serve deliberately wrong data to prove the harness notices:
+#                   size (one file one byte longer), mtime (one file's mtime moved)
+# More knobs (doc/testing.md): KERNEL_SERVER_ARGS, KERNEL_SERVER_CMD, KERNEL_EVICT_CMD,
+# KERNEL_EXPORT, KERNEL_MOUNT_OPTS, KERNEL_BIG_MB, KERNEL_BIG_DIR, KERNEL_KVER, KERNEL_ACCEL.
+#
+# Everything runs inside `unshare --net --mount`: the server listens on 127.0.0.1 of a
+# private network namespace and qemu's guestfwd reaches it there; nothing leaves the host.
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=${TARNFS_ROOT:-$(cd "$HERE/../.." && pwd)}
+B=${B:-build-san}
+case $B in /*) ;; *) B=$ROOT/$B ;; esac
+export B ROOT
+
+SERVER_KIND=${KERNEL_SERVER:-auto}
+KEEP=${KERNEL_KEEP:-0}
+TIMEOUT=${KERNEL_TIMEOUT:-420}
+BREAK=${KERNEL_BREAK:-}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--server) SERVER_KIND=$2; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	--timeout) TIMEOUT=$2; shift 2 ;;
+	--break) BREAK=$2; shift 2 ;;
+	-h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0 ;;
+	*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+	esac
+done
+
+die() { echo "kernel-vm: $*" >&2; exit 1; }
+
+# Re-enter in a private network and mount namespace; everything below runs there.
+if [ "${KERNEL_IN_NETNS:-}" != 1 ]; then
+	[ "$(id -u)" = 0 ] || die "needs root (unshare --net, mknod /dev/console)"
+	exec unshare --net --mount --propagation private \
+		env KERNEL_IN_NETNS=1 KERNEL_SERVER="$SERVER_KIND" KERNEL_KEEP="$KEEP" \
+		KERNEL_TIMEOUT="$TIMEOUT" KERNEL_BREAK="$BREAK" "$0"
+fi
+ip link set lo up || die "cannot bring up lo in the private netns"
+# rpcbind (only the ganesha stand-in needs it) keeps its socket and state in /run.
+mount -t tmpfs -o mode=755 tarnfs-kvm-run /run || die "cannot mount a private /run"
+
+for tool in qemu-system-x86_64 busybox socat cpio xz modprobe unshare; do
+	command -v "$tool" >/dev/null || die "missing $tool: run 'make deps'"
+done
+
+NFS_PORT=${KERNEL_NFS_PORT:-2049}      # a fresh netns: these ports are always free
+MOUNT_PORT=${KERNEL_MOUNT_PORT:-20048}
+BIG_MB=${KERNEL_BIG_MB:-50}
+BIG_DIR_ENTRIES=${KERNEL_BIG_DIR:-5000}
+RUN_A=241023_A01295_0432_BHK3NFDRX5   # small run: every file md5-checked, links, odd names
+RUN_B=241024_A01295_0433_AHK3NFDRX6   # large file and the large directory
+RUN_C=241025_A01295_0434_BHK3NFDRX7   # small gzip-compressed run
+BIG_FILE=$RUN_B/Data/Intensities/BaseCalls/Undetermined_S0_L001_R1_001.fastq.gz
+BIG_DIR=$RUN_B/Thumbnail_Images/L001/C1.1
+MID_FILE=$RUN_A/Data/Intensities/BaseCalls/Undetermined_S0_L002_R1_001.fastq.gz
+
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/tarnfs-kvm.XXXXXX") || die "mktemp failed"
+mkdir -p "$RUN/ctl" "$RUN/src" "$RUN/nas" "$RUN/tree" "$RUN/cache" "$RUN/initrd"
+CONSOLE=$RUN/console.log
+SERVER_LOG=$RUN/server.log
+HOST_RESULTS=$RUN/host-results    # "PASS|FAIL|SKIP name: why" lines decided on the host
+: > "$HOST_RESULTS"; : > "$SERVER_LOG"; : > "$RUN/pids"
+log() { echo "kernel-vm: $*" >> "$RUN/harness.log"; }
+host_result() { echo "$*" >> "$HOST_RESULTS"; }
+
+# ---------------------------------------------------------------- teardown
+SERVER_PID=""; QEMU_PID=""; AUX_PIDS=""
+kill_pid() { # PID: TERM, then KILL after 5 s; only PIDs this harness recorded
+	local pid=$1 i
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null
+}
+kill_stragglers() { # socat/ctl.sh children of qemu were re-parented; find them by $RUN
+	local p cmd
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$p" = $$ ] && continue
+		cmd=$(tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline") || continue
+		case $cmd in
+		socat*"$RUN"*|*ctl.sh\ "$RUN"*) kill_pid "$p" ;;
+		esac
+	done
+}
+teardown() {
+	kill_pid "$QEMU_PID"
+	[ -n "$SERVER_PID" ] && kill_pid "$SERVER_PID"
+	local p; for p in $AUX_PIDS; do kill_pid "$p"; done
+	kill_stragglers
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- guest kernel
+pick_kver() {
+	local v
+	[ -n "${KERNEL_KVER:-}" ] && { echo "$KERNEL_KVER"; return; }
+	for v in $(ls /boot/vmlinuz-* 2>/dev/null | sed 's|.*/vmlinuz-||' | sort -V -r); do
+		[ -e "/lib/modules/$v/kernel/fs/nfs" ] && { echo "$v"; return; }
+	done
+}
+KVER=$(pick_kver)
+[ -n "$KVER" ] || die "no /boot/vmlinuz-* with NFS client modules: install linux-image-amd64"
+
+extract_vmlinux() { # BZIMAGE OUT: the uncompressed kernel, as scripts/extract-vmlinux does
+	local img=$1 out=$2 magic tool off
+	for magic in 'xz:\xfd7zXZ\x00' 'gzip:\x1f\x8b\x08' 'zstd:\x28\xb5\x2f\xfd'; do
+		tool=${magic%%:*}
+		for off in $(LC_ALL=C grep -obUaP "${magic#*:}" "$img" | cut -d: -f1 | head -5); do
+			tail -c +$((off + 1)) "$img" | "$tool" -dc > "$out.tmp" 2>/dev/null
+			if [ "$(head -c 4 "$out.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+				mv "$out.tmp" "$out"; return 0
+			fi
+		done
+	done
+	rm -f "$out.tmp"; return 1
+}
+KCACHE=$B/tests/kernel
+mkdir -p "$KCACHE" || die "cannot create $KCACHE"
+VMLINUX=$KCACHE/vmlinux-$KVER
+if [ ! -s "$VMLINUX" ] || [ "/boot/vmlinuz-$KVER" -nt "$VMLINUX" ]; then
+	extract_vmlinux "/boot/vmlinuz-$KVER" "$VMLINUX" || die "cannot extract vmlinux from /boot/vmlinuz-$KVER"
+fi
+
+# ---------------------------------------------------------------- test data
+set_mtimes() { # DIR: deterministic, old, distinct mtimes, so a server answering "now" fails
+	# perl (Debian's essential perl-base) does it in one process: there are thousands of names.
+	find "$1" -depth -print0 | LC_ALL=C sort -z -r | perl -0 -ne '
+		chomp; my $t = 1600000000 + $. * 613;
+		if (-l $_) { system("touch", "-h", "-d", "\@$t", $_) == 0 or die "touch -h $_" }
+		else { utime($t, $t, $_) or die "utime $_: $!" }'
+}
+add_kernel_extras_a() { # the odd corners the kernel client must see right
+	local r=$1/$RUN_A
+	mkdir -p "$r/hl" "$r/Logs/empty dir" "$r/deep"
+	head -c 3145728 /dev/urandom > "$r/${MID_FILE#$RUN_A/}"
+	ln "$r/InterOp/TileMetricsOut.bin" "$r/hl/tile-a"
+	ln "$r/InterOp/TileMetricsOut.bin" "$r/hl/tile-b"
+	ln "$r/SampleSheet.csv" "$r/hl/SampleSheet.csv"
+	ln -s "${RUN_A}_Cycle3_Log.00.log" "$r/Logs/latest.log"
+	ln -s Intensities/BaseCalls "$r/Data/current"
+	ln -s ../InterOp/QMetricsOut.bin "$r/hl/q-link"
+	ln -s /nonexistent/absolute/target "$r/abs-link"
+	ln -s no/such/file "$r/dangling"
+	echo "space and parens" > "$r/Sample Sheet (copy) v2.csv"
+	echo "utf-8 name" > "$r/résumé-ñ.txt"
+	echo "long name" > "$r/$(printf 'n%.0s' $(seq 200)).txt"
+	local deep=$r/deep/$(printf 'level_%02d/' $(seq 12))
+	mkdir -p "$deep" && echo "deep file" > "$deep/file with a long path.txt"
+	printf '#!/bin/sh\necho run\n' > "$r/run.sh"; chmod 755 "$r/run.sh"
+	chmod 444 "$r/RunInfo.xml"
+	chmod 2775 "$r/Logs"
+	echo "owned by 1000" > "$r/Logs/user-file.txt"; chown 1000:1000 "$r/Logs/user-file.txt"
+}
+add_kernel_extras_b() {
+	local r=$1/$RUN_B i
+	mkdir -p "$r/$(dirname "${BIG_FILE#$RUN_B/}")" "$r/${BIG_DIR#$RUN_B/}"
+	head -c $((BIG_MB * 1048576)) /dev/urandom > "$r/${BIG_FILE#$RUN_B/}"
+	for i in $(seq 1 "$BIG_DIR_ENTRIES"); do
+		printf 'thumbnail %d\n' "$i" > "$r/${BIG_DIR#$RUN_B/}/s_1_$((1100 + i))_green.jpg"
+	done
+}
+make_run() { # NAME LANES CYCLES TILES: a run folder from genrun, or from mkrun.sh until it lands
+	if [ -x "$B/genrun" ] && [ -z "${KERNEL_NO_GENRUN:-}" ]; then
+		"$B/genrun" --out "$RUN/src" --name "$1" --lanes "$2" --cycles "$3" --tiles "$4" \
+			>> "$RUN/harness.log" 2>&1 && return 0
+		log "genrun failed for $1; using mkrun.sh"
+	fi
+	"$HERE/mkrun.sh" "$RUN/src" "$1" "$2" "$3" "$4"
+}
+make_data() {
+	make_run "$RUN_A" 2 4 3 && make_run "$RUN_B" 1 2 2 && make_run "$RUN_C" 1 2 1 || return 1
+	add_kernel_extras_a "$RUN/src" && add_kernel_extras_b "$RUN/src" || return 1
+	set_mtimes "$RUN/src"
+	tar -C "$RUN/src" -cf "$RUN/nas/$RUN_A.tar" "$RUN_A" &&
+	tar -C "$RUN/src" -cf "$RUN/nas/$RUN_B.tar" "$RUN_B" &&
+	tar -C "$RUN/src" -czf "$RUN/nas/$RUN_C.tar.gz" "$RUN_C" || return 1
+	rm -rf "$RUN/src"
+	# The expected tree is what `tar -x` makes of the tarballs: exactly what the tar holds.
+	local t; for t in "$RUN"/nas/*; do tar -C "$RUN/tree" -xf "$t" || return 1; done
+}
+
+# ---------------------------------------------------------------- manifests
+M=$RUN/initrd/etc/ktest
+bb() { LC_ALL=C LANG=C TZ=UTC busybox "$@"; }
+make_manifests() {
+	mkdir -p "$M"
+	(cd "$RUN/tree" && bb ls -lnR --full-time . | bb awk -f "$HERE/canon-ls.awk" | bb sort) > "$M/ls.expected"
+	(cd "$RUN/tree" && bb find . | bb sort) > "$M/find.expected"
+	(cd "$RUN/tree" && find "./$RUN_A" -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) > "$M/md5.run"
+	(cd "$RUN/tree" && md5sum "./$BIG_FILE") > "$M/md5.big"
+	(cd "$RUN/tree" && md5sum "./$MID_FILE") > "$M/md5.mid"
+	(cd "$RUN/tree/$BIG_DIR" && bb ls -1A | bb sort) > "$M/bigdir.expected"
+	(cd "$RUN/tree" && find . -type l -printf '%p\t%l\n' | LC_ALL=C sort) > "$M/symlinks"
+	# Symlinks to a regular file inside the tree: reading through them must give its bytes.
+	(cd "$RUN/tree" && find . -type l -xtype f -print0 | xargs -0 -r md5sum | LC_ALL=C sort) > "$M/md5.via-symlink"
+	(cd "$RUN/tree" && find . -type f -links +1 -printf '%i\t%n\t%p\n' | LC_ALL=C sort) > "$M/hardlinks"
+}
+break_served_data() { # after the manifests: make the served copy differ from them
+	local victim=$RUN_A/SampleSheet.csv
+	case $BREAK in
+	size) echo "x" >> "$RUN/tree/$victim" ;;
+	mtime) touch -d @1234567890 "$RUN/tree/$RUN_A/RunParameters.xml" ;;
+	*) die "unknown --break '$BREAK' (size, mtime)" ;;
+	esac
+	tar -C "$RUN/tree" -cf "$RUN/nas/$RUN_A.tar" "$RUN_A" || die "re-tar for --break failed"
+	log "served data deliberately broken: $BREAK"
+}
+
+# ---------------------------------------------------------------- servers
+# Each kind defines: srv_KIND_prepare (once), srv_KIND_cmd MODE (fills SRV_CMD, MODE = ro|rw),
+# SRV_EXPORT (path the guest mounts), and sets SRV_CAN_EVICT / SRV_CAN_RW or leaves a reason.
+SRV_EVICT_SKIP=""; SRV_RW_SKIP=""
+tarnfsd_knows() { "$B/tarnfsd" --help 2>&1 | grep -q -- "$1"; }
+srv_tarnfsd_common() {
+	[ -x "$B/tarnfsd" ] && [ -x "$B/tarnfs" ] || die "no $B/tarnfsd or $B/tarnfs: build first (make SAN=1 B=... build-all)"
+	SRV_EXPORT=/
+	tarnfsd_knows -- --rw || SRV_RW_SKIP="tarnfsd has no --rw yet (writable mode, issue 8)"
+}
+srv_tarnfsd_cache_prepare() {
+	srv_tarnfsd_common
+	local t
+	for t in "$RUN"/nas/*; do
+		"$B/tarnfs" ingest --cache "$RUN/cache" "$t" >> "$SERVER_LOG" 2>&1 || die "tarnfs ingest $t failed (see $SERVER_LOG)"
+	done
+	SRV_EVICT_SKIP="cache mode has no tarball source to fetch an evicted run again (needs --source)"
+}
+srv_tarnfsd_cache_cmd() {
+	SRV_CMD=("$B/tarnfsd" -f --cache "$RUN/cache" --no-rpcbind --nfs-port "$NFS_PORT"
+		--mount-port "$MOUNT_PORT" --listen 127.0.0.1)
+	[ "$1" = rw ] && SRV_CMD+=(--rw)
+	# shellcheck disable=SC2206
+	SRV_CMD+=(${KERNEL_SERVER_ARGS:-})
+}
+srv_tarnfsd_source_prepare() {
+	srv_tarnfsd_common
+	"$B/tarnfs" cache --help 2>&1 | grep -q evict ||
+		SRV_EVICT_SKIP="tarnfs has no 'cache evict' yet"
+}
+srv_tarnfsd_source_cmd() {
+	srv_tarnfsd_cache_cmd "$1"
+	SRV_CMD+=(--source "$RUN/nas")
+}
+srv_tarnfsd_source_evict() { "$B/tarnfs" cache evict --cache "$RUN/cache" "$1"; }
+srv_ganesha_prepare() { # development stand-in: NFS-Ganesha's VFS FSAL over the extracted tree
+	command -v ganesha.nfsd >/dev/null || die "ganesha.nfsd not installed"
+	SRV_EXPORT=$RUN/tree
+	SRV_EVICT_SKIP="ganesha has no run eviction"
+	mkdir -p /run/rpcbind "$RUN/ganesha"
+	rpcbind -f -w >> "$RUN/rpcbind.log" 2>&1 &
+	AUX_PIDS="$AUX_PIDS $!"; echo "rpcbind $!" >> "$RUN/pids"
+	local i; for i in $(seq 50); do [ -S /run/rpcbind.sock ] && break; sleep 0.1; done
+}
+srv_ganesha_cmd() {
+	local access=RO; [ "$1" = rw ] && access=RW
+	cat > "$RUN/ganesha/ganesha.conf" <<-EOF
+	NFS_CORE_PARAM { Protocols = 3; NFS_Port = $NFS_PORT; MNT_Port = $MOUNT_PORT;
+	  Enable_NLM = false; Enable_RQUOTA = false; }
+	NFSV4 { Graceless = true; RecoveryBackend = fs; }
+	NFS_KRB5 { Active_krb5 = false; }
+	EXPORT { Export_Id = 1; Path = $RUN/tree; Pseudo = /tree; Protocols = 3;
+	  Transports = TCP; Access_Type = $access; Squash = No_Root_Squash;
+	  SecType = sys; FSAL { Name = VFS; } }
+	EOF
+	SRV_CMD=(ganesha.nfsd -F -L /dev/stderr -f "$RUN/ganesha/ganesha.conf" -p "$RUN/ganesha/pid" -N NIV_EVENT)
+}
+srv_custom_prepare() {
+	[ -n "${KERNEL_SERVER_CMD:-}" ] || die "--server custom needs KERNEL_SERVER_CMD"
+	SRV_EXPORT=${KERNEL_EXPORT:-/}
+	[ -n "${KERNEL_EVICT_CMD:-}" ] || SRV_EVICT_SKIP="no KERNEL_EVICT_CMD given"
+	[ "${KERNEL_RW:-0}" = 1 ] || SRV_RW_SKIP="KERNEL_RW=1 not given for the custom server"
+}
+srv_custom_cmd() { SRV_CMD=(env MODE="$1" sh -c "$KERNEL_SERVER_CMD"); }
+srv_custom_evict() { env RUN_NAME="$1" sh -c "$KERNEL_EVICT_CMD"; }
+# The custom command and the hooks see these (doc/testing.md).
+export NFS_PORT MOUNT_PORT RUN
+export NAS=$RUN/nas CACHE=$RUN/cache TREE=$RUN/tree
+
+if [ "$SERVER_KIND" = auto ]; then
+	if [ -x "$B/tarnfsd" ] && tarnfsd_knows -- --source; then SERVER_KIND=tarnfsd-source
+	else SERVER_KIND=tarnfsd-cache; fi
+fi
+SRV=${SERVER_KIND//-/_}
+declare -F "srv_${SRV}_cmd" >/dev/null || die "unknown server kind '$SERVER_KIND'"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+SERVER_MODE=ro; SERVER_STOP_FAILS=""
+server_start() { # MODE: start the server and wait until both ports answer
+	SERVER_MODE=$1
+	"srv_${SRV}_cmd" "$1"
+	echo "=== $(date -u +%T) start ($1): ${SRV_CMD[*]}" >> "$SERVER_LOG"
+	"${SRV_CMD[@]}" >> "$SERVER_LOG" 2>&1 &
+	SERVER_PID=$!; echo "server $SERVER_PID" >> "$RUN/pids"
+	local i
+	for i in $(seq 300); do
+		kill -0 "$SERVER_PID" 2>/dev/null || { log "server exited during start"; return 1; }
+		port_open "$NFS_PORT" && port_open "$MOUNT_PORT" && return 0
+		sleep 0.1
+	done
+	log "server ports $NFS_PORT/$MOUNT_PORT never opened"; return 1
+}
+server_stop() { # SIGTERM, wait, keep the exit status: a clean shutdown is part of the test
+	local pid=$SERVER_PID i status
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"; SERVER_STOP_FAILS="$SERVER_STOP_FAILS did-not-exit-in-30s"
+	fi
+	wait "$pid"; status=$?
+	echo "=== $(date -u +%T) stopped, exit status $status" >> "$SERVER_LOG"
+	[ "$status" = 0 ] || SERVER_STOP_FAILS="$SERVER_STOP_FAILS exit-status-$status"
+	SERVER_PID=""
+}
+
+# ---------------------------------------------------------------- control requests
+handle_request() { # REQUEST: runs on the host while the guest waits; prints the answer
+	local words; read -r -a words <<< "$1"
+	case ${words[0]:-} in
+	restart)
+		server_stop; server_start "$SERVER_MODE" && echo OK || echo "ERR server did not come back" ;;
+	evict)
+		if [ -n "$SRV_EVICT_SKIP" ]; then echo "ERR $SRV_EVICT_SKIP"
+		elif "srv_${SRV}_evict" "${words[1]}" >> "$SERVER_LOG" 2>&1; then echo OK
+		else echo "ERR evict ${words[1]} failed (see server log)"; fi ;;
+	rw)
+		server_stop; server_start rw && echo OK || echo "ERR server did not come back rw" ;;
+	verify-rw)
+		verify_rw "${words[1]}" "${words[2]}" ;;
+	*) echo "ERR unknown request '$1'" ;;
+	esac
+}
+verify_rw() { # DIR MD5: what the guest wrote (see guest check rw-operations), seen by the host
+	local dir=$1 md5=$2 names f1 h1
+	if [ "$SRV" = ganesha ]; then
+		names=$(cd "$RUN/tree/$dir" && find . -mindepth 1 | sed 's|^\./||' | LC_ALL=C sort | tr '\n' ' ')
+		f1=$(md5sum < "$RUN/tree/$dir/f1" | cut -d' ' -f1)
+		h1=$(md5sum < "$RUN/tree/$dir/h1" | cut -d' ' -f1)
+	else
+		# Stop the server: the operator tool reads what tarnfsd committed to the cache.
+		server_stop
+		names=$("$B/tarnfs" ls --cache "$RUN/cache" "/$dir" 2>&1 | sed 's|.*/||' | LC_ALL=C sort | tr '\n' ' ')
+		f1=$("$B/tarnfs" cat --cache "$RUN/cache" "/$dir/f1" | md5sum | cut -d' ' -f1)
+		h1=$("$B/tarnfs" cat --cache "$RUN/cache" "/$dir/h1" | md5sum | cut -d' ' -f1)
+		server_start "$SERVER_MODE" || { echo "ERR server did not come back after verifying"; return; }
+	fi
+	if [ "$names" != "f1 h1 keep s1 " ]; then echo "ERR host sees names '$names', expected 'f1 h1 keep s1'"
+	elif [ "$f1" != "$md5" ] || [ "$h1" != "$md5" ]; then echo "ERR host reads f1 $f1, h1 $h1, guest wrote $md5"
+	else echo OK; fi
+}
+serve_requests() { # in the main shell, never in $(...): server_start must update SERVER_PID here
+	local req id
+	for req in "$RUN"/ctl/*.req; do
+		[ -e "$req" ] || return 0
+		id=${req%.req}
+		handle_request "$(cat "$req")" > "$id.answer" 2>> "$RUN/harness.log"
+		log "request '$(cat "$req")' -> $(tail -1 "$id.answer")"
+		rm -f "$req"
+		tail -1 "$id.answer" > "$id.tmp" && mv "$id.tmp" "$id.done"
+	done
+}
+
+# ---------------------------------------------------------------- initramfs
+make_initramfs() {
+	local d=$RUN/initrd m src
+	mkdir -p "$d"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,mnt,lib/modules,etc/ktest}
+	cp /bin/busybox "$d/bin/busybox"
+	mknod -m 600 "$d/dev/console" c 5 1 && mknod -m 666 "$d/dev/null" c 1 3 || return 1
+	cp "$HERE/guest-init.sh" "$d/init" && chmod 755 "$d/init"
+	cp "$HERE/canon-ls.awk" "$HERE/checks.list" "$d/etc/ktest/"
+	: > "$d/etc/ktest/modules"
+	for src in $(modprobe -S "$KVER" -a --show-depends nfsv3 virtio_net virtio_pci |
+	             awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++'); do
+		m=$(basename "$src"); m=${m%.xz}; m=${m%.zst}
+		case $src in
+		*.xz) xz -dc "$src" > "$d/lib/modules/$m" ;;
+		*.zst) zstd -qdc "$src" > "$d/lib/modules/$m" ;;
+		*) cp "$src" "$d/lib/modules/$m" ;;
+		esac || return 1
+		echo "$m" >> "$d/etc/ktest/modules"
+	done
+	local opts="vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock"
+	[ -n "${KERNEL_MOUNT_OPTS:-}" ] && opts="$opts,$KERNEL_MOUNT_OPTS"
+	cat > "$d/etc/ktest/config" <<-EOF
+	EXPORT='${KERNEL_EXPORT:-$SRV_EXPORT}'
+	MOUNT_OPTS='$opts'
+	RUN_A='$RUN_A'
+	RUN_B='$RUN_B'
+	RUN_C='$RUN_C'
+	BIG_FILE='$BIG_FILE'
+	BIG_DIR='$BIG_DIR'
+	MID_FILE='$MID_FILE'
+	EVICT_SKIP='$SRV_EVICT_SKIP'
+	RW_SKIP='$SRV_RW_SKIP'
+	EOF
+	(cd "$d" && find . | cpio -o -H newc --quiet) > "$RUN/initramfs.cpio"
+}
+
+# ---------------------------------------------------------------- the run
+T_START=$(date +%s)
+make_data || die "test data generation failed"
+make_manifests || die "manifest generation failed"
+[ -n "$BREAK" ] && break_served_data
+"srv_${SRV}_prepare"
+make_initramfs || die "initramfs build failed"
+log "data+initramfs ready after $(( $(date +%s) - T_START ))s; server $SERVER_KIND"
+server_start ro || die "the server did not start (log: $SERVER_LOG)"
+
+socat_fwd() { echo "cmd:socat -lf $RUN/socat.log - TCP:127.0.0.1:$1"; }
+accel=${KERNEL_ACCEL:-tcg}
+qemu-system-x86_64 -accel "$accel" -m 1024 -smp 1 -nodefaults -display none -no-reboot \
+	-kernel "$VMLINUX" -initrd "$RUN/initramfs.cpio" \
+	-append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init" \
+	-chardev "file,id=con,path=$CONSOLE" -serial chardev:con \
+	-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:2049-$(socat_fwd "$NFS_PORT"),guestfwd=tcp:10.0.2.100:20048-$(socat_fwd "$MOUNT_PORT"),guestfwd=tcp:10.0.2.100:7000-cmd:$HERE/ctl.sh $RUN" \
+	-device virtio-net-pci,netdev=n0 > "$RUN/qemu.log" 2>&1 &
+QEMU_PID=$!; echo "qemu $QEMU_PID" >> "$RUN/pids"
+
+deadline=$(( $(date +%s) + TIMEOUT ))
+outcome=timeout
+while :; do
+	serve_requests
+	if grep -q 'KTEST: DONE' "$CONSOLE" 2>/dev/null; then outcome=done; break; fi
+	kill -0 "$QEMU_PID" 2>/dev/null || { outcome=qemu-exited; break; }
+	[ "$(date +%s)" -ge "$deadline" ] && break
+	sleep 0.2
+done
+for i in $(seq 50); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.1; done  # poweroff
+kill_pid "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null; QEMU_PID=""
+server_stop
+kill_stragglers
+
+# ---------------------------------------------------------------- verdict
+case $outcome in
+done) host_result "PASS guest-reported-verdict" ;;
+timeout) host_result "FAIL guest-reported-verdict: no 'KTEST: DONE' within ${TIMEOUT}s" ;;
+*) host_result "FAIL guest-reported-verdict: qemu exited before the guest finished" ;;
+esac
+if [ -n "$SERVER_STOP_FAILS" ]; then
+	host_result "FAIL server-stops-cleanly: SIGTERM gave$SERVER_STOP_FAILS"
+else
+	host_result "PASS server-stops-cleanly"
+fi
+if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$SERVER_LOG"; then
+	host_result "FAIL server-sanitizers-quiet: sanitizer report in the server log"
+else
+	host_result "PASS server-sanitizers-quiet"
+fi
+
+tr -d '\r' < "$CONSOLE" 2>/dev/null > "$RUN/console.txt"
+pass=0; fail=0; skip=0
+verdict() { # STATUS LINE
+	echo "$2"
+	case $1 in PASS) pass=$((pass + 1)) ;; FAIL) fail=$((fail + 1)) ;; SKIP) skip=$((skip + 1)) ;; esac
+}
+running=""
+while IFS= read -r name; do
+	case $name in ''|'#'*) continue ;; esac
+	name=${name%%[[:space:]]*}
+	line=$(grep -aE "^KTEST: (PASS|FAIL|SKIP) $name( |:|$)" "$RUN/console.txt" | tail -1)
+	if [ -n "$line" ]; then
+		verdict "$(echo "$line" | cut -d' ' -f2)" "${line#KTEST: }"
+		if [ "$(echo "$line" | cut -d' ' -f2)" = FAIL ]; then
+			grep -a "^KTEST: DETAIL $name:" "$RUN/console.txt" | sed 's/^KTEST: DETAIL [^:]*:/    /' | head -20
+		fi
+	elif grep -aq "^KTEST: BEGIN $name\$" "$RUN/console.txt"; then
+		verdict FAIL "FAIL $name: started but never finished (hung or guest died; see console)"
+	else
+		verdict FAIL "FAIL $name: never reported"
+	fi
+done < "$HERE/checks.list"
+while IFS= read -r line; do verdict "${line%% *}" "$line"; done < "$HOST_RESULTS"
+echo "kernel VM against $SERVER_KIND (kernel $KVER), $(( $(date +%s) - T_START ))s"
+echo "$pass passed, $fail failed, $skip skipped"
+if [ "$fail" -gt 0 ] || [ "$KEEP" = 1 ]; then
+	echo "kept: $RUN"
+	echo "  console log: $CONSOLE"
+	echo "  server log:  $SERVER_LOG"
+	echo "  harness log: $RUN/harness.log"
+else
+	rm -rf "$RUN"
+fi
+[ "$fail" -eq 0 ]
