@@ -196,6 +196,8 @@ int cli_resolve(kv_cache *c, const char *path, bool follow_last,
         return ENOMEM;
     /* Drop trailing slashes so "/RUN/" names the run. */
     size_t n = strlen(rel);
+    if (n > 0 && rel[n - 1] == '/')
+        follow_last = true;     /* "link/" names the directory, as in ls */
     while (n > 0 && rel[n - 1] == '/')
         rel[--n] = '\0';
     if (n == 0) {

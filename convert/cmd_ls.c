@@ -78,6 +78,12 @@ static int collect_dirent(void *arg, const struct kv_dirent *de)
     return l->err ? 1 : 0;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct ls_entry *)a)->name,
+                  ((const struct ls_entry *)b)->name);
+}
+
 static int count_digits(uint64_t v)
 {
     int d = 1;
@@ -148,6 +154,8 @@ static int list_dir(kv_run *run, kv_ino ino, const char *path,
         err = l.err;
     for (size_t i = 0; !err && i < l.n; i++)
         err = kv_getattr(run, l.v[i].ino, &l.v[i].attr);
+    if (!err)
+        qsort(l.v, l.n, sizeof *l.v, by_name);  /* ls order, C locale */
     if (err) {
         cli_path_error(PROG, path, err);
         free_entries(&l);

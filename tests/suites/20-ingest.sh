@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# 20-ingest: kv_ingest unit tests (Check: every format, compression, placement
+# and hostile-archive case) and the end-to-end ingest test through the tarnfs
+# tool (tests/ingest/e2e.sh: bytes and attributes against the source tree,
+# CLI error cases).
+set -u
+cd "${TARNFS_ROOT:-.}"
+B="${B:-build-san}"
+status=0
+prog="$B/tests/ingest/test_ingest"
+if [ ! -x "$prog" ]; then
+  echo "20-ingest: missing $prog (run make test-programs)" >&2
+  exit 1
+fi
+echo "--- test_ingest"
+"$prog" || status=1
+echo "--- e2e.sh"
+./tests/ingest/e2e.sh || status=1
+exit $status
