@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# 80-bench-smoke: the benchmark harness works end to end: nfsload answers
+# its command line, and bench/compare --smoke (tiny data set, one
+# repetition) starts tarnfsd and NFS-Ganesha side by side, runs every
+# workload against both, prints its table and leaves no process behind.
+# Not a timed test: no figure is judged.
+set -u
+cd "${TARNFS_ROOT:-$(dirname "$0")/../..}"
+B="${B:-build-san}"
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+export B TARNFS_ROOT="$PWD"
+fails=0 checks=0
+check() {      # check DESCRIPTION COMMAND...
+  local what=$1; shift
+  checks=$((checks + 1))
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
+}
+
+check "nfsload --help describes every workload" \
+  bash -c '"$B/nfsload" --help | grep -q "seqread" && "$B/nfsload" --help | grep -q "readdirplus"'
+check "nfsload rejects an unknown workload with status 2" \
+  bash -c '"$B/nfsload" nosuch nfs://127.0.0.1/ / 2>/dev/null; [ $? = 2 ]'
+check "nfsload reports a server that is not there, status 1" \
+  bash -c '"$B/nfsload" --timeout 5 stat "nfs://127.0.0.1/?nfsport=1&mountport=1" / 2>/dev/null; [ $? = 1 ]'
+check "tcp-ceiling measures loopback throughput" \
+  bash -c '"$B/tcp-ceiling" 0.2 | grep -Eq "^tcp_mb_per_s [0-9.]+$"'
+
+out=$(mktemp); err=$(mktemp)
+./bench/compare --smoke > "$out" 2> "$err"
+status=$?
+cat "$out"
+work=$(sed -n 's/^compare: work directory //p' "$err" | head -1)
+check "bench/compare --smoke exits 0 (every measurement ran)" test "$status" = 0
+[ "$status" = 0 ] || tail -20 "$err"
+check "the table is printed with its header" grep -q '^| measurement | unit | tarnfs |' "$out"
+for row in "seqread" "randread" "stat: LOOKUP+GETATTR" "READDIRPLUS of a" "walk (ls -lR)" \
+           "smallfile" "p99 GETATTR, 32 streams, idle"; do
+  check "row '$row' has a tarnfs and a Ganesha median" \
+    awk -F'|' -v r="$row" 'index($2, r) && $4 ~ /[0-9]/ && $5 ~ /Ganesha/ && $6 ~ /[0-9]/ { f = 1 } END { exit !f }' "$out"
+done
+check "the loopback ceiling is reported" grep -Eq 'loopback TCP ceiling.*[0-9]+ MB/s' "$out"
+check "the work directory was removed" test -n "$work" -a ! -e "$work"
+no_leftovers() {   # no running process names the run's work directory
+  local f c
+  [ -n "$work" ] || return 1
+  for f in /proc/[0-9]*/cmdline; do
+    c=$(tr '\0' ' ' < "$f" 2>/dev/null) || continue
+    case $c in *"$work"*) echo "  still running: $c"; return 1 ;; esac
+  done
+}
+check "no process of the run is left behind" no_leftovers
+rm -f "$out" "$err"
+echo "80-bench-smoke: $((checks - fails))/$checks checks passed"
+[ $fails = 0 ]
