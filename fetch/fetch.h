@@ -83,6 +83,7 @@ struct fetch_config {
     bool virtual_hosted;           /* S3 addressing style */
     unsigned max_retries;          /* 0: default (5) */
     unsigned retry_base_ms;        /* first backoff delay (0: default 100) */
+    unsigned list_page_size;       /* S3 max-keys per list request (0: 1000) */
 };
 
 /* Open the backend named by source: "/path/to/dir" (NAS) or
