@@ -64,6 +64,9 @@ static int open_one(struct conn_pool *pool, int i, const char *url,
         conn_note_error(pool, "bad url %s: %s", url, nfs_get_error(nfs));
         return EINVAL;
     }
+    /* a server that drops a connection must show as an error, not be
+     * hidden by a silent reconnect and resend */
+    nfs_set_autoreconnect(nfs, 0);
     int rc = nfs_mount(nfs, u->server, u->path);
     if (rc) {
         conn_note_error(pool, "mount %s: %s", url, nfs_get_error(nfs));
