@@ -4,14 +4,15 @@
 #
 # usage: tests/kernel/run.sh [--server KIND] [--keep] [--timeout SEC] [--break KIND]
 #   --server KIND   auto (default), tarnfsd-source, tarnfsd-cache, ganesha or custom
-#                   (env KERNEL_SERVER).  auto = tarnfsd-source when tarnfsd knows
-#                   --source, else tarnfsd-cache.  custom runs $KERNEL_SERVER_CMD.
+#                   (env KERNEL_SERVER).  auto = tarnfsd-source, or tarnfsd-cache while
+#                   --source does not start yet (the checks needing it then SKIP, with
+#                   the reason).  custom runs $KERNEL_SERVER_CMD.
 #   --keep          keep the run directory even when everything passed (KERNEL_KEEP=1)
 #   --timeout SEC   give up on the guest after SEC seconds (KERNEL_TIMEOUT, default 420)
 #   --break KIND    serve deliberately wrong data to prove the harness notices:
 #                   size (one file one byte longer), mtime (one file's mtime moved)
 # More knobs (doc/testing.md): KERNEL_SERVER_ARGS, KERNEL_SERVER_CMD, KERNEL_EVICT_CMD,
-# KERNEL_EXPORT, KERNEL_MOUNT_OPTS, KERNEL_BIG_MB, KERNEL_BIG_DIR, KERNEL_KVER, KERNEL_ACCEL.
+# KERNEL_EXPORT, KERNEL_MOUNT_OPTS, KERNEL_RW, KERNEL_BIG_MB, KERNEL_BIG_DIR, KERNEL_KVER, KERNEL_ACCEL.
 #
 # Everything runs inside `unshare --net --mount`: the server listens on 127.0.0.1 of a
 # private network namespace and qemu's guestfwd reaches it there; nothing leaves the host.
@@ -145,12 +146,12 @@ set_mtimes() { # DIR: deterministic, old, distinct mtimes, so a server answering
 }
 add_kernel_extras_a() { # the odd corners the kernel client must see right
 	local r=$1/$RUN_A
-	mkdir -p "$r/hl" "$r/Logs/empty dir" "$r/deep"
+	mkdir -p "$r/hl" "$r/Logs/empty dir" "$r/deep" "$(dirname "$r/${MID_FILE#$RUN_A/}")"
 	head -c 3145728 /dev/urandom > "$r/${MID_FILE#$RUN_A/}"
 	ln "$r/InterOp/TileMetricsOut.bin" "$r/hl/tile-a"
 	ln "$r/InterOp/TileMetricsOut.bin" "$r/hl/tile-b"
 	ln "$r/SampleSheet.csv" "$r/hl/SampleSheet.csv"
-	ln -s "${RUN_A}_Cycle3_Log.00.log" "$r/Logs/latest.log"
+	ln -s ../SampleSheet.csv "$r/Logs/latest-sheet.csv"
 	ln -s Intensities/BaseCalls "$r/Data/current"
 	ln -s ../InterOp/QMetricsOut.bin "$r/hl/q-link"
 	ln -s /nonexistent/absolute/target "$r/abs-link"
@@ -173,16 +174,17 @@ add_kernel_extras_b() {
 		printf 'thumbnail %d\n' "$i" > "$r/${BIG_DIR#$RUN_B/}/s_1_$((1100 + i))_green.jpg"
 	done
 }
-make_run() { # NAME LANES CYCLES TILES: a run folder from genrun, or from mkrun.sh until it lands
+make_run() { # NAME LANES CYCLES TILES [genrun options]: a run folder from $B/genrun (mkrun.sh if absent)
+	local name=$1 lanes=$2 cycles=$3 tiles=$4; shift 4
 	if [ -x "$B/genrun" ] && [ -z "${KERNEL_NO_GENRUN:-}" ]; then
-		"$B/genrun" --out "$RUN/src" --name "$1" --lanes "$2" --cycles "$3" --tiles "$4" \
-			>> "$RUN/harness.log" 2>&1 && return 0
-		log "genrun failed for $1; using mkrun.sh"
+		"$B/genrun" -q --name "$name" --lanes "$lanes" --cycles "$cycles" --tiles "$tiles" \
+			--file-size 8k "$@" "$RUN/src" >> "$RUN/harness.log" 2>&1 && return 0
+		log "genrun failed for $name; using mkrun.sh"
 	fi
-	"$HERE/mkrun.sh" "$RUN/src" "$1" "$2" "$3" "$4"
+	"$HERE/mkrun.sh" "$RUN/src" "$name" "$lanes" "$cycles" "$tiles"
 }
 make_data() {
-	make_run "$RUN_A" 2 4 3 && make_run "$RUN_B" 1 2 2 && make_run "$RUN_C" 1 2 1 || return 1
+	make_run "$RUN_A" 2 4 3 --extras && make_run "$RUN_B" 1 2 2 && make_run "$RUN_C" 1 2 1 || return 1
 	add_kernel_extras_a "$RUN/src" && add_kernel_extras_b "$RUN/src" || return 1
 	set_mtimes "$RUN/src"
 	tar -C "$RUN/src" -cf "$RUN/nas/$RUN_A.tar" "$RUN_A" &&
@@ -225,13 +227,17 @@ break_served_data() { # after the manifests: make the served copy differ from th
 # SRV_EXPORT (path the guest mounts), and sets SRV_CAN_EVICT / SRV_CAN_RW or leaves a reason.
 SRV_EVICT_SKIP=""; SRV_RW_SKIP=""
 tarnfsd_knows() { "$B/tarnfsd" --help 2>&1 | grep -q -- "$1"; }
-srv_tarnfsd_common() {
+srv_tarnfsd_common() { # WHEN_RW_SKIPPED: the reason to skip the rw checks, or ""
 	[ -x "$B/tarnfsd" ] && [ -x "$B/tarnfs" ] || die "no $B/tarnfsd or $B/tarnfs: build first (make SAN=1 B=... build-all)"
 	SRV_EXPORT=/
-	tarnfsd_knows -- --rw || SRV_RW_SKIP="tarnfsd has no --rw yet (writable mode, issue 8)"
+	case ${KERNEL_RW:-auto} in
+	1) ;;
+	0) SRV_RW_SKIP="KERNEL_RW=0" ;;
+	*) SRV_RW_SKIP=$1 ;;
+	esac
 }
 srv_tarnfsd_cache_prepare() {
-	srv_tarnfsd_common
+	srv_tarnfsd_common ""   # a rw export writes straight into the KV cache (issue 3)
 	local t
 	for t in "$RUN"/nas/*; do
 		"$B/tarnfs" ingest --cache "$RUN/cache" "$t" >> "$SERVER_LOG" 2>&1 || die "tarnfs ingest $t failed (see $SERVER_LOG)"
@@ -239,15 +245,22 @@ srv_tarnfsd_cache_prepare() {
 	SRV_EVICT_SKIP="cache mode has no tarball source to fetch an evicted run again (needs --source)"
 }
 srv_tarnfsd_cache_cmd() {
-	SRV_CMD=("$B/tarnfsd" -f --cache "$RUN/cache" --no-rpcbind --nfs-port "$NFS_PORT"
-		--mount-port "$MOUNT_PORT" --listen 127.0.0.1)
-	[ "$1" = rw ] && SRV_CMD+=(--rw)
+	# Our own config: no_root_squash, because the guest reads (and writes) as root; and no
+	# chance of picking up the host's /etc/tarnfs/tarnfs.conf.
+	echo "export / *($1,insecure,no_root_squash)" > "$RUN/tarnfs.conf"
+	SRV_CMD=("$B/tarnfsd" -f --config "$RUN/tarnfs.conf" --cache "$RUN/cache" --no-rpcbind
+		--nfs-port "$NFS_PORT" --mount-port "$MOUNT_PORT" --listen 127.0.0.1)
 	# shellcheck disable=SC2206
 	SRV_CMD+=(${KERNEL_SERVER_ARGS:-})
 }
 srv_tarnfsd_source_prepare() {
-	srv_tarnfsd_common
-	"$B/tarnfs" cache --help 2>&1 | grep -q evict ||
+	# Writes into tarball runs need the writable namespace (issue 8); `tarnfs flush`, its
+	# operator command, marks that it has landed.
+	local rw_skip=""
+	"$B/tarnfs" --help 2>&1 | grep -qw flush ||
+		rw_skip="writable tarball namespace not there yet (issue 8: no tarnfs flush)"
+	srv_tarnfsd_common "$rw_skip"
+	"$B/tarnfs" cache --help 2>&1 | grep -qw evict ||
 		SRV_EVICT_SKIP="tarnfs has no 'cache evict' yet"
 }
 srv_tarnfsd_source_cmd() {
@@ -289,9 +302,13 @@ srv_custom_evict() { env RUN_NAME="$1" sh -c "$KERNEL_EVICT_CMD"; }
 export NFS_PORT MOUNT_PORT RUN
 export NAS=$RUN/nas CACHE=$RUN/cache TREE=$RUN/tree
 
+AUTO_NOTE=""
 if [ "$SERVER_KIND" = auto ]; then
-	if [ -x "$B/tarnfsd" ] && tarnfsd_knows -- --source; then SERVER_KIND=tarnfsd-source
-	else SERVER_KIND=tarnfsd-cache; fi
+	# The tarball namespace when tarnfsd serves it; until then the ingested cache, with the
+	# checks that need the namespace skipped and the reason shown (see start_auto below).
+	SERVER_KIND=tarnfsd-source
+	[ -x "$B/tarnfsd" ] && tarnfsd_knows -- --source || { SERVER_KIND=tarnfsd-cache; AUTO_NOTE="tarnfsd has no --source"; }
+	AUTO=1
 fi
 SRV=${SERVER_KIND//-/_}
 declare -F "srv_${SRV}_cmd" >/dev/null || die "unknown server kind '$SERVER_KIND'"
@@ -306,11 +323,13 @@ server_start() { # MODE: start the server and wait until both ports answer
 	SERVER_PID=$!; echo "server $SERVER_PID" >> "$RUN/pids"
 	local i
 	for i in $(seq 300); do
-		kill -0 "$SERVER_PID" 2>/dev/null || { log "server exited during start"; return 1; }
+		kill -0 "$SERVER_PID" 2>/dev/null || break
 		port_open "$NFS_PORT" && port_open "$MOUNT_PORT" && return 0
 		sleep 0.1
 	done
-	log "server ports $NFS_PORT/$MOUNT_PORT never opened"; return 1
+	log "server did not open ports $NFS_PORT/$MOUNT_PORT (see $SERVER_LOG)"
+	kill_pid "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""
+	return 1
 }
 server_stop() { # SIGTERM, wait, keep the exit status: a clean shutdown is part of the test
 	local pid=$SERVER_PID i status
@@ -374,6 +393,16 @@ serve_requests() { # in the main shell, never in $(...): server_start must updat
 }
 
 # ---------------------------------------------------------------- initramfs
+shell_assign() { printf "%s='%s'\n" "$1" "$(printf %s "$2" | sed "s/'/'\\\\''/g")"; }
+guest_value() { # VAR MOUNT_OPTS: what /etc/ktest/config tells the guest
+	case $1 in
+	EXPORT) echo "${KERNEL_EXPORT:-$SRV_EXPORT}" ;;
+	MOUNT_OPTS) echo "$2" ;;
+	EVICT_SKIP) echo "$SRV_EVICT_SKIP" ;;
+	RW_SKIP) echo "$SRV_RW_SKIP" ;;
+	*) eval "echo \"\$$1\"" ;;
+	esac
+}
 make_initramfs() {
 	local d=$RUN/initrd m src
 	mkdir -p "$d"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,mnt,lib/modules,etc/ktest}
@@ -394,18 +423,10 @@ make_initramfs() {
 	done
 	local opts="vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock"
 	[ -n "${KERNEL_MOUNT_OPTS:-}" ] && opts="$opts,$KERNEL_MOUNT_OPTS"
-	cat > "$d/etc/ktest/config" <<-EOF
-	EXPORT='${KERNEL_EXPORT:-$SRV_EXPORT}'
-	MOUNT_OPTS='$opts'
-	RUN_A='$RUN_A'
-	RUN_B='$RUN_B'
-	RUN_C='$RUN_C'
-	BIG_FILE='$BIG_FILE'
-	BIG_DIR='$BIG_DIR'
-	MID_FILE='$MID_FILE'
-	EVICT_SKIP='$SRV_EVICT_SKIP'
-	RW_SKIP='$SRV_RW_SKIP'
-	EOF
+	local var
+	for var in EXPORT MOUNT_OPTS RUN_A RUN_B RUN_C BIG_FILE BIG_DIR MID_FILE EVICT_SKIP RW_SKIP; do
+		shell_assign "$var" "$(guest_value "$var" "$opts")"
+	done > "$d/etc/ktest/config"
 	(cd "$d" && find . | cpio -o -H newc --quiet) > "$RUN/initramfs.cpio"
 }
 
@@ -415,9 +436,18 @@ make_data || die "test data generation failed"
 make_manifests || die "manifest generation failed"
 [ -n "$BREAK" ] && break_served_data
 "srv_${SRV}_prepare"
+if ! server_start ro; then
+	[ "${AUTO:-}" = 1 ] && [ "$SRV" = tarnfsd_source ] || die "the server did not start (log: $SERVER_LOG)"
+	AUTO_NOTE="tarnfsd --source did not start: $(grep -m1 -i error "$SERVER_LOG" | cut -c1-160)"
+	log "auto: $AUTO_NOTE; falling back to the ingested cache"
+	SERVER_KIND=tarnfsd-cache; SRV=tarnfsd_cache
+	rm -rf "$RUN/cache"; mkdir -p "$RUN/cache"
+	"srv_${SRV}_prepare"
+	server_start ro || die "the server did not start (log: $SERVER_LOG)"
+fi
+[ -n "$AUTO_NOTE" ] && SRV_EVICT_SKIP="needs the tarball namespace ($AUTO_NOTE)"
 make_initramfs || die "initramfs build failed"
 log "data+initramfs ready after $(( $(date +%s) - T_START ))s; server $SERVER_KIND"
-server_start ro || die "the server did not start (log: $SERVER_LOG)"
 
 socat_fwd() { echo "cmd:socat -lf $RUN/socat.log - TCP:127.0.0.1:$1"; }
 accel=${KERNEL_ACCEL:-tcg}
@@ -483,7 +513,7 @@ while IFS= read -r name; do
 	fi
 done < "$HERE/checks.list"
 while IFS= read -r line; do verdict "${line%% *}" "$line"; done < "$HOST_RESULTS"
-echo "kernel VM against $SERVER_KIND (kernel $KVER), $(( $(date +%s) - T_START ))s"
+echo "kernel VM against $SERVER_KIND${AUTO_NOTE:+ ($AUTO_NOTE)}, kernel $KVER, $(( $(date +%s) - T_START ))s"
 echo "$pass passed, $fail failed, $skip skipped"
 if [ "$fail" -gt 0 ] || [ "$KEEP" = 1 ]; then
 	echo "kept: $RUN"
