@@ -328,7 +328,87 @@ static void note_versions_locked(vfs *v, const char *prefix,
     }
 }
 
-int vfs_listing_get(vfs *v, const char *prefix, struct vfs_listing **out)
+/* Install the result of a refresh of slot s (lock held). */
+static void refresh_done_locked(vfs *v, struct vfs_slot *s, int err,
+                                struct vfs_listing *nl, int64_t started)
+{
+    s->refreshing = false;
+    s->gen++;
+    pthread_cond_broadcast(&s->cv);
+    if (err) {
+        s->last_err = err;
+        if (s->cur) {
+            /* Keep serving the old listing; try again in a second. */
+            log_warn("vfs: cannot refresh listing of '%s' (%s); serving the "
+                     "previous one", s->prefix, strerror(err));
+            s->fetched_ms = started - v->list_ttl_ms + 1000;
+            s->expired = false;
+        } else {
+            log_error("vfs: cannot list '%s': %s", s->prefix, strerror(err));
+        }
+        return;
+    }
+    if (s->cur && s->cur->content_hash == nl->content_hash)
+        nl->changed = s->cur->changed;
+    note_versions_locked(v, s->prefix, nl);
+    nl->refs = 1;
+    nl->built_ms = started;
+    if (s->cur && --s->cur->refs == 0)
+        listing_free(s->cur);
+    s->cur = nl;
+    s->fetched_ms = started;
+    s->expired = false;
+    s->last_err = 0;
+}
+
+struct refresh_job { vfs *v; struct vfs_slot *s; };
+
+/* Background refresh: requests keep using the previous listing meanwhile,
+ * so a slow backend listing (100,000 keys on S3) never stalls them. */
+static void *refresh_main(void *arg)
+{
+    struct refresh_job *j = arg;
+    vfs *v = j->v;
+    struct vfs_slot *s = j->s;
+    free(j);
+    int64_t started = vfs_mono_ms();
+    struct vfs_listing *nl = NULL;
+    int err = listing_build(v, s->prefix, &nl);
+    pthread_mutex_lock(&v->lock);
+    refresh_done_locked(v, s, err, nl, started);
+    v->bg_jobs--;
+    pthread_cond_broadcast(&v->bg_idle);
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
+/* Start a background refresh of s (lock held, s->refreshing set by the
+ * caller).  Returns false if no thread could be started. */
+static bool refresh_async_locked(vfs *v, struct vfs_slot *s)
+{
+    if (v->stopping)
+        return false;
+    struct refresh_job *j = malloc(sizeof *j);
+    if (!j)
+        return false;
+    j->v = v;
+    j->s = s;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int err = pthread_create(&t, &attr, refresh_main, j);
+    pthread_attr_destroy(&attr);
+    if (err) {
+        free(j);
+        return false;
+    }
+    v->bg_jobs++;
+    return true;
+}
+
+static int listing_get(vfs *v, const char *prefix, bool want_fresh,
+                       struct vfs_listing **out)
 {
     pthread_mutex_lock(&v->lock);
     struct vfs_slot *s = slot_get_locked(v, prefix);
@@ -340,16 +420,25 @@ int vfs_listing_get(vfs *v, const char *prefix, struct vfs_listing **out)
         int64_t now = vfs_mono_ms();
         if (s->cur && !s->expired && now - s->fetched_ms < v->list_ttl_ms)
             break;
-        if (s->refreshing) {
-            if (s->cur)
+        if (s->cur && !want_fresh) {
+            if (!s->refreshing) {
+                s->refreshing = true;
+                if (!refresh_async_locked(v, s))
+                    s->refreshing = false;
+                else
+                    break;
+            } else {
                 break;          /* serve the previous listing meanwhile */
+            }
+        }
+        if (s->refreshing) {
             unsigned gen = s->gen;
             while (s->refreshing && s->gen == gen)
                 pthread_cond_wait(&s->cv, &v->lock);
             if (!s->cur) {
                 int err = s->last_err ? s->last_err : EIO;
                 pthread_mutex_unlock(&v->lock);
-                return err;
+                return err == ENOENT ? EIO : err;
             }
             break;
         }
@@ -358,38 +447,39 @@ int vfs_listing_get(vfs *v, const char *prefix, struct vfs_listing **out)
         struct vfs_listing *nl = NULL;
         int err = listing_build(v, prefix, &nl);
         pthread_mutex_lock(&v->lock);
-        s->refreshing = false;
-        s->gen++;
-        pthread_cond_broadcast(&s->cv);
-        if (err) {
-            s->last_err = err;
-            if (!s->cur) {
-                pthread_mutex_unlock(&v->lock);
-                log_error("vfs: cannot list '%s': %s", prefix, strerror(err));
-                return err == ENOENT ? EIO : err;
-            }
-            /* Keep serving the old listing; try again in a second. */
-            log_warn("vfs: cannot refresh listing of '%s' (%s); serving the "
-                     "previous one", prefix, strerror(err));
-            s->fetched_ms = now - v->list_ttl_ms + 1000;
-            s->expired = false;
-            break;
+        refresh_done_locked(v, s, err, nl, now);
+        if (!s->cur) {
+            pthread_mutex_unlock(&v->lock);
+            return err == ENOENT ? EIO : err;
         }
-        if (s->cur && s->cur->content_hash == nl->content_hash)
-            nl->changed = s->cur->changed;
-        note_versions_locked(v, prefix, nl);
-        nl->refs = 1;
-        if (s->cur && --s->cur->refs == 0)
-            listing_free(s->cur);
-        s->cur = nl;
-        s->fetched_ms = now;
-        s->expired = false;
-        s->last_err = 0;
         break;
     }
     s->cur->refs++;
     *out = s->cur;
     pthread_mutex_unlock(&v->lock);
+    return 0;
+}
+
+int vfs_listing_get(vfs *v, const char *prefix, struct vfs_listing **out)
+{
+    return listing_get(v, prefix, false, out);
+}
+
+int vfs_listing_lookup(vfs *v, const char *prefix, const char *name,
+                       struct vfs_listing **out, const struct vfs_entry **e)
+{
+    int err = listing_get(v, prefix, false, out);
+    if (err)
+        return err;
+    *e = vfs_listing_find(*out, name);
+    if (*e || vfs_mono_ms() - (*out)->built_ms < v->list_ttl_ms)
+        return 0;
+    /* A miss in an old listing: the name may be new.  Ask again. */
+    vfs_listing_put(v, *out);
+    *out = NULL;
+    if ((err = listing_get(v, prefix, true, out)) != 0)
+        return err;
+    *e = vfs_listing_find(*out, name);
     return 0;
 }
 

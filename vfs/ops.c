@@ -117,10 +117,10 @@ static int nsdir_check(vfs *v, const char *name)
     char prefix[KV_RUNNAME_MAX + 1];
     const char *comp = vfs_split_name(name, prefix, sizeof prefix);
     struct vfs_listing *l;
-    int err = vfs_listing_get(v, prefix, &l);
+    const struct vfs_entry *e;
+    int err = vfs_listing_lookup(v, prefix, comp, &l, &e);
     if (err)
         return EIO;
-    const struct vfs_entry *e = vfs_listing_find(l, comp);
     err = e && e->is_dir ? 0 : ESTALE;
     vfs_listing_put(v, l);
     return err;
@@ -268,9 +268,9 @@ static int namespace_lookup(vfs *v, const struct vfs_node *n,
         return ENOENT;
     snprintf(full, sizeof full, "%s%s", prefix, name);
     struct vfs_listing *l;
-    if ((err = vfs_listing_get(v, prefix, &l)) != 0)
+    const struct vfs_entry *e;
+    if ((err = vfs_listing_lookup(v, prefix, name, &l, &e)) != 0)
         return EIO;
-    const struct vfs_entry *e = vfs_listing_find(l, name);
     bool is_dir = e && e->is_dir, found = e != NULL;
     vfs_listing_put(v, l);
     if (!found && !v->backend) {

@@ -26,6 +26,12 @@ static int make_dir(const char *path)
 
 static void vfs_free(vfs *v)
 {
+    /* Background listing refreshes use the run table and the backend. */
+    pthread_mutex_lock(&v->lock);
+    v->stopping = true;
+    while (v->bg_jobs)
+        pthread_cond_wait(&v->bg_idle, &v->lock);
+    pthread_mutex_unlock(&v->lock);
     vfs_runs_free(v);
     vfs_listings_free(v);
     if (v->backend)
@@ -34,6 +40,7 @@ static void vfs_free(vfs *v)
         kv_cache_close(v->cache);
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->wake);
+    pthread_cond_destroy(&v->bg_idle);
     free(v->catalog);
     free(v->cache_dir);
     free(v->source);
@@ -62,6 +69,7 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
         return ENOMEM;
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->wake, NULL);
+    pthread_cond_init(&v->bg_idle, NULL);
     v->cfg = *cfg;
     v->high_pct = high;
     v->low_pct = low;

@@ -110,6 +110,7 @@ struct vfs_listing {
     uint64_t content_hash;
     size_t ndirs;
     struct timespec changed;      /* the directory's mtime */
+    int64_t built_ms;             /* monotonic, when listed */
 };
 
 /* The cache of one namespace directory's listing. */
@@ -148,6 +149,8 @@ struct vfs {
     bool thread_started, stopping;
     pthread_cond_t wake;
     bool evict_wanted;
+    unsigned bg_jobs;             /* background listing refreshes */
+    pthread_cond_t bg_idle;
     int64_t scanned_ms;           /* monotonic, last cache rescan */
     /* known-persisted catalog hashes (small open-addressing set) */
     uint64_t *catalog;
@@ -210,6 +213,11 @@ void vfs_handle_close(struct vfs_handle *h);
  * Errors: ENOENT (the directory is not there), EIO. */
 int vfs_listing_get(vfs *v, const char *prefix, struct vfs_listing **out);
 void vfs_listing_put(vfs *v, struct vfs_listing *l);
+/* Get the listing of prefix and find name in it (*e NULL if absent); a
+ * miss in a listing older than the TTL waits for a fresh listing, so new
+ * runs are found at once.  Errors as vfs_listing_get. */
+int vfs_listing_lookup(vfs *v, const char *prefix, const char *name,
+                       struct vfs_listing **out, const struct vfs_entry **e);
 /* Find a name in a listing, or NULL. */
 const struct vfs_entry *vfs_listing_find(const struct vfs_listing *l,
                                          const char *name);

@@ -6,7 +6,7 @@ set -u
 cd "${TARNFS_ROOT:-.}"
 B="${B:-build-san}"
 status=0
-for t in test_vfs_cache; do
+for t in test_vfs_cache test_vfs_source; do
   prog="$B/tests/vfs/$t"
   if [ ! -x "$prog" ]; then
     echo "40-vfs: missing $prog (run make test-programs)" >&2
