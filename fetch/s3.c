@@ -37,6 +37,7 @@
 #define STREAM_CHUNK (128u << 10)     /* curl receive buffer for GET */
 #define STREAM_BUF (4 * STREAM_CHUNK)
 #define POOL_MAX 16
+#define PROGRESS_RESETS_RETRIES (4u << 20)
 
 struct s3_backend {
     fetch_backend base;
@@ -237,6 +238,7 @@ struct s3_response {
     CURLcode curl_rc;
     char curl_err[CURL_ERROR_SIZE];
     size_t upload_pos;
+    unsigned attempts;              /* set by call(): how many were made */
     /* injected faults of this attempt */
     bool fault_500, fault_reset, fault_truncate, fault_fired;
     CURL *easy;
@@ -293,6 +295,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
         /* a new response (after 100 Continue or a redirect): start over */
         const char *sp = memchr(line, ' ', len);
         r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        if (r->fault_500 && r->status >= 200)
+            r->status = 500;    /* injected: the reply is an error, its body too */
         r->etag[0] = r->last_modified[0] = r->sha256[0] = r->content_range[0] = '\0';
         r->has_length = false;
     } else if (header_is(line, len, "ETag", &v, &vn)) {
@@ -507,6 +511,8 @@ static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_
     r->curl_rc = curl_easy_perform(easy);
     if (!r->status)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
+    if (r->fault_500)
+        r->status = 500;
     curl_slist_free_all(hdrs);
     easy_put(b, easy, r->curl_rc == CURLE_OK && !r->fault_fired);
     r->easy = NULL;
@@ -535,8 +541,11 @@ static enum verdict judge(struct s3_backend *b, const struct s3_request *rq, str
         bool clean_truncation = r->fault_truncate && r->fault_fired;
         if (!clean_truncation) {
             *err = EIO;
-            snprintf(msg, msglen, "%s on %s: %s%s", r->fault_reset ? "connection reset (injected)" : "transfer failed",
-                     what, curl_easy_strerror(r->curl_rc), r->curl_err[0] ? "" : "");
+            if (r->fault_reset && r->fault_fired)
+                snprintf(msg, msglen, "connection reset (injected) on %s", what);
+            else
+                snprintf(msg, msglen, "transfer failed on %s: %s", what,
+                         r->curl_err[0] ? r->curl_err : curl_easy_strerror(r->curl_rc));
             switch (r->curl_rc) {
             case CURLE_URL_MALFORMAT:
             case CURLE_UNSUPPORTED_PROTOCOL:
@@ -630,6 +639,7 @@ static int call(struct s3_backend *b, const struct s3_request *rq, struct s3_res
     int err = EIO;
     for (unsigned n = 0;; n++) {
         response_reset(r);
+        r->attempts = n + 1;
         int rc = attempt(b, rq, r);
         if (rc) {
             snprintf(msg, sizeof msg, "cannot build the request for %s: %s", rq->what ? rq->what : "",
@@ -970,6 +980,10 @@ static void stream_judge(struct s3_stream *s)
         s->error = err;
         return;
     }
+    /* A transfer that got far before failing counts as a fresh start: a
+     * long download may survive any number of well-spaced resets. */
+    if (s->fetched_to - s->transfer_start >= PROGRESS_RESETS_RETRIES)
+        s->failures = 0;
     if (++s->failures > s->b->max_retries) {
         log_error("fetch: S3 GET %s; giving up after %u attempts", msg, s->failures);
         s->error = EIO;
@@ -1129,6 +1143,83 @@ struct part_list {
     size_t n, cap;
 };
 
+/* The ETag S3 gives a multipart object: MD5 of the parts' MD5s, "-N". */
+static void multipart_etag(const struct part_list *parts, char *out, size_t outlen)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char d[16];
+    char hex[33];
+    out[0] = '\0';
+    if (!c || !EVP_DigestInit_ex(c, EVP_md5(), NULL)) {
+        EVP_MD_CTX_free(c);
+        return;
+    }
+    for (size_t i = 0; i < parts->n; i++) {
+        char plain[160];
+        s3xml_unquote(parts->etags[i], plain, sizeof plain);
+        if (strlen(plain) != 32)
+            goto out;
+        for (int j = 0; j < 16; j++) {
+            unsigned v;
+            if (sscanf(plain + 2 * j, "%2x", &v) != 1)
+                goto out;
+            d[j] = (unsigned char)v;
+        }
+        EVP_DigestUpdate(c, d, 16);
+    }
+    EVP_DigestFinal_ex(c, d, NULL);
+    fetch_hex(d, 16, hex);
+    snprintf(out, outlen, "%s-%zu", hex, parts->n);
+out:
+    EVP_MD_CTX_free(c);
+}
+
+static int abort_upload(struct s3_backend *b, const char *fk, const char *what, const char *upload_id);
+
+/* List unfinished uploads whose full key starts with prefix. */
+static int list_uploads_raw(struct s3_backend *b, const char *prefix, s3xml_upload_cb cb, void *arg)
+{
+    char key_marker[2048] = "", id_marker[512] = "";
+    struct s3_response r = { 0 };
+    int rc;
+    for (;;) {
+        struct sigv4_param p[4];
+        size_t np = 0;
+        p[np++] = (struct sigv4_param){ "uploads", "" };
+        p[np++] = (struct sigv4_param){ "prefix", prefix };
+        if (key_marker[0]) {
+            p[np++] = (struct sigv4_param){ "key-marker", key_marker };
+            p[np++] = (struct sigv4_param){ "upload-id-marker", id_marker };
+        }
+        struct s3_request rq = { .method = "GET", .what = "", .params = p, .nparams = np };
+        bool truncated;
+        if ((rc = call(b, &rq, &r, NULL, 0, false)))
+            break;
+        rc = s3xml_parse_uploads(r.body.data, r.body.len, cb, arg, &truncated, key_marker,
+                                 sizeof key_marker, id_marker, sizeof id_marker);
+        if (rc || !truncated || !key_marker[0])
+            break;
+    }
+    response_free(&r);
+    return rc;
+}
+
+struct orphan_ctx {
+    struct s3_backend *b;
+    const char *fk, *key, *mine;
+    time_t since;
+};
+
+static int abort_orphan(void *arg, const char *k, const char *id, const struct timespec *when)
+{
+    struct orphan_ctx *c = arg;
+    if (strcmp(k, c->fk) != 0 || strcmp(id, c->mine) == 0 || when->tv_sec < c->since)
+        return 0;
+    log_warn("fetch: S3 aborting upload %s of %s, started by a retried request", id, c->key);
+    abort_upload(c->b, c->fk, c->key, id);
+    return 0;
+}
+
 static int abort_upload(struct s3_backend *b, const char *fk, const char *what, const char *upload_id)
 {
     struct sigv4_param p[] = { { "uploadId", upload_id } };
@@ -1177,6 +1268,18 @@ static int put_single(struct s3_backend *b, const char *fk, const char *key, con
     rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-meta-sha256", hex };
     add_conditions(&rq, o);
     int rc = call(b, &rq, &r, NULL, 0, true);
+    if (rc == ECANCELED && r.attempts > 1) {
+        /* A retried conditional PUT fails its condition if the first try
+         * did land: the object then has our body's MD5 as its ETag. */
+        unsigned char md5[16];
+        char md5hex[33];
+        struct fetch_objinfo cur;
+        unsigned int mdlen = 16;
+        EVP_Digest(body, len, md5, &mdlen, EVP_md5(), NULL);
+        fetch_hex(md5, 16, md5hex);
+        if (head_object(b, key, &cur, true) == 0 && strcmp(cur.version, md5hex) == 0)
+            rc = 0;
+    }
     response_free(&r);
     return rc;
 }
@@ -1191,6 +1294,12 @@ static int put_multipart(struct s3_backend *b, const char *fk, const char *key, 
     struct membuf xml = { 0 };
     int rc;
 
+    /* A retried CreateMultipartUpload whose first reply was lost starts a
+     * second upload; those are found (same key, started since just before
+     * ours) and aborted at the end. */
+    time_t began = time(NULL) - 60;
+    bool orphans_possible = false;
+    upload_id[0] = '\0';
     *meta_done = false;
     {
         struct sigv4_param p[] = { { "uploads", "" } };
@@ -1199,7 +1308,9 @@ static int put_multipart(struct s3_backend *b, const char *fk, const char *key, 
             rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-meta-sha256", o->sha256_hex };
             *meta_done = true;
         }
-        if ((rc = call(b, &rq, &r, NULL, 0, false)))
+        rc = call(b, &rq, &r, NULL, 0, false);
+        orphans_possible = r.attempts > 1;
+        if (rc)
             goto out_noabort;
         if (s3xml_find_text(r.body.data, r.body.len, "UploadId", upload_id, sizeof upload_id) != 0 ||
             !upload_id[0]) {
@@ -1275,7 +1386,20 @@ static int put_multipart(struct s3_backend *b, const char *fk, const char *key, 
                                  .body = xml.data, .body_len = xml.len };
         rq.extra[rq.nextra++] = (struct sigv4_header){ "content-type", "application/xml" };
         add_conditions(&rq, o);
-        if ((rc = call(b, &rq, &r, NULL, 0, true)))
+        rc = call(b, &rq, &r, NULL, 0, true);
+        if ((rc == ENOENT || rc == ECANCELED) && r.attempts > 1) {
+            /* The first Complete may have landed and its reply got lost:
+             * then the object carries exactly our parts' ETag. */
+            char expect[64];
+            struct fetch_objinfo cur;
+            multipart_etag(&parts, expect, sizeof expect);
+            if (head_object(b, key, &cur, true) == 0 && strcmp(cur.version, expect) == 0) {
+                upload_id[0] = '\0';
+                rc = 0;
+                goto out;
+            }
+        }
+        if (rc)
             goto out;
         char code[64], msg[256];
         /* A 200 reply can still carry an error (S3 reports late failures so). */
@@ -1290,6 +1414,10 @@ out:
     if (rc && upload_id[0])
         abort_upload(b, fk, key, upload_id);
 out_noabort:
+    if (orphans_possible) {
+        struct orphan_ctx oc = { b, fk, key, upload_id, began };
+        list_uploads_raw(b, fk, abort_orphan, &oc);
+    }
     free(parts.etags);
     free(xml.data);
     response_free(&r);
@@ -1556,10 +1684,11 @@ struct uploads_ctx {
     void *arg;
 };
 
-static int upload_entry(void *arg, const char *key, const char *upload_id)
+static int upload_entry(void *arg, const char *key, const char *upload_id, const struct timespec *initiated)
 {
     struct uploads_ctx *c = arg;
     size_t pl = strlen(c->b->prefix);
+    (void)initiated;
     if (strncmp(key, c->b->prefix, pl) != 0)
         return 0;
     return c->cb(c->arg, key + pl, upload_id);
@@ -1569,31 +1698,8 @@ int fetch_s3_list_uploads(fetch_backend *fb, fetch_upload_cb cb, void *arg)
 {
     if (!fb || fb->m != &s3_methods)
         return EINVAL;
-    struct s3_backend *b = s3_of(fb);
-    char key_marker[2048] = "", id_marker[512] = "";
-    struct s3_response r = { 0 };
-    struct uploads_ctx ctx = { b, cb, arg };
-    int rc;
-    for (;;) {
-        struct sigv4_param p[4];
-        size_t np = 0;
-        p[np++] = (struct sigv4_param){ "uploads", "" };
-        p[np++] = (struct sigv4_param){ "prefix", b->prefix };
-        if (key_marker[0]) {
-            p[np++] = (struct sigv4_param){ "key-marker", key_marker };
-            p[np++] = (struct sigv4_param){ "upload-id-marker", id_marker };
-        }
-        struct s3_request rq = { .method = "GET", .what = "", .params = p, .nparams = np };
-        bool truncated;
-        if ((rc = call(b, &rq, &r, NULL, 0, false)))
-            break;
-        rc = s3xml_parse_uploads(r.body.data, r.body.len, upload_entry, &ctx, &truncated, key_marker,
-                                 sizeof key_marker, id_marker, sizeof id_marker);
-        if (rc || !truncated || !key_marker[0])
-            break;
-    }
-    response_free(&r);
-    return rc > 0 && rc != EPROTO ? rc : rc == EPROTO ? EPROTO : 0;
+    struct uploads_ctx ctx = { s3_of(fb), cb, arg };
+    return list_uploads_raw(s3_of(fb), s3_of(fb)->prefix, upload_entry, &ctx);
 }
 
 int fetch_s3_abort_upload(fetch_backend *fb, const char *key, const char *upload_id)

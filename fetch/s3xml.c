@@ -244,10 +244,13 @@ int s3xml_parse_uploads(const char *xml, size_t len, s3xml_upload_cb cb, void *a
         } else if (named(c, "NextUploadIdMarker")) {
             text_of(c, next_upload, next_uploadlen);
         } else if (named(c, "Upload")) {
-            char key[2048], id[512];
+            char key[2048], id[512], when[64];
+            struct timespec initiated = { 0, 0 };
             text_of(child(c, "Key"), key, sizeof key);
             text_of(child(c, "UploadId"), id, sizeof id);
-            rc = cb(arg, key, id);
+            text_of(child(c, "Initiated"), when, sizeof when);
+            s3xml_parse_time(when, &initiated);
+            rc = cb(arg, key, id, &initiated);
         }
     }
 out:

@@ -30,7 +30,8 @@ int s3xml_parse_error(const char *xml, size_t len, char *code, size_t codelen,
 int s3xml_find_text(const char *xml, size_t len, const char *name, char *out, size_t outlen);
 
 /* One entry of ListMultipartUploads. */
-typedef int (*s3xml_upload_cb)(void *arg, const char *key, const char *upload_id);
+typedef int (*s3xml_upload_cb)(void *arg, const char *key, const char *upload_id,
+                               const struct timespec *initiated);
 /* Parse a ListMultipartUploads reply, calling cb per upload; *truncated,
  * next_key and next_upload (the markers for the next page) are filled.
  * Errors: EPROTO, or cb's nonzero return. */

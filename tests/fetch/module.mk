@@ -7,3 +7,7 @@ TEST_PROGRAMS += $(B)/tests/fetch/test_nas
 $(B)/tests/fetch/test_sigv4: $(B)/tests/fetch/test_sigv4.o $(FETCH_LIB) $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/fetch/test_sigv4
+
+$(B)/tests/fetch/test_s3: $(B)/tests/fetch/test_s3.o $(FETCH_LIB) $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+TEST_PROGRAMS += $(B)/tests/fetch/test_s3

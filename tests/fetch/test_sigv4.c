@@ -351,8 +351,9 @@ START_TEST(error_replies_give_code_and_message)
 }
 END_TEST
 
-static int count_upload(void *arg, const char *key, const char *id)
+static int count_upload(void *arg, const char *key, const char *id, const struct timespec *initiated)
 {
+    ck_assert_int_eq(initiated->tv_sec, *(int *)arg ? 0 : 1729670950);
     int *n = arg;
     ck_assert_str_eq(key, *n ? "b.tar" : "a b.tar");
     ck_assert_str_eq(id, *n ? "id2" : "id1");
@@ -369,7 +370,8 @@ START_TEST(multipart_replies_are_parsed)
                        "<UploadId>2~abc</UploadId></InitiateMultipartUploadResult>";
     const char *uploads = "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
                           "<NextKeyMarker>b.tar</NextKeyMarker><NextUploadIdMarker>id2</NextUploadIdMarker>"
-                          "<Upload><Key>a b.tar</Key><UploadId>id1</UploadId></Upload>"
+                          "<Upload><Key>a b.tar</Key><UploadId>id1</UploadId>"
+                          "<Initiated>2024-10-23T08:09:10.000Z</Initiated></Upload>"
                           "<Upload><Key>b.tar</Key><UploadId>id2</UploadId></Upload>"
                           "</ListMultipartUploadsResult>";
     ck_assert_int_eq(s3xml_find_text(init, strlen(init), "UploadId", id, sizeof id), 0);

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# 35-s3: the S3 backend against a real Ceph RGW: starts a throwaway cluster
+# (tests/s3/rgw-start.sh), runs the Check tests of fetch/ against it, checks
+# the start script's guards and s3tool, and stops the cluster by its PIDs.
+set -u
+cd "${TARNFS_ROOT:-.}"
+B="${B:-build-san}"
+for p in "$B/tests/fetch/test_s3" "$B/tests/s3/s3tool"; do
+  [ -x "$p" ] || { echo "35-s3: missing $p (run make test-programs)" >&2; exit 1; }
+done
+RGW_DIR=$(mktemp -d /tmp/tarnfs-35-s3.XXXXXX)
+export RGW_DIR B
+cleanup() { tests/s3/rgw-stop.sh "$RGW_DIR" >/dev/null 2>&1 || rm -rf "$RGW_DIR"; }
+trap cleanup EXIT
+start=$(date +%s%N)
+if ! tests/s3/rgw-start.sh >/dev/null; then
+  echo "35-s3: could not start Ceph RGW; its log:" >&2
+  tail -30 "$RGW_DIR/start.log" >&2
+  exit 1
+fi
+echo "35-s3: RGW up in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+set -a; . "$RGW_DIR/env"; set +a
+status=0
+
+echo "--- test_s3"
+"$B/tests/fetch/test_s3" 2> "$RGW_DIR/test_s3.log" || { status=1; tail -40 "$RGW_DIR/test_s3.log"; }
+
+check() {   # check "what it shows" command...
+  if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; status=1; fi
+}
+S3TOOL="$B/tests/s3/s3tool"
+echo "--- rgw scripts and s3tool"
+check "a second start in the same directory is refused" \
+  bash -c 'tests/s3/rgw-start.sh 2>&1 | grep -q "already running"'
+other=$(mktemp -d /tmp/tarnfs-35-s3-other.XXXXXX)
+check "a busy port is reported" \
+  bash -c "RGW_DIR=$other tests/s3/rgw-start.sh -p $RGW_PORT 2>&1 | grep -q 'port $RGW_PORT on 127.0.0.1 is busy'"
+rm -rf "$other"
+head -c 1500000 /dev/urandom > "$RGW_DIR/blob"
+check "s3tool put (multipart) and get round-trip a blob" \
+  bash -c "'$S3TOOL' put --part-size 200000 '$TARNFS_S3_BUCKET' 'tool/blob 1.tar' '$RGW_DIR/blob' >/dev/null &&
+           '$S3TOOL' get '$TARNFS_S3_BUCKET' 'tool/blob 1.tar' - | cmp -s - '$RGW_DIR/blob'"
+check "s3tool stat shows the SHA-256 stored with the object" \
+  bash -c "'$S3TOOL' stat '$TARNFS_S3_BUCKET' 'tool/blob 1.tar' | grep -q \$(sha256sum < '$RGW_DIR/blob' | cut -c1-64)"
+check "a wrong secret gives a clear message and no secret" \
+  bash -c "out=\$(AWS_SECRET_ACCESS_KEY=definitely-wrong '$S3TOOL' ls '$TARNFS_S3_BUCKET' 2>&1);
+           echo \"\$out\" | grep -q 'S3 rejected the secret key for access key id $AWS_ACCESS_KEY_ID (SignatureDoesNotMatch)' &&
+           ! echo \"\$out\" | grep -q definitely-wrong"
+check "no multipart upload is left behind" \
+  bash -c "[ -z \"\$('$S3TOOL' uploads '$TARNFS_S3_BUCKET')\" ]"
+pids=$(awk '{printf "%s ", $2}' "$RGW_DIR/pids")
+tests/s3/rgw-stop.sh -k "$RGW_DIR" >/dev/null
+check "stop ends exactly the recorded daemons" \
+  bash -c "for p in $pids; do ! kill -0 \$p 2>/dev/null || exit 1; done"
+rm -rf "$RGW_DIR"
+trap - EXIT
+exit $status
