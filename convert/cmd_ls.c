@@ -154,7 +154,7 @@ static int list_dir(kv_run *run, kv_ino ino, const char *path,
         err = l.err;
     for (size_t i = 0; !err && i < l.n; i++)
         err = kv_getattr(run, l.v[i].ino, &l.v[i].attr);
-    if (!err)
+    if (!err && l.n > 1)
         qsort(l.v, l.n, sizeof *l.v, by_name);  /* ls order, C locale */
     if (err) {
         cli_path_error(PROG, path, err);
