@@ -38,12 +38,13 @@ struct tar_out {
     EVP_MD_CTX *sha;
     uint64_t bytes;
     int sink_err;           /* first error from the sink (positive errno) */
+    bool abandoned;         /* the run failed: nothing more reaches the sink */
 };
 
 static la_ssize_t out_write(struct archive *a, void *arg, const void *buf, size_t len)
 {
     struct tar_out *o = arg;
-    if (o->sink_err)
+    if (o->sink_err || o->abandoned)
         return -1;
     if (EVP_DigestUpdate(o->sha, buf, len) != 1) {
         o->sink_err = EIO;
@@ -212,6 +213,10 @@ static int setup_writer(struct archive *a, enum conv_compress comp)
     default:
         break;
     }
+    /* Zero padding after a compressed stream is trailing garbage to zstd
+     * (and to libarchive's zstd reader); a plain tar keeps tar's records. */
+    if (comp != CONV_COMPRESS_NONE && archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK)
+        return EINVAL;
     return 0;
 }
 
@@ -286,6 +291,20 @@ int conv_tar_write(const char *run_path, const char *top,
         if (!rc)
             atomic_fetch_add(&ctr->files, 1);
     }
+    /* An entry added or removed while we wrote shows as a directory whose
+     * mtime or ctime moved; the tarball would not be the run. */
+    for (size_t i = 0; i < t->n && !rc; i++) {
+        const struct conv_entry *e = &t->v[i];
+        struct stat now;
+        if (!S_ISDIR(e->st.st_mode))
+            continue;
+        if (fstatat(run_fd, e->rel[0] ? e->rel : ".", &now, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !same_version(&now, &e->st)) {
+            rc = EBUSY;
+            snprintf(err, errlen, "%s/%s changed while the run was being archived",
+                     run_path, e->rel);
+        }
+    }
     if (!rc) {
         opened = false;
         if (archive_write_close(a) != ARCHIVE_OK) {
@@ -306,8 +325,13 @@ int conv_tar_write(const char *run_path, const char *top,
     }
 done:
     if (a) {
-        if (opened)
-            archive_write_fail(a);
+        /* Close even a failed archive (its trailer goes nowhere): libarchive
+         * 3.6 frees its output buffer only in close, not after
+         * archive_write_fail. */
+        if (opened) {
+            out.abandoned = true;
+            archive_write_close(a);
+        }
         archive_write_free(a);
     }
     if (ae)
