@@ -16,4 +16,6 @@ for t in test_vfs_cache test_vfs_source; do
   echo "--- $t"
   "$prog" || status=1
 done
+echo "--- e2e-namespace (tarnfsd + nfs-ls/nfs-cat on a NAS directory)"
+tests/vfs/e2e-namespace.sh || status=1
 exit $status
