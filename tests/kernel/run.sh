@@ -214,7 +214,7 @@ make_manifests() {
 break_served_data() { # after the manifests: make the served copy differ from them
 	local victim=$RUN_A/SampleSheet.csv
 	case $BREAK in
-	size) echo "x" >> "$RUN/tree/$victim" ;;
+	size) printf x >> "$RUN/tree/$victim" ;;
 	mtime) touch -d @1234567890 "$RUN/tree/$RUN_A/RunParameters.xml" ;;
 	*) die "unknown --break '$BREAK' (size, mtime)" ;;
 	esac
@@ -363,21 +363,27 @@ handle_request() { # REQUEST: runs on the host while the guest waits; prints the
 	esac
 }
 verify_rw() { # DIR MD5: what the guest wrote (see guest check rw-operations), seen by the host
-	local dir=$1 md5=$2 names f1 h1
+	local dir=$1 md5=$2 names f1 h1 nlink link
 	if [ "$SRV" = ganesha ]; then
-		names=$(cd "$RUN/tree/$dir" && find . -mindepth 1 | sed 's|^\./||' | LC_ALL=C sort | tr '\n' ' ')
+		names=$(cd "$RUN/tree/$dir" && ls -A | LC_ALL=C sort | tr '\n' ' ')
 		f1=$(md5sum < "$RUN/tree/$dir/f1" | cut -d' ' -f1)
 		h1=$(md5sum < "$RUN/tree/$dir/h1" | cut -d' ' -f1)
+		nlink=$(stat -c %h "$RUN/tree/$dir/f1")
+		link=$(readlink "$RUN/tree/$dir/s1")
 	else
 		# Stop the server: the operator tool reads what tarnfsd committed to the cache.
 		server_stop
-		names=$("$B/tarnfs" ls --cache "$RUN/cache" "/$dir" 2>&1 | sed 's|.*/||' | LC_ALL=C sort | tr '\n' ' ')
+		names=$("$B/tarnfs" ls --cache "$RUN/cache" "/$dir" 2>&1 | LC_ALL=C sort | tr '\n' ' ')
 		f1=$("$B/tarnfs" cat --cache "$RUN/cache" "/$dir/f1" | md5sum | cut -d' ' -f1)
 		h1=$("$B/tarnfs" cat --cache "$RUN/cache" "/$dir/h1" | md5sum | cut -d' ' -f1)
+		nlink=$("$B/tarnfs" ls -l --cache "$RUN/cache" "/$dir" 2>&1 | awk '$NF == "f1" { print $2 }')
+		link=$("$B/tarnfs" ls -l --cache "$RUN/cache" "/$dir" 2>&1 | sed -n 's/.* s1 -> //p')
 		server_start "$SERVER_MODE" || { echo "ERR server did not come back after verifying"; return; }
 	fi
 	if [ "$names" != "f1 h1 keep s1 " ]; then echo "ERR host sees names '$names', expected 'f1 h1 keep s1'"
 	elif [ "$f1" != "$md5" ] || [ "$h1" != "$md5" ]; then echo "ERR host reads f1 $f1, h1 $h1, guest wrote $md5"
+	elif [ "$nlink" != 2 ]; then echo "ERR host sees f1 with nlink '$nlink', expected 2"
+	elif [ "$link" != f1 ]; then echo "ERR host sees s1 -> '$link', expected f1"
 	else echo OK; fi
 }
 serve_requests() { # in the main shell, never in $(...): server_start must update SERVER_PID here
