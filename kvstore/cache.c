@@ -28,8 +28,13 @@
 #define MARKER_FILE  "tarnfs-cache"
 #define MARKER_TEXT  "tarnfs cache 1\n"
 #define INFO_FILE    "info"
-/* TreeDB tuning, chosen by measurement (doc/design/kvstore.md). */
-#define KC_TUNING    "#psiz=65536#pccap=256m#bnum=65536#msiz=0"
+/* Kyoto Cabinet tuning, chosen by measurement (doc/design/kvstore.md). */
+#ifndef KC_META_TUNING
+#define KC_META_TUNING "#psiz=32768#pccap=64m#bnum=65536#msiz=0"
+#endif
+#ifndef KC_DATA_TUNING
+#define KC_DATA_TUNING "#bnum=262144#msiz=0"
+#endif
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -618,6 +623,19 @@ static void run_free(kv_run *r)
 {
     if (!r)
         return;
+    if (r->data) {
+        if (!kcdbclose(r->data))
+            log_warn("kvstore: closing run %s data: %s", r->name,
+                     kcecodename(kcdbecode(r->data)));
+        kcdbdel(r->data);
+        r->data = NULL;
+    }
+    if (r->db && r->unclean_marked && !r->keep_unclean && !r->gone && !r->staged) {
+        /* Data is closed (flushed): nothing can be half-done any more. */
+        if (!kcdbbegintran(r->db, 0) || !kcdbremove(r->db, "Sunclean", 8) ||
+            !kcdbendtran(r->db, 1))
+            log_warn("kvstore: run %s: cannot clear the unclean mark", r->name);
+    }
     if (r->db) {
         if (!kcdbclose(r->db))
             log_warn("kvstore: closing run %s: %s", r->name, kcecodename(kcdbecode(r->db)));
@@ -629,6 +647,7 @@ static void run_free(kv_run *r)
     free(r->name);
     free(r->dir);
     free(r->dbfile);
+    free(r->drops);
     free(r);
 }
 
@@ -647,20 +666,53 @@ static kv_run *run_new(kv_cache *c, const char *name)
     return r;
 }
 
-/* Open the KC database of r (dir and dbfile set). */
+static int open_one(kv_run *r, KCDB **db, const char *ext, const char *tuning,
+                    uint32_t mode)
+{
+    char path[PATH_MAX + 128];
+    size_t base = strlen(r->dbfile) - 4;    /* without ".kct" */
+    snprintf(path, sizeof path, "%s/%s/%.*s%s%s", r->cache->path, r->dir,
+             (int)base, r->dbfile, ext, tuning);
+    *db = kcdbnew();
+    if (!*db)
+        return ENOMEM;
+    if (kcdbopen(*db, path, mode))
+        return 0;
+    int code = kcdbecode(*db);
+    kcdbdel(*db);
+    *db = NULL;
+    return code == KCENOREC ? ENOENT : EIO;
+}
+
+/* Open both Kyoto Cabinet databases of r (dir and dbfile set). */
 static int run_open_db(kv_run *r, uint32_t mode)
 {
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s/%s%s", r->cache->path, r->dir, r->dbfile, KC_TUNING);
-    r->db = kcdbnew();
-    if (!r->db)
-        return ENOMEM;
-    if (kcdbopen(r->db, path, mode))
+    int err = open_one(r, &r->db, ".kct", KC_META_TUNING, mode);
+    if (!err) {
+        err = open_one(r, &r->data, ".kch", KC_DATA_TUNING, mode);
+        if (err) {
+            kcdbclose(r->db);
+            kcdbdel(r->db);
+            r->db = NULL;
+        }
+    }
+    return err;
+}
+
+/* Writable open of a published run: if a process died while changing it,
+ * sweep the data garbage it may have left (see data.c). */
+static int recover_if_unclean(kv_run *r)
+{
+    if (r->readonly || kcdbcheck(r->db, "Sunclean", 8) < 0)
         return 0;
-    int code = kcdbecode(r->db);
-    kcdbdel(r->db);
-    r->db = NULL;
-    return code == KCENOREC ? ENOENT : EIO;
+    log_info("kvstore: run %s was not closed cleanly; sweeping its data", r->name);
+    int err = kv_data_gc(r);
+    if (!err && !kcdbsync(r->data, 1, NULL, NULL))
+        err = EIO;
+    if (!err && (!kcdbbegintran(r->db, 0) || !kcdbremove(r->db, "Sunclean", 8) ||
+                 !kcdbendtran(r->db, 1)))
+        err = EIO;
+    return err;
 }
 
 /* Find the one *.kct file in the run directory rel. */
@@ -754,6 +806,8 @@ int kv_run_open(kv_cache *c, const char *name, kv_run **out)
     }
     if (!err)
         err = load_counters(r);
+    if (!err)
+        err = recover_if_unclean(r);
     if (err) {
         pthread_mutex_unlock(&c->lock);
         run_free(r);
@@ -875,13 +929,14 @@ int kv_run_publish(kv_run *r, const char *source_version)
     if (!err && (!kcdbset(r->db, "Screated", 8, (char *)ts, 12) ||
                  !kcdbset(r->db, "Ssource", 7, src, strlen(src))))
         err = kv_kcerr(r->db);
-    if (!err && !kcdbsync(r->db, 1, NULL, NULL))
+    if (!err && (!kcdbsync(r->data, 1, NULL, NULL) || !kcdbsync(r->db, 1, NULL, NULL)))
         err = EIO;
-    if (!err && !kcdbclose(r->db))
+    if (!err && (!kcdbclose(r->data) || !kcdbclose(r->db)))
         err = EIO;
     if (!err) {
+        kcdbdel(r->data);
         kcdbdel(r->db);
-        r->db = NULL;
+        r->data = r->db = NULL;
         err = write_info(c->dirfd, r->dir, r->inodes, &now, src);
     }
     if (!err)
@@ -962,7 +1017,8 @@ int kv_run_sync(kv_run *r)
     int err = 0;
     if (r->staged)
         err = kv_store_counters(r);
-    if (!err && !r->readonly && !kcdbsync(r->db, 1, NULL, NULL))
+    if (!err && !r->readonly &&
+        (!kcdbsync(r->data, 1, NULL, NULL) || !kcdbsync(r->db, 1, NULL, NULL)))
         err = EIO;
     pthread_rwlock_unlock(&r->lock);
     return err;
@@ -1058,13 +1114,42 @@ int kv_wbegin(kv_run *r)
     r->saved_next_ino = r->next_ino;
     r->saved_data_bytes = r->data_bytes;
     r->saved_inodes = r->inodes;
+    r->ndrops = 0;
     /* A staged run is invisible until published and deleted if anything
-     * fails, so it skips the write-ahead log entirely. */
-    if (!r->staged && !kcdbbegintran(r->db, 0)) {
+     * fails, so it skips the write-ahead logs entirely. */
+    if (r->staged)
+        return 0;
+    /* Before the first data change, make "changes may be in flight"
+     * durable, so a crash is followed by a garbage sweep. */
+    if (!r->unclean_marked) {
+        if (!kcdbbegintran(r->db, 0) || !kcdbset(r->db, "Sunclean", 8, "1", 1) ||
+            !kcdbendtran(r->db, 1)) {
+            pthread_rwlock_unlock(&r->lock);
+            return EIO;
+        }
+        r->unclean_marked = true;
+    }
+    if (!kcdbbegintran(r->db, 0)) {
         pthread_rwlock_unlock(&r->lock);
         return EIO;
     }
     return 0;
+}
+
+int kv_data_begin(kv_run *r)
+{
+    if (r->staged)
+        return 0;
+    return kcdbbegintran(r->data, 0) ? 0 : EIO;
+}
+
+int kv_data_end(kv_run *r, int err)
+{
+    if (r->staged)
+        return err;
+    if (!kcdbendtran(r->data, err == 0) && !err)
+        err = EIO;
+    return err;
 }
 
 int kv_wend(kv_run *r, int err)
@@ -1079,6 +1164,14 @@ int kv_wend(kv_run *r, int err)
         r->next_ino = r->saved_next_ino;
         r->data_bytes = r->saved_data_bytes;
         r->inodes = r->saved_inodes;
+        r->ndrops = 0;
+    } else {
+        /* Committed: the dropped blocks are unreachable now.  Failing to
+         * delete them leaks space until the next sweep, nothing worse. */
+        if (kv_data_run_drops(r)) {
+            log_warn("kvstore: run %s: freeing data blocks failed", r->name);
+            r->keep_unclean = true;
+        }
     }
     pthread_rwlock_unlock(&r->lock);
     return err;

@@ -1,7 +1,13 @@
-/* data.c: file contents as fixed-size blocks ('B' ino blockno): read and
- * write at any offset, sparse holes, truncate, and the streaming appender
- * ingest uses.  Invariant: no block stores bytes at or beyond the file's
- * size, so growing a file never exposes old data. */
+/* data.c: file contents as fixed-size blocks in the run's data HashDB:
+ * read and write at any offset, sparse holes, truncate, the streaming
+ * appender ingest uses, and the garbage sweep after a crash.
+ *
+ * Invariant: no block stores bytes at or beyond its file's size, so growing
+ * a file never exposes old data.  Ordering keeps it across crashes: blocks
+ * are written (data commit) before the metadata that makes them part of a
+ * file (meta commit), and removed only after the metadata that drops them
+ * is committed.  A crash between the two commits leaves only unreachable
+ * garbage, which kv_data_gc removes on the next writable open. */
 #include "kvstore/kv_internal.h"
 
 #include <errno.h>
@@ -11,44 +17,11 @@
 
 #define BS KV_BLOCK_SIZE
 
-struct removed {
-    size_t vsiz;
-};
-
-static const char *remove_visitor(const char *kbuf, size_t ksiz, const char *vbuf,
-                                  size_t vsiz, size_t *sp, void *opq)
+size_t kv_key_block(unsigned char *k, kv_ino ino, uint64_t blk)
 {
-    ((struct removed *)opq)->vsiz = vsiz;
-    return KCVISREMOVE;
-}
-
-static const char *nop_empty(const char *kbuf, size_t ksiz, size_t *sp, void *opq)
-{
-    return KCVISNOP;
-}
-
-/* Smallest stored block number >= from for ino; false if none. */
-static bool next_block(kv_run *r, kv_ino ino, uint64_t from, uint64_t *blk)
-{
-    unsigned char k[17];
-    bool found = false;
-    KCCUR *cur = kcdbcursor(r->db);
-    if (!cur)
-        return false;
-    kv_key_ino2(k, 'B', ino, from);
-    if (kccurjumpkey(cur, (char *)k, 17)) {
-        size_t ksiz;
-        char *key = kccurgetkey(cur, &ksiz, 0);
-        if (key) {
-            if (ksiz == 17 && memcmp(key, k, 9) == 0) {
-                *blk = kv_get64((unsigned char *)key + 9);
-                found = true;
-            }
-            kcfree(key);
-        }
-    }
-    kccurdel(cur);
-    return found;
+    kv_put64(k, ino);
+    kv_put64(k + 8, blk);
+    return 16;
 }
 
 static void account(kv_run *r, struct kv_inode *in, size_t oldlen, size_t newlen)
@@ -57,37 +30,124 @@ static void account(kv_run *r, struct kv_inode *in, size_t oldlen, size_t newlen
     r->data_bytes = r->data_bytes - oldlen + newlen;
 }
 
+/* Stored length of a block, 0 if absent. */
+static size_t block_len(kv_run *r, kv_ino ino, uint64_t blk)
+{
+    unsigned char k[16];
+    int32_t n = kcdbcheck(r->data, (char *)k, kv_key_block(k, ino, blk));
+    return n > 0 ? (size_t)n : 0;
+}
+
 int kv_data_truncate(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t size)
 {
-    unsigned char k[17];
-    if (size < in->size) {
-        uint64_t first = (size + BS - 1) / BS, blk;
-        while (next_block(r, ino, first, &blk)) {
-            struct removed rm = {0};
-            if (!kcdbaccept(r->db, (char *)k, kv_key_ino2(k, 'B', ino, blk),
-                            remove_visitor, nop_empty, &rm, 1))
-                return EIO;
-            account(r, in, rm.vsiz, 0);
-            first = blk + 1;
-        }
-        uint64_t keep = size % BS;
-        if (keep) {
-            size_t vsiz;
-            size_t klen = kv_key_ino2(k, 'B', ino, size / BS);
-            char *v = kcdbget(r->db, (char *)k, klen, &vsiz);
-            if (v && vsiz > keep) {
-                int ok = kcdbset(r->db, (char *)k, klen, v, keep);
-                kcfree(v);
-                if (!ok)
-                    return kv_kcerr(r->db);
-                account(r, in, vsiz, keep);
-            } else if (v) {
-                kcfree(v);
-            }
+    if (size >= in->size) {
+        in->size = size;
+        return 0;
+    }
+    struct kv_drop d = { .ino = ino, .from = (size + BS - 1) / BS,
+                         .to = (in->size + BS - 1) / BS };
+    /* Blocks are found by number: the HashDB has no order.  Files are
+     * dense in practice; a huge sparse one costs one probe per hole block. */
+    for (uint64_t b = d.from; b < d.to; b++)
+        account(r, in, block_len(r, ino, b), 0);
+    if (size % BS) {
+        size_t have = block_len(r, ino, size / BS);
+        if (have > size % BS) {
+            d.trim_blk = size / BS;
+            d.trim_len = size % BS;
+            account(r, in, have, d.trim_len);
         }
     }
+    if (r->ndrops == r->capdrops) {
+        size_t cap = r->capdrops ? 2 * r->capdrops : 4;
+        struct kv_drop *nd = realloc(r->drops, cap * sizeof *nd);
+        if (!nd)
+            return ENOMEM;
+        r->drops = nd;
+        r->capdrops = cap;
+    }
+    r->drops[r->ndrops++] = d;
     in->size = size;
     return 0;
+}
+
+int kv_data_run_drops(kv_run *r)
+{
+    if (!r->ndrops)
+        return 0;
+    int err = kv_data_begin(r);
+    unsigned char k[16];
+    for (size_t i = 0; i < r->ndrops && !err; i++) {
+        struct kv_drop *d = &r->drops[i];
+        for (uint64_t b = d->from; b < d->to && !err; b++)
+            if (!kcdbremove(r->data, (char *)k, kv_key_block(k, d->ino, b)) &&
+                kcdbecode(r->data) != KCENOREC)
+                err = EIO;
+        if (d->trim_len && !err) {
+            size_t vsiz, klen = kv_key_block(k, d->ino, d->trim_blk);
+            char *v = kcdbget(r->data, (char *)k, klen, &vsiz);
+            if (v && vsiz > d->trim_len && !kcdbset(r->data, (char *)k, klen, v, d->trim_len))
+                err = EIO;
+            kcfree(v);
+        }
+    }
+    r->ndrops = 0;
+    return kv_data_end(r, err);
+}
+
+/* ---- garbage after a crash -------------------------------------------- */
+
+struct gc_state {
+    kv_run *r;
+    kv_ino last_ino;
+    bool last_exists;
+    uint64_t last_size;
+    char *trimmed;
+    uint64_t removed, trims;
+};
+
+static const char *gc_visitor(const char *kbuf, size_t ksiz, const char *vbuf,
+                              size_t vsiz, size_t *sp, void *opq)
+{
+    struct gc_state *g = opq;
+    if (ksiz != 16) {
+        g->removed++;
+        return KCVISREMOVE;
+    }
+    kv_ino ino = kv_get64((const unsigned char *)kbuf);
+    uint64_t blk = kv_get64((const unsigned char *)kbuf + 8);
+    if (ino != g->last_ino) {
+        struct kv_inode in;
+        g->last_ino = ino;
+        g->last_exists = kv_inode_load(g->r, ino, &in) == 0 && S_ISREG(in.mode);
+        g->last_size = in.size;
+        kv_inode_free(&in);
+    }
+    uint64_t start = blk * BS;
+    if (!g->last_exists || start >= g->last_size) {
+        g->removed++;
+        return KCVISREMOVE;
+    }
+    if (start + vsiz > g->last_size) {
+        size_t keep = (size_t)(g->last_size - start);
+        free(g->trimmed);
+        g->trimmed = malloc(keep ? keep : 1);
+        if (!g->trimmed)
+            return KCVISNOP;
+        memcpy(g->trimmed, vbuf, keep);
+        *sp = keep;
+        g->trims++;
+        return g->trimmed;
+    }
+    return KCVISNOP;
+}
+
+int kv_data_gc(kv_run *r)
+{
+    struct gc_state g = { .r = r };
+    int ok = kcdbiterate(r->data, gc_visitor, &g, 1);
+    free(g.trimmed);
+    return ok ? 0 : EIO;
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -137,14 +197,14 @@ int kv_read(kv_run *r, kv_ino ino, uint64_t off, void *buf, size_t len,
     size_t n = 0;
     if (off < in.size)
         n = in.size - off < len ? (size_t)(in.size - off) : len;
-    unsigned char k[17];
+    unsigned char k[16];
     size_t done = 0;
     while (done < n) {
         uint64_t pos = off + done;
         struct slice s = { (char *)buf + done, pos % BS, BS - pos % BS };
         if (s.len > n - done)
             s.len = n - done;
-        if (!kcdbaccept(r->db, (char *)k, kv_key_ino2(k, 'B', ino, pos / BS),
+        if (!kcdbaccept(r->data, (char *)k, kv_key_block(k, ino, pos / BS),
                         copy_visitor, zero_visitor, &s, 0)) {
             err = EIO;
             break;
@@ -166,23 +226,22 @@ int kv_read(kv_run *r, kv_ino ino, uint64_t off, void *buf, size_t len,
 static int write_block(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t blk,
                        size_t o, const char *src, size_t n)
 {
-    unsigned char k[17];
-    size_t klen = kv_key_ino2(k, 'B', ino, blk);
-    size_t oldlen = 0;
-    char *old = NULL;
-    if (!(o == 0 && n == BS)) {
-        old = kcdbget(r->db, (char *)k, klen, &oldlen);
-        if (!old && kcdbecode(r->db) != KCENOREC)
-            return EIO;
-    } else {
-        int32_t l = kcdbcheck(r->db, (char *)k, klen);
-        oldlen = l > 0 ? (size_t)l : 0;
-    }
-    size_t newlen = o + n > oldlen ? o + n : oldlen;
+    unsigned char k[16];
+    size_t klen = kv_key_block(k, ino, blk);
+    size_t oldlen = 0, newlen;
     int ok;
     if (o == 0 && n == BS) {
-        ok = kcdbset(r->db, (char *)k, klen, src, n);
+        oldlen = block_len(r, ino, blk);
+        newlen = BS;
+        ok = kcdbset(r->data, (char *)k, klen, src, n);
     } else {
+        char *old = kcdbget(r->data, (char *)k, klen, &oldlen);
+        if (!old) {
+            if (kcdbecode(r->data) != KCENOREC)
+                return EIO;
+            oldlen = 0;
+        }
+        newlen = o + n > oldlen ? o + n : oldlen;
         char *nb = malloc(newlen);
         if (!nb) {
             kcfree(old);
@@ -193,12 +252,12 @@ static int write_block(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t blk,
         if (o > oldlen)
             memset(nb + oldlen, 0, o - oldlen);
         memcpy(nb + o, src, n);
-        ok = kcdbset(r->db, (char *)k, klen, nb, newlen);
+        ok = kcdbset(r->data, (char *)k, klen, nb, newlen);
         free(nb);
+        kcfree(old);
     }
-    kcfree(old);
     if (!ok)
-        return kv_kcerr(r->db);
+        return kv_kcerr(r->data);
     account(r, in, oldlen, newlen);
     return 0;
 }
@@ -219,14 +278,20 @@ int kv_write(kv_run *r, kv_ino ino, uint64_t off, const void *buf, size_t len,
         err = EISDIR;
     else if (!S_ISREG(in.mode))
         err = EINVAL;
-    size_t done = 0;
-    while (!err && done < len) {
-        uint64_t pos = off + done;
-        size_t o = pos % BS, n = BS - o;
-        if (n > len - done)
-            n = len - done;
-        err = write_block(r, ino, &in, pos / BS, o, (const char *)buf + done, n);
-        done += n;
+    if (!err && len) {
+        /* Data first: until the inode below commits, new blocks past the
+         * old size are unreachable. */
+        err = kv_data_begin(r);
+        size_t done = 0;
+        while (!err && done < len) {
+            uint64_t pos = off + done;
+            size_t o = pos % BS, n = BS - o;
+            if (n > len - done)
+                n = len - done;
+            err = write_block(r, ino, &in, pos / BS, o, (const char *)buf + done, n);
+            done += n;
+        }
+        err = kv_data_end(r, err);
     }
     if (!err) {
         if (off + len > in.size)
@@ -283,23 +348,31 @@ int kv_append_begin(kv_run *r, kv_ino ino, kv_appender **out)
     return 0;
 }
 
-/* Store the buffered block blk, len bytes. */
-static int flush_block(kv_appender *ap, uint64_t blk, size_t len)
+/* Store block blk (len bytes at src).  Only the data database changes;
+ * the inode (size, used, counters) follows in kv_append_end, so a crash in
+ * between leaves unreachable blocks only. */
+static int store_block(kv_appender *ap, uint64_t blk, const char *src, size_t len)
 {
     kv_run *r = ap->r;
-    unsigned char k[17];
+    unsigned char k[16];
     int err = kv_wbegin(r);
     if (err)
         return err;
-    if (!kcdbset(r->db, (char *)k, kv_key_ino2(k, 'B', ap->ino, blk), ap->buf, len))
-        err = kv_kcerr(r->db);
-    else
-        r->data_bytes += len;
+    if (!(err = kv_data_begin(r))) {
+        if (!kcdbset(r->data, (char *)k, kv_key_block(k, ap->ino, blk), src, len))
+            err = kv_kcerr(r->data);
+        err = kv_data_end(r, err);
+    }
     err = kv_wend(r, err);
     if (!err)
         ap->used += len;
-    ap->dirty = false;
     return err;
+}
+
+static int flush_block(kv_appender *ap, uint64_t blk, size_t len)
+{
+    ap->dirty = false;
+    return store_block(ap, blk, ap->buf, len);
 }
 
 int kv_append(kv_appender *ap, const void *buf, size_t len)
@@ -311,6 +384,16 @@ int kv_append(kv_appender *ap, const void *buf, size_t len)
     const char *p = buf;
     while (len > 0) {
         size_t fill = ap->pos % BS, n = BS - fill;
+        if (fill == 0 && len >= BS) {
+            /* Whole blocks go straight from the caller's buffer. */
+            int err = store_block(ap, ap->pos / BS, p, BS);
+            if (err)
+                return ap->err = err;
+            ap->pos += BS;
+            p += BS;
+            len -= BS;
+            continue;
+        }
         if (n > len)
             n = len;
         memcpy(ap->buf + fill, p, n);
@@ -363,6 +446,7 @@ int kv_append_end(kv_appender *ap)
         if (!err) {
             in.size = ap->pos;
             in.used += ap->used;
+            r->data_bytes += ap->used;
             err = kv_inode_store(r, ap->ino, &in);
             kv_inode_free(&in);
         }
