@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 40-vfs: the namespace nfsd serves: cache mode (runs already ingested) and
 # the tarball namespace on a real NAS directory of GNU-tar tarballs (fetch
-# on first touch, single-flight, eviction, restart, faults, replacement).
+# on first touch, single-flight, eviction, restart, faults, replacement),
+# the same on a real Ceph RGW, and end to end through tarnfsd + nfs-cat.
 set -u
 cd "${TARNFS_ROOT:-.}"
 B="${B:-build-san}"
@@ -16,6 +17,32 @@ for t in test_vfs_cache test_vfs_source; do
   echo "--- $t"
   "$prog" || status=1
 done
+echo "--- test_vfs_s3 (against a real Ceph RGW)"
+if [ ! -x "$B/tests/vfs/test_vfs_s3" ] || [ ! -x "$B/tests/s3/s3tool" ]; then
+  echo "40-vfs: missing $B/tests/vfs/test_vfs_s3 or s3tool (run make test-programs)" >&2
+  status=1
+else
+  RGW_DIR=$(mktemp -d /tmp/tarnfs-40-vfs.XXXXXX)
+  export RGW_DIR B
+  stop_rgw() { tests/s3/rgw-stop.sh "$RGW_DIR" >/dev/null 2>&1 || rm -rf "$RGW_DIR"; }
+  trap stop_rgw EXIT
+  started=0
+  for attempt in 1 2; do     # a port taken by a parallel cluster: one retry
+    if tests/s3/rgw-start.sh >/dev/null 2>"$RGW_DIR.err"; then started=1; break; fi
+    cat "$RGW_DIR.err" >&2
+    stop_rgw
+    mkdir -p "$RGW_DIR"
+  done
+  rm -f "$RGW_DIR.err"
+  if [ $started = 1 ]; then
+    ( set -a; . "$RGW_DIR/env"; set +a; "$B/tests/vfs/test_vfs_s3" ) || status=1
+  else
+    echo "40-vfs: could not start Ceph RGW" >&2
+    status=1
+  fi
+  stop_rgw
+  trap - EXIT
+fi
 echo "--- e2e-namespace (tarnfsd + nfs-ls/nfs-cat on a NAS directory)"
 tests/vfs/e2e-namespace.sh || status=1
 exit $status

@@ -9,3 +9,7 @@ TEST_PROGRAMS += $(B)/tests/vfs/test_vfs_cache
 $(B)/tests/vfs/test_vfs_source: $(B)/tests/vfs/test_vfs_source.o $(VFS_TEST_LIBS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/vfs/test_vfs_source
+
+$(B)/tests/vfs/test_vfs_s3: $(B)/tests/vfs/test_vfs_s3.o $(VFS_TEST_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+TEST_PROGRAMS += $(B)/tests/vfs/test_vfs_s3
