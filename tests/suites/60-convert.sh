@@ -74,7 +74,7 @@ t_marker_exclude_min_age() {
   "$TARNFS" convert "$PRISTINE" --list --min-age 1h > "$T/l3"
   grep -q "^0 runs found" "$T/l3"
   grep -q "younger than --min-age 3600s" "$T/l3"
-  "$TARNFS" convert "$PRISTINE" --list --min-age 0 | grep -q "^3 runs found"
+  "$TARNFS" convert "$PRISTINE" --list --min-age 0 | grep >/dev/null "^3 runs found"
 }
 check 'discovery: --marker replaces the test, --exclude skips paths, --min-age skips fresh runs' t_marker_exclude_min_age
 
@@ -91,7 +91,7 @@ t_bad_usage() {
   grep -q "refused without --verify" "$T/e3"
   rc=0; "$TARNFS" convert "$SRC" --in-place --bogus 2> "$T/e4" || rc=$?
   [ $rc -eq 2 ]
-  "$TARNFS" convert --help | grep -q "usage: tarnfs convert"
+  "$TARNFS" convert --help | grep >/dev/null "usage: tarnfs convert"
 }
 check 'bad usage: source not a directory, no target, --delete-source without --verify exit 2' t_bad_usage
 
@@ -160,7 +160,7 @@ t_resume() {
   cat "$T/r2"
   grep -q "^converted  $RUN2 ->" "$T/r2"
   grep -q "summary: 3 runs: 1 converted, 2 up to date" "$T/r2"
-  tar -tf "$RUN2.tar" | grep -q "Logs/late.log"
+  tar -tf "$RUN2.tar" | grep >/dev/null "Logs/late.log"
   "$TARNFS" convert "$SRC" --in-place --force > "$T/r3"
   grep -q "summary: 3 runs: 3 converted, 0 up to date" "$T/r3"
 }
@@ -292,7 +292,7 @@ t_sigint_cleans_up() {
   $GEN --name RUN_INT --file-size 2M --cycles 40 "$T/int"   # ~160 MiB
   "$TARNFS" convert "$T/int" --in-place > "$T/i1" 2>&1 &
   pid=$!; PIDS+=("$pid")
-  for _ in $(seq 300); do ls -a "$T/int" | grep -q '^\.RUN_INT\.tar\.tmp\.' && break; sleep 0.02; done
+  for _ in $(seq 300); do ls -a "$T/int" | grep >/dev/null '^\.RUN_INT\.tar\.tmp\.' && break; sleep 0.02; done
   ls -a "$T/int"
   kill -INT "$pid"
   wait "$pid" || rc=$?
