@@ -376,7 +376,7 @@ verify_rw() { # DIR MD5: what the guest wrote (see guest check rw-operations), s
 		names=$("$B/tarnfs" ls --cache "$RUN/cache" "/$dir" 2>&1 | LC_ALL=C sort | tr '\n' ' ')
 		f1=$("$B/tarnfs" cat --cache "$RUN/cache" "/$dir/f1" | md5sum | cut -d' ' -f1)
 		h1=$("$B/tarnfs" cat --cache "$RUN/cache" "/$dir/h1" | md5sum | cut -d' ' -f1)
-		nlink=$("$B/tarnfs" ls -l --cache "$RUN/cache" "/$dir" 2>&1 | awk '$NF == "f1" { print $2 }')
+		nlink=$("$B/tarnfs" ls -l --cache "$RUN/cache" "/$dir" 2>&1 | awk '$NF == "f1" && $(NF - 1) != "->" { print $2 }')
 		link=$("$B/tarnfs" ls -l --cache "$RUN/cache" "/$dir" 2>&1 | sed -n 's/.* s1 -> //p')
 		server_start "$SERVER_MODE" || { echo "ERR server did not come back after verifying"; return; }
 	fi
