@@ -193,13 +193,11 @@ static int open_handle(vfs *v, const char *name, struct load_result *lr)
         snprintf(lr->version, sizeof lr->version, "%s", ri.source_version);
         lr->bytes = ri.bytes;
     }
-    /* A read-only namespace never dirties a run, so it need not look.
-     * (Also: a Kyoto Cabinet lookup miss leaves a per-thread error record
-     * that KC never frees, which LeakSanitizer reports.) */
+    /* Modified by an earlier, writable server: never evict or replace it
+     * before it is written back (issue 8), even when serving read-only. */
     char flag[8];
     size_t flen;
-    lr->dirty = !v->cfg.read_only &&
-                kv_run_getmeta(kr, "dirty", flag, sizeof flag, &flen) == 0;
+    lr->dirty = kv_run_getmeta(kr, "dirty", flag, sizeof flag, &flen) == 0;
     lr->h = h;
     return 0;
 }
@@ -252,7 +250,15 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
     }
     if (flags & VFS_ACQ_NOFETCH)
         return ENOENT;
-    int err = fetch_and_ingest(v, r->name, key, version);
+    /* The listing may be older than the object (that is often why we are
+     * fetching again): record the version the backend has now. */
+    struct fetch_objinfo oi;
+    int err = fetch_stat(v->backend, key, &oi);
+    if (err == ENOENT)
+        return ENOENT;
+    if (err == 0)
+        snprintf(version, sizeof version, "%s", oi.version);
+    err = fetch_and_ingest(v, r->name, key, version);
     if (err)
         return err;
     lr->fetched = true;
@@ -322,7 +328,9 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
         }
         if (r->h && !r->version_stale) {
             int64_t now = vfs_mono_ms();
-            if (v->backend && r->key && !r->checking &&
+            /* A run without a recorded version (ingested by hand) is
+             * taken as current, as run_load does. */
+            if (v->backend && r->key && r->version[0] && !r->checking &&
                 now - r->checked_ms >= (int64_t)v->list_ttl_ms &&
                 !r->dirty && !(flags & VFS_ACQ_NOFETCH)) {
                 r->checking = true;
