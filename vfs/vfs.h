@@ -160,7 +160,10 @@ int vfs_link(vfs *v, const struct vfs_id *id, const struct vfs_id *dir,
              struct vfs_attr *dir_pre, struct vfs_attr *dir_post);
 
 /* One entry given to a vfs_readdir callback.  id/a are filled only when
- * the listing was asked with want_attrs. */
+ * the listing was asked with want_attrs, and even then are NULL for an
+ * entry removed between listing and reading its attributes.  A run not in
+ * the cache is listed with synthesised directory attributes (it is not
+ * fetched just to be listed); GETATTR of its id fetches it. */
 struct vfs_dirent {
     const char *name;
     uint64_t fileid;
@@ -171,8 +174,10 @@ struct vfs_dirent {
 
 /* List dir after cookie (0 = start; "." and ".." are not listed).  Cookies
  * are stable for the life of the entry, across restarts.  *verf receives
- * the directory's cookie verifier.  cb returns nonzero to stop; that value
- * is returned.  Errors: ENOTDIR, ESTALE, EBADMSG, EIO. */
+ * the directory's cookie verifier (constant: cookies never go invalid, so
+ * a caller may ignore the verifier a client sends back).  cb returns
+ * nonzero to stop; that value is returned.  Errors: ENOTDIR, ESTALE,
+ * EBADMSG, EIO. */
 int vfs_readdir(vfs *v, const struct vfs_id *dir, uint64_t cookie,
                 bool want_attrs, uint64_t *verf,
                 int (*cb)(void *arg, const struct vfs_dirent *de), void *arg);
