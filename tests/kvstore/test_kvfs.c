@@ -103,6 +103,16 @@ static void pattern(unsigned char *buf, size_t len, uint64_t base)
         buf[i] = (unsigned char)((base + i) * 2654435761u >> 13);
 }
 
+/* (One assertion per byte would make Check log millions of locations.) */
+static bool all_zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
 static bool run_dir_exists(const char *enc)
 {
     char p[256];
@@ -532,8 +542,8 @@ START_TEST(ino_for_is_deterministic_63_bit_and_at_least_16)
         char p[32];
         snprintf(p, sizeof p, "f%d", i);
         kv_ino ino = kv_ino_for("x", p);
-        ck_assert_uint_ge(ino, 16);
-        ck_assert_uint_lt(ino, UINT64_C(1) << 63);
+        if (ino < 16 || ino >= UINT64_C(1) << 63)
+            ck_abort_msg("kv_ino_for(x, %s) = %llu", p, (unsigned long long)ino);
     }
 }
 END_TEST
@@ -643,8 +653,8 @@ static int page_cb(void *arg, const struct kv_dirent *de)
 {
     struct pager *p = arg;
     int i = atoi(de->name + 1);
-    ck_assert_int_eq(p->seen[i], 0);
-    p->seen[i] = 1;
+    if (p->seen[i]++)
+        ck_abort_msg("%s listed twice", de->name);
     p->cookie = de->cookie;
     p->total++;
     return ++p->in_page == 1000 ? 1 : 0;
@@ -659,7 +669,8 @@ START_TEST(readdir_pages_through_100000_entries_by_cookie)
     for (int i = 0; i < N; i++) {
         char name[32];
         snprintf(name, sizeof name, "f%06d", i);
-        ck_assert_int_eq(kv_mknode(run, d, name, &n, NULL), 0);
+        if (kv_mknode(run, d, name, &n, NULL))
+            ck_abort_msg("mknode %s failed", name);
     }
     ck_assert_int_eq(kv_run_publish(run, ""), 0);
     struct pager p = { .seen = calloc(N, 1) };
@@ -756,12 +767,10 @@ START_TEST(sparse_file_holes_read_as_zeros)
     bool eof;
     ck_assert_int_eq(kv_read(run, f, far - 4093, buf, sizeof buf, &got, &eof), 0);
     ck_assert_uint_eq(got, 4096);
-    for (int i = 0; i < 4093; i++)
-        ck_assert_int_eq(buf[i], 0);
+    ck_assert(all_zero(buf, 4093));
     ck_assert(memcmp(buf + 4093, "end", 3) == 0);
     ck_assert_int_eq(kv_read(run, f, 5 * 1024 * 1024, buf, sizeof buf, &got, &eof), 0);
-    for (int i = 0; i < 4096; i++)
-        ck_assert_int_eq(buf[i], 0);
+    ck_assert(all_zero(buf, 4096));
     ck_assert_int_eq(kv_read(run, f, 998, buf, 7, &got, &eof), 0);
     ck_assert(memcmp(buf, "\0\0mid\0\0", 7) == 0);
 }
@@ -792,8 +801,7 @@ START_TEST(truncate_down_frees_blocks_and_regrowth_reads_zeros)
     ck_assert_int_eq(kv_read(run, f, 0, rb, len, &got, &eof), 0);
     ck_assert_uint_eq(got, len);
     ck_assert(memcmp(rb, w, 300001) == 0);
-    for (size_t i = 300001; i < len; i++)
-        ck_assert_int_eq(rb[i], 0);
+    ck_assert(all_zero(rb + 300001, len - 300001));
     s.size = 0;
     ck_assert_int_eq(kv_setattr(run, f, &s, &a), 0);
     ck_assert_uint_eq(a.used, 0);
@@ -874,11 +882,9 @@ START_TEST(append_streams_data_and_holes)
     ck_assert_int_eq(kv_read(run, f, 0, rb, 4 * len, &got, &eof), 0);
     ck_assert_uint_eq(got, total);
     ck_assert(memcmp(rb, w, 1000) == 0);
-    for (int i = 0; i < 100; i++)
-        ck_assert_int_eq(rb[1000 + i], 0);
+    ck_assert(all_zero(rb + 1000, 100));
     ck_assert(memcmp(rb + 1100, w + 1000, len - 1000) == 0);
-    for (size_t i = 0; i < 2 * len; i++)
-        ck_assert_int_eq(rb[len + 100 + i], 0);
+    ck_assert(all_zero(rb + len + 100, 2 * len));
     ck_assert(memcmp(rb + total - 4, "tail", 4) == 0);
     struct kv_attr a;
     ck_assert_int_eq(kv_getattr(run, f, &a), 0);
@@ -1237,49 +1243,73 @@ END_TEST
 static Suite *kvfs_suite(void)
 {
     Suite *s = suite_create("kvfs");
-    TCase *tc = tcase_create("cache");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, cache_open_missing_without_create_is_enoent);
-    tcase_add_test(tc, cache_open_refuses_non_cache_directory);
-    tcase_add_test(tc, cache_open_creates_and_reopens);
-    tcase_add_test(tc, cache_list_gives_runs_in_name_order_with_slashes_and_dots);
-    tcase_add_test(tc, bad_run_names_are_einval);
-    tcase_add_test(tc, stage_gives_root_directory_with_hint);
-    tcase_add_test(tc, staged_run_is_invisible_until_published);
-    tcase_add_test(tc, stage_abort_leaves_nothing);
-    tcase_add_test(tc, publish_replaces_existing_run_atomically);
-    tcase_add_test(tc, evict_removes_run_but_open_handle_keeps_reading);
-    tcase_add_test(tc, reopen_after_close_persists_data);
-    tcase_add_test(tc, crash_while_staging_leaves_no_trace);
-    tcase_add_test(tc, crash_during_publish_of_replacement_keeps_old_run);
-    tcase_add_test(tc, readonly_cache_reads_but_refuses_changes);
-    tcase_add_test(tc, opening_a_run_twice_shares_one_database);
-    tcase_add_test(tc, ino_for_is_deterministic_63_bit_and_at_least_16);
-    tcase_add_test(tc, mknode_creates_each_type);
-    tcase_add_test(tc, mknode_errors);
-    tcase_add_test(tc, mknode_uses_hint_or_next_free_number_above);
-    tcase_add_test(tc, lookup_resolves_names_dot_and_dotdot);
-    tcase_add_test(tc, readdir_lists_in_creation_order_with_cookies);
-    tcase_add_test(tc, readdir_resumes_after_removed_entry);
-    tcase_add_test(tc, readdir_pages_through_100000_entries_by_cookie);
-    tcase_add_test(tc, write_and_read_at_offsets_across_blocks);
-    tcase_add_test(tc, read_at_or_past_end_gives_zero_bytes_and_eof);
-    tcase_add_test(tc, sparse_file_holes_read_as_zeros);
-    tcase_add_test(tc, truncate_down_frees_blocks_and_regrowth_reads_zeros);
-    tcase_add_test(tc, truncate_up_makes_sparse_tail_and_rejects_non_files);
-    tcase_add_test(tc, setattr_changes_mode_owner_and_times);
-    tcase_add_test(tc, append_streams_data_and_holes);
-    tcase_add_test(tc, symlink_target_reads_back);
-    tcase_add_test(tc, hard_links_share_data_and_count_nlink);
-    tcase_add_test(tc, unlink_and_rmdir_remove_and_check_types);
-    tcase_add_test(tc, rename_over_existing_file_replaces_it);
-    tcase_add_test(tc, rename_directories_keeps_nlink_and_parent_right);
-    tcase_add_test(tc, rename_errors);
-    tcase_add_test(tc, statfs_counts_bytes_and_inodes_per_run_and_cache);
-    tcase_add_test(tc, run_metadata_set_get_delete);
-    tcase_add_test(tc, concurrent_readers_and_a_writer_see_consistent_data);
-    suite_add_tcase(s, tc);
+    TCase *tc_cache = tcase_create("cache");
+    tcase_add_checked_fixture(tc_cache, NULL, teardown);
+    tcase_set_timeout(tc_cache, 300);
+    tcase_add_test(tc_cache, cache_open_missing_without_create_is_enoent);
+    tcase_add_test(tc_cache, cache_open_refuses_non_cache_directory);
+    tcase_add_test(tc_cache, cache_open_creates_and_reopens);
+    tcase_add_test(tc_cache, cache_list_gives_runs_in_name_order_with_slashes_and_dots);
+    tcase_add_test(tc_cache, bad_run_names_are_einval);
+    tcase_add_test(tc_cache, stage_gives_root_directory_with_hint);
+    tcase_add_test(tc_cache, staged_run_is_invisible_until_published);
+    tcase_add_test(tc_cache, stage_abort_leaves_nothing);
+    tcase_add_test(tc_cache, publish_replaces_existing_run_atomically);
+    tcase_add_test(tc_cache, evict_removes_run_but_open_handle_keeps_reading);
+    tcase_add_test(tc_cache, reopen_after_close_persists_data);
+    tcase_add_test(tc_cache, readonly_cache_reads_but_refuses_changes);
+    tcase_add_test(tc_cache, opening_a_run_twice_shares_one_database);
+    suite_add_tcase(s, tc_cache);
+    TCase *tc_crash = tcase_create("crash");
+    tcase_add_checked_fixture(tc_crash, NULL, teardown);
+    tcase_set_timeout(tc_crash, 300);
+    tcase_add_test(tc_crash, crash_while_staging_leaves_no_trace);
+    tcase_add_test(tc_crash, crash_during_publish_of_replacement_keeps_old_run);
+    suite_add_tcase(s, tc_crash);
+    TCase *tc_nodes = tcase_create("nodes");
+    tcase_add_checked_fixture(tc_nodes, NULL, teardown);
+    tcase_set_timeout(tc_nodes, 300);
+    tcase_add_test(tc_nodes, ino_for_is_deterministic_63_bit_and_at_least_16);
+    tcase_add_test(tc_nodes, mknode_creates_each_type);
+    tcase_add_test(tc_nodes, mknode_errors);
+    tcase_add_test(tc_nodes, mknode_uses_hint_or_next_free_number_above);
+    tcase_add_test(tc_nodes, lookup_resolves_names_dot_and_dotdot);
+    tcase_add_test(tc_nodes, setattr_changes_mode_owner_and_times);
+    tcase_add_test(tc_nodes, symlink_target_reads_back);
+    tcase_add_test(tc_nodes, hard_links_share_data_and_count_nlink);
+    tcase_add_test(tc_nodes, unlink_and_rmdir_remove_and_check_types);
+    tcase_add_test(tc_nodes, rename_over_existing_file_replaces_it);
+    tcase_add_test(tc_nodes, rename_directories_keeps_nlink_and_parent_right);
+    tcase_add_test(tc_nodes, rename_errors);
+    tcase_add_test(tc_nodes, statfs_counts_bytes_and_inodes_per_run_and_cache);
+    tcase_add_test(tc_nodes, run_metadata_set_get_delete);
+    suite_add_tcase(s, tc_nodes);
+    TCase *tc_readdir = tcase_create("readdir");
+    tcase_add_checked_fixture(tc_readdir, NULL, teardown);
+    tcase_set_timeout(tc_readdir, 300);
+    tcase_add_test(tc_readdir, readdir_lists_in_creation_order_with_cookies);
+    tcase_add_test(tc_readdir, readdir_resumes_after_removed_entry);
+    suite_add_tcase(s, tc_readdir);
+    TCase *tc_big_directory = tcase_create("big_directory");
+    tcase_add_checked_fixture(tc_big_directory, NULL, teardown);
+    tcase_set_timeout(tc_big_directory, 300);
+    tcase_add_test(tc_big_directory, readdir_pages_through_100000_entries_by_cookie);
+    suite_add_tcase(s, tc_big_directory);
+    TCase *tc_data = tcase_create("data");
+    tcase_add_checked_fixture(tc_data, NULL, teardown);
+    tcase_set_timeout(tc_data, 300);
+    tcase_add_test(tc_data, write_and_read_at_offsets_across_blocks);
+    tcase_add_test(tc_data, read_at_or_past_end_gives_zero_bytes_and_eof);
+    tcase_add_test(tc_data, sparse_file_holes_read_as_zeros);
+    tcase_add_test(tc_data, truncate_down_frees_blocks_and_regrowth_reads_zeros);
+    tcase_add_test(tc_data, truncate_up_makes_sparse_tail_and_rejects_non_files);
+    tcase_add_test(tc_data, append_streams_data_and_holes);
+    suite_add_tcase(s, tc_data);
+    TCase *tc_threads = tcase_create("threads");
+    tcase_add_checked_fixture(tc_threads, NULL, teardown);
+    tcase_set_timeout(tc_threads, 300);
+    tcase_add_test(tc_threads, concurrent_readers_and_a_writer_see_consistent_data);
+    suite_add_tcase(s, tc_threads);
     return s;
 }
 
