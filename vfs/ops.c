@@ -163,6 +163,18 @@ static int node_getattr(vfs *v, const struct vfs_ref *ref, kv_ino ino,
     return 0;
 }
 
+/* full = prefix + name.  Errors: ENAMETOOLONG (over KV_RUNNAME_MAX). */
+static int join_name(const char *prefix, const char *name, char *full,
+                     size_t cap)
+{
+    size_t pl = strlen(prefix), nl = strlen(name);
+    if (pl + nl > KV_RUNNAME_MAX || pl + nl >= cap)
+        return ENAMETOOLONG;
+    memcpy(full, prefix, pl);
+    memcpy(full + pl, name, nl + 1);
+    return 0;
+}
+
 static int check_component(const char *name)
 {
     size_t len = strlen(name);
@@ -264,9 +276,8 @@ static int namespace_lookup(vfs *v, const struct vfs_node *n,
         return err;
     char prefix[KV_RUNNAME_MAX + 2], full[KV_RUNNAME_MAX + 2];
     namespace_prefix(n, prefix, sizeof prefix);
-    if (strlen(prefix) + strlen(name) > KV_RUNNAME_MAX)
-        return ENOENT;
-    snprintf(full, sizeof full, "%s%s", prefix, name);
+    if (join_name(prefix, name, full, sizeof full))
+        return ENOENT;          /* too long to be a run */
     struct vfs_listing *l;
     const struct vfs_entry *e;
     if ((err = vfs_listing_lookup(v, prefix, name, &l, &e)) != 0)
@@ -691,7 +702,7 @@ static int namespace_readdir(vfs *v, const struct vfs_node *n,
         struct vfs_id id;
         struct vfs_attr a;
         struct vfs_dirent de = { .name = e->name, .cookie = e->cookie };
-        snprintf(full, sizeof full, "%s%s", prefix, e->name);
+        join_name(prefix, e->name, full, sizeof full);  /* fits: listed */
         if (e->is_dir) {
             attr_namespace(v, full, l, &a);
             de.fileid = a.fileid;
