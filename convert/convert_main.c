@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,10 +368,21 @@ static void draw_progress(struct convert_ctx *c)
 
 /* ---- one run ----------------------------------------------------------------- */
 
+static void failf(struct run_slot *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void failf(struct run_slot *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    va_end(ap);
+    atomic_store(&s->status, RUN_FAILED);
+}
+
 static void fail(struct run_slot *s, const char *msg)
 {
-    snprintf(s->msg, sizeof s->msg, "%s", msg);
-    atomic_store(&s->status, RUN_FAILED);
+    failf(s, "%s", msg);
 }
 
 /* True if the target already holds exactly the tarball this run gives now. */
@@ -460,9 +472,7 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
                          o->kind == TARGET_S3 ? s->key : s->name, s->run->path,
                          s->run->name, res.sha256_hex, &convert_cancel, err, sizeof err);
         if (rc) {
-            char m[700];
-            snprintf(m, sizeof m, "verify failed (tarball kept, source kept): %s", err);
-            fail(s, m);
+            failf(s, "verify failed (tarball kept, source kept): %s", err);
             conv_tree_free(&tree);
             return;
         }
@@ -471,9 +481,7 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
     if (o->delete_source) {
         rc = conv_delete_tree(s->run->path, &tree, err, sizeof err);
         if (rc) {
-            char m[700];
-            snprintf(m, sizeof m, "tarball written and verified, but deleting the source stopped: %s", err);
-            fail(s, m);
+            failf(s, "tarball written and verified, but deleting the source stopped: %s", err);
             conv_tree_free(&tree);
             return;
         }
