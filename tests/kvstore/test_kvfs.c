@@ -3,6 +3,7 @@
 #include "kvstore/kvfs.h"
 
 #include <check.h>
+#include <kclangc.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1240,6 +1241,239 @@ START_TEST(opening_a_run_twice_shares_one_database)
 }
 END_TEST
 
+
+/* Path of the run's database file with extension ext ("kct" or "kch"). */
+static void db_path(const char *enc, const char *ext, char *out, size_t cap)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/runs/%s", cache_dir, enc);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    out[0] = '\0';
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n > 4 && !strcmp(de->d_name + n - 3, ext))
+            snprintf(out, cap, "%s/%s", dir, de->d_name);
+    }
+    closedir(d);
+    ck_assert(out[0]);
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+START_TEST(reopen_after_crash_sweeps_unreachable_data_blocks)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "short");
+    kv_run_close(run);
+    run = NULL;
+    /* Leave what a crash between the data and the metadata commits can
+     * leave: blocks past a file's end, blocks of a missing inode, and the
+     * mark saying changes were in flight. */
+    char path[512];
+    db_path("run1", "kch", path, sizeof path);
+    KCDB *db = kcdbnew();
+    ck_assert(kcdbopen(db, path, KCOWRITER));
+    static char junk[4096];
+    memset(junk, 'J', sizeof junk);
+    memcpy(junk, "short", 5);
+    unsigned char k[16];
+    put_be64(k, f);
+    put_be64(k + 8, 0);
+    ck_assert(kcdbset(db, (char *)k, 16, junk, sizeof junk));  /* tail past size */
+    put_be64(k + 8, 3);
+    ck_assert(kcdbset(db, (char *)k, 16, junk, sizeof junk));  /* block past size */
+    put_be64(k, 987654321);
+    put_be64(k + 8, 0);
+    ck_assert(kcdbset(db, (char *)k, 16, junk, sizeof junk));  /* no such inode */
+    ck_assert(kcdbclose(db));
+    kcdbdel(db);
+    db_path("run1", "kct", path, sizeof path);
+    db = kcdbnew();
+    ck_assert(kcdbopen(db, path, KCOWRITER));
+    ck_assert(kcdbset(db, "Sunclean", 8, "1", 1));
+    ck_assert(kcdbclose(db));
+    kcdbdel(db);
+
+    ck_assert_int_eq(kv_run_open(cache, "run1", &run), 0);
+    struct kv_sattr s = { .mask = KV_SET_SIZE, .size = 2 * 1024 * 1024 };
+    ck_assert_int_eq(kv_setattr(run, f, &s, NULL), 0);
+    char *buf = malloc(s.size);
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, s.size, &got, &eof), 0);
+    ck_assert_uint_eq(got, s.size);
+    ck_assert(memcmp(buf, "short", 5) == 0);
+    ck_assert(all_zero(buf + 5, s.size - 5));
+    free(buf);
+    kv_run_close(run);
+    run = NULL;
+    db_path("run1", "kch", path, sizeof path);
+    db = kcdbnew();
+    ck_assert(kcdbopen(db, path, KCOREADER));
+    ck_assert_int_eq(kcdbcount(db), 1);     /* only f's real block */
+    kcdbclose(db);
+    kcdbdel(db);
+}
+END_TEST
+
+START_TEST(crash_while_changing_published_run_leaves_it_consistent)
+{
+    setup_published();
+    kv_run_close(run);
+    run = NULL;
+    int go[2];
+    ck_assert_int_eq(pipe(go), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        kv_cache *c;
+        kv_run *r;
+        if (kv_cache_open(cache_dir, false, &c) || kv_run_open(c, "run1", &r))
+            _exit(1);
+        static unsigned char data[600 * 1024];
+        memset(data, 'D', sizeof data);
+        struct kv_newnode n = { .mode = S_IFREG | 0644 };
+        for (int i = 0; ; i++) {
+            char name[32];
+            struct kv_attr a;
+            snprintf(name, sizeof name, "f%d", i);
+            if (kv_mknode(r, kv_run_root(r), name, &n, &a) ||
+                kv_write(r, a.ino, 0, data, sizeof data, NULL))
+                _exit(1);
+            struct kv_sattr s = { .mask = KV_SET_SIZE, .size = 1000 };
+            if (kv_setattr(r, a.ino, &s, NULL) ||
+                kv_write(r, a.ino, 5000000, data, 300000, NULL))
+                _exit(1);
+            if (i > 0) {
+                snprintf(name, sizeof name, "f%d", i - 1);
+                if (kv_unlink(r, kv_run_root(r), name))
+                    _exit(1);
+            }
+            if (i == 5 && write(go[1], "x", 1) != 1)
+                _exit(1);
+        }
+    }
+    char ch;
+    ck_assert_int_eq(read(go[0], &ch, 1), 1);
+    usleep(20000);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFSIGNALED(status));
+    close(go[0]);
+    close(go[1]);
+    ck_assert_int_eq(kv_run_open(cache, "run1", &run), 0);
+    /* Every listed file resolves and reads; inode count and data bytes
+     * agree with what is reachable; regrown files show no stale bytes. */
+    struct listing l = {0};
+    ck_assert_int_eq(kv_readdir(run, root, 0, collect, &l), 0);
+    ck_assert_int_ge(l.n, 1);
+    ck_assert_int_le(l.n, 2);
+    uint64_t used = 0;
+    unsigned char *buf = malloc(6 * 1024 * 1024);
+    for (int i = 0; i < l.n; i++) {
+        kv_ino ino;
+        ck_assert_int_eq(kv_lookup(run, root, l.names[i], &ino), 0);
+        struct kv_attr a;
+        ck_assert_int_eq(kv_getattr(run, ino, &a), 0);
+        used += a.used;
+        size_t got;
+        bool eof;
+        ck_assert_int_eq(kv_read(run, ino, 0, buf, 6 * 1024 * 1024, &got, &eof), 0);
+        ck_assert_uint_eq(got, a.size);
+        if (a.size <= 1000) {
+            struct kv_sattr s = { .mask = KV_SET_SIZE, .size = 6 * 1024 * 1024 };
+            ck_assert_int_eq(kv_setattr(run, ino, &s, NULL), 0);
+            ck_assert_int_eq(kv_read(run, ino, 0, buf, 6 * 1024 * 1024, &got, &eof), 0);
+            ck_assert(all_zero(buf + a.size, got - a.size));
+        }
+    }
+    free(buf);
+    struct kv_statfs st;
+    ck_assert_int_eq(kv_run_statfs(run, &st), 0);
+    ck_assert_uint_eq(st.inodes_used, 1 + (uint64_t)l.n);
+}
+END_TEST
+
+START_TEST(run_held_by_another_process_opens_read_only)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "shared");
+    kv_run_close(run);
+    run = NULL;
+    int ready[2], done[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(done), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        kv_cache *c;
+        kv_run *r;
+        char ch;
+        if (kv_cache_open(cache_dir, false, &c) || kv_run_open(c, "run1", &r))
+            _exit(1);
+        if (write(ready[1], "x", 1) != 1 || read(done[0], &ch, 1) != 1)
+            _exit(1);
+        kv_run_close(r);
+        kv_cache_close(c);
+        _exit(0);
+    }
+    char ch;
+    ck_assert_int_eq(read(ready[0], &ch, 1), 1);
+    ck_assert_int_eq(kv_run_open(cache, "run1", &run), 0);
+    char buf[8];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 6);
+    ck_assert_int_eq(kv_write(run, f, 0, "x", 1, NULL), EROFS);
+    ck_assert_int_eq(write(done[1], "x", 1), 1);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+START_TEST(publish_by_another_process_makes_open_handle_stale)
+{
+    setup_published();
+    make(root, "old", S_IFREG | 0644);
+    ck_assert(!kv_run_stale(run));
+    pid_t pid = fork();
+    if (pid == 0) {
+        kv_cache *c;
+        kv_run *r;
+        struct kv_newnode n = { .mode = S_IFREG | 0644 };
+        if (kv_cache_open(cache_dir, false, &c) || kv_run_stage(c, "run1", 0, &r) ||
+            kv_mknode(r, kv_run_root(r), "new", &n, NULL) || kv_run_publish(r, "v2"))
+            _exit(1);
+        kv_run_close(r);
+        kv_cache_close(c);
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert(kv_run_stale(run));
+    kv_ino ino;
+    ck_assert_int_eq(kv_lookup(run, root, "old", &ino), 0);    /* still readable */
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "run1", &r), 0);
+    ck_assert_ptr_ne(r, run);
+    ck_assert_int_eq(kv_lookup(r, kv_run_root(r), "new", &ino), 0);
+    kv_run_close(r);
+    kv_run_close(run);
+    run = NULL;
+    ck_assert_int_eq(count_entries("tmp"), 0);
+}
+END_TEST
+
 static Suite *kvfs_suite(void)
 {
     Suite *s = suite_create("kvfs");
@@ -1265,6 +1499,10 @@ static Suite *kvfs_suite(void)
     tcase_set_timeout(tc_crash, 300);
     tcase_add_test(tc_crash, crash_while_staging_leaves_no_trace);
     tcase_add_test(tc_crash, crash_during_publish_of_replacement_keeps_old_run);
+    tcase_add_test(tc_crash, reopen_after_crash_sweeps_unreachable_data_blocks);
+    tcase_add_test(tc_crash, crash_while_changing_published_run_leaves_it_consistent);
+    tcase_add_test(tc_crash, run_held_by_another_process_opens_read_only);
+    tcase_add_test(tc_crash, publish_by_another_process_makes_open_handle_stale);
     suite_add_tcase(s, tc_crash);
     TCase *tc_nodes = tcase_create("nodes");
     tcase_add_checked_fixture(tc_nodes, NULL, teardown);
