@@ -1119,6 +1119,14 @@ int kv_wbegin(kv_run *r)
      * fails, so it skips the write-ahead logs entirely. */
     if (r->staged)
         return 0;
+    /* Another process may have evicted or replaced the run: its files now
+     * sit in tmp/, and a transaction would put a write-ahead log under the
+     * old path. */
+    if (!run_is_current(r)) {
+        r->gone = true;
+        pthread_rwlock_unlock(&r->lock);
+        return ESTALE;
+    }
     /* Before the first data change, make "changes may be in flight"
      * durable, so a crash is followed by a garbage sweep. */
     if (!r->unclean_marked) {

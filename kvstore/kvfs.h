@@ -258,8 +258,11 @@ struct kv_dirent {
 /* List directory dir starting after cookie (0 = from the start; "." and
  * ".." are not listed).  Cookies are stable: an entry keeps its cookie
  * while it exists, and a listing resumed from a cookie continues exactly
- * after that entry even if it was since removed.  cb returns nonzero to
- * stop early; that value is returned.  Errors: ENOENT, ENOTDIR, EIO. */
+ * after that entry even if it was since removed.  Entries come in creation
+ * order; cookies are >= 3 (1 and 2 are free for "." and "..").  cb returns
+ * nonzero to stop early; that value is returned.  cb runs under the run's
+ * read lock: it may call reading functions on r, never changing ones.
+ * Errors: ENOENT, ENOTDIR, EIO. */
 int kv_readdir(kv_run *r, kv_ino dir, uint64_t cookie,
                int (*cb)(void *arg, const struct kv_dirent *de), void *arg);
 

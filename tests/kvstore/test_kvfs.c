@@ -1463,6 +1463,8 @@ START_TEST(publish_by_another_process_makes_open_handle_stale)
     ck_assert(kv_run_stale(run));
     kv_ino ino;
     ck_assert_int_eq(kv_lookup(run, root, "old", &ino), 0);    /* still readable */
+    ck_assert_int_eq(kv_mknode(run, root, "late", &(struct kv_newnode){ .mode = S_IFREG },
+                               NULL), ESTALE);
     kv_run *r;
     ck_assert_int_eq(kv_run_open(cache, "run1", &r), 0);
     ck_assert_ptr_ne(r, run);
