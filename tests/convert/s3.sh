@@ -134,7 +134,7 @@ t_s3_served_by_tarnfsd() {
   "$B/tarnfsd" -f --no-rpcbind --listen 127.0.0.1 --nfs-port 0 --mount-port 0 \
     --port-file "$T/ports" --cache "$T/srvcache" --source "s3://$BUCKET/conv" \
     2> "$T/tarnfsd.log" &
-  pid=$!; PIDS+=("$pid")
+  pid=$!; track_pid "$pid"
   for _ in $(seq 100); do [ -s "$T/ports" ] && break; sleep 0.1; done
   [ -s "$T/ports" ] || { cat "$T/tarnfsd.log"; return 1; }
   read -r nfsport mountport < "$T/ports"

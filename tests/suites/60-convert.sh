@@ -16,11 +16,13 @@ for p in tarnfs genrun; do
 done
 T=$(mktemp -d /tmp/tarnfs-convert.XXXXXX)
 export T
-PIDS=()
-MOUNTS=()
+# Checks run in subshells: background PIDs and mounts are recorded in files
+# so that cleanup ends exactly what the checks started.
+track_pid() { echo "$1" >> "$T/pids"; }
+track_mount() { echo "$1" >> "$T/mounts"; }
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
+  [ -f "$T/pids" ] && while read -r p; do kill "$p" 2>/dev/null; done < "$T/pids"
+  [ -f "$T/mounts" ] && while read -r m; do umount "$m" 2>/dev/null; done < "$T/mounts"
   [ -n "${RGW_DIR:-}" ] && "$ROOT/tests/s3/rgw-stop.sh" "$RGW_DIR" >/dev/null 2>&1
   rm -rf "$T"
 }
@@ -203,7 +205,7 @@ t_changing_file_fails_run() {
   mkdir -p "$T/chg"
   $GEN --name RUN_CHG --file-size 256k "$T/chg"
   ( while :; do echo "still writing" >> "$r/Logs/growing.log"; done ) &
-  wpid=$!; PIDS+=("$wpid")
+  wpid=$!; track_pid "$wpid"
   for _ in $(seq 100); do [ -s "$r/Logs/growing.log" ] && break; sleep 0.05; done
   "$TARNFS" convert "$T/chg" --in-place > "$T/g1" 2>&1 || rc=$?
   kill "$wpid"; wait "$wpid" 2>/dev/null || true
@@ -221,13 +223,14 @@ t_socket_fails_run() {
   mkdir -p "$T/sock"
   $GEN --name RUN_SOCK "$T/sock"
   socat UNIX-LISTEN:"$r/Logs/agent.sock" /dev/null &
-  spid=$!; PIDS+=("$spid")
+  spid=$!; track_pid "$spid"
   for _ in $(seq 50); do [ -S "$r/Logs/agent.sock" ] && break; sleep 0.1; done
   "$TARNFS" convert "$T/sock" --in-place > "$T/s1" 2>&1 || rc=$?
   cat "$T/s1"
   [ $rc -eq 1 ]
   grep -q "FAILED .*agent.sock is a socket" "$T/s1"
   [ ! -e "$r.tar" ]
+  kill "$spid"; wait "$spid" 2>/dev/null || true
 }
 if command -v socat >/dev/null; then
   check 'a socket in a run is reported and the run failed, not half-archived' t_socket_fails_run
@@ -266,7 +269,7 @@ t_full_disk() {
   local small=$T/small rc=0
   mkdir -p "$small"
   mount -t tmpfs -o size=6m tmpfs "$small"
-  MOUNTS+=("$small")
+  track_mount "$small"
   $GEN --name RUN_BIG --file-size 100k --cycles 12 "$small"   # ~4.7 MiB
   cp -a "$small/RUN_BIG" "$T/RUN_BIG.ref"
   "$TARNFS" convert "$small" --in-place --verify --delete-source > "$T/f1" 2>&1 || rc=$?
@@ -291,7 +294,7 @@ t_sigint_cleans_up() {
   mkdir -p "$T/int"
   $GEN --name RUN_INT --file-size 2M --cycles 40 "$T/int"   # ~160 MiB
   "$TARNFS" convert "$T/int" --in-place > "$T/i1" 2>&1 &
-  pid=$!; PIDS+=("$pid")
+  pid=$!; track_pid "$pid"
   for _ in $(seq 300); do ls -a "$T/int" | grep >/dev/null '^\.RUN_INT\.tar\.tmp\.' && break; sleep 0.02; done
   ls -a "$T/int"
   kill -INT "$pid"
