@@ -76,13 +76,14 @@ static int builder_add(struct builder *b, const char *comp, size_t clen,
     memset(e, 0, sizeof *e);
     e->name = strndup(comp, clen);
     e->key = key ? strdup(key) : NULL;
-    if (!e->name || (key && !e->key)) {
+    e->version = strdup(version ? version : "");
+    if (!e->name || (key && !e->key) || !e->version) {
         free(e->name);
         free(e->key);
+        free(e->version);
         return ENOMEM;
     }
     e->is_dir = is_dir;
-    snprintf(e->version, sizeof e->version, "%s", version ? version : "");
     e->mtime = mtime;
     e->size = size;
     uint64_t c = vfs_hash(comp, clen) >> 1;     /* 63 bits, as fileids */
@@ -180,6 +181,7 @@ static void entry_free(struct vfs_entry *e)
 {
     free(e->name);
     free(e->key);
+    free(e->version);
 }
 
 static void listing_free(struct vfs_listing *l)

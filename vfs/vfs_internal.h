@@ -96,7 +96,7 @@ struct vfs_entry {
     uint64_t cookie;              /* readdir cookie: hash of the name */
     bool is_dir;                  /* nested namespace dir, else a run */
     char *key;                    /* source mode: object key of the run */
-    char version[128];
+    char *version;                /* ETag / mtime:size, "" if unknown */
     struct timespec mtime;
     uint64_t size;
 };
