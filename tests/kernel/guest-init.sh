@@ -32,6 +32,22 @@ expect_md5() { # MANIFEST DIR: md5sum -c of MANIFEST under DIR, failures into th
 	why "$bad of $total files differ or are unreadable under $2"
 	return 1
 }
+holders() { # MOUNTPOINT: who keeps it busy, as DETAIL lines
+	for p in /proc/[0-9]*; do
+		for f in "$p/cwd" "$p/root" "$p"/fd/*; do
+			case $(readlink "$f" 2>/dev/null) in "$1"/*|"$1") detail "busy: $f -> $(readlink "$f") ($(cat "$p/comm"))" ;; esac
+		done
+	done
+}
+umount_settled() { # MOUNTPOINT: umount; a just-closed NFS file can keep it busy for a moment
+	tries=0
+	until umount "$1" 2> /tmp/umount.err; do
+		tries=$((tries + 1))
+		[ $tries -ge 10 ] && { holders "$1"; return 1; }
+		sleep 1
+	done
+	[ $tries = 0 ] || say "INFO umount $1 needed $tries retries"
+}
 is_enoent() { case $1 in *"No such file or directory"*) return 0 ;; esac; return 1; }
 
 check_mount_export() {
@@ -182,7 +198,7 @@ check_evict_while_mounted_refetches() {
 }
 
 check_remount_still_readable() {
-	umount /mnt 2> /tmp/umount.err || { why "umount: $(cat /tmp/umount.err)"; return 1; }
+	umount_settled /mnt || { why "umount: $(cat /tmp/umount.err)"; return 1; }
 	do_mount /mnt || { why "second mount failed: $(cat /tmp/mount.err)"; return 1; }
 	expect_md5 $K/md5.run /mnt || return 1
 	expect_md5 $K/md5.mid /mnt || return 1
@@ -192,7 +208,7 @@ check_remount_still_readable() {
 check_nconnect_two_mounts_parallel() {
 	# The kernel shares one client (and its transports) per server: with /mnt still mounted
 	# without nconnect, the new mounts would reuse its single connection.
-	umount /mnt 2> /tmp/umount.err || { why "umount /mnt: $(cat /tmp/umount.err)"; return 1; }
+	umount_settled /mnt || { why "umount /mnt: $(cat /tmp/umount.err)"; return 1; }
 	MOUNTED=0
 	do_mount /m1 nconnect=4,nosharecache || { why "mount /m1: $(cat /tmp/mount.err)"; return 1; }
 	do_mount /m2 nconnect=4,nosharecache || { umount /m1; why "mount /m2: $(cat /tmp/mount.err)"; return 1; }
@@ -222,7 +238,7 @@ check_rw_operations() {
 	[ -n "$RW_SKIP" ] && { why "$RW_SKIP"; return 77; }
 	answer=$(ctl rw)
 	[ "$answer" = OK ] || { why "host could not restart the server rw: $answer"; return 1; }
-	umount /mnt; do_mount /mnt || { why "rw mount failed: $(cat /tmp/mount.err)"; return 1; }
+	umount_settled /mnt; do_mount /mnt || { why "rw mount failed: $(cat /tmp/mount.err)"; return 1; }
 	d=/mnt/$RW_DIR
 	step() { # WHAT CMD...: one operation; stop at the first failure
 		what=$1; shift

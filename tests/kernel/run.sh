@@ -456,21 +456,46 @@ make_initramfs || die "initramfs build failed"
 log "data+initramfs ready after $(( $(date +%s) - T_START ))s; server $SERVER_KIND"
 
 socat_fwd() { echo "cmd:socat -lf $RUN/socat.log - TCP:127.0.0.1:$1"; }
-accel=${KERNEL_ACCEL:-tcg}
-qemu-system-x86_64 -accel "$accel" -m 1024 -smp 1 -nodefaults -display none -no-reboot \
-	-kernel "$VMLINUX" -initrd "$RUN/initramfs.cpio" \
-	-append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init" \
-	-chardev "file,id=con,path=$CONSOLE" -serial chardev:con \
-	-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:2049-$(socat_fwd "$NFS_PORT"),guestfwd=tcp:10.0.2.100:20048-$(socat_fwd "$MOUNT_PORT"),guestfwd=tcp:10.0.2.100:7000-cmd:$HERE/ctl.sh $RUN" \
-	-device virtio-net-pci,netdev=n0 > "$RUN/qemu.log" 2>&1 &
-QEMU_PID=$!; echo "qemu $QEMU_PID" >> "$RUN/pids"
+start_qemu() { # ACCEL
+	: > "$CONSOLE"
+	qemu-system-x86_64 -accel "$1" -m 1024 -smp 1 -nodefaults -display none -no-reboot \
+		-kernel "$VMLINUX" -initrd "$RUN/initramfs.cpio" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init" \
+		-chardev "file,id=con,path=$CONSOLE" -serial chardev:con \
+		-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:2049-$(socat_fwd "$NFS_PORT"),guestfwd=tcp:10.0.2.100:20048-$(socat_fwd "$MOUNT_PORT"),guestfwd=tcp:10.0.2.100:7000-cmd:$HERE/ctl.sh $RUN" \
+		-device virtio-net-pci,netdev=n0 >> "$RUN/qemu.log" 2>&1 &
+	QEMU_PID=$!; echo "qemu $QEMU_PID ($1)" >> "$RUN/pids"
+}
+# TCG always works; KVM only where the CPU really offers VMX/SVM (on PVM hosts a stock
+# kernel hangs under KVM), and only if the guest then boots within 30 s.
+accel=${KERNEL_ACCEL:-auto}
+if [ "$accel" = auto ]; then
+	accel=tcg
+	if [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+		start_qemu kvm
+		for i in $(seq 150); do grep -q 'KTEST: BOOTED' "$CONSOLE" && break; sleep 0.2; done
+		if grep -q 'KTEST: BOOTED' "$CONSOLE"; then accel=kvm
+		else log "kvm guest did not boot in 30 s; using tcg"; kill_pid "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null; kill_stragglers; fi
+	fi
+fi
+[ "$accel" = kvm ] && [ -n "$QEMU_PID" ] || start_qemu "$accel"
+log "qemu running with $accel"
 
 deadline=$(( $(date +%s) + TIMEOUT ))
 outcome=timeout
+SERVER_DIED=""
 while :; do
 	serve_requests
 	if grep -q 'KTEST: DONE' "$CONSOLE" 2>/dev/null; then outcome=done; break; fi
 	kill -0 "$QEMU_PID" 2>/dev/null || { outcome=qemu-exited; break; }
+	if [ -z "$SERVER_DIED" ] && [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
+		wait "$SERVER_PID"; SERVER_DIED="exited by itself with status $? at $(date -u +%T)"
+		echo "=== $(date -u +%T) server $SERVER_DIED" >> "$SERVER_LOG"
+		SERVER_PID=""
+		# A hard mount waits forever for a dead server: give the guest a little while to
+		# report what it saw, not the whole timeout.
+		deadline=$(( $(date +%s) + 20 ))
+	fi
 	[ "$(date +%s)" -ge "$deadline" ] && break
 	sleep 0.2
 done
@@ -482,9 +507,15 @@ kill_stragglers
 # ---------------------------------------------------------------- verdict
 case $outcome in
 done) host_result "PASS guest-reported-verdict" ;;
-timeout) host_result "FAIL guest-reported-verdict: no 'KTEST: DONE' within ${TIMEOUT}s" ;;
+timeout) if [ -n "$SERVER_DIED" ]; then host_result "FAIL guest-reported-verdict: the guest did not finish after the server died"
+	else host_result "FAIL guest-reported-verdict: no 'KTEST: DONE' within ${TIMEOUT}s"; fi ;;
 *) host_result "FAIL guest-reported-verdict: qemu exited before the guest finished" ;;
 esac
+if [ -n "$SERVER_DIED" ]; then
+	host_result "FAIL server-stays-up: it $SERVER_DIED"
+else
+	host_result "PASS server-stays-up"
+fi
 if [ -n "$SERVER_STOP_FAILS" ]; then
 	host_result "FAIL server-stops-cleanly: SIGTERM gave$SERVER_STOP_FAILS"
 else
