@@ -152,6 +152,7 @@ struct vfs {
     unsigned bg_jobs;             /* background listing refreshes */
     pthread_cond_t bg_idle;
     int64_t scanned_ms;           /* monotonic, last cache rescan */
+    int64_t full_warned_ms;       /* monotonic, last "nothing evictable" */
     /* known-persisted catalog hashes (small open-addressing set) */
     uint64_t *catalog;
     size_t catalog_cap, catalog_n;

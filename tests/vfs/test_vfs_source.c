@@ -12,6 +12,21 @@
 
 #define TEST_TTL_MS 200
 
+static vfs *open_source_vfs_grace(uint64_t limit, unsigned grace_ms)
+{
+    char cache[512], nas[512];
+    snprintf(cache, sizeof cache, "%s/cache", scratch);
+    snprintf(nas, sizeof nas, "%s/nas", scratch);
+    struct vfs_config cfg = {
+        .cache_dir = cache, .source = nas, .read_only = true,
+        .list_ttl_ms = TEST_TTL_MS, .cache_limit_bytes = limit,
+        .evict_grace_ms = grace_ms,
+    };
+    vfs *v = NULL;
+    ck_assert_int_eq(vfs_open(&cfg, &v), 0);
+    return v;
+}
+
 static vfs *open_source_vfs_limit(uint64_t limit)
 {
     char cache[512], nas[512];
@@ -239,6 +254,66 @@ START_TEST(least_recently_used_runs_are_evicted_under_a_small_limit)
     free(got);
     free(want);
     ck_assert_uint_eq(stats_of(v).fetches, fetches + 1);
+    vfs_close(v);
+}
+END_TEST
+
+/* The cache size of one test run (they are all alike). */
+static uint64_t one_run_bytes(void)
+{
+    vfs *v = open_source_vfs();
+    touch(v, "runA");
+    uint64_t one = stats_of(v).bytes_cached;
+    ck_assert_uint_gt(one, 0);
+    vfs_close(v);
+    sh("rm -rf %s/cache && mkdir %s/cache", scratch, scratch);
+    return one;
+}
+
+START_TEST(recently_referenced_runs_are_not_evicted_until_their_grace_ends)
+{
+    const char *runs[] = { "runA", "runB", "runC" };
+    for (int i = 0; i < 3; i++)
+        make_run_tarball(runs[i], ".tar", runs[i]);
+    uint64_t one = one_run_bytes();
+    vfs *v = open_source_vfs_grace(one * 28 / 10, 1500);  /* high 2.52 runs */
+    touch(v, "runA");
+    touch(v, "runB");
+    touch(v, "runC");           /* over high, but all touched just now */
+    sleep_ms(700);
+    ck_assert_uint_eq(stats_of(v).evictions, 0);
+    ck_assert(in_cache("runA"));
+    wait_evictions(v, 1);       /* once A's grace is over, it goes */
+    ck_assert(!in_cache("runA"));
+    ck_assert(in_cache("runB") && in_cache("runC"));
+    vfs_close(v);
+}
+END_TEST
+
+START_TEST(lru_order_survives_a_restart)
+{
+    const char *runs[] = { "runA", "runB", "runC" };
+    for (int i = 0; i < 3; i++)
+        make_run_tarball(runs[i], ".tar", runs[i]);
+    uint64_t one = one_run_bytes();
+    vfs *v = open_source_vfs();
+    touch(v, "runA");           /* fetched first ... */
+    touch(v, "runB");
+    touch(v, "runA");           /* ... but referenced last */
+    vfs_close(v);               /* persists last-reference times */
+    struct timespec ta, tb;
+    char cache[512];
+    snprintf(cache, sizeof cache, "%s/cache", scratch);
+    ck_assert_int_eq(vfs_last_reference(cache, "runA", &ta), 0);
+    ck_assert_int_eq(vfs_last_reference(cache, "runB", &tb), 0);
+    ck_assert(ta.tv_sec > tb.tv_sec ||
+              (ta.tv_sec == tb.tv_sec && ta.tv_nsec > tb.tv_nsec));
+
+    v = open_source_vfs_limit(one * 28 / 10);
+    touch(v, "runC");           /* over high: B is the least recently used */
+    wait_evictions(v, 1);
+    ck_assert(!in_cache("runB"));
+    ck_assert(in_cache("runA") && in_cache("runC"));
     vfs_close(v);
 }
 END_TEST
@@ -498,6 +573,8 @@ static Suite *vfs_source_suite(void)
     tcase_add_test(tc, a_name_without_a_tarball_is_enoent);
     tcase_add_test(tc, eight_concurrent_first_touches_share_one_fetch);
     tcase_add_test(tc, least_recently_used_runs_are_evicted_under_a_small_limit);
+    tcase_add_test(tc, recently_referenced_runs_are_not_evicted_until_their_grace_ends);
+    tcase_add_test(tc, lru_order_survives_a_restart);
     tcase_add_test(tc, an_id_survives_restart_and_eviction_behind_the_servers_back);
     tcase_add_test(tc, a_corrupt_tarball_gives_eio_leaves_nothing_and_a_fix_is_picked_up);
     tcase_add_test(tc, injected_backend_faults_give_eio_and_the_next_access_retries);
