@@ -1,6 +1,7 @@
 /* cmd_cache.c: "tarnfs cache": operator actions on the cache as a whole (ls, evict), one line each in a table. */
 #include "convert/cli.h"
 #include "convert/commands.h"
+#include "vfs/vfs.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +23,7 @@ static int cache_ls(kv_cache *c, int argc, char **argv);
 static int cache_evict(kv_cache *c, int argc, char **argv);
 
 static const struct cache_action actions[] = {
-    { "ls",    cache_ls,    0, "",     "list the cached runs: size, files, created, source version" },
+    { "ls",    cache_ls,    0, "",     "list the cached runs: size, files, created, last access, source" },
     { "evict", cache_evict, 1, "NAME", "remove run NAME from the cache" },
 };
 #define N_ACTIONS (sizeof actions / sizeof actions[0])
@@ -39,29 +40,39 @@ static void cache_usage(FILE *out)
             "  -h, --help        this help\n"
             "\n"
             "cache ls prints one line per run: NAME, BYTES (data and metadata\n"
-            "stored), FILES (inodes), CREATED (UTC, when it was ingested) and\n"
-            "SOURCE (the source version recorded at ingest).\n");
+            "stored), FILES (inodes), CREATED (UTC, when it was ingested),\n"
+            "LAST-ACCESS (UTC, last reference through tarnfsd, '-' if none)\n"
+            "and SOURCE (the source version recorded at ingest).\n");
+}
+
+static void format_utc(struct timespec t, char *out, size_t cap)
+{
+    struct tm tm;
+    time_t sec = t.tv_sec;
+    gmtime_r(&sec, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static int print_run(void *arg, const struct kv_runinfo *ri)
 {
-    (void)arg;
-    char when[32];
-    struct tm tm;
-    time_t sec = ri->created.tv_sec;
-    gmtime_r(&sec, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    printf("%-40s %14llu %10llu %-20s %s\n", ri->name,
-           (unsigned long long)ri->bytes, (unsigned long long)ri->files, when,
+    kv_cache *c = arg;
+    char created[32], last[32] = "-";
+    format_utc(ri->created, created, sizeof created);
+    struct timespec ref;
+    if (vfs_last_reference(kv_cache_path(c), ri->name, &ref) == 0)
+        format_utc(ref, last, sizeof last);
+    printf("%-40s %14llu %10llu %-20s %-20s %s\n", ri->name,
+           (unsigned long long)ri->bytes, (unsigned long long)ri->files,
+           created, last,
            ri->source_version[0] ? ri->source_version : "-");
     return 0;
 }
 
 static int cache_ls(kv_cache *c, int argc, char **argv)
 {
-    printf("%-40s %14s %10s %-20s %s\n", "NAME", "BYTES", "FILES", "CREATED",
-           "SOURCE");
-    int err = kv_cache_list(c, print_run, NULL);
+    printf("%-40s %14s %10s %-20s %-20s %s\n", "NAME", "BYTES", "FILES",
+           "CREATED", "LAST-ACCESS", "SOURCE");
+    int err = kv_cache_list(c, print_run, c);
     if (err) {
         fprintf(stderr, "%s ls: listing runs: %s\n", PROG, strerror(err));
         return CLI_FAIL;
