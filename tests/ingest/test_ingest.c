@@ -588,6 +588,36 @@ START_TEST(a_directory_member_after_its_children_gets_its_attributes)
 }
 END_TEST
 
+START_TEST(access_and_change_times_from_pax_are_kept)
+{
+    struct tw w;
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, "run/timed.txt");
+    archive_entry_set_mode(e, S_IFREG | 0644);
+    archive_entry_set_size(e, 3);
+    archive_entry_set_mtime(e, T0, 111);
+    archive_entry_set_atime(e, T0 + 50, 222);
+    archive_entry_set_ctime(e, T0 + 70, 333);
+    ck_assert_int_eq(archive_write_header(w.a, e), ARCHIVE_OK);
+    ck_assert_int_eq(archive_write_data(w.a, "hi\n", 3), 3);
+    archive_entry_free(e);
+    struct tbuf t = tw_end(&w);
+    struct kv_ingest_result res;
+    ck_assert_msg(ingest_buf("run", &t, &res) == 0, "%s", res.error);
+    kv_run *r = open_run("run");
+    struct kv_attr a = attr_of(r, "timed.txt");
+    ck_assert_int_eq(a.mtime.tv_sec, T0);
+    ck_assert_int_eq(a.mtime.tv_nsec, 111);
+    ck_assert_int_eq(a.atime.tv_sec, T0 + 50);
+    ck_assert_int_eq(a.atime.tv_nsec, 222);
+    ck_assert_int_eq(a.ctime.tv_sec, T0 + 70);
+    ck_assert_int_eq(a.ctime.tv_nsec, 333);
+    kv_run_close(r);
+    free(t.p);
+}
+END_TEST
+
 START_TEST(fifos_and_devices_are_kept)
 {
     struct tw w;
@@ -962,6 +992,7 @@ static Suite *ingest_suite(void)
             reingesting_a_run_replaces_it, a_bad_run_name_is_refused } },
         { "kinds", {
             pax_and_gnu_long_names_survive, fifos_and_devices_are_kept,
+            access_and_change_times_from_pax_are_kept,
             sparse_members_read_back_with_zeros_in_the_holes,
             hard_links_share_one_inode_and_count_links,
             duplicate_members_last_one_wins } },
