@@ -49,6 +49,8 @@ struct fetch_put_opts {
                                       against it (EIO on mismatch) */
     size_t part_size;              /* S3 multipart part size (0: default,
                                       8 MiB; bodies up to it go in one PUT) */
+    unsigned upload_threads;       /* S3 parts in flight at once (0: 2); each
+                                      holds a part_size buffer */
 };
 /* put always computes the body's SHA-256 while it streams and stores it (S3
  * metadata x-amz-meta-sha256, NAS sidecar KEY.sha256); oi->sha256 gets it. */

@@ -38,6 +38,7 @@
 #define STREAM_BUF (4 * STREAM_CHUNK)
 #define POOL_MAX 16
 #define PROGRESS_RESETS_RETRIES (4u << 20)
+#define DEFAULT_UPLOAD_THREADS 2
 
 struct s3_backend {
     fetch_backend base;
@@ -222,6 +223,8 @@ struct s3_request {
     size_t nextra;
     const void *body;               /* PUT/POST body (may be NULL with len 0) */
     size_t body_len;
+    const char *payload_hash;       /* precomputed body hash, or NULL */
+    bool unsigned_payload;          /* sign UNSIGNED-PAYLOAD instead */
     bool head;                      /* HEAD: no body expected */
 };
 
@@ -480,7 +483,7 @@ static void arm_faults(struct s3_response *r, const struct s3_request *rq, bool 
 static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_response *r)
 {
     struct curl_slist *hdrs = NULL;
-    char payload_hash[65];
+    char payload_hash[sizeof SIGV4_EMPTY_SHA256];
     bool has_body = strcmp(rq->method, "PUT") == 0 || strcmp(rq->method, "POST") == 0;
     struct upload_src src = { rq->body, rq->body_len, r };
     CURL *easy = easy_get(b);
@@ -489,7 +492,12 @@ static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_
     if (!easy)
         return ENOMEM;
     r->easy = easy;
-    sigv4_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
+    if (rq->payload_hash)
+        snprintf(payload_hash, sizeof payload_hash, "%s", rq->payload_hash);
+    else if (rq->unsigned_payload)
+        snprintf(payload_hash, sizeof payload_hash, SIGV4_UNSIGNED_PAYLOAD);
+    else
+        sigv4_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
     if ((rc = prepare(b, rq, easy, &hdrs, payload_hash))) {
         easy_put(b, easy, true);
         return rc;
@@ -593,6 +601,11 @@ static enum verdict judge(struct s3_backend *b, const struct s3_request *rq, str
         *err = EACCES;
         snprintf(msg, msglen, "S3 denied access to %s for access key id %s (%s)", what, b->access_key,
                  code[0] ? code : "HTTP 403");
+    } else if (r->status == 301 || strcmp(code, "PermanentRedirect") == 0 ||
+               strcmp(code, "AuthorizationHeaderMalformed") == 0) {
+        *err = EINVAL;
+        snprintf(msg, msglen, "bucket %s is not served at this endpoint/region (%s); set AWS_REGION or "
+                              "the endpoint", b->bucket, code[0] ? code : "HTTP 301");
     } else if (strcmp(code, "NoSuchBucket") == 0) {
         *err = ENOENT;
         snprintf(msg, msglen, "bucket %s does not exist", b->bucket);
@@ -1263,7 +1276,9 @@ static int set_sha256_metadata(struct s3_backend *b, const char *fk, const char 
 static int put_single(struct s3_backend *b, const char *fk, const char *key, const char *body, size_t len,
                       const char *hex, const struct fetch_put_opts *o)
 {
-    struct s3_request rq = { .method = "PUT", .key = fk, .what = key, .body = body, .body_len = len };
+    /* the body's hash is the payload hash: computed once, signed */
+    struct s3_request rq = { .method = "PUT", .key = fk, .what = key, .body = body, .body_len = len,
+                             .payload_hash = hex };
     struct s3_response r = { 0 };
     rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-meta-sha256", hex };
     add_conditions(&rq, o);
@@ -1284,8 +1299,125 @@ static int put_single(struct s3_backend *b, const char *fk, const char *key, con
     return rc;
 }
 
+/* One part in flight: its own buffer, uploaded by its own thread while
+ * the caller's source fills the next one. */
+struct part_slot {
+    struct s3_backend *b;
+    const char *fk, *key, *upload_id;
+    char *buf;
+    size_t len;
+    unsigned partno;
+    bool busy;
+    int rc;
+    char etag[160];
+    pthread_t thread;
+};
+
+static void *upload_part_thread(void *arg)
+{
+    struct part_slot *p = arg;
+    char num[16];
+    struct s3_response r = { 0 };
+    snprintf(num, sizeof num, "%u", p->partno);
+    struct sigv4_param q[] = { { "partNumber", num }, { "uploadId", p->upload_id } };
+    /* Parts go unsigned: hashing each a second time would cost another
+     * pass over the data; the whole-object SHA-256 is kept and checked. */
+    struct s3_request rq = { .method = "PUT", .key = p->fk, .what = p->key, .params = q, .nparams = 2,
+                             .body = p->buf, .body_len = p->len, .unsigned_payload = true };
+    p->rc = call(p->b, &rq, &r, NULL, 0, false);
+    if (!p->rc && !r.etag[0]) {
+        log_error("fetch: S3 part %u of %s: no ETag in the reply", p->partno, p->key);
+        p->rc = EPROTO;
+    }
+    snprintf(p->etag, sizeof p->etag, "%s", r.etag);
+    response_free(&r);
+    return NULL;
+}
+
+/* Wait for slot's upload and record its ETag; returns its error. */
+static int finish_slot(struct part_slot *slot, struct part_list *parts)
+{
+    if (!slot->busy)
+        return 0;
+    pthread_join(slot->thread, NULL);
+    slot->busy = false;
+    if (slot->rc)
+        return slot->rc;
+    if (slot->partno > parts->cap) {
+        size_t cap = parts->cap ? parts->cap : 64;
+        while (cap < slot->partno)
+            cap *= 2;
+        void *np = realloc(parts->etags, cap * sizeof *parts->etags);
+        if (!np)
+            return ENOMEM;
+        parts->etags = np;
+        parts->cap = cap;
+    }
+    snprintf(parts->etags[slot->partno - 1], sizeof parts->etags[0], "%s", slot->etag);
+    if (slot->partno > parts->n)
+        parts->n = slot->partno;
+    return 0;
+}
+
+/* Upload the body as parts, up to `threads` at once: the first part is in
+ * first (first_len bytes), the rest comes from pull.  Returns 0 with every
+ * part's ETag in parts, or the first error (parts may then be partial). */
+static int upload_parts(struct s3_backend *b, const char *fk, const char *key, const char *upload_id,
+                        char *first, size_t part, size_t first_len, fetch_pull_fn pull, void *arg,
+                        EVP_MD_CTX *md, unsigned threads, struct part_list *parts)
+{
+    if (threads > 16)
+        threads = 16;
+    struct part_slot slot[16];
+    int rc = 0;
+    memset(slot, 0, sizeof slot);
+    for (unsigned i = 0; i < threads; i++) {
+        slot[i] = (struct part_slot){ .b = b, .fk = fk, .key = key, .upload_id = upload_id };
+        slot[i].buf = i == 0 ? first : malloc(part);
+        if (!slot[i].buf)
+            threads = i;        /* fewer buffers: less parallelism, same result */
+    }
+    size_t len = first_len;
+    bool eof = false;
+    for (unsigned partno = 1;; partno++) {
+        struct part_slot *s = &slot[(partno - 1) % threads];
+        if (partno > 1) {
+            if ((rc = finish_slot(s, parts)))
+                break;
+            ssize_t n = pull_full(pull, arg, s->buf, part, &eof);
+            if (n < 0) {
+                rc = (int)-n;
+                log_error("fetch: S3 upload of %s: the source failed: %s", key, strerror(rc));
+                break;
+            }
+            if (n == 0)
+                break;
+            EVP_DigestUpdate(md, s->buf, (size_t)n);
+            len = (size_t)n;
+        }
+        s->len = len;
+        s->partno = partno;
+        s->rc = 0;
+        if (pthread_create(&s->thread, NULL, upload_part_thread, s) != 0) {
+            rc = EAGAIN;
+            break;
+        }
+        s->busy = true;
+        if (eof)
+            break;
+    }
+    for (unsigned i = 0; i < threads; i++) {
+        int r = finish_slot(&slot[i], parts);
+        if (!rc)
+            rc = r;
+    }
+    for (unsigned i = 1; i < threads; i++)
+        free(slot[i].buf);
+    return rc;
+}
+
 static int put_multipart(struct s3_backend *b, const char *fk, const char *key, char *buf, size_t part,
-                         size_t first_len, bool eof, fetch_pull_fn pull, void *arg,
+                         size_t first_len, fetch_pull_fn pull, void *arg,
                          EVP_MD_CTX *md, const struct fetch_put_opts *o, char hex[65], bool *meta_done)
 {
     char upload_id[512];
@@ -1319,44 +1451,10 @@ static int put_multipart(struct s3_backend *b, const char *fk, const char *key, 
             goto out_noabort;
         }
     }
-    size_t len = first_len;
-    for (unsigned partno = 1;; partno++) {
-        char num[16];
-        snprintf(num, sizeof num, "%u", partno);
-        struct sigv4_param p[] = { { "partNumber", num }, { "uploadId", upload_id } };
-        struct s3_request rq = { .method = "PUT", .key = fk, .what = key, .params = p, .nparams = 2,
-                                 .body = buf, .body_len = len };
-        if ((rc = call(b, &rq, &r, NULL, 0, false)))
-            goto out;
-        if (!r.etag[0]) {
-            log_error("fetch: S3 part %u of %s: no ETag in the reply", partno, key);
-            rc = EPROTO;
-            goto out;
-        }
-        if (parts.n == parts.cap) {
-            size_t cap = parts.cap ? parts.cap * 2 : 64;
-            void *np = realloc(parts.etags, cap * sizeof *parts.etags);
-            if (!np) {
-                rc = ENOMEM;
-                goto out;
-            }
-            parts.etags = np;
-            parts.cap = cap;
-        }
-        snprintf(parts.etags[parts.n++], sizeof parts.etags[0], "%s", r.etag);
-        if (eof)
-            break;
-        ssize_t n = pull_full(pull, arg, buf, part, &eof);
-        if (n < 0) {
-            rc = (int)-n;
-            log_error("fetch: S3 upload of %s: the source failed: %s", key, strerror(rc));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        EVP_DigestUpdate(md, buf, (size_t)n);
-        len = (size_t)n;
-    }
+    rc = upload_parts(b, fk, key, upload_id, buf, part, first_len, pull, arg, md,
+                      o->upload_threads ? o->upload_threads : DEFAULT_UPLOAD_THREADS, &parts);
+    if (rc)
+        goto out;
     {
         unsigned char d[32];
         EVP_DigestFinal_ex(md, d, NULL);
@@ -1460,7 +1558,7 @@ static int s3_put(fetch_backend *fb, const char *key, fetch_pull_fn pull, void *
         }
         rc = put_single(b, fk, key, buf, (size_t)n, hex, o);
     } else {
-        rc = put_multipart(b, fk, key, buf, part, (size_t)n, false, pull, arg, md, o, hex, &meta_done);
+        rc = put_multipart(b, fk, key, buf, part, (size_t)n, pull, arg, md, o, hex, &meta_done);
     }
     if (rc)
         goto out;

@@ -378,6 +378,10 @@ START_TEST(multipart_put_reads_back_equal)
     ck_assert_int_eq(read_all(k("multi.tar"), 0, 0, 777, &got, &n), (ssize_t)len);
     ck_assert(memcmp(got, data, len) == 0);
     free(got);
+    struct fetch_put_opts wide = { .part_size = 100 << 10, .upload_threads = 5 };
+    ck_assert_int_eq(put_mem(k("multi3.tar"), data, len, &wide, &oi), 0);
+    ck_assert_ptr_nonnull(strstr(oi.version, "-11"));   /* 11 parts, in order: */
+    assert_object_is(k("multi3.tar"), data, len);
     struct fetch_put_opts known = { .part_size = 128 << 10, .sha256_hex = hex };
     ck_assert_int_eq(put_mem(k("multi2.tar"), data, len, &known, &oi), 0);
     ck_assert_str_eq(oi.sha256, hex);
@@ -490,6 +494,29 @@ START_TEST(a_truncated_body_is_retried_never_taken_as_complete)
     fetch_stream_close(s);
     ck_assert_int_eq(read_all(k("trunc.tar"), 0, 0, 4096, &got, &n), -EIO);
     fetch_fault_set_spec("");
+    free(big);
+}
+END_TEST
+
+START_TEST(an_object_replaced_during_a_resumed_read_is_eio_not_a_mix)
+{
+    put_big(k("swap.tar"));
+    ck_assert_int_eq(fetch_fault_set_spec("reset:1"), 0);   /* the first transfer dies early */
+    fetch_stream *s;
+    ck_assert_int_eq(fetch_get(b, k("swap.tar"), 0, 0, &s), 0);
+    char *other = pattern(big_len, 99);
+    ck_assert_int_eq(put_mem(k("swap.tar"), other, big_len, NULL, NULL), 0);
+    char buf[65536];
+    ssize_t r;
+    size_t total = 0;
+    while ((r = fetch_read(s, buf, sizeof buf)) > 0) {
+        ck_assert(memcmp(buf, big + total, (size_t)r) == 0);   /* only old bytes */
+        total += (size_t)r;
+    }
+    ck_assert_int_eq(r, -EIO);
+    ck_assert_uint_lt(total, big_len);
+    fetch_stream_close(s);
+    free(other);
     free(big);
 }
 END_TEST
@@ -640,6 +667,7 @@ int main(void)
     tcase_add_test(tc, an_injected_500_is_retried);
     tcase_add_test(tc, a_reset_mid_body_resumes_with_a_range);
     tcase_add_test(tc, a_truncated_body_is_retried_never_taken_as_complete);
+    tcase_add_test(tc, an_object_replaced_during_a_resumed_read_is_eio_not_a_mix);
     tcase_add_test(tc, persistent_faults_end_in_eio);
     tcase_add_test(tc, a_reset_during_a_part_upload_is_retried);
     tcase_add_test(tc, a_failed_multipart_upload_leaves_nothing_behind);

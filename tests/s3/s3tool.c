@@ -17,7 +17,7 @@ static void usage(FILE *to)
     fprintf(to,
             "usage: s3tool COMMAND ...   (credentials and endpoint from AWS_* variables)\n"
             "  mb BUCKET                        create a bucket (ok if already ours)\n"
-            "  put [--part-size N] BUCKET[/PREFIX] KEY FILE|-\n"
+            "  put [--part-size N] [--sha256 HEX] BUCKET[/PREFIX] KEY FILE|-\n"
             "  get BUCKET[/PREFIX] KEY FILE|- [OFFSET [LENGTH]]\n"
             "  stat BUCKET[/PREFIX] KEY         size, ETag, mtime, sha256\n"
             "  ls [-d] BUCKET[/PREFIX] [PREFIX] list keys (-d: fold at '/')\n"
@@ -96,9 +96,14 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "put")) {
         struct fetch_put_opts o = { 0 };
         int i = 2;
-        if (argc > 3 && !strcmp(argv[2], "--part-size")) {
-            o.part_size = strtoull(argv[3], NULL, 10);
-            i = 4;
+        while (argc > i + 1 && argv[i][0] == '-' && argv[i][1] == '-') {
+            if (!strcmp(argv[i], "--part-size"))
+                o.part_size = strtoull(argv[i + 1], NULL, 10);
+            else if (!strcmp(argv[i], "--sha256"))
+                o.sha256_hex = argv[i + 1];
+            else
+                break;
+            i += 2;
         }
         if (argc != i + 3) {
             usage(stderr);
