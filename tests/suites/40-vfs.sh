@@ -7,7 +7,7 @@ set -u
 cd "${TARNFS_ROOT:-.}"
 B="${B:-build-san}"
 # See the file for why: a Kyoto Cabinet leak on cross-thread close.
-export LSAN_OPTIONS="suppressions=$PWD/tests/vfs/lsan-kyotocabinet.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS="suppressions=$PWD/tests/vfs/lsan-kyotocabinet.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 status=0
 for t in test_vfs_cache test_vfs_source; do
   prog="$B/tests/vfs/$t"
