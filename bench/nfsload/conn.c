@@ -158,7 +158,7 @@ int conn_run(struct conn_pool *pool, int (*done)(void *arg), void *arg,
             fds[i].events = (short)rpc_which_events(pool->rpc[i]);
             fds[i].revents = 0;
         }
-        int n = poll(fds, (nfds_t)pool->count, 100);
+        int n = poll(fds, (nfds_t)pool->count, pool->tick ? 1 : 100);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -174,6 +174,8 @@ int conn_run(struct conn_pool *pool, int (*done)(void *arg), void *arg,
                 return EIO;
             }
         }
+        if (pool->tick)
+            pool->tick(pool->tick_arg);
     }
     return 0;
 }

@@ -31,6 +31,8 @@ struct conn_pool {
     struct nfs_handle root;     /* handle of the mounted export */
     uint64_t readmax;           /* server's rtmax (FSINFO), via libnfs */
     int failed;                 /* a transport error ended the loop */
+    void (*tick)(void *arg);    /* if set, run every loop pass (<= 1 ms) */
+    void *tick_arg;
     char error[256];            /* first error seen, for the report */
 };
 
@@ -49,7 +51,8 @@ struct rpc_context *conn_pick(struct conn_pool *pool);
 struct rpc_context *conn_get(struct conn_pool *pool, unsigned i);
 
 /* Poll and service every connection until done(arg) returns non-zero or
- * deadline_ns (CLOCK_MONOTONIC, 0 = none) passes.  Returns 0 when done,
+ * deadline_ns (CLOCK_MONOTONIC, 0 = none) passes; pool->tick, if set, runs
+ * after every pass, at least once a millisecond.  Returns 0 when done,
  * ETIMEDOUT at the deadline, EIO on a transport error (pool->error). */
 int conn_run(struct conn_pool *pool, int (*done)(void *arg), void *arg,
              uint64_t deadline_ns);

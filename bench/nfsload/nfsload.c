@@ -41,6 +41,10 @@ static void usage(FILE *out)
 "                     otherwise in total: 32)\n"
 "  --bsize BYTES      READ size (default 1M; suffixes K M G)\n"
 "  --duration S       run for S seconds instead of one pass\n"
+"  --rate N           stat, smallfile, getattr: start N request chains per\n"
+"                     second in all, paced over the --depth slots; latency\n"
+"                     counts from when a chain was due (default: back to\n"
+"                     back, as fast as the server answers)\n"
 "  --passes N         times over the work (default 1)\n"
 "  --count N          randread requests (default 20000)\n"
 "  --min-size BYTES   seqread/randread: skip smaller files\n"
@@ -86,7 +90,8 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 
 enum { OPT_CONNS = 256, OPT_STREAMS, OPT_DEPTH, OPT_BSIZE, OPT_DURATION,
        OPT_PASSES, OPT_COUNT, OPT_MINSIZE, OPT_MAXCOUNT, OPT_DIRCOUNT,
-       OPT_FETCH, OPT_SEED, OPT_WARMUP, OPT_TIMEOUT, OPT_JSON, OPT_HELP };
+       OPT_FETCH, OPT_SEED, OPT_WARMUP, OPT_TIMEOUT, OPT_JSON, OPT_HELP,
+       OPT_RATE };
 
 int main(int argc, char **argv)
 {
@@ -96,6 +101,7 @@ int main(int argc, char **argv)
         { "depth", required_argument, NULL, OPT_DEPTH },
         { "bsize", required_argument, NULL, OPT_BSIZE },
         { "duration", required_argument, NULL, OPT_DURATION },
+        { "rate", required_argument, NULL, OPT_RATE },
         { "passes", required_argument, NULL, OPT_PASSES },
         { "count", required_argument, NULL, OPT_COUNT },
         { "min-size", required_argument, NULL, OPT_MINSIZE },
@@ -126,6 +132,7 @@ int main(int argc, char **argv)
             o.bsize = (uint32_t)v;
             break;
         case OPT_DURATION: o.duration = strtod(optarg, NULL); break;
+        case OPT_RATE: o.rate = strtod(optarg, NULL); bad |= o.rate < 0; break;
         case OPT_PASSES: bad |= parse_int(optarg, 1, 1 << 30, &o.passes); break;
         case OPT_COUNT: bad |= parse_size(optarg, &o.count); break;
         case OPT_MINSIZE: bad |= parse_size(optarg, &o.min_size); break;

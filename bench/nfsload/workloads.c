@@ -396,6 +396,8 @@ struct slot {
     struct nfs_handle fh;       /* its handle, from LOOKUP */
     uint64_t off;               /* smallfile: next READ offset */
     uint64_t t0;
+    uint64_t due_ns;            /* paced: when its next chain is due */
+    int sleeping;               /* paced: waiting for due_ns */
 };
 
 struct slot_state {
@@ -409,20 +411,84 @@ struct slot_state {
     uint64_t stop_ns;
     uint64_t record_until_ns;   /* getattr: only samples sent before it */
     unsigned conn_limit;        /* slots use connections 0..conn_limit-1 */
-    int inflight, err;
+    int inflight, err;          /* inflight: slots still working */
+    uint64_t interval_ns;       /* paced: per slot, 0 = back to back */
+    struct slot *slots;
+    int nslots;
     void (*start)(struct slot *sl);
 };
+
+static int slots_stopping(const struct slot_state *s)
+{
+    return s->err || s->next >= s->total || stop_due(s->stop_ns);
+}
+
+/* Start sl's next chain of requests.  Paced, its first request counts
+ * from when it was due, not when it could be sent: a server that falls
+ * behind the schedule shows in the latencies (no coordinated omission). */
+static void slot_begin(struct slot *sl)
+{
+    struct slot_state *s = sl->s;
+    uint64_t due = sl->due_ns;
+    sl->entry = s->jobs[s->next++ % s->njobs];
+    sl->off = 0;
+    s->start(sl);
+    if (s->interval_ns) {
+        if (due < sl->t0)
+            sl->t0 = due;
+        sl->due_ns += s->interval_ns;
+    }
+}
 
 static void slot_next(struct slot *sl)
 {
     struct slot_state *s = sl->s;
-    if (s->err || s->next >= s->total || stop_due(s->stop_ns)) {
+    if (slots_stopping(s)) {
         s->inflight--;
         return;
     }
-    sl->entry = s->jobs[s->next++ % s->njobs];
-    sl->off = 0;
-    s->start(sl);
+    if (s->interval_ns && now_ns() < sl->due_ns) {
+        sl->sleeping = 1; /* slots_tick starts it when due */
+        return;
+    }
+    slot_begin(sl);
+}
+
+/* Paced runs: wake the slots whose time has come. */
+static void slots_tick(void *arg)
+{
+    struct slot_state *s = arg;
+    uint64_t now = now_ns();
+    for (int i = 0; i < s->nslots; i++) {
+        struct slot *sl = &s->slots[i];
+        if (!sl->sleeping || (now < sl->due_ns && !slots_stopping(s)))
+            continue;
+        sl->sleeping = 0;
+        if (slots_stopping(s))
+            s->inflight--;
+        else
+            slot_begin(sl);
+    }
+}
+
+/* Set up slots[0..n) and start them (staggered over one interval when
+ * paced). */
+static void slots_launch(struct slot_state *s, struct slot *slots, int n,
+                         uint64_t start_ns)
+{
+    s->slots = slots;
+    s->nslots = n;
+    if (s->interval_ns) {
+        s->pool->tick = slots_tick;
+        s->pool->tick_arg = s;
+    }
+    for (int i = 0; i < n; i++) {
+        slots[i].s = s;
+        slots[i].idx = (unsigned)i;
+        slots[i].due_ns = start_ns + s->interval_ns * (uint64_t)i / (uint64_t)n;
+        s->inflight++;
+        slot_next(&slots[i]);
+    }
 }
 
 static struct rpc_context *slot_rpc(struct slot *sl)
@@ -518,6 +584,8 @@ static int slots_prepare(struct slot_state *s, struct conn_pool *pool,
     s->st = st;
     s->record_until_ns = UINT64_MAX;
     s->conn_limit = (unsigned)pool->count;
+    if (o->rate > 0)
+        s->interval_ns = (uint64_t)((double)o->depth * 1e9 / o->rate);
     int rc = load_tree(pool, o, o->paths[0], &s->tree);
     if (rc)
         return rc;
@@ -544,13 +612,9 @@ static int slots_run(struct slot_state *s, uint64_t deadline_ns)
         return ENOMEM;
     s->st->start_ns = now_ns();
     s->stop_ns = stop_time(s->o, s->st->start_ns);
-    for (int i = 0; i < s->o->depth; i++) {
-        slots[i].s = s;
-        slots[i].idx = (unsigned)i;
-        s->inflight++;
-        slot_next(&slots[i]);
-    }
+    slots_launch(s, slots, s->o->depth, s->st->start_ns);
     int rc = conn_run(s->pool, slot_done, s, deadline_ns);
+    s->pool->tick = NULL;
     s->st->end_ns = now_ns();
     if (rc != ETIMEDOUT && rc != EIO)
         free(slots);
@@ -810,12 +874,7 @@ static int wl_getattr(struct conn_pool *pool, const struct wl_opts *o,
     }
     st->start_ns = now_ns();
     s.stop_ns = stop_time(o, st->start_ns);
-    for (int i = 0; i < o->depth; i++) {
-        slots[i].s = &s;
-        slots[i].idx = (unsigned)i;
-        s.inflight++;
-        slot_next(&slots[i]);
-    }
+    slots_launch(&s, slots, o->depth, st->start_ns);
     if (o->fetch_path) {
         fetch.t0 = now_ns();
         rc = resolve_start(&fetch.resolve, pool, conn_get(pool, (unsigned)pool->count - 1),
@@ -824,6 +883,7 @@ static int wl_getattr(struct conn_pool *pool, const struct wl_opts *o,
             fetch_finish(&fetch, rc);
     }
     rc = conn_run(pool, getattr_done, &wait, o->deadline_ns);
+    pool->tick = NULL;
     st->end_ns = fetch.done ? fetch.t1 : now_ns();
     if (o->fetch_path) {
         st->extra_name = "fetch_seconds";

@@ -17,6 +17,10 @@ struct wl_opts {
                                    seqread; in total otherwise) */
     uint32_t bsize;             /* READ size */
     double duration;            /* seconds; 0 = one pass over the work */
+    double rate;                /* stat/smallfile/getattr: request chains
+                                   started per second in all, evenly
+                                   paced over the depth slots (0 = each
+                                   slot back to back) */
     uint64_t count;             /* randread: requests (0 = 20000) */
     int passes;                 /* times over the work list */
     uint64_t min_size;          /* seqread/randread: skip smaller files */
