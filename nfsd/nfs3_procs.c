@@ -499,7 +499,8 @@ static void nfs3_write(struct rpc_ctx *c, void *args, void *res)
 struct made {
     post_op_fh3 *obj;
     post_op_attr *obj_attributes;
-    wcc_data *dir_wcc;
+    wcc_data *ok_wcc;           /* resok.dir_wcc */
+    wcc_data *fail_wcc;         /* resfail.dir_wcc: another place in the union */
 };
 
 static nfsstat3 make_node(struct rpc_ctx *c, const char *name, enum vfs_type type,
@@ -509,7 +510,7 @@ static nfsstat3 make_node(struct rpc_ctx *c, const char *name, enum vfs_type typ
     struct vfs_attr dpre, dpost, oa;
     nfsstat3 st = dir_for_change(c, &c->id, &dpre);
     if (st != NFS3_OK) {
-        wcc_set(m->dir_wcc, NULL, st == NFS3ERR_ACCES || st == NFS3ERR_NOTDIR ? &dpre : NULL);
+        wcc_set(m->fail_wcc, NULL, st == NFS3ERR_ACCES || st == NFS3ERR_NOTDIR ? &dpre : NULL);
         return st;
     }
     /* New nodes belong to the caller; only root may give them away. */
@@ -525,12 +526,12 @@ static nfsstat3 make_node(struct rpc_ctx *c, const char *name, enum vfs_type typ
     int err = vfs_create(c->srv->vfs, &c->id, name, type, s, &cred, major, minor,
                          target, &out, &oa, NULL, &dpost);
     if (err) {
-        wcc_after_fail(c, m->dir_wcc, &dpre, &c->id);
+        wcc_after_fail(c, m->fail_wcc, &dpre, &c->id);
         return nfs3_status_from_errno(err);
     }
     if (chown_after)
         vfs_setattr(c->srv->vfs, &out, &owner, NULL, &oa);
-    wcc_set(m->dir_wcc, &dpre, &dpost);
+    wcc_set(m->ok_wcc, &dpre, &dpost);
     post_fh_set(c, m->obj, &out);
     post_attr_set(m->obj_attributes, &oa);
     return NFS3_OK;
@@ -549,7 +550,8 @@ static void nfs3_create(struct rpc_ctx *c, void *args, void *res)
     CREATE3args *a = args;
     CREATE3res *r = res;
     CREATE3resok *ok = &r->CREATE3res_u.resok;
-    struct made m = { &ok->obj, &ok->obj_attributes, &r->CREATE3res_u.resfail.dir_wcc };
+    struct made m = { &ok->obj, &ok->obj_attributes, &ok->dir_wcc,
+                      &r->CREATE3res_u.resfail.dir_wcc };
     char name[VFS_NAME_MAX + 1];
     if ((r->status = name_take_new(&a->where.name, name)) != NFS3_OK)
         return;
@@ -613,7 +615,8 @@ static void nfs3_mkdir(struct rpc_ctx *c, void *args, void *res)
     MKDIR3args *a = args;
     MKDIR3res *r = res;
     MKDIR3resok *ok = &r->MKDIR3res_u.resok;
-    struct made m = { &ok->obj, &ok->obj_attributes, &r->MKDIR3res_u.resfail.dir_wcc };
+    struct made m = { &ok->obj, &ok->obj_attributes, &ok->dir_wcc,
+                      &r->MKDIR3res_u.resfail.dir_wcc };
     char name[VFS_NAME_MAX + 1];
     if ((r->status = name_take_new(&a->where.name, name)) != NFS3_OK)
         return;
@@ -632,7 +635,8 @@ static void nfs3_symlink(struct rpc_ctx *c, void *args, void *res)
     SYMLINK3args *a = args;
     SYMLINK3res *r = res;
     SYMLINK3resok *ok = &r->SYMLINK3res_u.resok;
-    struct made m = { &ok->obj, &ok->obj_attributes, &r->SYMLINK3res_u.resfail.dir_wcc };
+    struct made m = { &ok->obj, &ok->obj_attributes, &ok->dir_wcc,
+                      &r->SYMLINK3res_u.resfail.dir_wcc };
     char name[VFS_NAME_MAX + 1];
     if ((r->status = name_take_new(&a->where.name, name)) != NFS3_OK)
         return;
@@ -664,7 +668,8 @@ static void nfs3_mknod(struct rpc_ctx *c, void *args, void *res)
     MKNOD3args *a = args;
     MKNOD3res *r = res;
     MKNOD3resok *ok = &r->MKNOD3res_u.resok;
-    struct made m = { &ok->obj, &ok->obj_attributes, &r->MKNOD3res_u.resfail.dir_wcc };
+    struct made m = { &ok->obj, &ok->obj_attributes, &ok->dir_wcc,
+                      &r->MKNOD3res_u.resfail.dir_wcc };
     char name[VFS_NAME_MAX + 1];
     if ((r->status = name_take_new(&a->where.name, name)) != NFS3_OK)
         return;

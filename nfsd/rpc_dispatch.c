@@ -134,7 +134,8 @@ static void encode_reply(struct rpc_msg *msg, struct rpc_reply_out *out)
     XDR x;
     xdrmem_create(&x, (char *)buf + RPC_REPLY_HEADROOM, (u_int)size, XDR_ENCODE);
     if (!xdr_replymsg(&x, msg)) {
-        log_error("rpc: could not encode a reply");
+        log_error("rpc: could not encode a %lu-byte reply (stat %d)", size,
+                  (int)msg->acpted_rply.ar_stat);
         free(buf);
         xdr_destroy(&x);
         return;
@@ -357,6 +358,11 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         proc->handler(&c, args, res);
     }
     reply_accepted(xid, SUCCESS, proc->xdr_res, res, 0, 0, out);
+    if (!out->buf) {
+        log_error("rpc: %s %s: reply not encodable; answering SYSTEM_ERR", prog->name,
+                  proc->name);
+        reply_accepted(xid, SYSTEM_ERR, NULL, NULL, 0, 0, out);
+    }
 
     xdr_free(proc->xdr_args, args);
     free(args);

@@ -1,0 +1,9 @@
+# tests/nfs/: tarnfsd against real clients (libnfs) and raw RPC bytes; run by
+# tests/suites/50-nfs.sh, which builds the caches they read.
+$(B)/tests/nfs/test_nfs: $(B)/tests/nfs/test_nfs.o $(B)/tests/nfs/server.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NFS_LIBS) $(CHECK_LIBS) -lpthread
+
+$(B)/tests/nfs/test_rpc_wire: $(B)/tests/nfs/test_rpc_wire.o $(B)/tests/nfs/server.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread
+
+TEST_PROGRAMS += $(B)/tests/nfs/test_nfs $(B)/tests/nfs/test_rpc_wire

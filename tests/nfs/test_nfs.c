@@ -1,0 +1,1004 @@
+/* test_nfs.c: tarnfsd against the real libnfs client over loopback: every
+ * NFSv3 procedure and its main errors, MOUNT, access control, squashing,
+ * restarts with handles kept, and a 100,000-entry READDIRPLUS listing. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nfsc/libnfs.h>
+#include <nfsc/libnfs-raw.h>
+#include <nfsc/libnfs-raw-mount.h>
+#include <nfsc/libnfs-raw-nfs.h>
+
+#include "server.h"
+
+#define MiB (1024 * 1024)
+
+static const char *src_dir(void) { return test_env("NFS_TEST_SRC"); }
+static const char *ro_cache(void) { return test_env("NFS_TEST_CACHE"); }
+static const char *rw_cache(void) { return test_env("NFS_TEST_RWCACHE"); }
+
+/* ---- libnfs high-level ---- */
+
+static struct nfs_context *nfs_connect(const struct test_server *s, const char *path,
+                                       int *rc_out)
+{
+    struct nfs_context *nfs = nfs_init_context();
+    ck_assert_ptr_nonnull(nfs);
+    char url[512];
+    snprintf(url, sizeof url, "nfs://127.0.0.1%s?nfsport=%d&mountport=%d&version=3",
+             path, s->nfs_port, s->mount_port);
+    struct nfs_url *u = nfs_parse_url_dir(nfs, url);
+    ck_assert_msg(u != NULL, "url %s: %s", url, nfs_get_error(nfs));
+    int rc = nfs_mount(nfs, u->server, u->path);
+    nfs_destroy_url(u);
+    if (rc_out) {
+        *rc_out = rc;
+    } else {
+        ck_assert_msg(rc == 0, "mount %s: %s", path, nfs_get_error(nfs));
+    }
+    return nfs;
+}
+
+/* ---- libnfs raw RPC, made synchronous ---- */
+
+struct waiter {
+    bool done;
+    int rpc_status;
+    int status;                     /* first word of the result */
+    void (*grab)(struct waiter *w, void *data);
+    char fh[64];
+    int fhlen;
+    uint64_t u64[4];
+    uint32_t u32[8];
+    char text[4096];
+    char verf[8];
+    int n;
+    char **names;
+};
+
+static void raw_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct waiter *w = priv;
+    w->rpc_status = status;
+    if (status == RPC_STATUS_SUCCESS && data) {
+        w->status = *(int *)data;
+        if (w->grab)
+            w->grab(w, data);
+    }
+    w->done = true;
+}
+
+static void raw_wait(struct rpc_context *rpc, struct waiter *w)
+{
+    for (int i = 0; i < 600 && !w->done; i++) {
+        struct pollfd p = { .fd = rpc_get_fd(rpc), .events = rpc_which_events(rpc) };
+        int r = poll(&p, 1, 100);
+        ck_assert_int_ge(r, 0);
+        ck_assert_int_eq(rpc_service(rpc, r > 0 ? p.revents : 0), 0);
+    }
+    ck_assert_msg(w->done, "no reply within 60 s");
+}
+
+static struct rpc_context *raw_connect(int port, int prog, int vers, int uid, int gid)
+{
+    struct rpc_context *rpc = rpc_init_context();
+    ck_assert_ptr_nonnull(rpc);
+    if (uid >= 0)
+        rpc_set_auth(rpc, libnfs_authunix_create("tester", (uint32_t)uid, (uint32_t)gid, 0, NULL));
+    struct waiter w = { 0 };
+    ck_assert_int_eq(rpc_connect_port_async(rpc, "127.0.0.1", port, prog, vers, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    return rpc;
+}
+
+static void grab_mnt(struct waiter *w, void *data)
+{
+    mountres3 *r = data;
+    if (r->fhs_status == MNT3_OK) {
+        w->fhlen = (int)r->mountres3_u.mountinfo.fhandle.fhandle3_len;
+        memcpy(w->fh, r->mountres3_u.mountinfo.fhandle.fhandle3_val, (size_t)w->fhlen);
+    }
+}
+
+/* MNT path; returns the mount status and fills fh. */
+static int raw_mnt(const struct test_server *s, const char *path, char fh[64], int *fhlen)
+{
+    struct rpc_context *rpc = raw_connect(s->mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    struct waiter w = { .grab = grab_mnt };
+    ck_assert_int_eq(rpc_mount3_mnt_async(rpc, raw_cb, (char *)path, &w), 0);
+    raw_wait(rpc, &w);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    if (fh) {
+        memcpy(fh, w.fh, sizeof w.fh);
+        *fhlen = w.fhlen;
+    }
+    return w.status;
+}
+
+static nfs_fh3 mkfh(char *buf, int len)
+{
+    nfs_fh3 fh;
+    fh.data.data_len = (u_int)len;
+    fh.data.data_val = buf;
+    return fh;
+}
+
+static void grab_lookup(struct waiter *w, void *data)
+{
+    LOOKUP3res *r = data;
+    if (r->status == NFS3_OK) {
+        w->fhlen = (int)r->LOOKUP3res_u.resok.object.data.data_len;
+        memcpy(w->fh, r->LOOKUP3res_u.resok.object.data.data_val, (size_t)w->fhlen);
+    }
+}
+
+/* LOOKUP name in dir; returns nfsstat3, fills out. */
+static int raw_lookup(struct rpc_context *rpc, char *dir, int dirlen, const char *name,
+                      char out[64], int *outlen)
+{
+    struct waiter w = { .grab = grab_lookup };
+    LOOKUP3args a = { .what = { .dir = mkfh(dir, dirlen), .name = (char *)name } };
+    ck_assert_int_eq(rpc_nfs3_lookup_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    if (out && w.status == NFS3_OK) {
+        memcpy(out, w.fh, 64);
+        *outlen = w.fhlen;
+    }
+    return w.status;
+}
+
+/* Walk a relative path from fh. */
+static int raw_walk(struct rpc_context *rpc, char *root, int rootlen, const char *path,
+                    char out[64], int *outlen)
+{
+    char cur[64], part[256];
+    int curlen = rootlen;
+    memcpy(cur, root, 64);
+    while (*path) {
+        size_t n = strcspn(path, "/");
+        memcpy(part, path, n);
+        part[n] = 0;
+        int st = raw_lookup(rpc, cur, curlen, part, cur, &curlen);
+        if (st)
+            return st;
+        path += n;
+        while (*path == '/')
+            path++;
+    }
+    memcpy(out, cur, 64);
+    *outlen = curlen;
+    return 0;
+}
+
+static int raw_getattr(struct rpc_context *rpc, char *fh, int fhlen)
+{
+    struct waiter w = { 0 };
+    GETATTR3args a = { .object = mkfh(fh, fhlen) };
+    ck_assert_int_eq(rpc_nfs3_getattr_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    return w.status;
+}
+
+/* A server on the read-only test cache, mounted raw at "/". */
+struct raw_session {
+    struct test_server srv;
+    struct rpc_context *rpc;
+    char root[64];
+    int rootlen;
+};
+
+static void raw_open(struct raw_session *r, const char *cache, const char *conf, int uid)
+{
+    memset(r, 0, sizeof *r);
+    ck_assert_int_eq(server_start(&r->srv, cache, conf, NULL), 0);
+    ck_assert_int_eq(raw_mnt(&r->srv, "/", r->root, &r->rootlen), MNT3_OK);
+    r->rpc = raw_connect(r->srv.nfs_port, NFS_PROGRAM, NFS_V3, uid, uid);
+}
+
+static void raw_close(struct raw_session *r)
+{
+    rpc_destroy_context(r->rpc);
+    ck_assert_int_eq(server_stop(&r->srv), 0);
+}
+
+/* ---- tests: reading ---- */
+
+START_TEST(mount_gives_1mib_transfers_and_null_answers)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(), NULL, NULL), 0);
+    struct nfs_context *nfs = nfs_connect(&s, "/", NULL);
+    ck_assert_uint_eq(nfs_get_readmax(nfs), MiB);     /* FSINFO rtmax */
+    ck_assert_uint_eq(nfs_get_writemax(nfs), MiB);    /* FSINFO wtmax */
+    struct waiter w = { 0 };
+    ck_assert_int_eq(rpc_nfs3_null_async(nfs_get_rpc_context(nfs), raw_cb, &w), 0);
+    raw_wait(nfs_get_rpc_context(nfs), &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    struct nfs_statvfs_64 sv;
+    ck_assert_int_eq(nfs_statvfs64(nfs, "/", &sv), 0);  /* FSSTAT */
+    ck_assert_uint_gt(sv.f_files, 0);
+    nfs_destroy_context(nfs);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static void grab_pathconf(struct waiter *w, void *data)
+{
+    PATHCONF3res *r = data;
+    w->u32[0] = r->PATHCONF3res_u.resok.name_max;
+    w->u32[1] = r->PATHCONF3res_u.resok.case_preserving;
+    w->u32[2] = r->PATHCONF3res_u.resok.case_insensitive;
+    w->u32[3] = r->PATHCONF3res_u.resok.no_trunc;
+}
+
+static void grab_fsinfo(struct waiter *w, void *data)
+{
+    FSINFO3res *r = data;
+    w->u32[0] = r->FSINFO3res_u.resok.rtmax;
+    w->u32[1] = r->FSINFO3res_u.resok.wtmax;
+    w->u32[2] = r->FSINFO3res_u.resok.dtpref;
+}
+
+START_TEST(pathconf_and_fsinfo_describe_the_filesystem)
+{
+    struct raw_session r;
+    raw_open(&r, ro_cache(), NULL, 0);
+    struct waiter w = { .grab = grab_pathconf };
+    PATHCONF3args pa = { .object = mkfh(r.root, r.rootlen) };
+    ck_assert_int_eq(rpc_nfs3_pathconf_async(r.rpc, raw_cb, &pa, &w), 0);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    ck_assert_uint_eq(w.u32[0], 255);
+    ck_assert_uint_eq(w.u32[1], 1);
+    ck_assert_uint_eq(w.u32[2], 0);
+    ck_assert_uint_eq(w.u32[3], 1);
+    struct waiter f = { .grab = grab_fsinfo };
+    FSINFO3args fa = { .fsroot = mkfh(r.root, r.rootlen) };
+    ck_assert_int_eq(rpc_nfs3_fsinfo_async(r.rpc, raw_cb, &fa, &f), 0);
+    raw_wait(r.rpc, &f);
+    ck_assert_int_eq(f.status, NFS3_OK);
+    ck_assert_uint_eq(f.u32[0], MiB);
+    ck_assert_uint_eq(f.u32[1], MiB);
+    ck_assert_uint_gt(f.u32[2], 0);
+    raw_close(&r);
+}
+END_TEST
+
+/* Compare one source entry with what the server shows. */
+static struct nfs_context *walk_nfs;
+static size_t walk_files, walk_links;
+
+static int compare_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    const char *rel = path + strlen(src_dir());     /* "/demo/..." */
+    if (!*rel)
+        return 0;
+    struct nfs_stat_64 ns;
+    ck_assert_msg(nfs_lstat64(walk_nfs, rel, &ns) == 0, "lstat %s: %s", rel,
+                  nfs_get_error(walk_nfs));
+    ck_assert_msg((ns.nfs_mode & 07777) == (st->st_mode & 07777), "mode of %s", rel);
+    ck_assert_msg((ns.nfs_mode & S_IFMT) == (st->st_mode & S_IFMT), "type of %s", rel);
+    ck_assert_uint_eq(ns.nfs_uid, st->st_uid);
+    ck_assert_uint_eq(ns.nfs_gid, st->st_gid);
+    ck_assert_msg(ns.nfs_mtime == (uint64_t)st->st_mtime, "mtime of %s", rel);
+    if (S_ISREG(st->st_mode)) {
+        ck_assert_uint_eq(ns.nfs_size, (uint64_t)st->st_size);
+        ck_assert_uint_eq(ns.nfs_nlink, st->st_nlink);
+        struct nfsfh *fh;
+        ck_assert_int_eq(nfs_open(walk_nfs, rel, O_RDONLY, &fh), 0);
+        char *want = malloc((size_t)st->st_size + 1), *got = malloc((size_t)st->st_size + 1);
+        int fd = open(path, O_RDONLY);
+        ck_assert_int_eq(read(fd, want, (size_t)st->st_size), st->st_size);
+        close(fd);
+        size_t have = 0;
+        while (have < (size_t)st->st_size) {
+            int n = nfs_pread(walk_nfs, fh, have, (size_t)st->st_size - have, got + have);
+            ck_assert_int_gt(n, 0);
+            have += (size_t)n;
+        }
+        ck_assert_msg(memcmp(want, got, have) == 0, "contents of %s", rel);
+        free(want);
+        free(got);
+        nfs_close(walk_nfs, fh);
+        walk_files++;
+    } else if (S_ISLNK(st->st_mode)) {
+        char want[4096] = "", got[4096] = "";
+        ck_assert_int_gt(readlink(path, want, sizeof want - 1), 0);
+        ck_assert_int_eq(nfs_readlink(walk_nfs, rel, got, sizeof got), 0);  /* READLINK */
+        ck_assert_str_eq(got, want);
+        walk_links++;
+    }
+    return 0;
+}
+
+START_TEST(every_file_reads_back_identical_to_the_source)
+{
+    struct test_server s = { 0 };
+    /* no_root_squash: root reads every file, private ones included. */
+    ck_assert_int_eq(server_start(&s, ro_cache(), "export / *(ro,no_root_squash)\n", NULL), 0);
+    walk_nfs = nfs_connect(&s, "/", NULL);
+    /* GETATTR, LOOKUP, ACCESS, READ, READLINK over the whole tree. */
+    ck_assert_int_eq(nftw(src_dir(), compare_entry, 16, FTW_PHYS), 0);
+    ck_assert_uint_gt(walk_files, 100);
+    ck_assert_uint_gt(walk_links, 0);
+    nfs_destroy_context(walk_nfs);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static void grab_read(struct waiter *w, void *data)
+{
+    READ3res *r = data;
+    if (r->status == NFS3_OK) {
+        w->u32[0] = r->READ3res_u.resok.count;
+        w->u32[1] = r->READ3res_u.resok.eof;
+    }
+}
+
+START_TEST(reads_at_and_past_the_end_report_eof)
+{
+    struct raw_session r;
+    raw_open(&r, ro_cache(), NULL, 0);
+    char fh[64];
+    int fhlen;
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo/big.bin", fh, &fhlen), 0);
+    struct stat st;
+    char path[512];
+    snprintf(path, sizeof path, "%s/demo/big.bin", src_dir());
+    ck_assert_int_eq(stat(path, &st), 0);
+    uint64_t offs[] = { 0, (uint64_t)st.st_size - 10, (uint64_t)st.st_size,
+                        (uint64_t)st.st_size + 4096 };
+    uint32_t want_count[] = { 4096, 10, 0, 0 };
+    uint32_t want_eof[] = { 0, 1, 1, 1 };
+    for (int i = 0; i < 4; i++) {
+        struct waiter w = { .grab = grab_read };
+        READ3args a = { .file = mkfh(fh, fhlen), .offset = offs[i], .count = 4096 };
+        ck_assert_int_eq(rpc_nfs3_read_async(r.rpc, raw_cb, &a, &w), 0);
+        raw_wait(r.rpc, &w);
+        ck_assert_int_eq(w.status, NFS3_OK);
+        ck_assert_uint_eq(w.u32[0], want_count[i]);
+        ck_assert_uint_eq(w.u32[1], want_eof[i]);
+    }
+    /* READ of a directory is ISDIR. */
+    struct waiter w = { .grab = grab_read };
+    READ3args a = { .file = mkfh(r.root, r.rootlen), .offset = 0, .count = 10 };
+    ck_assert_int_eq(rpc_nfs3_read_async(r.rpc, raw_cb, &a, &w), 0);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ISDIR);
+    raw_close(&r);
+}
+END_TEST
+
+static void grab_readdir(struct waiter *w, void *data)
+{
+    READDIR3res *r = data;
+    if (r->status != NFS3_OK)
+        return;
+    memcpy(w->verf, r->READDIR3res_u.resok.cookieverf, 8);
+    w->u32[0] = r->READDIR3res_u.resok.reply.eof;
+    /* libnfs may leave list entries unaligned: copy each one out first. */
+    for (entry3 *p = r->READDIR3res_u.resok.reply.entries; p;) {
+        entry3 e;
+        memcpy(&e, p, sizeof e);
+        w->names = realloc(w->names, sizeof(char *) * (size_t)(w->n + 1));
+        w->names[w->n++] = strdup(e.name);
+        w->u64[0] = e.cookie;
+        p = e.nextentry;
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+START_TEST(readdir_pages_by_cookie_and_checks_the_verifier)
+{
+    struct raw_session r;
+    raw_open(&r, ro_cache(), NULL, 0);
+    char dir[64];
+    int dirlen;
+    const char *rel = "demo/241023_A01295_0432_BHK3NFDRX5/InterOp";
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, rel, dir, &dirlen), 0);
+    struct waiter all = { 0 };
+    uint64_t cookie = 0;
+    char verf[8] = { 0 };
+    int pages = 0;
+    for (;;) {
+        struct waiter w = { .grab = grab_readdir };
+        READDIR3args a = { .dir = mkfh(dir, dirlen), .cookie = cookie, .count = 300 };
+        memcpy(a.cookieverf, verf, 8);
+        ck_assert_int_eq(rpc_nfs3_readdir_async(r.rpc, raw_cb, &a, &w), 0);
+        raw_wait(r.rpc, &w);
+        ck_assert_int_eq(w.status, NFS3_OK);
+        ck_assert_int_gt(w.n, 0);
+        pages++;
+        for (int i = 0; i < w.n; i++) {
+            all.names = realloc(all.names, sizeof(char *) * (size_t)(all.n + 1));
+            all.names[all.n++] = w.names[i];
+        }
+        free(w.names);
+        memcpy(verf, w.verf, 8);
+        cookie = w.u64[0];
+        if (w.u32[0])
+            break;
+    }
+    ck_assert_int_gt(pages, 1);     /* count=300 forces several pages */
+    /* The names are exactly the source directory's. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", src_dir(), rel);
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    char *want[1024];
+    int nwant = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            want[nwant++] = strdup(de->d_name);
+    closedir(d);
+    ck_assert_int_eq(all.n, nwant);
+    qsort(want, (size_t)nwant, sizeof *want, cmp_str);
+    qsort(all.names, (size_t)all.n, sizeof *all.names, cmp_str);
+    for (int i = 0; i < nwant; i++)
+        ck_assert_str_eq(all.names[i], want[i]);
+    /* A cookie with someone else's verifier is refused. */
+    struct waiter w = { .grab = grab_readdir };
+    READDIR3args a = { .dir = mkfh(dir, dirlen), .cookie = cookie, .count = 4096 };
+    memcpy(a.cookieverf, "garbage!", 8);
+    ck_assert_int_eq(rpc_nfs3_readdir_async(r.rpc, raw_cb, &a, &w), 0);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_BAD_COOKIE);
+    raw_close(&r);
+}
+END_TEST
+
+START_TEST(readdirplus_lists_a_100000_entry_directory_completely)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(), NULL, NULL), 0);
+    struct nfs_context *nfs = nfs_connect(&s, "/", NULL);
+    struct nfsdir *d;
+    ck_assert_int_eq(nfs_opendir(nfs, "/wide", &d), 0);     /* READDIRPLUS pages */
+    long n = 0;
+    bool seen_first = false, seen_last = false;
+    for (struct nfsdirent *e; (e = nfs_readdir(nfs, d));) {
+        if (!strcmp(e->name, ".") || !strcmp(e->name, ".."))
+            continue;
+        n++;
+        seen_first |= !strcmp(e->name, "f000001");
+        seen_last |= !strcmp(e->name, "f100000");
+    }
+    nfs_closedir(nfs, d);
+    ck_assert_int_eq(n, 100000);
+    ck_assert(seen_first && seen_last);
+    nfs_destroy_context(nfs);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+/* ---- tests: bad input ---- */
+
+START_TEST(malformed_handles_are_badhandle_and_forged_ones_stale)
+{
+    struct raw_session r;
+    raw_open(&r, ro_cache(), NULL, 0);
+    char bad[64] = "short";
+    ck_assert_int_eq(raw_getattr(r.rpc, bad, 5), NFS3ERR_BADHANDLE);
+    ck_assert_int_eq(raw_getattr(r.rpc, bad, 0), NFS3ERR_BADHANDLE);
+    char forged[64];
+    memcpy(forged, r.root, 64);
+    forged[r.rootlen - 1] ^= 1;                 /* flip one MAC bit */
+    ck_assert_int_eq(raw_getattr(r.rpc, forged, r.rootlen), NFS3ERR_STALE);
+    memcpy(forged, r.root, 64);
+    forged[0] = 99;                             /* unknown format version */
+    ck_assert_int_eq(raw_getattr(r.rpc, forged, r.rootlen), NFS3ERR_BADHANDLE);
+    ck_assert_int_eq(raw_getattr(r.rpc, r.root, r.rootlen), NFS3_OK);
+    ck_assert_int_eq(r.rootlen % 4, 0);
+    ck_assert_int_le(r.rootlen, 64);
+    raw_close(&r);
+}
+END_TEST
+
+START_TEST(names_too_long_or_with_a_slash_are_refused)
+{
+    struct raw_session r;
+    raw_open(&r, ro_cache(), NULL, 0);
+    char longname[300];
+    memset(longname, 'x', 299);
+    longname[299] = 0;
+    ck_assert_int_eq(raw_lookup(r.rpc, r.root, r.rootlen, longname, NULL, NULL),
+                     NFS3ERR_NAMETOOLONG);
+    ck_assert_int_eq(raw_lookup(r.rpc, r.root, r.rootlen, "demo/big.bin", NULL, NULL),
+                     NFS3ERR_ACCES);
+    ck_assert_int_eq(raw_lookup(r.rpc, r.root, r.rootlen, "no-such-run", NULL, NULL),
+                     NFS3ERR_NOENT);
+    char fh[64];
+    int fhlen;
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo/big.bin", fh, &fhlen), 0);
+    ck_assert_int_eq(raw_lookup(r.rpc, fh, fhlen, "x", NULL, NULL), NFS3ERR_NOTDIR);
+    raw_close(&r);
+}
+END_TEST
+
+/* ---- tests: exports and permissions ---- */
+
+static int raw_create(struct rpc_context *rpc, char *dir, int dirlen, const char *name,
+                      createmode3 mode, const char verf[8])
+{
+    struct waiter w = { 0 };
+    CREATE3args a = { .where = { .dir = mkfh(dir, dirlen), .name = (char *)name } };
+    a.how.mode = mode;
+    if (mode == EXCLUSIVE)
+        memcpy(a.how.createhow3_u.verf, verf, 8);
+    else {
+        a.how.createhow3_u.obj_attributes.mode.set_it = 1;
+        a.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = 0644;
+    }
+    ck_assert_int_eq(rpc_nfs3_create_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    return w.status;
+}
+
+START_TEST(a_read_only_export_answers_rofs_to_every_change)
+{
+    struct raw_session r;
+    raw_open(&r, ro_cache(), NULL, 0);
+    char dir[64], file[64];
+    int dirlen, filelen;
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo", dir, &dirlen), 0);
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo/big.bin", file, &filelen), 0);
+    ck_assert_int_eq(raw_create(r.rpc, dir, dirlen, "new", GUARDED, NULL), NFS3ERR_ROFS);
+    struct waiter w;
+    char data[16] = "0123456789abcdef";
+
+    memset(&w, 0, sizeof w);
+    WRITE3args wa = { .file = mkfh(file, filelen), .count = 16, .stable = FILE_SYNC };
+    wa.data.data_len = 16;
+    wa.data.data_val = data;
+    rpc_nfs3_write_async(r.rpc, raw_cb, &wa, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+
+    memset(&w, 0, sizeof w);
+    SETATTR3args sa = { .object = mkfh(file, filelen) };
+    sa.new_attributes.mode.set_it = 1;
+    sa.new_attributes.mode.set_mode3_u.mode = 0600;
+    rpc_nfs3_setattr_async(r.rpc, raw_cb, &sa, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+
+    memset(&w, 0, sizeof w);
+    MKDIR3args ma = { .where = { .dir = mkfh(dir, dirlen), .name = "d" } };
+    rpc_nfs3_mkdir_async(r.rpc, raw_cb, &ma, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+
+    memset(&w, 0, sizeof w);
+    SYMLINK3args la = { .where = { .dir = mkfh(dir, dirlen), .name = "l" } };
+    la.symlink.symlink_data = "target";
+    rpc_nfs3_symlink_async(r.rpc, raw_cb, &la, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+
+    memset(&w, 0, sizeof w);
+    MKNOD3args na = { .where = { .dir = mkfh(dir, dirlen), .name = "p" } };
+    na.what.type = NF3FIFO;
+    rpc_nfs3_mknod_async(r.rpc, raw_cb, &na, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+
+    memset(&w, 0, sizeof w);
+    REMOVE3args rma = { .object = { .dir = mkfh(dir, dirlen), .name = "big.bin" } };
+    rpc_nfs3_remove_async(r.rpc, raw_cb, &rma, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+
+    memset(&w, 0, sizeof w);
+    RMDIR3args rda = { .object = { .dir = mkfh(dir, dirlen), .name = "perm" } };
+    rpc_nfs3_rmdir_async(r.rpc, raw_cb, &rda, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+
+    memset(&w, 0, sizeof w);
+    RENAME3args rna = { .from = { .dir = mkfh(dir, dirlen), .name = "big.bin" },
+                        .to = { .dir = mkfh(dir, dirlen), .name = "b2" } };
+    rpc_nfs3_rename_async(r.rpc, raw_cb, &rna, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+
+    memset(&w, 0, sizeof w);
+    LINK3args lka = { .file = mkfh(file, filelen),
+                      .link = { .dir = mkfh(dir, dirlen), .name = "hard" } };
+    rpc_nfs3_link_async(r.rpc, raw_cb, &lka, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+    raw_close(&r);
+}
+END_TEST
+
+START_TEST(a_client_not_in_the_export_list_is_refused_at_mount_and_per_call)
+{
+    /* First get a real handle from a server that allows us. */
+    struct raw_session r;
+    raw_open(&r, ro_cache(), NULL, 0);
+    char root[64];
+    int rootlen = r.rootlen;
+    memcpy(root, r.root, 64);
+    raw_close(&r);
+    /* Same cache (same handle key), exports only another address. */
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(),
+                                  "export / 10.77.0.0/16(ro) 192.0.2.7(rw)\n", NULL), 0);
+    ck_assert_int_eq(raw_mnt(&s, "/", NULL, NULL), MNT3ERR_ACCES);
+    int rc = 0;
+    struct nfs_context *nfs = nfs_connect(&s, "/", &rc);
+    ck_assert_int_ne(rc, 0);
+    nfs_destroy_context(nfs);
+    struct rpc_context *rpc = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    ck_assert_int_eq(raw_getattr(rpc, root, rootlen), NFS3ERR_ACCES);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+START_TEST(mount_export_dump_and_umnt_keep_their_lists)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(),
+                                  "export / 127.0.0.1(ro) 10.0.0.0/8(rw)\n", NULL), 0);
+    struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    ck_assert_int_eq(raw_mnt(&s, "/demo", NULL, NULL), MNT3_OK);   /* subdirectory */
+    ck_assert_int_eq(raw_mnt(&s, "/no-such-run", NULL, NULL), MNT3ERR_NOENT);
+    ck_assert_int_eq(raw_mnt(&s, "/demo/big.bin", NULL, NULL), MNT3ERR_NOTDIR);
+    struct waiter w = { 0 };
+    ck_assert_int_eq(rpc_mount3_export_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(rpc_mount3_dump_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    ck_assert_int_ne(w.status, 0);      /* a non-NULL list: our mount is there */
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(rpc_mount3_umnt_async(rpc, raw_cb, "/demo", &w), 0);
+    raw_wait(rpc, &w);
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(rpc_mount3_umntall_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static int read_as(const struct test_server *s, int uid, const char *path)
+{
+    struct nfs_context *nfs = nfs_connect(s, "/", NULL);
+    if (uid >= 0) {
+        nfs_set_uid(nfs, uid);
+        nfs_set_gid(nfs, uid);
+    }
+    struct nfsfh *fh;
+    char buf[64];
+    int rc = nfs_open(nfs, path, O_RDONLY, &fh);
+    if (rc == 0) {
+        rc = nfs_pread(nfs, fh, 0, sizeof buf, buf);
+        rc = rc < 0 ? rc : 0;
+        nfs_close(nfs, fh);
+    }
+    nfs_destroy_context(nfs);
+    return rc;
+}
+
+START_TEST(root_is_squashed_unless_the_export_says_no_root_squash)
+{
+    struct test_server s = { 0 };
+    /* perm/secret is root's, mode 0600. */
+    ck_assert_int_eq(server_start(&s, ro_cache(), "export / *(ro)\n", NULL), 0);
+    ck_assert_int_ne(read_as(&s, 0, "/demo/perm/secret"), 0);
+    ck_assert_int_eq(read_as(&s, 0, "/demo/perm/public"), 0);
+    ck_assert_int_eq(server_stop(&s), 0);
+    ck_assert_int_eq(server_start(&s, ro_cache(), "export / *(ro,no_root_squash)\n", NULL), 0);
+    ck_assert_int_eq(read_as(&s, 0, "/demo/perm/secret"), 0);
+    ck_assert_int_ne(read_as(&s, 1000, "/demo/perm/secret"), 0);   /* AUTH_SYS uid */
+    ck_assert_int_eq(read_as(&s, 1000, "/demo/perm/public"), 0);
+    ck_assert_int_eq(server_stop(&s), 0);
+    ck_assert_int_eq(server_start(&s, ro_cache(),
+                                  "export / *(ro,no_root_squash,all_squash)\n", NULL), 0);
+    ck_assert_int_ne(read_as(&s, 0, "/demo/perm/secret"), 0);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static void grab_access(struct waiter *w, void *data)
+{
+    ACCESS3res *r = data;
+    w->u32[0] = r->ACCESS3res_u.resok.access;
+}
+
+START_TEST(access_reports_what_mode_and_export_allow)
+{
+    struct raw_session r;
+    raw_open(&r, ro_cache(), "export / *(ro)\n", 1000);
+    char fh[64];
+    int fhlen;
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo/perm/public", fh, &fhlen), 0);
+    struct waiter w = { .grab = grab_access };
+    ACCESS3args a = { .object = mkfh(fh, fhlen), .access = 0x3f };
+    rpc_nfs3_access_async(r.rpc, raw_cb, &a, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    ck_assert_uint_eq(w.u32[0], ACCESS3_READ);      /* 0644, not ours, ro export */
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo/perm/secret", fh, &fhlen), 0);
+    memset(&w, 0, sizeof w);
+    w.grab = grab_access;
+    a.object = mkfh(fh, fhlen);
+    rpc_nfs3_access_async(r.rpc, raw_cb, &a, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_uint_eq(w.u32[0], 0);
+    raw_close(&r);
+}
+END_TEST
+
+START_TEST(handles_keep_working_across_a_server_restart)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(), NULL, NULL), 0);
+    struct nfs_context *nfs = nfs_connect(&s, "/", NULL);
+    nfs_set_autoreconnect(nfs, -1);
+    struct nfsfh *fh;
+    ck_assert_int_eq(nfs_open(nfs, "/demo/big.bin", O_RDONLY, &fh), 0);
+    char before[4096], after[4096];
+    ck_assert_int_eq(nfs_pread(nfs, fh, 1000, sizeof before, before), (int)sizeof before);
+    ck_assert_int_eq(server_stop(&s), 0);
+    ck_assert_int_eq(server_start(&s, ro_cache(), NULL, NULL), 0);   /* same ports */
+    ck_assert_int_eq(nfs_pread(nfs, fh, 1000, sizeof after, after), (int)sizeof after);
+    ck_assert_mem_eq(before, after, sizeof before);
+    nfs_close(nfs, fh);
+    nfs_destroy_context(nfs);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+/* ---- tests: writing (rw export on the writable cache) ---- */
+
+static const char *rw_conf = "export / *(rw,no_root_squash)\n";
+
+static void grab_write(struct waiter *w, void *data)
+{
+    WRITE3res *r = data;
+    if (r->status == NFS3_OK) {
+        w->u32[0] = r->WRITE3res_u.resok.count;
+        w->u32[1] = r->WRITE3res_u.resok.committed;
+        memcpy(w->verf, r->WRITE3res_u.resok.verf, 8);
+        w->u32[2] = r->WRITE3res_u.resok.file_wcc.before.attributes_follow;
+        w->u32[3] = r->WRITE3res_u.resok.file_wcc.after.attributes_follow;
+    }
+}
+
+static void raw_write(struct rpc_context *rpc, char *fh, int fhlen, uint64_t off,
+                      const char *data, uint32_t n, stable_how how, struct waiter *w)
+{
+    memset(w, 0, sizeof *w);
+    w->grab = grab_write;
+    WRITE3args a = { .file = mkfh(fh, fhlen), .offset = off, .count = n, .stable = how };
+    a.data.data_len = n;
+    a.data.data_val = (char *)data;
+    ck_assert_int_eq(rpc_nfs3_write_async(rpc, raw_cb, &a, w), 0);
+    raw_wait(rpc, w);
+}
+
+START_TEST(files_are_created_written_committed_and_read_back)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    struct nfs_context *nfs = nfs_connect(&s, "/", NULL);
+    struct nfsfh *fh;
+    ck_assert_int_eq(nfs_creat(nfs, "/demo/new.txt", 0640, &fh), 0);     /* CREATE */
+    static char buf[3 * MiB], back[3 * MiB];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (char)(i * 7 + i / 4096);
+    ck_assert_int_eq(nfs_pwrite(nfs, fh, 0, sizeof buf, buf), (int)sizeof buf);  /* WRITE */
+    ck_assert_int_eq(nfs_fsync(nfs, fh), 0);                                       /* COMMIT */
+    ck_assert_int_eq(nfs_close(nfs, fh), 0);
+    ck_assert_int_eq(nfs_open(nfs, "/demo/new.txt", O_RDONLY, &fh), 0);
+    size_t have = 0;
+    while (have < sizeof back) {
+        int n = nfs_pread(nfs, fh, have, sizeof back - have, back + have);
+        ck_assert_int_gt(n, 0);
+        have += (size_t)n;
+    }
+    ck_assert_int_eq(memcmp(buf, back, sizeof buf), 0);
+    nfs_close(nfs, fh);
+    struct nfs_stat_64 st;
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/new.txt", &st), 0);
+    ck_assert_uint_eq(st.nfs_size, sizeof buf);
+    ck_assert_uint_eq(st.nfs_mode & 0777, 0640);
+    /* SETATTR: chmod, truncate, utimes, chown. */
+    ck_assert_int_eq(nfs_chmod(nfs, "/demo/new.txt", 0600), 0);
+    ck_assert_int_eq(nfs_truncate(nfs, "/demo/new.txt", 100), 0);
+    struct timeval tv[2] = { { 1000000, 0 }, { 2000000, 0 } };
+    ck_assert_int_eq(nfs_utimes(nfs, "/demo/new.txt", tv), 0);
+    ck_assert_int_eq(nfs_chown(nfs, "/demo/new.txt", 1234, 5678), 0);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/new.txt", &st), 0);
+    ck_assert_uint_eq(st.nfs_size, 100);
+    ck_assert_uint_eq(st.nfs_mode & 0777, 0600);
+    ck_assert_uint_eq(st.nfs_mtime, 2000000);
+    ck_assert_uint_eq(st.nfs_uid, 1234);
+    ck_assert_uint_eq(st.nfs_gid, 5678);
+    /* MKDIR, SYMLINK, MKNOD, LINK, RENAME, REMOVE, RMDIR. */
+    ck_assert_int_eq(nfs_mkdir(nfs, "/demo/newdir"), 0);
+    ck_assert_int_eq(nfs_symlink(nfs, "new.txt", "/demo/newlink"), 0);
+    char target[64] = "";
+    ck_assert_int_eq(nfs_readlink(nfs, "/demo/newlink", target, sizeof target), 0);
+    ck_assert_str_eq(target, "new.txt");
+    ck_assert_int_eq(nfs_mknod(nfs, "/demo/newdir/fifo", S_IFIFO | 0644, 0), 0);
+    ck_assert_int_eq(nfs_lstat64(nfs, "/demo/newdir/fifo", &st), 0);
+    ck_assert(S_ISFIFO(st.nfs_mode));
+    ck_assert_int_eq(nfs_link(nfs, "/demo/new.txt", "/demo/newdir/hard"), 0);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/new.txt", &st), 0);
+    ck_assert_uint_eq(st.nfs_nlink, 2);
+    ck_assert_int_eq(nfs_rename(nfs, "/demo/newdir/hard", "/demo/newdir/hard2"), 0);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/newdir/hard", &st), -ENOENT);
+    ck_assert_int_eq(nfs_rmdir(nfs, "/demo/newdir"), -ENOTEMPTY);
+    ck_assert_int_eq(nfs_unlink(nfs, "/demo/newdir/hard2"), 0);
+    ck_assert_int_eq(nfs_unlink(nfs, "/demo/newdir/fifo"), 0);
+    ck_assert_int_eq(nfs_rmdir(nfs, "/demo/newdir"), 0);
+    ck_assert_int_eq(nfs_unlink(nfs, "/demo/newlink"), 0);
+    ck_assert_int_eq(nfs_unlink(nfs, "/demo/new.txt"), 0);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/new.txt", &st), -ENOENT);
+    nfs_destroy_context(nfs);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static void grab_create(struct waiter *w, void *data)
+{
+    CREATE3res *r = data;
+    if (r->status == NFS3_OK && r->CREATE3res_u.resok.obj.handle_follows) {
+        w->fhlen = (int)r->CREATE3res_u.resok.obj.post_op_fh3_u.handle.data.data_len;
+        memcpy(w->fh, r->CREATE3res_u.resok.obj.post_op_fh3_u.handle.data.data_val,
+               (size_t)w->fhlen);
+    }
+    w->u32[0] = r->CREATE3res_u.resok.dir_wcc.after.attributes_follow;
+}
+
+START_TEST(exclusive_create_accepts_its_own_retry_and_guarded_refuses_existing)
+{
+    struct raw_session r;
+    raw_open(&r, rw_cache(), rw_conf, 0);
+    char dir[64];
+    int dirlen;
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo", dir, &dirlen), 0);
+    ck_assert_int_eq(raw_create(r.rpc, dir, dirlen, "excl", EXCLUSIVE, "verifier"), NFS3_OK);
+    ck_assert_int_eq(raw_create(r.rpc, dir, dirlen, "excl", EXCLUSIVE, "verifier"), NFS3_OK);
+    ck_assert_int_eq(raw_create(r.rpc, dir, dirlen, "excl", EXCLUSIVE, "otherone"),
+                     NFS3ERR_EXIST);
+    ck_assert_int_eq(raw_create(r.rpc, dir, dirlen, "excl", GUARDED, NULL), NFS3ERR_EXIST);
+    ck_assert_int_eq(raw_create(r.rpc, dir, dirlen, "excl", UNCHECKED, NULL), NFS3_OK);
+    ck_assert_int_eq(raw_create(r.rpc, dir, dirlen, "a/b", GUARDED, NULL), NFS3ERR_ACCES);
+    struct waiter w = { .grab = grab_create };
+    CREATE3args a = { .where = { .dir = mkfh(dir, dirlen), .name = "wcc" } };
+    a.how.mode = GUARDED;
+    rpc_nfs3_create_async(r.rpc, raw_cb, &a, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    ck_assert_uint_eq(w.u32[0], 1);     /* directory wcc after attributes */
+    /* SETATTR with a wrong ctime guard is NOT_SYNC. */
+    struct waiter g = { 0 };
+    SETATTR3args sa = { .object = mkfh(w.fh, w.fhlen) };
+    sa.new_attributes.mode.set_it = 1;
+    sa.new_attributes.mode.set_mode3_u.mode = 0600;
+    sa.guard.check = 1;
+    sa.guard.sattrguard3_u.obj_ctime.seconds = 12345;
+    rpc_nfs3_setattr_async(r.rpc, raw_cb, &sa, &g);
+    raw_wait(r.rpc, &g);
+    ck_assert_int_eq(g.status, NFS3ERR_NOT_SYNC);
+    raw_close(&r);
+}
+END_TEST
+
+START_TEST(the_write_verifier_changes_when_the_server_restarts)
+{
+    struct raw_session r;
+    raw_open(&r, rw_cache(), rw_conf, 0);
+    char dir[64];
+    int dirlen;
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo", dir, &dirlen), 0);
+    raw_create(r.rpc, dir, dirlen, "verf", UNCHECKED, NULL);
+    char fh[64];
+    int fhlen;
+    ck_assert_int_eq(raw_lookup(r.rpc, dir, dirlen, "verf", fh, &fhlen), 0);
+    struct waiter w1, w2, w3;
+    raw_write(r.rpc, fh, fhlen, 0, "unstable", 8, UNSTABLE, &w1);
+    ck_assert_int_eq(w1.status, NFS3_OK);
+    ck_assert_uint_eq(w1.u32[0], 8);
+    ck_assert_uint_eq(w1.u32[1], UNSTABLE);
+    ck_assert_uint_eq(w1.u32[2], 1);    /* wcc before */
+    ck_assert_uint_eq(w1.u32[3], 1);    /* wcc after */
+    raw_write(r.rpc, fh, fhlen, 8, "filesync", 8, FILE_SYNC, &w2);
+    ck_assert_int_eq(w2.status, NFS3_OK);
+    ck_assert_uint_eq(w2.u32[1], FILE_SYNC);
+    ck_assert_mem_eq(w1.verf, w2.verf, 8);
+    rpc_destroy_context(r.rpc);
+    ck_assert_int_eq(server_stop(&r.srv), 0);
+    ck_assert_int_eq(server_start(&r.srv, rw_cache(), rw_conf, NULL), 0);
+    r.rpc = raw_connect(r.srv.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    raw_write(r.rpc, fh, fhlen, 16, "again!!!", 8, UNSTABLE, &w3);
+    ck_assert_int_eq(w3.status, NFS3_OK);
+    ck_assert(memcmp(w1.verf, w3.verf, 8) != 0);
+    raw_close(&r);
+}
+END_TEST
+
+START_TEST(root_squash_stops_root_writing_into_roots_directories)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), "export / *(rw)\n", NULL), 0);
+    struct nfs_context *nfs = nfs_connect(&s, "/", NULL);
+    struct nfsfh *fh;
+    ck_assert_int_eq(nfs_creat(nfs, "/demo/squashed", 0644, &fh), -EACCES);
+    nfs_destroy_context(nfs);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static Suite *nfs_suite(void)
+{
+    Suite *s = suite_create("nfs");
+    TCase *rd = tcase_create("read");
+    tcase_set_timeout(rd, 240);
+    tcase_add_test(rd, mount_gives_1mib_transfers_and_null_answers);
+    tcase_add_test(rd, pathconf_and_fsinfo_describe_the_filesystem);
+    tcase_add_test(rd, every_file_reads_back_identical_to_the_source);
+    tcase_add_test(rd, reads_at_and_past_the_end_report_eof);
+    tcase_add_test(rd, readdir_pages_by_cookie_and_checks_the_verifier);
+    tcase_add_test(rd, readdirplus_lists_a_100000_entry_directory_completely);
+    tcase_add_test(rd, handles_keep_working_across_a_server_restart);
+    suite_add_tcase(s, rd);
+    TCase *bad = tcase_create("bad-input");
+    tcase_set_timeout(bad, 120);
+    tcase_add_test(bad, malformed_handles_are_badhandle_and_forged_ones_stale);
+    tcase_add_test(bad, names_too_long_or_with_a_slash_are_refused);
+    suite_add_tcase(s, bad);
+    TCase *acl = tcase_create("exports");
+    tcase_set_timeout(acl, 120);
+    tcase_add_test(acl, a_read_only_export_answers_rofs_to_every_change);
+    tcase_add_test(acl, a_client_not_in_the_export_list_is_refused_at_mount_and_per_call);
+    tcase_add_test(acl, mount_export_dump_and_umnt_keep_their_lists);
+    tcase_add_test(acl, root_is_squashed_unless_the_export_says_no_root_squash);
+    tcase_add_test(acl, access_reports_what_mode_and_export_allow);
+    suite_add_tcase(s, acl);
+    TCase *wr = tcase_create("write");
+    tcase_set_timeout(wr, 120);
+    tcase_add_test(wr, files_are_created_written_committed_and_read_back);
+    tcase_add_test(wr, exclusive_create_accepts_its_own_retry_and_guarded_refuses_existing);
+    tcase_add_test(wr, the_write_verifier_changes_when_the_server_restarts);
+    tcase_add_test(wr, root_squash_stops_root_writing_into_roots_directories);
+    suite_add_tcase(s, wr);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(nfs_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
