@@ -372,6 +372,17 @@ static size_t on_upload(char *buf, size_t size, size_t nitems, void *arg)
     return cap;
 }
 
+/* curl rewinds the body when it resends a request on a fresh connection
+ * (a pooled one the server had closed). */
+static int on_upload_seek(void *arg, curl_off_t offset, int origin)
+{
+    struct upload_src *u = arg;
+    if (origin != SEEK_SET || offset < 0 || (size_t)offset > u->len)
+        return CURL_SEEKFUNC_FAIL;
+    u->r->upload_pos = (size_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 /* Build the canonical URI for key (NULL: the bucket itself). */
 static int build_uri(const struct s3_backend *b, const char *key, char *uri, size_t urilen)
 {
@@ -512,6 +523,8 @@ static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_
         curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_upload);
         curl_easy_setopt(easy, CURLOPT_READDATA, &src);
+        curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, on_upload_seek);
+        curl_easy_setopt(easy, CURLOPT_SEEKDATA, &src);
         curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
         /* CURLOPT_UPLOAD means PUT; POST needs its verb restored */
         curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, rq->method);

@@ -65,7 +65,12 @@ free_range() {
   done
 }
 
-if [ -n "$PORT" ]; then
+USER_PORT=$PORT
+# Ports are picked free but taken only when the daemons bind: a cluster
+# started at the same moment can win the race, so a bind failure retries.
+start_cluster() {
+if [ -n "$USER_PORT" ]; then
+  PORT=$USER_PORT
   port_busy "$PORT" && die "port $PORT on 127.0.0.1 is busy; pick another with -p or leave it out"
 else
   PORT=$(free_port)
@@ -132,9 +137,17 @@ CONF
 
 started=()
 record() { echo "$1 $2" >> "$RGW_DIR/pids"; started+=("$2"); log "started $1 pid $2"; }
-fail() {
+fail() {   # exit 3: worth another try on fresh ports
+  local code=1
+  [ "$1" = -retry ] && { code=3; shift; }
   log "FAILED: $*"
   for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${started[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  : > "$RGW_DIR/pids"
+  [ $code = 3 ] && [ "$ATTEMPT" -lt 3 ] && [ -z "$USER_PORT" ] && { log "retrying on other ports"; exit 3; }
   echo "rgw-start: $* (logs in $RGW_DIR/log, $RGW_DIR/start.log)" >&2
   exit 1
 }
@@ -143,7 +156,7 @@ wait_for() {   # wait_for SECONDS DESCRIPTION COMMAND...
   local end=$(( $(date +%s) + limit ))
   until "$@" >/dev/null 2>&1; do
     [ "$(date +%s)" -lt "$end" ] || fail "timed out waiting for $what"
-    for pid in "${started[@]}"; do kill -0 "$pid" 2>/dev/null || fail "a daemon died while waiting for $what"; done
+    for pid in "${started[@]}"; do kill -0 "$pid" 2>/dev/null || fail -retry "a daemon died while waiting for $what"; done
     sleep 0.2
   done
 }
@@ -169,7 +182,16 @@ wait_for 60 "the OSD to come up" bash -c "'${CEPH[0]}' -c '$CONF' osd dump 2>/de
 
 radosgw -c "$CONF" -n client.rgw.a -f >&3 2>&1 &
 record rgw $!
-wait_for 60 "radosgw to listen on 127.0.0.1:$PORT" port_busy "$PORT"
+RGW_PID=$!
+# Our radosgw, not some other process that took the port meanwhile.
+# (Without the right to see process names, ss shows no "users:": then any
+# listener will do.)
+rgw_listens() {
+  local out
+  out=$(ss -Hltnp "sport = :$PORT" 2>/dev/null)
+  [ -n "$out" ] && { [[ "$out" == *"pid=$RGW_PID,"* ]] || [[ "$out" != *users:* ]]; }
+}
+wait_for 60 "radosgw to listen on 127.0.0.1:$PORT" rgw_listens
 
 radosgw-admin -c "$CONF" user create --uid=tarnfs-test --display-name="tarnfs test" \
   --access-key="$ACCESS_KEY" --secret="$SECRET_KEY" >&3 2>&1 || fail "radosgw-admin user create failed"
@@ -199,3 +221,11 @@ cmp -s "$RGW_DIR/warmup.bin" "$RGW_DIR/warmup.out" || fail "warm-up object read 
 rm -f "$RGW_DIR/warmup.bin" "$RGW_DIR/warmup.out"
 log "ready"
 cat "$RGW_DIR/env"
+}
+
+for ATTEMPT in 1 2 3; do
+  rc=0
+  ( start_cluster ) || rc=$?
+  [ $rc = 3 ] || exit $rc
+done
+exit 1
