@@ -12,6 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* How often a request re-checks that its run's database is still the
+ * published one. */
+#define VFS_STALE_CHECK_MS 250
+
 /* ---- table ---------------------------------------------------------- */
 
 static int table_grow_locked(vfs *v)
@@ -186,6 +190,7 @@ static int open_handle(vfs *v, const char *name, struct load_result *lr)
     h->kr = kr;
     h->root = kv_run_root(kr);
     h->last_used_ms = vfs_mono_ms();
+    h->stale_checked_ms = h->last_used_ms;
     struct kv_runinfo ri;
     if (kv_cache_runinfo(v->cache, name, &ri) == 0) {
         h->opened_created_ns = (uint64_t)ri.created.tv_sec * 1000000000u +
@@ -347,9 +352,41 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
                     r->version_stale = true;
                 continue;
             }
-            r->h->users++;
+            struct vfs_handle *h = r->h;
+            h->users++;
+            if (now - h->stale_checked_ms >= VFS_STALE_CHECK_MS) {
+                /* Evicted or replaced by another process (`tarnfs cache
+                 * evict`, `tarnfs ingest`)?  One fstat, a few times a
+                 * second at most, so the next request after that sees it. */
+                h->stale_checked_ms = now;
+                pthread_mutex_unlock(&v->lock);
+                bool gone = kv_run_stale(h->kr);
+                pthread_mutex_lock(&v->lock);
+                if (gone) {
+                    struct vfs_handle *old = vfs_handle_put_locked(v, h);
+                    if (r->h == h && !r->loading && !r->evicting) {
+                        log_info("vfs: run %s was evicted or replaced "
+                                 "outside this server; opening it again",
+                                 name);
+                        struct vfs_handle *o2 = retire_locked(v, r);
+                        if (o2)
+                            old = o2;
+                    }
+                    pthread_mutex_unlock(&v->lock);
+                    vfs_handle_close(old);
+                    pthread_mutex_lock(&v->lock);
+                    continue;
+                }
+                if (r->h != h) {        /* replaced meanwhile: take the new */
+                    struct vfs_handle *old = vfs_handle_put_locked(v, h);
+                    pthread_mutex_unlock(&v->lock);
+                    vfs_handle_close(old);
+                    pthread_mutex_lock(&v->lock);
+                    continue;
+                }
+            }
             ref->run = r;
-            ref->h = r->h;
+            ref->h = h;
             r->last_ref_ms = vfs_wall_ms();
             if (!(flags & VFS_ACQ_NOFETCH)) {
                 if (missed)

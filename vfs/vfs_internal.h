@@ -62,6 +62,7 @@ struct vfs_handle {
     bool retired;
     uint64_t opened_created_ns;   /* runinfo.created when opened */
     int64_t last_used_ms;         /* monotonic, for closing idle handles */
+    int64_t stale_checked_ms;     /* monotonic, last kv_run_stale check */
 };
 
 /* Everything vfs knows about one run (published or wanted).  Never freed

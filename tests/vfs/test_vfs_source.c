@@ -371,6 +371,36 @@ START_TEST(an_id_survives_restart_and_eviction_behind_the_servers_back)
 }
 END_TEST
 
+START_TEST(a_run_evicted_by_another_process_is_fetched_again_on_next_use)
+{
+    make_run_tarball("runA", ".tar", "a");
+    vfs *v = open_source_vfs();
+    struct vfs_id deep;
+    ck_assert_int_eq(walk(v, "runA/" DEEP_FILE, &deep, NULL), 0);
+    ck_assert_uint_eq(stats_of(v).fetches, 1);
+    /* `tarnfs cache evict` does this, in its own process, while we run. */
+    char cache[512];
+    snprintf(cache, sizeof cache, "%s/cache", scratch);
+    kv_cache *c;
+    ck_assert_int_eq(kv_cache_open(cache, false, &c), 0);
+    ck_assert_int_eq(kv_cache_evict(c, "runA"), 0);
+    kv_cache_close(c);
+    ck_assert(!in_cache("runA"));
+    sleep_ms(300);
+    size_t len;
+    unsigned char *got = read_all(v, &deep, &len);
+    unsigned char *want = malloc(DEEP_SIZE);
+    fill_content("runA", DEEP_FILE, want, DEEP_SIZE);
+    ck_assert_uint_eq(len, DEEP_SIZE);
+    ck_assert(memcmp(got, want, DEEP_SIZE) == 0);
+    free(got);
+    free(want);
+    ck_assert_uint_eq(stats_of(v).fetches, 2);
+    ck_assert(in_cache("runA"));
+    vfs_close(v);
+}
+END_TEST
+
 static bool cache_tmp_is_empty(void)
 {
     char path[512];
@@ -576,6 +606,7 @@ static Suite *vfs_source_suite(void)
     tcase_add_test(tc, recently_referenced_runs_are_not_evicted_until_their_grace_ends);
     tcase_add_test(tc, lru_order_survives_a_restart);
     tcase_add_test(tc, an_id_survives_restart_and_eviction_behind_the_servers_back);
+    tcase_add_test(tc, a_run_evicted_by_another_process_is_fetched_again_on_next_use);
     tcase_add_test(tc, a_corrupt_tarball_gives_eio_leaves_nothing_and_a_fix_is_picked_up);
     tcase_add_test(tc, injected_backend_faults_give_eio_and_the_next_access_retries);
     tcase_add_test(tc, a_replaced_tarball_is_fetched_again_and_gone_members_go_stale);
