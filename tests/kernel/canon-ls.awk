@@ -1,6 +1,7 @@
 # canon-ls.awk: turns `ls -lnR --full-time .` output into one line per entry
 # (path, mode, nlink, uid:gid, size, mtime, symlink target) so two trees compare with diff.
 # Directory size and nlink are left out: they describe the server's storage, not the tarball.
+BEGIN { dir = "." }
 /^$/ { next }
 /^total [0-9]+$/ { next }
 /^\.(\/.*)?:$/ { dir = substr($0, 1, length($0) - 1); next }

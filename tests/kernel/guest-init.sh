@@ -56,13 +56,41 @@ check_mount_export() {
 	why "$(grep ' /mnt nfs ' /proc/mounts | cut -d' ' -f4 | cut -c1-120)"
 }
 
+# The run roots are the lines "./NAME ..." (run names have no spaces or slashes).
+RUN_ROOT_LINE='^\./[^/ ]* '
+loose_run_roots() { # canonical ls lines: run roots keep only their name and file type
+	awk -v re="$RUN_ROOT_LINE" '$0 ~ re { $2 = substr($2, 1, 1) "?"; $6 = "?" } { print }'
+}
 check_ls_lR_matches_manifest() {
 	drop_caches
 	(cd /mnt && ls -lnR --full-time . 2> /tmp/ls.err) | awk -f $K/canon-ls.awk | sort > /tmp/ls.got
 	details 5 < /tmp/ls.err
-	diff $K/ls.expected /tmp/ls.got > /tmp/ls.diff && { why "$(wc -l < /tmp/ls.got) entries"; return 0; }
+	cp $K/ls.expected /tmp/ls.exp
+	note=""
+	if [ "$NAMESPACE" = 1 ]; then
+		# A run not fetched yet shows synthesised root attributes in a listing of its
+		# parent (doc/design/vfs.md), so `ls -l /` never fetches every run; the next
+		# check shows the real ones once fetched.
+		loose_run_roots < $K/ls.expected > /tmp/ls.exp
+		loose_run_roots < /tmp/ls.got > /tmp/ls.got2 && mv /tmp/ls.got2 /tmp/ls.got
+		note=" (run roots: name and type only, next check has their attributes)"
+	fi
+	diff /tmp/ls.exp /tmp/ls.got > /tmp/ls.diff && { why "$(wc -l < /tmp/ls.got) entries$note"; return 0; }
 	grep '^[-+][^-+]' /tmp/ls.diff | details 20
-	why "$(grep -c '^[-+][^-+]' /tmp/ls.diff) lines differ (- expected, + got)"
+	why "$(grep -c '^[-+][^-+]' /tmp/ls.diff) lines differ (- expected, + got)$note"
+	return 1
+}
+
+check_run_roots_real_once_fetched() {
+	# Every run was read by the check before; drop the client's caches so the attributes
+	# come from the server again.
+	drop_caches
+	(cd /mnt && ls -ln --full-time . 2> /tmp/rr.err) | awk -f $K/canon-ls.awk | sort > /tmp/rr.got
+	grep "$RUN_ROOT_LINE" $K/ls.expected > /tmp/rr.exp
+	details 5 < /tmp/rr.err
+	diff /tmp/rr.exp /tmp/rr.got > /tmp/rr.diff && { why "$(wc -l < /tmp/rr.got) run roots"; return 0; }
+	grep '^[-+][^-+]' /tmp/rr.diff | details 10
+	why "$(grep -c '^[-+][^-+]' /tmp/rr.diff) lines differ (- expected, + got)"
 	return 1
 }
 
@@ -193,7 +221,9 @@ check_evict_while_mounted_refetches() {
 	ls -1A > /tmp/ev.after 2>&1 && cmp -s /tmp/ev.before /tmp/ev.after || { rc=1; why "cwd lists differently after evict"; }
 	exec 4<&-
 	cd /
-	[ $rc = 0 ] && why "read 1 MiB, evicted $RUN_A, read the rest: identical"
+	cached=$(ctl "cached $RUN_A")
+	[ "$cached" = no ] && { rc=1; why "the reads succeeded but $RUN_A is not back in the cache"; }
+	[ $rc = 0 ] && why "read 1 MiB, evicted $RUN_A, read the rest: identical (back in the cache: $cached)"
 	return $rc
 }
 
