@@ -306,7 +306,9 @@ srv_custom_prepare() {
 	[ "${KERNEL_RW:-0}" = 1 ] || SRV_RW_SKIP="KERNEL_RW=1 not given for the custom server"
 }
 srv_custom_cmd() {
-	SRV_NAMESPACE=${KERNEL_NAMESPACE:-0} SRV_CMD=(env MODE="$1" sh -c "$KERNEL_SERVER_CMD"); }
+	SRV_NAMESPACE=${KERNEL_NAMESPACE:-0}
+	SRV_CMD=(env MODE="$1" sh -c "$KERNEL_SERVER_CMD")
+}
 srv_custom_evict() { env RUN_NAME="$1" sh -c "$KERNEL_EVICT_CMD"; }
 # The custom command and the hooks see these (doc/testing.md).
 export NFS_PORT MOUNT_PORT RUN
