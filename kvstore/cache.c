@@ -30,10 +30,10 @@
 #define INFO_FILE    "info"
 /* Kyoto Cabinet tuning, chosen by measurement (doc/design/kvstore.md). */
 #ifndef KC_META_TUNING
-#define KC_META_TUNING "#psiz=32768#pccap=64m#bnum=65536#msiz=0"
+#define KC_META_TUNING "#psiz=16384#pccap=64m#bnum=131072"
 #endif
 #ifndef KC_DATA_TUNING
-#define KC_DATA_TUNING "#bnum=262144#msiz=0"
+#define KC_DATA_TUNING "#bnum=524288#msiz=0"
 #endif
 
 /* ---- small helpers ---------------------------------------------------- */

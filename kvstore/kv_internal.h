@@ -29,7 +29,7 @@
 
 /* Size of one data block, chosen by measurement (doc/design/kvstore.md). */
 #ifndef KV_BLOCK_SIZE
-#define KV_BLOCK_SIZE   ((uint64_t)256 * 1024)
+#define KV_BLOCK_SIZE   ((uint64_t)64 * 1024)
 #endif
 /* First readdir cookie handed out; 1 and 2 stay free for "." and "..". */
 #define KV_FIRST_SEQ    3
