@@ -453,8 +453,12 @@ START_TEST(readdir_pages_by_cookie_and_checks_the_verifier)
     ck_assert_int_eq(all.n, nwant);
     qsort(want, (size_t)nwant, sizeof *want, cmp_str);
     qsort(all.names, (size_t)all.n, sizeof *all.names, cmp_str);
-    for (int i = 0; i < nwant; i++)
+    for (int i = 0; i < nwant; i++) {
         ck_assert_str_eq(all.names[i], want[i]);
+        free(all.names[i]);
+        free(want[i]);
+    }
+    free(all.names);
     /* A cookie with someone else's verifier is refused. */
     struct waiter w = { .grab = grab_readdir };
     READDIR3args a = { .dir = mkfh(dir, dirlen), .cookie = cookie, .count = 4096 };
