@@ -29,8 +29,9 @@ struct fetch_objinfo {
     char key[1024];
     uint64_t size;
     struct timespec mtime;
-    char version[128];     /* ETag (S3) or "mtime-ns:size" (NAS): changes when
-                              the object is replaced */
+    char version[128];     /* ETag, unquoted (S3), or "mtime-ns:size:inode"
+                              (NAS): changes when the object is replaced;
+                              opaque to callers */
     bool is_prefix;        /* a common prefix ("dir/") from a delimiter list */
     char sha256[65];       /* stored SHA-256 (hex) from stat/put, "" if none */
 };

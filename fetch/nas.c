@@ -58,10 +58,14 @@ static int check_key(const char *key)
     return 0;
 }
 
+/* mtime and size say when the file changed in place; the inode number
+ * says it was replaced by rename (as every tarnfs writer does), even within
+ * one tick of a coarse NAS clock and with the same size. */
 static void version_of(const struct stat *st, char *out, size_t outlen)
 {
     long long ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
-    snprintf(out, outlen, "%lld:%llu", ns, (unsigned long long)st->st_size);
+    snprintf(out, outlen, "%lld:%llu:%llu", ns, (unsigned long long)st->st_size,
+             (unsigned long long)st->st_ino);
 }
 
 static void fill_info(struct fetch_objinfo *oi, const char *key, const struct stat *st)

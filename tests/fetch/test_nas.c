@@ -247,8 +247,8 @@ START_TEST(stat_reports_size_mtime_version_and_refuses_escapes)
     ck_assert_uint_eq(oi.size, 5);
     ck_assert_int_eq(oi.mtime.tv_sec, st.st_mtim.tv_sec);
     ck_assert_int_eq(oi.mtime.tv_nsec, st.st_mtim.tv_nsec);
-    snprintf(expect, sizeof expect, "%lld:5",
-             (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec);
+    snprintf(expect, sizeof expect, "%lld:5:%llu",
+             (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec, (unsigned long long)st.st_ino);
     ck_assert_str_eq(oi.version, expect);
     ck_assert_str_eq(oi.sha256, "");
 
