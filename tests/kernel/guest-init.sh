@@ -320,7 +320,7 @@ run_check() { # NAME
 	esac
 }
 
-say "BOOTED $(uname -r)"
+say "BOOTED $(uname -r) at $(cut -d' ' -f1 /proc/uptime)s"
 for m in $(cat $K/modules); do
 	insmod "/lib/modules/$m" 2> /tmp/insmod.err || say "INFO insmod $m: $(cat /tmp/insmod.err)"
 done
@@ -332,6 +332,6 @@ grep -v '^#' $K/checks.list | while read -r name rest; do
 done > /tmp/plan
 for name in $(cat /tmp/plan); do run_check "$name"; done
 dmesg | grep -iE 'nfs|rpc|stale|lockd' | tail -20 | sed 's/^/KTEST: KLOG /'
-say DONE
+say "DONE at $(cut -d' ' -f1 /proc/uptime)s"
 sync
 poweroff -f
