@@ -51,6 +51,7 @@ struct s3_backend {
     char *secret_key;
     char *session_token;            /* NULL if none */
     bool virtual_hosted;
+    char ca_bundle[PATH_MAX];       /* AWS_CA_BUNDLE, "" for the system's */
     unsigned max_retries, retry_base_ms, list_page_size;
     pthread_mutex_t pool_lock;      /* idle easy handles keep their connections */
     CURL *pool[POOL_MAX];
@@ -452,16 +453,23 @@ static int prepare(struct s3_backend *b, const struct s3_request *rq, CURL *easy
     snprintf(url, sizeof url, "%s://%s%s%s%s", b->scheme, host, uri, query[0] ? "?" : "", query);
 
     struct curl_slist *l = NULL;
-    for (size_t i = 0; i < nh; i++) {
-        snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
-        l = curl_slist_append(l, line);
+    for (size_t i = 0; i <= nh + 1; i++) {
+        if (i < nh)
+            snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
+        else if (i == nh)
+            snprintf(line, sizeof line, "Authorization: %s", authz);
+        else
+            snprintf(line, sizeof line, "Expect:");     /* no 100-continue round trip */
+        struct curl_slist *grown = curl_slist_append(l, line);
+        if (!grown) {
+            curl_slist_free_all(l);
+            return ENOMEM;
+        }
+        l = grown;
     }
-    snprintf(line, sizeof line, "Authorization: %s", authz);
-    l = curl_slist_append(l, line);
-    l = curl_slist_append(l, "Expect:");       /* no 100-continue round trip */
-    if (!l)
-        return ENOMEM;
     *hdrs = l;
+    if (b->ca_bundle[0])
+        curl_easy_setopt(easy, CURLOPT_CAINFO, b->ca_bundle);
 
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, l);
@@ -1727,6 +1735,10 @@ static int s3_new(const char *bucket_and_prefix, const struct fetch_config *cfg,
         snprintf(err, errlen, "bad S3 endpoint '%s' (want http[s]://host[:port])", endpoint);
         goto fail;
     }
+    if ((v = env_nonempty("AWS_CA_BUNDLE")))
+        snprintf(b->ca_bundle, sizeof b->ca_bundle, "%s", v);
+    else if (profile_value(profile, "ca_bundle", value, sizeof value))
+        snprintf(b->ca_bundle, sizeof b->ca_bundle, "%s", value);
     b->virtual_hosted = cfg->virtual_hosted;
     b->max_retries = cfg->max_retries ? cfg->max_retries : DEFAULT_RETRIES;
     b->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : DEFAULT_RETRY_BASE_MS;
