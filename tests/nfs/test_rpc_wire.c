@@ -309,6 +309,26 @@ START_TEST(udp_carries_nfs_and_mount_calls)
 }
 END_TEST
 
+START_TEST(a_secure_export_refuses_mounts_from_unprivileged_ports)
+{
+    memset(&srv, 0, sizeof srv);
+    ck_assert_int_eq(server_start(&srv, test_env("NFS_TEST_CACHE"),
+                                  "export / *(ro,secure)\n", NULL), 0);
+    int fd = tcp_connect(srv.mount_port);      /* an ephemeral port, >= 1024 */
+    struct call c;
+    uint32_t r[64];
+    call_header(&c, 41, 2, 100005, 3, 1, 0);
+    put(&c, 1);
+    put(&c, 0x2f000000u);                        /* "/" padded */
+    int n = tcp_call(fd, &c, r, 64);
+    expect_accepted(r, n, 41, SUCCESS);
+    ck_assert_int_eq(n, 7);
+    ck_assert_uint_eq(r[6], 13);                 /* MNT3ERR_ACCES */
+    close(fd);
+    stop();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("rpc-wire");
@@ -321,6 +341,7 @@ int main(void)
     tcase_add_test(t, an_oversize_record_drops_the_connection_and_the_server_lives_on);
     tcase_add_test(t, random_bytes_never_crash_the_server);
     tcase_add_test(t, udp_carries_nfs_and_mount_calls);
+    tcase_add_test(t, a_secure_export_refuses_mounts_from_unprivileged_ports);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

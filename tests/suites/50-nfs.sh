@@ -93,6 +93,55 @@ cp_roundtrip() {
 check "nfs-cp writes a 3 MiB file that nfs-cat reads back identical" cp_roundtrip
 stop_server
 
+# ---- daemon behaviour ----
+sighup_reloads_exports() {
+  echo 'export / *(ro)' > "$W/hup.conf"
+  start_server "$W/cache" "$W/hup.conf"
+  nfs-ls "$(url /demo)" >/dev/null 2>&1 || return 1
+  echo 'export / 192.0.2.1(ro)' > "$W/hup.conf"
+  kill -HUP "$SPID"; sleep 0.5
+  ! nfs-ls "$(url /demo)" >/dev/null 2>&1 || return 1
+  echo 'export / 127.0.0.1(ro)' > "$W/hup.conf"
+  kill -HUP "$SPID"; sleep 0.5
+  nfs-ls "$(url /demo)" >/dev/null 2>&1 || return 1
+  stop_server
+}
+check "SIGHUP reloads the exports (refused, then allowed again)" sighup_reloads_exports
+bad_flag_is_explained() {
+  "$TARNFSD" --no-such-flag 2>"$W/err.txt"; [ $? -eq 2 ] && grep -q "unknown option" "$W/err.txt" &&
+  "$TARNFSD" -f --cache "$W/cache" --nfs-port 99999 2>"$W/err.txt"; [ $? -eq 2 ] &&
+    grep -q "nfs-port" "$W/err.txt"
+}
+check "a bad flag gives a clear message and exit status 2" bad_flag_is_explained
+bad_config_line_is_located() {
+  printf 'cache = %s\nexport / *(ro,fast)\n' "$W/cache" > "$W/bad.conf"
+  "$TARNFSD" -f --config "$W/bad.conf" 2>"$W/err.txt"; [ $? -eq 2 ] &&
+    grep -q "bad.conf:2: unknown export option 'fast'" "$W/err.txt"
+}
+check "a bad config line is reported as FILE:LINE: why" bad_config_line_is_located
+busy_port_is_reported() {
+  start_server "$W/cache" "$W/empty.conf"
+  "$TARNFSD" -f --cache "$W/cache" --config "$W/empty.conf" --no-rpcbind \
+    --nfs-port "$NPORT" --mount-port 0 2>"$W/err.txt"; local rc=$?
+  stop_server
+  [ $rc -eq 1 ] && grep -q "Address already in use" "$W/err.txt"
+}
+check "a busy port is reported and tarnfsd exits 1" busy_port_is_reported
+daemon_writes_pidfile_and_stops_on_sigterm() {
+  rm -f "$W/ports"
+  "$TARNFSD" --cache "$W/cache" --config "$W/empty.conf" --no-rpcbind --nfs-port 0 \
+    --mount-port 0 --port-file "$W/ports" --pidfile "$W/tarnfsd.pid" || return 1
+  [ -s "$W/tarnfsd.pid" ] || return 1
+  local pid; pid=$(cat "$W/tarnfsd.pid"); PIDS+=("$pid")
+  read -r NPORT MPORT < "$W/ports"
+  nfs-cat "$(url /demo/perm/public)" | cmp -s - "$W/src/demo/perm/public" || return 1
+  kill "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  ! kill -0 "$pid" 2>/dev/null && [ ! -e "$W/tarnfsd.pid" ]
+}
+check "without -f it daemonizes, writes its pidfile, and SIGTERM stops it" \
+  daemon_writes_pidfile_and_stops_on_sigterm
+
 # ---- real rpcbind, in a private network and mount namespace ----
 rpcbind_mount() {
   command -v rpcbind >/dev/null || { echo "rpcbind missing"; return 1; }
