@@ -288,6 +288,11 @@ int main(int argc, char **argv)
     static struct nfsd srv;
     pthread_mutex_init(&srv.lock, NULL);
     int ret = fh_key_load(cfg.cache_dir, &srv.key);
+    if (ret == ENOENT) {
+        log_error("cache directory %s does not exist", cfg.cache_dir);
+        nfsd_config_free(&cfg);
+        return 1;
+    }
     if (ret) {
         log_error("cannot use handle key in %s: %s", cfg.cache_dir, strerror(ret));
         nfsd_config_free(&cfg);
