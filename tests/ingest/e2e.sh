@@ -121,6 +121,22 @@ else
   nok "cache ls does not list $RUN"
 fi
 
+# --- GNU tar sparse members stay sparse ----------------------------------------
+mkdir -p "$W/sparse/sp"
+truncate -s 10M "$W/sparse/sp/holes.bin"
+printf 'middle' | dd of="$W/sparse/sp/holes.bin" bs=1 seek=5000000 conv=notrunc 2>/dev/null
+for fmt in gnu posix; do
+  tar -C "$W/sparse" -S --format=$fmt -cf "$W/sp.tar" sp
+  if "$TARNFS" ingest -q --cache "$W/spc-$fmt" "$W/sp.tar" &&
+     "$TARNFS" cat --cache "$W/spc-$fmt" /sp/holes.bin | cmp -s - "$W/sparse/sp/holes.bin" &&
+     used=$("$TARNFS" cache ls --cache "$W/spc-$fmt" | awk '$1 == "sp" { print $2 }') &&
+     [ "$used" -lt 1048576 ]; then
+    ok "tar -S --format=$fmt: a 10 MiB sparse file reads back right and takes $used bytes"
+  else
+    nok "tar -S --format=$fmt sparse member (stored: ${used:-?} bytes)"
+  fi
+done
+
 # --- CLI errors: clear message, non-zero exit --------------------------------
 # expect_fail LABEL PATTERN CMD...: CMD must exit non-zero with PATTERN on stderr.
 expect_fail() {
