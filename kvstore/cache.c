@@ -212,12 +212,11 @@ static char *join(const char *a, const char *b)
 
 /* ---- cache ------------------------------------------------------------ */
 
+/* The marker goes first: a directory with tmp/ or runs/ but no marker is
+ * never one of ours, so a half-initialised cache is simply initialised
+ * again, and nobody else's tmp/ is ever swept. */
 static int init_cache_dir(int dfd)
 {
-    if (mkdirat(dfd, "runs", 0755) && errno != EEXIST)
-        return errno;
-    if (mkdirat(dfd, "tmp", 0755) && errno != EEXIST)
-        return errno;
     int fd = openat(dfd, MARKER_FILE ".new", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return errno;
@@ -225,6 +224,10 @@ static int init_cache_dir(int dfd)
     int err = (w != (ssize_t)strlen(MARKER_TEXT)) ? EIO : (fsync(fd) ? errno : 0);
     close(fd);
     if (!err && renameat(dfd, MARKER_FILE ".new", dfd, MARKER_FILE))
+        err = errno;
+    if (!err && mkdirat(dfd, "runs", 0755) && errno != EEXIST)
+        err = errno;
+    if (!err && mkdirat(dfd, "tmp", 0755) && errno != EEXIST)
         err = errno;
     if (!err && fsync(dfd))
         err = errno;
@@ -249,20 +252,19 @@ static int cache_open(const char *dir, bool create, bool readonly, kv_cache **ou
         } else if (!create || readonly) {
             err = EINVAL;
         } else {
-            /* Only an empty directory may become a cache. */
-            DIR *d = opendir(dir);
-            struct dirent *de;
-            int n = 0;
-            while (d && (de = readdir(d)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-                    strcmp(de->d_name, "runs") && strcmp(de->d_name, "tmp") &&
-                    strcmp(de->d_name, MARKER_FILE ".new"))
-                    n++;
-            if (d)
-                closedir(d);
-            err = n ? EINVAL : init_cache_dir(dfd);
+            /* Other modules keep their own files here (handle key,
+             * statistics), so any directory may become a cache, unless it
+             * has a tmp/ or runs/ that is not ours. */
+            struct stat sb;
+            if (fstatat(dfd, "tmp", &sb, AT_SYMLINK_NOFOLLOW) == 0 ||
+                fstatat(dfd, "runs", &sb, AT_SYMLINK_NOFOLLOW) == 0)
+                err = EINVAL;
+            else
+                err = init_cache_dir(dfd);
         }
     }
+    if (!err && !readonly && mkdirat(dfd, "runs", 0755) && errno != EEXIST)
+        err = errno;
     if (!err && !readonly && (mkdirat(dfd, "tmp", 0755) && errno != EEXIST))
         err = errno;
     if (err) {

@@ -106,8 +106,11 @@ struct kv_runinfo {
 /* ---- cache ------------------------------------------------------------ */
 
 /* Open (creating if create is true) the cache directory dir, and remove
- * leftovers of interrupted ingests.  Errors: ENOENT (missing and !create),
- * ENOTDIR, EACCES, EINVAL (not a tarnfs cache), EIO, ENOMEM. */
+ * leftovers of interrupted ingests.  kvstore owns dir/tarnfs-cache,
+ * dir/runs/ and dir/tmp/ only; other files in dir are left alone.  With
+ * create, an existing directory becomes a cache unless it already has a
+ * tmp/ or runs/ of its own.  Errors: ENOENT (missing and !create), ENOTDIR,
+ * EACCES, EINVAL (not a tarnfs cache), EIO, ENOMEM. */
 int kv_cache_open(const char *dir, bool create, kv_cache **out);
 
 /* Open an existing cache for reading only (tools that must not disturb a

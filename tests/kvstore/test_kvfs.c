@@ -147,17 +147,39 @@ START_TEST(cache_open_missing_without_create_is_enoent)
 }
 END_TEST
 
-START_TEST(cache_open_refuses_non_cache_directory)
+START_TEST(cache_open_refuses_directory_with_foreign_tmp)
 {
     char dir[] = "/tmp/kvtest-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char f[64];
-    snprintf(f, sizeof f, "%s/precious", dir);
+    snprintf(f, sizeof f, "%s/tmp", dir);
+    ck_assert_int_eq(mkdir(f, 0755), 0);
+    snprintf(f, sizeof f, "%s/tmp/precious", dir);
     FILE *fp = fopen(f, "w");
     fclose(fp);
     kv_cache *c;
     ck_assert_int_eq(kv_cache_open(dir, true, &c), EINVAL);
     ck_assert_int_eq(kv_cache_open(dir, false, &c), EINVAL);
+    ck_assert_int_eq(access(f, F_OK), 0);   /* never swept */
+    rm_rf(dir);
+}
+END_TEST
+
+START_TEST(cache_open_adopts_directory_holding_other_files)
+{
+    char dir[] = "/tmp/kvtest-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char f[64];
+    snprintf(f, sizeof f, "%s/handle.key", dir);
+    FILE *fp = fopen(f, "w");
+    fclose(fp);
+    kv_cache *c;
+    ck_assert_int_eq(kv_cache_open(dir, false, &c), EINVAL);  /* not a cache yet */
+    ck_assert_int_eq(kv_cache_open(dir, true, &c), 0);
+    kv_cache_close(c);
+    ck_assert_int_eq(kv_cache_open(dir, false, &c), 0);
+    kv_cache_close(c);
+    ck_assert_int_eq(access(f, F_OK), 0);
     rm_rf(dir);
 }
 END_TEST
@@ -1483,7 +1505,8 @@ static Suite *kvfs_suite(void)
     tcase_add_checked_fixture(tc_cache, NULL, teardown);
     tcase_set_timeout(tc_cache, 300);
     tcase_add_test(tc_cache, cache_open_missing_without_create_is_enoent);
-    tcase_add_test(tc_cache, cache_open_refuses_non_cache_directory);
+    tcase_add_test(tc_cache, cache_open_refuses_directory_with_foreign_tmp);
+    tcase_add_test(tc_cache, cache_open_adopts_directory_holding_other_files);
     tcase_add_test(tc_cache, cache_open_creates_and_reopens);
     tcase_add_test(tc_cache, cache_list_gives_runs_in_name_order_with_slashes_and_dots);
     tcase_add_test(tc_cache, bad_run_names_are_einval);
