@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-die() { echo "kernel-vm: $*" >&2; exit 1; }
+die() { echo "kernel-vm: $*" >&2; [ -n "${RUN:-}" ] && echo "kept: $RUN" >&2; exit 1; }
 
 # Re-enter in a private network and mount namespace; everything below runs there.
 if [ "${KERNEL_IN_NETNS:-}" != 1 ]; then
@@ -76,7 +76,7 @@ CONSOLE=$RUN/console.log
 SERVER_LOG=$RUN/server.log
 HOST_RESULTS=$RUN/host-results    # "PASS|FAIL|SKIP name: why" lines decided on the host
 : > "$HOST_RESULTS"; : > "$SERVER_LOG"; : > "$RUN/pids"
-log() { echo "kernel-vm: $*" >> "$RUN/harness.log"; }
+log() { echo "kernel-vm: +$SECONDS s: $*" >> "$RUN/harness.log"; }
 host_result() { echo "$*" >> "$HOST_RESULTS"; }
 
 # ---------------------------------------------------------------- teardown
@@ -466,7 +466,9 @@ make_initramfs() {
 # ---------------------------------------------------------------- the run
 T_START=$(date +%s)
 make_data || die "test data generation failed"
+log "test data ready"
 make_manifests || die "manifest generation failed"
+log "manifests ready"
 [ -n "$BREAK" ] && break_served_data
 "srv_${SRV}_prepare"
 if ! server_start ro; then
@@ -528,8 +530,10 @@ while :; do
 done
 for i in $(seq 50); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.1; done  # poweroff
 kill_pid "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null; QEMU_PID=""
+log "guest $outcome"
 server_stop
 kill_stragglers
+log "torn down"
 
 # ---------------------------------------------------------------- verdict
 case $outcome in
