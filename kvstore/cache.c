@@ -402,7 +402,7 @@ static int read_run_dir_info(kv_cache *c, const char *enc, struct kv_runinfo *ri
     /* A run open here has live counters. */
     pthread_mutex_lock(&c->lock);
     for (kv_run *r = c->runs; r; r = r->next)
-        if (!strcmp(r->name, ri->name) && !r->gone) {
+        if (!strcmp(r->name, ri->name) && !__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE)) {
             ri->files = r->inodes;
             break;
         }
@@ -546,9 +546,9 @@ int kv_cache_statfs(kv_cache *c, struct kv_statfs *st)
  * c->lock; r's files have been moved away. */
 static void retire_locked(kv_cache *c, kv_run *r)
 {
-    pthread_rwlock_wrlock(&r->lock);
-    r->gone = true;
-    pthread_rwlock_unlock(&r->lock);
+    /* No run lock here: a reader holding it may be waiting for c->lock.
+     * A change in flight still commits into the moved files, harmlessly. */
+    __atomic_store_n(&r->gone, true, __ATOMIC_RELEASE);
     for (kv_run **pp = &c->runs; *pp; pp = &(*pp)->next)
         if (*pp == r) {
             *pp = r->next;
@@ -632,7 +632,7 @@ static void run_free(kv_run *r)
         kcdbdel(r->data);
         r->data = NULL;
     }
-    if (r->db && r->unclean_marked && !r->keep_unclean && !r->gone && !r->staged) {
+    if (r->db && r->unclean_marked && !r->keep_unclean && !__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE) && !r->staged) {
         /* Data is closed (flushed): nothing can be half-done any more. */
         if (!kcdbbegintran(r->db, 0) || !kcdbremove(r->db, "Sunclean", 8) ||
             !kcdbendtran(r->db, 1))
@@ -754,7 +754,7 @@ static bool run_is_current(kv_run *r)
 
 bool kv_run_stale(kv_run *r)
 {
-    return r->gone || !run_is_current(r);
+    return __atomic_load_n(&r->gone, __ATOMIC_ACQUIRE) || !run_is_current(r);
 }
 
 int kv_run_open(kv_cache *c, const char *name, kv_run **out)
@@ -842,7 +842,7 @@ void kv_run_close(kv_run *r)
             *pp = r->next;
             break;
         }
-    bool gone = r->gone;
+    bool gone = __atomic_load_n(&r->gone, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&c->lock);
     run_free(r);
     if (gone)
@@ -1109,7 +1109,7 @@ int kv_wbegin(kv_run *r)
     if (r->readonly)
         return EROFS;
     pthread_rwlock_wrlock(&r->lock);
-    if (r->gone) {
+    if (__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE)) {
         pthread_rwlock_unlock(&r->lock);
         return ESTALE;
     }
@@ -1125,7 +1125,7 @@ int kv_wbegin(kv_run *r)
      * sit in tmp/, and a transaction would put a write-ahead log under the
      * old path. */
     if (!run_is_current(r)) {
-        r->gone = true;
+        __atomic_store_n(&r->gone, true, __ATOMIC_RELEASE);
         pthread_rwlock_unlock(&r->lock);
         return ESTALE;
     }

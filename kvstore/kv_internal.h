@@ -73,7 +73,7 @@ struct kv_run {
     int refs;               /* guarded by cache->lock */
     bool staged;            /* invisible; no transactions needed */
     bool readonly;          /* opened without the writer lock */
-    bool gone;              /* evicted or replaced: no more writes */
+    bool gone;              /* evicted or replaced: no more writes (atomic) */
     kv_ino root;
     uint64_t next_ino;      /* allocation cursor when no hint */
     uint64_t data_bytes;    /* sum of stored block lengths */
