@@ -1,14 +1,4 @@
-/* cache.c: the cache directory and the life of runs in it: staging,
- * atomic publish, open/close with a shared table, eviction, run metadata,
- * statistics, and the lock/transaction discipline every change follows.
- *
- * Layout:  CACHE/tarnfs-cache           marker (format version)
- *          CACHE/runs/<encoded name>/   one published run: <id>.kct, info
- *          CACHE/tmp/<id>/              staging runs and evicted runs
- * Every directory under tmp/ is garbage unless some process holds an flock
- * on it (staging: exclusive; open runs: shared), so a sweep that can take
- * the exclusive lock deletes it.  That makes crash recovery a sweep, and
- * lets several processes (tarnfsd, the tarnfs tool) share one cache. */
+/* cache.c: the cache directory and the life of runs in it (stage, publish, open, evict). */
 #include "kvstore/kv_internal.h"
 #include "util/log.h"
 
@@ -24,6 +14,17 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+
+/* Also here: run metadata, statistics, and the lock/transaction
+ * discipline every change follows (kv_wbegin/kv_wend).
+ *
+ * Layout:  CACHE/tarnfs-cache           marker (format version)
+ *          CACHE/runs/<encoded name>/   one published run: <id>.kct, <id>.kch, info
+ *          CACHE/tmp/<id>/              staging runs and evicted runs
+ * Every directory under tmp/ is garbage unless some process holds an flock
+ * on it (staging: exclusive; open runs: shared), so a sweep that can take
+ * the exclusive lock deletes it.  That makes crash recovery a sweep, and
+ * lets several processes (tarnfsd, the tarnfs tool) share one cache. */
 
 #define MARKER_FILE  "tarnfs-cache"
 #define MARKER_TEXT  "tarnfs cache 1\n"

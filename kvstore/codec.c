@@ -1,5 +1,4 @@
-/* codec.c: binary keys and inode records of the kvstore schema, name checks
- * and Kyoto Cabinet error mapping. */
+/* codec.c: binary keys and inode records of the schema, name checks, KC error mapping. */
 #include "kvstore/kv_internal.h"
 
 #include <errno.h>

@@ -1,13 +1,4 @@
-/* data.c: file contents as fixed-size blocks in the run's data HashDB:
- * read and write at any offset, sparse holes, truncate, the streaming
- * appender ingest uses, and the garbage sweep after a crash.
- *
- * Invariant: no block stores bytes at or beyond its file's size, so growing
- * a file never exposes old data.  Ordering keeps it across crashes: blocks
- * are written (data commit) before the metadata that makes them part of a
- * file (meta commit), and removed only after the metadata that drops them
- * is committed.  A crash between the two commits leaves only unreachable
- * garbage, which kv_data_gc removes on the next writable open. */
+/* data.c: file contents as 64 KiB blocks in the run's data HashDB (read, write, truncate, append). */
 #include "kvstore/kv_internal.h"
 
 #include <errno.h>
@@ -16,6 +7,13 @@
 #include <sys/stat.h>
 
 #define BS KV_BLOCK_SIZE
+
+/* Invariant: no block stores bytes at or beyond its file's size, so growing
+ * a file never exposes old data.  Ordering keeps it across crashes: blocks
+ * are written (data commit) before the metadata that makes them part of a
+ * file (meta commit), and removed only after the metadata that drops them
+ * is committed.  A crash between the two commits leaves only unreachable
+ * garbage, which kv_data_gc removes on the next writable open. */
 
 size_t kv_key_block(unsigned char *k, kv_ino ino, uint64_t blk)
 {

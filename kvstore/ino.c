@@ -1,5 +1,4 @@
-/* ino.c: deterministic inode numbers, so a re-ingested run gets the same
- * numbers (and NFS handles stay valid across eviction and re-fetch). */
+/* ino.c: deterministic inode numbers, stable across re-ingest (NFS handles survive). */
 #include "kvstore/kv_internal.h"
 
 #include <string.h>

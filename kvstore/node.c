@@ -1,12 +1,12 @@
-/* node.c: inodes and directory entries: getattr/setattr, lookup, mknode,
- * symlinks, hard links, unlink/rmdir, rename and readdir with stable
- * cookies.  Every change runs under kv_wbegin/kv_wend (one transaction). */
+/* node.c: inodes and directory entries (attributes, lookup, create, link, remove, rename, readdir). */
 #include "kvstore/kv_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* Every change runs under kv_wbegin/kv_wend: one transaction. */
 
 /* ---- inode records ---------------------------------------------------- */
 
