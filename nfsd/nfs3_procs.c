@@ -911,7 +911,29 @@ static nfsstat3 readdir_common(struct rpc_ctx *c, uint64_t cookie, const char *v
     uint64_t verf = 0;
     f->tail = &f->head;
     f->ptail = &f->phead;
-    err = vfs_readdir(c->srv->vfs, &c->id, cookie, f->plus, &verf, dir_fill_cb, f);
+    /* "." and ".." come first, with the cookies 1 and 2 that vfs never
+     * gives to an entry; vfs lists the rest. */
+    err = 0;
+    if (cookie == 0) {
+        struct vfs_dirent dot = { ".", da.fileid, 1, &c->id, &da };
+        err = dir_fill_cb(f, &dot);
+    }
+    if (!err && cookie <= 1) {
+        struct vfs_id pid;
+        struct vfs_attr pa;
+        int perr = vfs_parent(c->srv->vfs, &c->id, &pid);
+        if (!perr)
+            perr = vfs_getattr(c->srv->vfs, &pid, &pa);
+        if (perr)
+            return nfs3_status_from_errno(perr);
+        struct vfs_dirent dotdot = { "..", pa.fileid, 2, &pid, &pa };
+        err = dir_fill_cb(f, &dotdot);
+    }
+    /* A reply full before vfs is asked carries verifier 0, which any
+     * later cookie is accepted with. */
+    if (!err)
+        err = vfs_readdir(c->srv->vfs, &c->id, cookie <= 2 ? 0 : cookie, f->plus, &verf,
+                          dir_fill_cb, f);
     if (err > 0)
         return nfs3_status_from_errno(err);
     if (f->nomem)
