@@ -1243,6 +1243,64 @@ START_TEST(concurrent_readers_and_a_writer_see_consistent_data)
 }
 END_TEST
 
+
+struct overlap {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool other_done;
+    kv_ino file;
+    int other_err;
+};
+
+static void *other_reader(void *p)
+{
+    struct overlap *o = p;
+    char buf[16];
+    size_t got;
+    bool eof;
+    struct kv_attr a;
+    int err = kv_read(run, o->file, 0, buf, sizeof buf, &got, &eof);
+    if (!err)
+        err = kv_getattr(run, o->file, &a);
+    pthread_mutex_lock(&o->mu);
+    o->other_err = err;
+    o->other_done = true;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+    return NULL;
+}
+
+/* Inside a listing (which holds the run's read lock) wait for another
+ * thread's read: if readers excluded each other this would time out. */
+static int wait_for_other(void *arg, const struct kv_dirent *de)
+{
+    struct overlap *o = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&o->mu);
+    while (!o->other_done)
+        if (pthread_cond_timedwait(&o->cv, &o->mu, &until))
+            break;
+    bool done = o->other_done;
+    pthread_mutex_unlock(&o->mu);
+    return done ? 1 : 2;
+}
+
+START_TEST(readers_never_wait_for_each_other)
+{
+    setup_published();
+    struct overlap o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, -1 };
+    o.file = make(root, "f", S_IFREG | 0644);
+    write_str(o.file, 0, "concurrent");
+    pthread_t th;
+    pthread_create(&th, NULL, other_reader, &o);
+    ck_assert_int_eq(kv_readdir(run, root, 0, wait_for_other, &o), 1);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(o.other_err, 0);
+}
+END_TEST
+
 START_TEST(opening_a_run_twice_shares_one_database)
 {
     setup_published();
@@ -1572,6 +1630,7 @@ static Suite *kvfs_suite(void)
     tcase_add_checked_fixture(tc_threads, NULL, teardown);
     tcase_set_timeout(tc_threads, 300);
     tcase_add_test(tc_threads, concurrent_readers_and_a_writer_see_consistent_data);
+    tcase_add_test(tc_threads, readers_never_wait_for_each_other);
     suite_add_tcase(s, tc_threads);
     return s;
 }
