@@ -7,3 +7,9 @@ $(B)/tests/nfs/test_rpc_wire: $(B)/tests/nfs/test_rpc_wire.o $(B)/tests/nfs/serv
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread
 
 TEST_PROGRAMS += $(B)/tests/nfs/test_nfs $(B)/tests/nfs/test_rpc_wire
+
+# Config parsing and file handles, no network (config.o and fhandle.o only).
+$(B)/tests/nfs/test_nfsd_units: $(B)/tests/nfs/test_nfsd_units.o $(NFSD_LIB) $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+
+TEST_PROGRAMS += $(B)/tests/nfs/test_nfsd_units

@@ -24,6 +24,8 @@ check() {   # check 'what it shows' command...
   if "$@"; then say "ok   - $what"; else say "FAIL - $what"; fail=1; fi
 }
 
+check "config parsing and file handles (test_nfsd_units)" "$B/tests/nfs/test_nfsd_units"
+
 # ---- fixtures ----
 mkdir -p "$W/src/demo/perm" "$W/src/wide" "$W/cache" "$W/rwcache"
 "$B/genrun" --symlinks --hardlinks --empty-dirs "$W/src/demo" >/dev/null || exit 1

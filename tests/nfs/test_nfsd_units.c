@@ -1,0 +1,207 @@
+/* test_nfsd_units.c: nfsd's pure parts without a network: tarnfs.conf and
+ * export matching, and the MAC-protected file handles with their key file. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nfsd/config.h"
+#include "nfsd/fhandle.h"
+
+static struct sockaddr_in v4(const char *a, int port)
+{
+    struct sockaddr_in s = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, a, &s.sin_addr);
+    return s;
+}
+
+static char *write_conf(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/tarnfs-units-XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+START_TEST(settings_and_exports_are_read_from_the_config_file)
+{
+    char *p = write_conf("# sample\ncache = /var/cache/x\nsource = s3://b/p\n"
+                         "cache_limit = 10G\nlist_ttl = 250ms\nnfs_port = 3049\n"
+                         "rpcbind = no\nthreads = 3\nhigh_watermark = 80\n"
+                         "export / 10.0.0.0/8(rw,no_root_squash,anonuid=5) *(ro)\n"
+                         "export /run1 192.0.2.7\n");
+    struct nfsd_config cfg;
+    nfsd_config_defaults(&cfg);
+    char err[256] = "";
+    ck_assert_int_eq(nfsd_config_load(p, &cfg, err, sizeof err), 0);
+    unlink(p);
+    ck_assert_str_eq(cfg.cache_dir, "/var/cache/x");
+    ck_assert_str_eq(cfg.source, "s3://b/p");
+    ck_assert_uint_eq(cfg.cache_limit_bytes, 10ULL << 30);
+    ck_assert_uint_eq(cfg.list_ttl_ms, 250);
+    ck_assert_int_eq(cfg.nfs_port, 3049);
+    ck_assert_int_eq(cfg.mount_port, 20048);
+    ck_assert(!cfg.rpcbind);
+    ck_assert_uint_eq(cfg.threads, 3);
+    ck_assert_uint_eq(cfg.high_watermark_pct, 80);
+    ck_assert_uint_eq(cfg.exports->n, 2);
+    const struct export *root = &cfg.exports->v[0];
+    struct sockaddr_in inside = v4("10.1.2.3", 900), outside = v4("192.168.1.1", 40000);
+    const struct export_opts *o = export_match(root, (struct sockaddr *)&inside);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(o->rw && !o->root_squash);
+    ck_assert_uint_eq(o->anonuid, 5);
+    o = export_match(root, (struct sockaddr *)&outside);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(!o->rw && o->root_squash && !o->secure);
+    ck_assert_uint_eq(o->anonuid, 65534);
+    const struct export *run1 = &cfg.exports->v[1];
+    ck_assert_str_eq(run1->path, "/run1");
+    ck_assert_ptr_null(export_match(run1, (struct sockaddr *)&inside));
+    ck_assert(exports_any_rw(cfg.exports));
+    ck_assert_ptr_eq(exports_by_id(cfg.exports, run1->id), run1);
+    ck_assert_uint_ne(root->id, run1->id);
+    nfsd_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(v4_mapped_v6_peers_match_v4_patterns)
+{
+    struct exports *ex;
+    ck_assert_int_eq(exports_default(false, &ex), 0);
+    char err[128];
+    ck_assert_int_eq(exports_add_line(ex, "/only 127.0.0.0/8(rw) ::1", err, sizeof err), 0);
+    struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+    inet_pton(AF_INET6, "::ffff:127.0.0.5", &s6.sin6_addr);
+    const struct export_opts *o = export_match(&ex->v[1], (struct sockaddr *)&s6);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(o->rw);
+    inet_pton(AF_INET6, "::1", &s6.sin6_addr);
+    ck_assert_ptr_nonnull(export_match(&ex->v[1], (struct sockaddr *)&s6));
+    inet_pton(AF_INET6, "::2", &s6.sin6_addr);
+    ck_assert_ptr_null(export_match(&ex->v[1], (struct sockaddr *)&s6));
+    exports_unref(ex);
+}
+END_TEST
+
+START_TEST(bad_config_lines_name_the_line_and_the_reason)
+{
+    static const char *const bad[][2] = {
+        { "export / *(ro,fast)\n", ":1: unknown export option 'fast'" },
+        { "\n\nexport relative *(ro)\n", ":3: export needs an absolute path" },
+        { "export / 10.0.0.0/33(ro)\n", "prefix /33 too long" },
+        { "export /\n", "lists no clients" },
+        { "cache_limit = lots\n", "bad value 'lots' for cache_limit" },
+        { "colour = blue\n", "unknown setting 'colour'" },
+        { "just words\n", "expected 'key = value'" },
+        { "export / *(anonuid=x)\n", "bad number 'x' for anonuid" },
+        { "export / *(ro\n", "missing ')'" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *p = write_conf(bad[i][0]);
+        struct nfsd_config cfg;
+        nfsd_config_defaults(&cfg);
+        char err[256] = "";
+        ck_assert_int_eq(nfsd_config_load(p, &cfg, err, sizeof err), EINVAL);
+        ck_assert_msg(strstr(err, bad[i][1]) != NULL, "'%s' gave '%s'", bad[i][0], err);
+        unlink(p);
+        nfsd_config_free(&cfg);
+    }
+}
+END_TEST
+
+START_TEST(sizes_and_durations_parse_with_units)
+{
+    uint64_t v;
+    unsigned ms;
+    ck_assert_int_eq(parse_size("512M", &v), 0);
+    ck_assert_uint_eq(v, 512ULL << 20);
+    ck_assert_int_eq(parse_size("4096", &v), 0);
+    ck_assert_uint_eq(v, 4096);
+    ck_assert_int_eq(parse_size("1GiB", &v), 0);
+    ck_assert_uint_eq(v, 1ULL << 30);
+    ck_assert_int_eq(parse_size("-1", &v), EINVAL);
+    ck_assert_int_eq(parse_size("3X", &v), EINVAL);
+    ck_assert_int_eq(parse_duration_ms("5s", &ms), 0);
+    ck_assert_uint_eq(ms, 5000);
+    ck_assert_int_eq(parse_duration_ms("2m", &ms), 0);
+    ck_assert_uint_eq(ms, 120000);
+    ck_assert_int_eq(parse_duration_ms("7", &ms), 0);
+    ck_assert_uint_eq(ms, 7000);
+    ck_assert_int_eq(parse_duration_ms("fast", &ms), EINVAL);
+}
+END_TEST
+
+START_TEST(handles_round_trip_and_reject_tampering)
+{
+    char dir[] = "/tmp/tarnfs-units-key-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct fh_key k1, k2, k3;
+    ck_assert_int_eq(fh_key_load(dir, &k1), 0);
+    ck_assert_int_eq(fh_key_load(dir, &k2), 0);          /* same file, same key */
+    ck_assert_mem_eq(k1.k, k2.k, FH_KEY_LEN);
+    char keypath[128];
+    snprintf(keypath, sizeof keypath, "%s/handle.key", dir);
+    struct stat st;
+    ck_assert_int_eq(stat(keypath, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    for (int len = 0; len <= VFS_ID_MAX; len++) {
+        struct vfs_id id = { .len = (uint8_t)len }, back;
+        for (int i = 0; i < len; i++)
+            id.b[i] = (uint8_t)(i * 31 + len);
+        uint8_t fh[FH_MAX];
+        size_t n = fh_encode(&k1, 42, &id, fh);
+        ck_assert_uint_eq(n % 4, 0);
+        ck_assert_uint_le(n, 64);
+        uint8_t exp_id = 0;
+        ck_assert_int_eq(fh_decode(&k1, fh, n, &exp_id, &back), 0);
+        ck_assert_uint_eq(exp_id, 42);
+        ck_assert_uint_eq(back.len, id.len);
+        ck_assert_mem_eq(back.b, id.b, (size_t)len);
+        fh[n - 1] ^= 0x80;                                /* MAC bit */
+        ck_assert_int_eq(fh_decode(&k1, fh, n, &exp_id, &back), ESTALE);
+        fh[n - 1] ^= 0x80;
+        fh[2] ^= 1;                                       /* export id */
+        ck_assert_int_eq(fh_decode(&k1, fh, n, &exp_id, &back), ESTALE);
+        fh[2] ^= 1;
+        ck_assert_int_eq(fh_decode(&k1, fh, n - 4, &exp_id, &back), EBADMSG);
+        ck_assert_int_eq(fh_decode(&k1, fh, n - 1, &exp_id, &back), EBADMSG);
+        fh[0] = 7;                                        /* unknown version */
+        ck_assert_int_eq(fh_decode(&k1, fh, n, &exp_id, &back), EBADMSG);
+    }
+    /* Another cache (another key) cannot use these handles. */
+    unlink(keypath);
+    ck_assert_int_eq(fh_key_load(dir, &k3), 0);
+    ck_assert(memcmp(k1.k, k3.k, FH_KEY_LEN) != 0);
+    struct vfs_id id = { .len = 8, .b = "runinode" }, back;
+    uint8_t fh[FH_MAX], exp_id;
+    size_t n = fh_encode(&k1, 1, &id, fh);
+    ck_assert_int_eq(fh_decode(&k3, fh, n, &exp_id, &back), ESTALE);
+    unlink(keypath);
+    rmdir(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("nfsd-units");
+    TCase *t = tcase_create("units");
+    tcase_add_test(t, settings_and_exports_are_read_from_the_config_file);
+    tcase_add_test(t, v4_mapped_v6_peers_match_v4_patterns);
+    tcase_add_test(t, bad_config_lines_name_the_line_and_the_reason);
+    tcase_add_test(t, sizes_and_durations_parse_with_units);
+    tcase_add_test(t, handles_round_trip_and_reject_tampering);
+    suite_add_tcase(s, t);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
