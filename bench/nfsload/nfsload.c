@@ -1,5 +1,4 @@
-/* nfsload.c: command line of the NFSv3 load generator: parse options, open
- * the connections, run one workload, print its figures. */
+/* nfsload.c: the load generator's command line: options, connections, one workload, its figures. */
 #include "bench/nfsload/conn.h"
 #include "bench/nfsload/stats.h"
 #include "bench/nfsload/workloads.h"

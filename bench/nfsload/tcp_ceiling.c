@@ -1,7 +1,8 @@
-/* tcp_ceiling.c: measures the loopback TCP ceiling on the spot: one sender
- * thread writes 1 MiB buffers to 127.0.0.1, the receiver reads and drops
- * them; prints the receiver's MB/s (10^6 bytes), the upper bound for any
- * NFS READ throughput over the same loopback. */
+/* tcp_ceiling.c: measures the loopback TCP ceiling on the spot (one socket copy, MB/s). */
+
+/* One sender thread writes 1 MiB buffers to 127.0.0.1, the receiver reads
+ * and drops them: the upper bound for any NFS READ throughput over the same
+ * loopback connection. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

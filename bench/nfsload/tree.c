@@ -1,5 +1,4 @@
-/* tree.c: lists a served tree with READDIRPLUS and resolves paths with
- * LOOKUP, asynchronously, recording every request it sends. */
+/* tree.c: lists a served tree with READDIRPLUS and resolves paths with LOOKUP, asynchronously. */
 #include "bench/nfsload/tree.h"
 
 #include <errno.h>

@@ -1,8 +1,8 @@
-/* workloads.c: seqread, randread, stat, readdirplus, walk, smallfile,
- * getattr and first: each a small state machine of async NFSv3 requests.
- *
- * Parts, in order: set-up helpers (files and trees, untimed), then one
- * section per workload, then the dispatcher. */
+/* workloads.c: nfsload's workloads, each a small state machine of async NFSv3 requests. */
+
+/* Parts, in order: set-up helpers (files and trees, untimed), then one
+ * section per workload (seqread, randread, the slot machinery with stat,
+ * smallfile and getattr, first, listings), then the dispatcher. */
 #include "bench/nfsload/workloads.h"
 
 #include <errno.h>
