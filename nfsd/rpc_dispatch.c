@@ -236,6 +236,11 @@ static nfsstat3 nfs_check_handle(struct rpc_ctx *c, const nfs_fh3 *fh, unsigned 
     if (!c->opts || (c->opts->secure && !nfsd_peer_privileged(c->peer)))
         return NFS3ERR_ACCES;
     nfsd_squash(c->opts, &c->raw_cred, &c->cred);
+    if (c->flavor != AUTH_SYS) {    /* AUTH_NONE: this export's anonymous ids */
+        c->cred.uid = c->opts->anonuid;
+        c->cred.gid = c->opts->anongid;
+        c->cred.ngids = 0;
+    }
     if ((flags & PROC_MODIFIES) && (!c->opts->rw || c->srv->vfs_read_only))
         return NFS3ERR_ROFS;
     return NFS3_OK;
