@@ -329,6 +329,38 @@ START_TEST(a_secure_export_refuses_mounts_from_unprivileged_ports)
 }
 END_TEST
 
+START_TEST(a_name_with_a_nul_byte_is_refused)
+{
+    start();
+    int fd = tcp_connect(srv.mount_port);
+    struct call c;
+    uint32_t r[64];
+    call_header(&c, 51, 2, 100005, 3, 1, 0);
+    put(&c, 1);
+    put(&c, 0x2f000000u);
+    int n = tcp_call(fd, &c, r, 64);
+    expect_accepted(r, n, 51, SUCCESS);
+    ck_assert_uint_eq(r[6], 0);                  /* MNT3_OK */
+    uint32_t fhlen = r[7];
+    ck_assert_uint_le(fhlen, 64);
+    uint32_t fh[16];
+    memcpy(fh, &r[8], fhlen);                    /* still in host order: undo below */
+    close(fd);
+    fd = tcp_connect(srv.nfs_port);
+    call_header(&c, 52, 2, 100003, 3, 3, 0);     /* LOOKUP */
+    put(&c, fhlen);
+    for (uint32_t i = 0; i < fhlen / 4; i++)
+        put(&c, fh[i]);
+    put(&c, 3);
+    put(&c, 0x61006200u);                        /* "a\0b" + pad */
+    n = tcp_call(fd, &c, r, 64);
+    expect_accepted(r, n, 52, SUCCESS);
+    ck_assert_uint_eq(r[6], 22);                 /* NFS3ERR_INVAL */
+    close(fd);
+    stop();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("rpc-wire");
@@ -342,6 +374,7 @@ int main(void)
     tcase_add_test(t, random_bytes_never_crash_the_server);
     tcase_add_test(t, udp_carries_nfs_and_mount_calls);
     tcase_add_test(t, a_secure_export_refuses_mounts_from_unprivileged_ports);
+    tcase_add_test(t, a_name_with_a_nul_byte_is_refused);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
