@@ -1105,6 +1105,30 @@ int kv_run_delmeta(kv_run *r, const char *key)
 
 /* ---- lock and transaction discipline ---------------------------------- */
 
+/* Test hook (kv_set_fault): set once by a test, read on every commit. */
+static struct {
+    kv_fault_fn fn;
+    void *arg;
+} fault_hook;
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void kv_set_fault(kv_fault_fn fn, void *arg)
+{
+    pthread_mutex_lock(&fault_lock);
+    fault_hook.fn = fn;
+    fault_hook.arg = arg;
+    pthread_mutex_unlock(&fault_lock);
+}
+
+int kv_fault(const char *op)
+{
+    pthread_mutex_lock(&fault_lock);
+    kv_fault_fn fn = fault_hook.fn;
+    void *arg = fault_hook.arg;
+    pthread_mutex_unlock(&fault_lock);
+    return fn ? fn(arg, op) : 0;
+}
+
 int kv_wbegin(kv_run *r)
 {
     if (r->readonly)
@@ -1158,6 +1182,8 @@ int kv_data_end(kv_run *r, int err)
 {
     if (r->staged)
         return err;
+    if (!err)
+        err = kv_fault("data-commit");
     if (!kcdbendtran(r->data, err == 0) && !err)
         err = EIO;
     return err;
@@ -1168,6 +1194,8 @@ int kv_wend(kv_run *r, int err)
     if (!r->staged) {
         if (!err)
             err = kv_store_counters(r);
+        if (!err)
+            err = kv_fault("meta-commit");
         if (!kcdbendtran(r->db, err == 0) && !err)
             err = EIO;
     }
@@ -1175,15 +1203,16 @@ int kv_wend(kv_run *r, int err)
         r->next_ino = r->saved_next_ino;
         r->data_bytes = r->saved_data_bytes;
         r->inodes = r->saved_inodes;
-        r->ndrops = 0;
-    } else {
-        /* Committed: the dropped blocks are unreachable now.  Failing to
-         * delete them leaks space until the next sweep, nothing worse. */
-        if (kv_data_run_drops(r)) {
-            log_warn("kvstore: run %s: freeing data blocks failed", r->name);
-            r->keep_unclean = true;
-        }
     }
+    /* Committed: free what the change dropped.  Failed: take back blocks
+     * a write committed past the old end.  If that fails, the run is
+     * swept at its next open (and the blocks stay unreachable until then
+     * unless the file grows over them: hence the warning). */
+    if ((!r->staged || err == 0) && kv_data_run_drops(r, err == 0)) {
+        log_warn("kvstore: run %s: deleting data blocks failed", r->name);
+        r->keep_unclean = true;
+    }
+    r->ndrops = 0;
     pthread_rwlock_unlock(&r->lock);
     return err;
 }

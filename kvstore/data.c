@@ -56,6 +56,12 @@ int kv_data_truncate(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t size)
             account(r, in, have, d.trim_len);
         }
     }
+    in->size = size;
+    return kv_drop_push(r, &d);
+}
+
+int kv_drop_push(kv_run *r, const struct kv_drop *d)
+{
     if (r->ndrops == r->capdrops) {
         size_t cap = r->capdrops ? 2 * r->capdrops : 4;
         struct kv_drop *nd = realloc(r->drops, cap * sizeof *nd);
@@ -64,19 +70,25 @@ int kv_data_truncate(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t size)
         r->drops = nd;
         r->capdrops = cap;
     }
-    r->drops[r->ndrops++] = d;
-    in->size = size;
+    r->drops[r->ndrops++] = *d;
     return 0;
 }
 
-int kv_data_run_drops(kv_run *r)
+int kv_data_run_drops(kv_run *r, bool committed)
 {
-    if (!r->ndrops)
+    bool any = false;
+    for (size_t i = 0; i < r->ndrops; i++)
+        any |= r->drops[i].on_failure != committed;
+    if (!any) {
+        r->ndrops = 0;
         return 0;
+    }
     int err = kv_data_begin(r);
     unsigned char k[16];
     for (size_t i = 0; i < r->ndrops && !err; i++) {
         struct kv_drop *d = &r->drops[i];
+        if (d->on_failure == committed)
+            continue;
         for (uint64_t b = d->from; b < d->to && !err; b++)
             if (!kcdbremove(r->data, (char *)k, kv_key_block(k, d->ino, b)) &&
                 kcdbecode(r->data) != KCENOREC)
@@ -276,6 +288,7 @@ int kv_write(kv_run *r, kv_ino ino, uint64_t off, const void *buf, size_t len,
         err = EISDIR;
     else if (!S_ISREG(in.mode))
         err = EINVAL;
+    uint64_t old_size = in.size;
     if (!err && len) {
         /* Data first: until the inode below commits, new blocks past the
          * old size are unreachable. */
@@ -290,6 +303,16 @@ int kv_write(kv_run *r, kv_ino ino, uint64_t off, const void *buf, size_t len,
             done += n;
         }
         err = kv_data_end(r, err);
+        if (!err && off + len > old_size) {
+            /* Should the metadata not commit, these blocks would lie past
+             * the end: take them back. */
+            struct kv_drop undo = {
+                .ino = ino, .from = (old_size + BS - 1) / BS,
+                .to = (off + len + BS - 1) / BS, .trim_blk = old_size / BS,
+                .trim_len = old_size % BS, .on_failure = true,
+            };
+            err = kv_drop_push(r, &undo);
+        }
     }
     if (!err) {
         if (off + len > in.size)
@@ -449,6 +472,12 @@ int kv_append_end(kv_appender *ap)
             kv_inode_free(&in);
         }
         err = kv_wend(r, err);
+    }
+    if (err && ap->pos && !r->staged && kv_wbegin(r) == 0) {
+        /* The file stays empty: its stored blocks must go now, before a
+         * later write could grow the file over them. */
+        struct kv_drop d = { .ino = ap->ino, .to = (ap->pos + BS - 1) / BS };
+        kv_wend(r, kv_drop_push(r, &d));
     }
     free(ap->buf);
     free(ap);

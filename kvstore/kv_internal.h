@@ -112,6 +112,9 @@ void kv_attr_from(kv_ino ino, const struct kv_inode *in, struct kv_attr *a);
 int kv_inode_load(kv_run *r, kv_ino ino, struct kv_inode *in);
 int kv_inode_store(kv_run *r, kv_ino ino, const struct kv_inode *in);
 
+/* The errno the test fault hook injects for op, or 0. */
+int kv_fault(const char *op);
+
 /* ---- write discipline (cache.c) ---- */
 /* Take the exclusive lock and open a transaction (published runs).
  * Errors: EROFS (read-only or evicted), EIO. */
@@ -131,19 +134,25 @@ int kv_data_begin(kv_run *r);
 int kv_data_end(kv_run *r, int err);
 
 /* ---- data.c ---- */
-/* Blocks of one file to delete after the metadata commit. */
+/* Blocks of one file to delete when the metadata transaction ends: after
+ * it commits (space freed by truncate/unlink), or, for on_failure drops,
+ * if it fails (blocks a write already committed past the old end). */
 struct kv_drop {
     kv_ino ino;
     uint64_t from, to;      /* block numbers [from, to) */
     uint64_t trim_blk;      /* block cut to trim_len bytes, if trim_len */
     size_t trim_len;
+    bool on_failure;
 };
+/* Queue a drop for kv_wend.  Errors: ENOMEM. */
+int kv_drop_push(kv_run *r, const struct kv_drop *d);
 /* Shrink ino (record *in) to size: accounts the freed bytes now and queues
  * the block deletions for kv_wend, so data never disappears before the
  * metadata saying so is committed.  Caller is inside kv_wbegin. */
 int kv_data_truncate(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t size);
-/* Carry out queued deletions (after the meta commit). */
-int kv_data_run_drops(kv_run *r);
+/* Carry out the queued drops that apply (committed: the normal ones;
+ * otherwise the on_failure ones) and empty the queue.  Errors: EIO. */
+int kv_data_run_drops(kv_run *r, bool committed);
 /* Remove garbage blocks a crash may have left (run opened for writing with
  * "Sunclean" set).  Errors: EIO. */
 int kv_data_gc(kv_run *r);

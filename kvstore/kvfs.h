@@ -294,6 +294,15 @@ int kv_append_hole(kv_appender *ap, uint64_t len);
 /* Finish; frees ap whatever the result.  Errors: ENOSPC, EIO. */
 int kv_append_end(kv_appender *ap);
 
+/* ---- fault injection (tests) ------------------------------------------ */
+
+/* Fault hook: called where a change would commit ("meta-commit",
+ * "data-commit") on a published run; a nonzero errno return makes that
+ * commit fail with it (the transaction is rolled back).  NULL removes it.
+ * Process-wide; for tests of the failure paths. */
+typedef int (*kv_fault_fn)(void *arg, const char *op);
+void kv_set_fault(kv_fault_fn fn, void *arg);
+
 /* ---- ingest ----------------------------------------------------------- */
 
 /* Pull callback: fill buf with up to cap bytes; return bytes read, 0 at end

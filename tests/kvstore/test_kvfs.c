@@ -1556,6 +1556,122 @@ START_TEST(publish_by_another_process_makes_open_handle_stale)
 }
 END_TEST
 
+
+/* ---- failure paths (fault hook) ---------------------------------------- */
+
+struct fault_plan {
+    const char *op;
+    int skip;       /* let this many matching commits through first */
+    int fired;
+};
+
+static int fail_once(void *arg, const char *op)
+{
+    struct fault_plan *p = arg;
+    if (strcmp(op, p->op) || p->fired)
+        return 0;
+    if (p->skip-- > 0)
+        return 0;
+    p->fired = 1;
+    return EIO;
+}
+
+/* Grow f to size and check every byte from 'from' on reads as zero. */
+static void assert_zeros_after_growing(kv_ino f, uint64_t from, uint64_t size)
+{
+    struct kv_sattr s = { .mask = KV_SET_SIZE, .size = size };
+    ck_assert_int_eq(kv_setattr(run, f, &s, NULL), 0);
+    char *buf = malloc(size);
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, size, &got, &eof), 0);
+    ck_assert_uint_eq(got, size);
+    ck_assert(all_zero(buf + from, size - from));
+    free(buf);
+}
+
+START_TEST(write_whose_metadata_commit_fails_leaves_nothing_past_the_end)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "abc");
+    struct kv_statfs before, after;
+    ck_assert_int_eq(kv_run_statfs(run, &before), 0);
+    static char data[200000];
+    memset(data, 'X', sizeof data);
+    struct fault_plan p = { "meta-commit", 0, 0 };
+    kv_set_fault(fail_once, &p);
+    ck_assert_int_eq(kv_write(run, f, 1, data, sizeof data, NULL), EIO);
+    kv_set_fault(NULL, NULL);
+    ck_assert(p.fired);
+    ck_assert_uint_eq(size_of(f), 3);
+    ck_assert_int_eq(kv_run_statfs(run, &after), 0);
+    ck_assert_uint_eq(after.bytes_used, before.bytes_used);
+    assert_zeros_after_growing(f, 3, 400000);
+}
+END_TEST
+
+START_TEST(write_whose_data_commit_fails_changes_nothing)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "abc");
+    struct fault_plan p = { "data-commit", 0, 0 };
+    kv_set_fault(fail_once, &p);
+    ck_assert_int_eq(kv_write(run, f, 0, "XYZW", 4, NULL), EIO);
+    kv_set_fault(NULL, NULL);
+    char buf[8];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 3);
+    ck_assert(memcmp(buf, "abc", 3) == 0);
+}
+END_TEST
+
+START_TEST(append_whose_end_fails_leaves_an_empty_file_without_blocks)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    static char data[300000];
+    memset(data, 'Y', sizeof data);
+    kv_appender *ap;
+    ck_assert_int_eq(kv_append_begin(run, f, &ap), 0);
+    ck_assert_int_eq(kv_append(ap, data, sizeof data), 0);
+    struct fault_plan p = { "meta-commit", 0, 0 };
+    kv_set_fault(fail_once, &p);
+    ck_assert_int_eq(kv_append_end(ap), EIO);
+    kv_set_fault(NULL, NULL);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, f, &a), 0);
+    ck_assert_uint_eq(a.size, 0);
+    ck_assert_uint_eq(a.used, 0);
+    assert_zeros_after_growing(f, 0, 400000);
+}
+END_TEST
+
+START_TEST(unlink_whose_commit_fails_keeps_the_file_whole)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    static char data[150000];
+    memset(data, 'Z', sizeof data);
+    ck_assert_int_eq(kv_write(run, f, 0, data, sizeof data, NULL), 0);
+    struct fault_plan p = { "meta-commit", 0, 0 };
+    kv_set_fault(fail_once, &p);
+    ck_assert_int_eq(kv_unlink(run, root, "f"), EIO);
+    kv_set_fault(NULL, NULL);
+    kv_ino got;
+    ck_assert_int_eq(kv_lookup(run, root, "f", &got), 0);
+    static char back[150000];
+    size_t n;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, back, sizeof back, &n, &eof), 0);
+    ck_assert_uint_eq(n, sizeof data);
+    ck_assert(memcmp(back, data, sizeof data) == 0);
+}
+END_TEST
+
 static Suite *kvfs_suite(void)
 {
     Suite *s = suite_create("kvfs");
@@ -1582,6 +1698,10 @@ static Suite *kvfs_suite(void)
     tcase_set_timeout(tc_crash, 300);
     tcase_add_test(tc_crash, crash_while_staging_leaves_no_trace);
     tcase_add_test(tc_crash, crash_during_publish_of_replacement_keeps_old_run);
+    tcase_add_test(tc_crash, write_whose_metadata_commit_fails_leaves_nothing_past_the_end);
+    tcase_add_test(tc_crash, write_whose_data_commit_fails_changes_nothing);
+    tcase_add_test(tc_crash, append_whose_end_fails_leaves_an_empty_file_without_blocks);
+    tcase_add_test(tc_crash, unlink_whose_commit_fails_keeps_the_file_whole);
     tcase_add_test(tc_crash, reopen_after_crash_sweeps_unreachable_data_blocks);
     tcase_add_test(tc_crash, crash_while_changing_published_run_leaves_it_consistent);
     tcase_add_test(tc_crash, run_held_by_another_process_opens_read_only);
