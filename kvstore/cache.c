@@ -991,6 +991,12 @@ void kv_run_abort(kv_run *r)
 {
     if (!r)
         return;
+    if (!r->staged) {
+        /* Published after all (publish failed only when reopening): too
+         * late to discard, so this is a close. */
+        kv_run_close(r);
+        return;
+    }
     kv_cache *c = r->cache;
     char *dir = r->dir;
     r->dir = NULL;

@@ -165,6 +165,8 @@ int kv_run_stage(kv_cache *c, const char *name, kv_ino root_hint,
 /* Make a staged run durable and visible under its name, replacing any
  * published run of that name atomically.  source_version is stored in its
  * runinfo.  The handle stays open and usable (now on the published run).
+ * On failure release r with kv_run_abort (which discards it if it was not
+ * published yet) and use nothing else of it.
  * Errors: EINVAL (not staged), ENOSPC, EIO. */
 int kv_run_publish(kv_run *r, const char *source_version);
 
