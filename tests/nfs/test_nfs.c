@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -968,6 +969,78 @@ START_TEST(root_squash_stops_root_writing_into_roots_directories)
 }
 END_TEST
 
+/* ---- tests: concurrency ---- */
+
+struct reader_arg {
+    const struct test_server *s;
+    const char *want;
+    size_t size;
+    int ok;
+};
+
+static void *reader_main(void *p)
+{
+    struct reader_arg *ra = p;
+    struct nfs_context *nfs = nfs_init_context();
+    char url[256];
+    snprintf(url, sizeof url, "nfs://127.0.0.1/?nfsport=%d&mountport=%d&version=3",
+             ra->s->nfs_port, ra->s->mount_port);
+    struct nfs_url *u = nfs_parse_url_dir(nfs, url);
+    if (!u || nfs_mount(nfs, u->server, u->path)) {
+        nfs_destroy_url(u);
+        nfs_destroy_context(nfs);
+        return NULL;
+    }
+    nfs_destroy_url(u);
+    char *got = malloc(ra->size);
+    struct nfsfh *fh;
+    bool good = nfs_open(nfs, "/demo/big.bin", O_RDONLY, &fh) == 0;
+    size_t have = 0;
+    while (good && have < ra->size) {
+        int n = nfs_pread(nfs, fh, have, ra->size - have, got + have);
+        good = n > 0;
+        have += good ? (size_t)n : 0;
+    }
+    if (good) {
+        nfs_close(nfs, fh);
+        struct nfs_stat_64 st;
+        for (int i = 0; i < 50 && good; i++)
+            good = nfs_stat64(nfs, "/demo/perm/public", &st) == 0;
+    }
+    ra->ok = good && memcmp(got, ra->want, ra->size) == 0;
+    free(got);
+    nfs_destroy_context(nfs);
+    return NULL;
+}
+
+START_TEST(many_clients_at_once_all_read_the_right_bytes)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(), NULL, NULL), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/demo/big.bin", src_dir());
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    char *want = malloc((size_t)st.st_size);
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_eq(read(fd, want, (size_t)st.st_size), st.st_size);
+    close(fd);
+    enum { N = 6 };
+    pthread_t t[N];
+    struct reader_arg ra[N];
+    for (int i = 0; i < N; i++) {
+        ra[i] = (struct reader_arg){ &s, want, (size_t)st.st_size, 0 };
+        ck_assert_int_eq(pthread_create(&t[i], NULL, reader_main, &ra[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_msg(ra[i].ok, "client %d", i);
+    }
+    free(want);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 static Suite *nfs_suite(void)
 {
     Suite *s = suite_create("nfs");
@@ -980,6 +1053,7 @@ static Suite *nfs_suite(void)
     tcase_add_test(rd, readdir_pages_by_cookie_and_checks_the_verifier);
     tcase_add_test(rd, readdirplus_lists_a_100000_entry_directory_completely);
     tcase_add_test(rd, handles_keep_working_across_a_server_restart);
+    tcase_add_test(rd, many_clients_at_once_all_read_the_right_bytes);
     suite_add_tcase(s, rd);
     TCase *bad = tcase_create("bad-input");
     tcase_set_timeout(bad, 120);
