@@ -106,14 +106,16 @@ struct conv_tar_result {
 };
 
 /* Write the tarball of the scanned run t (rooted at run_path, members
- * named "top/...") into sink, hashing it with SHA-256.  Fails when a file
+ * named "top/...") into sink, hashing it with SHA-256 into res if hash (a
+ * sink that hashes by itself, as fetch_put does, saves a pass; res then
+ * gets only tar_bytes).  Fails when a file
  * changes while it is read (size, mtime or ctime differ, or it is not the
  * scanned inode), when a read fails, when the sink fails, or when *cancel
  * becomes true (ECANCELED).  Errors: EAGAIN-free: EBUSY (a file changed),
  * EACCES, EIO, ENOSPC (from the sink), ECANCELED, ENOMEM. */
 int conv_tar_write(const char *run_path, const char *top,
                    const struct conv_tree *t, enum conv_compress comp,
-                   conv_sink_fn sink, void *sink_arg,
+                   conv_sink_fn sink, void *sink_arg, bool hash,
                    struct conv_counters *ctr, const atomic_bool *cancel,
                    struct conv_tar_result *res, char *err, size_t errlen);
 

@@ -46,7 +46,7 @@ static la_ssize_t out_write(struct archive *a, void *arg, const void *buf, size_
     struct tar_out *o = arg;
     if (o->sink_err || o->abandoned)
         return -1;
-    if (EVP_DigestUpdate(o->sha, buf, len) != 1) {
+    if (o->sha && EVP_DigestUpdate(o->sha, buf, len) != 1) {
         o->sink_err = EIO;
         archive_set_error(a, EIO, "SHA-256 update failed");
         return -1;
@@ -222,7 +222,7 @@ static int setup_writer(struct archive *a, enum conv_compress comp)
 
 int conv_tar_write(const char *run_path, const char *top,
                    const struct conv_tree *t, enum conv_compress comp,
-                   conv_sink_fn sink, void *sink_arg,
+                   conv_sink_fn sink, void *sink_arg, bool hash,
                    struct conv_counters *ctr, const atomic_bool *cancel,
                    struct conv_tar_result *res, char *err, size_t errlen)
 {
@@ -232,16 +232,16 @@ int conv_tar_write(const char *run_path, const char *top,
     unsigned char *buf = malloc(READ_CHUNK);
     struct archive *a = archive_write_new();
     struct archive_entry *ae = archive_entry_new();
-    out.sha = EVP_MD_CTX_new();
+    out.sha = hash ? EVP_MD_CTX_new() : NULL;
     int run_fd = -1, rc = 0;
     bool opened = false;
 
-    if (!buf || !a || !ae || !out.sha) {
+    if (!buf || !a || !ae || (hash && !out.sha)) {
         rc = ENOMEM;
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    if (EVP_DigestInit_ex(out.sha, EVP_sha256(), NULL) != 1) {
+    if (hash && EVP_DigestInit_ex(out.sha, EVP_sha256(), NULL) != 1) {
         rc = EIO;
         snprintf(err, errlen, "cannot initialise SHA-256");
         goto done;
@@ -313,14 +313,15 @@ int conv_tar_write(const char *run_path, const char *top,
                      out.sink_err ? strerror(out.sink_err) : archive_error_string(a));
         }
     }
-    if (!rc) {
+    if (!rc)
+        res->tar_bytes = out.bytes;
+    if (!rc && hash) {
         unsigned int len = 0;
         if (EVP_DigestFinal_ex(out.sha, res->sha256, &len) != 1 || len != 32) {
             rc = EIO;
             snprintf(err, errlen, "cannot finish SHA-256");
         } else {
             conv_hex(res->sha256, res->sha256_hex);
-            res->tar_bytes = out.bytes;
         }
     }
 done:

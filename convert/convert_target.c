@@ -122,7 +122,7 @@ int conv_target_file(const struct conv_job *job, const char *dir,
     }
     struct file_sink fs = { .fd = fd, .fail_at = fail_after_bytes() };
     rc = conv_tar_write(job->run_path, job->top, job->tree, job->comp,
-                        file_sink_write, &fs, job->ctr, job->cancel, res, err, errlen);
+                        file_sink_write, &fs, true, job->ctr, job->cancel, res, err, errlen);
     if (rc == ENOSPC || rc == EDQUOT)
         snprintf(err, errlen, "%s writing %s (removed it; the run is untouched)",
                  strerror(rc), tmp);
@@ -176,7 +176,7 @@ int conv_target_hash(const struct conv_job *job, struct conv_tar_result *res,
 {
     struct conv_counters scratch = { 0 };
     return conv_tar_write(job->run_path, job->top, job->tree, job->comp,
-                          null_sink_write, NULL, &scratch, job->cancel, res, err, errlen);
+                          null_sink_write, NULL, true, &scratch, job->cancel, res, err, errlen);
 }
 
 /* ---- S3 target: libarchive pushes, fetch_put pulls ---------------------- */
@@ -266,8 +266,9 @@ static void *producer_main(void *arg)
 {
     struct producer *pr = arg;
     const struct conv_job *job = pr->job;
+    /* fetch_put hashes the body itself and reports it: one pass saved. */
     pr->rc = conv_tar_write(job->run_path, job->top, job->tree, job->comp,
-                            pipe_push, pr->pipe, job->ctr, job->cancel, pr->res,
+                            pipe_push, pr->pipe, false, job->ctr, job->cancel, pr->res,
                             pr->err, sizeof pr->err);
     pthread_mutex_lock(&pr->pipe->mu);
     if (pr->rc) {
@@ -285,7 +286,11 @@ int conv_target_s3(const struct conv_job *job, fetch_backend *b,
                    const char *key, struct conv_tar_result *res,
                    char *err, size_t errlen)
 {
-    struct pipe_buf p = { .cap = 8u << 20, .fail_at = fail_after_bytes() };
+    /* fetch_put buffers a whole part, then sends it without pulling: a
+     * ring one part deep lets the archive writer produce the next part
+     * while the current one is on the wire. */
+    size_t part = job->part_size ? job->part_size : (8u << 20);
+    struct pipe_buf p = { .cap = part + (1u << 20), .fail_at = fail_after_bytes() };
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.can_read, NULL);
     pthread_cond_init(&p.can_write, NULL);
@@ -326,14 +331,13 @@ int conv_target_s3(const struct conv_job *job, fetch_backend *b,
                  rc == ENOENT ? " (does the bucket exist?)" : "");
         goto out;
     }
-    /* fetch stores the SHA-256 it computed as object metadata; it must be
-     * the one of the bytes we produced. */
-    if (oi.sha256[0] && strcmp(oi.sha256, res->sha256_hex) != 0) {
-        fetch_delete(b, key);
-        rc = EIO;
-        snprintf(err, errlen, "%s: stored SHA-256 %s differs from the streamed %s; deleted it",
-                 key, oi.sha256, res->sha256_hex);
+    /* fetch computed the SHA-256 of what it stored (x-amz-meta-sha256). */
+    if (strlen(oi.sha256) != 64) {
+        rc = EPROTO;
+        snprintf(err, errlen, "%s: the upload reported no SHA-256", key);
+        goto out;
     }
+    memcpy(res->sha256_hex, oi.sha256, 65);
 out:
     free(p.buf);
     pthread_mutex_destroy(&p.mu);

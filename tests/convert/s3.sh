@@ -10,12 +10,18 @@ done
 [ -x "$S3TOOL" ] || rgw_missing="$rgw_missing s3tool($S3TOOL)"
 
 s3_start() {
-  RGW_DIR=$(mktemp -d /tmp/tarnfs-60-rgw.XXXXXX)
-  export RGW_DIR
-  if ! RGW_MEM_MB=1024 "$ROOT/tests/s3/rgw-start.sh" > /dev/null; then
+  local try
+  for try in 1 2; do
+    RGW_DIR=$(mktemp -d /tmp/tarnfs-60-rgw.XXXXXX)
+    export RGW_DIR
+    RGW_MEM_MB=1024 "$ROOT/tests/s3/rgw-start.sh" > /dev/null && break
+    # a busy shared machine sometimes loses the start race; one more go
     tail -20 "$RGW_DIR/start.log"
-    return 1
-  fi
+    "$ROOT/tests/s3/rgw-stop.sh" "$RGW_DIR" > /dev/null 2>&1
+    rm -rf "$RGW_DIR"
+    RGW_DIR=
+    [ $try -eq 2 ] && return 1
+  done
   set -a; . "$RGW_DIR/env"; set +a
   BUCKET=$TARNFS_S3_BUCKET
 }
