@@ -149,6 +149,21 @@ t_deterministic() {
 }
 check 'determinism: the same tree gives the same bytes (plain, gzip, zstd), to --to DIR too' t_deterministic
 
+t_progress_and_log_lines() {
+  mkdir -p "$T/prog" "$T/progout"
+  $GEN --name RUN_PROG --file-size 1M --cycles 10 "$T/prog"
+  "$TARNFS" convert "$T/prog" --to "$T/progout" --progress > "$T/p.out" 2> "$T/p.err"
+  # the live line: runs done/total, bytes, files, rate, ETA, the current run
+  tr '\r' '\n' < "$T/p.err" | grep '^.\[K\[0/1 runs\] .* files, .*/s, ETA .*RUN_PROG [0-9]*%'
+  # one line per run: outcome, target, size, files, time, rate
+  grep -E "^converted  $T/prog/RUN_PROG -> $T/progout/RUN_PROG.tar  \([0-9.]+ MiB, [0-9]+ files, [0-9.]+ s, [0-9.]+ [KMG]?i?B/s" "$T/p.out"
+  grep "^summary: 1 run: 1 converted" "$T/p.out"
+  # not a terminal and no --progress: no live line
+  "$TARNFS" convert "$T/prog" --to "$T/progout" --force > /dev/null 2> "$T/p2.err"
+  not grep -q 'runs\]' "$T/p2.err"
+}
+check 'progress: a live line (runs, bytes, files, rate, ETA) on a terminal, one log line per run otherwise' t_progress_and_log_lines
+
 t_resume() {
   local before
   before=$(stat -c %Y.%i "$RUN2.tar")
