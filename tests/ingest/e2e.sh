@@ -6,7 +6,7 @@
 # error cases (bad flag, missing cache, wrong path: clear message, non-zero
 # exit).  Env: B (build dir), TARNFS_ROOT (repo).
 set -u
-cd "${TARNFS_ROOT:-.}"
+cd "${TARNFS_ROOT:-.}" || exit 1
 B="${B:-build-san}"
 TARNFS="$B/tarnfs"
 GENRUN="$B/genrun"

@@ -4,7 +4,7 @@
 # tool (tests/ingest/e2e.sh: bytes and attributes against the source tree,
 # CLI error cases).
 set -u
-cd "${TARNFS_ROOT:-.}"
+cd "${TARNFS_ROOT:-.}" || exit 1
 B="${B:-build-san}"
 status=0
 prog="$B/tests/ingest/test_ingest"
