@@ -11,6 +11,5 @@ if [ ! -x "$prog" ]; then
   exit 1
 fi
 # Check forks one child per test; each makes and removes its own cache
-# under TMPDIR.
-export TMPDIR="${TMPDIR:-/tmp}"
+# (/tmp/kvtest-XXXXXX) and kills only the child processes it forked.
 "$prog"
