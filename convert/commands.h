@@ -22,4 +22,7 @@ int cmd_cache(int argc, char **argv);
  * place); see convert/convert.h. */
 int cmd_convert(int argc, char **argv);
 
+/* tarnfs stats: print the counters a running tarnfsd publishes in CACHE/stats. */
+int cmd_stats(int argc, char **argv);
+
 #endif

@@ -18,6 +18,7 @@ static const struct subcommand subcommands[] = {
     { "cat",    cmd_cat,    "write a cached file's bytes to stdout" },
     { "cache",  cmd_cache,  "list the cached runs, or evict one" },
     { "convert", cmd_convert, "turn run directories into tarballs (S3, NAS dir, in place)" },
+    { "stats",  cmd_stats,  "print the counters of the tarnfsd serving a cache" },
 };
 
 static void usage(FILE *out)
