@@ -191,8 +191,14 @@ struct pipe_buf {
     bool eof;               /* producer finished cleanly */
     int producer_err;       /* producer failed: pull returns -err */
     bool consumer_gone;     /* fetch_put returned: pushes fail */
+    bool reader_waiting, writer_waiting;
     uint64_t pushed, fail_at;
 };
+
+/* A sleeping side is woken only once this much data (or room) is there:
+ * libarchive pushes 10 KiB blocks, and a wake-up per block would cost a
+ * futex round trip per 10 KiB on both threads. */
+#define PIPE_BATCH (1u << 20)
 
 static int pipe_push(void *arg, const void *data, size_t len)
 {
@@ -204,8 +210,11 @@ static int pipe_push(void *arg, const void *data, size_t len)
         return EIO;
     }
     while (len > 0) {
-        while (p->len == p->cap && !p->consumer_gone)
+        while (p->len == p->cap && !p->consumer_gone) {
+            p->writer_waiting = true;
             pthread_cond_wait(&p->can_write, &p->mu);
+            p->writer_waiting = false;
+        }
         if (p->consumer_gone) {
             pthread_mutex_unlock(&p->mu);
             return ECANCELED;
@@ -221,7 +230,8 @@ static int pipe_push(void *arg, const void *data, size_t len)
         p->pushed += n;
         src += n;
         len -= n;
-        pthread_cond_signal(&p->can_read);
+        if (p->reader_waiting && p->len >= PIPE_BATCH)
+            pthread_cond_signal(&p->can_read);
     }
     pthread_mutex_unlock(&p->mu);
     return 0;
@@ -231,8 +241,11 @@ static ssize_t pipe_pull(void *arg, void *dst, size_t cap)
 {
     struct pipe_buf *p = arg;
     pthread_mutex_lock(&p->mu);
-    while (p->len == 0 && !p->eof && !p->producer_err)
+    while (p->len == 0 && !p->eof && !p->producer_err) {
+        p->reader_waiting = true;
         pthread_cond_wait(&p->can_read, &p->mu);
+        p->reader_waiting = false;
+    }
     ssize_t ret;
     if (p->len > 0) {
         size_t n = cap < p->len ? cap : p->len;
@@ -242,7 +255,8 @@ static ssize_t pipe_pull(void *arg, void *dst, size_t cap)
         memcpy(dst, p->buf + p->head, n);
         p->head = (p->head + n) % p->cap;
         p->len -= n;
-        pthread_cond_signal(&p->can_write);
+        if (p->writer_waiting && p->cap - p->len >= PIPE_BATCH)
+            pthread_cond_signal(&p->can_write);
         ret = (ssize_t)n;
     } else if (p->producer_err) {
         ret = -(ssize_t)p->producer_err;

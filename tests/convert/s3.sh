@@ -137,6 +137,7 @@ t_s3_bad_bucket_and_credentials() {
 # Serve the converted bucket with tarnfsd and read everything back over NFS.
 t_s3_served_by_tarnfsd() {
   local pid ports nfsport mountport name f n=0
+  mkdir -p "$T/srvcache"
   "$B/tarnfsd" -f --no-rpcbind --listen 127.0.0.1 --nfs-port 0 --mount-port 0 \
     --port-file "$T/ports" --cache "$T/srvcache" --source "s3://$BUCKET/conv" \
     2> "$T/tarnfsd.log" &

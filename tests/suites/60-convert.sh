@@ -151,10 +151,14 @@ check 'determinism: the same tree gives the same bytes (plain, gzip, zstd), to -
 
 t_progress_and_log_lines() {
   mkdir -p "$T/prog" "$T/progout"
-  $GEN --name RUN_PROG --file-size 1M --cycles 10 "$T/prog"
+  $GEN --name RUN_PROG --file-size 1M --cycles 30 "$T/prog"     # ~120 MiB
   "$TARNFS" convert "$T/prog" --to "$T/progout" --progress > "$T/p.out" 2> "$T/p.err"
-  # the live line: runs done/total, bytes, files, rate, ETA, the current run
-  tr '\r' '\n' < "$T/p.err" | grep '^.\[K\[0/1 runs\] .* files, .*/s, ETA .*RUN_PROG [0-9]*%'
+  # the live line (redrawn every 250 ms): runs done/total, bytes, files,
+  # rate, ETA, and the share done of the current run
+  tr '\r' '\n' < "$T/p.err" > "$T/p.lines"
+  cat "$T/p.lines"
+  grep '^.\[K\[0/1 runs\] .* / ~.*, [0-9]* files, .*/s, ETA ' "$T/p.lines"
+  grep ' RUN_PROG [0-9]*%' "$T/p.lines"
   # one line per run: outcome, target, size, files, time, rate
   grep -E "^converted  $T/prog/RUN_PROG -> $T/progout/RUN_PROG.tar  \([0-9.]+ MiB, [0-9]+ files, [0-9.]+ s, [0-9.]+ [KMG]?i?B/s" "$T/p.out"
   grep "^summary: 1 run: 1 converted" "$T/p.out"
