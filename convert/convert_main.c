@@ -276,7 +276,9 @@ static int check_collisions(struct convert_ctx *c)
         if (!strcmp(v[i - 1]->display, v[i]->display)) {
             fprintf(stderr, PROG ": name collision: %s and %s would both become %s%s\n",
                     v[i - 1]->run->path, v[i]->run->path, v[i]->display,
-                    c->o->naming == NAMING_FLAT ? " (try --naming path or --exclude)" : "");
+                    !strcmp(v[i - 1]->run->path, v[i]->run->path)
+                        ? " (one run reached from two overlapping SRC_TREEs)"
+                        : c->o->naming == NAMING_FLAT ? " (try --naming path or --exclude)" : "");
             bad = 1;
         }
     free(v);
@@ -792,7 +794,8 @@ int cmd_convert(int argc, char **argv)
             goto out;
         }
     }
-    int collide = (o.kind == TARGET_S3 || o.kind == TARGET_DIR) ? check_collisions(&c) : 0;
+    /* In place, only a run named twice (overlapping SRC_TREEs) collides. */
+    int collide = o.kind != TARGET_NONE ? check_collisions(&c) : 0;
     if (o.list) {
         print_list(&c, &found);
         ret = collide ? CLI_USAGE : CLI_OK;
