@@ -4,9 +4,8 @@
 #
 # usage: tests/kernel/run.sh [--server KIND] [--keep] [--timeout SEC] [--break KIND]
 #   --server KIND   auto (default), tarnfsd-source, tarnfsd-cache, ganesha or custom
-#                   (env KERNEL_SERVER).  auto = tarnfsd-source, or tarnfsd-cache while
-#                   --source does not start yet (the checks needing it then SKIP, with
-#                   the reason).  custom runs $KERNEL_SERVER_CMD.
+#                   (env KERNEL_SERVER).  auto = tarnfsd-source (tarnfsd-cache only for
+#                   a tarnfsd without --source).  custom runs $KERNEL_SERVER_CMD.
 #   --keep          keep the run directory even when everything passed (KERNEL_KEEP=1)
 #   --timeout SEC   give up on the guest after SEC seconds (KERNEL_TIMEOUT, default 420)
 #   --break KIND    serve deliberately wrong data to prove the harness notices:
@@ -316,11 +315,11 @@ export NAS=$RUN/nas CACHE=$RUN/cache TREE=$RUN/tree
 
 AUTO_NOTE=""
 if [ "$SERVER_KIND" = auto ]; then
-	# The tarball namespace when tarnfsd serves it; until then the ingested cache, with the
-	# checks that need the namespace skipped and the reason shown (see start_auto below).
+	# The tarball namespace; the ingested cache only for a tarnfsd without --source.
 	SERVER_KIND=tarnfsd-source
-	[ -x "$B/tarnfsd" ] && tarnfsd_knows -- --source || { SERVER_KIND=tarnfsd-cache; AUTO_NOTE="tarnfsd has no --source"; }
-	AUTO=1
+	if ! { [ -x "$B/tarnfsd" ] && tarnfsd_knows -- --source; }; then
+		SERVER_KIND=tarnfsd-cache; AUTO_NOTE="tarnfsd has no --source"
+	fi
 fi
 SRV=${SERVER_KIND//-/_}
 declare -F "srv_${SRV}_cmd" >/dev/null || die "unknown server kind '$SERVER_KIND'"
@@ -471,15 +470,7 @@ make_manifests || die "manifest generation failed"
 log "manifests ready"
 [ -n "$BREAK" ] && break_served_data
 "srv_${SRV}_prepare"
-if ! server_start ro; then
-	[ "${AUTO:-}" = 1 ] && [ "$SRV" = tarnfsd_source ] || die "the server did not start (log: $SERVER_LOG)"
-	AUTO_NOTE="tarnfsd --source did not start: $(grep -m1 -i error "$SERVER_LOG" | cut -c1-160)"
-	log "auto: $AUTO_NOTE; falling back to the ingested cache"
-	SERVER_KIND=tarnfsd-cache; SRV=tarnfsd_cache
-	rm -rf "$RUN/cache"; mkdir -p "$RUN/cache"
-	"srv_${SRV}_prepare"
-	server_start ro || die "the server did not start (log: $SERVER_LOG)"
-fi
+server_start ro || die "the server did not start (log: $SERVER_LOG)"
 [ -n "$AUTO_NOTE" ] && SRV_EVICT_SKIP="needs the tarball namespace ($AUTO_NOTE)"
 make_initramfs || die "initramfs build failed"
 log "data+initramfs ready after $(( $(date +%s) - T_START ))s; server $SERVER_KIND"
