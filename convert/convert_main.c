@@ -122,7 +122,8 @@ static void usage(FILE *out)
 "  --naming flat|path         object name: RUN.tar (default) or the path below\n"
 "                             SRC_TREE, e.g. proj/2024/RUN.tar\n"
 "  --compress gzip|zstd|none  compress the tarball (RUN.tar.gz / RUN.tar.zst)\n"
-"  --part-size SIZE           S3 multipart part size (e.g. 16M; default 8M)\n"
+"  --part-size SIZE           S3 multipart part size (default 64M; raised for\n"
+"                             runs too large for 9,000 parts)\n"
 "safety:\n"
 "  --verify                   read each result back and check it against the\n"
 "                             source: member list, sizes, content hashes\n"
@@ -421,6 +422,22 @@ static bool up_to_date(struct convert_ctx *c, struct run_slot *s, const struct c
     return true;
 }
 
+/* S3 allows 10,000 parts per upload; the default part is large enough for
+ * fetch_put's one-part-at-a-time uploads to keep the wire busy (see
+ * doc/performance.md).  Larger runs get larger parts, sized from the scan
+ * with room for headers (an upper bound: compression only shrinks it). */
+#define CONVERT_DEFAULT_PART_SIZE ((size_t)64 << 20)
+#define S3_MAX_PARTS_USED 9000
+
+static size_t part_size_for(const struct convert_opts *o, const struct conv_tree *t)
+{
+    size_t part = o->part_size ? o->part_size : CONVERT_DEFAULT_PART_SIZE;
+    uint64_t estimate = t->data_bytes + (uint64_t)t->n * 1536 + (1u << 20);
+    uint64_t needed = (estimate + S3_MAX_PARTS_USED - 1) / S3_MAX_PARTS_USED;
+    needed = (needed + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+    return needed > part ? (size_t)needed : part;
+}
+
 static void convert_one(struct convert_ctx *c, struct run_slot *s)
 {
     const struct convert_opts *o = c->o;
@@ -438,7 +455,7 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
     atomic_store(&s->scanned, true);
     struct conv_job job = {
         .run_path = s->run->path, .top = s->run->name, .tree = &tree, .comp = o->comp,
-        .ctr = &s->ctr, .cancel = &convert_cancel, .part_size = o->part_size,
+        .ctr = &s->ctr, .cancel = &convert_cancel, .part_size = part_size_for(o, &tree),
     };
     if (!o->force && up_to_date(c, s, &job, err, sizeof err)) {
         atomic_store(&s->status, RUN_UP_TO_DATE);
