@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# demo.sh: the interim `make demo`: generate a small synthetic run folder,
-# tar it, ingest it into a cache with `tarnfs ingest`, and list it with
-# `tarnfs ls -l -R`.  Builds nothing (make demo already built build/).
-# Env: B (build dir, default build), DEMO_DIR (default /var/tmp/tarnfs-demo).
+# demo.sh: `make demo`: generate a small synthetic run folder, tar it, ingest
+# it into a cache with `tarnfs ingest`, then serve the cache with tarnfsd in
+# the foreground and print how to reach it (libnfs URL, Linux mount line).
+# Ctrl-C stops the server.  Builds nothing (make demo already built build/).
+# Env: B (build dir, default build), DEMO_DIR (default /var/tmp/tarnfs-demo),
+#      DEMO_NFS_PORT / DEMO_MOUNT_PORT (default 2049 / 20048; busy ports fall
+#      back to free ones), DEMO_SECONDS (stop after N seconds; default: never).
 set -eu
 cd "$(dirname "$0")/.."
 B="${B:-build}"
@@ -23,8 +26,48 @@ echo "== tarnfs ingest --cache $D/cache $D/$RUN.tar"
 "$B/tarnfs" ingest --cache "$D/cache" "$D/$RUN.tar"
 echo "== tarnfs cache ls --cache $D/cache"
 "$B/tarnfs" cache ls --cache "$D/cache"
-echo "== tarnfs ls -l -R --cache $D/cache /$RUN"
-"$B/tarnfs" ls -l -R --cache "$D/cache" "/$RUN"
-echo "== tarnfs cat --cache $D/cache /$RUN/RunInfo.xml | head -5"
-"$B/tarnfs" cat --cache "$D/cache" "/$RUN/RunInfo.xml" | head -5
-echo "== done; the cache is in $D/cache (remove $D when finished)"
+
+# Serve it.  No config file: one export "/", read-only, for every client.
+# --no-rpcbind keeps the demo from touching this machine's rpcbind entries
+# (a kernel NFS server may be registered there); clients give the ports.
+: > "$D/tarnfs.conf"
+start_tarnfsd() {
+  rm -f "$D/ports"
+  "$B/tarnfsd" -f --cache "$D/cache" --config "$D/tarnfs.conf" --no-rpcbind \
+    --nfs-port "$1" --mount-port "$2" --port-file "$D/ports" 2>>"$D/tarnfsd.log" &
+  SERVER=$!
+  for _ in $(seq 100); do
+    [ -s "$D/ports" ] && return 0
+    kill -0 "$SERVER" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+echo "== tarnfsd -f --cache $D/cache (log: $D/tarnfsd.log)"
+if ! start_tarnfsd "${DEMO_NFS_PORT:-2049}" "${DEMO_MOUNT_PORT:-20048}"; then
+  echo "   (ports ${DEMO_NFS_PORT:-2049}/${DEMO_MOUNT_PORT:-20048} busy; using free ones)"
+  start_tarnfsd 0 0 || { echo "tarnfsd did not start:"; tail -5 "$D/tarnfsd.log"; exit 1; }
+fi
+trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; echo "== tarnfsd stopped"' EXIT
+trap 'exit 0' INT TERM
+read -r NFS_PORT MOUNT_PORT < "$D/ports"
+HOST=$(hostname -I 2>/dev/null | awk '{print $1}')
+HOST=${HOST:-127.0.0.1}
+URL="nfs://127.0.0.1/?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3"
+echo "== nfs-ls \"nfs://127.0.0.1/$RUN?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3\""
+nfs-ls "nfs://127.0.0.1/$RUN?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3"
+cat <<MSG
+
+tarnfsd is serving $D/cache (pid $SERVER).
+
+  libnfs URL:    $URL
+                 e.g.  nfs-ls -R "$URL"
+  Linux client:  mount -t nfs -o vers=3,proto=tcp,port=$NFS_PORT,mountport=$MOUNT_PORT,mountproto=tcp,nolock $HOST:/ /mnt
+
+Press Ctrl-C to stop.
+MSG
+if [ -n "${DEMO_SECONDS:-}" ]; then
+  sleep "$DEMO_SECONDS"
+else
+  wait "$SERVER"
+fi
