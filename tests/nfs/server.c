@@ -23,7 +23,11 @@ const char *test_env(const char *var)
 int server_start(struct test_server *s, const char *cache, const char *conf,
                  const char *const *extra)
 {
-    char tmpl[] = "/tmp/tarnfs-nfstest-XXXXXX";
+    /* Scratch dirs go under $NFS_TEST_TMP (the suite's own, removed after
+     * the run) when it is set. */
+    const char *base = getenv("NFS_TEST_TMP");
+    char tmpl[200];
+    snprintf(tmpl, sizeof tmpl, "%s/tarnfs-nfstest-XXXXXX", base && *base ? base : "/tmp");
     if (!s->dir[0]) {
         if (!mkdtemp(tmpl)) {
             perror("mkdtemp");

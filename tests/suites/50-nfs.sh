@@ -44,6 +44,7 @@ say "fixtures: demo run, 100000-entry /wide, in $W"
 
 # ---- Check tests with libnfs and raw RPC ----
 export NFS_TEST_SRC="$W/src" NFS_TEST_CACHE="$W/cache" NFS_TEST_RWCACHE="$W/rwcache"
+export NFS_TEST_TMP="$W"
 check "libnfs exercises every NFSv3 procedure (test_nfs)" "$B/tests/nfs/test_nfs"
 check "raw RPC bytes: errors, garbage, oversize fragments (test_rpc_wire)" \
   "$B/tests/nfs/test_rpc_wire"
