@@ -91,7 +91,8 @@ t_s3_failure_mid_upload() {
   [ $rc -eq 1 ]
   grep -q "FAILED .*RUN_FAIL" "$T/f1"
   nothing_left RUN_FAIL.tar
-  # the server side breaks: every request carrying RUN_FAIL.tar's body is reset
+  # the S3 side breaks: every request on RUN_FAIL.tar with a body either way
+  # is reset (fetch's TARNFS_FAULT), so it fails from CreateMultipartUpload on
   rc=0
   TARNFS_FAULT="reset:1000:RUN_FAIL.tar" "$TARNFS" convert "$T/fail" --to "s3://$BUCKET" \
     --part-size 5M > "$T/f2" 2>&1 || rc=$?
@@ -188,7 +189,7 @@ else
   check 'S3: the object round-trips through GNU tar -d and tarnfs ingest' t_s3_round_trip
   check 'S3: a re-run finds every object up to date by SHA-256; --force uploads again' t_s3_resume_force
   check 'S3: a 25 MiB run goes up as a multipart upload with --part-size 5M, no temporary file' t_s3_multipart_streamed
-  check 'S3: an upload broken in its middle (tar side or S3 side) leaves no object and no multipart upload' t_s3_failure_mid_upload
+  check 'S3: an upload broken after two parts (tar side) or by S3 resets leaves no object and no multipart upload' t_s3_failure_mid_upload
   check 'S3: Ctrl-C during an upload aborts it: no object, no multipart upload, source kept' t_s3_sigint_aborts_upload
   check 'S3: --naming path keeps directories in the key; --verify --delete-source removes the sources' t_s3_naming_path_and_delete
   check 'S3: a missing bucket and a wrong secret give clear errors and exit 1' t_s3_bad_bucket_and_credentials
