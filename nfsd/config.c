@@ -62,6 +62,13 @@ void nfsd_config_free(struct nfsd_config *cfg)
     free(cfg->cache_dir);
     free(cfg->source);
     free(cfg->s3_endpoint);
+    free(cfg->s3_region);
+    free(cfg->s3_profile);
+    free(cfg->s3_access_key);
+    if (cfg->s3_secret_key)
+        explicit_bzero(cfg->s3_secret_key, strlen(cfg->s3_secret_key));
+    free(cfg->s3_secret_key);
+    free(cfg->s3_session_token);
     free(cfg->listen);
     free(cfg->pidfile);
     exports_unref(cfg->exports);
@@ -460,6 +467,16 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
     if (!strcmp(k, "cache")) replace_str(&cfg->cache_dir, v);
     else if (!strcmp(k, "source")) replace_str(&cfg->source, v);
     else if (!strcmp(k, "s3_endpoint")) replace_str(&cfg->s3_endpoint, v);
+    else if (!strcmp(k, "s3_region")) replace_str(&cfg->s3_region, v);
+    else if (!strcmp(k, "s3_profile")) replace_str(&cfg->s3_profile, v);
+    else if (!strcmp(k, "s3_access_key_id")) replace_str(&cfg->s3_access_key, v);
+    else if (!strcmp(k, "s3_secret_access_key")) replace_str(&cfg->s3_secret_key, v);
+    else if (!strcmp(k, "s3_session_token")) replace_str(&cfg->s3_session_token, v);
+    else if (!strcmp(k, "s3_addressing")) {
+        if (!strcmp(v, "virtual")) cfg->s3_virtual_hosted = true;
+        else if (!strcmp(v, "path")) cfg->s3_virtual_hosted = false;
+        else goto bad;
+    }
     else if (!strcmp(k, "listen")) replace_str(&cfg->listen, v);
     else if (!strcmp(k, "pidfile")) replace_str(&cfg->pidfile, v);
     else if (!strcmp(k, "nfs_port")) { if (parse_port(v, &cfg->nfs_port)) goto bad; }

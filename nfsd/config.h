@@ -44,6 +44,8 @@ struct exports {
 
 struct nfsd_config {
     char *cache_dir, *source, *s3_endpoint, *listen, *pidfile;
+    char *s3_region, *s3_profile, *s3_access_key, *s3_secret_key, *s3_session_token;
+    bool s3_virtual_hosted;
     int nfs_port, mount_port;           /* 0 = ephemeral */
     bool rpcbind;
     unsigned threads;

@@ -287,6 +287,13 @@ int main(int argc, char **argv)
 
     static struct nfsd srv;
     pthread_mutex_init(&srv.lock, NULL);
+    /* With a source to fetch from, the cache is ours to create; without
+     * one it must already hold runs (made by `tarnfs ingest`). */
+    if (cfg.source && mkdir(cfg.cache_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("cannot create cache directory %s: %s", cfg.cache_dir, strerror(errno));
+        nfsd_config_free(&cfg);
+        return 1;
+    }
     int ret = fh_key_load(cfg.cache_dir, &srv.key);
     if (ret == ENOENT) {
         log_error("cache directory %s does not exist", cfg.cache_dir);
@@ -332,6 +339,9 @@ int main(int argc, char **argv)
         .read_only = srv.vfs_read_only, .list_ttl_ms = cfg.list_ttl_ms,
         .cache_limit_bytes = cfg.cache_limit_bytes,
         .high_watermark_pct = cfg.high_watermark_pct, .low_watermark_pct = cfg.low_watermark_pct,
+        .s3_region = cfg.s3_region, .s3_profile = cfg.s3_profile,
+        .s3_access_key = cfg.s3_access_key, .s3_secret_key = cfg.s3_secret_key,
+        .s3_session_token = cfg.s3_session_token, .s3_virtual_hosted = cfg.s3_virtual_hosted,
     };
     ret = vfs_open(&vc, &srv.vfs);
     if (ret) {

@@ -87,7 +87,8 @@ static int builder_add(struct builder *b, const char *comp, size_t clen,
     e->mtime = mtime;
     e->size = size;
     uint64_t c = vfs_hash(comp, clen) >> 1;     /* 63 bits, as fileids */
-    e->cookie = c ? c : 1;
+    /* Cookies 0..2 mean "start", "." and ".." to nfsd: never hand them out. */
+    e->cookie = c < 3 ? c + 3 : c;
     b->rank[b->n] = rank;
     b->n++;
     return 0;

@@ -112,6 +112,18 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
             memset(&fc, 0, sizeof fc);
         if (cfg->s3_endpoint && !fc.s3_endpoint)
             fc.s3_endpoint = cfg->s3_endpoint;
+        if (cfg->s3_region && !fc.region)
+            fc.region = cfg->s3_region;
+        if (cfg->s3_profile && !fc.profile)
+            fc.profile = cfg->s3_profile;
+        if (cfg->s3_access_key && !fc.access_key)
+            fc.access_key = cfg->s3_access_key;
+        if (cfg->s3_secret_key && !fc.secret_key)
+            fc.secret_key = cfg->s3_secret_key;
+        if (cfg->s3_session_token && !fc.session_token)
+            fc.session_token = cfg->s3_session_token;
+        if (cfg->s3_virtual_hosted)
+            fc.virtual_hosted = true;
         char msg[512] = "";
         err = fetch_open(v->source, &fc, &v->backend, msg, sizeof msg);
         if (err) {

@@ -77,6 +77,12 @@ struct vfs_config {
                                      with s3_endpoint above) */
     unsigned evict_grace_ms;      /* runs referenced this recently are never
                                      evicted (0 = default 5000) */
+    /* S3 settings from the config file; NULL/false: the AWS conventions
+     * (environment, profile, ~/.aws).  Used where fetch above leaves them
+     * unset. */
+    const char *s3_region, *s3_profile, *s3_access_key, *s3_secret_key,
+               *s3_session_token;
+    bool s3_virtual_hosted;
 };
 
 /* Open a namespace as configured.  Errors: EINVAL (bad config, with a
