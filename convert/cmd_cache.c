@@ -1,4 +1,4 @@
-/* cmd_cache.c: "tarnfs cache": operator actions on the cache as a whole (ls, evict), one line each in a table. */
+/* cmd_cache.c: "tarnfs cache": operator actions on the cache as a whole (ls, evict, stats), one line each in a table. */
 #include "convert/cli.h"
 #include "convert/commands.h"
 #include "vfs/vfs.h"
@@ -21,10 +21,12 @@ struct cache_action {
 
 static int cache_ls(kv_cache *c, int argc, char **argv);
 static int cache_evict(kv_cache *c, int argc, char **argv);
+static int cache_stats(kv_cache *c, int argc, char **argv);
 
 static const struct cache_action actions[] = {
     { "ls",    cache_ls,    0, "",     "list the cached runs: size, files, created, last access, source" },
     { "evict", cache_evict, 1, "NAME", "remove run NAME from the cache" },
+    { "stats", cache_stats, 0, "",     "totals of the cache, and the running server's counters" },
 };
 #define N_ACTIONS (sizeof actions / sizeof actions[0])
 
@@ -98,6 +100,33 @@ static int cache_evict(kv_cache *c, int argc, char **argv)
     return err ? CLI_FAIL : CLI_OK;
 }
 
+static int count_run(void *arg, const struct kv_runinfo *ri)
+{
+    (void)ri;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+static int cache_stats(kv_cache *c, int argc, char **argv)
+{
+    struct kv_statfs st;
+    uint64_t runs = 0;
+    int err = kv_cache_statfs(c, &st);
+    if (!err)
+        err = kv_cache_list(c, count_run, &runs);
+    if (err) {
+        fprintf(stderr, "%s stats: %s\n", PROG, strerror(err));
+        return CLI_FAIL;
+    }
+    printf("%-15s %llu\n", "runs", (unsigned long long)runs);
+    printf("%-15s %llu\n", "bytes_used", (unsigned long long)st.bytes_used);
+    printf("%-15s %llu\n", "inodes_used", (unsigned long long)st.inodes_used);
+    printf("%-15s %llu\n", "bytes_total", (unsigned long long)st.bytes_total);
+    printf("%-15s %llu\n", "bytes_free", (unsigned long long)st.bytes_free);
+    /* Hit/miss/fetch/eviction counters exist only in a running tarnfsd. */
+    return stats_print_server(PROG " stats", kv_cache_path(c), true) ? CLI_FAIL : CLI_OK;
+}
+
 int cmd_cache(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -116,7 +145,7 @@ int cmd_cache(int argc, char **argv)
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "%s: expected an action (ls, evict)\nTry '%s --help'.\n",
+        fprintf(stderr, "%s: expected an action (ls, evict, stats)\nTry '%s --help'.\n",
                 PROG, PROG);
         return CLI_USAGE;
     }

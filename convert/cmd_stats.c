@@ -43,6 +43,59 @@ static void stats_usage(FILE *out)
             "  -h, --help        this help\n");
 }
 
+/* Print the server counters of CACHE/stats; see commands.h. */
+int stats_print_server(const char *prog, const char *dir, bool missing_ok)
+{
+    char path[PATH_MAX];
+    vfs_stats_path(dir, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT && missing_ok) {
+            printf("%-15s none (no tarnfsd has served this cache yet)\n", "server");
+            return 0;
+        }
+        if (errno == ENOENT) {
+            fprintf(stderr, "%s: %s has no stats file: no tarnfsd has served "
+                    "this cache yet\n", prog, dir);
+            return ENOENT;
+        }
+            fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return EIO;
+    }
+    char line[256];
+    long long updated = 0;
+    long pid = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        *eq = '\0';
+        if (strcmp(line, "updated") == 0)
+            updated = atoll(eq + 1);
+        else if (strcmp(line, "pid") == 0)
+            pid = atol(eq + 1);
+        else
+            printf("%-15s %s\n", line, eq + 1);
+    }
+    fclose(f);
+    time_t now = time(NULL);
+    char when[64] = "unknown";
+    if (updated > 0) {
+        struct tm tm;
+        time_t t = (time_t)updated;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    printf("%-15s %s (%lld s ago)\n", "updated", when,
+           updated > 0 ? (long long)now - updated : -1LL);
+    bool alive = pid > 0 && kill((pid_t)pid, 0) == 0 &&
+                 (long long)now - updated <= STATS_STALE_SECONDS;
+    printf("%-15s %s (pid %ld)\n", "server", alive ? "running" : "not running",
+           pid);
+    return 0;
+}
+
 int cmd_stats(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -81,47 +134,5 @@ int cmd_stats(int argc, char **argv)
                 stat(dir, &st) != 0 ? strerror(errno) : "not a directory");
         return CLI_FAIL;
     }
-    char path[PATH_MAX];
-    vfs_stats_path(dir, path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (errno == ENOENT)
-            fprintf(stderr, "%s: %s has no stats file: no tarnfsd has served "
-                    "this cache yet\n", PROG, dir);
-        else
-            fprintf(stderr, "%s: %s: %s\n", PROG, path, strerror(errno));
-        return CLI_FAIL;
-    }
-    char line[256];
-    long long updated = 0;
-    long pid = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *eq = strchr(line, '=');
-        if (!eq)
-            continue;
-        line[strcspn(line, "\n")] = '\0';
-        *eq = '\0';
-        if (strcmp(line, "updated") == 0)
-            updated = atoll(eq + 1);
-        else if (strcmp(line, "pid") == 0)
-            pid = atol(eq + 1);
-        else
-            printf("%-15s %s\n", line, eq + 1);
-    }
-    fclose(f);
-    time_t now = time(NULL);
-    char when[64] = "unknown";
-    if (updated > 0) {
-        struct tm tm;
-        time_t t = (time_t)updated;
-        gmtime_r(&t, &tm);
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
-    printf("%-15s %s (%lld s ago)\n", "updated", when,
-           updated > 0 ? (long long)now - updated : -1LL);
-    bool alive = pid > 0 && kill((pid_t)pid, 0) == 0 &&
-                 (long long)now - updated <= STATS_STALE_SECONDS;
-    printf("%-15s %s (pid %ld)\n", "server", alive ? "running" : "not running",
-           pid);
-    return CLI_OK;
+    return stats_print_server(PROG, dir, false) ? CLI_FAIL : CLI_OK;
 }

@@ -6,6 +6,8 @@
 #ifndef TARNFS_COMMANDS_H
 #define TARNFS_COMMANDS_H
 
+#include <stdbool.h>
+
 /* tarnfs ingest: stream a tarball (file or stdin) into the cache as one run. */
 int cmd_ingest(int argc, char **argv);
 
@@ -24,5 +26,11 @@ int cmd_convert(int argc, char **argv);
 
 /* tarnfs stats: print the counters a running tarnfsd publishes in CACHE/stats. */
 int cmd_stats(int argc, char **argv);
+
+/* Print the counters a tarnfsd publishes in dir/stats (and whether it still
+ * runs) to stdout.  With missing_ok, a cache no server has used prints a
+ * note; otherwise that is an error (message printed as prog).  Errors:
+ * ENOENT, EIO. */
+int stats_print_server(const char *prog, const char *dir, bool missing_ok);
 
 #endif

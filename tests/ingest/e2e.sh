@@ -121,6 +121,15 @@ else
   nok "cache ls does not list $RUN"
 fi
 
+nruns=$("$TARNFS" cache ls --cache "$C" | tail -n +2 | wc -l)
+if "$TARNFS" cache stats --cache "$C" > "$W/cstats" &&
+   grep -q "^runs  *$nruns\$" "$W/cstats" && grep -q '^inodes_used  *[1-9]' "$W/cstats" &&
+   grep -q '^server  *none' "$W/cstats"; then
+  ok "cache stats counts the runs cache ls lists and says no server has used the cache"
+else
+  nok "cache stats: $(cat "$W/cstats")"
+fi
+
 # --- GNU tar sparse members stay sparse ----------------------------------------
 mkdir -p "$W/sparse/sp"
 truncate -s 10M "$W/sparse/sp/holes.bin"
