@@ -122,8 +122,9 @@ static void usage(FILE *out)
 "  --naming flat|path         object name: RUN.tar (default) or the path below\n"
 "                             SRC_TREE, e.g. proj/2024/RUN.tar\n"
 "  --compress gzip|zstd|none  compress the tarball (RUN.tar.gz / RUN.tar.zst)\n"
-"  --part-size SIZE           S3 multipart part size (default 64M; raised for\n"
-"                             runs too large for 9,000 parts)\n"
+"  --part-size SIZE           S3 multipart part size (default: an eighth of\n"
+"                             the run, 8M to 64M; raised for runs too large\n"
+"                             for 9,000 parts)\n"
 "safety:\n"
 "  --verify                   read each result back and check it against the\n"
 "                             source: member list, sizes, content hashes\n"
@@ -431,8 +432,15 @@ static bool up_to_date(struct convert_ctx *c, struct run_slot *s, const struct c
 
 static size_t part_size_for(const struct convert_opts *o, const struct conv_tree *t)
 {
-    size_t part = o->part_size ? o->part_size : CONVERT_DEFAULT_PART_SIZE;
     uint64_t estimate = t->data_bytes + (uint64_t)t->n * 1536 + (1u << 20);
+    size_t part = o->part_size;
+    if (!part) {
+        /* A run smaller than one part would be buffered whole before its
+         * single PUT starts: aim for 8+ parts, between 8 and 64 MiB. */
+        uint64_t eighth = (estimate / 8 + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+        part = eighth < (8u << 20) ? (8u << 20)
+             : eighth > CONVERT_DEFAULT_PART_SIZE ? CONVERT_DEFAULT_PART_SIZE : (size_t)eighth;
+    }
     uint64_t needed = (estimate + S3_MAX_PARTS_USED - 1) / S3_MAX_PARTS_USED;
     needed = (needed + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
     return needed > part ? (size_t)needed : part;
