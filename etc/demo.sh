@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# demo.sh: `make demo`: generate a small synthetic run folder, tar it, ingest
-# it into a cache with `tarnfs ingest`, then serve the cache with tarnfsd in
-# the foreground and print how to reach it (libnfs URL, Linux mount line).
+# demo.sh: `make demo`: generate a few small synthetic run folders, tar each
+# into a NAS-style directory of tarballs, and serve that directory as one NFS
+# tree with tarnfsd in the foreground: each run is fetched into the cache on
+# first touch.  Prints how to reach it (libnfs URL, Linux mount line).
 # Ctrl-C stops the server.  Builds nothing (make demo already built build/).
 # Env: B (build dir, default build), DEMO_DIR (default /var/tmp/tarnfs-demo),
 #      DEMO_NFS_PORT / DEMO_MOUNT_PORT (default 2049 / 20048; busy ports fall
@@ -11,29 +12,31 @@ cd "$(dirname "$0")/.."
 B="${B:-build}"
 D="${DEMO_DIR:-/var/tmp/tarnfs-demo}"
 RUN=241023_A01295_0432_BHK3NFDRX5
+RUNS="$RUN 241024_A01295_0433_AHK3NFDRX5 241025_A01295_0434_BHK7TTDRX5"
 GENRUN="$B/genrun"
 if [ ! -x "$GENRUN" ]; then
   make -s B="$B" "$B/genrun"      # genrun is a test program, not in build-all
 fi
-
 rm -rf "$D"
-mkdir -p "$D"
-echo "== generating a small run folder in $D/src"
-"$GENRUN" --lanes 2 --cycles 4 --tiles 2 --file-size 8k --symlinks --hardlinks --empty-dirs "$D/src"
-echo "== tar -cf $D/$RUN.tar"
-tar -C "$D/src" -cf "$D/$RUN.tar" "$RUN"
-echo "== tarnfs ingest --cache $D/cache $D/$RUN.tar"
-"$B/tarnfs" ingest --cache "$D/cache" "$D/$RUN.tar"
-echo "== tarnfs cache ls --cache $D/cache"
-"$B/tarnfs" cache ls --cache "$D/cache"
+mkdir -p "$D/src" "$D/nas"
+seed=1
+for r in $RUNS; do
+  echo "== generating run folder $D/src/$r and tarring it to $D/nas/$r.tar"
+  "$GENRUN" -q --name "$r" --seed $seed --lanes 2 --cycles 4 --tiles 2 --file-size 8k \
+    --symlinks --hardlinks --empty-dirs "$D/src"
+  tar -C "$D/src" -cf "$D/nas/$r.tar" "$r"
+  seed=$((seed+1))
+done
+ls -l "$D/nas"
 
-# Serve it.  No config file: one export "/", read-only, for every client.
+# Serve the NAS directory.  No config file: one export "/", read-only, for
+# every client; the cache is created on start.
 # --no-rpcbind keeps the demo from touching this machine's rpcbind entries
 # (a kernel NFS server may be registered there); clients give the ports.
 : > "$D/tarnfs.conf"
 start_tarnfsd() {
   rm -f "$D/ports"
-  "$B/tarnfsd" -f --cache "$D/cache" --config "$D/tarnfs.conf" --no-rpcbind \
+  "$B/tarnfsd" -f --source "$D/nas" --cache "$D/cache" --config "$D/tarnfs.conf" --no-rpcbind \
     --nfs-port "$1" --mount-port "$2" --port-file "$D/ports" 2>>"$D/tarnfsd.log" &
   SERVER=$!
   for _ in $(seq 100); do
@@ -43,7 +46,7 @@ start_tarnfsd() {
   done
   return 1
 }
-echo "== tarnfsd -f --cache $D/cache (log: $D/tarnfsd.log)"
+echo "== tarnfsd -f --source $D/nas --cache $D/cache (log: $D/tarnfsd.log)"
 if ! start_tarnfsd "${DEMO_NFS_PORT:-2049}" "${DEMO_MOUNT_PORT:-20048}"; then
   echo "   (ports ${DEMO_NFS_PORT:-2049}/${DEMO_MOUNT_PORT:-20048} busy; using free ones)"
   start_tarnfsd 0 0 || { echo "tarnfsd did not start:"; tail -5 "$D/tarnfsd.log"; exit 1; }
@@ -54,11 +57,16 @@ read -r NFS_PORT MOUNT_PORT < "$D/ports"
 HOST=$(hostname -I 2>/dev/null | awk '{print $1}')
 HOST=${HOST:-127.0.0.1}
 URL="nfs://127.0.0.1/?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3"
-echo "== nfs-ls \"nfs://127.0.0.1/$RUN?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3\""
+echo "== nfs-ls \"nfs://127.0.0.1/?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3\" (the root: one directory per tarball)"
+nfs-ls "nfs://127.0.0.1/?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3"
+echo "== nfs-ls \"nfs://127.0.0.1/$RUN?...\" (first touch: fetches and ingests $RUN.tar)"
 nfs-ls "nfs://127.0.0.1/$RUN?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3"
+echo "== tarnfs cache ls --cache $D/cache"
+"$B/tarnfs" cache ls --cache "$D/cache"
 cat <<MSG
 
-tarnfsd is serving $D/cache (pid $SERVER).
+tarnfsd is serving the tarballs in $D/nas (pid $SERVER); each run is
+fetched into $D/cache on first touch.
 
   libnfs URL:    $URL
                  e.g.  nfs-ls -R "$URL"

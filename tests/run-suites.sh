@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 export B="${B:-build-san}"
 export TARNFS_ROOT="$PWD"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 suites=()
 if [ $# -eq 0 ]; then
