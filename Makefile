@@ -66,8 +66,10 @@ deps:
 	@./etc/deps.sh
 
 # The whole suite runs against the ASan+UBSan build.  SUITES=... picks some.
+# The release build is compiled too: -O2 finds warnings -O1 does not.
 check: deps
 	$(MAKE) SAN=1 build-all test-programs
+	$(MAKE) SAN=0 build-all
 	B=build-san ./tests/run-suites.sh $(SUITES)
 
 check-kernel: deps
