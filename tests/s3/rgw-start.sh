@@ -78,7 +78,10 @@ fi
 MON_PORT=$(free_port)
 OSD_PORTS=$(free_range 8)
 
-rm -rf "$RGW_DIR/mon" "$RGW_DIR/osd" "$RGW_DIR/run" "$RGW_DIR/log"
+# A retry starts from nothing: a monmap, keyring or OSD store left by the
+# failed attempt would carry the old fsid ("wrong fsid", "monmap exists").
+rm -rf "$RGW_DIR/mon" "$RGW_DIR/osd" "$RGW_DIR/run" "$RGW_DIR/log" \
+       "$RGW_DIR/rgw" "$RGW_DIR/monmap" "$RGW_DIR/keyring" "$RGW_DIR/ceph.conf"
 mkdir -p "$RGW_DIR"/{mon,osd/ceph-0,run,log,rgw}
 : > "$RGW_DIR/pids"
 exec 3>>"$RGW_DIR/start.log"
@@ -163,19 +166,19 @@ wait_for() {   # wait_for SECONDS DESCRIPTION COMMAND...
 CEPH=(ceph -c "$CONF" --connect-timeout 10)
 
 log "mon on $MON_PORT, osd ports $OSD_PORTS+, rgw on $PORT"
-monmaptool --create --fsid "$FSID" --addv a "[v1:127.0.0.1:$MON_PORT]" "$RGW_DIR/monmap" >&3 2>&1
+monmaptool --create --clobber --fsid "$FSID" --addv a "[v1:127.0.0.1:$MON_PORT]" "$RGW_DIR/monmap" >&3 2>&1
 ceph-authtool --create-keyring "$RGW_DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >&3 2>&1
 ceph-authtool "$RGW_DIR/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' >&3 2>&1
 ceph-mon -c "$CONF" --mkfs -i a --monmap "$RGW_DIR/monmap" --keyring "$RGW_DIR/keyring" >&3 2>&1 \
-  || fail "ceph-mon --mkfs failed"
+  || fail -retry "ceph-mon --mkfs failed"
 ceph-mon -c "$CONF" -i a -f >&3 2>&1 &
 record mon $!
 wait_for 30 "the monitor" "${CEPH[@]}" mon stat
 
 OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
-OSD_ID=$("${CEPH[@]}" osd new "$OSD_UUID" 2>&3) || fail "ceph osd new failed"
-[ "$OSD_ID" = 0 ] || fail "unexpected osd id $OSD_ID"
-ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$OSD_UUID" >&3 2>&1 || fail "ceph-osd --mkfs failed"
+OSD_ID=$("${CEPH[@]}" osd new "$OSD_UUID" 2>&3) || fail -retry "ceph osd new failed"
+[ "$OSD_ID" = 0 ] || fail -retry "unexpected osd id $OSD_ID"
+ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$OSD_UUID" >&3 2>&1 || fail -retry "ceph-osd --mkfs failed"
 ceph-osd -c "$CONF" -i 0 -f >&3 2>&1 &
 record osd $!
 wait_for 60 "the OSD to come up" bash -c "'${CEPH[0]}' -c '$CONF' osd dump 2>/dev/null | grep -q '^osd.0 up'"
