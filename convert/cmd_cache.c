@@ -22,11 +22,13 @@ struct cache_action {
 static int cache_ls(kv_cache *c, int argc, char **argv);
 static int cache_evict(kv_cache *c, int argc, char **argv);
 static int cache_stats(kv_cache *c, int argc, char **argv);
+static int cache_resolve(kv_cache *c, int argc, char **argv);
 
 static const struct cache_action actions[] = {
     { "ls",    cache_ls,    0, "",     "list the cached runs: size, files, created, last access, source" },
     { "evict", cache_evict, 1, "NAME", "remove run NAME from the cache" },
     { "stats", cache_stats, 0, "",     "totals of the cache, and the running server's counters" },
+    { "resolve", cache_resolve, 1, "NAME", "end a write-back conflict: keep the backend's version" },
 };
 #define N_ACTIONS (sizeof actions / sizeof actions[0])
 
@@ -34,7 +36,7 @@ static void cache_usage(FILE *out)
 {
     fprintf(out, "usage: tarnfs cache <action> --cache DIR [args]\n\nactions:\n");
     for (size_t i = 0; i < N_ACTIONS; i++)
-        fprintf(out, "  %-6s %-5s %s\n", actions[i].name, actions[i].args,
+        fprintf(out, "  %-7s %-5s %s\n", actions[i].name, actions[i].args,
                 actions[i].summary);
     fprintf(out,
             "\noptions:\n"
@@ -44,7 +46,15 @@ static void cache_usage(FILE *out)
             "cache ls prints one line per run: NAME, BYTES (data and metadata\n"
             "stored), FILES (inodes), CREATED (UTC, when it was ingested),\n"
             "LAST-ACCESS (UTC, last reference through tarnfsd, '-' if none)\n"
-            "and SOURCE (the source version recorded at ingest).\n");
+            "SOURCE (the source version recorded at ingest) and DIRTY: '-' for a\n"
+            "run with no changes to write back, else how long its oldest change\n"
+            "has waited ('5m'), followed by '!CONFLICT' when a write-back found\n"
+            "the backend object changed (see resolve).\n"
+            "\n"
+            "cache resolve NAME, for a run in conflict (its changes are saved in\n"
+            "the backend as NAME.conflict-HOST-TIME.tar), asks the running\n"
+            "tarnfsd to drop its local copy and serve the backend's version;\n"
+            "merge the conflict tarball by hand if its changes are wanted.\n");
 }
 
 static void format_utc(struct timespec t, char *out, size_t cap)
@@ -63,17 +73,33 @@ static int print_run(void *arg, const struct kv_runinfo *ri)
     struct timespec ref;
     if (vfs_last_reference(kv_cache_path(c), ri->name, &ref) == 0)
         format_utc(ref, last, sizeof last);
-    printf("%-40s %14llu %10llu %-20s %-20s %s\n", ri->name,
+    char dirty[1300] = "-", conflict[1200] = "";
+    struct timespec since;
+    if (vfs_dirty_info(kv_cache_path(c), ri->name, &since, conflict,
+                       sizeof conflict) == 0) {
+        long long age = (long long)(time(NULL) - since.tv_sec);
+        if (age < 0)
+            age = 0;
+        if (age < 120)
+            snprintf(dirty, sizeof dirty, "%llds", age);
+        else if (age < 7200)
+            snprintf(dirty, sizeof dirty, "%lldm", age / 60);
+        else
+            snprintf(dirty, sizeof dirty, "%lldh", age / 3600);
+        if (conflict[0])
+            strcat(dirty, "!CONFLICT");
+    }
+    printf("%-40s %14llu %10llu %-20s %-20s %-24s %s\n", ri->name,
            (unsigned long long)ri->bytes, (unsigned long long)ri->files,
            created, last,
-           ri->source_version[0] ? ri->source_version : "-");
+           ri->source_version[0] ? ri->source_version : "-", dirty);
     return 0;
 }
 
 static int cache_ls(kv_cache *c, int argc, char **argv)
 {
-    printf("%-40s %14s %10s %-20s %-20s %s\n", "NAME", "BYTES", "FILES",
-           "CREATED", "LAST-ACCESS", "SOURCE");
+    printf("%-40s %14s %10s %-20s %-20s %-24s %s\n", "NAME", "BYTES", "FILES",
+           "CREATED", "LAST-ACCESS", "SOURCE", "DIRTY");
     int err = kv_cache_list(c, print_run, c);
     if (err) {
         fprintf(stderr, "%s ls: listing runs: %s\n", PROG, strerror(err));
@@ -98,6 +124,21 @@ static int cache_evict(kv_cache *c, int argc, char **argv)
     else
         printf("evicted /%s\n", name);
     return err ? CLI_FAIL : CLI_OK;
+}
+
+static int cache_resolve(kv_cache *c, int argc, char **argv)
+{
+    const char *name = argv[0];
+    while (*name == '/')
+        name++;
+    char msg[4096];
+    int err = vfs_request(kv_cache_path(c), name, true, 600, msg, sizeof msg);
+    if (err) {
+        fprintf(stderr, "%s resolve: %s\n", PROG, msg[0] ? msg : strerror(err));
+        return CLI_FAIL;
+    }
+    printf("%s\n", msg);
+    return CLI_OK;
 }
 
 static int count_run(void *arg, const struct kv_runinfo *ri)
@@ -145,7 +186,7 @@ int cmd_cache(int argc, char **argv)
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "%s: expected an action (ls, evict, stats)\nTry '%s --help'.\n",
+        fprintf(stderr, "%s: expected an action (ls, evict, stats, resolve)\nTry '%s --help'.\n",
                 PROG, PROG);
         return CLI_USAGE;
     }

@@ -27,6 +27,9 @@ int cmd_convert(int argc, char **argv);
 /* tarnfs stats: print the counters a running tarnfsd publishes in CACHE/stats. */
 int cmd_stats(int argc, char **argv);
 
+/* tarnfs flush: ask the running tarnfsd to write changed runs back now. */
+int cmd_flush(int argc, char **argv);
+
 /* Print the counters a tarnfsd publishes in dir/stats (and whether it still
  * runs) to stdout.  With missing_ok, a cache no server has used prints a
  * note; otherwise that is an error (message printed as prog).  Errors:

@@ -19,6 +19,7 @@ static const struct subcommand subcommands[] = {
     { "cache",  cmd_cache,  "list the cached runs, or evict one" },
     { "convert", cmd_convert, "turn run directories into tarballs (S3, NAS dir, in place)" },
     { "stats",  cmd_stats,  "print the counters of the tarnfsd serving a cache" },
+    { "flush",  cmd_flush,  "make the tarnfsd serving a cache write changed runs back now" },
 };
 
 static void usage(FILE *out)

@@ -490,7 +490,10 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
         if (parse_u32(v, &u) || u < 1 || u > 100) goto bad;
         if (k[0] == 'h') cfg->high_watermark_pct = u; else cfg->low_watermark_pct = u;
     } else if (!strcmp(k, "list_ttl")) { if (parse_duration_ms(v, &cfg->list_ttl_ms)) goto bad; }
-    else {
+    else if (!strcmp(k, "writeback_delay")) {
+        if (parse_duration_ms(v, &cfg->writeback_delay_ms) || cfg->writeback_delay_ms < 1000)
+            goto bad;
+    } else {
         snprintf(why, whylen, "unknown setting '%s'", k);
         return EINVAL;
     }

@@ -51,6 +51,7 @@ struct nfsd_config {
     unsigned threads;
     uint64_t cache_limit_bytes;
     unsigned high_watermark_pct, low_watermark_pct, list_ttl_ms;
+    unsigned writeback_delay_ms;        /* 0 = vfs default (30 s) */
     struct exports *exports;            /* NULL until set */
 };
 

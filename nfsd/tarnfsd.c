@@ -337,6 +337,7 @@ int main(int argc, char **argv)
     struct vfs_config vc = {
         .cache_dir = cfg.cache_dir, .source = cfg.source, .s3_endpoint = cfg.s3_endpoint,
         .read_only = srv.vfs_read_only, .list_ttl_ms = cfg.list_ttl_ms,
+        .writeback_delay_s = cfg.writeback_delay_ms / 1000,
         .cache_limit_bytes = cfg.cache_limit_bytes,
         .high_watermark_pct = cfg.high_watermark_pct, .low_watermark_pct = cfg.low_watermark_pct,
         .s3_region = cfg.s3_region, .s3_profile = cfg.s3_profile,

@@ -219,6 +219,12 @@ static void evict_if_needed(vfs *v)
             }
         if (!victim) {
             pthread_mutex_unlock(&v->lock);
+            /* Changed runs leave only once written back: write the least
+             * recently used one now, and evict it next time round. */
+            if (vfs_writeback_for_eviction(v)) {
+                usage = vfs_cached_bytes(v, NULL);
+                continue;
+            }
             /* Said once a minute at most: it holds every second until the
              * runs in use are released or age past their grace. */
             int64_t mono = vfs_mono_ms();
@@ -311,6 +317,8 @@ static void *house_main(void *arg)
         pthread_mutex_unlock(&v->lock);
         evict_if_needed(v);
         persist_markers(v, false);
+        if (v->backend && !v->cfg.read_only)
+            vfs_writeback_tick(v);
         tend_handles(v);
         vfs_write_stats_file(v);
         pthread_mutex_lock(&v->lock);

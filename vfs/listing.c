@@ -321,7 +321,7 @@ static void note_versions_locked(vfs *v, const char *prefix,
         if (!r || !r->cached)
             continue;
         if (r->version[0] && strcmp(r->version, e->version) != 0 &&
-            !r->version_stale) {
+            !r->version_stale && !r->dirty) {
             log_info("vfs: run %s changed in the backend (%s -> %s); it "
                      "will be fetched again on next access", name,
                      r->version, e->version);

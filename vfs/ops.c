@@ -428,7 +428,10 @@ static int modify_begin(vfs *v, const struct vfs_id *id, struct vfs_node *n,
     *ns = is_namespace(n);
     if (*ns)
         return 0;
-    return node_pin(v, n, ref, ino);
+    err = node_pin(v, n, ref, ino);
+    if (!err)
+        vfs_run_change_begin(v, ref);
+    return err;
 }
 
 int vfs_setattr(vfs *v, const struct vfs_id *id, const struct vfs_sattr *s,
@@ -625,6 +628,7 @@ int vfs_rename(vfs *v, const struct vfs_id *sdir, const char *sname,
     kv_ino sino, dino;
     if ((err = node_pin(v, &sn, &ref, &sino)) != 0)
         return err;
+    vfs_run_change_begin(v, &ref);
     dino = dn.ino == VFS_RUN_ROOT_INO ? ref.h->root : dn.ino;
     err = stale_if_enoent(node_getattr(v, &ref, sino, s_pre));
     if (!err)
@@ -666,6 +670,7 @@ int vfs_link(vfs *v, const struct vfs_id *id, const struct vfs_id *dir,
     kv_ino dino;
     if ((err = node_pin(v, &dn, &ref, &dino)) != 0)
         return err;
+    vfs_run_change_begin(v, &ref);
     err = stale_if_enoent(node_getattr(v, &ref, dino, dir_pre));
     if (!err)
         err = kv_link(ref.h->kr, tn.ino, dino, name);

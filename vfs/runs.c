@@ -63,6 +63,14 @@ struct vfs_run *vfs_run_lookup_locked(vfs *v, const char *name, bool create)
     }
     r->hash = h;
     pthread_cond_init(&r->cv, NULL);
+    /* Writer preference: a write-back waiting for the changes in flight
+     * must not be starved by a steady stream of new ones. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&r->change_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     size_t j = h & (v->nbuckets - 1);
     r->next = v->buckets[j];
     v->buckets[j] = r;
@@ -172,7 +180,8 @@ struct load_result {
     struct vfs_handle *h;
     char version[128];
     char *key;
-    bool fetched, dirty;
+    bool fetched, dirty, conflicted;
+    int64_t dirty_since_ms;
     uint64_t bytes;
 };
 
@@ -200,9 +209,24 @@ static int open_handle(vfs *v, const char *name, struct load_result *lr)
     }
     /* Modified by an earlier, writable server: never evict or replace it
      * before it is written back (issue 8), even when serving read-only. */
-    char flag[8];
+    char flag[32];
     size_t flen;
-    lr->dirty = kv_run_getmeta(kr, "dirty", flag, sizeof flag, &flen) == 0;
+    lr->dirty = kv_run_getmeta(kr, "dirty", flag, sizeof flag - 1, &flen) == 0;
+    if (lr->dirty) {
+        flag[flen < sizeof flag - 1 ? flen : sizeof flag - 1] = '\0';
+        lr->dirty_since_ms = strtoll(flag, NULL, 10);
+        char ck[8];
+        lr->conflicted = kv_run_getmeta(kr, "conflict", ck, sizeof ck,
+                                        &flen) == 0;
+    }
+    /* A written-back run's version is the object it uploaded, newer than
+     * the one recorded when it was ingested. */
+    char ver[128];
+    if (kv_run_getmeta(kr, "source-version", ver, sizeof ver - 1, &flen) == 0 &&
+        flen < sizeof ver) {
+        ver[flen] = '\0';
+        snprintf(lr->version, sizeof lr->version, "%s", ver);
+    }
     lr->h = h;
     return 0;
 }
@@ -235,7 +259,16 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
             stale = false;
         }
     }
-    if (!stale) {
+    if (stale) {
+        /* A changed run is never replaced by the backend's version: the
+         * write-back decides (a conflict, doc/design/writeback.md). */
+        if (open_handle(v, r->name, lr) == 0) {
+            if (lr->dirty)
+                return 0;
+            vfs_handle_close(lr->h);
+            lr->h = NULL;
+        }
+    } else {
         int err = open_handle(v, r->name, lr);
         if (err == 0) {
             if (!listed || !lr->version[0] ||
@@ -387,6 +420,7 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
             }
             ref->run = r;
             ref->h = h;
+            ref->changing = false;
             r->last_ref_ms = vfs_wall_ms();
             if (!(flags & VFS_ACQ_NOFETCH)) {
                 if (missed)
@@ -425,6 +459,11 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
         r->cached = true;
         r->version_stale = false;
         r->dirty = lr.dirty;
+        r->conflicted = lr.dirty && lr.conflicted;
+        if (lr.dirty) {
+            if (!r->dirty_since_ms)
+                r->dirty_since_ms = lr.dirty_since_ms;
+        }
         r->bytes = lr.bytes;
         snprintf(r->version, sizeof r->version, "%s", lr.version);
         if (lr.key) {
@@ -451,6 +490,10 @@ void vfs_run_release(vfs *v, struct vfs_ref *ref)
 {
     if (!ref->run)
         return;
+    if (ref->changing) {
+        pthread_rwlock_unlock(&ref->run->change_lock);
+        ref->changing = false;
+    }
     pthread_mutex_lock(&v->lock);
     struct vfs_handle *h = vfs_handle_put_locked(v, ref->h);
     ref->run->pins--;
@@ -461,18 +504,37 @@ void vfs_run_release(vfs *v, struct vfs_ref *ref)
     ref->h = NULL;
 }
 
+void vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
+{
+    (void)v;
+    pthread_rwlock_rdlock(&ref->run->change_lock);
+    ref->changing = true;
+}
+
 void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref)
 {
+    struct vfs_run *r = ref->run;
     pthread_mutex_lock(&v->lock);
-    bool first = !ref->run->dirty;
-    ref->run->dirty = true;
+    bool first = !r->dirty;
+    r->dirty = true;
+    r->change_gen++;
+    r->last_change_ms = vfs_mono_ms();
+    if (first)
+        r->dirty_since_ms = vfs_wall_ms();
+    int64_t since = r->dirty_since_ms;
     pthread_mutex_unlock(&v->lock);
-    if (first) {
-        int err = kv_run_setmeta(ref->h->kr, "dirty", "1", 1);
-        if (err)
-            log_warn("vfs: cannot mark run %s modified: %s", ref->run->name,
-                     strerror(err));
-    }
+    if (!first)
+        return;
+    /* The mark file first (so `tarnfs cache ls` and a restart find it),
+     * then the metadata, which is the truth: a crash in between leaves a
+     * mark without metadata, which the next open drops. */
+    vfs_dirty_mark_write(v, r->name, since, NULL);
+    char val[32];
+    int n = snprintf(val, sizeof val, "%lld", (long long)since);
+    int err = kv_run_setmeta(ref->h->kr, "dirty", val, (size_t)n);
+    if (err)
+        log_error("vfs: cannot mark run %s modified: %s", r->name,
+                  strerror(err));
 }
 
 /* ---- cache scan ----------------------------------------------------- */
@@ -541,6 +603,7 @@ void vfs_runs_free(vfs *v)
                 free(r->h);
             }
             pthread_cond_destroy(&r->cv);
+            pthread_rwlock_destroy(&r->change_lock);
             free(r->name);
             free(r->key);
             free(r);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define VFS_DEFAULT_TTL_MS    5000
 #define VFS_DEFAULT_GRACE_MS  5000
@@ -76,6 +77,12 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
     v->list_ttl_ms = cfg->list_ttl_ms ? cfg->list_ttl_ms : VFS_DEFAULT_TTL_MS;
     v->evict_grace_ms = cfg->evict_grace_ms ? cfg->evict_grace_ms
                                             : VFS_DEFAULT_GRACE_MS;
+    v->writeback_delay_ms = cfg->writeback_delay_s == 0 ? 30000
+        : cfg->writeback_delay_s >= UINT_MAX / 1000 ? UINT_MAX
+        : cfg->writeback_delay_s * 1000;
+    if (gethostname(v->hostname, sizeof v->hostname) != 0)
+        snprintf(v->hostname, sizeof v->hostname, "host");
+    v->hostname[sizeof v->hostname - 1] = '\0';
     v->cache_dir = strdup(cfg->cache_dir);
     v->source = cfg->source ? strdup(cfg->source) : NULL;
     size_t mlen = strlen(cfg->cache_dir) + 8;
@@ -100,6 +107,10 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
         (snprintf(sub, sizeof sub, "%s/names", v->meta_dir),
          (err = make_dir(sub)) != 0) ||
         (snprintf(sub, sizeof sub, "%s/lastref", v->meta_dir),
+         (err = make_dir(sub)) != 0) ||
+        (snprintf(sub, sizeof sub, "%s/dirty", v->meta_dir),
+         (err = make_dir(sub)) != 0) ||
+        (snprintf(sub, sizeof sub, "%s/requests", v->meta_dir),
          (err = make_dir(sub)) != 0)) {
         vfs_free(v);
         return err;
@@ -147,6 +158,7 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
     if (err)
         log_warn("vfs: cannot list the runs in %s: %s", v->cache_dir,
                  strerror(err));
+    vfs_writeback_scan(v);
     err = vfs_house_start(v);
     if (err) {
         vfs_free(v);
@@ -165,6 +177,8 @@ void vfs_close(vfs *v)
     if (!v)
         return;
     vfs_house_stop(v);
+    if (v->backend && !v->cfg.read_only)
+        vfs_writeback_all(v, "shutdown");
     /* Let loads in progress finish: a fetch runs to its end or failure. */
     pthread_mutex_lock(&v->lock);
     for (size_t i = 0; i < v->nbuckets; i++)

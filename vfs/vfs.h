@@ -83,13 +83,18 @@ struct vfs_config {
     const char *s3_region, *s3_profile, *s3_access_key, *s3_secret_key,
                *s3_session_token;
     bool s3_virtual_hosted;
+    /* Writable namespace (doc/design/writeback.md): a changed run is
+     * written back after this many seconds without changes (0 = default
+     * 30; UINT_MAX = only on flush, eviction and close). */
+    unsigned writeback_delay_s;
 };
 
 /* Open a namespace as configured.  Errors: EINVAL (bad config, with a
  * message logged), ENOENT (cache dir or NAS source missing), EACCES, EIO. */
 int vfs_open(const struct vfs_config *cfg, vfs **out);
 
-/* Close; waits for fetches in progress to finish or abort. */
+/* Close; waits for fetches in progress to finish or abort, and writes
+ * back every dirty run first (a failure keeps it dirty, logged). */
 void vfs_close(vfs *v);
 
 /* The id of the namespace root. */
@@ -209,5 +214,23 @@ void vfs_stats_path(const char *cache_dir, char *path, size_t cap);
  * referenced, or evicted), EINVAL. */
 int vfs_last_reference(const char *cache_dir, const char *run,
                        struct timespec *out);
+
+/* Ask the tarnfsd serving cache_dir to write back run (NULL: every dirty
+ * run) or, with resolve, to drop a conflicted run's local copy (see
+ * doc/design/writeback.md); waits up to timeout_s for the answer, which
+ * goes into msg.  The request is a file in CACHE/vfs/requests/ that the
+ * server's housekeeping thread polls every second.  Errors: ETIMEDOUT (no
+ * server answered), ECANCELED (conflict), EIO or another errno from the
+ * server, EINVAL. */
+int vfs_request(const char *cache_dir, const char *run, bool resolve,
+                unsigned timeout_s, char *msg, size_t cap);
+
+/* Whether run is dirty in the cache at cache_dir: since when (wall clock,
+ * the first change not yet written back) and, if a write-back met a newer
+ * object, the conflict key its version went to (conflict gets "" if none;
+ * cap bytes).  Read from CACHE/vfs/dirty/, no database is opened.
+ * Errors: ENOENT (clean or not cached), EINVAL. */
+int vfs_dirty_info(const char *cache_dir, const char *run,
+                   struct timespec *since, char *conflict, size_t cap);
 
 #endif

@@ -82,6 +82,15 @@ struct vfs_run {
     bool version_stale;           /* backend holds a newer version */
     bool checking;                /* a version check is in flight */
     bool dirty;                   /* modified through vfs: never evicted */
+    bool conflicted;              /* write-back met a newer object: held
+                                     dirty until `tarnfs cache resolve` */
+    bool writing_back;            /* a write-back of it is in progress */
+    bool is_new;                  /* created at the root: no object yet */
+    pthread_rwlock_t change_lock; /* changes share it; a write-back holds it
+                                     exclusively while it streams the run */
+    uint64_t change_gen;          /* bumped by every change */
+    int64_t dirty_since_ms;       /* wall clock, first change not written */
+    int64_t last_change_ms;       /* monotonic, last change */
     char version[128];            /* source_version of the cached copy */
     char *key;                    /* source mode: object key last used */
     unsigned scan_gen;            /* last cache scan that saw it */
@@ -135,6 +144,8 @@ struct vfs {
     fetch_backend *backend;       /* NULL in cache mode */
     uint64_t fsid;
     unsigned list_ttl_ms, evict_grace_ms, high_pct, low_pct;
+    unsigned writeback_delay_ms;
+    char hostname[64];
     pthread_mutex_t lock;
     /* run table */
     struct vfs_run **buckets;
@@ -187,6 +198,7 @@ enum { VFS_ACQ_NOFETCH = 1 };
 struct vfs_ref {
     struct vfs_run *run;
     struct vfs_handle *h;
+    bool changing;                /* holds run->change_lock shared */
 };
 /* Find or create the state of run name (lock held). */
 struct vfs_run *vfs_run_lookup_locked(vfs *v, const char *name, bool create);
@@ -198,8 +210,13 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
 void vfs_run_release(vfs *v, struct vfs_ref *ref);
 /* Whether run name is known to be in the cache (no I/O). */
 bool vfs_run_is_cached(vfs *v, const char *name);
-/* Mark the run of ref modified (persisted as run metadata "dirty"). */
+/* Mark the run of ref modified (persisted as run metadata "dirty", whose
+ * value is the wall-clock ms of the first change not yet written back).
+ * Called with the change lock held (vfs_run_change_begin). */
 void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref);
+/* Take ref's run change lock shared (released by vfs_run_release): a
+ * write-back in progress makes the change wait until its stream ends. */
+void vfs_run_change_begin(vfs *v, struct vfs_ref *ref);
 /* Record what kv_cache_list says about published runs (lock not held). */
 int vfs_runs_scan_cache(vfs *v);
 /* Close every handle; at vfs_close. */
@@ -240,5 +257,26 @@ void vfs_house_kick(vfs *v);
 /* Write the last-reference marker of run name with time ms. */
 void vfs_marker_write(vfs *v, const char *run, int64_t ms);
 void vfs_write_stats_file(vfs *v);
+
+/* ---- writeback.c ------------------------------------------------------ */
+/* Write run name back to the backend now if it is dirty (reason is for the
+ * log).  Errors: ECANCELED (conflict: uploaded under a conflict key, run
+ * kept dirty), EBUSY (conflicted, waiting for resolve), EIO, ENOENT. */
+int vfs_writeback_run(vfs *v, const char *name, const char *reason);
+/* House duties: write back runs idle past the delay, and serve flush and
+ * resolve requests from CACHE/vfs/requests/. */
+void vfs_writeback_tick(vfs *v);
+/* Persist / remove the dirty mark file CACHE/vfs/dirty/<hash> of run
+ * (written before the run's "dirty" metadata, removed after it). */
+int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
+                         const char *conflict);
+void vfs_dirty_mark_remove(vfs *v, const char *run);
+/* Write back every dirty run (clean shutdown). */
+void vfs_writeback_all(vfs *v, const char *reason);
+/* Record dirty runs of the cache (persisted marks) in the run table. */
+void vfs_writeback_scan(vfs *v);
+/* Write back the least recently used dirty run that eviction wants gone;
+ * returns true if one was written. */
+bool vfs_writeback_for_eviction(vfs *v);
 
 #endif

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# e2e (writeback): changes made over NFS through the real tarnfsd on a NAS
+# directory of tarballs are written back as new tarballs: flush, a second
+# server reading the result, a conflict keeping both versions, an injected
+# upload failure, kill -9 then restart, the idle delay, a clean shutdown,
+# and ROFS on a read-only export.  Clients are libnfs's nfs-cp/nfs-cat.
+set -u
+B="${B:-build-san}"
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+for p in "$B/tarnfsd" "$B/tarnfs" "$B/genrun"; do
+  [ -x "$p" ] || { echo "writeback e2e: missing $p (make build-all test-programs)" >&2; exit 1; }
+done
+command -v nfs-cp >/dev/null || { echo "writeback e2e: nfs-cp missing (libnfs-utils)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/wb-e2e.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+pass=0 fail=0
+check() {   # check "what it shows" command...
+  local what=$1; shift
+  if "$@"; then pass=$((pass+1)); echo "ok   - $what"
+  else fail=$((fail+1)); echo "FAIL - $what"; fi
+}
+
+# start NAME CACHE RW DELAY [env...]: a tarnfsd on the NAS dir; sets
+# port_NAME and pid_NAME.
+start() {
+  local name=$1 cache=$2 rw=$3 delay=$4; shift 4
+  cat > "$work/$name.conf" <<CONF
+cache = $cache
+source = $work/nas
+writeback_delay = $delay
+export / 127.0.0.1($rw,no_root_squash,insecure)
+CONF
+  rm -f "$work/$name.ports"
+  env "$@" "$B/tarnfsd" -f --config "$work/$name.conf" --no-rpcbind --listen 127.0.0.1 \
+    --nfs-port 0 --mount-port 0 --port-file "$work/$name.ports" \
+    2>>"$work/$name.log" &
+  local p=$!
+  pids+=("$p")
+  eval "pid_$name=$p"
+  for _ in $(seq 1 100); do [ -s "$work/$name.ports" ] && break; sleep 0.1; done
+  [ -s "$work/$name.ports" ] || { echo "FAIL - tarnfsd $name did not start:"; cat "$work/$name.log"; exit 1; }
+  eval "port_$name='$(cat "$work/$name.ports")'"
+}
+url() {   # url SERVER PATH
+  local ports; eval "ports=\$port_$1"
+  set -- "$2" $ports
+  echo "nfs://127.0.0.1/$1?nfsport=$2&mountport=$3&version=3"
+}
+flush() { "$B/tarnfs" flush --cache "$1" --timeout 60 "$2"; }
+dirty_col() { "$B/tarnfs" cache ls --cache "$1" | awk -v n="$2" '$1 == n { print $NF }'; }
+
+mkdir -p "$work/src" "$work/nas"
+runs=""
+for i in 1 2 3 4 5; do
+  r=241023_A01295_043${i}_BHK3NFDRX$i
+  runs="$runs $r"
+  "$B/genrun" -q --name "$r" --lanes 1 --cycles 2 --tiles 1 --seed $i "$work/src" || exit 1
+  tar -C "$work/src" -cf "$work/nas/$r.tar" "$r"
+done
+set -- $runs
+R1=$1 R2=$2 R3=$3 R4=$4 R5=$5
+printf 'new file written over NFS\n%.0s' $(seq 1 300) > "$work/new.txt"
+head -c 300000 /dev/urandom > "$work/big.bin"
+
+start A "$work/cacheA" rw 60m TARNFS_FAULT="put:5:1:$R3"
+
+# --- change a cached run, flush, compare the new tarball -------------------
+nfs-cat "$(url A "$R1/RunInfo.xml")" >/dev/null 2>&1
+nfs-cp "$work/new.txt" "$(url A "$R1/new.txt")" >/dev/null 2>"$work/cp.err"
+check "a new file in a cached run is written over NFS" test $? -eq 0
+nfs-cp "$work/big.bin" "$(url A "$R1/Data/big.bin")" >/dev/null 2>&1
+d=$(dirty_col "$work/cacheA" "$R1")
+check "cache ls shows the changed run dirty with its age ($d)" bash -c "[[ '$d' =~ ^[0-9]+s$ ]]"
+old_sum=$(sha256sum < "$work/nas/$R1.tar")
+flush "$work/cacheA" "$R1" >/dev/null 2>"$work/flush.err"
+check "tarnfs flush NAME writes the run back" test $? -eq 0
+check "the tarball in the backend changed" test "$(sha256sum < "$work/nas/$R1.tar")" != "$old_sum"
+tar -df "$work/nas/$R1.tar" -C "$work/src" > "$work/diff.out" 2>&1
+want="tar: $R1/Data/big.bin: Warning: Cannot stat: No such file or directory
+tar: $R1/new.txt: Warning: Cannot stat: No such file or directory"
+check "GNU tar -d: every original member is unchanged, the new ones are extra" \
+  test "$(sort "$work/diff.out")" = "$want"
+mkdir -p "$work/x1" && tar -C "$work/x1" -xf "$work/nas/$R1.tar"
+check "the new files are in the tarball byte for byte" \
+  bash -c "cmp -s '$work/x1/$R1/new.txt' '$work/new.txt' && cmp -s '$work/x1/$R1/Data/big.bin' '$work/big.bin'"
+tar -tf "$work/nas/$R1.tar" | sed 's|/$||' > "$work/members"
+check "the tarball has its members under NAME/, NAME/ first, in sorted order" \
+  bash -c "[ \"\$(head -1 '$work/members')\" = '$R1' ] && LC_ALL=C sort -c '$work/members'"
+check "the tarball is pax (ustar magic, pax headers allowed)" \
+  bash -c "[ \"\$(dd if='$work/nas/$R1.tar' bs=1 skip=257 count=5 2>/dev/null)\" = ustar ]"
+check "its SHA-256 is stored next to it" \
+  test "$(cut -c1-64 "$work/nas/$R1.tar.sha256" 2>/dev/null)" = "$(sha256sum < "$work/nas/$R1.tar" | cut -c1-64)"
+check "cache ls shows it clean after the flush" test "$(dirty_col "$work/cacheA" "$R1")" = "-"
+flush "$work/cacheA" "$R1" >/dev/null 2>&1
+check "flushing a clean run does nothing and succeeds" test $? -eq 0
+
+# --- a second server on the same source reads the change -----------------
+start B2 "$work/cacheB" ro 60m
+nfs-cat "$(url B2 "$R1/new.txt")" > "$work/b.out" 2>/dev/null
+check "a second tarnfsd fetching the new tarball serves the written file" cmp -s "$work/b.out" "$work/new.txt"
+nfs-cp "$work/new.txt" "$(url B2 "$R2/x.txt")" >/dev/null 2>"$work/ro.err"
+check "a write to a ro export is refused" test $? -ne 0
+check "and the ro server's error is a read-only file system" grep -qi "read-only\|ROFS" "$work/ro.err"
+
+# --- conflict: the object changed in the backend since it was fetched ------
+nfs-cat "$(url A "$R2/RunInfo.xml")" >/dev/null 2>&1
+nfs-cp "$work/new.txt" "$(url A "$R2/mine.txt")" >/dev/null 2>&1
+cp -a "$work/src/$R2" "$work/theirs" && echo theirs > "$work/theirs/theirs.txt"
+mkdir -p "$work/op" && mv "$work/theirs" "$work/op/$R2"
+tar -C "$work/op" -cf "$work/nas/.$R2.tmp" "$R2" && mv "$work/nas/.$R2.tmp" "$work/nas/$R2.tar"
+theirs_sum=$(sha256sum < "$work/nas/$R2.tar")
+flush "$work/cacheA" "$R2" >/dev/null 2>"$work/conflict.err"
+rc=$?
+check "a flush that meets a changed object reports a conflict (exit 3)" test $rc -eq 3
+check "the other version is not overwritten" test "$(sha256sum < "$work/nas/$R2.tar")" = "$theirs_sum"
+ck=$(ls "$work/nas" | grep "^$R2.conflict-.*\.tar$" | head -1)
+check "this server's version is saved under NAME.conflict-HOST-TIME.tar" \
+  bash -c "[ -n '$ck' ] && tar -xOf '$work/nas/$ck' '$R2/mine.txt' | cmp -s - '$work/new.txt'"
+check "the server logs the conflict loudly" grep -q "CONFLICT on run $R2" "$work/A.log"
+check "cache ls shows the run dirty and conflicted" bash -c "dirty_col() { :; }; '$B/tarnfs' cache ls --cache '$work/cacheA' | grep '^$R2 ' | grep -q '!CONFLICT'"
+"$B/tarnfs" cache resolve --cache "$work/cacheA" "$R2" >/dev/null 2>&1
+check "tarnfs cache resolve ends the conflict" test $? -eq 0
+sleep 0.3
+nfs-cat "$(url A "$R2/theirs.txt")" > "$work/theirs.out" 2>/dev/null
+check "after resolve the backend's version is served" bash -c "echo theirs | cmp -s - '$work/theirs.out'"
+
+# --- injected upload failure ------------------------------------------------
+nfs-cat "$(url A "$R3/RunInfo.xml")" >/dev/null 2>&1
+nfs-cp "$work/new.txt" "$(url A "$R3/f.txt")" >/dev/null 2>&1
+flush "$work/cacheA" "$R3" >/dev/null 2>&1
+check "an injected failure of the upload fails the flush" test $? -ne 0
+check "and the run stays dirty" bash -c "[ '$(dirty_col "$work/cacheA" "$R3")' != '-' ]"
+check "and the old tarball is intact" bash -c "tar -df '$work/nas/$R3.tar' -C '$work/src' >/dev/null 2>&1"
+flush "$work/cacheA" "$R3" >/dev/null 2>&1
+check "a later write-back succeeds" \
+  bash -c "tar -xOf '$work/nas/$R3.tar' '$R3/f.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
+
+# --- kill -9, restart: still dirty, written back after the idle delay ------
+nfs-cat "$(url A "$R4/RunInfo.xml")" >/dev/null 2>&1
+nfs-cp "$work/big.bin" "$(url A "$R4/k.bin")" >/dev/null 2>&1
+kill -9 "$pid_A"; wait "$pid_A" 2>/dev/null
+check "after kill -9 the run is still marked dirty" bash -c "[ '$(dirty_col "$work/cacheA" "$R4")' != '-' ]"
+start A "$work/cacheA" rw 2s
+for _ in $(seq 1 100); do [ "$(dirty_col "$work/cacheA" "$R4")" = "-" ] && break; sleep 0.1; done
+check "the restarted server writes it back after the idle delay" \
+  bash -c "tar -xOf '$work/nas/$R4.tar' '$R4/k.bin' 2>/dev/null | cmp -s - '$work/big.bin'"
+
+# --- clean shutdown writes back --------------------------------------------
+nfs-cat "$(url A "$R5/RunInfo.xml")" >/dev/null 2>&1
+nfs-cp "$work/new.txt" "$(url A "$R5/s.txt")" >/dev/null 2>&1
+kill -TERM "$pid_A"; wait "$pid_A" 2>/dev/null
+check "SIGTERM writes a dirty run back before exiting" \
+  bash -c "tar -xOf '$work/nas/$R5.tar' '$R5/s.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
+check "no sanitizer or leak report in the server logs" \
+  bash -c "! grep -q 'Sanitizer\|runtime error' '$work/A.log' '$work/B2.log'"
+
+echo "writeback e2e: $pass passed, $fail failed"
+[ $fail -eq 0 ] || { echo "--- server A log (tail)"; tail -40 "$work/A.log"; }
+[ $fail -eq 0 ]

@@ -1,0 +1,875 @@
+/* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts, dirty marks and flush/resolve requests. */
+#include "vfs/vfs_internal.h"
+#include "util/log.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WB_CHUNK (256u * 1024u)
+
+/* ---- dirty mark files ------------------------------------------------ */
+
+static void mark_path(const char *meta_dir, const char *run, char *buf,
+                      size_t cap)
+{
+    if (snprintf(buf, cap, "%s/dirty/%016llx", meta_dir,
+                 (unsigned long long)vfs_hash_str(run)) >= (int)cap)
+        buf[0] = '\0';
+}
+
+int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
+                         const char *conflict)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    mark_path(v->meta_dir, run, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        log_error("vfs: cannot write %s: %s", tmp, strerror(err));
+        return err;
+    }
+    char buf[KV_RUNNAME_MAX + 1200];
+    int n = snprintf(buf, sizeof buf, "since %lld\nconflict %s\nrun %s\n",
+                     (long long)since_ms, conflict ? conflict : "", run);
+    int err = 0;
+    if (n < 0 || (size_t)n >= sizeof buf || write(fd, buf, (size_t)n) != n)
+        err = EIO;
+    if (!err && fsync(fd) != 0)
+        err = errno;
+    close(fd);
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err) {
+        unlink(tmp);
+        log_error("vfs: cannot write dirty mark %s: %s", path, strerror(err));
+    }
+    return err;
+}
+
+void vfs_dirty_mark_remove(vfs *v, const char *run)
+{
+    char path[PATH_MAX];
+    mark_path(v->meta_dir, run, path, sizeof path);
+    unlink(path);
+}
+
+/* Parse a mark file: run name, since, conflict key.  Errors: ENOENT, EIO. */
+static int mark_read(const char *path, char *run, size_t runcap,
+                     int64_t *since, char *conflict, size_t ccap)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT ? ENOENT : EIO;
+    char line[KV_RUNNAME_MAX + 1200];
+    bool have_run = false;
+    *since = 0;
+    if (conflict && ccap)
+        conflict[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "since ", 6))
+            *since = strtoll(line + 6, NULL, 10);
+        else if (!strncmp(line, "conflict ", 9) && conflict)
+            snprintf(conflict, ccap, "%s", line + 9);
+        else if (!strncmp(line, "run ", 4)) {
+            snprintf(run, runcap, "%s", line + 4);
+            have_run = true;
+        }
+    }
+    fclose(f);
+    return have_run ? 0 : EIO;
+}
+
+int vfs_dirty_info(const char *cache_dir, const char *run,
+                   struct timespec *since, char *conflict, size_t cap)
+{
+    if (!cache_dir || !run || vfs_check_run_name(run))
+        return EINVAL;
+    char meta[PATH_MAX], path[PATH_MAX], name[KV_RUNNAME_MAX + 1];
+    snprintf(meta, sizeof meta, "%s/vfs", cache_dir);
+    mark_path(meta, run, path, sizeof path);
+    int64_t ms;
+    int err = mark_read(path, name, sizeof name, &ms, conflict, cap);
+    if (err)
+        return ENOENT;
+    if (strcmp(name, run) != 0)
+        return ENOENT;
+    since->tv_sec = ms / 1000;
+    since->tv_nsec = (ms % 1000) * 1000000;
+    return 0;
+}
+
+void vfs_writeback_scan(vfs *v)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/dirty", v->meta_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
+            continue;
+        char path[PATH_MAX + 300], name[KV_RUNNAME_MAX + 1], conflict[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        int64_t since;
+        if (mark_read(path, name, sizeof name, &since, conflict,
+                      sizeof conflict) || vfs_check_run_name(name))
+            continue;
+        pthread_mutex_lock(&v->lock);
+        struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
+        if (r) {
+            /* The run's metadata is the truth; the first write-back
+             * attempt opens it and drops a mark the metadata denies. */
+            r->dirty = true;
+            r->dirty_since_ms = since;
+            r->conflicted = conflict[0] != '\0';
+            r->last_change_ms = 0;
+        }
+        pthread_mutex_unlock(&v->lock);
+        log_info("vfs: run %s has changes not yet written back%s", name,
+                 conflict[0] ? " (conflicted)" : "");
+    }
+    closedir(d);
+}
+
+/* ---- the tar stream -------------------------------------------------- */
+
+struct hl_entry { kv_ino ino; char *path; };
+
+struct tar_job {
+    kv_run *kr;
+    const char *top;            /* member prefix: the run's last component */
+    const char *key;            /* for the compression filter */
+    int fd;                     /* write end of the socket pair */
+    int err;
+    char msg[512];
+    struct hl_entry *hl;
+    size_t nhl, caphl;
+    unsigned char *buf;
+    uint64_t files;
+};
+
+static la_ssize_t job_write(struct archive *a, void *arg, const void *buf,
+                            size_t len)
+{
+    struct tar_job *j = arg;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = send(j->fd, (const char *)buf + done, len - done,
+                         MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            archive_set_error(a, errno, "upload stopped reading");
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    return (la_ssize_t)len;
+}
+
+struct child { char *name; kv_ino ino; };
+
+struct child_list { struct child *v; size_t n, cap; int err; };
+
+static int collect_child(void *arg, const struct kv_dirent *de)
+{
+    struct child_list *cl = arg;
+    if (cl->n == cl->cap) {
+        size_t nc = cl->cap ? cl->cap * 2 : 32;
+        struct child *nv = realloc(cl->v, nc * sizeof *nv);
+        if (!nv) {
+            cl->err = ENOMEM;
+            return 1;
+        }
+        cl->v = nv;
+        cl->cap = nc;
+    }
+    char *name = strndup(de->name, de->namelen);
+    if (!name) {
+        cl->err = ENOMEM;
+        return 1;
+    }
+    cl->v[cl->n++] = (struct child){ name, de->ino };
+    return 0;
+}
+
+static int by_name(const void *pa, const void *pb)
+{
+    return strcmp(((const struct child *)pa)->name,
+                  ((const struct child *)pb)->name);
+}
+
+static int fail(struct tar_job *j, int err, const char *what, const char *path)
+{
+    if (!j->err) {
+        j->err = err;
+        snprintf(j->msg, sizeof j->msg, "%s %s: %s", what, path,
+                 strerror(err));
+    }
+    return j->err;
+}
+
+/* Write one member (and, for a directory, its subtree, siblings sorted
+ * bytewise: the order `tarnfs convert` uses). */
+static int tar_node(struct tar_job *j, struct archive *a,
+                    struct archive_entry *ae, kv_ino ino, const char *path)
+{
+    struct kv_attr at;
+    int err = kv_getattr(j->kr, ino, &at);
+    if (err)
+        return fail(j, err, "reading attributes of", path);
+    archive_entry_clear(ae);
+    archive_entry_copy_pathname(ae, path);
+    archive_entry_set_mode(ae, at.mode);
+    archive_entry_set_uid(ae, at.uid);
+    archive_entry_set_gid(ae, at.gid);
+    archive_entry_set_mtime(ae, at.mtime.tv_sec, at.mtime.tv_nsec);
+    archive_entry_set_size(ae, 0);
+    bool data = false;
+    if (!S_ISDIR(at.mode) && at.nlink > 1) {
+        for (size_t i = 0; i < j->nhl; i++)
+            if (j->hl[i].ino == ino) {
+                archive_entry_copy_hardlink(ae, j->hl[i].path);
+                goto header;
+            }
+        if (j->nhl == j->caphl) {
+            size_t nc = j->caphl ? j->caphl * 2 : 16;
+            struct hl_entry *nh = realloc(j->hl, nc * sizeof *nh);
+            if (!nh)
+                return fail(j, ENOMEM, "listing", path);
+            j->hl = nh;
+            j->caphl = nc;
+        }
+        j->hl[j->nhl].ino = ino;
+        if (!(j->hl[j->nhl].path = strdup(path)))
+            return fail(j, ENOMEM, "listing", path);
+        j->nhl++;
+    }
+    if (S_ISREG(at.mode)) {
+        archive_entry_set_size(ae, (la_int64_t)at.size);
+        data = at.size > 0;
+    } else if (S_ISLNK(at.mode)) {
+        char target[KV_SYMLINK_MAX + 1];
+        size_t len;
+        err = kv_readlink(j->kr, ino, target, sizeof target - 1, &len);
+        if (err)
+            return fail(j, err, "reading symlink", path);
+        target[len < sizeof target - 1 ? len : sizeof target - 1] = '\0';
+        archive_entry_copy_symlink(ae, target);
+    } else if (S_ISCHR(at.mode) || S_ISBLK(at.mode)) {
+        archive_entry_set_rdev(ae, (dev_t)at.rdev);
+    }
+header:
+    if (archive_write_header(a, ae) < ARCHIVE_WARN)
+        return fail(j, archive_errno(a) > 0 ? archive_errno(a) : EIO,
+                    "writing the header of", path);
+    j->files++;
+    for (uint64_t off = 0; data && off < at.size;) {
+        size_t got;
+        bool eof;
+        err = kv_read(j->kr, ino, off, j->buf, WB_CHUNK, &got, &eof);
+        if (err)
+            return fail(j, err, "reading", path);
+        if (got == 0)
+            return fail(j, EIO, "short file", path);
+        if (archive_write_data(a, j->buf, got) != (la_ssize_t)got)
+            return fail(j, archive_errno(a) > 0 ? archive_errno(a) : EIO,
+                        "writing the data of", path);
+        off += got;
+    }
+    if (!S_ISDIR(at.mode))
+        return 0;
+    struct child_list cl = { 0 };
+    err = kv_readdir(j->kr, ino, 0, collect_child, &cl);
+    if (!err)
+        err = cl.err;
+    if (!err)
+        qsort(cl.v, cl.n, sizeof *cl.v, by_name);
+    else
+        fail(j, err, "listing", path);
+    for (size_t i = 0; i < cl.n && !err; i++) {
+        size_t pl = strlen(path), nl = strlen(cl.v[i].name);
+        char *sub = malloc(pl + nl + 2);
+        if (!sub) {
+            err = fail(j, ENOMEM, "listing", path);
+            break;
+        }
+        memcpy(sub, path, pl);
+        sub[pl] = '/';
+        memcpy(sub + pl + 1, cl.v[i].name, nl + 1);
+        err = tar_node(j, a, ae, cl.v[i].ino, sub);
+        free(sub);
+    }
+    for (size_t i = 0; i < cl.n; i++)
+        free(cl.v[i].name);
+    free(cl.v);
+    return err;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The writer thread: the whole run as a pax tarball into j->fd. */
+static void *tar_main(void *arg)
+{
+    struct tar_job *j = arg;
+    struct archive *a = archive_write_new();
+    struct archive_entry *ae = archive_entry_new();
+    j->buf = malloc(WB_CHUNK);
+    bool compressed = false;
+    if (!a || !ae || !j->buf) {
+        fail(j, ENOMEM, "starting", "the tarball");
+        goto out;
+    }
+    archive_write_set_format_pax(a);
+    if (ends_with(j->key, ".tar.gz") || ends_with(j->key, ".tgz")) {
+        archive_write_add_filter_gzip(a);
+        /* No timestamp: the same tree gives the same bytes. */
+        archive_write_set_filter_option(a, "gzip", "timestamp", NULL);
+        compressed = true;
+    } else if (ends_with(j->key, ".tar.zst")) {
+        archive_write_add_filter_zstd(a);
+        compressed = true;
+    }
+    if (compressed)
+        archive_write_set_bytes_in_last_block(a, 1);
+    if (archive_write_open2(a, j, NULL, job_write, NULL, NULL) != ARCHIVE_OK) {
+        fail(j, EIO, "starting", "the tarball");
+        goto out;
+    }
+    tar_node(j, a, ae, kv_run_root(j->kr), j->top);
+    if (archive_write_close(a) != ARCHIVE_OK)
+        fail(j, EIO, "finishing", "the tarball");
+out:
+    if (a)
+        archive_write_free(a);
+    if (ae)
+        archive_entry_free(ae);
+    free(j->buf);
+    for (size_t i = 0; i < j->nhl; i++)
+        free(j->hl[i].path);
+    free(j->hl);
+    /* End of stream for the reader; a failure is told by j->err. */
+    shutdown(j->fd, SHUT_WR);
+    close(j->fd);
+    return NULL;
+}
+
+struct pull_state {
+    int fd;
+    pthread_t thread;
+    bool joined;
+    struct tar_job *job;
+};
+
+static ssize_t pull_tar(void *arg, void *buf, size_t cap)
+{
+    struct pull_state *ps = arg;
+    for (;;) {
+        ssize_t n = read(ps->fd, buf, cap);
+        if (n > 0)
+            return n;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        /* End of stream: complete only if the writer says so. */
+        if (!ps->joined) {
+            pthread_join(ps->thread, NULL);
+            ps->joined = true;
+        }
+        return ps->job->err ? -ps->job->err : 0;
+    }
+}
+
+/* Upload run kr as key.  Errors: fetch_put's (ECANCELED: precondition),
+ * or the tar writer's. */
+static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
+                      const struct fetch_put_opts *opts,
+                      struct fetch_objinfo *oi, uint64_t *files)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return errno;
+    struct tar_job job = { .kr = kr, .top = top, .key = key, .fd = sv[1] };
+    struct pull_state ps = { .fd = sv[0], .job = &job };
+    int err = pthread_create(&ps.thread, NULL, tar_main, &job);
+    if (err) {
+        close(sv[0]);
+        close(sv[1]);
+        return err;
+    }
+    err = fetch_put(v->backend, key, pull_tar, &ps, opts, oi);
+    /* Unblocks a writer still sending (the upload gave up early). */
+    close(sv[0]);
+    if (!ps.joined)
+        pthread_join(ps.thread, NULL);
+    if (job.err) {
+        log_error("vfs: writing run %s as a tarball failed: %s",
+                  kv_run_name(kr), job.msg);
+        if (!err)
+            err = job.err;
+    }
+    *files = job.files;
+    return err;
+}
+
+/* ---- write-back ------------------------------------------------------ */
+
+static int set_meta_str(kv_run *kr, const char *k, const char *s)
+{
+    return kv_run_setmeta(kr, k, s, strlen(s));
+}
+
+int vfs_writeback_run(vfs *v, const char *name, const char *reason)
+{
+    if (!v->backend || v->cfg.read_only)
+        return EROFS;
+    struct vfs_ref ref;
+    int err = vfs_run_acquire(v, name, VFS_ACQ_NOFETCH, &ref);
+    if (err) {
+        /* A mark for a run no longer in the cache means nothing. */
+        if (err == ENOENT) {
+            pthread_mutex_lock(&v->lock);
+            struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
+            bool dirty = r && r->dirty;
+            if (r && !r->h)
+                r->dirty = false;
+            pthread_mutex_unlock(&v->lock);
+            if (dirty)
+                log_error("vfs: run %s was marked changed but is not in the "
+                          "cache any more", name);
+            vfs_dirty_mark_remove(v, name);
+        }
+        return err;
+    }
+    struct vfs_run *r = ref.run;
+    pthread_mutex_lock(&v->lock);
+    int64_t last_ref = r->last_ref_ms;
+    bool dirty = r->dirty, conflicted = r->conflicted, busy = r->writing_back;
+    if (dirty && !conflicted && !busy)
+        r->writing_back = true;
+    pthread_mutex_unlock(&v->lock);
+    if (!dirty) {
+        vfs_dirty_mark_remove(v, name);
+        vfs_run_release(v, &ref);
+        return 0;
+    }
+    if (conflicted || busy) {
+        vfs_run_release(v, &ref);
+        return conflicted ? EBUSY : EAGAIN;
+    }
+    /* Changes wait while the run streams, so the tarball is exactly the
+     * run at one moment; later changes go into the next write-back. */
+    pthread_rwlock_wrlock(&r->change_lock);
+    pthread_mutex_lock(&v->lock);
+    uint64_t gen = r->change_gen;
+    char key[1100], version[128];
+    bool is_new = !r->key;
+    if (r->key)
+        snprintf(key, sizeof key, "%s", r->key);
+    else
+        snprintf(key, sizeof key, "%s.tar", name);
+    snprintf(version, sizeof version, "%s", r->version);
+    pthread_mutex_unlock(&v->lock);
+
+    char prefix[KV_RUNNAME_MAX + 1];
+    const char *top = vfs_split_name(name, prefix, sizeof prefix);
+    struct fetch_put_opts opts;
+    memset(&opts, 0, sizeof opts);
+    if (is_new || !version[0])
+        opts.if_none_match = true;
+    else
+        opts.if_match = version;
+    struct fetch_objinfo oi;
+    memset(&oi, 0, sizeof oi);
+    uint64_t files = 0;
+    int64_t t0 = vfs_mono_ms();
+    kv_run *kr = ref.h->kr;
+    err = upload_run(v, kr, top, key, &opts, &oi, &files);
+    char conflict_key[1200] = "";
+    if (err == ECANCELED) {
+        /* Someone else replaced (or created) the object since we fetched
+         * it: never overwrite it; keep both versions. */
+        char stamp[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(conflict_key, sizeof conflict_key, "%s.conflict-%s-%s.tar",
+                 name, v->hostname, stamp);
+        struct fetch_put_opts co;
+        memset(&co, 0, sizeof co);
+        co.if_none_match = true;
+        struct fetch_objinfo coi;
+        int cerr = upload_run(v, kr, top, conflict_key, &co, &coi, &files);
+        if (cerr) {
+            log_error("vfs: CONFLICT on run %s: %s changed in the backend "
+                      "since it was fetched, and saving this server's "
+                      "version as %s failed (%s); the run stays dirty and "
+                      "is tried again", name, key, conflict_key,
+                      strerror(cerr));
+            err = EIO;
+        } else {
+            log_error("vfs: CONFLICT on run %s: %s changed in the backend "
+                      "since it was fetched (expected version %s); NOT "
+                      "overwritten.  This server's version was uploaded as "
+                      "%s.  The run stays dirty until an operator runs "
+                      "`tarnfs cache resolve %s`", name, key,
+                      version[0] ? version : "(none: new run)", conflict_key,
+                      name);
+            if (kv_run_setmeta(kr, "conflict", conflict_key,
+                               strlen(conflict_key)) == 0)
+                kv_run_sync(kr);
+            pthread_mutex_lock(&v->lock);
+            r->conflicted = true;
+            int64_t since = r->dirty_since_ms;
+            pthread_mutex_unlock(&v->lock);
+            vfs_dirty_mark_write(v, name, since, conflict_key);
+        }
+    } else if (err) {
+        log_error("vfs: write-back of run %s to %s (%s) failed: %s; it stays "
+                  "dirty and is tried again", name, key, reason,
+                  strerror(err));
+    } else {
+        /* Record the new version first: a crash after it leaves a dirty
+         * run whose next write-back matches the object it just wrote. */
+        int merr = set_meta_str(kr, "source-version", oi.version);
+        pthread_mutex_lock(&v->lock);
+        bool unchanged = r->change_gen == gen;
+        pthread_mutex_unlock(&v->lock);
+        if (!merr && unchanged)
+            merr = kv_run_delmeta(kr, "dirty");
+        if (!merr)
+            merr = kv_run_sync(kr);
+        if (merr)
+            log_error("vfs: run %s was written back but recording that "
+                      "failed: %s", name, strerror(merr));
+        pthread_mutex_lock(&v->lock);
+        snprintf(r->version, sizeof r->version, "%s", oi.version);
+        if (is_new) {
+            free(r->key);
+            r->key = strdup(key);
+        }
+        r->is_new = false;
+        if (!merr && unchanged) {
+            r->dirty = false;
+            r->dirty_since_ms = 0;
+        }
+        pthread_mutex_unlock(&v->lock);
+        if (!merr && unchanged)
+            vfs_dirty_mark_remove(v, name);
+        log_info("vfs: wrote back run %s as %s (%s): %llu members, %llu "
+                 "bytes, version %s, sha256 %s, %lld ms", name, key, reason,
+                 (unsigned long long)files, (unsigned long long)oi.size,
+                 oi.version, oi.sha256,
+                 (long long)(vfs_mono_ms() - t0));
+        vfs_listings_expire(v);
+    }
+    pthread_rwlock_unlock(&r->change_lock);
+    pthread_mutex_lock(&v->lock);
+    r->writing_back = false;
+    if (err)
+        r->last_change_ms = vfs_mono_ms();  /* retried after the delay */
+    pthread_mutex_unlock(&v->lock);
+    vfs_run_release(v, &ref);
+    pthread_mutex_lock(&v->lock);
+    r->last_ref_ms = last_ref;            /* a write-back is no reference */
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
+
+/* Names of dirty runs (not conflicted) matching the filter. */
+static char **dirty_runs(vfs *v, bool idle_only, size_t *n)
+{
+    int64_t now = vfs_mono_ms();
+    size_t cap = 0;
+    char **names = NULL;
+    *n = 0;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next) {
+            if (!r->dirty || r->conflicted || r->writing_back)
+                continue;
+            if (idle_only && (v->writeback_delay_ms == UINT_MAX ||
+                              now - r->last_change_ms <
+                                  (int64_t)v->writeback_delay_ms))
+                continue;
+            if (*n == cap) {
+                size_t nc = cap ? cap * 2 : 8;
+                char **nn = realloc(names, nc * sizeof *nn);
+                if (!nn)
+                    goto out;
+                names = nn;
+                cap = nc;
+            }
+            if ((names[*n] = strdup(r->name)))
+                (*n)++;
+        }
+out:
+    pthread_mutex_unlock(&v->lock);
+    return names;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+void vfs_writeback_all(vfs *v, const char *reason)
+{
+    size_t n;
+    char **names = dirty_runs(v, false, &n);
+    for (size_t i = 0; i < n; i++)
+        vfs_writeback_run(v, names[i], reason);
+    free_names(names, n);
+}
+
+bool vfs_writeback_for_eviction(vfs *v)
+{
+    if (!v->backend || v->cfg.read_only)
+        return false;
+    char *name = NULL;
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *best = NULL;
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
+            if (r->cached && r->dirty && !r->conflicted && !r->writing_back &&
+                !r->pins && (!best || r->last_ref_ms < best->last_ref_ms))
+                best = r;
+    if (best)
+        name = strdup(best->name);
+    pthread_mutex_unlock(&v->lock);
+    if (!name)
+        return false;
+    int err = vfs_writeback_run(v, name, "chosen for eviction");
+    free(name);
+    return err == 0;
+}
+
+/* ---- requests (tarnfs flush, tarnfs cache resolve) -------------------- */
+
+/* Drop the local copy of a conflicted run: its version is safe under the
+ * conflict key; the backend's version is fetched at the next access. */
+static int resolve_run(vfs *v, const char *name, char *msg, size_t cap)
+{
+    struct vfs_ref ref;
+    int err = vfs_run_acquire(v, name, VFS_ACQ_NOFETCH, &ref);
+    if (err) {
+        snprintf(msg, cap, "run %s is not in the cache", name);
+        return err;
+    }
+    struct vfs_run *r = ref.run;
+    kv_run *kr = ref.h->kr;
+    char ck[1200];
+    size_t len;
+    err = kv_run_getmeta(kr, "conflict", ck, sizeof ck - 1, &len);
+    if (err) {
+        vfs_run_release(v, &ref);
+        snprintf(msg, cap, "run %s is not in conflict", name);
+        return EINVAL;
+    }
+    ck[len < sizeof ck - 1 ? len : sizeof ck - 1] = '\0';
+    pthread_rwlock_wrlock(&r->change_lock);
+    err = kv_run_delmeta(kr, "dirty");
+    if (!err || err == ENOENT)
+        err = kv_run_delmeta(kr, "conflict");
+    if (!err)
+        err = kv_run_sync(kr);
+    if (!err) {
+        pthread_mutex_lock(&v->lock);
+        r->dirty = r->conflicted = false;
+        r->dirty_since_ms = 0;
+        r->version_stale = true;        /* fetch the backend's version */
+        pthread_mutex_unlock(&v->lock);
+        vfs_dirty_mark_remove(v, name);
+        if (snprintf(msg, cap, "run %s resolved: this server's changes are "
+                     "in %s; the backend's version will be served from "
+                     "now on", name, ck) >= (int)cap)
+            msg[cap - 1] = '\0';
+        log_warn("vfs: conflict on run %s resolved by the operator (changes "
+                 "kept in %s)", name, ck);
+    } else {
+        snprintf(msg, cap, "cannot resolve run %s: %s", name, strerror(err));
+    }
+    pthread_rwlock_unlock(&r->change_lock);
+    vfs_run_release(v, &ref);
+    return err;
+}
+
+static void answer(const char *req, int err, const char *msg)
+{
+    char res[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(res, sizeof res, "%.*s.res", (int)(strlen(req) - 4), req);
+    snprintf(tmp, sizeof tmp, "%s.tmp", res);
+    FILE *f = fopen(tmp, "we");
+    if (f) {
+        fprintf(f, "%d %s\n", err, msg);
+        if (fclose(f) == 0 && rename(tmp, res) == 0) {
+            unlink(req);
+            return;
+        }
+        unlink(tmp);
+    }
+    unlink(req);
+}
+
+static void serve_request(vfs *v, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char line[KV_RUNNAME_MAX + 32] = "";
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    char msg[4096];
+    int err = 0;
+    if (!strcmp(line, "flush *")) {
+        size_t n, failed = 0;
+        char **names = dirty_runs(v, false, &n);
+        for (size_t i = 0; i < n; i++)
+            if (vfs_writeback_run(v, names[i], "tarnfs flush --all"))
+                failed++;
+        free_names(names, n);
+        size_t nc = 0;
+        pthread_mutex_lock(&v->lock);
+        for (size_t i = 0; i < v->nbuckets; i++)
+            for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
+                nc += r->conflicted;
+        pthread_mutex_unlock(&v->lock);
+        err = failed ? EIO : nc ? ECANCELED : 0;
+        snprintf(msg, sizeof msg, "%zu dirty run(s) written back, %zu "
+                 "failed, %zu conflicted", n - failed, failed, nc);
+    } else if (!strncmp(line, "flush ", 6)) {
+        const char *name = line + 6;
+        err = vfs_writeback_run(v, name, "tarnfs flush");
+        pthread_mutex_lock(&v->lock);
+        struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
+        bool conflicted = r && r->conflicted;
+        pthread_mutex_unlock(&v->lock);
+        if (conflicted) {
+            err = ECANCELED;
+            char ck[1200] = "";
+            struct timespec since;
+            vfs_dirty_info(v->cache_dir, name, &since, ck, sizeof ck);
+            if (snprintf(msg, sizeof msg, "run %s is in conflict: the "
+                         "backend changed since it was fetched; this "
+                         "server's version is %s; see `tarnfs cache "
+                         "resolve`", name, ck) >= (int)sizeof msg)
+                msg[sizeof msg - 1] = '\0';
+        } else if (err == ENOENT) {
+            err = 0;
+            snprintf(msg, sizeof msg, "run %s is not in the cache: nothing "
+                     "to write", name);
+        } else if (err) {
+            snprintf(msg, sizeof msg, "write-back of %s failed: %s (see the "
+                     "server log)", name, strerror(err));
+        } else {
+            snprintf(msg, sizeof msg, "run %s is clean", name);
+        }
+    } else if (!strncmp(line, "resolve ", 8)) {
+        err = resolve_run(v, line + 8, msg, sizeof msg);
+    } else {
+        err = EINVAL;
+        snprintf(msg, sizeof msg, "unknown request");
+    }
+    answer(path, err, msg);
+}
+
+void vfs_writeback_tick(vfs *v)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/requests", v->meta_dir);
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            size_t len = strlen(de->d_name);
+            if (len < 5 || strcmp(de->d_name + len - 4, ".req") != 0)
+                continue;
+            char path[PATH_MAX + 300];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            serve_request(v, path);
+        }
+        closedir(d);
+    }
+    size_t n;
+    char **names = dirty_runs(v, true, &n);
+    for (size_t i = 0; i < n; i++)
+        vfs_writeback_run(v, names[i], "idle");
+    free_names(names, n);
+}
+
+int vfs_request(const char *cache_dir, const char *run, bool resolve,
+                unsigned timeout_s, char *msg, size_t cap)
+{
+    msg[0] = '\0';
+    if (!cache_dir || (run && vfs_check_run_name(run)) || (resolve && !run))
+        return EINVAL;
+    char base[PATH_MAX], req[PATH_MAX + 8], tmp[PATH_MAX + 8],
+         res[PATH_MAX + 8];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(base, sizeof base, "%s/vfs/requests/%ld-%ld", cache_dir,
+             (long)getpid(), (long)now.tv_nsec);
+    snprintf(req, sizeof req, "%s.req", base);
+    snprintf(tmp, sizeof tmp, "%s.tmp", base);
+    snprintf(res, sizeof res, "%s.res", base);
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return errno;
+    fprintf(f, "%s %s\n", resolve ? "resolve" : "flush", run ? run : "*");
+    if (fclose(f) != 0 || rename(tmp, req) != 0) {
+        int err = errno;
+        unlink(tmp);
+        return err;
+    }
+    for (unsigned waited = 0; waited < timeout_s * 10; waited++) {
+        f = fopen(res, "re");
+        if (f) {
+            int err = EIO;
+            char line[2048] = "";
+            if (fgets(line, sizeof line, f)) {
+                char *sp = strchr(line, ' ');
+                err = atoi(line);
+                line[strcspn(line, "\n")] = '\0';
+                snprintf(msg, cap, "%s", sp ? sp + 1 : "");
+            }
+            fclose(f);
+            unlink(res);
+            return err;
+        }
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    /* Withdraw it unless the server took it meanwhile. */
+    if (unlink(req) != 0)
+        snprintf(msg, cap, "the server took the request but has not "
+                 "answered yet");
+    else
+        snprintf(msg, cap, "no tarnfsd answered (is one serving %s "
+                 "read-write?)", cache_dir);
+    return ETIMEDOUT;
+}
