@@ -219,7 +219,8 @@ static int nas_list(fetch_backend *b, const char *prefix, const char *delimiter,
         return (errno == ENOENT || errno == ENOTDIR) ? 0 : errno;
     rc = collect(dfd, dirkey, name_prefix, recurse, 0, &kl);
     if (!rc) {
-        qsort(kl.items, kl.n, sizeof *kl.items, compare_keys);
+        if (kl.n)               /* qsort(NULL, 0) is undefined */
+            qsort(kl.items, kl.n, sizeof *kl.items, compare_keys);
         for (size_t i = 0; i < kl.n; i++)
             if (cb(arg, &kl.items[i]) != 0)
                 break;

@@ -238,7 +238,8 @@ static int builder_finish(struct builder *b, struct vfs_listing **out)
     l->n = m;
     l->ents = b->ents;
     b->ents = NULL;
-    qsort(l->ents, l->n, sizeof *l->ents, by_cookie);
+    if (l->n)                   /* qsort(NULL, 0) is undefined */
+        qsort(l->ents, l->n, sizeof *l->ents, by_cookie);
     l->by_name = malloc((l->n ? l->n : 1) * sizeof *l->by_name);
     if (!l->by_name) {
         listing_free(l);
@@ -264,6 +265,26 @@ static int builder_finish(struct builder *b, struct vfs_listing **out)
     return 0;
 }
 
+/* Runs created here and not written back yet are listed too (after any
+ * object of the same name, which takes precedence). */
+static int add_new_runs(vfs *v, struct builder *b)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int err = 0;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->nbuckets && !err; i++)
+        for (struct vfs_run *r = v->buckets[i]; r && !err; r = r->next) {
+            if (!r->is_new || strncmp(r->name, b->prefix, b->plen) != 0 ||
+                strchr(r->name + b->plen, '/'))
+                continue;
+            err = builder_add(b, r->name + b->plen, strlen(r->name + b->plen),
+                              false, NULL, "", now, 0, (int)NSUFFIXES);
+        }
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
+
 /* List prefix from the backend or the cache (no lock held). */
 static int listing_build(vfs *v, const char *prefix, struct vfs_listing **out)
 {
@@ -275,6 +296,8 @@ static int listing_build(vfs *v, const char *prefix, struct vfs_listing **out)
         err = kv_cache_list(v->cache, cache_cb, &b);
     if (!err)
         err = b.err;
+    if (!err && v->backend)
+        err = add_new_runs(v, &b);
     if (!err)
         err = builder_finish(&b, out);
     for (size_t i = 0; i < b.n && b.ents; i++)
@@ -534,6 +557,18 @@ void vfs_listings_expire(vfs *v)
     for (struct vfs_slot *s = v->slots; s; s = s->next)
         s->expired = true;
     pthread_mutex_unlock(&v->lock);
+}
+
+void vfs_listing_refresh_now(vfs *v, const char *prefix)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vfs_slot *s = slot_get_locked(v, prefix);
+    if (s)
+        s->expired = true;
+    pthread_mutex_unlock(&v->lock);
+    struct vfs_listing *l = NULL;
+    if (listing_get(v, prefix, true, &l) == 0)
+        vfs_listing_put(v, l);
 }
 
 void vfs_listings_free(vfs *v)

@@ -512,6 +512,40 @@ int vfs_commit(vfs *v, const struct vfs_id *id)
     return err;
 }
 
+/* MKDIR in a namespace directory: a new run, which becomes a new tarball
+ * at its first write-back (doc/design/writeback.md). */
+static int create_run(vfs *v, const struct vfs_node *n, const char *name,
+                      const struct vfs_sattr *s, const struct vfs_cred *cred,
+                      struct vfs_id *out, struct vfs_attr *a,
+                      struct vfs_attr *dir_pre, struct vfs_attr *dir_post)
+{
+    if (dir_pre && namespace_getattr(v, n, dir_pre) != 0)
+        memset(dir_pre, 0, sizeof *dir_pre);
+    char run[KV_RUNNAME_MAX + 1];
+    if (snprintf(run, sizeof run, "%s%s%s", n->kind == VFS_KIND_ROOT ? "" :
+                 n->name, n->kind == VFS_KIND_ROOT ? "" : "/", name) >=
+        (int)sizeof run)
+        return ENAMETOOLONG;
+    uint32_t mode = s && s->set_mode ? s->mode & 07777 : 0755;
+    uint32_t uid = s && s->set_uid ? s->uid : cred ? cred->uid : 0;
+    uint32_t gid = s && s->set_gid ? s->gid : cred ? cred->gid : 0;
+    int err = vfs_run_create_new(v, run, mode, uid, gid);
+    if (err)
+        return err;
+    struct vfs_ref ref;
+    if ((err = vfs_run_acquire(v, run, 0, &ref)) != 0)
+        return err == ENOENT ? EIO : err;
+    vfs_run_change_begin(v, &ref);
+    vfs_run_mark_dirty(v, &ref);
+    vfs_id_make_node(v, run, VFS_RUN_ROOT_INO, out);
+    if (a)
+        err = node_getattr(v, &ref, ref.h->root, a);
+    vfs_run_release(v, &ref);
+    if (dir_post && namespace_getattr(v, n, dir_post) != 0)
+        memset(dir_post, 0, sizeof *dir_post);
+    return err;
+}
+
 int vfs_create(vfs *v, const struct vfs_id *dir, const char *name,
                enum vfs_type type, const struct vfs_sattr *s,
                const struct vfs_cred *cred, uint32_t rdev_major,
@@ -528,6 +562,8 @@ int vfs_create(vfs *v, const struct vfs_id *dir, const char *name,
         return err;
     if ((err = modify_begin(v, dir, &n, &ref, &dino, &ns)) != 0)
         return err;
+    if (ns && type == VFS_DIR && v->backend)
+        return create_run(v, &n, name, s, cred, out, a, dir_pre, dir_post);
     if (ns)
         return namespace_refuse("create", &n, name);
     struct kv_newnode nn;

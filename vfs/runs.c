@@ -180,7 +180,7 @@ struct load_result {
     struct vfs_handle *h;
     char version[128];
     char *key;
-    bool fetched, dirty, conflicted;
+    bool fetched, dirty, conflicted, is_new;
     int64_t dirty_since_ms;
     uint64_t bytes;
 };
@@ -211,6 +211,7 @@ static int open_handle(vfs *v, const char *name, struct load_result *lr)
      * before it is written back (issue 8), even when serving read-only. */
     char flag[32];
     size_t flen;
+    lr->is_new = kv_run_getmeta(kr, "new", flag, sizeof flag - 1, &flen) == 0;
     lr->dirty = kv_run_getmeta(kr, "dirty", flag, sizeof flag - 1, &flen) == 0;
     if (lr->dirty) {
         flag[flen < sizeof flag - 1 ? flen : sizeof flag - 1] = '\0';
@@ -244,6 +245,12 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
         struct vfs_listing *l;
         const struct vfs_entry *e;
         int err = vfs_listing_lookup(v, prefix, comp, &l, &e);
+        if (err == 0 && e && !e->is_dir && !e->key) {
+            /* Created here, not written back yet: only the cache has it. */
+            vfs_listing_put(v, l);
+            err = open_handle(v, r->name, lr);
+            return err == ENOENT ? ENOENT : err ? EIO : 0;
+        }
         if (err == 0) {
             if (e && !e->is_dir) {
                 snprintf(key, sizeof key, "%s", e->key);
@@ -460,6 +467,7 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
         r->version_stale = false;
         r->dirty = lr.dirty;
         r->conflicted = lr.dirty && lr.conflicted;
+        r->is_new = lr.is_new;
         if (lr.dirty) {
             if (!r->dirty_since_ms)
                 r->dirty_since_ms = lr.dirty_since_ms;
@@ -522,13 +530,14 @@ void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref)
     if (first)
         r->dirty_since_ms = vfs_wall_ms();
     int64_t since = r->dirty_since_ms;
+    bool is_new = r->is_new;
     pthread_mutex_unlock(&v->lock);
     if (!first)
         return;
     /* The mark file first (so `tarnfs cache ls` and a restart find it),
      * then the metadata, which is the truth: a crash in between leaves a
      * mark without metadata, which the next open drops. */
-    vfs_dirty_mark_write(v, r->name, since, NULL);
+    vfs_dirty_mark_write(v, r->name, since, NULL, is_new);
     char val[32];
     int n = snprintf(val, sizeof val, "%lld", (long long)since);
     int err = kv_run_setmeta(ref->h->kr, "dirty", val, (size_t)n);

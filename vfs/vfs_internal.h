@@ -244,6 +244,8 @@ const struct vfs_entry *vfs_listing_find(const struct vfs_listing *l,
 size_t vfs_listing_after(const struct vfs_listing *l, uint64_t cookie);
 /* Force every listing to refresh at next use. */
 void vfs_listings_expire(vfs *v);
+/* Rebuild the listing of prefix now (after a run was created). */
+void vfs_listing_refresh_now(vfs *v, const char *prefix);
 void vfs_listings_free(vfs *v);
 /* Split a run or nsdir name into its parent prefix ("" or "a/") and last
  * component; returns a pointer to the component inside name. */
@@ -269,7 +271,13 @@ void vfs_writeback_tick(vfs *v);
 /* Persist / remove the dirty mark file CACHE/vfs/dirty/<hash> of run
  * (written before the run's "dirty" metadata, removed after it). */
 int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
-                         const char *conflict);
+                         const char *conflict, bool is_new);
+/* Create run name (a MKDIR in a namespace directory): an empty run,
+ * published in the cache and marked new and dirty, so that its first
+ * write-back creates the object (If-None-Match).  mode/uid/gid are its
+ * root's.  Errors: EEXIST, EINVAL, ENOSPC, EIO, EROFS. */
+int vfs_run_create_new(vfs *v, const char *name, uint32_t mode,
+                       uint32_t uid, uint32_t gid);
 void vfs_dirty_mark_remove(vfs *v, const char *run);
 /* Write back every dirty run (clean shutdown). */
 void vfs_writeback_all(vfs *v, const char *reason);

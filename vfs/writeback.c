@@ -30,7 +30,7 @@ static void mark_path(const char *meta_dir, const char *run, char *buf,
 }
 
 int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
-                         const char *conflict)
+                         const char *conflict, bool is_new)
 {
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     mark_path(v->meta_dir, run, path, sizeof path);
@@ -42,8 +42,9 @@ int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
         return err;
     }
     char buf[KV_RUNNAME_MAX + 1200];
-    int n = snprintf(buf, sizeof buf, "since %lld\nconflict %s\nrun %s\n",
-                     (long long)since_ms, conflict ? conflict : "", run);
+    int n = snprintf(buf, sizeof buf, "since %lld\nconflict %s\nnew %d\n"
+                     "run %s\n", (long long)since_ms, conflict ? conflict : "",
+                     is_new ? 1 : 0, run);
     int err = 0;
     if (n < 0 || (size_t)n >= sizeof buf || write(fd, buf, (size_t)n) != n)
         err = EIO;
@@ -68,8 +69,11 @@ void vfs_dirty_mark_remove(vfs *v, const char *run)
 
 /* Parse a mark file: run name, since, conflict key.  Errors: ENOENT, EIO. */
 static int mark_read(const char *path, char *run, size_t runcap,
-                     int64_t *since, char *conflict, size_t ccap)
+                     int64_t *since, char *conflict, size_t ccap,
+                     bool *is_new)
 {
+    if (is_new)
+        *is_new = false;
     FILE *f = fopen(path, "re");
     if (!f)
         return errno == ENOENT ? ENOENT : EIO;
@@ -82,6 +86,8 @@ static int mark_read(const char *path, char *run, size_t runcap,
         line[strcspn(line, "\n")] = '\0';
         if (!strncmp(line, "since ", 6))
             *since = strtoll(line + 6, NULL, 10);
+        else if (!strncmp(line, "new ", 4) && is_new)
+            *is_new = line[4] == '1';
         else if (!strncmp(line, "conflict ", 9) && conflict)
             snprintf(conflict, ccap, "%s", line + 9);
         else if (!strncmp(line, "run ", 4)) {
@@ -102,7 +108,7 @@ int vfs_dirty_info(const char *cache_dir, const char *run,
     snprintf(meta, sizeof meta, "%s/vfs", cache_dir);
     mark_path(meta, run, path, sizeof path);
     int64_t ms;
-    int err = mark_read(path, name, sizeof name, &ms, conflict, cap);
+    int err = mark_read(path, name, sizeof name, &ms, conflict, cap, NULL);
     if (err)
         return ENOENT;
     if (strcmp(name, run) != 0)
@@ -126,8 +132,9 @@ void vfs_writeback_scan(vfs *v)
         char path[PATH_MAX + 300], name[KV_RUNNAME_MAX + 1], conflict[1024];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         int64_t since;
+        bool is_new;
         if (mark_read(path, name, sizeof name, &since, conflict,
-                      sizeof conflict) || vfs_check_run_name(name))
+                      sizeof conflict, &is_new) || vfs_check_run_name(name))
             continue;
         pthread_mutex_lock(&v->lock);
         struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
@@ -137,6 +144,7 @@ void vfs_writeback_scan(vfs *v)
             r->dirty = true;
             r->dirty_since_ms = since;
             r->conflicted = conflict[0] != '\0';
+            r->is_new = is_new;
             r->last_change_ms = 0;
         }
         pthread_mutex_unlock(&v->lock);
@@ -542,8 +550,9 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
             pthread_mutex_lock(&v->lock);
             r->conflicted = true;
             int64_t since = r->dirty_since_ms;
+            bool was_new = r->is_new;
             pthread_mutex_unlock(&v->lock);
-            vfs_dirty_mark_write(v, name, since, conflict_key);
+            vfs_dirty_mark_write(v, name, since, conflict_key, was_new);
         }
     } else if (err) {
         log_error("vfs: write-back of run %s to %s (%s) failed: %s; it stays "
@@ -553,6 +562,11 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
         /* Record the new version first: a crash after it leaves a dirty
          * run whose next write-back matches the object it just wrote. */
         int merr = set_meta_str(kr, "source-version", oi.version);
+        if (!merr && is_new) {
+            merr = kv_run_delmeta(kr, "new");
+            if (merr == ENOENT)
+                merr = 0;
+        }
         pthread_mutex_lock(&v->lock);
         bool unchanged = r->change_gen == gen;
         pthread_mutex_unlock(&v->lock);
@@ -595,6 +609,74 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     r->last_ref_ms = last_ref;            /* a write-back is no reference */
     pthread_mutex_unlock(&v->lock);
     return err;
+}
+
+int vfs_run_create_new(vfs *v, const char *name, uint32_t mode,
+                       uint32_t uid, uint32_t gid)
+{
+    if (!v->backend || v->cfg.read_only)
+        return EROFS;
+    if (vfs_check_run_name(name))
+        return EINVAL;
+    char prefix[KV_RUNNAME_MAX + 1];
+    const char *comp = vfs_split_name(name, prefix, sizeof prefix);
+    struct vfs_listing *l;
+    const struct vfs_entry *e;
+    int err = vfs_listing_lookup(v, prefix, comp, &l, &e);
+    if (err)
+        return EIO;
+    bool exists = e != NULL;
+    vfs_listing_put(v, l);
+    struct kv_runinfo ri;
+    if (exists || kv_cache_runinfo(v->cache, name, &ri) == 0)
+        return EEXIST;
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
+    if (r && (r->is_new || r->loading || r->cached || r->h))
+        err = EEXIST;
+    else if (!r)
+        err = ENOMEM;
+    else
+        r->loading = true;              /* keeps loads out meanwhile */
+    pthread_mutex_unlock(&v->lock);
+    if (err)
+        return err;
+    kv_run *kr;
+    err = kv_run_stage(v->cache, name, kv_ino_for(name, ""), &kr);
+    if (!err) {
+        struct kv_sattr s = { .mask = KV_SET_MODE | KV_SET_UID | KV_SET_GID,
+                              .mode = mode & 07777, .uid = uid, .gid = gid };
+        err = kv_setattr(kr, kv_run_root(kr), &s, NULL);
+        if (!err)
+            err = kv_run_setmeta(kr, "new", "1", 1);
+        if (!err)
+            err = kv_run_publish(kr, "");
+        if (err)
+            kv_run_abort(kr);
+        else
+            kv_run_close(kr);
+    }
+    pthread_mutex_lock(&v->lock);
+    r->loading = false;
+    r->load_gen++;
+    r->load_err = err ? EIO : 0;
+    if (!err) {
+        r->is_new = true;
+        r->cached = true;
+        free(r->key);
+        r->key = NULL;
+        r->version[0] = '\0';
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&v->lock);
+    if (err) {
+        log_error("vfs: cannot create run %s: %s", name, strerror(err));
+        return err == ENOSPC ? ENOSPC : EIO;
+    }
+    log_info("vfs: created run %s; it becomes an object at its first "
+             "write-back", name);
+    vfs_listing_refresh_now(v, prefix);
+    return 0;
 }
 
 /* Names of dirty runs (not conflicted) matching the filter. */

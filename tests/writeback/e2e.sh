@@ -7,7 +7,7 @@
 set -u
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
-for p in "$B/tarnfsd" "$B/tarnfs" "$B/genrun"; do
+for p in "$B/tarnfsd" "$B/tarnfs" "$B/genrun" "$B/tests/writeback/nfsop"; do
   [ -x "$p" ] || { echo "writeback e2e: missing $p (make build-all test-programs)" >&2; exit 1; }
 done
 command -v nfs-cp >/dev/null || { echo "writeback e2e: nfs-cp missing (libnfs-utils)" >&2; exit 1; }
@@ -52,6 +52,9 @@ url() {   # url SERVER PATH
   set -- "$2" $ports
   echo "nfs://127.0.0.1/$1?nfsport=$2&mountport=$3&version=3"
 }
+# libnfs keeps a few allocations of its own (tests/nfs/lsan.supp).
+nfs_supp="$(cd "$(dirname "$0")/../nfs" && pwd)/lsan.supp"
+nfsop() { LSAN_OPTIONS="suppressions=$nfs_supp:print_suppressions=0" "$B/tests/writeback/nfsop" "$@"; }
 flush() { "$B/tarnfs" flush --cache "$1" --timeout 60 "$2"; }
 dirty_col() { "$B/tarnfs" cache ls --cache "$1" | awk -v n="$2" '$1 == n { print $NF }'; }
 
@@ -140,6 +143,31 @@ check "and the old tarball is intact" bash -c "tar -df '$work/nas/$R3.tar' -C '$
 flush "$work/cacheA" "$R3" >/dev/null 2>&1
 check "a later write-back succeeds" \
   bash -c "tar -xOf '$work/nas/$R3.tar' '$R3/f.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
+
+# --- MKDIR at the root creates a new run, a new object once flushed --------
+NEW=251201_A01295_0500_NEWRUN
+nfsop "$(url A '')" mkdir "/$NEW" 2>"$work/mkdir.err"; rc=$?; cat "$work/mkdir.err" >&2
+check "MKDIR at the export root creates a run" test $rc -eq 0
+nfs-cp "$work/new.txt" "$(url A "$NEW/a.txt")" >/dev/null 2>&1
+check "files can be written into the new run" test $? -eq 0
+check "the new run is listed at the root before it is written back" \
+  bash -c "nfs-ls '$(url A '')' 2>/dev/null | grep -q ' $NEW\$'"
+check "no object exists for it before the flush" test ! -e "$work/nas/$NEW.tar"
+flush "$work/cacheA" "$NEW" >/dev/null 2>&1
+check "flushing it creates $NEW.tar in the backend" \
+  bash -c "tar -xOf '$work/nas/$NEW.tar' '$NEW/a.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
+nfsop "$(url A '')" mkdir "/$R1" 2>/dev/null
+check "MKDIR of an existing run's name fails" test $? -ne 0
+nfsop "$(url A '')" rmdir "/$R5" 2>"$work/rmdir.err"
+check "RMDIR of a whole run at the root is refused (default)" test $? -ne 0
+nfsop "$(url A '')" rename "/$R5" "/renamed" 2>/dev/null
+check "RENAME of a run at the root is refused (default)" test $? -ne 0
+check "and the refusals are logged with the reason" grep -q "refusing rmdir" "$work/A.log"
+check "the object survives" test -s "$work/nas/$R5.tar"
+nfs-cat "$(url A "$R1/new.txt")" >/dev/null 2>&1
+nfsop "$(url A '')" rename "/$R1/new.txt" "/$NEW/moved.txt" 2>"$work/xdev.err"
+check "RENAME between two runs fails (EXDEV, so clients copy)" \
+  bash -c "grep -qi 'cross-device\|XDEV' '$work/xdev.err'"
 
 # --- kill -9, restart: still dirty, written back after the idle delay ------
 nfs-cat "$(url A "$R4/RunInfo.xml")" >/dev/null 2>&1

@@ -1,0 +1,43 @@
+/* nfsop.c: one namespace operation (mkdir, rmdir, rename) through libnfs against a server, for the write-back tests; prints the server's error and exits 1 if it fails. */
+#include <nfsc/libnfs.h>
+
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: nfsop nfs://HOST/EXPORT?nfsport=N&mountport=M "
+                        "mkdir|rmdir PATH | rename FROM TO\n");
+        return 2;
+    }
+    struct nfs_context *nfs = nfs_init_context();
+    if (!nfs) {
+        fprintf(stderr, "nfsop: cannot create an NFS context\n");
+        return 1;
+    }
+    struct nfs_url *u = nfs_parse_url_dir(nfs, argv[1]);
+    if (!u) {
+        fprintf(stderr, "nfsop: bad URL: %s\n", nfs_get_error(nfs));
+        nfs_destroy_context(nfs);
+        return 2;
+    }
+    int rc = nfs_mount(nfs, u->server, u->path);
+    if (rc == 0) {
+        if (!strcmp(argv[2], "mkdir"))
+            rc = nfs_mkdir(nfs, argv[3]);
+        else if (!strcmp(argv[2], "rmdir"))
+            rc = nfs_rmdir(nfs, argv[3]);
+        else if (!strcmp(argv[2], "rename") && argc > 4)
+            rc = nfs_rename(nfs, argv[3], argv[4]);
+        else {
+            fprintf(stderr, "nfsop: unknown operation %s\n", argv[2]);
+            rc = -1;
+        }
+    }
+    if (rc)
+        fprintf(stderr, "nfsop: %s: %s\n", argv[2], nfs_get_error(nfs));
+    nfs_destroy_url(u);
+    nfs_destroy_context(nfs);
+    return rc ? 1 : 0;
+}
