@@ -430,7 +430,8 @@ static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
     close(sv[0]);
     if (!ps.joined)
         pthread_join(ps.thread, NULL);
-    if (job.err) {
+    /* A writer cut off because the upload gave up is not news. */
+    if (job.err && !(err && job.err == EPIPE)) {
         log_error("vfs: writing run %s as a tarball failed: %s",
                   kv_run_name(kr), job.msg);
         if (!err)
