@@ -381,7 +381,7 @@ handle_request() { # REQUEST: runs on the host while the guest waits; prints the
 	esac
 }
 verify_rw() { # DIR MD5: what the guest wrote (see guest check rw-operations), seen by the host
-	local dir=$1 md5=$2 names f1 h1 nlink link
+	local dir=$1 md5=$2 names f1 h1 nlink link written_back=""
 	if [ "$SRV" = ganesha ]; then
 		names=$(cd "$RUN/tree/$dir" && ls -A | LC_ALL=C sort | tr '\n' ' ')
 		f1=$(md5sum < "$RUN/tree/$dir/f1" | cut -d' ' -f1)
@@ -400,8 +400,8 @@ verify_rw() { # DIR MD5: what the guest wrote (see guest check rw-operations), s
 			# A clean shutdown writes a dirty run back (issue 8): the tarball must hold it.
 			local run=${dir%%/*} tarball
 			tarball=$(ls "$RUN/nas/$run".tar* 2>/dev/null | head -1)
-			f1=$(tar -xOf "$tarball" "$dir/f1" 2>/dev/null | md5sum | cut -d' ' -f1)
-			[ "$f1" = "$md5" ] || names="(not in $tarball after the server stopped: f1 md5 $f1)"
+			[ "$(tar -xOf "$tarball" "$dir/f1" 2>/dev/null | md5sum | cut -d' ' -f1)" = "$md5" ] ||
+				written_back="${tarball:-the NAS tarball} does not hold $dir/f1 after the server stopped"
 		fi
 		server_start "$SERVER_MODE" || { echo "ERR server did not come back after verifying"; return; }
 	fi
@@ -409,6 +409,7 @@ verify_rw() { # DIR MD5: what the guest wrote (see guest check rw-operations), s
 	elif [ "$f1" != "$md5" ] || [ "$h1" != "$md5" ]; then echo "ERR host reads f1 $f1, h1 $h1, guest wrote $md5"
 	elif [ "$nlink" != 2 ]; then echo "ERR host sees f1 with nlink '$nlink', expected 2"
 	elif [ "$link" != f1 ]; then echo "ERR host sees s1 -> '$link', expected f1"
+	elif [ -n "$written_back" ]; then echo "ERR $written_back"
 	else echo OK; fi
 }
 serve_requests() { # in the main shell, never in $(...): server_start must update SERVER_PID here
