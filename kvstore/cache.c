@@ -322,14 +322,11 @@ const char *kv_cache_path(const kv_cache *c)
 
 /* ---- runinfo ---------------------------------------------------------- */
 
-static int write_info(int dirfd, const char *dir, uint64_t files,
-                      const struct timespec *created, const char *source)
+/* Write the run info file at path (relative to dirfd), fsynced. */
+static int write_info_file(int dirfd, const char *path, uint64_t files,
+                           const struct timespec *created, const char *source)
 {
-    char *path = join(dir, INFO_FILE);
-    if (!path)
-        return ENOMEM;
     int fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    free(path);
     if (fd < 0)
         return errno;
     char src[128];
@@ -344,6 +341,17 @@ static int write_info(int dirfd, const char *dir, uint64_t files,
     if (!err && fsync(fd))
         err = errno;
     close(fd);
+    return err;
+}
+
+static int write_info(int dirfd, const char *dir, uint64_t files,
+                      const struct timespec *created, const char *source)
+{
+    char *path = join(dir, INFO_FILE);
+    if (!path)
+        return ENOMEM;
+    int err = write_info_file(dirfd, path, files, created, source);
+    free(path);
     return err;
 }
 
@@ -1055,6 +1063,39 @@ static int meta_key(const char *key, unsigned char *k, size_t *klen)
     memcpy(k + 1, key, n);
     *klen = n + 1;
     return 0;
+}
+
+int kv_run_set_source_version(kv_run *r, const char *source_version)
+{
+    if (r->staged || !r->dir)
+        return EINVAL;
+    if (r->readonly)
+        return EROFS;
+    if (__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE))
+        return ESTALE;
+    struct kv_runinfo ri;
+    int err = kv_cache_runinfo(r->cache, r->name, &ri);
+    if (err)
+        return err == ENOENT ? ESTALE : err;
+    char *tmp = join(r->dir, INFO_FILE ".tmp"), *dst = join(r->dir, INFO_FILE);
+    if (!tmp || !dst)
+        err = ENOMEM;
+    /* Written beside and renamed over: readers see the old or the new
+     * info, never a torn one. */
+    pthread_rwlock_wrlock(&r->lock);
+    if (!err)
+        err = write_info_file(r->cache->dirfd, tmp, ri.files, &ri.created,
+                              source_version);
+    if (!err && renameat(r->cache->dirfd, tmp, r->cache->dirfd, dst) != 0)
+        err = errno;
+    pthread_rwlock_unlock(&r->lock);
+    if (err && tmp)
+        unlinkat(r->cache->dirfd, tmp, 0);
+    free(tmp);
+    free(dst);
+    if (!err)
+        err = fsync_path(r->cache->dirfd, r->dir);
+    return err == ENOSPC || err == ENOMEM ? err : err ? EIO : 0;
 }
 
 int kv_run_setmeta(kv_run *r, const char *key, const void *val, size_t len)

@@ -192,6 +192,11 @@ int kv_run_sync(kv_run *r);
 /* Statistics of this run.  Errors: EIO. */
 int kv_run_statfs(kv_run *r, struct kv_statfs *st);
 
+/* Replace the source_version recorded for published run r (e.g. after its
+ * changes were uploaded as a new object), atomically and durably.
+ * Errors: EINVAL (staged), EROFS, ESTALE, ENOSPC, EIO. */
+int kv_run_set_source_version(kv_run *r, const char *source_version);
+
 /* Store / fetch a small named metadata value on the run (e.g. "dirty",
  * "source-etag").  kv_run_getmeta copies at most cap bytes and sets *len to
  * the full length.  Errors: ENOENT (getmeta, absent), E2BIG (> 64 KiB),

@@ -452,6 +452,12 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
 {
     if (!v->backend || v->cfg.read_only)
         return EROFS;
+    /* A write-back is no reference: LRU order and the eviction grace
+     * must not see it. */
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *known = vfs_run_lookup_locked(v, name, false);
+    int64_t last_ref = known ? known->last_ref_ms : 0;
+    pthread_mutex_unlock(&v->lock);
     struct vfs_ref ref;
     int err = vfs_run_acquire(v, name, VFS_ACQ_NOFETCH, &ref);
     if (err) {
@@ -472,7 +478,8 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     }
     struct vfs_run *r = ref.run;
     pthread_mutex_lock(&v->lock);
-    int64_t last_ref = r->last_ref_ms;
+    if (!known)
+        last_ref = r->last_ref_ms;
     bool dirty = r->dirty, conflicted = r->conflicted, busy = r->writing_back;
     if (dirty && !conflicted && !busy)
         r->writing_back = true;
@@ -563,6 +570,8 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
         /* Record the new version first: a crash after it leaves a dirty
          * run whose next write-back matches the object it just wrote. */
         int merr = set_meta_str(kr, "source-version", oi.version);
+        if (!merr)
+            merr = kv_run_set_source_version(kr, oi.version);
         if (!merr && is_new) {
             merr = kv_run_delmeta(kr, "new");
             if (merr == ENOENT)
@@ -607,7 +616,7 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     pthread_mutex_unlock(&v->lock);
     vfs_run_release(v, &ref);
     pthread_mutex_lock(&v->lock);
-    r->last_ref_ms = last_ref;            /* a write-back is no reference */
+    r->last_ref_ms = last_ref;
     pthread_mutex_unlock(&v->lock);
     return err;
 }

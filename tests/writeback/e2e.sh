@@ -80,6 +80,8 @@ check "a new file in a cached run is written over NFS" test $? -eq 0
 nfs-cp "$work/big.bin" "$(url A "$R1/Data/big.bin")" >/dev/null 2>&1
 d=$(dirty_col "$work/cacheA" "$R1")
 check "cache ls shows the changed run dirty with its age ($d)" bash -c "[[ '$d' =~ ^[0-9]+s$ ]]"
+src_col() { "$B/tarnfs" cache ls --cache "$1" | awk -v n="$2" '$1 == n { print $6 }'; }
+old_src=$(src_col "$work/cacheA" "$R1")
 old_sum=$(sha256sum < "$work/nas/$R1.tar")
 flush "$work/cacheA" "$R1" >/dev/null 2>"$work/flush.err"
 check "tarnfs flush NAME writes the run back" test $? -eq 0
@@ -99,6 +101,8 @@ check "the tarball is pax (ustar magic, pax headers allowed)" \
   bash -c "[ \"\$(dd if='$work/nas/$R1.tar' bs=1 skip=257 count=5 2>/dev/null)\" = ustar ]"
 check "its SHA-256 is stored next to it" \
   test "$(cut -c1-64 "$work/nas/$R1.tar.sha256" 2>/dev/null)" = "$(sha256sum < "$work/nas/$R1.tar" | cut -c1-64)"
+check "cache ls shows the uploaded version as the run's source version" \
+  bash -c "[ -n '$old_src' ] && [ '$(src_col "$work/cacheA" "$R1")' != '$old_src' ]"
 check "cache ls shows it clean after the flush" test "$(dirty_col "$work/cacheA" "$R1")" = "-"
 flush "$work/cacheA" "$R1" >/dev/null 2>&1
 check "flushing a clean run does nothing and succeeds" test $? -eq 0
@@ -176,6 +180,8 @@ kill -9 "$pid_A"; wait "$pid_A" 2>/dev/null
 check "after kill -9 the run is still marked dirty" bash -c "[ '$(dirty_col "$work/cacheA" "$R4")' != '-' ]"
 start A "$work/cacheA" rw 2s
 for _ in $(seq 1 100); do [ "$(dirty_col "$work/cacheA" "$R4")" = "-" ] && break; sleep 0.1; done
+check "after the restart a run written back earlier is not fetched again" \
+  bash -c "! grep -q 'run $R1 changed in the backend' '$work/A.log'"
 check "the restarted server writes it back after the idle delay" \
   bash -c "tar -xOf '$work/nas/$R4.tar' '$R4/k.bin' 2>/dev/null | cmp -s - '$work/big.bin'"
 
@@ -185,9 +191,33 @@ nfs-cp "$work/new.txt" "$(url A "$R5/s.txt")" >/dev/null 2>&1
 kill -TERM "$pid_A"; wait "$pid_A" 2>/dev/null
 check "SIGTERM writes a dirty run back before exiting" \
   bash -c "tar -xOf '$work/nas/$R5.tar' '$R5/s.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
+# --- eviction: a dirty run is written back first, then evicted -------------
+# A run takes about 250 KB in the cache: three do not fit under 600K.
+printf 'cache_limit = 600K\n' > "$work/limit.conf"
+start C "$work/cacheC" rw 60m
+sed -i "1r $work/limit.conf" "$work/C.conf"
+kill -TERM "$pid_C"; wait "$pid_C" 2>/dev/null
+"$B/tarnfsd" -f --config "$work/C.conf" --no-rpcbind --listen 127.0.0.1 \
+  --nfs-port 0 --mount-port 0 --port-file "$work/C2.ports" 2>>"$work/C.log" &
+pid_C=$!; pids+=("$pid_C")
+for _ in $(seq 1 100); do [ -s "$work/C2.ports" ] && break; sleep 0.1; done
+port_C=$(cat "$work/C2.ports")
+printf 'evict me\n' > "$work/ev.txt"
+nfs-cp "$work/ev.txt" "$(url C "$R5/ev.txt")" >/dev/null 2>&1
+sleep 6     # past the eviction grace
+nfs-cat "$(url C "$R2/RunInfo.xml")" >/dev/null 2>&1
+nfs-cat "$(url C "$R3/RunInfo.xml")" >/dev/null 2>&1
+for _ in $(seq 1 50); do grep -q "evicted run $R5" "$work/C.log" && break; sleep 0.2; done
+check "a dirty run chosen for eviction is written back first" \
+  bash -c "grep -q 'wrote back run $R5 .*chosen for eviction' '$work/C.log' && tar -xOf '$work/nas/$R5.tar' '$R5/ev.txt' 2>/dev/null | cmp -s - '$work/ev.txt'"
+"$B/tarnfs" cache ls --cache "$work/cacheC" > "$work/C.ls"
+check "and evicted only after that" \
+  bash -c "grep -n 'wrote back run $R5\|evicted run $R5' '$work/C.log' | tail -2 | grep -q 'evicted' && ! grep -q '^$R5 ' '$work/C.ls'"
+kill -TERM "$pid_C"; wait "$pid_C" 2>/dev/null
+
 check "no sanitizer or leak report in the server logs" \
-  bash -c "! grep -q 'Sanitizer\|runtime error' '$work/A.log' '$work/B2.log'"
+  bash -c "! grep -q 'Sanitizer\|runtime error' '$work/A.log' '$work/B2.log' '$work/C.log'"
 
 echo "writeback e2e: $pass passed, $fail failed"
-[ $fail -eq 0 ] || { echo "--- server A log (tail)"; tail -40 "$work/A.log"; }
+[ $fail -eq 0 ] || for l in "$work"/*.log; do echo "--- $(basename "$l") (tail)"; tail -25 "$l"; done
 [ $fail -eq 0 ]
