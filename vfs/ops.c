@@ -430,7 +430,7 @@ static int modify_begin(vfs *v, const struct vfs_id *id, struct vfs_node *n,
         return 0;
     err = node_pin(v, n, ref, ino);
     if (!err)
-        vfs_run_change_begin(v, ref);
+        err = vfs_run_change_begin(v, ref);
     return err;
 }
 
@@ -535,7 +535,8 @@ static int create_run(vfs *v, const struct vfs_node *n, const char *name,
     struct vfs_ref ref;
     if ((err = vfs_run_acquire(v, run, 0, &ref)) != 0)
         return err == ENOENT ? EIO : err;
-    vfs_run_change_begin(v, &ref);
+    if ((err = vfs_run_change_begin(v, &ref)) != 0)
+        return err;
     vfs_run_mark_dirty(v, &ref);
     vfs_id_make_node(v, run, VFS_RUN_ROOT_INO, out);
     if (a)
@@ -623,6 +624,20 @@ int vfs_remove(vfs *v, const struct vfs_id *dir, const char *name,
         return err;
     if ((err = modify_begin(v, dir, &n, &ref, &dino, &ns)) != 0)
         return err;
+    if (ns && is_dir && v->backend && v->cfg.run_delete_rename) {
+        char run[KV_RUNNAME_MAX + 1];
+        if (snprintf(run, sizeof run, "%s%s%s",
+                     n.kind == VFS_KIND_ROOT ? "" : n.name,
+                     n.kind == VFS_KIND_ROOT ? "" : "/", name) >=
+            (int)sizeof run)
+            return ENAMETOOLONG;
+        if (dir_pre && namespace_getattr(v, &n, dir_pre) != 0)
+            memset(dir_pre, 0, sizeof *dir_pre);
+        err = vfs_run_delete(v, run);
+        if (dir_post && namespace_getattr(v, &n, dir_post) != 0)
+            memset(dir_post, 0, sizeof *dir_post);
+        return err;
+    }
     if (ns)
         return namespace_refuse(is_dir ? "rmdir" : "remove", &n, name);
     err = stale_if_enoent(node_getattr(v, &ref, dino, dir_pre));
@@ -654,6 +669,29 @@ int vfs_rename(vfs *v, const struct vfs_id *sdir, const char *sname,
         return err;
     if (v->cfg.read_only)
         return EROFS;
+    if (is_namespace(&sn) && is_namespace(&dn) && v->backend &&
+        v->cfg.run_delete_rename) {
+        char from[KV_RUNNAME_MAX + 1], to[KV_RUNNAME_MAX + 1];
+        if (snprintf(from, sizeof from, "%s%s%s",
+                     sn.kind == VFS_KIND_ROOT ? "" : sn.name,
+                     sn.kind == VFS_KIND_ROOT ? "" : "/", sname) >=
+                (int)sizeof from ||
+            snprintf(to, sizeof to, "%s%s%s",
+                     dn.kind == VFS_KIND_ROOT ? "" : dn.name,
+                     dn.kind == VFS_KIND_ROOT ? "" : "/", dname) >=
+                (int)sizeof to)
+            return ENAMETOOLONG;
+        if (s_pre && namespace_getattr(v, &sn, s_pre) != 0)
+            memset(s_pre, 0, sizeof *s_pre);
+        if (d_pre && namespace_getattr(v, &dn, d_pre) != 0)
+            memset(d_pre, 0, sizeof *d_pre);
+        err = vfs_run_rename(v, from, to);
+        if (s_post && namespace_getattr(v, &sn, s_post) != 0)
+            memset(s_post, 0, sizeof *s_post);
+        if (d_post && namespace_getattr(v, &dn, d_post) != 0)
+            memset(d_post, 0, sizeof *d_post);
+        return err;
+    }
     if (is_namespace(&sn))
         return namespace_refuse("rename", &sn, sname);
     if (is_namespace(&dn))
@@ -664,7 +702,8 @@ int vfs_rename(vfs *v, const struct vfs_id *sdir, const char *sname,
     kv_ino sino, dino;
     if ((err = node_pin(v, &sn, &ref, &sino)) != 0)
         return err;
-    vfs_run_change_begin(v, &ref);
+    if ((err = vfs_run_change_begin(v, &ref)) != 0)
+        return err;
     dino = dn.ino == VFS_RUN_ROOT_INO ? ref.h->root : dn.ino;
     err = stale_if_enoent(node_getattr(v, &ref, sino, s_pre));
     if (!err)
@@ -706,7 +745,8 @@ int vfs_link(vfs *v, const struct vfs_id *id, const struct vfs_id *dir,
     kv_ino dino;
     if ((err = node_pin(v, &dn, &ref, &dino)) != 0)
         return err;
-    vfs_run_change_begin(v, &ref);
+    if ((err = vfs_run_change_begin(v, &ref)) != 0)
+        return err;
     err = stale_if_enoent(node_getattr(v, &ref, dino, dir_pre));
     if (!err)
         err = kv_link(ref.h->kr, tn.ino, dino, name);

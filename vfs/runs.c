@@ -512,11 +512,22 @@ void vfs_run_release(vfs *v, struct vfs_ref *ref)
     ref->h = NULL;
 }
 
-void vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
+int vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
 {
     (void)v;
-    pthread_rwlock_rdlock(&ref->run->change_lock);
+    /* A write-back streams the run under the exclusive lock; a change
+     * that would wait long ties up a server thread, so the client is told
+     * to retry instead (EAGAIN is NFS3ERR_JUKEBOX). */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += VFS_CHANGE_WAIT_S;
+    int err = pthread_rwlock_timedrdlock(&ref->run->change_lock, &until);
+    if (err) {
+        vfs_run_release(v, ref);
+        return err == ETIMEDOUT ? EAGAIN : err;
+    }
     ref->changing = true;
+    return 0;
 }
 
 void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref)

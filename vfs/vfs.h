@@ -87,6 +87,10 @@ struct vfs_config {
      * written back after this many seconds without changes (0 = default
      * 30; UINT_MAX = only on flush, eviction and close). */
     unsigned writeback_delay_s;
+    /* RMDIR of a whole (empty) run deletes its object; RENAME of a run
+     * uploads it under the new name, then deletes the old object.  Off:
+     * both are refused with EACCES and a log line. */
+    bool run_delete_rename;
 };
 
 /* Open a namespace as configured.  Errors: EINVAL (bad config, with a

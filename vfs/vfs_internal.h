@@ -215,8 +215,11 @@ bool vfs_run_is_cached(vfs *v, const char *name);
  * Called with the change lock held (vfs_run_change_begin). */
 void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref);
 /* Take ref's run change lock shared (released by vfs_run_release): a
- * write-back in progress makes the change wait until its stream ends. */
-void vfs_run_change_begin(vfs *v, struct vfs_ref *ref);
+ * write-back in progress makes the change wait until its upload ends, at
+ * most VFS_CHANGE_WAIT_S seconds.  Errors: EAGAIN (still busy: ref has
+ * been released; the client retries). */
+#define VFS_CHANGE_WAIT_S 2
+int vfs_run_change_begin(vfs *v, struct vfs_ref *ref);
 /* Record what kv_cache_list says about published runs (lock not held). */
 int vfs_runs_scan_cache(vfs *v);
 /* Close every handle; at vfs_close. */
@@ -279,6 +282,14 @@ int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
 int vfs_run_create_new(vfs *v, const char *name, uint32_t mode,
                        uint32_t uid, uint32_t gid);
 void vfs_dirty_mark_remove(vfs *v, const char *run);
+/* RMDIR of run name at the namespace level (run_delete_rename): the run
+ * must be empty; deletes its object and drops it from the cache.
+ * Errors: ENOTEMPTY, ENOENT, EACCES (conflicted), EIO. */
+int vfs_run_delete(vfs *v, const char *name);
+/* RENAME of run from to to (run_delete_rename): uploads the run under the
+ * new name (If-None-Match), deletes the old object, drops the old run from
+ * the cache.  Errors: EEXIST, ENOENT, EACCES (conflicted), EINVAL, EIO. */
+int vfs_run_rename(vfs *v, const char *from, const char *to);
 /* Write back every dirty run (clean shutdown). */
 void vfs_writeback_all(vfs *v, const char *reason);
 /* Record dirty runs of the cache (persisted marks) in the run table. */

@@ -689,6 +689,164 @@ int vfs_run_create_new(vfs *v, const char *name, uint32_t mode,
     return 0;
 }
 
+/* ---- deleting and renaming whole runs (run_delete_rename) ------------- */
+
+/* Drop the run of ref from the cache after its object went away (the
+ * caller holds its change lock exclusively). */
+static void forget_run(vfs *v, struct vfs_ref *ref)
+{
+    struct vfs_run *r = ref->run;
+    kv_run_delmeta(ref->h->kr, "dirty");
+    vfs_dirty_mark_remove(v, r->name);
+    int err = kv_cache_evict(v->cache, r->name);
+    if (err && err != ENOENT)
+        log_error("vfs: cannot drop run %s from the cache: %s", r->name,
+                  strerror(err));
+    pthread_mutex_lock(&v->lock);
+    r->dirty = r->conflicted = r->is_new = false;
+    r->dirty_since_ms = 0;
+    r->cached = false;
+    r->version_stale = true;        /* the next use loads it again: gone */
+    r->version[0] = '\0';
+    pthread_mutex_unlock(&v->lock);
+}
+
+static int any_entry(void *arg, const struct kv_dirent *de)
+{
+    (void)arg;
+    (void)de;
+    return 1;
+}
+
+/* Pin run name (fetching it if needed) and lock it against changes;
+ * refuses a conflicted run.  Errors: ENOENT, EACCES, EIO. */
+static int lock_whole_run(vfs *v, const char *name, const char *op,
+                          struct vfs_ref *ref)
+{
+    int err = vfs_run_acquire(v, name, 0, ref);
+    if (err)
+        return err == EINVAL ? ENOENT : err;
+    pthread_rwlock_wrlock(&ref->run->change_lock);
+    pthread_mutex_lock(&v->lock);
+    bool conflicted = ref->run->conflicted;
+    pthread_mutex_unlock(&v->lock);
+    if (conflicted) {
+        log_warn("vfs: refusing %s of run %s: it is in conflict (see "
+                 "`tarnfs cache resolve`)", op, name);
+        pthread_rwlock_unlock(&ref->run->change_lock);
+        vfs_run_release(v, ref);
+        return EACCES;
+    }
+    return 0;
+}
+
+static void unlock_whole_run(vfs *v, struct vfs_ref *ref)
+{
+    pthread_rwlock_unlock(&ref->run->change_lock);
+    vfs_run_release(v, ref);
+}
+
+int vfs_run_delete(vfs *v, const char *name)
+{
+    if (!v->backend || v->cfg.read_only)
+        return EROFS;
+    struct vfs_ref ref;
+    int err = lock_whole_run(v, name, "rmdir", &ref);
+    if (err)
+        return err;
+    if (kv_readdir(ref.h->kr, ref.h->root, 0, any_entry, NULL) == 1) {
+        unlock_whole_run(v, &ref);
+        return ENOTEMPTY;
+    }
+    pthread_mutex_lock(&v->lock);
+    char *key = ref.run->key ? strdup(ref.run->key) : NULL;
+    pthread_mutex_unlock(&v->lock);
+    if (key) {
+        err = fetch_delete(v->backend, key);
+        if (err == ENOENT)
+            err = 0;
+        if (err)
+            log_error("vfs: RMDIR of run %s: cannot delete %s: %s", name, key,
+                      strerror(err));
+    }
+    if (!err) {
+        forget_run(v, &ref);
+        log_warn("vfs: run %s deleted through NFS (RMDIR; object %s removed "
+                 "because run_delete_rename is on)", name, key ? key : "-");
+    }
+    free(key);
+    unlock_whole_run(v, &ref);
+    char prefix[KV_RUNNAME_MAX + 1];
+    vfs_split_name(name, prefix, sizeof prefix);
+    vfs_listing_refresh_now(v, prefix);
+    return err ? EIO : 0;
+}
+
+int vfs_run_rename(vfs *v, const char *from, const char *to)
+{
+    if (!v->backend || v->cfg.read_only)
+        return EROFS;
+    if (vfs_check_run_name(to))
+        return EINVAL;
+    if (!strcmp(from, to))
+        return 0;
+    char to_prefix[KV_RUNNAME_MAX + 1], from_prefix[KV_RUNNAME_MAX + 1];
+    const char *to_comp = vfs_split_name(to, to_prefix, sizeof to_prefix);
+    vfs_split_name(from, from_prefix, sizeof from_prefix);
+    struct vfs_listing *l;
+    const struct vfs_entry *e;
+    if (vfs_listing_lookup(v, to_prefix, to_comp, &l, &e))
+        return EIO;
+    bool exists = e != NULL;
+    vfs_listing_put(v, l);
+    struct kv_runinfo ri;
+    if (exists || kv_cache_runinfo(v->cache, to, &ri) == 0)
+        return EEXIST;
+    struct vfs_ref ref;
+    int err = lock_whole_run(v, from, "rename", &ref);
+    if (err)
+        return err;
+    pthread_mutex_lock(&v->lock);
+    char *old_key = ref.run->key ? strdup(ref.run->key) : NULL;
+    pthread_mutex_unlock(&v->lock);
+    /* Keep the object's compression: NAME.tar.gz stays a .tar.gz. */
+    const char *suffix = ".tar";
+    if (old_key && strlen(old_key) > strlen(from) &&
+        !strncmp(old_key, from, strlen(from)))
+        suffix = old_key + strlen(from);
+    char new_key[KV_RUNNAME_MAX + 32];
+    snprintf(new_key, sizeof new_key, "%s%s", to, suffix);
+    struct fetch_put_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.if_none_match = true;
+    struct fetch_objinfo oi;
+    uint64_t files = 0;
+    err = upload_run(v, ref.h->kr, to_comp, new_key, &opts, &oi, &files);
+    if (err == ECANCELED) {
+        err = EEXIST;
+    } else if (err) {
+        log_error("vfs: RENAME of run %s to %s: upload failed: %s", from, to,
+                  strerror(err));
+        err = EIO;
+    } else {
+        int derr = old_key ? fetch_delete(v->backend, old_key) : 0;
+        if (derr && derr != ENOENT)
+            log_error("vfs: RENAME of run %s to %s: %s was written but %s "
+                      "could not be deleted (%s): both exist now", from, to,
+                      new_key, old_key, strerror(derr));
+        forget_run(v, &ref);
+        log_warn("vfs: run %s renamed to %s through NFS (object %s written, "
+                 "%s removed, because run_delete_rename is on)", from, to,
+                 new_key, old_key ? old_key : "-");
+    }
+    free(old_key);
+    unlock_whole_run(v, &ref);
+    vfs_listing_refresh_now(v, from_prefix);
+    if (strcmp(from_prefix, to_prefix))
+        vfs_listing_refresh_now(v, to_prefix);
+    return err;
+}
+
 /* Names of dirty runs (not conflicted) matching the filter. */
 static char **dirty_runs(vfs *v, bool idle_only, size_t *n)
 {

@@ -215,8 +215,36 @@ check "and evicted only after that" \
   bash -c "grep -n 'wrote back run $R5\|evicted run $R5' '$work/C.log' | tail -2 | grep -q 'evicted' && ! grep -q '^$R5 ' '$work/C.ls'"
 kill -TERM "$pid_C"; wait "$pid_C" 2>/dev/null
 
+# --- run_delete_rename = yes: RMDIR/RENAME of whole runs act on objects ----
+mkdir -p "$work/tiny/TINYRUN" && echo x > "$work/tiny/TINYRUN/only.txt"
+tar -C "$work/tiny" -cf "$work/nas/TINYRUN.tar" TINYRUN
+start D "$work/cacheD" rw 60m
+sed -i "1i run_delete_rename = yes" "$work/D.conf"
+kill -TERM "$pid_D"; wait "$pid_D" 2>/dev/null
+"$B/tarnfsd" -f --config "$work/D.conf" --no-rpcbind --listen 127.0.0.1 \
+  --nfs-port 0 --mount-port 0 --port-file "$work/D2.ports" 2>>"$work/D.log" &
+pid_D=$!; pids+=("$pid_D")
+for _ in $(seq 1 100); do [ -s "$work/D2.ports" ] && break; sleep 0.1; done
+port_D=$(cat "$work/D2.ports")
+nfsop "$(url D '')" rmdir "/$R1" 2>"$work/rm1.err"
+check "with run_delete_rename, RMDIR of a non-empty run is ENOTEMPTY" \
+  bash -c "grep -qi 'empty' '$work/rm1.err' && [ -s '$work/nas/$R1.tar' ]"
+nfsop "$(url D '')" unlink "/TINYRUN/only.txt" 2>/dev/null &&
+nfsop "$(url D '')" rmdir "/TINYRUN" 2>"$work/rm2.err"
+check "RMDIR of an emptied run deletes its object" \
+  bash -c "[ ! -e '$work/nas/TINYRUN.tar' ] && ! nfs-ls '$(url D '')' 2>/dev/null | grep -q ' TINYRUN\$'"
+nfsop "$(url D '')" rename "/$R2" "/RENAMEDRUN" 2>"$work/mv.err"
+check "RENAME of a run writes NAME.tar under the new name and removes the old" \
+  bash -c "[ ! -e '$work/nas/$R2.tar' ] && tar -tf '$work/nas/RENAMEDRUN.tar' | head -1 | grep -qx 'RENAMEDRUN/'"
+nfs-cat "$(url D "RENAMEDRUN/theirs.txt")" > "$work/ren.out" 2>/dev/null
+check "the renamed run serves the old run's files" bash -c "echo theirs | cmp -s - '$work/ren.out'"
+nfsop "$(url D '')" rename "/$R3" "/RENAMEDRUN" 2>/dev/null
+check "RENAME onto an existing run fails and changes nothing" \
+  bash -c "[ -s '$work/nas/$R3.tar' ] && tar -tf '$work/nas/RENAMEDRUN.tar' | head -1 | grep -qx 'RENAMEDRUN/'"
+kill -TERM "$pid_D"; wait "$pid_D" 2>/dev/null
+
 check "no sanitizer or leak report in the server logs" \
-  bash -c "! grep -q 'Sanitizer\|runtime error' '$work/A.log' '$work/B2.log' '$work/C.log'"
+  bash -c "! grep -q 'Sanitizer\|runtime error' '$work/A.log' '$work/B2.log' '$work/C.log' '$work/D.log'"
 
 echo "writeback e2e: $pass passed, $fail failed"
 [ $fail -eq 0 ] || for l in "$work"/*.log; do echo "--- $(basename "$l") (tail)"; tail -25 "$l"; done

@@ -1,4 +1,4 @@
-/* nfsop.c: one namespace operation (mkdir, rmdir, rename) through libnfs against a server, for the write-back tests; prints the server's error and exits 1 if it fails. */
+/* nfsop.c: one namespace operation (mkdir, rmdir, unlink, rename) through libnfs against a server, for the write-back tests; prints the server's error and exits 1 if it fails. */
 #include <nfsc/libnfs.h>
 
 #include <stdio.h>
@@ -8,7 +8,7 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: nfsop nfs://HOST/EXPORT?nfsport=N&mountport=M "
-                        "mkdir|rmdir PATH | rename FROM TO\n");
+                        "mkdir|rmdir|unlink PATH | rename FROM TO\n");
         return 2;
     }
     struct nfs_context *nfs = nfs_init_context();
@@ -26,6 +26,8 @@ int main(int argc, char **argv)
     if (rc == 0) {
         if (!strcmp(argv[2], "mkdir"))
             rc = nfs_mkdir(nfs, argv[3]);
+        else if (!strcmp(argv[2], "unlink"))
+            rc = nfs_unlink(nfs, argv[3]);
         else if (!strcmp(argv[2], "rmdir"))
             rc = nfs_rmdir(nfs, argv[3]);
         else if (!strcmp(argv[2], "rename") && argc > 4)
