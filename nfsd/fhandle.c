@@ -1,15 +1,11 @@
 /* fhandle.c: builds and checks MAC-protected NFS file handles around vfs ids. */
 #include "nfsd/fhandle.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/core_names.h>
-#include <openssl/hmac.h>
-#include <openssl/params.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,78 +65,67 @@ int fh_key_load(const char *dir, struct fh_key *key)
     return EIO;
 }
 
-/* OpenSSL 3's one-shot HMAC() looks the digest up and builds a context on
- * every call: half of tarnfsd's CPU in READDIRPLUS (bench/profile).  Each
- * thread keeps one keyed context and re-initialises it per handle instead. */
-struct mac_ctx {
-    EVP_MAC_CTX *ctx;
-    const struct fh_key *key;
-};
-
-static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
-static pthread_key_t mac_tls;
-static EVP_MAC *mac_hmac;
-
-static void mac_ctx_free(void *p)
+/* SipHash-2-4 (Aumasson and Bernstein, 2012): a keyed PRF made for short
+ * inputs.  HMAC-SHA256 cost about 3,300 instructions per handle even with a
+ * reused context (two SHA-256 blocks plus OpenSSL's EVP layers: 41 % of
+ * tarnfsd's instructions in READDIRPLUS); SipHash costs a few hundred. */
+static inline uint64_t rotl64(uint64_t x, unsigned b)
 {
-    struct mac_ctx *m = p;
-    EVP_MAC_CTX_free(m->ctx);
-    free(m);
+    return (x << b) | (x >> (64 - b));
 }
 
-static void mac_setup(void)
+static inline uint64_t load_le64(const uint8_t *p)
 {
-    mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (pthread_key_create(&mac_tls, mac_ctx_free) != 0 && mac_hmac) {
-        EVP_MAC_free(mac_hmac);
-        mac_hmac = NULL;
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return le64toh(v);
+}
+
+#define SIP_ROUND(v0, v1, v2, v3)                                           \
+    do {                                                                    \
+        v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);      \
+        v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;                           \
+        v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;                           \
+        v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);      \
+    } while (0)
+
+uint64_t fh_siphash24(const uint8_t key[16], const uint8_t *p, size_t n)
+{
+    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    uint64_t v0 = k0 ^ UINT64_C(0x736f6d6570736575);
+    uint64_t v1 = k1 ^ UINT64_C(0x646f72616e646f6d);
+    uint64_t v2 = k0 ^ UINT64_C(0x6c7967656e657261);
+    uint64_t v3 = k1 ^ UINT64_C(0x7465646279746573);
+    size_t full = n & ~(size_t)7;
+    for (size_t i = 0; i < full; i += 8) {
+        uint64_t m = load_le64(p + i);
+        v3 ^= m;
+        SIP_ROUND(v0, v1, v2, v3);
+        SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
     }
+    uint64_t last = (uint64_t)(n & 0xff) << 56;
+    for (size_t i = full; i < n; i++)
+        last |= (uint64_t)p[i] << (8 * (i - full));
+    v3 ^= last;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xff;
+    for (int r = 0; r < 4; r++)
+        SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* This thread's context keyed with key, or NULL (then use one-shot HMAC). */
-static EVP_MAC_CTX *mac_context(const struct fh_key *key)
-{
-    pthread_once(&mac_once, mac_setup);
-    if (!mac_hmac)
-        return NULL;
-    struct mac_ctx *m = pthread_getspecific(mac_tls);
-    if (m && m->key == key)
-        return EVP_MAC_init(m->ctx, NULL, 0, NULL) ? m->ctx : NULL;
-    if (!m) {
-        m = calloc(1, sizeof *m);
-        if (!m || !(m->ctx = EVP_MAC_CTX_new(mac_hmac)) ||
-            pthread_setspecific(mac_tls, m) != 0) {
-            if (m)
-                EVP_MAC_CTX_free(m->ctx);
-            free(m);
-            return NULL;
-        }
-    }
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-        OSSL_PARAM_construct_end(),
-    };
-    m->key = NULL;
-    if (!EVP_MAC_init(m->ctx, key->k, sizeof key->k, params))
-        return NULL;
-    m->key = key;
-    return m->ctx;
-}
-
+/* The 128-bit tag is two SipHash-2-4 values under the two independent
+ * 128-bit halves of the 256-bit key. */
 static void mac(const struct fh_key *key, const uint8_t *p, size_t n,
                 uint8_t out[FH_MAC_LEN])
 {
-    uint8_t full[EVP_MAX_MD_SIZE];
-    size_t flen = 0;
-    EVP_MAC_CTX *ctx = mac_context(key);
-    if (ctx && EVP_MAC_update(ctx, p, n) &&
-        EVP_MAC_final(ctx, full, &flen, sizeof full) && flen >= FH_MAC_LEN) {
-        memcpy(out, full, FH_MAC_LEN);
-        return;
-    }
-    unsigned len = 0;
-    HMAC(EVP_sha256(), key->k, (int)sizeof key->k, p, n, full, &len);
-    memcpy(out, full, FH_MAC_LEN);
+    uint64_t t[2] = { fh_siphash24(key->k, p, n), fh_siphash24(key->k + 16, p, n) };
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 8; i++)
+            out[8 * h + i] = (uint8_t)(t[h] >> (8 * i));
 }
 
 size_t fh_encode(const struct fh_key *key, uint8_t export_id,
@@ -161,6 +146,8 @@ size_t fh_encode(const struct fh_key *key, uint8_t export_id,
 int fh_decode(const struct fh_key *key, const uint8_t *fh, size_t len,
               uint8_t *export_id, struct vfs_id *id)
 {
+    if (len >= 4 + FH_MAC_LEN && len <= FH_MAX && len % 4 == 0 && fh[0] == 1)
+        return ESTALE;      /* made before the MAC became SipHash: no longer valid */
     if (len < 4 + FH_MAC_LEN || len > FH_MAX || len % 4 || fh[0] != FH_VERSION ||
         fh[1] != 0 || fh[3] > VFS_ID_MAX)
         return EBADMSG;

@@ -1,10 +1,12 @@
 /* fhandle.h: NFS file handles: a vfs_id wrapped with a version, an export id
- * and a truncated HMAC-SHA256, so handles survive restarts and cannot be forged.
+ * and a 128-bit SipHash-2-4 MAC, so handles survive restarts and cannot be forged.
  *
  * Layout (length is a multiple of 4, at most 64 bytes):
  *   [0] version (FH_VERSION)   [1] flags (0)   [2] export id   [3] vfs_id length
  *   [4 .. 4+len) vfs_id bytes, zero padded to a multiple of 4
- *   last FH_MAC_LEN bytes: HMAC-SHA256(key, everything before), truncated. */
+ *   last FH_MAC_LEN bytes: SipHash-2-4(key[0..16), everything before) then
+ *   SipHash-2-4(key[16..32), everything before), each little-endian.
+ * Version 1 handles carried a truncated HMAC-SHA256: they decode as ESTALE. */
 #ifndef TARNFS_NFSD_FHANDLE_H
 #define TARNFS_NFSD_FHANDLE_H
 
@@ -13,7 +15,7 @@
 
 #include "vfs/vfs.h"
 
-#define FH_VERSION  1
+#define FH_VERSION  2
 #define FH_MAC_LEN  16
 #define FH_MAX      64
 #define FH_KEY_LEN  32
@@ -24,12 +26,17 @@ struct fh_key { uint8_t k[FH_KEY_LEN]; };
  * errno of open/read/write, EINVAL (file of the wrong size). */
 int fh_key_load(const char *dir, struct fh_key *key);
 
+/* SipHash-2-4 of the n bytes at p under key (the handle MAC's building
+ * block, public for its reference test vectors).  No errors. */
+uint64_t fh_siphash24(const uint8_t key[16], const uint8_t *p, size_t n);
+
 /* Wrap id for export_id into out (FH_MAX bytes); returns the length. */
 size_t fh_encode(const struct fh_key *key, uint8_t export_id,
                  const struct vfs_id *id, uint8_t out[FH_MAX]);
 
 /* Unwrap a handle.  Errors: EBADMSG (malformed: size, version, length),
- * ESTALE (well formed but the MAC does not match: another key or forged). */
+ * ESTALE (well formed but the MAC does not match: another key or forged; or
+ * a version 1 handle from before the SipHash MAC). */
 int fh_decode(const struct fh_key *key, const uint8_t *fh, size_t len,
               uint8_t *export_id, struct vfs_id *id);
 

@@ -189,6 +189,36 @@ START_TEST(handles_round_trip_and_reject_tampering)
 }
 END_TEST
 
+START_TEST(handle_mac_is_siphash24_with_reference_vectors)
+{
+    /* Vectors from the SipHash paper and its reference implementation:
+     * key 00..0f, messages 00..(n-1). */
+    uint8_t key[16], msg[15];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 15; i++)
+        msg[i] = (uint8_t)i;
+    ck_assert_uint_eq(fh_siphash24(key, msg, 0), UINT64_C(0x726fdb47dd0e0e31));
+    ck_assert_uint_eq(fh_siphash24(key, msg, 15), UINT64_C(0xa129ca6149be45e5));
+    /* Both halves of the 256-bit key count: changing a byte of either
+     * half makes the handle stale. */
+    struct fh_key k = { { 0 } };
+    for (int i = 0; i < FH_KEY_LEN; i++)
+        k.k[i] = (uint8_t)(i * 7 + 1);
+    struct vfs_id id = { .len = 12, .b = "run-0042ino" }, back;
+    uint8_t fh[FH_MAX], exp_id;
+    size_t n = fh_encode(&k, 3, &id, fh);
+    for (int pos = 0; pos < FH_KEY_LEN; pos += 20) {
+        struct fh_key other = k;
+        other.k[pos] ^= 1;
+        ck_assert_int_eq(fh_decode(&other, fh, n, &exp_id, &back), ESTALE);
+    }
+    ck_assert_int_eq(fh_decode(&k, fh, n, &exp_id, &back), 0);
+    fh[0] = 1;              /* a handle from the HMAC-SHA256 days is stale */
+    ck_assert_int_eq(fh_decode(&k, fh, n, &exp_id, &back), ESTALE);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nfsd-units");
@@ -198,6 +228,7 @@ int main(void)
     tcase_add_test(t, bad_config_lines_name_the_line_and_the_reason);
     tcase_add_test(t, sizes_and_durations_parse_with_units);
     tcase_add_test(t, handles_round_trip_and_reject_tampering);
+    tcase_add_test(t, handle_mac_is_siphash24_with_reference_vectors);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
