@@ -159,6 +159,7 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
         log_warn("vfs: cannot list the runs in %s: %s", v->cache_dir,
                  strerror(err));
     vfs_writeback_scan(v);
+    vfs_writeback_abort_orphans(v);
     err = vfs_house_start(v);
     if (err) {
         vfs_free(v);

@@ -294,6 +294,9 @@ int vfs_run_rename(vfs *v, const char *from, const char *to);
 void vfs_writeback_all(vfs *v, const char *reason);
 /* Record dirty runs of the cache (persisted marks) in the run table. */
 void vfs_writeback_scan(vfs *v);
+/* S3: abort unfinished multipart uploads to the keys of dirty runs (left
+ * by a crash during a write-back).  Logged; failures are not fatal. */
+void vfs_writeback_abort_orphans(vfs *v);
 /* Write back the least recently used dirty run that eviction wants gone;
  * returns true if one was written. */
 bool vfs_writeback_for_eviction(vfs *v);

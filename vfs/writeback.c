@@ -1,5 +1,6 @@
 /* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts, dirty marks and flush/resolve requests. */
 #include "vfs/vfs_internal.h"
+#include "fetch/fetch_s3.h"
 #include "util/log.h"
 
 #include <archive.h>
@@ -152,6 +153,88 @@ void vfs_writeback_scan(vfs *v)
                  conflict[0] ? " (conflicted)" : "");
     }
     closedir(d);
+}
+
+/* ---- multipart uploads left by a crash -------------------------------- */
+
+struct orphan_scan {
+    vfs *v;
+    char **names;
+    size_t n;
+    unsigned aborted;
+};
+
+/* Is key the object (or a conflict copy) of one of the dirty runs? */
+static bool key_of_dirty_run(const struct orphan_scan *os, const char *key)
+{
+    static const char *const suffixes[] = { ".tar", ".tar.gz", ".tgz",
+                                            ".tar.zst" };
+    for (size_t i = 0; i < os->n; i++) {
+        size_t nl = strlen(os->names[i]);
+        if (strncmp(key, os->names[i], nl) != 0)
+            continue;
+        const char *rest = key + nl;
+        if (!strncmp(rest, ".conflict-", 10))
+            return true;
+        for (size_t j = 0; j < sizeof suffixes / sizeof *suffixes; j++)
+            if (!strcmp(rest, suffixes[j]))
+                return true;
+    }
+    return false;
+}
+
+static int abort_orphan_upload(void *arg, const char *key, const char *id)
+{
+    struct orphan_scan *os = arg;
+    if (!key_of_dirty_run(os, key))
+        return 0;
+    int err = fetch_s3_abort_upload(os->v->backend, key, id);
+    if (err && err != ENOENT)
+        log_warn("vfs: cannot abort the unfinished upload of %s: %s", key,
+                 strerror(err));
+    else {
+        os->aborted++;
+        log_warn("vfs: aborted an unfinished multipart upload of %s left by "
+                 "an interrupted write-back", key);
+    }
+    return 0;
+}
+
+void vfs_writeback_abort_orphans(vfs *v)
+{
+    if (!v->backend || v->cfg.read_only)
+        return;
+    struct orphan_scan os = { .v = v };
+    size_t cap = 0;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next) {
+            if (!r->dirty)
+                continue;
+            if (os.n == cap) {
+                size_t nc = cap ? cap * 2 : 8;
+                char **nn = realloc(os.names, nc * sizeof *nn);
+                if (!nn)
+                    goto listed;
+                os.names = nn;
+                cap = nc;
+            }
+            if ((os.names[os.n] = strdup(r->name)))
+                os.n++;
+        }
+listed:
+    pthread_mutex_unlock(&v->lock);
+    /* Only uploads to dirty runs' keys: those are ours (a crash during
+     * their write-back), or another server's write-back of the same run,
+     * which would end in a conflict anyway and is retried by it. */
+    if (os.n) {
+        int err = fetch_s3_list_uploads(v->backend, abort_orphan_upload, &os);
+        if (err && err != EINVAL)
+            log_warn("vfs: cannot list unfinished uploads: %s", strerror(err));
+    }
+    for (size_t i = 0; i < os.n; i++)
+        free(os.names[i]);
+    free(os.names);
 }
 
 /* ---- the tar stream -------------------------------------------------- */
