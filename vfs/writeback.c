@@ -68,6 +68,19 @@ void vfs_dirty_mark_remove(vfs *v, const char *run)
     unlink(path);
 }
 
+/* Copy a NUL-terminated field into out (cap bytes); false if it does not
+ * fit (a damaged file), leaving out empty. */
+static bool copy_field(char *out, size_t cap, const char *v)
+{
+    size_t n = strlen(v);
+    if (n >= cap) {
+        out[0] = '\0';
+        return false;
+    }
+    memcpy(out, v, n + 1);
+    return true;
+}
+
 /* Parse a mark file: run name, since, conflict key.  Errors: ENOENT, EIO. */
 static int mark_read(const char *path, char *run, size_t runcap,
                      int64_t *since, char *conflict, size_t ccap,
@@ -89,11 +102,11 @@ static int mark_read(const char *path, char *run, size_t runcap,
             *since = strtoll(line + 6, NULL, 10);
         else if (!strncmp(line, "new ", 4) && is_new)
             *is_new = line[4] == '1';
-        else if (!strncmp(line, "conflict ", 9) && conflict)
-            snprintf(conflict, ccap, "%s", line + 9);
+        else if (!strncmp(line, "conflict ", 9) && conflict && ccap)
+            copy_field(conflict, ccap, line + 9);
         else if (!strncmp(line, "run ", 4)) {
-            snprintf(run, runcap, "%s", line + 4);
-            have_run = true;
+            if (copy_field(run, runcap, line + 4))
+                have_run = true;
         }
     }
     fclose(f);
@@ -389,9 +402,10 @@ header:
     err = kv_readdir(j->kr, ino, 0, collect_child, &cl);
     if (!err)
         err = cl.err;
-    if (!err)
-        qsort(cl.v, cl.n, sizeof *cl.v, by_name);
-    else
+    if (!err) {
+        if (cl.n)       /* an empty directory has no array to sort */
+            qsort(cl.v, cl.n, sizeof *cl.v, by_name);
+    } else
         fail(j, err, "listing", path);
     for (size_t i = 0; i < cl.n && !err; i++) {
         size_t pl = strlen(path), nl = strlen(cl.v[i].name);
