@@ -461,6 +461,8 @@ static void nfs3_read(struct rpc_ctx *c, void *args, void *res)
     ok->eof = eof ? TRUE : FALSE;
     ok->data.data_len = (u_int)got;
     ok->data.data_val = buf;
+    /* status, attributes, count, eof, data length, padded data */
+    c->reply_size_hint = 4 + 4 + 84 + 4 + 4 + 4 + ((got + 3) & ~(size_t)3);
 }
 
 static void nfs3_write(struct rpc_ctx *c, void *args, void *res)
@@ -960,8 +962,10 @@ static void nfs3_readdir(struct rpc_ctx *c, void *args, void *res)
     f.used = 4 + 4 + 84 + 8 + 4 + 4;
     r->status = readdir_common(c, a->cookie, a->cookieverf, &f, &ok->dir_attributes,
                                ok->cookieverf, &ok->reply.eof);
-    if (r->status == NFS3_OK)
+    if (r->status == NFS3_OK) {
         ok->reply.entries = f.head;
+        c->reply_size_hint = f.used;        /* an upper bound, see dir_fill_cb */
+    }
 }
 
 static void nfs3_readdirplus(struct rpc_ctx *c, void *args, void *res)
@@ -975,8 +979,10 @@ static void nfs3_readdirplus(struct rpc_ctx *c, void *args, void *res)
     f.used = 4 + 4 + 84 + 8 + 4 + 4;
     r->status = readdir_common(c, a->cookie, a->cookieverf, &f, &ok->dir_attributes,
                                ok->cookieverf, &ok->reply.eof);
-    if (r->status == NFS3_OK)
+    if (r->status == NFS3_OK) {
         ok->reply.entries = f.phead;
+        c->reply_size_hint = f.used;        /* an upper bound, see dir_fill_cb */
+    }
 }
 
 static void nfs3_fsstat(struct rpc_ctx *c, void *args, void *res)

@@ -70,6 +70,10 @@ struct rpc_ctx {
     const struct export_opts *opts; /* this client's options on exp */
     struct vfs_id id;               /* the first handle's node (NFS) */
     struct arena arena;
+    /* 0, or an upper bound of the encoded result's size set by a handler of
+     * big replies: the reply is then encoded once into a buffer of that size
+     * instead of walked twice (xdr_sizeof, then the encoding). */
+    size_t reply_size_hint;
 };
 
 /* Procedure flags read by the dispatcher. */

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,9 +130,39 @@ void nfsd_squash(const struct export_opts *opts, const struct nfs_cred *in,
 
 /* ---- replies ---- */
 
-/* Encode msg (a complete reply) into a fresh buffer. */
-static void encode_reply(struct rpc_msg *msg, struct rpc_reply_out *out)
+/* An accepted reply's header (xid, direction, reply_stat, null verifier,
+ * accept_stat) is 24 bytes; this leaves room to spare. */
+#define REPLY_HEADER_MAX 64
+
+/* Encode msg into a buffer of RPC_REPLY_HEADROOM + size bytes; false when
+ * it does not fit or memory runs out. */
+static bool encode_reply_into(struct rpc_msg *msg, unsigned long size,
+                              struct rpc_reply_out *out)
 {
+    uint8_t *buf = malloc(RPC_REPLY_HEADROOM + size);
+    if (!buf)
+        return false;
+    XDR x;
+    xdrmem_create(&x, (char *)buf + RPC_REPLY_HEADROOM, (u_int)size, XDR_ENCODE);
+    bool ok = xdr_replymsg(&x, msg);
+    if (ok) {
+        out->buf = buf;
+        out->len = xdr_getpos(&x);
+    } else {
+        free(buf);
+    }
+    xdr_destroy(&x);
+    return ok;
+}
+
+/* Encode msg (a complete reply) into a fresh buffer.  With a size hint
+ * (an upper bound of the results) it is encoded once; without one, or if
+ * the hint was short, its exact size is measured first. */
+static void encode_reply(struct rpc_msg *msg, size_t size_hint, struct rpc_reply_out *out)
+{
+    if (size_hint && size_hint <= UINT_MAX - REPLY_HEADER_MAX &&
+        encode_reply_into(msg, size_hint + REPLY_HEADER_MAX, out))
+        return;
     unsigned long size = xdr_sizeof((xdrproc_t)xdr_replymsg, msg);
     uint8_t *buf = malloc(RPC_REPLY_HEADROOM + size);
     if (!buf) {
@@ -152,9 +183,10 @@ static void encode_reply(struct rpc_msg *msg, struct rpc_reply_out *out)
     xdr_destroy(&x);
 }
 
-static void reply_accepted(uint32_t xid, enum accept_stat stat, xdrproc_t res_proc,
-                           void *res, uint32_t low, uint32_t high,
-                           struct rpc_reply_out *out)
+/* A reply to an accepted call; size_hint as for encode_reply. */
+static void reply_accepted_sized(uint32_t xid, enum accept_stat stat, xdrproc_t res_proc,
+                                 void *res, uint32_t low, uint32_t high,
+                                 size_t size_hint, struct rpc_reply_out *out)
 {
     struct rpc_msg m;
     memset(&m, 0, sizeof m);
@@ -170,7 +202,14 @@ static void reply_accepted(uint32_t xid, enum accept_stat stat, xdrproc_t res_pr
         m.acpted_rply.ar_vers.low = low;
         m.acpted_rply.ar_vers.high = high;
     }
-    encode_reply(&m, out);
+    encode_reply(&m, size_hint, out);
+}
+
+static void reply_accepted(uint32_t xid, enum accept_stat stat, xdrproc_t res_proc,
+                           void *res, uint32_t low, uint32_t high,
+                           struct rpc_reply_out *out)
+{
+    reply_accepted_sized(xid, stat, res_proc, res, low, high, 0, out);
 }
 
 static void reply_denied(uint32_t xid, enum reject_stat why, enum auth_stat auth,
@@ -188,7 +227,7 @@ static void reply_denied(uint32_t xid, enum reject_stat why, enum auth_stat auth
     } else {
         m.rjcted_rply.rj_why = auth;
     }
-    encode_reply(&m, out);
+    encode_reply(&m, 0, out);
 }
 
 /* ---- credentials ---- */
@@ -369,7 +408,8 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
     } else {
         proc->handler(&c, args, res);
     }
-    reply_accepted(xid, SUCCESS, proc->xdr_res, res, 0, 0, out);
+    reply_accepted_sized(xid, SUCCESS, proc->xdr_res, res, 0, 0,
+                         c.reply_size_hint, out);
     if (!out->buf) {
         log_error("rpc: %s %s: reply not encodable; answering SYSTEM_ERR", prog->name,
                   proc->name);
