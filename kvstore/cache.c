@@ -29,7 +29,7 @@
 #define MARKER_FILE  "tarnfs-cache"
 #define MARKER_TEXT  "tarnfs cache 1\n"
 #define INFO_FILE    "info"
-/* Kyoto Cabinet tuning, chosen by measurement (doc/design/kvstore.md). */
+/* Kyoto Cabinet tuning, chosen by measurement (doc/design.md (kvstore)). */
 #ifndef KC_META_TUNING
 #define KC_META_TUNING "#psiz=16384#pccap=64m#bnum=131072"
 #endif

@@ -1,6 +1,6 @@
 /* kv_internal.h: what the kvstore/ source files share and nobody else may
  * use: the run and cache structures, the key schema, the inode record
- * codec, and the lock/transaction discipline.  See doc/design/kvstore.md.
+ * codec, and the lock/transaction discipline.  See doc/design.md (kvstore).
  *
  * Each run has two Kyoto Cabinet databases: <id>.kct, a TreeDB holding
  * all metadata (ordered: readdir is a cursor scan), and <id>.kch, a HashDB
@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Size of one data block, chosen by measurement (doc/design/kvstore.md). */
+/* Size of one data block, chosen by measurement (doc/design.md (kvstore)). */
 #ifndef KV_BLOCK_SIZE
 #define KV_BLOCK_SIZE   ((uint64_t)64 * 1024)
 #endif

@@ -513,7 +513,7 @@ int vfs_commit(vfs *v, const struct vfs_id *id)
 }
 
 /* MKDIR in a namespace directory: a new run, which becomes a new tarball
- * at its first write-back (doc/design/writeback.md). */
+ * at its first write-back (doc/design.md (writeback)). */
 static int create_run(vfs *v, const struct vfs_node *n, const char *name,
                       const struct vfs_sattr *s, const struct vfs_cred *cred,
                       struct vfs_id *out, struct vfs_attr *a,

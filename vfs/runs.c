@@ -268,7 +268,7 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
     }
     if (stale) {
         /* A changed run is never replaced by the backend's version: the
-         * write-back decides (a conflict, doc/design/writeback.md). */
+         * write-back decides (a conflict, doc/design.md (writeback)). */
         if (open_handle(v, r->name, lr) == 0) {
             if (lr->dirty)
                 return 0;

@@ -83,7 +83,7 @@ struct vfs_config {
     const char *s3_region, *s3_profile, *s3_access_key, *s3_secret_key,
                *s3_session_token;
     bool s3_virtual_hosted;
-    /* Writable namespace (doc/design/writeback.md): a changed run is
+    /* Writable namespace (doc/design.md (writeback)): a changed run is
      * written back after this many seconds without changes (0 = default
      * 30; UINT_MAX = only on flush, eviction and close). */
     unsigned writeback_delay_s;
@@ -221,7 +221,7 @@ int vfs_last_reference(const char *cache_dir, const char *run,
 
 /* Ask the tarnfsd serving cache_dir to write back run (NULL: every dirty
  * run) or, with resolve, to drop a conflicted run's local copy (see
- * doc/design/writeback.md); waits up to timeout_s for the answer, which
+ * doc/design.md (writeback)); waits up to timeout_s for the answer, which
  * goes into msg.  The request is a file in CACHE/vfs/requests/ that the
  * server's housekeeping thread polls every second.  Errors: ETIMEDOUT (no
  * server answered), ECANCELED (conflict), EIO or another errno from the

@@ -1,7 +1,7 @@
 /* vfs_internal.h: what the vfs/ source files share and nobody else may use:
  * the node id codec, the per-run state table (single-flight loading, open
  * handle cache), namespace listings, and the background housekeeping.
- * See doc/design/vfs.md.
+ * See doc/design.md (vfs).
  *
  * Locking: one mutex (vfs.lock) guards the run table, the listing slots and
  * the counters.  It is never held across I/O (kvstore, fetch, files): a

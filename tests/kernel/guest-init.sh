@@ -69,7 +69,7 @@ check_ls_lR_matches_manifest() {
 	note=""
 	if [ "$NAMESPACE" = 1 ]; then
 		# A run not fetched yet shows synthesised root attributes in a listing of its
-		# parent (doc/design/vfs.md), so `ls -l /` never fetches every run; the next
+		# parent (doc/design.md (vfs)), so `ls -l /` never fetches every run; the next
 		# check shows the real ones once fetched.
 		loose_run_roots < $K/ls.expected > /tmp/ls.exp
 		loose_run_roots < /tmp/ls.got > /tmp/ls.got2 && mv /tmp/ls.got2 /tmp/ls.got
