@@ -417,6 +417,19 @@ static void nfs3_readlink(struct rpc_ctx *c, void *args, void *res)
     r->READLINK3res_u.resok.data.nfspath3_val = buf;
 }
 
+/* READ3res up to and including the data length: the data itself and its
+ * padding follow as the reply's tail (see nfs3_read). */
+static bool_t xdr_read3res_head(XDR *x, READ3res *r)
+{
+    if (!xdr_nfsstat3(x, &r->status))
+        return FALSE;
+    if (r->status != NFS3_OK)
+        return xdr_READ3resfail(x, &r->READ3res_u.resfail);
+    READ3resok *ok = &r->READ3res_u.resok;
+    return xdr_post_op_attr(x, &ok->file_attributes) && xdr_count3(x, &ok->count) &&
+           xdr_bool(x, &ok->eof) && xdr_u_int(x, &ok->data.data_len);
+}
+
 static void nfs3_read(struct rpc_ctx *c, void *args, void *res)
 {
     READ3args *a = args;
@@ -441,8 +454,10 @@ static void nfs3_read(struct rpc_ctx *c, void *args, void *res)
         count = c->max_reply - 512;
     READ3resok *ok = &r->READ3res_u.resok;
     /* Not zeroed: only the got bytes vfs_read fills are sent, and zeroing
-     * up to 1 MiB per READ was a full extra pass over the data. */
-    char *buf = arena_alloc_uninit(&c->arena, count ? count : 1);
+     * up to 1 MiB per READ was a full extra pass over the data.  malloc'd,
+     * not from the arena: the transport sends the data from here after the
+     * encoded head (no copy into the reply) and frees it. */
+    char *buf = malloc(count + 3);
     if (!buf) {
         r->status = NFS3ERR_SERVERFAULT;
         return;
@@ -452,6 +467,7 @@ static void nfs3_read(struct rpc_ctx *c, void *args, void *res)
     if (a->offset < at.size && count)
         err = vfs_read(c->srv->vfs, &c->id, a->offset, buf, count, &got, &eof);
     if (err) {
+        free(buf);
         r->status = nfs3_status_from_errno(err);
         return;
     }
@@ -461,8 +477,13 @@ static void nfs3_read(struct rpc_ctx *c, void *args, void *res)
     ok->eof = eof ? TRUE : FALSE;
     ok->data.data_len = (u_int)got;
     ok->data.data_val = buf;
-    /* status, attributes, count, eof, data length, padded data */
-    c->reply_size_hint = 4 + 4 + 84 + 4 + 4 + 4 + ((got + 3) & ~(size_t)3);
+    size_t padded = (got + 3) & ~(size_t)3;
+    memset(buf + got, 0, padded - got);     /* XDR padding */
+    c->reply_tail = (uint8_t *)buf;
+    c->reply_tail_len = padded;
+    c->reply_head_proc = (xdrproc_t)xdr_read3res_head;
+    /* status, attributes, count, eof, data length */
+    c->reply_size_hint = 4 + 4 + 84 + 4 + 4 + 4;
 }
 
 static void nfs3_write(struct rpc_ctx *c, void *args, void *res)

@@ -74,6 +74,13 @@ struct rpc_ctx {
      * big replies: the reply is then encoded once into a buffer of that size
      * instead of walked twice (xdr_sizeof, then the encoding). */
     size_t reply_size_hint;
+    /* NULL, or malloc'd bytes to send after the encoded reply, which is
+     * then encoded with reply_head_proc instead of the procedure's own
+     * (READ: the data goes out from the buffer it was read into).  The
+     * dispatcher owns it once set: it sends or frees it. */
+    uint8_t *reply_tail;
+    size_t reply_tail_len;
+    xdrproc_t reply_head_proc;
 };
 
 /* Procedure flags read by the dispatcher. */

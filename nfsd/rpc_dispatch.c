@@ -408,8 +408,14 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
     } else {
         proc->handler(&c, args, res);
     }
-    reply_accepted_sized(xid, SUCCESS, proc->xdr_res, res, 0, 0,
-                         c.reply_size_hint, out);
+    reply_accepted_sized(xid, SUCCESS, c.reply_tail ? c.reply_head_proc : proc->xdr_res,
+                         res, 0, 0, c.reply_size_hint, out);
+    if (out->buf && c.reply_tail) {
+        out->tail = c.reply_tail;
+        out->tail_len = c.reply_tail_len;
+    } else {
+        free(c.reply_tail);
+    }
     if (!out->buf) {
         log_error("rpc: %s %s: reply not encodable; answering SYSTEM_ERR", prog->name,
                   proc->name);

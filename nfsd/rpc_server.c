@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -348,13 +349,29 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
-static int send_all(int fd, const uint8_t *p, size_t n)
+/* Send the iovecs completely (a blocking write with a timeout on a
+ * non-blocking socket); iov is consumed.  Returns 0 or an errno. */
+static int send_all(int fd, struct iovec *iov, int iovcnt)
 {
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    while (iovcnt > 0) {
+        if (iov->iov_len == 0) {
+            iov++;
+            iovcnt--;
+            continue;
+        }
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
         if (w > 0) {
-            p += w;
-            n -= (size_t)w;
+            size_t left = (size_t)w;
+            while (iovcnt > 0 && left >= iov->iov_len) {
+                left -= iov->iov_len;
+                iov++;
+                iovcnt--;
+            }
+            if (iovcnt > 0) {
+                iov->iov_base = (char *)iov->iov_base + left;
+                iov->iov_len -= left;
+            }
             continue;
         }
         if (w < 0 && errno == EINTR)
@@ -383,21 +400,31 @@ static void run_job(struct rpc_server *s, struct job *j)
     s->cfg.handler(s->cfg.ctx, &call, &reply);
     if (reply.buf && j->conn) {
         struct conn *c = j->conn;
-        uint32_t mark = 0x80000000u | (uint32_t)reply.len;
+        uint32_t mark = 0x80000000u | (uint32_t)(reply.len + reply.tail_len);
         reply.buf[0] = (uint8_t)(mark >> 24);
         reply.buf[1] = (uint8_t)(mark >> 16);
         reply.buf[2] = (uint8_t)(mark >> 8);
         reply.buf[3] = (uint8_t)mark;
+        struct iovec iov[2] = {
+            { reply.buf, reply.len + RPC_REPLY_HEADROOM },
+            { reply.tail, reply.tail_len },
+        };
         pthread_mutex_lock(&c->write_lock);
-        int err = send_all(c->src.fd, reply.buf, reply.len + RPC_REPLY_HEADROOM);
+        int err = send_all(c->src.fd, iov, reply.tail ? 2 : 1);
         pthread_mutex_unlock(&c->write_lock);
         if (err)    /* the listener sees the shutdown and cleans up */
             shutdown(c->src.fd, SHUT_RDWR);
     } else if (reply.buf) {
-        sendto(j->udp_fd, reply.buf + RPC_REPLY_HEADROOM, reply.len, MSG_NOSIGNAL,
-               (struct sockaddr *)&j->peer, j->peer_len);
+        struct iovec iov[2] = {
+            { reply.buf + RPC_REPLY_HEADROOM, reply.len },
+            { reply.tail, reply.tail_len },
+        };
+        struct msghdr mh = { .msg_name = &j->peer, .msg_namelen = j->peer_len,
+                             .msg_iov = iov, .msg_iovlen = reply.tail ? 2 : 1 };
+        sendmsg(j->udp_fd, &mh, MSG_NOSIGNAL);
     }
     free(reply.buf);
+    free(reply.tail);
     if (j->conn) {
         struct conn *c = j->conn;
         pthread_mutex_lock(&c->state_lock);

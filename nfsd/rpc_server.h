@@ -27,11 +27,16 @@ struct rpc_call_in {
 
 /* The reply a handler produces: buf is malloc'd with RPC_REPLY_HEADROOM
  * bytes free in front (for the record mark); len counts the bytes after it.
- * buf == NULL means "send nothing". */
+ * buf == NULL means "send nothing".  tail (NULL or malloc'd, tail_len bytes)
+ * is sent right after buf in the same record, so bulk data (READ) goes out
+ * from the buffer it was read into, never copied into buf; the transport
+ * frees both. */
 #define RPC_REPLY_HEADROOM 4
 struct rpc_reply_out {
     uint8_t *buf;
     size_t len;
+    uint8_t *tail;
+    size_t tail_len;
 };
 
 typedef void (*rpc_handler_fn)(void *ctx, const struct rpc_call_in *call,
