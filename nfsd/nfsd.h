@@ -51,9 +51,6 @@ struct arena_chunk;
 struct arena { struct arena_chunk *head; };
 /* Zeroed memory that lives until the call ends; NULL when out of memory. */
 void *arena_alloc(struct arena *a, size_t n);
-/* As arena_alloc, but the memory is not zeroed: for buffers the caller fills
- * before anything reads them (READ data); NULL when out of memory. */
-void *arena_alloc_uninit(struct arena *a, size_t n);
 void arena_free(struct arena *a);
 
 /* Everything a procedure handler knows about its call. */

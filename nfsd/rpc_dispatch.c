@@ -20,7 +20,7 @@ struct arena_chunk {
     max_align_t data[];
 };
 
-void *arena_alloc_uninit(struct arena *a, size_t n)
+void *arena_alloc(struct arena *a, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
     struct arena_chunk *c = a->head;
@@ -36,14 +36,7 @@ void *arena_alloc_uninit(struct arena *a, size_t n)
     }
     void *p = (char *)c->data + c->used;
     c->used += n;
-    return p;
-}
-
-void *arena_alloc(struct arena *a, size_t n)
-{
-    void *p = arena_alloc_uninit(a, n);
-    if (p)
-        memset(p, 0, n);
+    memset(p, 0, n);
     return p;
 }
 
