@@ -16,7 +16,7 @@ static const struct subcommand subcommands[] = {
     { "ingest", cmd_ingest, "stream a tarball (file or stdin) into the cache as one run" },
     { "ls",     cmd_ls,     "list runs, directories and files in the cache" },
     { "cat",    cmd_cat,    "write a cached file's bytes to stdout" },
-    { "cache",  cmd_cache,  "list the cached runs, or evict one" },
+    { "cache",  cmd_cache,  "cached runs: ls, evict, stats, resolve" },
     { "convert", cmd_convert, "turn run directories into tarballs (S3, NAS dir, in place)" },
     { "stats",  cmd_stats,  "print the counters of the tarnfsd serving a cache" },
     { "flush",  cmd_flush,  "make the tarnfsd serving a cache write changed runs back now" },
