@@ -67,13 +67,14 @@ deps:
 
 # The whole suite runs against the ASan+UBSan build.  SUITES=... picks some.
 # The release build is compiled too: -O2 finds warnings -O1 does not.
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 check: deps
-	$(MAKE) SAN=1 build-all test-programs
-	$(MAKE) SAN=0 build-all
+	$(MAKE) -j$(JOBS) SAN=1 build-all test-programs
+	$(MAKE) -j$(JOBS) SAN=0 build-all
 	B=build-san ./tests/run-suites.sh $(SUITES)
 
 check-kernel: deps
-	$(MAKE) SAN=1 build-all test-programs
+	$(MAKE) -j$(JOBS) SAN=1 build-all test-programs
 	B=build-san ./tests/run-suites.sh kernel
 
 demo: deps
