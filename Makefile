@@ -87,14 +87,17 @@ bench: deps
 
 install: build-all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
-	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	  $(DESTDIR)$(PREFIX)/share/man/man8 \
 	  $(DESTDIR)$(PREFIX)/share/doc/tarnfs $(DESTDIR)$(PREFIX)/lib/systemd/system \
 	  $(DESTDIR)/etc/tarnfs
 	install -m 755 $(B)/tarnfsd $(DESTDIR)$(PREFIX)/sbin/tarnfsd
 	install -m 755 $(B)/tarnfs $(DESTDIR)$(PREFIX)/bin/tarnfs
 	install -m 644 doc/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 doc/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 doc/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	install -m 644 etc/tarnfsd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|' etc/tarnfsd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/tarnfsd.service
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/tarnfsd.service
 	install -m 644 etc/tarnfs.conf $(DESTDIR)$(PREFIX)/share/doc/tarnfs/tarnfs.conf.sample
 	test -e $(DESTDIR)/etc/tarnfs/tarnfs.conf || install -m 644 etc/tarnfs.conf $(DESTDIR)/etc/tarnfs/tarnfs.conf
 
