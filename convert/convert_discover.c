@@ -164,11 +164,6 @@ static bool excluded(const struct conv_discover_opts *o, const char *path,
     return false;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Visits directory dfd (path/rel); takes ownership of dfd. */
 static int visit(int dfd, const char *path, const char *rel,
                  const struct conv_discover_opts *o, struct conv_found *f,
@@ -214,27 +209,10 @@ static int visit(int dfd, const char *path, const char *rel,
         return e;
     }
     char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        struct stat st;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            char **nn = realloc(names, ncap * sizeof *nn);
-            if (!nn) { rc = ENOMEM; break; }
-            names = nn;
-            cap = ncap;
-        }
-        if (!(names[n] = strdup(de->d_name))) { rc = ENOMEM; break; }
-        n++;
-    }
-    if (!rc && n > 1)
-        qsort(names, n, sizeof *names, cmp_names);
+    size_t n = 0;
+    int rc = conv_list_names(d, true, &names, &n);
+    if (rc && rc != ENOMEM)
+        snprintf(err, errlen, "cannot list %s: %s", path, strerror(rc));
     for (size_t i = 0; i < n && !rc; i++) {
         char *cpath = NULL, *crel = NULL;
         if (asprintf(&cpath, "%s/%s", path, names[i]) < 0 ||
@@ -254,9 +232,7 @@ static int visit(int dfd, const char *path, const char *rel,
         free(cpath);
         free(crel);
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    conv_names_free(names, n);
     closedir(d);
     if (rc == ENOMEM && !err[0])
         snprintf(err, errlen, "out of memory walking %s", path);

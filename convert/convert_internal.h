@@ -11,6 +11,7 @@
 #ifndef TARNFS_CONVERT_INTERNAL_H
 #define TARNFS_CONVERT_INTERNAL_H
 
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -175,6 +176,17 @@ int conv_verify(fetch_backend *b, const char *dir, const char *name,
                 const char *run_path, const char *top,
                 const char *want_sha_hex, const atomic_bool *cancel,
                 char *err, size_t errlen);
+
+/* The names in open directory d ("." and ".." left out; with dirs_only,
+ * only entries that are directories themselves, symlinks not followed), in
+ * strcmp order, so walks and tarballs are deterministic.  On success the
+ * caller frees them with conv_names_free.  Errors: errno of readdir,
+ * ENOMEM. */
+int conv_list_names(DIR *d, bool dirs_only, char ***names,
+                    size_t *n);
+
+/* Free a list from conv_list_names. */
+void conv_names_free(char **names, size_t n);
 
 /* Delete the run directory's entries listed in t (deepest first), never
  * following symlinks; a directory that gained entries since the scan is

@@ -37,6 +37,53 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+int conv_list_names(DIR *d, bool dirs_only, char ***names_out, size_t *n_out)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        struct stat st;
+        if (dirs_only && (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                          !S_ISDIR(st.st_mode))) {
+            errno = 0;
+            continue;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            char **nn = realloc(names, ncap * sizeof *nn);
+            if (!nn) { rc = ENOMEM; break; }
+            names = nn;
+            cap = ncap;
+        }
+        if (!(names[n] = strdup(de->d_name))) { rc = ENOMEM; break; }
+        n++;
+        errno = 0;
+    }
+    if (!rc && errno)
+        rc = errno;
+    if (rc) {
+        conv_names_free(names, n);
+        return rc;
+    }
+    if (n > 1)
+        qsort(names, n, sizeof *names, cmp_names);
+    *names_out = names;
+    *n_out = n;
+    return 0;
+}
+
+void conv_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
 static char *join_rel(const char *parent, const char *name)
 {
     size_t pl = strlen(parent), nl = strlen(name);
@@ -90,30 +137,10 @@ static int scan_dir(int dfd, const char *rel, const char *run_path,
         return e;
     }
     char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            char **nn = realloc(names, ncap * sizeof *nn);
-            if (!nn) { rc = ENOMEM; break; }
-            names = nn;
-            cap = ncap;
-        }
-        if (!(names[n] = strdup(de->d_name))) { rc = ENOMEM; break; }
-        n++;
-        errno = 0;
-    }
-    if (!rc && errno) {
-        rc = errno;
+    size_t n = 0;
+    int rc = conv_list_names(d, false, &names, &n);
+    if (rc && rc != ENOMEM)
         snprintf(err, errlen, "cannot list %s/%s: %s", run_path, rel, strerror(rc));
-    }
-    if (!rc && n > 1)
-        qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n && !rc; i++) {
         struct stat st;
         char *crel = join_rel(rel, names[i]);
@@ -158,9 +185,7 @@ static int scan_dir(int dfd, const char *rel, const char *run_path,
             rc = scan_dir(cfd, crel, run_path, t, err, errlen);
         }
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    conv_names_free(names, n);
     closedir(d);
     if (rc == ENOMEM && !err[0])
         snprintf(err, errlen, "out of memory scanning %s", run_path);
