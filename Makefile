@@ -43,13 +43,15 @@ INSTALL_BIN :=
 .PHONY: all deps check check-kernel demo bench install clean build-all test-programs
 all: build-all
 
-# Libraries are listed in link order (callers before callees).
+# Modules are included callees first, so a module can name the libraries it
+# links (a program lists them callers before callees).
 include util/module.mk
 include kvstore/module.mk
 include fetch/module.mk
 include vfs/module.mk
 include nfsd/module.mk
 include convert/module.mk
+include tool/module.mk
 include bench/module.mk
 include tests/module.mk
 

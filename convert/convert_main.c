@@ -1,7 +1,7 @@
 /* convert_main.c: `tarnfs convert`: options, the run queue worked by -j threads, resume/verify/delete policy, progress display, summary and exit code. */
 #include "convert/convert.h"
 #include "convert/convert_internal.h"
-#include "convert/cli.h"
+#include "util/opt.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -643,7 +643,7 @@ static int parse_args(int argc, char **argv, struct convert_opts *o,
             usage(stdout);
             return -1;
         default:
-            cli_bad_option(PROG, argv, ch);
+            opt_bad_option(PROG, argv, ch);
             return CLI_USAGE;
         }
     }

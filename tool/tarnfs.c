@@ -1,5 +1,5 @@
 /* tarnfs.c: main() of the tarnfs operator tool: dispatches to the subcommand named by argv[1]. */
-#include "convert/commands.h"
+#include "tool/commands.h"
 #include "util/log.h"
 
 #include <stdio.h>

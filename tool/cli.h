@@ -6,12 +6,10 @@
 #define TARNFS_CLI_H
 
 #include "kvstore/kvfs.h"
+#include "util/opt.h"
 
 #include <stdbool.h>
 #include <stddef.h>
-
-/* Exit statuses every subcommand uses. */
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* The cache directory: opt if given, else $TARNFS_CACHE, else NULL after
  * printing "prog: no cache directory" advice. */
@@ -50,10 +48,5 @@ void cli_mode_string(uint32_t mode, char out[11]);
 
 /* "2024-10-23 12:34:56.123456789 +0000" (always UTC) into out. */
 void cli_format_time(struct timespec t, char *out, size_t cap);
-
-/* Print a clear message for getopt_long's '?' or ':' result c (opterr
- * must be 0 and the optstring start with ':'), naming the offending
- * argument and pointing at --help. */
-void cli_bad_option(const char *prog, char **argv, int c);
 
 #endif

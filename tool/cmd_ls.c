@@ -1,6 +1,6 @@
 /* cmd_ls.c: "tarnfs ls": list the runs of a cache, or directories and files inside a run, like ls [-l] [-R]. */
-#include "convert/cli.h"
-#include "convert/commands.h"
+#include "tool/cli.h"
+#include "tool/commands.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -289,7 +289,7 @@ int cmd_ls(int argc, char **argv)
         case 'l': o.longfmt = true; break;
         case 'R': o.recursive = true; break;
         case 'h': fputs(ls_usage, stdout); return CLI_OK;
-        default:  cli_bad_option(PROG, argv, c); return CLI_USAGE;
+        default:  opt_bad_option(PROG, argv, c); return CLI_USAGE;
         }
     }
     const char *dir = cli_cache_dir(PROG, cache_opt);

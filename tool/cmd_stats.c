@@ -1,6 +1,6 @@
 /* cmd_stats.c: "tarnfs stats": print the counters that the tarnfsd serving a cache publishes in CACHE/stats. */
-#include "convert/cli.h"
-#include "convert/commands.h"
+#include "tool/cli.h"
+#include "tool/commands.h"
 #include "vfs/vfs.h"
 
 #include <errno.h>
@@ -116,7 +116,7 @@ int cmd_stats(int argc, char **argv)
             stats_usage(stdout);
             return CLI_OK;
         default:
-            cli_bad_option(PROG, argv, c);
+            opt_bad_option(PROG, argv, c);
             return CLI_USAGE;
         }
     }

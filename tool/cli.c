@@ -1,8 +1,7 @@
 /* cli.c: the helpers in cli.h shared by the tarnfs subcommands. */
-#include "convert/cli.h"
+#include "tool/cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,16 +244,4 @@ void cli_format_time(struct timespec t, char *out, size_t cap)
     gmtime_r(&sec, &tm);
     strftime(base, sizeof base, "%Y-%m-%d %H:%M:%S", &tm);
     snprintf(out, cap, "%s.%09ld +0000", base, (long)t.tv_nsec);
-}
-
-void cli_bad_option(const char *prog, char **argv, int c)
-{
-    const char *arg = argv[optind - 1];
-    if (c == ':')
-        fprintf(stderr, "%s: option '%s' needs an argument\n", prog, arg);
-    else if (optopt)
-        fprintf(stderr, "%s: unknown option '-%c'\n", prog, optopt);
-    else
-        fprintf(stderr, "%s: unknown option '%s'\n", prog, arg);
-    fprintf(stderr, "Try '%s --help'.\n", prog);
 }

@@ -1,6 +1,6 @@
 /* cmd_cat.c: "tarnfs cat": write the bytes of files in the cache to stdout. */
-#include "convert/cli.h"
-#include "convert/commands.h"
+#include "tool/cli.h"
+#include "tool/commands.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -89,7 +89,7 @@ int cmd_cat(int argc, char **argv)
         switch (c) {
         case 'c': cache_opt = optarg; break;
         case 'h': fputs(cat_usage, stdout); return CLI_OK;
-        default:  cli_bad_option(PROG, argv, c); return CLI_USAGE;
+        default:  opt_bad_option(PROG, argv, c); return CLI_USAGE;
         }
     }
     if (optind >= argc) {

@@ -1,6 +1,6 @@
 /* cmd_flush.c: "tarnfs flush": asks the tarnfsd serving a cache to write changed runs back to the backend now, and waits for its answer. */
-#include "convert/cli.h"
-#include "convert/commands.h"
+#include "tool/cli.h"
+#include "tool/commands.h"
 #include "vfs/vfs.h"
 
 #include <errno.h>
@@ -54,7 +54,7 @@ int cmd_flush(int argc, char **argv)
         case 'a': all = true; break;
         case 't': timeout = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'h': flush_usage(stdout); return CLI_OK;
-        default:  cli_bad_option(PROG, argv, c); return CLI_USAGE;
+        default:  opt_bad_option(PROG, argv, c); return CLI_USAGE;
         }
     }
     if (all == (optind < argc) || argc - optind > 1) {

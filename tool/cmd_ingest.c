@@ -1,6 +1,6 @@
 /* cmd_ingest.c: "tarnfs ingest": stream a tarball file or stdin into the cache as one published run. */
-#include "convert/cli.h"
-#include "convert/commands.h"
+#include "tool/cli.h"
+#include "tool/commands.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,7 +100,7 @@ int cmd_ingest(int argc, char **argv)
         case 's': source_version = optarg; break;
         case 'q': quiet = true; break;
         case 'h': fputs(ingest_usage, stdout); return CLI_OK;
-        default:  cli_bad_option(PROG, argv, c); return CLI_USAGE;
+        default:  opt_bad_option(PROG, argv, c); return CLI_USAGE;
         }
     }
     int npos = argc - optind;

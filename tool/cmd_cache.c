@@ -1,6 +1,6 @@
 /* cmd_cache.c: "tarnfs cache": operator actions on the cache as a whole (ls, evict, stats), one line each in a table. */
-#include "convert/cli.h"
-#include "convert/commands.h"
+#include "tool/cli.h"
+#include "tool/commands.h"
 #include "vfs/vfs.h"
 
 #include <errno.h>
@@ -182,7 +182,7 @@ int cmd_cache(int argc, char **argv)
         switch (c) {
         case 'c': cache_opt = optarg; break;
         case 'h': cache_usage(stdout); return CLI_OK;
-        default:  cli_bad_option(PROG, argv, c); return CLI_USAGE;
+        default:  opt_bad_option(PROG, argv, c); return CLI_USAGE;
         }
     }
     if (optind >= argc) {
