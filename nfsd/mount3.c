@@ -45,8 +45,7 @@ static mountstat3 mnt_status(int err)
     }
 }
 
-/* Walk path from the namespace root, one component at a time. */
-static int resolve_path(vfs *v, const char *path, struct vfs_id *out)
+int nfsd_resolve_path(vfs *v, const char *path, struct vfs_id *out)
 {
     vfs_root(v, out);
     char comp[VFS_NAME_MAX + 1];
@@ -160,7 +159,7 @@ static void mnt_mnt(struct rpc_ctx *c, void *args, void *res)
         return;
     }
     struct vfs_id id;
-    int err = resolve_path(c->srv->vfs, path, &id);
+    int err = nfsd_resolve_path(c->srv->vfs, path, &id);
     if (err) {
         r->fhs_status = mnt_status(err);
         return;

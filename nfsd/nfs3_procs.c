@@ -107,6 +107,8 @@ static nfsstat3 fh_second(struct rpc_ctx *c, const nfs_fh3 *fh, struct vfs_id *o
         return NFS3ERR_STALE;
     if (exp_id != c->exp->id)
         return NFS3ERR_XDEV;
+    if (!nfsd_export_holds(c->srv, c->exp, out))
+        return NFS3ERR_STALE;
     return NFS3_OK;
 }
 
@@ -352,7 +354,7 @@ static void nfs3_lookup(struct rpc_ctx *c, void *args, void *res)
         out = c->id;
         oa = da;
     } else if (!strcmp(name, "..")) {
-        err = vfs_parent(c->srv->vfs, &c->id, &out);
+        err = nfsd_export_parent(c->srv, c->exp, &c->id, &out);
         if (!err)
             err = vfs_getattr(c->srv->vfs, &out, &oa);
     } else {
@@ -946,7 +948,7 @@ static nfsstat3 readdir_common(struct rpc_ctx *c, uint64_t cookie, const char *v
     if (!err && cookie <= 1) {
         struct vfs_id pid;
         struct vfs_attr pa;
-        int perr = vfs_parent(c->srv->vfs, &c->id, &pid);
+        int perr = nfsd_export_parent(c->srv, c->exp, &c->id, &pid);
         if (!perr)
             perr = vfs_getattr(c->srv->vfs, &pid, &pa);
         if (perr)

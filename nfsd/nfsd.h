@@ -129,6 +129,23 @@ bool nfsd_peer_privileged(const struct sockaddr *peer);
 /* Format the peer's address (no port) into buf. */
 void nfsd_peer_str(const struct sockaddr *peer, char *buf, size_t len);
 
+/* Walk path ("/run/dir", "." components skipped) from the namespace root
+ * to a directory.  Errors: EINVAL (a ".." component), ENOENT, ENOTDIR,
+ * ENAMETOOLONG, and vfs errors (ESTALE, EIO). */
+int nfsd_resolve_path(vfs *v, const char *path, struct vfs_id *out);
+
+/* True when id lies inside export e (doc/design.md, "Export isolation"):
+ * exports of "/" hold everything; a run or namespace export holds the ids
+ * of its runs; an export inside a run holds its run's non-directories and
+ * the directories below its root.  A false answer is NFS3ERR_STALE. */
+bool nfsd_export_holds(struct nfsd *srv, const struct export *e, const struct vfs_id *id);
+
+/* The ".." of directory dir for a client of export e: its parent, except
+ * that the export's root is its own parent (as in knfsd).  Errors: as
+ * vfs_parent, and nfsd_resolve_path's for the export root. */
+int nfsd_export_parent(struct nfsd *srv, const struct export *e, const struct vfs_id *dir,
+                       struct vfs_id *out);
+
 /* Forget all MOUNT bookkeeping (shutdown). */
 void nfsd_mounts_clear(struct nfsd *srv);
 

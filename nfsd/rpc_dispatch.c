@@ -121,6 +121,71 @@ void nfsd_squash(const struct export_opts *opts, const struct nfs_cred *in,
     }
 }
 
+/* ---- export isolation ---- */
+
+static bool id_equal(const struct vfs_id *a, const struct vfs_id *b)
+{
+    return a->len == b->len && !memcmp(a->b, b->b, a->len);
+}
+
+/* Directories walked up at most when checking a handle against an export
+ * inside a run (deeper trees are refused: STALE). */
+#define EXPORT_WALK_MAX 4096
+
+bool nfsd_export_holds(struct nfsd *srv, const struct export *e, const struct vfs_id *id)
+{
+    const char *p = e->path + 1;            /* "" for "/" */
+    size_t pl = strlen(p);
+    if (pl == 0)
+        return true;
+    char where[VFS_PATH_MAX];
+    bool in_run;
+    if (vfs_id_where(srv->vfs, id, where, sizeof where, &in_run))
+        return false;
+    size_t wl = strlen(where);
+    if (wl >= pl && !strncmp(where, p, pl) && (where[pl] == 0 || where[pl] == '/'))
+        return true;                        /* in the exported run or below it */
+    if (!in_run || pl <= wl || strncmp(p, where, wl) || p[wl] != '/')
+        return false;                       /* another run or namespace dir */
+    /* The export is a directory inside id's run: a directory must have the
+     * export's root among its ancestors.  Non-directories have no parent
+     * link to check; they were reached through a checked directory. */
+    struct vfs_attr a;
+    if (vfs_getattr(srv->vfs, id, &a))
+        return true;                        /* the handler reports the error */
+    if (a.type != VFS_DIR)
+        return true;
+    struct vfs_id root, cur = *id;
+    if (nfsd_resolve_path(srv->vfs, e->path, &root))
+        return false;
+    for (int i = 0; i < EXPORT_WALK_MAX; i++) {
+        if (id_equal(&cur, &root))
+            return true;
+        struct vfs_id up;
+        if (vfs_parent(srv->vfs, &cur, &up) || id_equal(&up, &cur) ||
+            vfs_id_where(srv->vfs, &up, where, sizeof where, &in_run) || !in_run)
+            return false;
+        cur = up;
+    }
+    return false;
+}
+
+int nfsd_export_parent(struct nfsd *srv, const struct export *e, const struct vfs_id *dir,
+                       struct vfs_id *out)
+{
+    if (strcmp(e->path, "/")) {
+        struct vfs_id root;
+        int err = nfsd_resolve_path(srv->vfs, e->path, &root);
+        if (err)
+            return err == ENOENT ? ESTALE : err;
+        if (id_equal(dir, &root)) {
+            *out = *dir;
+            return 0;
+        }
+    }
+    return vfs_parent(srv->vfs, dir, out);
+}
+
 /* ---- replies ---- */
 
 /* An accepted reply's header (xid, direction, reply_stat, null verifier,
@@ -271,6 +336,8 @@ static nfsstat3 nfs_check_handle(struct rpc_ctx *c, const nfs_fh3 *fh, unsigned 
     c->exp = exports_by_id(c->exports, exp_id);
     if (!c->exp)
         return NFS3ERR_STALE;       /* the export was removed by a reload */
+    if (!nfsd_export_holds(c->srv, c->exp, &c->id))
+        return NFS3ERR_STALE;       /* names a node outside its export */
     c->opts = export_match(c->exp, c->peer);
     if (!c->opts || (c->opts->secure && !nfsd_peer_privileged(c->peer)))
         return NFS3ERR_ACCES;

@@ -1041,6 +1041,130 @@ START_TEST(many_clients_at_once_all_read_the_right_bytes)
 }
 END_TEST
 
+/* ---- tests: export isolation (issue 12, finding 1) ---- */
+
+static void grab_rdp_dotdot(struct waiter *w, void *data)
+{
+    READDIRPLUS3res *r = data;
+    if (r->status != NFS3_OK)
+        return;
+    /* libnfs may leave list entries unaligned: copy each one out first. */
+    for (entryplus3 *p = r->READDIRPLUS3res_u.resok.reply.entries; p;) {
+        entryplus3 e;
+        memcpy(&e, p, sizeof e);
+        if (!strcmp(e.name, "..") && e.name_handle.handle_follows) {
+            w->fhlen = (int)e.name_handle.post_op_fh3_u.handle.data.data_len;
+            memcpy(w->fh, e.name_handle.post_op_fh3_u.handle.data.data_val, (size_t)w->fhlen);
+        }
+        if (!strcmp(e.name, ".."))
+            w->u64[0] = e.fileid;
+        if (!strcmp(e.name, "."))
+            w->u64[1] = e.fileid;
+        p = e.nextentry;
+    }
+}
+
+static const char *two_exports_conf =
+    "export /demo 127.0.0.1(ro)\n"
+    "export /wide 10.9.9.9(ro)\n";
+
+START_TEST(dotdot_of_an_export_root_is_the_export_root)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(), two_exports_conf, NULL), 0);
+    ck_assert_int_eq(raw_mnt(&s, "/wide", NULL, NULL), MNT3ERR_ACCES);
+    char root[64], up[64], other[64];
+    int rootlen, uplen, otherlen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", root, &rootlen), MNT3_OK);
+    struct rpc_context *rpc = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    /* LOOKUP "..": the export root again, so "wide" is not found there. */
+    ck_assert_int_eq(raw_lookup(rpc, root, rootlen, "..", up, &uplen), NFS3_OK);
+    ck_assert_int_eq(uplen, rootlen);
+    ck_assert_mem_eq(up, root, (size_t)rootlen);
+    ck_assert_int_eq(raw_lookup(rpc, up, uplen, "wide", other, &otherlen), NFS3ERR_NOENT);
+    ck_assert_int_eq(raw_lookup(rpc, up, uplen, "..", other, &otherlen), NFS3_OK);
+    ck_assert_mem_eq(other, root, (size_t)rootlen);
+    /* READDIRPLUS: the ".." entry is the root itself too. */
+    struct waiter w = { .grab = grab_rdp_dotdot };
+    READDIRPLUS3args a = { .dir = mkfh(root, rootlen), .dircount = 8192, .maxcount = 65536 };
+    ck_assert_int_eq(rpc_nfs3_readdirplus_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    ck_assert_int_eq(w.fhlen, rootlen);
+    ck_assert_mem_eq(w.fh, root, (size_t)rootlen);
+    ck_assert_uint_eq(w.u64[0], w.u64[1]);
+    /* Below the root, ".." is the real parent. */
+    char perm[64], back[64];
+    int permlen, backlen;
+    ck_assert_int_eq(raw_lookup(rpc, root, rootlen, "perm", perm, &permlen), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(rpc, perm, permlen, "..", back, &backlen), NFS3_OK);
+    ck_assert_mem_eq(back, root, (size_t)rootlen);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static int raw_mkdir(struct rpc_context *rpc, char *dir, int dirlen, const char *name)
+{
+    struct waiter w = { 0 };
+    MKDIR3args a = { .where = { .dir = mkfh(dir, dirlen), .name = (char *)name } };
+    a.attributes.mode.set_it = 1;
+    a.attributes.mode.set_mode3_u.mode = 0755;
+    ck_assert_int_eq(rpc_nfs3_mkdir_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    return w.status;
+}
+
+static int raw_rename(struct rpc_context *rpc, char *from, int fromlen, const char *fname,
+                      char *to, int tolen, const char *tname)
+{
+    struct waiter w = { 0 };
+    RENAME3args a = { .from = { .dir = mkfh(from, fromlen), .name = (char *)fname },
+                      .to = { .dir = mkfh(to, tolen), .name = (char *)tname } };
+    ck_assert_int_eq(rpc_nfs3_rename_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    return w.status;
+}
+
+START_TEST(a_handle_moved_out_of_its_export_is_stale)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(),
+                                  "export /demo 127.0.0.1(rw,no_root_squash)\n"
+                                  "export /demo/iso-a 127.0.0.1(rw,no_root_squash)\n",
+                                  NULL), 0);
+    char demo[64], a[64], sub[64], up[64];
+    int demolen, alen, sublen, uplen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *rpc = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    ck_assert_int_eq(raw_mkdir(rpc, demo, demolen, "iso-a"), NFS3_OK);
+    ck_assert_int_eq(raw_mnt(&s, "/demo/iso-a", a, &alen), MNT3_OK);
+    ck_assert_int_eq(raw_mkdir(rpc, a, alen, "sub"), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(rpc, a, alen, "sub", sub, &sublen), NFS3_OK);
+    ck_assert_int_eq(raw_getattr(rpc, sub, sublen), NFS3_OK);
+    /* The inner export's root is its own "..". */
+    ck_assert_int_eq(raw_lookup(rpc, a, alen, "..", up, &uplen), NFS3_OK);
+    ck_assert_mem_eq(up, a, (size_t)alen);
+    /* Moved out of /demo/iso-a through the outer export: the inner export's
+     * handle no longer reaches it. */
+    char a_outer[64];
+    int a_outerlen;
+    ck_assert_int_eq(raw_lookup(rpc, demo, demolen, "iso-a", a_outer, &a_outerlen), NFS3_OK);
+    ck_assert_int_eq(raw_rename(rpc, a_outer, a_outerlen, "sub", demo, demolen, "iso-moved"),
+                     NFS3_OK);
+    ck_assert_int_eq(raw_getattr(rpc, sub, sublen), NFS3ERR_STALE);
+    ck_assert_int_eq(raw_lookup(rpc, sub, sublen, "..", up, &uplen), NFS3ERR_STALE);
+    /* Back inside, it is reachable again. */
+    ck_assert_int_eq(raw_rename(rpc, demo, demolen, "iso-moved", a_outer, a_outerlen, "sub"),
+                     NFS3_OK);
+    ck_assert_int_eq(raw_getattr(rpc, sub, sublen), NFS3_OK);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 static Suite *nfs_suite(void)
 {
     Suite *s = suite_create("nfs");
@@ -1075,6 +1199,11 @@ static Suite *nfs_suite(void)
     tcase_add_test(wr, the_write_verifier_changes_when_the_server_restarts);
     tcase_add_test(wr, root_squash_stops_root_writing_into_roots_directories);
     suite_add_tcase(s, wr);
+    TCase *iso = tcase_create("isolation");
+    tcase_set_timeout(iso, 120);
+    tcase_add_test(iso, dotdot_of_an_export_root_is_the_export_root);
+    tcase_add_test(iso, a_handle_moved_out_of_its_export_is_stale);
+    suite_add_tcase(s, iso);
     return s;
 }
 
