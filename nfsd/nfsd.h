@@ -22,6 +22,16 @@
 /* NFS reads and writes go up to this size (FSINFO rtmax/wtmax). */
 #define NFSD_MAX_IO (1024 * 1024)
 
+/* The MOUNT list (DUMP's answer) is advisory, so it is bounded: entries
+ * are (host, canonical path) pairs, hashed by host; a host keeps at most
+ * NFSD_MOUNTS_PER_HOST of them and the server NFSD_MOUNTS_MAX; a MNT past
+ * either still succeeds but is not listed.  DUMP answers at most
+ * NFSD_DUMP_MAX entries (the rpcgen list encoder recurses once per entry). */
+#define NFSD_MOUNTS_MAX      4096
+#define NFSD_MOUNTS_PER_HOST 64
+#define NFSD_MOUNT_BUCKETS   1024
+#define NFSD_DUMP_MAX        4096
+
 struct mount_entry {
     struct mount_entry *next;
     char *host, *path;
@@ -34,7 +44,9 @@ struct nfsd {
     uint8_t write_verf[8];          /* new on every start */
     pthread_mutex_t lock;           /* exports pointer and mount list */
     struct exports *exports;
-    struct mount_entry *mounts;
+    struct mount_entry *mounts[NFSD_MOUNT_BUCKETS];   /* by host hash */
+    size_t nmounts;
+    bool mounts_full_logged;
 };
 
 /* Caller credentials after squashing. */
@@ -145,6 +157,11 @@ bool nfsd_export_holds(struct nfsd *srv, const struct export *e, const struct vf
  * vfs_parent, and nfsd_resolve_path's for the export root. */
 int nfsd_export_parent(struct nfsd *srv, const struct export *e, const struct vfs_id *dir,
                        struct vfs_id *out);
+
+/* Canonical spelling of an absolute path into out (cap bytes): "//" and
+ * "." components dropped, no trailing '/'.  Errors: EINVAL (relative, or a
+ * ".." component), ENAMETOOLONG. */
+int nfsd_canonical_path(const char *in, char *out, size_t cap);
 
 /* Forget all MOUNT bookkeeping (shutdown). */
 void nfsd_mounts_clear(struct nfsd *srv);

@@ -1165,6 +1165,125 @@ START_TEST(a_handle_moved_out_of_its_export_is_stale)
 }
 END_TEST
 
+/* ---- tests: the MOUNT list (issue 12, finding 3) ---- */
+
+struct mnt_batch {
+    int done, ok;
+};
+
+static void mnt_batch_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct mnt_batch *b = priv;
+    b->done++;
+    if (status == RPC_STATUS_SUCCESS && data && ((mountres3 *)data)->fhs_status == MNT3_OK)
+        b->ok++;
+}
+
+/* The i-th spelling of "/demo": "/" or "/." for each of 18 bits, then
+ * "demo", then nothing, "/" or "/.". */
+static void spelling(unsigned i, char *out)
+{
+    out[0] = 0;
+    for (int b = 0; b < 18; b++)
+        strcat(out, (i >> b) & 1 ? "/." : "/");
+    strcat(out, "/demo");
+    strcat(out, i % 3 == 1 ? "/" : i % 3 == 2 ? "/." : "");
+}
+
+static void grab_dump(struct waiter *w, void *data)
+{
+    /* libnfs may leave list entries unaligned: copy each one out first. */
+    for (mountbody *p = *(mountlist *)data; p;) {
+        mountbody b;
+        memcpy(&b, p, sizeof b);
+        w->names = realloc(w->names, sizeof(char *) * (size_t)(w->n + 1));
+        w->names[w->n++] = strdup(b.ml_directory);
+        p = b.ml_next;
+    }
+}
+
+static int dump_count(struct rpc_context *rpc, char *first, size_t cap)
+{
+    struct waiter w = { .grab = grab_dump };
+    ck_assert_int_eq(rpc_mount3_dump_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    if (first && w.n)
+        snprintf(first, cap, "%s", w.names[0]);
+    for (int i = 0; i < w.n; i++)
+        free(w.names[i]);
+    free(w.names);
+    return w.n;
+}
+
+START_TEST(mount_150000_spellings_of_one_path_list_it_once)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(), NULL, NULL), 0);
+    struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    struct mnt_batch b = { 0 };
+    const int total = 150000, window = 256;
+    char path[128];
+    for (int sent = 0; sent < total;) {
+        while (sent < total && sent - b.done < window) {
+            spelling((unsigned)sent, path);
+            ck_assert_int_eq(rpc_mount3_mnt_async(rpc, mnt_batch_cb, path, &b), 0);
+            sent++;
+        }
+        struct pollfd p = { .fd = rpc_get_fd(rpc), .events = rpc_which_events(rpc) };
+        int r = poll(&p, 1, 30000);
+        ck_assert_int_gt(r, 0);
+        ck_assert_int_eq(rpc_service(rpc, p.revents), 0);
+    }
+    for (int i = 0; i < 6000 && b.done < total; i++) {
+        struct pollfd p = { .fd = rpc_get_fd(rpc), .events = rpc_which_events(rpc) };
+        int r = poll(&p, 1, 100);
+        ck_assert_int_ge(r, 0);
+        ck_assert_int_eq(rpc_service(rpc, r > 0 ? p.revents : 0), 0);
+    }
+    ck_assert_int_eq(b.done, total);
+    ck_assert_int_eq(b.ok, total);
+    char first[256] = "";
+    ck_assert_int_eq(dump_count(rpc, first, sizeof first), 1);
+    ck_assert_str_eq(first, "/demo");
+    rpc_destroy_context(rpc);
+    /* The server still answers. */
+    ck_assert_int_eq(raw_mnt(&s, "/demo/perm", NULL, NULL), MNT3_OK);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+START_TEST(mount_list_keeps_at_most_64_paths_per_host)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    char demo[64], dir[64];
+    int demolen, dirlen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *nfs = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    ck_assert_int_eq(raw_mkdir(nfs, demo, demolen, "mnt-cap"), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(nfs, demo, demolen, "mnt-cap", dir, &dirlen), NFS3_OK);
+    char name[32], path[64];
+    for (int i = 0; i < 80; i++) {
+        snprintf(name, sizeof name, "d%02d", i);
+        ck_assert_int_eq(raw_mkdir(nfs, dir, dirlen, name), NFS3_OK);
+    }
+    rpc_destroy_context(nfs);
+    struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    for (int i = 0; i < 80; i++) {
+        snprintf(path, sizeof path, "/demo/mnt-cap/d%02d", i);
+        ck_assert_int_eq(raw_mnt(&s, path, NULL, NULL), MNT3_OK);   /* all succeed */
+    }
+    ck_assert_int_eq(dump_count(rpc, NULL, 0), 64);     /* /demo and 63 more */
+    struct waiter w = { 0 };
+    ck_assert_int_eq(rpc_mount3_umntall_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(dump_count(rpc, NULL, 0), 0);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 static Suite *nfs_suite(void)
 {
     Suite *s = suite_create("nfs");
@@ -1204,6 +1323,11 @@ static Suite *nfs_suite(void)
     tcase_add_test(iso, dotdot_of_an_export_root_is_the_export_root);
     tcase_add_test(iso, a_handle_moved_out_of_its_export_is_stale);
     suite_add_tcase(s, iso);
+    TCase *ml = tcase_create("mountlist");
+    tcase_set_timeout(ml, 300);
+    tcase_add_test(ml, mount_150000_spellings_of_one_path_list_it_once);
+    tcase_add_test(ml, mount_list_keeps_at_most_64_paths_per_host);
+    suite_add_tcase(s, ml);
     return s;
 }
 
