@@ -199,18 +199,23 @@ static nfsstat3 dir_for_change(struct rpc_ctx *c, const struct vfs_id *dir, stru
 }
 
 /* Sticky directories: only the owner of the entry or of the directory (or
- * root) may remove or rename it. */
+ * root) may remove it, rename it, or rename something onto it; others get
+ * NFS3ERR_PERM, as from knfsd (EPERM, like a local sticky /tmp).  With
+ * may_be_absent, a missing entry is no obstacle (a RENAME target). */
 static nfsstat3 sticky_check(struct rpc_ctx *c, const struct vfs_id *dir,
-                             const struct vfs_attr *da, const char *name)
+                             const struct vfs_attr *da, const char *name,
+                             bool may_be_absent)
 {
     if (!(da->mode & S_ISVTX) || c->cred.uid == 0 || c->cred.uid == da->uid)
         return NFS3_OK;
     struct vfs_id child;
     struct vfs_attr ca;
     int err = vfs_lookup(c->srv->vfs, dir, name, &child, &ca);
+    if (err == ENOENT && may_be_absent)
+        return NFS3_OK;
     if (err)
         return nfs3_status_from_errno(err);
-    return ca.uid == c->cred.uid ? NFS3_OK : NFS3ERR_ACCES;
+    return ca.uid == c->cred.uid ? NFS3_OK : NFS3ERR_PERM;
 }
 
 static void sattr_from(const sattr3 *in, struct vfs_sattr *out)
@@ -381,10 +386,12 @@ static void nfs3_access(struct rpc_ctx *c, void *args, void *res)
     int err = vfs_getattr(c->srv->vfs, &c->id, &at);
     if ((r->status = nfs3_status_from_errno(err)) != NFS3_OK)
         return;
+    /* The mode bits only: the owner's override of perm_data applies inside
+     * READ and WRITE (as in knfsd), never here, or a client would let the
+     * owner open a 0400 file for writing. */
     unsigned have = perm_bits(&c->cred, &at);
-    bool owner = c->cred.uid == at.uid;
     uint32_t ok = 0;
-    if (have & MAY_R || (owner && at.type == VFS_REG))
+    if (have & MAY_R)
         ok |= ACCESS3_READ;
     if (at.type == VFS_DIR) {
         if (have & MAY_X) ok |= ACCESS3_LOOKUP;
@@ -392,7 +399,7 @@ static void nfs3_access(struct rpc_ctx *c, void *args, void *res)
             ok |= ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE;
     } else {
         if (have & MAY_X) ok |= ACCESS3_EXECUTE;
-        if (have & MAY_W || (owner && at.type == VFS_REG))
+        if (have & MAY_W)
             ok |= ACCESS3_MODIFY | ACCESS3_EXTEND;
     }
     if (!c->opts->rw || c->srv->vfs_read_only)
@@ -745,7 +752,7 @@ static void remove_common(struct rpc_ctx *c, const diropargs3 *what, bool is_dir
     struct vfs_attr dpre, dpost;
     *status = dir_for_change(c, &c->id, &dpre);
     if (*status == NFS3_OK)
-        *status = sticky_check(c, &c->id, &dpre, name);
+        *status = sticky_check(c, &c->id, &dpre, name, false);
     if (*status != NFS3_OK) {
         wcc_after_fail(c, w, NULL, &c->id);
         return;
@@ -790,7 +797,8 @@ static void nfs3_rename(struct rpc_ctx *c, void *args, void *res)
     struct vfs_attr spre, dpre, spost, dpost;
     if ((r->status = dir_for_change(c, &c->id, &spre)) != NFS3_OK ||
         (r->status = dir_for_change(c, &todir, &dpre)) != NFS3_OK ||
-        (r->status = sticky_check(c, &c->id, &spre, from)) != NFS3_OK)
+        (r->status = sticky_check(c, &c->id, &spre, from, false)) != NFS3_OK ||
+        (r->status = sticky_check(c, &todir, &dpre, to, true)) != NFS3_OK)
         return;
     int err = vfs_rename(c->srv->vfs, &c->id, from, &todir, to, NULL, &spost, NULL, &dpost);
     r->status = nfs3_status_from_errno(err);

@@ -1284,6 +1284,124 @@ START_TEST(mount_list_keeps_at_most_64_paths_per_host)
 }
 END_TEST
 
+/* ---- tests: ACCESS and sticky directories (issue 12, findings 13, 14) ---- */
+
+/* CREATE name (GUARDED, given mode) in dir; returns nfsstat3, fills fh. */
+static int raw_create_mode(struct rpc_context *rpc, char *dir, int dirlen, const char *name,
+                           unsigned mode, char fh[64], int *fhlen)
+{
+    struct waiter w = { .grab = grab_create };
+    CREATE3args a = { .where = { .dir = mkfh(dir, dirlen), .name = (char *)name } };
+    a.how.mode = GUARDED;
+    a.how.createhow3_u.obj_attributes.mode.set_it = 1;
+    a.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = mode;
+    ck_assert_int_eq(rpc_nfs3_create_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    if (fh && w.status == NFS3_OK) {
+        memcpy(fh, w.fh, 64);
+        *fhlen = w.fhlen;
+    }
+    return w.status;
+}
+
+static uint32_t raw_access(struct rpc_context *rpc, char *fh, int fhlen, uint32_t want)
+{
+    struct waiter w = { .grab = grab_access };
+    ACCESS3args a = { .object = mkfh(fh, fhlen), .access = want };
+    ck_assert_int_eq(rpc_nfs3_access_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    return w.u32[0];
+}
+
+static int raw_setmode(struct rpc_context *rpc, char *fh, int fhlen, unsigned mode)
+{
+    struct waiter w = { 0 };
+    SETATTR3args a = { .object = mkfh(fh, fhlen) };
+    a.new_attributes.mode.set_it = 1;
+    a.new_attributes.mode.set_mode3_u.mode = mode;
+    ck_assert_int_eq(rpc_nfs3_setattr_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    return w.status;
+}
+
+/* A fresh directory dir under /demo on the rw cache, mode 01777 or 0777. */
+static void shared_dir(struct rpc_context *root, char *demo, int demolen, const char *name,
+                       unsigned mode, char dir[64], int *dirlen)
+{
+    ck_assert_int_eq(raw_mkdir(root, demo, demolen, name), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(root, demo, demolen, name, dir, dirlen), NFS3_OK);
+    ck_assert_int_eq(raw_setmode(root, dir, *dirlen, mode), NFS3_OK);
+}
+
+START_TEST(access_gives_the_owner_only_what_the_mode_allows)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    char demo[64], dir[64], f[64];
+    int demolen, dirlen, flen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *root = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    struct rpc_context *u = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 1000, 1000);
+    shared_dir(root, demo, demolen, "acc", 0777, dir, &dirlen);
+    const uint32_t rme = ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND;
+    /* 0300: the owner may write, not read. */
+    ck_assert_int_eq(raw_create_mode(u, dir, dirlen, "wo", 0300, f, &flen), NFS3_OK);
+    ck_assert_uint_eq(raw_access(u, f, flen, rme), ACCESS3_MODIFY | ACCESS3_EXTEND);
+    /* 0400: the owner may read, not change. */
+    ck_assert_int_eq(raw_create_mode(u, dir, dirlen, "ro", 0400, f, &flen), NFS3_OK);
+    ck_assert_uint_eq(raw_access(u, f, flen, rme), ACCESS3_READ);
+    /* 0600: both; and root (no_root_squash) keeps reading and writing 0400. */
+    ck_assert_uint_eq(raw_access(root, f, flen, rme), rme);
+    ck_assert_int_eq(raw_create_mode(u, dir, dirlen, "rw", 0600, f, &flen), NFS3_OK);
+    ck_assert_uint_eq(raw_access(u, f, flen, rme), rme);
+    rpc_destroy_context(u);
+    rpc_destroy_context(root);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static int raw_remove(struct rpc_context *rpc, char *dir, int dirlen, const char *name)
+{
+    struct waiter w = { 0 };
+    REMOVE3args a = { .object = { .dir = mkfh(dir, dirlen), .name = (char *)name } };
+    ck_assert_int_eq(rpc_nfs3_remove_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    return w.status;
+}
+
+START_TEST(rename_onto_another_users_file_in_a_sticky_dir_is_refused)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    char demo[64], dir[64], f[64], victim[64];
+    int demolen, dirlen, flen, victimlen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *root = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    struct rpc_context *a = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 1000, 1000);
+    struct rpc_context *b = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 2000, 2000);
+    shared_dir(root, demo, demolen, "sticky", 01777, dir, &dirlen);
+    ck_assert_int_eq(raw_create_mode(b, dir, dirlen, "victim", 0644, victim, &victimlen),
+                     NFS3_OK);
+    ck_assert_int_eq(raw_create_mode(a, dir, dirlen, "mine", 0644, f, &flen), NFS3_OK);
+    /* Like REMOVE (EPERM, as knfsd and a local sticky /tmp answer). */
+    ck_assert_int_eq(raw_rename(a, dir, dirlen, "mine", dir, dirlen, "victim"), NFS3ERR_PERM);
+    ck_assert_int_eq(raw_remove(a, dir, dirlen, "victim"), NFS3ERR_PERM);
+    ck_assert_int_eq(raw_getattr(b, victim, victimlen), NFS3_OK);     /* not replaced */
+    /* Onto a free name, or onto one's own file, is allowed; so is root. */
+    ck_assert_int_eq(raw_rename(a, dir, dirlen, "mine", dir, dirlen, "mine2"), NFS3_OK);
+    ck_assert_int_eq(raw_create_mode(a, dir, dirlen, "mine3", 0644, NULL, NULL), NFS3_OK);
+    ck_assert_int_eq(raw_rename(a, dir, dirlen, "mine2", dir, dirlen, "mine3"), NFS3_OK);
+    ck_assert_int_eq(raw_rename(root, dir, dirlen, "mine3", dir, dirlen, "victim"), NFS3_OK);
+    rpc_destroy_context(b);
+    rpc_destroy_context(a);
+    rpc_destroy_context(root);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 static Suite *nfs_suite(void)
 {
     Suite *s = suite_create("nfs");
@@ -1328,6 +1446,11 @@ static Suite *nfs_suite(void)
     tcase_add_test(ml, mount_150000_spellings_of_one_path_list_it_once);
     tcase_add_test(ml, mount_list_keeps_at_most_64_paths_per_host);
     suite_add_tcase(s, ml);
+    TCase *pm = tcase_create("perms");
+    tcase_set_timeout(pm, 120);
+    tcase_add_test(pm, access_gives_the_owner_only_what_the_mode_allows);
+    tcase_add_test(pm, rename_onto_another_users_file_in_a_sticky_dir_is_refused);
+    suite_add_tcase(s, pm);
     return s;
 }
 
