@@ -268,6 +268,8 @@ static void mnt_dump(struct rpc_ctx *c, void *args, void *res)
 {
     mountlist *out = res, *tail = out;
     size_t n = 0, used = 64, limit = c->max_reply > 512 ? c->max_reply - 512 : 0;
+    if (!exports_admit(c->exports, c->peer))
+        return;             /* an empty list to hosts no export admits */
     pthread_mutex_lock(&c->srv->lock);
     for (size_t i = 0; i < NFSD_MOUNT_BUCKETS && n < NFSD_DUMP_MAX; i++)
         for (struct mount_entry *e = c->srv->mounts[i]; e && n < NFSD_DUMP_MAX;
@@ -333,6 +335,8 @@ static void client_str(const struct export_client *cl, char *buf, size_t len)
 static void mnt_export(struct rpc_ctx *c, void *args, void *res)
 {
     exports *out = res, *tail = out;
+    if (!exports_admit(c->exports, c->peer))
+        return;             /* an empty list to hosts no export admits */
     for (size_t i = 0; c->exports && i < c->exports->n; i++) {
         const struct export *e = &c->exports->v[i];
         exportnode *n = arena_alloc(&c->arena, sizeof *n);

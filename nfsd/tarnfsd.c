@@ -409,15 +409,17 @@ int main(int argc, char **argv)
         ret = path ? nfsd_config_load(path, &fresh, err, sizeof err) : 0;
         if (ret) {
             log_error("SIGHUP: keeping the old exports: %s", err);
+        } else if (!fresh.exports) {
+            /* Never widen to the built-in "/ *" on a reload: a config that
+             * lost its export lines is more likely a mistake than a wish. */
+            log_error("SIGHUP: keeping the old exports: %s has no export lines "
+                      "(restart to serve the built-in default)",
+                      path ? path : "no config file");
         } else {
-            if (!fresh.exports)
-                exports_default(fl.rw, &fresh.exports);
-            if (fresh.exports) {
-                if (exports_any_rw(fresh.exports) && srv.vfs_read_only)
-                    log_warn("SIGHUP: rw exports need a restart; they stay read-only");
-                nfsd_exports_set(&srv, exports_ref(fresh.exports));
-                log_info("SIGHUP: exports reloaded (%zu)", fresh.exports->n);
-            }
+            if (exports_any_rw(fresh.exports) && srv.vfs_read_only)
+                log_warn("SIGHUP: rw exports need a restart; they stay read-only");
+            nfsd_exports_set(&srv, exports_ref(fresh.exports));
+            log_info("SIGHUP: exports reloaded (%zu)", fresh.exports->n);
         }
         nfsd_config_free(&fresh);
     }

@@ -697,6 +697,39 @@ START_TEST(mount_export_dump_and_umnt_keep_their_lists)
 }
 END_TEST
 
+START_TEST(dump_and_export_answer_nothing_to_a_host_no_export_admits)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(),
+                                  "export / 10.77.0.0/16(ro)\nexport /demo 192.0.2.7(rw)\n",
+                                  NULL), 0);
+    struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    struct waiter w = { 0 };
+    ck_assert_int_eq(rpc_mount3_export_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    ck_assert_int_eq(w.status, 0);      /* an empty (NULL) list */
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(rpc_mount3_dump_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    ck_assert_int_eq(w.status, 0);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+    /* An admitted host sees the list. */
+    ck_assert_int_eq(server_start(&s, ro_cache(),
+                                  "export / 10.77.0.0/16(ro)\nexport /demo 127.0.0.1(ro)\n",
+                                  NULL), 0);
+    rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(rpc_mount3_export_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_ne(w.status, 0);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 static int read_as(const struct test_server *s, int uid, const char *path)
 {
     struct nfs_context *nfs = nfs_connect(s, "/", NULL);
@@ -1426,6 +1459,7 @@ static Suite *nfs_suite(void)
     tcase_add_test(acl, a_read_only_export_answers_rofs_to_every_change);
     tcase_add_test(acl, a_client_not_in_the_export_list_is_refused_at_mount_and_per_call);
     tcase_add_test(acl, mount_export_dump_and_umnt_keep_their_lists);
+    tcase_add_test(acl, dump_and_export_answer_nothing_to_a_host_no_export_admits);
     tcase_add_test(acl, root_is_squashed_unless_the_export_says_no_root_squash);
     tcase_add_test(acl, access_reports_what_mode_and_export_allow);
     suite_add_tcase(s, acl);

@@ -91,6 +91,56 @@ START_TEST(v4_mapped_v6_peers_match_v4_patterns)
 }
 END_TEST
 
+START_TEST(the_most_specific_client_pattern_wins_as_in_exports_5)
+{
+    struct exports *ex;
+    ck_assert_int_eq(exports_default(false, &ex), 0);
+    char err[128];
+    /* tarnfs.conf(5)'s own example, then the same patterns reversed. */
+    ck_assert_int_eq(exports_add_line(ex, "/ex 10.1.0.0/16(ro) 10.1.5.20(rw,no_root_squash) "
+                                      "*(ro,all_squash)", err, sizeof err), 0);
+    ck_assert_int_eq(exports_add_line(ex, "/rev *(ro,all_squash) 10.1.5.20(rw,no_root_squash) "
+                                      "10.1.0.0/16(ro) 10.0.0.0/8(rw,all_squash)",
+                                      err, sizeof err), 0);
+    ck_assert_int_eq(exports_add_line(ex, "/host 127.0.0.0/8(ro) localhost(rw)",
+                                      err, sizeof err), 0);
+    struct sockaddr_in host = v4("10.1.5.20", 900), net = v4("10.1.9.9", 900),
+                       wide = v4("10.2.0.1", 900), other = v4("192.0.2.1", 900),
+                       lo = v4("127.0.0.1", 900);
+    for (size_t i = 1; i <= 2; i++) {
+        const struct export *e = &ex->v[i];
+        const struct export_opts *o = export_match(e, (struct sockaddr *)&host);
+        ck_assert(o && o->rw && !o->root_squash && !o->all_squash);
+        o = export_match(e, (struct sockaddr *)&net);
+        ck_assert(o && !o->rw && o->root_squash && !o->all_squash);
+        o = export_match(e, (struct sockaddr *)&other);
+        ck_assert(o && !o->rw && o->all_squash);
+    }
+    const struct export_opts *o = export_match(&ex->v[2], (struct sockaddr *)&wide);
+    ck_assert(o && o->rw && o->all_squash);        /* /8 beats '*' */
+    o = export_match(&ex->v[3], (struct sockaddr *)&lo);
+    ck_assert(o && o->rw);                          /* a host name beats a CIDR */
+    exports_unref(ex);
+}
+END_TEST
+
+START_TEST(dump_and_export_admit_only_hosts_some_export_lists)
+{
+    struct exports *ex = calloc(1, sizeof *ex);
+    ck_assert_ptr_nonnull(ex);
+    atomic_init(&ex->refs, 1);
+    char err[128];
+    ck_assert_int_eq(exports_add_line(ex, "/a 10.9.9.9(ro)", err, sizeof err), 0);
+    ck_assert_int_eq(exports_add_line(ex, "/b 192.0.2.0/24(rw)", err, sizeof err), 0);
+    struct sockaddr_in in1 = v4("10.9.9.9", 900), in2 = v4("192.0.2.77", 900),
+                       out = v4("127.0.0.1", 900);
+    ck_assert(exports_admit(ex, (struct sockaddr *)&in1));
+    ck_assert(exports_admit(ex, (struct sockaddr *)&in2));
+    ck_assert(!exports_admit(ex, (struct sockaddr *)&out));
+    exports_unref(ex);
+}
+END_TEST
+
 START_TEST(bad_config_lines_name_the_line_and_the_reason)
 {
     static const char *const bad[][2] = {
@@ -226,6 +276,8 @@ int main(void)
     tcase_add_test(t, settings_and_exports_are_read_from_the_config_file);
     tcase_add_test(t, v4_mapped_v6_peers_match_v4_patterns);
     tcase_add_test(t, bad_config_lines_name_the_line_and_the_reason);
+    tcase_add_test(t, the_most_specific_client_pattern_wins_as_in_exports_5);
+    tcase_add_test(t, dump_and_export_admit_only_hosts_some_export_lists);
     tcase_add_test(t, sizes_and_durations_parse_with_units);
     tcase_add_test(t, handles_round_trip_and_reject_tampering);
     tcase_add_test(t, handle_mac_is_siphash24_with_reference_vectors);
