@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "nfsd/config.h"
+#include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
 #include "nfsd/rpc_server.h"
 #include "vfs/vfs.h"
@@ -47,6 +48,7 @@ struct nfsd {
     struct mount_entry *mounts[NFSD_MOUNT_BUCKETS];   /* by host hash */
     size_t nmounts;
     bool mounts_full_logged;
+    struct drc drc;                 /* off unless drc_init'ed */
 };
 
 /* Caller credentials after squashing. */
@@ -96,6 +98,7 @@ struct rpc_ctx {
 enum {
     PROC_NEEDS_FH  = 1 << 0,        /* args start with an nfs_fh3 to check */
     PROC_MODIFIES  = 1 << 1,        /* refused with ROFS on ro exports */
+    PROC_DRC       = 1 << 2,        /* not idempotent: replies kept in the DRC */
 };
 
 struct rpc_proc {

@@ -354,6 +354,33 @@ static nfsstat3 nfs_check_handle(struct rpc_ctx *c, const nfs_fh3 *fh, unsigned 
 
 static const struct rpc_program *const programs[] = { &nfs3_program, &mount3_program };
 
+/* The DRC key of a call whose arguments start at byte args_at: the
+ * arguments hashed (keyed) with the caller's ids, not the credential bytes,
+ * whose AUTH_SYS stamp a client may renew when it re-encodes a retry. */
+static void drc_key_make(struct nfsd *srv, struct drc_key *k, uint32_t xid,
+                         const struct rpc_msg *msg, const struct rpc_call_in *call,
+                         size_t args_at, const struct nfs_cred *cred)
+{
+    memset(k, 0, sizeof *k);
+    k->xid = xid;
+    k->prog = (uint32_t)msg->rm_call.cb_prog;
+    k->vers = (uint32_t)msg->rm_call.cb_vers;
+    k->proc = (uint32_t)msg->rm_call.cb_proc;
+    if (call->peer->sa_family == AF_INET6) {
+        memcpy(k->addr, &((const struct sockaddr_in6 *)call->peer)->sin6_addr, 16);
+    } else if (call->peer->sa_family == AF_INET) {
+        k->addr[10] = k->addr[11] = 0xff;
+        memcpy(k->addr + 12, &((const struct sockaddr_in *)call->peer)->sin_addr, 4);
+    }
+    uint8_t ids[12];
+    uint32_t f = (uint32_t)msg->rm_call.cb_cred.oa_flavor;
+    memcpy(ids, &cred->uid, 4);
+    memcpy(ids + 4, &cred->gid, 4);
+    memcpy(ids + 8, &f, 4);
+    k->body = fh_siphash24(srv->key.k, call->data + args_at, call->len - args_at) ^
+              (fh_siphash24(srv->key.k + 16, ids, sizeof ids) << 1);
+}
+
 void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_reply_out *out)
 {
     struct nfsd *srv = ctx;
@@ -432,6 +459,7 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         return;
     }
 
+    size_t args_at = xdr_getpos(&x);
     void *args = calloc(1, proc->args_size ? proc->args_size : 1);
     void *res = calloc(1, proc->res_size ? proc->res_size : 1);
     if (!args || !res) {
@@ -451,6 +479,22 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         return;
     }
     xdr_destroy(&x);
+
+    /* A retransmitted non-idempotent call gets its first reply. */
+    struct drc_key dk;
+    bool use_drc = prog == &nfs3_program && (proc->flags & PROC_DRC) && srv->drc.on;
+    if (use_drc) {
+        drc_key_make(srv, &dk, xid, &msg, call, args_at, &c.raw_cred);
+        enum drc_state ds = drc_begin(&srv->drc, &dk, out);
+        if (ds != DRC_MISS) {
+            log_debug("rpc: %s %s xid %u: a retransmission, %s", prog->name, proc->name,
+                      xid, ds == DRC_HIT ? "replayed" : "still running; dropped");
+            xdr_free(proc->xdr_args, args);
+            free(args);
+            free(res);
+            return;
+        }
+    }
 
     c.exports = nfsd_exports_get(srv);
     if (c.flavor == AUTH_NONE) {
@@ -480,6 +524,12 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         log_error("rpc: %s %s: reply not encodable; answering SYSTEM_ERR", prog->name,
                   proc->name);
         reply_accepted(xid, SYSTEM_ERR, NULL, NULL, 0, 0, out);
+    }
+    if (use_drc) {
+        if (*(nfsstat3 *)res == NFS3ERR_JUKEBOX)
+            drc_abandon(&srv->drc, &dk);    /* "try later" must not be replayed */
+        else
+            drc_done(&srv->drc, &dk, out);
     }
 
     xdr_free(proc->xdr_args, args);

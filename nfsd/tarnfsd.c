@@ -287,6 +287,7 @@ int main(int argc, char **argv)
 
     static struct nfsd srv;
     pthread_mutex_init(&srv.lock, NULL);
+    drc_init(&srv.drc);
     /* With a source to fetch from, the cache is ours to create; without
      * one it must already hold runs (made by `tarnfs ingest`). */
     if (cfg.source && mkdir(cfg.cache_dir, 0700) != 0 && errno != EEXIST) {
@@ -431,6 +432,7 @@ int main(int argc, char **argv)
     vfs_close(srv.vfs);
     nfsd_exports_set(&srv, NULL);
     nfsd_mounts_clear(&srv);
+    drc_free(&srv.drc);
     if (!fl.foreground)
         unlink(pidfile);
     nfsd_config_free(&cfg);
