@@ -101,7 +101,7 @@ install: build-all
 	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|' etc/tarnfsd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/tarnfsd.service
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/tarnfsd.service
 	install -m 644 etc/tarnfs.conf $(DESTDIR)$(PREFIX)/share/doc/tarnfs/tarnfs.conf.sample
-	test -e $(DESTDIR)/etc/tarnfs/tarnfs.conf || install -m 644 etc/tarnfs.conf $(DESTDIR)/etc/tarnfs/tarnfs.conf
+	test -e $(DESTDIR)/etc/tarnfs/tarnfs.conf || install -m 640 etc/tarnfs.conf $(DESTDIR)/etc/tarnfs/tarnfs.conf
 
 clean:
 	rm -rf build build-san

@@ -421,12 +421,28 @@ const struct export_opts *export_match(const struct export *e,
         a = ((const struct sockaddr_in6 *)peer)->sin6_addr;
     else
         return NULL;
+    /* As exports(5): the most specific pattern wins, whatever the order:
+     * a single host (a name or a full address) over a longer CIDR prefix
+     * over a shorter one over '*'; among equals, the first. */
+    const struct export_client *best = NULL;
+    int best_rank = -1;
     for (size_t i = 0; i < e->nclients; i++) {
         const struct export_client *c = &e->clients[i];
-        if (c->any || prefix_equal(&a, &c->addr, c->prefix))
-            return &c->opts;
+        int rank = c->any ? 0 : 1 + (int)c->prefix;
+        if (rank > best_rank && (c->any || prefix_equal(&a, &c->addr, c->prefix))) {
+            best = c;
+            best_rank = rank;
+        }
     }
-    return NULL;
+    return best ? &best->opts : NULL;
+}
+
+bool exports_admit(const struct exports *ex, const struct sockaddr *peer)
+{
+    for (size_t i = 0; ex && i < ex->n; i++)
+        if (export_match(&ex->v[i], peer))
+            return true;
+    return false;
 }
 
 static char *trim(char *s)

@@ -79,9 +79,15 @@ struct exports *exports_ref(struct exports *ex);
 void exports_unref(struct exports *ex);
 
 /* The options that apply to peer for export e, or NULL when it is not
- * allowed.  v4-mapped v6 peers match v4 patterns. */
+ * allowed: those of the most specific matching pattern, as exports(5) (a
+ * host over a longer CIDR prefix over a shorter one over '*'; the first
+ * among equals).  v4-mapped v6 peers match v4 patterns. */
 const struct export_opts *export_match(const struct export *e,
                                        const struct sockaddr *peer);
+
+/* True when some export of ex admits peer (DUMP and EXPORT answer only
+ * such hosts). */
+bool exports_admit(const struct exports *ex, const struct sockaddr *peer);
 
 /* The export with handle id id, or NULL. */
 const struct export *exports_by_id(const struct exports *ex, uint8_t id);

@@ -3,6 +3,7 @@
  * EXPORT lists exports and their client patterns. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,7 @@ static mountstat3 mnt_status(int err)
     }
 }
 
-/* Walk path from the namespace root, one component at a time. */
-static int resolve_path(vfs *v, const char *path, struct vfs_id *out)
+int nfsd_resolve_path(vfs *v, const char *path, struct vfs_id *out)
 {
     vfs_root(v, out);
     char comp[VFS_NAME_MAX + 1];
@@ -79,44 +79,81 @@ static int resolve_path(vfs *v, const char *path, struct vfs_id *out)
     return a.type == VFS_DIR ? 0 : ENOTDIR;
 }
 
-static void mount_add(struct nfsd *srv, const char *host, const char *path)
+static size_t host_bucket(const char *host)
+{
+    uint32_t h = 2166136261u;
+    for (; *host; host++)
+        h = (h ^ (uint8_t)*host) * 16777619u;
+    return h % NFSD_MOUNT_BUCKETS;
+}
+
+static void entry_free(struct mount_entry *e)
+{
+    free(e->host);
+    free(e->path);
+    free(e);
+}
+
+/* Record (host, path) unless it is there or a limit is reached; the work
+ * under the lock is one bucket's chain.  True when it was added. */
+static bool mount_add(struct nfsd *srv, const char *host, const char *path)
 {
     struct mount_entry *m = calloc(1, sizeof *m);
     if (!m)
-        return;
+        return false;
     m->host = strdup(host);
     m->path = strdup(path);
     if (!m->host || !m->path) {
-        free(m->host);
-        free(m->path);
-        free(m);
-        return;
+        entry_free(m);
+        return false;
     }
+    size_t b = host_bucket(host), same_host = 0;
+    const char *why = NULL;
     pthread_mutex_lock(&srv->lock);
-    for (struct mount_entry *e = srv->mounts; e; e = e->next)
-        if (!strcmp(e->host, host) && !strcmp(e->path, path)) {
+    for (struct mount_entry *e = srv->mounts[b]; e; e = e->next) {
+        if (strcmp(e->host, host))
+            continue;
+        if (!strcmp(e->path, path)) {
             pthread_mutex_unlock(&srv->lock);
-            free(m->host);
-            free(m->path);
-            free(m);
-            return;
+            entry_free(m);
+            return false;
         }
-    m->next = srv->mounts;
-    srv->mounts = m;
+        same_host++;
+    }
+    if (same_host >= NFSD_MOUNTS_PER_HOST)
+        why = "this host's";
+    else if (srv->nmounts >= NFSD_MOUNTS_MAX)
+        why = "the server's";
+    if (!why) {
+        m->next = srv->mounts[b];
+        srv->mounts[b] = m;
+        srv->nmounts++;
+        m = NULL;
+    }
+    bool log_it = why && !srv->mounts_full_logged;
+    if (log_it)
+        srv->mounts_full_logged = true;
     pthread_mutex_unlock(&srv->lock);
+    if (log_it)
+        log_warn("mount: %s mounted %s but %s mount list is full; not listed "
+                 "(logged once)", host, path, why);
+    if (!m)
+        return true;
+    entry_free(m);
+    return false;
 }
 
 /* Drop host's entries for path (all of them when path is NULL). */
 static void mount_remove(struct nfsd *srv, const char *host, const char *path)
 {
+    size_t b = host_bucket(host);
     pthread_mutex_lock(&srv->lock);
-    for (struct mount_entry **pp = &srv->mounts; *pp;) {
+    for (struct mount_entry **pp = &srv->mounts[b]; *pp;) {
         struct mount_entry *e = *pp;
         if (!strcmp(e->host, host) && (!path || !strcmp(e->path, path))) {
             *pp = e->next;
-            free(e->host);
-            free(e->path);
-            free(e);
+            entry_free(e);
+            srv->nmounts--;
         } else {
             pp = &e->next;
         }
@@ -127,24 +164,56 @@ static void mount_remove(struct nfsd *srv, const char *host, const char *path)
 void nfsd_mounts_clear(struct nfsd *srv)
 {
     pthread_mutex_lock(&srv->lock);
-    while (srv->mounts) {
-        struct mount_entry *e = srv->mounts;
-        srv->mounts = e->next;
-        free(e->host);
-        free(e->path);
-        free(e);
-    }
+    for (size_t b = 0; b < NFSD_MOUNT_BUCKETS; b++)
+        while (srv->mounts[b]) {
+            struct mount_entry *e = srv->mounts[b];
+            srv->mounts[b] = e->next;
+            entry_free(e);
+        }
+    srv->nmounts = 0;
     pthread_mutex_unlock(&srv->lock);
+}
+
+int nfsd_canonical_path(const char *in, char *out, size_t cap)
+{
+    if (!in || in[0] != '/')
+        return EINVAL;
+    size_t j = 0;
+    const char *p = in;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (n == 0 || (n == 1 && p[0] == '.')) {
+            p += n;
+            continue;
+        }
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return EINVAL;      /* exports name real paths only */
+        if (j + 1 + n + 1 > cap)
+            return ENAMETOOLONG;
+        out[j++] = '/';
+        memcpy(out + j, p, n);
+        j += n;
+        p += n;
+    }
+    if (j == 0)
+        out[j++] = '/';
+    out[j] = 0;
+    return 0;
 }
 
 static void mnt_mnt(struct rpc_ctx *c, void *args, void *res)
 {
-    const char *path = *(dirpath *)args;
     mountres3 *r = res;
     char host[INET6_ADDRSTRLEN];
     nfsd_peer_str(c->peer, host, sizeof host);
-    if (!path || path[0] != '/') {
-        r->fhs_status = MNT3ERR_INVAL;
+    /* One spelling per directory ("//a/./b/" is "/a/b"), for the export
+     * match, the log and the mount list alike. */
+    char path[MNTPATHLEN + 2];
+    int cerr = nfsd_canonical_path(*(dirpath *)args, path, sizeof path);
+    if (cerr) {
+        r->fhs_status = mnt_status(cerr);
         return;
     }
     const struct export *e = export_for_path(c->exports, path);
@@ -160,7 +229,7 @@ static void mnt_mnt(struct rpc_ctx *c, void *args, void *res)
         return;
     }
     struct vfs_id id;
-    int err = resolve_path(c->srv->vfs, path, &id);
+    int err = nfsd_resolve_path(c->srv->vfs, path, &id);
     if (err) {
         r->fhs_status = mnt_status(err);
         return;
@@ -179,8 +248,9 @@ static void mnt_mnt(struct rpc_ctx *c, void *args, void *res)
     ok->auth_flavors.auth_flavors_len = 2;
     ok->auth_flavors.auth_flavors_val = flavors;
     r->fhs_status = MNT3_OK;
-    mount_add(c->srv, host, path);
-    log_info("mount: %s mounted %s (%s)", host, path, o->rw ? "rw" : "ro");
+    /* Logged when listed: a client mounting in a loop does not flood. */
+    if (mount_add(c->srv, host, path))
+        log_info("mount: %s mounted %s (%s)", host, path, o->rw ? "rw" : "ro");
 }
 
 static char *arena_strdup(struct arena *a, const char *s)
@@ -192,26 +262,42 @@ static char *arena_strdup(struct arena *a, const char *s)
     return d;
 }
 
+/* DUMP: at most NFSD_DUMP_MAX entries, and no more bytes than the
+ * transport's reply limit. */
 static void mnt_dump(struct rpc_ctx *c, void *args, void *res)
 {
     mountlist *out = res, *tail = out;
+    size_t n = 0, used = 64, limit = c->max_reply > 512 ? c->max_reply - 512 : 0;
+    if (!exports_admit(c->exports, c->peer))
+        return;             /* an empty list to hosts no export admits */
     pthread_mutex_lock(&c->srv->lock);
-    for (struct mount_entry *e = c->srv->mounts; e; e = e->next) {
-        mountbody *b = arena_alloc(&c->arena, sizeof *b);
-        if (!b || !(b->ml_hostname = arena_strdup(&c->arena, e->host)) ||
-            !(b->ml_directory = arena_strdup(&c->arena, e->path)))
-            break;
-        *tail = b;
-        tail = &b->ml_next;
-    }
+    for (size_t i = 0; i < NFSD_MOUNT_BUCKETS && n < NFSD_DUMP_MAX; i++)
+        for (struct mount_entry *e = c->srv->mounts[i]; e && n < NFSD_DUMP_MAX;
+             e = e->next) {
+            size_t need = 4 + 4 + ((strlen(e->host) + 3) & ~(size_t)3) + 4 +
+                          ((strlen(e->path) + 3) & ~(size_t)3);
+            if (used + need > limit)
+                goto full;
+            mountbody *b = arena_alloc(&c->arena, sizeof *b);
+            if (!b || !(b->ml_hostname = arena_strdup(&c->arena, e->host)) ||
+                !(b->ml_directory = arena_strdup(&c->arena, e->path)))
+                goto full;
+            *tail = b;
+            tail = &b->ml_next;
+            used += need;
+            n++;
+        }
+full:
     pthread_mutex_unlock(&c->srv->lock);
+    c->reply_size_hint = used;
 }
 
 static void mnt_umnt(struct rpc_ctx *c, void *args, void *res)
 {
-    char host[INET6_ADDRSTRLEN];
+    char host[INET6_ADDRSTRLEN], path[MNTPATHLEN + 2];
     nfsd_peer_str(c->peer, host, sizeof host);
-    mount_remove(c->srv, host, *(dirpath *)args);
+    if (!nfsd_canonical_path(*(dirpath *)args, path, sizeof path))
+        mount_remove(c->srv, host, path);
 }
 
 static void mnt_umntall(struct rpc_ctx *c, void *args, void *res)
@@ -249,6 +335,8 @@ static void client_str(const struct export_client *cl, char *buf, size_t len)
 static void mnt_export(struct rpc_ctx *c, void *args, void *res)
 {
     exports *out = res, *tail = out;
+    if (!exports_admit(c->exports, c->peer))
+        return;             /* an empty list to hosts no export admits */
     for (size_t i = 0; c->exports && i < c->exports->n; i++) {
         const struct export *e = &c->exports->v[i];
         exportnode *n = arena_alloc(&c->arena, sizeof *n);

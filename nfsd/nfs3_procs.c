@@ -107,6 +107,8 @@ static nfsstat3 fh_second(struct rpc_ctx *c, const nfs_fh3 *fh, struct vfs_id *o
         return NFS3ERR_STALE;
     if (exp_id != c->exp->id)
         return NFS3ERR_XDEV;
+    if (!nfsd_export_holds(c->srv, c->exp, out))
+        return NFS3ERR_STALE;
     return NFS3_OK;
 }
 
@@ -197,18 +199,23 @@ static nfsstat3 dir_for_change(struct rpc_ctx *c, const struct vfs_id *dir, stru
 }
 
 /* Sticky directories: only the owner of the entry or of the directory (or
- * root) may remove or rename it. */
+ * root) may remove it, rename it, or rename something onto it; others get
+ * NFS3ERR_PERM, as from knfsd (EPERM, like a local sticky /tmp).  With
+ * may_be_absent, a missing entry is no obstacle (a RENAME target). */
 static nfsstat3 sticky_check(struct rpc_ctx *c, const struct vfs_id *dir,
-                             const struct vfs_attr *da, const char *name)
+                             const struct vfs_attr *da, const char *name,
+                             bool may_be_absent)
 {
     if (!(da->mode & S_ISVTX) || c->cred.uid == 0 || c->cred.uid == da->uid)
         return NFS3_OK;
     struct vfs_id child;
     struct vfs_attr ca;
     int err = vfs_lookup(c->srv->vfs, dir, name, &child, &ca);
+    if (err == ENOENT && may_be_absent)
+        return NFS3_OK;
     if (err)
         return nfs3_status_from_errno(err);
-    return ca.uid == c->cred.uid ? NFS3_OK : NFS3ERR_ACCES;
+    return ca.uid == c->cred.uid ? NFS3_OK : NFS3ERR_PERM;
 }
 
 static void sattr_from(const sattr3 *in, struct vfs_sattr *out)
@@ -352,7 +359,7 @@ static void nfs3_lookup(struct rpc_ctx *c, void *args, void *res)
         out = c->id;
         oa = da;
     } else if (!strcmp(name, "..")) {
-        err = vfs_parent(c->srv->vfs, &c->id, &out);
+        err = nfsd_export_parent(c->srv, c->exp, &c->id, &out);
         if (!err)
             err = vfs_getattr(c->srv->vfs, &out, &oa);
     } else {
@@ -379,10 +386,12 @@ static void nfs3_access(struct rpc_ctx *c, void *args, void *res)
     int err = vfs_getattr(c->srv->vfs, &c->id, &at);
     if ((r->status = nfs3_status_from_errno(err)) != NFS3_OK)
         return;
+    /* The mode bits only: the owner's override of perm_data applies inside
+     * READ and WRITE (as in knfsd), never here, or a client would let the
+     * owner open a 0400 file for writing. */
     unsigned have = perm_bits(&c->cred, &at);
-    bool owner = c->cred.uid == at.uid;
     uint32_t ok = 0;
-    if (have & MAY_R || (owner && at.type == VFS_REG))
+    if (have & MAY_R)
         ok |= ACCESS3_READ;
     if (at.type == VFS_DIR) {
         if (have & MAY_X) ok |= ACCESS3_LOOKUP;
@@ -390,7 +399,7 @@ static void nfs3_access(struct rpc_ctx *c, void *args, void *res)
             ok |= ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE;
     } else {
         if (have & MAY_X) ok |= ACCESS3_EXECUTE;
-        if (have & MAY_W || (owner && at.type == VFS_REG))
+        if (have & MAY_W)
             ok |= ACCESS3_MODIFY | ACCESS3_EXTEND;
     }
     if (!c->opts->rw || c->srv->vfs_read_only)
@@ -743,7 +752,7 @@ static void remove_common(struct rpc_ctx *c, const diropargs3 *what, bool is_dir
     struct vfs_attr dpre, dpost;
     *status = dir_for_change(c, &c->id, &dpre);
     if (*status == NFS3_OK)
-        *status = sticky_check(c, &c->id, &dpre, name);
+        *status = sticky_check(c, &c->id, &dpre, name, false);
     if (*status != NFS3_OK) {
         wcc_after_fail(c, w, NULL, &c->id);
         return;
@@ -788,7 +797,8 @@ static void nfs3_rename(struct rpc_ctx *c, void *args, void *res)
     struct vfs_attr spre, dpre, spost, dpost;
     if ((r->status = dir_for_change(c, &c->id, &spre)) != NFS3_OK ||
         (r->status = dir_for_change(c, &todir, &dpre)) != NFS3_OK ||
-        (r->status = sticky_check(c, &c->id, &spre, from)) != NFS3_OK)
+        (r->status = sticky_check(c, &c->id, &spre, from, false)) != NFS3_OK ||
+        (r->status = sticky_check(c, &todir, &dpre, to, true)) != NFS3_OK)
         return;
     int err = vfs_rename(c->srv->vfs, &c->id, from, &todir, to, NULL, &spost, NULL, &dpost);
     r->status = nfs3_status_from_errno(err);
@@ -946,7 +956,7 @@ static nfsstat3 readdir_common(struct rpc_ctx *c, uint64_t cookie, const char *v
     if (!err && cookie <= 1) {
         struct vfs_id pid;
         struct vfs_attr pa;
-        int perr = vfs_parent(c->srv->vfs, &c->id, &pid);
+        int perr = nfsd_export_parent(c->srv, c->exp, &c->id, &pid);
         if (!perr)
             perr = vfs_getattr(c->srv->vfs, &pid, &pa);
         if (perr)
@@ -1088,20 +1098,20 @@ static void nfs3_commit(struct rpc_ctx *c, void *args, void *res)
 static const struct rpc_proc nfs3_procs[] = {
     { "NULL", (xdrproc_t)nfsd_xdr_void, 0, (xdrproc_t)nfsd_xdr_void, 0, nfs3_null, 0 },
     P("GETATTR", GETATTR, nfs3_getattr, PROC_NEEDS_FH),
-    P("SETATTR", SETATTR, nfs3_setattr, PROC_NEEDS_FH | PROC_MODIFIES),
+    P("SETATTR", SETATTR, nfs3_setattr, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
     P("LOOKUP", LOOKUP, nfs3_lookup, PROC_NEEDS_FH),
     P("ACCESS", ACCESS, nfs3_access, PROC_NEEDS_FH),
     P("READLINK", READLINK, nfs3_readlink, PROC_NEEDS_FH),
     P("READ", READ, nfs3_read, PROC_NEEDS_FH),
-    P("WRITE", WRITE, nfs3_write, PROC_NEEDS_FH | PROC_MODIFIES),
-    P("CREATE", CREATE, nfs3_create, PROC_NEEDS_FH | PROC_MODIFIES),
-    P("MKDIR", MKDIR, nfs3_mkdir, PROC_NEEDS_FH | PROC_MODIFIES),
-    P("SYMLINK", SYMLINK, nfs3_symlink, PROC_NEEDS_FH | PROC_MODIFIES),
-    P("MKNOD", MKNOD, nfs3_mknod, PROC_NEEDS_FH | PROC_MODIFIES),
-    P("REMOVE", REMOVE, nfs3_remove, PROC_NEEDS_FH | PROC_MODIFIES),
-    P("RMDIR", RMDIR, nfs3_rmdir, PROC_NEEDS_FH | PROC_MODIFIES),
-    P("RENAME", RENAME, nfs3_rename, PROC_NEEDS_FH | PROC_MODIFIES),
-    P("LINK", LINK, nfs3_link, PROC_NEEDS_FH | PROC_MODIFIES),
+    P("WRITE", WRITE, nfs3_write, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
+    P("CREATE", CREATE, nfs3_create, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
+    P("MKDIR", MKDIR, nfs3_mkdir, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
+    P("SYMLINK", SYMLINK, nfs3_symlink, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
+    P("MKNOD", MKNOD, nfs3_mknod, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
+    P("REMOVE", REMOVE, nfs3_remove, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
+    P("RMDIR", RMDIR, nfs3_rmdir, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
+    P("RENAME", RENAME, nfs3_rename, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
+    P("LINK", LINK, nfs3_link, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
     P("READDIR", READDIR, nfs3_readdir, PROC_NEEDS_FH),
     P("READDIRPLUS", READDIRPLUS, nfs3_readdirplus, PROC_NEEDS_FH),
     P("FSSTAT", FSSTAT, nfs3_fsstat, PROC_NEEDS_FH),

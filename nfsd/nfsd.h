@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "nfsd/config.h"
+#include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
 #include "nfsd/rpc_server.h"
 #include "vfs/vfs.h"
@@ -21,6 +22,16 @@
 
 /* NFS reads and writes go up to this size (FSINFO rtmax/wtmax). */
 #define NFSD_MAX_IO (1024 * 1024)
+
+/* The MOUNT list (DUMP's answer) is advisory, so it is bounded: entries
+ * are (host, canonical path) pairs, hashed by host; a host keeps at most
+ * NFSD_MOUNTS_PER_HOST of them and the server NFSD_MOUNTS_MAX; a MNT past
+ * either still succeeds but is not listed.  DUMP answers at most
+ * NFSD_DUMP_MAX entries (the rpcgen list encoder recurses once per entry). */
+#define NFSD_MOUNTS_MAX      4096
+#define NFSD_MOUNTS_PER_HOST 64
+#define NFSD_MOUNT_BUCKETS   1024
+#define NFSD_DUMP_MAX        4096
 
 struct mount_entry {
     struct mount_entry *next;
@@ -34,7 +45,10 @@ struct nfsd {
     uint8_t write_verf[8];          /* new on every start */
     pthread_mutex_t lock;           /* exports pointer and mount list */
     struct exports *exports;
-    struct mount_entry *mounts;
+    struct mount_entry *mounts[NFSD_MOUNT_BUCKETS];   /* by host hash */
+    size_t nmounts;
+    bool mounts_full_logged;
+    struct drc drc;                 /* off unless drc_init'ed */
 };
 
 /* Caller credentials after squashing. */
@@ -84,6 +98,7 @@ struct rpc_ctx {
 enum {
     PROC_NEEDS_FH  = 1 << 0,        /* args start with an nfs_fh3 to check */
     PROC_MODIFIES  = 1 << 1,        /* refused with ROFS on ro exports */
+    PROC_DRC       = 1 << 2,        /* not idempotent: replies kept in the DRC */
 };
 
 struct rpc_proc {
@@ -128,6 +143,28 @@ bool nfsd_peer_privileged(const struct sockaddr *peer);
 
 /* Format the peer's address (no port) into buf. */
 void nfsd_peer_str(const struct sockaddr *peer, char *buf, size_t len);
+
+/* Walk path ("/run/dir", "." components skipped) from the namespace root
+ * to a directory.  Errors: EINVAL (a ".." component), ENOENT, ENOTDIR,
+ * ENAMETOOLONG, and vfs errors (ESTALE, EIO). */
+int nfsd_resolve_path(vfs *v, const char *path, struct vfs_id *out);
+
+/* True when id lies inside export e (doc/design.md, "Export isolation"):
+ * exports of "/" hold everything; a run or namespace export holds the ids
+ * of its runs; an export inside a run holds its run's non-directories and
+ * the directories below its root.  A false answer is NFS3ERR_STALE. */
+bool nfsd_export_holds(struct nfsd *srv, const struct export *e, const struct vfs_id *id);
+
+/* The ".." of directory dir for a client of export e: its parent, except
+ * that the export's root is its own parent (as in knfsd).  Errors: as
+ * vfs_parent, and nfsd_resolve_path's for the export root. */
+int nfsd_export_parent(struct nfsd *srv, const struct export *e, const struct vfs_id *dir,
+                       struct vfs_id *out);
+
+/* Canonical spelling of an absolute path into out (cap bytes): "//" and
+ * "." components dropped, no trailing '/'.  Errors: EINVAL (relative, or a
+ * ".." component), ENAMETOOLONG. */
+int nfsd_canonical_path(const char *in, char *out, size_t cap);
 
 /* Forget all MOUNT bookkeeping (shutdown). */
 void nfsd_mounts_clear(struct nfsd *srv);

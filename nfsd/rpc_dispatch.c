@@ -121,6 +121,71 @@ void nfsd_squash(const struct export_opts *opts, const struct nfs_cred *in,
     }
 }
 
+/* ---- export isolation ---- */
+
+static bool id_equal(const struct vfs_id *a, const struct vfs_id *b)
+{
+    return a->len == b->len && !memcmp(a->b, b->b, a->len);
+}
+
+/* Directories walked up at most when checking a handle against an export
+ * inside a run (deeper trees are refused: STALE). */
+#define EXPORT_WALK_MAX 4096
+
+bool nfsd_export_holds(struct nfsd *srv, const struct export *e, const struct vfs_id *id)
+{
+    const char *p = e->path + 1;            /* "" for "/" */
+    size_t pl = strlen(p);
+    if (pl == 0)
+        return true;
+    char where[VFS_PATH_MAX];
+    bool in_run;
+    if (vfs_id_where(srv->vfs, id, where, sizeof where, &in_run))
+        return false;
+    size_t wl = strlen(where);
+    if (wl >= pl && !strncmp(where, p, pl) && (where[pl] == 0 || where[pl] == '/'))
+        return true;                        /* in the exported run or below it */
+    if (!in_run || pl <= wl || strncmp(p, where, wl) || p[wl] != '/')
+        return false;                       /* another run or namespace dir */
+    /* The export is a directory inside id's run: a directory must have the
+     * export's root among its ancestors.  Non-directories have no parent
+     * link to check; they were reached through a checked directory. */
+    struct vfs_attr a;
+    if (vfs_getattr(srv->vfs, id, &a))
+        return true;                        /* the handler reports the error */
+    if (a.type != VFS_DIR)
+        return true;
+    struct vfs_id root, cur = *id;
+    if (nfsd_resolve_path(srv->vfs, e->path, &root))
+        return false;
+    for (int i = 0; i < EXPORT_WALK_MAX; i++) {
+        if (id_equal(&cur, &root))
+            return true;
+        struct vfs_id up;
+        if (vfs_parent(srv->vfs, &cur, &up) || id_equal(&up, &cur) ||
+            vfs_id_where(srv->vfs, &up, where, sizeof where, &in_run) || !in_run)
+            return false;
+        cur = up;
+    }
+    return false;
+}
+
+int nfsd_export_parent(struct nfsd *srv, const struct export *e, const struct vfs_id *dir,
+                       struct vfs_id *out)
+{
+    if (strcmp(e->path, "/")) {
+        struct vfs_id root;
+        int err = nfsd_resolve_path(srv->vfs, e->path, &root);
+        if (err)
+            return err == ENOENT ? ESTALE : err;
+        if (id_equal(dir, &root)) {
+            *out = *dir;
+            return 0;
+        }
+    }
+    return vfs_parent(srv->vfs, dir, out);
+}
+
 /* ---- replies ---- */
 
 /* An accepted reply's header (xid, direction, reply_stat, null verifier,
@@ -271,6 +336,8 @@ static nfsstat3 nfs_check_handle(struct rpc_ctx *c, const nfs_fh3 *fh, unsigned 
     c->exp = exports_by_id(c->exports, exp_id);
     if (!c->exp)
         return NFS3ERR_STALE;       /* the export was removed by a reload */
+    if (!nfsd_export_holds(c->srv, c->exp, &c->id))
+        return NFS3ERR_STALE;       /* names a node outside its export */
     c->opts = export_match(c->exp, c->peer);
     if (!c->opts || (c->opts->secure && !nfsd_peer_privileged(c->peer)))
         return NFS3ERR_ACCES;
@@ -286,6 +353,41 @@ static nfsstat3 nfs_check_handle(struct rpc_ctx *c, const nfs_fh3 *fh, unsigned 
 }
 
 static const struct rpc_program *const programs[] = { &nfs3_program, &mount3_program };
+
+/* Argument bytes the DRC hashes: enough for every argument but WRITE's
+ * data, whose length is hashed instead of all of it (a 1 MiB WRITE would
+ * otherwise cost ~0.5 ms of SipHash; knfsd sums 256 bytes). */
+#define DRC_HASHED_ARGS 512
+
+/* The DRC key of a call whose arguments start at byte args_at: the
+ * arguments hashed (keyed) with the caller's ids, not the credential bytes,
+ * whose AUTH_SYS stamp a client may renew when it re-encodes a retry. */
+static void drc_key_make(struct nfsd *srv, struct drc_key *k, uint32_t xid,
+                         const struct rpc_msg *msg, const struct rpc_call_in *call,
+                         size_t args_at, const struct nfs_cred *cred)
+{
+    memset(k, 0, sizeof *k);
+    k->xid = xid;
+    k->prog = (uint32_t)msg->rm_call.cb_prog;
+    k->vers = (uint32_t)msg->rm_call.cb_vers;
+    k->proc = (uint32_t)msg->rm_call.cb_proc;
+    if (call->peer->sa_family == AF_INET6) {
+        memcpy(k->addr, &((const struct sockaddr_in6 *)call->peer)->sin6_addr, 16);
+    } else if (call->peer->sa_family == AF_INET) {
+        k->addr[10] = k->addr[11] = 0xff;
+        memcpy(k->addr + 12, &((const struct sockaddr_in *)call->peer)->sin_addr, 4);
+    }
+    uint8_t ids[20];
+    uint32_t f = (uint32_t)msg->rm_call.cb_cred.oa_flavor;
+    uint64_t total = call->len - args_at;
+    size_t hashed = total > DRC_HASHED_ARGS ? DRC_HASHED_ARGS : (size_t)total;
+    memcpy(ids, &cred->uid, 4);
+    memcpy(ids + 4, &cred->gid, 4);
+    memcpy(ids + 8, &f, 4);
+    memcpy(ids + 12, &total, 8);
+    k->body = fh_siphash24(srv->key.k, call->data + args_at, hashed) ^
+              (fh_siphash24(srv->key.k + 16, ids, sizeof ids) << 1);
+}
 
 void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_reply_out *out)
 {
@@ -365,6 +467,7 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         return;
     }
 
+    size_t args_at = xdr_getpos(&x);
     void *args = calloc(1, proc->args_size ? proc->args_size : 1);
     void *res = calloc(1, proc->res_size ? proc->res_size : 1);
     if (!args || !res) {
@@ -384,6 +487,22 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         return;
     }
     xdr_destroy(&x);
+
+    /* A retransmitted non-idempotent call gets its first reply. */
+    struct drc_key dk;
+    bool use_drc = prog == &nfs3_program && (proc->flags & PROC_DRC) && srv->drc.on;
+    if (use_drc) {
+        drc_key_make(srv, &dk, xid, &msg, call, args_at, &c.raw_cred);
+        enum drc_state ds = drc_begin(&srv->drc, &dk, out);
+        if (ds != DRC_MISS) {
+            log_debug("rpc: %s %s xid %u: a retransmission, %s", prog->name, proc->name,
+                      xid, ds == DRC_HIT ? "replayed" : "still running; dropped");
+            xdr_free(proc->xdr_args, args);
+            free(args);
+            free(res);
+            return;
+        }
+    }
 
     c.exports = nfsd_exports_get(srv);
     if (c.flavor == AUTH_NONE) {
@@ -413,6 +532,12 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         log_error("rpc: %s %s: reply not encodable; answering SYSTEM_ERR", prog->name,
                   proc->name);
         reply_accepted(xid, SYSTEM_ERR, NULL, NULL, 0, 0, out);
+    }
+    if (use_drc) {
+        if (*(nfsstat3 *)res == NFS3ERR_JUKEBOX)
+            drc_abandon(&srv->drc, &dk);    /* "try later" must not be replayed */
+        else
+            drc_done(&srv->drc, &dk, out);
     }
 
     xdr_free(proc->xdr_args, args);

@@ -287,6 +287,7 @@ int main(int argc, char **argv)
 
     static struct nfsd srv;
     pthread_mutex_init(&srv.lock, NULL);
+    drc_init(&srv.drc);
     /* With a source to fetch from, the cache is ours to create; without
      * one it must already hold runs (made by `tarnfs ingest`). */
     if (cfg.source && mkdir(cfg.cache_dir, 0700) != 0 && errno != EEXIST) {
@@ -409,15 +410,17 @@ int main(int argc, char **argv)
         ret = path ? nfsd_config_load(path, &fresh, err, sizeof err) : 0;
         if (ret) {
             log_error("SIGHUP: keeping the old exports: %s", err);
+        } else if (!fresh.exports) {
+            /* Never widen to the built-in "/ *" on a reload: a config that
+             * lost its export lines is more likely a mistake than a wish. */
+            log_error("SIGHUP: keeping the old exports: %s has no export lines "
+                      "(restart to serve the built-in default)",
+                      path ? path : "no config file");
         } else {
-            if (!fresh.exports)
-                exports_default(fl.rw, &fresh.exports);
-            if (fresh.exports) {
-                if (exports_any_rw(fresh.exports) && srv.vfs_read_only)
-                    log_warn("SIGHUP: rw exports need a restart; they stay read-only");
-                nfsd_exports_set(&srv, exports_ref(fresh.exports));
-                log_info("SIGHUP: exports reloaded (%zu)", fresh.exports->n);
-            }
+            if (exports_any_rw(fresh.exports) && srv.vfs_read_only)
+                log_warn("SIGHUP: rw exports need a restart; they stay read-only");
+            nfsd_exports_set(&srv, exports_ref(fresh.exports));
+            log_info("SIGHUP: exports reloaded (%zu)", fresh.exports->n);
         }
         nfsd_config_free(&fresh);
     }
@@ -429,6 +432,7 @@ int main(int argc, char **argv)
     vfs_close(srv.vfs);
     nfsd_exports_set(&srv, NULL);
     nfsd_mounts_clear(&srv);
+    drc_free(&srv.drc);
     if (!fl.foreground)
         unlink(pidfile);
     nfsd_config_free(&cfg);

@@ -273,3 +273,18 @@ int vfs_id_decode(vfs *v, const struct vfs_id *id, struct vfs_node *n)
         return EBADMSG;
     }
 }
+
+int vfs_id_where(vfs *v, const struct vfs_id *id, char *buf, size_t cap,
+                 bool *in_run)
+{
+    struct vfs_node n;
+    int err = vfs_id_decode(v, id, &n);
+    if (err)
+        return err;
+    size_t len = strlen(n.name);
+    if (len >= cap)
+        return ENAMETOOLONG;
+    memcpy(buf, n.name, len + 1);
+    *in_run = n.kind == VFS_KIND_NODE;
+    return 0;
+}

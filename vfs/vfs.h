@@ -104,6 +104,15 @@ void vfs_close(vfs *v);
 /* The id of the namespace root. */
 void vfs_root(vfs *v, struct vfs_id *out);
 
+/* Where id lies in the namespace, without touching any run: the run (for a
+ * node inside a run; *in_run true) or the namespace directory (*in_run
+ * false) it names, as a path without the leading '/' ("" for the root),
+ * into buf (cap bytes).  nfsd uses it to keep handles inside their export.
+ * Errors: EBADMSG, ESTALE (a hashed name no longer in the catalog),
+ * ENAMETOOLONG (cap too small). */
+int vfs_id_where(vfs *v, const struct vfs_id *id, char *buf, size_t cap,
+                 bool *in_run);
+
 /* Attributes of id.  Errors: ESTALE, EBADMSG, EIO. */
 int vfs_getattr(vfs *v, const struct vfs_id *id, struct vfs_attr *a);
 

@@ -697,6 +697,39 @@ START_TEST(mount_export_dump_and_umnt_keep_their_lists)
 }
 END_TEST
 
+START_TEST(dump_and_export_answer_nothing_to_a_host_no_export_admits)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(),
+                                  "export / 10.77.0.0/16(ro)\nexport /demo 192.0.2.7(rw)\n",
+                                  NULL), 0);
+    struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    struct waiter w = { 0 };
+    ck_assert_int_eq(rpc_mount3_export_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    ck_assert_int_eq(w.status, 0);      /* an empty (NULL) list */
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(rpc_mount3_dump_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    ck_assert_int_eq(w.status, 0);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+    /* An admitted host sees the list. */
+    ck_assert_int_eq(server_start(&s, ro_cache(),
+                                  "export / 10.77.0.0/16(ro)\nexport /demo 127.0.0.1(ro)\n",
+                                  NULL), 0);
+    rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(rpc_mount3_export_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_ne(w.status, 0);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 static int read_as(const struct test_server *s, int uid, const char *path)
 {
     struct nfs_context *nfs = nfs_connect(s, "/", NULL);
@@ -1041,6 +1074,367 @@ START_TEST(many_clients_at_once_all_read_the_right_bytes)
 }
 END_TEST
 
+/* ---- tests: export isolation (issue 12, finding 1) ---- */
+
+static void grab_rdp_dotdot(struct waiter *w, void *data)
+{
+    READDIRPLUS3res *r = data;
+    if (r->status != NFS3_OK)
+        return;
+    /* libnfs may leave list entries unaligned: copy each one out first. */
+    for (entryplus3 *p = r->READDIRPLUS3res_u.resok.reply.entries; p;) {
+        entryplus3 e;
+        memcpy(&e, p, sizeof e);
+        if (!strcmp(e.name, "..") && e.name_handle.handle_follows) {
+            w->fhlen = (int)e.name_handle.post_op_fh3_u.handle.data.data_len;
+            memcpy(w->fh, e.name_handle.post_op_fh3_u.handle.data.data_val, (size_t)w->fhlen);
+        }
+        if (!strcmp(e.name, ".."))
+            w->u64[0] = e.fileid;
+        if (!strcmp(e.name, "."))
+            w->u64[1] = e.fileid;
+        p = e.nextentry;
+    }
+}
+
+static const char *two_exports_conf =
+    "export /demo 127.0.0.1(ro)\n"
+    "export /wide 10.9.9.9(ro)\n";
+
+START_TEST(dotdot_of_an_export_root_is_the_export_root)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(), two_exports_conf, NULL), 0);
+    ck_assert_int_eq(raw_mnt(&s, "/wide", NULL, NULL), MNT3ERR_ACCES);
+    char root[64], up[64], other[64];
+    int rootlen, uplen, otherlen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", root, &rootlen), MNT3_OK);
+    struct rpc_context *rpc = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    /* LOOKUP "..": the export root again, so "wide" is not found there. */
+    ck_assert_int_eq(raw_lookup(rpc, root, rootlen, "..", up, &uplen), NFS3_OK);
+    ck_assert_int_eq(uplen, rootlen);
+    ck_assert_mem_eq(up, root, (size_t)rootlen);
+    ck_assert_int_eq(raw_lookup(rpc, up, uplen, "wide", other, &otherlen), NFS3ERR_NOENT);
+    ck_assert_int_eq(raw_lookup(rpc, up, uplen, "..", other, &otherlen), NFS3_OK);
+    ck_assert_mem_eq(other, root, (size_t)rootlen);
+    /* READDIRPLUS: the ".." entry is the root itself too. */
+    struct waiter w = { .grab = grab_rdp_dotdot };
+    READDIRPLUS3args a = { .dir = mkfh(root, rootlen), .dircount = 8192, .maxcount = 65536 };
+    ck_assert_int_eq(rpc_nfs3_readdirplus_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    ck_assert_int_eq(w.fhlen, rootlen);
+    ck_assert_mem_eq(w.fh, root, (size_t)rootlen);
+    ck_assert_uint_eq(w.u64[0], w.u64[1]);
+    /* Below the root, ".." is the real parent. */
+    char perm[64], back[64];
+    int permlen, backlen;
+    ck_assert_int_eq(raw_lookup(rpc, root, rootlen, "perm", perm, &permlen), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(rpc, perm, permlen, "..", back, &backlen), NFS3_OK);
+    ck_assert_mem_eq(back, root, (size_t)rootlen);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static int raw_mkdir(struct rpc_context *rpc, char *dir, int dirlen, const char *name)
+{
+    struct waiter w = { 0 };
+    MKDIR3args a = { .where = { .dir = mkfh(dir, dirlen), .name = (char *)name } };
+    a.attributes.mode.set_it = 1;
+    a.attributes.mode.set_mode3_u.mode = 0755;
+    ck_assert_int_eq(rpc_nfs3_mkdir_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    return w.status;
+}
+
+static int raw_rename(struct rpc_context *rpc, char *from, int fromlen, const char *fname,
+                      char *to, int tolen, const char *tname)
+{
+    struct waiter w = { 0 };
+    RENAME3args a = { .from = { .dir = mkfh(from, fromlen), .name = (char *)fname },
+                      .to = { .dir = mkfh(to, tolen), .name = (char *)tname } };
+    ck_assert_int_eq(rpc_nfs3_rename_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    return w.status;
+}
+
+START_TEST(a_handle_moved_out_of_its_export_is_stale)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(),
+                                  "export /demo 127.0.0.1(rw,no_root_squash)\n"
+                                  "export /demo/iso-a 127.0.0.1(rw,no_root_squash)\n",
+                                  NULL), 0);
+    char demo[64], a[64], sub[64], up[64];
+    int demolen, alen, sublen, uplen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *rpc = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    ck_assert_int_eq(raw_mkdir(rpc, demo, demolen, "iso-a"), NFS3_OK);
+    ck_assert_int_eq(raw_mnt(&s, "/demo/iso-a", a, &alen), MNT3_OK);
+    ck_assert_int_eq(raw_mkdir(rpc, a, alen, "sub"), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(rpc, a, alen, "sub", sub, &sublen), NFS3_OK);
+    ck_assert_int_eq(raw_getattr(rpc, sub, sublen), NFS3_OK);
+    /* The inner export's root is its own "..". */
+    ck_assert_int_eq(raw_lookup(rpc, a, alen, "..", up, &uplen), NFS3_OK);
+    ck_assert_mem_eq(up, a, (size_t)alen);
+    /* Moved out of /demo/iso-a through the outer export: the inner export's
+     * handle no longer reaches it. */
+    char a_outer[64];
+    int a_outerlen;
+    ck_assert_int_eq(raw_lookup(rpc, demo, demolen, "iso-a", a_outer, &a_outerlen), NFS3_OK);
+    ck_assert_int_eq(raw_rename(rpc, a_outer, a_outerlen, "sub", demo, demolen, "iso-moved"),
+                     NFS3_OK);
+    ck_assert_int_eq(raw_getattr(rpc, sub, sublen), NFS3ERR_STALE);
+    ck_assert_int_eq(raw_lookup(rpc, sub, sublen, "..", up, &uplen), NFS3ERR_STALE);
+    /* Back inside, it is reachable again. */
+    ck_assert_int_eq(raw_rename(rpc, demo, demolen, "iso-moved", a_outer, a_outerlen, "sub"),
+                     NFS3_OK);
+    ck_assert_int_eq(raw_getattr(rpc, sub, sublen), NFS3_OK);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+/* ---- tests: the MOUNT list (issue 12, finding 3) ---- */
+
+struct mnt_batch {
+    int done, ok;
+};
+
+static void mnt_batch_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct mnt_batch *b = priv;
+    b->done++;
+    if (status == RPC_STATUS_SUCCESS && data && ((mountres3 *)data)->fhs_status == MNT3_OK)
+        b->ok++;
+}
+
+/* The i-th spelling of "/demo": "/" or "/." for each of 18 bits, then
+ * "demo", then nothing, "/" or "/.". */
+static void spelling(unsigned i, char *out)
+{
+    out[0] = 0;
+    for (int b = 0; b < 18; b++)
+        strcat(out, (i >> b) & 1 ? "/." : "/");
+    strcat(out, "/demo");
+    strcat(out, i % 3 == 1 ? "/" : i % 3 == 2 ? "/." : "");
+}
+
+static void grab_dump(struct waiter *w, void *data)
+{
+    /* libnfs may leave list entries unaligned: copy each one out first. */
+    for (mountbody *p = *(mountlist *)data; p;) {
+        mountbody b;
+        memcpy(&b, p, sizeof b);
+        w->names = realloc(w->names, sizeof(char *) * (size_t)(w->n + 1));
+        w->names[w->n++] = strdup(b.ml_directory);
+        p = b.ml_next;
+    }
+}
+
+static int dump_count(struct rpc_context *rpc, char *first, size_t cap)
+{
+    struct waiter w = { .grab = grab_dump };
+    ck_assert_int_eq(rpc_mount3_dump_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    if (first && w.n)
+        snprintf(first, cap, "%s", w.names[0]);
+    for (int i = 0; i < w.n; i++)
+        free(w.names[i]);
+    free(w.names);
+    return w.n;
+}
+
+START_TEST(mount_150000_spellings_of_one_path_list_it_once)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, ro_cache(), NULL, NULL), 0);
+    struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    struct mnt_batch b = { 0 };
+    const int total = 150000, window = 256;
+    char path[128];
+    for (int sent = 0; sent < total;) {
+        while (sent < total && sent - b.done < window) {
+            spelling((unsigned)sent, path);
+            ck_assert_int_eq(rpc_mount3_mnt_async(rpc, mnt_batch_cb, path, &b), 0);
+            sent++;
+        }
+        struct pollfd p = { .fd = rpc_get_fd(rpc), .events = rpc_which_events(rpc) };
+        int r = poll(&p, 1, 30000);
+        ck_assert_int_gt(r, 0);
+        ck_assert_int_eq(rpc_service(rpc, p.revents), 0);
+    }
+    for (int i = 0; i < 6000 && b.done < total; i++) {
+        struct pollfd p = { .fd = rpc_get_fd(rpc), .events = rpc_which_events(rpc) };
+        int r = poll(&p, 1, 100);
+        ck_assert_int_ge(r, 0);
+        ck_assert_int_eq(rpc_service(rpc, r > 0 ? p.revents : 0), 0);
+    }
+    ck_assert_int_eq(b.done, total);
+    ck_assert_int_eq(b.ok, total);
+    char first[256] = "";
+    ck_assert_int_eq(dump_count(rpc, first, sizeof first), 1);
+    ck_assert_str_eq(first, "/demo");
+    rpc_destroy_context(rpc);
+    /* The server still answers. */
+    ck_assert_int_eq(raw_mnt(&s, "/demo/perm", NULL, NULL), MNT3_OK);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+START_TEST(mount_list_keeps_at_most_64_paths_per_host)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    char demo[64], dir[64];
+    int demolen, dirlen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *nfs = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    ck_assert_int_eq(raw_mkdir(nfs, demo, demolen, "mnt-cap"), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(nfs, demo, demolen, "mnt-cap", dir, &dirlen), NFS3_OK);
+    char name[32], path[64];
+    for (int i = 0; i < 80; i++) {
+        snprintf(name, sizeof name, "d%02d", i);
+        ck_assert_int_eq(raw_mkdir(nfs, dir, dirlen, name), NFS3_OK);
+    }
+    rpc_destroy_context(nfs);
+    struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    for (int i = 0; i < 80; i++) {
+        snprintf(path, sizeof path, "/demo/mnt-cap/d%02d", i);
+        ck_assert_int_eq(raw_mnt(&s, path, NULL, NULL), MNT3_OK);   /* all succeed */
+    }
+    ck_assert_int_eq(dump_count(rpc, NULL, 0), 64);     /* /demo and 63 more */
+    struct waiter w = { 0 };
+    ck_assert_int_eq(rpc_mount3_umntall_async(rpc, raw_cb, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(dump_count(rpc, NULL, 0), 0);
+    rpc_destroy_context(rpc);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+/* ---- tests: ACCESS and sticky directories (issue 12, findings 13, 14) ---- */
+
+/* CREATE name (GUARDED, given mode) in dir; returns nfsstat3, fills fh. */
+static int raw_create_mode(struct rpc_context *rpc, char *dir, int dirlen, const char *name,
+                           unsigned mode, char fh[64], int *fhlen)
+{
+    struct waiter w = { .grab = grab_create };
+    CREATE3args a = { .where = { .dir = mkfh(dir, dirlen), .name = (char *)name } };
+    a.how.mode = GUARDED;
+    a.how.createhow3_u.obj_attributes.mode.set_it = 1;
+    a.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = mode;
+    ck_assert_int_eq(rpc_nfs3_create_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    if (fh && w.status == NFS3_OK) {
+        memcpy(fh, w.fh, 64);
+        *fhlen = w.fhlen;
+    }
+    return w.status;
+}
+
+static uint32_t raw_access(struct rpc_context *rpc, char *fh, int fhlen, uint32_t want)
+{
+    struct waiter w = { .grab = grab_access };
+    ACCESS3args a = { .object = mkfh(fh, fhlen), .access = want };
+    ck_assert_int_eq(rpc_nfs3_access_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    return w.u32[0];
+}
+
+static int raw_setmode(struct rpc_context *rpc, char *fh, int fhlen, unsigned mode)
+{
+    struct waiter w = { 0 };
+    SETATTR3args a = { .object = mkfh(fh, fhlen) };
+    a.new_attributes.mode.set_it = 1;
+    a.new_attributes.mode.set_mode3_u.mode = mode;
+    ck_assert_int_eq(rpc_nfs3_setattr_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    return w.status;
+}
+
+/* A fresh directory dir under /demo on the rw cache, mode 01777 or 0777. */
+static void shared_dir(struct rpc_context *root, char *demo, int demolen, const char *name,
+                       unsigned mode, char dir[64], int *dirlen)
+{
+    ck_assert_int_eq(raw_mkdir(root, demo, demolen, name), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(root, demo, demolen, name, dir, dirlen), NFS3_OK);
+    ck_assert_int_eq(raw_setmode(root, dir, *dirlen, mode), NFS3_OK);
+}
+
+START_TEST(access_gives_the_owner_only_what_the_mode_allows)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    char demo[64], dir[64], f[64];
+    int demolen, dirlen, flen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *root = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    struct rpc_context *u = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 1000, 1000);
+    shared_dir(root, demo, demolen, "acc", 0777, dir, &dirlen);
+    const uint32_t rme = ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND;
+    /* 0300: the owner may write, not read. */
+    ck_assert_int_eq(raw_create_mode(u, dir, dirlen, "wo", 0300, f, &flen), NFS3_OK);
+    ck_assert_uint_eq(raw_access(u, f, flen, rme), ACCESS3_MODIFY | ACCESS3_EXTEND);
+    /* 0400: the owner may read, not change. */
+    ck_assert_int_eq(raw_create_mode(u, dir, dirlen, "ro", 0400, f, &flen), NFS3_OK);
+    ck_assert_uint_eq(raw_access(u, f, flen, rme), ACCESS3_READ);
+    /* 0600: both; and root (no_root_squash) keeps reading and writing 0400. */
+    ck_assert_uint_eq(raw_access(root, f, flen, rme), rme);
+    ck_assert_int_eq(raw_create_mode(u, dir, dirlen, "rw", 0600, f, &flen), NFS3_OK);
+    ck_assert_uint_eq(raw_access(u, f, flen, rme), rme);
+    rpc_destroy_context(u);
+    rpc_destroy_context(root);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+static int raw_remove(struct rpc_context *rpc, char *dir, int dirlen, const char *name)
+{
+    struct waiter w = { 0 };
+    REMOVE3args a = { .object = { .dir = mkfh(dir, dirlen), .name = (char *)name } };
+    ck_assert_int_eq(rpc_nfs3_remove_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.rpc_status, RPC_STATUS_SUCCESS);
+    return w.status;
+}
+
+START_TEST(rename_onto_another_users_file_in_a_sticky_dir_is_refused)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    char demo[64], dir[64], f[64], victim[64];
+    int demolen, dirlen, flen, victimlen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *root = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    struct rpc_context *a = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 1000, 1000);
+    struct rpc_context *b = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 2000, 2000);
+    shared_dir(root, demo, demolen, "sticky", 01777, dir, &dirlen);
+    ck_assert_int_eq(raw_create_mode(b, dir, dirlen, "victim", 0644, victim, &victimlen),
+                     NFS3_OK);
+    ck_assert_int_eq(raw_create_mode(a, dir, dirlen, "mine", 0644, f, &flen), NFS3_OK);
+    /* Like REMOVE (EPERM, as knfsd and a local sticky /tmp answer). */
+    ck_assert_int_eq(raw_rename(a, dir, dirlen, "mine", dir, dirlen, "victim"), NFS3ERR_PERM);
+    ck_assert_int_eq(raw_remove(a, dir, dirlen, "victim"), NFS3ERR_PERM);
+    ck_assert_int_eq(raw_getattr(b, victim, victimlen), NFS3_OK);     /* not replaced */
+    /* Onto a free name, or onto one's own file, is allowed; so is root. */
+    ck_assert_int_eq(raw_rename(a, dir, dirlen, "mine", dir, dirlen, "mine2"), NFS3_OK);
+    ck_assert_int_eq(raw_create_mode(a, dir, dirlen, "mine3", 0644, NULL, NULL), NFS3_OK);
+    ck_assert_int_eq(raw_rename(a, dir, dirlen, "mine2", dir, dirlen, "mine3"), NFS3_OK);
+    ck_assert_int_eq(raw_rename(root, dir, dirlen, "mine3", dir, dirlen, "victim"), NFS3_OK);
+    rpc_destroy_context(b);
+    rpc_destroy_context(a);
+    rpc_destroy_context(root);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 static Suite *nfs_suite(void)
 {
     Suite *s = suite_create("nfs");
@@ -1065,6 +1459,7 @@ static Suite *nfs_suite(void)
     tcase_add_test(acl, a_read_only_export_answers_rofs_to_every_change);
     tcase_add_test(acl, a_client_not_in_the_export_list_is_refused_at_mount_and_per_call);
     tcase_add_test(acl, mount_export_dump_and_umnt_keep_their_lists);
+    tcase_add_test(acl, dump_and_export_answer_nothing_to_a_host_no_export_admits);
     tcase_add_test(acl, root_is_squashed_unless_the_export_says_no_root_squash);
     tcase_add_test(acl, access_reports_what_mode_and_export_allow);
     suite_add_tcase(s, acl);
@@ -1075,6 +1470,21 @@ static Suite *nfs_suite(void)
     tcase_add_test(wr, the_write_verifier_changes_when_the_server_restarts);
     tcase_add_test(wr, root_squash_stops_root_writing_into_roots_directories);
     suite_add_tcase(s, wr);
+    TCase *iso = tcase_create("isolation");
+    tcase_set_timeout(iso, 120);
+    tcase_add_test(iso, dotdot_of_an_export_root_is_the_export_root);
+    tcase_add_test(iso, a_handle_moved_out_of_its_export_is_stale);
+    suite_add_tcase(s, iso);
+    TCase *ml = tcase_create("mountlist");
+    tcase_set_timeout(ml, 300);
+    tcase_add_test(ml, mount_150000_spellings_of_one_path_list_it_once);
+    tcase_add_test(ml, mount_list_keeps_at_most_64_paths_per_host);
+    suite_add_tcase(s, ml);
+    TCase *pm = tcase_create("perms");
+    tcase_set_timeout(pm, 120);
+    tcase_add_test(pm, access_gives_the_owner_only_what_the_mode_allows);
+    tcase_add_test(pm, rename_onto_another_users_file_in_a_sticky_dir_is_refused);
+    suite_add_tcase(s, pm);
     return s;
 }
 

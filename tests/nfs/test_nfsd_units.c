@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "nfsd/config.h"
+#include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
 
 static struct sockaddr_in v4(const char *a, int port)
@@ -88,6 +89,105 @@ START_TEST(v4_mapped_v6_peers_match_v4_patterns)
     inet_pton(AF_INET6, "::2", &s6.sin6_addr);
     ck_assert_ptr_null(export_match(&ex->v[1], (struct sockaddr *)&s6));
     exports_unref(ex);
+}
+END_TEST
+
+START_TEST(the_most_specific_client_pattern_wins_as_in_exports_5)
+{
+    struct exports *ex;
+    ck_assert_int_eq(exports_default(false, &ex), 0);
+    char err[128];
+    /* tarnfs.conf(5)'s own example, then the same patterns reversed. */
+    ck_assert_int_eq(exports_add_line(ex, "/ex 10.1.0.0/16(ro) 10.1.5.20(rw,no_root_squash) "
+                                      "*(ro,all_squash)", err, sizeof err), 0);
+    ck_assert_int_eq(exports_add_line(ex, "/rev *(ro,all_squash) 10.1.5.20(rw,no_root_squash) "
+                                      "10.1.0.0/16(ro) 10.0.0.0/8(rw,all_squash)",
+                                      err, sizeof err), 0);
+    ck_assert_int_eq(exports_add_line(ex, "/host 127.0.0.0/8(ro) localhost(rw)",
+                                      err, sizeof err), 0);
+    struct sockaddr_in host = v4("10.1.5.20", 900), net = v4("10.1.9.9", 900),
+                       wide = v4("10.2.0.1", 900), other = v4("192.0.2.1", 900),
+                       lo = v4("127.0.0.1", 900);
+    for (size_t i = 1; i <= 2; i++) {
+        const struct export *e = &ex->v[i];
+        const struct export_opts *o = export_match(e, (struct sockaddr *)&host);
+        ck_assert(o && o->rw && !o->root_squash && !o->all_squash);
+        o = export_match(e, (struct sockaddr *)&net);
+        ck_assert(o && !o->rw && o->root_squash && !o->all_squash);
+        o = export_match(e, (struct sockaddr *)&other);
+        ck_assert(o && !o->rw && o->all_squash);
+    }
+    const struct export_opts *o = export_match(&ex->v[2], (struct sockaddr *)&wide);
+    ck_assert(o && o->rw && o->all_squash);        /* /8 beats '*' */
+    o = export_match(&ex->v[3], (struct sockaddr *)&lo);
+    ck_assert(o && o->rw);                          /* a host name beats a CIDR */
+    exports_unref(ex);
+}
+END_TEST
+
+START_TEST(dump_and_export_admit_only_hosts_some_export_lists)
+{
+    struct exports *ex = calloc(1, sizeof *ex);
+    ck_assert_ptr_nonnull(ex);
+    atomic_init(&ex->refs, 1);
+    char err[128];
+    ck_assert_int_eq(exports_add_line(ex, "/a 10.9.9.9(ro)", err, sizeof err), 0);
+    ck_assert_int_eq(exports_add_line(ex, "/b 192.0.2.0/24(rw)", err, sizeof err), 0);
+    struct sockaddr_in in1 = v4("10.9.9.9", 900), in2 = v4("192.0.2.77", 900),
+                       out = v4("127.0.0.1", 900);
+    ck_assert(exports_admit(ex, (struct sockaddr *)&in1));
+    ck_assert(exports_admit(ex, (struct sockaddr *)&in2));
+    ck_assert(!exports_admit(ex, (struct sockaddr *)&out));
+    exports_unref(ex);
+}
+END_TEST
+
+static struct rpc_reply_out reply_of(uint32_t word, size_t len)
+{
+    struct rpc_reply_out r = { 0 };
+    r.buf = calloc(1, RPC_REPLY_HEADROOM + len);
+    memcpy(r.buf + RPC_REPLY_HEADROOM, &word, 4);
+    r.len = len;
+    return r;
+}
+
+START_TEST(the_drc_replays_the_first_reply_and_stays_bounded)
+{
+    static struct drc d;
+    drc_init(&d);
+    struct drc_key k = { .xid = 1, .prog = 100003, .vers = 3, .proc = 9, .body = 42 };
+    struct rpc_reply_out out = { 0 };
+    ck_assert_int_eq(drc_begin(&d, &k, &out), DRC_MISS);
+    ck_assert_int_eq(drc_begin(&d, &k, &out), DRC_BUSY);    /* still running */
+    struct rpc_reply_out r = reply_of(0xabcd, 100);
+    drc_done(&d, &k, &r);
+    free(r.buf);
+    ck_assert_int_eq(drc_begin(&d, &k, &out), DRC_HIT);
+    ck_assert_uint_eq(out.len, 100);
+    uint32_t w;
+    memcpy(&w, out.buf + RPC_REPLY_HEADROOM, 4);
+    ck_assert_uint_eq(w, 0xabcd);
+    free(out.buf);
+    struct drc_key other = k;
+    other.body = 43;                                        /* other arguments */
+    ck_assert_int_eq(drc_begin(&d, &other, &out), DRC_MISS);
+    drc_abandon(&d, &other);                                /* e.g. JUKEBOX */
+    ck_assert_int_eq(drc_begin(&d, &other, &out), DRC_MISS);
+    drc_abandon(&d, &other);
+    /* Many calls: entries and bytes stay within their caps. */
+    for (uint32_t i = 0; i < 3 * DRC_MAX_ENTRIES; i++) {
+        struct drc_key x = k;
+        x.xid = 1000 + i;
+        ck_assert_int_eq(drc_begin(&d, &x, &out), DRC_MISS);
+        r = reply_of(i, 2000);
+        drc_done(&d, &x, &r);
+        free(r.buf);
+        ck_assert_uint_le(d.n, DRC_MAX_ENTRIES);
+        ck_assert_uint_le(d.bytes, DRC_MAX_BYTES);
+    }
+    ck_assert_int_eq(drc_begin(&d, &k, &out), DRC_MISS);    /* the oldest went first */
+    drc_abandon(&d, &k);
+    drc_free(&d);
 }
 END_TEST
 
@@ -226,6 +326,9 @@ int main(void)
     tcase_add_test(t, settings_and_exports_are_read_from_the_config_file);
     tcase_add_test(t, v4_mapped_v6_peers_match_v4_patterns);
     tcase_add_test(t, bad_config_lines_name_the_line_and_the_reason);
+    tcase_add_test(t, the_drc_replays_the_first_reply_and_stays_bounded);
+    tcase_add_test(t, the_most_specific_client_pattern_wins_as_in_exports_5);
+    tcase_add_test(t, dump_and_export_admit_only_hosts_some_export_lists);
     tcase_add_test(t, sizes_and_durations_parse_with_units);
     tcase_add_test(t, handles_round_trip_and_reject_tampering);
     tcase_add_test(t, handle_mac_is_siphash24_with_reference_vectors);

@@ -361,6 +361,157 @@ START_TEST(a_name_with_a_nul_byte_is_refused)
 }
 END_TEST
 
+/* ---- the duplicate-request cache ---- */
+
+/* A call header with AUTH_SYS uid 0, gid 0 (the rw test export does not
+ * squash root). */
+static void call_header_root(struct call *c, uint32_t xid, uint32_t prog, uint32_t proc)
+{
+    c->n = 0;
+    put(c, xid); put(c, CALL); put(c, 2);
+    put(c, prog); put(c, 3); put(c, proc);
+    put(c, 1); put(c, 20);                      /* AUTH_SYS, 20 bytes */
+    put(c, 12345); put(c, 0); put(c, 0); put(c, 0); put(c, 0);
+    put(c, 0); put(c, 0);                       /* verifier: none */
+}
+
+/* MNT path on a rw server; fills fh (words as read_reply leaves them). */
+static uint32_t mount_fh(const char *path, uint32_t fh[16])
+{
+    int fd = tcp_connect(srv.mount_port);
+    struct call c;
+    uint32_t r[64];
+    call_header(&c, 900, 2, 100005, 3, 1, 0);
+    uint32_t len = (uint32_t)strlen(path), w[8] = { 0 };
+    put(&c, len);
+    memcpy(w, path, len);
+    for (uint32_t i = 0; i < (len + 3) / 4; i++)
+        c.w[c.n++] = w[i];                      /* bytes as they are */
+    int n = tcp_call(fd, &c, r, 64);
+    expect_accepted(r, n, 900, SUCCESS);
+    ck_assert_uint_eq(r[6], 0);                 /* MNT3_OK */
+    uint32_t fhlen = r[7];
+    ck_assert_uint_le(fhlen, 64);
+    memcpy(fh, &r[8], fhlen);
+    close(fd);
+    return fhlen;
+}
+
+static void put_fh(struct call *c, const uint32_t *fh, uint32_t fhlen)
+{
+    put(c, fhlen);
+    for (uint32_t i = 0; i < fhlen / 4; i++)
+        put(c, fh[i]);
+}
+
+static void put_name(struct call *c, const char *name)
+{
+    uint32_t len = (uint32_t)strlen(name), w[16] = { 0 };
+    put(c, len);
+    memcpy(w, name, len);
+    for (uint32_t i = 0; i < (len + 3) / 4; i++)
+        c->w[c->n++] = w[i];
+}
+
+/* MKDIR name (mode 0755) in dir. */
+static void mkdir_call(struct call *c, uint32_t xid, const uint32_t *dir, uint32_t dirlen,
+                       const char *name)
+{
+    call_header_root(c, xid, 100003, 9);
+    put_fh(c, dir, dirlen);
+    put_name(c, name);
+    put(c, 1); put(c, 0755);                    /* mode */
+    for (int i = 0; i < 5; i++)
+        put(c, 0);                              /* uid gid size atime mtime: unset */
+}
+
+START_TEST(a_mkdir_retransmitted_over_a_new_tcp_connection_gets_the_first_reply)
+{
+    memset(&srv, 0, sizeof srv);
+    ck_assert_int_eq(server_start(&srv, test_env("NFS_TEST_RWCACHE"),
+                                  "export / 127.0.0.1(rw,no_root_squash)\n", NULL), 0);
+    uint32_t dir[16];
+    uint32_t dirlen = mount_fh("/demo", dir);
+    struct call c;
+    uint32_t first[128], again[128];
+    mkdir_call(&c, 0x5001, dir, dirlen, "drc-dir");
+    int fd = tcp_connect(srv.nfs_port);
+    int n1 = tcp_call(fd, &c, first, 128);
+    expect_accepted(first, n1, 0x5001, SUCCESS);
+    ck_assert_uint_eq(first[6], 0);             /* NFS3_OK */
+    close(fd);                                  /* the client lost the reply */
+    fd = tcp_connect(srv.nfs_port);
+    int n2 = tcp_call(fd, &c, again, 128);
+    ck_assert_int_eq(n2, n1);
+    ck_assert_mem_eq(again, first, (size_t)n1 * 4);     /* not EXIST */
+    /* A new call (new xid) with the same arguments does run. */
+    mkdir_call(&c, 0x5002, dir, dirlen, "drc-dir");
+    int n3 = tcp_call(fd, &c, again, 128);
+    expect_accepted(again, n3, 0x5002, SUCCESS);
+    ck_assert_uint_eq(again[6], 17);            /* NFS3ERR_EXIST */
+    /* Same xid, other arguments: another call, not a replay. */
+    mkdir_call(&c, 0x5001, dir, dirlen, "drc-dir2");
+    n3 = tcp_call(fd, &c, again, 128);
+    expect_accepted(again, n3, 0x5001, SUCCESS);
+    ck_assert_uint_eq(again[6], 0);
+    close(fd);
+    stop();
+}
+END_TEST
+
+static int udp_call(int fd, const struct sockaddr_in *to, const struct call *c,
+                    uint32_t *r, int max)
+{
+    ck_assert_int_eq(sendto(fd, c->w, (size_t)c->n * 4, 0, (const struct sockaddr *)to,
+                            sizeof *to), c->n * 4);
+    ssize_t got = recv(fd, r, (size_t)max * 4, 0);
+    ck_assert_int_ge(got, 28);
+    for (int k = 0; k < got / 4; k++)
+        r[k] = ntohl(r[k]);
+    return (int)(got / 4);
+}
+
+START_TEST(a_remove_retransmitted_over_udp_gets_the_first_reply)
+{
+    memset(&srv, 0, sizeof srv);
+    ck_assert_int_eq(server_start(&srv, test_env("NFS_TEST_RWCACHE"),
+                                  "export / 127.0.0.1(rw,no_root_squash)\n", NULL), 0);
+    uint32_t dir[16];
+    uint32_t dirlen = mount_fh("/demo", dir);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)srv.nfs_port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = { 10, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct call c;
+    uint32_t r[128], first[128];
+    call_header_root(&c, 0x6001, 100003, 8);    /* CREATE UNCHECKED, no attributes */
+    put_fh(&c, dir, dirlen);
+    put_name(&c, "drc-file");
+    put(&c, 0);
+    for (int i = 0; i < 6; i++)
+        put(&c, 0);
+    int n = udp_call(fd, &a, &c, r, 128);
+    expect_accepted(r, n, 0x6001, SUCCESS);
+    ck_assert_uint_eq(r[6], 0);
+    call_header_root(&c, 0x6002, 100003, 12);   /* REMOVE */
+    put_fh(&c, dir, dirlen);
+    put_name(&c, "drc-file");
+    int n1 = udp_call(fd, &a, &c, first, 128);
+    expect_accepted(first, n1, 0x6002, SUCCESS);
+    ck_assert_uint_eq(first[6], 0);
+    int n2 = udp_call(fd, &a, &c, r, 128);       /* the retransmission */
+    ck_assert_int_eq(n2, n1);
+    ck_assert_mem_eq(r, first, (size_t)n1 * 4);  /* not NOENT */
+    c.w[0] = htonl(0x6003);                      /* a new call: it runs */
+    n = udp_call(fd, &a, &c, r, 128);
+    expect_accepted(r, n, 0x6003, SUCCESS);
+    ck_assert_uint_eq(r[6], 2);                  /* NFS3ERR_NOENT */
+    close(fd);
+    stop();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("rpc-wire");
@@ -375,6 +526,8 @@ int main(void)
     tcase_add_test(t, udp_carries_nfs_and_mount_calls);
     tcase_add_test(t, a_secure_export_refuses_mounts_from_unprivileged_ports);
     tcase_add_test(t, a_name_with_a_nul_byte_is_refused);
+    tcase_add_test(t, a_mkdir_retransmitted_over_a_new_tcp_connection_gets_the_first_reply);
+    tcase_add_test(t, a_remove_retransmitted_over_udp_gets_the_first_reply);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -110,6 +110,26 @@ sighup_reloads_exports() {
   stop_server
 }
 check "SIGHUP reloads the exports (refused, then allowed again)" sighup_reloads_exports
+sighup_without_exports_keeps_the_running_ones() {
+  echo 'export / 192.0.2.1(ro)' > "$W/hup2.conf"
+  start_server "$W/cache" "$W/hup2.conf"
+  ! nfs-ls "$(url /demo)" >/dev/null 2>&1 || { stop_server; return 1; }
+  echo 'list_ttl = 5s' > "$W/hup2.conf"     # every export line removed
+  kill -HUP "$SPID"; sleep 0.5
+  ! nfs-ls "$(url /demo)" >/dev/null 2>&1 || { stop_server; return 1; }
+  stop_server
+  grep -q "SIGHUP: keeping the old exports: .*hup2.conf has no export lines" "$W/tarnfsd.log"
+}
+check "SIGHUP with no export lines keeps the running exports (no fallback to '/ *')" \
+  sighup_without_exports_keeps_the_running_ones
+make_install_keeps_the_config_private() {
+  local san=0; case "$B" in *build-san) san=1 ;; esac
+  make -s -C "$TARNFS_ROOT" install SAN=$san B="$B" DESTDIR="$W/inst" PREFIX=/usr \
+    >"$W/install.log" 2>&1 || { cat "$W/install.log"; return 1; }
+  [ "$(stat -c %a "$W/inst/etc/tarnfs/tarnfs.conf")" = 640 ]
+}
+check "make install writes /etc/tarnfs/tarnfs.conf 0640 (it may hold a secret key)" \
+  make_install_keeps_the_config_private
 bad_flag_is_explained() {
   "$TARNFSD" --no-such-flag 2>"$W/err.txt"; [ $? -eq 2 ] && grep -q "unknown option" "$W/err.txt" &&
   "$TARNFSD" -f --cache "$W/cache" --nfs-port 99999 2>"$W/err.txt"; [ $? -eq 2 ] &&
