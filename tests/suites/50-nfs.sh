@@ -48,6 +48,8 @@ export NFS_TEST_TMP="$W"
 check "libnfs exercises every NFSv3 procedure (test_nfs)" "$B/tests/nfs/test_nfs"
 check "raw RPC bytes: errors, garbage, oversize fragments (test_rpc_wire)" \
   "$B/tests/nfs/test_rpc_wire"
+check "transport limits: unread replies, memory, connections, idle, EMFILE, UDP (test_transport)" \
+  "$B/tests/nfs/test_transport"
 
 # ---- shell clients: nfs-ls, nfs-cat, nfs-cp ----
 start_server() {   # start_server CACHE CONF -> sets SPID NPORT MPORT
