@@ -203,7 +203,7 @@ static bool getattr_ok(int fd, const uint8_t *fh, int fhlen, int timeout_ms)
 }
 
 /* LOOKUP name in dir over TCP: the child's handle length (or fail). */
-static int __attribute__((unused)) lookup(const uint8_t *dir, int dirlen, const char *name, uint8_t *out)
+static int lookup(const uint8_t *dir, int dirlen, const char *name, uint8_t *out)
 {
     int fd = tcp_open(srv.nfs_port, 0);
     struct call c;
@@ -489,6 +489,66 @@ static ssize_t udp_call(int fd, const struct call *c, uint32_t *r, size_t max, i
     return got;
 }
 
+START_TEST(udp_replies_stay_within_what_fsinfo_advertises_for_udp)
+{
+    start_with(NULL, NULL);
+    uint8_t root[64], demo[64], big[64], wide[64];
+    int rootlen = mnt_root(root);
+    int demolen = lookup(root, rootlen, "demo", demo);
+    int biglen = lookup(demo, demolen, "big.bin", big);
+    int widelen = lookup(root, rootlen, "wide", wide);
+    int u = udp_open(srv.nfs_port);
+    static uint32_t r[70000 / 4];
+    struct call c;
+    call_header(&c, 1, NFS_PROG, 19);            /* FSINFO */
+    put_bytes(&c, root, (uint32_t)rootlen);
+    ssize_t got = udp_call(u, &c, r, sizeof r, 5000);
+    ck_assert_int_ge(got, 4 * (7 + 22 + 7));
+    ck_assert_uint_eq(r[6], 0);
+    int k = r[7] ? 8 + 21 : 8;                   /* after post_op_attr */
+    uint32_t rtmax = r[k], dtpref = r[k + 6];
+    ck_assert_uint_eq(rtmax, 32768);
+    ck_assert_uint_le(dtpref, 32768);
+    /* A READ asking for 1 MiB gets at most rtmax bytes of data. */
+    call_header(&c, 2, NFS_PROG, 6);
+    put_bytes(&c, big, (uint32_t)biglen);
+    put(&c, 0); put(&c, 0); put(&c, 1u << 20);
+    got = udp_call(u, &c, r, sizeof r, 5000);
+    printf("transport: UDP READ of 1 MiB: a %zd-byte reply to a %d-byte call\n", got, c.n * 4);
+    ck_assert_int_gt(got, 0);
+    ck_assert_uint_eq(r[6], 0);
+    ck_assert_int_le(got, (ssize_t)rtmax + 256);
+    /* READDIRPLUS of a 100,000-entry directory, maxcount 1 MiB: within dtpref... */
+    call_header(&c, 3, NFS_PROG, 17);
+    put_bytes(&c, wide, (uint32_t)widelen);
+    put(&c, 0); put(&c, 0); put(&c, 0); put(&c, 0);
+    put(&c, 1u << 20); put(&c, 1u << 20);
+    got = udp_call(u, &c, r, sizeof r, 5000);
+    ck_assert_int_gt(got, 0);
+    ck_assert_uint_eq(r[6], 0);
+    ck_assert_int_le(got, 32768 + 256);
+    /* ...and so does READDIR. */
+    call_header(&c, 4, NFS_PROG, 16);
+    put_bytes(&c, wide, (uint32_t)widelen);
+    put(&c, 0); put(&c, 0); put(&c, 0); put(&c, 0);
+    put(&c, 1u << 20);
+    got = udp_call(u, &c, r, sizeof r, 5000);
+    ck_assert_int_gt(got, 0);
+    ck_assert_uint_eq(r[6], 0);
+    ck_assert_int_le(got, 32768 + 256);
+    close(u);
+    /* TCP keeps its 1 MiB. */
+    int fd = tcp_open(srv.nfs_port, 0);
+    call_header(&c, 5, NFS_PROG, 19);
+    put_bytes(&c, root, (uint32_t)rootlen);
+    int n = tcp_call(fd, &c, r, 128, 5000);
+    ck_assert_int_ge(n, 7 + 22 + 7);
+    ck_assert_uint_eq(r[r[7] ? 8 + 21 : 8], 1u << 20);
+    close(fd);
+    stop();
+}
+END_TEST
+
 /* No answer to a UDP NULL on port within a second. */
 static bool udp_silent(int port)
 {
@@ -527,6 +587,7 @@ int main(int argc, char **argv)
         a_host_over_its_connection_limit_is_refused,
         an_idle_connection_is_closed_after_the_idle_timeout,
         out_of_descriptors_the_listener_backs_off_quietly_and_recovers,
+        udp_replies_stay_within_what_fsinfo_advertises_for_udp,
         udp_can_be_turned_off_by_setting_or_flag,
     };
     Suite *s = suite_create("transport");
