@@ -25,6 +25,7 @@
 #define CONN_INFLIGHT_MAX  16      /* calls queued per connection before we stop reading */
 #define QUEUE_UDP_MAX      4096    /* beyond this, UDP calls are dropped (clients retry) */
 #define READ_CHUNK         65536   /* also the UDP receive buffer: >= RPC_UDP_MAX */
+#define READ_SMALL         4096    /* a read that starts between records */
 #define READ_BUDGET        (512 * 1024)  /* per wakeup, for fairness between connections */
 #define REC_MIN_ALLOC      16384   /* first allocation for a record's bytes */
 #define OUT_IOV_MAX        64      /* iovecs per sendmsg of queued replies */
@@ -115,6 +116,7 @@ struct rpc_server {
     struct job *qhead, *qtail;
     atomic_size_t qlen;
     atomic_size_t mem;              /* receive buffers + queued calls + queued replies */
+    atomic_size_t released;         /* bytes ever released from mem: progress */
     atomic_bool mem_wait;           /* the listener waits for mem to drop */
     /* Listener thread only. */
     struct conn *conns;
@@ -122,8 +124,8 @@ struct rpc_server {
     uint8_t *scratch;               /* READ_CHUNK bytes */
     unsigned tick_ms;
     int64_t next_tick_ms, accept_resume_ms;
-    size_t mem_last_tick;
-    struct ratelog log_accept, log_full, log_host, log_mem, log_stuck;
+    size_t released_last_tick;
+    struct ratelog log_record, log_accept, log_full, log_host, log_mem, log_stuck;
 };
 
 static int64_t now_ms(void)
@@ -169,6 +171,7 @@ static void mem_add(struct rpc_server *s, size_t n)
 static void mem_sub(struct rpc_server *s, size_t n)
 {
     size_t after = atomic_fetch_sub(&s->mem, n) - n;
+    atomic_fetch_add(&s->released, n);
     if (after < s->lim.memory && atomic_load(&s->mem_wait) &&
         atomic_exchange(&s->mem_wait, false))
         wake_listener(s);
@@ -402,8 +405,12 @@ static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, s
             c->frag_last = mark >> 31;
             c->frag_left = mark & 0x7fffffffu;
             if (c->rec_len + c->frag_left > RPC_MAX_RECORD) {
-                log_warn("rpc: record over %d bytes from a client; dropping the connection",
-                         RPC_MAX_RECORD);
+                char more[64], host[INET6_ADDRSTRLEN];
+                if (ratelog_ok(&s->log_record, more, sizeof more)) {
+                    host_str(&c->host, host, sizeof host);
+                    log_warn("rpc: record over %d bytes from %s; dropping the connection%s",
+                             RPC_MAX_RECORD, host, more);
+                }
                 return false;
             }
             c->in_body = true;
@@ -490,7 +497,9 @@ static bool conn_readable(struct rpc_server *s, struct conn *c)
                 continue;
             }
         } else {
-            r = recv(c->src.fd, s->scratch, READ_CHUNK, 0);
+            /* Between records, read little at a time: every record in a
+             * chunk becomes a job, even past the connection's limits. */
+            r = recv(c->src.fd, s->scratch, c->in_body ? READ_CHUNK : READ_SMALL, 0);
             if (r > 0) {
                 got = true;
                 budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
@@ -645,7 +654,7 @@ static void udp_readable(struct rpc_server *s, int fd)
     }
 }
 
-/* Over the memory limit with no progress since the last tick: drop the
+/* Over the memory limit with nothing released since the last tick: drop the
  * connections holding the most (receive buffer + queued replies) until
  * three quarters of the limit, so new clients are read again. */
 static void mem_reclaim(struct rpc_server *s)
@@ -708,10 +717,11 @@ static void tick(struct rpc_server *s)
             conn_close(s, c);
         }
     }
-    size_t mem = atomic_load(&s->mem);
-    if (mem >= s->lim.memory && s->nmem_paused && mem >= s->mem_last_tick)
+    size_t released = atomic_load(&s->released);
+    if (atomic_load(&s->mem) >= s->lim.memory && s->nmem_paused &&
+        released == s->released_last_tick)
         mem_reclaim(s);
-    s->mem_last_tick = atomic_load(&s->mem);
+    s->released_last_tick = atomic_load(&s->released);
     mem_resume(s);
 }
 
@@ -1005,6 +1015,7 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
     atomic_init(&s->stopping, false);
     atomic_init(&s->qlen, 0);
     atomic_init(&s->mem, 0);
+    atomic_init(&s->released, 0);
     atomic_init(&s->mem_wait, false);
     int ret = ENOMEM;
     s->scratch = malloc(READ_CHUNK);
