@@ -444,9 +444,9 @@ int main(int argc, char **argv)
         } else if (!fresh.exports) {
             /* Never widen to the built-in "/ *" on a reload: a config that
              * lost its export lines is more likely a mistake than a wish. */
-            log_error("SIGHUP: keeping the old exports: %s has no export lines "
-                      "(restart to serve the built-in default)",
-                      path ? path : "no config file");
+            log_error("SIGHUP: keeping the old exports: %s%s (restart to serve the "
+                      "built-in default)", path ? path : "there is no config file",
+                      path ? " has no export lines" : "");
         } else {
             if (exports_any_rw(fresh.exports) && srv.vfs_read_only)
                 log_warn("SIGHUP: rw exports need a restart; they stay read-only");
