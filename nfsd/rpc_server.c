@@ -29,6 +29,8 @@
 #define READ_BUDGET        (512 * 1024)  /* per wakeup, for fairness between connections */
 #define REC_MIN_ALLOC      16384   /* first allocation for a record's bytes */
 #define OUT_IOV_MAX        64      /* iovecs per sendmsg of queued replies */
+#define LISTENER_SENDS     4       /* sendmsg calls per EPOLLOUT event */
+#define WORKER_SENDS       16      /* sendmsg calls a worker makes after queueing */
 #define ACCEPT_BACKOFF_MS  500     /* listener not polled this long after EMFILE */
 #define LOG_EVERY_MS       60000   /* repeated warnings: at most one per minute */
 
@@ -36,7 +38,7 @@
 #define DEF_CONNS_PER_HOST 64
 #define DEF_IDLE_MS        (15u * 60 * 1000)
 #define DEF_REPLY_MS       30000u
-#define DEF_CONN_BUFFER    ((size_t)4 << 20)
+#define DEF_CONN_BUFFER    ((size_t)16 << 20)
 #define DEF_MEMORY         ((size_t)256 << 20)
 
 enum src_kind { SRC_WAKE, SRC_TCP_LISTEN, SRC_UDP, SRC_CONN };
@@ -61,6 +63,7 @@ struct conn {
     bool dead;                      /* closed by the listener */
     bool broken;                    /* a send failed: shut down, to be closed */
     bool mem_paused;                /* not read: the server is over its memory limit */
+    bool sending;                   /* a thread is in sendmsg for c, without the lock */
     int inflight;                   /* calls queued or running */
     size_t queued_in;               /* bytes of those calls' records */
     struct outbuf *out_head, *out_tail;
@@ -221,7 +224,8 @@ static void conn_update_events(struct rpc_server *s, struct conn *c)
         return;
     bool read = !c->broken && !c->mem_paused && c->inflight < CONN_INFLIGHT_MAX &&
                 c->queued_in < s->lim.conn_buffer && c->out_bytes < s->lim.conn_buffer;
-    uint32_t ev = (read ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_head ? EPOLLOUT : 0);
+    /* While a thread is in sendmsg it rearms EPOLLOUT itself afterwards. */
+    uint32_t ev = (read ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_head && !c->sending ? EPOLLOUT : 0);
     if (ev == c->events)
         return;
     struct epoll_event e = { .events = ev, .data.ptr = &c->src };
@@ -229,12 +233,28 @@ static void conn_update_events(struct rpc_server *s, struct conn *c)
         c->events = ev;
 }
 
-/* Write queued replies until the socket would block; never waits.  A send
- * error marks c broken and shuts it down (the listener then closes it).
- * Caller holds c->lock. */
-static void conn_flush(struct rpc_server *s, struct conn *c)
+/* Free c's queued replies (closed connection). */
+static void conn_drop_output(struct rpc_server *s, struct conn *c)
 {
-    while (c->out_head && !c->broken) {
+    while (c->out_head) {
+        struct outbuf *ob = c->out_head;
+        c->out_head = ob->next;
+        mem_sub(s, ob->len + ob->tail_len);
+        outbuf_free(ob);
+    }
+    c->out_tail = NULL;
+    c->out_bytes = 0;
+}
+
+/* Write queued replies with at most rounds non-blocking sendmsg calls.
+ * One thread writes a connection at a time (c->sending), and c->lock is
+ * not held during sendmsg, so the listener never waits for another
+ * thread's copy; others only append to the queue meanwhile, and what is
+ * left goes out on EPOLLOUT.  A send error marks c broken and shuts it
+ * down (the listener then closes it).  Caller holds c->lock. */
+static void conn_flush(struct rpc_server *s, struct conn *c, int rounds)
+{
+    while (rounds-- > 0 && c->out_head && !c->broken && !c->dead && !c->sending) {
         struct iovec iov[OUT_IOV_MAX];
         int n = 0;
         for (struct outbuf *ob = c->out_head; ob && n + 2 <= OUT_IOV_MAX; ob = ob->next) {
@@ -249,10 +269,19 @@ static void conn_flush(struct rpc_server *s, struct conn *c)
                 iov[n++] = (struct iovec){ ob->tail + off, ob->tail_len - off };
         }
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        c->sending = true;
+        pthread_mutex_unlock(&c->lock);
         ssize_t w = sendmsg(c->src.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno == EINTR)
+        int err = errno;
+        pthread_mutex_lock(&c->lock);
+        c->sending = false;
+        if (c->dead) {              /* closed meanwhile: conn_close left us the queue */
+            conn_drop_output(s, c);
+            return;
+        }
+        if (w < 0 && err == EINTR)
             continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (w < 0 && (err == EAGAIN || err == EWOULDBLOCK))
             return;
         if (w <= 0) {
             c->broken = true;
@@ -288,14 +317,8 @@ static void conn_close(struct rpc_server *s, struct conn *c)
     pthread_mutex_lock(&c->lock);
     c->dead = true;
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->src.fd, NULL);
-    while (c->out_head) {
-        struct outbuf *ob = c->out_head;
-        c->out_head = ob->next;
-        mem_sub(s, ob->len + ob->tail_len);
-        outbuf_free(ob);
-    }
-    c->out_tail = NULL;
-    c->out_bytes = 0;
+    if (!c->sending)                /* else the sender frees it when it returns */
+        conn_drop_output(s, c);
     if (c->mem_paused)
         s->nmem_paused--;
     c->mem_paused = false;
@@ -532,7 +555,7 @@ static bool conn_readable(struct rpc_server *s, struct conn *c)
 static bool conn_writable(struct rpc_server *s, struct conn *c)
 {
     pthread_mutex_lock(&c->lock);
-    conn_flush(s, c);
+    conn_flush(s, c, LISTENER_SENDS);
     conn_update_events(s, c);
     bool broken = c->broken;
     pthread_mutex_unlock(&c->lock);
@@ -816,7 +839,7 @@ static void conn_reply(struct rpc_server *s, struct job *j, struct rpc_reply_out
         c->out_bytes += total;
         mem_add(s, total);
         ob = NULL;
-        conn_flush(s, c);
+        conn_flush(s, c, WORKER_SENDS);  /* until EAGAIN; the rest goes out on EPOLLOUT */
     }
     c->inflight--;
     c->queued_in -= j->cap;
