@@ -29,6 +29,8 @@
 #define READ_BUDGET        (512 * 1024)  /* per wakeup, for fairness between connections */
 #define REC_MIN_ALLOC      16384   /* first allocation for a record's bytes */
 #define OUT_IOV_MAX        64      /* iovecs per sendmsg of queued replies */
+#define LISTENER_SENDS     4       /* sendmsg calls per EPOLLOUT event */
+#define WORKER_SENDS       16      /* sendmsg calls a worker makes after queueing */
 #define ACCEPT_BACKOFF_MS  500     /* listener not polled this long after EMFILE */
 #define LOG_EVERY_MS       60000   /* repeated warnings: at most one per minute */
 
@@ -36,7 +38,7 @@
 #define DEF_CONNS_PER_HOST 64
 #define DEF_IDLE_MS        (15u * 60 * 1000)
 #define DEF_REPLY_MS       30000u
-#define DEF_CONN_BUFFER    ((size_t)4 << 20)
+#define DEF_CONN_BUFFER    ((size_t)16 << 20)
 #define DEF_MEMORY         ((size_t)256 << 20)
 
 enum src_kind { SRC_WAKE, SRC_TCP_LISTEN, SRC_UDP, SRC_CONN };
@@ -61,6 +63,7 @@ struct conn {
     bool dead;                      /* closed by the listener */
     bool broken;                    /* a send failed: shut down, to be closed */
     bool mem_paused;                /* not read: the server is over its memory limit */
+    bool sending;                   /* a thread is in sendmsg for c, without the lock */
     int inflight;                   /* calls queued or running */
     size_t queued_in;               /* bytes of those calls' records */
     struct outbuf *out_head, *out_tail;
@@ -69,6 +72,7 @@ struct conn {
     int64_t active_ms;              /* last byte read or written */
     uint32_t events;                /* epoll interest set now */
     struct in6_addr host;           /* peer address, v4 as v4-mapped */
+    size_t max_record;              /* of the port it came in on */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     /* Reader state: touched only by the listener thread. */
@@ -106,6 +110,7 @@ struct rpc_server {
     struct src listeners[2], udps[2];
     int nsock;                      /* 1 when both ports are the same */
     int port[2];
+    size_t max_record[2];
     pthread_t listener;
     pthread_t *workers;
     unsigned nworkers;
@@ -221,7 +226,8 @@ static void conn_update_events(struct rpc_server *s, struct conn *c)
         return;
     bool read = !c->broken && !c->mem_paused && c->inflight < CONN_INFLIGHT_MAX &&
                 c->queued_in < s->lim.conn_buffer && c->out_bytes < s->lim.conn_buffer;
-    uint32_t ev = (read ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_head ? EPOLLOUT : 0);
+    /* While a thread is in sendmsg it rearms EPOLLOUT itself afterwards. */
+    uint32_t ev = (read ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_head && !c->sending ? EPOLLOUT : 0);
     if (ev == c->events)
         return;
     struct epoll_event e = { .events = ev, .data.ptr = &c->src };
@@ -229,12 +235,28 @@ static void conn_update_events(struct rpc_server *s, struct conn *c)
         c->events = ev;
 }
 
-/* Write queued replies until the socket would block; never waits.  A send
- * error marks c broken and shuts it down (the listener then closes it).
- * Caller holds c->lock. */
-static void conn_flush(struct rpc_server *s, struct conn *c)
+/* Free c's queued replies (closed connection). */
+static void conn_drop_output(struct rpc_server *s, struct conn *c)
 {
-    while (c->out_head && !c->broken) {
+    while (c->out_head) {
+        struct outbuf *ob = c->out_head;
+        c->out_head = ob->next;
+        mem_sub(s, ob->len + ob->tail_len);
+        outbuf_free(ob);
+    }
+    c->out_tail = NULL;
+    c->out_bytes = 0;
+}
+
+/* Write queued replies with at most rounds non-blocking sendmsg calls.
+ * One thread writes a connection at a time (c->sending), and c->lock is
+ * not held during sendmsg, so the listener never waits for another
+ * thread's copy; others only append to the queue meanwhile, and what is
+ * left goes out on EPOLLOUT.  A send error marks c broken and shuts it
+ * down (the listener then closes it).  Caller holds c->lock. */
+static void conn_flush(struct rpc_server *s, struct conn *c, int rounds)
+{
+    while (rounds-- > 0 && c->out_head && !c->broken && !c->dead && !c->sending) {
         struct iovec iov[OUT_IOV_MAX];
         int n = 0;
         for (struct outbuf *ob = c->out_head; ob && n + 2 <= OUT_IOV_MAX; ob = ob->next) {
@@ -249,10 +271,19 @@ static void conn_flush(struct rpc_server *s, struct conn *c)
                 iov[n++] = (struct iovec){ ob->tail + off, ob->tail_len - off };
         }
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        c->sending = true;
+        pthread_mutex_unlock(&c->lock);
         ssize_t w = sendmsg(c->src.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno == EINTR)
+        int err = errno;
+        pthread_mutex_lock(&c->lock);
+        c->sending = false;
+        if (c->dead) {              /* closed meanwhile: conn_close left us the queue */
+            conn_drop_output(s, c);
+            return;
+        }
+        if (w < 0 && err == EINTR)
             continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (w < 0 && (err == EAGAIN || err == EWOULDBLOCK))
             return;
         if (w <= 0) {
             c->broken = true;
@@ -288,14 +319,8 @@ static void conn_close(struct rpc_server *s, struct conn *c)
     pthread_mutex_lock(&c->lock);
     c->dead = true;
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->src.fd, NULL);
-    while (c->out_head) {
-        struct outbuf *ob = c->out_head;
-        c->out_head = ob->next;
-        mem_sub(s, ob->len + ob->tail_len);
-        outbuf_free(ob);
-    }
-    c->out_tail = NULL;
-    c->out_bytes = 0;
+    if (!c->sending)                /* else the sender frees it when it returns */
+        conn_drop_output(s, c);
     if (c->mem_paused)
         s->nmem_paused--;
     c->mem_paused = false;
@@ -404,12 +429,12 @@ static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, s
             c->hdr_have = 0;
             c->frag_last = mark >> 31;
             c->frag_left = mark & 0x7fffffffu;
-            if (c->rec_len + c->frag_left > RPC_MAX_RECORD) {
+            if (c->rec_len + c->frag_left > c->max_record) {
                 char more[64], host[INET6_ADDRSTRLEN];
                 if (ratelog_ok(&s->log_record, more, sizeof more)) {
                     host_str(&c->host, host, sizeof host);
-                    log_warn("rpc: record over %d bytes from %s; dropping the connection%s",
-                             RPC_MAX_RECORD, host, more);
+                    log_warn("rpc: record over %zu bytes from %s; dropping the connection%s",
+                             c->max_record, host, more);
                 }
                 return false;
             }
@@ -532,7 +557,7 @@ static bool conn_readable(struct rpc_server *s, struct conn *c)
 static bool conn_writable(struct rpc_server *s, struct conn *c)
 {
     pthread_mutex_lock(&c->lock);
-    conn_flush(s, c);
+    conn_flush(s, c, LISTENER_SENDS);
     conn_update_events(s, c);
     bool broken = c->broken;
     pthread_mutex_unlock(&c->lock);
@@ -551,8 +576,10 @@ static void listeners_poll(struct rpc_server *s, bool on)
     }
 }
 
-static void accept_conns(struct rpc_server *s, int lfd)
+static void accept_conns(struct rpc_server *s, struct src *l)
 {
+    int lfd = l->fd;
+    size_t max_record = s->max_record[l == &s->listeners[0] ? 0 : 1];
     char more[64];
     char host[INET6_ADDRSTRLEN];
     for (;;) {
@@ -610,6 +637,7 @@ static void accept_conns(struct rpc_server *s, int lfd)
         c->peer = peer;
         c->peer_len = plen;
         c->host = a;
+        c->max_record = max_record;
         c->active_ms = now_ms();
         c->events = EPOLLIN | EPOLLRDHUP;
         struct epoll_event e = { .events = c->events, .data.ptr = &c->src };
@@ -750,7 +778,7 @@ static void *listener_main(void *arg)
                 break;
             }
             case SRC_TCP_LISTEN:
-                accept_conns(s, src->fd);
+                accept_conns(s, src);
                 break;
             case SRC_UDP:
                 udp_readable(s, src->fd);
@@ -816,7 +844,7 @@ static void conn_reply(struct rpc_server *s, struct job *j, struct rpc_reply_out
         c->out_bytes += total;
         mem_add(s, total);
         ob = NULL;
-        conn_flush(s, c);
+        conn_flush(s, c, WORKER_SENDS);  /* until EAGAIN; the rest goes out on EPOLLOUT */
     }
     c->inflight--;
     c->queued_in -= j->cap;
@@ -1039,6 +1067,10 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
     }
     if (s->nsock == 1)
         s->port[1] = s->port[0];
+    for (int i = 0; i < 2; i++)
+        s->max_record[i] = cfg->max_record[i] ? cfg->max_record[i] : RPC_MAX_RECORD;
+    if (s->nsock == 1 && s->max_record[1] > s->max_record[0])
+        s->max_record[0] = s->max_record[1];
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->wake.kind = SRC_WAKE;
     s->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -59,7 +59,7 @@ struct rpc_limits {
                                      no progress for this long [30 s] */
     size_t conn_buffer;           /* per connection: bytes of calls waiting for a
                                      worker, and of replies waiting for the
-                                     socket, before it is not read [4 MiB] */
+                                     socket, before it is not read [16 MiB] */
     size_t memory;                /* all receive buffers, queued calls and queued
                                      replies together [256 MiB] */
 };
@@ -68,6 +68,8 @@ struct rpc_server_config {
     const char *listen;       /* NULL or "": all addresses (v6 dual stack, or v4) */
     int ports[2];             /* 0 = ephemeral; each gets TCP and UDP */
     bool no_udp;              /* TCP only: no UDP socket at all */
+    size_t max_record[2];     /* per port: longest TCP call record accepted
+                                 (0 = RPC_MAX_RECORD; one port number: the larger) */
     unsigned threads;
     struct rpc_limits limits;
     rpc_handler_fn handler;
