@@ -1,4 +1,4 @@
-/* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts, dirty marks and flush/resolve requests. */
+/* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts and dirty marks. */
 #include "vfs/vfs_internal.h"
 #include "fetch/fetch_s3.h"
 #include "util/log.h"
@@ -944,8 +944,7 @@ int vfs_run_rename(vfs *v, const char *from, const char *to)
     return err;
 }
 
-/* Names of dirty runs (not conflicted) matching the filter. */
-static char **dirty_runs(vfs *v, bool idle_only, size_t *n)
+char **vfs_dirty_runs(vfs *v, bool idle_only, size_t *n)
 {
     int64_t now = vfs_mono_ms();
     size_t cap = 0;
@@ -976,7 +975,7 @@ out:
     return names;
 }
 
-static void free_names(char **names, size_t n)
+void vfs_free_names(char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -986,10 +985,10 @@ static void free_names(char **names, size_t n)
 void vfs_writeback_all(vfs *v, const char *reason)
 {
     size_t n;
-    char **names = dirty_runs(v, false, &n);
+    char **names = vfs_dirty_runs(v, false, &n);
     for (size_t i = 0; i < n; i++)
         vfs_writeback_run(v, names[i], reason);
-    free_names(names, n);
+    vfs_free_names(names, n);
 }
 
 bool vfs_writeback_for_eviction(vfs *v)
@@ -1014,209 +1013,11 @@ bool vfs_writeback_for_eviction(vfs *v)
     return err == 0;
 }
 
-/* ---- requests (tarnfs flush, tarnfs cache resolve) -------------------- */
-
-/* Drop the local copy of a conflicted run: its version is safe under the
- * conflict key; the backend's version is fetched at the next access. */
-static int resolve_run(vfs *v, const char *name, char *msg, size_t cap)
-{
-    struct vfs_ref ref;
-    int err = vfs_run_acquire(v, name, VFS_ACQ_NOFETCH, &ref);
-    if (err) {
-        snprintf(msg, cap, "run %s is not in the cache", name);
-        return err;
-    }
-    struct vfs_run *r = ref.run;
-    kv_run *kr = ref.h->kr;
-    char ck[1200];
-    size_t len;
-    err = kv_run_getmeta(kr, "conflict", ck, sizeof ck - 1, &len);
-    if (err) {
-        vfs_run_release(v, &ref);
-        snprintf(msg, cap, "run %s is not in conflict", name);
-        return EINVAL;
-    }
-    ck[len < sizeof ck - 1 ? len : sizeof ck - 1] = '\0';
-    pthread_rwlock_wrlock(&r->change_lock);
-    err = kv_run_delmeta(kr, "dirty");
-    if (!err || err == ENOENT)
-        err = kv_run_delmeta(kr, "conflict");
-    if (!err)
-        err = kv_run_sync(kr);
-    if (!err) {
-        pthread_mutex_lock(&v->lock);
-        r->dirty = r->conflicted = false;
-        r->dirty_since_ms = 0;
-        r->version_stale = true;        /* fetch the backend's version */
-        pthread_mutex_unlock(&v->lock);
-        vfs_dirty_mark_remove(v, name);
-        if (snprintf(msg, cap, "run %s resolved: this server's changes are "
-                     "in %s; the backend's version will be served from "
-                     "now on", name, ck) >= (int)cap)
-            msg[cap - 1] = '\0';
-        log_warn("vfs: conflict on run %s resolved by the operator (changes "
-                 "kept in %s)", name, ck);
-    } else {
-        snprintf(msg, cap, "cannot resolve run %s: %s", name, strerror(err));
-    }
-    pthread_rwlock_unlock(&r->change_lock);
-    vfs_run_release(v, &ref);
-    return err;
-}
-
-static void answer(const char *req, int err, const char *msg)
-{
-    char res[PATH_MAX], tmp[PATH_MAX + 8];
-    snprintf(res, sizeof res, "%.*s.res", (int)(strlen(req) - 4), req);
-    snprintf(tmp, sizeof tmp, "%s.tmp", res);
-    FILE *f = fopen(tmp, "we");
-    if (f) {
-        fprintf(f, "%d %s\n", err, msg);
-        if (fclose(f) == 0 && rename(tmp, res) == 0) {
-            unlink(req);
-            return;
-        }
-        unlink(tmp);
-    }
-    unlink(req);
-}
-
-static void serve_request(vfs *v, const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return;
-    char line[KV_RUNNAME_MAX + 32] = "";
-    if (!fgets(line, sizeof line, f))
-        line[0] = '\0';
-    fclose(f);
-    line[strcspn(line, "\n")] = '\0';
-    char msg[4096];
-    int err = 0;
-    if (!strcmp(line, "flush *")) {
-        size_t n, failed = 0;
-        char **names = dirty_runs(v, false, &n);
-        for (size_t i = 0; i < n; i++)
-            if (vfs_writeback_run(v, names[i], "tarnfs flush --all"))
-                failed++;
-        free_names(names, n);
-        size_t nc = 0;
-        pthread_mutex_lock(&v->lock);
-        for (size_t i = 0; i < v->nbuckets; i++)
-            for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
-                nc += r->conflicted;
-        pthread_mutex_unlock(&v->lock);
-        err = failed ? EIO : nc ? ECANCELED : 0;
-        snprintf(msg, sizeof msg, "%zu dirty run(s) written back, %zu "
-                 "failed, %zu conflicted", n - failed, failed, nc);
-    } else if (!strncmp(line, "flush ", 6)) {
-        const char *name = line + 6;
-        err = vfs_writeback_run(v, name, "tarnfs flush");
-        pthread_mutex_lock(&v->lock);
-        struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
-        bool conflicted = r && r->conflicted;
-        pthread_mutex_unlock(&v->lock);
-        if (conflicted) {
-            err = ECANCELED;
-            char ck[1200] = "";
-            struct timespec since;
-            vfs_dirty_info(v->cache_dir, name, &since, ck, sizeof ck);
-            if (snprintf(msg, sizeof msg, "run %s is in conflict: the "
-                         "backend changed since it was fetched; this "
-                         "server's version is %s; see `tarnfs cache "
-                         "resolve`", name, ck) >= (int)sizeof msg)
-                msg[sizeof msg - 1] = '\0';
-        } else if (err == ENOENT) {
-            err = 0;
-            snprintf(msg, sizeof msg, "run %s is not in the cache: nothing "
-                     "to write", name);
-        } else if (err) {
-            snprintf(msg, sizeof msg, "write-back of %s failed: %s (see the "
-                     "server log)", name, strerror(err));
-        } else {
-            snprintf(msg, sizeof msg, "run %s is clean", name);
-        }
-    } else if (!strncmp(line, "resolve ", 8)) {
-        err = resolve_run(v, line + 8, msg, sizeof msg);
-    } else {
-        err = EINVAL;
-        snprintf(msg, sizeof msg, "unknown request");
-    }
-    answer(path, err, msg);
-}
-
 void vfs_writeback_tick(vfs *v)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/requests", v->meta_dir);
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            size_t len = strlen(de->d_name);
-            if (len < 5 || strcmp(de->d_name + len - 4, ".req") != 0)
-                continue;
-            char path[PATH_MAX + 300];
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            serve_request(v, path);
-        }
-        closedir(d);
-    }
     size_t n;
-    char **names = dirty_runs(v, true, &n);
+    char **names = vfs_dirty_runs(v, true, &n);
     for (size_t i = 0; i < n; i++)
         vfs_writeback_run(v, names[i], "idle");
-    free_names(names, n);
-}
-
-int vfs_request(const char *cache_dir, const char *run, bool resolve,
-                unsigned timeout_s, char *msg, size_t cap)
-{
-    msg[0] = '\0';
-    if (!cache_dir || (run && vfs_check_run_name(run)) || (resolve && !run))
-        return EINVAL;
-    char base[PATH_MAX], req[PATH_MAX + 8], tmp[PATH_MAX + 8],
-         res[PATH_MAX + 8];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(base, sizeof base, "%s/vfs/requests/%ld-%ld", cache_dir,
-             (long)getpid(), (long)now.tv_nsec);
-    snprintf(req, sizeof req, "%s.req", base);
-    snprintf(tmp, sizeof tmp, "%s.tmp", base);
-    snprintf(res, sizeof res, "%s.res", base);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return errno;
-    fprintf(f, "%s %s\n", resolve ? "resolve" : "flush", run ? run : "*");
-    if (fclose(f) != 0 || rename(tmp, req) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return err;
-    }
-    for (unsigned waited = 0; waited < timeout_s * 10; waited++) {
-        f = fopen(res, "re");
-        if (f) {
-            int err = EIO;
-            char line[2048] = "";
-            if (fgets(line, sizeof line, f)) {
-                char *sp = strchr(line, ' ');
-                err = atoi(line);
-                line[strcspn(line, "\n")] = '\0';
-                snprintf(msg, cap, "%s", sp ? sp + 1 : "");
-            }
-            fclose(f);
-            unlink(res);
-            return err;
-        }
-        struct timespec ts = { 0, 100 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-    /* Withdraw it unless the server took it meanwhile. */
-    if (unlink(req) != 0)
-        snprintf(msg, cap, "the server took the request but has not "
-                 "answered yet");
-    else
-        snprintf(msg, cap, "no tarnfsd answered (is one serving %s "
-                 "read-write?)", cache_dir);
-    return ETIMEDOUT;
+    vfs_free_names(names, n);
 }
