@@ -91,6 +91,8 @@ struct vfs_run {
     uint64_t change_gen;          /* bumped by every change */
     int64_t dirty_since_ms;       /* wall clock, first change not written */
     int64_t last_change_ms;       /* monotonic, last change */
+    unsigned wb_failures;         /* write-backs failed in a row */
+    int64_t wb_retry_ms;          /* monotonic: no idle retry before */
     char version[128];            /* source_version of the cached copy */
     char *key;                    /* source mode: object key last used */
     unsigned scan_gen;            /* last cache scan that saw it */
@@ -322,8 +324,9 @@ int vfs_run_rename(vfs *v, const char *from, const char *to);
 void vfs_writeback_all(vfs *v, const char *reason);
 /* Record dirty runs of the cache (persisted marks) in the run table. */
 void vfs_writeback_scan(vfs *v);
-/* S3: abort unfinished multipart uploads to the keys of dirty runs (left
- * by a crash during a write-back).  Logged; failures are not fatal. */
+/* Clean up after write-backs a crash interrupted, for the dirty runs: S3:
+ * abort unfinished multipart uploads to their keys; NAS: remove temp files
+ * of this host's dead writers next to them.  Logged; not fatal. */
 void vfs_writeback_abort_orphans(vfs *v);
 /* Write back the least recently used dirty run that eviction wants gone;
  * returns true if one was written. */
