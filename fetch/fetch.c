@@ -96,6 +96,12 @@ int fetch_delete(fetch_backend *b, const char *key)
     return b->m->del(b, key);
 }
 
+int fetch_sweep_temps(fetch_backend *b, const char *key, unsigned *removed)
+{
+    *removed = 0;
+    return b->m->sweep ? b->m->sweep(b, key, removed) : 0;
+}
+
 void fetch_close(fetch_backend *b)
 {
     if (b)

@@ -72,6 +72,10 @@ struct fetch_methods {
                void *arg, const struct fetch_put_opts *opts,
                struct fetch_objinfo *oi);
     int (*del)(fetch_backend *b, const char *key);
+    /* Remove what interrupted puts by dead processes of this host left in
+     * key's directory (NULL: the backend leaves nothing, or cleans up
+     * otherwise).  *removed gets the count. */
+    int (*sweep)(fetch_backend *b, const char *key, unsigned *removed);
     void (*close)(fetch_backend *b);
 };
 
@@ -95,6 +99,12 @@ struct fetch_config {
  * EACCES, EIO. */
 int fetch_open(const char *source, const struct fetch_config *cfg,
                fetch_backend **out, char *err, size_t errlen);
+
+/* Remove the temp files that puts interrupted by a crash of a process of
+ * this host left next to key (NAS; a no-op elsewhere); *removed gets how
+ * many.  Temp files of live writers and of other hosts are left alone.
+ * Errors: EINVAL (bad key), EACCES, EIO. */
+int fetch_sweep_temps(fetch_backend *b, const char *key, unsigned *removed);
 
 /* Read up to cap bytes from a stream: returns bytes, 0 at the (verified
  * complete) end, or -errno.  A body shorter than announced is -EIO, never

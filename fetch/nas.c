@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,17 +356,83 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* Make a temp file in pfd named after base; returns fd, name in tmp. */
+/* This host's name as temp file names carry it (at most 40 bytes). */
+static void temp_host(char *out, size_t cap)
+{
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    snprintf(out, cap, "%.40s", host);
+}
+
+/* Make a temp file in pfd named after base; returns fd, name in tmp.  The
+ * name ends in ".PID@HOST", so a sweep can tell a temp file whose writer
+ * died (fetch_sweep_temps) from one still being written. */
 static int make_temp(int pfd, const char *base, char *tmp, size_t tmplen)
 {
+    char host[48];
+    temp_host(host, sizeof host);
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned long r = ((unsigned long)random() << 16) ^ (unsigned long)getpid() ^ (unsigned long)attempt;
-        snprintf(tmp, tmplen, TMP_PREFIX "%.150s.%lx", base, r);
-        int fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        snprintf(tmp, tmplen, TMP_PREFIX "%.150s.%lx.%ld@%s", base, r,
+                 (long)getpid(), host);
+        int fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd >= 0 || errno != EEXIST)
             return fd < 0 ? -errno : fd;
     }
     return -EEXIST;
+}
+
+/* Whether temp file name was made by a process of this host (host) that no
+ * longer runs. */
+static bool temp_orphaned(const char *name, const char *host)
+{
+    const char *at = strrchr(name, '@');
+    if (!at || strcmp(at + 1, host) != 0)
+        return false;
+    const char *p = at;
+    while (p > name && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == at || p == name || p[-1] != '.')
+        return false;
+    long pid = strtol(p, NULL, 10);
+    return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static int nas_sweep(fetch_backend *b, const char *key, unsigned *removed)
+{
+    struct nas_backend *nb = nas_of(b);
+    *removed = 0;
+    int rc = check_key(key);
+    if (rc)
+        return rc;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", key);
+    char *last = strrchr(dir, '/');
+    if (last)
+        *last = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int dfd = openat(nb->dirfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return errno == ENOENT ? 0 : errno;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        rc = errno;
+        close(dfd);
+        return rc;
+    }
+    char host[48];
+    temp_host(host, sizeof host);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (!strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) &&
+            temp_orphaned(de->d_name, host) &&
+            unlinkat(dirfd(d), de->d_name, 0) == 0)
+            (*removed)++;
+    closedir(d);
+    return 0;
 }
 
 /* Write the sidecar for base in pfd atomically ("HEX  base\n", the format
@@ -558,6 +625,7 @@ static const struct fetch_methods nas_methods = {
     .open = nas_open,
     .put = nas_put,
     .del = nas_del,
+    .sweep = nas_sweep,
     .close = nas_close,
 };
 

@@ -12,23 +12,34 @@
 
 #define PROG "tarnfs cache"
 
+/* What an action gets: the cache directory, the cache itself if the action
+ * reads it directly (ls, stats; NULL for those going through vfs), its
+ * positional arguments and --timeout. */
+struct cache_call {
+    const char *dir;
+    kv_cache *c;
+    char **argv;
+    unsigned timeout;
+};
+
 struct cache_action {
     const char *name;
-    int (*run)(kv_cache *c, int argc, char **argv);
+    int (*run)(const struct cache_call *cc);
     int npos;                   /* positional arguments it takes */
+    bool opens_cache;           /* reads the cache itself (kvstore) */
     const char *args, *summary;
 };
 
-static int cache_ls(kv_cache *c, int argc, char **argv);
-static int cache_evict(kv_cache *c, int argc, char **argv);
-static int cache_stats(kv_cache *c, int argc, char **argv);
-static int cache_resolve(kv_cache *c, int argc, char **argv);
+static int cache_ls(const struct cache_call *cc);
+static int cache_evict(const struct cache_call *cc);
+static int cache_stats(const struct cache_call *cc);
+static int cache_resolve(const struct cache_call *cc);
 
 static const struct cache_action actions[] = {
-    { "ls",    cache_ls,    0, "",     "list the cached runs: size, files, created, last access, source" },
-    { "evict", cache_evict, 1, "NAME", "remove run NAME from the cache" },
-    { "stats", cache_stats, 0, "",     "totals of the cache, and the running server's counters" },
-    { "resolve", cache_resolve, 1, "NAME", "end a write-back conflict: keep the backend's version" },
+    { "ls",    cache_ls,    0, true,  "",     "list the cached runs: size, files, created, last access, source" },
+    { "evict", cache_evict, 1, false, "NAME", "remove run NAME from the cache (never one with unwritten changes)" },
+    { "stats", cache_stats, 0, true,  "",     "totals of the cache, and the running server's counters" },
+    { "resolve", cache_resolve, 1, false, "NAME", "end a write-back conflict: keep the backend's version" },
 };
 #define N_ACTIONS (sizeof actions / sizeof actions[0])
 
@@ -40,8 +51,16 @@ static void cache_usage(FILE *out)
                 actions[i].summary);
     fprintf(out,
             "\noptions:\n"
-            "  -c, --cache DIR   the cache directory\n"
-            "  -h, --help        this help\n"
+            "  -c, --cache DIR     the cache directory\n"
+            "  -t, --timeout SECS  evict, resolve: how long to wait for the\n"
+            "                      server's answer (default 600)\n"
+            "  -h, --help          this help\n"
+            "\n"
+            "cache evict NAME never drops changes: a run with changes not yet\n"
+            "written back is refused (run 'tarnfs flush NAME' first), and so is a\n"
+            "run in conflict (see resolve).  While a tarnfsd serves the cache,\n"
+            "it evicts the run itself, once no request is using it; otherwise\n"
+            "the tool does, and a tarnfsd starting meanwhile waits for it.\n"
             "\n"
             "cache ls prints one line per run: NAME, BYTES (data and metadata\n"
             "stored), FILES (inodes), CREATED (UTC, when it was ingested),\n"
@@ -96,8 +115,9 @@ static int print_run(void *arg, const struct kv_runinfo *ri)
     return 0;
 }
 
-static int cache_ls(kv_cache *c, int argc, char **argv)
+static int cache_ls(const struct cache_call *cc)
 {
+    kv_cache *c = cc->c;
     printf("%-40s %14s %10s %-20s %-20s %-24s %s\n", "NAME", "BYTES", "FILES",
            "CREATED", "LAST-ACCESS", "SOURCE", "DIRTY");
     int err = kv_cache_list(c, print_run, c);
@@ -108,31 +128,28 @@ static int cache_ls(kv_cache *c, int argc, char **argv)
     return CLI_OK;
 }
 
-static int cache_evict(kv_cache *c, int argc, char **argv)
+static int cache_evict(const struct cache_call *cc)
 {
-    const char *name = argv[0];
+    const char *name = cc->argv[0];
     while (*name == '/')
         name++;             /* accept "/NAME" as ls shows it */
-    int err = kv_cache_evict(c, name);
-    if (err == ENOENT)
-        fprintf(stderr, "%s evict: no run '%s' in the cache\n", PROG, name);
-    else if (err == EINVAL)
-        fprintf(stderr, "%s evict: '%s' is not a valid run name\n", PROG,
-                name);
-    else if (err)
-        fprintf(stderr, "%s evict: %s: %s\n", PROG, name, strerror(err));
-    else
-        printf("evicted /%s\n", name);
-    return err ? CLI_FAIL : CLI_OK;
+    char msg[4096];
+    int err = vfs_cache_evict(cc->dir, name, cc->timeout, msg, sizeof msg);
+    if (err) {
+        fprintf(stderr, "%s evict: %s\n", PROG, msg[0] ? msg : strerror(err));
+        return CLI_FAIL;
+    }
+    printf("%s\n", msg);
+    return CLI_OK;
 }
 
-static int cache_resolve(kv_cache *c, int argc, char **argv)
+static int cache_resolve(const struct cache_call *cc)
 {
-    const char *name = argv[0];
+    const char *name = cc->argv[0];
     while (*name == '/')
         name++;
     char msg[4096];
-    int err = vfs_request(kv_cache_path(c), name, true, 600, msg, sizeof msg);
+    int err = vfs_request(cc->dir, name, true, cc->timeout, msg, sizeof msg);
     if (err) {
         fprintf(stderr, "%s resolve: %s\n", PROG, msg[0] ? msg : strerror(err));
         return CLI_FAIL;
@@ -148,8 +165,9 @@ static int count_run(void *arg, const struct kv_runinfo *ri)
     return 0;
 }
 
-static int cache_stats(kv_cache *c, int argc, char **argv)
+static int cache_stats(const struct cache_call *cc)
 {
+    kv_cache *c = cc->c;
     struct kv_statfs st;
     uint64_t runs = 0;
     int err = kv_cache_statfs(c, &st);
@@ -172,15 +190,18 @@ int cmd_cache(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "cache", required_argument, NULL, 'c' },
+        { "timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *cache_opt = NULL;
+    unsigned timeout = 600;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': cache_opt = optarg; break;
+        case 't': timeout = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'h': cache_usage(stdout); return CLI_OK;
         default:  opt_bad_option(PROG, argv, c); return CLI_USAGE;
         }
@@ -209,10 +230,12 @@ int cmd_cache(int argc, char **argv)
     const char *dir = cli_cache_dir(PROG, cache_opt);
     if (!dir)
         return CLI_USAGE;
-    kv_cache *cache;
-    if (cli_open_cache(PROG, dir, false, &cache) != 0)
+    struct cache_call cc = { .dir = dir, .argv = argv + optind + 1,
+                             .timeout = timeout };
+    if (act->opens_cache && cli_open_cache(PROG, dir, false, &cc.c) != 0)
         return CLI_FAIL;
-    int rc = act->run(cache, npos, argv + optind + 1);
-    kv_cache_close(cache);
+    int rc = act->run(&cc);
+    if (cc.c)
+        kv_cache_close(cc.c);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* cmd_ingest.c: "tarnfs ingest": stream a tarball file or stdin into the cache as one published run. */
 #include "tool/cli.h"
 #include "tool/commands.h"
+#include "vfs/vfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,6 +156,15 @@ int cmd_ingest(int argc, char **argv)
     if (source_version)
         snprintf(version, sizeof version, "%s", source_version);
 
+    char why[2048];
+    if (vfs_cache_may_drop(dir, name, "replace", why, sizeof why) != 0) {
+        /* Replacing it would lose changes clients were told are saved. */
+        fprintf(stderr, "%s: %s\n", PROG, why);
+        if (!from_stdin)
+            close(fd);
+        free(name);
+        return CLI_FAIL;
+    }
     kv_cache *cache;
     if (cli_open_cache(PROG, dir, true, &cache) != 0) {
         if (!from_stdin)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Idle handles beyond this many are closed, least recently used first. */
@@ -185,6 +186,111 @@ static void tend_handles(vfs *v)
 
 /* ---- eviction -------------------------------------------------------- */
 
+/* Evict victim, which the caller found evictable and marked evicting under
+ * v->lock (held on entry, released on return).  Errors: kv_cache_evict's
+ * (ENOENT: it was gone already, which counts as evicted). */
+static int evict_marked_locked(vfs *v, struct vfs_run *victim)
+{
+    struct vfs_handle *h = victim->h;
+    if (h) {
+        victim->h = NULL;
+        v->open_handles--;
+    }
+    pthread_mutex_unlock(&v->lock);
+    vfs_handle_close(h);
+    int err = kv_cache_evict(v->cache, victim->name);
+    if (err == 0 || err == ENOENT)
+        marker_remove(v, victim->name);
+    pthread_mutex_lock(&v->lock);
+    victim->evicting = false;
+    pthread_cond_broadcast(&victim->cv);
+    if (err == 0 || err == ENOENT) {
+        victim->cached = false;
+        victim->version[0] = '\0';
+        victim->last_ref_saved_ms = 0;
+        if (err == 0)
+            v->stats.evictions++;
+    }
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
+
+int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
+                  size_t cap)
+{
+    if (vfs_check_run_name(name)) {
+        snprintf(msg, cap, "'%s' is not a valid run name", name);
+        return EINVAL;
+    }
+    int64_t deadline = vfs_mono_ms() + VFS_EVICT_WAIT_MS;
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
+    if (!r) {
+        pthread_mutex_unlock(&v->lock);
+        snprintf(msg, cap, "out of memory");
+        return ENOMEM;
+    }
+    /* Requests in flight hold pins for a moment: wait for them. */
+    while (!r->dirty && (r->pins || r->loading || r->evicting ||
+                         r->writing_back || (r->h && r->h->users))) {
+        if (vfs_mono_ms() >= deadline) {
+            pthread_mutex_unlock(&v->lock);
+            snprintf(msg, cap, "run %s is in use (being fetched, written "
+                     "back or read); try again", name);
+            return EBUSY;
+        }
+        pthread_mutex_unlock(&v->lock);
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&v->lock);
+    }
+    if (r->dirty) {
+        struct timespec since = { .tv_sec = r->dirty_since_ms / 1000 };
+        bool conflicted = r->conflicted;
+        pthread_mutex_unlock(&v->lock);
+        char ck[1200] = "";
+        struct timespec s2;
+        if (vfs_dirty_info(v->cache_dir, name, &s2, ck, sizeof ck) == 0 &&
+            !since.tv_sec)
+            since = s2;
+        vfs_dirty_message("evict", name, since, conflicted && ck[0] ? ck :
+                          conflicted ? "(unknown)" : "", msg, cap);
+        return EBUSY;
+    }
+    /* From here no request can pin it (acquire waits for evicting), so
+     * nothing can change it: the mark file is the last word. */
+    r->evicting = true;
+    pthread_mutex_unlock(&v->lock);
+    struct timespec since;
+    char ck[1200] = "";
+    if (vfs_dirty_info(v->cache_dir, name, &since, ck, sizeof ck) == 0) {
+        pthread_mutex_lock(&v->lock);
+        r->evicting = false;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&v->lock);
+        vfs_dirty_message("evict", name, since, ck, msg, cap);
+        return EBUSY;
+    }
+    pthread_mutex_lock(&v->lock);
+    uint64_t bytes = r->bytes;
+    int err = evict_marked_locked(v, r);
+    if (err == ENOENT) {
+        snprintf(msg, cap, "no run '%s' in the cache", name);
+        return ENOENT;
+    }
+    if (err) {
+        log_error("vfs: cannot evict run %s: %s", name, strerror(err));
+        snprintf(msg, cap, "cannot evict run %s: %s", name, strerror(err));
+        return err;
+    }
+    if (!v->backend)
+        vfs_listings_expire(v);     /* cache mode: the root lists it */
+    log_info("vfs: evicted run %s (%llu bytes, %s)", name,
+             (unsigned long long)bytes, reason);
+    snprintf(msg, cap, "evicted /%s", name);
+    return 0;
+}
+
 static void evict_if_needed(vfs *v)
 {
     if (!v->cfg.cache_limit_bytes || !v->backend)
@@ -237,28 +343,8 @@ static void evict_if_needed(vfs *v)
             break;
         }
         victim->evicting = true;
-        struct vfs_handle *h = victim->h;
-        if (h) {
-            victim->h = NULL;
-            v->open_handles--;
-        }
         uint64_t bytes = victim->bytes;
-        pthread_mutex_unlock(&v->lock);
-        vfs_handle_close(h);
-        int err = kv_cache_evict(v->cache, victim->name);
-        if (err == 0 || err == ENOENT)
-            marker_remove(v, victim->name);
-        pthread_mutex_lock(&v->lock);
-        victim->evicting = false;
-        pthread_cond_broadcast(&victim->cv);
-        if (err == 0 || err == ENOENT) {
-            victim->cached = false;
-            victim->version[0] = '\0';
-            victim->last_ref_saved_ms = 0;
-            if (err == 0)
-                v->stats.evictions++;
-        }
-        pthread_mutex_unlock(&v->lock);
+        int err = evict_marked_locked(v, victim);
         if (err && err != ENOENT) {
             log_error("vfs: cannot evict run %s: %s", victim->name,
                       strerror(err));
@@ -317,6 +403,7 @@ static void *house_main(void *arg)
         pthread_mutex_unlock(&v->lock);
         evict_if_needed(v);
         persist_markers(v, false);
+        vfs_control_serve(v);
         if (v->backend && !v->cfg.read_only)
             vfs_writeback_tick(v);
         tend_handles(v);

@@ -46,6 +46,8 @@ static void vfs_free(vfs *v)
     free(v->cache_dir);
     free(v->source);
     free(v->meta_dir);
+    if (v->server_lock_fd >= 0)
+        close(v->server_lock_fd);       /* lets the lock go */
     free(v);
 }
 
@@ -68,6 +70,7 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
     vfs *v = calloc(1, sizeof *v);
     if (!v)
         return ENOMEM;
+    v->server_lock_fd = -1;
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->wake, NULL);
     pthread_cond_init(&v->bg_idle, NULL);
@@ -111,7 +114,8 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
         (snprintf(sub, sizeof sub, "%s/dirty", v->meta_dir),
          (err = make_dir(sub)) != 0) ||
         (snprintf(sub, sizeof sub, "%s/requests", v->meta_dir),
-         (err = make_dir(sub)) != 0)) {
+         (err = make_dir(sub)) != 0) ||
+        (err = vfs_server_lock(v)) != 0) {
         vfs_free(v);
         return err;
     }

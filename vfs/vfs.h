@@ -238,6 +238,28 @@ int vfs_last_reference(const char *cache_dir, const char *run,
 int vfs_request(const char *cache_dir, const char *run, bool resolve,
                 unsigned timeout_s, char *msg, size_t cap);
 
+/* `tarnfs cache evict`: remove run from the cache at cache_dir without
+ * ever losing a change.  A run with changes not yet written back, or in
+ * conflict, is refused (msg names `tarnfs flush` or `tarnfs cache
+ * resolve`).  If a tarnfsd serves the cache (it holds CACHE/vfs/server.lock)
+ * the request goes to it (a request file, as vfs_request), and it evicts
+ * the run itself once no request uses it; otherwise the run is evicted
+ * here, holding that lock so no server starts meanwhile.  Waits up to
+ * timeout_s for a server's answer.  msg (cap bytes) gets the outcome.
+ * Errors: EINVAL (bad name), ENOENT (not cached, or no cache_dir), EBUSY
+ * (dirty, conflicted, or in use), ETIMEDOUT (the server did not answer),
+ * EACCES, EIO. */
+int vfs_cache_evict(const char *cache_dir, const char *run,
+                    unsigned timeout_s, char *msg, size_t cap);
+
+/* Whether the tool may drop run's cached copy (what: "replace", for the
+ * message): EBUSY, with msg (cap bytes) saying why and naming `tarnfs
+ * flush` or `tarnfs cache resolve`, if it has changes not yet written
+ * back or is in conflict; else 0.  Reads the dirty mark only: a server
+ * changing the run at that moment is not excluded (vfs_cache_evict is). */
+int vfs_cache_may_drop(const char *cache_dir, const char *run,
+                       const char *what, char *msg, size_t cap);
+
 /* Whether run is dirty in the cache at cache_dir: since when (wall clock,
  * the first change not yet written back) and, if a write-back met a newer
  * object, the conflict key its version went to (conflict gets "" if none;

@@ -91,6 +91,8 @@ struct vfs_run {
     uint64_t change_gen;          /* bumped by every change */
     int64_t dirty_since_ms;       /* wall clock, first change not written */
     int64_t last_change_ms;       /* monotonic, last change */
+    unsigned wb_failures;         /* write-backs failed in a row */
+    int64_t wb_retry_ms;          /* monotonic: no idle retry before */
     char version[128];            /* source_version of the cached copy */
     char *key;                    /* source mode: object key last used */
     unsigned scan_gen;            /* last cache scan that saw it */
@@ -168,6 +170,7 @@ struct vfs {
     /* known-persisted catalog hashes (small open-addressing set) */
     uint64_t *catalog;
     size_t catalog_cap, catalog_n;
+    int server_lock_fd;           /* CACHE/vfs/server.lock, held shared */
 };
 
 /* Bytes (and number, if runs) of the runs in the cache, from the table. */
@@ -262,15 +265,42 @@ void vfs_house_kick(vfs *v);
 /* Write the last-reference marker of run name with time ms. */
 void vfs_marker_write(vfs *v, const char *run, int64_t ms);
 void vfs_write_stats_file(vfs *v);
+/* `tarnfs cache evict` served by this server: evict run name now unless it
+ * is dirty or conflicted (refused, msg names the command that helps);
+ * waits up to VFS_EVICT_WAIT_MS for requests using it; reason is for the
+ * log.  msg (cap bytes) gets the answer for the tool.  Errors: EINVAL,
+ * ENOENT (not cached), EBUSY (dirty, conflicted, still in use), ENOMEM,
+ * EIO. */
+#define VFS_EVICT_WAIT_MS 5000
+int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
+                  size_t cap);
+
+/* ---- control.c -------------------------------------------------------- */
+/* Take the server lock (CACHE/vfs/server.lock, shared, for the life of v;
+ * closed by vfs_close), so the tool knows a server owns the cache's runs.
+ * Waits while a tool holds it exclusively.  Errors: EACCES, EIO (logged). */
+int vfs_server_lock(vfs *v);
+/* House duty: serve the request files in CACHE/vfs/requests/ (flush and
+ * resolve only on a server that writes back; evict on any). */
+void vfs_control_serve(vfs *v);
+/* The message refusing to `what` ("evict") a dirty run (conflict: "" if
+ * none), naming the command that helps. */
+void vfs_dirty_message(const char *what, const char *run,
+                       struct timespec since, const char *conflict,
+                       char *msg, size_t cap);
 
 /* ---- writeback.c ------------------------------------------------------ */
 /* Write run name back to the backend now if it is dirty (reason is for the
  * log).  Errors: ECANCELED (conflict: uploaded under a conflict key, run
  * kept dirty), EBUSY (conflicted, waiting for resolve), EIO, ENOENT. */
 int vfs_writeback_run(vfs *v, const char *name, const char *reason);
-/* House duties: write back runs idle past the delay, and serve flush and
- * resolve requests from CACHE/vfs/requests/. */
+/* House duty: write back runs idle past the delay. */
 void vfs_writeback_tick(vfs *v);
+/* Names of dirty runs, not conflicted nor being written back (idle_only:
+ * only those idle past the delay); free with vfs_free_names.  NULL (and
+ * *n 0) when there are none or memory ran out. */
+char **vfs_dirty_runs(vfs *v, bool idle_only, size_t *n);
+void vfs_free_names(char **names, size_t n);
 /* Persist / remove the dirty mark file CACHE/vfs/dirty/<hash> of run
  * (written before the run's "dirty" metadata, removed after it). */
 int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
@@ -294,8 +324,9 @@ int vfs_run_rename(vfs *v, const char *from, const char *to);
 void vfs_writeback_all(vfs *v, const char *reason);
 /* Record dirty runs of the cache (persisted marks) in the run table. */
 void vfs_writeback_scan(vfs *v);
-/* S3: abort unfinished multipart uploads to the keys of dirty runs (left
- * by a crash during a write-back).  Logged; failures are not fatal. */
+/* Clean up after write-backs a crash interrupted, for the dirty runs: S3:
+ * abort unfinished multipart uploads to their keys; NAS: remove temp files
+ * of this host's dead writers next to them.  Logged; not fatal. */
 void vfs_writeback_abort_orphans(vfs *v);
 /* Write back the least recently used dirty run that eviction wants gone;
  * returns true if one was written. */

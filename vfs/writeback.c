@@ -1,4 +1,4 @@
-/* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts, dirty marks and flush/resolve requests. */
+/* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts and dirty marks. */
 #include "vfs/vfs_internal.h"
 #include "fetch/fetch_s3.h"
 #include "util/log.h"
@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #define WB_CHUNK (256u * 1024u)
+/* Longest wait between idle retries of a failing write-back. */
+#define VFS_WB_BACKOFF_MAX_MS (3600 * 1000)
 
 /* ---- dirty mark files ------------------------------------------------ */
 
@@ -168,7 +170,7 @@ void vfs_writeback_scan(vfs *v)
     closedir(d);
 }
 
-/* ---- multipart uploads left by a crash -------------------------------- */
+/* ---- uploads left by a crash (S3 multipart, NAS temp files) ----------- */
 
 struct orphan_scan {
     vfs *v;
@@ -245,6 +247,19 @@ listed:
         if (err && err != EINVAL)
             log_warn("vfs: cannot list unfinished uploads: %s", strerror(err));
     }
+    /* NAS: temp files of write-backs this host was doing when it died. */
+    for (size_t i = 0; i < os.n; i++) {
+        char key[KV_RUNNAME_MAX + 8];
+        unsigned removed;
+        snprintf(key, sizeof key, "%s.tar", os.names[i]);
+        int err = fetch_sweep_temps(v->backend, key, &removed);
+        if (err)
+            log_warn("vfs: cannot sweep temp files next to %s: %s", key,
+                     strerror(err));
+        else if (removed)
+            log_warn("vfs: removed %u temp file(s) next to %s left by an "
+                     "interrupted write-back", removed, key);
+    }
     for (size_t i = 0; i < os.n; i++)
         free(os.names[i]);
     free(os.names);
@@ -264,6 +279,7 @@ struct tar_job {
     struct hl_entry *hl;
     size_t nhl, caphl;
     unsigned char *buf;
+    char *link;                 /* a symlink target, KV_SYMLINK_MAX + 1 */
     uint64_t files;
 };
 
@@ -328,12 +344,15 @@ static int fail(struct tar_job *j, int err, const char *what, const char *path)
     return j->err;
 }
 
-/* Write one member (and, for a directory, its subtree, siblings sorted
- * bytewise: the order `tarnfs convert` uses). */
-static int tar_node(struct tar_job *j, struct archive *a,
-                    struct archive_entry *ae, kv_ino ino, const char *path)
+/* Write the member for ino at path (header, and data for a regular file);
+ * *is_dir tells the caller to descend.  No recursion, and nothing big on
+ * the stack: the symlink target goes into j->link. */
+static int tar_member(struct tar_job *j, struct archive *a,
+                      struct archive_entry *ae, kv_ino ino, const char *path,
+                      bool *is_dir)
 {
     struct kv_attr at;
+    *is_dir = false;
     int err = kv_getattr(j->kr, ino, &at);
     if (err)
         return fail(j, err, "reading attributes of", path);
@@ -368,13 +387,12 @@ static int tar_node(struct tar_job *j, struct archive *a,
         archive_entry_set_size(ae, (la_int64_t)at.size);
         data = at.size > 0;
     } else if (S_ISLNK(at.mode)) {
-        char target[KV_SYMLINK_MAX + 1];
         size_t len;
-        err = kv_readlink(j->kr, ino, target, sizeof target - 1, &len);
+        err = kv_readlink(j->kr, ino, j->link, KV_SYMLINK_MAX, &len);
         if (err)
             return fail(j, err, "reading symlink", path);
-        target[len < sizeof target - 1 ? len : sizeof target - 1] = '\0';
-        archive_entry_copy_symlink(ae, target);
+        j->link[len < KV_SYMLINK_MAX ? len : KV_SYMLINK_MAX] = '\0';
+        archive_entry_copy_symlink(ae, j->link);
     } else if (S_ISCHR(at.mode) || S_ISBLK(at.mode)) {
         archive_entry_set_rdev(ae, (dev_t)at.rdev);
     }
@@ -396,33 +414,94 @@ header:
                         "writing the data of", path);
         off += got;
     }
-    if (!S_ISDIR(at.mode))
-        return 0;
-    struct child_list cl = { 0 };
-    err = kv_readdir(j->kr, ino, 0, collect_child, &cl);
+    *is_dir = S_ISDIR(at.mode);
+    return 0;
+}
+
+/* One directory being written: its sorted children and the next one. */
+struct tar_frame {
+    char *path;
+    struct child_list cl;
+    size_t next;
+};
+
+static void frame_free(struct tar_frame *f)
+{
+    for (size_t i = 0; i < f->cl.n; i++)
+        free(f->cl.v[i].name);
+    free(f->cl.v);
+    free(f->path);
+}
+
+/* Open directory ino at path (path is taken over) as a new frame on top of
+ * the stack.  Errors: ENOMEM, kv_readdir's. */
+static int push_dir(struct tar_job *j, struct tar_frame **stack, size_t *n,
+                    size_t *cap, kv_ino ino, char *path)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        struct tar_frame *ns = realloc(*stack, nc * sizeof *ns);
+        if (!ns) {
+            free(path);
+            return fail(j, ENOMEM, "listing", "a directory");
+        }
+        *stack = ns;
+        *cap = nc;
+    }
+    struct tar_frame *f = &(*stack)[(*n)++];
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    int err = kv_readdir(j->kr, ino, 0, collect_child, &f->cl);
     if (!err)
-        err = cl.err;
-    if (!err) {
-        if (cl.n)       /* an empty directory has no array to sort */
-            qsort(cl.v, cl.n, sizeof *cl.v, by_name);
-    } else
-        fail(j, err, "listing", path);
-    for (size_t i = 0; i < cl.n && !err; i++) {
-        size_t pl = strlen(path), nl = strlen(cl.v[i].name);
+        err = f->cl.err;
+    if (err)
+        return fail(j, err, "listing", path);
+    if (f->cl.n)        /* an empty directory has no array to sort */
+        qsort(f->cl.v, f->cl.n, sizeof *f->cl.v, by_name);
+    return 0;
+}
+
+/* Write the tree under ino (at path) depth first, siblings sorted bytewise
+ * (the order `tarnfs convert` uses).  Iterative, with the pending
+ * directories on a heap stack, so a deep tree needs no thread stack. */
+static int tar_tree(struct tar_job *j, struct archive *a,
+                    struct archive_entry *ae, kv_ino ino, const char *top)
+{
+    struct tar_frame *stack = NULL;
+    size_t n = 0, cap = 0;
+    bool is_dir;
+    int err = tar_member(j, a, ae, ino, top, &is_dir);
+    if (!err && is_dir) {
+        char *path = strdup(top);
+        err = path ? push_dir(j, &stack, &n, &cap, ino, path)
+                   : fail(j, ENOMEM, "listing", top);
+    }
+    while (!err && n) {
+        struct tar_frame *f = &stack[n - 1];
+        if (f->next == f->cl.n) {
+            frame_free(f);
+            n--;
+            continue;
+        }
+        struct child *c = &f->cl.v[f->next++];
+        size_t pl = strlen(f->path), nl = strlen(c->name);
         char *sub = malloc(pl + nl + 2);
         if (!sub) {
-            err = fail(j, ENOMEM, "listing", path);
+            err = fail(j, ENOMEM, "listing", f->path);
             break;
         }
-        memcpy(sub, path, pl);
+        memcpy(sub, f->path, pl);
         sub[pl] = '/';
-        memcpy(sub + pl + 1, cl.v[i].name, nl + 1);
-        err = tar_node(j, a, ae, cl.v[i].ino, sub);
-        free(sub);
+        memcpy(sub + pl + 1, c->name, nl + 1);
+        err = tar_member(j, a, ae, c->ino, sub, &is_dir);
+        if (!err && is_dir)
+            err = push_dir(j, &stack, &n, &cap, c->ino, sub);  /* takes sub */
+        else
+            free(sub);
     }
-    for (size_t i = 0; i < cl.n; i++)
-        free(cl.v[i].name);
-    free(cl.v);
+    while (n)
+        frame_free(&stack[--n]);
+    free(stack);
     return err;
 }
 
@@ -439,8 +518,9 @@ static void *tar_main(void *arg)
     struct archive *a = archive_write_new();
     struct archive_entry *ae = archive_entry_new();
     j->buf = malloc(WB_CHUNK);
+    j->link = malloc(KV_SYMLINK_MAX + 1);
     bool compressed = false;
-    if (!a || !ae || !j->buf) {
+    if (!a || !ae || !j->buf || !j->link) {
         fail(j, ENOMEM, "starting", "the tarball");
         goto out;
     }
@@ -460,7 +540,7 @@ static void *tar_main(void *arg)
         fail(j, EIO, "starting", "the tarball");
         goto out;
     }
-    tar_node(j, a, ae, kv_run_root(j->kr), j->top);
+    tar_tree(j, a, ae, kv_run_root(j->kr), j->top);
     if (archive_write_close(a) != ARCHIVE_OK)
         fail(j, EIO, "finishing", "the tarball");
 out:
@@ -469,6 +549,7 @@ out:
     if (ae)
         archive_entry_free(ae);
     free(j->buf);
+    free(j->link);
     for (size_t i = 0; i < j->nhl; i++)
         free(j->hl[i].path);
     free(j->hl);
@@ -543,6 +624,18 @@ static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
 static int set_meta_str(kv_run *kr, const char *k, const char *s)
 {
     return kv_run_setmeta(kr, k, s, strlen(s));
+}
+
+/* How long an idle retry waits after the n-th failure in a row: the
+ * write-back delay doubled n times, at most VFS_WB_BACKOFF_MAX_MS. */
+static int64_t backoff_ms(const vfs *v, unsigned n)
+{
+    int64_t base = v->writeback_delay_ms == UINT_MAX ? VFS_WB_BACKOFF_MAX_MS
+                                                     : v->writeback_delay_ms;
+    int64_t wait = base;
+    for (unsigned i = 0; i < n && wait < VFS_WB_BACKOFF_MAX_MS; i++)
+        wait *= 2;
+    return wait < VFS_WB_BACKOFF_MAX_MS ? wait : VFS_WB_BACKOFF_MAX_MS;
 }
 
 int vfs_writeback_run(vfs *v, const char *name, const char *reason)
@@ -708,8 +801,19 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     pthread_rwlock_unlock(&r->change_lock);
     pthread_mutex_lock(&v->lock);
     r->writing_back = false;
-    if (err)
-        r->last_change_ms = vfs_mono_ms();  /* retried after the delay */
+    if (err) {
+        /* Retried when idle, after a delay that doubles with every failure
+         * in a row: a write-back that keeps failing is not a busy loop. */
+        int64_t wait = backoff_ms(v, ++r->wb_failures);
+        r->wb_retry_ms = vfs_mono_ms() + wait;
+        if (err != ECANCELED)
+            log_warn("vfs: write-back of run %s failed %u time(s) in a row; "
+                     "next attempt in %lld s", name, r->wb_failures,
+                     (long long)(wait / 1000));
+    } else {
+        r->wb_failures = 0;
+        r->wb_retry_ms = 0;
+    }
     pthread_mutex_unlock(&v->lock);
     vfs_run_release(v, &ref);
     pthread_mutex_lock(&v->lock);
@@ -944,8 +1048,7 @@ int vfs_run_rename(vfs *v, const char *from, const char *to)
     return err;
 }
 
-/* Names of dirty runs (not conflicted) matching the filter. */
-static char **dirty_runs(vfs *v, bool idle_only, size_t *n)
+char **vfs_dirty_runs(vfs *v, bool idle_only, size_t *n)
 {
     int64_t now = vfs_mono_ms();
     size_t cap = 0;
@@ -958,7 +1061,8 @@ static char **dirty_runs(vfs *v, bool idle_only, size_t *n)
                 continue;
             if (idle_only && (v->writeback_delay_ms == UINT_MAX ||
                               now - r->last_change_ms <
-                                  (int64_t)v->writeback_delay_ms))
+                                  (int64_t)v->writeback_delay_ms ||
+                              now < r->wb_retry_ms))
                 continue;
             if (*n == cap) {
                 size_t nc = cap ? cap * 2 : 8;
@@ -976,7 +1080,7 @@ out:
     return names;
 }
 
-static void free_names(char **names, size_t n)
+void vfs_free_names(char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -986,10 +1090,10 @@ static void free_names(char **names, size_t n)
 void vfs_writeback_all(vfs *v, const char *reason)
 {
     size_t n;
-    char **names = dirty_runs(v, false, &n);
+    char **names = vfs_dirty_runs(v, false, &n);
     for (size_t i = 0; i < n; i++)
         vfs_writeback_run(v, names[i], reason);
-    free_names(names, n);
+    vfs_free_names(names, n);
 }
 
 bool vfs_writeback_for_eviction(vfs *v)
@@ -1014,209 +1118,11 @@ bool vfs_writeback_for_eviction(vfs *v)
     return err == 0;
 }
 
-/* ---- requests (tarnfs flush, tarnfs cache resolve) -------------------- */
-
-/* Drop the local copy of a conflicted run: its version is safe under the
- * conflict key; the backend's version is fetched at the next access. */
-static int resolve_run(vfs *v, const char *name, char *msg, size_t cap)
-{
-    struct vfs_ref ref;
-    int err = vfs_run_acquire(v, name, VFS_ACQ_NOFETCH, &ref);
-    if (err) {
-        snprintf(msg, cap, "run %s is not in the cache", name);
-        return err;
-    }
-    struct vfs_run *r = ref.run;
-    kv_run *kr = ref.h->kr;
-    char ck[1200];
-    size_t len;
-    err = kv_run_getmeta(kr, "conflict", ck, sizeof ck - 1, &len);
-    if (err) {
-        vfs_run_release(v, &ref);
-        snprintf(msg, cap, "run %s is not in conflict", name);
-        return EINVAL;
-    }
-    ck[len < sizeof ck - 1 ? len : sizeof ck - 1] = '\0';
-    pthread_rwlock_wrlock(&r->change_lock);
-    err = kv_run_delmeta(kr, "dirty");
-    if (!err || err == ENOENT)
-        err = kv_run_delmeta(kr, "conflict");
-    if (!err)
-        err = kv_run_sync(kr);
-    if (!err) {
-        pthread_mutex_lock(&v->lock);
-        r->dirty = r->conflicted = false;
-        r->dirty_since_ms = 0;
-        r->version_stale = true;        /* fetch the backend's version */
-        pthread_mutex_unlock(&v->lock);
-        vfs_dirty_mark_remove(v, name);
-        if (snprintf(msg, cap, "run %s resolved: this server's changes are "
-                     "in %s; the backend's version will be served from "
-                     "now on", name, ck) >= (int)cap)
-            msg[cap - 1] = '\0';
-        log_warn("vfs: conflict on run %s resolved by the operator (changes "
-                 "kept in %s)", name, ck);
-    } else {
-        snprintf(msg, cap, "cannot resolve run %s: %s", name, strerror(err));
-    }
-    pthread_rwlock_unlock(&r->change_lock);
-    vfs_run_release(v, &ref);
-    return err;
-}
-
-static void answer(const char *req, int err, const char *msg)
-{
-    char res[PATH_MAX], tmp[PATH_MAX + 8];
-    snprintf(res, sizeof res, "%.*s.res", (int)(strlen(req) - 4), req);
-    snprintf(tmp, sizeof tmp, "%s.tmp", res);
-    FILE *f = fopen(tmp, "we");
-    if (f) {
-        fprintf(f, "%d %s\n", err, msg);
-        if (fclose(f) == 0 && rename(tmp, res) == 0) {
-            unlink(req);
-            return;
-        }
-        unlink(tmp);
-    }
-    unlink(req);
-}
-
-static void serve_request(vfs *v, const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return;
-    char line[KV_RUNNAME_MAX + 32] = "";
-    if (!fgets(line, sizeof line, f))
-        line[0] = '\0';
-    fclose(f);
-    line[strcspn(line, "\n")] = '\0';
-    char msg[4096];
-    int err = 0;
-    if (!strcmp(line, "flush *")) {
-        size_t n, failed = 0;
-        char **names = dirty_runs(v, false, &n);
-        for (size_t i = 0; i < n; i++)
-            if (vfs_writeback_run(v, names[i], "tarnfs flush --all"))
-                failed++;
-        free_names(names, n);
-        size_t nc = 0;
-        pthread_mutex_lock(&v->lock);
-        for (size_t i = 0; i < v->nbuckets; i++)
-            for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
-                nc += r->conflicted;
-        pthread_mutex_unlock(&v->lock);
-        err = failed ? EIO : nc ? ECANCELED : 0;
-        snprintf(msg, sizeof msg, "%zu dirty run(s) written back, %zu "
-                 "failed, %zu conflicted", n - failed, failed, nc);
-    } else if (!strncmp(line, "flush ", 6)) {
-        const char *name = line + 6;
-        err = vfs_writeback_run(v, name, "tarnfs flush");
-        pthread_mutex_lock(&v->lock);
-        struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
-        bool conflicted = r && r->conflicted;
-        pthread_mutex_unlock(&v->lock);
-        if (conflicted) {
-            err = ECANCELED;
-            char ck[1200] = "";
-            struct timespec since;
-            vfs_dirty_info(v->cache_dir, name, &since, ck, sizeof ck);
-            if (snprintf(msg, sizeof msg, "run %s is in conflict: the "
-                         "backend changed since it was fetched; this "
-                         "server's version is %s; see `tarnfs cache "
-                         "resolve`", name, ck) >= (int)sizeof msg)
-                msg[sizeof msg - 1] = '\0';
-        } else if (err == ENOENT) {
-            err = 0;
-            snprintf(msg, sizeof msg, "run %s is not in the cache: nothing "
-                     "to write", name);
-        } else if (err) {
-            snprintf(msg, sizeof msg, "write-back of %s failed: %s (see the "
-                     "server log)", name, strerror(err));
-        } else {
-            snprintf(msg, sizeof msg, "run %s is clean", name);
-        }
-    } else if (!strncmp(line, "resolve ", 8)) {
-        err = resolve_run(v, line + 8, msg, sizeof msg);
-    } else {
-        err = EINVAL;
-        snprintf(msg, sizeof msg, "unknown request");
-    }
-    answer(path, err, msg);
-}
-
 void vfs_writeback_tick(vfs *v)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/requests", v->meta_dir);
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            size_t len = strlen(de->d_name);
-            if (len < 5 || strcmp(de->d_name + len - 4, ".req") != 0)
-                continue;
-            char path[PATH_MAX + 300];
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            serve_request(v, path);
-        }
-        closedir(d);
-    }
     size_t n;
-    char **names = dirty_runs(v, true, &n);
+    char **names = vfs_dirty_runs(v, true, &n);
     for (size_t i = 0; i < n; i++)
         vfs_writeback_run(v, names[i], "idle");
-    free_names(names, n);
-}
-
-int vfs_request(const char *cache_dir, const char *run, bool resolve,
-                unsigned timeout_s, char *msg, size_t cap)
-{
-    msg[0] = '\0';
-    if (!cache_dir || (run && vfs_check_run_name(run)) || (resolve && !run))
-        return EINVAL;
-    char base[PATH_MAX], req[PATH_MAX + 8], tmp[PATH_MAX + 8],
-         res[PATH_MAX + 8];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(base, sizeof base, "%s/vfs/requests/%ld-%ld", cache_dir,
-             (long)getpid(), (long)now.tv_nsec);
-    snprintf(req, sizeof req, "%s.req", base);
-    snprintf(tmp, sizeof tmp, "%s.tmp", base);
-    snprintf(res, sizeof res, "%s.res", base);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return errno;
-    fprintf(f, "%s %s\n", resolve ? "resolve" : "flush", run ? run : "*");
-    if (fclose(f) != 0 || rename(tmp, req) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return err;
-    }
-    for (unsigned waited = 0; waited < timeout_s * 10; waited++) {
-        f = fopen(res, "re");
-        if (f) {
-            int err = EIO;
-            char line[2048] = "";
-            if (fgets(line, sizeof line, f)) {
-                char *sp = strchr(line, ' ');
-                err = atoi(line);
-                line[strcspn(line, "\n")] = '\0';
-                snprintf(msg, cap, "%s", sp ? sp + 1 : "");
-            }
-            fclose(f);
-            unlink(res);
-            return err;
-        }
-        struct timespec ts = { 0, 100 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-    /* Withdraw it unless the server took it meanwhile. */
-    if (unlink(req) != 0)
-        snprintf(msg, cap, "the server took the request but has not "
-                 "answered yet");
-    else
-        snprintf(msg, cap, "no tarnfsd answered (is one serving %s "
-                 "read-write?)", cache_dir);
-    return ETIMEDOUT;
+    vfs_free_names(names, n);
 }

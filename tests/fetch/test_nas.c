@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -408,6 +410,38 @@ START_TEST(a_failing_source_leaves_the_old_object_and_no_temp_file)
 }
 END_TEST
 
+START_TEST(sweep_removes_only_temp_files_of_dead_writers_of_this_host)
+{
+    char host[256], host40[48], name[512];
+    ck_assert_int_eq(gethostname(host, sizeof host), 0);
+    host[sizeof host - 1] = '\0';
+    snprintf(host40, sizeof host40, "%.40s", host);
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    ck_assert_int_gt(dead, 0);
+    waitpid(dead, NULL, 0);
+    snprintf(name, sizeof name, "2024/.tarnfs-tmp.run.tar.1a.%ld@%s", (long)dead, host40);
+    write_file(name, "x", 1);
+    snprintf(name, sizeof name, "2024/.tarnfs-tmp.run.tar.2b.%ld@%s", (long)getpid(), host40);
+    write_file(name, "x", 1);
+    snprintf(name, sizeof name, "2024/.tarnfs-tmp.run.tar.3c.%ld@not-%s", (long)dead, host40);
+    write_file(name, "x", 1);
+    write_file("2024/.tarnfs-tmp.run.tar.4d", "x", 1);     /* no owner */
+    fetch_backend *b = open_nas();
+    unsigned removed = 9;
+    ck_assert_int_eq(fetch_sweep_temps(b, "2024/run.tar", &removed), 0);
+    ck_assert_uint_eq(removed, 1);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/2024", tmpdir);
+    ck_assert_int_eq(count_temp_files(dir), 3);
+    ck_assert_int_eq(fetch_sweep_temps(b, "no/such/dir/run.tar", &removed), 0);
+    ck_assert_uint_eq(removed, 0);
+    ck_assert_int_eq(fetch_sweep_temps(b, "../escape.tar", &removed), EINVAL);
+    fetch_close(b);
+}
+END_TEST
+
 struct race {
     fetch_backend *b;
     int stop;
@@ -608,6 +642,7 @@ static Suite *nas_suite(void)
     tcase_add_test(tc, if_none_match_only_creates);
     tcase_add_test(tc, if_match_replaces_only_the_version_it_names);
     tcase_add_test(tc, a_failing_source_leaves_the_old_object_and_no_temp_file);
+    tcase_add_test(tc, sweep_removes_only_temp_files_of_dead_writers_of_this_host);
     tcase_add_test(tc, readers_see_the_old_or_the_new_object_never_a_mix);
     tcase_add_test(tc, concurrent_creators_exactly_one_wins);
     tcase_add_test(tc, delete_removes_object_and_sidecar);

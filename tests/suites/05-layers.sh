@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# 05-layers: the layer rules that a grep can check (tests/tool/layers.sh for
+# the tarnfs tool), and that the checker itself catches a violation.
+set -u
+cd "${TARNFS_ROOT:-.}"
+pass=0 fail=0
+check() {   # check "what it shows" command...
+  local what=$1; shift
+  if "$@"; then pass=$((pass+1)); echo "ok   - $what"
+  else fail=$((fail+1)); echo "FAIL - $what"; fi
+}
+check "tool/ includes only vfs.h, fetch.h, convert.h, util/ (kvfs.h: listed files)" \
+  tests/tool/layers.sh
+t=$(mktemp -d /tmp/tarnfs-layers.XXXXXX)
+trap 'rm -rf "$t"' EXIT
+cp -r tool "$t/"
+printf '#include "kvstore/kvfs.h"\n' >> "$t/tool/cmd_flush.c"
+check "the checker refuses kvfs.h in a file not on its list" \
+  bash -c "! tests/tool/layers.sh '$t' >/dev/null"
+rm -rf "$t/tool" && cp -r tool "$t/"
+printf 'static void x(kv_cache *c) { kv_cache_evict(c, "r"); }\n' >> "$t/tool/cmd_cache.c"
+check "the checker refuses an eviction through kvstore, even where kvfs.h is allowed" \
+  bash -c "! tests/tool/layers.sh '$t' >/dev/null"
+rm -rf "$t/tool" && cp -r tool "$t/"
+printf '#include "nfsd/config.h"\n' >> "$t/tool/cmd_ls.c"
+check "the checker refuses a header of another module" \
+  bash -c "! tests/tool/layers.sh '$t' >/dev/null"
+echo "05-layers: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# evict (writeback): `tarnfs cache evict` never loses an acknowledged write
+# (hardening issue, finding 5).  A dirty or conflicted run is refused with a
+# message naming the command that makes it evictable, whether a tarnfsd
+# serves the cache or not; a clean run in use by a running tarnfsd is
+# evicted by that server (so it never holds a handle to a vanished run) and
+# fetched again on the next access; with no server the tool evicts it.
+# `tarnfs ingest` does not replace a run with unwritten changes either.
+set -u
+NAME="writeback evict"
+. "$(dirname "$0")/lib.sh"
+make_runs 3
+printf 'acknowledged write\n' > "$work/new.txt"
+C="$work/cache"
+evict() { "$B/tarnfs" cache evict --cache "$C" "$@"; }
+
+start A "$C" rw 60m
+# --- the issue's reproduction: write, evict, clean stop ---------------------
+nfs-cat "$(url A "$R1/RunInfo.xml")" >/dev/null 2>&1
+nfs-cp "$work/new.txt" "$(url A "$R1/new.txt")" >/dev/null 2>&1
+check "a file is written into a run over NFS" test $? -eq 0
+evict "$R1" >"$work/ev1.out" 2>"$work/ev1.err"; rc=$?
+check "evicting a dirty run while tarnfsd serves it is refused" test $rc -ne 0
+check "the refusal names tarnfs flush" grep -q "tarnfs flush" "$work/ev1.err"
+check "the run is still in the cache" cached "$C" "$R1"
+stop A
+check "after a clean stop the written file is in the tarball" \
+  bash -c "tar -xOf '$work/nas/$R1.tar' '$R1/new.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
+
+# --- no server: a dirty run left by kill -9 is refused too ------------------
+start A "$C" rw 60m
+nfs-cat "$(url A "$R2/RunInfo.xml")" >/dev/null 2>&1
+nfs-cp "$work/new.txt" "$(url A "$R2/new.txt")" >/dev/null 2>&1
+kill -9 "$pid_A"; wait "$pid_A" 2>/dev/null
+evict "$R2" >/dev/null 2>"$work/ev2.err"; rc=$?
+check "with no server running, evicting a dirty run is refused" test $rc -ne 0
+check "and that refusal names tarnfs flush too" grep -q "tarnfs flush" "$work/ev2.err"
+d=$(dirty_col "$C" "$R2")
+check "the dirty run is still cached and still dirty ($d)" test -n "$d" -a "$d" != -
+start A "$C" rw 60m
+flush "$C" "$R2" >/dev/null 2>&1
+check "once restarted, tarnfs flush writes it back" \
+  bash -c "tar -xOf '$work/nas/$R2.tar' '$R2/new.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
+evict "$R2" >"$work/ev3.out" 2>"$work/ev3.err"; rc=$?
+check "a clean run in use by the server is evicted" test $rc -eq 0
+check "by the server itself (its log says so)" \
+  bash -c "for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q 'evicted run $R2 (.*tarnfs cache evict' '$work/A.log' && exit 0; sleep 0.2; done; exit 1"
+check "it is gone from the cache" not_cached "$C" "$R2"
+nfs-cat "$(url A "$R2/new.txt")" > "$work/back.out" 2>/dev/null
+check "the next access fetches it again, with the written file" cmp -s "$work/back.out" "$work/new.txt"
+
+# --- a conflicted run is refused, naming tarnfs cache resolve ---------------
+nfs-cat "$(url A "$R3/RunInfo.xml")" >/dev/null 2>&1
+nfs-cp "$work/new.txt" "$(url A "$R3/mine.txt")" >/dev/null 2>&1
+mkdir -p "$work/op" && cp -a "$work/src/$R3" "$work/op/" && echo theirs > "$work/op/$R3/theirs.txt"
+tar -C "$work/op" -cf "$work/nas/.$R3.tmp" "$R3" && mv "$work/nas/.$R3.tmp" "$work/nas/$R3.tar"
+flush "$C" "$R3" >/dev/null 2>&1
+evict "$R3" >/dev/null 2>"$work/ev4.err"; rc=$?
+check "evicting a run in conflict is refused" test $rc -ne 0
+check "the refusal names tarnfs cache resolve" grep -q "tarnfs cache resolve" "$work/ev4.err"
+stop A
+# The same loss by another door: ingesting a tarball over a changed run.
+"$B/tarnfs" ingest --cache "$C" "$work/nas/$R3.tar" "$R3" >/dev/null 2>"$work/in.err"; rc=$?
+check "tarnfs ingest over a run with unwritten changes is refused" test $rc -ne 0
+check "and the run keeps its changes" \
+  bash -c "'$B/tarnfs' cat --cache '$C' '/$R3/mine.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
+
+# --- no server, clean run: the tool evicts it itself ------------------------
+evict "$R1" >/dev/null 2>"$work/ev5.err"; rc=$?
+check "with no server running, a clean run is evicted" test $rc -eq 0
+check "and it is gone from the cache" not_cached "$C" "$R1"
+evict "$R1" >/dev/null 2>"$work/ev6.err"
+check "evicting a run not in the cache says so" grep -q "no run" "$work/ev6.err"
+evict "../x" >/dev/null 2>"$work/ev7.err"
+check "a bad run name is refused" grep -q "not a valid run name" "$work/ev7.err"
+check "no sanitizer or leak report in the server logs" no_sanitizer_reports
+finish

@@ -1,0 +1,405 @@
+/* control.c: how the tarnfs tool and a running tarnfsd on the same cache coordinate: the server lock (held shared by every vfs_open), request files (flush, resolve, evict) and the offline cache operations that enforce the rules (a dirty or conflicted run is never evicted). */
+#include "vfs/vfs_internal.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the server lock ------------------------------------------------- */
+
+/* Open (creating CACHE/vfs and the lock file if needed) the server lock of
+ * cache_dir.  Errors: ENOENT (no cache_dir), EACCES, EIO. */
+static int lock_open(const char *cache_dir, int *fd)
+{
+    char meta[PATH_MAX], path[PATH_MAX + 16];
+    if (snprintf(meta, sizeof meta, "%s/vfs", cache_dir) >= (int)sizeof meta)
+        return ENAMETOOLONG;
+    if (mkdir(meta, 0755) != 0 && errno != EEXIST)
+        return errno;
+    snprintf(path, sizeof path, "%s/server.lock", meta);
+    *fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    return *fd < 0 ? errno : 0;
+}
+
+int vfs_server_lock(vfs *v)
+{
+    int err = lock_open(v->cache_dir, &v->server_lock_fd);
+    if (err) {
+        log_error("vfs: cannot open %s/server.lock: %s", v->meta_dir,
+                  strerror(err));
+        return err;
+    }
+    /* Shared: a tool holding it exclusively (an offline eviction, which
+     * takes well under a second per run) delays the start a little. */
+    while (flock(v->server_lock_fd, LOCK_SH) != 0) {
+        if (errno == EINTR)
+            continue;
+        err = errno;
+        log_error("vfs: cannot lock %s/server.lock: %s", v->meta_dir,
+                  strerror(err));
+        return err;
+    }
+    return 0;
+}
+
+/* ---- the server side ------------------------------------------------ */
+
+/* Drop the local copy of a conflicted run: its version is safe under the
+ * conflict key; the backend's version is fetched at the next access. */
+static int resolve_run(vfs *v, const char *name, char *msg, size_t cap)
+{
+    struct vfs_ref ref;
+    int err = vfs_run_acquire(v, name, VFS_ACQ_NOFETCH, &ref);
+    if (err) {
+        snprintf(msg, cap, "run %s is not in the cache", name);
+        return err;
+    }
+    struct vfs_run *r = ref.run;
+    kv_run *kr = ref.h->kr;
+    char ck[1200];
+    size_t len;
+    err = kv_run_getmeta(kr, "conflict", ck, sizeof ck - 1, &len);
+    if (err) {
+        vfs_run_release(v, &ref);
+        snprintf(msg, cap, "run %s is not in conflict", name);
+        return EINVAL;
+    }
+    ck[len < sizeof ck - 1 ? len : sizeof ck - 1] = '\0';
+    pthread_rwlock_wrlock(&r->change_lock);
+    err = kv_run_delmeta(kr, "dirty");
+    if (!err || err == ENOENT)
+        err = kv_run_delmeta(kr, "conflict");
+    if (!err)
+        err = kv_run_sync(kr);
+    if (!err) {
+        pthread_mutex_lock(&v->lock);
+        r->dirty = r->conflicted = false;
+        r->dirty_since_ms = 0;
+        r->version_stale = true;        /* fetch the backend's version */
+        pthread_mutex_unlock(&v->lock);
+        vfs_dirty_mark_remove(v, name);
+        if (snprintf(msg, cap, "run %s resolved: this server's changes are "
+                     "in %s; the backend's version will be served from "
+                     "now on", name, ck) >= (int)cap)
+            msg[cap - 1] = '\0';
+        log_warn("vfs: conflict on run %s resolved by the operator (changes "
+                 "kept in %s)", name, ck);
+    } else {
+        snprintf(msg, cap, "cannot resolve run %s: %s", name, strerror(err));
+    }
+    pthread_rwlock_unlock(&r->change_lock);
+    vfs_run_release(v, &ref);
+    return err;
+}
+
+static void answer(const char *req, int err, const char *msg)
+{
+    char res[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(res, sizeof res, "%.*s.res", (int)(strlen(req) - 4), req);
+    snprintf(tmp, sizeof tmp, "%s.tmp", res);
+    FILE *f = fopen(tmp, "we");
+    if (f) {
+        fprintf(f, "%d %s\n", err, msg);
+        if (fclose(f) == 0 && rename(tmp, res) == 0) {
+            unlink(req);
+            return;
+        }
+        unlink(tmp);
+    }
+    unlink(req);
+}
+
+static void serve_request(vfs *v, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char line[KV_RUNNAME_MAX + 32] = "";
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    char msg[4096];
+    int err = 0;
+    bool writes_back = v->backend && !v->cfg.read_only;
+    if (!writes_back && (!strncmp(line, "flush ", 6) ||
+                         !strncmp(line, "resolve ", 8)))
+        return;         /* not ours to answer: no write-back here */
+    if (!strncmp(line, "evict ", 6)) {
+        err = vfs_evict_now(v, line + 6, "tarnfs cache evict", msg,
+                            sizeof msg);
+    } else if (!strcmp(line, "flush *")) {
+        size_t n, failed = 0;
+        char **names = vfs_dirty_runs(v, false, &n);
+        for (size_t i = 0; i < n; i++)
+            if (vfs_writeback_run(v, names[i], "tarnfs flush --all"))
+                failed++;
+        vfs_free_names(names, n);
+        size_t nc = 0;
+        pthread_mutex_lock(&v->lock);
+        for (size_t i = 0; i < v->nbuckets; i++)
+            for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
+                nc += r->conflicted;
+        pthread_mutex_unlock(&v->lock);
+        err = failed ? EIO : nc ? ECANCELED : 0;
+        snprintf(msg, sizeof msg, "%zu dirty run(s) written back, %zu "
+                 "failed, %zu conflicted", n - failed, failed, nc);
+    } else if (!strncmp(line, "flush ", 6)) {
+        const char *name = line + 6;
+        err = vfs_writeback_run(v, name, "tarnfs flush");
+        pthread_mutex_lock(&v->lock);
+        struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
+        bool conflicted = r && r->conflicted;
+        pthread_mutex_unlock(&v->lock);
+        if (conflicted) {
+            err = ECANCELED;
+            char ck[1200] = "";
+            struct timespec since;
+            vfs_dirty_info(v->cache_dir, name, &since, ck, sizeof ck);
+            if (snprintf(msg, sizeof msg, "run %s is in conflict: the "
+                         "backend changed since it was fetched; this "
+                         "server's version is %s; see `tarnfs cache "
+                         "resolve`", name, ck) >= (int)sizeof msg)
+                msg[sizeof msg - 1] = '\0';
+        } else if (err == ENOENT) {
+            err = 0;
+            snprintf(msg, sizeof msg, "run %s is not in the cache: nothing "
+                     "to write", name);
+        } else if (err) {
+            snprintf(msg, sizeof msg, "write-back of %s failed: %s (see the "
+                     "server log)", name, strerror(err));
+        } else {
+            snprintf(msg, sizeof msg, "run %s is clean", name);
+        }
+    } else if (!strncmp(line, "resolve ", 8)) {
+        err = resolve_run(v, line + 8, msg, sizeof msg);
+    } else {
+        err = EINVAL;
+        snprintf(msg, sizeof msg, "unknown request");
+    }
+    answer(path, err, msg);
+}
+
+void vfs_control_serve(vfs *v)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/requests", v->meta_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 5 || strcmp(de->d_name + len - 4, ".req") != 0)
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        serve_request(v, path);
+    }
+    closedir(d);
+}
+
+/* ---- the tool side --------------------------------------------------- */
+
+/* Try to become the only user of cache_dir's server lock: true (lock held
+ * on fd) if no tarnfsd serves the cache. */
+static bool no_server(int fd)
+{
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0)
+        if (errno != EINTR)
+            return false;
+    return true;
+}
+
+/* Send one request line to the tarnfsd serving cache_dir and wait up to
+ * timeout_s for its answer (msg, cap bytes).  With lock_fd >= 0, a server
+ * that goes away before taking the request is noticed: the request is
+ * withdrawn and ESRCH returned with the lock held exclusively.  Errors:
+ * the server's answer, ETIMEDOUT, ESRCH, or the errno of writing the
+ * request. */
+static int request(const char *cache_dir, const char *line,
+                   unsigned timeout_s, int lock_fd, char *msg, size_t cap)
+{
+    char base[PATH_MAX], req[PATH_MAX + 8], tmp[PATH_MAX + 8],
+         res[PATH_MAX + 8];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(base, sizeof base, "%s/vfs/requests/%ld-%ld", cache_dir,
+             (long)getpid(), (long)now.tv_nsec);
+    snprintf(req, sizeof req, "%s.req", base);
+    snprintf(tmp, sizeof tmp, "%s.tmp", base);
+    snprintf(res, sizeof res, "%s.res", base);
+    FILE *f = fopen(tmp, "wxe");
+    if (!f)
+        return errno;
+    fprintf(f, "%s\n", line);
+    if (fclose(f) != 0 || rename(tmp, req) != 0) {
+        int err = errno;
+        unlink(tmp);
+        return err;
+    }
+    for (unsigned waited = 0; waited < timeout_s * 10; waited++) {
+        f = fopen(res, "re");
+        if (f) {
+            int err = EIO;
+            char answer[2048] = "";
+            if (fgets(answer, sizeof answer, f)) {
+                char *sp = strchr(answer, ' ');
+                err = atoi(answer);
+                answer[strcspn(answer, "\n")] = '\0';
+                snprintf(msg, cap, "%s", sp ? sp + 1 : "");
+            }
+            fclose(f);
+            unlink(res);
+            return err;
+        }
+        if (lock_fd >= 0 && waited % 10 == 9 && no_server(lock_fd)) {
+            if (unlink(req) == 0)
+                return ESRCH;
+            /* Taken, so answered before that server let the lock go. */
+            flock(lock_fd, LOCK_UN);
+        }
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    /* Withdraw it unless the server took it meanwhile. */
+    if (unlink(req) != 0)
+        snprintf(msg, cap, "the server took the request but has not "
+                 "answered yet");
+    else
+        snprintf(msg, cap, "no tarnfsd answered (is one serving %s?)",
+                 cache_dir);
+    return ETIMEDOUT;
+}
+
+int vfs_request(const char *cache_dir, const char *run, bool resolve,
+                unsigned timeout_s, char *msg, size_t cap)
+{
+    msg[0] = '\0';
+    if (!cache_dir || (run && vfs_check_run_name(run)) || (resolve && !run))
+        return EINVAL;
+    char line[KV_RUNNAME_MAX + 16];
+    snprintf(line, sizeof line, "%s %s", resolve ? "resolve" : "flush",
+             run ? run : "*");
+    int err = request(cache_dir, line, timeout_s, -1, msg, cap);
+    if (err == ETIMEDOUT && !strncmp(msg, "no tarnfsd", 10))
+        snprintf(msg, cap, "no tarnfsd answered (is one serving %s "
+                 "read-write?)", cache_dir);
+    return err;
+}
+
+int vfs_cache_may_drop(const char *cache_dir, const char *run,
+                       const char *what, char *msg, size_t cap)
+{
+    struct timespec since;
+    char conflict[1200];
+    if (vfs_dirty_info(cache_dir, run, &since, conflict,
+                       sizeof conflict) != 0)
+        return 0;
+    vfs_dirty_message(what, run, since, conflict, msg, cap);
+    return EBUSY;
+}
+
+void vfs_dirty_message(const char *what, const char *run,
+                       struct timespec since, const char *conflict,
+                       char *msg, size_t cap)
+{
+    char when[32];
+    struct tm tm;
+    time_t t = since.tv_sec;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n;
+    if (conflict && conflict[0])
+        n = snprintf(msg, cap, "refusing to %s run %s: it is in conflict "
+                     "(its changes were saved as %s, the backend has "
+                     "another version); see `tarnfs cache resolve %s`",
+                     what, run, conflict, run);
+    else
+        n = snprintf(msg, cap, "refusing to %s run %s: it has changes "
+                     "not yet written back (since %s); run `tarnfs flush "
+                     "%s` (with tarnfsd running) first", what, run, when,
+                     run);
+    if (n >= (int)cap && cap)
+        msg[cap - 1] = '\0';
+}
+
+/* Evict run with no server running (the caller holds the lock
+ * exclusively, so none can start and change it meanwhile). */
+static int evict_offline(const char *cache_dir, const char *run, char *msg,
+                         size_t cap)
+{
+    int err = vfs_cache_may_drop(cache_dir, run, "evict", msg, cap);
+    if (err)
+        return err;
+    kv_cache *c;
+    err = kv_cache_open(cache_dir, false, &c);
+    if (err) {
+        snprintf(msg, cap, "cannot open the cache %s: %s", cache_dir,
+                 strerror(err));
+        return err;
+    }
+    err = kv_cache_evict(c, run);
+    kv_cache_close(c);
+    if (err == ENOENT) {
+        snprintf(msg, cap, "no run '%s' in the cache", run);
+        return err;
+    }
+    if (err) {
+        snprintf(msg, cap, "%s: %s", run, strerror(err));
+        return err;
+    }
+    char meta[PATH_MAX], marker[PATH_MAX];
+    snprintf(meta, sizeof meta, "%s/vfs", cache_dir);
+    vfs_marker_path(meta, run, marker, sizeof marker);
+    unlink(marker);
+    snprintf(msg, cap, "evicted /%s", run);
+    return 0;
+}
+
+int vfs_cache_evict(const char *cache_dir, const char *run,
+                    unsigned timeout_s, char *msg, size_t cap)
+{
+    msg[0] = '\0';
+    if (!cache_dir || !run || vfs_check_run_name(run)) {
+        snprintf(msg, cap, "'%s' is not a valid run name", run ? run : "");
+        return EINVAL;
+    }
+    kv_cache *c;        /* is it a cache at all (before creating vfs/)? */
+    int err = kv_cache_open_readonly(cache_dir, &c);
+    if (err) {
+        snprintf(msg, cap, "%s: %s", cache_dir, err == EINVAL ?
+                 "not a tarnfs cache directory" : strerror(err));
+        return err == EINVAL ? ENOENT : err;
+    }
+    kv_cache_close(c);
+    int fd;
+    err = lock_open(cache_dir, &fd);
+    if (err) {
+        snprintf(msg, cap, "cannot open %s/vfs/server.lock: %s", cache_dir,
+                 strerror(err));
+        return err;
+    }
+    if (no_server(fd)) {
+        err = evict_offline(cache_dir, run, msg, cap);
+    } else {
+        /* The server owns the run's state: it refuses a dirty run and
+         * closes its handle before the files go. */
+        char line[KV_RUNNAME_MAX + 16];
+        snprintf(line, sizeof line, "evict %s", run);
+        err = request(cache_dir, line, timeout_s, fd, msg, cap);
+        if (err == ESRCH)       /* the server stopped: we hold the lock */
+            err = evict_offline(cache_dir, run, msg, cap);
+    }
+    close(fd);
+    return err;
+}
