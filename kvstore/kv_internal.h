@@ -75,7 +75,8 @@ struct kv_run {
     bool readonly;          /* opened without the writer lock */
     bool gone;              /* evicted or replaced: no more writes (atomic) */
     kv_ino root;
-    uint64_t next_ino;      /* allocation cursor when no hint */
+    uint64_t next_ino;      /* persisted, unused: nodes without a hint get
+                               random numbers (node.c, alloc_ino) */
     uint64_t data_bytes;    /* sum of stored block lengths */
     uint64_t inodes;
     uint64_t saved_next_ino, saved_data_bytes, saved_inodes; /* rollback */

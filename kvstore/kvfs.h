@@ -27,6 +27,8 @@
  *     (ino_hint) when creating a node; kvstore uses it if free, otherwise the
  *     next free number above it, so hints computed deterministically (e.g. a
  *     hash of run name and path) give the same numbers on every re-ingest.
+ *     Without a hint a node gets a random free 63-bit number, so a number
+ *     is not handed out again to another node after the run is replaced.
  */
 #ifndef TARNFS_KVFS_H
 #define TARNFS_KVFS_H
