@@ -338,6 +338,15 @@ struct kv_ingest_result {
 int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
               const char *source_version, struct kv_ingest_result *res);
 
+/* kv_ingest, stopping with ENOSPC (nothing left behind, res->error says so)
+ * as soon as the run would take more than max_bytes (file data plus 256
+ * bytes per node, as kv_run_statfs counts it; 0: no limit).  Checked while
+ * reading, so a small compressed archive that expands without bound (a
+ * decompression bomb) never fills the disk.  Errors as kv_ingest. */
+int kv_ingest_limited(kv_cache *c, const char *name, kv_read_fn read_fn,
+                      void *arg, const char *source_version,
+                      uint64_t max_bytes, struct kv_ingest_result *res);
+
 /* The deterministic inode number for path (relative to the run root, no
  * leading '/', "" for the root) in run name: a 63-bit hash, never below 16. */
 kv_ino kv_ino_for(const char *name, const char *path);
