@@ -177,7 +177,7 @@ static int drop_link(kv_run *r, kv_ino ino, struct kv_inode *in,
     }
     int err = 0;
     if (S_ISREG(in->mode))
-        err = kv_data_truncate(r, ino, in, 0);
+        err = kv_data_free_all(r, ino, in);
     unsigned char k[9];
     if (!err && !kcdbremove(r->db, (char *)k, kv_key_ino(k, 'I', ino)))
         err = EIO;
