@@ -53,6 +53,7 @@ struct nfsd_config {
     unsigned high_watermark_pct, low_watermark_pct, list_ttl_ms;
     unsigned writeback_delay_ms;        /* 0 = vfs default (30 s) */
     bool run_delete_rename;             /* RMDIR/RENAME of runs act on objects */
+    uint64_t max_file_size;             /* 0 = vfs default (2^44) */
     struct exports *exports;            /* NULL until set */
 };
 

@@ -328,6 +328,47 @@ START_TEST(an_old_id_never_names_another_users_new_file_after_reingest)
 }
 END_TEST
 
+/* Issue 12 finding 9a: sizes past the configured maximum (default 2^44)
+ * are EFBIG for SETATTR and WRITE, and vfs_max_file_size says the same
+ * (FSINFO maxfilesize). */
+START_TEST(sizes_past_the_maximum_file_size_are_efbig)
+{
+    three_runs();
+    vfs *v = open_cache_vfs(false);
+    ck_assert_uint_eq(vfs_max_file_size(v), UINT64_C(1) << 44);
+    struct vfs_id run, f;
+    struct vfs_cred cred = { 1000, 1000 };
+    struct vfs_sattr s = { .set_mode = true, .mode = 0644 };
+    ck_assert_int_eq(walk(v, "runB", &run, NULL), 0);
+    ck_assert_int_eq(vfs_create(v, &run, "big", VFS_REG, &s, &cred, 0, 0,
+                                NULL, &f, NULL, NULL, NULL), 0);
+    struct vfs_sattr sz = { .set_size = true, .size = UINT64_C(1) << 44 };
+    ck_assert_int_eq(vfs_setattr(v, &f, &sz, NULL, NULL), 0);
+    sz.size++;
+    ck_assert_int_eq(vfs_setattr(v, &f, &sz, NULL, NULL), EFBIG);
+    sz.size = UINT64_C(1) << 50;
+    ck_assert_int_eq(vfs_setattr(v, &f, &sz, NULL, NULL), EFBIG);
+    ck_assert_int_eq(vfs_write(v, &f, (UINT64_C(1) << 44) - 1, "ab", 2, false,
+                               NULL, NULL), EFBIG);
+    ck_assert_int_eq(vfs_remove(v, &run, "big", false, NULL, NULL), 0);
+    vfs_close(v);
+
+    char cache[512];
+    snprintf(cache, sizeof cache, "%s/cache", scratch);
+    struct vfs_config cfg = { .cache_dir = cache, .max_file_size = 1 << 20 };
+    ck_assert_int_eq(vfs_open(&cfg, &v), 0);
+    ck_assert_uint_eq(vfs_max_file_size(v), 1 << 20);
+    ck_assert_int_eq(walk(v, "runB", &run, NULL), 0);
+    ck_assert_int_eq(vfs_create(v, &run, "small", VFS_REG, &s, &cred, 0, 0,
+                                NULL, &f, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(vfs_write(v, &f, (1 << 20) - 1, "ab", 2, false, NULL,
+                               NULL), EFBIG);
+    sz.size = (1 << 20) + 1;
+    ck_assert_int_eq(vfs_setattr(v, &f, &sz, NULL, NULL), EFBIG);
+    vfs_close(v);
+}
+END_TEST
+
 START_TEST(cross_run_and_namespace_changes_are_refused)
 {
     three_runs();
@@ -458,6 +499,7 @@ static Suite *vfs_cache_suite(void)
     tcase_add_test(tc, malformed_ids_are_ebadmsg_and_vanished_ones_estale);
     tcase_add_test(tc, writes_inside_a_run_land_in_kvstore_and_survive_restart);
     tcase_add_test(tc, an_old_id_never_names_another_users_new_file_after_reingest);
+    tcase_add_test(tc, sizes_past_the_maximum_file_size_are_efbig);
     tcase_add_test(tc, cross_run_and_namespace_changes_are_refused);
     tcase_add_test(tc, many_threads_read_cached_runs_at_once);
     tcase_add_test(tc, stats_file_is_written_while_open);
