@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define TMP_PREFIX ".tarnfs-tmp."
@@ -59,6 +61,60 @@ static int check_key(const char *key)
     return 0;
 }
 
+/* Open path (relative, already checked by check_key) below dirfd, never
+ * leaving it: a symlink may point elsewhere inside, but one that leads out
+ * (absolute, or through "..") fails, as does any magic link (issue 12,
+ * finding 15).  openat2(RESOLVE_BENEATH) where the kernel has it (5.6+);
+ * otherwise each component is opened with O_NOFOLLOW, so no symlink is
+ * followed at all.  Returns the descriptor, or -errno (escapes: -EXDEV or
+ * -ELOOP). */
+static int beneath_open(int dirfd, const char *path, int flags)
+{
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    if (fd >= 0)
+        return (int)fd;
+    if (errno != ENOSYS)
+        return -errno;
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
+    int cur = dirfd;
+    char *save = NULL;
+    char *comp = strtok_r(buf, "/", &save);
+    if (!comp)
+        return -EINVAL;
+    for (;;) {
+        char *next = strtok_r(NULL, "/", &save);
+        int nfd = openat(cur, comp, next ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+                                         : flags | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        if (cur != dirfd)
+            close(cur);
+        if (nfd < 0)
+            return -e;
+        if (!next)
+            return nfd;
+        cur = nfd;
+        comp = next;
+    }
+}
+
+/* stat of path below dirfd as beneath_open resolves it.  Errors: ENOENT
+ * (absent, not a directory on the way, or a symlink leading out). */
+static int beneath_stat(int dirfd, const char *path, struct stat *st)
+{
+    int fd = beneath_open(dirfd, path, O_PATH);
+    if (fd < 0)
+        return (fd == -EXDEV || fd == -ELOOP || fd == -ENOTDIR) ? ENOENT : -fd;
+    int rc = fstat(fd, st) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
 /* mtime and size say when the file changed in place; the inode number
  * says it was replaced by rename (as every tarnfs writer does), even within
  * one tick of a coarse NAS clock and with the same size. */
@@ -85,7 +141,7 @@ static void read_sidecar(struct nas_backend *nb, const char *key, char out[65])
     out[0] = '\0';
     if (snprintf(path, sizeof path, "%s%s", key, SIDECAR_SUFFIX) >= (int)sizeof path)
         return;
-    int fd = openat(nb->dirfd, path, O_RDONLY | O_CLOEXEC);
+    int fd = beneath_open(nb->dirfd, path, O_RDONLY);
     if (fd < 0)
         return;
     ssize_t n = pread(fd, buf, 64, 0);
@@ -137,8 +193,8 @@ static void append_slash(char *dst, const char *key)
 /* Collect entries of directory dfd (whose key prefix is dirkey, "" or
  * ending in '/') whose names start with name_prefix.  With recurse, walk
  * sub-directories; otherwise report them as common prefixes. */
-static int collect(int dfd, const char *dirkey, const char *name_prefix, bool recurse,
-                   int depth, struct key_list *kl)
+static int collect(int rootfd, int dfd, const char *dirkey, const char *name_prefix,
+                   bool recurse, int depth, struct key_list *kl)
 {
     DIR *d = fdopendir(dfd);
     int rc = 0;
@@ -157,11 +213,16 @@ static int collect(int dfd, const char *dirkey, const char *name_prefix, bool re
         if (nlen > sizeof(((struct fetch_objinfo *)0)->key) - 2 - strlen(dirkey))
             continue;
         struct stat st;
-        if (fstatat(dirfd(d), name, &st, 0) != 0)
-            continue;           /* vanished or dangling symlink */
         struct fetch_objinfo oi;
         char key[sizeof oi.key];
         snprintf(key, sizeof key, "%s%s", dirkey, name);
+        if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;           /* vanished */
+        if (S_ISLNK(st.st_mode) && beneath_stat(rootfd, key, &st) != 0) {
+            log_info("fetch: ignoring %s/%s: a dangling symlink or one leading "
+                     "out of the NAS directory", dirkey[0] ? dirkey : ".", name);
+            continue;
+        }
         if (S_ISREG(st.st_mode)) {
             fill_info(&oi, key, &st);
             rc = key_list_add(kl, &oi);
@@ -181,7 +242,7 @@ static int collect(int dfd, const char *dirkey, const char *name_prefix, bool re
                     continue;
                 char subkey[sizeof oi.key];
                 append_slash(subkey, key);
-                rc = collect(sub, subkey, "", true, depth + 1, kl);
+                rc = collect(rootfd, sub, subkey, "", true, depth + 1, kl);
             }
         }
         if (rc)
@@ -215,10 +276,14 @@ static int nas_list(fetch_backend *b, const char *prefix, const char *delimiter,
         if (check_key(sub) != 0)
             return 0;           /* no key can live there */
     }
-    int dfd = openat(nb->dirfd, dlen ? dirkey : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = dlen ? beneath_open(nb->dirfd, dirkey, O_RDONLY | O_DIRECTORY)
+                   : openat(nb->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!dlen && dfd < 0)
+        dfd = -errno;
     if (dfd < 0)
-        return (errno == ENOENT || errno == ENOTDIR) ? 0 : errno;
-    rc = collect(dfd, dirkey, name_prefix, recurse, 0, &kl);
+        return (dfd == -ENOENT || dfd == -ENOTDIR || dfd == -EXDEV ||
+                dfd == -ELOOP) ? 0 : -dfd;
+    rc = collect(nb->dirfd, dfd, dirkey, name_prefix, recurse, 0, &kl);
     if (!rc) {
         if (kl.n)               /* qsort(NULL, 0) is undefined */
             qsort(kl.items, kl.n, sizeof *kl.items, compare_keys);
@@ -240,8 +305,9 @@ static int nas_stat(fetch_backend *b, const char *key, struct fetch_objinfo *oi)
     struct stat st;
     if (check_key(key))
         return ENOENT;
-    if (fstatat(nb->dirfd, key, &st, 0) != 0)
-        return errno == ENOTDIR ? ENOENT : errno;
+    int rc = beneath_stat(nb->dirfd, key, &st);
+    if (rc)
+        return rc;
     if (!S_ISREG(st.st_mode))
         return ENOENT;
     fill_info(oi, key, &st);
@@ -288,9 +354,9 @@ static int nas_open(fetch_backend *b, const char *key, uint64_t off, uint64_t le
     struct stat st;
     if (check_key(key))
         return ENOENT;
-    int fd = openat(nb->dirfd, key, O_RDONLY | O_CLOEXEC);
+    int fd = beneath_open(nb->dirfd, key, O_RDONLY);
     if (fd < 0)
-        return (errno == ENOTDIR || errno == ELOOP) ? ENOENT : errno;
+        return (fd == -ENOTDIR || fd == -ELOOP || fd == -EXDEV) ? ENOENT : -fd;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return ENOENT;
@@ -317,8 +383,11 @@ static int nas_open(fetch_backend *b, const char *key, uint64_t off, uint64_t le
 
 /* ---- put / delete ----------------------------------------------------- */
 
-/* Create the parent directories of key below dirfd and open the last one. */
-static int open_parent(struct nas_backend *nb, const char *key, int *pfd)
+/* Open the parent directory of key below dirfd (creating the missing ones
+ * if create), each resolved with beneath_open: a symlinked directory
+ * leading out of the NAS directory is refused (ENOENT), never written
+ * through. */
+static int open_parent(struct nas_backend *nb, const char *key, bool create, int *pfd)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", key);
@@ -328,17 +397,40 @@ static int open_parent(struct nas_backend *nb, const char *key, int *pfd)
         return *pfd < 0 ? errno : 0;
     }
     *last = '\0';
-    for (char *p = strchr(path, '/');; p = strchr(p + 1, '/')) {
-        if (p)
-            *p = '\0';
-        if (mkdirat(nb->dirfd, path, 0755) != 0 && errno != EEXIST)
-            return errno;
+    for (char *p = strchr(path, '/'); create; p = strchr(p + 1, '/')) {
+        /* Make the next component inside its (checked) parent. */
+        char *cut = p ? p : path + strlen(path);
+        char saved = *cut;
+        *cut = '\0';
+        char *name = strrchr(path, '/');
+        int dfd;
+        if (name) {
+            *name = '\0';
+            dfd = beneath_open(nb->dirfd, path, O_RDONLY | O_DIRECTORY);
+            *name++ = '/';
+        } else {
+            name = path;
+            dfd = openat(nb->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd < 0)
+                dfd = -errno;
+        }
+        if (dfd < 0)
+            return (dfd == -EXDEV || dfd == -ELOOP) ? ENOENT : -dfd;
+        int rc = mkdirat(dfd, name, 0755) != 0 && errno != EEXIST ? errno : 0;
+        close(dfd);
+        *cut = saved;
+        if (rc)
+            return rc;
         if (!p)
             break;
-        *p = '/';
     }
-    *pfd = openat(nb->dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    return *pfd < 0 ? errno : 0;
+    *pfd = beneath_open(nb->dirfd, path, O_RDONLY | O_DIRECTORY);
+    if (*pfd < 0) {
+        int rc = -*pfd;
+        *pfd = -1;
+        return (rc == EXDEV || rc == ELOOP || rc == ENOTDIR) ? ENOENT : rc;
+    }
+    return 0;
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -463,7 +555,7 @@ static int publish(int pfd, const char *tmp, const char *base, const struct fetc
 {
     char sidecar[NAME_MAX + 8];
     struct stat st;
-    bool exists = fstatat(pfd, base, &st, 0) == 0;
+    bool exists = beneath_stat(pfd, base, &st) == 0;
 
     if (o->if_match) {
         char cur[128];
@@ -511,7 +603,7 @@ static int nas_put(fetch_backend *b, const char *key, fetch_pull_fn pull, void *
     const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
     if (strlen(base) + strlen(SIDECAR_SUFFIX) > NAME_MAX)
         return ENAMETOOLONG;
-    if ((rc = open_parent(nb, key, &pfd)))
+    if ((rc = open_parent(nb, key, true, &pfd)))
         goto out;
     fd = make_temp(pfd, base, tmp, sizeof tmp);
     if (fd < 0) {
@@ -565,7 +657,7 @@ static int nas_put(fetch_backend *b, const char *key, fetch_pull_fn pull, void *
     flock(pfd, LOCK_UN);
     if (!rc && oi) {
         struct stat st;
-        if (fstatat(pfd, base, &st, 0) == 0) {
+        if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
             fill_info(oi, key, &st);
             memcpy(oi->sha256, hex, sizeof hex);
         }
@@ -593,13 +685,17 @@ static int nas_del(fetch_backend *b, const char *key)
 
     if (check_key(key))
         return ENOENT;
-    if (fstatat(nb->dirfd, key, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno == ENOTDIR ? ENOENT : errno;
-    if (S_ISDIR(st.st_mode))
-        return ENOENT;
-    if ((rc = open_parent(nb, key, &pfd)))
-        return rc;
+    if ((rc = open_parent(nb, key, false, &pfd)))
+        return rc == ENOTDIR ? ENOENT : rc;
     const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+    if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = errno == ENOTDIR ? ENOENT : errno;
+    else if (S_ISDIR(st.st_mode))
+        rc = ENOENT;
+    if (rc) {
+        close(pfd);
+        return rc;
+    }
     snprintf(sidecar, sizeof sidecar, "%s" SIDECAR_SUFFIX, base);
     if (unlinkat(pfd, base, 0) != 0)
         rc = errno;

@@ -1255,12 +1255,22 @@ int kv_wend(kv_run *r, int err)
      * a write committed past the old end.  If that fails, the run is
      * swept at its next open (and the blocks stay unreachable until then
      * unless the file grows over them: hence the warning). */
+    struct kv_drop *later = NULL;
+    size_t nlater = 0;
+    if (!r->staged && err == 0)
+        kv_data_take_gone(r, &later, &nlater);
     if ((!r->staged || err == 0) && kv_data_run_drops(r, err == 0)) {
         log_warn("kvstore: run %s: deleting data blocks failed", r->name);
         r->keep_unclean = true;
     }
     r->ndrops = 0;
     pthread_rwlock_unlock(&r->lock);
+    /* Blocks of deleted inodes are unreachable once the change committed:
+     * they go now in bounded steps, so a huge file's delete does not hold
+     * the run's lock for long. */
+    if (nlater && kv_data_drop_gone(r, later, nlater))
+        log_warn("kvstore: run %s: deleting data blocks failed", r->name);
+    free(later);
     return err;
 }
 

@@ -36,6 +36,27 @@ static size_t block_len(kv_run *r, kv_ino ino, uint64_t blk)
     return n > 0 ? (size_t)n : 0;
 }
 
+/* Stored bytes of ino in blocks [from, to), probing upward only until want
+ * bytes were found (UINT64_MAX: the whole range).  *hi (may be NULL) = 1 +
+ * the last block found, or from.  The HashDB has no order, so blocks are
+ * found by number; the early stop makes the cost follow the data present,
+ * not the file's size (a 1 TiB file holding 3 bytes: one probe). */
+static uint64_t probe_range(kv_run *r, kv_ino ino, uint64_t from, uint64_t to,
+                            uint64_t want, uint64_t *hi)
+{
+    uint64_t found = 0, last = from;
+    for (uint64_t b = from; b < to && found < want; b++) {
+        size_t n = block_len(r, ino, b);
+        if (n) {
+            found += n;
+            last = b + 1;
+        }
+    }
+    if (hi)
+        *hi = last;
+    return found;
+}
+
 int kv_data_truncate(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t size)
 {
     if (size >= in->size) {
@@ -43,11 +64,22 @@ int kv_data_truncate(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t size)
         return 0;
     }
     struct kv_drop d = { .ino = ino, .from = (size + BS - 1) / BS,
-                         .to = (in->size + BS - 1) / BS };
-    /* Blocks are found by number: the HashDB has no order.  Files are
-     * dense in practice; a huge sparse one costs one probe per hole block. */
-    for (uint64_t b = d.from; b < d.to; b++)
-        account(r, in, block_len(r, ino, b), 0);
+                         .to = (in->size + BS - 1) / BS, .bytes_known = true };
+    if (d.from == 0) {
+        /* Everything goes: the bytes are known without a probe. */
+        d.bytes = in->used;
+    } else {
+        /* The bytes past the cut are `used` less those before it: counted
+         * first when that is the shorter walk, then the walk up stops once
+         * they are all found. */
+        uint64_t above = UINT64_MAX;
+        if (d.from <= d.to - d.from) {
+            uint64_t below = probe_range(r, ino, 0, d.from, UINT64_MAX, NULL);
+            above = in->used > below ? in->used - below : 0;
+        }
+        d.bytes = probe_range(r, ino, d.from, d.to, above, &d.to);
+    }
+    account(r, in, d.bytes, 0);
     if (size % BS) {
         size_t have = block_len(r, ino, size / BS);
         if (have > size % BS) {
@@ -58,6 +90,15 @@ int kv_data_truncate(kv_run *r, kv_ino ino, struct kv_inode *in, uint64_t size)
     }
     in->size = size;
     return kv_drop_push(r, &d);
+}
+
+int kv_data_free_all(kv_run *r, kv_ino ino, struct kv_inode *in)
+{
+    uint64_t size = in->size;
+    int err = kv_data_truncate(r, ino, in, 0);
+    if (!err && size && r->ndrops && !r->staged)
+        r->drops[r->ndrops - 1].gone = true;
+    return err;
 }
 
 int kv_drop_push(kv_run *r, const struct kv_drop *d)
@@ -72,6 +113,72 @@ int kv_drop_push(kv_run *r, const struct kv_drop *d)
     }
     r->drops[r->ndrops++] = *d;
     return 0;
+}
+
+/* Remove block blk of ino if stored, taking its length off *left. */
+static int remove_block(kv_run *r, kv_ino ino, uint64_t blk, uint64_t *left)
+{
+    unsigned char k[16];
+    size_t klen = kv_key_block(k, ino, blk);
+    int32_t n = kcdbcheck(r->data, (char *)k, klen);
+    if (n < 0)
+        return kcdbecode(r->data) == KCENOREC ? 0 : EIO;
+    if (!kcdbremove(r->data, (char *)k, klen))
+        return EIO;
+    *left -= (uint64_t)n < *left ? (uint64_t)n : *left;
+    return 0;
+}
+
+int kv_data_take_gone(kv_run *r, struct kv_drop **out, size_t *n)
+{
+    size_t cnt = 0;
+    *out = NULL;
+    *n = 0;
+    for (size_t i = 0; i < r->ndrops; i++)
+        cnt += r->drops[i].gone && !r->drops[i].on_failure;
+    if (!cnt)
+        return 0;
+    struct kv_drop *g = malloc(cnt * sizeof *g);
+    if (!g)
+        return ENOMEM;          /* they simply run under the lock */
+    size_t j = 0, keep = 0;
+    for (size_t i = 0; i < r->ndrops; i++) {
+        if (r->drops[i].gone && !r->drops[i].on_failure)
+            g[j++] = r->drops[i];
+        else
+            r->drops[keep++] = r->drops[i];
+    }
+    r->ndrops = keep;
+    *out = g;
+    *n = cnt;
+    return 0;
+}
+
+int kv_data_drop_gone(kv_run *r, const struct kv_drop *ds, size_t n)
+{
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        const struct kv_drop *d = &ds[i];
+        uint64_t left = d->bytes_known ? d->bytes : UINT64_MAX;
+        uint64_t b = d->from;
+        while (b < d->to && left && !err) {
+            pthread_rwlock_wrlock(&r->lock);
+            if (__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE)) {
+                /* Evicted or replaced: its files go as a whole. */
+                pthread_rwlock_unlock(&r->lock);
+                return 0;
+            }
+            err = kv_data_begin(r);
+            for (unsigned step = 0; step < KV_DROP_STEP && b < d->to && left &&
+                 !err; step++, b++)
+                err = remove_block(r, d->ino, b, &left);
+            err = kv_data_end(r, err);
+            if (err)
+                r->keep_unclean = true;
+            pthread_rwlock_unlock(&r->lock);
+        }
+    }
+    return err;
 }
 
 int kv_data_run_drops(kv_run *r, bool committed)
@@ -89,10 +196,9 @@ int kv_data_run_drops(kv_run *r, bool committed)
         struct kv_drop *d = &r->drops[i];
         if (d->on_failure == committed)
             continue;
-        for (uint64_t b = d->from; b < d->to && !err; b++)
-            if (!kcdbremove(r->data, (char *)k, kv_key_block(k, d->ino, b)) &&
-                kcdbecode(r->data) != KCENOREC)
-                err = EIO;
+        uint64_t left = d->bytes_known ? d->bytes : UINT64_MAX;
+        for (uint64_t b = d->from; b < d->to && left && !err; b++)
+            err = remove_block(r, d->ino, b, &left);
         if (d->trim_len && !err) {
             size_t vsiz, klen = kv_key_block(k, d->ino, d->trim_blk);
             char *v = kcdbget(r->data, (char *)k, klen, &vsiz);

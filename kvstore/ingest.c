@@ -24,6 +24,9 @@
 /* libarchive gets this much input per callback; big reads keep the
  * per-call overhead of decompressors and of read_fn low. */
 #define INGEST_READ_BUF (1024 * 1024)
+/* What one node costs against the byte budget: what kvstore counts for an
+ * inode in bytes_used (KV_INODE_COST). */
+#define INGEST_NODE_COST 256
 
 /* ---- 1. filters ------------------------------------------------------- */
 
@@ -109,6 +112,8 @@ struct ingest {
 
     uid_t default_uid;
     gid_t default_gid;
+
+    uint64_t budget;            /* bytes the run may take; 0: no limit */
 };
 
 /* Record the first error only: later ones are consequences of it. */
@@ -132,6 +137,28 @@ static int ingest_fail(struct ingest *in, int err, const char *member,
     else
         snprintf(in->res->error, sizeof in->res->error, "%s", what);
     return err;
+}
+
+/* ENOSPC, with a clear message, if storing more bytes of data (plus the
+ * nodes made so far) would take the run past its budget: checked as the
+ * archive is read, so a decompression bomb stops at the budget instead of
+ * filling the disk (issue 12, finding 12). */
+static int ingest_charge(struct ingest *in, uint64_t more, const char *member)
+{
+    if (!in->budget)
+        return 0;
+    const struct kv_ingest_result *r = in->res;
+    uint64_t nodes = r->files + r->dirs + r->symlinks + r->others;
+    uint64_t used = r->bytes + nodes * INGEST_NODE_COST;
+    if (used <= in->budget && more <= in->budget - used)
+        return 0;
+    return ingest_fail(in, ENOSPC, member,
+                       "the run needs more than the %llu bytes the cache may "
+                       "still take (cache limit); stopped after %llu bytes "
+                       "of data in %llu files",
+                       (unsigned long long)in->budget,
+                       (unsigned long long)r->bytes,
+                       (unsigned long long)r->files);
 }
 
 static la_ssize_t ingest_read_cb(struct archive *a, void *arg,
@@ -704,8 +731,14 @@ static int ingest_data(struct ingest *in, struct archive_entry *e, kv_ino ino,
             err = kv_append_hole(ap, (uint64_t)off - pos);
             pos = (uint64_t)off;
         }
-        if (!err && len > 0)
+        if (!err && len > 0) {
+            err = ingest_charge(in, len, member);
+            if (err) {
+                kv_append_end(ap);
+                return err;
+            }
             err = kv_append(ap, buf, len);
+        }
         if (err) {
             kv_append_end(ap);
             return ingest_fail(in, err, member, "storing data: %s",
@@ -933,7 +966,9 @@ static int ingest_archive(struct ingest *in)
             return archive_failure(in, in->members ? after : NULL,
                                    "reading the next header");
         }
-        int err = ingest_member(in, e);
+        int err = ingest_charge(in, 0, archive_entry_pathname(e));
+        if (!err)
+            err = ingest_member(in, e);
         if (err)
             return err;
         /* Read any data a handler left (hard links with a body, devices). */
@@ -951,8 +986,16 @@ static int ingest_archive(struct ingest *in)
 int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
               const char *source_version, struct kv_ingest_result *res)
 {
+    return kv_ingest_limited(c, name, read_fn, arg, source_version, 0, res);
+}
+
+int kv_ingest_limited(kv_cache *c, const char *name, kv_read_fn read_fn,
+                      void *arg, const char *source_version,
+                      uint64_t max_bytes, struct kv_ingest_result *res)
+{
     memset(res, 0, sizeof *res);
     struct ingest in = {
+        .budget = max_bytes,
         .cache = c,
         .name = name,
         .res = res,

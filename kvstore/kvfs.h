@@ -27,6 +27,8 @@
  *     (ino_hint) when creating a node; kvstore uses it if free, otherwise the
  *     next free number above it, so hints computed deterministically (e.g. a
  *     hash of run name and path) give the same numbers on every re-ingest.
+ *     Without a hint a node gets a random free 63-bit number, so a number
+ *     is not handed out again to another node after the run is replaced.
  */
 #ifndef TARNFS_KVFS_H
 #define TARNFS_KVFS_H
@@ -335,6 +337,15 @@ struct kv_ingest_result {
  * ENOSPC, ENOMEM. */
 int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
               const char *source_version, struct kv_ingest_result *res);
+
+/* kv_ingest, stopping with ENOSPC (nothing left behind, res->error says so)
+ * as soon as the run would take more than max_bytes (file data plus 256
+ * bytes per node, as kv_run_statfs counts it; 0: no limit).  Checked while
+ * reading, so a small compressed archive that expands without bound (a
+ * decompression bomb) never fills the disk.  Errors as kv_ingest. */
+int kv_ingest_limited(kv_cache *c, const char *name, kv_read_fn read_fn,
+                      void *arg, const char *source_version,
+                      uint64_t max_bytes, struct kv_ingest_result *res);
 
 /* The deterministic inode number for path (relative to the run root, no
  * leading '/', "" for the root) in run name: a 63-bit hash, never below 16. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 /* Every change runs under kv_wbegin/kv_wend: one transaction. */
@@ -47,20 +48,43 @@ static int load_dir(kv_run *r, kv_ino dir, struct kv_inode *in)
     return err;
 }
 
+/* A fresh random inode number for a node created without a hint: 63 bits
+ * from getrandom, at least KV_MIN_INO.  Numbers from a counter would be
+ * given again after the run is re-ingested (the counter restarts), so an
+ * old handle could name someone else's new file (issue 12, finding 10);
+ * random numbers are never reused within 2^63.  Errors: EIO. */
+static int random_ino(kv_ino *out)
+{
+    uint64_t x;
+    for (;;) {
+        ssize_t n = getrandom(&x, sizeof x, 0);
+        if (n == (ssize_t)sizeof x)
+            break;
+        if (n < 0 && errno != EINTR)
+            return EIO;
+    }
+    x &= KV_MAX_INO;
+    *out = x < KV_MIN_INO ? x + KV_MIN_INO : x;
+    return 0;
+}
+
 /* A free inode number: hint if free, else the next free one above it
- * (wrapping to KV_MIN_INO); without a hint the run's allocation cursor. */
+ * (wrapping to KV_MIN_INO); without a hint a free random one. */
 static int alloc_ino(kv_run *r, kv_ino hint, kv_ino *out)
 {
-    kv_ino cand = hint ? hint : r->next_ino;
+    kv_ino cand = hint;
     unsigned char k[9];
     for (uint64_t tries = 0; tries < 1000000; tries++, cand++) {
+        if (!hint) {
+            int err = random_ino(&cand);
+            if (err)
+                return err;
+        }
         if (cand < KV_MIN_INO || cand > KV_MAX_INO)
             cand = KV_MIN_INO;
         if (kcdbcheck(r->db, (char *)k, kv_key_ino(k, 'I', cand)) < 0) {
             if (kcdbecode(r->db) != KCENOREC)
                 return EIO;
-            if (!hint)
-                r->next_ino = cand + 1;
             *out = cand;
             return 0;
         }
@@ -153,7 +177,7 @@ static int drop_link(kv_run *r, kv_ino ino, struct kv_inode *in,
     }
     int err = 0;
     if (S_ISREG(in->mode))
-        err = kv_data_truncate(r, ino, in, 0);
+        err = kv_data_free_all(r, ino, in);
     unsigned char k[9];
     if (!err && !kcdbremove(r->db, (char *)k, kv_key_ino(k, 'I', ino)))
         err = EIO;

@@ -1,6 +1,7 @@
 /* config.c: reads tarnfs.conf (settings and /etc/exports-style export lines) and
  * matches client addresses against exports. */
 #include "nfsd/config.h"
+#include "vfs/vfs.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -507,6 +508,11 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
         if (parse_u32(v, &u) || u < 1 || u > 100) goto bad;
         if (k[0] == 'h') cfg->high_watermark_pct = u; else cfg->low_watermark_pct = u;
     } else if (!strcmp(k, "list_ttl")) { if (parse_duration_ms(v, &cfg->list_ttl_ms)) goto bad; }
+    else if (!strcmp(k, "max_file_size")) {
+        if (parse_size(v, &cfg->max_file_size) || cfg->max_file_size == 0 ||
+            cfg->max_file_size > VFS_MAX_MAX_FILE)
+            goto bad;
+    }
     else if (!strcmp(k, "run_delete_rename")) { if (parse_bool(v, &cfg->run_delete_rename)) goto bad; }
     else if (!strcmp(k, "writeback_delay")) {
         if (parse_duration_ms(v, &cfg->writeback_delay_ms) || cfg->writeback_delay_ms < 1000)

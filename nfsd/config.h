@@ -59,6 +59,7 @@ struct nfsd_config {
     unsigned idle_timeout_ms;           /* UINT_MAX = never ("0" in the file) */
     unsigned reply_timeout_ms;
     uint64_t connection_buffer, rpc_memory_limit;
+    uint64_t max_file_size;             /* 0 = vfs default (2^44) */
     struct exports *exports;            /* NULL until set */
 };
 

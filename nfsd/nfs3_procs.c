@@ -1051,7 +1051,7 @@ static void nfs3_fsinfo(struct rpc_ctx *c, void *args, void *res)
     ok->wtmax = ok->wtpref = io;
     ok->rtmult = ok->wtmult = 4096;
     ok->dtpref = NFSD_DTPREF < io ? NFSD_DTPREF : io;
-    ok->maxfilesize = INT64_MAX;
+    ok->maxfilesize = vfs_max_file_size(c->srv->vfs);
     ok->time_delta.seconds = 0;
     ok->time_delta.nseconds = 1;
     ok->properties = FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME;

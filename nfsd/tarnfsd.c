@@ -376,6 +376,7 @@ int main(int argc, char **argv)
         .writeback_delay_s = cfg.writeback_delay_ms / 1000,
         .run_delete_rename = cfg.run_delete_rename,
         .cache_limit_bytes = cfg.cache_limit_bytes,
+        .max_file_size = cfg.max_file_size,
         .high_watermark_pct = cfg.high_watermark_pct, .low_watermark_pct = cfg.low_watermark_pct,
         .s3_region = cfg.s3_region, .s3_profile = cfg.s3_profile,
         .s3_access_key = cfg.s3_access_key, .s3_secret_key = cfg.s3_secret_key,

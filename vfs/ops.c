@@ -446,6 +446,10 @@ int vfs_setattr(vfs *v, const struct vfs_id *id, const struct vfs_sattr *s,
         return err;
     if (ns)
         return namespace_refuse("setattr", &n, NULL);
+    if (s->set_size && s->size > v->cfg.max_file_size) {
+        vfs_run_release(v, &ref);
+        return EFBIG;
+    }
     struct kv_sattr ks;
     memset(&ks, 0, sizeof ks);
     if (s->set_mode) { ks.mask |= KV_SET_MODE; ks.mode = s->mode & 07777; }
@@ -480,6 +484,10 @@ int vfs_write(vfs *v, const struct vfs_id *id, uint64_t off,
         return err;
     if (ns)
         return EISDIR;
+    if (off > v->cfg.max_file_size || len > v->cfg.max_file_size - off) {
+        vfs_run_release(v, &ref);
+        return EFBIG;
+    }
     err = stale_if_enoent(node_getattr(v, &ref, ino, pre));
     struct kv_attr k;
     if (!err)
@@ -561,6 +569,8 @@ int vfs_create(vfs *v, const struct vfs_id *dir, const char *name,
     int err = check_component(name);
     if (err)
         return err;
+    if (s && s->set_size && type == VFS_REG && s->size > v->cfg.max_file_size)
+        return EFBIG;
     if ((err = modify_begin(v, dir, &n, &ref, &dino, &ns)) != 0)
         return err;
     if (ns && type == VFS_DIR && v->backend)

@@ -135,8 +135,30 @@ static ssize_t feed_read(void *arg, void *buf, size_t cap)
     return n;
 }
 
+/* The bytes a run being fetched may take: the cache limit less the runs
+ * that cannot be evicted to make room for it now (pinned by a request,
+ * being loaded, or changed and not written back); 0 without a limit.  At
+ * least 1 with a limit, so a full cache refuses rather than goes unlimited.
+ * kv_ingest_limited stops at it as it reads (issue 12, finding 12). */
+static uint64_t ingest_headroom(vfs *v, const char *name)
+{
+    uint64_t limit = v->cfg.cache_limit_bytes;
+    if (!limit)
+        return 0;
+    uint64_t held = 0;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
+            if (r->cached && strcmp(r->name, name) != 0 &&
+                (r->pins > 0 || r->loading || r->dirty))
+                held += r->bytes;
+    pthread_mutex_unlock(&v->lock);
+    return held < limit ? limit - held : 1;
+}
+
 /* Stream the object key into a new published run name.  Errors: ENOENT
- * (the object is gone), EIO (anything else; logged). */
+ * (the object is gone), EIO (anything else, a run bigger than the cache
+ * limit allows included; logged). */
 static int fetch_and_ingest(vfs *v, const char *name, const char *key,
                             const char *version)
 {
@@ -149,7 +171,8 @@ static int fetch_and_ingest(vfs *v, const char *name, const char *key,
     struct kv_ingest_result res;
     memset(&res, 0, sizeof res);
     if (!err) {
-        err = kv_ingest(v->cache, name, feed_read, &feed, version, &res);
+        err = kv_ingest_limited(v->cache, name, feed_read, &feed, version,
+                                ingest_headroom(v, name), &res);
         fetch_stream_close(feed.s);
     }
     pthread_mutex_lock(&v->lock);

@@ -75,6 +75,9 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
     pthread_cond_init(&v->wake, NULL);
     pthread_cond_init(&v->bg_idle, NULL);
     v->cfg = *cfg;
+    if (!v->cfg.max_file_size || v->cfg.max_file_size > VFS_MAX_MAX_FILE)
+        v->cfg.max_file_size = cfg->max_file_size ? VFS_MAX_MAX_FILE
+                                                  : VFS_DEFAULT_MAX_FILE;
     v->high_pct = high;
     v->low_pct = low;
     v->list_ttl_ms = cfg->list_ttl_ms ? cfg->list_ttl_ms : VFS_DEFAULT_TTL_MS;
@@ -198,6 +201,11 @@ void vfs_root(vfs *v, struct vfs_id *out)
 {
     (void)v;
     vfs_id_make_root(out);
+}
+
+uint64_t vfs_max_file_size(const vfs *v)
+{
+    return v->cfg.max_file_size;
 }
 
 uint64_t vfs_cached_bytes(vfs *v, uint64_t *runs)

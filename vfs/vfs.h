@@ -91,11 +91,20 @@ struct vfs_config {
      * uploads it under the new name, then deletes the old object.  Off:
      * both are refused with EACCES and a log line. */
     bool run_delete_rename;
+    /* Largest file size SETATTR and WRITE may make (EFBIG past it); 0 =
+     * default VFS_DEFAULT_MAX_FILE (2^44, 16 TiB); at most 2^50. */
+    uint64_t max_file_size;
 };
+
+#define VFS_DEFAULT_MAX_FILE (UINT64_C(1) << 44)
+#define VFS_MAX_MAX_FILE     (UINT64_C(1) << 50)
 
 /* Open a namespace as configured.  Errors: EINVAL (bad config, with a
  * message logged), ENOENT (cache dir or NAS source missing), EACCES, EIO. */
 int vfs_open(const struct vfs_config *cfg, vfs **out);
+
+/* The largest file size v allows (what FSINFO's maxfilesize says). */
+uint64_t vfs_max_file_size(const vfs *v);
 
 /* Close; waits for fetches in progress to finish or abort, and writes
  * back every dirty run first (a failure keeps it dirty, logged). */

@@ -263,6 +263,50 @@ START_TEST(stat_reports_size_mtime_version_and_refuses_escapes)
 }
 END_TEST
 
+/* Issue 12 finding 15: symlinks that leave the NAS directory are never
+ * followed (listing, stat, read, put, delete); one that stays inside works. */
+START_TEST(symlinks_out_of_the_nas_directory_are_refused)
+{
+    char out[300], cmd[4096];
+    snprintf(out, sizeof out, "%s-outside", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && mkdir -p '%s/d' && printf SECRET > '%s/secret.tar' && "
+             "printf X > '%s/d/x.tar' && printf real > '%s/real.tar' && "
+             "ln -s real.tar '%s/alias.tar' && ln -s '%s/secret.tar' '%s/evil.tar' && "
+             "ln -s '../%s/secret.tar' '%s/rel.tar' && ln -s '%s/d' '%s/dirlink'",
+             out, out, out, out, tmpdir, tmpdir, out, tmpdir,
+             strrchr(out, '/') + 1, tmpdir, out, tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    fetch_backend *b = open_nas();
+    struct listing l;
+    list_into(b, "", NULL, &l);
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_str_eq(l.keys[0], "alias.tar");
+    ck_assert_str_eq(l.keys[1], "real.tar");
+    list_into(b, "", "/", &l);
+    ck_assert_int_eq(l.n, 2);
+    struct fetch_objinfo oi;
+    ck_assert_int_eq(fetch_stat(b, "alias.tar", &oi), 0);
+    ck_assert_int_eq(fetch_stat(b, "evil.tar", &oi), ENOENT);
+    ck_assert_int_eq(fetch_stat(b, "rel.tar", &oi), ENOENT);
+    ck_assert_int_eq(fetch_stat(b, "dirlink/x.tar", &oi), ENOENT);
+    char *got = NULL;
+    ck_assert_int_eq(read_object(b, "alias.tar", 0, 0, &got), 4);
+    free(got);
+    got = NULL;
+    ck_assert_int_lt(read_object(b, "evil.tar", 0, 0, &got), 0);
+    free(got);
+    ck_assert_int_ne(put_string(b, "dirlink/new.tar", "body", NULL, NULL), 0);
+    ck_assert_int_ne(put_string(b, "dirlink/sub/new.tar", "body", NULL, NULL), 0);
+    ck_assert_int_eq(fetch_delete(b, "dirlink/x.tar"), ENOENT);
+    fetch_close(b);
+    snprintf(cmd, sizeof cmd, "test -f '%s/d/x.tar' && test ! -e '%s/d/new.tar' && "
+             "test ! -e '%s/d/sub' && test -z \"$(ls -A '%s/d' | grep -v '^x.tar$')\" "
+             "&& rm -rf '%s'", out, out, out, out, out);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(ranged_read_returns_exactly_the_range)
 {
     char data[10000];
@@ -635,6 +679,7 @@ static Suite *nas_suite(void)
     tcase_add_test(tc, list_is_sorted_and_hides_temp_and_dot_files);
     tcase_add_test(tc, list_callback_can_stop_early);
     tcase_add_test(tc, stat_reports_size_mtime_version_and_refuses_escapes);
+    tcase_add_test(tc, symlinks_out_of_the_nas_directory_are_refused);
     tcase_add_test(tc, ranged_read_returns_exactly_the_range);
     tcase_add_test(tc, a_file_that_shrinks_while_read_is_an_error_not_an_end);
     tcase_add_test(tc, put_stores_body_and_checksum_sidecar);

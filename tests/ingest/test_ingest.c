@@ -763,6 +763,38 @@ END_TEST
 
 /* ---- hostile and broken archives ---------------------------------------- */
 
+/* Issue 12 finding 12: 64 MiB of zeros as a .tar.zst of a few KB, ingested
+ * with a budget of 4 MiB, stops with ENOSPC having stored no more than the
+ * budget, names the member and leaves nothing; with room it goes in. */
+START_TEST(a_decompression_bomb_stops_at_the_byte_budget_and_leaves_nothing)
+{
+    size_t big = (size_t)64 << 20;
+    unsigned char *zeros = calloc(1, big);
+    ck_assert_ptr_nonnull(zeros);
+    struct tw w;
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_ZSTD);
+    tw_dir(&w, "run", 0755);
+    tw_add(&w, &(struct member){ .path = "run/zeros", .mode = S_IFREG | 0644,
+                                 .data = zeros, .len = big });
+    struct tbuf t = tw_end(&w);
+    free(zeros);
+    ck_assert_uint_lt(t.n, 64 * 1024);
+    struct kv_ingest_result res;
+    struct memsrc s = { .p = t.p, .n = t.n, .fail_at = SIZE_MAX };
+    ck_assert_int_eq(kv_ingest_limited(cache, "run", mem_read, &s, "test",
+                                       (uint64_t)4 << 20, &res), ENOSPC);
+    ck_assert_uint_le(res.bytes, (uint64_t)4 << 20);
+    ck_assert_msg(strstr(res.error, "run/zeros") &&
+                  strstr(res.error, "cache limit"), "%s", res.error);
+    assert_nothing_visible("run");
+    struct memsrc s2 = { .p = t.p, .n = t.n, .fail_at = SIZE_MAX };
+    ck_assert_int_eq(kv_ingest_limited(cache, "run", mem_read, &s2, "test",
+                                       (uint64_t)65 << 20, &res), 0);
+    ck_assert_uint_eq(res.bytes, big);
+    free(t.p);
+}
+END_TEST
+
 START_TEST(absolute_paths_are_refused_and_leave_nothing)
 {
     struct tbuf t = { 0 };
@@ -1006,7 +1038,8 @@ static Suite *ingest_suite(void)
             a_member_claiming_a_huge_size_but_truncated_fails_cleanly,
             a_truncated_compressed_archive_fails_cleanly,
             corrupt_bytes_fail_with_a_clear_error_and_leave_nothing,
-            input_that_is_not_a_tarball_is_refused } },
+            input_that_is_not_a_tarball_is_refused,
+            a_decompression_bomb_stops_at_the_byte_budget_and_leaves_nothing } },
         { "input", {
             a_trickling_read_callback_gives_the_same_run,
             a_failing_read_callback_fails_the_ingest_with_eio } },

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- fixture: a fresh cache with one published run "run1" ------------- */
@@ -832,6 +833,105 @@ START_TEST(truncate_down_frees_blocks_and_regrowth_reads_zeros)
     ck_assert_uint_eq(got, 0);
     free(w);
     free(rb);
+}
+END_TEST
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Issue 12 finding 9: SETATTR size=2^40 then REMOVE probed every 64 KiB
+ * block number of the size (hours at 2^50).  The cost must follow the
+ * data present: a few bytes in a 1 TiB file truncate and remove at once. */
+START_TEST(a_huge_sparse_file_is_truncated_and_removed_at_the_cost_of_its_data)
+{
+    setup_published();
+    kv_ino f = make(root, "huge", S_IFREG | 0644);
+    write_str(f, 0, "abc");
+    write_str(f, UINT64_C(1) << 20, "mid");
+    struct kv_sattr s = { .mask = KV_SET_SIZE, .size = UINT64_C(1) << 40 };
+    double t0 = now_s();
+    ck_assert_int_eq(kv_setattr(run, f, &s, NULL), 0);
+    s.size = (UINT64_C(1) << 20) + 1;
+    struct kv_attr a;
+    ck_assert_int_eq(kv_setattr(run, f, &s, &a), 0);
+    ck_assert_uint_eq(a.size, (UINT64_C(1) << 20) + 1);
+    ck_assert_uint_eq(a.used, 4);
+    char buf[4];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, UINT64_C(1) << 20, buf, sizeof buf,
+                             &got, &eof), 0);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_int_eq(buf[0], 'm');
+    s.size = UINT64_C(1) << 40;
+    ck_assert_int_eq(kv_setattr(run, f, &s, NULL), 0);
+    ck_assert_int_eq(kv_unlink(run, root, "huge"), 0);
+    double took = now_s() - t0;
+    ck_assert_msg(took < 1.0, "truncate and remove of a 1 TiB sparse file "
+                  "took %.2f s", took);
+    struct kv_statfs st;
+    ck_assert_int_eq(kv_run_statfs(run, &st), 0);
+    ck_assert_uint_eq(st.inodes_used, 1);
+    ck_assert_uint_eq(st.bytes_used, 256);  /* the root's cost only */
+}
+END_TEST
+
+struct unlink_job {
+    const char *name;
+    int err;
+    volatile bool done;
+};
+
+static void *unlink_thread(void *arg)
+{
+    struct unlink_job *j = arg;
+    j->err = kv_unlink(run, root, j->name);
+    __atomic_store_n(&j->done, true, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Issue 12 finding 9: a delete that must walk far (data 32 GiB into a
+ * sparse file: half a million block numbers) goes in bounded steps, so other
+ * requests on the run are answered meanwhile. */
+START_TEST(a_long_delete_does_not_hold_the_run_lock)
+{
+    setup_published();
+    kv_ino f = make(root, "far", S_IFREG | 0644);
+    kv_ino g = make(root, "other", S_IFREG | 0644);
+    write_str(f, 0, "a");
+    write_str(f, UINT64_C(1) << 35, "z");
+    write_str(g, 0, "readable");
+    struct unlink_job j = { .name = "far" };
+    pthread_t t;
+    double start = now_s(), worst = 0;
+    ck_assert_int_eq(pthread_create(&t, NULL, unlink_thread, &j), 0);
+    unsigned reads = 0;
+    while (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE)) {
+        double t0 = now_s();
+        char buf[8];
+        size_t got;
+        bool eof;
+        ck_assert_int_eq(kv_read(run, g, 0, buf, sizeof buf, &got, &eof), 0);
+        double d = now_s() - t0;
+        if (d > worst)
+            worst = d;
+        reads++;
+    }
+    pthread_join(t, NULL);
+    ck_assert_int_eq(j.err, 0);
+    fprintf(stderr, "long delete: %.2f s, worst read wait %.3f s, %u reads\n",
+            now_s() - start, worst, reads);
+    ck_assert_msg(worst < 1.0, "a read waited %.2f s during a %.2f s delete "
+                  "(%u reads)", worst, now_s() - start, reads);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(run, f, &a), ENOENT);
+    struct kv_statfs st;
+    ck_assert_int_eq(kv_run_statfs(run, &st), 0);
+    ck_assert_uint_eq(st.bytes_used, 2 * 256 + 8);
 }
 END_TEST
 
@@ -1744,6 +1844,8 @@ static Suite *kvfs_suite(void)
     tcase_add_test(tc_data, sparse_file_holes_read_as_zeros);
     tcase_add_test(tc_data, truncate_down_frees_blocks_and_regrowth_reads_zeros);
     tcase_add_test(tc_data, truncate_up_makes_sparse_tail_and_rejects_non_files);
+    tcase_add_test(tc_data, a_huge_sparse_file_is_truncated_and_removed_at_the_cost_of_its_data);
+    tcase_add_test(tc_data, a_long_delete_does_not_hold_the_run_lock);
     tcase_add_test(tc_data, append_streams_data_and_holes);
     suite_add_tcase(s, tc_data);
     TCase *tc_threads = tcase_create("threads");

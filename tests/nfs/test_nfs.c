@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nfsc/libnfs.h>
@@ -253,6 +254,7 @@ static void grab_fsinfo(struct waiter *w, void *data)
     w->u32[0] = r->FSINFO3res_u.resok.rtmax;
     w->u32[1] = r->FSINFO3res_u.resok.wtmax;
     w->u32[2] = r->FSINFO3res_u.resok.dtpref;
+    w->u64[0] = r->FSINFO3res_u.resok.maxfilesize;
 }
 
 START_TEST(pathconf_and_fsinfo_describe_the_filesystem)
@@ -276,6 +278,7 @@ START_TEST(pathconf_and_fsinfo_describe_the_filesystem)
     ck_assert_uint_eq(f.u32[0], MiB);
     ck_assert_uint_eq(f.u32[1], MiB);
     ck_assert_uint_gt(f.u32[2], 0);
+    ck_assert_uint_eq(f.u64[0], UINT64_C(1) << 44);   /* max_file_size */
     raw_close(&r);
 }
 END_TEST
@@ -911,6 +914,36 @@ START_TEST(files_are_created_written_committed_and_read_back)
 }
 END_TEST
 
+/* Issue 12 finding 9: SETATTR size=2^40 then REMOVE completes at once
+ * (it probed every block number for hours at 2^50); sizes past
+ * max_file_size (default 2^44) are NFS3ERR_FBIG. */
+START_TEST(a_1_tib_sparse_file_is_removed_at_once_and_bigger_sizes_are_fbig)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    struct nfs_context *nfs = nfs_connect(&s, "/", NULL);
+    struct nfsfh *fh;
+    ck_assert_int_eq(nfs_creat(nfs, "/demo/huge", 0644, &fh), 0);
+    ck_assert_int_eq(nfs_pwrite(nfs, fh, 0, 5, "hello"), 5);
+    ck_assert_int_eq(nfs_close(nfs, fh), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(nfs_truncate(nfs, "/demo/huge", UINT64_C(1) << 40), 0);
+    ck_assert_int_eq(nfs_unlink(nfs, "/demo/huge"), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(took < 1.0, "SETATTR 2^40 + REMOVE took %.2f s", took);
+    ck_assert_int_eq(nfs_creat(nfs, "/demo/toobig", 0644, &fh), 0);
+    ck_assert_int_eq(nfs_close(nfs, fh), 0);
+    ck_assert_int_eq(nfs_truncate(nfs, "/demo/toobig", (UINT64_C(1) << 44) + 1),
+                     -EFBIG);
+    ck_assert_int_eq(nfs_truncate(nfs, "/demo/toobig", UINT64_C(1) << 50), -EFBIG);
+    ck_assert_int_eq(nfs_unlink(nfs, "/demo/toobig"), 0);
+    nfs_destroy_context(nfs);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 static void grab_create(struct waiter *w, void *data)
 {
     CREATE3res *r = data;
@@ -1466,6 +1499,7 @@ static Suite *nfs_suite(void)
     TCase *wr = tcase_create("write");
     tcase_set_timeout(wr, 120);
     tcase_add_test(wr, files_are_created_written_committed_and_read_back);
+    tcase_add_test(wr, a_1_tib_sparse_file_is_removed_at_once_and_bigger_sizes_are_fbig);
     tcase_add_test(wr, exclusive_create_accepts_its_own_retry_and_guarded_refuses_existing);
     tcase_add_test(wr, the_write_verifier_changes_when_the_server_restarts);
     tcase_add_test(wr, root_squash_stops_root_writing_into_roots_directories);

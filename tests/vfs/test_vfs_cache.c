@@ -287,6 +287,88 @@ START_TEST(writes_inside_a_run_land_in_kvstore_and_survive_restart)
 }
 END_TEST
 
+/* Issue 12 finding 10: uid 1000 keeps the ids of nodes it created; the run
+ * is re-ingested (as after write-back, eviction and re-fetch); uid 2000
+ * creates a private directory and a file in it.  The old ids must not
+ * name those (they were 16 and 17 both times when numbers came from a
+ * counter that restarted). */
+START_TEST(an_old_id_never_names_another_users_new_file_after_reingest)
+{
+    three_runs();
+    vfs *v = open_cache_vfs(false);
+    struct vfs_id run, d, f, priv, secret;
+    struct vfs_attr a;
+    struct vfs_cred u1 = { 1000, 1000 }, u2 = { 2000, 2000 };
+    struct vfs_sattr s755 = { .set_mode = true, .mode = 0755 };
+    struct vfs_sattr s700 = { .set_mode = true, .mode = 0700 };
+    ck_assert_int_eq(walk(v, "runB", &run, NULL), 0);
+    ck_assert_int_eq(vfs_create(v, &run, "d", VFS_DIR, &s755, &u1, 0, 0,
+                                NULL, &d, &a, NULL, NULL), 0);
+    ck_assert_int_eq(vfs_create(v, &d, "f", VFS_REG, &s755, &u1, 0, 0,
+                                NULL, &f, &a, NULL, NULL), 0);
+    vfs_close(v);
+
+    ingest_run("runB");             /* the run is replaced by a re-ingest */
+
+    v = open_cache_vfs(false);
+    ck_assert_int_eq(walk(v, "runB", &run, NULL), 0);
+    ck_assert_int_eq(vfs_create(v, &run, "private", VFS_DIR, &s700, &u2, 0,
+                                0, NULL, &priv, &a, NULL, NULL), 0);
+    ck_assert_int_eq(vfs_create(v, &priv, "secret", VFS_REG, &s700, &u2, 0,
+                                0, NULL, &secret, &a, NULL, NULL), 0);
+    ck_assert_int_eq(vfs_write(v, &secret, 0, "top secret", 10, false, NULL,
+                               NULL), 0);
+    ck_assert_int_eq(vfs_getattr(v, &d, &a), ESTALE);
+    ck_assert_int_eq(vfs_getattr(v, &f, &a), ESTALE);
+    char buf[16];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(vfs_read(v, &f, 0, buf, sizeof buf, &got, &eof), ESTALE);
+    vfs_close(v);
+}
+END_TEST
+
+/* Issue 12 finding 9a: sizes past the configured maximum (default 2^44)
+ * are EFBIG for SETATTR and WRITE, and vfs_max_file_size says the same
+ * (FSINFO maxfilesize). */
+START_TEST(sizes_past_the_maximum_file_size_are_efbig)
+{
+    three_runs();
+    vfs *v = open_cache_vfs(false);
+    ck_assert_uint_eq(vfs_max_file_size(v), UINT64_C(1) << 44);
+    struct vfs_id run, f;
+    struct vfs_cred cred = { 1000, 1000 };
+    struct vfs_sattr s = { .set_mode = true, .mode = 0644 };
+    ck_assert_int_eq(walk(v, "runB", &run, NULL), 0);
+    ck_assert_int_eq(vfs_create(v, &run, "big", VFS_REG, &s, &cred, 0, 0,
+                                NULL, &f, NULL, NULL, NULL), 0);
+    struct vfs_sattr sz = { .set_size = true, .size = UINT64_C(1) << 44 };
+    ck_assert_int_eq(vfs_setattr(v, &f, &sz, NULL, NULL), 0);
+    sz.size++;
+    ck_assert_int_eq(vfs_setattr(v, &f, &sz, NULL, NULL), EFBIG);
+    sz.size = UINT64_C(1) << 50;
+    ck_assert_int_eq(vfs_setattr(v, &f, &sz, NULL, NULL), EFBIG);
+    ck_assert_int_eq(vfs_write(v, &f, (UINT64_C(1) << 44) - 1, "ab", 2, false,
+                               NULL, NULL), EFBIG);
+    ck_assert_int_eq(vfs_remove(v, &run, "big", false, NULL, NULL), 0);
+    vfs_close(v);
+
+    char cache[512];
+    snprintf(cache, sizeof cache, "%s/cache", scratch);
+    struct vfs_config cfg = { .cache_dir = cache, .max_file_size = 1 << 20 };
+    ck_assert_int_eq(vfs_open(&cfg, &v), 0);
+    ck_assert_uint_eq(vfs_max_file_size(v), 1 << 20);
+    ck_assert_int_eq(walk(v, "runB", &run, NULL), 0);
+    ck_assert_int_eq(vfs_create(v, &run, "small", VFS_REG, &s, &cred, 0, 0,
+                                NULL, &f, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(vfs_write(v, &f, (1 << 20) - 1, "ab", 2, false, NULL,
+                               NULL), EFBIG);
+    sz.size = (1 << 20) + 1;
+    ck_assert_int_eq(vfs_setattr(v, &f, &sz, NULL, NULL), EFBIG);
+    vfs_close(v);
+}
+END_TEST
+
 START_TEST(cross_run_and_namespace_changes_are_refused)
 {
     three_runs();
@@ -416,6 +498,8 @@ static Suite *vfs_cache_suite(void)
     tcase_add_test(tc, readdir_resumed_from_any_cookie_continues_exactly);
     tcase_add_test(tc, malformed_ids_are_ebadmsg_and_vanished_ones_estale);
     tcase_add_test(tc, writes_inside_a_run_land_in_kvstore_and_survive_restart);
+    tcase_add_test(tc, an_old_id_never_names_another_users_new_file_after_reingest);
+    tcase_add_test(tc, sizes_past_the_maximum_file_size_are_efbig);
     tcase_add_test(tc, cross_run_and_namespace_changes_are_refused);
     tcase_add_test(tc, many_threads_read_cached_runs_at_once);
     tcase_add_test(tc, stats_file_is_written_while_open);

@@ -448,6 +448,27 @@ START_TEST(a_corrupt_tarball_gives_eio_leaves_nothing_and_a_fix_is_picked_up)
 }
 END_TEST
 
+/* Issue 12 finding 12: a 64 MiB file of zeros compresses to a few KB of
+ * .tar.zst; with a cache limit of 8 MiB the fetch must stop at the limit
+ * as it ingests (EIO, nothing left), not fill the disk and evict later. */
+START_TEST(a_decompression_bomb_stops_at_the_cache_limit_and_leaves_nothing)
+{
+    make_run_tarball("runA", ".tar", "a");
+    sh("mkdir -p %s/src/bomb/bomb && head -c 64M /dev/zero > "
+       "%s/src/bomb/bomb/zeros && tar -C %s/src/bomb --zstd -cf "
+       "%s/nas/bomb.tar.zst bomb", scratch, scratch, scratch, scratch);
+    vfs *v = open_source_vfs_limit(8u << 20);
+    struct vfs_id id;
+    ck_assert_int_eq(walk(v, "bomb", &id, NULL), EIO);
+    ck_assert(!in_cache("bomb"));
+    ck_assert(cache_tmp_is_empty());
+    ck_assert_uint_eq(stats_of(v).fetch_failures, 1);
+    /* A run that fits is served as before. */
+    assert_deep_file(v, "runA", "runA");
+    vfs_close(v);
+}
+END_TEST
+
 START_TEST(injected_backend_faults_give_eio_and_the_next_access_retries)
 {
     make_run_tarball("runA", ".tar", "a");
@@ -608,6 +629,7 @@ static Suite *vfs_source_suite(void)
     tcase_add_test(tc, an_id_survives_restart_and_eviction_behind_the_servers_back);
     tcase_add_test(tc, a_run_evicted_by_another_process_is_fetched_again_on_next_use);
     tcase_add_test(tc, a_corrupt_tarball_gives_eio_leaves_nothing_and_a_fix_is_picked_up);
+    tcase_add_test(tc, a_decompression_bomb_stops_at_the_cache_limit_and_leaves_nothing);
     tcase_add_test(tc, injected_backend_faults_give_eio_and_the_next_access_retries);
     tcase_add_test(tc, a_replaced_tarball_is_fetched_again_and_gone_members_go_stale);
     tcase_add_test(tc, a_root_of_100000_runs_pages_completely_by_cookie);
