@@ -303,7 +303,12 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
         return ENOENT;
     if (err == 0)
         snprintf(version, sizeof version, "%s", oi.version);
-    err = fetch_and_ingest(v, r->name, key, version);
+    /* Index-first: one GET of the sidecar makes the whole tree available;
+     * file data follows on read.  Without a usable index (or without a
+     * stat to check it against), the whole tarball. */
+    if (err != 0 || v->cfg.prefetch_whole ||
+        vfs_lazy_load_index(v, r->name, key, &oi) != 0)
+        err = fetch_and_ingest(v, r->name, key, version);
     if (err)
         return err;
     lr->fetched = true;
@@ -527,6 +532,12 @@ int vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
         return err == ETIMEDOUT ? EAGAIN : err;
     }
     ref->changing = true;
+    /* A run built from its index is made whole before its first change,
+     * so a change and its write-back always see every byte. */
+    if ((err = vfs_lazy_fill_run(v, ref)) != 0) {
+        vfs_run_release(v, ref);
+        return err;
+    }
     return 0;
 }
 

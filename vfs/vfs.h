@@ -91,6 +91,10 @@ struct vfs_config {
      * uploads it under the new name, then deletes the old object.  Off:
      * both are refused with EACCES and a log line. */
     bool run_delete_rename;
+    /* Fetch a run's whole tarball on first use even when it has a usable
+     * index ("prefetch = whole"); false ("none"): index-first, file data
+     * fetched by range on read (doc/design.md (vfs): index-first runs). */
+    bool prefetch_whole;
 };
 
 /* Open a namespace as configured.  Errors: EINVAL (bad config, with a
@@ -204,12 +208,16 @@ int vfs_statfs(vfs *v, const struct vfs_id *id, struct vfs_statfs *st);
 struct vfs_stats {
     uint64_t hits, misses, fetches, fetch_failures, bytes_fetched,
              evictions, runs_cached, bytes_cached;
+    /* index-first runs: sidecar GETs, member range GETs and their bytes
+     * (both also counted in bytes_fetched) */
+    uint64_t index_fetches, range_fetches, range_bytes;
 };
 void vfs_get_stats(vfs *v, struct vfs_stats *st);
 
 /* Where a running vfs publishes its counters: CACHE/stats, "key=value"
  * lines (hits, misses, fetches, fetch_failures, bytes_fetched, evictions,
- * runs_cached, bytes_cached, pid, updated), rewritten atomically about once
+ * runs_cached, bytes_cached, index_fetches, range_fetches, range_bytes,
+ * pid, updated), rewritten atomically about once
  * a second.  Fills path (cap bytes). */
 void vfs_stats_path(const char *cache_dir, char *path, size_t cap);
 
