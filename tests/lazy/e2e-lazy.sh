@@ -66,6 +66,19 @@ fi
 printf '\x5a' | dd of="$work/c.ix" bs=1 seek=40 conv=notrunc 2>/dev/null
 put "$C.tar.tarnfs-index" "$work/c.ix"
 
+if [ "$mode" = nas ]; then   # a member whose bytes in the tarball are damaged
+  D=241023_A01295_0504_BHLAZYRXD
+  "$B/genrun" -q --name $D --lanes 1 --cycles 2 --tiles 1 --file-size 3M --seed 5 "$work/src" || exit 1
+  tar -C "$work/src" -cf "$work/nas/$D.tar" "$D"
+  mkindex "$D.tar" >/dev/null || exit 1
+  victim=$(cd "$work/src" && find "$D" -name '*.cbcl' | sort | head -1)
+  blk=$(tar -tvRf "$work/nas/$D.tar" | awk -v f="$victim" '$NF==f {sub(/:$/,"",$2); print $2}')
+  off=$(( (blk + 1) * 512 + 1536 * 1024 ))     # inside its second chunk
+  t=$(stat -c %.9Y "$work/nas/$D.tar")
+  printf '\xff\x00\xff' | dd of="$work/nas/$D.tar" bs=1 seek=$off conv=notrunc 2>/dev/null
+  touch -m -d "@$t" "$work/nas/$D.tar"      # same version: the index still matches
+fi
+
 conf="$work/tarnfsd.conf"
 {
   echo "cache = $work/cache"
@@ -87,7 +100,8 @@ stat_of() {   # the counter now (the stats file is rewritten every second)
 
 root_names=$(nfs-ls "$(url '')" 2>&1 | awk '{print $NF}' | grep -v '^\.\.\?$' | sort | tr '\n' ' ')
 echo "  root: $root_names"
-check "the root lists the three runs and no sidecar" test "$root_names" = "$A $S $C "
+want_root="$A $S $C "; [ "$mode" = nas ] && want_root="$A $S $C $D "
+check "the root lists the runs and no sidecar" test "$root_names" = "$want_root"
 
 # 1. The whole tree from the index alone.
 nfs-ls -R "$(url "$A")" > "$work/ls.out" 2>&1
@@ -104,7 +118,17 @@ check "one member reads back byte for byte" cmp -s "$work/runinfo.out" "$work/sr
 rb=$(stat_of range_bytes)
 check "reading it fetched its bytes only ($rb)" test "$rb" = "$(stat -c %s "$work/src/$A/RunInfo.xml")"
 
-# 3. Every file, md5 against the source; every byte fetched once.
+# 3. Single flight: 8 clients reading one absent file fetch it once.
+big=$(cd "$work/src/$A" && find . -name '*.cbcl' | sort | tail -1 | sed 's|^\./||')
+rb0=$(stat_of range_bytes)
+for i in $(seq 1 8); do nfs-cat "$(url "$A/$big")" > "$work/p$i.out" 2>/dev/null & done
+for j in $(jobs -p); do [ "$j" = "$pid" ] && continue; wait "$j"; done
+same=0
+for i in $(seq 1 8); do cmp -s "$work/p$i.out" "$work/src/$A/$big" || same=1; done
+check "8 clients reading one absent file all get its bytes" test $same = 0
+check "and it was fetched once" test $(( $(stat_of range_bytes) - rb0 )) = "$(stat -c %s "$work/src/$A/$big")"
+
+# 4. Every file, md5 against the source; every byte fetched once.
 bad=0
 while read -r f; do
   nfs-cat "$(url "$A/$f")" 2>/dev/null | md5sum | cut -d' ' -f1 > "$work/m"
@@ -117,30 +141,20 @@ nfs-cat "$(url "$A/RunInfo.xml")" >/dev/null 2>&1
 check "a second read fetches nothing" test "$(stat_of range_bytes)" = "$total"
 check "still no whole-tarball fetch" test "$(stat_of fetches)" = 0
 
-# 4. A stale index: detected, logged, full fetch, the new bytes.
+# 5. A stale index: detected, logged, full fetch, the new bytes.
 nfs-cat "$(url "$S/RunInfo.xml")" > "$work/s.out" 2>/dev/null
 check "a replaced tarball's run reads its new bytes" cmp -s "$work/s.out" "$work/src2/$S/RunInfo.xml"
 check "its stale index was logged and ignored" grep -q "index of $S.tar does not match its tarball: ignored" "$work/tarnfsd.log"
 check "and the tarball fetched whole" test "$(stat_of fetches)" = 1
 
-# 5. A corrupt index: the same.
+# 6. A corrupt index: the same.
 nfs-cat "$(url "$C/RunInfo.xml")" > "$work/c.out" 2>/dev/null
 check "a run with a corrupt index reads back" cmp -s "$work/c.out" "$work/src/$C/RunInfo.xml"
 check "its corrupt index was logged and ignored" grep -q "index of $C.tar is corrupt" "$work/tarnfsd.log"
 check "and the tarball fetched whole" test "$(stat_of fetches)" = 2
 
-# 6. (NAS) Bytes corrupted inside a member: EIO and a log line, never wrong data.
+# 7. (NAS) Bytes corrupted inside a member: EIO and a log line, never wrong data.
 if [ "$mode" = nas ]; then
-  D=241023_A01295_0504_BHLAZYRXD
-  "$B/genrun" -q --name $D --lanes 1 --cycles 2 --tiles 1 --file-size 3M --seed 5 "$work/src" || exit 1
-  tar -C "$work/src" -cf "$work/nas/$D.tar" "$D"
-  mkindex "$D.tar" >/dev/null || exit 1
-  victim=$(cd "$work/src" && find "$D" -name '*.cbcl' | sort | head -1)
-  blk=$(tar -tvRf "$work/nas/$D.tar" | awk -v f="$victim" '$NF==f {sub(/:$/,"",$2); print $2}')
-  off=$(( (blk + 1) * 512 + 1536 * 1024 ))     # inside its second chunk
-  t=$(stat -c %.9Y "$work/nas/$D.tar")
-  printf '\xff\x00\xff' | dd of="$work/nas/$D.tar" bs=1 seek=$off conv=notrunc 2>/dev/null
-  touch -m -d "@$t" "$work/nas/$D.tar"      # same version: the index still matches
   nfs-cat "$(url "$victim")" > "$work/d.out" 2>"$work/d.err"
   rc=$?
   check "reading the corrupted member fails" test $rc -ne 0
