@@ -53,6 +53,7 @@ struct nfsd_config {
     unsigned high_watermark_pct, low_watermark_pct, list_ttl_ms;
     unsigned writeback_delay_ms;        /* 0 = vfs default (30 s) */
     bool run_delete_rename;             /* RMDIR/RENAME of runs act on objects */
+    bool prefetch_whole;                /* prefetch = whole: ignore indexes */
     struct exports *exports;            /* NULL until set */
 };
 

@@ -167,6 +167,23 @@ if [ "$mode" = nas ]; then
   check "another member of that run still reads back" cmp -s "$work/o.out" "$work/src/$other"
 fi
 
+# 8. prefetch = whole: the tarball is fetched whole even with an index.
+kill "$pid" && wait "$pid" 2>/dev/null
+pid=
+sed -i "s|^cache = .*|cache = $work/cache2|" "$conf"
+echo "prefetch = whole" >> "$conf"
+rm -f "$work/ports"
+"$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
+  --mount-port 0 --port-file "$work/ports" 2>"$work/tarnfsd2.log" &
+pid=$!
+for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+read -r nfsport mountport < "$work/ports"
+nfs-cat "$(url "$A/RunInfo.xml")" > "$work/w.out" 2>/dev/null
+check "prefetch = whole reads the run" cmp -s "$work/w.out" "$work/src/$A/RunInfo.xml"
+stat_of() { sleep 1.3; sed -n "s/^$1=//p" "$work/cache2/stats"; }
+check "by fetching its tarball whole, index unread" \
+  test "$(stat_of fetches)/$(stat_of index_fetches)" = 1/0
+
 echo "e2e-lazy ($mode): $pass passed, $fail failed"
 [ $fail -eq 0 ] || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; }
 [ $fail -eq 0 ]
