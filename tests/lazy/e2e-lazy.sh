@@ -118,6 +118,10 @@ check "one member reads back byte for byte" cmp -s "$work/runinfo.out" "$work/sr
 rb=$(stat_of range_bytes)
 check "reading it fetched its bytes only ($rb)" test "$rb" = "$(stat -c %s "$work/src/$A/RunInfo.xml")"
 
+present_col() { "$B/tarnfs" cache ls --cache "$work/cache" | awk -v n="$1" '$1 == n { print $(NF-1) }'; }
+pc=$(present_col $A)
+check "tarnfs cache ls shows the run partly present ($pc)" bash -c "[[ '$pc' =~ ^[0-9]+/[0-9]+\$ ]]"
+
 # 3. Single flight: 8 clients reading one absent file fetch it once.
 big=$(cd "$work/src/$A" && find . -name '*.cbcl' | sort | tail -1 | sed 's|^\./||')
 rb0=$(stat_of range_bytes)
@@ -140,6 +144,7 @@ check "each byte was fetched once ($total bytes of files)" test "$(stat_of range
 nfs-cat "$(url "$A/RunInfo.xml")" >/dev/null 2>&1
 check "a second read fetches nothing" test "$(stat_of range_bytes)" = "$total"
 check "still no whole-tarball fetch" test "$(stat_of fetches)" = 0
+check "tarnfs cache ls shows it all present" test "$(present_col $A)" = all
 
 # 5. A stale index: detected, logged, full fetch, the new bytes.
 nfs-cat "$(url "$S/RunInfo.xml")" > "$work/s.out" 2>/dev/null
