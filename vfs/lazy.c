@@ -159,8 +159,10 @@ static void fill_unlink_locked(vfs *v, struct vfs_fill *f)
 }
 
 int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
-                   kv_ino ino, uint32_t first, uint32_t count)
+                   kv_ino ino, uint32_t first, uint32_t count,
+                   uint64_t *stored)
 {
+    *stored = 0;
     uint64_t off0 = 0, total = 0;
     uint32_t lens[VFS_FILL_MAX_CHUNKS], crcs[VFS_FILL_MAX_CHUNKS];
     if (count > VFS_FILL_MAX_CHUNKS)
@@ -211,6 +213,8 @@ int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
             break;
         }
         err = kv_fill(kr, ino, first + i, buf, lens[i]);
+        if (!err)
+            *stored += lens[i];
         if (err == EBADMSG) {
             log_error("vfs: run %s member '%s' chunk %u: checksum mismatch "
                       "(the tarball %s does not hold what its index says): "
@@ -276,10 +280,13 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
     v->fills = f;
     pthread_mutex_unlock(&v->lock);
 
-    int err = vfs_lazy_fetch(v, ref->h->kr, run->name, key, ino, first, n);
+    uint64_t stored = 0;
+    int err = vfs_lazy_fetch(v, ref->h->kr, run->name, key, ino, first, n,
+                             &stored);
     free(key);
 
     pthread_mutex_lock(&v->lock);
+    run->bytes += stored;       /* eviction sees the run grow */
     f->done = true;
     f->err = err;
     fill_unlink_locked(v, f);
@@ -289,6 +296,8 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
         free(f);
     }
     pthread_mutex_unlock(&v->lock);
+    if (stored)
+        vfs_house_kick(v);
     return err;
 }
 

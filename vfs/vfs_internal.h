@@ -231,11 +231,12 @@ int vfs_lazy_load_index(vfs *v, const char *name, const char *key,
                         const struct fetch_objinfo *oi);
 /* Fetch absent chunks [first, first+count) (at most 8) of ino of run kr
  * (run name, object key) in one range GET, verify and store each
- * (kv_fill).  No lock held, no vfs state touched but counters: the unit a
- * fetch thread pool can run.  Errors: EIO (fetch failed or a chunk's
+ * (kv_fill); *stored gets the bytes stored.  No lock held, no vfs state
+ * touched but counters: the unit a fetch thread pool can run.  Errors: EIO (fetch failed or a chunk's
  * checksum mismatched: logged, nothing wrong stored), ENOSPC. */
 int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
-                   kv_ino ino, uint32_t first, uint32_t count);
+                   kv_ino ino, uint32_t first, uint32_t count,
+                   uint64_t *stored);
 /* kv_read for a request, fetching absent chunks first (single flight per
  * chunk, read-ahead for sequential readers).  Errors: kv_read's, EIO. */
 int vfs_lazy_read(vfs *v, struct vfs_ref *ref, kv_ino ino, uint64_t off,
