@@ -54,6 +54,7 @@ struct nfsd_config {
     unsigned writeback_delay_ms;        /* 0 = vfs default (30 s) */
     bool run_delete_rename;             /* RMDIR/RENAME of runs act on objects */
     bool prefetch_whole;                /* prefetch = whole: ignore indexes */
+    bool index_upload;                  /* store indexes made by full fetches */
     struct exports *exports;            /* NULL until set */
 };
 

@@ -95,6 +95,10 @@ struct vfs_config {
      * index ("prefetch = whole"); false ("none"): index-first, file data
      * fetched by range on read (doc/design.md (vfs): index-first runs). */
     bool prefetch_whole;
+    /* After a full fetch of an uncompressed tarball without a usable
+     * index, store the index made on the way as its sidecar
+     * ("index_upload = yes"; default no: the source is not written to). */
+    bool index_upload;
 };
 
 /* Open a namespace as configured.  Errors: EINVAL (bad config, with a

@@ -244,6 +244,16 @@ int vfs_lazy_read(vfs *v, struct vfs_ref *ref, kv_ino ino, uint64_t off,
 /* Fetch every absent chunk of ref's run (before it is changed).  Errors:
  * EIO, ENOSPC. */
 int vfs_lazy_fill_run(vfs *v, struct vfs_ref *ref);
+/* An index made from the bytes of a full fetch: start a scan thread for
+ * object oi (NULL if it cannot start: then no index), push every byte of
+ * the object in order, then finish: joins the scan and, if fetch_err is 0
+ * and upload, stores the index as key's sidecar (never over a newer one;
+ * failures logged).  Frees t. */
+struct vfs_tee;
+struct vfs_tee *vfs_tee_start(const struct fetch_objinfo *oi);
+void vfs_tee_push(struct vfs_tee *t, const void *data, size_t n);
+void vfs_tee_finish(vfs *v, struct vfs_tee *t, int fetch_err,
+                    const char *key, bool upload);
 
 /* Record what kv_cache_list says about published runs (lock not held). */
 int vfs_runs_scan_cache(vfs *v);

@@ -47,11 +47,13 @@ mkdir -p "$work/src" "$work/src2"
 A=241023_A01295_0501_BHLAZYRXA    # indexed
 S=241023_A01295_0502_BHLAZYRXS    # index made, then the tarball replaced
 C=241023_A01295_0503_BHLAZYRXC    # corrupt index
+E=241023_A01295_0505_BHLAZYRXE    # no index: one is made by tarnfsd
 "$B/genrun" -q --name $A --lanes 1 --cycles 3 --tiles 2 --file-size 1500k --symlinks --empty-dirs "$work/src" || exit 1
 "$B/genrun" -q --name $S --lanes 1 --cycles 2 --tiles 1 --seed 2 "$work/src" || exit 1
 "$B/genrun" -q --name $S --lanes 1 --cycles 2 --tiles 1 --seed 3 "$work/src2" || exit 1
 "$B/genrun" -q --name $C --lanes 1 --cycles 2 --tiles 1 --seed 4 "$work/src" || exit 1
-for r in $A $S $C; do tar -C "$work/src" -cf "$work/$r.tar" "$r"; put "$r.tar" "$work/$r.tar"; done
+"$B/genrun" -q --name $E --lanes 1 --cycles 2 --tiles 1 --seed 6 "$work/src" || exit 1
+for r in $A $S $C $E; do tar -C "$work/src" -cf "$work/$r.tar" "$r"; put "$r.tar" "$work/$r.tar"; done
 ixsize=$(mkindex "$A.tar") || { echo "FAIL - mkindex $A"; exit 1; }
 mkindex "$S.tar" >/dev/null || exit 1
 tar -C "$work/src2" -cf "$work/$S.new.tar" "$S"
@@ -100,7 +102,7 @@ stat_of() {   # the counter now (the stats file is rewritten every second)
 
 root_names=$(nfs-ls "$(url '')" 2>&1 | awk '{print $NF}' | grep -v '^\.\.\?$' | sort | tr '\n' ' ')
 echo "  root: $root_names"
-want_root="$A $S $C "; [ "$mode" = nas ] && want_root="$A $S $C $D "
+want_root="$A $S $C $E "; [ "$mode" = nas ] && want_root="$A $S $C $D $E "
 check "the root lists the runs and no sidecar" test "$root_names" = "$want_root"
 
 # 1. The whole tree from the index alone.
@@ -188,6 +190,34 @@ check "prefetch = whole reads the run" cmp -s "$work/w.out" "$work/src/$A/RunInf
 stat_of() { sleep 1.3; sed -n "s/^$1=//p" "$work/cache2/stats"; }
 check "by fetching its tarball whole, index unread" \
   test "$(stat_of fetches)/$(stat_of index_fetches)" = 1/0
+
+# 9. index_upload = yes: a full fetch stores the index it made on the way;
+# a fresh server then loads that run from it.
+kill "$pid" && wait "$pid" 2>/dev/null
+pid=
+restart() {   # restart CACHE [extra setting]
+  sed -i -e "s|^cache = .*|cache = $1|" -e '/^prefetch\|^index_upload/d' "$conf"
+  [ -n "${2:-}" ] && echo "$2" >> "$conf"
+  rm -f "$work/ports"
+  "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
+    --mount-port 0 --port-file "$work/ports" 2>>"$work/tarnfsd3.log" &
+  pid=$!
+  for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+  read -r nfsport mountport < "$work/ports"
+}
+stat_in() { sleep 1.3; sed -n "s/^$2=//p" "$1/stats"; }
+restart "$work/cache3" "index_upload = yes"
+nfs-cat "$(url "$E/RunInfo.xml")" > "$work/e.out" 2>/dev/null
+check "a run without an index is fetched whole" test "$(stat_in "$work/cache3" fetches)" = 1
+check "the index made on the way is stored beside its tarball" \
+  grep -q "stored the index $E.tar.tarnfs-index" "$work/tarnfsd3.log"
+kill "$pid" && wait "$pid" 2>/dev/null
+pid=
+restart "$work/cache4"
+nfs-cat "$(url "$E/RunInfo.xml")" > "$work/e.out" 2>/dev/null
+check "a fresh server loads that run from the stored index" \
+  test "$(stat_in "$work/cache4" fetches)/$(stat_in "$work/cache4" index_fetches)" = 0/1
+check "and reads it right" cmp -s "$work/e.out" "$work/src/$E/RunInfo.xml"
 
 echo "e2e-lazy ($mode): $pass passed, $fail failed"
 [ $fail -eq 0 ] || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; }
