@@ -60,6 +60,8 @@ struct nfsd_config {
     unsigned reply_timeout_ms;
     uint64_t connection_buffer, rpc_memory_limit;
     uint64_t max_file_size;             /* 0 = vfs default (2^44) */
+    bool prefetch_whole;                /* prefetch = whole: ignore indexes */
+    bool index_upload;                  /* store indexes made by full fetches */
     struct exports *exports;            /* NULL until set */
 };
 

@@ -395,7 +395,8 @@ int vfs_read(vfs *v, const struct vfs_id *id, uint64_t off, void *buf,
     kv_ino ino;
     if ((err = node_pin(v, &n, &ref, &ino)) != 0)
         return err;
-    err = stale_if_enoent(kv_read(ref.h->kr, ino, off, buf, len, got, eof));
+    err = stale_if_enoent(vfs_lazy_read(v, &ref, ino, off, buf, len, got,
+                                        eof));
     vfs_run_release(v, &ref);
     return err;
 }

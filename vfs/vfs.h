@@ -94,6 +94,14 @@ struct vfs_config {
     /* Largest file size SETATTR and WRITE may make (EFBIG past it); 0 =
      * default VFS_DEFAULT_MAX_FILE (2^44, 16 TiB); at most 2^50. */
     uint64_t max_file_size;
+    /* Fetch a run's whole tarball on first use even when it has a usable
+     * index ("prefetch = whole"); false ("none"): index-first, file data
+     * fetched by range on read (doc/design.md (vfs): index-first runs). */
+    bool prefetch_whole;
+    /* After a full fetch of an uncompressed tarball without a usable
+     * index, store the index made on the way as its sidecar
+     * ("index_upload = yes"; default no: the source is not written to). */
+    bool index_upload;
 };
 
 #define VFS_DEFAULT_MAX_FILE (UINT64_C(1) << 44)
@@ -222,12 +230,16 @@ int vfs_statfs(vfs *v, const struct vfs_id *id, struct vfs_statfs *st);
 struct vfs_stats {
     uint64_t hits, misses, fetches, fetch_failures, bytes_fetched,
              evictions, runs_cached, bytes_cached;
+    /* index-first runs: sidecar GETs, member range GETs and their bytes
+     * (both also counted in bytes_fetched) */
+    uint64_t index_fetches, range_fetches, range_bytes;
 };
 void vfs_get_stats(vfs *v, struct vfs_stats *st);
 
 /* Where a running vfs publishes its counters: CACHE/stats, "key=value"
  * lines (hits, misses, fetches, fetch_failures, bytes_fetched, evictions,
- * runs_cached, bytes_cached, pid, updated), rewritten atomically about once
+ * runs_cached, bytes_cached, index_fetches, range_fetches, range_bytes,
+ * pid, updated), rewritten atomically about once
  * a second.  Fills path (cap bytes). */
 void vfs_stats_path(const char *cache_dir, char *path, size_t cap);
 
