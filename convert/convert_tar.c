@@ -1,5 +1,6 @@
 /* convert_tar.c: writes a scanned run as a deterministic pax tarball through libarchive's writer, hashing the output with SHA-256 and building its run index as it streams. */
 #include "convert/convert_internal.h"
+#include "util/tarsuffix.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -21,11 +22,9 @@
 
 const char *conv_tar_suffix(enum conv_compress c)
 {
-    switch (c) {
-    case CONV_COMPRESS_GZIP: return ".tar.gz";
-    case CONV_COMPRESS_ZSTD: return ".tar.zst";
-    default: return ".tar";
-    }
+    return tar_suffix_for(c == CONV_COMPRESS_GZIP ? TAR_FILTER_GZIP
+                          : c == CONV_COMPRESS_ZSTD ? TAR_FILTER_ZSTD
+                          : TAR_FILTER_NONE);
 }
 
 void conv_hex(const unsigned char d[32], char out[65])

@@ -2,6 +2,7 @@
 #include "tool/cli.h"
 #include "tool/commands.h"
 #include "vfs/vfs.h"
+#include "util/tarsuffix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,11 +35,6 @@ static const char ingest_usage[] =
     "  -q, --quiet              print nothing on success\n"
     "  -h, --help               this help\n";
 
-static const char *const tar_suffixes[] = {
-    ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tzst", ".tar.bz2",
-    ".tbz2", ".tar.xz", ".txz", ".tar",
-};
-
 /* Base name of path without its tar suffix, or NULL if nothing is left. */
 static char *default_run_name(const char *path)
 {
@@ -47,14 +43,9 @@ static char *default_run_name(const char *path)
     char *name = strdup(base);
     if (!name)
         return NULL;
-    size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof tar_suffixes / sizeof tar_suffixes[0]; i++) {
-        size_t sl = strlen(tar_suffixes[i]);
-        if (n > sl && strcmp(name + n - sl, tar_suffixes[i]) == 0) {
-            name[n - sl] = '\0';
-            break;
-        }
-    }
+    size_t stem;
+    if (tar_suffix_match(name, strlen(name), false, &stem) >= 0)
+        name[stem] = '\0';
     if (!*name) {
         free(name);
         return NULL;

@@ -16,17 +16,18 @@
 
 /* ---- the server lock ------------------------------------------------- */
 
-/* Open (creating CACHE/vfs and the lock file if needed) the server lock of
- * cache_dir.  Errors: ENOENT (no cache_dir), EACCES, EIO. */
+/* Open (creating it if needed) the server lock of cache_dir,
+ * CACHE/vfs.lock.  Read-only, and beside vfs/ rather than in it: a tool
+ * run by another user (root) must not create files or directories the
+ * server cannot open later, and flock needs no write access.  Errors:
+ * ENOENT (no cache_dir), EACCES, EIO. */
 static int lock_open(const char *cache_dir, int *fd)
 {
-    char meta[PATH_MAX], path[PATH_MAX + 16];
-    if (snprintf(meta, sizeof meta, "%s/vfs", cache_dir) >= (int)sizeof meta)
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/vfs.lock", cache_dir) >=
+        (int)sizeof path)
         return ENAMETOOLONG;
-    if (mkdir(meta, 0755) != 0 && errno != EEXIST)
-        return errno;
-    snprintf(path, sizeof path, "%s/server.lock", meta);
-    *fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    *fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     return *fd < 0 ? errno : 0;
 }
 
@@ -34,7 +35,7 @@ int vfs_server_lock(vfs *v)
 {
     int err = lock_open(v->cache_dir, &v->server_lock_fd);
     if (err) {
-        log_error("vfs: cannot open %s/server.lock: %s", v->meta_dir,
+        log_error("vfs: cannot open %s/vfs.lock: %s", v->cache_dir,
                   strerror(err));
         return err;
     }
@@ -44,7 +45,7 @@ int vfs_server_lock(vfs *v)
         if (errno == EINTR)
             continue;
         err = errno;
-        log_error("vfs: cannot lock %s/server.lock: %s", v->meta_dir,
+        log_error("vfs: cannot lock %s/vfs.lock: %s", v->cache_dir,
                   strerror(err));
         return err;
     }
@@ -385,7 +386,7 @@ int vfs_cache_evict(const char *cache_dir, const char *run,
     int fd;
     err = lock_open(cache_dir, &fd);
     if (err) {
-        snprintf(msg, cap, "cannot open %s/vfs/server.lock: %s", cache_dir,
+        snprintf(msg, cap, "cannot open %s/vfs.lock: %s", cache_dir,
                  strerror(err));
         return err;
     }

@@ -2,6 +2,7 @@
  * catalog that resolves ids whose run name was too long to embed. */
 #include "vfs/vfs_internal.h"
 #include "util/log.h"
+#include "util/phash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,20 +17,7 @@
 
 uint64_t vfs_hash(const void *p, size_t n)
 {
-    const unsigned char *b = p;
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    /* FNV alone clusters on short, similar names; the splitmix64 finaliser
-     * spreads them so cookies and catalog names are uniform. */
-    h ^= h >> 30;
-    h *= UINT64_C(0xbf58476d1ce4e5b9);
-    h ^= h >> 27;
-    h *= UINT64_C(0x94d049bb133111eb);
-    h ^= h >> 31;
-    return h;
+    return phash(p, n);         /* persisted: catalog, markers, cookies */
 }
 
 uint64_t vfs_hash_str(const char *s)

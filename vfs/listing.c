@@ -4,17 +4,17 @@
  * cached for list_ttl_ms, with cookies that are hashes of the names. */
 #include "vfs/vfs_internal.h"
 #include "util/log.h"
+#include "util/tarsuffix.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Tarball suffixes, in order of preference when one name has several. */
-static const char *const tar_suffixes[] = {
-    ".tar", ".tar.zst", ".tar.gz", ".tgz",
-};
-#define NSUFFIXES (sizeof tar_suffixes / sizeof tar_suffixes[0])
+/* Tarball suffixes: util/tarsuffix.h (served ones, in order of preference
+ * when one name has several); a run listed from the cache alone ranks
+ * after all of them. */
+#define NSUFFIXES tar_nsuffixes
 
 const char *vfs_split_name(const char *name, char *prefix, size_t cap)
 {
@@ -108,14 +108,11 @@ static int source_cb(void *arg, const struct fetch_objinfo *oi)
             rlen--;
         err = builder_add(b, rest, rlen, true, NULL, "", oi->mtime, 0, 0);
     } else {
-        for (size_t i = 0; i < NSUFFIXES; i++) {
-            size_t slen = strlen(tar_suffixes[i]);
-            if (rlen > slen && strcmp(rest + rlen - slen, tar_suffixes[i]) == 0) {
-                err = builder_add(b, rest, rlen - slen, false, oi->key,
-                                  oi->version, oi->mtime, oi->size, (int)i);
-                break;
-            }
-        }
+        size_t stem;
+        int rank = tar_suffix_match(rest, rlen, true, &stem);
+        if (rank >= 0)
+            err = builder_add(b, rest, stem, false, oi->key, oi->version,
+                              oi->mtime, oi->size, rank);
     }
     if (err) {
         b->err = err;

@@ -262,7 +262,7 @@ int vfs_request(const char *cache_dir, const char *run, bool resolve,
 /* `tarnfs cache evict`: remove run from the cache at cache_dir without
  * ever losing a change.  A run with changes not yet written back, or in
  * conflict, is refused (msg names `tarnfs flush` or `tarnfs cache
- * resolve`).  If a tarnfsd serves the cache (it holds CACHE/vfs/server.lock)
+ * resolve`).  If a tarnfsd serves the cache (it holds CACHE/vfs.lock)
  * the request goes to it (a request file, as vfs_request), and it evicts
  * the run itself once no request uses it; otherwise the run is evicted
  * here, holding that lock so no server starts meanwhile.  Waits up to

@@ -172,7 +172,7 @@ struct vfs {
     /* known-persisted catalog hashes (small open-addressing set) */
     uint64_t *catalog;
     size_t catalog_cap, catalog_n;
-    int server_lock_fd;           /* CACHE/vfs/server.lock, held shared */
+    int server_lock_fd;           /* CACHE/vfs.lock, held shared */
 };
 
 /* Bytes (and number, if runs) of the runs in the cache, from the table. */
@@ -311,7 +311,7 @@ int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
                   size_t cap);
 
 /* ---- control.c -------------------------------------------------------- */
-/* Take the server lock (CACHE/vfs/server.lock, shared, for the life of v;
+/* Take the server lock (CACHE/vfs.lock, shared, for the life of v;
  * closed by vfs_close), so the tool knows a server owns the cache's runs.
  * Waits while a tool holds it exclusively.  Errors: EACCES, EIO (logged). */
 int vfs_server_lock(vfs *v);

@@ -2,6 +2,7 @@
 #include "vfs/vfs_internal.h"
 #include "fetch/fetch_s3.h"
 #include "util/log.h"
+#include "util/tarsuffix.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -182,8 +183,6 @@ struct orphan_scan {
 /* Is key the object (or a conflict copy) of one of the dirty runs? */
 static bool key_of_dirty_run(const struct orphan_scan *os, const char *key)
 {
-    static const char *const suffixes[] = { ".tar", ".tar.gz", ".tgz",
-                                            ".tar.zst" };
     for (size_t i = 0; i < os->n; i++) {
         size_t nl = strlen(os->names[i]);
         if (strncmp(key, os->names[i], nl) != 0)
@@ -191,9 +190,10 @@ static bool key_of_dirty_run(const struct orphan_scan *os, const char *key)
         const char *rest = key + nl;
         if (!strncmp(rest, ".conflict-", 10))
             return true;
-        for (size_t j = 0; j < sizeof suffixes / sizeof *suffixes; j++)
-            if (!strcmp(rest, suffixes[j]))
-                return true;
+        size_t stem;
+        if (tar_suffix_match(key, strlen(key), true, &stem) >= 0 &&
+            stem == nl)
+            return true;
     }
     return false;
 }
@@ -505,12 +505,6 @@ static int tar_tree(struct tar_job *j, struct archive *a,
     return err;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* The writer thread: the whole run as a pax tarball into j->fd. */
 static void *tar_main(void *arg)
 {
@@ -525,12 +519,15 @@ static void *tar_main(void *arg)
         goto out;
     }
     archive_write_set_format_pax(a);
-    if (ends_with(j->key, ".tar.gz") || ends_with(j->key, ".tgz")) {
+    int sx = tar_suffix_match(j->key, strlen(j->key), true, NULL);
+    enum tar_filter filter = sx >= 0 ? tar_suffixes[sx].filter
+                                     : TAR_FILTER_NONE;
+    if (filter == TAR_FILTER_GZIP) {
         archive_write_add_filter_gzip(a);
         /* No timestamp: the same tree gives the same bytes. */
         archive_write_set_filter_option(a, "gzip", "timestamp", NULL);
         compressed = true;
-    } else if (ends_with(j->key, ".tar.zst")) {
+    } else if (filter == TAR_FILTER_ZSTD) {
         archive_write_add_filter_zstd(a);
         compressed = true;
     }

@@ -5,69 +5,10 @@
 # upload failure, kill -9 then restart, the idle delay, a clean shutdown,
 # and ROFS on a read-only export.  Clients are libnfs's nfs-cp/nfs-cat.
 set -u
-B="${B:-build-san}"
-case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
-for p in "$B/tarnfsd" "$B/tarnfs" "$B/genrun" "$B/tests/writeback/nfsop"; do
-  [ -x "$p" ] || { echo "writeback e2e: missing $p (make build-all test-programs)" >&2; exit 1; }
-done
-command -v nfs-cp >/dev/null || { echo "writeback e2e: nfs-cp missing (libnfs-utils)" >&2; exit 1; }
+NAME="writeback e2e"
+. "$(dirname "$0")/lib.sh"
 
-work=$(mktemp -d /tmp/wb-e2e.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-pass=0 fail=0
-check() {   # check "what it shows" command...
-  local what=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   - $what"
-  else fail=$((fail+1)); echo "FAIL - $what"; fi
-}
-
-# start NAME CACHE RW DELAY [env...]: a tarnfsd on the NAS dir; sets
-# port_NAME and pid_NAME.
-start() {
-  local name=$1 cache=$2 rw=$3 delay=$4; shift 4
-  cat > "$work/$name.conf" <<CONF
-cache = $cache
-source = $work/nas
-writeback_delay = $delay
-export / 127.0.0.1($rw,no_root_squash,insecure)
-CONF
-  rm -f "$work/$name.ports"
-  env "$@" "$B/tarnfsd" -f --config "$work/$name.conf" --no-rpcbind --listen 127.0.0.1 \
-    --nfs-port 0 --mount-port 0 --port-file "$work/$name.ports" \
-    2>>"$work/$name.log" &
-  local p=$!
-  pids+=("$p")
-  eval "pid_$name=$p"
-  for _ in $(seq 1 100); do [ -s "$work/$name.ports" ] && break; sleep 0.1; done
-  [ -s "$work/$name.ports" ] || { echo "FAIL - tarnfsd $name did not start:"; cat "$work/$name.log"; exit 1; }
-  eval "port_$name='$(cat "$work/$name.ports")'"
-}
-url() {   # url SERVER PATH
-  local ports; eval "ports=\$port_$1"
-  set -- "$2" $ports
-  echo "nfs://127.0.0.1/$1?nfsport=$2&mountport=$3&version=3"
-}
-# libnfs keeps a few allocations of its own (tests/nfs/lsan.supp).
-nfs_supp="$(cd "$(dirname "$0")/../nfs" && pwd)/lsan.supp"
-nfsop() { LSAN_OPTIONS="suppressions=$nfs_supp:print_suppressions=0" "$B/tests/writeback/nfsop" "$@"; }
-flush() { "$B/tarnfs" flush --cache "$1" --timeout 60 "$2"; }
-dirty_col() { "$B/tarnfs" cache ls --cache "$1" | awk -v n="$2" '$1 == n { print $NF }'; }
-
-mkdir -p "$work/src" "$work/nas"
-runs=""
-for i in 1 2 3 4 5; do
-  r=241023_A01295_043${i}_BHK3NFDRX$i
-  runs="$runs $r"
-  "$B/genrun" -q --name "$r" --lanes 1 --cycles 2 --tiles 1 --seed $i "$work/src" || exit 1
-  tar -C "$work/src" -cf "$work/nas/$r.tar" "$r"
-done
-set -- $runs
-R1=$1 R2=$2 R3=$3 R4=$4 R5=$5
+make_runs 5
 printf 'new file written over NFS\n%.0s' $(seq 1 300) > "$work/new.txt"
 head -c 300000 /dev/urandom > "$work/big.bin"
 
@@ -246,6 +187,4 @@ kill -TERM "$pid_D"; wait "$pid_D" 2>/dev/null
 check "no sanitizer or leak report in the server logs" \
   bash -c "! grep -q 'Sanitizer\|runtime error' '$work/A.log' '$work/B2.log' '$work/C.log' '$work/D.log'"
 
-echo "writeback e2e: $pass passed, $fail failed"
-[ $fail -eq 0 ] || for l in "$work"/*.log; do echo "--- $(basename "$l") (tail)"; tail -25 "$l"; done
-[ $fail -eq 0 ]
+finish

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# 01-util: the Check tests of util/ (tests/util/test_*): the persisted hash
+# pinned to recorded values, with its kvstore and vfs consumers; the one
+# table of tarball suffixes.
+set -u
+cd "${TARNFS_ROOT:-.}"
+B="${B:-build-san}"
+status=0 n=0
+for t in "$B"/tests/util/test_*; do
+  [ -x "$t" ] || continue
+  n=$((n+1))
+  "$t" || status=1
+done
+[ $n -gt 0 ] || { echo "01-util: no test programs in $B/tests/util (make test-programs)" >&2; exit 1; }
+exit $status

@@ -1,0 +1,11 @@
+# tests/util/: Check tests of util/ (suite 01-util).  test_phash also links
+# the two consumers of the persisted hash (kvstore inode numbers, vfs names).
+$(B)/tests/util/test_phash: $(B)/tests/util/test_phash.o $(VFS_LIB) $(FETCH_LIB) $(KVSTORE_LIB) $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+
+TEST_PROGRAMS += $(B)/tests/util/test_phash
+
+$(B)/tests/util/test_tarsuffix: $(B)/tests/util/test_tarsuffix.o $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+
+TEST_PROGRAMS += $(B)/tests/util/test_tarsuffix
