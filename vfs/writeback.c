@@ -2,6 +2,7 @@
 #include "vfs/vfs_internal.h"
 #include "fetch/fetch_s3.h"
 #include "util/log.h"
+#include "util/safefile.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -33,29 +34,15 @@ static void mark_path(const char *meta_dir, const char *run, char *buf,
 int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
                          const char *conflict, bool is_new)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    char path[PATH_MAX];
     mark_path(v->meta_dir, run, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int err = errno;
-        log_error("vfs: cannot write %s: %s", tmp, strerror(err));
-        return err;
-    }
     char buf[KV_RUNNAME_MAX + 1200];
     int n = snprintf(buf, sizeof buf, "since %lld\nconflict %s\nnew %d\n"
                      "run %s\n", (long long)since_ms, conflict ? conflict : "",
                      is_new ? 1 : 0, run);
-    int err = 0;
-    if (n < 0 || (size_t)n >= sizeof buf || write(fd, buf, (size_t)n) != n)
-        err = EIO;
-    if (!err && fsync(fd) != 0)
-        err = errno;
-    close(fd);
-    if (!err && rename(tmp, path) != 0)
-        err = errno;
+    int err = n < 0 || (size_t)n >= sizeof buf ? EIO
+              : safe_write_file(path, buf, (size_t)n, 0644, true);
     if (err) {
-        unlink(tmp);
         log_error("vfs: cannot write dirty mark %s: %s", path, strerror(err));
     }
     return err;
@@ -1066,26 +1053,24 @@ static int resolve_run(vfs *v, const char *name, char *msg, size_t cap)
 
 static void answer(const char *req, int err, const char *msg)
 {
-    char res[PATH_MAX], tmp[PATH_MAX + 8];
+    char res[PATH_MAX], line[2048];
     snprintf(res, sizeof res, "%.*s.res", (int)(strlen(req) - 4), req);
-    snprintf(tmp, sizeof tmp, "%s.tmp", res);
-    FILE *f = fopen(tmp, "we");
-    if (f) {
-        fprintf(f, "%d %s\n", err, msg);
-        if (fclose(f) == 0 && rename(tmp, res) == 0) {
-            unlink(req);
-            return;
-        }
-        unlink(tmp);
-    }
+    int n = snprintf(line, sizeof line, "%d %s\n", err, msg);
+    if (n > 0 && (size_t)n < sizeof line)
+        safe_write_file(res, line, (size_t)n, 0644, false);
     unlink(req);
 }
 
 static void serve_request(vfs *v, const char *path)
 {
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int fd = safe_open_read(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        unlink(path);           /* a symlink, or unreadable: not served */
         return;
+    }
     char line[KV_RUNNAME_MAX + 32] = "";
     if (!fgets(line, sizeof line, f))
         line[0] = '\0';
@@ -1175,26 +1160,24 @@ int vfs_request(const char *cache_dir, const char *run, bool resolve,
     msg[0] = '\0';
     if (!cache_dir || (run && vfs_check_run_name(run)) || (resolve && !run))
         return EINVAL;
-    char base[PATH_MAX], req[PATH_MAX + 8], tmp[PATH_MAX + 8],
-         res[PATH_MAX + 8];
+    char base[PATH_MAX], req[PATH_MAX + 8], res[PATH_MAX + 8],
+         line[KV_RUNNAME_MAX + 16];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     snprintf(base, sizeof base, "%s/vfs/requests/%ld-%ld", cache_dir,
              (long)getpid(), (long)now.tv_nsec);
     snprintf(req, sizeof req, "%s.req", base);
-    snprintf(tmp, sizeof tmp, "%s.tmp", base);
     snprintf(res, sizeof res, "%s.res", base);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return errno;
-    fprintf(f, "%s %s\n", resolve ? "resolve" : "flush", run ? run : "*");
-    if (fclose(f) != 0 || rename(tmp, req) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return err;
-    }
+    int n = snprintf(line, sizeof line, "%s %s\n",
+                     resolve ? "resolve" : "flush", run ? run : "*");
+    int werr = safe_write_file(req, line, (size_t)n, 0644, false);
+    if (werr)
+        return werr;
     for (unsigned waited = 0; waited < timeout_s * 10; waited++) {
-        f = fopen(res, "re");
+        int rfd = safe_open_read(res);
+        FILE *f = rfd >= 0 ? fdopen(rfd, "r") : NULL;
+        if (rfd >= 0 && !f)
+            close(rfd);
         if (f) {
             int err = EIO;
             char line[2048] = "";
