@@ -1,5 +1,4 @@
-# util/: small shared helpers (logging, symlink-safe atomic file writes)
-# used by every module.
+# util/: small shared helpers (logging) used by every module.
 UTIL_SRCS := $(wildcard util/*.c)
 UTIL_OBJS := $(UTIL_SRCS:%.c=$(B)/%.o)
 UTIL_LIB  := $(B)/libutil.a
