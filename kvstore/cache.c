@@ -218,7 +218,10 @@ static char *join(const char *a, const char *b)
  * again, and nobody else's tmp/ is ever swept. */
 static int init_cache_dir(int dfd)
 {
-    int fd = openat(dfd, MARKER_FILE ".new", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Never through a file or symlink someone planted (issue 12, 16). */
+    unlinkat(dfd, MARKER_FILE ".new", 0);
+    int fd = openat(dfd, MARKER_FILE ".new",
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return errno;
     ssize_t w = write(fd, MARKER_TEXT, strlen(MARKER_TEXT));
@@ -326,7 +329,10 @@ const char *kv_cache_path(const kv_cache *c)
 static int write_info_file(int dirfd, const char *path, uint64_t files,
                            const struct timespec *created, const char *source)
 {
-    int fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* A fresh file, never a planted symlink's target (issue 12, 16). */
+    unlinkat(dirfd, path, 0);
+    int fd = openat(dirfd, path,
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return errno;
     char src[128];

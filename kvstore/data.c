@@ -341,6 +341,46 @@ int kv_read(kv_run *r, kv_ino ino, uint64_t off, void *buf, size_t len,
     return 0;
 }
 
+int kv_extents(kv_run *r, kv_ino ino,
+               int (*cb)(void *arg, uint64_t off, uint64_t len), void *arg)
+{
+    struct kv_inode in;
+    kv_rbegin(r);
+    int err = kv_inode_load(r, ino, &in);
+    kv_rend(r);
+    if (err)
+        return err;
+    kv_inode_free(&in);
+    if (S_ISDIR(in.mode))
+        return EISDIR;
+    if (!S_ISREG(in.mode))
+        return EINVAL;
+    uint64_t nblk = (in.size + BS - 1) / BS, found = 0;
+    uint64_t start = 0, len = 0;        /* the stretch being built */
+    for (uint64_t b = 0; b < nblk && found < in.used && !err;) {
+        kv_rbegin(r);
+        for (unsigned step = 0; step < KV_DROP_STEP && b < nblk &&
+             found < in.used; step++, b++) {
+            size_t n = block_len(r, ino, b);
+            if (!n)
+                continue;
+            found += n;
+            if (len && start + len == b * BS) {
+                len += n;
+                continue;
+            }
+            if (len && (err = cb(arg, start, len)) != 0)
+                break;
+            start = b * BS;
+            len = n;
+        }
+        kv_rend(r);
+    }
+    if (!err && len)
+        err = cb(arg, start, len);
+    return err;
+}
+
 /* ---- writing ---------------------------------------------------------- */
 
 /* Store bytes [o, o+n) of block blk, merging with what is stored. */

@@ -292,6 +292,16 @@ int kv_read(kv_run *r, kv_ino ino, uint64_t off, void *buf, size_t len,
 int kv_write(kv_run *r, kv_ino ino, uint64_t off, const void *buf,
              size_t len, struct kv_attr *out);
 
+/* Call cb(arg, off, len) for each stretch of stored data of regular file
+ * ino, in offset order; everything else in its size reads as zeros (holes).
+ * Stops probing once the file's `used` bytes were found, so the cost
+ * follows the data present, not the size; the run's read lock is taken per
+ * step of blocks, so the result is exact only if the file does not change
+ * meanwhile.  Errors: ENOENT, EISDIR, EINVAL (not a regular file), EIO, or
+ * cb's nonzero return. */
+int kv_extents(kv_run *r, kv_ino ino,
+               int (*cb)(void *arg, uint64_t off, uint64_t len), void *arg);
+
 /* Streaming writer for ingest: append data to a new regular file without a
  * read-modify-write per call.  Begin on a file of size 0, append any number
  * of chunks, then end (which sets the final size).  Errors as kv_write. */

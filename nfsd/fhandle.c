@@ -34,7 +34,9 @@ int fh_key_load(const char *dir, struct fh_key *key)
     if (snprintf(path, sizeof path, "%s/handle.key", dir) >= (int)sizeof path)
         return ENAMETOOLONG;
     for (int attempt = 0; attempt < 2; attempt++) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* O_NOFOLLOW: a symlink planted as the key is refused (ELOOP),
+         * never read as a key its planter knows (issue 12, 16). */
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0) {
             int ret = read_all(fd, key->k, sizeof key->k);
             close(fd);
@@ -49,7 +51,8 @@ int fh_key_load(const char *dir, struct fh_key *key)
         uint8_t k[FH_KEY_LEN];
         if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k)
             return EIO;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        unlink(tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
             return errno;
         int ret = 0;

@@ -22,6 +22,7 @@
 #include "nfsd/nfsd.h"
 #include "nfsd/rpc_server.h"
 #include "util/log.h"
+#include "util/safefile.h"
 #include "vfs/vfs.h"
 
 #define DEFAULT_CONFIG  "/etc/tarnfs/tarnfs.conf"
@@ -227,15 +228,7 @@ static void rpcbind_unregister(void)
 
 static int write_file(const char *path, const char *text)
 {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return errno;
-    fputs(text, f);
-    if (fclose(f))
-        return errno;
-    return rename(tmp, path) ? errno : 0;
+    return safe_write_file(path, text, strlen(text), 0644, false);
 }
 
 /* Raise the soft descriptor limit to the hard one, and warn when even that

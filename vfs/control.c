@@ -1,6 +1,7 @@
 /* control.c: how the tarnfs tool and a running tarnfsd on the same cache coordinate: the server lock (held shared by every vfs_open), request files (flush, resolve, evict) and the offline cache operations that enforce the rules (a dirty or conflicted run is never evicted). */
 #include "vfs/vfs_internal.h"
 #include "util/log.h"
+#include "util/safefile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -104,26 +105,25 @@ static int resolve_run(vfs *v, const char *name, char *msg, size_t cap)
 
 static void answer(const char *req, int err, const char *msg)
 {
-    char res[PATH_MAX], tmp[PATH_MAX + 8];
+    char res[PATH_MAX], line[4200];
     snprintf(res, sizeof res, "%.*s.res", (int)(strlen(req) - 4), req);
-    snprintf(tmp, sizeof tmp, "%s.tmp", res);
-    FILE *f = fopen(tmp, "we");
-    if (f) {
-        fprintf(f, "%d %s\n", err, msg);
-        if (fclose(f) == 0 && rename(tmp, res) == 0) {
-            unlink(req);
-            return;
-        }
-        unlink(tmp);
-    }
+    int n = snprintf(line, sizeof line, "%d %s\n", err, msg);
+    if (n < 0 || (size_t)n >= sizeof line)
+        n = (int)sizeof line - 1;
+    safe_write_file(res, line, (size_t)n, 0644, false);
     unlink(req);
 }
 
 static void serve_request(vfs *v, const char *path)
 {
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int fd = safe_open_read(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        unlink(path);
         return;
+    }
     char line[KV_RUNNAME_MAX + 32] = "";
     if (!fgets(line, sizeof line, f))
         line[0] = '\0';
@@ -230,26 +230,25 @@ static bool no_server(int fd)
 static int request(const char *cache_dir, const char *line,
                    unsigned timeout_s, int lock_fd, char *msg, size_t cap)
 {
-    char base[PATH_MAX], req[PATH_MAX + 8], tmp[PATH_MAX + 8],
-         res[PATH_MAX + 8];
+    char base[PATH_MAX], req[PATH_MAX + 8], res[PATH_MAX + 8];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     snprintf(base, sizeof base, "%s/vfs/requests/%ld-%ld", cache_dir,
              (long)getpid(), (long)now.tv_nsec);
     snprintf(req, sizeof req, "%s.req", base);
-    snprintf(tmp, sizeof tmp, "%s.tmp", base);
     snprintf(res, sizeof res, "%s.res", base);
-    FILE *f = fopen(tmp, "wxe");
-    if (!f)
-        return errno;
-    fprintf(f, "%s\n", line);
-    if (fclose(f) != 0 || rename(tmp, req) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return err;
-    }
+    char body[KV_RUNNAME_MAX + 64];
+    int bn = snprintf(body, sizeof body, "%s\n", line);
+    if (bn < 0 || (size_t)bn >= sizeof body)
+        return ENAMETOOLONG;
+    int werr = safe_write_file(req, body, (size_t)bn, 0644, false);
+    if (werr)
+        return werr;
     for (unsigned waited = 0; waited < timeout_s * 10; waited++) {
-        f = fopen(res, "re");
+        int rfd = safe_open_read(res);
+        FILE *f = rfd >= 0 ? fdopen(rfd, "r") : NULL;
+        if (rfd >= 0 && !f)
+            close(rfd);
         if (f) {
             int err = EIO;
             char answer[2048] = "";

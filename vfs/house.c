@@ -3,6 +3,7 @@
  * handles, and rewriting the CACHE/stats counters file. */
 #include "vfs/vfs_internal.h"
 #include "util/log.h"
+#include "util/safefile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,19 +51,14 @@ void vfs_marker_write(vfs *v, const char *run, int64_t ms)
         { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 },
         { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 },
     };
-    if (utimensat(AT_FDCWD, path, ts, 0) == 0)
+    if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) == 0)
         return;
     /* First reference: the marker holds the run name (for operators). */
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        log_warn("vfs: cannot write %s: %s", path, strerror(errno));
-        return;
-    }
-    size_t len = strlen(run);
-    if (write(fd, run, len) != (ssize_t)len)
-        log_warn("vfs: cannot write %s: %s", path, strerror(errno));
-    futimens(fd, ts);
-    close(fd);
+    int err = safe_write_file(path, run, strlen(run), 0644, false);
+    if (!err && utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0)
+        err = errno;
+    if (err)
+        log_warn("vfs: cannot write %s: %s", path, strerror(err));
 }
 
 static void marker_remove(vfs *v, const char *run)
@@ -362,13 +358,9 @@ void vfs_write_stats_file(vfs *v)
 {
     struct vfs_stats s;
     vfs_get_stats(v, &s);
-    char path[PATH_MAX], tmp[PATH_MAX + 16];
+    char path[PATH_MAX], buf[1024];
     vfs_stats_path(v->cache_dir, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return;
-    fprintf(f,
+    int n = snprintf(buf, sizeof buf,
             "hits=%llu\nmisses=%llu\nfetches=%llu\nfetch_failures=%llu\n"
             "bytes_fetched=%llu\nevictions=%llu\nruns_cached=%llu\n"
             "bytes_cached=%llu\nindex_fetches=%llu\nrange_fetches=%llu\n"
@@ -384,8 +376,8 @@ void vfs_write_stats_file(vfs *v)
             (unsigned long long)s.range_fetches,
             (unsigned long long)s.range_bytes, (long)getpid(),
             (long long)(vfs_wall_ms() / 1000));
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        unlink(tmp);
+    if (n > 0 && (size_t)n < sizeof buf)
+        safe_write_file(path, buf, (size_t)n, 0644, false);
 }
 
 /* ---- the thread ------------------------------------------------------ */

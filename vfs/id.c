@@ -3,6 +3,7 @@
 #include "vfs/vfs_internal.h"
 #include "util/log.h"
 #include "util/phash.h"
+#include "util/safefile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -126,26 +127,15 @@ static void catalog_add(vfs *v, uint64_t h, const char *name)
     pthread_mutex_unlock(&v->lock);
     if (!fresh)
         return;
-    char path[PATH_MAX], tmp[PATH_MAX + 32];
+    char path[PATH_MAX];
     catalog_path(v, h, path, sizeof path);
-    if (access(path, F_OK) == 0)
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
         return;
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx", path, (long)getpid(),
-             (unsigned long)pthread_self());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        log_warn("vfs: cannot write name catalog entry %s: %s", tmp,
-                 strerror(errno));
-        return;
-    }
-    size_t len = strlen(name);
-    bool ok = write(fd, name, len) == (ssize_t)len && fsync(fd) == 0;
-    ok = (close(fd) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
+    int err = safe_write_file(path, name, strlen(name), 0644, true);
+    if (err)
         log_warn("vfs: cannot write name catalog entry %s: %s", path,
-                 strerror(errno));
-        unlink(tmp);
-    }
+                 strerror(err));
 }
 
 /* Resolve hash h to a name through the catalog.  Errors: ESTALE. */
@@ -153,7 +143,7 @@ static int catalog_get(vfs *v, uint64_t h, char *name, size_t cap)
 {
     char path[PATH_MAX];
     catalog_path(v, h, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = safe_open_read(path);
     if (fd < 0)
         return ESTALE;
     ssize_t n = read(fd, name, cap - 1);

@@ -3,6 +3,7 @@
 #include "fetch/fetch_s3.h"
 #include "util/log.h"
 #include "util/tarsuffix.h"
+#include "util/safefile.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -36,29 +37,15 @@ static void mark_path(const char *meta_dir, const char *run, char *buf,
 int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
                          const char *conflict, bool is_new)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    char path[PATH_MAX];
     mark_path(v->meta_dir, run, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int err = errno;
-        log_error("vfs: cannot write %s: %s", tmp, strerror(err));
-        return err;
-    }
     char buf[KV_RUNNAME_MAX + 1200];
     int n = snprintf(buf, sizeof buf, "since %lld\nconflict %s\nnew %d\n"
                      "run %s\n", (long long)since_ms, conflict ? conflict : "",
                      is_new ? 1 : 0, run);
-    int err = 0;
-    if (n < 0 || (size_t)n >= sizeof buf || write(fd, buf, (size_t)n) != n)
-        err = EIO;
-    if (!err && fsync(fd) != 0)
-        err = errno;
-    close(fd);
-    if (!err && rename(tmp, path) != 0)
-        err = errno;
+    int err = n < 0 || (size_t)n >= sizeof buf ? EIO
+              : safe_write_file(path, buf, (size_t)n, 0644, true);
     if (err) {
-        unlink(tmp);
         log_error("vfs: cannot write dirty mark %s: %s", path, strerror(err));
     }
     return err;
@@ -344,6 +331,97 @@ static int fail(struct tar_job *j, int err, const char *what, const char *path)
     return j->err;
 }
 
+/* The stretches of stored data of one regular file (kv_extents). */
+struct extent_list {
+    uint64_t (*v)[2];           /* offset, length */
+    size_t n, cap;
+};
+
+static int extent_add(void *arg, uint64_t off, uint64_t len)
+{
+    struct extent_list *el = arg;
+    if (el->n == el->cap) {
+        size_t nc = el->cap ? el->cap * 2 : 16;
+        uint64_t (*nv)[2] = realloc(el->v, nc * sizeof *nv);
+        if (!nv)
+            return ENOMEM;
+        el->v = nv;
+        el->cap = nc;
+    }
+    el->v[el->n][0] = off;
+    el->v[el->n][1] = len;
+    el->n++;
+    return 0;
+}
+
+static const unsigned char wb_zeros[WB_CHUNK];
+
+/* Write a regular file's data: holes as holes (issue 12, finding 9).  A
+ * file that is not one stretch of data from 0 to its size gets one pax
+ * sparse entry per stretch (declared before the header is written); the
+ * data is then streamed from kvstore and the holes are passed as zeros,
+ * which libarchive's pax writer skips, so a 1 TiB file holding a few bytes
+ * makes a tarball of a few KB.  *el must be filled by sparse_declare. */
+static int sparse_declare(struct tar_job *j, struct archive_entry *ae,
+                          kv_ino ino, uint64_t size, struct extent_list *el,
+                          const char *path)
+{
+    int err = kv_extents(j->kr, ino, extent_add, el);
+    if (err)
+        return fail(j, err, "listing the data of", path);
+    bool dense = el->n == 1 && el->v[0][0] == 0 && el->v[0][1] == size;
+    if (dense || size == 0)
+        return 0;
+    for (size_t i = 0; i < el->n; i++)
+        archive_entry_sparse_add_entry(ae, (la_int64_t)el->v[i][0],
+                                       (la_int64_t)el->v[i][1]);
+    if (el->n == 0)             /* all hole: an empty map still says so */
+        archive_entry_sparse_add_entry(ae, (la_int64_t)size, 0);
+    return 0;
+}
+
+static int write_zeros(struct tar_job *j, struct archive *a, uint64_t len,
+                       const char *path)
+{
+    while (len > 0) {
+        size_t n = len < WB_CHUNK ? (size_t)len : WB_CHUNK;
+        if (archive_write_data(a, wb_zeros, n) != (la_ssize_t)n)
+            return fail(j, archive_errno(a) > 0 ? archive_errno(a) : EIO,
+                        "writing the data of", path);
+        len -= n;
+    }
+    return 0;
+}
+
+static int write_file_data(struct tar_job *j, struct archive *a, kv_ino ino,
+                           uint64_t size, const struct extent_list *el,
+                           const char *path)
+{
+    uint64_t off = 0;
+    for (size_t i = 0; i <= el->n; i++) {
+        uint64_t dstart = i < el->n ? el->v[i][0] : size;
+        uint64_t dend = i < el->n ? dstart + el->v[i][1] : size;
+        int err = write_zeros(j, a, dstart - off, path);
+        if (err)
+            return err;
+        for (off = dstart; off < dend;) {
+            size_t got, want = dend - off < WB_CHUNK ? (size_t)(dend - off)
+                                                       : WB_CHUNK;
+            bool eof;
+            err = kv_read(j->kr, ino, off, j->buf, want, &got, &eof);
+            if (err)
+                return fail(j, err, "reading", path);
+            if (got == 0)
+                return fail(j, EIO, "short file", path);
+            if (archive_write_data(a, j->buf, got) != (la_ssize_t)got)
+                return fail(j, archive_errno(a) > 0 ? archive_errno(a) : EIO,
+                            "writing the data of", path);
+            off += got;
+        }
+    }
+    return 0;
+}
+
 /* Write the member for ino at path (header, and data for a regular file);
  * *is_dir tells the caller to descend.  No recursion, and nothing big on
  * the stack: the symlink target goes into j->link. */
@@ -352,6 +430,7 @@ static int tar_member(struct tar_job *j, struct archive *a,
                       bool *is_dir)
 {
     struct kv_attr at;
+    struct extent_list el = { 0 };     /* before any goto header */
     *is_dir = false;
     int err = kv_getattr(j->kr, ino, &at);
     if (err)
@@ -386,6 +465,10 @@ static int tar_member(struct tar_job *j, struct archive *a,
     if (S_ISREG(at.mode)) {
         archive_entry_set_size(ae, (la_int64_t)at.size);
         data = at.size > 0;
+        if (data && (err = sparse_declare(j, ae, ino, at.size, &el, path))) {
+            free(el.v);
+            return err;
+        }
     } else if (S_ISLNK(at.mode)) {
         size_t len;
         err = kv_readlink(j->kr, ino, j->link, KV_SYMLINK_MAX, &len);
@@ -397,23 +480,16 @@ static int tar_member(struct tar_job *j, struct archive *a,
         archive_entry_set_rdev(ae, (dev_t)at.rdev);
     }
 header:
-    if (archive_write_header(a, ae) < ARCHIVE_WARN)
+    if (archive_write_header(a, ae) < ARCHIVE_WARN) {
+        free(el.v);
         return fail(j, archive_errno(a) > 0 ? archive_errno(a) : EIO,
                     "writing the header of", path);
-    j->files++;
-    for (uint64_t off = 0; data && off < at.size;) {
-        size_t got;
-        bool eof;
-        err = kv_read(j->kr, ino, off, j->buf, WB_CHUNK, &got, &eof);
-        if (err)
-            return fail(j, err, "reading", path);
-        if (got == 0)
-            return fail(j, EIO, "short file", path);
-        if (archive_write_data(a, j->buf, got) != (la_ssize_t)got)
-            return fail(j, archive_errno(a) > 0 ? archive_errno(a) : EIO,
-                        "writing the data of", path);
-        off += got;
     }
+    j->files++;
+    err = data ? write_file_data(j, a, ino, at.size, &el, path) : 0;
+    free(el.v);
+    if (err)
+        return err;
     *is_dir = S_ISDIR(at.mode);
     return 0;
 }

@@ -935,6 +935,45 @@ START_TEST(a_long_delete_does_not_hold_the_run_lock)
 }
 END_TEST
 
+struct extents { uint64_t off[8], len[8]; int n; };
+
+static int extent_cb(void *arg, uint64_t off, uint64_t len)
+{
+    struct extents *e = arg;
+    ck_assert_int_lt(e->n, 8);
+    e->off[e->n] = off;
+    e->len[e->n++] = len;
+    return 0;
+}
+
+/* What write-back needs to write holes as holes (issue 12, finding 9):
+ * the stretches of stored data of a sparse file, found at the cost of the
+ * data (a 1 TiB file), adjacent blocks merged. */
+START_TEST(extents_list_the_stored_data_of_a_sparse_file)
+{
+    setup_published();
+    kv_ino f = make(root, "sparse", S_IFREG | 0644);
+    static unsigned char big[2 * 65536 + 10];
+    memset(big, 'x', sizeof big);
+    ck_assert_int_eq(kv_write(run, f, 0, big, sizeof big, NULL), 0);
+    write_str(f, UINT64_C(1) << 30, "tail");
+    struct kv_sattr s = { .mask = KV_SET_SIZE, .size = UINT64_C(1) << 40 };
+    ck_assert_int_eq(kv_setattr(run, f, &s, NULL), 0);
+    struct extents e = { .n = 0 };
+    ck_assert_int_eq(kv_extents(run, f, extent_cb, &e), 0);
+    ck_assert_int_eq(e.n, 2);
+    ck_assert_uint_eq(e.off[0], 0);
+    ck_assert_uint_eq(e.len[0], sizeof big);
+    ck_assert_uint_eq(e.off[1], UINT64_C(1) << 30);
+    ck_assert_uint_eq(e.len[1], 4);
+    kv_ino g = make(root, "empty", S_IFREG | 0644);
+    e.n = 0;
+    ck_assert_int_eq(kv_extents(run, g, extent_cb, &e), 0);
+    ck_assert_int_eq(e.n, 0);
+    ck_assert_int_eq(kv_extents(run, root, extent_cb, &e), EISDIR);
+}
+END_TEST
+
 START_TEST(truncate_up_makes_sparse_tail_and_rejects_non_files)
 {
     setup_published();
@@ -1846,6 +1885,7 @@ static Suite *kvfs_suite(void)
     tcase_add_test(tc_data, truncate_up_makes_sparse_tail_and_rejects_non_files);
     tcase_add_test(tc_data, a_huge_sparse_file_is_truncated_and_removed_at_the_cost_of_its_data);
     tcase_add_test(tc_data, a_long_delete_does_not_hold_the_run_lock);
+    tcase_add_test(tc_data, extents_list_the_stored_data_of_a_sparse_file);
     tcase_add_test(tc_data, append_streams_data_and_holes);
     suite_add_tcase(s, tc_data);
     TCase *tc_threads = tcase_create("threads");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 01-util: the Check tests of util/ (tests/util/test_*): the persisted hash
 # pinned to recorded values, with its kvstore and vfs consumers; the one
-# table of tarball suffixes.
+# table of tarball suffixes; symlink-safe atomic file writes.
 set -u
 cd "${TARNFS_ROOT:-.}"
 B="${B:-build-san}"

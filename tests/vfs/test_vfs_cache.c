@@ -456,6 +456,39 @@ START_TEST(many_threads_read_cached_runs_at_once)
 }
 END_TEST
 
+/* Issue 12 finding 16: someone who can write the cache directory plants
+ * symlinks where tarnfsd writes its stats (the file and its old fixed temp
+ * name) pointing at a file it may not write: that file is never touched. */
+START_TEST(planted_symlinks_in_the_cache_directory_are_never_followed)
+{
+    three_runs();
+    char cache[512], path[600], tmp[640], victim[600], buf[64];
+    snprintf(cache, sizeof cache, "%s/cache", scratch);
+    snprintf(victim, sizeof victim, "%s/victim", scratch);
+    vfs_stats_path(cache, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(victim, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("precious", f);
+    fclose(f);
+    ck_assert_int_eq(symlink(victim, path), 0);
+    ck_assert_int_eq(symlink(victim, tmp), 0);
+    vfs *v = open_cache_vfs(false);
+    assert_deep_file(v, "runA", "runA");
+    usleep(1500 * 1000);
+    vfs_close(v);
+    f = fopen(victim, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    ck_assert_str_eq(buf, "precious");
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+}
+END_TEST
+
 START_TEST(stats_file_is_written_while_open)
 {
     three_runs();
@@ -503,6 +536,7 @@ static Suite *vfs_cache_suite(void)
     tcase_add_test(tc, cross_run_and_namespace_changes_are_refused);
     tcase_add_test(tc, many_threads_read_cached_runs_at_once);
     tcase_add_test(tc, stats_file_is_written_while_open);
+    tcase_add_test(tc, planted_symlinks_in_the_cache_directory_are_never_followed);
     suite_add_tcase(s, tc);
     return s;
 }

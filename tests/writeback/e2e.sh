@@ -48,6 +48,20 @@ check "cache ls shows it clean after the flush" test "$(dirty_col "$work/cacheA"
 flush "$work/cacheA" "$R1" >/dev/null 2>&1
 check "flushing a clean run does nothing and succeeds" test $? -eq 0
 
+# --- a sparse file is written back with its holes as holes (issue 12, 9) ---
+nfs-cp "$work/new.txt" "$(url A "$R1/sparse.bin")" >/dev/null 2>&1
+nfsop "$(url A '')" truncate "/$R1/sparse.bin" 1073741824
+check "a file in a run is extended to 1 GiB by SETATTR" test $? -eq 0
+flush "$work/cacheA" "$R1" >/dev/null 2>"$work/flush-sparse.err"
+check "the run with the 1 GiB sparse file is written back" test $? -eq 0
+sz=$(stat -c %s "$work/nas/$R1.tar")
+check "the hole is not written: the tarball stays small ($sz bytes)" test "$sz" -lt 10000000
+check "GNU tar lists the member at its full size" \
+  bash -c "tar -tvf '$work/nas/$R1.tar' '$R1/sparse.bin' | grep -q ' 1073741824 '"
+mkdir -p "$work/xs" && tar -C "$work/xs" -xf "$work/nas/$R1.tar" "$R1/sparse.bin"
+check "and extracts it with the data, then zeros to 1 GiB" \
+  bash -c "[ \$(stat -c %s '$work/xs/$R1/sparse.bin') = 1073741824 ] && cmp -s -n \$(stat -c %s '$work/new.txt') '$work/xs/$R1/sparse.bin' '$work/new.txt' && rm -rf '$work/xs'"
+
 # --- a second server on the same source reads the change -----------------
 start B2 "$work/cacheB" ro 60m
 nfs-cat "$(url B2 "$R1/new.txt")" > "$work/b.out" 2>/dev/null
