@@ -217,6 +217,10 @@ t_index_backfill_nas() {
   "$B/tests/index/tixcheck" "$D/$n1.tar.tarnfs-index" "$D/$n1.tar" > "$T/ix"
   grep -q " $n1/late.txt$" "$T/ix"
   ranges_match_sources "$D/$n1.tar" "$T/ixnew" "$T/ix" "$n1"
+  # --progress: bytes and rate of the tarball being read, on stderr
+  "$TARNFS" index "$D" "$n1" --force --progress > "$T/x5" 2> "$T/x5.err"
+  grep -q "^indexed    $n1.tar  (.*rebuilt (--force))" "$T/x5"
+  tr '\r' '\n' < "$T/x5.err" | grep "\[1/1\] $n1.tar  [0-9.]* MiB / [0-9.]* MiB  [0-9.]* MiB/s"
   # failures: not a tarball, an unknown NAME (exit 1); no or a bad SOURCE (exit 2)
   head -c 5000 /dev/urandom > "$D/junk.tar"
   "$TARNFS" index "$D" junk.tar nosuch > "$T/x4" 2>&1 || rc=$?
@@ -232,7 +236,7 @@ t_index_backfill_nas() {
   ls -a "$D" "$D/2023" > "$T/ls"
   not grep -q '\.tmp\.' "$T/ls"
 }
-check 'tarnfs index: backfills a NAS directory of GNU tar tarballs (gnu, pax; .tar.gz skipped); a second run does nothing; a stale index is replaced; bad input exits 1/2' t_index_backfill_nas
+check 'tarnfs index: backfills a NAS directory of GNU tar tarballs (gnu, pax; .tar.gz skipped); a second run does nothing; a stale index is replaced; progress; bad input exits 1/2' t_index_backfill_nas
 
 t_round_trip_ingest() {
   for r in "$RUN1" "$RUN2" "$RUN3"; do round_trip_matches "$r.tar" "$r"; done
