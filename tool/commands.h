@@ -24,6 +24,10 @@ int cmd_cache(int argc, char **argv);
  * place); see convert/convert.h. */
 int cmd_convert(int argc, char **argv);
 
+/* tarnfs index: build the missing run indexes of a collection of tarballs
+ * (see conv_index_run in convert/convert.h). */
+int cmd_index(int argc, char **argv);
+
 /* tarnfs stats: print the counters a running tarnfsd publishes in CACHE/stats. */
 int cmd_stats(int argc, char **argv);
 

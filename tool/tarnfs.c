@@ -18,6 +18,7 @@ static const struct subcommand subcommands[] = {
     { "cat",    cmd_cat,    "write a cached file's bytes to stdout" },
     { "cache",  cmd_cache,  "cached runs: ls, evict, stats, resolve" },
     { "convert", cmd_convert, "turn run directories into tarballs (S3, NAS dir, in place)" },
+    { "index",  cmd_index,  "build the missing run indexes of a collection of tarballs" },
     { "stats",  cmd_stats,  "print the counters of the tarnfsd serving a cache" },
     { "flush",  cmd_flush,  "make the tarnfsd serving a cache write changed runs back now" },
 };

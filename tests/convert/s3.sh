@@ -166,6 +166,40 @@ t_s3_naming_path_and_delete() {
   round_trip_matches "$T/p.tar" "$T/pathsrc.ref/site/2024/RUN_P"
 }
 
+t_s3_index_backfill() {
+  local n1 n3 etag
+  n1=$(basename "$RUN1"); n3=$(basename "$RUN3")
+  (cd "$PRISTINE/proj/2024" && tar --format=gnu -cf "$T/b1.tar" "$n1")
+  (cd "$PRISTINE/other" && tar --format=pax -cf "$T/b3.tar" "$n3")
+  (cd "$PRISTINE/other" && tar -czf "$T/b3.tar.gz" "$n3")
+  "$S3TOOL" put "$BUCKET/gnutar" "$n1.tar" "$T/b1.tar"
+  "$S3TOOL" put "$BUCKET/gnutar" "x/$n3.tar" "$T/b3.tar"
+  "$S3TOOL" put "$BUCKET/gnutar" "x/$n3.tar.gz" "$T/b3.tar.gz"
+  "$TARNFS" index "s3://$BUCKET/gnutar" > "$T/y1"
+  cat "$T/y1"
+  grep -q "^summary: 3 tarballs: 2 indexed, 0 up to date, 1 skipped, 0 failed" "$T/y1"
+  for k in "$n1.tar:b1.tar:$PRISTINE/proj/2024/$n1" "x/$n3.tar:b3.tar:$PRISTINE/other/$n3"; do
+    IFS=: read -r key file src <<< "$k"
+    "$S3TOOL" get "$BUCKET/gnutar" "$key.tarnfs-index" "$T/y.ix"
+    etag=$("$S3TOOL" stat "$BUCKET/gnutar" "$key" | cut -f3)
+    "$B/tests/index/tixcheck" "$T/y.ix" "$T/$file" "$etag" > "$T/ix"
+    ranges_match_sources "$T/$file" "$src" "$T/ix"
+  done
+  not "$S3TOOL" stat "$BUCKET/gnutar" "x/$n3.tar.gz.tarnfs-index"
+  etag=$("$S3TOOL" stat "$BUCKET/gnutar" "$n1.tar.tarnfs-index" | cut -f3)
+  "$TARNFS" index "s3://$BUCKET/gnutar" > "$T/y2"
+  cat "$T/y2"
+  grep -q "^summary: 3 tarballs: 0 indexed, 2 up to date, 1 skipped, 0 failed" "$T/y2"
+  [ "$("$S3TOOL" stat "$BUCKET/gnutar" "$n1.tar.tarnfs-index" | cut -f3)" = "$etag" ]
+  # the tarball is replaced by another one: the stale index is replaced (If-Match)
+  "$S3TOOL" put "$BUCKET/gnutar" "$n1.tar" "$T/b3.tar"
+  "$TARNFS" index "s3://$BUCKET/gnutar" "$n1.tar" > "$T/y3"
+  cat "$T/y3"
+  grep -q "^indexed    $n1.tar  (.*replaced a stale index" "$T/y3"
+  "$S3TOOL" get "$BUCKET/gnutar" "$n1.tar.tarnfs-index" "$T/y.ix"
+  "$B/tests/index/tixcheck" "$T/y.ix" "$T/b3.tar" > /dev/null
+}
+
 t_s3_bad_bucket_and_credentials() {
   local rc=0
   "$TARNFS" convert "$SRC" --to "s3://no-such-bucket-$$" > "$T/b1" 2>&1 || rc=$?
@@ -218,6 +252,7 @@ else
   check 'S3: an upload broken after two parts (tar side or S3 500s) or by S3 resets leaves no object and no multipart upload' t_s3_failure_mid_upload
   check 'S3: Ctrl-C during an upload aborts it: no object, no multipart upload, source kept' t_s3_sigint_aborts_upload
   check 'S3: --naming path keeps directories in the key; --verify --delete-source removes the sources' t_s3_naming_path_and_delete
+  check 'S3: tarnfs index backfills a bucket of GNU tar tarballs; a second run does nothing; a stale index is replaced' t_s3_index_backfill
   check 'S3: a missing bucket and a wrong secret give clear errors and exit 1' t_s3_bad_bucket_and_credentials
   if [ -x "$B/tarnfsd" ] && command -v nfs-cat >/dev/null; then
     check 'S3: tarnfsd serves the converted bucket; files read over NFS equal the source' t_s3_served_by_tarnfsd

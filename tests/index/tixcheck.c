@@ -43,6 +43,8 @@ int main(int argc, char **argv)
     unsigned char *ib = slurp(argv[1], &ilen), *tb = slurp(argv[2], &tlen);
     if (!ib || !tb) {
         fprintf(stderr, "tixcheck: cannot read %s\n", !ib ? argv[1] : argv[2]);
+        free(ib);
+        free(tb);
         return 1;
     }
     tix_index *ix;
@@ -50,6 +52,8 @@ int main(int argc, char **argv)
     int rc = tix_parse(ib, ilen, &ix, err, sizeof err);
     if (rc) {
         fprintf(stderr, "tixcheck: %s: %s (%s)\n", argv[1], err, strerror(rc));
+        free(ib);
+        free(tb);
         return 1;
     }
     struct tix_source actual;
@@ -70,6 +74,9 @@ int main(int argc, char **argv)
                 "version '%s', sha256 '%s'; tarball %llu bytes, '%s', '%s'\n",
                 (unsigned long long)s->size, s->version, s->sha256,
                 (unsigned long long)actual.size, actual.version, actual.sha256);
+        tix_free(ix);
+        free(ib);
+        free(tb);
         return 1;
     }
     int bad = 0;

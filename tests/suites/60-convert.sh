@@ -126,9 +126,8 @@ t_gnu_tar_d() {
 check 'GNU tar -d sees no difference; tar -xf recreates the run' t_gnu_tar_d
 
 # The data of every regular member listed by tixcheck equals its source file.
-ranges_match_sources() {    # ranges_match_sources TARBALL RUN_DIR LISTING
-  local tarball=$1 run=$2 top type off size nsums path n=0
-  top=$(basename "$run")
+ranges_match_sources() {    # ranges_match_sources TARBALL RUN_DIR LISTING [TOP]
+  local tarball=$1 run=$2 top=${4:-$(basename "$2")} type off size nsums path n=0
   while read -r type off size nsums path; do
     [ "$type" = 1 ] || continue
     cmp <(tail -c +$((off + 1)) "$tarball" | head -c "$size") "$run/${path#"$top"/}"
@@ -178,6 +177,66 @@ t_index_backfilled_on_resume() {
   "$B/tests/index/tixcheck" "$RUN3.tar.tarnfs-index" "$RUN3.tar" > /dev/null
 }
 check 'index: a re-run writes the index an up-to-date tarball lacks (or has corrupt)' t_index_backfilled_on_resume
+
+# ---- tarnfs index: backfill a collection made by GNU tar ----------------------
+t_index_backfill_nas() {
+  local D=$T/ixnas n1 n2 n3 v before rc=0
+  n1=$(basename "$RUN1"); n2=$(basename "$RUN2"); n3=$(basename "$RUN3")
+  mkdir -p "$D/2023"
+  (cd "$PRISTINE/proj/2024" && tar --format=gnu -cf "$D/$n1.tar" "$n1")
+  (cd "$PRISTINE/other" && tar --format=pax -cf "$D/2023/$n3.tar" "$n3")
+  (cd "$PRISTINE/proj/2023" && tar -czf "$D/2023/$n2.tar.gz" "$n2")
+  "$TARNFS" index "$D" > "$T/x1"
+  cat "$T/x1"
+  grep -q "^indexed    $n1.tar  ([0-9]* members, " "$T/x1"
+  grep -q "^indexed    2023/$n3.tar " "$T/x1"
+  grep -q "^skip       2023/$n2.tar.gz  (compressed: no random access" "$T/x1"
+  grep -q "^summary: 3 tarballs: 2 indexed, 0 up to date, 1 skipped, 0 failed" "$T/x1"
+  not ls "$D/2023/$n2.tar.gz.tarnfs-index"
+  for t in "$D/$n1.tar:$PRISTINE/proj/2024/$n1" "$D/2023/$n3.tar:$PRISTINE/other/$n3"; do
+    v="$(stat -c %.9Y "${t%%:*}" | tr -d .):$(stat -c %s:%i "${t%%:*}")"
+    "$B/tests/index/tixcheck" "${t%%:*}.tarnfs-index" "${t%%:*}" "$v" > "$T/ix"
+    ranges_match_sources "${t%%:*}" "${t#*:}" "$T/ix"
+  done
+  # a second run reads no tarball and writes nothing
+  before=$(stat -c %i.%Y "$D/$n1.tar.tarnfs-index")
+  "$TARNFS" index "$D" > "$T/x2"
+  cat "$T/x2"
+  grep -q "^summary: 3 tarballs: 0 indexed, 2 up to date, 1 skipped, 0 failed" "$T/x2"
+  [ "$(stat -c %i.%Y "$D/$n1.tar.tarnfs-index")" = "$before" ]
+  # the tarball is replaced: its index is stale and gets replaced (NAME = run name)
+  cp -a "$PRISTINE/proj/2024/$n1" "$T/ixnew"
+  echo "added later" > "$T/ixnew/late.txt"
+  (cd "$T" && tar --format=gnu --transform "s|^ixnew|$n1|" -cf "$D/$n1.tar.new" ixnew)
+  mv "$D/$n1.tar.new" "$D/$n1.tar"
+  not "$B/tests/index/tixcheck" "$D/$n1.tar.tarnfs-index" "$D/$n1.tar"
+  "$TARNFS" index "$D" "$n1" > "$T/x3"
+  cat "$T/x3"
+  grep -q "^indexed    $n1.tar  (.*replaced a stale index" "$T/x3"
+  grep -q "^summary: 1 tarball: 1 indexed" "$T/x3"
+  "$B/tests/index/tixcheck" "$D/$n1.tar.tarnfs-index" "$D/$n1.tar" > "$T/ix"
+  grep -q " $n1/late.txt$" "$T/ix"
+  ranges_match_sources "$D/$n1.tar" "$T/ixnew" "$T/ix" "$n1"
+  # --progress: bytes and rate of the tarball being read, on stderr
+  "$TARNFS" index "$D" "$n1" --force --progress > "$T/x5" 2> "$T/x5.err"
+  grep -q "^indexed    $n1.tar  (.*rebuilt (--force))" "$T/x5"
+  tr '\r' '\n' < "$T/x5.err" | grep "\[1/1\] $n1.tar  [0-9.]* MiB / [0-9.]* MiB  [0-9.]* MiB/s"
+  # failures: not a tarball, an unknown NAME (exit 1); no or a bad SOURCE (exit 2)
+  head -c 5000 /dev/urandom > "$D/junk.tar"
+  "$TARNFS" index "$D" junk.tar nosuch > "$T/x4" 2>&1 || rc=$?
+  cat "$T/x4"
+  [ $rc -eq 1 ]
+  grep -q "^FAILED     junk.tar: not a tar archive" "$T/x4"
+  grep -q "^FAILED     nosuch: no such tarball" "$T/x4"
+  not ls "$D/junk.tar.tarnfs-index"
+  rc=0; "$TARNFS" index 2> /dev/null || rc=$?
+  [ $rc -eq 2 ]
+  rc=0; "$TARNFS" index "$T/no/such/dir" 2> /dev/null || rc=$?
+  [ $rc -eq 2 ]
+  ls -a "$D" "$D/2023" > "$T/ls"
+  not grep -q '\.tmp\.' "$T/ls"
+}
+check 'tarnfs index: backfills a NAS directory of GNU tar tarballs (gnu, pax; .tar.gz skipped); a second run does nothing; a stale index is replaced; progress; bad input exits 1/2' t_index_backfill_nas
 
 t_round_trip_ingest() {
   for r in "$RUN1" "$RUN2" "$RUN3"; do round_trip_matches "$r.tar" "$r"; done
