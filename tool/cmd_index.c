@@ -1,6 +1,6 @@
 /* cmd_index.c: "tarnfs index": options of the run-index backfill; the work is conv_index_run (convert_index.c). */
-#include "convert/cli.h"
-#include "convert/commands.h"
+#include "tool/cli.h"
+#include "tool/commands.h"
 #include "convert/convert.h"
 
 #include <getopt.h>
@@ -56,7 +56,7 @@ int cmd_index(int argc, char **argv)
         case 'q': o.quiet = true; break;
         case 'h': fputs(index_usage, stdout); return CLI_OK;
         default:
-            cli_bad_option(PROG, argv, c);
+            opt_bad_option(PROG, argv, c);
             return CLI_USAGE;
         }
     }
