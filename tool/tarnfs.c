@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* One line per subcommand; each is implemented in convert/cmd_<name>.c. */
+/* One line per subcommand; each is implemented in tool/cmd_<name>.c. */
 struct subcommand {
     const char *name;
     int (*run)(int argc, char **argv);
