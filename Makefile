@@ -22,7 +22,7 @@ SANFLAGS :=
 OPT     := -O2
 endif
 
-PKGS    := kyotocabinet libarchive libtirpc libcurl libxml-2.0 openssl
+PKGS    := kyotocabinet libarchive libtirpc libcurl libxml-2.0 openssl zlib
 CC      ?= cc
 CFLAGS  ?= $(OPT) -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter

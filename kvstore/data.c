@@ -207,6 +207,11 @@ int kv_read(kv_run *r, kv_ino ino, uint64_t off, void *buf, size_t len,
     size_t n = 0;
     if (off < in.size)
         n = in.size - off < len ? (size_t)(in.size - off) : len;
+    /* Data of an index-first run may be absent: never zeros for it. */
+    if (n && (err = kv_absent_check(r, ino, off, n)) != 0) {
+        kv_rend(r);
+        return err;
+    }
     unsigned char k[16];
     size_t done = 0;
     while (done < n) {

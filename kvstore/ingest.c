@@ -1,4 +1,4 @@
-/* ingest.c: kv_ingest(), streaming a tar archive from a read callback through libarchive into a new, atomically published run. */
+/* ingest.c: kv_ingest(), streaming a tar archive from a read callback through libarchive into a new, atomically published run; and the member placement core it shares with kv_ingest_index. */
 /*
  * Parts, in order:
  *   1. filter registration (built-in decompressors only, never programs)
@@ -6,9 +6,10 @@
  *   3. member path normalisation and the hostile-path checks
  *   4. the top-directory decision ("strip") and the un-strip move
  *   5. parent resolution with a per-ingest cache of the last parent chain
- *   6. one handler per member kind, then the main loop
+ *   6. one handler per member kind (ingest_place: the shared core), then
+ *      the tar loop
  */
-#include "kvstore/kvfs.h"
+#include "kvstore/ingest_internal.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -112,20 +113,17 @@ struct ingest {
 };
 
 /* Record the first error only: later ones are consequences of it. */
-static int ingest_fail(struct ingest *in, int err, const char *member,
-                       const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int ingest_vfail(struct ingest *in, int err, const char *member,
+                        const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
-static int ingest_fail(struct ingest *in, int err, const char *member,
-                       const char *fmt, ...)
+static int ingest_vfail(struct ingest *in, int err, const char *member,
+                        const char *fmt, va_list ap)
 {
     if (in->res->error[0] != '\0')
         return err;
     char what[384];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     if (member)
         snprintf(in->res->error, sizeof in->res->error, "member '%.100s': %s",
                  member, what);
@@ -133,6 +131,18 @@ static int ingest_fail(struct ingest *in, int err, const char *member,
         snprintf(in->res->error, sizeof in->res->error, "%s", what);
     return err;
 }
+
+int ingest_error(struct ingest *in, int err, const char *member,
+                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err = ingest_vfail(in, err, member, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+#define ingest_fail ingest_error
 
 static la_ssize_t ingest_read_cb(struct archive *a, void *arg,
                                  const void **buf)
@@ -519,24 +529,6 @@ static int lookup_path(struct ingest *in, const char *relpath, kv_ino *out)
 
 /* ---- 6. members -------------------------------------------------------- */
 
-static struct timespec entry_mtime(struct archive_entry *e)
-{
-    struct timespec t = { 0, 0 };
-    if (archive_entry_mtime_is_set(e)) {
-        t.tv_sec = archive_entry_mtime(e);
-        t.tv_nsec = archive_entry_mtime_nsec(e);
-    }
-    return t;
-}
-
-static struct timespec entry_atime(struct archive_entry *e)
-{
-    if (!archive_entry_atime_is_set(e))
-        return entry_mtime(e);
-    struct timespec t = { archive_entry_atime(e), archive_entry_atime_nsec(e) };
-    return t;
-}
-
 /* Make room for a member at parent/leaf: tar's "last one wins" means an
  * existing non-directory is replaced; an existing directory stays when the
  * new member is a directory too (its attributes are updated), and may be
@@ -576,26 +568,26 @@ static int clear_target(struct ingest *in, kv_ino parent, const char *leaf,
 }
 
 static int remember_dir_times(struct ingest *in, kv_ino ino,
-                              struct archive_entry *e)
+                              const struct ingest_member *e)
 {
     int err = grow((void **)&in->dt, &in->dt_cap, in->dt_n + 1, sizeof *in->dt);
     if (err)
         return err;
     in->dt[in->dt_n].ino = ino;
-    in->dt[in->dt_n].atime = entry_atime(e);
-    in->dt[in->dt_n].mtime = entry_mtime(e);
+    in->dt[in->dt_n].atime = e->atime;
+    in->dt[in->dt_n].mtime = e->mtime;
     in->dt_n++;
     return 0;
 }
 
-static int ingest_dir(struct ingest *in, struct archive_entry *e,
+static int ingest_dir(struct ingest *in, const struct ingest_member *e,
                       char *relpath, const char *member)
 {
     struct kv_sattr s = {
         .mask = KV_SET_MODE | KV_SET_UID | KV_SET_GID,
-        .mode = archive_entry_mode(e) & 07777,
-        .uid = (uint32_t)archive_entry_uid(e),
-        .gid = (uint32_t)archive_entry_gid(e),
+        .mode = e->mode & 07777,
+        .uid = e->uid,
+        .gid = e->gid,
     };
     kv_ino ino;
     int err;
@@ -654,13 +646,12 @@ static int ingest_dir(struct ingest *in, struct archive_entry *e,
  * at creation (kvstore/data.c; the ingest tests check file mtimes after
  * data), so data need no second setattr. */
 static int restore_times(struct ingest *in, kv_ino ino,
-                         struct archive_entry *e, const char *member)
+                         const struct ingest_member *e, const char *member)
 {
     struct kv_sattr s = { 0 };
-    if (archive_entry_ctime_is_set(e)) {
+    if (e->has_ctime) {
         s.mask |= KV_SET_CTIME;
-        s.ctime.tv_sec = archive_entry_ctime(e);
-        s.ctime.tv_nsec = archive_entry_ctime_nsec(e);
+        s.ctime = e->ctime;
     }
     if (!s.mask)
         return 0;
@@ -672,10 +663,10 @@ static int restore_times(struct ingest *in, kv_ino ino,
 }
 
 /* Copy the member's data (with holes for sparse members) into ino. */
-static int ingest_data(struct ingest *in, struct archive_entry *e, kv_ino ino,
-                       const char *member)
+static int ingest_data(struct ingest *in, const struct ingest_member *e,
+                       kv_ino ino, const char *member)
 {
-    int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+    int64_t size = e->size;
     if (size < 0)
         return ingest_fail(in, EBADMSG, member, "negative size");
     kv_appender *ap;
@@ -726,10 +717,28 @@ static int ingest_data(struct ingest *in, struct archive_entry *e, kv_ino ino,
     return 0;
 }
 
-static int ingest_hardlink(struct ingest *in, struct archive_entry *e,
+/* An index member: the file gets its size, and its data is absent. */
+static int place_absent(struct ingest *in, const struct ingest_member *e,
+                        kv_ino ino, const char *member)
+{
+    if (e->size < 0)
+        return ingest_fail(in, EBADMSG, member, "negative size");
+    if (e->size == 0)
+        return 0;
+    struct kv_sattr s = { .mask = KV_SET_SIZE, .size = (uint64_t)e->size };
+    int err = kv_setattr(in->run, ino, &s, NULL);
+    if (!err)
+        err = kv_set_absent(in->run, ino, e->data_off, e->nsums, e->sums);
+    if (err)
+        return ingest_fail(in, err == EINVAL ? EBADMSG : err, member,
+                           "recording absent data: %s", strerror(err));
+    return 0;
+}
+
+static int ingest_hardlink(struct ingest *in, const struct ingest_member *e,
                            char *relpath, const char *member)
 {
-    const char *target_raw = archive_entry_hardlink(e);
+    const char *target_raw = e->hardlink;
     char *target = strdup(target_raw);
     if (!target)
         return ingest_fail(in, ENOMEM, member, "out of memory");
@@ -782,10 +791,10 @@ static int ingest_hardlink(struct ingest *in, struct archive_entry *e,
     return 0;
 }
 
-static int ingest_node(struct ingest *in, struct archive_entry *e,
+static int ingest_node(struct ingest *in, const struct ingest_member *e,
                        char *relpath, const char *member)
 {
-    uint32_t mode = archive_entry_mode(e);
+    uint32_t mode = e->mode;
     kv_ino parent, existing;
     const char *leaf;
     if (relpath[0] == '\0')
@@ -797,16 +806,16 @@ static int ingest_node(struct ingest *in, struct archive_entry *e,
 
     struct kv_newnode nn = {
         .mode = mode,
-        .uid = (uint32_t)archive_entry_uid(e),
-        .gid = (uint32_t)archive_entry_gid(e),
+        .uid = e->uid,
+        .gid = e->gid,
         .ino_hint = kv_ino_for(in->name, relpath),
         .has_times = true,
-        .atime = entry_atime(e),
-        .mtime = entry_mtime(e),
+        .atime = e->atime,
+        .mtime = e->mtime,
     };
     switch (mode & S_IFMT) {
     case S_IFLNK: {
-        const char *t = archive_entry_symlink(e);
+        const char *t = e->symlink;
         size_t tl = t ? strlen(t) : 0;
         if (tl == 0 || tl > KV_SYMLINK_MAX)
             return ingest_fail(in, EBADMSG, member,
@@ -817,7 +826,7 @@ static int ingest_node(struct ingest *in, struct archive_entry *e,
     }
     case S_IFCHR:
     case S_IFBLK:
-        nn.rdev = archive_entry_rdev(e);
+        nn.rdev = e->rdev;
         break;
     case S_IFREG:
     case S_IFIFO:
@@ -840,11 +849,14 @@ static int ingest_node(struct ingest *in, struct archive_entry *e,
 
     if (S_ISREG(mode)) {
         in->res->files++;
-        if (archive_entry_size(e) > 0) {
+        if (e->absent)
+            err = place_absent(in, e, a.ino, member);
+        else if (e->size > 0 && in->ar)
             err = ingest_data(in, e, a.ino, member);
-            if (err)
-                return err;
-        }
+        else if (e->size > 0)
+            err = ingest_fail(in, EBADMSG, member, "file data missing");
+        if (err)
+            return err;
     } else if (S_ISLNK(mode)) {
         in->res->symlinks++;
     } else {
@@ -853,10 +865,10 @@ static int ingest_node(struct ingest *in, struct archive_entry *e,
     return restore_times(in, a.ino, e, member);
 }
 
-/* One archive member: normalise, decide placement, dispatch by kind. */
-static int ingest_member(struct ingest *in, struct archive_entry *e)
+/* One member: normalise, decide placement, dispatch by kind. */
+int ingest_place(struct ingest *in, const struct ingest_member *e)
 {
-    const char *raw = archive_entry_pathname(e);
+    const char *raw = e->path;
     if (!raw)
         return ingest_fail(in, EBADMSG, NULL, "a member has no path name");
     char *path = strdup(raw);
@@ -869,8 +881,7 @@ static int ingest_member(struct ingest *in, struct archive_entry *e)
         free(path);
         return EBADMSG;
     }
-    bool is_dir = !archive_entry_hardlink(e) &&
-                  (archive_entry_mode(e) & S_IFMT) == S_IFDIR;
+    bool is_dir = !e->hardlink && (e->mode & S_IFMT) == S_IFDIR;
     if (path[0] == '\0' && !is_dir) {
         free(path);
         return ingest_fail(in, EBADMSG, raw,
@@ -879,7 +890,7 @@ static int ingest_member(struct ingest *in, struct archive_entry *e)
     err = decide_strip(in, path, is_dir, raw);
     if (!err) {
         char *rel = (char *)run_relative(in, path);
-        if (archive_entry_hardlink(e))
+        if (e->hardlink)
             err = ingest_hardlink(in, e, rel, raw);
         else if (is_dir)
             err = ingest_dir(in, e, rel, raw);
@@ -908,6 +919,45 @@ static int apply_dir_times(struct ingest *in)
     return 0;
 }
 
+static struct timespec entry_mtime(struct archive_entry *e)
+{
+    struct timespec t = { 0, 0 };
+    if (archive_entry_mtime_is_set(e)) {
+        t.tv_sec = archive_entry_mtime(e);
+        t.tv_nsec = archive_entry_mtime_nsec(e);
+    }
+    return t;
+}
+
+static struct timespec entry_atime(struct archive_entry *e)
+{
+    if (!archive_entry_atime_is_set(e))
+        return entry_mtime(e);
+    struct timespec t = { archive_entry_atime(e), archive_entry_atime_nsec(e) };
+    return t;
+}
+
+/* Describe a tar header as an ingest_member (pointers into e). */
+static void member_from_entry(struct archive_entry *e, struct ingest_member *m)
+{
+    memset(m, 0, sizeof *m);
+    m->path = archive_entry_pathname(e);
+    m->hardlink = archive_entry_hardlink(e);
+    m->symlink = archive_entry_symlink(e);
+    m->mode = archive_entry_mode(e);
+    m->uid = (uint32_t)archive_entry_uid(e);
+    m->gid = (uint32_t)archive_entry_gid(e);
+    m->rdev = archive_entry_rdev(e);
+    m->size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+    m->atime = entry_atime(e);
+    m->mtime = entry_mtime(e);
+    if (archive_entry_ctime_is_set(e)) {
+        m->has_ctime = true;
+        m->ctime.tv_sec = archive_entry_ctime(e);
+        m->ctime.tv_nsec = archive_entry_ctime_nsec(e);
+    }
+}
+
 static int ingest_archive(struct ingest *in)
 {
     struct archive_entry *e;
@@ -933,7 +983,9 @@ static int ingest_archive(struct ingest *in)
             return archive_failure(in, in->members ? after : NULL,
                                    "reading the next header");
         }
-        int err = ingest_member(in, e);
+        struct ingest_member m;
+        member_from_entry(e, &m);
+        int err = ingest_place(in, &m);
         if (err)
             return err;
         /* Read any data a handler left (hard links with a body, devices). */
@@ -945,79 +997,108 @@ static int ingest_archive(struct ingest *in)
     if (in->read_errno)
         return ingest_fail(in, EIO, NULL, "reading the archive failed: %s",
                            strerror(in->read_errno));
-    return apply_dir_times(in);
+    return 0;
+}
+
+int ingest_start(kv_cache *c, const char *name, struct kv_ingest_result *res,
+                 struct ingest **out)
+{
+    *out = NULL;
+    if (!name || !*name) {
+        snprintf(res->error, sizeof res->error, "invalid run name");
+        return EINVAL;
+    }
+    struct ingest *in = calloc(1, sizeof *in);
+    if (!in) {
+        snprintf(res->error, sizeof res->error, "out of memory");
+        return ENOMEM;
+    }
+    in->cache = c;
+    in->name = name;
+    in->res = res;
+    in->strip = true;
+    in->default_uid = geteuid();
+    in->default_gid = getegid();
+    const char *slash = strrchr(name, '/');
+    in->top = slash ? slash + 1 : name;
+    in->toplen = strlen(in->top);
+    int err = kv_run_stage(c, name, kv_ino_for(name, ""), &in->run);
+    if (err) {
+        snprintf(res->error, sizeof res->error, "staging run '%.200s': %s",
+                 name, strerror(err));
+        free(in);
+        return err;
+    }
+    *out = in;
+    return 0;
+}
+
+int ingest_end(struct ingest *in, int err, const char *source_version)
+{
+    if (!err)
+        err = apply_dir_times(in);
+    if (!err)
+        in->res->stripped_top = in->strip && in->members > 0;
+    if (!err) {
+        err = kv_run_publish(in->run, source_version ? source_version : "");
+        if (err)
+            ingest_fail(in, err, NULL, "publishing run '%.200s': %s",
+                        in->name, strerror(err));
+    }
+    free(in->pc_path);
+    free(in->pc_ino);
+    free(in->pc_end);
+    free(in->dt);
+    if (err)
+        kv_run_abort(in->run);
+    else
+        kv_run_close(in->run);
+    free(in);
+    return err;
 }
 
 int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
               const char *source_version, struct kv_ingest_result *res)
 {
     memset(res, 0, sizeof *res);
-    struct ingest in = {
-        .cache = c,
-        .name = name,
-        .res = res,
-        .read_fn = read_fn,
-        .read_arg = arg,
-        .strip = true,
-        .default_uid = geteuid(),
-        .default_gid = getegid(),
-    };
-    if (!name || !*name || !read_fn) {
-        snprintf(res->error, sizeof res->error, "invalid run name");
+    if (!read_fn) {
+        snprintf(res->error, sizeof res->error, "no input");
         return EINVAL;
     }
-    const char *slash = strrchr(name, '/');
-    in.top = slash ? slash + 1 : name;
-    in.toplen = strlen(in.top);
-
-    int err = kv_run_stage(c, name, kv_ino_for(name, ""), &in.run);
-    if (err) {
-        snprintf(res->error, sizeof res->error, "staging run '%.200s': %s",
-                 name, strerror(err));
+    struct ingest *in;
+    int err = ingest_start(c, name, res, &in);
+    if (err)
         return err;
-    }
-    in.readbuf = malloc(INGEST_READ_BUF);
-    in.ar = archive_read_new();
-    if (!in.readbuf || !in.ar) {
-        err = ingest_fail(&in, ENOMEM, NULL, "out of memory");
+    in->read_fn = read_fn;
+    in->read_arg = arg;
+    in->readbuf = malloc(INGEST_READ_BUF);
+    in->ar = archive_read_new();
+    if (!in->readbuf || !in->ar) {
+        err = ingest_fail(in, ENOMEM, NULL, "out of memory");
         goto out;
     }
-    archive_read_support_format_tar(in.ar);
-    register_builtin_filters(in.ar);
-    if (archive_read_open(in.ar, &in, NULL, ingest_read_cb, NULL) !=
+    archive_read_support_format_tar(in->ar);
+    register_builtin_filters(in->ar);
+    if (archive_read_open(in->ar, in, NULL, ingest_read_cb, NULL) !=
         ARCHIVE_OK) {
-        if (in.input_bytes == 0 && !in.read_errno)
-            err = ingest_fail(&in, EBADMSG, NULL,
+        if (in->input_bytes == 0 && !in->read_errno)
+            err = ingest_fail(in, EBADMSG, NULL,
                               "empty input: not a tar archive");
-        else if (in.read_errno)
-            err = archive_failure(&in, NULL, "opening the archive");
+        else if (in->read_errno)
+            err = archive_failure(in, NULL, "opening the archive");
         else
-            err = ingest_fail(&in, EBADMSG, NULL, "not a tar archive (%s)",
-                              archive_error_string(in.ar)
-                                  ? archive_error_string(in.ar)
+            err = ingest_fail(in, EBADMSG, NULL, "not a tar archive (%s)",
+                              archive_error_string(in->ar)
+                                  ? archive_error_string(in->ar)
                                   : "unrecognised");
         goto out;
     }
-    err = ingest_archive(&in);
-    if (!err)
-        res->stripped_top = in.strip && in.members > 0;
-    if (!err) {
-        err = kv_run_publish(in.run, source_version ? source_version : "");
-        if (err)
-            ingest_fail(&in, err, NULL, "publishing run '%.200s': %s", name,
-                        strerror(err));
-    }
+    err = ingest_archive(in);
 out:
-    if (in.ar)
-        archive_read_free(in.ar);
-    free(in.readbuf);
-    free(in.pc_path);
-    free(in.pc_ino);
-    free(in.pc_end);
-    free(in.dt);
-    if (err)
-        kv_run_abort(in.run);
-    else
-        kv_run_close(in.run);
-    return err;
+    if (in->ar)
+        archive_read_free(in->ar);
+    in->ar = NULL;
+    free(in->readbuf);
+    in->readbuf = NULL;
+    return ingest_end(in, err, source_version);
 }

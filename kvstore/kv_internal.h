@@ -12,6 +12,11 @@
  *   meta  'S' name             -> run-internal state (counters, root, name,
  *                                 "unclean" while changes may be in flight)
  *   meta  'M' key              -> user metadata (kv_run_setmeta)
+ *   meta  'A' ino:8            -> absent data of a file: tar offset:8,
+ *                                 chunks:4, chunks present:4 (lazy.c)
+ *   meta  'C' ino:8            -> its chunk CRC-32s, 4 bytes each
+ *   meta  'P' ino:8 chunk:8    -> "" : that chunk is present
+ *   meta  'S' "Slazy"          -> index bytes total:8, present:8
  *   data  ino:8 blockno:8      -> file data block (1..KV_BLOCK_SIZE bytes)
  * The meta database is the truth: a data block beyond its file's size, or
  * of a missing inode, is garbage (only a crash can leave any; see
@@ -82,6 +87,8 @@ struct kv_run {
     int lockfd;             /* flock on dir: shared while open, see cache.c */
     bool unclean_marked;    /* "Sunclean" is durable in meta */
     bool keep_unclean;      /* garbage left: let the next open sweep it */
+    int lazy;               /* absent data: 0 unknown, 1 some, 2 none
+                             * (atomic; lazy.c) */
     struct kv_drop *drops;  /* data to delete once meta commits */
     size_t ndrops, capdrops;
     struct kv_run *next;    /* cache->runs list */
@@ -157,5 +164,10 @@ int kv_data_run_drops(kv_run *r, bool committed);
  * "Sunclean" set).  Errors: EIO. */
 int kv_data_gc(kv_run *r);
 size_t kv_key_block(unsigned char *k, kv_ino ino, uint64_t blk);
+
+/* ---- lazy.c ---- */
+/* Under the read lock: ENODATA if [off, off+len) of regular file ino has
+ * an absent chunk, else 0 (or EIO). */
+int kv_absent_check(kv_run *r, kv_ino ino, uint64_t off, uint64_t len);
 
 #endif

@@ -301,6 +301,58 @@ int kv_append_hole(kv_appender *ap, uint64_t len);
 /* Finish; frees ap whatever the result.  Errors: ENOSPC, EIO. */
 int kv_append_end(kv_appender *ap);
 
+/* ---- absent data (index-first runs) ---------------------------------- */
+
+/* A run built from a tarball's index (kv_ingest_index) has the attributes
+ * of every member but not the data of its regular files: that data is
+ * "absent", in chunks of KV_CHUNK bytes (the index's TIX_CHUNK), each
+ * fetched from the tarball by range and stored with kv_fill.  Reading a
+ * range that touches an absent chunk never returns zeros for it: it fails
+ * with ENODATA.  Once every chunk of a file is present the file is an
+ * ordinary one.  See doc/design.md (kvstore): "Absent data". */
+#define KV_CHUNK ((uint32_t)1 << 20)
+
+/* Mark regular file ino, of its final size and with no data stored, as
+ * having all its data absent: its bytes are at data_off in the tarball, and
+ * crcs holds one CRC-32 (zlib) per KV_CHUNK, nchunks = ceil(size /
+ * KV_CHUNK).  For ingest.  Errors: ENOENT, EINVAL (not a regular file, no
+ * data, nchunks wrong, data stored), ENOSPC, EIO, EROFS, ESTALE. */
+int kv_set_absent(kv_run *r, kv_ino ino, uint64_t data_off, uint32_t nchunks,
+                  const uint32_t *crcs);
+
+/* Which chunks of [off, off+len) of ino are absent: *first gets the first
+ * absent chunk number and *count how many absent chunks follow it
+ * contiguously (at most max_count, within the range); *count == 0 when the
+ * whole range is present.  Errors: ENOENT, EISDIR, EINVAL, EIO. */
+int kv_missing(kv_run *r, kv_ino ino, uint64_t off, uint64_t len,
+               uint32_t max_count, uint32_t *first, uint32_t *count);
+
+/* Where absent chunk `chunk` of ino lies in the tarball: *tar_off, its
+ * length *len (KV_CHUNK except for the last) and its CRC-32 *crc.  Errors:
+ * ENOENT (no such inode, or the file has no absent data any more), ERANGE
+ * (chunk past the end), EIO. */
+int kv_chunk_source(kv_run *r, kv_ino ino, uint32_t chunk, uint64_t *tar_off,
+                    uint32_t *len, uint32_t *crc);
+
+/* Store chunk `chunk` of ino (len bytes, exactly the chunk's length) on a
+ * published (or staged) run, after checking its CRC-32: data blocks are
+ * committed first, then the presence mark, so a crash leaves the chunk
+ * absent, never half present.  A chunk already present is left alone (0).
+ * This is not a change of the file: no mtime, no dirty mark.  Errors:
+ * EBADMSG (CRC mismatch: nothing stored), EINVAL (wrong length), ERANGE,
+ * ENOENT, ENOSPC, EIO, EROFS, ESTALE. */
+int kv_fill(kv_run *r, kv_ino ino, uint32_t chunk, const void *buf,
+            size_t len);
+
+/* File data of the run: *total bytes of regular files' sizes that came
+ * from an index, *present how many of those are stored (both 0 for a run
+ * ingested from the tarball: all its data is present).  Errors: EIO. */
+int kv_run_presence(kv_run *r, uint64_t *present, uint64_t *total);
+
+/* Next regular file of r with absent data after inode number `after` (0:
+ * the first), in inode order.  Errors: ENOENT (no more), EIO. */
+int kv_absent_next(kv_run *r, kv_ino after, kv_ino *ino);
+
 /* ---- fault injection (tests) ------------------------------------------ */
 
 /* Fault hook: called where a change would commit ("meta-commit",
@@ -335,6 +387,20 @@ struct kv_ingest_result {
  * ENOSPC, ENOMEM. */
 int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
               const char *source_version, struct kv_ingest_result *res);
+
+/* Build a new run called name from a parsed tarball index (kvstore/
+ * tarindex.h), published atomically with source_version: every member is
+ * placed exactly as kv_ingest places it (same top-directory stripping,
+ * same refusals, same duplicates and hard-link rules, same inode numbers
+ * kv_ino_for(name, path)); regular files get their size and attributes and
+ * absent data (kv_set_absent).  Differences: atime = mtime, and ctime is
+ * the time of this ingest (the index keeps neither).  On any error nothing
+ * is left behind and res->error says why.  Errors: EINVAL (bad name),
+ * EBADMSG (hostile member), ENOTSUP (a sparse member: its data cannot be
+ * fetched by range), ENOSPC, EIO, ENOMEM. */
+struct tix_index;
+int kv_ingest_index(kv_cache *c, const char *name, const struct tix_index *ix,
+                    const char *source_version, struct kv_ingest_result *res);
 
 /* The deterministic inode number for path (relative to the run root, no
  * leading '/', "" for the root) in run name: a 63-bit hash, never below 16. */

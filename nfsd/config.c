@@ -18,6 +18,7 @@ void nfsd_config_defaults(struct nfsd_config *cfg)
     cfg->nfs_port = 2049;
     cfg->mount_port = 20048;
     cfg->rpcbind = true;
+    cfg->udp = true;
     cfg->threads = 0;   /* tarnfsd picks 4 * cores */
 }
 
@@ -494,6 +495,20 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
     else if (!strcmp(k, "writeback_delay")) {
         if (parse_duration_ms(v, &cfg->writeback_delay_ms) || cfg->writeback_delay_ms < 1000)
             goto bad;
+    } else if (!strcmp(k, "udp")) { if (parse_bool(v, &cfg->udp)) goto bad; }
+    else if (!strcmp(k, "max_connections") || !strcmp(k, "max_connections_per_host")) {
+        if (parse_u32(v, &u) || u < 1 || u > 1000000) goto bad;
+        if (k[15]) cfg->max_connections_per_host = u; else cfg->max_connections = u;
+    } else if (!strcmp(k, "idle_timeout")) {
+        if (parse_duration_ms(v, &cfg->idle_timeout_ms)) goto bad;
+        if (!cfg->idle_timeout_ms) cfg->idle_timeout_ms = UINT32_MAX;   /* 0: never */
+    } else if (!strcmp(k, "reply_timeout")) {
+        if (parse_duration_ms(v, &cfg->reply_timeout_ms) || cfg->reply_timeout_ms < 100)
+            goto bad;
+    } else if (!strcmp(k, "connection_buffer") || !strcmp(k, "rpc_memory_limit")) {
+        uint64_t b;
+        if (parse_size(v, &b) || b < (64 << 10) || b > ((uint64_t)1 << 40)) goto bad;
+        if (k[0] == 'c') cfg->connection_buffer = b; else cfg->rpc_memory_limit = b;
     } else {
         snprintf(why, whylen, "unknown setting '%s'", k);
         return EINVAL;

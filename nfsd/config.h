@@ -53,6 +53,12 @@ struct nfsd_config {
     unsigned high_watermark_pct, low_watermark_pct, list_ttl_ms;
     unsigned writeback_delay_ms;        /* 0 = vfs default (30 s) */
     bool run_delete_rename;             /* RMDIR/RENAME of runs act on objects */
+    /* Transport limits (tarnfsd(8) LIMITS); 0 = the transport's default. */
+    bool udp;                           /* serve UDP (default yes) */
+    unsigned max_connections, max_connections_per_host;
+    unsigned idle_timeout_ms;           /* UINT_MAX = never ("0" in the file) */
+    unsigned reply_timeout_ms;
+    uint64_t connection_buffer, rpc_memory_limit;
     struct exports *exports;            /* NULL until set */
 };
 

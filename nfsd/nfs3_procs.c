@@ -448,8 +448,8 @@ static void nfs3_read(struct rpc_ctx *c, void *args, void *res)
         return;
     }
     size_t count = a->count;
-    if (count > NFSD_MAX_IO)
-        count = NFSD_MAX_IO;
+    if (count > nfsd_max_io(c))
+        count = nfsd_max_io(c);
     if (count > c->max_reply - 512)
         count = c->max_reply - 512;
     READ3resok *ok = &r->READ3res_u.resok;
@@ -931,6 +931,8 @@ static nfsstat3 readdir_common(struct rpc_ctx *c, uint64_t cookie, const char *v
         return NFS3ERR_NOTDIR;
     if (perm_need(c, &da, MAY_R))
         return NFS3ERR_ACCES;
+    if (f->limit > nfsd_max_io(c))
+        f->limit = nfsd_max_io(c);
     if (f->limit > c->max_reply - 256)
         f->limit = c->max_reply - 256;
     uint64_t verf = 0;
@@ -1034,11 +1036,11 @@ static void nfs3_fsinfo(struct rpc_ctx *c, void *args, void *res)
     if ((r->status = nfs3_status_from_errno(err)) != NFS3_OK)
         return;
     post_attr_set(&ok->obj_attributes, &a);
-    uint32_t io = c->is_tcp ? NFSD_MAX_IO : 32768;
+    uint32_t io = (uint32_t)nfsd_max_io(c);
     ok->rtmax = ok->rtpref = io;
     ok->wtmax = ok->wtpref = io;
     ok->rtmult = ok->wtmult = 4096;
-    ok->dtpref = NFSD_DTPREF;
+    ok->dtpref = NFSD_DTPREF < io ? NFSD_DTPREF : io;
     ok->maxfilesize = INT64_MAX;
     ok->time_delta.seconds = 0;
     ok->time_delta.nseconds = 1;

@@ -19,8 +19,10 @@
 #define MOUNT_PROG 100005u
 #define MOUNT_VERS 3u
 
-/* NFS reads and writes go up to this size (FSINFO rtmax/wtmax). */
+/* NFS reads and writes go up to this size (FSINFO rtmax/wtmax) on TCP; on
+ * UDP, READ data, directory listings and FSINFO stop at NFSD_UDP_MAX_IO. */
 #define NFSD_MAX_IO (1024 * 1024)
+#define NFSD_UDP_MAX_IO RPC_UDP_MAX_DATA
 
 struct mount_entry {
     struct mount_entry *next;
@@ -79,6 +81,13 @@ struct rpc_ctx {
     size_t reply_tail_len;
     xdrproc_t reply_head_proc;
 };
+
+/* The largest READ count, READDIR(PLUS) reply and FSINFO rtmax/wtmax/dtpref
+ * for the call's transport. */
+static inline size_t nfsd_max_io(const struct rpc_ctx *c)
+{
+    return c->is_tcp ? NFSD_MAX_IO : NFSD_UDP_MAX_IO;
+}
 
 /* Procedure flags read by the dispatcher. */
 enum {

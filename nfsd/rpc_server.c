@@ -1,5 +1,6 @@
-/* rpc_server.c: epoll listener thread (accept, TCP record reassembly, UDP
- * receive) feeding a queue served by worker threads that write the replies. */
+/* rpc_server.c: epoll event loop (accept, TCP record reassembly, UDP receive,
+ * queued replies written when a socket is writable, limits and timeouts)
+ * feeding a queue served by worker threads that never wait on a socket. */
 #include "nfsd/rpc_server.h"
 
 #include <arpa/inet.h>
@@ -8,24 +9,34 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/log.h"
 
-#define MAX_CONNS          1024
 #define CONN_INFLIGHT_MAX  16      /* calls queued per connection before we stop reading */
 #define QUEUE_UDP_MAX      4096    /* beyond this, UDP calls are dropped (clients retry) */
-#define READ_CHUNK         65536
+#define READ_CHUNK         65536   /* also the UDP receive buffer: >= RPC_UDP_MAX */
 #define READ_BUDGET        (512 * 1024)  /* per wakeup, for fairness between connections */
-#define SEND_TIMEOUT_MS    60000
+#define REC_MIN_ALLOC      16384   /* first allocation for a record's bytes */
+#define OUT_IOV_MAX        64      /* iovecs per sendmsg of queued replies */
+#define ACCEPT_BACKOFF_MS  500     /* listener not polled this long after EMFILE */
+#define LOG_EVERY_MS       60000   /* repeated warnings: at most one per minute */
+
+#define DEF_MAX_CONNS      1024
+#define DEF_CONNS_PER_HOST 64
+#define DEF_IDLE_MS        (15u * 60 * 1000)
+#define DEF_REPLY_MS       30000u
+#define DEF_CONN_BUFFER    ((size_t)4 << 20)
+#define DEF_MEMORY         ((size_t)256 << 20)
 
 enum src_kind { SRC_WAKE, SRC_TCP_LISTEN, SRC_UDP, SRC_CONN };
 
@@ -34,13 +45,29 @@ struct src {
     int fd;
 };
 
+/* One reply record waiting for its socket: buf (record mark + encoded
+ * reply), then tail; sent counts the bytes of both already written. */
+struct outbuf {
+    struct outbuf *next;
+    uint8_t *buf, *tail;
+    size_t len, tail_len, sent;
+};
+
 struct conn {
     struct src src;                 /* first: epoll data points here */
     atomic_int refs;
-    pthread_mutex_t write_lock;     /* one reply at a time on the stream */
-    pthread_mutex_t state_lock;     /* dead, paused, inflight */
-    bool dead, paused;
-    int inflight;
+    pthread_mutex_t lock;           /* the fields up to the reader state */
+    bool dead;                      /* closed by the listener */
+    bool broken;                    /* a send failed: shut down, to be closed */
+    bool mem_paused;                /* not read: the server is over its memory limit */
+    int inflight;                   /* calls queued or running */
+    size_t queued_in;               /* bytes of those calls' records */
+    struct outbuf *out_head, *out_tail;
+    size_t out_bytes;               /* bytes of replies not yet written */
+    int64_t out_progress_ms;        /* last write progress, or when output was queued */
+    int64_t active_ms;              /* last byte read or written */
+    uint32_t events;                /* epoll interest set now */
+    struct in6_addr host;           /* peer address, v4 as v4-mapped */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     /* Reader state: touched only by the listener thread. */
@@ -48,7 +75,7 @@ struct conn {
     unsigned hdr_have;
     bool in_body, frag_last;
     uint32_t frag_left;
-    uint8_t *rec;
+    uint8_t *rec;                   /* grows as bytes arrive, never from the mark alone */
     size_t rec_len, rec_cap;
     struct conn *prev, *next;
 };
@@ -56,15 +83,23 @@ struct conn {
 struct job {
     struct job *next;
     uint8_t *data;
-    size_t len;
+    size_t len, cap;                /* cap: bytes counted against the memory limit */
     struct conn *conn;              /* TCP; NULL for UDP */
     int udp_fd;
     struct sockaddr_storage peer;
     socklen_t peer_len;
 };
 
+/* A warning repeated at most once per LOG_EVERY_MS (listener thread only). */
+struct ratelog {
+    bool used;
+    int64_t last_ms;
+    unsigned suppressed;
+};
+
 struct rpc_server {
     struct rpc_server_config cfg;
+    struct rpc_limits lim;          /* cfg.limits with defaults filled in */
     int epfd;
     struct src wake;
     struct src listeners[2], udps[2];
@@ -78,33 +113,199 @@ struct rpc_server {
     pthread_mutex_t qlock;
     pthread_cond_t qcond;
     struct job *qhead, *qtail;
-    size_t qlen;
-    struct conn *conns;             /* listener thread only */
-    unsigned nconns;
+    atomic_size_t qlen;
+    atomic_size_t mem;              /* receive buffers + queued calls + queued replies */
+    atomic_bool mem_wait;           /* the listener waits for mem to drop */
+    /* Listener thread only. */
+    struct conn *conns;
+    unsigned nconns, nmem_paused;
+    uint8_t *scratch;               /* READ_CHUNK bytes */
+    unsigned tick_ms;
+    int64_t next_tick_ms, accept_resume_ms;
+    size_t mem_last_tick;
+    struct ratelog log_accept, log_full, log_host, log_mem, log_stuck;
 };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True when the warning may be logged now; then more says how many were
+ * not logged since the last one ("" or "; N more in the last minute"). */
+static bool ratelog_ok(struct ratelog *r, char *more, size_t len)
+{
+    int64_t now = now_ms();
+    if (r->used && now - r->last_ms < LOG_EVERY_MS) {
+        r->suppressed++;
+        return false;
+    }
+    if (r->suppressed)
+        snprintf(more, len, "; %u more in the last minute", r->suppressed);
+    else
+        more[0] = 0;
+    r->suppressed = 0;
+    r->used = true;
+    r->last_ms = now;
+    return true;
+}
+
+static void wake_listener(struct rpc_server *s)
+{
+    uint64_t one = 1;
+    if (write(s->wake.fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_warn("rpc: wake: %s", strerror(errno));
+}
+
+static void mem_add(struct rpc_server *s, size_t n)
+{
+    atomic_fetch_add(&s->mem, n);
+}
+
+/* Release n bytes; wakes the listener if it waits for memory and the total
+ * is now under the limit. */
+static void mem_sub(struct rpc_server *s, size_t n)
+{
+    size_t after = atomic_fetch_sub(&s->mem, n) - n;
+    if (after < s->lim.memory && atomic_load(&s->mem_wait) &&
+        atomic_exchange(&s->mem_wait, false))
+        wake_listener(s);
+}
+
+static void peer_host(const struct sockaddr_storage *ss, struct in6_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (ss->ss_family == AF_INET6) {
+        *out = ((const struct sockaddr_in6 *)ss)->sin6_addr;
+    } else if (ss->ss_family == AF_INET) {
+        out->s6_addr[10] = out->s6_addr[11] = 0xff;
+        memcpy(&out->s6_addr[12], &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    }
+}
+
+static void host_str(const struct in6_addr *a, char *buf, size_t len)
+{
+    if (IN6_IS_ADDR_V4MAPPED(a))
+        inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)len);
+    else
+        inet_ntop(AF_INET6, a, buf, (socklen_t)len);
+}
+
+static void outbuf_free(struct outbuf *ob)
+{
+    free(ob->buf);
+    free(ob->tail);
+    free(ob);
+}
 
 static void conn_unref(struct conn *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     close(c->src.fd);
-    pthread_mutex_destroy(&c->write_lock);
-    pthread_mutex_destroy(&c->state_lock);
+    pthread_mutex_destroy(&c->lock);
     free(c->rec);
     free(c);
 }
 
-/* Listener: stop reading c, wake anyone blocked on it, drop our reference. */
+/* Set the epoll interest from c's state: read unless a limit is reached,
+ * write while replies wait.  Caller holds c->lock. */
+static void conn_update_events(struct rpc_server *s, struct conn *c)
+{
+    if (c->dead)
+        return;
+    bool read = !c->broken && !c->mem_paused && c->inflight < CONN_INFLIGHT_MAX &&
+                c->queued_in < s->lim.conn_buffer && c->out_bytes < s->lim.conn_buffer;
+    uint32_t ev = (read ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_head ? EPOLLOUT : 0);
+    if (ev == c->events)
+        return;
+    struct epoll_event e = { .events = ev, .data.ptr = &c->src };
+    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->src.fd, &e) == 0)
+        c->events = ev;
+}
+
+/* Write queued replies until the socket would block; never waits.  A send
+ * error marks c broken and shuts it down (the listener then closes it).
+ * Caller holds c->lock. */
+static void conn_flush(struct rpc_server *s, struct conn *c)
+{
+    while (c->out_head && !c->broken) {
+        struct iovec iov[OUT_IOV_MAX];
+        int n = 0;
+        for (struct outbuf *ob = c->out_head; ob && n + 2 <= OUT_IOV_MAX; ob = ob->next) {
+            size_t off = ob->sent;
+            if (off < ob->len) {
+                iov[n++] = (struct iovec){ ob->buf + off, ob->len - off };
+                off = 0;
+            } else {
+                off -= ob->len;
+            }
+            if (ob->tail_len > off)
+                iov[n++] = (struct iovec){ ob->tail + off, ob->tail_len - off };
+        }
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        ssize_t w = sendmsg(c->src.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (w <= 0) {
+            c->broken = true;
+            shutdown(c->src.fd, SHUT_RDWR);
+            return;
+        }
+        int64_t now = now_ms();
+        c->out_progress_ms = c->active_ms = now;
+        size_t left = (size_t)w;
+        while (left) {
+            struct outbuf *ob = c->out_head;
+            size_t rest = ob->len + ob->tail_len - ob->sent;
+            if (left < rest) {
+                ob->sent += left;
+                break;
+            }
+            left -= rest;
+            c->out_head = ob->next;
+            if (!c->out_head)
+                c->out_tail = NULL;
+            size_t total = ob->len + ob->tail_len;
+            c->out_bytes -= total;
+            mem_sub(s, total);
+            outbuf_free(ob);
+        }
+    }
+}
+
+/* Listener: stop reading c, drop its queued replies and our reference.
+ * Workers still holding c see it dead and throw their replies away. */
 static void conn_close(struct rpc_server *s, struct conn *c)
 {
-    pthread_mutex_lock(&c->state_lock);
+    pthread_mutex_lock(&c->lock);
     c->dead = true;
-    pthread_mutex_unlock(&c->state_lock);
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->src.fd, NULL);
+    while (c->out_head) {
+        struct outbuf *ob = c->out_head;
+        c->out_head = ob->next;
+        mem_sub(s, ob->len + ob->tail_len);
+        outbuf_free(ob);
+    }
+    c->out_tail = NULL;
+    c->out_bytes = 0;
+    if (c->mem_paused)
+        s->nmem_paused--;
+    c->mem_paused = false;
+    pthread_mutex_unlock(&c->lock);
     shutdown(c->src.fd, SHUT_RDWR);
     if (c->prev) c->prev->next = c->next; else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
+    if (c->rec_cap)
+        mem_sub(s, c->rec_cap);
+    free(c->rec);
+    c->rec = NULL;
+    c->rec_len = c->rec_cap = 0;
     conn_unref(c);
 }
 
@@ -114,47 +315,76 @@ static void queue_push(struct rpc_server *s, struct job *j)
     j->next = NULL;
     if (s->qtail) s->qtail->next = j; else s->qhead = j;
     s->qtail = j;
-    s->qlen++;
+    atomic_fetch_add(&s->qlen, 1);
     pthread_cond_signal(&s->qcond);
     pthread_mutex_unlock(&s->qlock);
 }
 
-static void set_conn_events(struct rpc_server *s, struct conn *c, uint32_t ev)
-{
-    struct epoll_event e = { .events = ev, .data.ptr = &c->src };
-    epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->src.fd, &e);
-}
-
-/* Hand one complete record to the workers; pause reading when the client
- * has too many calls outstanding. */
-static void conn_submit(struct rpc_server *s, struct conn *c)
+/* Hand one complete record to the workers.  Returns false when c must not
+ * be read any more for now (a per-connection limit is reached). */
+static bool conn_submit(struct rpc_server *s, struct conn *c)
 {
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
         log_error("rpc: out of memory; dropping a call");
+        if (c->rec_cap)
+            mem_sub(s, c->rec_cap);
         free(c->rec);
-        goto reset;
+        c->rec = NULL;
+        c->rec_len = c->rec_cap = 0;
+        return true;
     }
     j->data = c->rec;
     j->len = c->rec_len;
+    j->cap = c->rec_cap;            /* stays counted until the job is done */
     j->conn = c;
     j->peer = c->peer;
     j->peer_len = c->peer_len;
-    atomic_fetch_add(&c->refs, 1);
-    pthread_mutex_lock(&c->state_lock);
-    if (++c->inflight >= CONN_INFLIGHT_MAX && !c->paused) {
-        c->paused = true;
-        set_conn_events(s, c, 0);
-    }
-    pthread_mutex_unlock(&c->state_lock);
-    queue_push(s, j);
-reset:
     c->rec = NULL;
     c->rec_len = c->rec_cap = 0;
+    atomic_fetch_add(&c->refs, 1);
+    pthread_mutex_lock(&c->lock);
+    c->inflight++;
+    c->queued_in += j->cap;
+    conn_update_events(s, c);
+    bool reading = c->events & EPOLLIN;
+    pthread_mutex_unlock(&c->lock);
+    queue_push(s, j);
+    return reading;
+}
+
+/* Make room for want more bytes of the current fragment: the buffer grows
+ * with what arrives (doubling, at least REC_MIN_ALLOC), never past what
+ * the fragment announced.  False when out of memory. */
+static bool rec_reserve(struct rpc_server *s, struct conn *c, size_t want)
+{
+    if (c->rec_cap - c->rec_len >= want)
+        return true;
+    size_t cap = c->rec_cap * 2;
+    if (cap < REC_MIN_ALLOC)
+        cap = REC_MIN_ALLOC;
+    if (cap > c->rec_len + c->frag_left)
+        cap = c->rec_len + c->frag_left;
+    if (cap < c->rec_len + want)
+        cap = c->rec_len + want;
+    uint8_t *nr = realloc(c->rec, cap);
+    if (!nr)
+        return false;
+    mem_add(s, cap - c->rec_cap);
+    c->rec = nr;
+    c->rec_cap = cap;
+    return true;
+}
+
+/* A fragment's last byte arrived: submit the record if it was the last. */
+static bool frag_done(struct rpc_server *s, struct conn *c)
+{
+    c->in_body = false;
+    return c->frag_last ? conn_submit(s, c) : true;
 }
 
 /* Feed n bytes to the record-marking parser.  Returns false when the
- * connection must be dropped (record too large). */
+ * connection must be dropped (record too large, out of memory). */
 static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, size_t n)
 {
     while (n) {
@@ -176,84 +406,184 @@ static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, s
                          RPC_MAX_RECORD);
                 return false;
             }
-            if (c->rec_len + c->frag_left > c->rec_cap) {
-                size_t cap = c->rec_len + c->frag_left;
-                uint8_t *nr = realloc(c->rec, cap ? cap : 1);
-                if (!nr)
-                    return false;
-                c->rec = nr;
-                c->rec_cap = cap;
-            }
             c->in_body = true;
+            if (c->frag_left == 0) {
+                frag_done(s, c);
+                continue;
+            }
+            if (!n)
+                break;
         }
         size_t take = c->frag_left < n ? c->frag_left : n;
+        if (!rec_reserve(s, c, take)) {
+            log_error("rpc: out of memory for a call; dropping the connection");
+            return false;
+        }
         memcpy(c->rec + c->rec_len, p, take);
         c->rec_len += take;
         c->frag_left -= (uint32_t)take;
         p += take;
         n -= take;
-        if (c->frag_left == 0) {
-            c->in_body = false;
-            if (c->frag_last)
-                conn_submit(s, c);
-        }
+        if (c->frag_left == 0)
+            frag_done(s, c);
     }
     return true;
 }
 
-static void conn_readable(struct rpc_server *s, struct conn *c)
+/* Stop reading c until memory is released (the listener is woken then). */
+static void conn_mem_pause(struct rpc_server *s, struct conn *c)
 {
-    uint8_t buf[READ_CHUNK];
+    pthread_mutex_lock(&c->lock);
+    if (!c->mem_paused) {
+        c->mem_paused = true;
+        s->nmem_paused++;
+        conn_update_events(s, c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    atomic_store(&s->mem_wait, true);
+    char more[64];
+    if (ratelog_ok(&s->log_mem, more, sizeof more))
+        log_warn("rpc: transport memory limit (%zu MiB) reached; not reading from clients "
+                 "until replies drain%s", s->lim.memory >> 20, more);
+}
+
+/* Resume the connections paused for memory, if the total is under the limit. */
+static void mem_resume(struct rpc_server *s)
+{
+    if (!s->nmem_paused || atomic_load(&s->mem) >= s->lim.memory)
+        return;
+    for (struct conn *c = s->conns; c; c = c->next) {
+        pthread_mutex_lock(&c->lock);
+        if (c->mem_paused) {
+            c->mem_paused = false;
+            s->nmem_paused--;
+            conn_update_events(s, c);
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+/* Read what c has sent (up to READ_BUDGET).  Returns false when c was closed. */
+static bool conn_readable(struct rpc_server *s, struct conn *c)
+{
     size_t budget = READ_BUDGET;
-    while (budget) {
+    bool got = false, reading = true;
+    while (budget && reading) {
+        if (atomic_load(&s->mem) >= s->lim.memory) {
+            conn_mem_pause(s, c);
+            if (atomic_load(&s->mem) < s->lim.memory)
+                mem_resume(s);      /* released meanwhile: no wake-up will come */
+            break;
+        }
         ssize_t r;
-        /* Large fragment bodies go straight into the record buffer. */
-        if (c->in_body && c->frag_left >= sizeof buf) {
-            r = recv(c->src.fd, c->rec + c->rec_len, c->frag_left, 0);
+        if (c->in_body && c->rec_cap > c->rec_len) {
+            /* Room left in the record buffer: read straight into it. */
+            size_t room = c->rec_cap - c->rec_len;
+            r = recv(c->src.fd, c->rec + c->rec_len, room < c->frag_left ? room : c->frag_left, 0);
             if (r > 0) {
+                got = true;
                 c->rec_len += (size_t)r;
                 c->frag_left -= (uint32_t)r;
                 budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
-                if (c->frag_left == 0) {
-                    c->in_body = false;
-                    if (c->frag_last)
-                        conn_submit(s, c);
-                }
+                if (c->frag_left == 0)
+                    reading = frag_done(s, c);
                 continue;
             }
         } else {
-            r = recv(c->src.fd, buf, sizeof buf, 0);
+            r = recv(c->src.fd, s->scratch, READ_CHUNK, 0);
             if (r > 0) {
+                got = true;
                 budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
-                if (!conn_parse(s, c, buf, (size_t)r)) {
+                if (!conn_parse(s, c, s->scratch, (size_t)r)) {
                     conn_close(s, c);
-                    return;
+                    return false;
                 }
+                pthread_mutex_lock(&c->lock);
+                reading = c->events & EPOLLIN;
+                pthread_mutex_unlock(&c->lock);
                 continue;
             }
         }
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
+            break;
         if (r < 0 && errno == EINTR)
             continue;
         conn_close(s, c);       /* EOF or error */
-        return;
+        return false;
+    }
+    if (got) {
+        pthread_mutex_lock(&c->lock);
+        c->active_ms = now_ms();
+        pthread_mutex_unlock(&c->lock);
+    }
+    return true;
+}
+
+/* c's socket can take more: write queued replies. */
+static bool conn_writable(struct rpc_server *s, struct conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    conn_flush(s, c);
+    conn_update_events(s, c);
+    bool broken = c->broken;
+    pthread_mutex_unlock(&c->lock);
+    if (broken) {
+        conn_close(s, c);
+        return false;
+    }
+    return true;
+}
+
+static void listeners_poll(struct rpc_server *s, bool on)
+{
+    for (int i = 0; i < s->nsock; i++) {
+        struct epoll_event e = { .events = on ? EPOLLIN : 0, .data.ptr = &s->listeners[i] };
+        epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->listeners[i].fd, &e);
     }
 }
 
 static void accept_conns(struct rpc_server *s, int lfd)
 {
+    char more[64];
+    char host[INET6_ADDRSTRLEN];
     for (;;) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_warn("rpc: accept: %s", strerror(errno));
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if (e == EINTR || e == ECONNABORTED)
+                continue;
+            /* Out of descriptors or memory: the pending connection stays
+             * in the backlog and would wake us again at once, so stop
+             * polling the listeners for a while. */
+            listeners_poll(s, false);
+            s->accept_resume_ms = now_ms() + ACCEPT_BACKOFF_MS;
+            if (ratelog_ok(&s->log_accept, more, sizeof more))
+                log_warn("rpc: accept: %s; not accepting connections for %d ms%s",
+                         strerror(e), ACCEPT_BACKOFF_MS, more);
             return;
         }
-        if (s->nconns >= MAX_CONNS) {
-            log_warn("rpc: %d connections open; refusing another", MAX_CONNS);
+        struct in6_addr a;
+        peer_host(&peer, &a);
+        if (s->nconns >= s->lim.max_conns) {
+            if (ratelog_ok(&s->log_full, more, sizeof more))
+                log_warn("rpc: %u connections open (max_connections); refusing more%s",
+                         s->nconns, more);
+            close(fd);
+            continue;
+        }
+        unsigned same = 0;
+        for (struct conn *c = s->conns; c; c = c->next)
+            same += !memcmp(&c->host, &a, sizeof a);
+        if (same >= s->lim.max_conns_per_host) {
+            if (ratelog_ok(&s->log_host, more, sizeof more)) {
+                host_str(&a, host, sizeof host);
+                log_warn("rpc: refusing a connection: %u connections from %s already "
+                         "(max_connections_per_host)%s", same, host, more);
+            }
             close(fd);
             continue;
         }
@@ -267,11 +597,13 @@ static void accept_conns(struct rpc_server *s, int lfd)
         c->src.kind = SRC_CONN;
         c->src.fd = fd;
         atomic_init(&c->refs, 1);
-        pthread_mutex_init(&c->write_lock, NULL);
-        pthread_mutex_init(&c->state_lock, NULL);
+        pthread_mutex_init(&c->lock, NULL);
         c->peer = peer;
         c->peer_len = plen;
-        struct epoll_event e = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->src };
+        c->host = a;
+        c->active_ms = now_ms();
+        c->events = EPOLLIN | EPOLLRDHUP;
+        struct epoll_event e = { .events = c->events, .data.ptr = &c->src };
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e)) {
             conn_unref(c);
             continue;
@@ -287,46 +619,126 @@ static void accept_conns(struct rpc_server *s, int lfd)
 static void udp_readable(struct rpc_server *s, int fd)
 {
     for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        ssize_t r = recvfrom(fd, s->scratch, RPC_UDP_MAX, 0, (struct sockaddr *)&peer, &plen);
+        if (r < 0)
+            return;
+        /* Full queue or over the memory limit: drop (UDP clients retry). */
+        if (atomic_load(&s->qlen) > QUEUE_UDP_MAX || atomic_load(&s->mem) >= s->lim.memory)
+            continue;
         struct job *j = calloc(1, sizeof *j);
-        uint8_t *buf = malloc(RPC_UDP_MAX);
+        uint8_t *buf = malloc(r ? (size_t)r : 1);
         if (!j || !buf) {
             free(j);
             free(buf);
-            return;
-        }
-        j->peer_len = sizeof j->peer;
-        ssize_t r = recvfrom(fd, buf, RPC_UDP_MAX, 0, (struct sockaddr *)&j->peer, &j->peer_len);
-        if (r < 0 || s->qlen > QUEUE_UDP_MAX) {
-            free(j);
-            free(buf);
-            if (r < 0)
-                return;
             continue;
         }
+        memcpy(buf, s->scratch, (size_t)r);
         j->data = buf;
-        j->len = (size_t)r;
+        j->len = j->cap = (size_t)r;
         j->udp_fd = fd;
+        j->peer = peer;
+        j->peer_len = plen;
+        mem_add(s, j->cap);
         queue_push(s, j);
     }
+}
+
+/* Over the memory limit with no progress since the last tick: drop the
+ * connections holding the most (receive buffer + queued replies) until
+ * three quarters of the limit, so new clients are read again. */
+static void mem_reclaim(struct rpc_server *s)
+{
+    while (atomic_load(&s->mem) > s->lim.memory / 4 * 3) {
+        struct conn *worst = NULL;
+        size_t most = 0;
+        for (struct conn *c = s->conns; c; c = c->next) {
+            pthread_mutex_lock(&c->lock);
+            size_t held = c->rec_cap + c->out_bytes;
+            pthread_mutex_unlock(&c->lock);
+            if (held > most) {
+                most = held;
+                worst = c;
+            }
+        }
+        if (!worst)
+            return;
+        char more[64];
+        if (ratelog_ok(&s->log_mem, more, sizeof more)) {
+            char host[INET6_ADDRSTRLEN];
+            host_str(&worst->host, host, sizeof host);
+            log_warn("rpc: over the transport memory limit with no progress; dropping a "
+                     "connection from %s holding %zu KiB%s", host, most >> 10, more);
+        }
+        conn_close(s, worst);
+    }
+}
+
+/* Periodic work: listener back-off, stuck and idle connections, memory. */
+static void tick(struct rpc_server *s)
+{
+    int64_t now = now_ms();
+    if (s->accept_resume_ms && now >= s->accept_resume_ms) {
+        s->accept_resume_ms = 0;
+        listeners_poll(s, true);
+    }
+    for (struct conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        pthread_mutex_lock(&c->lock);
+        bool stuck = c->out_head && now - c->out_progress_ms > s->lim.reply_timeout_ms;
+        bool idle = !c->out_head && c->inflight == 0 && s->lim.idle_timeout_ms != UINT32_MAX &&
+                    now - c->active_ms > s->lim.idle_timeout_ms;
+        size_t queued = c->out_bytes;
+        pthread_mutex_unlock(&c->lock);
+        char host[INET6_ADDRSTRLEN];
+        if (stuck) {
+            char more[64];
+            if (ratelog_ok(&s->log_stuck, more, sizeof more)) {
+                host_str(&c->host, host, sizeof host);
+                log_warn("rpc: a client at %s did not read its replies for %u ms (%zu bytes "
+                         "waiting); dropping the connection%s", host, s->lim.reply_timeout_ms,
+                         queued, more);
+            }
+            conn_close(s, c);
+        } else if (idle) {
+            host_str(&c->host, host, sizeof host);
+            log_debug("rpc: closing a connection from %s idle for %u ms", host,
+                      s->lim.idle_timeout_ms);
+            conn_close(s, c);
+        }
+    }
+    size_t mem = atomic_load(&s->mem);
+    if (mem >= s->lim.memory && s->nmem_paused && mem >= s->mem_last_tick)
+        mem_reclaim(s);
+    s->mem_last_tick = atomic_load(&s->mem);
+    mem_resume(s);
 }
 
 static void *listener_main(void *arg)
 {
     struct rpc_server *s = arg;
     struct epoll_event ev[64];
+    s->next_tick_ms = now_ms() + s->tick_ms;
     while (!atomic_load(&s->stopping)) {
-        int n = epoll_wait(s->epfd, ev, 64, -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        int64_t wait = s->next_tick_ms - now_ms();
+        if (s->accept_resume_ms && s->accept_resume_ms - now_ms() < wait)
+            wait = s->accept_resume_ms - now_ms();
+        int n = epoll_wait(s->epfd, ev, 64, wait < 0 ? 0 : (int)wait);
+        if (n < 0 && errno != EINTR) {
             log_error("rpc: epoll_wait: %s", strerror(errno));
             break;
         }
         for (int i = 0; i < n; i++) {
             struct src *src = ev[i].data.ptr;
             switch (src->kind) {
-            case SRC_WAKE:
+            case SRC_WAKE: {
+                uint64_t v;
+                if (read(src->fd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    log_warn("rpc: wake: %s", strerror(errno));
+                mem_resume(s);
                 break;
+            }
             case SRC_TCP_LISTEN:
                 accept_conns(s, src->fd);
                 break;
@@ -334,14 +746,25 @@ static void *listener_main(void *arg)
                 udp_readable(s, src->fd);
                 break;
             case SRC_CONN: {
+                /* Connections are closed here only while handling their
+                 * own event, so later events of this batch stay valid. */
                 struct conn *c = (struct conn *)src;
-                if (ev[i].events & EPOLLIN)
+                uint32_t e = ev[i].events;
+                if ((e & EPOLLOUT) && !conn_writable(s, c))
+                    break;
+                if (e & EPOLLIN)
                     conn_readable(s, c);
-                else if (ev[i].events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+                else if (e & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
                     conn_close(s, c);
                 break;
             }
             }
+        }
+        int64_t now = now_ms();
+        if (now >= s->next_tick_ms || (s->accept_resume_ms && now >= s->accept_resume_ms)) {
+            tick(s);
+            if (now >= s->next_tick_ms)
+                s->next_tick_ms = now + s->tick_ms;
         }
     }
     while (s->conns)
@@ -349,43 +772,48 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
-/* Send the iovecs completely (a blocking write with a timeout on a
- * non-blocking socket); iov is consumed.  Returns 0 or an errno. */
-static int send_all(int fd, struct iovec *iov, int iovcnt)
+/* A worker's reply to a TCP call: queued on the connection and written as
+ * far as the socket takes it now; the rest goes out from the event loop. */
+static void conn_reply(struct rpc_server *s, struct job *j, struct rpc_reply_out *reply)
 {
-    while (iovcnt > 0) {
-        if (iov->iov_len == 0) {
-            iov++;
-            iovcnt--;
-            continue;
+    struct conn *c = j->conn;
+    struct outbuf *ob = NULL;
+    if (reply->buf) {
+        uint32_t mark = 0x80000000u | (uint32_t)(reply->len + reply->tail_len);
+        reply->buf[0] = (uint8_t)(mark >> 24);
+        reply->buf[1] = (uint8_t)(mark >> 16);
+        reply->buf[2] = (uint8_t)(mark >> 8);
+        reply->buf[3] = (uint8_t)mark;
+        ob = calloc(1, sizeof *ob);
+        if (ob) {
+            ob->buf = reply->buf;
+            ob->len = reply->len + RPC_REPLY_HEADROOM;
+            ob->tail = reply->tail;
+            ob->tail_len = reply->tail ? reply->tail_len : 0;
+        } else {
+            log_error("rpc: out of memory; dropping a reply");
+            free(reply->buf);
+            free(reply->tail);
         }
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
-        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (w > 0) {
-            size_t left = (size_t)w;
-            while (iovcnt > 0 && left >= iov->iov_len) {
-                left -= iov->iov_len;
-                iov++;
-                iovcnt--;
-            }
-            if (iovcnt > 0) {
-                iov->iov_base = (char *)iov->iov_base + left;
-                iov->iov_len -= left;
-            }
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-            int r = poll(&pfd, 1, SEND_TIMEOUT_MS);
-            if (r > 0 && !(pfd.revents & (POLLERR | POLLHUP)))
-                continue;
-            return ETIMEDOUT;
-        }
-        return w < 0 ? errno : EIO;
     }
-    return 0;
+    pthread_mutex_lock(&c->lock);
+    if (ob && !c->dead && !c->broken) {
+        size_t total = ob->len + ob->tail_len;
+        if (!c->out_head)
+            c->out_progress_ms = now_ms();
+        if (c->out_tail) c->out_tail->next = ob; else c->out_head = ob;
+        c->out_tail = ob;
+        c->out_bytes += total;
+        mem_add(s, total);
+        ob = NULL;
+        conn_flush(s, c);
+    }
+    c->inflight--;
+    c->queued_in -= j->cap;
+    conn_update_events(s, c);
+    pthread_mutex_unlock(&c->lock);
+    if (ob)
+        outbuf_free(ob);
 }
 
 static void run_job(struct rpc_server *s, struct job *j)
@@ -394,47 +822,30 @@ static void run_job(struct rpc_server *s, struct job *j)
         .data = j->data, .len = j->len,
         .peer = (const struct sockaddr *)&j->peer, .peer_len = j->peer_len,
         .is_tcp = j->conn != NULL,
-        .max_reply = j->conn ? RPC_MAX_RECORD : RPC_UDP_MAX - 100,
+        .max_reply = j->conn ? RPC_MAX_RECORD : RPC_UDP_MAX_REPLY,
     };
     struct rpc_reply_out reply = { 0 };
     s->cfg.handler(s->cfg.ctx, &call, &reply);
-    if (reply.buf && j->conn) {
-        struct conn *c = j->conn;
-        uint32_t mark = 0x80000000u | (uint32_t)(reply.len + reply.tail_len);
-        reply.buf[0] = (uint8_t)(mark >> 24);
-        reply.buf[1] = (uint8_t)(mark >> 16);
-        reply.buf[2] = (uint8_t)(mark >> 8);
-        reply.buf[3] = (uint8_t)mark;
-        struct iovec iov[2] = {
-            { reply.buf, reply.len + RPC_REPLY_HEADROOM },
-            { reply.tail, reply.tail_len },
-        };
-        pthread_mutex_lock(&c->write_lock);
-        int err = send_all(c->src.fd, iov, reply.tail ? 2 : 1);
-        pthread_mutex_unlock(&c->write_lock);
-        if (err)    /* the listener sees the shutdown and cleans up */
-            shutdown(c->src.fd, SHUT_RDWR);
-    } else if (reply.buf) {
-        struct iovec iov[2] = {
-            { reply.buf + RPC_REPLY_HEADROOM, reply.len },
-            { reply.tail, reply.tail_len },
-        };
-        struct msghdr mh = { .msg_name = &j->peer, .msg_namelen = j->peer_len,
-                             .msg_iov = iov, .msg_iovlen = reply.tail ? 2 : 1 };
-        sendmsg(j->udp_fd, &mh, MSG_NOSIGNAL);
-    }
-    free(reply.buf);
-    free(reply.tail);
     if (j->conn) {
-        struct conn *c = j->conn;
-        pthread_mutex_lock(&c->state_lock);
-        if (--c->inflight < CONN_INFLIGHT_MAX && c->paused && !c->dead) {
-            c->paused = false;
-            set_conn_events(s, c, EPOLLIN | EPOLLRDHUP);
+        conn_reply(s, j, &reply);
+        conn_unref(j->conn);
+    } else {
+        if (reply.buf && reply.len + reply.tail_len > RPC_UDP_MAX_REPLY) {
+            log_debug("rpc: a %zu-byte UDP reply is over %d bytes; not sent",
+                      reply.len + reply.tail_len, RPC_UDP_MAX_REPLY);
+        } else if (reply.buf) {
+            struct iovec iov[2] = {
+                { reply.buf + RPC_REPLY_HEADROOM, reply.len },
+                { reply.tail, reply.tail_len },
+            };
+            struct msghdr mh = { .msg_name = &j->peer, .msg_namelen = j->peer_len,
+                                 .msg_iov = iov, .msg_iovlen = reply.tail ? 2 : 1 };
+            sendmsg(j->udp_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
-        pthread_mutex_unlock(&c->state_lock);
-        conn_unref(c);
+        free(reply.buf);
+        free(reply.tail);
     }
+    mem_sub(s, j->cap);
     free(j->data);
     free(j);
 }
@@ -454,7 +865,7 @@ static void *worker_main(void *arg)
         s->qhead = j->next;
         if (!s->qhead)
             s->qtail = NULL;
-        s->qlen--;
+        atomic_fetch_sub(&s->qlen, 1);
         pthread_mutex_unlock(&s->qlock);
         run_job(s, j);
     }
@@ -528,7 +939,8 @@ static int open_socket(const struct sockaddr_storage *ss, socklen_t len, int typ
     return fd;
 }
 
-/* Bind TCP and UDP on one port number (ephemeral when port is 0). */
+/* Bind TCP and (unless udp is NULL) UDP on one port number (ephemeral when
+ * port is 0). */
 static int bind_pair(const struct sockaddr_storage *base, socklen_t len, int port,
                      int *tcp, int *udp, int *actual)
 {
@@ -539,6 +951,11 @@ static int bind_pair(const struct sockaddr_storage *base, socklen_t len, int por
         if (t < 0)
             return -t;
         int p = get_port(t);
+        if (!udp) {
+            *tcp = t;
+            *actual = p;
+            return 0;
+        }
         set_port(&ss, p);
         int u = open_socket(&ss, len, SOCK_DGRAM);
         if (u >= 0) {
@@ -566,6 +983,19 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
     if (!s)
         return ENOMEM;
     s->cfg = *cfg;
+    struct rpc_limits *l = &s->lim;
+    *l = cfg->limits;
+    if (!l->max_conns) l->max_conns = DEF_MAX_CONNS;
+    if (!l->max_conns_per_host) l->max_conns_per_host = DEF_CONNS_PER_HOST;
+    if (!l->idle_timeout_ms) l->idle_timeout_ms = DEF_IDLE_MS;
+    if (!l->reply_timeout_ms) l->reply_timeout_ms = DEF_REPLY_MS;
+    if (!l->conn_buffer) l->conn_buffer = DEF_CONN_BUFFER;
+    if (!l->memory) l->memory = DEF_MEMORY;
+    /* Timeouts are checked once a tick: a quarter of the shortest, 50 ms..1 s. */
+    s->tick_ms = 1000;
+    if (l->idle_timeout_ms / 4 < s->tick_ms) s->tick_ms = l->idle_timeout_ms / 4;
+    if (l->reply_timeout_ms / 4 < s->tick_ms) s->tick_ms = l->reply_timeout_ms / 4;
+    if (s->tick_ms < 50) s->tick_ms = 50;
     s->epfd = -1;
     s->wake.fd = -1;
     for (int i = 0; i < 2; i++)
@@ -573,15 +1003,22 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
     pthread_mutex_init(&s->qlock, NULL);
     pthread_cond_init(&s->qcond, NULL);
     atomic_init(&s->stopping, false);
+    atomic_init(&s->qlen, 0);
+    atomic_init(&s->mem, 0);
+    atomic_init(&s->mem_wait, false);
+    int ret = ENOMEM;
+    s->scratch = malloc(READ_CHUNK);
+    if (!s->scratch)
+        goto fail;
     struct sockaddr_storage base;
     socklen_t len;
-    int ret = listen_addr(cfg->listen, &base, &len);
+    ret = listen_addr(cfg->listen, &base, &len);
     if (ret)
         goto fail;
     s->nsock = (cfg->ports[0] == cfg->ports[1] && cfg->ports[0] != 0) ? 1 : 2;
     for (int i = 0; i < s->nsock; i++) {
-        ret = bind_pair(&base, len, cfg->ports[i], &s->listeners[i].fd, &s->udps[i].fd,
-                        &s->port[i]);
+        ret = bind_pair(&base, len, cfg->ports[i], &s->listeners[i].fd,
+                        cfg->no_udp ? NULL : &s->udps[i].fd, &s->port[i]);
         if (ret) {
             log_error("rpc: cannot bind port %d: %s", cfg->ports[i], strerror(ret));
             goto fail;
@@ -602,7 +1039,7 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
         goto fail;
     for (int i = 0; i < s->nsock; i++)
         if ((ret = epoll_add(s->epfd, &s->listeners[i])) ||
-            (ret = epoll_add(s->epfd, &s->udps[i])))
+            (s->udps[i].fd >= 0 && (ret = epoll_add(s->epfd, &s->udps[i]))))
             goto fail;
     *out = s;
     return 0;
@@ -641,11 +1078,8 @@ void rpc_server_destroy(struct rpc_server *s)
     if (!s)
         return;
     atomic_store(&s->stopping, true);
-    if (s->wake.fd >= 0) {
-        uint64_t one = 1;
-        if (write(s->wake.fd, &one, sizeof one) < 0)
-            log_warn("rpc: wake: %s", strerror(errno));
-    }
+    if (s->wake.fd >= 0)
+        wake_listener(s);
     if (s->started)
         pthread_join(s->listener, NULL);
     pthread_mutex_lock(&s->qlock);
@@ -670,5 +1104,6 @@ void rpc_server_destroy(struct rpc_server *s)
     if (s->epfd >= 0) close(s->epfd);
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
+    free(s->scratch);
     free(s);
 }

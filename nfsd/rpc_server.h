@@ -1,7 +1,10 @@
 /* rpc_server.h: ONC RPC transport for tarnfsd: TCP (record marking) and UDP
  * listeners on one epoll thread, and a pool of worker threads that run the
- * handler, so one slow call never holds up other clients.  The transport knows
- * nothing of RPC contents; the handler turns a call record into a reply. */
+ * handler, so one slow call never holds up other clients.  Workers never wait
+ * on a socket: replies are queued per connection and written by the event
+ * loop.  Every per-client resource (memory, connections) has a limit.  The
+ * transport knows nothing of RPC contents; the handler turns a call record
+ * into a reply. */
 #ifndef TARNFS_NFSD_RPC_SERVER_H
 #define TARNFS_NFSD_RPC_SERVER_H
 
@@ -14,6 +17,10 @@
  * longer record drops the connection. */
 #define RPC_MAX_RECORD  (1024 * 1024 + 64 * 1024)
 #define RPC_UDP_MAX     65536
+/* Largest READ/READDIR data in a UDP reply (what FSINFO advertises on UDP),
+ * and the largest UDP reply sent: a longer one is dropped, never sent. */
+#define RPC_UDP_MAX_DATA  32768
+#define RPC_UDP_MAX_REPLY (RPC_UDP_MAX_DATA + 1024)
 
 /* One call, as received.  Valid only during the handler call. */
 struct rpc_call_in {
@@ -42,17 +49,35 @@ struct rpc_reply_out {
 typedef void (*rpc_handler_fn)(void *ctx, const struct rpc_call_in *call,
                                struct rpc_reply_out *reply);
 
+/* Limits; 0 in any field means its default (in brackets). */
+struct rpc_limits {
+    unsigned max_conns;           /* TCP connections in all [1024] */
+    unsigned max_conns_per_host;  /* TCP connections from one address [64] */
+    unsigned idle_timeout_ms;     /* close a connection silent this long [15 min];
+                                     UINT32_MAX = never */
+    unsigned reply_timeout_ms;    /* drop a connection whose queued replies made
+                                     no progress for this long [30 s] */
+    size_t conn_buffer;           /* per connection: bytes of calls waiting for a
+                                     worker, and of replies waiting for the
+                                     socket, before it is not read [4 MiB] */
+    size_t memory;                /* all receive buffers, queued calls and queued
+                                     replies together [256 MiB] */
+};
+
 struct rpc_server_config {
     const char *listen;       /* NULL or "": all addresses (v6 dual stack, or v4) */
     int ports[2];             /* 0 = ephemeral; each gets TCP and UDP */
+    bool no_udp;              /* TCP only: no UDP socket at all */
     unsigned threads;
+    struct rpc_limits limits;
     rpc_handler_fn handler;
     void *ctx;
 };
 
 struct rpc_server;
 
-/* Bind the sockets (TCP and UDP on each port, UDP on the same number as TCP).
+/* Bind the sockets (TCP and UDP on each port, UDP on the same number as TCP;
+ * no UDP with no_udp).
  * Errors: EADDRINUSE, EACCES, EINVAL (bad listen address), ENOMEM, errno of
  * socket calls; a message is logged. */
 int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out);

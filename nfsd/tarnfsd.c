@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,7 +42,8 @@ static void usage(FILE *f)
 "      --listen ADDR       listen address (default: all)\n"
 "      --nfs-port N        NFS port, TCP and UDP (default 2049; 0 = any)\n"
 "      --mount-port N      MOUNT port, TCP and UDP (default 20048; 0 = any)\n"
-"      --no-rpcbind       do not register with rpcbind\n"
+"      --no-rpcbind        do not register with rpcbind\n"
+"      --no-udp            serve TCP only (no UDP socket, no UDP registration)\n"
 "      --threads N         worker threads (default 4 x cores)\n"
 "      --pidfile FILE      pidfile when daemonized (default " DEFAULT_PIDFILE ")\n"
 "      --port-file FILE    write \"NFS_PORT MOUNT_PORT\" there once serving\n"
@@ -53,7 +55,7 @@ static void usage(FILE *f)
 }
 
 struct flags {
-    bool foreground, rw, no_rpcbind, verbose;
+    bool foreground, rw, no_rpcbind, no_udp, verbose;
     const char *cache, *source, *s3_endpoint, *config, *listen, *pidfile, *port_file;
     int nfs_port, mount_port;       /* -1 = not given */
     unsigned threads;
@@ -75,7 +77,7 @@ static int parse_int_flag(const char *name, const char *v, long lo, long hi, lon
 static int parse_flags(int argc, char **argv, struct flags *fl)
 {
     enum { O_CACHE = 256, O_SOURCE, O_S3, O_CONFIG, O_RW, O_LISTEN, O_NFSPORT,
-           O_MOUNTPORT, O_NORPCBIND, O_THREADS, O_PIDFILE, O_PORTFILE };
+           O_MOUNTPORT, O_NORPCBIND, O_NOUDP, O_THREADS, O_PIDFILE, O_PORTFILE };
     static const struct option opts[] = {
         { "foreground", no_argument, NULL, 'f' },
         { "cache", required_argument, NULL, O_CACHE },
@@ -87,6 +89,7 @@ static int parse_flags(int argc, char **argv, struct flags *fl)
         { "nfs-port", required_argument, NULL, O_NFSPORT },
         { "mount-port", required_argument, NULL, O_MOUNTPORT },
         { "no-rpcbind", no_argument, NULL, O_NORPCBIND },
+        { "no-udp", no_argument, NULL, O_NOUDP },
         { "threads", required_argument, NULL, O_THREADS },
         { "pidfile", required_argument, NULL, O_PIDFILE },
         { "port-file", required_argument, NULL, O_PORTFILE },
@@ -111,6 +114,7 @@ static int parse_flags(int argc, char **argv, struct flags *fl)
         case O_RW: fl->rw = true; break;
         case O_LISTEN: fl->listen = optarg; break;
         case O_NORPCBIND: fl->no_rpcbind = true; break;
+        case O_NOUDP: fl->no_udp = true; break;
         case O_PIDFILE: fl->pidfile = optarg; break;
         case O_PORTFILE: fl->port_file = optarg; break;
         case O_NFSPORT:
@@ -173,6 +177,7 @@ static int build_config(const struct flags *fl, struct nfsd_config *cfg)
     if (fl->nfs_port >= 0) cfg->nfs_port = fl->nfs_port;
     if (fl->mount_port >= 0) cfg->mount_port = fl->mount_port;
     if (fl->no_rpcbind) cfg->rpcbind = false;
+    if (fl->no_udp) cfg->udp = false;
     if (fl->threads) cfg->threads = fl->threads;
     if (!cfg->threads) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -192,19 +197,19 @@ static int build_config(const struct flags *fl, struct nfsd_config *cfg)
     return 0;
 }
 
-/* Register both programs on both transports.  rpcbind may be absent: that
- * is only a warning, clients then need explicit ports. */
-static void rpcbind_register(int nfs_port, int mount_port)
+/* Register both programs on TCP, and on UDP unless it is off.  rpcbind may
+ * be absent: that is only a warning, clients then need explicit ports. */
+static void rpcbind_register(int nfs_port, int mount_port, bool udp)
 {
     pmap_unset(NFS_PROG, NFS_VERS);
     pmap_unset(MOUNT_PROG, MOUNT_VERS);
     bool ok = pmap_set(NFS_PROG, NFS_VERS, IPPROTO_TCP, nfs_port) &&
-              pmap_set(NFS_PROG, NFS_VERS, IPPROTO_UDP, nfs_port) &&
+              (!udp || pmap_set(NFS_PROG, NFS_VERS, IPPROTO_UDP, nfs_port)) &&
               pmap_set(MOUNT_PROG, MOUNT_VERS, IPPROTO_TCP, mount_port) &&
-              pmap_set(MOUNT_PROG, MOUNT_VERS, IPPROTO_UDP, mount_port);
+              (!udp || pmap_set(MOUNT_PROG, MOUNT_VERS, IPPROTO_UDP, mount_port));
     if (ok)
-        log_info("registered NFS v3 (port %d) and MOUNT v3 (port %d) with rpcbind",
-                 nfs_port, mount_port);
+        log_info("registered NFS v3 (port %d) and MOUNT v3 (port %d) with rpcbind%s",
+                 nfs_port, mount_port, udp ? "" : " (TCP only)");
     else
         log_warn("could not register with rpcbind (is it running?); clients must "
                  "give port=%d,mountport=%d", nfs_port, mount_port);
@@ -227,6 +232,24 @@ static int write_file(const char *path, const char *text)
     if (fclose(f))
         return errno;
     return rename(tmp, path) ? errno : 0;
+}
+
+/* Raise the soft descriptor limit to the hard one, and warn when even that
+ * leaves too few descriptors for max_conns connections plus the cache. */
+static void nofile_check(unsigned max_conns)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)max_conns + 256)
+        log_warn("only %llu file descriptors for up to %u connections (max_connections) "
+                 "and the cache: raise LimitNOFILE / ulimit -n", (unsigned long long)rl.rlim_cur,
+                 max_conns);
 }
 
 /* Fork into the background; the parent exits once the child reports that
@@ -356,8 +379,16 @@ int main(int argc, char **argv)
 
     struct rpc_server_config rc = {
         .listen = cfg.listen, .ports = { cfg.nfs_port, cfg.mount_port },
-        .threads = cfg.threads, .handler = nfsd_handle_call, .ctx = &srv,
+        .no_udp = !cfg.udp, .threads = cfg.threads,
+        .limits = {
+            .max_conns = cfg.max_connections,
+            .max_conns_per_host = cfg.max_connections_per_host,
+            .idle_timeout_ms = cfg.idle_timeout_ms, .reply_timeout_ms = cfg.reply_timeout_ms,
+            .conn_buffer = (size_t)cfg.connection_buffer, .memory = (size_t)cfg.rpc_memory_limit,
+        },
+        .handler = nfsd_handle_call, .ctx = &srv,
     };
+    nofile_check(cfg.max_connections ? cfg.max_connections : 1024);
     struct rpc_server *rs = NULL;
     ret = rpc_server_bind(&rc, &rs);
     if (ret) {
@@ -376,7 +407,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cfg.rpcbind)
-        rpcbind_register(nfs_port, mount_port);
+        rpcbind_register(nfs_port, mount_port, cfg.udp);
     const char *pidfile = cfg.pidfile ? cfg.pidfile : DEFAULT_PIDFILE;
     char text[64];
     if (!fl.foreground) {

@@ -6,7 +6,10 @@ $(B)/tests/nfs/test_nfs: $(B)/tests/nfs/test_nfs.o $(B)/tests/nfs/server.o
 $(B)/tests/nfs/test_rpc_wire: $(B)/tests/nfs/test_rpc_wire.o $(B)/tests/nfs/server.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread
 
-TEST_PROGRAMS += $(B)/tests/nfs/test_nfs $(B)/tests/nfs/test_rpc_wire
+$(B)/tests/nfs/test_transport: $(B)/tests/nfs/test_transport.o $(B)/tests/nfs/server.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread
+
+TEST_PROGRAMS += $(B)/tests/nfs/test_nfs $(B)/tests/nfs/test_rpc_wire $(B)/tests/nfs/test_transport
 
 # Config parsing and file handles, no network (config.o and fhandle.o only).
 $(B)/tests/nfs/test_nfsd_units: $(B)/tests/nfs/test_nfsd_units.o $(NFSD_LIB) $(UTIL_LIB)

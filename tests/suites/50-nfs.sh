@@ -48,6 +48,8 @@ export NFS_TEST_TMP="$W"
 check "libnfs exercises every NFSv3 procedure (test_nfs)" "$B/tests/nfs/test_nfs"
 check "raw RPC bytes: errors, garbage, oversize fragments (test_rpc_wire)" \
   "$B/tests/nfs/test_rpc_wire"
+check "transport limits: unread replies, memory, connections, idle, EMFILE, UDP (test_transport)" \
+  "$B/tests/nfs/test_transport"
 
 # ---- shell clients: nfs-ls, nfs-cat, nfs-cp ----
 start_server() {   # start_server CACHE CONF -> sets SPID NPORT MPORT
@@ -171,6 +173,27 @@ rpcbind_mount() {
 }
 check "tarnfsd registers with real rpcbind, a client mounts through it, SIGTERM unregisters" \
   rpcbind_mount
+
+rpcbind_tcp_only_without_udp() {
+  unshare --net --mount bash -c '
+    set -e
+    ip link set lo up
+    mount -t tmpfs tmpfs /run
+    rpcbind -w -f & RB=$!
+    for _ in $(seq 50); do [ -S /run/rpcbind.sock ] && break; sleep 0.1; done
+    "$TARNFSD" -f --cache "$1/cache" --config "$1/empty.conf" --no-udp --nfs-port 0 \
+      --mount-port 0 --port-file "$1/nu.ports" 2>>"$1/tarnfsd.log" & SP=$!
+    for _ in $(seq 300); do [ -s "$1/nu.ports" ] && break; sleep 0.1; done
+    rpcinfo -p 127.0.0.1 > "$1/rpcinfo-noudp.txt"
+    kill $SP; wait $SP
+    kill $RB; wait $RB || true
+  ' rb "$W" &&
+  grep -q "100003    3   tcp" "$W/rpcinfo-noudp.txt" &&
+  grep -q "100005    3   tcp" "$W/rpcinfo-noudp.txt" &&
+  ! grep -Eq "10000[35] +3 +udp" "$W/rpcinfo-noudp.txt"
+}
+check "with --no-udp only the TCP services are registered with rpcbind" \
+  rpcbind_tcp_only_without_udp
 
 if [ $fail -ne 0 ]; then
   echo "50-nfs: server log:"; tail -40 "$W/tarnfsd.log"
