@@ -59,6 +59,9 @@ struct nfsd_config {
     unsigned idle_timeout_ms;           /* UINT_MAX = never ("0" in the file) */
     unsigned reply_timeout_ms;
     uint64_t connection_buffer, rpc_memory_limit;
+    /* Parked requests (doc/design.md); 0 = the default. */
+    unsigned park_timeout_ms, max_parked;
+    unsigned fetch_threads, fetch_stall_timeout_ms;
     struct exports *exports;            /* NULL until set */
 };
 

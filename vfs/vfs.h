@@ -13,7 +13,11 @@
  *     stay valid across restarts, eviction and re-fetch ("self-resolving").
  *     nfsd wraps them into NFS file handles; vfs never sees handles.
  *   - All functions are thread-safe and may block (a fetch); other runs and
- *     cached data keep being served meanwhile.
+ *     cached data keep being served meanwhile.  A caller that must not wait
+ *     for the network (nfsd's workers) sets a park slot around the call
+ *     (vfs_park_begin): then every function returns EINPROGRESS at once
+ *     where it would wait for a fetch, and calls the slot back when the
+ *     data is there (doc/design.md, "The parked-request path").
  *   - Permission checks are the caller's (nfsd's) job; vfs applies the
  *     owner given in vfs_cred to new nodes.
  */
@@ -91,7 +95,50 @@ struct vfs_config {
      * uploads it under the new name, then deletes the old object.  Off:
      * both are refused with EACCES and a log line. */
     bool run_delete_rename;
+    /* The fetch threads: the only threads that wait for the backend (run
+     * loads for parked callers, version checks).  0 = default 8. */
+    unsigned fetch_threads;
+    /* A transfer that receives no bytes for this long is abandoned with
+     * EIO (and logged); the next access tries again.  0 = default 60 s. */
+    unsigned fetch_stall_timeout_ms;
 };
+
+/* ---- parking (callers that must not wait for the network) ----------- */
+
+/* Called once, from a fetch thread, when what a parked call waited for has
+ * arrived or failed (err: 0, or why; the call is simply run again). */
+typedef void (*vfs_resume_fn)(void *arg, int err);
+
+/* A per-call park slot, owned by the caller (on its stack). */
+struct vfs_park {
+    vfs_resume_fn resume;   /* NULL: never call back (the caller answers
+                               "try later" itself); the fetch still starts */
+    void *arg;
+    int wake_err;           /* in: the err resume was called with when this
+                               call ran before (0 on its first run): a
+                               failed load is reported, not retried at once */
+    bool parked;            /* out: a wait point was reached; the call's
+                               result is meaningless and resume (if set)
+                               will be called exactly once */
+};
+
+/* Make p this thread's park slot until vfs_park_end: vfs functions called
+ * meanwhile return EINPROGRESS instead of waiting for a fetch, starting it
+ * on a fetch thread if nobody has.  A call parks before any side effect
+ * of its own (only reads and lookups wait for fetches).  Never fails. */
+void vfs_park_begin(struct vfs_park *p);
+/* Clear this thread's park slot. */
+void vfs_park_end(void);
+
+/* Make sure the run holding id is loaded, without other effects (a
+ * parkable prelude to a change: vfs_write and friends then find the run
+ * present and do not wait).  Errors: as vfs_getattr, EINPROGRESS (parked). */
+int vfs_prepare(vfs *v, const struct vfs_id *id);
+
+/* Stop fetching (SIGTERM): transfers in progress are cancelled and fail,
+ * parked callers are called back, later wait points answer EAGAIN at once.
+ * Returns when no fetch thread runs any more; vfs_close still follows. */
+void vfs_cancel(vfs *v);
 
 /* Open a namespace as configured.  Errors: EINVAL (bad config, with a
  * message logged), ENOENT (cache dir or NAS source missing), EACCES, EIO. */
