@@ -473,6 +473,12 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
     bool missed = false;
     int err = 0;
     for (;;) {
+        if (r->loading && park && (flags & VFS_ACQ_NOFETCH)) {
+            /* Only asking for what is cached (a root listing's attributes):
+             * a run still loading is not, and nobody waits for it. */
+            err = ENOENT;
+            break;
+        }
         if (r->loading && park) {
             /* Called back when the load ends; the call is run again. */
             err = vfs_park_locked(v, &r->waiters);
