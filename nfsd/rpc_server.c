@@ -25,9 +25,12 @@
 #define CONN_INFLIGHT_MAX  16      /* calls queued per connection before we stop reading */
 #define QUEUE_UDP_MAX      4096    /* beyond this, UDP calls are dropped (clients retry) */
 #define READ_CHUNK         65536   /* also the UDP receive buffer: >= RPC_UDP_MAX */
+#define READ_SMALL         4096    /* a read that starts between records */
 #define READ_BUDGET        (512 * 1024)  /* per wakeup, for fairness between connections */
 #define REC_MIN_ALLOC      16384   /* first allocation for a record's bytes */
 #define OUT_IOV_MAX        64      /* iovecs per sendmsg of queued replies */
+#define LISTENER_SENDS     4       /* sendmsg calls per EPOLLOUT event */
+#define WORKER_SENDS       16      /* sendmsg calls a worker makes after queueing */
 #define ACCEPT_BACKOFF_MS  500     /* listener not polled this long after EMFILE */
 #define LOG_EVERY_MS       60000   /* repeated warnings: at most one per minute */
 
@@ -35,7 +38,7 @@
 #define DEF_CONNS_PER_HOST 64
 #define DEF_IDLE_MS        (15u * 60 * 1000)
 #define DEF_REPLY_MS       30000u
-#define DEF_CONN_BUFFER    ((size_t)4 << 20)
+#define DEF_CONN_BUFFER    ((size_t)16 << 20)
 #define DEF_MEMORY         ((size_t)256 << 20)
 #define DEF_PARK_MS        10000u
 #define DEF_MAX_PARKED     4096u
@@ -62,6 +65,7 @@ struct conn {
     bool dead;                      /* closed by the listener */
     bool broken;                    /* a send failed: shut down, to be closed */
     bool mem_paused;                /* not read: the server is over its memory limit */
+    bool sending;                   /* a thread is in sendmsg for c, without the lock */
     int inflight;                   /* calls queued or running */
     size_t queued_in;               /* bytes of those calls' records */
     struct outbuf *out_head, *out_tail;
@@ -132,6 +136,7 @@ struct rpc_server {
     struct job *parked;             /* parked calls, oldest last */
     unsigned nparked;
     atomic_size_t mem;              /* receive buffers + queued calls + queued replies */
+    atomic_size_t released;         /* bytes ever released from mem: progress */
     atomic_bool mem_wait;           /* the listener waits for mem to drop */
     /* Listener thread only. */
     struct conn *conns;
@@ -139,8 +144,8 @@ struct rpc_server {
     uint8_t *scratch;               /* READ_CHUNK bytes */
     unsigned tick_ms;
     int64_t next_tick_ms, accept_resume_ms;
-    size_t mem_last_tick;
-    struct ratelog log_accept, log_full, log_host, log_mem, log_stuck;
+    size_t released_last_tick;
+    struct ratelog log_record, log_accept, log_full, log_host, log_mem, log_stuck;
 };
 
 static int64_t now_ms(void)
@@ -186,6 +191,7 @@ static void mem_add(struct rpc_server *s, size_t n)
 static void mem_sub(struct rpc_server *s, size_t n)
 {
     size_t after = atomic_fetch_sub(&s->mem, n) - n;
+    atomic_fetch_add(&s->released, n);
     if (after < s->lim.memory && atomic_load(&s->mem_wait) &&
         atomic_exchange(&s->mem_wait, false))
         wake_listener(s);
@@ -235,7 +241,8 @@ static void conn_update_events(struct rpc_server *s, struct conn *c)
         return;
     bool read = !c->broken && !c->mem_paused && c->inflight < CONN_INFLIGHT_MAX &&
                 c->queued_in < s->lim.conn_buffer && c->out_bytes < s->lim.conn_buffer;
-    uint32_t ev = (read ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_head ? EPOLLOUT : 0);
+    /* While a thread is in sendmsg it rearms EPOLLOUT itself afterwards. */
+    uint32_t ev = (read ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_head && !c->sending ? EPOLLOUT : 0);
     if (ev == c->events)
         return;
     struct epoll_event e = { .events = ev, .data.ptr = &c->src };
@@ -243,12 +250,28 @@ static void conn_update_events(struct rpc_server *s, struct conn *c)
         c->events = ev;
 }
 
-/* Write queued replies until the socket would block; never waits.  A send
- * error marks c broken and shuts it down (the listener then closes it).
- * Caller holds c->lock. */
-static void conn_flush(struct rpc_server *s, struct conn *c)
+/* Free c's queued replies (closed connection). */
+static void conn_drop_output(struct rpc_server *s, struct conn *c)
 {
-    while (c->out_head && !c->broken) {
+    while (c->out_head) {
+        struct outbuf *ob = c->out_head;
+        c->out_head = ob->next;
+        mem_sub(s, ob->len + ob->tail_len);
+        outbuf_free(ob);
+    }
+    c->out_tail = NULL;
+    c->out_bytes = 0;
+}
+
+/* Write queued replies with at most rounds non-blocking sendmsg calls.
+ * One thread writes a connection at a time (c->sending), and c->lock is
+ * not held during sendmsg, so the listener never waits for another
+ * thread's copy; others only append to the queue meanwhile, and what is
+ * left goes out on EPOLLOUT.  A send error marks c broken and shuts it
+ * down (the listener then closes it).  Caller holds c->lock. */
+static void conn_flush(struct rpc_server *s, struct conn *c, int rounds)
+{
+    while (rounds-- > 0 && c->out_head && !c->broken && !c->dead && !c->sending) {
         struct iovec iov[OUT_IOV_MAX];
         int n = 0;
         for (struct outbuf *ob = c->out_head; ob && n + 2 <= OUT_IOV_MAX; ob = ob->next) {
@@ -263,10 +286,19 @@ static void conn_flush(struct rpc_server *s, struct conn *c)
                 iov[n++] = (struct iovec){ ob->tail + off, ob->tail_len - off };
         }
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        c->sending = true;
+        pthread_mutex_unlock(&c->lock);
         ssize_t w = sendmsg(c->src.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno == EINTR)
+        int err = errno;
+        pthread_mutex_lock(&c->lock);
+        c->sending = false;
+        if (c->dead) {              /* closed meanwhile: conn_close left us the queue */
+            conn_drop_output(s, c);
+            return;
+        }
+        if (w < 0 && err == EINTR)
             continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (w < 0 && (err == EAGAIN || err == EWOULDBLOCK))
             return;
         if (w <= 0) {
             c->broken = true;
@@ -302,14 +334,8 @@ static void conn_close(struct rpc_server *s, struct conn *c)
     pthread_mutex_lock(&c->lock);
     c->dead = true;
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->src.fd, NULL);
-    while (c->out_head) {
-        struct outbuf *ob = c->out_head;
-        c->out_head = ob->next;
-        mem_sub(s, ob->len + ob->tail_len);
-        outbuf_free(ob);
-    }
-    c->out_tail = NULL;
-    c->out_bytes = 0;
+    if (!c->sending)                /* else the sender frees it when it returns */
+        conn_drop_output(s, c);
     if (c->mem_paused)
         s->nmem_paused--;
     c->mem_paused = false;
@@ -419,8 +445,12 @@ static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, s
             c->frag_last = mark >> 31;
             c->frag_left = mark & 0x7fffffffu;
             if (c->rec_len + c->frag_left > RPC_MAX_RECORD) {
-                log_warn("rpc: record over %d bytes from a client; dropping the connection",
-                         RPC_MAX_RECORD);
+                char more[64], host[INET6_ADDRSTRLEN];
+                if (ratelog_ok(&s->log_record, more, sizeof more)) {
+                    host_str(&c->host, host, sizeof host);
+                    log_warn("rpc: record over %d bytes from %s; dropping the connection%s",
+                             RPC_MAX_RECORD, host, more);
+                }
                 return false;
             }
             c->in_body = true;
@@ -507,7 +537,9 @@ static bool conn_readable(struct rpc_server *s, struct conn *c)
                 continue;
             }
         } else {
-            r = recv(c->src.fd, s->scratch, READ_CHUNK, 0);
+            /* Between records, read little at a time: every record in a
+             * chunk becomes a job, even past the connection's limits. */
+            r = recv(c->src.fd, s->scratch, c->in_body ? READ_CHUNK : READ_SMALL, 0);
             if (r > 0) {
                 got = true;
                 budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
@@ -540,7 +572,7 @@ static bool conn_readable(struct rpc_server *s, struct conn *c)
 static bool conn_writable(struct rpc_server *s, struct conn *c)
 {
     pthread_mutex_lock(&c->lock);
-    conn_flush(s, c);
+    conn_flush(s, c, LISTENER_SENDS);
     conn_update_events(s, c);
     bool broken = c->broken;
     pthread_mutex_unlock(&c->lock);
@@ -662,7 +694,7 @@ static void udp_readable(struct rpc_server *s, int fd)
     }
 }
 
-/* Over the memory limit with no progress since the last tick: drop the
+/* Over the memory limit with nothing released since the last tick: drop the
  * connections holding the most (receive buffer + queued replies) until
  * three quarters of the limit, so new clients are read again. */
 static void mem_reclaim(struct rpc_server *s)
@@ -728,10 +760,11 @@ static void tick(struct rpc_server *s)
             conn_close(s, c);
         }
     }
-    size_t mem = atomic_load(&s->mem);
-    if (mem >= s->lim.memory && s->nmem_paused && mem >= s->mem_last_tick)
+    size_t released = atomic_load(&s->released);
+    if (atomic_load(&s->mem) >= s->lim.memory && s->nmem_paused &&
+        released == s->released_last_tick)
         mem_reclaim(s);
-    s->mem_last_tick = atomic_load(&s->mem);
+    s->released_last_tick = atomic_load(&s->released);
     mem_resume(s);
     parked_expire(s);
 }
@@ -827,7 +860,7 @@ static void conn_reply(struct rpc_server *s, struct job *j, struct rpc_reply_out
         c->out_bytes += total;
         mem_add(s, total);
         ob = NULL;
-        conn_flush(s, c);
+        conn_flush(s, c, WORKER_SENDS);  /* until EAGAIN; the rest goes out on EPOLLOUT */
     }
     c->inflight--;
     c->queued_in -= j->cap;
@@ -1132,6 +1165,7 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
     atomic_init(&s->stopping, false);
     atomic_init(&s->qlen, 0);
     atomic_init(&s->mem, 0);
+    atomic_init(&s->released, 0);
     atomic_init(&s->mem_wait, false);
     int ret = ENOMEM;
     s->scratch = malloc(READ_CHUNK);

@@ -76,7 +76,7 @@ struct rpc_limits {
                                      no progress for this long [30 s] */
     size_t conn_buffer;           /* per connection: bytes of calls waiting for a
                                      worker, and of replies waiting for the
-                                     socket, before it is not read [4 MiB] */
+                                     socket, before it is not read [16 MiB] */
     size_t memory;                /* all receive buffers, queued calls and queued
                                      replies together [256 MiB]; parked calls
                                      count too */

@@ -403,6 +403,35 @@ START_TEST(a_host_over_its_connection_limit_is_refused)
     close(fds[1]);
     close(fds[2]);
     stop();
+    /* max_connections counts every host. */
+    start_with("max_connections = 2\n", NULL);
+    fds[0] = tcp_open(srv.nfs_port, 0);
+    fds[1] = tcp_open(srv.mount_port, 0);
+    ck_assert(null_ok(fds[0], NFS_PROG, 5000));
+    ck_assert(null_ok(fds[1], MOUNT_PROG, 5000));
+    extra = tcp_open(srv.nfs_port, 0);
+    ck_assert(!null_ok(extra, NFS_PROG, 3000));
+    close(extra);
+    ck_assert_int_ge(log_lines("(max_connections)"), 1);
+    close(fds[0]);
+    close(fds[1]);
+    stop();
+}
+END_TEST
+
+START_TEST(limit_settings_out_of_range_are_refused_with_the_line)
+{
+    const char *bad[] = {
+        "max_connections = 0\n", "max_connections_per_host = many\n",
+        "idle_timeout = -1\n", "reply_timeout = 10ms\n", "connection_buffer = 1K\n",
+        "rpc_memory_limit = 12Q\n", "udp = maybe\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&srv, 0, sizeof srv);
+        ck_assert_msg(server_start(&srv, test_env("NFS_TEST_CACHE"), bad[i], NULL) == -1,
+                      "accepted: %s", bad[i]);
+        ck_assert_msg(log_lines("tarnfs.conf:1: bad value") == 1, "no message for %s", bad[i]);
+    }
 }
 END_TEST
 
@@ -585,6 +614,7 @@ int main(int argc, char **argv)
         a_client_that_never_reads_replies_holds_no_worker_and_is_dropped,
         announced_but_unsent_records_cost_no_memory_and_the_total_is_capped,
         a_host_over_its_connection_limit_is_refused,
+        limit_settings_out_of_range_are_refused_with_the_line,
         an_idle_connection_is_closed_after_the_idle_timeout,
         out_of_descriptors_the_listener_backs_off_quietly_and_recovers,
         udp_replies_stay_within_what_fsinfo_advertises_for_udp,
