@@ -559,7 +559,11 @@ static int clear_target(struct ingest *in, kv_ino parent, const char *leaf,
             return ingest_fail(in, EBADMSG, member,
                                "would replace a non-empty directory");
     } else {
-        err = kv_unlink(in->run, parent, leaf);
+        /* An index member's absent data goes with its last link. */
+        if (a.nlink <= 1)
+            err = kv_absent_drop(in->run, old);
+        if (!err)
+            err = kv_unlink(in->run, parent, leaf);
     }
     if (err)
         return ingest_fail(in, err, member, "replacing an earlier member: %s",
@@ -725,10 +729,15 @@ static int place_absent(struct ingest *in, const struct ingest_member *e,
         return ingest_fail(in, EBADMSG, member, "negative size");
     if (e->size == 0)
         return 0;
-    struct kv_sattr s = { .mask = KV_SET_SIZE, .size = (uint64_t)e->size };
+    /* Times again: growing a file counts as modifying it. */
+    struct kv_sattr s = {
+        .mask = KV_SET_SIZE | KV_SET_ATIME | KV_SET_MTIME,
+        .size = (uint64_t)e->size, .atime = e->atime, .mtime = e->mtime,
+    };
     int err = kv_setattr(in->run, ino, &s, NULL);
     if (!err)
-        err = kv_set_absent(in->run, ino, e->data_off, e->nsums, e->sums);
+        err = kv_set_absent(in->run, ino, member, e->data_off, e->nsums,
+                            e->sums);
     if (err)
         return ingest_fail(in, err == EINVAL ? EBADMSG : err, member,
                            "recording absent data: %s", strerror(err));

@@ -315,10 +315,16 @@ int kv_append_end(kv_appender *ap);
 /* Mark regular file ino, of its final size and with no data stored, as
  * having all its data absent: its bytes are at data_off in the tarball, and
  * crcs holds one CRC-32 (zlib) per KV_CHUNK, nchunks = ceil(size /
- * KV_CHUNK).  For ingest.  Errors: ENOENT, EINVAL (not a regular file, no
- * data, nchunks wrong, data stored), ENOSPC, EIO, EROFS, ESTALE. */
-int kv_set_absent(kv_run *r, kv_ino ino, uint64_t data_off, uint32_t nchunks,
-                  const uint32_t *crcs);
+ * KV_CHUNK); member is its archive path (for messages).  For ingest.
+ * Errors: ENOENT, EINVAL (not a regular file, no data, nchunks wrong, data
+ * stored), ENOSPC, EIO, EROFS, ESTALE. */
+int kv_set_absent(kv_run *r, kv_ino ino, const char *member,
+                  uint64_t data_off, uint32_t nchunks, const uint32_t *crcs);
+
+/* The archive path recorded by kv_set_absent for ino, while some of its
+ * data is absent (copied into buf, cap bytes, NUL-terminated, truncated
+ * if need be).  Errors: ENOENT (not absent any more), EIO. */
+int kv_absent_member(kv_run *r, kv_ino ino, char *buf, size_t cap);
 
 /* Which chunks of [off, off+len) of ino are absent: *first gets the first
  * absent chunk number and *count how many absent chunks follow it
@@ -343,6 +349,11 @@ int kv_chunk_source(kv_run *r, kv_ino ino, uint32_t chunk, uint64_t *tar_off,
  * ENOENT, ENOSPC, EIO, EROFS, ESTALE. */
 int kv_fill(kv_run *r, kv_ino ino, uint32_t chunk, const void *buf,
             size_t len);
+
+/* Forget the absent data of ino (before its last link is removed: a file
+ * made later with the same inode number must not inherit it).  No-op if
+ * ino has none.  Errors: EIO, EROFS, ESTALE. */
+int kv_absent_drop(kv_run *r, kv_ino ino);
 
 /* File data of the run: *total bytes of regular files' sizes that came
  * from an index, *present how many of those are stored (both 0 for a run

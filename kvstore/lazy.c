@@ -13,6 +13,7 @@
  *   'C' ino group -> CRC-32:4 of chunks group*1024 ... (written once; groups
  *                    keep a lookup small for files of any size)
  *   'P' ino chunk -> ""                                 (one per present chunk)
+ *   'W' ino       -> the member's archive path            (for messages)
  * and the run has 'S' "Slazy" -> total:8, present:8 (bytes of index files).
  * When the last chunk of a file arrives, its A, C and P keys are deleted:
  * it is then an ordinary file, and nothing here costs anything for it.
@@ -115,8 +116,8 @@ static uint64_t nchunks_for(uint64_t size)
     return (size + KV_CHUNK - 1) / KV_CHUNK;
 }
 
-int kv_set_absent(kv_run *r, kv_ino ino, uint64_t data_off, uint32_t nchunks,
-                  const uint32_t *crcs)
+int kv_set_absent(kv_run *r, kv_ino ino, const char *member,
+                  uint64_t data_off, uint32_t nchunks, const uint32_t *crcs)
 {
     int err = kv_wbegin(r);
     if (err)
@@ -135,6 +136,10 @@ int kv_set_absent(kv_run *r, kv_ino ino, uint64_t data_off, uint32_t nchunks,
         struct absent_rec a = { data_off, nchunks, 0 };
         err = store_a(r, ino, &a);
     }
+    size_t mlen = member ? strnlen(member, 4096) : 0;
+    if (!err && !kcdbset(r->db, (char *)k, key_a(k, 'W', ino),
+                         member ? member : "", mlen))
+        err = kv_kcerr(r->db);
     for (uint32_t g = 0; !err && (uint64_t)g * CRC_GROUP < nchunks; g++) {
         unsigned char v[CRC_GROUP * 4], kc[17];
         uint32_t n = nchunks - g * CRC_GROUP;
@@ -265,6 +270,9 @@ static int forget_absent(kv_run *r, kv_ino ino, uint32_t chunks)
     unsigned char k[17];
     if (!kcdbremove(r->db, (char *)k, key_a(k, 'A', ino)))
         return kv_kcerr(r->db);
+    if (!kcdbremove(r->db, (char *)k, key_a(k, 'W', ino)) &&
+        kcdbecode(r->db) != KCENOREC)
+        return EIO;
     for (uint32_t g = 0; (uint64_t)g * CRC_GROUP < chunks; g++)
         if (!kcdbremove(r->db, (char *)k, kv_key_ino2(k, 'C', ino, g)))
             return kv_kcerr(r->db);
@@ -273,6 +281,40 @@ static int forget_absent(kv_run *r, kv_ino ino, uint32_t chunks)
             kcdbecode(r->db) != KCENOREC)
             return EIO;
     return 0;
+}
+
+int kv_absent_drop(kv_run *r, kv_ino ino)
+{
+    int err = kv_wbegin(r);
+    if (err)
+        return err;
+    struct absent_rec a;
+    err = load_a(r, ino, &a);
+    if (err == ENOENT)
+        return kv_wend(r, 0);
+    struct kv_inode in = { 0 };
+    bool have_in = false;
+    if (!err && (err = kv_inode_load(r, ino, &in)) == 0)
+        have_in = true;
+    uint64_t gone_present = 0;
+    for (uint32_t c = 0; !err && c < a.chunks; c++)
+        if (chunk_present(r, ino, c)) {
+            uint64_t start = (uint64_t)c * KV_CHUNK;
+            gone_present += in.size - start < KV_CHUNK ? in.size - start
+                                                       : KV_CHUNK;
+        }
+    if (!err)
+        err = forget_absent(r, ino, a.chunks);
+    uint64_t total = 0, present = 0;
+    if (!err)
+        err = load_lazy_totals(r, &total, &present);
+    if (!err)
+        err = store_lazy_totals(r, total - (total < in.size ? total : in.size),
+                                present - (present < gone_present
+                                           ? present : gone_present));
+    if (have_in)
+        kv_inode_free(&in);
+    return kv_wend(r, err);
 }
 
 int kv_fill(kv_run *r, kv_ino ino, uint32_t chunk, const void *buf,
@@ -389,5 +431,19 @@ int kv_absent_next(kv_run *r, kv_ino after, kv_ino *ino)
         kccurdel(cur);
     }
     kv_rend(r);
+    return err;
+}
+
+int kv_absent_member(kv_run *r, kv_ino ino, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return EINVAL;
+    unsigned char k[9];
+    kv_rbegin(r);
+    int32_t n = kcdbgetbuf(r->db, (char *)k, key_a(k, 'W', ino), buf,
+                           cap - 1);
+    int err = n >= 0 ? 0 : kcdbecode(r->db) == KCENOREC ? ENOENT : EIO;
+    kv_rend(r);
+    buf[n >= 0 ? (size_t)n : 0] = '\0';
     return err;
 }

@@ -46,7 +46,8 @@ enum tix_type {
 /* One member, in tar order.  path and link are as in the archive after
  * normalisation (no leading "./" or "/", no trailing '/', no "." parts); the
  * consumer applies the same placement rules as kv_ingest (top directory
- * stripping, refusal of ".." and absolute paths). */
+ * stripping, refusal of ".." and absolute paths).  A directory member naming
+ * the archive root itself ("./") has path ".". */
 struct tix_member {
     const char *path;
     const char *link;       /* symlink target / hard-link target path, or NULL */

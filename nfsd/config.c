@@ -492,6 +492,12 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
         if (k[0] == 'h') cfg->high_watermark_pct = u; else cfg->low_watermark_pct = u;
     } else if (!strcmp(k, "list_ttl")) { if (parse_duration_ms(v, &cfg->list_ttl_ms)) goto bad; }
     else if (!strcmp(k, "run_delete_rename")) { if (parse_bool(v, &cfg->run_delete_rename)) goto bad; }
+    else if (!strcmp(k, "index_upload")) { if (parse_bool(v, &cfg->index_upload)) goto bad; }
+    else if (!strcmp(k, "prefetch")) {
+        if (!strcmp(v, "none")) cfg->prefetch_whole = false;
+        else if (!strcmp(v, "whole")) cfg->prefetch_whole = true;
+        else goto bad;
+    }
     else if (!strcmp(k, "writeback_delay")) {
         if (parse_duration_ms(v, &cfg->writeback_delay_ms) || cfg->writeback_delay_ms < 1000)
             goto bad;

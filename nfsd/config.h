@@ -62,6 +62,8 @@ struct nfsd_config {
     /* Parked requests (doc/design.md); 0 = the default. */
     unsigned park_timeout_ms, max_parked;
     unsigned fetch_threads, fetch_stall_timeout_ms;
+    bool prefetch_whole;                /* prefetch = whole: ignore indexes */
+    bool index_upload;                  /* store indexes made by full fetches */
     struct exports *exports;            /* NULL until set */
 };
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nfsd/nfs3_prot.h"
+#include "nfsd/nfs3_status.h"
 #include "util/log.h"
 
 /* ---- arena ---- */
@@ -411,10 +412,12 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
             nfs_fail(res, NFS3ERR_JUKEBOX);     /* parked past park_timeout */
         } else if (parkable && (proc->flags & PROC_MODIFIES)) {
             vfs_park_begin(&park);
-            vfs_prepare(srv->vfs, &c.id);
+            int perr = vfs_prepare(srv->vfs, &c.id);
             vfs_park_end();
-            if (!park.parked)
-                proc->handler(&c, args, res);
+            if (!park.parked && (perr == EIO || perr == EAGAIN || perr == ENOSPC))
+                nfs_fail(res, nfs3_status_from_errno(perr));  /* the fetch failed */
+            else if (!park.parked)
+                proc->handler(&c, args, res);   /* other errors: the handler's */
         } else if (parkable) {
             vfs_park_begin(&park);
             proc->handler(&c, args, res);

@@ -371,6 +371,8 @@ int main(int argc, char **argv)
         .read_only = srv.vfs_read_only, .list_ttl_ms = cfg.list_ttl_ms,
         .writeback_delay_s = cfg.writeback_delay_ms / 1000,
         .run_delete_rename = cfg.run_delete_rename,
+        .prefetch_whole = cfg.prefetch_whole,
+        .index_upload = cfg.index_upload,
         .cache_limit_bytes = cfg.cache_limit_bytes,
         .high_watermark_pct = cfg.high_watermark_pct, .low_watermark_pct = cfg.low_watermark_pct,
         .s3_region = cfg.s3_region, .s3_profile = cfg.s3_profile,

@@ -46,7 +46,9 @@ static void cache_usage(FILE *out)
             "cache ls prints one line per run: NAME, BYTES (data and metadata\n"
             "stored), FILES (inodes), CREATED (UTC, when it was ingested),\n"
             "LAST-ACCESS (UTC, last reference through tarnfsd, '-' if none)\n"
-            "SOURCE (the source version recorded at ingest) and DIRTY: '-' for a\n"
+            "SOURCE (the source version recorded at ingest), PRESENT ('all', or\n"
+            "for a run loaded from its index, file data bytes present/total)\n"
+            "and DIRTY: '-' for a\n"
             "run with no changes to write back, else how long its oldest change\n"
             "has waited ('5m'), followed by '!CONFLICT' when a write-back found\n"
             "the backend object changed (see resolve).\n"
@@ -89,17 +91,27 @@ static int print_run(void *arg, const struct kv_runinfo *ri)
         if (conflict[0])
             strcat(dirty, "!CONFLICT");
     }
-    printf("%-40s %14llu %10llu %-20s %-20s %-24s %s\n", ri->name,
+    /* An index-first run: how much of its file data is present. */
+    char present[48] = "all";
+    kv_run *r;
+    uint64_t have, total;
+    if (kv_run_open(c, ri->name, &r) == 0) {
+        if (kv_run_presence(r, &have, &total) == 0 && have < total)
+            snprintf(present, sizeof present, "%llu/%llu",
+                     (unsigned long long)have, (unsigned long long)total);
+        kv_run_close(r);
+    }
+    printf("%-40s %14llu %10llu %-20s %-20s %-24s %-21s %s\n", ri->name,
            (unsigned long long)ri->bytes, (unsigned long long)ri->files,
            created, last,
-           ri->source_version[0] ? ri->source_version : "-", dirty);
+           ri->source_version[0] ? ri->source_version : "-", present, dirty);
     return 0;
 }
 
 static int cache_ls(kv_cache *c, int argc, char **argv)
 {
-    printf("%-40s %14s %10s %-20s %-20s %-24s %s\n", "NAME", "BYTES", "FILES",
-           "CREATED", "LAST-ACCESS", "SOURCE", "DIRTY");
+    printf("%-40s %14s %10s %-20s %-20s %-24s %-21s %s\n", "NAME", "BYTES",
+           "FILES", "CREATED", "LAST-ACCESS", "SOURCE", "PRESENT", "DIRTY");
     int err = kv_cache_list(c, print_run, c);
     if (err) {
         fprintf(stderr, "%s ls: listing runs: %s\n", PROG, strerror(err));

@@ -285,14 +285,18 @@ void vfs_write_stats_file(vfs *v)
     fprintf(f,
             "hits=%llu\nmisses=%llu\nfetches=%llu\nfetch_failures=%llu\n"
             "bytes_fetched=%llu\nevictions=%llu\nruns_cached=%llu\n"
-            "bytes_cached=%llu\npid=%ld\nupdated=%lld\n",
+            "bytes_cached=%llu\nindex_fetches=%llu\nrange_fetches=%llu\n"
+            "range_bytes=%llu\npid=%ld\nupdated=%lld\n",
             (unsigned long long)s.hits, (unsigned long long)s.misses,
             (unsigned long long)s.fetches,
             (unsigned long long)s.fetch_failures,
             (unsigned long long)s.bytes_fetched,
             (unsigned long long)s.evictions,
             (unsigned long long)s.runs_cached,
-            (unsigned long long)s.bytes_cached, (long)getpid(),
+            (unsigned long long)s.bytes_cached,
+            (unsigned long long)s.index_fetches,
+            (unsigned long long)s.range_fetches,
+            (unsigned long long)s.range_bytes, (long)getpid(),
             (long long)(vfs_wall_ms() / 1000));
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         unlink(tmp);

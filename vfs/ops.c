@@ -379,8 +379,12 @@ int vfs_prepare(vfs *v, const struct vfs_id *id)
     kv_ino ino;
     if ((err = node_pin(v, &n, &ref, &ino)) != 0)
         return err;
+    /* A change first makes the whole run present (vfs_run_change_begin):
+     * fetch what is absent here, where the caller may park. */
+    if (!v->cfg.read_only)
+        err = vfs_lazy_fill_run(v, &ref);
     vfs_run_release(v, &ref);
-    return 0;
+    return err;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -418,7 +422,8 @@ int vfs_read(vfs *v, const struct vfs_id *id, uint64_t off, void *buf,
     kv_ino ino;
     if ((err = node_pin(v, &n, &ref, &ino)) != 0)
         return err;
-    err = stale_if_enoent(kv_read(ref.h->kr, ino, off, buf, len, got, eof));
+    err = stale_if_enoent(vfs_lazy_read(v, &ref, ino, off, buf, len, got,
+                                        eof));
     vfs_run_release(v, &ref);
     return err;
 }

@@ -158,13 +158,36 @@ void vfs_pool_join(vfs *v)
     pthread_mutex_unlock(&v->lock);
 }
 
+void vfs_xfer_begin(vfs *v, struct vfs_xfer *x, fetch_stream *s)
+{
+    pthread_mutex_lock(&v->lock);
+    x->s = s;
+    x->prev = NULL;
+    x->next = v->xfers;
+    if (v->xfers)
+        v->xfers->prev = x;
+    v->xfers = x;
+    if (v->cancelled)
+        fetch_stream_cancel(s);
+    pthread_mutex_unlock(&v->lock);
+}
+
+void vfs_xfer_end(vfs *v, struct vfs_xfer *x)
+{
+    pthread_mutex_lock(&v->lock);
+    if (x->prev) x->prev->next = x->next; else v->xfers = x->next;
+    if (x->next) x->next->prev = x->prev;
+    pthread_mutex_unlock(&v->lock);
+}
+
 void vfs_cancel(vfs *v)
 {
     pthread_mutex_lock(&v->lock);
     if (!v->cancelled)
         log_info("vfs: stopping fetches");
     v->cancelled = true;
-    vfs_runs_cancel_locked(v);
+    for (struct vfs_xfer *x = v->xfers; x; x = x->next)
+        fetch_stream_cancel(x->s);
     pthread_cond_broadcast(&v->pool_cv);
     pthread_mutex_unlock(&v->lock);
     vfs_pool_join(v);

@@ -122,24 +122,31 @@ struct fetch_feed {
     fetch_stream *s;
     uint64_t bytes;
     int err;
+    struct vfs_tee *tee;        /* also scanned into an index */
 };
 
 static ssize_t feed_read(void *arg, void *buf, size_t cap)
 {
     struct fetch_feed *f = arg;
     ssize_t n = fetch_read(f->s, buf, cap);
-    if (n > 0)
+    if (n > 0) {
         f->bytes += (uint64_t)n;
-    else if (n < 0)
+        if (f->tee)
+            vfs_tee_push(f->tee, buf, (size_t)n);
+    } else if (n < 0) {
         f->err = (int)-n;
+    }
     return n;
 }
 
-/* Stream the object key into a new published run r->name.  Errors: ENOENT
- * (the object is gone), EAGAIN (cancelled: shutting down), EIO (anything
- * else; logged). */
+/* Stream the object key into a new published run r->name.  With oi (the
+ * object as stat'ed) and index_upload set, an uncompressed tarball's index
+ * is made on the way and stored as its sidecar.  Errors: ENOENT (the
+ * object is gone), EAGAIN (cancelled: shutting down), EIO (anything else;
+ * logged). */
 static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
-                            const char *version)
+                            const char *version,
+                            const struct fetch_objinfo *oi)
 {
     const char *name = r->name;
     pthread_mutex_lock(&v->lock);
@@ -147,20 +154,30 @@ static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
     pthread_mutex_unlock(&v->lock);
     int64_t t0 = vfs_mono_ms();
     struct fetch_feed feed = { 0 };
+    size_t klen = strlen(key);
+    bool make_index = oi && v->cfg.index_upload && klen > 4 && strcmp(key + klen - 4, ".tar") == 0;
     int err = fetch_get(v->backend, key, 0, 0, &feed.s);
     struct kv_ingest_result res;
     memset(&res, 0, sizeof res);
     if (!err) {
-        /* Published for vfs_cancel, which may cancel it from now on. */
-        pthread_mutex_lock(&v->lock);
-        r->stream = feed.s;
-        if (v->cancelled)
-            fetch_stream_cancel(feed.s);
-        pthread_mutex_unlock(&v->lock);
+        struct vfs_xfer x;          /* vfs_cancel may cancel it now */
+        vfs_xfer_begin(v, &x, feed.s);
+        if (make_index)
+            feed.tee = vfs_tee_start(oi);
         err = kv_ingest(v->cache, name, feed_read, &feed, version, &res);
-        pthread_mutex_lock(&v->lock);
-        r->stream = NULL;
-        pthread_mutex_unlock(&v->lock);
+        /* The rest of the object (end-of-archive padding) is the scan's
+         * too: its SHA-256 and size cover every byte. */
+        int terr = err;
+        while (!terr && feed.tee) {
+            char tail[65536];
+            ssize_t n = feed_read(&feed, tail, sizeof tail);
+            if (n <= 0) {
+                terr = n < 0 ? EIO : 0;
+                break;
+            }
+        }
+        vfs_tee_finish(v, feed.tee, terr, key, true);
+        vfs_xfer_end(v, &x);
         fetch_stream_close(feed.s);
     }
     pthread_mutex_lock(&v->lock);
@@ -324,7 +341,14 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
         return ENOENT;
     if (err == 0)
         snprintf(version, sizeof version, "%s", oi.version);
-    err = fetch_and_ingest(v, r, key, version);
+    /* Index-first: one GET of the sidecar makes the whole tree available;
+     * file data follows on read.  Without a usable index (or without a
+     * stat to check it against), the whole tarball. */
+    if (err != 0)
+        err = fetch_and_ingest(v, r, key, version, NULL);
+    else if (v->cfg.prefetch_whole ||
+             vfs_lazy_load_index(v, r->name, key, &oi) != 0)
+        err = fetch_and_ingest(v, r, key, version, &oi);
     if (err)
         return err;
     lr->fetched = true;
@@ -658,14 +682,6 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
     return err;
 }
 
-void vfs_runs_cancel_locked(vfs *v)
-{
-    for (size_t i = 0; i < v->nbuckets; i++)
-        for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
-            if (r->stream)
-                fetch_stream_cancel(r->stream);
-}
-
 bool vfs_run_is_cached(vfs *v, const char *name)
 {
     pthread_mutex_lock(&v->lock);
@@ -708,6 +724,12 @@ int vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
         return err == ETIMEDOUT ? EAGAIN : err;
     }
     ref->changing = true;
+    /* A run built from its index is made whole before its first change,
+     * so a change and its write-back always see every byte. */
+    if ((err = vfs_lazy_fill_run(v, ref)) != 0) {
+        vfs_run_release(v, ref);
+        return err;
+    }
     return 0;
 }
 

@@ -101,6 +101,14 @@ struct vfs_config {
     /* A transfer that receives no bytes for this long is abandoned with
      * EIO (and logged); the next access tries again.  0 = default 60 s. */
     unsigned fetch_stall_timeout_ms;
+    /* Fetch a run's whole tarball on first use even when it has a usable
+     * index ("prefetch = whole"); false ("none"): index-first, file data
+     * fetched by range on read (doc/design.md (vfs): index-first runs). */
+    bool prefetch_whole;
+    /* After a full fetch of an uncompressed tarball without a usable
+     * index, store the index made on the way as its sidecar
+     * ("index_upload = yes"; default no: the source is not written to). */
+    bool index_upload;
 };
 
 /* ---- parking (callers that must not wait for the network) ----------- */
@@ -130,9 +138,10 @@ void vfs_park_begin(struct vfs_park *p);
 /* Clear this thread's park slot. */
 void vfs_park_end(void);
 
-/* Make sure the run holding id is loaded, without other effects (a
- * parkable prelude to a change: vfs_write and friends then find the run
- * present and do not wait).  Errors: as vfs_getattr, EINPROGRESS (parked). */
+/* Make sure the run holding id is loaded (and, on a writable vfs, all its
+ * file data present), without other effects: a parkable prelude to a
+ * change, so that vfs_write and friends then do not wait.  Errors: as
+ * vfs_getattr, ENOSPC, EINPROGRESS (parked), EAGAIN (try later). */
 int vfs_prepare(vfs *v, const struct vfs_id *id);
 
 /* Stop fetching (SIGTERM): transfers in progress are cancelled and fail,
@@ -251,12 +260,16 @@ int vfs_statfs(vfs *v, const struct vfs_id *id, struct vfs_statfs *st);
 struct vfs_stats {
     uint64_t hits, misses, fetches, fetch_failures, bytes_fetched,
              evictions, runs_cached, bytes_cached;
+    /* index-first runs: sidecar GETs, member range GETs and their bytes
+     * (both also counted in bytes_fetched) */
+    uint64_t index_fetches, range_fetches, range_bytes;
 };
 void vfs_get_stats(vfs *v, struct vfs_stats *st);
 
 /* Where a running vfs publishes its counters: CACHE/stats, "key=value"
  * lines (hits, misses, fetches, fetch_failures, bytes_fetched, evictions,
- * runs_cached, bytes_cached, pid, updated), rewritten atomically about once
+ * runs_cached, bytes_cached, index_fetches, range_fetches, range_bytes,
+ * pid, updated), rewritten atomically about once
  * a second.  Fills path (cap bytes). */
 void vfs_stats_path(const char *cache_dir, char *path, size_t cap);
 

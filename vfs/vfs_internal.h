@@ -72,6 +72,13 @@ struct vfs_waiter {
     void *arg;
 };
 
+/* A transfer in progress, known to vfs_cancel (park.c); on the stack of
+ * the thread doing it. */
+struct vfs_xfer {
+    fetch_stream *s;
+    struct vfs_xfer *next, *prev;
+};
+
 /* A job for the fetch threads (park.c). */
 struct vfs_job {
     struct vfs_job *next;
@@ -94,8 +101,6 @@ struct vfs_run {
     bool load_nofetch;            /* that load was not allowed to fetch */
     struct vfs_waiter *waiters;   /* parked calls: called when the load or
                                      version check in flight ends */
-    fetch_stream *stream;         /* the transfer of the load in flight, for
-                                     vfs_cancel */
     bool cached;                  /* published in kvstore (as last seen) */
     bool version_stale;           /* backend holds a newer version */
     bool checking;                /* a version check is in flight */
@@ -190,7 +195,10 @@ struct vfs {
     size_t jobs_n;                /* queued, not yet taken */
     pthread_cond_t pool_cv;       /* a job was queued, or cancel */
     bool cancelled;               /* vfs_cancel: no more fetches */
+    struct vfs_xfer *xfers;       /* transfers in progress */
     unsigned stall_timeout_ms;
+    /* chunk range fetches in flight (lazy.c; guarded by lock) */
+    struct vfs_fill *fills;
     /* known-persisted catalog hashes (small open-addressing set) */
     uint64_t *catalog;
     size_t catalog_cap, catalog_n;
@@ -235,6 +243,11 @@ void vfs_park_wake(struct vfs_waiter *list, int err);
 int vfs_pool_submit_locked(vfs *v, void (*fn)(vfs *v, void *arg), void *arg);
 /* Wait until every fetch thread has exited (lock not held; after cancel). */
 void vfs_pool_join(vfs *v);
+/* Make stream s cancellable by vfs_cancel until vfs_xfer_end (lock not
+ * held; x lives on the caller's stack).  After a cancel, s is cancelled at
+ * once.  Never fail. */
+void vfs_xfer_begin(vfs *v, struct vfs_xfer *x, fetch_stream *s);
+void vfs_xfer_end(vfs *v, struct vfs_xfer *x);
 
 /* ---- runs.c ------------------------------------------------------------ */
 enum { VFS_ACQ_NOFETCH = 1 };
@@ -264,10 +277,41 @@ void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref);
  * been released; the client retries). */
 #define VFS_CHANGE_WAIT_S 2
 int vfs_run_change_begin(vfs *v, struct vfs_ref *ref);
+/* ---- lazy.c: index-first runs ----------------------------------------- */
+/* Build run name from the index sidecar of object key (oi: the object as
+ * stat'ed now), after checking that the index matches it.  Errors: ENOENT
+ * (no sidecar), anything else: the index is unusable (logged: corrupt,
+ * mismatched, unreadable); either way the caller fetches the tarball. */
+int vfs_lazy_load_index(vfs *v, const char *name, const char *key,
+                        const struct fetch_objinfo *oi);
+/* Fetch absent chunks [first, first+count) (at most 8) of ino of run kr
+ * (run name, object key) in one range GET, verify and store each
+ * (kv_fill); *stored gets the bytes stored.  No lock held, no vfs state
+ * touched but counters: the unit a fetch thread pool can run.  Errors: EIO (fetch failed or a chunk's
+ * checksum mismatched: logged, nothing wrong stored), ENOSPC. */
+int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
+                   kv_ino ino, uint32_t first, uint32_t count,
+                   uint64_t *stored);
+/* kv_read for a request, fetching absent chunks first (single flight per
+ * chunk, read-ahead for sequential readers).  Errors: kv_read's, EIO. */
+int vfs_lazy_read(vfs *v, struct vfs_ref *ref, kv_ino ino, uint64_t off,
+                  void *buf, size_t len, size_t *got, bool *eof);
+/* Fetch every absent chunk of ref's run (before it is changed).  Errors:
+ * EIO, ENOSPC. */
+int vfs_lazy_fill_run(vfs *v, struct vfs_ref *ref);
+/* An index made from the bytes of a full fetch: start a scan thread for
+ * object oi (NULL if it cannot start: then no index), push every byte of
+ * the object in order, then finish: joins the scan and, if fetch_err is 0
+ * and upload, stores the index as key's sidecar (never over a newer one;
+ * failures logged).  Frees t. */
+struct vfs_tee;
+struct vfs_tee *vfs_tee_start(const struct fetch_objinfo *oi);
+void vfs_tee_push(struct vfs_tee *t, const void *data, size_t n);
+void vfs_tee_finish(vfs *v, struct vfs_tee *t, int fetch_err,
+                    const char *key, bool upload);
+
 /* Record what kv_cache_list says about published runs (lock not held). */
 int vfs_runs_scan_cache(vfs *v);
-/* Cancel the transfers of loads in flight (vfs_cancel; lock held). */
-void vfs_runs_cancel_locked(vfs *v);
 /* Close every handle; at vfs_close. */
 void vfs_runs_free(vfs *v);
 /* Drop a handle reference (lock held); closes a retired, unused handle

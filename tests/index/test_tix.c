@@ -4,12 +4,16 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static double now(void)
@@ -581,6 +585,315 @@ START_TEST(matches_size_then_sha_else_version)
 }
 END_TEST
 
+
+/* ---- tix_scan over tarballs made by GNU tar ----------------------------- */
+
+static char tmp[64];
+
+static void sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc != 0)
+        ck_abort_msg("command failed (%d): %s", rc, cmd);
+}
+
+static void write_file(const char *path, size_t size, unsigned seed)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < size; i++) {
+        x = x * 1103515245u + 12345u;
+        fputc((int)(x >> 16), f);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static char longdir[140], longname[170], longtarget[260];
+
+/* tmp/run: every kind of member, long names and link targets; tmp/urun: the
+ * same without what ustar cannot hold. */
+static void make_trees(void)
+{
+    strcpy(tmp, "/tmp/tixscan-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    memset(longdir, 'd', 120);
+    memset(longname, 'n', 150);
+    memcpy(longname + 146, ".txt", 5);
+    memset(longtarget, 't', 200);
+    for (int t = 0; t < 2; t++) {
+        const char *r = t ? "urun" : "run";
+        char p[1024];
+        sh("mkdir -p %s/%s/sub/deeper", tmp, r);
+        snprintf(p, sizeof p, "%s/%s/small.txt", tmp, r);
+        write_file(p, 13, 1);
+        snprintf(p, sizeof p, "%s/%s/big.bin", tmp, r);
+        write_file(p, 3 * TIX_CHUNK + 777, 2);
+        snprintf(p, sizeof p, "%s/%s/exact.bin", tmp, r);
+        write_file(p, TIX_CHUNK, 3);
+        snprintf(p, sizeof p, "%s/%s/sub/deeper/odd.dat", tmp, r);
+        write_file(p, 511, 4);
+        sh("touch %s/%s/empty && ln %s/%s/big.bin %s/%s/hard && mkfifo %s/%s/fifo",
+           tmp, r, tmp, r, tmp, r, tmp, r);
+        sh("ln -s small.txt %s/%s/link", tmp, r);
+        if (!t) {
+            sh("mkdir -p %s/run/%s", tmp, longdir);
+            snprintf(p, sizeof p, "%s/run/%s/%s", tmp, longdir, longname);
+            write_file(p, 70000, 5);
+            sh("ln -s %s %s/run/longlink", longtarget, tmp);
+        }
+    }
+}
+
+static ssize_t fd_read(void *arg, void *buf, size_t cap)
+{
+    ssize_t n = read(*(int *)arg, buf, cap);
+    return n < 0 ? -errno : n;
+}
+
+static int scan_file(const char *tarball, struct tix_source *src, tix_index **ix,
+                     char *err, size_t errlen)
+{
+    int fd = open(tarball, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = tix_scan(fd_read, &fd, src, NULL, NULL, &buf, &len, err, errlen);
+    close(fd);
+    if (rc)
+        return rc;
+    ck_assert_int_eq(tix_parse(buf, len, ix, err, errlen), 0);
+    free(buf);
+    return 0;
+}
+
+/* Every regular member's bytes at data_off..+size in the tarball equal
+ * the source file's, and the CRCs match; returns the number checked. */
+static int check_ranges(const char *tarball, tix_index *ix, const char *root)
+{
+    FILE *t = fopen(tarball, "rb");
+    ck_assert_ptr_nonnull(t);
+    int checked = 0;
+    for (size_t i = 0; i < tix_count(ix); i++) {
+        struct tix_member m;
+        ck_assert_int_eq(tix_get(ix, i, &m), 0);
+        if (m.type != TIX_REG || (m.flags & TIX_F_SPARSE))
+            continue;
+        char p[8192];
+        snprintf(p, sizeof p, "%s/%s", root, m.path);
+        FILE *f = fopen(p, "rb");
+        ck_assert_msg(f != NULL, "%s", p);
+        unsigned char *a = malloc(m.size + 1), *b = malloc(m.size + 1);
+        ck_assert_uint_eq(fread(a, 1, m.size + 1, f), m.size);
+        fclose(f);
+        ck_assert_int_eq(fseeko(t, (off_t)m.data_off, SEEK_SET), 0);
+        ck_assert_uint_eq(fread(b, 1, m.size, t), m.size);
+        ck_assert_msg(memcmp(a, b, m.size) == 0, "bytes of %s at %llu differ", m.path,
+                      (unsigned long long)m.data_off);
+        ck_assert_uint_eq(m.nsums, (m.size + TIX_CHUNK - 1) / TIX_CHUNK);
+        for (uint32_t k = 0; k < m.nsums; k++) {
+            uint64_t o = (uint64_t)k * TIX_CHUNK;
+            size_t cl = m.size - o < TIX_CHUNK ? (size_t)(m.size - o) : TIX_CHUNK;
+            ck_assert_uint_eq(m.sums[k], tix_crc(b + o, cl));
+        }
+        free(a);
+        free(b);
+        checked++;
+    }
+    fclose(t);
+    return checked;
+}
+
+static const struct tix_member *find(tix_index *ix, const char *path, struct tix_member *m)
+{
+    for (size_t i = 0; i < tix_count(ix); i++) {
+        ck_assert_int_eq(tix_get(ix, i, m), 0);
+        if (strcmp(m->path, path) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static void scan_format(const char *format, const char *tree, int want_regular)
+{
+    make_trees();
+    char tarball[128], err[300] = "";
+    snprintf(tarball, sizeof tarball, "%s/%s.tar", tmp, format);
+    sh("tar -C %s --sort=name --format=%s -cf %s %s", tmp, format, tarball, tree);
+    struct tix_source src;
+    memset(&src, 0, sizeof src);
+    snprintf(src.version, sizeof src.version, "%s", "nas-version");
+    tix_index *ix;
+    ck_assert_msg(scan_file(tarball, &src, &ix, err, sizeof err) == 0, "%s", err);
+    struct stat st;
+    ck_assert_int_eq(stat(tarball, &st), 0);
+    const struct tix_source *s = tix_get_source(ix);
+    ck_assert_uint_eq(s->size, (uint64_t)st.st_size);
+    ck_assert_str_eq(s->version, "nas-version");
+    char cmd[256], want[65] = "";
+    snprintf(cmd, sizeof cmd, "sha256sum %s", tarball);
+    FILE *p = popen(cmd, "r");
+    ck_assert_int_eq(fscanf(p, "%64s", want), 1);
+    pclose(p);
+    ck_assert_str_eq(s->sha256, want);
+    ck_assert_int_eq(check_ranges(tarball, ix, tmp), want_regular);
+
+    struct tix_member m;
+    char path[512];
+    snprintf(path, sizeof path, "%s/hard", tree);
+    ck_assert_ptr_nonnull(find(ix, path, &m));
+    /* GNU tar archives the first name it meets as the file, the other as a link */
+    ck_assert_uint_eq(m.type, TIX_HARDLINK);
+    snprintf(path, sizeof path, "%s/big.bin", tree);
+    ck_assert_str_eq(m.link, path);
+    snprintf(path, sizeof path, "%s/link", tree);
+    ck_assert_ptr_nonnull(find(ix, path, &m));
+    ck_assert_uint_eq(m.type, TIX_SYMLINK);
+    ck_assert_str_eq(m.link, "small.txt");
+    snprintf(path, sizeof path, "%s/fifo", tree);
+    ck_assert_ptr_nonnull(find(ix, path, &m));
+    ck_assert_uint_eq(m.type, TIX_FIFO);
+    snprintf(path, sizeof path, "%s/sub/deeper", tree);
+    ck_assert_ptr_nonnull(find(ix, path, &m));
+    ck_assert_uint_eq(m.type, TIX_DIR);
+    ck_assert_ptr_nonnull(find(ix, tree, &m));
+    ck_assert_uint_eq(m.type, TIX_DIR);
+    snprintf(path, sizeof path, "%s/%s/small.txt", tmp, tree);
+    ck_assert_int_eq(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/small.txt", tree);
+    ck_assert_ptr_nonnull(find(ix, path, &m));
+    ck_assert_uint_eq(m.mode, st.st_mode & 07777);
+    ck_assert_uint_eq(m.uid, st.st_uid);
+    ck_assert_int_eq(m.mtime_sec, st.st_mtim.tv_sec);
+    if (strcmp(tree, "run") == 0) {
+        ck_assert_ptr_nonnull(find(ix, "run/longlink", &m));
+        ck_assert_str_eq(m.link, longtarget);
+        snprintf(path, sizeof path, "run/%s/%s", longdir, longname);
+        ck_assert_ptr_nonnull(find(ix, path, &m));
+        ck_assert_uint_eq(m.size, 70000);
+    }
+    printf("tix_scan %s: %zu members, %d regular files' ranges and CRCs match\n",
+           format, tix_count(ix), want_regular);
+    tix_free(ix);
+    sh("rm -rf %s", tmp);
+}
+
+START_TEST(scan_gnu_offsets_are_the_member_bytes)
+{
+    scan_format("gnu", "run", 6);
+}
+END_TEST
+
+START_TEST(scan_pax_offsets_are_the_member_bytes)
+{
+    scan_format("pax", "run", 6);
+}
+END_TEST
+
+START_TEST(scan_ustar_offsets_are_the_member_bytes)
+{
+    scan_format("ustar", "urun", 5);
+}
+END_TEST
+
+START_TEST(scan_sparse_members_are_flagged_without_sums)
+{
+    make_trees();
+    sh("mkdir %s/sp && truncate -s 5M %s/sp/holes.img && "
+       "printf data | dd of=%s/sp/holes.img bs=1 seek=3000000 conv=notrunc status=none && "
+       "echo plain > %s/sp/plain.txt", tmp, tmp, tmp, tmp);
+    const char *fmts[] = { "gnu", "pax" };
+    for (int i = 0; i < 2; i++) {
+        char tarball[128], err[300] = "";
+        snprintf(tarball, sizeof tarball, "%s/sparse-%s.tar", tmp, fmts[i]);
+        sh("tar -C %s --sparse --format=%s -cf %s sp", tmp, fmts[i], tarball);
+        struct tix_source src;
+        memset(&src, 0, sizeof src);
+        tix_index *ix;
+        ck_assert_msg(scan_file(tarball, &src, &ix, err, sizeof err) == 0, "%s", err);
+        struct tix_member m;
+        ck_assert_ptr_nonnull(find(ix, "sp/holes.img", &m));
+        ck_assert_uint_eq(m.type, TIX_REG);
+        ck_assert_uint_eq(m.flags & TIX_F_SPARSE, TIX_F_SPARSE);
+        ck_assert_uint_eq(m.size, 5 << 20);
+        ck_assert_uint_eq(m.nsums, 0);
+        ck_assert_int_eq(check_ranges(tarball, ix, tmp), 1);  /* plain.txt */
+        tix_free(ix);
+    }
+    sh("rm -rf %s", tmp);
+}
+END_TEST
+
+START_TEST(scan_refuses_compressed_truncated_and_garbage)
+{
+    make_trees();
+    char err[300], t[160];
+    struct tix_source src;
+    memset(&src, 0, sizeof src);
+    tix_index *ix;
+    sh("tar -C %s -czf %s/r.tar.gz urun && tar -C %s --zstd -cf %s/r.tar.zst urun",
+       tmp, tmp, tmp, tmp);
+    snprintf(t, sizeof t, "%s/r.tar.gz", tmp);
+    ck_assert_int_eq(scan_file(t, &src, &ix, err, sizeof err), ENOTSUP);
+    ck_assert_ptr_nonnull(strstr(err, "gzip"));
+    snprintf(t, sizeof t, "%s/r.tar.zst", tmp);
+    ck_assert_int_eq(scan_file(t, &src, &ix, err, sizeof err), ENOTSUP);
+    ck_assert_ptr_nonnull(strstr(err, "zstd"));
+    /* cut in the middle of big.bin */
+    sh("tar -C %s -cf %s/r.tar urun && head -c 2000000 %s/r.tar > %s/cut.tar",
+       tmp, tmp, tmp, tmp);
+    snprintf(t, sizeof t, "%s/cut.tar", tmp);
+    ck_assert_int_eq(scan_file(t, &src, &ix, err, sizeof err), EIO);
+    ck_assert_ptr_nonnull(strstr(err, "truncated"));
+    sh("head -c 100000 /dev/urandom > %s/junk", tmp);
+    snprintf(t, sizeof t, "%s/junk", tmp);
+    ck_assert_int_eq(scan_file(t, &src, &ix, err, sizeof err), EBADMSG);
+    sh(": > %s/nothing", tmp);
+    snprintf(t, sizeof t, "%s/nothing", tmp);
+    ck_assert_int_eq(scan_file(t, &src, &ix, err, sizeof err), EBADMSG);
+    /* the object is not what the caller says it is */
+    snprintf(t, sizeof t, "%s/r.tar", tmp);
+    src.size = 12345;
+    ck_assert_int_eq(scan_file(t, &src, &ix, err, sizeof err), EIO);
+    src.size = 0;
+    snprintf(src.sha256, sizeof src.sha256, "%s", SHA_A);
+    ck_assert_int_eq(scan_file(t, &src, &ix, err, sizeof err), EIO);
+    sh("rm -rf %s", tmp);
+}
+END_TEST
+
+static int cancel_after_1m(void *arg, uint64_t bytes)
+{
+    *(uint64_t *)arg = bytes;
+    return bytes >= ((uint64_t)1 << 20);
+}
+
+START_TEST(scan_progress_reports_and_cancels)
+{
+    make_trees();
+    char t[160], err[300];
+    sh("tar -C %s -cf %s/r.tar urun", tmp, tmp);
+    snprintf(t, sizeof t, "%s/r.tar", tmp);
+    int fd = open(t, O_RDONLY);
+    uint64_t seen = 0;
+    void *buf = NULL;
+    size_t len;
+    struct tix_source src;
+    memset(&src, 0, sizeof src);
+    ck_assert_int_eq(tix_scan(fd_read, &fd, &src, cancel_after_1m, &seen, &buf, &len,
+                              err, sizeof err), ECANCELED);
+    ck_assert_ptr_null(buf);
+    ck_assert_uint_ge(seen, (uint64_t)1 << 20);
+    close(fd);
+    sh("rm -rf %s", tmp);
+}
+END_TEST
+
 Suite *tix_suite(void);
 Suite *tix_suite(void)
 {
@@ -599,6 +912,15 @@ Suite *tix_suite(void)
     tcase_add_test(c, sums_are_crc32_per_chunk_whatever_the_pieces);
     tcase_add_test(c, matches_size_then_sha_else_version);
     suite_add_tcase(s, c);
+    TCase *sc = tcase_create("scan");
+    tcase_set_timeout(sc, 300);
+    tcase_add_test(sc, scan_gnu_offsets_are_the_member_bytes);
+    tcase_add_test(sc, scan_pax_offsets_are_the_member_bytes);
+    tcase_add_test(sc, scan_ustar_offsets_are_the_member_bytes);
+    tcase_add_test(sc, scan_sparse_members_are_flagged_without_sums);
+    tcase_add_test(sc, scan_refuses_compressed_truncated_and_garbage);
+    tcase_add_test(sc, scan_progress_reports_and_cancels);
+    suite_add_tcase(s, sc);
     return s;
 }
 

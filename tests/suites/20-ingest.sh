@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 20-ingest: kv_ingest unit tests (Check: every format, compression, placement
-# and hostile-archive case) and the end-to-end ingest test through the tarnfs
+# and hostile-archive case), kv_ingest_index and absent data (test_lazy) and the end-to-end ingest test through the tarnfs
 # tool (tests/ingest/e2e.sh: bytes and attributes against the source tree,
 # CLI error cases).
 set -u
@@ -14,6 +14,8 @@ if [ ! -x "$prog" ]; then
 fi
 echo "--- test_ingest"
 "$prog" || status=1
+echo "--- test_lazy"
+"$B/tests/ingest/test_lazy" || status=1
 echo "--- e2e.sh"
 ./tests/ingest/e2e.sh || status=1
 exit $status

@@ -1,0 +1,582 @@
+/* test_lazy.c: Check tests of index-first runs in kvstore: kv_ingest_index places members exactly as kv_ingest does, absent data reads as ENODATA (never zeros), kv_fill stores verified chunks, hostile indexes are refused. */
+#include "kvstore/kvfs.h"
+#include "kvstore/tarindex.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- a tarball and its index, built together ---------------------------- */
+
+struct mem {
+    unsigned char *p;
+    size_t n, cap;
+};
+
+static la_ssize_t mem_write(struct archive *a, void *arg, const void *buf,
+                            size_t n)
+{
+    (void)a;
+    struct mem *m = arg;
+    if (m->n + n > m->cap) {
+        m->cap = (m->n + n) * 2;
+        m->p = realloc(m->p, m->cap);
+        ck_assert_ptr_nonnull(m->p);
+    }
+    memcpy(m->p + m->n, buf, n);
+    m->n += n;
+    return (la_ssize_t)n;
+}
+
+struct mb {
+    const char *path;
+    uint8_t type;               /* TIX_* */
+    uint32_t perm;
+    const unsigned char *data;
+    size_t len;
+    const char *link;
+};
+
+struct built {
+    struct mem tar;
+    void *ix;
+    size_t ixlen;
+};
+
+/* Write members as a pax tarball (unblocked, so the bytes written after a
+ * header are exactly the member's data offset) and their index. */
+static struct built build(const struct mb *ms, size_t n)
+{
+    struct built b = { 0 };
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax(a);
+    archive_write_set_bytes_per_block(a, 0);
+    ck_assert_int_eq(archive_write_open(a, &b.tar, NULL, mem_write, NULL),
+                     ARCHIVE_OK);
+    tix_writer *w;
+    ck_assert_int_eq(tix_writer_new(&w), 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct mb *m = &ms[i];
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, m->path);
+        static const mode_t types[] = { 0, S_IFREG, S_IFDIR, S_IFLNK,
+                                        S_IFREG, S_IFIFO, S_IFCHR, S_IFBLK };
+        archive_entry_set_mode(e, types[m->type] | m->perm);
+        archive_entry_set_uid(e, 1000 + (uid_t)i);
+        archive_entry_set_gid(e, 2000);
+        archive_entry_set_mtime(e, 1729677731 + (time_t)i, 123456789);
+        if (m->type == TIX_SYMLINK)
+            archive_entry_set_symlink(e, m->link);
+        if (m->type == TIX_HARDLINK)
+            archive_entry_set_hardlink(e, m->link);
+        archive_entry_set_size(e, m->type == TIX_REG ? (la_int64_t)m->len : 0);
+        ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
+        uint64_t off = b.tar.n;
+        if (m->type == TIX_REG && m->len)
+            ck_assert_int_eq(archive_write_data(a, m->data, m->len),
+                             (la_ssize_t)m->len);
+        archive_entry_free(e);
+
+        struct tix_sums s = { 0 };
+        uint32_t nsums = 0;
+        const uint32_t *sums = NULL;
+        if (m->type == TIX_REG) {
+            ck_assert_int_eq(tix_sums_add(&s, m->data, m->len), 0);
+            sums = tix_sums_finish(&s, &nsums);
+        }
+        struct tix_member t = {
+            .path = m->path, .link = m->link, .type = m->type,
+            .mode = m->perm, .uid = 1000 + (uint32_t)i, .gid = 2000,
+            .size = m->type == TIX_REG ? m->len : 0,
+            .mtime_sec = 1729677731 + (int64_t)i, .mtime_nsec = 123456789,
+            .data_off = m->type == TIX_REG ? off : 0,
+            .nsums = nsums, .sums = sums,
+        };
+        ck_assert_int_eq(tix_writer_add(w, &t), 0);
+        tix_sums_free(&s);
+    }
+    ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    struct tix_source src = { .size = b.tar.n };
+    snprintf(src.version, sizeof src.version, "v1");
+    ck_assert_int_eq(tix_writer_finish(w, &src, &b.ix, &b.ixlen), 0);
+    tix_writer_free(w);
+    return b;
+}
+
+static void built_free(struct built *b)
+{
+    free(b->tar.p);
+    free(b->ix);
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static char cache_dir[PATH_MAX];
+static kv_cache *cache;
+
+static int rm_cb(const char *p, const struct stat *st, int flag,
+                 struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static void setup(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(cache_dir, sizeof cache_dir, "%s/test_lazy.XXXXXX",
+             tmp ? tmp : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(cache_dir));
+    ck_assert_int_eq(kv_cache_open(cache_dir, true, &cache), 0);
+}
+
+static void teardown(void)
+{
+    kv_cache_close(cache);
+    nftw(cache_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct src {
+    const unsigned char *p;
+    size_t n, pos;
+};
+
+static ssize_t src_read(void *arg, void *buf, size_t cap)
+{
+    struct src *s = arg;
+    size_t k = s->n - s->pos < cap ? s->n - s->pos : cap;
+    memcpy(buf, s->p + s->pos, k);
+    s->pos += k;
+    return (ssize_t)k;
+}
+
+static int ingest_tar(const char *name, const struct built *b)
+{
+    struct src s = { b->tar.p, b->tar.n, 0 };
+    struct kv_ingest_result res;
+    int err = kv_ingest(cache, name, src_read, &s, "v1", &res);
+    if (err)
+        fprintf(stderr, "kv_ingest: %s\n", res.error);
+    return err;
+}
+
+static int ingest_ix(const char *name, const struct built *b, char *why,
+                     size_t cap)
+{
+    tix_index *ix;
+    char perr[256];
+    int err = tix_parse(b->ix, b->ixlen, &ix, perr, sizeof perr);
+    if (err) {
+        snprintf(why, cap, "parse: %s", perr);
+        return err;
+    }
+    struct kv_ingest_result res;
+    err = kv_ingest_index(cache, name, ix, "v1", &res);
+    snprintf(why, cap, "%s", res.error);
+    tix_free(ix);
+    return err;
+}
+
+static kv_ino find(kv_run *r, const char *path)
+{
+    kv_ino cur = kv_run_root(r);
+    char *copy = strdup(path), *save = NULL;
+    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save))
+        if (kv_lookup(r, cur, c, &cur) != 0) {
+            free(copy);
+            return 0;
+        }
+    free(copy);
+    return cur;
+}
+
+static unsigned char *pattern(size_t n, unsigned seed)
+{
+    unsigned char *p = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (unsigned char)(seed >> 24);
+    }
+    return p;
+}
+
+static int count_run(void *arg, const struct kv_runinfo *ri)
+{
+    (void)ri;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Fill every absent chunk of ino from the tarball bytes. */
+static void fill_all(kv_run *r, kv_ino ino, const struct built *b)
+{
+    for (;;) {
+        uint32_t first, count;
+        ck_assert_int_eq(kv_missing(r, ino, 0, UINT64_MAX, 100, &first,
+                                    &count), 0);
+        if (count == 0)
+            return;
+        uint64_t off;
+        uint32_t len, crc;
+        ck_assert_int_eq(kv_chunk_source(r, ino, first, &off, &len, &crc), 0);
+        ck_assert_uint_le(off + len, b->tar.n);
+        ck_assert_uint_eq(tix_crc(b->tar.p + off, len), crc);
+        ck_assert_int_eq(kv_fill(r, ino, first, b->tar.p + off, len), 0);
+    }
+}
+
+/* ---- the tree ------------------------------------------------------------ */
+
+#define BIG (2 * 1024 * 1024 + 12345)   /* three chunks, the last short */
+
+static unsigned char *big;
+
+static size_t standard(struct mb *ms)
+{
+    static const unsigned char hello[] = "hello, world\n";
+    big = pattern(BIG, 7);
+    size_t n = 0;
+    ms[n++] = (struct mb){ "RUN", TIX_DIR, 0750, NULL, 0, NULL };
+    ms[n++] = (struct mb){ "RUN/RunInfo.xml", TIX_REG, 0644, hello,
+                           sizeof hello - 1, NULL };
+    ms[n++] = (struct mb){ "RUN/Data", TIX_DIR, 0755, NULL, 0, NULL };
+    ms[n++] = (struct mb){ "RUN/Data/L001/big.cbcl", TIX_REG, 0640, big, BIG,
+                           NULL };
+    ms[n++] = (struct mb){ "RUN/empty", TIX_REG, 0600, NULL, 0, NULL };
+    ms[n++] = (struct mb){ "RUN/link", TIX_SYMLINK, 0777, NULL, 0,
+                           "Data/L001/big.cbcl" };
+    ms[n++] = (struct mb){ "RUN/hard", TIX_HARDLINK, 0640, NULL, 0,
+                           "RUN/Data/L001/big.cbcl" };
+    ms[n++] = (struct mb){ "RUN/fifo", TIX_FIFO, 0644, NULL, 0, NULL };
+    ms[n++] = (struct mb){ "RUN/RunInfo.xml", TIX_REG, 0600, hello, 5, NULL };
+    return n;
+}
+
+static const char *const paths[] = {
+    "", "RunInfo.xml", "Data", "Data/L001", "Data/L001/big.cbcl", "empty",
+    "link", "hard", "fifo",
+};
+
+START_TEST(an_index_run_has_the_tree_and_inode_numbers_of_a_full_ingest)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    char why[512];
+    enum { NP = sizeof paths / sizeof *paths };
+    kv_ino fino[NP];
+    struct kv_attr fat[NP];
+    /* The full ingest first, then the index run replacing it. */
+    ck_assert_int_eq(ingest_tar("2024/RUN", &b), 0);
+    kv_run *full;
+    ck_assert_int_eq(kv_run_open(cache, "2024/RUN", &full), 0);
+    for (size_t i = 0; i < NP; i++) {
+        fino[i] = find(full, paths[i]);
+        ck_assert_msg(fino[i] != 0, "%s missing from the full run", paths[i]);
+        ck_assert_int_eq(kv_getattr(full, fino[i], &fat[i]), 0);
+    }
+    uint64_t present, total;
+    ck_assert_int_eq(kv_run_presence(full, &present, &total), 0);
+    ck_assert_uint_eq(total, 0);
+    kv_run_close(full);
+    ck_assert_msg(ingest_ix("2024/RUN", &b, why, sizeof why) == 0, "%s", why);
+    kv_run *lazy;
+    ck_assert_int_eq(kv_run_open(cache, "2024/RUN", &lazy), 0);
+    for (size_t i = 0; i < NP; i++) {
+        kv_ino li = find(lazy, paths[i]);
+        ck_assert_msg(li == fino[i], "%s: inode %llu, full ingest %llu",
+                      paths[i], (unsigned long long)li,
+                      (unsigned long long)fino[i]);
+        struct kv_attr la, *fa = &fat[i];
+        ck_assert_int_eq(kv_getattr(lazy, li, &la), 0);
+        ck_assert_msg(la.mode == fa->mode, "%s: mode %o vs %o", paths[i],
+                      la.mode, fa->mode);
+        ck_assert_uint_eq(la.nlink, fa->nlink);
+        ck_assert_uint_eq(la.uid, fa->uid);
+        ck_assert_uint_eq(la.gid, fa->gid);
+        ck_assert_uint_eq(la.size, fa->size);
+        ck_assert_uint_eq(la.rdev, fa->rdev);
+        /* Data/L001 has no member: made "now" by both. */
+        ck_assert_msg(strcmp(paths[i], "Data/L001") == 0 ||
+                      (la.mtime.tv_sec == fa->mtime.tv_sec &&
+                       la.mtime.tv_nsec == fa->mtime.tv_nsec),
+                      "%s: mtime %lld.%09ld vs %lld.%09ld", paths[i],
+                      (long long)la.mtime.tv_sec, la.mtime.tv_nsec,
+                      (long long)fa->mtime.tv_sec, fa->mtime.tv_nsec);
+    }
+    /* The duplicate RunInfo.xml: the last one won in both. */
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(lazy, find(lazy, "RunInfo.xml"), &a), 0);
+    ck_assert_uint_eq(a.size, 5);
+    ck_assert_uint_eq(a.mode & 07777, 0600);
+    char t[64];
+    size_t tl;
+    ck_assert_int_eq(kv_readlink(lazy, find(lazy, "link"), t, sizeof t, &tl), 0);
+    ck_assert_uint_eq(tl, strlen("Data/L001/big.cbcl"));
+    ck_assert_uint_eq(find(lazy, "hard"), find(lazy, "Data/L001/big.cbcl"));
+    ck_assert_int_eq(kv_run_presence(lazy, &present, &total), 0);
+    ck_assert_uint_eq(present, 0);
+    ck_assert_uint_eq(total, BIG + 5);
+    kv_run_close(lazy);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
+START_TEST(absent_data_reads_as_enodata_until_filled_then_as_the_bytes)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    kv_ino ino = find(r, "Data/L001/big.cbcl");
+    char *buf = malloc(BIG);
+    size_t got = 99;
+    bool eof;
+    /* Never zeros for absent data. */
+    ck_assert_int_eq(kv_read(r, ino, 0, buf, 4096, &got, &eof), ENODATA);
+    ck_assert_int_eq(kv_read(r, ino, BIG - 10, buf, 10, &got, &eof), ENODATA);
+    uint32_t first, count;
+    ck_assert_int_eq(kv_missing(r, ino, KV_CHUNK + 5, 2 * KV_CHUNK, 10,
+                                &first, &count), 0);
+    ck_assert_uint_eq(first, 1);
+    ck_assert_uint_eq(count, 2);
+    /* Fill the middle chunk only: reads inside it work, across it do not. */
+    uint64_t off;
+    uint32_t len, crc;
+    ck_assert_int_eq(kv_chunk_source(r, ino, 1, &off, &len, &crc), 0);
+    ck_assert_uint_eq(len, KV_CHUNK);
+    ck_assert_int_eq(memcmp(b.tar.p + off, big + KV_CHUNK, KV_CHUNK), 0);
+    ck_assert_int_eq(kv_fill(r, ino, 1, b.tar.p + off, len), 0);
+    ck_assert_int_eq(kv_fill(r, ino, 1, b.tar.p + off, len), 0); /* again: no-op */
+    ck_assert_int_eq(kv_read(r, ino, KV_CHUNK + 100, buf, 5000, &got, &eof), 0);
+    ck_assert_uint_eq(got, 5000);
+    ck_assert_int_eq(memcmp(buf, big + KV_CHUNK + 100, 5000), 0);
+    ck_assert_int_eq(kv_read(r, ino, KV_CHUNK - 1, buf, 2, &got, &eof), ENODATA);
+    ck_assert_int_eq(kv_missing(r, ino, 0, BIG, 10, &first, &count), 0);
+    ck_assert_uint_eq(first, 0);
+    ck_assert_uint_eq(count, 1);
+    uint64_t present, total;
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, KV_CHUNK);
+    /* Survives closing and reopening. */
+    kv_run_close(r);
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    ck_assert_int_eq(kv_read(r, ino, KV_CHUNK, buf, 10, &got, &eof), 0);
+    ck_assert_int_eq(kv_read(r, ino, 0, buf, 10, &got, &eof), ENODATA);
+    /* Everything: the file reads whole and is an ordinary file again. */
+    fill_all(r, ino, &b);
+    fill_all(r, find(r, "RunInfo.xml"), &b);
+    ck_assert_int_eq(kv_read(r, ino, 0, buf, BIG, &got, &eof), 0);
+    ck_assert_uint_eq(got, BIG);
+    ck_assert(eof);
+    ck_assert_int_eq(memcmp(buf, big, BIG), 0);
+    ck_assert_int_eq(kv_read(r, find(r, "RunInfo.xml"), 0, buf, 100, &got,
+                             &eof), 0);
+    ck_assert_uint_eq(got, 5);
+    ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+    ck_assert_int_eq(kv_chunk_source(r, ino, 0, &off, &len, &crc), ENOENT);
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, total);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(r, ino, &a), 0);
+    ck_assert_uint_eq(a.used, BIG);
+    kv_ino next;
+    ck_assert_int_eq(kv_absent_next(r, 0, &next), ENOENT);
+    /* Filling is not a change: mtime as in the archive. */
+    ck_assert_int_eq(a.mtime.tv_nsec, 123456789);
+    kv_run_close(r);
+    free(buf);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
+START_TEST(a_chunk_with_wrong_bytes_is_refused_and_stays_absent)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    kv_ino ino = find(r, "Data/L001/big.cbcl");
+    uint64_t off;
+    uint32_t len, crc;
+    ck_assert_int_eq(kv_chunk_source(r, ino, 0, &off, &len, &crc), 0);
+    unsigned char *bad = malloc(len);
+    memcpy(bad, b.tar.p + off, len);
+    bad[len / 2] ^= 1;
+    ck_assert_int_eq(kv_fill(r, ino, 0, bad, len), EBADMSG);
+    ck_assert_int_eq(kv_fill(r, ino, 0, b.tar.p + off, len - 1), EINVAL);
+    ck_assert_int_eq(kv_fill(r, ino, 7, b.tar.p + off, len), ERANGE);
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(r, ino, 0, bad, 100, &got, &eof), ENODATA);
+    uint64_t present, total;
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, 0);
+    kv_run_close(r);
+    free(bad);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
+START_TEST(hostile_index_paths_are_refused_like_kv_ingest_refuses_them)
+{
+    static const unsigned char x[] = "x";
+    const struct mb cases[][2] = {
+        { { "RUN/../../etc/passwd", TIX_REG, 0644, x, 1, NULL },
+          { "RUN/ok", TIX_REG, 0644, x, 1, NULL } },
+        { { "/etc/passwd", TIX_REG, 0644, x, 1, NULL },
+          { "RUN/ok", TIX_REG, 0644, x, 1, NULL } },
+        { { "RUN/ok", TIX_REG, 0644, x, 1, NULL },
+          { "RUN/h", TIX_HARDLINK, 0644, NULL, 0, "../outside" } },
+        { { "RUN/ok", TIX_REG, 0644, x, 1, NULL },
+          { "RUN/h", TIX_HARDLINK, 0644, NULL, 0, "RUN/missing" } },
+        { { "RUN/evil", TIX_SYMLINK, 0777, NULL, 0, "/etc" },
+          { "RUN/evil/passwd", TIX_REG, 0644, x, 1, NULL } },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tix_writer *w;
+        ck_assert_int_eq(tix_writer_new(&w), 0);
+        bool refused = false;
+        for (size_t j = 0; j < 2; j++) {
+            const struct mb *m = &cases[i][j];
+            uint32_t sum = tix_crc(x, 1);
+            struct tix_member t = {
+                .path = m->path, .link = m->link, .type = m->type,
+                .mode = m->perm, .size = m->type == TIX_REG ? 1 : 0,
+                .data_off = 512, .nsums = m->type == TIX_REG ? 1 : 0,
+                .sums = m->type == TIX_REG ? &sum : NULL,
+            };
+            if (tix_writer_add(w, &t) != 0)
+                refused = true;
+        }
+        void *buf = NULL;
+        size_t len = 0;
+        struct tix_source src = { .size = 4096 };
+        snprintf(src.version, sizeof src.version, "v1");
+        ck_assert_int_eq(tix_writer_finish(w, &src, &buf, &len), 0);
+        tix_writer_free(w);
+        tix_index *ix = NULL;
+        char perr[256];
+        if (!refused && tix_parse(buf, len, &ix, perr, sizeof perr) != 0)
+            refused = true;     /* the parser already refuses it */
+        if (!refused) {
+            struct kv_ingest_result res;
+            int err = kv_ingest_index(cache, "RUN", ix, "v1", &res);
+            ck_assert_msg(err == EBADMSG, "case %zu: %d (%s)", i, err,
+                          res.error);
+            ck_assert_msg(strstr(res.error, "member '") != NULL,
+                          "case %zu: message does not name the member: %s",
+                          i, res.error);
+        }
+        tix_free(ix);
+        free(buf);
+        struct kv_runinfo ri;
+        ck_assert_int_eq(kv_cache_runinfo(cache, "RUN", &ri), ENOENT);
+        int nr = 0;
+        ck_assert_int_eq(kv_cache_list(cache, count_run, &nr), 0);
+        ck_assert_int_eq(nr, 0);
+    }
+}
+END_TEST
+
+START_TEST(an_index_with_a_sparse_member_is_not_used)
+{
+    tix_writer *w;
+    ck_assert_int_eq(tix_writer_new(&w), 0);
+    struct tix_member t = {
+        .path = "RUN/sparse", .type = TIX_REG, .flags = TIX_F_SPARSE,
+        .mode = 0644, .size = 1 << 20, .data_off = 1536,
+    };
+    ck_assert_int_eq(tix_writer_add(w, &t), 0);
+    void *buf;
+    size_t len;
+    struct tix_source src = { .size = 8192 };
+    ck_assert_int_eq(tix_writer_finish(w, &src, &buf, &len), 0);
+    tix_writer_free(w);
+    tix_index *ix;
+    char perr[256];
+    ck_assert_int_eq(tix_parse(buf, len, &ix, perr, sizeof perr), 0);
+    struct kv_ingest_result res;
+    ck_assert_int_eq(kv_ingest_index(cache, "RUN", ix, "v1", &res), ENOTSUP);
+    struct kv_runinfo ri;
+    ck_assert_int_eq(kv_cache_runinfo(cache, "RUN", &ri), ENOENT);
+    tix_free(ix);
+    free(buf);
+}
+END_TEST
+
+START_TEST(a_late_member_outside_the_top_directory_is_placed_as_kv_ingest_does)
+{
+    static const unsigned char x[] = "abc";
+    const struct mb ms[] = {
+        { "RUN", TIX_DIR, 0700, NULL, 0, NULL },
+        { "RUN/a", TIX_REG, 0644, x, 3, NULL },
+        { "other/b", TIX_REG, 0644, x, 2, NULL },
+    };
+    struct built b = build(ms, 3);
+    char why[512];
+    ck_assert_int_eq(ingest_tar("RUN", &b), 0);
+    kv_run *full;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &full), 0);
+    kv_ino fa = find(full, "RUN/a"), fb = find(full, "other/b");
+    kv_run_close(full);
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    ck_assert_uint_ne(fa, 0);
+    ck_assert_uint_eq(find(r, "RUN/a"), fa);
+    ck_assert_uint_eq(find(r, "other/b"), fb);
+    fill_all(r, fa, &b);
+    char buf[8];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(r, fa, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_uint_eq(got, 3);
+    ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+    kv_run_close(r);
+    built_free(&b);
+}
+END_TEST
+
+static Suite *lazy_suite(void)
+{
+    Suite *s = suite_create("lazy");
+    TCase *tc = tcase_create("index");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, an_index_run_has_the_tree_and_inode_numbers_of_a_full_ingest);
+    tcase_add_test(tc, absent_data_reads_as_enodata_until_filled_then_as_the_bytes);
+    tcase_add_test(tc, a_chunk_with_wrong_bytes_is_refused_and_stays_absent);
+    tcase_add_test(tc, hostile_index_paths_are_refused_like_kv_ingest_refuses_them);
+    tcase_add_test(tc, an_index_with_a_sparse_member_is_not_used);
+    tcase_add_test(tc, a_late_member_outside_the_top_directory_is_placed_as_kv_ingest_does);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(lazy_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,5 @@
+# tests/lazy/: index-first runs end to end (suite 45-lazy): mkindex, a test
+# helper that writes a tarball's index sidecar with tix_scan.
+$(B)/tests/lazy/mkindex: $(B)/tests/lazy/mkindex.o $(FETCH_LIB) $(KVSTORE_LIB) $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+TEST_PROGRAMS += $(B)/tests/lazy/mkindex

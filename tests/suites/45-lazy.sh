@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# 45-lazy: index-first runs end to end through the real tarnfsd and libnfs
+# clients (tests/lazy/e2e-lazy.sh): the tree from the index alone, member
+# range reads verified against the index CRCs, stale and corrupt indexes
+# falling back to a full fetch, on a NAS directory and on a real Ceph RGW.
+set -u
+cd "${TARNFS_ROOT:-.}"
+B="${B:-build-san}"
+export LSAN_OPTIONS="suppressions=$PWD/tests/vfs/lsan-kyotocabinet.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+status=0
+echo "--- e2e-lazy on a NAS directory"
+tests/lazy/e2e-lazy.sh nas || status=1
+echo "--- e2e-lazy on S3 (a real Ceph RGW)"
+RGW_DIR=$(mktemp -d /tmp/tarnfs-45-lazy.XXXXXX)
+export RGW_DIR B
+stop_rgw() { tests/s3/rgw-stop.sh "$RGW_DIR" >/dev/null 2>&1 || rm -rf "$RGW_DIR"; }
+trap stop_rgw EXIT
+started=0
+for attempt in 1 2; do     # a port taken by a parallel cluster: one retry
+  if tests/s3/rgw-start.sh >/dev/null 2>"$RGW_DIR.err"; then started=1; break; fi
+  cat "$RGW_DIR.err" >&2
+  stop_rgw
+  mkdir -p "$RGW_DIR"
+done
+rm -f "$RGW_DIR.err"
+if [ $started = 1 ]; then
+  ( set -a; . "$RGW_DIR/env"; set +a; tests/lazy/e2e-lazy.sh s3 ) || status=1
+else
+  echo "45-lazy: could not start Ceph RGW" >&2
+  status=1
+fi
+exit $status

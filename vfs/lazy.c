@@ -1,0 +1,611 @@
+/* lazy.c: index-first runs on the vfs side: load a run from its tarball's index sidecar, and fill absent member chunks by range fetch (verified, single flight, with read-ahead). */
+#include "vfs/vfs_internal.h"
+#include "kvstore/tarindex.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An index bigger than this is not fetched (a hostile or broken sidecar
+ * must not make the server allocate without bound).  1M members with
+ * their paths take well under 64 MiB. */
+#define VFS_INDEX_MAX ((size_t)256 << 20)
+
+/* Read-ahead for sequential readers: absent chunks fetched beyond the one
+ * a READ needs, when the chunk before it is present (or it is the first). */
+#define VFS_READAHEAD_CHUNKS 4
+/* At most this many chunks in one range GET. */
+#define VFS_FILL_MAX_CHUNKS 8
+
+/* ---- index-first load ------------------------------------------------ */
+
+/* GET key's sidecar into a malloc'd buffer.  Errors: ENOENT (no sidecar),
+ * EFBIG (over VFS_INDEX_MAX), EIO, ENOMEM. */
+static int get_sidecar(vfs *v, const char *key, void **out, size_t *outlen)
+{
+    char ikey[1100];
+    if (snprintf(ikey, sizeof ikey, "%s%s", key, TIX_SUFFIX) >=
+        (int)sizeof ikey)
+        return ENOENT;
+    fetch_stream *s;
+    int err = fetch_get(v->backend, ikey, 0, 0, &s);
+    if (err)
+        return err;
+    size_t cap = 256 * 1024, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        err = ENOMEM;
+    while (!err) {
+        if (len == cap) {
+            if (cap >= VFS_INDEX_MAX) {
+                err = EFBIG;
+                break;
+            }
+            size_t ncap = cap * 2 > VFS_INDEX_MAX ? VFS_INDEX_MAX : cap * 2;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                err = ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t n = fetch_read(s, buf + len, cap - len);
+        if (n < 0)
+            err = (int)-n;
+        else if (n == 0)
+            break;
+        else
+            len += (size_t)n;
+    }
+    fetch_stream_close(s);
+    pthread_mutex_lock(&v->lock);
+    v->stats.bytes_fetched += len;
+    v->stats.index_fetches++;
+    pthread_mutex_unlock(&v->lock);
+    if (err) {
+        free(buf);
+        return err;
+    }
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
+
+int vfs_lazy_load_index(vfs *v, const char *name, const char *key,
+                        const struct fetch_objinfo *oi)
+{
+    int64_t t0 = vfs_mono_ms();
+    void *buf = NULL;
+    size_t len = 0;
+    int err = get_sidecar(v, key, &buf, &len);
+    if (err == ENOENT)
+        return ENOENT;
+    if (err) {
+        log_warn("vfs: index of %s could not be read (%s): fetching the "
+                 "whole tarball", key, strerror(err));
+        return err;
+    }
+    tix_index *ix = NULL;
+    char why[256] = "";
+    err = tix_parse(buf, len, &ix, why, sizeof why);
+    free(buf);
+    if (err) {
+        log_warn("vfs: index of %s is corrupt: %s; ignored, fetching the "
+                 "whole tarball", key, why[0] ? why : strerror(err));
+        return EBADMSG;
+    }
+    struct tix_source actual;
+    memset(&actual, 0, sizeof actual);
+    actual.size = oi->size;
+    snprintf(actual.version, sizeof actual.version, "%s", oi->version);
+    snprintf(actual.sha256, sizeof actual.sha256, "%s", oi->sha256);
+    if (!tix_matches(ix, &actual)) {
+        log_warn("vfs: index of %s does not match its tarball: ignored, "
+                 "fetching the whole tarball", key);
+        tix_free(ix);
+        return ESTALE;
+    }
+    struct kv_ingest_result res;
+    err = kv_ingest_index(v->cache, name, ix, oi->version, &res);
+    tix_free(ix);
+    if (err) {
+        log_warn("vfs: run %s cannot be built from its index: %s%s%s; "
+                 "fetching the whole tarball", name, strerror(err),
+                 res.error[0] ? ": " : "", res.error);
+        return err;
+    }
+    log_info("vfs: run %s loaded from the index of %s (%s): %zu bytes of "
+             "index, %llu files in %lld ms; file data is fetched on read",
+             name, key, oi->version, len, (unsigned long long)res.files,
+             (long long)(vfs_mono_ms() - t0));
+    return 0;
+}
+
+/* ---- range fetch and fill -------------------------------------------- */
+
+/* One range of chunks of one file being fetched; readers needing any of
+ * them wait for it instead of fetching again. */
+struct vfs_fill {
+    struct vfs_run *run;
+    kv_ino ino;
+    uint32_t first, count;
+    bool done;
+    int err;
+    int waiters;
+    pthread_cond_t cv;
+    struct vfs_waiter *parked;  /* parked callers (park.c): woken when done */
+    struct vfs_fill *next;
+};
+
+static struct vfs_fill *fill_find_locked(vfs *v, struct vfs_run *run,
+                                         kv_ino ino, uint32_t chunk)
+{
+    for (struct vfs_fill *f = v->fills; f; f = f->next)
+        if (f->run == run && f->ino == ino && !f->done &&
+            chunk >= f->first && chunk - f->first < f->count)
+            return f;
+    return NULL;
+}
+
+static void fill_unlink_locked(vfs *v, struct vfs_fill *f)
+{
+    for (struct vfs_fill **p = &v->fills; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            return;
+        }
+}
+
+int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
+                   kv_ino ino, uint32_t first, uint32_t count,
+                   uint64_t *stored)
+{
+    *stored = 0;
+    uint64_t off0 = 0, total = 0;
+    uint32_t lens[VFS_FILL_MAX_CHUNKS], crcs[VFS_FILL_MAX_CHUNKS];
+    if (count > VFS_FILL_MAX_CHUNKS)
+        count = VFS_FILL_MAX_CHUNKS;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t off;
+        int err = kv_chunk_source(kr, ino, first + i, &off, &lens[i],
+                                  &crcs[i]);
+        if (err == ENOENT && i == 0)
+            return 0;           /* complete meanwhile */
+        if (err)
+            return err == ENOENT ? 0 : err;
+        if (i == 0)
+            off0 = off;
+        total += lens[i];
+    }
+    char member[512];
+    if (kv_absent_member(kr, ino, member, sizeof member) != 0)
+        snprintf(member, sizeof member, "inode %llu", (unsigned long long)ino);
+    fetch_stream *s;
+    int err = fetch_get(v->backend, key, off0, total, &s);
+    if (err) {
+        log_error("vfs: range fetch of run %s member '%s' (chunks %u-%u) "
+                  "from %s failed: %s", run, member, first, first + count - 1,
+                  key, strerror(err));
+        return EIO;
+    }
+    struct vfs_xfer x;              /* vfs_cancel may cancel it now */
+    vfs_xfer_begin(v, &x, s);
+    char *buf = malloc(KV_CHUNK);
+    uint64_t got = 0;
+    if (!buf)
+        err = ENOMEM;
+    for (uint32_t i = 0; i < count && !err; i++) {
+        size_t have = 0;
+        while (have < lens[i]) {
+            ssize_t n = fetch_read(s, buf + have, lens[i] - have);
+            if (n <= 0) {
+                err = n < 0 ? (int)-n : EIO;
+                break;
+            }
+            have += (size_t)n;
+        }
+        got += have;
+        if (err) {
+            log_error("vfs: range fetch of run %s member '%s' chunk %u "
+                      "from %s failed: %s", run, member, first + i, key,
+                      strerror(err));
+            err = EIO;
+            break;
+        }
+        err = kv_fill(kr, ino, first + i, buf, lens[i]);
+        if (!err)
+            *stored += lens[i];
+        if (err == EBADMSG) {
+            log_error("vfs: run %s member '%s' chunk %u: checksum mismatch "
+                      "(the tarball %s does not hold what its index says): "
+                      "not served", run, member, first + i, key);
+            err = EIO;
+        } else if (err) {
+            log_error("vfs: run %s member '%s' chunk %u: storing failed: %s",
+                      run, member, first + i, strerror(err));
+            err = err == ENOSPC ? ENOSPC : EIO;
+        }
+    }
+    vfs_xfer_end(v, &x);
+    fetch_stream_close(s);
+    free(buf);
+    pthread_mutex_lock(&v->lock);
+    v->stats.range_fetches++;
+    v->stats.range_bytes += got;
+    v->stats.bytes_fetched += got;
+    if (err)
+        v->stats.fetch_failures++;
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
+
+/* A fetch ended (lock held): record it, wake the blocked and take the
+ * parked callers; frees f if nobody waits on its cv. */
+static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
+                                           int err, uint64_t stored)
+{
+    f->run->bytes += stored;    /* eviction sees the run grow */
+    f->done = true;
+    f->err = err;
+    fill_unlink_locked(v, f);
+    pthread_cond_broadcast(&f->cv);
+    struct vfs_waiter *w = f->parked;
+    f->parked = NULL;
+    if (f->waiters == 0) {
+        pthread_cond_destroy(&f->cv);
+        free(f);
+    }
+    return w;
+}
+
+/* A range fetch on a fetch thread, for parked readers: it holds a pin and
+ * a handle user of the run until done. */
+struct fill_job {
+    struct vfs_fill *f;
+    struct vfs_handle *h;
+    char *key;
+};
+
+static void fill_job_run(vfs *v, void *arg)
+{
+    struct fill_job *fj = arg;
+    struct vfs_fill *f = fj->f;
+    struct vfs_run *run = f->run;
+    pthread_mutex_lock(&v->lock);
+    bool cancelled = v->cancelled;
+    pthread_mutex_unlock(&v->lock);
+    uint64_t stored = 0;
+    int err = cancelled ? EAGAIN
+                        : vfs_lazy_fetch(v, fj->h->kr, run->name, fj->key,
+                                         f->ino, f->first, f->count, &stored);
+    pthread_mutex_lock(&v->lock);
+    struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+    struct vfs_handle *old = vfs_handle_put_locked(v, fj->h);
+    run->pins--;
+    pthread_mutex_unlock(&v->lock);
+    vfs_handle_close(old);
+    vfs_park_wake(w, err);
+    if (stored)
+        vfs_house_kick(v);
+    free(fj->key);
+    free(fj);
+}
+
+/* Make the absent chunks [first, first+count) of ino present: fetch the
+ * ones nobody is fetching (claimed in one range), or wait for whoever is.
+ * A parkable caller (park.c) waits for neither: the fetch goes to a fetch
+ * thread and EINPROGRESS comes back at once.  Errors: EIO (fetch or
+ * checksum failure, logged), ENOSPC, EINPROGRESS, EAGAIN (cancelled). */
+static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
+                       uint32_t first, uint32_t count)
+{
+    struct vfs_run *run = ref->run;
+    struct vfs_park *park = vfs_park_slot();
+    pthread_mutex_lock(&v->lock);
+    struct vfs_fill *f = fill_find_locked(v, run, ino, first);
+    if (f && park) {
+        int err = vfs_park_locked(v, &f->parked);
+        pthread_mutex_unlock(&v->lock);
+        return err;
+    }
+    if (!f && park && park->wake_err && !park->parked) {
+        /* The fetch this call was parked on failed: report it once; the
+         * next READ tries again. */
+        int err = park->wake_err == ECANCELED ? EAGAIN : park->wake_err;
+        park->wake_err = 0;
+        pthread_mutex_unlock(&v->lock);
+        return err;
+    }
+    if (f) {
+        f->waiters++;
+        while (!f->done)
+            pthread_cond_wait(&f->cv, &v->lock);
+        int err = f->err;
+        if (--f->waiters == 0) {
+            pthread_cond_destroy(&f->cv);
+            free(f);
+        }
+        pthread_mutex_unlock(&v->lock);
+        return err;
+    }
+    /* Claim first.. up to the first chunk someone else is fetching. */
+    uint32_t n = 1;
+    while (n < count && !fill_find_locked(v, run, ino, first + n))
+        n++;
+    f = calloc(1, sizeof *f);
+    char *key = run->key ? strdup(run->key) : NULL;
+    if (!f || !key) {
+        pthread_mutex_unlock(&v->lock);
+        free(f);
+        free(key);
+        return run->key ? ENOMEM : EIO;
+    }
+    f->run = run;
+    f->ino = ino;
+    f->first = first;
+    f->count = n;
+    pthread_cond_init(&f->cv, NULL);
+    f->next = v->fills;
+    v->fills = f;
+    if (park) {
+        struct fill_job *fj = malloc(sizeof *fj);
+        int err = fj ? 0 : ENOMEM;
+        if (fj) {
+            *fj = (struct fill_job){ .f = f, .h = ref->h, .key = key };
+            err = vfs_pool_submit_locked(v, fill_job_run, fj);
+        }
+        if (err) {
+            free(fj);
+            free(key);
+            struct vfs_waiter *w = fill_done_locked(v, f, EAGAIN, 0);
+            pthread_mutex_unlock(&v->lock);
+            vfs_park_wake(w, EAGAIN);
+            return EAGAIN;
+        }
+        ref->h->users++;        /* the job's */
+        run->pins++;
+        err = vfs_park_locked(v, &f->parked);
+        pthread_mutex_unlock(&v->lock);
+        return err;
+    }
+    pthread_mutex_unlock(&v->lock);
+
+    uint64_t stored = 0;
+    int err = vfs_lazy_fetch(v, ref->h->kr, run->name, key, ino, first, n,
+                             &stored);
+    free(key);
+
+    pthread_mutex_lock(&v->lock);
+    struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+    pthread_mutex_unlock(&v->lock);
+    vfs_park_wake(w, err);
+    if (stored)
+        vfs_house_kick(v);
+    return err;
+}
+
+int vfs_lazy_read(vfs *v, struct vfs_ref *ref, kv_ino ino, uint64_t off,
+                  void *buf, size_t len, size_t *got, bool *eof)
+{
+    kv_run *kr = ref->h->kr;
+    for (int tries = 0;; tries++) {
+        int err = kv_read(kr, ino, off, buf, len, got, eof);
+        if (err != ENODATA)
+            return err;
+        if (!v->backend || tries >= 64)
+            return EIO;
+        /* Sequential reader (the chunk before is present, or this is the
+         * start): fetch a few chunks ahead too. */
+        uint32_t c = (uint32_t)(off / KV_CHUNK), first, count;
+        uint64_t want = len;
+        uint32_t before = 0, bc = 0;
+        bool seq = c == 0 ||
+                   (kv_missing(kr, ino, (uint64_t)(c - 1) * KV_CHUNK, 1, 1,
+                               &before, &bc) == 0 && bc == 0);
+        if (seq)
+            want += (uint64_t)VFS_READAHEAD_CHUNKS * KV_CHUNK;
+        err = kv_missing(kr, ino, off, want, VFS_FILL_MAX_CHUNKS, &first,
+                         &count);
+        if (err)
+            return err;
+        if (count == 0)
+            continue;           /* filled meanwhile */
+        err = fill_chunks(v, ref, ino, first, count);
+        if (err)
+            return err;
+    }
+}
+
+int vfs_lazy_fill_run(vfs *v, struct vfs_ref *ref)
+{
+    kv_run *kr = ref->h->kr;
+    uint64_t present, total;
+    int err = kv_run_presence(kr, &present, &total);
+    if (err || present >= total)
+        return err;
+    if (!v->backend)
+        return EIO;
+    log_info("vfs: run %s is about to change: fetching its absent data "
+             "first (%llu of %llu bytes present)", ref->run->name,
+             (unsigned long long)present, (unsigned long long)total);
+    kv_ino ino = 0;
+    while ((err = kv_absent_next(kr, ino, &ino)) == 0) {
+        for (;;) {
+            uint32_t first, count;
+            err = kv_missing(kr, ino, 0, UINT64_MAX, VFS_FILL_MAX_CHUNKS,
+                             &first, &count);
+            if (err || count == 0)
+                break;
+            if ((err = fill_chunks(v, ref, ino, first, count)) != 0)
+                return err;
+        }
+        if (err)
+            return err;
+    }
+    return err == ENOENT ? 0 : err;
+}
+
+/* ---- an index as a by-product of a full fetch ------------------------- */
+
+/* The bytes of a full fetch are handed to tix_scan, running on its own
+ * thread, through a bounded buffer: the fetch never waits on more than
+ * VFS_TEE_BUF bytes of it, and once the scan has stopped (done, or
+ * refused: a compressed tarball) bytes are simply not copied any more. */
+#define VFS_TEE_BUF ((size_t)4 << 20)
+
+struct vfs_tee {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *buf;
+    size_t head, len;           /* ring: len bytes from head */
+    bool eof, detached;
+    int perr;                   /* the fetch failed: the scan reads -EIO */
+    pthread_t th;
+    struct tix_source src;
+    int rc;
+    void *ix;
+    size_t ixlen;
+    char why[256];
+};
+
+static ssize_t tee_read(void *arg, void *out, size_t cap)
+{
+    struct vfs_tee *t = arg;
+    pthread_mutex_lock(&t->mu);
+    while (t->len == 0 && !t->eof)
+        pthread_cond_wait(&t->cv, &t->mu);
+    ssize_t n;
+    if (t->len == 0) {
+        n = t->perr ? -EIO : 0;
+    } else {
+        size_t k = t->len < cap ? t->len : cap;
+        size_t first = VFS_TEE_BUF - t->head < k ? VFS_TEE_BUF - t->head : k;
+        memcpy(out, t->buf + t->head, first);
+        memcpy((char *)out + first, t->buf, k - first);
+        t->head = (t->head + k) % VFS_TEE_BUF;
+        t->len -= k;
+        n = (ssize_t)k;
+        pthread_cond_broadcast(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+static void *tee_main(void *arg)
+{
+    struct vfs_tee *t = arg;
+    t->rc = tix_scan(tee_read, t, &t->src, NULL, NULL, &t->ix, &t->ixlen,
+                     t->why, sizeof t->why);
+    pthread_mutex_lock(&t->mu);
+    t->detached = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+struct vfs_tee *vfs_tee_start(const struct fetch_objinfo *oi)
+{
+    struct vfs_tee *t = calloc(1, sizeof *t);
+    if (!t || !(t->buf = malloc(VFS_TEE_BUF))) {
+        free(t);
+        return NULL;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    t->src.size = oi->size;
+    snprintf(t->src.version, sizeof t->src.version, "%s", oi->version);
+    snprintf(t->src.sha256, sizeof t->src.sha256, "%s", oi->sha256);
+    if (pthread_create(&t->th, NULL, tee_main, t) != 0) {
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv);
+        free(t->buf);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void vfs_tee_push(struct vfs_tee *t, const void *data, size_t n)
+{
+    const char *p = data;
+    pthread_mutex_lock(&t->mu);
+    while (n > 0 && !t->detached) {
+        while (t->len == VFS_TEE_BUF && !t->detached)
+            pthread_cond_wait(&t->cv, &t->mu);
+        if (t->detached)
+            break;
+        size_t tail = (t->head + t->len) % VFS_TEE_BUF;
+        size_t room = VFS_TEE_BUF - t->len;
+        size_t k = n < room ? n : room;
+        size_t first = VFS_TEE_BUF - tail < k ? VFS_TEE_BUF - tail : k;
+        memcpy(t->buf + tail, p, first);
+        memcpy(t->buf, p + first, k - first);
+        t->len += k;
+        p += k;
+        n -= k;
+        pthread_cond_broadcast(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+struct pull_mem {
+    const char *p;
+    size_t n, pos;
+};
+
+static ssize_t pull_mem(void *arg, void *buf, size_t cap)
+{
+    struct pull_mem *m = arg;
+    size_t k = m->n - m->pos < cap ? m->n - m->pos : cap;
+    memcpy(buf, m->p + m->pos, k);
+    m->pos += k;
+    return (ssize_t)k;
+}
+
+void vfs_tee_finish(vfs *v, struct vfs_tee *t, int fetch_err, const char *key,
+                    bool upload)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->eof = true;
+    t->perr = fetch_err;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->th, NULL);
+    if (fetch_err || !upload) {
+        /* nothing to store */
+    } else if (t->rc == ENOTSUP) {
+        log_debug("vfs: %s is compressed: no index (no random access)", key);
+    } else if (t->rc) {
+        log_warn("vfs: no index made for %s: %s", key,
+                 t->why[0] ? t->why : strerror(t->rc));
+    } else {
+        /* Never over a newer index: create it, or replace exactly the
+         * stale or corrupt one found at load. */
+        char ikey[1100];
+        struct fetch_objinfo old;
+        struct fetch_put_opts o = { .if_none_match = true };
+        snprintf(ikey, sizeof ikey, "%s%s", key, TIX_SUFFIX);
+        if (fetch_stat(v->backend, ikey, &old) == 0) {
+            o.if_none_match = false;
+            o.if_match = old.version;
+        }
+        struct pull_mem m = { t->ix, t->ixlen, 0 };
+        int err = fetch_put(v->backend, ikey, pull_mem, &m, &o, NULL);
+        if (err)
+            log_warn("vfs: storing the index %s failed: %s", ikey,
+                     err == ECANCELED ? "it changed meanwhile" : strerror(err));
+        else
+            log_info("vfs: stored the index %s (%zu bytes), made while "
+                     "fetching its tarball", ikey, t->ixlen);
+    }
+    free(t->ix);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    free(t->buf);
+    free(t);
+}
