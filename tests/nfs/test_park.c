@@ -1,7 +1,8 @@
 /* test_park.c: no worker thread waits for the network.  tarnfsd serves a
  * real NAS directory whose "cold" tarballs stall (the fetch fault hook,
  * TARNFS_FAULT=stall:...): 64 LOOKUPs of cold runs park (no thread each),
- * cached data keeps answering promptly, a call parked past park_timeout
+ * so do READs of an index-first run's absent file, cached data keeps
+ * answering promptly, a call parked past park_timeout
  * gets NFS3ERR_JUKEBOX, a stalled transfer is abandoned with EIO and
  * retried by the next access, and SIGTERM exits promptly. */
 #include <arpa/inet.h>
@@ -56,9 +57,18 @@ static void fixtures(void)
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "set -e; rm -rf '%s' '%s.src'; mkdir -p '%s' '%s.src'; cd '%s.src'; "
-             "for r in warm $(seq -f 'cold%%02g' 0 %d); do mkdir $r; "
+             "for r in warm lazy $(seq -f 'cold%%02g' 0 %d); do mkdir $r; "
              "echo \"hello from $r\" > $r/f.txt; tar -cf '%s'/$r.tar $r; done",
              nas, nas, nas, nas, nas, NCOLD - 1, nas);
+    ck_assert_int_eq(system(cmd), 0);
+    /* lazy.tar gets an index sidecar: an index-first run, whose file data
+     * is fetched by range on READ. */
+    char tarnfsd[256];
+    snprintf(tarnfsd, sizeof tarnfsd, "%s", test_env("TARNFSD"));
+    char *slash = strrchr(tarnfsd, '/');
+    ck_assert_ptr_nonnull(slash);
+    *slash = 0;
+    snprintf(cmd, sizeof cmd, "'%s/tests/lazy/mkindex' '%s' lazy.tar >/dev/null", tarnfsd, nas);
     ck_assert_int_eq(system(cmd), 0);
 }
 
@@ -444,12 +454,62 @@ START_TEST(a_transfer_that_stalls_past_fetch_stall_timeout_is_eio_and_the_next_a
 }
 END_TEST
 
+START_TEST(reads_of_an_absent_member_park_on_one_range_fetch_and_hold_no_worker)
+{
+    /* Every transfer of lazy.tar (its index, then the member's range)
+     * sends nothing for 2.5 s; 4 workers. */
+    start_with("stall:2500::lazy.tar", "park_timeout = 60s\n");
+    uint8_t root[64], ffh[64], dir[64], fh[64];
+    int rootlen = mnt_root(root);
+    int ffhlen = warm_file(root, rootlen, ffh), dirlen = 0, fhlen = 0;
+    ck_assert_int_eq(lookup(root, rootlen, "lazy", dir, &dirlen, 30000, NULL), 0);
+    ck_assert_int_eq(lookup(dir, dirlen, "f.txt", fh, &fhlen, 30000, NULL), 0);
+
+    /* 8 READs of the absent file (more than the 4 workers) wait for one
+     * range fetch; cached data answers meanwhile. */
+    int rfd = tcp_open(srv.nfs_port);
+    long long sent = now_ms();
+    for (uint32_t i = 0; i < 8; i++) {
+        struct call c;
+        call_header(&c, 3000 + i, NFS_PROG, 6);
+        put_bytes(&c, fh, (uint32_t)fhlen);
+        put(&c, 0); put(&c, 0);
+        put(&c, 4096);
+        send_call(rfd, &c);
+    }
+    sleep_ms(500);
+    int fd = tcp_open(srv.nfs_port);
+    for (int i = 0; i < 5; i++) {
+        long long t0 = now_ms();
+        ck_assert(getattr_ok(fd, ffh, ffhlen, 5000));
+        ck_assert_int_lt(now_ms() - t0, 100);
+    }
+    close(fd);
+    for (int i = 0; i < 8; i++) {
+        uint32_t r[256];
+        int n = recv_reply(rfd, r, 256, now_ms() + 30000);
+        ck_assert_int_ge(n, 8 + 21 + 3 + 4);
+        ck_assert_uint_ge(r[0], 3000);
+        ck_assert_uint_eq(r[6], 0);                  /* NFS3_OK */
+        ck_assert_uint_eq(r[8 + 21 + 2], 16);        /* "hello from lazy\n" */
+        char data[20];
+        for (int k = 0; k < 4; k++)
+            ((uint32_t *)data)[k] = htonl(r[8 + 21 + 3 + k]);
+        ck_assert(memcmp(data, "hello from lazy\n", 16) == 0);
+    }
+    ck_assert_int_ge(now_ms() - sent, 2000);
+    close(rfd);
+    ck_assert_int_eq(server_stop(&srv), 0);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const TTest *tests[] = {
         sixty_four_parked_lookups_hold_no_worker_and_cached_runs_keep_answering,
         a_call_parked_past_park_timeout_gets_jukebox_and_sigterm_exits_promptly,
         a_transfer_that_stalls_past_fetch_stall_timeout_is_eio_and_the_next_access_retries,
+        reads_of_an_absent_member_park_on_one_range_fetch_and_hold_no_worker,
     };
     Suite *s = suite_create("park");
     TCase *t = tcase_create("park");
