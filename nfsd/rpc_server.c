@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #define CONN_INFLIGHT_MAX  16      /* calls queued per connection before we stop reading */
+#define CONN_PARKED_MAX    256     /* calls parked per connection; more are told JUKEBOX */
 #define QUEUE_UDP_MAX      4096    /* beyond this, UDP calls are dropped (clients retry) */
 #define READ_CHUNK         65536   /* also the UDP receive buffer: >= RPC_UDP_MAX */
 #define READ_SMALL         4096    /* a read that starts between records */
@@ -67,6 +68,8 @@ struct conn {
     bool mem_paused;                /* not read: the server is over its memory limit */
     bool sending;                   /* a thread is in sendmsg for c, without the lock */
     int inflight;                   /* calls queued or running */
+    int parked;                     /* calls parked (not in inflight: a client's
+                                       calls of cached data are still read) */
     size_t queued_in;               /* bytes of those calls' records */
     struct outbuf *out_head, *out_tail;
     size_t out_bytes;               /* bytes of replies not yet written */
@@ -739,7 +742,8 @@ static void tick(struct rpc_server *s)
         next = c->next;
         pthread_mutex_lock(&c->lock);
         bool stuck = c->out_head && now - c->out_progress_ms > s->lim.reply_timeout_ms;
-        bool idle = !c->out_head && c->inflight == 0 && s->lim.idle_timeout_ms != UINT32_MAX &&
+        bool idle = !c->out_head && c->inflight == 0 && c->parked == 0 &&
+                    s->lim.idle_timeout_ms != UINT32_MAX &&
                     now - c->active_ms > s->lim.idle_timeout_ms;
         size_t queued = c->out_bytes;
         pthread_mutex_unlock(&c->lock);
@@ -870,6 +874,20 @@ static void conn_reply(struct rpc_server *s, struct job *j, struct rpc_reply_out
         outbuf_free(ob);
 }
 
+/* A call of c parks (true) or comes back to the work queue (false): a
+ * parked call does not count against CONN_INFLIGHT_MAX, so the client's
+ * other calls are still read. */
+static void conn_park_count(struct rpc_server *s, struct conn *c, bool parking)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->inflight += parking ? -1 : 1;
+    c->parked += parking ? 1 : -1;
+    conn_update_events(s, c);
+    pthread_mutex_unlock(&c->lock);
+}
+
 static void job_free(struct rpc_server *s, struct job *j)
 {
     if (j->conn)
@@ -910,6 +928,7 @@ void rpc_call_resume(void *park_token, int err)
     }
     parked_unlink_locked(s, j);
     pthread_mutex_unlock(&s->park_lock);
+    conn_park_count(s, j->conn, false);
     queue_push(s, j);
 }
 
@@ -933,6 +952,7 @@ static void parked_expire(struct rpc_server *s)
     while (due) {
         struct job *j = due;
         due = j->next;
+        conn_park_count(s, j->conn, false);
         queue_push(s, j);
     }
 }
@@ -950,11 +970,16 @@ static void run_job(struct rpc_server *s, struct job *j)
         .is_tcp = j->conn != NULL,
         .max_reply = j->conn ? RPC_MAX_RECORD : RPC_UDP_MAX_REPLY,
         .park_token = expired ? NULL : j,
-        .may_park = s->nparked < s->lim.max_parked,
+        .may_park = s->nparked < s->lim.max_parked,     /* and per connection, below */
         .wake_err = j->wake_err,
         .expired = expired,
     };
     pthread_mutex_unlock(&s->park_lock);
+    if (j->conn && call.may_park) {
+        pthread_mutex_lock(&j->conn->lock);
+        call.may_park = j->conn->parked < CONN_PARKED_MAX;
+        pthread_mutex_unlock(&j->conn->lock);
+    }
     struct rpc_reply_out reply = { 0 };
     s->cfg.handler(s->cfg.ctx, &call, &reply);
     if (reply.parked && !expired) {
@@ -974,6 +999,9 @@ static void run_job(struct rpc_server *s, struct job *j)
             s->parked->pprev = j;
         s->parked = j;
         s->nparked++;
+        /* Counted as parked before the lock is dropped: a resume that
+         * follows at once counts it back. */
+        conn_park_count(s, j->conn, true);
         pthread_mutex_unlock(&s->park_lock);
         return;
     }

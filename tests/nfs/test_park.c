@@ -318,7 +318,7 @@ START_TEST(sixty_four_parked_lookups_hold_no_worker_and_cached_runs_keep_answeri
     int ffhlen = warm_file(root, rootlen, ffh);
     int before = count_threads(srv.pid);
 
-    enum { NCONN = 8 };
+    enum { NCONN = 2 };         /* 32 calls each: more than 16 in progress */
     int fds[NCONN];
     for (int i = 0; i < NCONN; i++)
         fds[i] = tcp_open(srv.nfs_port);
@@ -346,6 +346,12 @@ START_TEST(sixty_four_parked_lookups_hold_no_worker_and_cached_runs_keep_answeri
         if (t2 - t1 > worst) worst = t2 - t1;
     }
     close(fd);
+    /* A connection with 32 parked calls still has its next call read and
+     * answered (a kernel client sends everything on one connection). */
+    long long t0 = now_ms();
+    ck_assert(getattr_ok(fds[0], ffh, ffhlen, 5000));
+    if (now_ms() - t0 > worst)
+        worst = now_ms() - t0;
     fprintf(stderr, "test_park: slowest GETATTR/READ of a cached run while 64 LOOKUPs "
             "were parked: %lld ms\n", worst);
     ck_assert_int_lt(worst, 100);
