@@ -310,9 +310,9 @@ static int warm_file(const uint8_t *root, int rootlen, uint8_t *fh)
 
 START_TEST(sixty_four_parked_lookups_hold_no_worker_and_cached_runs_keep_answering)
 {
-    /* Every cold tarball sends nothing for 3 s; 4 workers, 16 fetch
+    /* Every cold tarball sends nothing for 4 s; 4 workers, 16 fetch
      * threads (so the 64 loads take 4 rounds of the stall). */
-    start_with("stall:3000::cold", "fetch_threads = 16\npark_timeout = 120s\n");
+    start_with("stall:4000::cold", "fetch_threads = 16\npark_timeout = 120s\n");
     uint8_t root[64], ffh[64];
     int rootlen = mnt_root(root);
     int ffhlen = warm_file(root, rootlen, ffh);
@@ -342,7 +342,7 @@ START_TEST(sixty_four_parked_lookups_hold_no_worker_and_cached_runs_keep_answeri
         lookup_call(&c, 1000 + (uint32_t)i, root, rootlen, name);
         send_call(fds[i % NCONN], &c);
     }
-    sleep_ms(1000);
+    sleep_ms(2000);             /* the first 16 loads have started and stall */
 
     /* 64 calls wait, 4 workers: had each held its worker, nothing else
      * would be answered now.  Cached data answers at once. */
@@ -404,7 +404,7 @@ START_TEST(sixty_four_parked_lookups_hold_no_worker_and_cached_runs_keep_answeri
             cold5len = hlen;
         }
     }
-    ck_assert_int_ge(now_ms() - sent, 2500);     /* they did wait for the stall */
+    ck_assert_int_ge(now_ms() - sent, 3500);     /* they did wait for the stall */
     for (int i = 0; i < NCONN; i++)
         close(fds[i]);
     uint8_t f5[64];
