@@ -77,6 +77,7 @@ struct conn {
     int64_t active_ms;              /* last byte read or written */
     uint32_t events;                /* epoll interest set now */
     struct in6_addr host;           /* peer address, v4 as v4-mapped */
+    size_t max_record;              /* of the port it came in on */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     /* Reader state: touched only by the listener thread. */
@@ -126,6 +127,7 @@ struct rpc_server {
     struct src listeners[2], udps[2];
     int nsock;                      /* 1 when both ports are the same */
     int port[2];
+    size_t max_record[2];
     pthread_t listener;
     pthread_t *workers;
     unsigned nworkers;
@@ -447,12 +449,12 @@ static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, s
             c->hdr_have = 0;
             c->frag_last = mark >> 31;
             c->frag_left = mark & 0x7fffffffu;
-            if (c->rec_len + c->frag_left > RPC_MAX_RECORD) {
+            if (c->rec_len + c->frag_left > c->max_record) {
                 char more[64], host[INET6_ADDRSTRLEN];
                 if (ratelog_ok(&s->log_record, more, sizeof more)) {
                     host_str(&c->host, host, sizeof host);
-                    log_warn("rpc: record over %d bytes from %s; dropping the connection%s",
-                             RPC_MAX_RECORD, host, more);
+                    log_warn("rpc: record over %zu bytes from %s; dropping the connection%s",
+                             c->max_record, host, more);
                 }
                 return false;
             }
@@ -594,8 +596,10 @@ static void listeners_poll(struct rpc_server *s, bool on)
     }
 }
 
-static void accept_conns(struct rpc_server *s, int lfd)
+static void accept_conns(struct rpc_server *s, struct src *l)
 {
+    int lfd = l->fd;
+    size_t max_record = s->max_record[l == &s->listeners[0] ? 0 : 1];
     char more[64];
     char host[INET6_ADDRSTRLEN];
     for (;;) {
@@ -653,6 +657,7 @@ static void accept_conns(struct rpc_server *s, int lfd)
         c->peer = peer;
         c->peer_len = plen;
         c->host = a;
+        c->max_record = max_record;
         c->active_ms = now_ms();
         c->events = EPOLLIN | EPOLLRDHUP;
         struct epoll_event e = { .events = c->events, .data.ptr = &c->src };
@@ -798,7 +803,7 @@ static void *listener_main(void *arg)
                 break;
             }
             case SRC_TCP_LISTEN:
-                accept_conns(s, src->fd);
+                accept_conns(s, src);
                 break;
             case SRC_UDP:
                 udp_readable(s, src->fd);
@@ -1217,6 +1222,10 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
     }
     if (s->nsock == 1)
         s->port[1] = s->port[0];
+    for (int i = 0; i < 2; i++)
+        s->max_record[i] = cfg->max_record[i] ? cfg->max_record[i] : RPC_MAX_RECORD;
+    if (s->nsock == 1 && s->max_record[1] > s->max_record[0])
+        s->max_record[0] = s->max_record[1];
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->wake.kind = SRC_WAKE;
     s->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

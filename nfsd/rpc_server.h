@@ -89,6 +89,8 @@ struct rpc_server_config {
     const char *listen;       /* NULL or "": all addresses (v6 dual stack, or v4) */
     int ports[2];             /* 0 = ephemeral; each gets TCP and UDP */
     bool no_udp;              /* TCP only: no UDP socket at all */
+    size_t max_record[2];     /* per port: longest TCP call record accepted
+                                 (0 = RPC_MAX_RECORD; one port number: the larger) */
     unsigned threads;
     struct rpc_limits limits;
     rpc_handler_fn handler;

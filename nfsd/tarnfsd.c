@@ -26,6 +26,9 @@
 
 #define DEFAULT_CONFIG  "/etc/tarnfs/tarnfs.conf"
 #define DEFAULT_PIDFILE "/run/tarnfsd.pid"
+/* The largest legal MOUNT call: a path of at most MNTPATHLEN (1024) bytes
+ * and AUTH_SYS credential and verifier (at most 400 bytes each). */
+#define MOUNT_MAX_RECORD 8192
 
 static void usage(FILE *f)
 {
@@ -392,6 +395,7 @@ int main(int argc, char **argv)
     struct rpc_server_config rc = {
         .listen = cfg.listen, .ports = { cfg.nfs_port, cfg.mount_port },
         .no_udp = !cfg.udp, .threads = cfg.threads,
+        .max_record = { RPC_MAX_RECORD, MOUNT_MAX_RECORD },
         .limits = {
             .max_conns = cfg.max_connections,
             .max_conns_per_host = cfg.max_connections_per_host,

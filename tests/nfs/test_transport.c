@@ -381,6 +381,38 @@ START_TEST(announced_but_unsent_records_cost_no_memory_and_the_total_is_capped)
 }
 END_TEST
 
+/* A NULL call carrying extra bytes to make a record of len bytes: answered
+ * within 5 s (true), or the connection is dropped (false). */
+static bool big_null_answered(int port, uint32_t prog, size_t len)
+{
+    int fd = tcp_open(port, 0);
+    struct call c;
+    call_header(&c, 0x4e554c4c, prog, 0);
+    static uint8_t rec[64 * 1024];
+    memset(rec, 0, sizeof rec);
+    memcpy(rec, c.w, 40);
+    uint32_t mark = htonl(0x80000000u | (uint32_t)len);
+    send(fd, &mark, 4, MSG_NOSIGNAL);
+    send(fd, rec, len, MSG_NOSIGNAL);
+    uint32_t r[8];
+    long long deadline = now_ms() + 5000;
+    bool ok = recv_until(fd, &mark, 4, deadline) == 0 && recv_until(fd, r, 24, deadline) == 0 &&
+              ntohl(r[0]) == 0x4e554c4c;
+    close(fd);
+    return ok;
+}
+
+START_TEST(the_mount_port_takes_only_records_the_size_of_a_mount_call)
+{
+    start_with(NULL, NULL);
+    ck_assert(big_null_answered(srv.mount_port, MOUNT_PROG, 4096));
+    ck_assert(!big_null_answered(srv.mount_port, MOUNT_PROG, 16384));
+    ck_assert(big_null_answered(srv.nfs_port, NFS_PROG, 65536));     /* WRITE-sized port */
+    ck_assert(fresh_null_ok(srv.mount_port, 5000));
+    stop();
+}
+END_TEST
+
 /* ---- finding 7: descriptors ---- */
 
 START_TEST(a_host_over_its_connection_limit_is_refused)
@@ -613,6 +645,7 @@ int main(int argc, char **argv)
     const TTest *tests[] = {
         a_client_that_never_reads_replies_holds_no_worker_and_is_dropped,
         announced_but_unsent_records_cost_no_memory_and_the_total_is_capped,
+        the_mount_port_takes_only_records_the_size_of_a_mount_call,
         a_host_over_its_connection_limit_is_refused,
         limit_settings_out_of_range_are_refused_with_the_line,
         an_idle_connection_is_closed_after_the_idle_timeout,
