@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "fetch/fetch.h"
+#include "kvstore/tarindex.h"
 
 /* ---- discovery --------------------------------------------------------- */
 
@@ -104,19 +105,26 @@ struct conv_tar_result {
     unsigned char sha256[32];
     char sha256_hex[65];
     uint64_t tar_bytes;     /* bytes produced (after compression) */
+    tix_writer *tix;        /* the run index (plain tarball, when asked),
+                               unfinished: the caller finishes it with the
+                               stored object's version and frees it */
+    char index_skipped[256];/* why a plain tarball has no index, or "" */
 };
 
 /* Write the tarball of the scanned run t (rooted at run_path, members
  * named "top/...") into sink, hashing it with SHA-256 into res if hash (a
  * sink that hashes by itself, as fetch_put does, saves a pass; res then
- * gets only tar_bytes).  Fails when a file
+ * gets only tar_bytes).  With index and no compression, res->tix gets the
+ * run index (data offsets counted from the bytes libarchive hands out,
+ * chunk CRCs of the data read); NULL with res->index_skipped set if a member
+ * cannot be indexed.  Fails when a file
  * changes while it is read (size, mtime or ctime differ, or it is not the
  * scanned inode), when a read fails, when the sink fails, or when *cancel
  * becomes true (ECANCELED).  Errors: EAGAIN-free: EBUSY (a file changed),
  * EACCES, EIO, ENOSPC (from the sink), ECANCELED, ENOMEM. */
 int conv_tar_write(const char *run_path, const char *top,
                    const struct conv_tree *t, enum conv_compress comp,
-                   conv_sink_fn sink, void *sink_arg, bool hash,
+                   conv_sink_fn sink, void *sink_arg, bool hash, bool index,
                    struct conv_counters *ctr, const atomic_bool *cancel,
                    struct conv_tar_result *res, char *err, size_t errlen);
 
@@ -133,6 +141,7 @@ struct conv_job {           /* one run being converted */
     struct conv_counters *ctr;
     const atomic_bool *cancel;
     size_t part_size;       /* S3 multipart part size (0: fetch's default) */
+    bool index;             /* also write the run index (plain tarballs) */
 };
 
 /* Write the job's tarball to the file dir/name: a temporary
@@ -163,6 +172,49 @@ int conv_target_hash(const struct conv_job *job, struct conv_tar_result *res,
  * Errors: ENOENT (none recorded), EPROTO (malformed), fetch's errors. */
 int conv_recorded_sha256(fetch_backend *b, const char *dir, const char *name,
                          char hex[65], char *err, size_t errlen);
+
+/* ---- run index sidecars (convert_index.c) -------------------------------- */
+
+/* An index sidecar larger than this is refused when read. */
+#define CONV_INDEX_MAX ((size_t)256 << 20)
+
+/* The sidecar name of tarball name: name TIX_SUFFIX (malloc'd; NULL: ENOMEM). */
+char *conv_index_name(const char *name);
+
+/* fetch's view (size, version, sha256) of the NAS file dir/name: what
+ * tarnfsd will compare an index with.  Errors: fetch_open's and fetch_stat's. */
+int conv_nas_info(const char *dir, const char *name, struct fetch_objinfo *oi,
+                  char *err, size_t errlen);
+
+/* Store buf as the index sidecar of tarball name: object name TIX_SUFFIX of
+ * b with the preconditions of po (NULL: none), or, with b NULL, the file
+ * dir/name TIX_SUFFIX (temporary, fsync, rename, fsync dir).  Errors:
+ * ECANCELED (a precondition failed), fetch's and file errors. */
+int conv_index_put(fetch_backend *b, const char *dir, const char *name,
+                   const void *buf, size_t len, const struct fetch_put_opts *po,
+                   char *err, size_t errlen);
+
+/* Finish w for tarball src and store it with conv_index_put.
+ * Errors: EINVAL (w does not fit src), conv_index_put's. */
+int conv_index_store(fetch_backend *b, const char *dir, const char *name,
+                     tix_writer *w, const struct tix_source *src,
+                     const struct fetch_put_opts *po, char *err, size_t errlen);
+
+/* Read the index sidecar of name (object of b, or file under dir) whole into
+ * a malloc'd buffer; oi (may be NULL) gets the sidecar's own info (its
+ * version, for If-Match).  Errors: ENOENT (none, no message), EFBIG (over
+ * CONV_INDEX_MAX), ENOMEM, fetch's and read errors. */
+int conv_index_load(fetch_backend *b, const char *dir, const char *name,
+                    void **buf, size_t *len, struct fetch_objinfo *oi,
+                    char *err, size_t errlen);
+
+/* Check the stored index of tarball name: it parses, tix_matches actual,
+ * and equals, member by member, a fresh tix_scan of the tarball (read once
+ * more).  Errors: ENOENT (no index), EBADMSG (a difference: the message
+ * says which), ECANCELED, read errors. */
+int conv_index_verify(fetch_backend *b, const char *dir, const char *name,
+                      const struct tix_source *actual, const atomic_bool *cancel,
+                      char *err, size_t errlen);
 
 /* ---- verify ------------------------------------------------------------ */
 

@@ -389,14 +389,33 @@ static void fail(struct run_slot *s, const char *msg)
     failf(s, "%s", msg);
 }
 
-/* True if the target already holds exactly the tarball this run gives now. */
+/* Does the target's tarball (described by have) carry a valid index? */
+static bool has_index(struct convert_ctx *c, struct run_slot *s, const struct tix_source *have)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    char err[300];
+    tix_index *ix = NULL;
+    bool ok = conv_index_load(c->o->kind == TARGET_S3 ? c->backend : NULL, s->dir,
+                              c->o->kind == TARGET_S3 ? s->key : s->name, &buf, &len, NULL,
+                              err, sizeof err) == 0 &&
+              tix_parse(buf, len, &ix, err, sizeof err) == 0 && tix_matches(ix, have);
+    tix_free(ix);
+    free(buf);
+    return ok;
+}
+
+/* True if the target already holds exactly the tarball this run gives now.
+ * A plain tarball without a valid index (one made before indexes existed)
+ * gets its index written here: the hash pass builds it anyway. */
 static bool up_to_date(struct convert_ctx *c, struct run_slot *s, const struct conv_job *job,
                        char *err, size_t errlen)
 {
     char recorded[65];
     uint64_t have_size;
+    struct fetch_objinfo oi;
+    memset(&oi, 0, sizeof oi);
     if (c->o->kind == TARGET_S3) {
-        struct fetch_objinfo oi;
         if (fetch_stat(c->backend, s->key, &oi) != 0 || !oi.sha256[0])
             return false;
         memcpy(recorded, oi.sha256, 65);
@@ -413,13 +432,31 @@ static bool up_to_date(struct convert_ctx *c, struct run_slot *s, const struct c
         if (conv_recorded_sha256(NULL, s->dir, s->name, recorded, err, errlen) != 0)
             return false;
         have_size = (uint64_t)st.st_size;
+        if (job->index && conv_nas_info(s->dir, s->name, &oi, err, errlen) != 0)
+            return false;
     }
+    struct tix_source have = { .size = have_size };
+    memcpy(have.version, oi.version, sizeof have.version);
+    memcpy(have.sha256, recorded, sizeof have.sha256);
+    struct conv_job hjob = *job;
+    hjob.index = job->index && !has_index(c, s, &have);
     struct conv_tar_result res;
-    if (conv_target_hash(job, &res, err, errlen) != 0)
+    if (conv_target_hash(&hjob, &res, err, errlen) != 0)
         return false;
-    if (res.tar_bytes != have_size || strcmp(res.sha256_hex, recorded) != 0)
+    if (res.tar_bytes != have_size || strcmp(res.sha256_hex, recorded) != 0) {
+        tix_writer_free(res.tix);
         return false;
-    snprintf(s->msg, sizeof s->msg, "sha256 %s", res.sha256_hex);
+    }
+    size_t ml = (size_t)snprintf(s->msg, sizeof s->msg, "sha256 %s", res.sha256_hex);
+    if (res.tix) {
+        char ierr[600] = "";
+        int rc = conv_index_store(c->o->kind == TARGET_S3 ? c->backend : NULL, s->dir,
+                                  c->o->kind == TARGET_S3 ? s->key : s->name, res.tix, &have,
+                                  NULL, ierr, sizeof ierr);
+        tix_writer_free(res.tix);
+        snprintf(s->msg + ml, sizeof s->msg - ml, rc ? ", index not written: %s"
+                                                     : ", index written%s", ierr);
+    }
     return true;
 }
 
@@ -464,6 +501,7 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
     struct conv_job job = {
         .run_path = s->run->path, .top = s->run->name, .tree = &tree, .comp = o->comp,
         .ctr = &s->ctr, .cancel = &convert_cancel, .part_size = part_size_for(o, &tree),
+        .index = o->comp == CONV_COMPRESS_NONE,
     };
     if (!o->force && up_to_date(c, s, &job, err, sizeof err)) {
         atomic_store(&s->status, RUN_UP_TO_DATE);
@@ -504,7 +542,23 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
             return;
         }
         ml += (size_t)snprintf(s->msg + ml, sizeof s->msg - ml, ", verified");
+        if (job.index && !res.index_skipped[0]) {
+            struct tix_source actual = { .size = res.tar_bytes };
+            memcpy(actual.sha256, res.sha256_hex, sizeof actual.sha256);
+            rc = conv_index_verify(o->kind == TARGET_S3 ? c->backend : NULL, s->dir,
+                                   o->kind == TARGET_S3 ? s->key : s->name, &actual,
+                                   &convert_cancel, err, sizeof err);
+            if (rc) {
+                failf(s, "index verify failed (tarball kept, source kept): %s", err);
+                conv_tree_free(&tree);
+                return;
+            }
+            ml += (size_t)snprintf(s->msg + ml, sizeof s->msg - ml, ", index verified");
+        }
     }
+    if (res.index_skipped[0])
+        ml += (size_t)snprintf(s->msg + ml, sizeof s->msg - ml, ", no index: %s",
+                               res.index_skipped);
     if (o->delete_source) {
         rc = conv_delete_tree(s->run->path, &tree, err, sizeof err);
         if (rc) {

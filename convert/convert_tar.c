@@ -1,4 +1,4 @@
-/* convert_tar.c: writes a scanned run as a deterministic pax tarball through libarchive's writer, hashing the output with SHA-256 as it streams. */
+/* convert_tar.c: writes a scanned run as a deterministic pax tarball through libarchive's writer, hashing the output with SHA-256 and building its run index as it streams. */
 #include "convert/convert_internal.h"
 
 #include <archive.h>
@@ -12,6 +12,12 @@
 #include <unistd.h>
 
 #define READ_CHUNK (256u * 1024u)
+
+/* libarchive's default output blocking: a plain tarball is padded to a
+ * multiple of this, as GNU tar does. */
+#define TAR_BLOCK 10240u
+/* Output coalescing when libarchive's blocking is off (see setup_writer). */
+#define OUT_COALESCE (64u * 1024u)
 
 const char *conv_tar_suffix(enum conv_compress c)
 {
@@ -36,29 +42,80 @@ struct tar_out {
     conv_sink_fn sink;
     void *sink_arg;
     EVP_MD_CTX *sha;
-    uint64_t bytes;
+    uint64_t pos;           /* bytes libarchive handed us: with its blocking
+                               off, the exact stream position */
+    uint64_t bytes;         /* bytes delivered to the sink */
+    unsigned char *pend;    /* coalescing buffer (unblocked output only) */
+    size_t npend;
     int sink_err;           /* first error from the sink (positive errno) */
     bool abandoned;         /* the run failed: nothing more reaches the sink */
 };
+
+static int deliver(struct tar_out *o, const void *buf, size_t len)
+{
+    if (!len)
+        return 0;
+    if (o->sha && EVP_DigestUpdate(o->sha, buf, len) != 1)
+        return o->sink_err = EIO;
+    int rc = o->sink(o->sink_arg, buf, len);
+    if (rc)
+        return o->sink_err = rc;
+    o->bytes += len;
+    return 0;
+}
+
+static int out_flush(struct tar_out *o)
+{
+    int rc = deliver(o, o->pend, o->npend);
+    o->npend = 0;
+    return rc;
+}
 
 static la_ssize_t out_write(struct archive *a, void *arg, const void *buf, size_t len)
 {
     struct tar_out *o = arg;
     if (o->sink_err || o->abandoned)
         return -1;
-    if (o->sha && EVP_DigestUpdate(o->sha, buf, len) != 1) {
-        o->sink_err = EIO;
-        archive_set_error(a, EIO, "SHA-256 update failed");
-        return -1;
+    int rc = 0;
+    if (!o->pend) {
+        rc = deliver(o, buf, len);
+    } else if (o->npend + len <= OUT_COALESCE) {
+        memcpy(o->pend + o->npend, buf, len);
+        o->npend += len;
+    } else if (!(rc = out_flush(o))) {
+        if (len >= OUT_COALESCE) {
+            rc = deliver(o, buf, len);
+        } else {
+            memcpy(o->pend, buf, len);
+            o->npend = len;
+        }
     }
-    int rc = o->sink(o->sink_arg, buf, len);
     if (rc) {
-        o->sink_err = rc;
         archive_set_error(a, rc, "%s", strerror(rc));
         return -1;
     }
-    o->bytes += len;
+    o->pos += len;
     return (la_ssize_t)len;
+}
+
+/* End of an unblocked plain tarball: zero padding to a whole TAR_BLOCK, so
+ * the bytes are exactly what libarchive's blocked output gives. */
+static int out_finish(struct tar_out *o)
+{
+    static const unsigned char zeros[512];
+    while (!o->sink_err && (o->pos % TAR_BLOCK) != 0) {
+        size_t n = TAR_BLOCK - (size_t)(o->pos % TAR_BLOCK);
+        if (n > sizeof zeros)
+            n = sizeof zeros;
+        if (o->npend + n > OUT_COALESCE && out_flush(o))
+            break;
+        memcpy(o->pend + o->npend, zeros, n);
+        o->npend += n;
+        o->pos += n;
+    }
+    if (!o->sink_err)
+        out_flush(o);
+    return o->sink_err;
 }
 
 static char *member_name(const char *top, const char *rel)
@@ -91,6 +148,7 @@ static bool same_version(const struct stat *a, const struct stat *b)
  * is not the scanned inode or changes while it is read. */
 static int write_file_data(struct archive *a, int run_fd, const char *run_path,
                            const struct conv_entry *e, unsigned char *buf,
+                           struct tix_sums *sums,
                            struct conv_counters *ctr, const atomic_bool *cancel,
                            char *err, size_t errlen)
 {
@@ -139,6 +197,11 @@ static int write_file_data(struct archive *a, int run_fd, const char *run_path,
             rc = archive_errno(a) > 0 ? archive_errno(a) : EIO;
             snprintf(err, errlen, "writing %s/%s into the tarball: %s", run_path,
                      e->rel, archive_error_string(a) ? archive_error_string(a) : strerror(rc));
+            goto out;
+        }
+        if (sums && tix_sums_add(sums, buf, (size_t)n)) {
+            rc = ENOMEM;
+            snprintf(err, errlen, "out of memory");
             goto out;
         }
         left -= (uint64_t)n;
@@ -193,6 +256,54 @@ static int fill_entry(struct archive_entry *ae, const char *top,
     return 0;
 }
 
+/* The index record of entry e, whose data starts at data_off; sums hold
+ * its chunk CRCs (regular files with data). */
+static int index_add(tix_writer *w, const char *top, const struct conv_tree *t,
+                     const struct conv_entry *e, uint64_t data_off, struct tix_sums *sums)
+{
+    char *name = member_name(top, e->rel), *target = NULL;
+    if (!name)
+        return ENOMEM;
+    struct tix_member m = {
+        .path = name,
+        .mode = e->st.st_mode & 07777,
+        .uid = e->st.st_uid,
+        .gid = e->st.st_gid,
+        .mtime_sec = e->st.st_mtim.tv_sec,
+        .mtime_nsec = (uint32_t)e->st.st_mtim.tv_nsec,
+        .data_off = data_off,
+    };
+    if (e->hardlink_of >= 0) {
+        m.type = TIX_HARDLINK;
+        m.link = target = member_name(top, t->v[e->hardlink_of].rel);
+        if (!target) {
+            free(name);
+            return ENOMEM;
+        }
+    } else if (S_ISREG(e->st.st_mode)) {
+        m.type = TIX_REG;
+        m.size = (uint64_t)e->st.st_size;
+        m.sums = tix_sums_finish(sums, &m.nsums);
+    } else if (S_ISDIR(e->st.st_mode)) {
+        m.type = TIX_DIR;
+    } else if (S_ISLNK(e->st.st_mode)) {
+        m.type = TIX_SYMLINK;
+        m.link = e->link_target ? e->link_target : "";
+    } else if (S_ISFIFO(e->st.st_mode)) {
+        m.type = TIX_FIFO;
+    } else if (S_ISCHR(e->st.st_mode) || S_ISBLK(e->st.st_mode)) {
+        m.type = S_ISCHR(e->st.st_mode) ? TIX_CHR : TIX_BLK;
+        m.rdev = e->st.st_rdev;
+    } else {
+        free(name);
+        return EINVAL;
+    }
+    int rc = tix_writer_add(w, &m);
+    free(name);
+    free(target);
+    return rc;
+}
+
 static int setup_writer(struct archive *a, enum conv_compress comp)
 {
     if (archive_write_set_format_pax(a) != ARCHIVE_OK)
@@ -217,18 +328,34 @@ static int setup_writer(struct archive *a, enum conv_compress comp)
      * (and to libarchive's zstd reader); a plain tar keeps tar's records. */
     if (comp != CONV_COMPRESS_NONE && archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK)
         return EINVAL;
+    /* A plain tarball is written unblocked: libarchive hands every byte to
+     * out_write at once, so the count there is the exact position of each
+     * member's data (the index needs it); out_write coalesces and
+     * out_finish pads to TAR_BLOCK itself, giving the same bytes. */
+    if (comp == CONV_COMPRESS_NONE && archive_write_set_bytes_per_block(a, 0) != ARCHIVE_OK)
+        return EINVAL;
     return 0;
 }
 
 int conv_tar_write(const char *run_path, const char *top,
                    const struct conv_tree *t, enum conv_compress comp,
-                   conv_sink_fn sink, void *sink_arg, bool hash,
+                   conv_sink_fn sink, void *sink_arg, bool hash, bool index,
                    struct conv_counters *ctr, const atomic_bool *cancel,
                    struct conv_tar_result *res, char *err, size_t errlen)
 {
     err[0] = '\0';
     memset(res, 0, sizeof *res);
     struct tar_out out = { .sink = sink, .sink_arg = sink_arg };
+    struct tix_sums sums = { 0 };
+    tix_writer *tix = NULL;
+    if (comp == CONV_COMPRESS_NONE) {
+        out.pend = malloc(OUT_COALESCE);
+        if (!out.pend || (index && tix_writer_new(&tix) != 0)) {
+            free(out.pend);
+            snprintf(err, errlen, "out of memory");
+            return ENOMEM;
+        }
+    }
     unsigned char *buf = malloc(READ_CHUNK);
     struct archive *a = archive_write_new();
     struct archive_entry *ae = archive_entry_new();
@@ -281,11 +408,28 @@ int conv_tar_write(const char *run_path, const char *top,
                      out.sink_err ? strerror(out.sink_err) : archive_error_string(a));
             break;
         }
+        uint64_t data_off = out.pos;
+        tix_sums_reset(&sums);
         if (S_ISREG(e->st.st_mode) && e->hardlink_of < 0 && e->st.st_size > 0) {
-            rc = write_file_data(a, run_fd, run_path, e, buf, ctr, cancel, err, errlen);
+            rc = write_file_data(a, run_fd, run_path, e, buf, tix ? &sums : NULL,
+                                 ctr, cancel, err, errlen);
             if (rc && out.sink_err) {
                 rc = out.sink_err;
                 snprintf(err, errlen, "writing the tarball: %s", strerror(rc));
+            }
+        }
+        if (!rc && tix) {
+            int ir = index_add(tix, top, t, e, data_off, &sums);
+            if (ir == ENOMEM) {
+                rc = ENOMEM;
+                snprintf(err, errlen, "out of memory");
+            } else if (ir) {
+                /* Not indexable (a path beyond TIX_PATH_MAX): the tarball
+                 * is fine, it just gets no index. */
+                snprintf(res->index_skipped, sizeof res->index_skipped,
+                         "%s/%s cannot be indexed", top, e->rel);
+                tix_writer_free(tix);
+                tix = NULL;
             }
         }
         if (!rc)
@@ -311,10 +455,15 @@ int conv_tar_write(const char *run_path, const char *top,
             rc = out.sink_err ? out.sink_err : EIO;
             snprintf(err, errlen, "finishing the tarball: %s",
                      out.sink_err ? strerror(out.sink_err) : archive_error_string(a));
+        } else if (out.pend && (rc = out_finish(&out)) != 0) {
+            snprintf(err, errlen, "finishing the tarball: %s", strerror(rc));
         }
     }
-    if (!rc)
+    if (!rc) {
         res->tar_bytes = out.bytes;
+        res->tix = tix;
+        tix = NULL;
+    }
     if (!rc && hash) {
         unsigned int len = 0;
         if (EVP_DigestFinal_ex(out.sha, res->sha256, &len) != 1 || len != 32) {
@@ -342,5 +491,12 @@ done:
     if (run_fd >= 0)
         close(run_fd);
     free(buf);
+    free(out.pend);
+    tix_sums_free(&sums);
+    tix_writer_free(tix);
+    if (rc) {
+        tix_writer_free(res->tix);
+        res->tix = NULL;
+    }
     return rc;
 }

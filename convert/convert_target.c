@@ -105,6 +105,7 @@ int conv_target_file(const struct conv_job *job, const char *dir,
                      const char *name, struct conv_tar_result *res,
                      char *err, size_t errlen)
 {
+    res->tix = NULL;
     char *tmp = NULL, *final = path_join(dir, name), *sidecar = NULL;
     if (!final || asprintf(&tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid()) < 0 ||
         asprintf(&sidecar, "%s.sha256", name) < 0) {
@@ -122,7 +123,8 @@ int conv_target_file(const struct conv_job *job, const char *dir,
     }
     struct file_sink fs = { .fd = fd, .fail_at = fail_after_bytes() };
     rc = conv_tar_write(job->run_path, job->top, job->tree, job->comp,
-                        file_sink_write, &fs, true, job->ctr, job->cancel, res, err, errlen);
+                        file_sink_write, &fs, true, job->index, job->ctr, job->cancel,
+                        res, err, errlen);
     if (rc == ENOSPC || rc == EDQUOT)
         snprintf(err, errlen, "%s writing %s (removed it; the run is untouched)",
                  strerror(rc), tmp);
@@ -139,12 +141,17 @@ int conv_target_file(const struct conv_job *job, const char *dir,
         goto out;
     }
     /* A sidecar left from an older tarball must not vouch for the new one
-     * if we crash between the two renames. */
+     * if we crash between the two renames (nor its index describe it). */
     char *old_sidecar = path_join(dir, sidecar);
     if (old_sidecar) {
         unlink(old_sidecar);
         free(old_sidecar);
     }
+    char *iname = conv_index_name(name), *old_index = iname ? path_join(dir, iname) : NULL;
+    if (old_index)
+        unlink(old_index);
+    free(old_index);
+    free(iname);
     if (rename(tmp, final) != 0) {
         rc = errno;
         snprintf(err, errlen, "rename %s to %s: %s", tmp, final, strerror(rc));
@@ -156,7 +163,25 @@ int conv_target_file(const struct conv_job *job, const char *dir,
     rc = write_small_file(dir, sidecar, line, err, errlen);
     if (!rc && (rc = fsync_dir(dir)) != 0)
         snprintf(err, errlen, "fsync directory %s: %s", dir, strerror(rc));
+    /* The index last: it names the tarball as fetch sees it now. */
+    if (!rc && res->tix) {
+        struct fetch_objinfo oi;
+        rc = conv_nas_info(dir, name, &oi, err, errlen);
+        if (!rc && oi.size != res->tar_bytes) {
+            rc = EBUSY;
+            snprintf(err, errlen, "%s/%s changed under us (%llu bytes, wrote %llu)", dir, name,
+                     (unsigned long long)oi.size, (unsigned long long)res->tar_bytes);
+        }
+        if (!rc) {
+            struct tix_source src = { .size = res->tar_bytes };
+            memcpy(src.version, oi.version, sizeof src.version);
+            memcpy(src.sha256, res->sha256_hex, sizeof src.sha256);
+            rc = conv_index_store(NULL, dir, name, res->tix, &src, NULL, err, errlen);
+        }
+    }
 out:
+    tix_writer_free(res->tix);
+    res->tix = NULL;
     free(tmp);
     free(final);
     free(sidecar);
@@ -176,7 +201,8 @@ int conv_target_hash(const struct conv_job *job, struct conv_tar_result *res,
 {
     struct conv_counters scratch = { 0 };
     return conv_tar_write(job->run_path, job->top, job->tree, job->comp,
-                          null_sink_write, NULL, true, &scratch, job->cancel, res, err, errlen);
+                          null_sink_write, NULL, true, job->index, &scratch, job->cancel,
+                          res, err, errlen);
 }
 
 /* ---- S3 target: libarchive pushes, fetch_put pulls ---------------------- */
@@ -282,8 +308,8 @@ static void *producer_main(void *arg)
     const struct conv_job *job = pr->job;
     /* fetch_put hashes the body itself and reports it: one pass saved. */
     pr->rc = conv_tar_write(job->run_path, job->top, job->tree, job->comp,
-                            pipe_push, pr->pipe, false, job->ctr, job->cancel, pr->res,
-                            pr->err, sizeof pr->err);
+                            pipe_push, pr->pipe, false, job->index, job->ctr, job->cancel,
+                            pr->res, pr->err, sizeof pr->err);
     pthread_mutex_lock(&pr->pipe->mu);
     if (pr->rc) {
         pr->pipe->producer_err = pr->rc;
@@ -303,6 +329,7 @@ int conv_target_s3(const struct conv_job *job, fetch_backend *b,
     /* fetch_put buffers a whole part, then sends it without pulling: a
      * ring one part deep lets the archive writer produce the next part
      * while the current one is on the wire. */
+    res->tix = NULL;
     size_t part = job->part_size ? job->part_size : (8u << 20);
     struct pipe_buf p = { .cap = part + (1u << 20), .fail_at = fail_after_bytes() };
     pthread_mutex_init(&p.mu, NULL);
@@ -352,7 +379,22 @@ int conv_target_s3(const struct conv_job *job, fetch_backend *b,
         goto out;
     }
     memcpy(res->sha256_hex, oi.sha256, 65);
+    /* The index after the tarball, naming it by size, ETag and SHA-256. */
+    if (res->tix) {
+        if (oi.size != res->tar_bytes) {
+            rc = EPROTO;
+            snprintf(err, errlen, "%s: stored %llu bytes, wrote %llu", key,
+                     (unsigned long long)oi.size, (unsigned long long)res->tar_bytes);
+            goto out;
+        }
+        struct tix_source src = { .size = oi.size };
+        memcpy(src.version, oi.version, sizeof src.version);
+        memcpy(src.sha256, oi.sha256, sizeof src.sha256);
+        rc = conv_index_store(b, NULL, key, res->tix, &src, NULL, err, errlen);
+    }
 out:
+    tix_writer_free(res->tix);
+    res->tix = NULL;
     free(p.buf);
     pthread_mutex_destroy(&p.mu);
     pthread_cond_destroy(&p.can_read);

@@ -41,13 +41,21 @@ t_s3_convert() {
   grep -q "summary: 3 runs: 3 converted, 0 up to date, 0 failed" "$T/s1"
   "$S3TOOL" ls "$BUCKET/conv" | awk '{print $1}' > "$T/keys"
   cat "$T/keys"
-  [ "$(LC_ALL=C sort "$T/keys" | tr '\n' ' ')" = "$(for r in "$RUN1" "$RUN2" "$RUN3"; do echo "$(basename "$r").tar"; done | LC_ALL=C sort | tr '\n' ' ')" ]
+  [ "$(LC_ALL=C sort "$T/keys" | tr '\n' ' ')" = "$(for r in "$RUN1" "$RUN2" "$RUN3"; do echo "$(basename "$r").tar"; echo "$(basename "$r").tar.tarnfs-index"; done | LC_ALL=C sort | tr '\n' ' ')" ]
+  grep -q "index verified" "$T/s1"
   for r in "$RUN1" "$RUN2" "$RUN3"; do
     # the object is the very tarball in-place conversion wrote, and its
     # SHA-256 travels with it as metadata
     "$S3TOOL" get "$BUCKET/conv" "$(basename "$r").tar" "$T/got.tar"
     cmp "$T/got.tar" "$r.tar"
     "$S3TOOL" stat "$BUCKET/conv" "$(basename "$r").tar" | grep >/dev/null "$(cut -c1-64 "$r.tar.sha256")"
+    # its index sidecar names it by size, SHA-256 and ETag, and each
+    # file's bytes are at the offset it gives
+    "$S3TOOL" get "$BUCKET/conv" "$(basename "$r").tar.tarnfs-index" "$T/got.ix"
+    "$B/tests/index/tixcheck" "$T/got.ix" "$T/got.tar" > "$T/ix"
+    "$B/tests/index/tixcheck" "$T/got.ix" "$T/got.tar" \
+      "$("$S3TOOL" stat "$BUCKET/conv" "$(basename "$r").tar" | cut -f3)" > /dev/null
+    ranges_match_sources "$T/got.tar" "$r" "$T/ix"
   done
   [ -z "$("$S3TOOL" uploads "$BUCKET")" ]
 }
@@ -77,6 +85,11 @@ t_s3_multipart_streamed() {
   case "$etag" in *-[0-9]*) ;; *) die "not a multipart object: $etag" ;; esac
   (cd "$T/big" && tar -cf - RUN_MULTI) > /dev/null   # GNU tar agrees on the tree
   "$S3TOOL" get "$BUCKET" RUN_MULTI.tar - | (cd "$T/big" && tar -df -)
+  # the index of a multipart object: offsets across part boundaries hold
+  "$S3TOOL" get "$BUCKET" RUN_MULTI.tar "$T/multi.tar"
+  "$S3TOOL" get "$BUCKET" RUN_MULTI.tar.tarnfs-index "$T/multi.ix"
+  "$B/tests/index/tixcheck" "$T/multi.ix" "$T/multi.tar" "$etag" > "$T/mix"
+  ranges_match_sources "$T/multi.tar" "$r" "$T/mix"
   ls -a "$T/big" > "$T/ls"
   not grep -q tmp "$T/ls"
 }
@@ -145,7 +158,7 @@ t_s3_naming_path_and_delete() {
     --delete-source > "$T/p1"
   cat "$T/p1"
   "$S3TOOL" ls "$BUCKET/bypath" | awk '{print $1}' | tr '\n' ' ' > "$T/pk"
-  [ "$(cat "$T/pk")" = "site/2023/RUN_P.tar site/2024/RUN_P.tar " ]
+  [ "$(cat "$T/pk")" = "site/2023/RUN_P.tar site/2023/RUN_P.tar.tarnfs-index site/2024/RUN_P.tar site/2024/RUN_P.tar.tarnfs-index " ]
   "$S3TOOL" ls -d "$BUCKET/bypath" | grep >/dev/null "site/"
   [ ! -e "$T/pathsrc/site/2024/RUN_P" ]
   [ ! -e "$T/pathsrc/site/2023/RUN_P" ]

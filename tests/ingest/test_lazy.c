@@ -436,6 +436,57 @@ START_TEST(a_chunk_with_wrong_bytes_is_refused_and_stays_absent)
 }
 END_TEST
 
+static const char *fail_op;
+static int fail_once(void *arg, const char *op)
+{
+    (void)arg;
+    if (fail_op && strcmp(op, fail_op) == 0) {
+        fail_op = NULL;
+        return EIO;
+    }
+    return 0;
+}
+
+START_TEST(a_fill_whose_commit_fails_leaves_the_chunk_absent_and_can_be_redone)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    kv_ino ino = find(r, "Data/L001/big.cbcl");
+    uint64_t off;
+    uint32_t len, crc;
+    ck_assert_int_eq(kv_chunk_source(r, ino, 0, &off, &len, &crc), 0);
+    kv_set_fault(fail_once, NULL);
+    const char *ops[] = { "data-commit", "meta-commit" };
+    char *buf = malloc(len);
+    size_t got;
+    bool eof;
+    for (int i = 0; i < 2; i++) {
+        fail_op = ops[i];
+        ck_assert_int_eq(kv_fill(r, ino, 0, b.tar.p + off, len), EIO);
+        ck_assert_int_eq(kv_read(r, ino, 0, buf, 10, &got, &eof), ENODATA);
+        uint64_t present, total;
+        ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+        ck_assert_uint_eq(present, 0);
+        struct kv_attr a;
+        ck_assert_int_eq(kv_getattr(r, ino, &a), 0);
+        ck_assert_uint_eq(a.used, 0);
+    }
+    kv_set_fault(NULL, NULL);
+    ck_assert_int_eq(kv_fill(r, ino, 0, b.tar.p + off, len), 0);
+    ck_assert_int_eq(kv_read(r, ino, 0, buf, len, &got, &eof), 0);
+    ck_assert_int_eq(memcmp(buf, big, len), 0);
+    kv_run_close(r);
+    free(buf);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
 START_TEST(hostile_index_paths_are_refused_like_kv_ingest_refuses_them)
 {
     static const unsigned char x[] = "x";
@@ -565,6 +616,7 @@ static Suite *lazy_suite(void)
     tcase_add_test(tc, an_index_run_has_the_tree_and_inode_numbers_of_a_full_ingest);
     tcase_add_test(tc, absent_data_reads_as_enodata_until_filled_then_as_the_bytes);
     tcase_add_test(tc, a_chunk_with_wrong_bytes_is_refused_and_stays_absent);
+    tcase_add_test(tc, a_fill_whose_commit_fails_leaves_the_chunk_absent_and_can_be_redone);
     tcase_add_test(tc, hostile_index_paths_are_refused_like_kv_ingest_refuses_them);
     tcase_add_test(tc, an_index_with_a_sparse_member_is_not_used);
     tcase_add_test(tc, a_late_member_outside_the_top_directory_is_placed_as_kv_ingest_does);

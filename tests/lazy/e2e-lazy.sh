@@ -48,6 +48,7 @@ A=241023_A01295_0501_BHLAZYRXA    # indexed
 S=241023_A01295_0502_BHLAZYRXS    # index made, then the tarball replaced
 C=241023_A01295_0503_BHLAZYRXC    # corrupt index
 E=241023_A01295_0505_BHLAZYRXE    # no index: one is made by tarnfsd
+F=241023_A01295_0506_BHLAZYRXF    # made by tarnfs convert, with its index
 "$B/genrun" -q --name $A --lanes 1 --cycles 3 --tiles 2 --file-size 1500k --symlinks --empty-dirs "$work/src" || exit 1
 "$B/genrun" -q --name $S --lanes 1 --cycles 2 --tiles 1 --seed 2 "$work/src" || exit 1
 "$B/genrun" -q --name $S --lanes 1 --cycles 2 --tiles 1 --seed 3 "$work/src2" || exit 1
@@ -81,6 +82,13 @@ if [ "$mode" = nas ]; then   # a member whose bytes in the tarball are damaged
   touch -m -d "@$t" "$work/nas/$D.tar"      # same version: the index still matches
 fi
 
+"$B/genrun" -q --name $F --lanes 1 --cycles 2 --tiles 1 --seed 8 "$work/conv" || exit 1
+if [ "$mode" = s3 ]; then
+  "$B/tarnfs" convert "$work/conv" --to "s3://$BK" --s3-endpoint "$TARNFS_S3_ENDPOINT" >/dev/null
+else
+  "$B/tarnfs" convert "$work/conv" --to "$work/nas" >/dev/null
+fi || { echo "FAIL - tarnfs convert"; exit 1; }
+
 conf="$work/tarnfsd.conf"
 {
   echo "cache = $work/cache"
@@ -102,7 +110,7 @@ stat_of() {   # the counter now (the stats file is rewritten every second)
 
 root_names=$(nfs-ls "$(url '')" 2>&1 | awk '{print $NF}' | grep -v '^\.\.\?$' | sort | tr '\n' ' ')
 echo "  root: $root_names"
-want_root="$A $S $C $E "; [ "$mode" = nas ] && want_root="$A $S $C $D $E "
+want_root="$A $S $C $E $F "; [ "$mode" = nas ] && want_root="$A $S $C $D $E $F "
 check "the root lists the runs and no sidecar" test "$root_names" = "$want_root"
 
 # 1. The whole tree from the index alone.
@@ -218,6 +226,10 @@ nfs-cat "$(url "$E/RunInfo.xml")" > "$work/e.out" 2>/dev/null
 check "a fresh server loads that run from the stored index" \
   test "$(stat_in "$work/cache4" fetches)/$(stat_in "$work/cache4" index_fetches)" = 0/1
 check "and reads it right" cmp -s "$work/e.out" "$work/src/$E/RunInfo.xml"
+nfs-cat "$(url "$F/RunInfo.xml")" > "$work/f.out" 2>/dev/null
+check "a tarball made by tarnfs convert is served from its index" \
+  test "$(stat_in "$work/cache4" fetches)/$(stat_in "$work/cache4" index_fetches)" = 0/2
+check "and reads right" cmp -s "$work/f.out" "$work/conv/$F/RunInfo.xml"
 
 echo "e2e-lazy ($mode): $pass passed, $fail failed"
 [ $fail -eq 0 ] || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; }

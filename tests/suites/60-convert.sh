@@ -11,7 +11,7 @@ ROOT=$PWD
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
 export B
-for p in tarnfs genrun; do
+for p in tarnfs genrun tests/index/tixcheck; do
   [ -x "$B/$p" ] || { echo "60-convert: missing $B/$p (make test-programs)" >&2; exit 1; }
 done
 T=$(mktemp -d /tmp/tarnfs-convert.XXXXXX)
@@ -124,6 +124,60 @@ t_gnu_tar_d() {
   diff <(source_manifest "$RUN1") <(source_manifest "$T/x/$(basename "$RUN1")")
 }
 check 'GNU tar -d sees no difference; tar -xf recreates the run' t_gnu_tar_d
+
+# The data of every regular member listed by tixcheck equals its source file.
+ranges_match_sources() {    # ranges_match_sources TARBALL RUN_DIR LISTING
+  local tarball=$1 run=$2 top type off size nsums path n=0
+  top=$(basename "$run")
+  while read -r type off size nsums path; do
+    [ "$type" = 1 ] || continue
+    cmp <(tail -c +$((off + 1)) "$tarball" | head -c "$size") "$run/${path#"$top"/}"
+    n=$((n + 1))
+  done < "$3"
+  echo "$tarball: $n files' ranges equal their sources"
+  [ $n -gt 0 ]
+}
+
+t_index_beside_tarball() {
+  local r v
+  for r in "$RUN1" "$RUN2" "$RUN3"; do
+    [ -f "$r.tar.tarnfs-index" ]
+    # it names the tarball by size + SHA-256, and by the version fetch
+    # reports for the NAS file ("mtime-ns:size:inode")
+    "$B/tests/index/tixcheck" "$r.tar.tarnfs-index" "$r.tar" > "$T/ix"
+    v="$(stat -c %.9Y "$r.tar" | tr -d .):$(stat -c %s:%i "$r.tar")"
+    "$B/tests/index/tixcheck" "$r.tar.tarnfs-index" "$r.tar" "$v" > /dev/null
+    not "$B/tests/index/tixcheck" "$r.tar.tarnfs-index" "$r.tar" "1:2:3"
+    # one entry per member, in tar order, and each file's bytes are at its offset
+    diff <(awk '{print $5}' "$T/ix") <(tar -tf "$r.tar" | sed 's|/$||')
+    ranges_match_sources "$r.tar" "$r" "$T/ix"
+    # the output is still blocked as GNU tar does it
+    [ $(( $(stat -c %s "$r.tar") % 10240 )) -eq 0 ]
+  done
+}
+check 'index: RUN.tar.tarnfs-index beside each tarball names it (size, SHA-256, NAS version); every member range holds the file' t_index_beside_tarball
+
+t_index_compressed_none() {
+  mkdir -p "$T/cz"
+  "$TARNFS" convert "$PRISTINE/other" --to "$T/cz" --compress zstd > /dev/null
+  [ -f "$T/cz/$(basename "$RUN3").tar.zst" ]
+  not ls "$T/cz/$(basename "$RUN3").tar.zst.tarnfs-index"
+}
+check 'index: a compressed tarball gets none (no random access)' t_index_compressed_none
+
+t_index_backfilled_on_resume() {
+  rm "$RUN2.tar.tarnfs-index"
+  printf 'garbage' > "$RUN3.tar.tarnfs-index"
+  "$TARNFS" convert "$SRC" --in-place > "$T/ib"
+  cat "$T/ib"
+  grep -q "summary: 3 runs: 0 converted, 3 up to date" "$T/ib"
+  grep -q "^up-to-date $RUN2 .*index written" "$T/ib"
+  grep -q "^up-to-date $RUN3 .*index written" "$T/ib"
+  not grep -q "^up-to-date $RUN1 .*index written" "$T/ib"
+  "$B/tests/index/tixcheck" "$RUN2.tar.tarnfs-index" "$RUN2.tar" > /dev/null
+  "$B/tests/index/tixcheck" "$RUN3.tar.tarnfs-index" "$RUN3.tar" > /dev/null
+}
+check 'index: a re-run writes the index an up-to-date tarball lacks (or has corrupt)' t_index_backfilled_on_resume
 
 t_round_trip_ingest() {
   for r in "$RUN1" "$RUN2" "$RUN3"; do round_trip_matches "$r.tar" "$r"; done
