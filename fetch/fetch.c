@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int fetch_open(const char *source, const struct fetch_config *cfg,
                fetch_backend **out, char *err, size_t errlen)
@@ -27,10 +28,17 @@ int fetch_open(const char *source, const struct fetch_config *cfg,
         snprintf(err, errlen, "no source given (want /path/to/dir or s3://bucket[/prefix])");
         return EINVAL;
     }
+    unsigned stall = cfg->stall_timeout_ms ? cfg->stall_timeout_ms : FETCH_DEFAULT_STALL_MS;
+    int rc = EINVAL;
     if (strncmp(source, "s3://", 5) == 0)
-        return fetch_s3_open(source + 5, cfg, out, err, errlen);
-    if (source[0] == '/')
-        return fetch_nas_open(source, out, err, errlen);
+        rc = fetch_s3_open(source + 5, cfg, out, err, errlen);
+    else if (source[0] == '/')
+        rc = fetch_nas_open(source, out, err, errlen);
+    if (source[0] == '/' || strncmp(source, "s3://", 5) == 0) {
+        if (rc == 0)
+            (*out)->stall_timeout_ms = stall;
+        return rc;
+    }
     snprintf(err, errlen, "source '%s' is neither an absolute directory path nor s3://bucket[/prefix]",
              source);
     return EINVAL;
@@ -60,15 +68,58 @@ int fetch_get(fetch_backend *b, const char *key, uint64_t off, uint64_t len,
     int rc = fetch_fault_check("open", key);
     if (rc)
         return rc;
-    return b->m->open(b, key, off, len, out);
+    rc = b->m->open(b, key, off, len, out);
+    if (rc == 0)
+        (*out)->stall_timeout_ms = b->stall_timeout_ms ? b->stall_timeout_ms
+                                                       : FETCH_DEFAULT_STALL_MS;
+    return rc;
+}
+
+/* The injected stall: nothing arrives for ms, unless the stream is
+ * cancelled (ECANCELED) or the stall timeout passes first (ETIMEDOUT). */
+static int fault_stall(fetch_stream *s, long ms)
+{
+    struct timespec t0, now, slice = { 0, 20 * 1000000L };
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (fetch_stream_cancelled(s))
+            return ECANCELED;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long waited = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (waited >= ms)
+            return 0;
+        if (waited >= (long)s->stall_timeout_ms) {
+            log_error("fetch: no bytes of %s for %ld ms; giving up", s->key, waited);
+            return ETIMEDOUT;
+        }
+        nanosleep(&slice, NULL);
+    }
 }
 
 ssize_t fetch_read(fetch_stream *s, void *buf, size_t cap)
 {
+    if (fetch_stream_cancelled(s))
+        return -ECANCELED;
+    if (!s->stall_checked) {
+        s->stall_checked = true;
+        int ms = fetch_fault_check("stall", s->key);
+        int rc = ms > 0 ? fault_stall(s, ms) : 0;
+        if (rc)
+            return -rc;
+    }
     int rc = fetch_fault_check("read", s->key);
     if (rc)
         return -rc;
-    return s->m->read(s, buf, cap);
+    ssize_t n = s->m->read(s, buf, cap);
+    if (n < 0 && fetch_stream_cancelled(s))
+        return -ECANCELED;
+    return n;
+}
+
+void fetch_stream_cancel(fetch_stream *s)
+{
+    if (s)
+        atomic_store(&s->cancelled, true);
 }
 
 void fetch_stream_close(fetch_stream *s)

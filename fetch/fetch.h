@@ -82,6 +82,7 @@ struct fetch_methods {
 /* Base of every backend ("subclasses" put this first). */
 struct fetch_backend {
     const struct fetch_methods *m;
+    unsigned stall_timeout_ms;     /* fetch_config's, defaulted by fetch_open */
 };
 
 struct fetch_config {
@@ -91,6 +92,9 @@ struct fetch_config {
     unsigned max_retries;          /* 0: default (5) */
     unsigned retry_base_ms;        /* first backoff delay (0: default 100) */
     unsigned list_page_size;       /* S3 max-keys per list request (0: 1000) */
+    unsigned stall_timeout_ms;     /* a transfer that receives no bytes this
+                                      long fails with ETIMEDOUT, not retried
+                                      (0: default, 60 s) */
 };
 
 /* Open the backend named by source: "/path/to/dir" (NAS) or
@@ -110,6 +114,11 @@ int fetch_sweep_temps(fetch_backend *b, const char *key, unsigned *removed);
  * complete) end, or -errno.  A body shorter than announced is -EIO, never
  * a clean end. */
 ssize_t fetch_read(fetch_stream *s, void *buf, size_t cap);
+
+/* Cancel a stream from any thread: a read waiting in it, and every later
+ * one, returns -ECANCELED promptly (within about a second).  The owner
+ * still closes it.  Never fails. */
+void fetch_stream_cancel(fetch_stream *s);
 
 /* Close a stream (aborting the transfer if unfinished). */
 void fetch_stream_close(fetch_stream *s);
@@ -132,11 +141,15 @@ void fetch_close(fetch_backend *b);
  * "open", "read", "put", "del"); a nonzero errno return makes that call
  * fail with it.  Also settable from the environment: TARNFS_FAULT=
  * "op:errno[:count]" (e.g. "read:5:1", "http500:1", "reset:1",
- * "truncate:1" for S3 transport faults). */
+ * "truncate:1" for S3 transport faults), and "stall:MS[:count[:key]]": the
+ * first read of a stream receives nothing for MS ms (a backend that
+ * hangs), ending early with ETIMEDOUT at the stall timeout or ECANCELED
+ * when the stream is cancelled. */
 typedef int (*fetch_fault_fn)(void *arg, const char *op, const char *key);
 void fetch_set_fault(fetch_fault_fn fn, void *arg);
 /* Returns the errno the hook or TARNFS_FAULT injects for (op, key), or 0.
- * Transport faults (op "http500", "reset", "truncate") return 1 to fire. */
+ * Transport faults (op "http500", "reset", "truncate") return 1 to fire;
+ * "stall" returns its milliseconds. */
 int fetch_fault_check(const char *op, const char *key);
 /* Replace the TARNFS_FAULT rules with spec (NULL: re-read the environment).
  * spec: comma-separated "op:errno[:count[:key-substring]]", or for S3

@@ -6,6 +6,7 @@
 #include "fetch/fetch.h"
 
 #include <openssl/evp.h>
+#include <stdatomic.h>
 
 struct fetch_stream_methods {
     /* Same contract as fetch_read. */
@@ -17,7 +18,19 @@ struct fetch_stream_methods {
 struct fetch_stream {
     const struct fetch_stream_methods *m;
     char key[1024];                /* for the fault hook and messages */
+    atomic_bool cancelled;         /* fetch_stream_cancel */
+    bool stall_checked;            /* the stall fault was looked up */
+    unsigned stall_timeout_ms;     /* set by fetch_get from the backend */
 };
+
+/* fetch_config.stall_timeout_ms when 0. */
+#define FETCH_DEFAULT_STALL_MS 60000
+
+/* True once s was cancelled (backends poll it while they wait). */
+static inline bool fetch_stream_cancelled(fetch_stream *s)
+{
+    return atomic_load(&s->cancelled);
+}
 
 /* Open a NAS backend on directory dir.  Errors: ENOENT, ENOTDIR, EACCES
  * (message in err). */

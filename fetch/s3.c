@@ -477,9 +477,11 @@ static int prepare(struct s3_backend *b, const struct s3_request *rq, CURL *easy
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "tarnfs");
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 10L);
-    /* A stalled server is a failure to retry, not a hang. */
+    /* A stalled server is a failure, not a hang (fetch_config's
+     * stall_timeout_ms; a stalled GET stream is not retried). */
+    long stall_s = b->base.stall_timeout_ms ? (long)(b->base.stall_timeout_ms + 999) / 1000 : 60;
     curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall_s);
     if (strcmp(rq->method, "HEAD") == 0)
         curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
     else if (strcmp(rq->method, "GET") != 0)
@@ -977,7 +979,7 @@ static void stream_pump(struct s3_stream *s)
         }
     }
     if (!s->finished && s->buf_len - s->buf_off == before && !s->paused)
-        curl_multi_poll(s->multi, NULL, 0, 1000, NULL);
+        curl_multi_poll(s->multi, NULL, 0, 250, NULL);
 }
 
 /* The transfer ended: decide whether the stream is complete, must resume,
@@ -992,6 +994,14 @@ static void stream_judge(struct s3_stream *s)
         s->error = EPROTO;
     if (s->error) {
         stream_end_transfer(s);
+        return;
+    }
+    if (s->r.curl_rc == CURLE_OPERATION_TIMEDOUT && s->r.status >= 200 && s->r.status < 300) {
+        /* No bytes for the stall timeout: abandoned, not retried. */
+        log_error("fetch: S3 GET %s: no bytes for %u ms; giving up", s->base.key,
+                  s->base.stall_timeout_ms);
+        stream_end_transfer(s);
+        s->error = ETIMEDOUT;
         return;
     }
     enum verdict v = judge(s->b, &rq, &s->r, &err, msg, sizeof msg);
@@ -1036,6 +1046,8 @@ static int stream_fill(struct s3_stream *s)
             return 0;
         if (s->error)
             return s->error;
+        if (fetch_stream_cancelled(&s->base))
+            return s->error = ECANCELED;
         if (!s->running && s->end != UINT64_MAX && s->fetched_to >= s->end)
             return 0;
         if (!s->running) {

@@ -533,6 +533,19 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
     } else if (!strcmp(k, "reply_timeout")) {
         if (parse_duration_ms(v, &cfg->reply_timeout_ms) || cfg->reply_timeout_ms < 100)
             goto bad;
+    } else if (!strcmp(k, "park_timeout")) {
+        if (parse_duration_ms(v, &cfg->park_timeout_ms) || cfg->park_timeout_ms < 100)
+            goto bad;
+    } else if (!strcmp(k, "max_parked")) {
+        if (parse_u32(v, &u) || u < 1 || u > 1000000) goto bad;
+        cfg->max_parked = u;
+    } else if (!strcmp(k, "fetch_threads")) {
+        if (parse_u32(v, &u) || u < 1 || u > 256) goto bad;
+        cfg->fetch_threads = u;
+    } else if (!strcmp(k, "fetch_stall_timeout")) {
+        if (parse_duration_ms(v, &cfg->fetch_stall_timeout_ms) ||
+            cfg->fetch_stall_timeout_ms < 100)
+            goto bad;
     } else if (!strcmp(k, "connection_buffer") || !strcmp(k, "rpc_memory_limit")) {
         uint64_t b;
         if (parse_size(v, &b) || b < (64 << 10) || b > ((uint64_t)1 << 40)) goto bad;

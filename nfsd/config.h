@@ -60,6 +60,9 @@ struct nfsd_config {
     unsigned reply_timeout_ms;
     uint64_t connection_buffer, rpc_memory_limit;
     uint64_t max_file_size;             /* 0 = vfs default (2^44) */
+    /* Parked requests (doc/design.md); 0 = the default. */
+    unsigned park_timeout_ms, max_parked;
+    unsigned fetch_threads, fetch_stall_timeout_ms;
     bool prefetch_whole;                /* prefetch = whole: ignore indexes */
     bool index_upload;                  /* store indexes made by full fetches */
     struct exports *exports;            /* NULL until set */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nfsd/nfs3_prot.h"
+#include "nfsd/nfs3_status.h"
 #include "util/log.h"
 
 /* ---- arena ---- */
@@ -511,14 +512,58 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         nfsd_squash(&anon, &c.raw_cred, &c.raw_cred);
     }
     c.cred = c.raw_cred;
+    /* Parking (doc/design.md, "The parked-request path"): an NFS call that
+     * needs data being fetched gets EINPROGRESS from vfs at the wait point
+     * and is run again from scratch when the data is there.  Reads park
+     * anywhere (they have no side effects); a change parks only in
+     * vfs_prepare, before it does anything. */
+    struct vfs_park park = {
+        .resume = call->may_park ? rpc_call_resume : NULL,
+        .arg = call->park_token,
+        .wake_err = call->wake_err,
+    };
+    bool parkable = call->park_token != NULL && prog == &nfs3_program;
     if (prog == &nfs3_program && (proc->flags & PROC_NEEDS_FH)) {
         nfsstat3 st = nfs_check_handle(&c, (const nfs_fh3 *)args, proc->flags);
-        if (st != NFS3_OK)
+        if (st != NFS3_OK) {
             nfs_fail(res, st);
-        else
+        } else if (call->expired) {
+            nfs_fail(res, NFS3ERR_JUKEBOX);     /* parked past park_timeout */
+        } else if (parkable && (proc->flags & PROC_MODIFIES)) {
+            vfs_park_begin(&park);
+            int perr = vfs_prepare(srv->vfs, &c.id);
+            vfs_park_end();
+            if (!park.parked && (perr == EIO || perr == EAGAIN || perr == ENOSPC))
+                nfs_fail(res, nfs3_status_from_errno(perr));  /* the fetch failed */
+            else if (!park.parked)
+                proc->handler(&c, args, res);   /* other errors: the handler's */
+        } else if (parkable) {
+            vfs_park_begin(&park);
             proc->handler(&c, args, res);
+            vfs_park_end();
+        } else {
+            proc->handler(&c, args, res);
+        }
     } else {
         proc->handler(&c, args, res);
+    }
+    if (park.parked) {
+        /* Whatever the handler made of EINPROGRESS is not an answer. */
+        free(c.reply_tail);
+        c.reply_tail = NULL;
+        if (park.resume) {
+            out->parked = true;
+            xdr_free(proc->xdr_args, args);
+            free(args);
+            free(res);
+            arena_free(&c.arena);
+            exports_unref(c.exports);
+            return;
+        }
+        /* Too many calls parked already: the fetch has started; the client
+         * retries later. */
+        memset(res, 0, proc->res_size ? proc->res_size : 1);
+        nfs_fail(res, NFS3ERR_JUKEBOX);
     }
     reply_accepted_sized(xid, SUCCESS, c.reply_tail ? c.reply_head_proc : proc->xdr_res,
                          res, 0, 0, c.reply_size_hint, out);

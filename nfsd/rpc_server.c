@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #define CONN_INFLIGHT_MAX  16      /* calls queued per connection before we stop reading */
+#define CONN_PARKED_MAX    256     /* calls parked per connection; more are told JUKEBOX */
 #define QUEUE_UDP_MAX      4096    /* beyond this, UDP calls are dropped (clients retry) */
 #define READ_CHUNK         65536   /* also the UDP receive buffer: >= RPC_UDP_MAX */
 #define READ_SMALL         4096    /* a read that starts between records */
@@ -40,6 +41,8 @@
 #define DEF_REPLY_MS       30000u
 #define DEF_CONN_BUFFER    ((size_t)16 << 20)
 #define DEF_MEMORY         ((size_t)256 << 20)
+#define DEF_PARK_MS        10000u
+#define DEF_MAX_PARKED     4096u
 
 enum src_kind { SRC_WAKE, SRC_TCP_LISTEN, SRC_UDP, SRC_CONN };
 
@@ -65,6 +68,8 @@ struct conn {
     bool mem_paused;                /* not read: the server is over its memory limit */
     bool sending;                   /* a thread is in sendmsg for c, without the lock */
     int inflight;                   /* calls queued or running */
+    int parked;                     /* calls parked (not in inflight: a client's
+                                       calls of cached data are still read) */
     size_t queued_in;               /* bytes of those calls' records */
     struct outbuf *out_head, *out_tail;
     size_t out_bytes;               /* bytes of replies not yet written */
@@ -93,6 +98,18 @@ struct job {
     int udp_fd;
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    /* Parking, guarded by the server's park_lock. */
+    struct rpc_server *srv;
+    struct job *pprev, *pnext;      /* the parked list, while parked */
+    int64_t parked_ms;              /* when first parked, 0 if never */
+    bool in_handler;                /* a worker runs the handler on it now */
+    bool resumed;                   /* resumed while in the handler */
+    bool waiting;                   /* a resume is owed (parked or expired) */
+    bool expired;                   /* past park_timeout: to be answered
+                                       "retry later", then freed by whichever
+                                       of that answer and the resume is last */
+    bool answered;                  /* expired and answered */
+    int wake_err;
 };
 
 /* A warning repeated at most once per LOG_EVERY_MS (listener thread only). */
@@ -120,6 +137,9 @@ struct rpc_server {
     pthread_cond_t qcond;
     struct job *qhead, *qtail;
     atomic_size_t qlen;
+    pthread_mutex_t park_lock;      /* the parked list and every job's parking fields */
+    struct job *parked;             /* parked calls, oldest last */
+    unsigned nparked;
     atomic_size_t mem;              /* receive buffers + queued calls + queued replies */
     atomic_size_t released;         /* bytes ever released from mem: progress */
     atomic_bool mem_wait;           /* the listener waits for mem to drop */
@@ -712,7 +732,10 @@ static void mem_reclaim(struct rpc_server *s)
     }
 }
 
-/* Periodic work: listener back-off, stuck and idle connections, memory. */
+static void parked_expire(struct rpc_server *s);
+
+/* Periodic work: listener back-off, stuck and idle connections, memory,
+ * parked calls past park_timeout. */
 static void tick(struct rpc_server *s)
 {
     int64_t now = now_ms();
@@ -724,7 +747,8 @@ static void tick(struct rpc_server *s)
         next = c->next;
         pthread_mutex_lock(&c->lock);
         bool stuck = c->out_head && now - c->out_progress_ms > s->lim.reply_timeout_ms;
-        bool idle = !c->out_head && c->inflight == 0 && s->lim.idle_timeout_ms != UINT32_MAX &&
+        bool idle = !c->out_head && c->inflight == 0 && c->parked == 0 &&
+                    s->lim.idle_timeout_ms != UINT32_MAX &&
                     now - c->active_ms > s->lim.idle_timeout_ms;
         size_t queued = c->out_bytes;
         pthread_mutex_unlock(&c->lock);
@@ -751,6 +775,7 @@ static void tick(struct rpc_server *s)
         mem_reclaim(s);
     s->released_last_tick = atomic_load(&s->released);
     mem_resume(s);
+    parked_expire(s);
 }
 
 static void *listener_main(void *arg)
@@ -854,19 +879,139 @@ static void conn_reply(struct rpc_server *s, struct job *j, struct rpc_reply_out
         outbuf_free(ob);
 }
 
+/* A call of c parks (true) or comes back to the work queue (false): a
+ * parked call does not count against CONN_INFLIGHT_MAX, so the client's
+ * other calls are still read. */
+static void conn_park_count(struct rpc_server *s, struct conn *c, bool parking)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->inflight += parking ? -1 : 1;
+    c->parked += parking ? 1 : -1;
+    conn_update_events(s, c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void job_free(struct rpc_server *s, struct job *j)
+{
+    if (j->conn)
+        conn_unref(j->conn);
+    mem_sub(s, j->cap);
+    free(j->data);
+    free(j);
+}
+
+static void parked_unlink_locked(struct rpc_server *s, struct job *j)
+{
+    if (j->pprev) j->pprev->pnext = j->pnext; else s->parked = j->pnext;
+    if (j->pnext) j->pnext->pprev = j->pprev;
+    j->pprev = j->pnext = NULL;
+    s->nparked--;
+}
+
+void rpc_call_resume(void *park_token, int err)
+{
+    struct job *j = park_token;
+    struct rpc_server *s = j->srv;
+    pthread_mutex_lock(&s->park_lock);
+    j->wake_err = err;
+    j->waiting = false;
+    if (j->in_handler) {            /* the worker that parked it requeues it */
+        j->resumed = true;
+        pthread_mutex_unlock(&s->park_lock);
+        return;
+    }
+    if (j->expired) {
+        /* Answered "retry later" already: free it; or that answer is still
+         * queued, and its worker frees it after (waiting is false now). */
+        bool answered = j->answered;
+        pthread_mutex_unlock(&s->park_lock);
+        if (answered)
+            job_free(s, j);
+        return;
+    }
+    parked_unlink_locked(s, j);
+    pthread_mutex_unlock(&s->park_lock);
+    conn_park_count(s, j->conn, false);
+    queue_push(s, j);
+}
+
+/* Listener tick: calls parked past park_timeout go back to the workers to
+ * be answered "retry later"; their resume is still owed (and frees them). */
+static void parked_expire(struct rpc_server *s)
+{
+    int64_t now = now_ms();
+    struct job *due = NULL;
+    pthread_mutex_lock(&s->park_lock);
+    for (struct job *j = s->parked, *next; j; j = next) {
+        next = j->pnext;
+        if (now - j->parked_ms < (int64_t)s->lim.park_timeout_ms)
+            continue;
+        parked_unlink_locked(s, j);
+        j->expired = true;
+        j->next = due;
+        due = j;
+    }
+    pthread_mutex_unlock(&s->park_lock);
+    while (due) {
+        struct job *j = due;
+        due = j->next;
+        conn_park_count(s, j->conn, false);
+        queue_push(s, j);
+    }
+}
+
 static void run_job(struct rpc_server *s, struct job *j)
 {
+    pthread_mutex_lock(&s->park_lock);
+    j->srv = s;
+    j->in_handler = true;
+    j->resumed = false;
+    bool expired = j->expired;
     struct rpc_call_in call = {
         .data = j->data, .len = j->len,
         .peer = (const struct sockaddr *)&j->peer, .peer_len = j->peer_len,
         .is_tcp = j->conn != NULL,
         .max_reply = j->conn ? RPC_MAX_RECORD : RPC_UDP_MAX_REPLY,
+        .park_token = expired ? NULL : j,
+        .may_park = s->nparked < s->lim.max_parked,     /* and per connection, below */
+        .wake_err = j->wake_err,
+        .expired = expired,
     };
+    pthread_mutex_unlock(&s->park_lock);
+    if (j->conn && call.may_park) {
+        pthread_mutex_lock(&j->conn->lock);
+        call.may_park = j->conn->parked < CONN_PARKED_MAX;
+        pthread_mutex_unlock(&j->conn->lock);
+    }
     struct rpc_reply_out reply = { 0 };
     s->cfg.handler(s->cfg.ctx, &call, &reply);
+    if (reply.parked && !expired) {
+        pthread_mutex_lock(&s->park_lock);
+        j->in_handler = false;
+        if (j->resumed) {           /* the data came while we were at it */
+            pthread_mutex_unlock(&s->park_lock);
+            queue_push(s, j);
+            return;
+        }
+        j->waiting = true;
+        if (!j->parked_ms)
+            j->parked_ms = now_ms();
+        j->pprev = NULL;
+        j->pnext = s->parked;
+        if (s->parked)
+            s->parked->pprev = j;
+        s->parked = j;
+        s->nparked++;
+        /* Counted as parked before the lock is dropped: a resume that
+         * follows at once counts it back. */
+        conn_park_count(s, j->conn, true);
+        pthread_mutex_unlock(&s->park_lock);
+        return;
+    }
     if (j->conn) {
         conn_reply(s, j, &reply);
-        conn_unref(j->conn);
     } else {
         if (reply.buf && reply.len + reply.tail_len > RPC_UDP_MAX_REPLY) {
             log_debug("rpc: a %zu-byte UDP reply is over %d bytes; not sent",
@@ -883,9 +1028,15 @@ static void run_job(struct rpc_server *s, struct job *j)
         free(reply.buf);
         free(reply.tail);
     }
-    mem_sub(s, j->cap);
-    free(j->data);
-    free(j);
+    pthread_mutex_lock(&s->park_lock);
+    j->in_handler = false;
+    /* Answered by park_timeout while its resume is still owed: the resume
+     * frees it (the connection reference and memory stay counted). */
+    bool keep = expired && j->waiting;
+    j->answered = keep;
+    pthread_mutex_unlock(&s->park_lock);
+    if (!keep)
+        job_free(s, j);
 }
 
 static void *worker_main(void *arg)
@@ -1029,10 +1180,13 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
     if (!l->reply_timeout_ms) l->reply_timeout_ms = DEF_REPLY_MS;
     if (!l->conn_buffer) l->conn_buffer = DEF_CONN_BUFFER;
     if (!l->memory) l->memory = DEF_MEMORY;
+    if (!l->park_timeout_ms) l->park_timeout_ms = DEF_PARK_MS;
+    if (!l->max_parked) l->max_parked = DEF_MAX_PARKED;
     /* Timeouts are checked once a tick: a quarter of the shortest, 50 ms..1 s. */
     s->tick_ms = 1000;
     if (l->idle_timeout_ms / 4 < s->tick_ms) s->tick_ms = l->idle_timeout_ms / 4;
     if (l->reply_timeout_ms / 4 < s->tick_ms) s->tick_ms = l->reply_timeout_ms / 4;
+    if (l->park_timeout_ms / 4 < s->tick_ms) s->tick_ms = l->park_timeout_ms / 4;
     if (s->tick_ms < 50) s->tick_ms = 50;
     s->epfd = -1;
     s->wake.fd = -1;
@@ -1040,6 +1194,7 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
         s->listeners[i].fd = s->udps[i].fd = -1;
     pthread_mutex_init(&s->qlock, NULL);
     pthread_cond_init(&s->qcond, NULL);
+    pthread_mutex_init(&s->park_lock, NULL);
     atomic_init(&s->stopping, false);
     atomic_init(&s->qlen, 0);
     atomic_init(&s->mem, 0);
@@ -1131,13 +1286,23 @@ void rpc_server_destroy(struct rpc_server *s)
     for (unsigned i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i], NULL);
     free(s->workers);
+    /* The handler's owner stopped resuming calls before this (vfs_cancel):
+     * what is still parked or queued is dropped. */
     while (s->qhead) {
         struct job *j = s->qhead;
         s->qhead = j->next;
-        if (j->conn)
-            conn_unref(j->conn);
-        free(j->data);
-        free(j);
+        pthread_mutex_lock(&s->park_lock);
+        bool owed = j->waiting;     /* expired, queued for its JUKEBOX */
+        pthread_mutex_unlock(&s->park_lock);
+        if (owed)
+            log_warn("rpc: a parked call was never resumed");
+        job_free(s, j);
+    }
+    while (s->parked) {
+        struct job *j = s->parked;
+        s->parked = j->pnext;
+        log_warn("rpc: a parked call was never resumed");
+        job_free(s, j);
     }
     for (int i = 0; i < 2; i++) {
         if (s->listeners[i].fd >= 0) close(s->listeners[i].fd);
@@ -1147,6 +1312,7 @@ void rpc_server_destroy(struct rpc_server *s)
     if (s->epfd >= 0) close(s->epfd);
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
+    pthread_mutex_destroy(&s->park_lock);
     free(s->scratch);
     free(s);
 }

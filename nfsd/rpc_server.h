@@ -30,6 +30,17 @@ struct rpc_call_in {
     socklen_t peer_len;
     bool is_tcp;
     size_t max_reply;         /* largest reply this transport can carry */
+    /* Parking (doc/design.md, "The parked-request path"): a handler that
+     * would wait for data may instead set reply->parked; the transport
+     * then keeps the call (memory, no thread) until rpc_call_resume(
+     * park_token, err) is called exactly once, and runs the handler on it
+     * again from scratch with wake_err = err. */
+    void *park_token;
+    bool may_park;            /* false: too many parked calls; answer "retry
+                                 later" instead of parking */
+    int wake_err;             /* 0 on the first run */
+    bool expired;             /* parked past park_timeout: the handler must
+                                 answer "retry later" (JUKEBOX) at once */
 };
 
 /* The reply a handler produces: buf is malloc'd with RPC_REPLY_HEADROOM
@@ -44,7 +55,13 @@ struct rpc_reply_out {
     size_t len;
     uint8_t *tail;
     size_t tail_len;
+    bool parked;              /* no reply yet: see rpc_call_in.park_token */
 };
+
+/* Called (once per parking, from any thread) when what a parked call
+ * waited for is there or failed: the call is queued to the workers again.
+ * Never fails. */
+void rpc_call_resume(void *park_token, int err);
 
 typedef void (*rpc_handler_fn)(void *ctx, const struct rpc_call_in *call,
                                struct rpc_reply_out *reply);
@@ -61,7 +78,11 @@ struct rpc_limits {
                                      worker, and of replies waiting for the
                                      socket, before it is not read [16 MiB] */
     size_t memory;                /* all receive buffers, queued calls and queued
-                                     replies together [256 MiB] */
+                                     replies together [256 MiB]; parked calls
+                                     count too */
+    unsigned park_timeout_ms;     /* a call parked this long is answered "retry
+                                     later" (the handler sees expired) [10 s] */
+    unsigned max_parked;          /* calls parked at once [4096] */
 };
 
 struct rpc_server_config {

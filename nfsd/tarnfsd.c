@@ -376,6 +376,7 @@ int main(int argc, char **argv)
         .s3_region = cfg.s3_region, .s3_profile = cfg.s3_profile,
         .s3_access_key = cfg.s3_access_key, .s3_secret_key = cfg.s3_secret_key,
         .s3_session_token = cfg.s3_session_token, .s3_virtual_hosted = cfg.s3_virtual_hosted,
+        .fetch_threads = cfg.fetch_threads, .fetch_stall_timeout_ms = cfg.fetch_stall_timeout_ms,
     };
     ret = vfs_open(&vc, &srv.vfs);
     if (ret) {
@@ -395,6 +396,7 @@ int main(int argc, char **argv)
             .max_conns_per_host = cfg.max_connections_per_host,
             .idle_timeout_ms = cfg.idle_timeout_ms, .reply_timeout_ms = cfg.reply_timeout_ms,
             .conn_buffer = (size_t)cfg.connection_buffer, .memory = (size_t)cfg.rpc_memory_limit,
+            .park_timeout_ms = cfg.park_timeout_ms, .max_parked = cfg.max_parked,
         },
         .handler = nfsd_handle_call, .ctx = &srv,
     };
@@ -468,6 +470,9 @@ int main(int argc, char **argv)
     log_info("shutting down");
     if (cfg.rpcbind)
         rpcbind_unregister();
+    /* Fetches in flight are cancelled and parked calls called back first,
+     * so nothing resumes a call after the transport is gone. */
+    vfs_cancel(srv.vfs);
     rpc_server_destroy(rs);
     vfs_close(srv.vfs);
     nfsd_exports_set(&srv, NULL);

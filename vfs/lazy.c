@@ -136,6 +136,7 @@ struct vfs_fill {
     int err;
     int waiters;
     pthread_cond_t cv;
+    struct vfs_waiter *parked;  /* parked callers (park.c): woken when done */
     struct vfs_fill *next;
 };
 
@@ -190,6 +191,8 @@ int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
                   key, strerror(err));
         return EIO;
     }
+    struct vfs_xfer x;              /* vfs_cancel may cancel it now */
+    vfs_xfer_begin(v, &x, s);
     char *buf = malloc(KV_CHUNK);
     uint64_t got = 0;
     if (!buf)
@@ -226,6 +229,7 @@ int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
             err = err == ENOSPC ? ENOSPC : EIO;
         }
     }
+    vfs_xfer_end(v, &x);
     fetch_stream_close(s);
     free(buf);
     pthread_mutex_lock(&v->lock);
@@ -238,15 +242,83 @@ int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
     return err;
 }
 
+/* A fetch ended (lock held): record it, wake the blocked and take the
+ * parked callers; frees f if nobody waits on its cv. */
+static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
+                                           int err, uint64_t stored)
+{
+    f->run->bytes += stored;    /* eviction sees the run grow */
+    f->done = true;
+    f->err = err;
+    fill_unlink_locked(v, f);
+    pthread_cond_broadcast(&f->cv);
+    struct vfs_waiter *w = f->parked;
+    f->parked = NULL;
+    if (f->waiters == 0) {
+        pthread_cond_destroy(&f->cv);
+        free(f);
+    }
+    return w;
+}
+
+/* A range fetch on a fetch thread, for parked readers: it holds a pin and
+ * a handle user of the run until done. */
+struct fill_job {
+    struct vfs_fill *f;
+    struct vfs_handle *h;
+    char *key;
+};
+
+static void fill_job_run(vfs *v, void *arg)
+{
+    struct fill_job *fj = arg;
+    struct vfs_fill *f = fj->f;
+    struct vfs_run *run = f->run;
+    pthread_mutex_lock(&v->lock);
+    bool cancelled = v->cancelled;
+    pthread_mutex_unlock(&v->lock);
+    uint64_t stored = 0;
+    int err = cancelled ? EAGAIN
+                        : vfs_lazy_fetch(v, fj->h->kr, run->name, fj->key,
+                                         f->ino, f->first, f->count, &stored);
+    pthread_mutex_lock(&v->lock);
+    struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+    struct vfs_handle *old = vfs_handle_put_locked(v, fj->h);
+    run->pins--;
+    pthread_mutex_unlock(&v->lock);
+    vfs_handle_close(old);
+    vfs_park_wake(w, err);
+    if (stored)
+        vfs_house_kick(v);
+    free(fj->key);
+    free(fj);
+}
+
 /* Make the absent chunks [first, first+count) of ino present: fetch the
  * ones nobody is fetching (claimed in one range), or wait for whoever is.
- * Errors: EIO (fetch or checksum failure, logged), ENOSPC. */
+ * A parkable caller (park.c) waits for neither: the fetch goes to a fetch
+ * thread and EINPROGRESS comes back at once.  Errors: EIO (fetch or
+ * checksum failure, logged), ENOSPC, EINPROGRESS, EAGAIN (cancelled). */
 static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
                        uint32_t first, uint32_t count)
 {
     struct vfs_run *run = ref->run;
+    struct vfs_park *park = vfs_park_slot();
     pthread_mutex_lock(&v->lock);
     struct vfs_fill *f = fill_find_locked(v, run, ino, first);
+    if (f && park) {
+        int err = vfs_park_locked(v, &f->parked);
+        pthread_mutex_unlock(&v->lock);
+        return err;
+    }
+    if (!f && park && park->wake_err && !park->parked) {
+        /* The fetch this call was parked on failed: report it once; the
+         * next READ tries again. */
+        int err = park->wake_err == ECANCELED ? EAGAIN : park->wake_err;
+        park->wake_err = 0;
+        pthread_mutex_unlock(&v->lock);
+        return err;
+    }
     if (f) {
         f->waiters++;
         while (!f->done)
@@ -278,6 +350,27 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
     pthread_cond_init(&f->cv, NULL);
     f->next = v->fills;
     v->fills = f;
+    if (park) {
+        struct fill_job *fj = malloc(sizeof *fj);
+        int err = fj ? 0 : ENOMEM;
+        if (fj) {
+            *fj = (struct fill_job){ .f = f, .h = ref->h, .key = key };
+            err = vfs_pool_submit_locked(v, fill_job_run, fj);
+        }
+        if (err) {
+            free(fj);
+            free(key);
+            struct vfs_waiter *w = fill_done_locked(v, f, EAGAIN, 0);
+            pthread_mutex_unlock(&v->lock);
+            vfs_park_wake(w, EAGAIN);
+            return EAGAIN;
+        }
+        ref->h->users++;        /* the job's */
+        run->pins++;
+        err = vfs_park_locked(v, &f->parked);
+        pthread_mutex_unlock(&v->lock);
+        return err;
+    }
     pthread_mutex_unlock(&v->lock);
 
     uint64_t stored = 0;
@@ -286,16 +379,9 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
     free(key);
 
     pthread_mutex_lock(&v->lock);
-    run->bytes += stored;       /* eviction sees the run grow */
-    f->done = true;
-    f->err = err;
-    fill_unlink_locked(v, f);
-    pthread_cond_broadcast(&f->cv);
-    if (f->waiters == 0) {
-        pthread_cond_destroy(&f->cv);
-        free(f);
-    }
+    struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
     pthread_mutex_unlock(&v->lock);
+    vfs_park_wake(w, err);
     if (stored)
         vfs_house_kick(v);
     return err;

@@ -351,13 +351,17 @@ static void note_versions_locked(vfs *v, const char *prefix,
     }
 }
 
-/* Install the result of a refresh of slot s (lock held). */
-static void refresh_done_locked(vfs *v, struct vfs_slot *s, int err,
-                                struct vfs_listing *nl, int64_t started)
+/* Install the result of a refresh of slot s (lock held).  Returns the
+ * parked callers to call back once unlocked. */
+static struct vfs_waiter *refresh_done_locked(vfs *v, struct vfs_slot *s,
+                                              int err, struct vfs_listing *nl,
+                                              int64_t started)
 {
     s->refreshing = false;
     s->gen++;
     pthread_cond_broadcast(&s->cv);
+    struct vfs_waiter *w = s->waiters;
+    s->waiters = NULL;
     if (err) {
         s->last_err = err;
         if (s->cur) {
@@ -369,7 +373,7 @@ static void refresh_done_locked(vfs *v, struct vfs_slot *s, int err,
         } else {
             log_error("vfs: cannot list '%s': %s", s->prefix, strerror(err));
         }
-        return;
+        return w;
     }
     if (s->cur && s->cur->content_hash == nl->content_hash)
         nl->changed = s->cur->changed;
@@ -382,6 +386,7 @@ static void refresh_done_locked(vfs *v, struct vfs_slot *s, int err,
     s->fetched_ms = started;
     s->expired = false;
     s->last_err = 0;
+    return w;
 }
 
 struct refresh_job { vfs *v; struct vfs_slot *s; };
@@ -398,10 +403,11 @@ static void *refresh_main(void *arg)
     struct vfs_listing *nl = NULL;
     int err = listing_build(v, s->prefix, &nl);
     pthread_mutex_lock(&v->lock);
-    refresh_done_locked(v, s, err, nl, started);
+    struct vfs_waiter *w = refresh_done_locked(v, s, err, nl, started);
     v->bg_jobs--;
     pthread_cond_broadcast(&v->bg_idle);
     pthread_mutex_unlock(&v->lock);
+    vfs_park_wake(w, err);
     return NULL;
 }
 
@@ -454,6 +460,29 @@ static int listing_get(vfs *v, const char *prefix, bool want_fresh,
                 break;          /* serve the previous listing meanwhile */
             }
         }
+        struct vfs_park *park = v->backend ? vfs_park_slot() : NULL;
+        if (s->refreshing && park) {
+            int err = vfs_park_locked(v, &s->waiters);
+            pthread_mutex_unlock(&v->lock);
+            return err;
+        }
+        if (park && park->wake_err && !park->parked && !s->cur) {
+            /* The listing this call was parked on failed: say so once. */
+            int err = park->wake_err == ECANCELED ? EAGAIN : EIO;
+            park->wake_err = 0;
+            pthread_mutex_unlock(&v->lock);
+            return err;
+        }
+        if (park) {
+            /* List on another thread; called back when it is done. */
+            s->refreshing = true;
+            if (refresh_async_locked(v, s)) {
+                int err = vfs_park_locked(v, &s->waiters);
+                pthread_mutex_unlock(&v->lock);
+                return err;
+            }
+            s->refreshing = false;
+        }
         if (s->refreshing) {
             unsigned gen = s->gen;
             while (s->refreshing && s->gen == gen)
@@ -470,7 +499,12 @@ static int listing_get(vfs *v, const char *prefix, bool want_fresh,
         struct vfs_listing *nl = NULL;
         int err = listing_build(v, prefix, &nl);
         pthread_mutex_lock(&v->lock);
-        refresh_done_locked(v, s, err, nl, now);
+        struct vfs_waiter *w = refresh_done_locked(v, s, err, nl, now);
+        if (w) {
+            pthread_mutex_unlock(&v->lock);
+            vfs_park_wake(w, err);
+            pthread_mutex_lock(&v->lock);
+        }
         if (!s->cur) {
             pthread_mutex_unlock(&v->lock);
             return err == ENOENT ? EIO : err;

@@ -360,6 +360,33 @@ int vfs_lookup(vfs *v, const struct vfs_id *dir, const char *name,
     return err;
 }
 
+int vfs_prepare(vfs *v, const struct vfs_id *id)
+{
+    struct vfs_node n;
+    int err = vfs_id_decode(v, id, &n);
+    if (err)
+        return err;
+    if (is_namespace(&n)) {
+        char prefix[KV_RUNNAME_MAX + 2];
+        namespace_prefix(&n, prefix, sizeof prefix);
+        struct vfs_listing *l;
+        if ((err = vfs_listing_get(v, prefix, &l)) != 0)
+            return err;
+        vfs_listing_put(v, l);
+        return 0;
+    }
+    struct vfs_ref ref;
+    kv_ino ino;
+    if ((err = node_pin(v, &n, &ref, &ino)) != 0)
+        return err;
+    /* A change first makes the whole run present (vfs_run_change_begin):
+     * fetch what is absent here, where the caller may park. */
+    if (!v->cfg.read_only)
+        err = vfs_lazy_fill_run(v, &ref);
+    vfs_run_release(v, &ref);
+    return err;
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 int vfs_readlink(vfs *v, const struct vfs_id *id, char *buf, size_t cap,

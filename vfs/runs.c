@@ -160,15 +160,16 @@ static uint64_t ingest_headroom(vfs *v, const char *name)
     return held < limit ? limit - held : 1;
 }
 
-/* Stream the object key into a new published run name.  With oi (the
+/* Stream the object key into a new published run r->name.  With oi (the
  * object as stat'ed) and index_upload set, an uncompressed tarball's index
  * is made on the way and stored as its sidecar.  Errors: ENOENT (the
- * object is gone), EIO (anything else, a run bigger than the cache
- * limit allows included; logged). */
-static int fetch_and_ingest(vfs *v, const char *name, const char *key,
+ * object is gone), EAGAIN (cancelled: shutting down), EIO (anything else, a run
+ * bigger than the cache limit allows included; logged). */
+static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
                             const char *version,
                             const struct fetch_objinfo *oi)
 {
+    const char *name = r->name;
     pthread_mutex_lock(&v->lock);
     v->stats.fetches++;
     pthread_mutex_unlock(&v->lock);
@@ -180,6 +181,8 @@ static int fetch_and_ingest(vfs *v, const char *name, const char *key,
     struct kv_ingest_result res;
     memset(&res, 0, sizeof res);
     if (!err) {
+        struct vfs_xfer x;          /* vfs_cancel may cancel it now */
+        vfs_xfer_begin(v, &x, feed.s);
         if (make_index)
             feed.tee = vfs_tee_start(oi);
         err = kv_ingest_limited(v->cache, name, feed_read, &feed, version,
@@ -196,6 +199,7 @@ static int fetch_and_ingest(vfs *v, const char *name, const char *key,
             }
         }
         vfs_tee_finish(v, feed.tee, terr, key, true);
+        vfs_xfer_end(v, &x);
         fetch_stream_close(feed.s);
     }
     pthread_mutex_lock(&v->lock);
@@ -206,6 +210,16 @@ static int fetch_and_ingest(vfs *v, const char *name, const char *key,
     if (err == ENOENT && !feed.bytes) {
         log_warn("vfs: %s disappeared from the backend", key);
         return ENOENT;
+    }
+    if (err && feed.err == ECANCELED) {
+        log_info("vfs: fetch of run %s cancelled (shutting down)", name);
+        return EAGAIN;
+    }
+    if (err && feed.err == ETIMEDOUT) {
+        log_error("vfs: fetch of run %s from %s abandoned: the backend sent "
+                  "no bytes for %u ms (fetch_stall_timeout); the next access "
+                  "tries again", name, key, v->stall_timeout_ms);
+        return EIO;
     }
     if (err) {
         log_error("vfs: fetch of run %s from %s failed: %s%s%s%s%s", name,
@@ -353,10 +367,10 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
      * file data follows on read.  Without a usable index (or without a
      * stat to check it against), the whole tarball. */
     if (err != 0)
-        err = fetch_and_ingest(v, r->name, key, version, NULL);
+        err = fetch_and_ingest(v, r, key, version, NULL);
     else if (v->cfg.prefetch_whole ||
              vfs_lazy_load_index(v, r->name, key, &oi) != 0)
-        err = fetch_and_ingest(v, r->name, key, version, &oi);
+        err = fetch_and_ingest(v, r, key, version, &oi);
     if (err)
         return err;
     lr->fetched = true;
@@ -393,9 +407,106 @@ static bool version_changed(vfs *v, const char *name, const char *key,
     return false;
 }
 
+/* A load of r ended with err (lock held): record it and wake the blocked
+ * callers.  Returns the parked callers to call back once unlocked. */
+static struct vfs_waiter *load_finish_locked(vfs *v, struct vfs_run *r,
+                                             unsigned flags, int err,
+                                             struct load_result *lr)
+{
+    r->loading = false;
+    r->load_gen++;
+    r->load_err = err;
+    pthread_cond_broadcast(&r->cv);
+    struct vfs_waiter *w = r->waiters;
+    r->waiters = NULL;
+    if (err) {
+        free(lr->key);
+        if (err == ENOENT && !(flags & VFS_ACQ_NOFETCH))
+            r->cached = false;
+        return w;
+    }
+    r->h = lr->h;
+    v->open_handles++;
+    r->cached = true;
+    r->version_stale = false;
+    r->dirty = lr->dirty;
+    r->conflicted = lr->dirty && lr->conflicted;
+    r->is_new = lr->is_new;
+    if (lr->dirty) {
+        if (!r->dirty_since_ms)
+            r->dirty_since_ms = lr->dirty_since_ms;
+    }
+    r->bytes = lr->bytes;
+    snprintf(r->version, sizeof r->version, "%s", lr->version);
+    if (lr->key) {
+        free(r->key);
+        r->key = lr->key;
+    }
+    r->checked_ms = vfs_mono_ms();
+    return w;
+}
+
+/* A load of a run on a fetch thread, for parked callers. */
+struct load_job {
+    struct vfs_run *r;
+    unsigned flags;
+    bool stale;
+};
+
+static void load_job_run(vfs *v, void *arg)
+{
+    struct load_job *lj = arg;
+    struct vfs_run *r = lj->r;
+    struct load_result lr;
+    memset(&lr, 0, sizeof lr);
+    pthread_mutex_lock(&v->lock);
+    bool cancelled = v->cancelled;
+    pthread_mutex_unlock(&v->lock);
+    int err = cancelled ? EAGAIN : run_load(v, r, lj->flags, lj->stale, &lr);
+    pthread_mutex_lock(&v->lock);
+    struct vfs_waiter *w = load_finish_locked(v, r, lj->flags, err, &lr);
+    if (!err && lr.fetched)
+        v->stats.misses++;
+    r->pins--;
+    pthread_mutex_unlock(&v->lock);
+    vfs_park_wake(w, err);
+    free(lj);
+}
+
+/* A version check on a fetch thread, for a caller that must not wait. */
+struct check_job {
+    struct vfs_run *r;
+    char *key;
+    char version[128];
+};
+
+static void check_job_run(vfs *v, void *arg)
+{
+    struct check_job *cj = arg;
+    struct vfs_run *r = cj->r;
+    pthread_mutex_lock(&v->lock);
+    bool cancelled = v->cancelled;
+    pthread_mutex_unlock(&v->lock);
+    bool changed = !cancelled &&
+                   version_changed(v, r->name, cj->key, cj->version);
+    pthread_mutex_lock(&v->lock);
+    r->checking = false;
+    r->checked_ms = vfs_mono_ms();
+    if (changed && strcmp(cj->version, r->version) == 0)
+        r->version_stale = true;
+    struct vfs_waiter *w = r->waiters;
+    r->waiters = NULL;
+    r->pins--;
+    pthread_mutex_unlock(&v->lock);
+    vfs_park_wake(w, 0);
+    free(cj->key);
+    free(cj);
+}
+
 int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
                     struct vfs_ref *ref)
 {
+    struct vfs_park *park = vfs_park_slot();
     if (vfs_check_run_name(name))
         return EINVAL;
     pthread_mutex_lock(&v->lock);
@@ -408,6 +519,17 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
     bool missed = false;
     int err = 0;
     for (;;) {
+        if (r->loading && park && (flags & VFS_ACQ_NOFETCH)) {
+            /* Only asking for what is cached (a root listing's attributes):
+             * a run still loading is not, and nobody waits for it. */
+            err = ENOENT;
+            break;
+        }
+        if (r->loading && park) {
+            /* Called back when the load ends; the call is run again. */
+            err = vfs_park_locked(v, &r->waiters);
+            break;
+        }
         if (r->loading || r->evicting) {
             unsigned gen = r->load_gen;
             bool was_loading = r->loading;
@@ -432,6 +554,29 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
                 now - r->checked_ms >= (int64_t)v->list_ttl_ms &&
                 !r->dirty && !(flags & VFS_ACQ_NOFETCH)) {
                 r->checking = true;
+                if (park) {
+                    /* The HEAD request goes to a fetch thread, and this
+                     * call is served from the cached copy meanwhile (as
+                     * listings are): a cached run never waits behind the
+                     * backend, however slow.  A replaced tarball is seen
+                     * by the calls after the check. */
+                    struct check_job *cj = calloc(1, sizeof *cj);
+                    if (cj && (cj->key = strdup(r->key)) != NULL) {
+                        cj->r = r;
+                        snprintf(cj->version, sizeof cj->version, "%s",
+                                 r->version);
+                        if (vfs_pool_submit_locked(v, check_job_run, cj) == 0) {
+                            r->pins++;
+                            continue;
+                        }
+                        free(cj->key);
+                    }
+                    free(cj);
+                    /* No check now (cancelled, out of memory). */
+                    r->checking = false;
+                    r->checked_ms = now;
+                    continue;
+                }
                 char *key = strdup(r->key);
                 char version[128];
                 snprintf(version, sizeof version, "%s", r->version);
@@ -491,47 +636,68 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
             pthread_mutex_unlock(&v->lock);
             return 0;
         }
-        /* Load it: this thread does the I/O, the others wait on r->cv. */
+        if (park && park->wake_err && !park->parked) {
+            /* The load this call was parked on failed: report that once
+             * (as the callers blocked on it see it); the next call tries
+             * again. */
+            err = park->wake_err == ECANCELED ? EAGAIN : park->wake_err;
+            park->wake_err = 0;
+            break;
+        }
+        /* Load it: this thread does the I/O (a parked caller's load runs
+         * on a fetch thread), the others wait on r->cv or park. */
         r->loading = true;
         r->load_nofetch = (flags & VFS_ACQ_NOFETCH) != 0;
         bool stale = r->version_stale;
         struct vfs_handle *old = retire_locked(v, r);
+        if (park && !(flags & VFS_ACQ_NOFETCH)) {
+            struct load_job *lj = malloc(sizeof *lj);
+            int serr = lj ? 0 : ENOMEM;
+            if (lj) {
+                *lj = (struct load_job){ .r = r, .flags = flags,
+                                         .stale = stale };
+                serr = vfs_pool_submit_locked(v, load_job_run, lj);
+            }
+            if (serr) {
+                free(lj);
+                struct load_result none;
+                memset(&none, 0, sizeof none);
+                struct vfs_waiter *w = load_finish_locked(v, r, flags,
+                                                          EAGAIN, &none);
+                pthread_mutex_unlock(&v->lock);
+                vfs_handle_close(old);
+                vfs_park_wake(w, EAGAIN);
+                pthread_mutex_lock(&v->lock);
+                err = EAGAIN;
+                break;
+            }
+            r->pins++;                  /* the job's */
+            err = vfs_park_locked(v, &r->waiters);
+            pthread_mutex_unlock(&v->lock);
+            vfs_handle_close(old);
+            pthread_mutex_lock(&v->lock);
+            break;
+        }
         pthread_mutex_unlock(&v->lock);
         vfs_handle_close(old);
         struct load_result lr;
         memset(&lr, 0, sizeof lr);
+        /* A load from the cache alone (NOFETCH) is local I/O: done here,
+         * even for a parkable call. */
+        struct vfs_park *held = vfs_park_suspend();
         err = run_load(v, r, flags, stale, &lr);
+        vfs_park_restore(held);
         pthread_mutex_lock(&v->lock);
-        r->loading = false;
-        r->load_gen++;
-        r->load_err = err;
-        pthread_cond_broadcast(&r->cv);
-        if (err) {
-            free(lr.key);
-            if (err == ENOENT && !(flags & VFS_ACQ_NOFETCH))
-                r->cached = false;
-            break;
+        struct vfs_waiter *w = load_finish_locked(v, r, flags, err, &lr);
+        if (w) {
+            pthread_mutex_unlock(&v->lock);
+            vfs_park_wake(w, err);
+            pthread_mutex_lock(&v->lock);
         }
+        if (err)
+            break;
         if (lr.fetched)
             missed = true;
-        r->h = lr.h;
-        v->open_handles++;
-        r->cached = true;
-        r->version_stale = false;
-        r->dirty = lr.dirty;
-        r->conflicted = lr.dirty && lr.conflicted;
-        r->is_new = lr.is_new;
-        if (lr.dirty) {
-            if (!r->dirty_since_ms)
-                r->dirty_since_ms = lr.dirty_since_ms;
-        }
-        r->bytes = lr.bytes;
-        snprintf(r->version, sizeof r->version, "%s", lr.version);
-        if (lr.key) {
-            free(r->key);
-            r->key = lr.key;
-        }
-        r->checked_ms = vfs_mono_ms();
     }
     r->pins--;
     pthread_mutex_unlock(&v->lock);

@@ -15,6 +15,8 @@
 #define VFS_DEFAULT_GRACE_MS  5000
 #define VFS_DEFAULT_HIGH_PCT  90
 #define VFS_DEFAULT_LOW_PCT   75
+#define VFS_DEFAULT_FETCH_THREADS 8
+#define VFS_DEFAULT_STALL_MS  60000
 
 static int make_dir(const char *path)
 {
@@ -33,6 +35,7 @@ static void vfs_free(vfs *v)
     while (v->bg_jobs)
         pthread_cond_wait(&v->bg_idle, &v->lock);
     pthread_mutex_unlock(&v->lock);
+    vfs_pool_join(v);
     vfs_runs_free(v);
     vfs_listings_free(v);
     if (v->backend)
@@ -42,6 +45,7 @@ static void vfs_free(vfs *v)
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->wake);
     pthread_cond_destroy(&v->bg_idle);
+    pthread_cond_destroy(&v->pool_cv);
     free(v->catalog);
     free(v->cache_dir);
     free(v->source);
@@ -74,10 +78,16 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->wake, NULL);
     pthread_cond_init(&v->bg_idle, NULL);
+    pthread_cond_init(&v->pool_cv, NULL);
     v->cfg = *cfg;
     if (!v->cfg.max_file_size || v->cfg.max_file_size > VFS_MAX_MAX_FILE)
         v->cfg.max_file_size = cfg->max_file_size ? VFS_MAX_MAX_FILE
                                                   : VFS_DEFAULT_MAX_FILE;
+    v->pool_max = cfg->fetch_threads ? cfg->fetch_threads
+                                     : VFS_DEFAULT_FETCH_THREADS;
+    v->stall_timeout_ms = cfg->fetch_stall_timeout_ms
+                              ? cfg->fetch_stall_timeout_ms
+                              : VFS_DEFAULT_STALL_MS;
     v->high_pct = high;
     v->low_pct = low;
     v->list_ttl_ms = cfg->list_ttl_ms ? cfg->list_ttl_ms : VFS_DEFAULT_TTL_MS;
@@ -142,6 +152,8 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
             fc.session_token = cfg->s3_session_token;
         if (cfg->s3_virtual_hosted)
             fc.virtual_hosted = true;
+        if (!fc.stall_timeout_ms)
+            fc.stall_timeout_ms = v->stall_timeout_ms;
         char msg[512] = "";
         err = fetch_open(v->source, &fc, &v->backend, msg, sizeof msg);
         if (err) {

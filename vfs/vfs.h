@@ -13,7 +13,11 @@
  *     stay valid across restarts, eviction and re-fetch ("self-resolving").
  *     nfsd wraps them into NFS file handles; vfs never sees handles.
  *   - All functions are thread-safe and may block (a fetch); other runs and
- *     cached data keep being served meanwhile.
+ *     cached data keep being served meanwhile.  A caller that must not wait
+ *     for the network (nfsd's workers) sets a park slot around the call
+ *     (vfs_park_begin): then every function returns EINPROGRESS at once
+ *     where it would wait for a fetch, and calls the slot back when the
+ *     data is there (doc/design.md, "The parked-request path").
  *   - Permission checks are the caller's (nfsd's) job; vfs applies the
  *     owner given in vfs_cred to new nodes.
  */
@@ -94,6 +98,12 @@ struct vfs_config {
     /* Largest file size SETATTR and WRITE may make (EFBIG past it); 0 =
      * default VFS_DEFAULT_MAX_FILE (2^44, 16 TiB); at most 2^50. */
     uint64_t max_file_size;
+    /* The fetch threads: the only threads that wait for the backend (run
+     * loads for parked callers, version checks).  0 = default 8. */
+    unsigned fetch_threads;
+    /* A transfer that receives no bytes for this long is abandoned with
+     * EIO (and logged); the next access tries again.  0 = default 60 s. */
+    unsigned fetch_stall_timeout_ms;
     /* Fetch a run's whole tarball on first use even when it has a usable
      * index ("prefetch = whole"); false ("none"): index-first, file data
      * fetched by range on read (doc/design.md (vfs): index-first runs). */
@@ -106,6 +116,43 @@ struct vfs_config {
 
 #define VFS_DEFAULT_MAX_FILE (UINT64_C(1) << 44)
 #define VFS_MAX_MAX_FILE     (UINT64_C(1) << 50)
+/* ---- parking (callers that must not wait for the network) ----------- */
+
+/* Called once, from a fetch thread, when what a parked call waited for has
+ * arrived or failed (err: 0, or why; the call is simply run again). */
+typedef void (*vfs_resume_fn)(void *arg, int err);
+
+/* A per-call park slot, owned by the caller (on its stack). */
+struct vfs_park {
+    vfs_resume_fn resume;   /* NULL: never call back (the caller answers
+                               "try later" itself); the fetch still starts */
+    void *arg;
+    int wake_err;           /* in: the err resume was called with when this
+                               call ran before (0 on its first run): a
+                               failed load is reported, not retried at once */
+    bool parked;            /* out: a wait point was reached; the call's
+                               result is meaningless and resume (if set)
+                               will be called exactly once */
+};
+
+/* Make p this thread's park slot until vfs_park_end: vfs functions called
+ * meanwhile return EINPROGRESS instead of waiting for a fetch, starting it
+ * on a fetch thread if nobody has.  A call parks before any side effect
+ * of its own (only reads and lookups wait for fetches).  Never fails. */
+void vfs_park_begin(struct vfs_park *p);
+/* Clear this thread's park slot. */
+void vfs_park_end(void);
+
+/* Make sure the run holding id is loaded (and, on a writable vfs, all its
+ * file data present), without other effects: a parkable prelude to a
+ * change, so that vfs_write and friends then do not wait.  Errors: as
+ * vfs_getattr, ENOSPC, EINPROGRESS (parked), EAGAIN (try later). */
+int vfs_prepare(vfs *v, const struct vfs_id *id);
+
+/* Stop fetching (SIGTERM): transfers in progress are cancelled and fail,
+ * parked callers are called back, later wait points answer EAGAIN at once.
+ * Returns when no fetch thread runs any more; vfs_close still follows. */
+void vfs_cancel(vfs *v);
 
 /* Open a namespace as configured.  Errors: EINVAL (bad config, with a
  * message logged), ENOENT (cache dir or NAS source missing), EACCES, EIO. */

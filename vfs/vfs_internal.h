@@ -65,6 +65,27 @@ struct vfs_handle {
     int64_t stale_checked_ms;     /* monotonic, last kv_run_stale check */
 };
 
+/* A parked call waiting for a load, check or listing (park.c). */
+struct vfs_waiter {
+    struct vfs_waiter *next;
+    vfs_resume_fn fn;
+    void *arg;
+};
+
+/* A transfer in progress, known to vfs_cancel (park.c); on the stack of
+ * the thread doing it. */
+struct vfs_xfer {
+    fetch_stream *s;
+    struct vfs_xfer *next, *prev;
+};
+
+/* A job for the fetch threads (park.c). */
+struct vfs_job {
+    struct vfs_job *next;
+    void (*fn)(vfs *v, void *arg);
+    void *arg;
+};
+
 /* Everything vfs knows about one run (published or wanted).  Never freed
  * before vfs_close, so pointers to it stay valid without a reference. */
 struct vfs_run {
@@ -78,6 +99,8 @@ struct vfs_run {
     unsigned load_gen;            /* bumped when a load finishes */
     int load_err;                 /* result of the last finished load */
     bool load_nofetch;            /* that load was not allowed to fetch */
+    struct vfs_waiter *waiters;   /* parked calls: called when the load or
+                                     version check in flight ends */
     bool cached;                  /* published in kvstore (as last seen) */
     bool version_stale;           /* backend holds a newer version */
     bool checking;                /* a version check is in flight */
@@ -136,6 +159,7 @@ struct vfs_slot {
     int last_err;
     unsigned gen;
     pthread_cond_t cv;
+    struct vfs_waiter *waiters;   /* parked calls: called when it is listed */
 };
 
 struct vfs {
@@ -167,6 +191,14 @@ struct vfs {
     pthread_cond_t bg_idle;
     int64_t scanned_ms;           /* monotonic, last cache rescan */
     int64_t full_warned_ms;       /* monotonic, last "nothing evictable" */
+    /* fetch threads (park.c), guarded by lock */
+    unsigned pool_max, pool_threads, pool_idle;
+    struct vfs_job *jobs_head, *jobs_tail;
+    size_t jobs_n;                /* queued, not yet taken */
+    pthread_cond_t pool_cv;       /* a job was queued, or cancel */
+    bool cancelled;               /* vfs_cancel: no more fetches */
+    struct vfs_xfer *xfers;       /* transfers in progress */
+    unsigned stall_timeout_ms;
     /* chunk range fetches in flight (lazy.c; guarded by lock) */
     struct vfs_fill *fills;
     /* known-persisted catalog hashes (small open-addressing set) */
@@ -196,6 +228,29 @@ int vfs_check_run_name(const char *name);
 /* Path of the last-reference marker of run name (cap >= PATH_MAX). */
 void vfs_marker_path(const char *meta_dir, const char *run, char *buf,
                      size_t cap);
+
+/* ---- park.c ------------------------------------------------------------ */
+/* This thread's park slot (NULL: the caller blocks), and a way to do a
+ * piece of waiting work inline without parking (suspend, then restore). */
+struct vfs_park *vfs_park_slot(void);
+struct vfs_park *vfs_park_suspend(void);
+void vfs_park_restore(struct vfs_park *p);
+/* At a wait point of a parkable call (lock held): register its callback on
+ * *list.  Returns EINPROGRESS (parked: the caller returns it at once), or
+ * EAGAIN (cancelled, or out of memory: nothing registered; try later). */
+int vfs_park_locked(vfs *v, struct vfs_waiter **list);
+/* Call back and free a list taken off its owner (lock not held). */
+void vfs_park_wake(struct vfs_waiter *list, int err);
+/* Run fn(v, arg) on a fetch thread (lock held); threads start on demand,
+ * at most pool_max.  Errors: ESHUTDOWN (cancelled), ENOMEM. */
+int vfs_pool_submit_locked(vfs *v, void (*fn)(vfs *v, void *arg), void *arg);
+/* Wait until every fetch thread has exited (lock not held; after cancel). */
+void vfs_pool_join(vfs *v);
+/* Make stream s cancellable by vfs_cancel until vfs_xfer_end (lock not
+ * held; x lives on the caller's stack).  After a cancel, s is cancelled at
+ * once.  Never fail. */
+void vfs_xfer_begin(vfs *v, struct vfs_xfer *x, fetch_stream *s);
+void vfs_xfer_end(vfs *v, struct vfs_xfer *x);
 
 /* ---- runs.c ------------------------------------------------------------ */
 enum { VFS_ACQ_NOFETCH = 1 };

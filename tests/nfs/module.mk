@@ -9,7 +9,11 @@ $(B)/tests/nfs/test_rpc_wire: $(B)/tests/nfs/test_rpc_wire.o $(B)/tests/nfs/serv
 $(B)/tests/nfs/test_transport: $(B)/tests/nfs/test_transport.o $(B)/tests/nfs/server.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread
 
+$(B)/tests/nfs/test_park: $(B)/tests/nfs/test_park.o $(B)/tests/nfs/server.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread
+
 TEST_PROGRAMS += $(B)/tests/nfs/test_nfs $(B)/tests/nfs/test_rpc_wire $(B)/tests/nfs/test_transport
+TEST_PROGRAMS += $(B)/tests/nfs/test_park
 
 # Config parsing and file handles, no network (config.o and fhandle.o only).
 $(B)/tests/nfs/test_nfsd_units: $(B)/tests/nfs/test_nfsd_units.o $(NFSD_LIB) $(UTIL_LIB)

@@ -50,6 +50,8 @@ check "raw RPC bytes: errors, garbage, oversize fragments (test_rpc_wire)" \
   "$B/tests/nfs/test_rpc_wire"
 check "transport limits: unread replies, memory, connections, idle, EMFILE, UDP (test_transport)" \
   "$B/tests/nfs/test_transport"
+check "parked requests: a stalled backend holds no worker; JUKEBOX, stall timeout, SIGTERM (test_park)" \
+  "$B/tests/nfs/test_park"
 
 # ---- shell clients: nfs-ls, nfs-cat, nfs-cp ----
 start_server() {   # start_server CACHE CONF -> sets SPID NPORT MPORT
