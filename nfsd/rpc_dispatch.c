@@ -552,6 +552,10 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         free(c.reply_tail);
         c.reply_tail = NULL;
         if (park.resume) {
+            /* The call runs again from scratch when resumed, through
+             * drc_begin again: it must not find itself "still running". */
+            if (use_drc)
+                drc_abandon(&srv->drc, &dk);
             out->parked = true;
             xdr_free(proc->xdr_args, args);
             free(args);

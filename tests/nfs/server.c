@@ -20,6 +20,36 @@ const char *test_env(const char *var)
     return v;
 }
 
+/* Servers started by this process and not yet stopped: a failed assertion
+ * exits the test (Check's fork mode calls exit), and the atexit handler
+ * then stops them, so no tarnfsd outlives its test. */
+#define MAX_STARTED 64
+static pid_t started[MAX_STARTED];
+
+static void stop_leftovers(void)
+{
+    for (int i = 0; i < MAX_STARTED; i++)
+        if (started[i] > 0) {
+            kill(started[i], SIGKILL);
+            waitpid(started[i], NULL, 0);
+            started[i] = 0;
+        }
+}
+
+static void track(pid_t pid, pid_t old)
+{
+    static int registered;
+    if (!registered) {
+        atexit(stop_leftovers);
+        registered = 1;
+    }
+    for (int i = 0; i < MAX_STARTED; i++)
+        if (started[i] == old) {
+            started[i] = pid;
+            return;
+        }
+}
+
 int server_start(struct test_server *s, const char *cache, const char *conf,
                  const char *const *extra)
 {
@@ -65,6 +95,7 @@ int server_start(struct test_server *s, const char *cache, const char *conf,
         _exit(127);
     }
     s->pid = pid;
+    track(pid, 0);
     for (int i = 0; i < 300; i++) {     /* up to 30 s under sanitizers */
         FILE *pf = fopen(port_path, "r");
         if (pf) {
@@ -76,6 +107,7 @@ int server_start(struct test_server *s, const char *cache, const char *conf,
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             fprintf(stderr, "test: tarnfsd exited early; see %s\n", log_path);
+            track(0, pid);
             s->pid = 0;
             return -1;
         }
@@ -94,6 +126,7 @@ int server_stop(struct test_server *s)
     int st = 0;
     for (int i = 0; i < 300; i++) {
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            track(0, s->pid);
             s->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
@@ -102,6 +135,7 @@ int server_stop(struct test_server *s)
     }
     kill(s->pid, SIGKILL);
     waitpid(s->pid, &st, 0);
+    track(0, s->pid);
     s->pid = 0;
     return -1;
 }

@@ -199,6 +199,6 @@ check "RENAME onto an existing run fails and changes nothing" \
 kill -TERM "$pid_D"; wait "$pid_D" 2>/dev/null
 
 check "no sanitizer or leak report in the server logs" \
-  bash -c "! grep -q 'Sanitizer\|runtime error' '$work/A.log' '$work/B2.log' '$work/C.log' '$work/D.log'"
+  no_sanitizer_reports "$work/A.log" "$work/B2.log" "$work/C.log" "$work/D.log"
 
 finish

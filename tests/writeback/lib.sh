@@ -76,4 +76,19 @@ make_runs() {
     eval "R$i=$r"
   done
 }
-no_sanitizer_reports() { ! grep -q 'Sanitizer\|runtime error' "$work"/*.log; }
+# no_sanitizer_reports [LOG...]: true when no server log (default: all of
+# $work/*.log) holds an ASan/LSan/UBSan report; otherwise prints each report
+# (its first 40 lines) so a CI log shows what went wrong, and fails.
+no_sanitizer_reports() {
+  local f found=0
+  [ $# -gt 0 ] || set -- "$work"/*.log
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    if grep -q 'Sanitizer\|runtime error' "$f"; then
+      found=1
+      echo "--- sanitizer report in $(basename "$f"):"
+      grep -m1 -A40 'Sanitizer\|runtime error' "$f" | sed 's/^/    /'
+    fi
+  done
+  [ $found = 0 ]
+}
