@@ -203,6 +203,13 @@ int nfsd_canonical_path(const char *in, char *out, size_t cap)
     return 0;
 }
 
+/* MNT log lines, at most MNT_LOG_BURST per MNT_LOG_INTERVAL_MS: any host
+ * can MNT (and UMNT) in a loop, which must not flood the log. */
+#define MNT_LOG_BURST       50
+#define MNT_LOG_INTERVAL_MS 10000
+#define mnt_log(srv, ...) \
+    log_limited(&(srv)->mnt_log, MNT_LOG_BURST, MNT_LOG_INTERVAL_MS, LOG_LVL_INFO, __VA_ARGS__)
+
 static void mnt_mnt(struct rpc_ctx *c, void *args, void *res)
 {
     mountres3 *r = res;
@@ -218,13 +225,13 @@ static void mnt_mnt(struct rpc_ctx *c, void *args, void *res)
     }
     const struct export *e = export_for_path(c->exports, path);
     if (!e) {
-        log_info("mount: %s asked for %s: not exported", host, path);
+        mnt_log(c->srv, "mount: %s asked for %s: not exported", host, path);
         r->fhs_status = MNT3ERR_NOENT;
         return;
     }
     const struct export_opts *o = export_match(e, c->peer);
     if (!o || (o->secure && !nfsd_peer_privileged(c->peer))) {
-        log_info("mount: %s refused for %s", host, path);
+        mnt_log(c->srv, "mount: %s refused for %s", host, path);
         r->fhs_status = MNT3ERR_ACCES;
         return;
     }
@@ -250,7 +257,7 @@ static void mnt_mnt(struct rpc_ctx *c, void *args, void *res)
     r->fhs_status = MNT3_OK;
     /* Logged when listed: a client mounting in a loop does not flood. */
     if (mount_add(c->srv, host, path))
-        log_info("mount: %s mounted %s (%s)", host, path, o->rw ? "rw" : "ro");
+        mnt_log(c->srv, "mount: %s mounted %s (%s)", host, path, o->rw ? "rw" : "ro");
 }
 
 static char *arena_strdup(struct arena *a, const char *s)

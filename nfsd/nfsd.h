@@ -13,6 +13,7 @@
 #include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
 #include "nfsd/rpc_server.h"
+#include "util/log.h"
 #include "vfs/vfs.h"
 
 #define NFS_PROG   100003u
@@ -50,6 +51,7 @@ struct nfsd {
     struct mount_entry *mounts[NFSD_MOUNT_BUCKETS];   /* by host hash */
     size_t nmounts;
     bool mounts_full_logged;
+    struct log_limit mnt_log;       /* MNT log lines (any host can cause them) */
     struct drc drc;                 /* off unless drc_init'ed */
 };
 

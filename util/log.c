@@ -2,6 +2,7 @@
 #include "util/log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,4 +51,41 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     fprintf(stderr, "%s.%03ld %s: %s: %s\n", when, ts.tv_nsec / 1000000,
             log_ident, tag[lvl], msg);
     pthread_mutex_unlock(&log_lock);
+}
+
+int log_limit_take(struct log_limit *l, long long now_ms, unsigned burst,
+                   long long interval_ms, unsigned *dropped)
+{
+    *dropped = 0;
+    long long w = atomic_load(&l->window_ms);
+    if (now_ms - w >= interval_ms && atomic_compare_exchange_strong(&l->window_ms, &w, now_ms))
+        atomic_store(&l->used, 0);
+    if (atomic_fetch_add(&l->used, 1) < burst) {
+        *dropped = atomic_exchange(&l->dropped, 0);
+        return 1;
+    }
+    atomic_fetch_add(&l->dropped, 1);
+    return 0;
+}
+
+void log_limited(struct log_limit *l, unsigned burst, long long interval_ms,
+                 enum log_level lvl, const char *fmt, ...)
+{
+    if (lvl > log_max)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned dropped;
+    if (!log_limit_take(l, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, burst,
+                        interval_ms, &dropped))
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (dropped)
+        log_msg(lvl, "%s (%u similar messages suppressed)", msg, dropped);
+    else
+        log_msg(lvl, "%s", msg);
 }

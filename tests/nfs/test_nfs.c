@@ -1319,6 +1319,35 @@ START_TEST(mount_150000_spellings_of_one_path_list_it_once)
 }
 END_TEST
 
+/* Lines of the server's log containing needle. */
+static int log_lines(const struct test_server *s, const char *needle)
+{
+    char path[300], line[4096];
+    snprintf(path, sizeof path, "%s/tarnfsd.log", s->dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}
+
+START_TEST(a_host_refused_in_a_loop_does_not_flood_the_log)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), "export /demo 10.9.9.9(rw)\n", NULL), 0);
+    for (int i = 0; i < 300; i++)
+        ck_assert_int_eq(raw_mnt(&s, i % 2 ? "/demo" : "/nope", NULL, NULL),
+                         i % 2 ? MNT3ERR_ACCES : MNT3ERR_NOENT);
+    ck_assert_int_eq(server_stop(&s), 0);
+    int lines = log_lines(&s, "mount: 127.0.0.1");
+    ck_assert_int_ge(lines, 1);
+    ck_assert_int_le(lines, 50);        /* MNT_LOG_BURST per 10 s */
+}
+END_TEST
+
 START_TEST(mount_list_keeps_at_most_64_paths_per_host)
 {
     struct test_server s = { 0 };
@@ -1513,6 +1542,7 @@ static Suite *nfs_suite(void)
     tcase_set_timeout(ml, 300);
     tcase_add_test(ml, mount_150000_spellings_of_one_path_list_it_once);
     tcase_add_test(ml, mount_list_keeps_at_most_64_paths_per_host);
+    tcase_add_test(ml, a_host_refused_in_a_loop_does_not_flood_the_log);
     suite_add_tcase(s, ml);
     TCase *pm = tcase_create("perms");
     tcase_set_timeout(pm, 120);

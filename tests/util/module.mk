@@ -13,3 +13,7 @@ TEST_PROGRAMS += $(B)/tests/util/test_tarsuffix
 $(B)/tests/util/test_safefile: $(B)/tests/util/test_safefile.o $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/util/test_safefile
+# The log rate limit (util/log.h).
+$(B)/tests/util/test_loglimit: $(B)/tests/util/test_loglimit.o $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+TEST_PROGRAMS += $(B)/tests/util/test_loglimit
