@@ -11,6 +11,17 @@
 
 #include "tests/fuzz/fuzz_util.h"
 
+#define REPLAY_MALLOC_LIMIT_MB "512"
+
+/* As `make fuzz` (-malloc_limit_mb): one allocation past this is a
+ * finding (a length field trusted before the bytes it counts arrived),
+ * not something to satisfy lazily with untouched pages. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "max_allocation_size_mb=" REPLAY_MALLOC_LIMIT_MB;
+}
+
 static int run_file(const char *path, unsigned *count)
 {
     FILE *f = fopen(path, "rb");

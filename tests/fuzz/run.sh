@@ -21,7 +21,7 @@ for t in "$@"; do
   new=$(mktemp -d "${TMPDIR:-/tmp}/tarnfs-fuzz-new-$t-XXXXXX")
   log="$BF/artifacts/$t.log"
   "$bin" -max_total_time="$SECS" -max_len="${MAXLEN[$t]:-8192}" -timeout=20 \
-    -rss_limit_mb=2560 -print_final_stats=1 -artifact_prefix="$BF/artifacts/$t-" \
+    -rss_limit_mb=2560 -malloc_limit_mb=512 -print_final_stats=1 -artifact_prefix="$BF/artifacts/$t-" \
     "$new" "$corpus" >"$log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
