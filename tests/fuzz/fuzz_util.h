@@ -15,7 +15,8 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* A new directory under $TMPDIR (or /tmp) named tarnfs-fuzz-WHAT-XXXXXX,
+/* A new directory under $FUZZ_TMPDIR, else /dev/shm (a tmpfs: ingest
+ * fsyncs), else $TMPDIR or /tmp, named tarnfs-fuzz-WHAT-XXXXXX,
  * removed with everything in it at exit.  Aborts on failure (a fuzz
  * target cannot run without it). */
 const char *fuzz_scratch_dir(const char *what);

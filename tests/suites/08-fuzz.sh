@@ -7,9 +7,11 @@ set -u
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$TARNFS_ROOT/$B" ;; esac
 cd "$TARNFS_ROOT"
-W=$(mktemp -d /tmp/tarnfs-08fuzz-XXXXXX)
+# Scratch caches on a tmpfs when there is one (ingest fsyncs).
+shm=/tmp; [ -w /dev/shm ] && shm=/dev/shm
+W=$(mktemp -d "$shm/tarnfs-08fuzz-XXXXXX")
 trap 'rm -rf "$W"' EXIT
-export TMPDIR="$W"      # the targets' scratch caches
+export FUZZ_TMPDIR="$W"     # the targets' scratch caches
 fail=0
 for t in rpc ingest s3xml config tix; do
   n=$(ls "tests/fuzz/corpus/$t" | wc -l)
