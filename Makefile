@@ -6,6 +6,7 @@
 #   make check     deps + sanitizer build + the whole test suite
 #   make demo      deps + build + serve a generated demo run over NFS
 #   make bench     deps + build + the benchmarks
+#   make fuzz      libFuzzer targets (clang, build-fuzz/), FUZZ_SECONDS each (tests/fuzz/)
 #   make install   install into $(DESTDIR)$(PREFIX)
 
 PREFIX  ?= /usr/local
