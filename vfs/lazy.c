@@ -398,6 +398,8 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
  * and drops rather than open another range GET (tar headers, members
  * readers fetched already). */
 #define VFS_PREFETCH_GAP ((uint64_t)256 << 10)
+/* No prefetch of a run starts within this long of the end of the last. */
+#define VFS_PREFETCH_QUIET_MS 10000
 /* Absent files taken at a time, put in tarball order, then fetched. */
 #define VFS_PREFETCH_BATCH 65536
 
@@ -652,6 +654,7 @@ static void prefetch_job_run(vfs *v, void *arg)
     if (err && err != ECANCELED && err != EFBIG)
         v->stats.fetch_failures++;
     run->prefetching = false;
+    run->prefetch_end_ms = vfs_mono_ms();
     run->lazy_read_bytes = 0;   /* data evicted later counts afresh */
     run->lazy_read_fills = 0;
     struct vfs_handle *old = vfs_handle_put_locked(v, pj->h);
@@ -680,6 +683,11 @@ static void auto_note_locked(vfs *v, struct vfs_run *run,
 {
     if (!v->cfg.prefetch_auto || !stored || run->prefetching ||
         v->cancelled || !run->key)
+        return;
+    /* Fills readers had claimed before the last prefetch got there end
+     * after it: they do not start another. */
+    if (run->prefetch_end_ms &&
+        vfs_mono_ms() - run->prefetch_end_ms < VFS_PREFETCH_QUIET_MS)
         return;
     run->lazy_read_bytes += stored;
     run->lazy_read_fills++;
