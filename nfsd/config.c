@@ -21,6 +21,7 @@ void nfsd_config_defaults(struct nfsd_config *cfg)
     cfg->rpcbind = true;
     cfg->udp = true;
     cfg->threads = 0;   /* tarnfsd picks 4 * cores */
+    cfg->prefetch_auto = true;  /* chosen by measurement: doc/performance.md */
 }
 
 static void replace_str(char **slot, const char *v)
