@@ -21,6 +21,7 @@ void nfsd_config_defaults(struct nfsd_config *cfg)
     cfg->rpcbind = true;
     cfg->udp = true;
     cfg->threads = 0;   /* tarnfsd picks 4 * cores */
+    cfg->prefetch_auto = true;  /* chosen by measurement: doc/performance.md */
 }
 
 static void replace_str(char **slot, const char *v)
@@ -516,9 +517,13 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
     else if (!strcmp(k, "run_delete_rename")) { if (parse_bool(v, &cfg->run_delete_rename)) goto bad; }
     else if (!strcmp(k, "index_upload")) { if (parse_bool(v, &cfg->index_upload)) goto bad; }
     else if (!strcmp(k, "prefetch")) {
-        if (!strcmp(v, "none")) cfg->prefetch_whole = false;
-        else if (!strcmp(v, "whole")) cfg->prefetch_whole = true;
+        if (!strcmp(v, "none")) cfg->prefetch_whole = cfg->prefetch_auto = false;
+        else if (!strcmp(v, "whole")) { cfg->prefetch_whole = true; cfg->prefetch_auto = false; }
+        else if (!strcmp(v, "auto")) { cfg->prefetch_whole = false; cfg->prefetch_auto = true; }
         else goto bad;
+    }
+    else if (!strcmp(k, "prefetch_after")) {
+        if (parse_size(v, &cfg->prefetch_after) || cfg->prefetch_after == 0) goto bad;
     }
     else if (!strcmp(k, "writeback_delay")) {
         if (parse_duration_ms(v, &cfg->writeback_delay_ms) || cfg->writeback_delay_ms < 1000)

@@ -64,6 +64,9 @@ struct nfsd_config {
     unsigned park_timeout_ms, max_parked;
     unsigned fetch_threads, fetch_stall_timeout_ms;
     bool prefetch_whole;                /* prefetch = whole: ignore indexes */
+    bool prefetch_auto;                 /* prefetch = auto: index-first, then
+                                           the rest once enough was read */
+    uint64_t prefetch_after;            /* auto's threshold; 0 = vfs default */
     bool index_upload;                  /* store indexes made by full fetches */
     struct exports *exports;            /* NULL until set */
 };

@@ -369,6 +369,7 @@ int main(int argc, char **argv)
         .writeback_delay_s = cfg.writeback_delay_ms / 1000,
         .run_delete_rename = cfg.run_delete_rename,
         .prefetch_whole = cfg.prefetch_whole,
+        .prefetch_auto = cfg.prefetch_auto, .prefetch_after = cfg.prefetch_after,
         .index_upload = cfg.index_upload,
         .cache_limit_bytes = cfg.cache_limit_bytes,
         .max_file_size = cfg.max_file_size,

@@ -1,4 +1,4 @@
-/* lazy.c: index-first runs on the vfs side: load a run from its tarball's index sidecar, and fill absent member chunks by range fetch (verified, single flight, with read-ahead). */
+/* lazy.c: index-first runs on the vfs side: load a run from its tarball's index sidecar, and fill absent member chunks by range fetch (verified, single flight, with read-ahead), and with prefetch = auto the rest of a run in the background. */
 #include "vfs/vfs_internal.h"
 #include "kvstore/tarindex.h"
 #include "util/log.h"
@@ -261,6 +261,9 @@ static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
     return w;
 }
 
+static void auto_note_locked(vfs *v, struct vfs_run *run,
+                             struct vfs_handle *h, uint64_t stored);
+
 /* A range fetch on a fetch thread, for parked readers: it holds a pin and
  * a handle user of the run until done. */
 struct fill_job {
@@ -283,6 +286,7 @@ static void fill_job_run(vfs *v, void *arg)
                                          f->ino, f->first, f->count, &stored);
     pthread_mutex_lock(&v->lock);
     struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+    auto_note_locked(v, run, fj->h, stored);
     struct vfs_handle *old = vfs_handle_put_locked(v, fj->h);
     run->pins--;
     pthread_mutex_unlock(&v->lock);
@@ -380,11 +384,333 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
 
     pthread_mutex_lock(&v->lock);
     struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+    auto_note_locked(v, run, ref->h, stored);
     pthread_mutex_unlock(&v->lock);
     vfs_park_wake(w, err);
     if (stored)
         vfs_house_kick(v);
     return err;
+}
+
+/* ---- prefetch = auto: the rest of a run in the background -------------- */
+
+/* Present bytes between two absent chunks that the background stream reads
+ * and drops rather than open another range GET (tar headers, members
+ * readers fetched already). */
+#define VFS_PREFETCH_GAP ((uint64_t)256 << 10)
+/* No prefetch of a run starts within this long of the end of the last. */
+#define VFS_PREFETCH_QUIET_MS 10000
+/* Absent files taken at a time, put in tarball order, then fetched. */
+#define VFS_PREFETCH_BATCH 65536
+
+/* The background fetch of one run: a fetch-thread job holding a pin and a
+ * handle user of the run until done. */
+struct prefetch_job {
+    struct vfs_run *run;
+    struct vfs_handle *h;
+    char *key;
+};
+
+/* An absent file and where its first absent chunk lies in the tarball. */
+struct pf_file {
+    uint64_t off;
+    kv_ino ino;
+};
+
+/* Its range GET, open from pos to the end of the tarball. */
+struct pf_stream {
+    fetch_stream *s;
+    struct vfs_xfer x;
+    uint64_t pos;               /* tarball offset of its next byte */
+    uint64_t got;               /* bytes read in all, dropped ones too */
+    unsigned gets;              /* range GETs opened */
+};
+
+static void pf_close(vfs *v, struct pf_stream *ps)
+{
+    if (!ps->s)
+        return;
+    vfs_xfer_end(v, &ps->x);
+    fetch_stream_close(ps->s);
+    ps->s = NULL;
+}
+
+/* Read the n bytes (n <= KV_CHUNK) at tarball offset off into buf: from the
+ * open stream when off is at most VFS_PREFETCH_GAP ahead of it (the bytes
+ * between are dropped), else from a new range GET from off to the end.
+ * Errors: those of fetch_get/fetch_read (ECANCELED at shutdown), EIO. */
+static int pf_read(vfs *v, struct pf_stream *ps, const char *key,
+                   uint64_t off, char *buf, size_t n)
+{
+    if (ps->s && (off < ps->pos || off - ps->pos > VFS_PREFETCH_GAP))
+        pf_close(v, ps);
+    if (!ps->s) {
+        int err = fetch_get(v->backend, key, off, 0, &ps->s);
+        if (err) {
+            ps->s = NULL;
+            return err;
+        }
+        vfs_xfer_begin(v, &ps->x, ps->s);
+        ps->pos = off;
+        ps->gets++;
+    }
+    while (ps->pos < off || n > 0) {
+        bool drop = ps->pos < off;  /* first the bytes up to off */
+        size_t want = !drop ? n
+                    : off - ps->pos < KV_CHUNK ? (size_t)(off - ps->pos)
+                                               : KV_CHUNK;
+        size_t have = 0;
+        while (have < want) {
+            ssize_t r = fetch_read(ps->s, buf + have, want - have);
+            if (r <= 0)
+                return r < 0 ? (int)-r : EIO;
+            have += (size_t)r;
+        }
+        ps->pos += want;
+        ps->got += want;
+        if (!drop)
+            n = 0;
+    }
+    return 0;
+}
+
+/* Fetch and store chunks [first, first+n) of ino (claimed by the caller)
+ * through the stream; *stored gets the bytes stored.  Errors: EIO (fetch
+ * or checksum, logged), ENOSPC, ECANCELED. */
+static int pf_fill(vfs *v, struct pf_stream *ps, kv_run *kr,
+                   const char *run, const char *key, kv_ino ino,
+                   uint32_t first, uint32_t n, char *buf, uint64_t *stored)
+{
+    for (uint32_t c = first; c < first + n; c++) {
+        uint64_t off;
+        uint32_t len, crc;
+        int err = kv_chunk_source(kr, ino, c, &off, &len, &crc);
+        if (err == ENOENT)
+            return 0;           /* the file is whole meanwhile */
+        if (err)
+            return EIO;
+        err = pf_read(v, ps, key, off, buf, len);
+        if (err == ECANCELED)
+            return err;
+        if (err) {
+            log_error("vfs: prefetch of run %s from %s failed at offset "
+                      "%llu: %s", run, key, (unsigned long long)off,
+                      strerror(err));
+            pf_close(v, ps);
+            return EIO;
+        }
+        err = kv_fill(kr, ino, c, buf, len);
+        if (err == EBADMSG) {
+            char member[512];
+            if (kv_absent_member(kr, ino, member, sizeof member) != 0)
+                snprintf(member, sizeof member, "inode %llu",
+                         (unsigned long long)ino);
+            log_error("vfs: run %s member '%s' chunk %u: checksum mismatch "
+                      "(the tarball %s does not hold what its index says): "
+                      "not served", run, member, c, key);
+            return EIO;
+        }
+        if (err)
+            return err == ENOSPC ? ENOSPC : EIO;
+        *stored += len;
+    }
+    return 0;
+}
+
+/* Fetch the absent chunks of ino that nobody is fetching, through the
+ * stream, claiming them as fills (single flight with the readers: a
+ * reader of a claimed chunk parks on the fill).  *stored_all grows by the
+ * bytes stored.  Errors: those of pf_fill, ENOMEM, EIO. */
+static int pf_file(vfs *v, struct pf_stream *ps, struct prefetch_job *pj,
+                   kv_run *kr, kv_ino ino, char *buf, uint64_t *stored_all)
+{
+    struct vfs_run *run = pj->run;
+    int err = 0;
+    uint32_t c = 0;
+    while (!err) {
+        pthread_mutex_lock(&v->lock);
+        bool cancelled = v->cancelled;
+        pthread_mutex_unlock(&v->lock);
+        if (cancelled) {
+            err = ECANCELED;
+            break;
+        }
+        uint32_t first, count;
+        uint64_t from = (uint64_t)c * KV_CHUNK;
+        err = kv_missing(kr, ino, from, UINT64_MAX - from,
+                         VFS_FILL_MAX_CHUNKS, &first, &count);
+        if (err || count == 0)
+            break;
+        /* Claim the chunks nobody fetches (single flight with the
+         * readers: a reader of a claimed chunk parks on this fill). */
+        pthread_mutex_lock(&v->lock);
+        if (fill_find_locked(v, run, ino, first)) {
+            pthread_mutex_unlock(&v->lock);
+            c = first + 1;
+            continue;
+        }
+        uint32_t n = 1;
+        while (n < count && !fill_find_locked(v, run, ino, first + n))
+            n++;
+        struct vfs_fill *f = calloc(1, sizeof *f);
+        if (!f) {
+            pthread_mutex_unlock(&v->lock);
+            err = ENOMEM;
+            break;
+        }
+        f->run = run;
+        f->ino = ino;
+        f->first = first;
+        f->count = n;
+        pthread_cond_init(&f->cv, NULL);
+        f->next = v->fills;
+        v->fills = f;
+        pthread_mutex_unlock(&v->lock);
+
+        uint64_t stored = 0;
+        err = pf_fill(v, ps, kr, run->name, pj->key, ino, first, n, buf,
+                      &stored);
+        pthread_mutex_lock(&v->lock);
+        struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+        pthread_mutex_unlock(&v->lock);
+        vfs_park_wake(w, err);
+        if (stored)
+            vfs_house_kick(v);
+        *stored_all += stored;
+        c = first + n;
+    }
+    return err;
+}
+
+static int pf_cmp(const void *a, const void *b)
+{
+    const struct pf_file *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static void prefetch_job_run(vfs *v, void *arg)
+{
+    struct prefetch_job *pj = arg;
+    struct vfs_run *run = pj->run;
+    kv_run *kr = pj->h->kr;
+    int64_t t0 = vfs_mono_ms();
+    struct pf_stream ps;
+    memset(&ps, 0, sizeof ps);
+    uint64_t present = 0, total = 0, stored_all = 0;
+    char *buf = malloc(KV_CHUNK);
+    int err = buf ? kv_run_presence(kr, &present, &total) : ENOMEM;
+    if (!err && v->cfg.cache_limit_bytes && total > v->cfg.cache_limit_bytes / 2) {
+        log_info("vfs: run %s (%llu bytes) is over half the cache limit: "
+                 "not prefetched, its files are fetched as they are read",
+                 run->name, (unsigned long long)total);
+        err = EFBIG;
+    }
+    if (!err)
+        log_info("vfs: run %s: %llu bytes read by range (prefetch = auto): "
+                 "fetching the rest (%llu of %llu bytes absent) in the "
+                 "background", run->name,
+                 (unsigned long long)run->lazy_read_bytes,
+                 (unsigned long long)(total - present),
+                 (unsigned long long)total);
+    /* Absent files in batches, each put in tarball order: one sequential
+     * stream, reopened only past gaps of present data. */
+    struct pf_file *batch = err ? NULL
+                                : malloc(VFS_PREFETCH_BATCH * sizeof *batch);
+    if (!err && !batch)
+        err = ENOMEM;
+    kv_ino ino = 0;
+    while (!err) {
+        size_t nb = 0;
+        while (nb < VFS_PREFETCH_BATCH &&
+               (err = kv_absent_next(kr, ino, &ino)) == 0) {
+            uint32_t first, count, len, crc;
+            uint64_t off = UINT64_MAX;
+            if (kv_missing(kr, ino, 0, UINT64_MAX, 1, &first, &count) != 0 ||
+                count == 0 ||
+                kv_chunk_source(kr, ino, first, &off, &len, &crc) != 0)
+                off = UINT64_MAX;
+            batch[nb++] = (struct pf_file){ .off = off, .ino = ino };
+        }
+        bool last = err == ENOENT;
+        if (last)
+            err = 0;
+        if (err)
+            break;
+        qsort(batch, nb, sizeof *batch, pf_cmp);
+        for (size_t i = 0; i < nb && !err; i++)
+            err = pf_file(v, &ps, pj, kr, batch[i].ino, buf, &stored_all);
+        if (last)
+            break;
+    }
+    free(batch);
+    if (err == ENOENT)
+        err = 0;                /* no absent file left */
+    pf_close(v, &ps);
+    free(buf);
+    pthread_mutex_lock(&v->lock);
+    v->stats.range_fetches += ps.gets;
+    v->stats.range_bytes += ps.got;
+    v->stats.bytes_fetched += ps.got;
+    if (err && err != ECANCELED && err != EFBIG)
+        v->stats.fetch_failures++;
+    run->prefetching = false;
+    run->prefetch_end_ms = vfs_mono_ms();
+    run->lazy_read_bytes = 0;   /* data evicted later counts afresh */
+    run->lazy_read_fills = 0;
+    struct vfs_handle *old = vfs_handle_put_locked(v, pj->h);
+    run->pins--;
+    pthread_mutex_unlock(&v->lock);
+    vfs_handle_close(old);
+    if (!err)
+        log_info("vfs: run %s prefetched: %llu bytes stored, %llu read in "
+                 "%u range GET(s), %lld ms", run->name,
+                 (unsigned long long)stored_all, (unsigned long long)ps.got,
+                 ps.gets, (long long)(vfs_mono_ms() - t0));
+    else if (err != EFBIG)
+        log_warn("vfs: prefetch of run %s stopped: %s (%llu bytes stored); "
+                 "its files are still fetched as they are read", run->name,
+                 strerror(err), (unsigned long long)stored_all);
+    free(pj->key);
+    free(pj);
+}
+
+/* prefetch = auto (lock held): count what a reader range-fetched from run
+ * (h: a handle of it the caller holds), and past the threshold hand the
+ * rest of the run to a fetch thread.  Never fails: without memory or a
+ * fetch thread the run is simply not prefetched now. */
+static void auto_note_locked(vfs *v, struct vfs_run *run,
+                             struct vfs_handle *h, uint64_t stored)
+{
+    if (!v->cfg.prefetch_auto || !stored || run->prefetching ||
+        v->cancelled || !run->key)
+        return;
+    /* Fills readers had claimed before the last prefetch got there end
+     * after it: they do not start another. */
+    if (run->prefetch_end_ms &&
+        vfs_mono_ms() - run->prefetch_end_ms < VFS_PREFETCH_QUIET_MS)
+        return;
+    run->lazy_read_bytes += stored;
+    run->lazy_read_fills++;
+    uint64_t after = v->cfg.prefetch_after ? v->cfg.prefetch_after
+                                           : VFS_PREFETCH_AFTER;
+    if (run->lazy_read_bytes < after &&
+        run->lazy_read_fills < VFS_PREFETCH_AFTER_FILLS)
+        return;
+    struct prefetch_job *pj = malloc(sizeof *pj);
+    char *key = strdup(run->key);
+    int err = pj && key ? 0 : ENOMEM;
+    if (!err) {
+        *pj = (struct prefetch_job){ .run = run, .h = h, .key = key };
+        err = vfs_pool_submit_locked(v, prefetch_job_run, pj);
+    }
+    if (err) {
+        free(pj);
+        free(key);
+        return;
+    }
+    run->prefetching = true;
+    h->users++;                 /* the job's */
+    run->pins++;
 }
 
 int vfs_lazy_read(vfs *v, struct vfs_ref *ref, kv_ino ino, uint64_t off,

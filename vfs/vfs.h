@@ -108,6 +108,13 @@ struct vfs_config {
      * index ("prefetch = whole"); false ("none"): index-first, file data
      * fetched by range on read (doc/design.md (vfs): index-first runs). */
     bool prefetch_whole;
+    /* "prefetch = auto": index-first as with "none", and once range fetches
+     * of a run have stored prefetch_after bytes (0 = default
+     * VFS_PREFETCH_AFTER) or VFS_PREFETCH_AFTER_FILLS member ranges, the
+     * rest of its absent data is fetched in the background, in tarball
+     * order, on a fetch thread (doc/design.md (vfs): index-first runs). */
+    bool prefetch_auto;
+    uint64_t prefetch_after;
     /* After a full fetch of an uncompressed tarball without a usable
      * index, store the index made on the way as its sidecar
      * ("index_upload = yes"; default no: the source is not written to). */
@@ -115,6 +122,8 @@ struct vfs_config {
 };
 
 #define VFS_DEFAULT_MAX_FILE (UINT64_C(1) << 44)
+#define VFS_PREFETCH_AFTER   (UINT64_C(32) << 20)
+#define VFS_PREFETCH_AFTER_FILLS 64
 #define VFS_MAX_MAX_FILE     (UINT64_C(1) << 50)
 /* ---- parking (callers that must not wait for the network) ----------- */
 

@@ -120,6 +120,10 @@ struct vfs_run {
     char *key;                    /* source mode: object key last used */
     unsigned scan_gen;            /* last cache scan that saw it */
     uint64_t bytes;               /* runinfo.bytes when last seen */
+    uint64_t lazy_read_bytes;     /* prefetch = auto (lazy.c): bytes readers */
+    unsigned lazy_read_fills;     /*   had range-fetched, and how many fills */
+    bool prefetching;             /*   the rest of it is being fetched */
+    int64_t prefetch_end_ms;      /*   monotonic, when the last one ended */
     int64_t checked_ms;           /* monotonic, last version check */
     int64_t last_ref_ms;          /* wall clock, last reference */
     int64_t last_ref_saved_ms;    /* last_ref_ms as persisted */

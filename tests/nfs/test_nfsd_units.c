@@ -193,6 +193,29 @@ START_TEST(the_drc_replays_the_first_reply_and_stays_bounded)
 }
 END_TEST
 
+START_TEST(prefetch_defaults_to_auto_and_takes_each_policy)
+{
+    static const struct { const char *text; bool whole, autop; uint64_t after; } c[] = {
+        { "", false, true, 0 },
+        { "prefetch = none\n", false, false, 0 },
+        { "prefetch = whole\n", true, false, 0 },
+        { "prefetch = whole\nprefetch = auto\nprefetch_after = 8M\n", false, true, 8ULL << 20 },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char *p = write_conf(c[i].text);
+        struct nfsd_config cfg;
+        nfsd_config_defaults(&cfg);
+        char err[256] = "";
+        ck_assert_int_eq(nfsd_config_load(p, &cfg, err, sizeof err), 0);
+        unlink(p);
+        ck_assert_msg(cfg.prefetch_whole == c[i].whole && cfg.prefetch_auto == c[i].autop,
+                      "'%s'", c[i].text);
+        ck_assert_uint_eq(cfg.prefetch_after, c[i].after);
+        nfsd_config_free(&cfg);
+    }
+}
+END_TEST
+
 START_TEST(bad_config_lines_name_the_line_and_the_reason)
 {
     static const char *const bad[][2] = {
@@ -206,6 +229,8 @@ START_TEST(bad_config_lines_name_the_line_and_the_reason)
         { "just words\n", "expected 'key = value'" },
         { "export / *(anonuid=x)\n", "bad number 'x' for anonuid" },
         { "export / *(ro\n", "missing ')'" },
+        { "prefetch = some\n", "bad value 'some' for prefetch" },
+        { "prefetch_after = 0\n", "bad value '0' for prefetch_after" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *p = write_conf(bad[i][0]);
@@ -329,6 +354,7 @@ int main(void)
     tcase_add_test(t, settings_and_exports_are_read_from_the_config_file);
     tcase_add_test(t, v4_mapped_v6_peers_match_v4_patterns);
     tcase_add_test(t, bad_config_lines_name_the_line_and_the_reason);
+    tcase_add_test(t, prefetch_defaults_to_auto_and_takes_each_policy);
     tcase_add_test(t, the_drc_replays_the_first_reply_and_stays_bounded);
     tcase_add_test(t, the_most_specific_client_pattern_wins_as_in_exports_5);
     tcase_add_test(t, dump_and_export_admit_only_hosts_some_export_lists);

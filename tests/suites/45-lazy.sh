@@ -2,7 +2,9 @@
 # 45-lazy: index-first runs end to end through the real tarnfsd and libnfs
 # clients (tests/lazy/e2e-lazy.sh): the tree from the index alone, member
 # range reads verified against the index CRCs, stale and corrupt indexes
-# falling back to a full fetch, on a NAS directory and on a real Ceph RGW.
+# falling back to a full fetch, on a NAS directory and on a real Ceph RGW;
+# and `prefetch = auto` (tests/lazy/e2e-prefetch.sh): past its threshold the
+# rest of a run arrives in one background pass, nothing fetched twice.
 set -u
 cd "${TARNFS_ROOT:-.}"
 B="${B:-build-san}"
@@ -10,6 +12,8 @@ export LSAN_OPTIONS="suppressions=$PWD/tests/vfs/lsan-kyotocabinet.supp:print_su
 status=0
 echo "--- e2e-lazy on a NAS directory"
 tests/lazy/e2e-lazy.sh nas || status=1
+echo "--- e2e-prefetch (prefetch = auto) on a NAS directory"
+tests/lazy/e2e-prefetch.sh nas || status=1
 echo "--- e2e-lazy on S3 (a real Ceph RGW)"
 RGW_DIR=$(mktemp -d /tmp/tarnfs-45-lazy.XXXXXX)
 export RGW_DIR B
@@ -25,6 +29,8 @@ done
 rm -f "$RGW_DIR.err"
 if [ $started = 1 ]; then
   ( set -a; . "$RGW_DIR/env"; set +a; tests/lazy/e2e-lazy.sh s3 ) || status=1
+  echo "--- e2e-prefetch (prefetch = auto) on S3 (a real Ceph RGW)"
+  ( set -a; . "$RGW_DIR/env"; set +a; tests/lazy/e2e-prefetch.sh s3 ) || status=1
 else
   echo "45-lazy: could not start Ceph RGW" >&2
   status=1

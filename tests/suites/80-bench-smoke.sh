@@ -2,7 +2,8 @@
 # 80-bench-smoke: the benchmark harness works end to end: nfsload answers
 # its command line, and bench/compare --smoke (tiny data set, one
 # repetition) starts tarnfsd and NFS-Ganesha side by side, runs every
-# workload against both, prints its table and leaves no process behind.
+# workload against both, prints its table (index-first rows included) and
+# leaves no process behind.
 # Not a timed test: no figure is judged.
 set -u
 cd "${TARNFS_ROOT:-$(dirname "$0")/../..}"
@@ -45,6 +46,20 @@ if grep -q 'tarnfsd mode: namespace' "$out"; then
              "ingest, big-file run" "cold first byte, NAS"; do
     check "cold row '$row' has a tarnfs figure" \
       awk -F'|' -v r="$row" "$match_row"' && $4 ~ /[0-9]/ { f = 1 } END { exit !f }' "$out"
+  done
+  # index-first rows (issue 11): each has its tarnfs figure; the whole-run
+  # passes and the 50-runs row also their prefetch = whole figure
+  for row in "indexed " "indexed .* run: ls -l deepest dir, NAS" \
+             "p99 GETATTR, cached, 64 READs parked on a stalled backend"; do
+    check "index-first row '$row' has a tarnfs figure" \
+      awk -F'|' -v r="$row" '{ l = $2; gsub(/^ +| +$/, "", l) } l ~ ("^" r) && $4 ~ /[0-9]/ { f = 1 } END { exit !f }' "$out"
+  done
+  for row in "1 small file from each of" "whole-run pass, big-file run, prefetch = auto" \
+             "whole-run pass, big-file run, prefetch = none" \
+             "whole-run pass, small-file run, prefetch = auto" \
+             "whole-run pass, small-file run, prefetch = none"; do
+    check "index-first row '$row' has both figures and a ratio" \
+      awk -F'|' -v r="$row" "$match_row"' && $4 ~ /[0-9]/ && $6 ~ /[0-9]/ && $7 ~ /x/ { f = 1 } END { exit !f }' "$out"
   done
 else
   echo "note: tarnfsd has no working tarball namespace here; cold rows not checked"

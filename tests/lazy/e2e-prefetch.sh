@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# e2e-prefetch (nas|s3): `prefetch = auto` through the real tarnfsd and
+# libnfs's nfs-ls/nfs-cat, on a NAS directory or a real Ceph RGW bucket (env
+# from tests/s3/rgw-start.sh).  An indexed run is served index-first; reading
+# less than the threshold fetches only what was read; past it, the rest of
+# the run arrives in the background without further READs, every chunk
+# fetched once (the bytes fetched stay within one pass over the tarball),
+# and every file then reads back with the source's md5 without fetching.
+set -u
+mode=${1:?usage: e2e-prefetch.sh nas|s3}
+B="${B:-build-san}"
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+for p in "$B/tarnfsd" "$B/tarnfs" "$B/genrun" "$B/tests/lazy/mkindex" "$B/tests/s3/s3tool"; do
+  [ -x "$p" ] || { echo "e2e-prefetch: missing $p (make build-all test-programs)" >&2; exit 1; }
+done
+command -v nfs-cat >/dev/null || { echo "e2e-prefetch: nfs-cat missing (libnfs-utils)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/prefetch-e2e.XXXXXX)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+pass=0 fail=0
+check() {   # check "what it shows" command...
+  local what=$1; shift
+  if "$@"; then pass=$((pass+1)); echo "ok   - $mode: $what"
+  else fail=$((fail+1)); echo "FAIL - $mode: $what"; fi
+}
+
+if [ "$mode" = s3 ]; then
+  : "${TARNFS_S3_ENDPOINT:?source the env written by tests/s3/rgw-start.sh}"
+  BK="$TARNFS_S3_BUCKET/prefetch"
+  source="s3://$BK"
+  put() { "$B/tests/s3/s3tool" put "$BK" "$1" "$2" >/dev/null || { echo "FAIL - cannot upload $1"; exit 1; }; }
+else
+  mkdir -p "$work/nas"
+  source="$work/nas"
+  put() { cp "$2" "$work/nas/$1.tmp" && mv "$work/nas/$1.tmp" "$work/nas/$1"; }
+fi
+
+A=241023_A01295_0601_BHAUTORXA    # read past the threshold: prefetched
+Q=241023_A01295_0602_BHAUTORXQ    # one small file read: not prefetched
+"$B/genrun" -q --name $A --lanes 1 --cycles 4 --tiles 2 --file-size 1200k "$work/src" || exit 1
+"$B/genrun" -q --name $Q --lanes 1 --cycles 2 --tiles 1 --seed 2 "$work/src" || exit 1
+for r in $A $Q; do
+  tar -C "$work/src" -cf "$work/$r.tar" "$r"
+  put "$r.tar" "$work/$r.tar"
+  "$B/tests/lazy/mkindex" "$source" "$r.tar" >/dev/null || { echo "FAIL - mkindex $r"; exit 1; }
+done
+
+conf="$work/tarnfsd.conf"
+{
+  echo "cache = $work/cache"
+  echo "source = $source"
+  [ "$mode" = s3 ] && echo "s3_endpoint = $TARNFS_S3_ENDPOINT"
+  echo "prefetch = auto"
+  echo "prefetch_after = 2M"
+  echo "export / 127.0.0.1(ro,insecure)"
+} > "$conf"
+"$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
+  --mount-port 0 --port-file "$work/ports" 2>"$work/tarnfsd.log" &
+pid=$!
+for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+[ -s "$work/ports" ] || { echo "FAIL - tarnfsd did not start:"; cat "$work/tarnfsd.log"; exit 1; }
+read -r nfsport mountport < "$work/ports"
+url() { echo "nfs://127.0.0.1/$1?nfsport=$nfsport&mountport=$mountport&version=3"; }
+stat_of() {   # the counter now (the stats file is rewritten every second)
+  sleep 1.3
+  sed -n "s/^$1=//p" "$work/cache/stats"
+}
+present_col() { "$B/tarnfs" cache ls --cache "$work/cache" | awk -v n="$1" '$1 == n { print $(NF-1) }'; }
+size_of() { stat -c %s "$work/src/$1"; }
+
+# 1. Below the threshold: index-first, only what is read.
+nfs-ls -R "$(url "$A")" > /dev/null 2>&1
+check "listing the run fetched no file data" test "$(stat_of range_bytes)" = 0
+nfs-cat "$(url "$Q/RunInfo.xml")" > "$work/q.out" 2>/dev/null
+check "one small file of another run reads back" cmp -s "$work/q.out" "$work/src/$Q/RunInfo.xml"
+check "and fetched only its bytes" test "$(stat_of range_bytes)" = "$(size_of "$Q/RunInfo.xml")"
+check "that run was not prefetched" bash -c "! grep -q 'run $Q: .*fetching the rest' '$work/tarnfsd.log'"
+
+# 2. Past the threshold (2 MiB): the rest arrives without further READs.
+rb0=$(stat_of range_bytes)
+mapfile -t cbcl < <(cd "$work/src/$A" && find . -name '*.cbcl' | sort | sed 's|^\./||')
+for f in "${cbcl[0]}" "${cbcl[1]}"; do
+  nfs-cat "$(url "$A/$f")" > "$work/c.out" 2>/dev/null
+  check "member $f reads back" cmp -s "$work/c.out" "$work/src/$A/$f"
+done
+for _ in $(seq 1 300); do
+  grep -q "run $A prefetched" "$work/tarnfsd.log" && break
+  sleep 0.1
+done
+check "the threshold started a background fetch of the rest" \
+  grep -q "run $A: .*fetching the rest" "$work/tarnfsd.log"
+check "which finished without further READs" grep -q "run $A prefetched" "$work/tarnfsd.log"
+check "tarnfs cache ls shows the run all present" test "$(present_col $A)" = all
+files=$(cd "$work/src/$A" && find . -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+tarsize=$(stat -c %s "$work/$A.tar")
+fetched=$(( $(stat_of range_bytes) - rb0 ))
+check "bytes fetched for the run cover its files ($fetched >= $files)" test "$fetched" -ge "$files"
+check "and stay within one pass over its tarball ($fetched <= $tarsize): nothing twice" \
+  test "$fetched" -le "$tarsize"
+
+# 3. Every file now reads back from the cache: md5 equal, nothing fetched.
+rb1=$(stat_of range_bytes)
+bad=0
+while read -r f; do
+  a=$(nfs-cat "$(url "$A/$f")" 2>/dev/null | md5sum | cut -d' ' -f1)
+  [ "$a" = "$(md5sum < "$work/src/$A/$f" | cut -d' ' -f1)" ] || { bad=$((bad+1)); echo "  differs: $f"; }
+done < <(cd "$work/src/$A" && find . -type f | sed 's|^\./||')
+check "every file's md5 equals the source's" test $bad = 0
+check "reading them all fetched nothing more" test "$(stat_of range_bytes)" = "$rb1"
+check "and no tarball was fetched whole" test "$(stat_of fetches)" = 0
+
+# 4. SIGTERM while nothing is in flight: a clean exit.
+kill "$pid"
+wait "$pid" 2>/dev/null
+rc=$?
+pid=
+check "tarnfsd exits cleanly after a prefetch ($rc)" test "$rc" = 0
+
+echo "e2e-prefetch ($mode): $pass passed, $fail failed"
+[ $fail -eq 0 ] || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; }
+[ $fail -eq 0 ]
