@@ -351,6 +351,7 @@ int main(void)
 {
     Suite *s = suite_create("nfsd-units");
     TCase *t = tcase_create("units");
+    tcase_set_timeout(t, 120);     /* the DRC case takes ~1 s of CPU; a loaded host stretches it */
     tcase_add_test(t, settings_and_exports_are_read_from_the_config_file);
     tcase_add_test(t, v4_mapped_v6_peers_match_v4_patterns);
     tcase_add_test(t, bad_config_lines_name_the_line_and_the_reason);
