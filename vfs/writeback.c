@@ -1,6 +1,7 @@
 /* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts and dirty marks. */
 #include "vfs/vfs_internal.h"
 #include "fetch/fetch_s3.h"
+#include "util/crashpt.h"
 #include "util/log.h"
 #include "util/tarsuffix.h"
 #include "util/safefile.h"
@@ -832,9 +833,11 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     } else {
         /* Record the new version first: a crash after it leaves a dirty
          * run whose next write-back matches the object it just wrote. */
+        crash_point("wb-uploaded");
         int merr = set_meta_str(kr, "source-version", oi.version);
         if (!merr)
             merr = kv_run_set_source_version(kr, oi.version);
+        crash_point("wb-version-recorded");
         if (!merr && is_new) {
             merr = kv_run_delmeta(kr, "new");
             if (merr == ENOENT)
@@ -847,6 +850,7 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
             merr = kv_run_delmeta(kr, "dirty");
         if (!merr)
             merr = kv_run_sync(kr);
+        crash_point("wb-dirty-cleared");
         if (merr)
             log_error("vfs: run %s was written back but recording that "
                       "failed: %s", name, strerror(merr));
