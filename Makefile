@@ -16,6 +16,12 @@ ifeq ($(SAN),1)
 B       ?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT     := -O1
+else ifeq ($(SAN),thread)
+# ThreadSanitizer (make tsan): data races in our threads; Kyoto Cabinet,
+# libtirpc and libnfs are not instrumented (tests/tsan/tsan.supp).
+B       ?= build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+OPT     := -O1
 else
 B       ?= build
 SANFLAGS :=
@@ -104,4 +110,4 @@ install: build-all
 	test -e $(DESTDIR)/etc/tarnfs/tarnfs.conf || install -m 640 etc/tarnfs.conf $(DESTDIR)/etc/tarnfs/tarnfs.conf
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan

@@ -139,10 +139,13 @@ crash_tool() {
     "'$B/tarnfs' cat --cache '$c' '/$R1/RunInfo.xml' 2>/dev/null | cmp -s - '$work/src/$R1/RunInfo.xml'"
 }
 
+# CRASH_ONLY=REGEX crashes only at the matching points (for debugging).
 while read -r p total; do
+  [[ "$p" =~ ${CRASH_ONLY:-.} ]] || continue
   for n in $(passes_of "$total"); do crash_server "$p" "$n"; done
 done < "$work/points.srv"
 while read -r p total; do
+  [[ "$p" =~ ${CRASH_ONLY:-.} ]] || continue
   for n in $(passes_of "$total"); do crash_tool "$p" "$n"; done
 done < "$work/points.tool"
 finish
