@@ -46,7 +46,7 @@ TEST_PROGRAMS :=
 GENERATED :=
 INSTALL_BIN :=
 
-.PHONY: all deps check check-kernel demo bench install clean build-all test-programs
+.PHONY: all deps check tsan soak check-kernel demo bench install clean build-all test-programs
 all: build-all
 
 # Modules are included callees first, so a module can name the libraries it
@@ -80,6 +80,22 @@ check: deps
 	$(MAKE) -j$(JOBS) SAN=1 build-all test-programs
 	$(MAKE) -j$(JOBS) SAN=0 build-all
 	B=build-san ./tests/run-suites.sh $(SUITES)
+
+# ThreadSanitizer: the concurrent tests of kvstore, vfs and nfsd (with a
+# TSan tarnfsd) built into build-tsan/.  Not in `make check` (slow: see
+# doc/testing.md).  PROGRAM[:Check test case], paths under build-tsan/.
+TSAN_TESTS ?= tests/kvstore/test_kvfs:threads tests/vfs/test_vfs_cache \
+	tests/vfs/test_vfs_source tests/nfs/test_nfs:read tests/nfs/test_nfs:write \
+	tests/nfs/test_park
+tsan: deps
+	$(MAKE) -j$(JOBS) SAN=thread build-all test-programs
+	B=build-tsan ./tests/tsan/run.sh $(TSAN_TESTS)
+
+# The soak test: 64 libnfs clients for SOAK_SECONDS (default 600) with
+# evictions and a restart, against the ASan build.  Not in `make check`.
+soak: deps
+	$(MAKE) -j$(JOBS) SAN=1 build-all test-programs
+	B=build-san ./tests/soak/soak.sh
 
 check-kernel: deps
 	$(MAKE) -j$(JOBS) SAN=1 build-all test-programs
