@@ -4,6 +4,8 @@
 #   make deps      install the Debian packages the project needs (idempotent)
 #   make           build tarnfsd and tarnfs (release flags) into build/
 #   make check     deps + sanitizer build + the whole test suite
+#   make tsan      ThreadSanitizer build (build-tsan/) + the concurrent tests
+#   make soak      64 libnfs clients for SOAK_SECONDS (600) against tarnfsd
 #   make demo      deps + build + serve a generated demo run over NFS
 #   make bench     deps + build + the benchmarks
 #   make install   install into $(DESTDIR)$(PREFIX)

@@ -12,6 +12,8 @@ W=$(mktemp -d /tmp/tarnfs-tsan.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 export TSAN_OPTIONS="detect_deadlocks=0 halt_on_error=0 history_size=4 suppressions=$PWD/tests/tsan/tsan.supp log_path=$W/report${TSAN_OPTIONS:+ $TSAN_OPTIONS}"
 export TARNFSD="$B/tarnfsd"
+# TSan runs 5-15 times slower, more on a loaded machine: longer Check timeouts.
+export CK_TIMEOUT_MULTIPLIER="${CK_TIMEOUT_MULTIPLIER:-10}"
 # The nfs tests' fixtures (as in suite 50-nfs, smaller directory).
 mkdir -p "$W/src/demo/perm" "$W/src/wide" "$W/cache" "$W/rwcache"
 "$B/genrun" --symlinks --hardlinks --empty-dirs "$W/src/demo" >/dev/null || exit 1
