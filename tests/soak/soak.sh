@@ -2,10 +2,10 @@
 # soak.sh (`make soak`): SOAK_CLIENTS (64) libnfs clients for SOAK_SECONDS
 # (600) against one tarnfsd on a rw export of SOAK_RUNS (8) tarballs in a NAS
 # directory: reads checked against the first read, directory listings and
-# stats, files written, committed and read back, removes; meanwhile a small
-# cache_limit and `tarnfs cache evict` (every 4 s, of a run clients only
-# read) evict runs, write-back runs every few
-# seconds, and the server is restarted once halfway (clients park first).
+# stats, files written, committed and read back, removes; meanwhile
+# `tarnfs cache evict` (every 4 s, of a run clients only read) evicts runs,
+# a run idle for 3 s is written back, and the server is restarted once
+# halfway (clients park first; its SIGTERM writes every change back).
 # Passes when no client saw an error, no sanitizer report is in the server
 # log, every committed file is in its tarball after the final stop, and the
 # server's RSS stayed bounded (samples every 2 s; the second half's peak is
@@ -22,7 +22,7 @@ W=$(mktemp -d /tmp/tarnfs-soak.XXXXXX)
 spid=
 cleanup() { [ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
-[ -n "${SOAK_KEEP:-}" ] && trap - EXIT
+[ -n "${SOAK_KEEP:-}" ] && trap - EXIT     # debugging: keep $W (and logs)
 export LSAN_OPTIONS="suppressions=$PWD/tests/vfs/lsan-kyotocabinet.supp:print_suppressions=0"
 # A bounded ASan quarantine, so RSS measures tarnfsd and not freed memory
 # ASan holds back (256 MiB by default).
