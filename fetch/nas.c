@@ -1,6 +1,7 @@
 /* nas.c: the NAS backend: a directory of tarballs (sub-directories are key
  * prefixes), read with pread and replaced atomically by temp file + rename. */
 #include "fetch/fetch_impl.h"
+#include "util/crashpt.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -630,6 +631,7 @@ static int nas_put(fetch_backend *b, const char *key, fetch_pull_fn pull, void *
         if ((rc = write_all(fd, buf, (size_t)n)))
             goto out;
     }
+    crash_point("put-written");
     EVP_DigestFinal_ex(md, digest, NULL);
     fetch_hex(digest, sizeof digest, hex);
     if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
@@ -644,13 +646,16 @@ static int nas_put(fetch_backend *b, const char *key, fetch_pull_fn pull, void *
     }
     close(fd);
     fd = -1;
+    crash_point("put-fsynced");
     /* The lock makes check-then-rename atomic against other tarnfs writers
      * of this directory (flock on a directory works on local filesystems). */
     flock(pfd, LOCK_EX);
     rc = publish(pfd, tmp, base, o);
     if (!rc) {
         tmp_made = false;
+        crash_point("put-renamed");
         rc = write_sidecar(pfd, base, hex);
+        crash_point("put-sidecar");
         if (!rc && fsync(pfd) != 0)
             rc = errno;
     }

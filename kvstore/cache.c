@@ -1,5 +1,6 @@
 /* cache.c: the cache directory and the life of runs in it (stage, publish, open, evict). */
 #include "kvstore/kv_internal.h"
+#include "util/crashpt.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -72,6 +73,7 @@ static int remove_tree(int parent, const char *path)
     while ((de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
+        crash_point("tmp-delete");
         int e = remove_tree(dirfd(d), de->d_name);
         if (e && !err)
             err = e;
@@ -603,6 +605,7 @@ int kv_cache_evict(kv_cache *c, const char *name)
     if (r)
         retire_locked(c, r);
     pthread_mutex_unlock(&c->lock);
+    crash_point("evict-renamed");
     if (fsync_path(c->dirfd, "runs"))
         err = EIO;
     sweep_tmp(c);
@@ -962,6 +965,7 @@ int kv_run_publish(kv_run *r, const char *source_version)
         pthread_rwlock_unlock(&r->lock);
         return err == ENOSPC ? ENOSPC : EIO;
     }
+    crash_point("publish-synced");
     pthread_mutex_lock(&c->lock);
     bool replaced = false;
     if (renameat2(c->dirfd, r->dir, c->dirfd, dest, RENAME_NOREPLACE) != 0) {
@@ -975,6 +979,7 @@ int kv_run_publish(kv_run *r, const char *source_version)
         kv_run *old = find_open_locked(c, r->name);
         if (old)
             retire_locked(c, old);
+        crash_point("publish-renamed");
         if (fsync_path(c->dirfd, "runs"))
             err = EIO;
         char *olddir = r->dir;

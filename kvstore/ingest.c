@@ -10,6 +10,7 @@
  *      the tar loop
  */
 #include "kvstore/ingest_internal.h"
+#include "util/crashpt.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -929,6 +930,7 @@ int ingest_place(struct ingest *in, const struct ingest_member *e)
         return ingest_fail(in, EBADMSG, raw,
                            "a non-directory member names the archive root");
     }
+    crash_point("ingest-member");
     err = decide_strip(in, path, is_dir, raw);
     if (!err) {
         char *rel = (char *)run_relative(in, path);
@@ -1068,6 +1070,8 @@ int ingest_start(kv_cache *c, const char *name, struct kv_ingest_result *res,
     in->top = slash ? slash + 1 : name;
     in->toplen = strlen(in->top);
     int err = kv_run_stage(c, name, kv_ino_for(name, ""), &in->run);
+    if (!err)
+        crash_point("ingest-staged");
     if (err) {
         snprintf(res->error, sizeof res->error, "staging run '%.200s': %s",
                  name, strerror(err));

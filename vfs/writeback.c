@@ -1,11 +1,13 @@
 /* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts and dirty marks. */
 #include "vfs/vfs_internal.h"
 #include "fetch/fetch_s3.h"
+#include "util/crashpt.h"
 #include "util/log.h"
 #include "util/tarsuffix.h"
 #include "util/safefile.h"
 
 #include <archive.h>
+#include <openssl/evp.h>
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
@@ -637,15 +639,45 @@ struct pull_state {
     pthread_t thread;
     bool joined;
     struct tar_job *job;
+    EVP_MD_CTX *md;             /* the body's SHA-256, when recording */
+    uint64_t bytes;
 };
+
+/* The "wb-pending" metadata: "SHA256HEX SIZE" of the last tarball whose
+ * upload to the run's own key got as far as its last byte.  Recorded (and
+ * synced) before the backend makes the object visible, so after a crash
+ * between that and recording the new version, the next write-back can tell
+ * its own object (same SHA-256) from someone else's (a real conflict). */
+#define WB_PENDING "wb-pending"
+
+static int record_pending(struct pull_state *ps)
+{
+    unsigned char d[32];
+    char val[96];
+    if (!EVP_DigestFinal_ex(ps->md, d, NULL))
+        return EIO;
+    int n = 0;
+    for (int i = 0; i < 32; i++)
+        n += snprintf(val + n, sizeof val - (size_t)n, "%02x", d[i]);
+    n += snprintf(val + n, sizeof val - (size_t)n, " %llu",
+                  (unsigned long long)ps->bytes);
+    int err = kv_run_setmeta(ps->job->kr, WB_PENDING, val, (size_t)n);
+    if (!err)
+        err = kv_run_sync(ps->job->kr);
+    return err;
+}
 
 static ssize_t pull_tar(void *arg, void *buf, size_t cap)
 {
     struct pull_state *ps = arg;
     for (;;) {
         ssize_t n = read(ps->fd, buf, cap);
-        if (n > 0)
+        if (n > 0) {
+            if (ps->md && !EVP_DigestUpdate(ps->md, buf, (size_t)n))
+                return -EIO;
+            ps->bytes += (uint64_t)n;
             return n;
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -655,28 +687,42 @@ static ssize_t pull_tar(void *arg, void *buf, size_t cap)
             pthread_join(ps->thread, NULL);
             ps->joined = true;
         }
-        return ps->job->err ? -ps->job->err : 0;
+        if (ps->job->err)
+            return -ps->job->err;
+        int err = ps->md ? record_pending(ps) : 0;
+        return err ? -err : 0;
     }
 }
 
-/* Upload run kr as key.  Errors: fetch_put's (ECANCELED: precondition),
- * or the tar writer's. */
+/* Upload run kr as key; with pending, record the body as WB_PENDING before
+ * the backend publishes it.  Errors: fetch_put's (ECANCELED:
+ * precondition), the tar writer's, ENOMEM. */
 static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
-                      const struct fetch_put_opts *opts,
+                      const struct fetch_put_opts *opts, bool pending,
                       struct fetch_objinfo *oi, uint64_t *files)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    EVP_MD_CTX *md = NULL;
+    if (pending && (!(md = EVP_MD_CTX_new()) ||
+                    !EVP_DigestInit_ex(md, EVP_sha256(), NULL))) {
+        EVP_MD_CTX_free(md);
+        return ENOMEM;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        EVP_MD_CTX_free(md);
         return errno;
+    }
     struct tar_job job = { .kr = kr, .top = top, .key = key, .fd = sv[1] };
-    struct pull_state ps = { .fd = sv[0], .job = &job };
+    struct pull_state ps = { .fd = sv[0], .job = &job, .md = md };
     int err = pthread_create(&ps.thread, NULL, tar_main, &job);
     if (err) {
         close(sv[0]);
         close(sv[1]);
+        EVP_MD_CTX_free(md);
         return err;
     }
     err = fetch_put(v->backend, key, pull_tar, &ps, opts, oi);
+    EVP_MD_CTX_free(md);
     /* Unblocks a writer still sending (the upload gave up early). */
     close(sv[0]);
     if (!ps.joined)
@@ -697,6 +743,71 @@ static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
 static int set_meta_str(kv_run *kr, const char *k, const char *s)
 {
     return kv_run_setmeta(kr, k, s, strlen(s));
+}
+
+/* SHA-256 (hex) of the whole object key, read from the backend, for an
+ * object stored without one.  Errors: fetch_get's and fetch_read's, EIO. */
+static int hash_object(vfs *v, const char *key, char hex[65])
+{
+    fetch_stream *st;
+    int err = fetch_get(v->backend, key, 0, 0, &st);
+    if (err)
+        return err;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(WB_CHUNK);
+    err = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) ? 0 : ENOMEM;
+    ssize_t n;
+    while (!err && (n = fetch_read(st, buf, WB_CHUNK)) != 0) {
+        if (n < 0)
+            err = (int)-n;
+        else if (!EVP_DigestUpdate(md, buf, (size_t)n))
+            err = EIO;
+    }
+    unsigned char d[32];
+    if (!err && !EVP_DigestFinal_ex(md, d, NULL))
+        err = EIO;
+    for (int i = 0; !err && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    free(buf);
+    EVP_MD_CTX_free(md);
+    fetch_stream_close(st);
+    return err;
+}
+
+/* After a precondition failure on key: is the object there the tarball
+ * this server uploaded just before a crash (WB_PENDING: same size and
+ * SHA-256)?  If so, record its version as the run's source, put it in
+ * version (cap bytes) and return true: the run is that tarball plus later
+ * changes, so the write-back goes on from it instead of a false conflict. */
+static bool adopt_own_upload(vfs *v, kv_run *kr, const char *name,
+                             const char *key, char *version, size_t cap)
+{
+    char val[96], want[65] = "", got[65] = "";
+    size_t len = 0;
+    unsigned long long size = 0;
+    if (kv_run_getmeta(kr, WB_PENDING, val, sizeof val - 1, &len) != 0 ||
+        len >= sizeof val)
+        return false;
+    val[len] = '\0';
+    if (sscanf(val, "%64s %llu", want, &size) != 2 || strlen(want) != 64)
+        return false;
+    struct fetch_objinfo cur;
+    if (fetch_stat(v->backend, key, &cur) != 0 || cur.size != size)
+        return false;
+    if (cur.sha256[0])
+        snprintf(got, sizeof got, "%s", cur.sha256);
+    else if (hash_object(v, key, got) != 0)
+        return false;
+    if (strcasecmp(got, want) != 0)
+        return false;
+    if (set_meta_str(kr, "source-version", cur.version) ||
+        kv_run_set_source_version(kr, cur.version) || kv_run_sync(kr))
+        return false;
+    log_warn("vfs: run %s: %s (version %s) is this server's own write-back "
+             "from before a crash (sha256 %s); writing back from it", name,
+             key, cur.version, want);
+    snprintf(version, cap, "%s", cur.version);
+    return true;
 }
 
 /* How long an idle retry waits after the n-th failure in a row: the
@@ -783,7 +894,13 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     uint64_t files = 0;
     int64_t t0 = vfs_mono_ms();
     kv_run *kr = ref.h->kr;
-    err = upload_run(v, kr, top, key, &opts, &oi, &files);
+    err = upload_run(v, kr, top, key, &opts, true, &oi, &files);
+    if (err == ECANCELED &&
+        adopt_own_upload(v, kr, name, key, version, sizeof version)) {
+        memset(&opts, 0, sizeof opts);
+        opts.if_match = version;
+        err = upload_run(v, kr, top, key, &opts, true, &oi, &files);
+    }
     char conflict_key[1200] = "";
     if (err == ECANCELED) {
         /* Someone else replaced (or created) the object since we fetched
@@ -799,7 +916,8 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
         memset(&co, 0, sizeof co);
         co.if_none_match = true;
         struct fetch_objinfo coi;
-        int cerr = upload_run(v, kr, top, conflict_key, &co, &coi, &files);
+        int cerr = upload_run(v, kr, top, conflict_key, &co, false, &coi,
+                              &files);
         if (cerr) {
             log_error("vfs: CONFLICT on run %s: %s changed in the backend "
                       "since it was fetched, and saving this server's "
@@ -832,9 +950,11 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     } else {
         /* Record the new version first: a crash after it leaves a dirty
          * run whose next write-back matches the object it just wrote. */
+        crash_point("wb-uploaded");
         int merr = set_meta_str(kr, "source-version", oi.version);
         if (!merr)
             merr = kv_run_set_source_version(kr, oi.version);
+        crash_point("wb-version-recorded");
         if (!merr && is_new) {
             merr = kv_run_delmeta(kr, "new");
             if (merr == ENOENT)
@@ -843,10 +963,16 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
         pthread_mutex_lock(&v->lock);
         bool unchanged = r->change_gen == gen;
         pthread_mutex_unlock(&v->lock);
+        if (!merr) {
+            merr = kv_run_delmeta(kr, WB_PENDING);
+            if (merr == ENOENT)
+                merr = 0;
+        }
         if (!merr && unchanged)
             merr = kv_run_delmeta(kr, "dirty");
         if (!merr)
             merr = kv_run_sync(kr);
+        crash_point("wb-dirty-cleared");
         if (merr)
             log_error("vfs: run %s was written back but recording that "
                       "failed: %s", name, strerror(merr));
@@ -1095,7 +1221,8 @@ int vfs_run_rename(vfs *v, const char *from, const char *to)
     opts.if_none_match = true;
     struct fetch_objinfo oi;
     uint64_t files = 0;
-    err = upload_run(v, ref.h->kr, to_comp, new_key, &opts, &oi, &files);
+    err = upload_run(v, ref.h->kr, to_comp, new_key, &opts, false, &oi,
+                     &files);
     if (err == ECANCELED) {
         err = EEXIST;
     } else if (err) {
