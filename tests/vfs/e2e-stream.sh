@@ -79,6 +79,9 @@ conf="$work/tarnfsd.conf"
   echo "cache = $work/cache"
   echo "source = $work/nas"
   echo "fetch_stall_timeout = 60s"
+  # Debugging aid: E2E_PREFETCH=whole shows what the tests see without
+  # streaming (they fail).
+  [ -n "${E2E_PREFETCH:-}" ] && echo "prefetch = $E2E_PREFETCH"
   echo "export / 127.0.0.1(ro,insecure)"
 } > "$conf"
 # NAS reads come in MiB: each stalled run's second read waits STALL_MS.
