@@ -122,6 +122,7 @@ struct ingest {
     const struct kv_ingest_watch *watch;
     kv_run **keep;
     kv_ino last_ino;            /* the node the last member made or named */
+    bool announced;             /* watch->staged was called */
 };
 
 /* Record the first error only: later ones are consequences of it. */
@@ -1050,6 +1051,12 @@ static int ingest_archive(struct ingest *in)
             return archive_failure(in, in->members ? after : NULL,
                                    "reading the next header");
         }
+        /* Shown to readers once a first member is really there, not
+         * before a byte arrived (a stalled or non-tar input shows nothing). */
+        if (!in->announced && in->watch && in->watch->staged) {
+            in->announced = true;
+            in->watch->staged(in->watch->arg, in->run);
+        }
         int err = ingest_charge(in, 0, archive_entry_pathname(e));
         struct ingest_member m;
         if (!err) {
@@ -1154,8 +1161,6 @@ static int ingest_tar(kv_cache *c, const char *name, kv_read_fn read_fn,
     in->budget = max_bytes;
     in->watch = w;
     in->keep = keep;
-    if (w && w->staged)
-        w->staged(w->arg, in->run);
     in->read_fn = read_fn;
     in->read_arg = arg;
     in->readbuf = malloc(INGEST_READ_BUF);

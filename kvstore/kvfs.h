@@ -422,7 +422,8 @@ int kv_ingest_limited(kv_cache *c, const char *name, kv_read_fn read_fn,
 /* What a streaming ingest tells its caller as it goes (any callback may be
  * NULL; they run on the ingesting thread, between kvstore calls, and must
  * not call changing functions on the run).
- *   staged(r): the run is staged; other threads may read r from now on
+ *   staged(r): the first member's header was read (not called for an
+ *     archive without members); other threads may read r from now on
  *     (never change or close it) while the ingest writes it.
  *   data_begin(ino, size): a regular file of size bytes whose data
  *     follows in the stream is about to be created with inode number ino
