@@ -107,6 +107,13 @@ ssize_t fetch_read(fetch_stream *s, void *buf, size_t cap)
         if (rc)
             return -rc;
     }
+    if (s->reads++ == 1) {
+        /* A backend that stalls after its first bytes. */
+        int ms = fetch_fault_check("stallmid", s->key);
+        int rc = ms > 0 ? fault_stall(s, ms) : 0;
+        if (rc)
+            return -rc;
+    }
     int rc = fetch_fault_check("read", s->key);
     if (rc)
         return -rc;

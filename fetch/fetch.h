@@ -144,7 +144,8 @@ void fetch_close(fetch_backend *b);
  * "truncate:1" for S3 transport faults), and "stall:MS[:count[:key]]": the
  * first read of a stream receives nothing for MS ms (a backend that
  * hangs), ending early with ETIMEDOUT at the stall timeout or ECANCELED
- * when the stream is cancelled. */
+ * when the stream is cancelled; "stallmid:MS[:count[:key]]" the same for
+ * the second read (a backend that stalls after its first bytes). */
 typedef int (*fetch_fault_fn)(void *arg, const char *op, const char *key);
 void fetch_set_fault(fetch_fault_fn fn, void *arg);
 /* Returns the errno the hook or TARNFS_FAULT injects for (op, key), or 0.

@@ -20,6 +20,7 @@ struct fetch_stream {
     char key[1024];                /* for the fault hook and messages */
     atomic_bool cancelled;         /* fetch_stream_cancel */
     bool stall_checked;            /* the stall fault was looked up */
+    unsigned reads;                /* reads so far (the stallmid fault) */
     unsigned stall_timeout_ms;     /* set by fetch_get from the backend */
 };
 

@@ -116,6 +116,14 @@ struct ingest {
     gid_t default_gid;
 
     uint64_t budget;            /* bytes the run may take; 0: no limit */
+
+    /* Streaming (kv_ingest_stream): told about each member as it lands;
+     * the run is handed to the caller at the end instead of being closed
+     * or discarded here, since other threads read it meanwhile. */
+    const struct kv_ingest_watch *watch;
+    kv_run **keep;
+    kv_ino last_ino;            /* the node the last member made or named */
+    bool announced;             /* watch->staged was called */
 };
 
 /* Record the first error only: later ones are consequences of it. */
@@ -368,6 +376,8 @@ static int unstrip(struct ingest *in, const char *member)
                            strerror(err));
     in->strip = false;
     path_cache_reset(in);
+    if (in->watch && in->watch->placed)
+        in->watch->placed(in->watch->arg, in->top, topdir);
     return 0;
 }
 
@@ -658,6 +668,7 @@ static int ingest_dir(struct ingest *in, const struct ingest_member *e,
                 return ingest_fail(in, err, member, "mkdir: %s",
                                    strerror(err));
             in->res->dirs++;
+            in->last_ino = a.ino;
             if (remember_dir_times(in, a.ino, e))
                 return ingest_fail(in, ENOMEM, member, "out of memory");
             return 0;
@@ -667,6 +678,7 @@ static int ingest_dir(struct ingest *in, const struct ingest_member *e,
     if (err)
         return ingest_fail(in, err, member, "setting attributes: %s",
                            strerror(err));
+    in->last_ino = ino;
     err = remember_dir_times(in, ino, e);
     if (err)
         return ingest_fail(in, err, member, "out of memory");
@@ -822,6 +834,7 @@ static int ingest_hardlink(struct ingest *in, const struct ingest_member *e,
     if (err)
         return err;
     kv_ino old;
+    in->last_ino = tino;
     if (kv_lookup(in->run, parent, leaf, &old) == 0 && old == tino)
         return 0;               /* already that very file */
     err = clear_target(in, parent, leaf, false, &existing, member);
@@ -830,6 +843,7 @@ static int ingest_hardlink(struct ingest *in, const struct ingest_member *e,
     err = kv_link(in->run, tino, parent, leaf);
     if (err)
         return ingest_fail(in, err, member, "link: %s", strerror(err));
+    in->last_ino = tino;
     in->res->hardlinks++;
     return 0;
 }
@@ -880,6 +894,13 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
                            mode & S_IFMT);
     }
     struct kv_attr a;
+    /* A streaming reader must not take a file whose data is still coming
+     * for a complete one: it is told the number before the name exists. */
+    bool data_follows = S_ISREG(mode) && !e->absent && e->size > 0 &&
+                        in->ar && in->watch && in->watch->data_begin;
+    if (data_follows)
+        in->watch->data_begin(in->watch->arg, nn.ino_hint,
+                              (uint64_t)e->size);
     err = kv_mknode(in->run, parent, leaf, &nn, &a);
     if (err == EEXIST) {        /* a duplicate: the last one wins */
         err = clear_target(in, parent, leaf, false, &existing, member);
@@ -889,6 +910,9 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
     }
     if (err)
         return ingest_fail(in, err, member, "create: %s", strerror(err));
+    if (data_follows && a.ino != nn.ino_hint)
+        in->watch->data_begin(in->watch->arg, a.ino, (uint64_t)e->size);
+    in->last_ino = a.ino;
 
     if (S_ISREG(mode)) {
         in->res->files++;
@@ -940,6 +964,8 @@ int ingest_place(struct ingest *in, const struct ingest_member *e)
             err = ingest_dir(in, e, rel, raw);
         else
             err = ingest_node(in, e, rel, raw);
+        if (!err && in->watch && in->watch->placed)
+            in->watch->placed(in->watch->arg, rel, in->last_ino);
     }
     free(path);
     return err;
@@ -1027,6 +1053,12 @@ static int ingest_archive(struct ingest *in)
             return archive_failure(in, in->members ? after : NULL,
                                    "reading the next header");
         }
+        /* Shown to readers once a first member is really there, not
+         * before a byte arrived (a stalled or non-tar input shows nothing). */
+        if (!in->announced && in->watch && in->watch->staged) {
+            in->announced = true;
+            in->watch->staged(in->watch->arg, in->run);
+        }
         int err = ingest_charge(in, 0, archive_entry_pathname(e));
         struct ingest_member m;
         if (!err) {
@@ -1098,7 +1130,9 @@ int ingest_end(struct ingest *in, int err, const char *source_version)
     free(in->pc_ino);
     free(in->pc_end);
     free(in->dt);
-    if (err)
+    if (in->keep)
+        *in->keep = in->run;    /* the caller's: published, or to discard */
+    else if (err)
         kv_run_abort(in->run);
     else
         kv_run_close(in->run);
@@ -1112,11 +1146,14 @@ int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
     return kv_ingest_limited(c, name, read_fn, arg, source_version, 0, res);
 }
 
-int kv_ingest_limited(kv_cache *c, const char *name, kv_read_fn read_fn,
+static int ingest_tar(kv_cache *c, const char *name, kv_read_fn read_fn,
                       void *arg, const char *source_version,
-                      uint64_t max_bytes, struct kv_ingest_result *res)
+                      uint64_t max_bytes, const struct kv_ingest_watch *w,
+                      kv_run **keep, struct kv_ingest_result *res)
 {
     memset(res, 0, sizeof *res);
+    if (keep)
+        *keep = NULL;
     if (!read_fn) {
         snprintf(res->error, sizeof res->error, "no input");
         return EINVAL;
@@ -1126,6 +1163,8 @@ int kv_ingest_limited(kv_cache *c, const char *name, kv_read_fn read_fn,
     if (err)
         return err;
     in->budget = max_bytes;
+    in->watch = w;
+    in->keep = keep;
     in->read_fn = read_fn;
     in->read_arg = arg;
     in->readbuf = malloc(INGEST_READ_BUF);
@@ -1158,4 +1197,21 @@ out:
     free(in->readbuf);
     in->readbuf = NULL;
     return ingest_end(in, err, source_version);
+}
+
+int kv_ingest_limited(kv_cache *c, const char *name, kv_read_fn read_fn,
+                      void *arg, const char *source_version,
+                      uint64_t max_bytes, struct kv_ingest_result *res)
+{
+    return ingest_tar(c, name, read_fn, arg, source_version, max_bytes, NULL,
+                      NULL, res);
+}
+
+int kv_ingest_stream(kv_cache *c, const char *name, kv_read_fn read_fn,
+                     void *arg, const char *source_version,
+                     uint64_t max_bytes, const struct kv_ingest_watch *w,
+                     kv_run **out, struct kv_ingest_result *res)
+{
+    return ingest_tar(c, name, read_fn, arg, source_version, max_bytes, w,
+                      out, res);
 }

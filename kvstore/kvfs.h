@@ -419,6 +419,35 @@ int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
 int kv_ingest_limited(kv_cache *c, const char *name, kv_read_fn read_fn,
                       void *arg, const char *source_version,
                       uint64_t max_bytes, struct kv_ingest_result *res);
+/* What a streaming ingest tells its caller as it goes (any callback may be
+ * NULL; they run on the ingesting thread, between kvstore calls, and must
+ * not call changing functions on the run).
+ *   staged(r): the first member's header was read (not called for an
+ *     archive without members); other threads may read r from now on
+ *     (never change or close it) while the ingest writes it.
+ *   data_begin(ino, size): a regular file of size bytes whose data
+ *     follows in the stream is about to be created with inode number ino
+ *     (called before its name
+ *     exists, and once more with the real number if kvstore had to pick
+ *     another); until the next placed() it is incomplete.
+ *   placed(relpath, ino): a member is complete at relpath (relative to the
+ *     run root, "" = the root), with inode ino.  Also called with the top
+ *     directory when earlier members were moved under it (un-strip). */
+struct kv_ingest_watch {
+    void *arg;
+    void (*staged)(void *arg, kv_run *r);
+    void (*data_begin)(void *arg, kv_ino ino, uint64_t size);
+    void (*placed)(void *arg, const char *relpath, kv_ino ino);
+};
+/* kv_ingest_limited, telling w about the run as it fills (w may be NULL).
+ * *out always receives the run (NULL only if staging failed): published
+ * on success; on failure still staged, and the caller discards it with
+ * kv_run_close (or kv_run_abort) once no other thread reads it.  On
+ * success the caller closes it too.  Errors as kv_ingest_limited. */
+int kv_ingest_stream(kv_cache *c, const char *name, kv_read_fn read_fn,
+                     void *arg, const char *source_version,
+                     uint64_t max_bytes, const struct kv_ingest_watch *w,
+                     kv_run **out, struct kv_ingest_result *res);
 /* Build a new run called name from a parsed tarball index (kvstore/
  * tarindex.h), published atomically with source_version: every member is
  * placed exactly as kv_ingest places it (same top-directory stripping,

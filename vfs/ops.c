@@ -163,6 +163,25 @@ static int node_getattr(vfs *v, const struct vfs_ref *ref, kv_ino ino,
     return 0;
 }
 
+/* node_getattr for a call answering with what kvstore has now (mark:
+ * vfs_stream_mark before reading): on a run streaming in, a file whose
+ * data is still coming shows its final size, and an inode not there yet
+ * is waited for (stream.c).  Errors: node_getattr's, and ERESTART,
+ * EINPROGRESS, EAGAIN, EIO as vfs_stream_check. */
+static int node_getattr_live(vfs *v, const struct vfs_ref *ref, kv_ino ino,
+                             struct vfs_attr *a, uint64_t mark)
+{
+    struct kv_attr k;
+    int err = kv_getattr(ref->h->kr, ino, &k);
+    int serr = vfs_stream_check(v, ref, mark, ino, err ? NULL : &k, NULL,
+                                err == ENOENT);
+    if (serr)
+        return serr;
+    if (!err && a)
+        attr_from_kv(v, &k, a);
+    return err;
+}
+
 /* full = prefix + name.  Errors: ENAMETOOLONG (over KV_RUNNAME_MAX). */
 static int join_name(const char *prefix, const char *name, char *full,
                      size_t cap)
@@ -216,11 +235,13 @@ int vfs_getattr(vfs *v, const struct vfs_id *id, struct vfs_attr *a)
         return namespace_getattr(v, &n, a);
     struct vfs_ref ref;
     kv_ino ino;
-    if ((err = node_pin(v, &n, &ref, &ino)) != 0)
-        return err;
-    err = stale_if_enoent(node_getattr(v, &ref, ino, a));
-    vfs_run_release(v, &ref);
-    return err;
+    do {
+        if ((err = node_pin(v, &n, &ref, &ino)) != 0)
+            return err;
+        err = node_getattr_live(v, &ref, ino, a, vfs_stream_mark(&ref));
+        vfs_run_release(v, &ref);
+    } while (err == ERESTART);
+    return stale_if_enoent(err);
 }
 
 /* The id of the namespace directory holding run or nsdir name. */
@@ -342,22 +363,37 @@ int vfs_lookup(vfs *v, const struct vfs_id *dir, const char *name,
     if (is_namespace(&n))
         return namespace_lookup(v, &n, name, out, a);
     struct vfs_ref ref;
-    kv_ino ino, child;
-    if ((err = node_pin(v, &n, &ref, &ino)) != 0)
-        return err;
-    err = kv_lookup(ref.h->kr, ino, name, &child);
-    if (err == ENOENT) {
-        /* The directory itself may be what is missing. */
-        struct kv_attr k;
-        if (kv_getattr(ref.h->kr, ino, &k) == ENOENT)
-            err = ESTALE;
-    }
-    if (!err)
-        err = node_getattr(v, &ref, child, a);
-    if (!err)
-        node_id(v, &ref, child, out);
-    vfs_run_release(v, &ref);
-    return err;
+    kv_ino ino, child = 0;
+    int serr;
+    do {
+        if ((err = node_pin(v, &n, &ref, &ino)) != 0)
+            return err;
+        uint64_t mark = vfs_stream_mark(&ref);
+        err = kv_lookup(ref.h->kr, ino, name, &child);
+        serr = 0;
+        if (err == ENOENT) {
+            /* The directory itself may be what is missing. */
+            struct kv_attr k;
+            if (kv_getattr(ref.h->kr, ino, &k) == ENOENT) {
+                err = ESTALE;
+                serr = vfs_stream_check(v, &ref, mark, ino, NULL, NULL, true);
+            } else {
+                /* Streaming in: a name not seen yet waits for it or for
+                 * the end (then ENOENT). */
+                serr = vfs_stream_check(v, &ref, mark, 0, NULL, name, false);
+            }
+        } else if (!err) {
+            err = node_getattr_live(v, &ref, child, a, mark);
+            if (err == ERESTART || err == EINPROGRESS || err == EAGAIN) {
+                serr = err;
+                err = 0;
+            }
+        }
+        if (!err && !serr)
+            node_id(v, &ref, child, out);
+        vfs_run_release(v, &ref);
+    } while (serr == ERESTART);
+    return serr ? serr : err;
 }
 
 int vfs_prepare(vfs *v, const struct vfs_id *id)
@@ -380,8 +416,11 @@ int vfs_prepare(vfs *v, const struct vfs_id *id)
     if ((err = node_pin(v, &n, &ref, &ino)) != 0)
         return err;
     /* A change first makes the whole run present (vfs_run_change_begin):
-     * fetch what is absent here, where the caller may park. */
+     * a run streaming in is waited for, what is absent fetched, here,
+     * where the caller may park. */
     if (!v->cfg.read_only)
+        err = vfs_stream_wait_end(v, &ref);
+    if (!v->cfg.read_only && !err)
         err = vfs_lazy_fill_run(v, &ref);
     vfs_run_release(v, &ref);
     return err;
@@ -400,12 +439,21 @@ int vfs_readlink(vfs *v, const struct vfs_id *id, char *buf, size_t cap,
         return EINVAL;
     struct vfs_ref ref;
     kv_ino ino;
-    if ((err = node_pin(v, &n, &ref, &ino)) != 0)
-        return err;
-    err = stale_if_enoent(kv_readlink(ref.h->kr, ino, buf, cap, len));
+    int serr;
+    do {
+        if ((err = node_pin(v, &n, &ref, &ino)) != 0)
+            return err;
+        uint64_t mark = vfs_stream_mark(&ref);
+        err = kv_readlink(ref.h->kr, ino, buf, cap, len);
+        serr = vfs_stream_check(v, &ref, mark, ino, NULL, NULL,
+                                err == ENOENT);
+        vfs_run_release(v, &ref);
+    } while (serr == ERESTART);
+    if (serr)
+        return serr;
+    err = stale_if_enoent(err);
     if (!err && *len > cap)
         err = ENAMETOOLONG;
-    vfs_run_release(v, &ref);
     return err;
 }
 
@@ -420,12 +468,20 @@ int vfs_read(vfs *v, const struct vfs_id *id, uint64_t off, void *buf,
         return EISDIR;
     struct vfs_ref ref;
     kv_ino ino;
-    if ((err = node_pin(v, &n, &ref, &ino)) != 0)
-        return err;
-    err = stale_if_enoent(vfs_lazy_read(v, &ref, ino, off, buf, len, got,
-                                        eof));
-    vfs_run_release(v, &ref);
-    return err;
+    int serr;
+    do {
+        if ((err = node_pin(v, &n, &ref, &ino)) != 0)
+            return err;
+        uint64_t mark = vfs_stream_mark(&ref);
+        err = vfs_lazy_read(v, &ref, ino, off, buf, len, got, eof);
+        /* Streaming in: the data of a file still being written (or not
+         * there yet) is waited for. */
+        serr = err == EINPROGRESS ? 0
+             : vfs_stream_check(v, &ref, mark, ino, NULL, NULL,
+                                err == ENOENT);
+        vfs_run_release(v, &ref);
+    } while (serr == ERESTART);
+    return serr ? serr : stale_if_enoent(err);
 }
 
 /* ---- modifying ------------------------------------------------------ */
@@ -902,7 +958,13 @@ static int node_readdir(vfs *v, const struct vfs_ref *ref, kv_ino dir,
             struct vfs_dirent de = { .name = b->e[i].name,
                                      .fileid = b->e[i].ino,
                                      .cookie = b->e[i].cookie };
-            if (want_attrs && node_getattr(v, ref, b->e[i].ino, &a) == 0) {
+            /* Streaming in: a file still being written is listed, its
+             * attributes are left to its GETATTR (which waits). */
+            uint64_t mark = vfs_stream_mark(ref);
+            struct kv_attr k;
+            if (want_attrs && kv_getattr(ref->h->kr, b->e[i].ino, &k) == 0 &&
+                !vfs_stream_unsettled(v, ref, mark, b->e[i].ino, &k)) {
+                attr_from_kv(v, &k, &a);
                 node_id(v, ref, b->e[i].ino, &id);
                 de.id = &id;
                 de.a = &a;
@@ -931,11 +993,20 @@ int vfs_readdir(vfs *v, const struct vfs_id *dir, uint64_t cookie,
         return namespace_readdir(v, &n, cookie, want_attrs, cb, arg);
     struct vfs_ref ref;
     kv_ino ino;
-    if ((err = node_pin(v, &n, &ref, &ino)) != 0)
-        return err;
-    err = node_readdir(v, &ref, ino, cookie, want_attrs, cb, arg);
-    vfs_run_release(v, &ref);
-    return err;
+    int serr;
+    do {
+        if ((err = node_pin(v, &n, &ref, &ino)) != 0)
+            return err;
+        uint64_t mark = vfs_stream_mark(&ref);
+        err = node_readdir(v, &ref, ino, cookie, want_attrs, cb, arg);
+        /* Streaming in, a directory not there yet is waited for; one that
+         * is lists what has arrived (its mtime moves as entries land). */
+        serr = err == ESTALE ? vfs_stream_check(v, &ref, mark, ino, NULL,
+                                                NULL, true)
+                             : 0;
+        vfs_run_release(v, &ref);
+    } while (serr == ERESTART);
+    return serr ? serr : err;
 }
 
 /* ---- statfs ------------------------------------------------------------ */

@@ -85,6 +85,7 @@ void vfs_handle_close(struct vfs_handle *h)
     if (!h)
         return;
     kv_run_close(h->kr);
+    vfs_stream_free(h->stream);
     free(h);
 }
 
@@ -167,8 +168,15 @@ static uint64_t ingest_headroom(vfs *v, const char *name)
  * bigger than the cache limit allows included; logged). */
 static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
                             const char *version,
-                            const struct fetch_objinfo *oi)
+                            const struct fetch_objinfo *oi, bool *served)
 {
+    *served = false;
+    /* Served from its first member on (stream.c), unless the whole run is
+     * wanted first (prefetch = whole). */
+    struct vfs_stream *st = v->cfg.prefetch_whole ? NULL
+                                                  : vfs_stream_new(v, r);
+    kv_run *kr = NULL;
+    int ret = 0;
     const char *name = r->name;
     pthread_mutex_lock(&v->lock);
     v->stats.fetches++;
@@ -185,8 +193,15 @@ static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
         vfs_xfer_begin(v, &x, feed.s);
         if (make_index)
             feed.tee = vfs_tee_start(oi);
-        err = kv_ingest_limited(v->cache, name, feed_read, &feed, version,
-                                ingest_headroom(v, name), &res);
+        if (st) {
+            struct kv_ingest_watch w;
+            vfs_stream_watch(st, &w);
+            err = kv_ingest_stream(v->cache, name, feed_read, &feed, version,
+                                   ingest_headroom(v, name), &w, &kr, &res);
+        } else {
+            err = kv_ingest_limited(v->cache, name, feed_read, &feed, version,
+                                    ingest_headroom(v, name), &res);
+        }
         /* The rest of the object (end-of-archive padding) is the scan's
          * too: its SHA-256 and size cover every byte. */
         int terr = err;
@@ -209,30 +224,34 @@ static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
     pthread_mutex_unlock(&v->lock);
     if (err == ENOENT && !feed.bytes) {
         log_warn("vfs: %s disappeared from the backend", key);
-        return ENOENT;
-    }
-    if (err && feed.err == ECANCELED) {
+        ret = ENOENT;
+    } else if (err && feed.err == ECANCELED) {
         log_info("vfs: fetch of run %s cancelled (shutting down)", name);
-        return EAGAIN;
-    }
-    if (err && feed.err == ETIMEDOUT) {
+        ret = EAGAIN;
+    } else if (err && feed.err == ETIMEDOUT) {
         log_error("vfs: fetch of run %s from %s abandoned: the backend sent "
                   "no bytes for %u ms (fetch_stall_timeout); the next access "
                   "tries again", name, key, v->stall_timeout_ms);
-        return EIO;
-    }
-    if (err) {
+        ret = EIO;
+    } else if (err) {
         log_error("vfs: fetch of run %s from %s failed: %s%s%s%s%s", name,
                   key, strerror(err), res.error[0] ? ": " : "", res.error,
                   feed.err ? "; transfer: " : "",
                   feed.err ? strerror(feed.err) : "");
-        return EIO;
+        ret = EIO;
+    } else {
+        log_info("vfs: fetched run %s from %s (%s): %llu bytes, %llu files "
+                 "in %lld ms%s", name, key, version,
+                 (unsigned long long)feed.bytes,
+                 (unsigned long long)res.files,
+                 (long long)(vfs_mono_ms() - t0),
+                 st ? ", served while streaming" : "");
     }
-    log_info("vfs: fetched run %s from %s (%s): %llu bytes, %llu files in "
-             "%lld ms", name, key, version,
-             (unsigned long long)feed.bytes, (unsigned long long)res.files,
-             (long long)(vfs_mono_ms() - t0));
-    return 0;
+    if (st && vfs_stream_end(v, st, kr, ret, served) && ret)
+        log_error("vfs: run %s withdrawn: what was served while it streamed "
+                  "is gone, waiting calls get EIO; the next access fetches "
+                  "it again", name);
+    return ret;
 }
 
 /* What a load found, copied back into the run under the lock. */
@@ -241,6 +260,8 @@ struct load_result {
     char version[128];
     char *key;
     bool fetched, dirty, conflicted, is_new;
+    bool streamed;              /* r->h was installed while streaming */
+    uint64_t created_ns;
     int64_t dirty_since_ms;
     uint64_t bytes;
 };
@@ -366,14 +387,29 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
     /* Index-first: one GET of the sidecar makes the whole tree available;
      * file data follows on read.  Without a usable index (or without a
      * stat to check it against), the whole tarball. */
+    bool served = false;
     if (err != 0)
-        err = fetch_and_ingest(v, r, key, version, NULL);
+        err = fetch_and_ingest(v, r, key, version, NULL, &served);
     else if (v->cfg.prefetch_whole ||
              vfs_lazy_load_index(v, r->name, key, &oi) != 0)
-        err = fetch_and_ingest(v, r, key, version, &oi);
+        err = fetch_and_ingest(v, r, key, version, &oi, &served);
     if (err)
         return err;
     lr->fetched = true;
+    if (served) {
+        /* Already r's handle (stream.c); now published. */
+        struct kv_runinfo ri;
+        if (kv_cache_runinfo(v->cache, r->name, &ri) == 0) {
+            lr->created_ns = (uint64_t)ri.created.tv_sec * 1000000000u +
+                             (uint64_t)ri.created.tv_nsec;
+            snprintf(lr->version, sizeof lr->version, "%s",
+                     ri.source_version);
+            lr->bytes = ri.bytes;
+        }
+        lr->streamed = true;
+        vfs_house_kick(v);
+        return 0;
+    }
     err = open_handle(v, r->name, lr);
     if (err) {
         log_error("vfs: cannot open run %s right after ingest: %s", r->name,
@@ -425,8 +461,13 @@ static struct vfs_waiter *load_finish_locked(vfs *v, struct vfs_run *r,
             r->cached = false;
         return w;
     }
-    r->h = lr->h;
-    v->open_handles++;
+    if (lr->streamed) {
+        if (r->h)
+            r->h->opened_created_ns = lr->created_ns;
+    } else {
+        r->h = lr->h;
+        v->open_handles++;
+    }
     r->cached = true;
     r->version_stale = false;
     r->dirty = lr->dirty;
@@ -550,7 +591,10 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
             int64_t now = vfs_mono_ms();
             /* A run without a recorded version (ingested by hand) is
              * taken as current, as run_load does. */
+            struct vfs_ref probe = { .run = r, .h = r->h };
+            bool streaming = vfs_stream_active(&probe);
             if (v->backend && r->key && r->version[0] && !r->checking &&
+                !streaming &&
                 now - r->checked_ms >= (int64_t)v->list_ttl_ms &&
                 !r->dirty && !(flags & VFS_ACQ_NOFETCH)) {
                 r->checking = true;
@@ -592,7 +636,7 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
             }
             struct vfs_handle *h = r->h;
             h->users++;
-            if (now - h->stale_checked_ms >= VFS_STALE_CHECK_MS) {
+            if (!streaming && now - h->stale_checked_ms >= VFS_STALE_CHECK_MS) {
                 /* Evicted or replaced by another process (`tarnfs cache
                  * evict`, `tarnfs ingest`)?  One fstat, a few times a
                  * second at most, so the next request after that sees it. */
@@ -650,7 +694,11 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
         r->load_nofetch = (flags & VFS_ACQ_NOFETCH) != 0;
         bool stale = r->version_stale;
         struct vfs_handle *old = retire_locked(v, r);
-        if (park && !(flags & VFS_ACQ_NOFETCH)) {
+        if (!(flags & VFS_ACQ_NOFETCH)) {
+            /* On a fetch thread, also for a caller that blocks: a run
+             * served while it streams in is there long before its load
+             * job ends (stream.c), and a blocked caller must not be the
+             * one ingesting it. */
             struct load_job *lj = malloc(sizeof *lj);
             int serr = lj ? 0 : ENOMEM;
             if (lj) {
@@ -672,11 +720,25 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
                 break;
             }
             r->pins++;                  /* the job's */
-            err = vfs_park_locked(v, &r->waiters);
+            if (park)
+                err = vfs_park_locked(v, &r->waiters);
             pthread_mutex_unlock(&v->lock);
             vfs_handle_close(old);
             pthread_mutex_lock(&v->lock);
-            break;
+            if (park)
+                break;
+            /* Blocked: wait on r->cv above, as for another's load. */
+            unsigned gen = r->load_gen;
+            while (r->loading && r->load_gen == gen)
+                pthread_cond_wait(&r->cv, &v->lock);
+            if (r->load_gen != gen) {
+                if (r->load_err) {
+                    err = r->load_err;
+                    break;
+                }
+                missed = true;
+            }
+            continue;
         }
         pthread_mutex_unlock(&v->lock);
         vfs_handle_close(old);
@@ -746,6 +808,12 @@ int vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
         return err == ETIMEDOUT ? EAGAIN : err;
     }
     ref->changing = true;
+    /* A run still streaming in is whole only at its end (vfs_prepare
+     * waits for that where the caller may park). */
+    if (vfs_stream_active(ref)) {
+        vfs_run_release(v, ref);
+        return EAGAIN;
+    }
     /* A run built from its index is made whole before its first change,
      * so a change and its write-back always see every byte. */
     if ((err = vfs_lazy_fill_run(v, ref)) != 0) {
@@ -845,6 +913,7 @@ void vfs_runs_free(vfs *v)
             struct vfs_run *next = r->next;
             if (r->h) {
                 kv_run_close(r->h->kr);
+                vfs_stream_free(r->h->stream);
                 free(r->h);
             }
             pthread_cond_destroy(&r->cv);

@@ -63,6 +63,8 @@ struct vfs_handle {
     uint64_t opened_created_ns;   /* runinfo.created when opened */
     int64_t last_used_ms;         /* monotonic, for closing idle handles */
     int64_t stale_checked_ms;     /* monotonic, last kv_run_stale check */
+    struct vfs_stream *stream;    /* served while its tarball streams in
+                                     (stream.c); freed with the handle */
 };
 
 /* A parked call waiting for a load, check or listing (park.c). */
@@ -284,6 +286,52 @@ void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref);
  * been released; the client retries). */
 #define VFS_CHANGE_WAIT_S 2
 int vfs_run_change_begin(vfs *v, struct vfs_ref *ref);
+/* ---- stream.c: serving a run while its tarball streams in ------------- */
+struct vfs_stream;
+/* State for streaming run r into the cache (NULL: out of memory; then the
+ * caller ingests the whole run before serving it). */
+struct vfs_stream *vfs_stream_new(vfs *v, struct vfs_run *r);
+void vfs_stream_free(struct vfs_stream *s);
+/* The kv_ingest_watch that makes r served from its first member: at
+ * staging r gets a handle on the staged run and its load is over for
+ * callers (the load job goes on ingesting). */
+void vfs_stream_watch(struct vfs_stream *s, struct kv_ingest_watch *w);
+/* The ingest returned err (vfs's view: 0, ENOENT, EIO, EAGAIN for a
+ * cancel) with run kr (kv_ingest_stream's *out, may be NULL).  If the run
+ * was served while streaming (*served, and true returned), its handle
+ * stays r's on success; on failure it is withdrawn (the staged run is
+ * discarded when its last reader lets go, r is not cached) and every call
+ * parked on the stream is called back with EIO (ECANCELED when
+ * cancelled).  Otherwise kr is closed and the caller goes on as for a
+ * whole ingest.  s is owned by the handle or freed here. */
+bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
+                    bool *served);
+/* True while ref's run is streaming in. */
+bool vfs_stream_active(const struct vfs_ref *ref);
+/* Take before reading the run for a call; pass to vfs_stream_check. */
+uint64_t vfs_stream_mark(const struct vfs_ref *ref);
+/* After reading: the answer is final unless ref's run is streaming and
+ * either ino (nonzero) is the file whose data is still coming and the call
+ * needs its data (k NULL; with k, ino's attributes as read, they get its
+ * final size instead), or members landed since mark, or the call missed
+ * missing_name (a LOOKUP) or inode ino (missing_ino: an id, a directory
+ * not there yet).  Returns 0 (answer
+ * with what was read), ERESTART (read again now; never leaves vfs),
+ * EINPROGRESS (parked until the member lands, a possible match arrives,
+ * or the stream ends), EAGAIN (cannot park: cancelled), EIO (blocking
+ * caller: the stream failed). */
+int vfs_stream_check(vfs *v, const struct vfs_ref *ref, uint64_t mark,
+                     kv_ino ino, struct kv_attr *k, const char *missing_name,
+                     bool missing_ino);
+/* No park, no wait: whether ino's attributes k, read since mark, may be
+ * out of date (READDIRPLUS then leaves them out); a file whose data is
+ * still coming gets its final size in k. */
+bool vfs_stream_unsettled(vfs *v, const struct vfs_ref *ref, uint64_t mark,
+                          kv_ino ino, struct kv_attr *k);
+/* Wait for (park on) the end of ref's stream, if any.  Errors:
+ * EINPROGRESS, EAGAIN (cancelled), EIO (blocking caller: it failed). */
+int vfs_stream_wait_end(vfs *v, const struct vfs_ref *ref);
+
 /* ---- lazy.c: index-first runs ----------------------------------------- */
 /* Build run name from the index sidecar of object key (oi: the object as
  * stat'ed now), after checking that the index matches it.  Errors: ENOENT

@@ -47,4 +47,6 @@ else
 fi
 echo "--- e2e-namespace (tarnfsd + nfs-ls/nfs-cat on a NAS directory)"
 tests/vfs/e2e-namespace.sh || status=1
+echo "--- e2e-stream (runs served while their tarball streams in)"
+tests/vfs/e2e-stream.sh || status=1
 exit $status

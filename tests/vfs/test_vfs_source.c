@@ -12,6 +12,11 @@
 
 #define TEST_TTL_MS 200
 
+/* These tests show whole-run fetch semantics (a run appears complete or
+ * not at all: counters, eviction, failures at first touch), so they ask
+ * for it (prefetch = whole).  Runs served while they stream in, the
+ * default, are shown by e2e-stream.sh through the real tarnfsd. */
+
 static vfs *open_source_vfs_grace(uint64_t limit, unsigned grace_ms)
 {
     char cache[512], nas[512];
@@ -20,7 +25,7 @@ static vfs *open_source_vfs_grace(uint64_t limit, unsigned grace_ms)
     struct vfs_config cfg = {
         .cache_dir = cache, .source = nas, .read_only = true,
         .list_ttl_ms = TEST_TTL_MS, .cache_limit_bytes = limit,
-        .evict_grace_ms = grace_ms,
+        .evict_grace_ms = grace_ms, .prefetch_whole = true,
     };
     vfs *v = NULL;
     ck_assert_int_eq(vfs_open(&cfg, &v), 0);
@@ -35,7 +40,7 @@ static vfs *open_source_vfs_limit(uint64_t limit)
     struct vfs_config cfg = {
         .cache_dir = cache, .source = nas, .read_only = true,
         .list_ttl_ms = TEST_TTL_MS, .cache_limit_bytes = limit,
-        .evict_grace_ms = 1,
+        .evict_grace_ms = 1, .prefetch_whole = true,
     };
     vfs *v = NULL;
     ck_assert_int_eq(vfs_open(&cfg, &v), 0);

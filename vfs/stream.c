@@ -1,0 +1,311 @@
+/* stream.c: serving a run while its tarball streams in: the run's staged database is served from the first member on, calls that need a member not there yet (or still being written) park until it lands or the stream ends. */
+#include "vfs/vfs_internal.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Everything below about s is guarded by v->lock, except that active, busy
+ * and seq are also read without it (atomics) on the fast path. */
+struct vfs_stream {
+    vfs *v;
+    struct vfs_run *r;
+    struct vfs_handle *h;         /* serving the staged run; NULL until
+                                     staged, or if that ran out of memory */
+    bool active;                  /* staged and not ended */
+    int err;                      /* how it ended */
+    kv_ino busy;                  /* regular file whose data is coming */
+    uint64_t busy_size;           /* its size, from its tar header */
+    uint64_t seq;                 /* bumped at every data_begin and placed */
+    uint64_t placed;              /* members complete so far */
+    uint64_t want;                /* bloom bits of what parked calls miss */
+    struct vfs_waiter *busy_waiters, *miss_waiters, *end_waiters;
+    pthread_cond_t cv;            /* blocking callers: seq or end changed */
+};
+
+static uint64_t want_bit(uint64_t h)
+{
+    return UINT64_C(1) << (h & 63);
+}
+
+static uint64_t ino_bit(kv_ino ino)
+{
+    return want_bit(vfs_hash(&ino, sizeof ino));
+}
+
+struct vfs_stream *vfs_stream_new(vfs *v, struct vfs_run *r)
+{
+    struct vfs_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->v = v;
+    s->r = r;
+    pthread_cond_init(&s->cv, NULL);
+    return s;
+}
+
+void vfs_stream_free(struct vfs_stream *s)
+{
+    if (!s)
+        return;
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+/* ---- the ingest's side (its thread, v->lock not held) ------------------ */
+
+static void on_staged(void *arg, kv_run *kr)
+{
+    struct vfs_stream *s = arg;
+    vfs *v = s->v;
+    struct vfs_run *r = s->r;
+    struct vfs_handle *h = calloc(1, sizeof *h);
+    if (!h)
+        return;                 /* served when complete, as without streaming */
+    h->kr = kr;
+    h->root = kv_run_root(kr);
+    h->stream = s;
+    h->users = 1;               /* the stream's, until it ends */
+    h->last_used_ms = h->stale_checked_ms = vfs_mono_ms();
+    pthread_mutex_lock(&v->lock);
+    s->h = h;
+    __atomic_store_n(&s->active, true, __ATOMIC_RELEASE);
+    /* The run is there from now on: the load is over as far as callers
+     * are concerned (they were parked or blocked on it). */
+    struct vfs_handle *old = r->h;
+    r->h = h;
+    v->open_handles++;
+    if (old) {
+        old->retired = true;
+        if (old->users == 0)
+            v->open_handles--;
+        else
+            old = NULL;
+    }
+    r->loading = false;
+    r->load_gen++;
+    r->load_err = 0;
+    r->version_stale = false;
+    r->checked_ms = vfs_mono_ms();
+    pthread_cond_broadcast(&r->cv);
+    struct vfs_waiter *w = r->waiters;
+    r->waiters = NULL;
+    pthread_mutex_unlock(&v->lock);
+    vfs_handle_close(old);
+    vfs_park_wake(w, 0);
+}
+
+static void on_data_begin(void *arg, kv_ino ino, uint64_t size)
+{
+    struct vfs_stream *s = arg;
+    pthread_mutex_lock(&s->v->lock);
+    s->busy_size = size;
+    __atomic_store_n(&s->busy, ino, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->v->lock);
+}
+
+/* Bloom bits of a member's path: each component's name and each prefix's
+ * inode number (what a miss for an implicit parent directory waits for). */
+static uint64_t path_bits(const char *run, const char *relpath, kv_ino ino)
+{
+    uint64_t bits = ino_bit(ino);
+    char buf[4096];
+    size_t len = strlen(relpath);
+    if (len >= sizeof buf)
+        return ~UINT64_C(0);
+    memcpy(buf, relpath, len + 1);
+    for (size_t i = 0, start = 0; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        bits |= want_bit(vfs_hash_str(buf + start));
+        bits |= ino_bit(kv_ino_for(run, buf));
+        buf[i] = c;
+        start = i + 1;
+    }
+    return bits;
+}
+
+static void on_placed(void *arg, const char *relpath, kv_ino ino)
+{
+    struct vfs_stream *s = arg;
+    vfs *v = s->v;
+    pthread_mutex_lock(&v->lock);
+    s->placed++;
+    __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
+    pthread_cond_broadcast(&s->cv);
+    struct vfs_waiter *wb = s->busy_waiters, *wm = NULL;
+    s->busy_waiters = NULL;
+    if (s->miss_waiters && (s->want & path_bits(s->r->name, relpath, ino))) {
+        wm = s->miss_waiters;
+        s->miss_waiters = NULL;
+        s->want = 0;
+    }
+    pthread_mutex_unlock(&v->lock);
+    vfs_park_wake(wb, 0);
+    vfs_park_wake(wm, 0);
+}
+
+void vfs_stream_watch(struct vfs_stream *s, struct kv_ingest_watch *w)
+{
+    memset(w, 0, sizeof *w);
+    w->arg = s;
+    w->staged = on_staged;
+    w->data_begin = on_data_begin;
+    w->placed = on_placed;
+}
+
+bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
+                    bool *served)
+{
+    *served = false;
+    if (!s->h) {
+        /* Never served while streaming: the caller goes on as for a whole
+         * ingest (the published run is opened again by name). */
+        kv_run_close(kr);
+        vfs_stream_free(s);
+        return false;
+    }
+    struct vfs_handle *h = s->h, *close = NULL;
+    struct vfs_run *r = s->r;
+    pthread_mutex_lock(&v->lock);
+    __atomic_store_n(&s->active, false, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+    s->err = err;
+    __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
+    pthread_cond_broadcast(&s->cv);
+    struct vfs_waiter *w[3] = { s->busy_waiters, s->miss_waiters,
+                                s->end_waiters };
+    s->busy_waiters = s->miss_waiters = s->end_waiters = NULL;
+    s->want = 0;
+    if (err) {
+        /* Nothing half-visible stays: the staged run goes when its last
+         * reader lets go (kv_run_close of a staged run discards it), and
+         * the next call loads the run again. */
+        if (r->h == h) {
+            r->h = NULL;
+            r->cached = false;
+        }
+        /* The load is the job's again until it finishes (runs.c,
+         * load_finish_locked): nobody starts another meanwhile. */
+        r->loading = true;
+        h->retired = true;
+    }
+    close = vfs_handle_put_locked(v, h);    /* the stream's user */
+    pthread_mutex_unlock(&v->lock);
+    for (int i = 0; i < 3; i++)
+        vfs_park_wake(w[i], err ? (err == EAGAIN ? ECANCELED : EIO) : 0);
+    vfs_handle_close(close);
+    *served = true;
+    return true;
+}
+
+/* ---- the callers' side ---------------------------------------------- */
+
+static struct vfs_stream *active_stream(const struct vfs_ref *ref)
+{
+    struct vfs_stream *s = ref->h ? ref->h->stream : NULL;
+    if (!s || !__atomic_load_n(&s->active, __ATOMIC_ACQUIRE))
+        return NULL;
+    return s;
+}
+
+bool vfs_stream_active(const struct vfs_ref *ref)
+{
+    return active_stream(ref) != NULL;
+}
+
+uint64_t vfs_stream_mark(const struct vfs_ref *ref)
+{
+    struct vfs_stream *s = ref->h ? ref->h->stream : NULL;
+    return s ? __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) : 0;
+}
+
+/* A file whose data is still coming: show its final size (lock held). */
+static void patch_busy_locked(struct vfs_stream *s, kv_ino ino,
+                              struct kv_attr *k)
+{
+    if (k && s->busy == ino && S_ISREG(k->mode))
+        k->size = s->busy_size;
+}
+
+bool vfs_stream_unsettled(vfs *v, const struct vfs_ref *ref, uint64_t mark,
+                          kv_ino ino, struct kv_attr *k)
+{
+    struct vfs_stream *s = active_stream(ref);
+    if (!s)
+        return false;
+    pthread_mutex_lock(&v->lock);
+    patch_busy_locked(s, ino, k);
+    bool moved = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) != mark;
+    pthread_mutex_unlock(&v->lock);
+    return moved;
+}
+
+/* Wait (lock held) on *list: park, or block on s->cv until seq moves. */
+static int wait_locked(vfs *v, struct vfs_stream *s, struct vfs_waiter **list,
+                       uint64_t mark)
+{
+    if (vfs_park_slot())
+        return vfs_park_locked(v, list);    /* EINPROGRESS, or EAGAIN */
+    while (s->active && __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) == mark)
+        pthread_cond_wait(&s->cv, &v->lock);
+    if (!s->active && s->err)
+        return EIO;
+    return ERESTART;
+}
+
+int vfs_stream_check(vfs *v, const struct vfs_ref *ref, uint64_t mark,
+                     kv_ino ino, struct kv_attr *k, const char *missing_name,
+                     bool missing_ino)
+{
+    struct vfs_stream *s = active_stream(ref);
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&v->lock);
+    int err = 0;
+    uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+    if (!s->active) {
+        /* Ended during the call: what it saw may predate the end. */
+        err = seq != mark ? ERESTART : 0;
+    } else if (ino && s->busy == ino && !k) {
+        err = wait_locked(v, s, &s->busy_waiters, seq);
+    } else if (seq != mark) {
+        err = ERESTART;
+    } else if (ino && k) {
+        patch_busy_locked(s, ino, k);
+    } else if (missing_name || missing_ino) {
+        if (missing_name)
+            s->want |= want_bit(vfs_hash_str(missing_name));
+        if (missing_ino)
+            s->want |= ino_bit(ino);
+        err = wait_locked(v, s, &s->miss_waiters, seq);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
+
+int vfs_stream_wait_end(vfs *v, const struct vfs_ref *ref)
+{
+    struct vfs_stream *s = active_stream(ref);
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&v->lock);
+    int err = 0;
+    if (vfs_park_slot()) {
+        if (s->active)
+            err = vfs_park_locked(v, &s->end_waiters);
+    } else {
+        while (s->active)
+            pthread_cond_wait(&s->cv, &v->lock);
+        err = s->err ? EIO : 0;
+    }
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
