@@ -183,8 +183,24 @@ int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
     char member[512];
     if (kv_absent_member(kr, ino, member, sizeof member) != 0)
         snprintf(member, sizeof member, "inode %llu", (unsigned long long)ino);
+    /* Room first (other runs' data, then this run's oldest), whatever the
+     * run's total size: a run bigger than the cache is read file by file.
+     * Short of room for the read-ahead, the chunk asked for alone. */
+    int err = vfs_room_for_fill(v, run, kr, total);
+    if (err && count > 1) {
+        count = 1;
+        total = lens[0];
+        err = vfs_room_for_fill(v, run, kr, total);
+    }
+    if (err) {
+        log_warn("vfs: no room in the cache for run %s member '%s' chunk %u "
+                 "(%u bytes): every other run is in use, recently used or "
+                 "changed; the client is told to retry", run, member, first,
+                 lens[0]);
+        return EAGAIN;
+    }
     fetch_stream *s;
-    int err = fetch_get(v->backend, key, off0, total, &s);
+    err = fetch_get(v->backend, key, off0, total, &s);
     if (err) {
         log_error("vfs: range fetch of run %s member '%s' (chunks %u-%u) "
                   "from %s failed: %s", run, member, first, first + count - 1,
@@ -248,6 +264,8 @@ static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
                                            int err, uint64_t stored)
 {
     f->run->bytes += stored;    /* eviction sees the run grow */
+    if (stored)
+        f->run->no_data = false;
     f->done = true;
     f->err = err;
     fill_unlink_locked(v, f);
@@ -424,28 +442,44 @@ int vfs_lazy_fill_run(vfs *v, struct vfs_ref *ref)
     kv_run *kr = ref->h->kr;
     uint64_t present, total;
     int err = kv_run_presence(kr, &present, &total);
-    if (err || present >= total)
-        return err;
-    if (!v->backend)
-        return EIO;
-    log_info("vfs: run %s is about to change: fetching its absent data "
-             "first (%llu of %llu bytes present)", ref->run->name,
-             (unsigned long long)present, (unsigned long long)total);
-    kv_ino ino = 0;
-    while ((err = kv_absent_next(kr, ino, &ino)) == 0) {
-        for (;;) {
-            uint32_t first, count;
-            err = kv_missing(kr, ino, 0, UINT64_MAX, VFS_FILL_MAX_CHUNKS,
-                             &first, &count);
-            if (err || count == 0)
-                break;
-            if ((err = fill_chunks(v, ref, ino, first, count)) != 0)
+    if (err || total == 0)
+        return err;             /* an ordinary run (or settled already) */
+    /* Eviction may drop chunks while this fills others: fill, then settle
+     * (which refuses while anything is absent), a few times at most. */
+    for (int round = 0; round < 4; round++) {
+        if (present < total) {
+            if (!v->backend)
+                return EIO;
+            log_info("vfs: run %s is about to change: fetching its absent "
+                     "data first (%llu of %llu bytes present)",
+                     ref->run->name, (unsigned long long)present,
+                     (unsigned long long)total);
+        }
+        kv_ino ino = 0;
+        while (present < total && (err = kv_absent_next(kr, ino, &ino)) == 0) {
+            for (;;) {
+                uint32_t first, count;
+                err = kv_missing(kr, ino, 0, UINT64_MAX, VFS_FILL_MAX_CHUNKS,
+                                 &first, &count);
+                if (err || count == 0)
+                    break;
+                if ((err = fill_chunks(v, ref, ino, first, count)) != 0)
+                    return err;
+            }
+            if (err)
                 return err;
         }
-        if (err)
+        if (err && err != ENOENT)
+            return err;
+        /* Whole: from now on an ordinary run, whose data no eviction
+         * drops (a change and its write-back see every byte). */
+        err = kv_absent_settle(kr);
+        if (err != EAGAIN)
+            return err;
+        if ((err = kv_run_presence(kr, &present, &total)) != 0)
             return err;
     }
-    return err == ENOENT ? 0 : err;
+    return EAGAIN;
 }
 
 /* ---- an index as a by-product of a full fetch ------------------------- */

@@ -7,3 +7,7 @@ TEST_PROGRAMS += $(B)/tests/lazy/mkindex
 $(B)/tests/lazy/test_evict: $(B)/tests/lazy/test_evict.o $(KVSTORE_LIB) $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/lazy/test_evict
+# fhkeep: reads one file again and again through one kept NFS file handle.
+$(B)/tests/lazy/fhkeep: $(B)/tests/lazy/fhkeep.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NFS_LIBS)
+TEST_PROGRAMS += $(B)/tests/lazy/fhkeep

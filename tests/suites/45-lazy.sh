@@ -2,14 +2,21 @@
 # 45-lazy: index-first runs end to end through the real tarnfsd and libnfs
 # clients (tests/lazy/e2e-lazy.sh): the tree from the index alone, member
 # range reads verified against the index CRCs, stale and corrupt indexes
-# falling back to a full fetch, on a NAS directory and on a real Ceph RGW.
+# falling back to a full fetch, on a NAS directory and on a real Ceph RGW;
+# eviction of their file data (tests/lazy/test_evict, e2e-evict.sh): a run
+# bigger than the cache read file by file, handles kept across data
+# eviction and restart, SIGKILL in the middle.
 set -u
 cd "${TARNFS_ROOT:-.}"
 B="${B:-build-san}"
 export LSAN_OPTIONS="suppressions=$PWD/tests/vfs/lsan-kyotocabinet.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 status=0
+echo "--- test_evict (dropping data of index-first runs in kvstore)"
+"$B/tests/lazy/test_evict" || status=1
 echo "--- e2e-lazy on a NAS directory"
 tests/lazy/e2e-lazy.sh nas || status=1
+echo "--- e2e-evict on a NAS directory"
+tests/lazy/e2e-evict.sh nas || status=1
 echo "--- e2e-lazy on S3 (a real Ceph RGW)"
 RGW_DIR=$(mktemp -d /tmp/tarnfs-45-lazy.XXXXXX)
 export RGW_DIR B
@@ -25,6 +32,8 @@ done
 rm -f "$RGW_DIR.err"
 if [ $started = 1 ]; then
   ( set -a; . "$RGW_DIR/env"; set +a; tests/lazy/e2e-lazy.sh s3 ) || status=1
+  echo "--- e2e-evict on S3 (a real Ceph RGW)"
+  ( set -a; . "$RGW_DIR/env"; set +a; tests/lazy/e2e-evict.sh s3 ) || status=1
 else
   echo "45-lazy: could not start Ceph RGW" >&2
   status=1
