@@ -110,8 +110,20 @@ check "a kept handle reads its file ($ino0)" cmp -s "$work/k0" "$work/src/$O/$ke
 check "every file of the smaller run reads back right" test "$(read_all $O)" = 0
 sleep 5.5    # past the eviction grace: O may now lose its data
 
-# 1. A run bigger than the whole cache, read file by file.
+# 1. A run bigger than the whole cache, read file by file, usage and the
+# disk sampled all along.
+( while :; do
+    sed -n 's/^bytes_cached=//p' "$work/cache/stats" >> "$work/usage"
+    du -s --block-size=1 "$work/cache/runs" | cut -f1 >> "$work/disk"
+    sleep 0.3
+  done ) &
+spid=$!
 check "every file of a run bigger than the cache reads back right (md5)" test "$(read_all $A)" = 0
+kill "$spid"; wait "$spid" 2>/dev/null
+maxu=$(sort -n "$work/usage" | tail -1)
+maxd=$(sort -n "$work/disk" | tail -1)
+check "usage stayed under the limit all along (at most $maxu)" test "${maxu:-0}" -le "$LIMIT"
+check "and so did the disk (at most $maxd bytes in runs/)" test "${maxd:-0}" -le $((LIMIT + LIMIT / 10))
 check "each byte of it was fetched once" test "$(stat_of range_bytes)" -ge "$asize"
 de=$(stat_of data_evictions)
 check "the other run's file data was dropped for room ($de)" test "${de:-0}" -ge 1
