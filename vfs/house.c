@@ -359,6 +359,8 @@ static int evict_step(vfs *v, struct vfs_run *except, unsigned flags,
             victim->bytes = ri.bytes;
         else
             victim->bytes -= dropped < victim->bytes ? dropped : victim->bytes;
+        if (!err)
+            victim->free_inside = 0;    /* its data file was emptied */
         if (dropped) {
             v->stats.data_evictions++;
             v->stats.bytes_dropped += dropped;
@@ -420,6 +422,10 @@ int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
         return 0;
     uint64_t high, low;
     watermarks(v, &high, &low);
+    /* Aim halfway between the watermarks: KC's own growth (bucket pages,
+     * metadata) then stays under the high one, where the housekeeper would
+     * start evicting runs whole. */
+    high = low + (high - low) / 2;
     pthread_mutex_lock(&v->lock);
     struct vfs_run *self = vfs_run_lookup_locked(v, run, false);
     pthread_mutex_unlock(&v->lock);
@@ -428,8 +434,14 @@ int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
      * a moment ago (the grace), other runs whole.  Each step frees
      * something or moves on; the bound is a guard. */
     for (int steps = 0; steps < 10000; steps++) {
-        uint64_t usage = vfs_cached_bytes(v, NULL);
-        if (usage + need <= high)
+        /* The run grows by what the fill cannot put into the space of its
+         * own chunks dropped before. */
+        uint64_t usage = vfs_cached_bytes(v, NULL), growth = need;
+        pthread_mutex_lock(&v->lock);
+        if (self)
+            growth = need > self->free_inside ? need - self->free_inside : 0;
+        pthread_mutex_unlock(&v->lock);
+        if (usage + growth <= high)
             return 0;
         uint64_t freed;
         int err = evict_step(v, self, EV_DATA_ONLY, "room for a range fetch",
@@ -437,11 +449,24 @@ int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
         if (err == 0 || err == EAGAIN)
             continue;
         uint64_t dropped = 0;
-        err = kv_data_drop(kr, usage + need - high, &dropped);
+        err = kv_data_drop(kr, usage + growth - high, &dropped);
         if (dropped) {
+            /* The data file keeps its size; the next fills reuse that
+             * space (a HashDB reuses the space of deleted records of the
+             * same size), so the run stops growing instead. */
+            /* All of it gone: kv_data_drop emptied the file. */
+            uint64_t present = 1, total;
+            struct kv_runinfo ri;
+            bool emptied = kv_run_presence(kr, &present, &total) == 0 &&
+                           present == 0 &&
+                           kv_cache_runinfo(v->cache, run, &ri) == 0;
             pthread_mutex_lock(&v->lock);
-            if (self)
-                self->bytes -= dropped < self->bytes ? dropped : self->bytes;
+            if (self && emptied) {
+                self->free_inside = 0;
+                self->bytes = ri.bytes;
+            } else if (self) {
+                self->free_inside += dropped;
+            }
             v->stats.bytes_dropped += dropped;
             pthread_mutex_unlock(&v->lock);
             log_debug("vfs: dropped %llu bytes of the oldest data of run %s "

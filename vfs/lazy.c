@@ -260,10 +260,31 @@ int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
 
 /* A fetch ended (lock held): record it, wake the blocked and take the
  * parked callers; frees f if nobody waits on its cv. */
-static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
-                                           int err, uint64_t stored)
+/* The run's bytes on disk after a fill stored something (no lock held),
+ * or 0 if unknown: usage then follows the disk, KC overhead and reused
+ * space included, not an estimate. */
+static uint64_t disk_bytes_after(vfs *v, const char *run, uint64_t stored)
 {
-    f->run->bytes += stored;    /* eviction sees the run grow */
+    struct kv_runinfo ri;
+    if (!stored || kv_cache_runinfo(v->cache, run, &ri) != 0)
+        return 0;
+    return ri.bytes;
+}
+
+static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
+                                           int err, uint64_t stored,
+                                           uint64_t disk)
+{
+    /* Eviction sees the run grow: by what it stored, less the space of
+     * its own dropped chunks the fill reused (vfs_room_for_fill); then the
+     * size on disk, when known, is the truth. */
+    uint64_t reuse = stored < f->run->free_inside ? stored
+                                                  : f->run->free_inside;
+    f->run->free_inside -= reuse;
+    if (disk)
+        f->run->bytes = disk;
+    else
+        f->run->bytes += stored - reuse;
     if (stored)
         f->run->no_data = false;
     f->done = true;
@@ -299,8 +320,9 @@ static void fill_job_run(vfs *v, void *arg)
     int err = cancelled ? EAGAIN
                         : vfs_lazy_fetch(v, fj->h->kr, run->name, fj->key,
                                          f->ino, f->first, f->count, &stored);
+    uint64_t disk = disk_bytes_after(v, run->name, stored);
     pthread_mutex_lock(&v->lock);
-    struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+    struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
     struct vfs_handle *old = vfs_handle_put_locked(v, fj->h);
     run->pins--;
     pthread_mutex_unlock(&v->lock);
@@ -378,7 +400,7 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
         if (err) {
             free(fj);
             free(key);
-            struct vfs_waiter *w = fill_done_locked(v, f, EAGAIN, 0);
+            struct vfs_waiter *w = fill_done_locked(v, f, EAGAIN, 0, 0);
             pthread_mutex_unlock(&v->lock);
             vfs_park_wake(w, EAGAIN);
             return EAGAIN;
@@ -395,9 +417,10 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
     int err = vfs_lazy_fetch(v, ref->h->kr, run->name, key, ino, first, n,
                              &stored);
     free(key);
+    uint64_t disk = disk_bytes_after(v, run->name, stored);
 
     pthread_mutex_lock(&v->lock);
-    struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+    struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
     pthread_mutex_unlock(&v->lock);
     vfs_park_wake(w, err);
     if (stored)

@@ -99,6 +99,10 @@ struct vfs_run {
     bool dropping;                /* eviction is dropping its file data */
     bool no_data;                 /* known to hold no file data eviction
                                      may drop (cleared by fills, loads) */
+    uint64_t free_inside;         /* bytes of its own chunks dropped to make
+                                     room, whose space inside its data file
+                                     fills reuse (an estimate: the file does
+                                     not shrink, so `bytes` keeps them) */
     unsigned load_gen;            /* bumped when a load finishes */
     int load_err;                 /* result of the last finished load */
     bool load_nofetch;            /* that load was not allowed to fetch */
