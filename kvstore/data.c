@@ -240,7 +240,10 @@ static const char *gc_visitor(const char *kbuf, size_t ksiz, const char *vbuf,
         kv_inode_free(&in);
     }
     uint64_t start = blk * BS;
-    if (!g->last_exists || start >= g->last_size) {
+    /* Past the end, of no file, or of a chunk of an index file marked
+     * absent (a fill or a drop a crash cut short): garbage. */
+    if (!g->last_exists || start >= g->last_size ||
+        kv_block_absent(g->r, ino, blk)) {
         g->removed++;
         return KCVISREMOVE;
     }

@@ -16,6 +16,7 @@
  *                                 chunks:4, chunks present:4 (lazy.c)
  *   meta  'C' ino:8            -> its chunk CRC-32s, 4 bytes each
  *   meta  'P' ino:8 chunk:8    -> "" : that chunk is present
+ *   meta  'Q' seq:8            -> ino:8 chunk:4: fill order (lazy.c)
  *   meta  'S' "Slazy"          -> index bytes total:8, present:8
  *   data  ino:8 blockno:8      -> file data block (1..KV_BLOCK_SIZE bytes)
  * The meta database is the truth: a data block beyond its file's size, or
@@ -189,5 +190,8 @@ size_t kv_key_block(unsigned char *k, kv_ino ino, uint64_t blk);
 /* Under the read lock: ENODATA if [off, off+len) of regular file ino has
  * an absent chunk, else 0 (or EIO). */
 int kv_absent_check(kv_run *r, kv_ino ino, uint64_t off, uint64_t len);
+/* Whether data block blk of ino lies in an absent chunk of an index file
+ * (such a block is garbage a crash left: kv_data_gc removes it). */
+bool kv_block_absent(kv_run *r, kv_ino ino, uint64_t blk);
 
 #endif

@@ -318,10 +318,11 @@ int kv_append_end(kv_appender *ap);
 /* A run built from a tarball's index (kv_ingest_index) has the attributes
  * of every member but not the data of its regular files: that data is
  * "absent", in chunks of KV_CHUNK bytes (the index's TIX_CHUNK), each
- * fetched from the tarball by range and stored with kv_fill.  Reading a
- * range that touches an absent chunk never returns zeros for it: it fails
- * with ENODATA.  Once every chunk of a file is present the file is an
- * ordinary one.  See doc/design.md (kvstore): "Absent data". */
+ * fetched from the tarball by range and stored with kv_fill, and possibly
+ * dropped again (kv_data_drop) to make room.  Reading a range that touches
+ * an absent chunk never returns zeros for it: it fails with ENODATA.  A run
+ * becomes an ordinary one before its first change (kv_absent_settle).  See
+ * doc/design.md (kvstore): "Absent data". */
 #define KV_CHUNK ((uint32_t)1 << 20)
 
 /* Mark regular file ino, of its final size and with no data stored, as
@@ -345,10 +346,11 @@ int kv_absent_member(kv_run *r, kv_ino ino, char *buf, size_t cap);
 int kv_missing(kv_run *r, kv_ino ino, uint64_t off, uint64_t len,
                uint32_t max_count, uint32_t *first, uint32_t *count);
 
-/* Where absent chunk `chunk` of ino lies in the tarball: *tar_off, its
- * length *len (KV_CHUNK except for the last) and its CRC-32 *crc.  Errors:
- * ENOENT (no such inode, or the file has no absent data any more), ERANGE
- * (chunk past the end), EIO. */
+/* Where chunk `chunk` of index file ino lies in the tarball (present or
+ * not): *tar_off, its length *len (KV_CHUNK except for the last) and its
+ * CRC-32 *crc.  Errors: ENOENT (no such inode, or the file's data did not
+ * come from an index or was settled: kv_absent_settle), ERANGE (chunk past
+ * the end), EIO. */
 int kv_chunk_source(kv_run *r, kv_ino ino, uint32_t chunk, uint64_t *tar_off,
                     uint32_t *len, uint32_t *crc);
 
@@ -372,9 +374,29 @@ int kv_absent_drop(kv_run *r, kv_ino ino);
  * ingested from the tarball: all its data is present).  Errors: EIO. */
 int kv_run_presence(kv_run *r, uint64_t *present, uint64_t *total);
 
-/* Next regular file of r with absent data after inode number `after` (0:
- * the first), in inode order.  Errors: ENOENT (no more), EIO. */
+/* Next regular file of r whose data came from an index (some of it may be
+ * absent) after inode number `after` (0: the first), in inode order.
+ * Errors: ENOENT (no more), EIO. */
 int kv_absent_next(kv_run *r, kv_ino after, kv_ino *ino);
+
+/* Drop stored data of r's index files again, the oldest filled chunks
+ * first, until at least want bytes went (UINT64_MAX: all) or none is left;
+ * *dropped gets the bytes.  Names, attributes and inode numbers stay; the
+ * chunks read as absent (ENODATA) and are fetched again by range.  Each
+ * batch (64 chunks) commits the presence marks first and deletes the blocks
+ * after, under the run's write lock once, so a crash leaves every chunk
+ * present and whole or absent (its leftover blocks are swept at the next
+ * open).  When no data is left, the data file is emptied (its space goes
+ * back to the filesystem).  Data not from an index (ingested runs, settled
+ * runs) is never touched.  Errors: EROFS, ESTALE, EIO, ENOMEM. */
+int kv_data_drop(kv_run *r, uint64_t want, uint64_t *dropped);
+
+/* Before r changes: if every chunk of every index file is present, forget
+ * the index records (r becomes an ordinary run: kv_run_presence 0/0, no
+ * more drops), in one transaction.  No-op on a run without them.
+ * Errors: EAGAIN (some data is absent: fetch it and try again), EROFS,
+ * ESTALE, EIO, ENOMEM. */
+int kv_absent_settle(kv_run *r);
 
 /* ---- fault injection (tests) ------------------------------------------ */
 

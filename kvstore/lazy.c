@@ -1,4 +1,4 @@
-/* lazy.c: absent file data of index-first runs: which chunks are present, where an absent one lies in the tarball, and storing a fetched chunk crash-safely. */
+/* lazy.c: absent file data of index-first runs: which chunks are present, where an absent one lies in the tarball, storing a fetched chunk and dropping stored ones again, crash-safely. */
 #include "kvstore/kv_internal.h"
 
 #include <errno.h>
@@ -14,15 +14,24 @@
  *                    keep a lookup small for files of any size)
  *   'P' ino chunk -> ""                                 (one per present chunk)
  *   'W' ino       -> the member's archive path            (for messages)
- * and the run has 'S' "Slazy" -> total:8, present:8 (bytes of index files).
- * When the last chunk of a file arrives, its A, C and P keys are deleted:
- * it is then an ordinary file, and nothing here costs anything for it.
+ *   'Q' seq:8     -> ino:8 chunk:4   fill order: the oldest stored chunk
+ *                    first, for kv_data_drop (a 'Q' whose 'P' is gone is
+ *                    stale and simply skipped)
+ * and the run has 'S' "Slazy" -> total:8, present:8 (bytes of index files)
+ * [, next fill sequence number:8].
+ * The keys of a file stay when all its chunks are present (present ==
+ * chunks), so its data can be dropped and fetched again; they go only at
+ * kv_absent_settle (the run is about to change: an ordinary run from then
+ * on) or kv_absent_drop.
  * Chunk c covers bytes [c * KV_CHUNK, min(size, (c+1) * KV_CHUNK)).
  */
 
 #define BS KV_BLOCK_SIZE
 #define A_LEN 16
 #define CRC_GROUP 1024u
+/* Chunks dropped per hold of the run's write lock (kv_data_drop): 64 MiB,
+ * 1024 block deletions, a few ms; readers go on between batches. */
+#define DROP_BATCH 64u
 
 static size_t key_a(unsigned char *k, char tag, kv_ino ino)
 {
@@ -88,27 +97,63 @@ static bool chunk_present(kv_run *r, kv_ino ino, uint64_t c)
     return kcdbcheck(r->db, (char *)k, kv_key_ino2(k, 'P', ino, c)) >= 0;
 }
 
-static int load_lazy_totals(kv_run *r, uint64_t *total, uint64_t *present)
+/* Slazy: total:8, present:8, and (since fills are ordered) next seq:8. */
+struct lazy_totals {
+    uint64_t total, present, seq;
+};
+
+static int load_totals(kv_run *r, struct lazy_totals *t)
 {
-    unsigned char v[16];
+    unsigned char v[24];
+    memset(t, 0, sizeof *t);
     int32_t n = kcdbgetbuf(r->db, "Slazy", 5, (char *)v, sizeof v);
-    if (n < 0) {
-        *total = *present = 0;
+    if (n < 0)
         return kcdbecode(r->db) == KCENOREC ? 0 : EIO;
-    }
-    if (n != 16)
+    if (n != 16 && n != 24)
         return EIO;
-    *total = kv_get64(v);
-    *present = kv_get64(v + 8);
+    t->total = kv_get64(v);
+    t->present = kv_get64(v + 8);
+    t->seq = n == 24 ? kv_get64(v + 16) : 0;
     return 0;
 }
 
+static int store_totals(kv_run *r, const struct lazy_totals *t)
+{
+    unsigned char v[24];
+    kv_put64(v, t->total);
+    kv_put64(v + 8, t->present);
+    kv_put64(v + 16, t->seq);
+    return kcdbset(r->db, "Slazy", 5, (char *)v, 24) ? 0 : kv_kcerr(r->db);
+}
+
+static int load_lazy_totals(kv_run *r, uint64_t *total, uint64_t *present)
+{
+    struct lazy_totals t;
+    int err = load_totals(r, &t);
+    *total = t.total;
+    *present = t.present;
+    return err;
+}
+
+/* Keep the fill sequence number when only the byte totals change. */
 static int store_lazy_totals(kv_run *r, uint64_t total, uint64_t present)
 {
-    unsigned char v[16];
-    kv_put64(v, total);
-    kv_put64(v + 8, present);
-    return kcdbset(r->db, "Slazy", 5, (char *)v, 16) ? 0 : kv_kcerr(r->db);
+    struct lazy_totals t;
+    int err = load_totals(r, &t);
+    if (err)
+        return err;
+    t.total = total;
+    t.present = present;
+    return store_totals(r, &t);
+}
+
+/* Length of chunk c of a file of size bytes. */
+static uint64_t chunk_len(uint64_t size, uint64_t c)
+{
+    uint64_t start = c * KV_CHUNK;
+    if (start >= size)
+        return 0;
+    return size - start < KV_CHUNK ? size - start : KV_CHUNK;
 }
 
 static uint64_t nchunks_for(uint64_t size)
@@ -171,6 +216,8 @@ int kv_absent_check(kv_run *r, kv_ino ino, uint64_t off, uint64_t len)
     int err = load_a(r, ino, &a);
     if (err)
         return err == ENOENT ? 0 : err;
+    if (a.present >= a.chunks)
+        return 0;               /* all present */
     uint64_t last = (off + len - 1) / KV_CHUNK;
     for (uint64_t c = off / KV_CHUNK; c <= last && c < a.chunks; c++)
         if (!chunk_present(r, ino, c))
@@ -207,7 +254,7 @@ int kv_missing(kv_run *r, kv_ino ino, uint64_t off, uint64_t len,
         if (len > size - off)
             len = size - off;
         err = load_a(r, ino, &a);
-        if (err == ENOENT) {
+        if (err == ENOENT || (!err && a.present >= a.chunks)) {
             err = 0;
         } else if (!err) {
             uint64_t last = (off + len - 1) / KV_CHUNK;
@@ -372,31 +419,238 @@ int kv_fill(kv_run *r, kv_ino ino, uint32_t chunk, const void *buf,
         }
         err = kv_data_end(r, err);
     }
-    uint64_t total = 0, present = 0;
+    struct lazy_totals t;
     if (!err)
-        err = load_lazy_totals(r, &total, &present);
+        err = load_totals(r, &t);
     if (!err) {
         in.used += len;
         r->data_bytes += len;
         err = kv_inode_store(r, ino, &in);
     }
     if (!err) {
+        /* Present, and the newest in fill order.  A file whose chunks are
+         * all present keeps its keys: its data may be dropped again. */
+        unsigned char k[17], q[9], qv[12];
         a.present++;
-        if (a.present >= a.chunks) {
-            err = forget_absent(r, ino, a.chunks);
-        } else {
-            unsigned char k[17];
-            err = store_a(r, ino, &a);
-            if (!err && !kcdbset(r->db, (char *)k,
-                                 kv_key_ino2(k, 'P', ino, chunk), "", 0))
-                err = kv_kcerr(r->db);
-        }
+        err = store_a(r, ino, &a);
+        if (!err && !kcdbset(r->db, (char *)k,
+                             kv_key_ino2(k, 'P', ino, chunk), "", 0))
+            err = kv_kcerr(r->db);
+        kv_put64(qv, ino);
+        kv_put32(qv + 8, chunk);
+        if (!err && !kcdbset(r->db, (char *)q, kv_key_ino(q, 'Q', t.seq),
+                             (char *)qv, sizeof qv))
+            err = kv_kcerr(r->db);
     }
-    if (!err)
-        err = store_lazy_totals(r, total, present + len);
+    if (!err) {
+        t.present += len;
+        t.seq++;
+        err = store_totals(r, &t);
+    }
     if (have_in)
         kv_inode_free(&in);
     return kv_wend(r, err);
+}
+
+/* Drop the oldest stored chunks (lock and transaction held), at most
+ * DROP_BATCH and until *got reaches want: presence marks, counts and the
+ * inodes' `used` change here, the blocks are queued for kv_wend (deleted
+ * once this commits, so a crash leaves blocks of an absent chunk, never a
+ * present chunk without its blocks).  *more: there may be others left. */
+static int drop_batch(kv_run *r, uint64_t want, uint64_t *got, bool *more)
+{
+    *more = false;
+    KCCUR *cur = kcdbcursor(r->db);
+    if (!cur)
+        return EIO;
+    int err = 0;
+    unsigned n = 0;
+    uint64_t freed = 0;
+    bool at = kccurjumpkey(cur, "Q", 1);
+    while (!err && at && n < DROP_BATCH && *got + freed < want) {
+        size_t ksiz, vsiz;
+        const char *vbuf;
+        char *key = kccurget(cur, &ksiz, &vbuf, &vsiz, 0);
+        if (!key) {
+            at = false;
+            break;
+        }
+        if (ksiz != 9 || key[0] != 'Q' || vsiz != 12) {
+            kcfree(key);
+            at = false;
+            break;
+        }
+        kv_ino ino = kv_get64((const unsigned char *)vbuf);
+        uint32_t chunk = kv_get32((const unsigned char *)vbuf + 8);
+        kcfree(key);
+        /* Removing through the cursor steps it to the next one. */
+        if (!kccurremove(cur)) {
+            err = kv_kcerr(r->db);
+            break;
+        }
+        at = true;
+        unsigned char k[17];
+        size_t klen = kv_key_ino2(k, 'P', ino, chunk);
+        struct absent_rec a;
+        if (kcdbcheck(r->db, (char *)k, klen) < 0 ||
+            load_a(r, ino, &a) != 0 || chunk >= a.chunks)
+            continue;           /* stale: dropped or forgotten already */
+        struct kv_inode in;
+        if ((err = kv_inode_load(r, ino, &in)) != 0)
+            break;
+        uint64_t len = chunk_len(in.size, chunk);
+        if (!kcdbremove(r->db, (char *)k, klen))
+            err = kv_kcerr(r->db);
+        if (!err) {
+            a.present = a.present ? a.present - 1 : 0;
+            err = store_a(r, ino, &a);
+        }
+        if (!err) {
+            uint64_t u = len < in.used ? len : in.used;
+            in.used -= u;
+            r->data_bytes -= u < r->data_bytes ? u : r->data_bytes;
+            err = kv_inode_store(r, ino, &in);
+        }
+        kv_inode_free(&in);
+        if (!err) {
+            uint64_t b0 = (uint64_t)chunk * KV_CHUNK / BS;
+            struct kv_drop d = { .ino = ino, .from = b0,
+                                 .to = b0 + (len + BS - 1) / BS,
+                                 .bytes = len, .bytes_known = true };
+            err = kv_drop_push(r, &d);
+        }
+        freed += len;
+        n++;
+    }
+    kccurdel(cur);
+    if (!err && freed) {
+        struct lazy_totals t;
+        err = load_totals(r, &t);
+        if (!err) {
+            t.present -= freed < t.present ? freed : t.present;
+            err = store_totals(r, &t);
+        }
+    }
+    if (!err) {
+        *got += freed;
+        *more = at;
+    }
+    return err;
+}
+
+int kv_data_drop(kv_run *r, uint64_t want, uint64_t *dropped)
+{
+    *dropped = 0;
+    if (!run_has_absent(r))
+        return 0;
+    int err = 0;
+    bool more = true;
+    while (!err && more && *dropped < want) {
+        uint64_t got = 0;
+        if ((err = kv_wbegin(r)) != 0)
+            break;
+        err = drop_batch(r, want - *dropped, &got, &more);
+        err = kv_wend(r, err);
+        if (!err)
+            *dropped += got;
+        if (!got)
+            break;
+    }
+    if (err || !*dropped)
+        return err;
+    /* Nothing stored any more: give the data file's space back to the
+     * filesystem at once (a HashDB never shrinks by deleting records; it
+     * only reuses their space). */
+    pthread_rwlock_wrlock(&r->lock);
+    if (!__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE) && r->data_bytes == 0 &&
+        !kcdbclear(r->data))
+        err = kv_kcerr(r->data);
+    pthread_rwlock_unlock(&r->lock);
+    return err;
+}
+
+int kv_absent_settle(kv_run *r)
+{
+    if (!run_has_absent(r))
+        return 0;
+    int err = kv_wbegin(r);
+    if (err)
+        return err;
+    size_t n = 0, cap = 0;
+    struct { kv_ino ino; uint32_t chunks; } *fs = NULL;
+    KCCUR *cur = kcdbcursor(r->db);
+    if (!cur)
+        err = EIO;
+    bool at = cur && kccurjumpkey(cur, "A", 1);
+    while (!err && at) {
+        size_t ksiz, vsiz;
+        const char *vbuf;
+        char *key = kccurget(cur, &ksiz, &vbuf, &vsiz, 1);
+        if (!key)
+            break;
+        bool is_a = ksiz == 9 && key[0] == 'A' && vsiz == A_LEN;
+        kv_ino ino = is_a ? kv_get64((const unsigned char *)key + 1) : 0;
+        uint32_t chunks = is_a ? kv_get32((const unsigned char *)vbuf + 8) : 0;
+        uint32_t present = is_a ? kv_get32((const unsigned char *)vbuf + 12)
+                                : 0;
+        kcfree(key);
+        if (!is_a)
+            break;
+        if (present < chunks) {
+            err = EAGAIN;       /* some data is absent (dropped meanwhile) */
+            break;
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            void *np = realloc(fs, nc * sizeof *fs);
+            if (!np) {
+                err = ENOMEM;
+                break;
+            }
+            fs = np;
+            cap = nc;
+        }
+        fs[n].ino = ino;
+        fs[n].chunks = chunks;
+        n++;
+    }
+    for (size_t i = 0; !err && i < n; i++)
+        err = forget_absent(r, fs[i].ino, fs[i].chunks);
+    free(fs);
+    /* The fill order goes too, and the run's presence totals. */
+    at = !err && cur && kccurjumpkey(cur, "Q", 1);
+    while (!err && at) {
+        size_t ksiz;
+        char *key = kccurgetkey(cur, &ksiz, 0);
+        if (!key)
+            break;
+        bool is_q = ksiz == 9 && key[0] == 'Q';
+        kcfree(key);
+        if (!is_q)
+            break;
+        if (!kccurremove(cur))
+            err = kv_kcerr(r->db);
+    }
+    if (cur)
+        kccurdel(cur);
+    if (!err && !kcdbremove(r->db, "Slazy", 5) &&
+        kcdbecode(r->db) != KCENOREC)
+        err = kv_kcerr(r->db);
+    err = kv_wend(r, err);
+    if (!err)
+        __atomic_store_n(&r->lazy, 2, __ATOMIC_RELEASE);
+    return err;
+}
+
+bool kv_block_absent(kv_run *r, kv_ino ino, uint64_t blk)
+{
+    if (!run_has_absent(r))
+        return false;
+    struct absent_rec a;
+    if (load_a(r, ino, &a) != 0 || a.present >= a.chunks)
+        return false;
+    uint64_t c = blk * BS / KV_CHUNK;
+    return c < a.chunks && !chunk_present(r, ino, c);
 }
 
 int kv_run_presence(kv_run *r, uint64_t *present, uint64_t *total)

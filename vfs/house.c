@@ -287,6 +287,208 @@ int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
     return 0;
 }
 
+/* The least recently referenced run other than except that may lose data
+ * now (lock held): cached, not pinned, loading, evicting, dropping, dirty
+ * or written back, no handle in use, not referenced within the grace
+ * (unless EV_NO_GRACE); with EV_DATA_ONLY not known to hold no data. */
+/* evict_step flags. */
+enum {
+    EV_DATA_ONLY = 1,   /* only drop file data; never evict a run whole */
+    EV_NO_GRACE = 2,    /* runs referenced within the grace too */
+};
+
+static struct vfs_run *pick_victim_locked(vfs *v, struct vfs_run *except,
+                                          unsigned flags)
+{
+    int64_t now = vfs_wall_ms();
+    struct vfs_run *victim = NULL;
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next) {
+            if (r == except || !r->cached || r->pins || r->loading ||
+                r->evicting || r->dropping || r->dirty || r->writing_back ||
+                (r->h && r->h->users))
+                continue;
+            if ((flags & EV_DATA_ONLY) && r->no_data)
+                continue;
+            if (!(flags & EV_NO_GRACE) &&
+                now - r->last_ref_ms < (int64_t)v->evict_grace_ms)
+                continue;
+            if (!victim || r->last_ref_ms < victim->last_ref_ms)
+                victim = r;
+        }
+    return victim;
+}
+
+/* One step of eviction (lock not held): the least recently used run that
+ * may go (pick_victim_locked) loses its file data if it is an index-first
+ * run holding some (all of it: kv_data_drop, its data file emptied, so the
+ * disk space really goes back; names, attributes and handles stay), else
+ * it is evicted whole (not with EV_DATA_ONLY: then it is only marked as
+ * holding no data).  *freed gets the bytes the cache shrank by.
+ * Errors: ENOENT (no run may go now), EAGAIN (that one could not: try the
+ * next), others logged. */
+static int evict_step(vfs *v, struct vfs_run *except, unsigned flags,
+                      const char *why, uint64_t *freed)
+{
+    *freed = 0;
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *victim = pick_victim_locked(v, except, flags);
+    if (!victim) {
+        pthread_mutex_unlock(&v->lock);
+        return ENOENT;
+    }
+    victim->dropping = true;
+    uint64_t before = victim->bytes;
+    pthread_mutex_unlock(&v->lock);
+
+    kv_run *kr = NULL;
+    uint64_t present = 0, total = 0, dropped = 0;
+    int err = kv_run_open(v->cache, victim->name, &kr);
+    if (!err)
+        err = kv_run_presence(kr, &present, &total);
+    if (!err && total && present) {
+        int64_t t0 = vfs_mono_ms();
+        err = kv_data_drop(kr, UINT64_MAX, &dropped);
+        kv_run_close(kr);
+        struct kv_runinfo ri;
+        bool have_ri = kv_cache_runinfo(v->cache, victim->name, &ri) == 0;
+        pthread_mutex_lock(&v->lock);
+        victim->dropping = false;
+        victim->no_data = !err;
+        if (have_ri)
+            victim->bytes = ri.bytes;
+        else
+            victim->bytes -= dropped < victim->bytes ? dropped : victim->bytes;
+        if (!err)
+            victim->free_inside = 0;    /* its data file was emptied */
+        if (dropped) {
+            v->stats.data_evictions++;
+            v->stats.bytes_dropped += dropped;
+        }
+        *freed = before > victim->bytes ? before - victim->bytes : 0;
+        pthread_mutex_unlock(&v->lock);
+        if (err) {
+            log_error("vfs: cannot drop the data of run %s: %s", victim->name,
+                      strerror(err));
+            return err;
+        }
+        log_info("vfs: dropped the file data of run %s (%llu bytes, %s) in "
+                 "%lld ms; its names stay, data is fetched again on read",
+                 victim->name, (unsigned long long)dropped, why,
+                 (long long)(vfs_mono_ms() - t0));
+        return 0;
+    }
+    if (kr)
+        kv_run_close(kr);
+    /* Nothing to drop (an ingested run, or only metadata left): the whole
+     * run, if nobody took it meanwhile. */
+    pthread_mutex_lock(&v->lock);
+    victim->dropping = false;
+    if (flags & EV_DATA_ONLY) {
+        victim->no_data = true;
+        pthread_mutex_unlock(&v->lock);
+        return EAGAIN;
+    }
+    if (victim->pins || victim->loading || victim->evicting ||
+        victim->dirty || victim->writing_back ||
+        (victim->h && victim->h->users) || !victim->cached) {
+        pthread_mutex_unlock(&v->lock);
+        return EAGAIN;
+    }
+    victim->evicting = true;
+    err = evict_marked_locked(v, victim);
+    if (err && err != ENOENT) {
+        log_error("vfs: cannot evict run %s: %s", victim->name,
+                  strerror(err));
+        return err;
+    }
+    *freed = before;
+    log_info("vfs: evicted run %s (%llu bytes, %s)", victim->name,
+             (unsigned long long)before, why);
+    return 0;
+}
+
+/* The high and low watermarks in bytes. */
+static void watermarks(vfs *v, uint64_t *high, uint64_t *low)
+{
+    uint64_t limit = v->cfg.cache_limit_bytes;
+    *high = limit / 100 * v->high_pct + limit % 100 * v->high_pct / 100;
+    *low = limit / 100 * v->low_pct + limit % 100 * v->low_pct / 100;
+}
+
+int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
+{
+    if (!v->cfg.cache_limit_bytes || !v->backend)
+        return 0;
+    uint64_t high, low;
+    watermarks(v, &high, &low);
+    /* Aim halfway between the watermarks: KC's own growth (bucket pages,
+     * metadata) then stays under the high one, where the housekeeper would
+     * start evicting runs whole. */
+    high = low + (high - low) / 2;
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *self = vfs_run_lookup_locked(v, run, false);
+    pthread_mutex_unlock(&v->lock);
+    /* In this order: the file data of other runs (least recently used
+     * first), this run's own oldest chunks, the data of other runs in use
+     * a moment ago (the grace), other runs whole.  Each step frees
+     * something or moves on; the bound is a guard. */
+    for (int steps = 0; steps < 10000; steps++) {
+        /* The run grows by what the fill cannot put into the space of its
+         * own chunks dropped before. */
+        uint64_t usage = vfs_cached_bytes(v, NULL), growth = need;
+        pthread_mutex_lock(&v->lock);
+        if (self)
+            growth = need > self->free_inside ? need - self->free_inside : 0;
+        pthread_mutex_unlock(&v->lock);
+        if (usage + growth <= high)
+            return 0;
+        uint64_t freed;
+        int err = evict_step(v, self, EV_DATA_ONLY, "room for a range fetch",
+                             &freed);
+        if (err == 0 || err == EAGAIN)
+            continue;
+        uint64_t dropped = 0;
+        err = kv_data_drop(kr, usage + growth - high, &dropped);
+        if (dropped) {
+            /* The data file keeps its size; the next fills reuse that
+             * space (a HashDB reuses the space of deleted records of the
+             * same size), so the run stops growing instead. */
+            /* All of it gone: kv_data_drop emptied the file. */
+            uint64_t present = 1, total;
+            struct kv_runinfo ri;
+            bool emptied = kv_run_presence(kr, &present, &total) == 0 &&
+                           present == 0 &&
+                           kv_cache_runinfo(v->cache, run, &ri) == 0;
+            pthread_mutex_lock(&v->lock);
+            if (self && emptied) {
+                self->free_inside = 0;
+                self->bytes = ri.bytes;
+            } else if (self) {
+                self->free_inside += dropped;
+            }
+            v->stats.bytes_dropped += dropped;
+            pthread_mutex_unlock(&v->lock);
+            log_debug("vfs: dropped %llu bytes of the oldest data of run %s "
+                      "to make room for %llu", (unsigned long long)dropped,
+                      run, (unsigned long long)need);
+            continue;
+        }
+        if (err)
+            log_error("vfs: cannot drop data of run %s: %s", run,
+                      strerror(err));
+        err = evict_step(v, self, EV_DATA_ONLY | EV_NO_GRACE,
+                         "room for a range fetch", &freed);
+        if (err == 0 || err == EAGAIN)
+            continue;
+        err = evict_step(v, self, 0, "room for a range fetch", &freed);
+        if (err == 0 || err == EAGAIN)
+            continue;
+        return ENOSPC;
+    }
+    return ENOSPC;
+}
+
 static void evict_if_needed(vfs *v)
 {
     if (!v->cfg.cache_limit_bytes || !v->backend)
@@ -299,28 +501,19 @@ static void evict_if_needed(vfs *v)
         vfs_runs_scan_cache(v);
         v->scanned_ms = mono;
     }
-    uint64_t limit = v->cfg.cache_limit_bytes;
-    uint64_t high = limit / 100 * v->high_pct + limit % 100 * v->high_pct / 100;
-    uint64_t low = limit / 100 * v->low_pct + limit % 100 * v->low_pct / 100;
+    uint64_t high, low;
+    watermarks(v, &high, &low);
     uint64_t usage = vfs_cached_bytes(v, NULL);
     if (usage <= high)
         return;
     while (usage > low) {
-        int64_t now = vfs_wall_ms();
-        pthread_mutex_lock(&v->lock);
-        struct vfs_run *victim = NULL;
-        for (size_t i = 0; i < v->nbuckets; i++)
-            for (struct vfs_run *r = v->buckets[i]; r; r = r->next) {
-                if (!r->cached || r->pins || r->loading || r->evicting ||
-                    r->dirty || (r->h && r->h->users))
-                    continue;
-                if (now - r->last_ref_ms < (int64_t)v->evict_grace_ms)
-                    continue;
-                if (!victim || r->last_ref_ms < victim->last_ref_ms)
-                    victim = r;
-            }
-        if (!victim) {
-            pthread_mutex_unlock(&v->lock);
+        uint64_t freed;
+        int err = evict_step(v, NULL, 0, "least recently used", &freed);
+        if (err == EAGAIN) {
+            usage = vfs_cached_bytes(v, NULL);
+            continue;
+        }
+        if (err == ENOENT) {
             /* Changed runs leave only once written back: write the least
              * recently used one now, and evict it next time round. */
             if (vfs_writeback_for_eviction(v)) {
@@ -338,16 +531,8 @@ static void evict_if_needed(vfs *v)
                      (unsigned long long)usage, (unsigned long long)low);
             break;
         }
-        victim->evicting = true;
-        uint64_t bytes = victim->bytes;
-        int err = evict_marked_locked(v, victim);
-        if (err && err != ENOENT) {
-            log_error("vfs: cannot evict run %s: %s", victim->name,
-                      strerror(err));
+        if (err)
             break;
-        }
-        log_info("vfs: evicted run %s (%llu bytes, least recently used)",
-                 victim->name, (unsigned long long)bytes);
         usage = vfs_cached_bytes(v, NULL);
     }
 }
@@ -364,7 +549,8 @@ void vfs_write_stats_file(vfs *v)
             "hits=%llu\nmisses=%llu\nfetches=%llu\nfetch_failures=%llu\n"
             "bytes_fetched=%llu\nevictions=%llu\nruns_cached=%llu\n"
             "bytes_cached=%llu\nindex_fetches=%llu\nrange_fetches=%llu\n"
-            "range_bytes=%llu\npid=%ld\nupdated=%lld\n",
+            "range_bytes=%llu\ndata_evictions=%llu\nbytes_dropped=%llu\n"
+            "pid=%ld\nupdated=%lld\n",
             (unsigned long long)s.hits, (unsigned long long)s.misses,
             (unsigned long long)s.fetches,
             (unsigned long long)s.fetch_failures,
@@ -374,7 +560,9 @@ void vfs_write_stats_file(vfs *v)
             (unsigned long long)s.bytes_cached,
             (unsigned long long)s.index_fetches,
             (unsigned long long)s.range_fetches,
-            (unsigned long long)s.range_bytes, (long)getpid(),
+            (unsigned long long)s.range_bytes,
+            (unsigned long long)s.data_evictions,
+            (unsigned long long)s.bytes_dropped, (long)getpid(),
             (long long)(vfs_wall_ms() / 1000));
     if (n > 0 && (size_t)n < sizeof buf)
         safe_write_file(path, buf, (size_t)n, 0644, false);

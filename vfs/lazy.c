@@ -183,8 +183,24 @@ int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
     char member[512];
     if (kv_absent_member(kr, ino, member, sizeof member) != 0)
         snprintf(member, sizeof member, "inode %llu", (unsigned long long)ino);
+    /* Room first (other runs' data, then this run's oldest), whatever the
+     * run's total size: a run bigger than the cache is read file by file.
+     * Short of room for the read-ahead, the chunk asked for alone. */
+    int err = vfs_room_for_fill(v, run, kr, total);
+    if (err && count > 1) {
+        count = 1;
+        total = lens[0];
+        err = vfs_room_for_fill(v, run, kr, total);
+    }
+    if (err) {
+        log_warn("vfs: no room in the cache for run %s member '%s' chunk %u "
+                 "(%u bytes): every other run is in use, recently used or "
+                 "changed; the client is told to retry", run, member, first,
+                 lens[0]);
+        return EAGAIN;
+    }
     fetch_stream *s;
-    int err = fetch_get(v->backend, key, off0, total, &s);
+    err = fetch_get(v->backend, key, off0, total, &s);
     if (err) {
         log_error("vfs: range fetch of run %s member '%s' (chunks %u-%u) "
                   "from %s failed: %s", run, member, first, first + count - 1,
@@ -244,10 +260,33 @@ int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
 
 /* A fetch ended (lock held): record it, wake the blocked and take the
  * parked callers; frees f if nobody waits on its cv. */
-static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
-                                           int err, uint64_t stored)
+/* The run's bytes on disk after a fill stored something (no lock held),
+ * or 0 if unknown: usage then follows the disk, KC overhead and reused
+ * space included, not an estimate. */
+static uint64_t disk_bytes_after(vfs *v, const char *run, uint64_t stored)
 {
-    f->run->bytes += stored;    /* eviction sees the run grow */
+    struct kv_runinfo ri;
+    if (!stored || kv_cache_runinfo(v->cache, run, &ri) != 0)
+        return 0;
+    return ri.bytes;
+}
+
+static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
+                                           int err, uint64_t stored,
+                                           uint64_t disk)
+{
+    /* Eviction sees the run grow: by what it stored, less the space of
+     * its own dropped chunks the fill reused (vfs_room_for_fill); then the
+     * size on disk, when known, is the truth. */
+    uint64_t reuse = stored < f->run->free_inside ? stored
+                                                  : f->run->free_inside;
+    f->run->free_inside -= reuse;
+    if (disk)
+        f->run->bytes = disk;
+    else
+        f->run->bytes += stored - reuse;
+    if (stored)
+        f->run->no_data = false;
     f->done = true;
     f->err = err;
     fill_unlink_locked(v, f);
@@ -284,8 +323,9 @@ static void fill_job_run(vfs *v, void *arg)
     int err = cancelled ? EAGAIN
                         : vfs_lazy_fetch(v, fj->h->kr, run->name, fj->key,
                                          f->ino, f->first, f->count, &stored);
+    uint64_t disk = disk_bytes_after(v, run->name, stored);
     pthread_mutex_lock(&v->lock);
-    struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+    struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
     auto_note_locked(v, run, fj->h, stored);
     struct vfs_handle *old = vfs_handle_put_locked(v, fj->h);
     run->pins--;
@@ -364,7 +404,7 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
         if (err) {
             free(fj);
             free(key);
-            struct vfs_waiter *w = fill_done_locked(v, f, EAGAIN, 0);
+            struct vfs_waiter *w = fill_done_locked(v, f, EAGAIN, 0, 0);
             pthread_mutex_unlock(&v->lock);
             vfs_park_wake(w, EAGAIN);
             return EAGAIN;
@@ -381,9 +421,10 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
     int err = vfs_lazy_fetch(v, ref->h->kr, run->name, key, ino, first, n,
                              &stored);
     free(key);
+    uint64_t disk = disk_bytes_after(v, run->name, stored);
 
     pthread_mutex_lock(&v->lock);
-    struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+    struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
     auto_note_locked(v, run, ref->h, stored);
     pthread_mutex_unlock(&v->lock);
     vfs_park_wake(w, err);
@@ -750,28 +791,44 @@ int vfs_lazy_fill_run(vfs *v, struct vfs_ref *ref)
     kv_run *kr = ref->h->kr;
     uint64_t present, total;
     int err = kv_run_presence(kr, &present, &total);
-    if (err || present >= total)
-        return err;
-    if (!v->backend)
-        return EIO;
-    log_info("vfs: run %s is about to change: fetching its absent data "
-             "first (%llu of %llu bytes present)", ref->run->name,
-             (unsigned long long)present, (unsigned long long)total);
-    kv_ino ino = 0;
-    while ((err = kv_absent_next(kr, ino, &ino)) == 0) {
-        for (;;) {
-            uint32_t first, count;
-            err = kv_missing(kr, ino, 0, UINT64_MAX, VFS_FILL_MAX_CHUNKS,
-                             &first, &count);
-            if (err || count == 0)
-                break;
-            if ((err = fill_chunks(v, ref, ino, first, count)) != 0)
+    if (err || total == 0)
+        return err;             /* an ordinary run (or settled already) */
+    /* Eviction may drop chunks while this fills others: fill, then settle
+     * (which refuses while anything is absent), a few times at most. */
+    for (int round = 0; round < 4; round++) {
+        if (present < total) {
+            if (!v->backend)
+                return EIO;
+            log_info("vfs: run %s is about to change: fetching its absent "
+                     "data first (%llu of %llu bytes present)",
+                     ref->run->name, (unsigned long long)present,
+                     (unsigned long long)total);
+        }
+        kv_ino ino = 0;
+        while (present < total && (err = kv_absent_next(kr, ino, &ino)) == 0) {
+            for (;;) {
+                uint32_t first, count;
+                err = kv_missing(kr, ino, 0, UINT64_MAX, VFS_FILL_MAX_CHUNKS,
+                                 &first, &count);
+                if (err || count == 0)
+                    break;
+                if ((err = fill_chunks(v, ref, ino, first, count)) != 0)
+                    return err;
+            }
+            if (err)
                 return err;
         }
-        if (err)
+        if (err && err != ENOENT)
+            return err;
+        /* Whole: from now on an ordinary run, whose data no eviction
+         * drops (a change and its write-back see every byte). */
+        err = kv_absent_settle(kr);
+        if (err != EAGAIN)
+            return err;
+        if ((err = kv_run_presence(kr, &present, &total)) != 0)
             return err;
     }
-    return err == ENOENT ? 0 : err;
+    return EAGAIN;
 }
 
 /* ---- an index as a by-product of a full fetch ------------------------- */

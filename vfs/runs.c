@@ -478,6 +478,8 @@ static struct vfs_waiter *load_finish_locked(vfs *v, struct vfs_run *r,
             r->dirty_since_ms = lr->dirty_since_ms;
     }
     r->bytes = lr->bytes;
+    r->no_data = false;         /* unknown: eviction looks */
+    r->free_inside = 0;         /* unknown: counted as used */
     snprintf(r->version, sizeof r->version, "%s", lr->version);
     if (lr->key) {
         free(r->key);

@@ -289,13 +289,16 @@ struct vfs_stats {
     /* index-first runs: sidecar GETs, member range GETs and their bytes
      * (both also counted in bytes_fetched) */
     uint64_t index_fetches, range_fetches, range_bytes;
+    /* runs whose file data eviction dropped (names kept), and the bytes
+     * dropped (those and a run's own oldest chunks, to make room) */
+    uint64_t data_evictions, bytes_dropped;
 };
 void vfs_get_stats(vfs *v, struct vfs_stats *st);
 
 /* Where a running vfs publishes its counters: CACHE/stats, "key=value"
  * lines (hits, misses, fetches, fetch_failures, bytes_fetched, evictions,
  * runs_cached, bytes_cached, index_fetches, range_fetches, range_bytes,
- * pid, updated), rewritten atomically about once
+ * data_evictions, bytes_dropped, pid, updated), rewritten atomically about once
  * a second.  Fills path (cap bytes). */
 void vfs_stats_path(const char *cache_dir, char *path, size_t cap);
 

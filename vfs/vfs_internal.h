@@ -98,6 +98,13 @@ struct vfs_run {
     int pins;                     /* requests using the run now */
     struct vfs_handle *h;         /* open handle, or NULL */
     bool loading, evicting;
+    bool dropping;                /* eviction is dropping its file data */
+    bool no_data;                 /* known to hold no file data eviction
+                                     may drop (cleared by fills, loads) */
+    uint64_t free_inside;         /* bytes of its own chunks dropped to make
+                                     room, whose space inside its data file
+                                     fills reuse (an estimate: the file does
+                                     not shrink, so `bytes` keeps them) */
     unsigned load_gen;            /* bumped when a load finishes */
     int load_err;                 /* result of the last finished load */
     bool load_nofetch;            /* that load was not allowed to fetch */
@@ -342,8 +349,10 @@ int vfs_lazy_load_index(vfs *v, const char *name, const char *key,
 /* Fetch absent chunks [first, first+count) (at most 8) of ino of run kr
  * (run name, object key) in one range GET, verify and store each
  * (kv_fill); *stored gets the bytes stored.  No lock held, no vfs state
- * touched but counters: the unit a fetch thread pool can run.  Errors: EIO (fetch failed or a chunk's
- * checksum mismatched: logged, nothing wrong stored), ENOSPC. */
+ * touched but counters and, to make room first, eviction
+ * (vfs_room_for_fill): the unit a fetch thread pool can run.  Errors: EIO
+ * (fetch failed or a chunk's checksum mismatched: logged, nothing wrong
+ * stored), EAGAIN (no room can be made now), ENOSPC. */
 int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
                    kv_ino ino, uint32_t first, uint32_t count,
                    uint64_t *stored);
@@ -404,6 +413,12 @@ int vfs_house_start(vfs *v);
 void vfs_house_stop(vfs *v);
 /* Ask the housekeeper to check the cache size now (after an ingest). */
 void vfs_house_kick(vfs *v);
+/* Before a range fetch stores need bytes into run (kr: its handle), on a
+ * fetch thread or a blocking caller (no lock held): while the cache would
+ * go over its high watermark, other runs lose their data or go (least
+ * recently used first, as the housekeeper evicts), then run's own oldest
+ * chunks are dropped.  Errors: ENOSPC (nothing left that may go). */
+int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need);
 /* Write the last-reference marker of run name with time ms. */
 void vfs_marker_write(vfs *v, const char *run, int64_t ms);
 void vfs_write_stats_file(vfs *v);
