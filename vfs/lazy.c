@@ -611,8 +611,9 @@ static int pf_file(vfs *v, struct pf_stream *ps, struct prefetch_job *pj,
         uint64_t stored = 0;
         err = pf_fill(v, ps, kr, run->name, pj->key, ino, first, n, buf,
                       &stored);
+        uint64_t disk = disk_bytes_after(v, run->name, stored);
         pthread_mutex_lock(&v->lock);
-        struct vfs_waiter *w = fill_done_locked(v, f, err, stored);
+        struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
         pthread_mutex_unlock(&v->lock);
         vfs_park_wake(w, err);
         if (stored)
