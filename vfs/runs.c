@@ -174,7 +174,7 @@ static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
     /* Served from its first member on (stream.c), unless the whole run is
      * wanted first (prefetch = whole). */
     struct vfs_stream *st = v->cfg.prefetch_whole ? NULL
-                                                  : vfs_stream_new(v, r);
+                                                  : vfs_stream_new(v, r, key, version);
     kv_run *kr = NULL;
     int ret = 0;
     const char *name = r->name;
@@ -459,6 +459,12 @@ static struct vfs_waiter *load_finish_locked(vfs *v, struct vfs_run *r,
         free(lr->key);
         if (err == ENOENT && !(flags & VFS_ACQ_NOFETCH))
             r->cached = false;
+        return w;
+    }
+    if (lr->streamed && r->version_stale) {
+        /* Served since staging, and dropped meanwhile (a run-level RMDIR
+         * or RENAME, a newer version seen): that stands. */
+        free(lr->key);
         return w;
     }
     if (lr->streamed) {

@@ -3,6 +3,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,8 @@
 struct vfs_stream {
     vfs *v;
     struct vfs_run *r;
+    char *key;                    /* the object streamed, and its version: */
+    char version[128];            /* r's from staging on */
     struct vfs_handle *h;         /* serving the staged run; NULL until
                                      staged, or if that ran out of memory */
     bool active;                  /* staged and not ended */
@@ -35,11 +38,17 @@ static uint64_t ino_bit(kv_ino ino)
     return want_bit(vfs_hash(&ino, sizeof ino));
 }
 
-struct vfs_stream *vfs_stream_new(vfs *v, struct vfs_run *r)
+struct vfs_stream *vfs_stream_new(vfs *v, struct vfs_run *r, const char *key,
+                                  const char *version)
 {
     struct vfs_stream *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    if ((s->key = strdup(key)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->version, sizeof s->version, "%s", version);
     s->v = v;
     s->r = r;
     pthread_cond_init(&s->cv, NULL);
@@ -51,6 +60,7 @@ void vfs_stream_free(struct vfs_stream *s)
     if (!s)
         return;
     pthread_cond_destroy(&s->cv);
+    free(s->key);
     free(s);
 }
 
@@ -84,6 +94,15 @@ static void on_staged(void *arg, kv_run *kr)
         else
             old = NULL;
     }
+    /* Served, so r is what it serves: a run-level RMDIR or RENAME, a
+     * write-back, names its object and version from now on. */
+    char *key = strdup(s->key);
+    if (key) {
+        free(r->key);
+        r->key = key;
+    }
+    snprintf(r->version, sizeof r->version, "%s", s->version);
+    r->cached = true;
     r->loading = false;
     r->load_gen++;
     r->load_err = 0;

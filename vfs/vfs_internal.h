@@ -295,9 +295,11 @@ void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref);
 int vfs_run_change_begin(vfs *v, struct vfs_ref *ref);
 /* ---- stream.c: serving a run while its tarball streams in ------------- */
 struct vfs_stream;
-/* State for streaming run r into the cache (NULL: out of memory; then the
- * caller ingests the whole run before serving it). */
-struct vfs_stream *vfs_stream_new(vfs *v, struct vfs_run *r);
+/* State for streaming run r into the cache from object key at version
+ * (NULL: out of memory; then the caller ingests the whole run before
+ * serving it). */
+struct vfs_stream *vfs_stream_new(vfs *v, struct vfs_run *r, const char *key,
+                                  const char *version);
 void vfs_stream_free(struct vfs_stream *s);
 /* The kv_ingest_watch that makes r served from its first member: at
  * staging r gets a handle on the staged run and its load is over for

@@ -1118,14 +1118,26 @@ static int any_entry(void *arg, const struct kv_dirent *de)
     return 1;
 }
 
-/* Pin run name (fetching it if needed) and lock it against changes;
- * refuses a conflicted run.  Errors: ENOENT, EACCES, EIO. */
+/* Pin run name (fetching it if needed), make it whole (a run streaming in
+ * is waited for; with with_data, the absent data of an index-first run is
+ * fetched) and lock it against changes; refuses a conflicted run.  Runs
+ * in the NFS handler, which cannot park: this waits, as the upload that
+ * follows does.  Errors: ENOENT, EACCES, EIO, ENOSPC. */
 static int lock_whole_run(vfs *v, const char *name, const char *op,
-                          struct vfs_ref *ref)
+                          bool with_data, struct vfs_ref *ref)
 {
     int err = vfs_run_acquire(v, name, 0, ref);
     if (err)
         return err == EINVAL ? ENOENT : err;
+    /* Until its stream ends a run's tree is partial: an RMDIR would find
+     * it empty, a RENAME would upload part of it. */
+    err = vfs_stream_wait_end(v, ref);
+    if (!err && with_data)
+        err = vfs_lazy_fill_run(v, ref);
+    if (err) {
+        vfs_run_release(v, ref);
+        return err == EINPROGRESS || err == EAGAIN ? EIO : err;
+    }
     pthread_rwlock_wrlock(&ref->run->change_lock);
     pthread_mutex_lock(&v->lock);
     bool conflicted = ref->run->conflicted;
@@ -1151,7 +1163,7 @@ int vfs_run_delete(vfs *v, const char *name)
     if (!v->backend || v->cfg.read_only)
         return EROFS;
     struct vfs_ref ref;
-    int err = lock_whole_run(v, name, "rmdir", &ref);
+    int err = lock_whole_run(v, name, "rmdir", false, &ref);
     if (err)
         return err;
     if (kv_readdir(ref.h->kr, ref.h->root, 0, any_entry, NULL) == 1) {
@@ -1203,7 +1215,7 @@ int vfs_run_rename(vfs *v, const char *from, const char *to)
     if (exists || kv_cache_runinfo(v->cache, to, &ri) == 0)
         return EEXIST;
     struct vfs_ref ref;
-    int err = lock_whole_run(v, from, "rename", &ref);
+    int err = lock_whole_run(v, from, "rename", true, &ref);
     if (err)
         return err;
     pthread_mutex_lock(&v->lock);
