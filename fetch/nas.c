@@ -4,6 +4,8 @@
 #include "util/crashpt.h"
 #include "util/log.h"
 
+#include <openssl/crypto.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -732,6 +734,13 @@ static const struct fetch_methods nas_methods = {
 
 int fetch_nas_open(const char *dir, fetch_backend **out, char *err, size_t errlen)
 {
+    /* OpenSSL's one-time set-up (its config, the error state of the thread
+     * doing it) happens here, on the opening thread, not inside the first
+     * nas_put on some worker thread that may exit with it. */
+    if (!OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL)) {
+        snprintf(err, errlen, "cannot initialise OpenSSL");
+        return EIO;
+    }
     struct nas_backend *nb = calloc(1, sizeof *nb);
     if (!nb)
         return ENOMEM;
