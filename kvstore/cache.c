@@ -819,6 +819,8 @@ int kv_run_open(kv_cache *c, const char *name, kv_run **out)
             err = run_open_db(r, KCOWRITER | KCOTRYLOCK);
             if (err == EIO) {
                 /* Another process holds the writer lock: serve reads. */
+                log_warn("kvstore: run %s is locked for writing elsewhere; "
+                         "opened read-only", name);
                 r->readonly = true;
                 err = run_open_db(r, KCOREADER | KCONOLOCK);
             }

@@ -26,7 +26,8 @@ const char *cli_cache_dir(const char *prog, const char *opt)
 int cli_open_cache(const char *prog, const char *dir, bool create,
                    kv_cache **out)
 {
-    int err = kv_cache_open(dir, create, out);
+    int err = create ? kv_cache_open(dir, true, out)
+                     : kv_cache_open_readonly(dir, out);
     switch (err) {
     case 0:
         break;

@@ -15,8 +15,10 @@
  * printing "prog: no cache directory" advice. */
 const char *cli_cache_dir(const char *prog, const char *opt);
 
-/* Open the cache at dir (creating it if create), printing a clear message
- * on failure (missing, not a cache, permission...).  Errors: as
+/* Open the cache at dir, printing a clear message on failure (missing, not
+ * a cache, permission...).  With create, writable (created if missing);
+ * without, read-only: it takes no lock a running tarnfsd needs, so a
+ * reading command never turns a served run read-only.  Errors: as
  * kv_cache_open. */
 int cli_open_cache(const char *prog, const char *dir, bool create,
                    kv_cache **out);

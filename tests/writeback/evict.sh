@@ -5,7 +5,8 @@
 # serves the cache or not; a clean run in use by a running tarnfsd is
 # evicted by that server (so it never holds a handle to a vanished run) and
 # fetched again on the next access; with no server the tool evicts it.
-# `tarnfs ingest` does not replace a run with unwritten changes either.
+# `tarnfs ingest` does not replace a run with unwritten changes either, and
+# a tool reading a run (`tarnfs cat`) never makes it read-only for tarnfsd.
 set -u
 NAME="writeback evict"
 . "$(dirname "$0")/lib.sh"
@@ -64,6 +65,34 @@ stop A
 check "tarnfs ingest over a run with unwritten changes is refused" test $rc -ne 0
 check "and the run keeps its changes" \
   bash -c "'$B/tarnfs' cat --cache '$C' '/$R3/mine.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
+
+# --- a tool reading the cache never makes a served run read-only -----------
+# `tarnfs cat` holds R1 open (blocked writing into a pipe nobody reads yet)
+# while tarnfsd opens R1 for a write: the server must get it writable.
+head -c 1M /dev/urandom > "$work/big.bin"
+start A "$C" rw 60m
+nfs-cp "$work/big.bin" "$(url A "$R1/big.bin")" >/dev/null 2>&1
+flush "$C" "$R1" >/dev/null 2>&1
+stop A
+mkfifo "$work/fifo"
+exec 7<>"$work/fifo"
+"$B/tarnfs" cat --cache "$C" "/$R1/big.bin" >"$work/fifo" 2>"$work/cat.err" &
+cat_pid=$!
+for _ in $(seq 1 200); do
+  ls -l "/proc/$cat_pid/fd" 2>/dev/null | grep -q '\.kct$' && break; sleep 0.05
+done
+check "tarnfs cat holds the run open" bash -c "ls -l /proc/$cat_pid/fd | grep -q '\.kct\$'"
+start A "$C" rw 60m
+nfs-cp "$work/new.txt" "$(url A "$R1/while-read.txt")" >/dev/null 2>"$work/wr.err"
+check "a write into that run over NFS succeeds meanwhile" test $? -eq 0
+check "the server did not open it read-only" bash -c "! grep -q 'opened read-only' '$work/A.log'"
+head -c 1048576 <&7 > "$work/big.out"
+wait "$cat_pid"; rc=$?
+exec 7<&-
+check "and the tool's copy is whole" bash -c "[ $rc -eq 0 ] && cmp -s '$work/big.out' '$work/big.bin'"
+stop A
+check "the write is in the tarball after a clean stop" \
+  bash -c "tar -xOf '$work/nas/$R1.tar' '$R1/while-read.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
 
 # --- no server, clean run: the tool evicts it itself ------------------------
 evict "$R1" >/dev/null 2>"$work/ev5.err"; rc=$?
