@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #define PROG "tarnfs ingest"
+/* How long a tarnfsd serving the cache may take to hold the run. */
+#define INGEST_SERVER_TIMEOUT_S 30
 
 static const char ingest_usage[] =
     "usage: tarnfs ingest --cache DIR [options] FILE.tar|- [NAME]\n"
@@ -53,7 +55,7 @@ static char *default_run_name(const char *path)
     return name;
 }
 
-/* kv_read_fn over a file descriptor. */
+/* vfs_read_fn over a file descriptor. */
 static ssize_t read_fd(void *arg, void *buf, size_t cap)
 {
     int fd = *(int *)arg;
@@ -147,32 +149,24 @@ int cmd_ingest(int argc, char **argv)
     if (source_version)
         snprintf(version, sizeof version, "%s", source_version);
 
+    struct vfs_ingest_result res;
     char why[2048];
-    if (vfs_cache_may_drop(dir, name, "replace", why, sizeof why) != 0) {
-        /* Replacing it would lose changes clients were told are saved. */
-        fprintf(stderr, "%s: %s\n", PROG, why);
-        if (!from_stdin)
-            close(fd);
-        free(name);
-        return CLI_FAIL;
-    }
-    kv_cache *cache;
-    if (cli_open_cache(PROG, dir, true, &cache) != 0) {
-        if (!from_stdin)
-            close(fd);
-        free(name);
-        return CLI_FAIL;
-    }
-    struct kv_ingest_result res;
     double t0 = now_seconds();
-    int err = kv_ingest(cache, name, read_fd, &fd, version, &res);
+    int err = vfs_cache_ingest(dir, name, read_fd, &fd, version,
+                               INGEST_SERVER_TIMEOUT_S, &res, why,
+                               sizeof why);
     double secs = now_seconds() - t0;
     if (!from_stdin)
         close(fd);
-    kv_cache_close(cache);
     if (err) {
-        fprintf(stderr, "%s: %s: %s\n", PROG, from_stdin ? "stdin" : file,
-                res.error[0] ? res.error : strerror(err));
+        /* A refusal (the run has changes not yet written back) or the
+         * archive's fault, naming the member. */
+        if (err == EBUSY || err == EINVAL || err == ETIMEDOUT ||
+            err == ENOENT || err == ENOTDIR || err == EACCES)
+            fprintf(stderr, "%s: %s\n", PROG, why);
+        else
+            fprintf(stderr, "%s: %s: %s\n", PROG,
+                    from_stdin ? "stdin" : file, why);
         free(name);
         return CLI_FAIL;
     }

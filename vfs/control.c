@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,12 @@ int vfs_server_lock(vfs *v)
         return err;
     }
     /* Shared: a tool holding it exclusively (an offline eviction, which
-     * takes well under a second per run) delays the start a little. */
+     * takes well under a second per run, or an offline `tarnfs ingest`,
+     * which takes as long as its tarball) delays the start. */
+    if (flock(v->server_lock_fd, LOCK_SH | LOCK_NB) == 0)
+        return 0;
+    log_info("vfs: waiting for a tarnfs command using the cache %s (an "
+             "ingest or an eviction) to finish", v->cache_dir);
     while (flock(v->server_lock_fd, LOCK_SH) != 0) {
         if (errno == EINTR)
             continue;
@@ -101,6 +107,127 @@ static int resolve_run(vfs *v, const char *name, char *msg, size_t cap)
     pthread_rwlock_unlock(&r->change_lock);
     vfs_run_release(v, &ref);
     return err;
+}
+
+/* Whether process pid still exists. */
+static bool pid_alive(pid_t pid)
+{
+    return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* Hold run for the `tarnfs ingest` of process pid: from now on changes to
+ * it answer EAGAIN (vfs_run_change_begin); the changes in flight finish
+ * first; then a run with changes not yet written back is refused. */
+static int hold_run(vfs *v, const char *name, pid_t pid, char *msg,
+                    size_t cap)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
+    if (!r) {
+        pthread_mutex_unlock(&v->lock);
+        snprintf(msg, cap, "out of memory");
+        return ENOMEM;
+    }
+    pid_t other = r->held_by;
+    if (other && other != pid && pid_alive(other)) {
+        pthread_mutex_unlock(&v->lock);
+        snprintf(msg, cap, "run %s is being ingested by another tarnfs "
+                 "(pid %ld)", name, (long)other);
+        return EBUSY;
+    }
+    r->held_by = pid;
+    pthread_mutex_unlock(&v->lock);
+    /* Every change holds the lock shared from before it changes anything
+     * until it has marked the run dirty.  A write-back holds it for as
+     * long as its upload: this (housekeeping) thread does not wait that
+     * long. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += VFS_CHANGE_WAIT_S;
+    if (pthread_rwlock_timedwrlock(&r->change_lock, &until) != 0) {
+        pthread_mutex_lock(&v->lock);
+        if (r->held_by == pid)
+            r->held_by = 0;
+        pthread_mutex_unlock(&v->lock);
+        snprintf(msg, cap, "run %s is being written back; try again when "
+                 "that has finished", name);
+        return EBUSY;
+    }
+    pthread_mutex_lock(&v->lock);
+    bool dirty = r->dirty || r->conflicted;
+    pthread_mutex_unlock(&v->lock);
+    pthread_rwlock_unlock(&r->change_lock);
+    int err = 0;
+    if (dirty)
+        err = EBUSY;
+    else
+        err = vfs_cache_may_drop(v->cache_dir, name, "replace", msg, cap);
+    if (err) {
+        if (dirty) {
+            struct timespec since = { 0, 0 };
+            char ck[1200] = "";
+            vfs_dirty_info(v->cache_dir, name, &since, ck, sizeof ck);
+            vfs_dirty_message("replace", name, since, ck, msg, cap);
+        }
+        pthread_mutex_lock(&v->lock);
+        if (r->held_by == pid)
+            r->held_by = 0;
+        pthread_mutex_unlock(&v->lock);
+        return err;
+    }
+    log_info("vfs: run %s held for tarnfs ingest (pid %ld): changes to it "
+             "are refused (retried by clients) until it ends", name,
+             (long)pid);
+    snprintf(msg, cap, "run %s held", name);
+    return 0;
+}
+
+/* Let go of run after the ingest of pid: its handle is retired, so the
+ * next request opens what the ingest published. */
+static int release_run(vfs *v, const char *name, pid_t pid, char *msg,
+                       size_t cap)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
+    if (!r || r->held_by != pid) {
+        pthread_mutex_unlock(&v->lock);
+        snprintf(msg, cap, "run %s is not held by pid %ld", name, (long)pid);
+        return ENOENT;
+    }
+    struct vfs_handle *old = NULL;
+    if (r->h && !r->loading && !r->evicting) {
+        old = r->h;
+        r->h = NULL;
+        old->retired = true;
+        if (old->users == 0)
+            v->open_handles--;
+        else
+            old = NULL;
+    }
+    r->held_by = 0;
+    pthread_mutex_unlock(&v->lock);
+    vfs_handle_close(old);
+    log_info("vfs: run %s released by tarnfs ingest (pid %ld)", name,
+             (long)pid);
+    snprintf(msg, cap, "run %s released", name);
+    return 0;
+}
+
+/* Split "NAME PID" (the name may hold spaces): 0, or EINVAL. */
+static int name_pid(char *arg, pid_t *pid)
+{
+    char *sp = strrchr(arg, ' ');
+    if (!sp || sp == arg)
+        return EINVAL;
+    char *end;
+    long p = strtol(sp + 1, &end, 10);
+    if (*end || p <= 1 || p > INT_MAX)
+        return EINVAL;
+    *sp = '\0';
+    if (vfs_check_run_name(arg))
+        return EINVAL;
+    *pid = (pid_t)p;
+    return 0;
 }
 
 static void answer(const char *req, int err, const char *msg)
@@ -183,6 +310,17 @@ static void serve_request(vfs *v, const char *path)
         }
     } else if (!strncmp(line, "resolve ", 8)) {
         err = resolve_run(v, line + 8, msg, sizeof msg);
+    } else if (!strncmp(line, "hold ", 5) || !strncmp(line, "release ", 8)) {
+        bool hold = line[0] == 'h';
+        char *arg = line + (hold ? 5 : 8);
+        pid_t pid;
+        if (name_pid(arg, &pid) != 0) {
+            err = EINVAL;
+            snprintf(msg, sizeof msg, "bad request");
+        } else {
+            err = hold ? hold_run(v, arg, pid, msg, sizeof msg)
+                       : release_run(v, arg, pid, msg, sizeof msg);
+        }
     } else {
         err = EINVAL;
         snprintf(msg, sizeof msg, "unknown request");
@@ -401,5 +539,92 @@ int vfs_cache_evict(const char *cache_dir, const char *run,
             err = evict_offline(cache_dir, run, msg, cap);
     }
     close(fd);
+    return err;
+}
+
+/* A message for an error of kv_cache_open(dir, create) into msg. */
+static void open_message(const char *dir, int err, char *msg, size_t cap)
+{
+    switch (err) {
+    case ENOENT:
+        snprintf(msg, cap, "cache directory '%s' does not exist and cannot "
+                 "be created (missing parent?)", dir);
+        break;
+    case ENOTDIR:
+        snprintf(msg, cap, "cache '%s' is not a directory", dir);
+        break;
+    case EINVAL:
+        snprintf(msg, cap, "'%s' is not a tarnfs cache directory", dir);
+        break;
+    default:
+        snprintf(msg, cap, "cannot open cache '%s': %s", dir, strerror(err));
+        break;
+    }
+}
+
+int vfs_cache_ingest(const char *cache_dir, const char *run,
+                     vfs_read_fn read_fn, void *arg,
+                     const char *source_version, unsigned timeout_s,
+                     struct vfs_ingest_result *res, char *msg, size_t cap)
+{
+    msg[0] = '\0';
+    memset(res, 0, sizeof *res);
+    if (!cache_dir || !run || vfs_check_run_name(run)) {
+        snprintf(msg, cap, "'%s' is not a valid run name", run ? run : "");
+        return EINVAL;
+    }
+    kv_cache *c;
+    int err = kv_cache_open(cache_dir, true, &c);
+    if (err) {
+        open_message(cache_dir, err, msg, cap);
+        return err;
+    }
+    int fd;
+    err = lock_open(cache_dir, &fd);
+    if (err) {
+        snprintf(msg, cap, "cannot open %s/vfs.lock: %s", cache_dir,
+                 strerror(err));
+        kv_cache_close(c);
+        return err;
+    }
+    char line[KV_RUNNAME_MAX + 40];
+    bool held = false;
+    if (no_server(fd)) {
+        /* No server: it cannot start, and so nothing can change the run,
+         * until the lock goes with fd. */
+        err = vfs_cache_may_drop(cache_dir, run, "replace", msg, cap);
+    } else {
+        snprintf(line, sizeof line, "hold %s %ld", run, (long)getpid());
+        err = request(cache_dir, line, timeout_s, fd, msg, cap);
+        if (err == ESRCH)       /* the server stopped: we hold the lock */
+            err = vfs_cache_may_drop(cache_dir, run, "replace", msg, cap);
+        else
+            held = err == 0;
+    }
+    if (!err) {
+        struct kv_ingest_result kr;
+        err = kv_ingest(c, run, read_fn, arg, source_version, &kr);
+        res->files = kr.files;
+        res->dirs = kr.dirs;
+        res->symlinks = kr.symlinks;
+        res->hardlinks = kr.hardlinks;
+        res->others = kr.others;
+        res->bytes = kr.bytes;
+        res->stripped_top = kr.stripped_top;
+        if (err)
+            snprintf(msg, cap, "%s", kr.error[0] ? kr.error : strerror(err));
+    }
+    if (held) {
+        /* Best effort: a server that misses it lets go when it sees this
+         * process gone. */
+        char m2[256];
+        snprintf(line, sizeof line, "release %s %ld", run, (long)getpid());
+        int rerr = request(cache_dir, line, timeout_s, -1, m2, sizeof m2);
+        if (rerr)
+            log_warn("tarnfs ingest: the server did not let go of run %s: "
+                     "%s (it will when this process has ended)", run, m2);
+    }
+    close(fd);
+    kv_cache_close(c);
     return err;
 }

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -816,6 +817,26 @@ int vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
         return err == ETIMEDOUT ? EAGAIN : err;
     }
     ref->changing = true;
+    /* A `tarnfs ingest` is replacing the run: a change now would be lost
+     * when it publishes.  The client retries; a holder that died without
+     * letting go (kill -9) no longer counts. */
+    pthread_mutex_lock(&v->lock);
+    pid_t holder = ref->run->held_by;
+    bool retired = ref->h && ref->h->retired;
+    pthread_mutex_unlock(&v->lock);
+    if (holder && !(kill(holder, 0) == 0 || errno == EPERM)) {
+        pthread_mutex_lock(&v->lock);
+        if (ref->run->held_by == holder)
+            ref->run->held_by = 0;
+        pthread_mutex_unlock(&v->lock);
+        log_warn("vfs: the tarnfs ingest (pid %ld) that held run %s ended "
+                 "without letting it go", (long)holder, ref->run->name);
+        holder = 0;
+    }
+    if (holder || retired) {    /* retired: replaced; reopen and retry */
+        vfs_run_release(v, ref);
+        return EAGAIN;
+    }
     /* A run still streaming in is whole only at its end (vfs_prepare
      * waits for that where the caller may park). */
     if (vfs_stream_active(ref)) {

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define VFS_ID_MAX    44
@@ -339,6 +340,34 @@ int vfs_cache_evict(const char *cache_dir, const char *run,
  * changing the run at that moment is not excluded (vfs_cache_evict is). */
 int vfs_cache_may_drop(const char *cache_dir, const char *run,
                        const char *what, char *msg, size_t cap);
+
+/* Pull callback of vfs_cache_ingest: fill buf with up to cap bytes;
+ * return the bytes read, 0 at the end of the input, or -errno. */
+typedef ssize_t (*vfs_read_fn)(void *arg, void *buf, size_t cap);
+
+/* What vfs_cache_ingest stored. */
+struct vfs_ingest_result {
+    uint64_t files, dirs, symlinks, hardlinks, others;
+    uint64_t bytes;               /* file data bytes stored */
+    bool stripped_top;            /* the top directory became the root */
+};
+
+/* `tarnfs ingest`: stream a tar archive from read_fn into the cache at
+ * cache_dir (created if missing) as run, published atomically with
+ * source_version, without ever losing a change.  A cached run with changes
+ * not yet written back, or in conflict, is not replaced (EBUSY, msg names
+ * `tarnfs flush` or `tarnfs cache resolve`).  If a tarnfsd serves the
+ * cache, it is asked to hold the run first: it checks the run is clean,
+ * and refuses changes to it (EAGAIN: the client retries) until the ingest
+ * ends; with no server the cache lock is held exclusively throughout (a
+ * tarnfsd starting meanwhile waits).  msg (cap bytes) says why on failure.
+ * Errors: EINVAL (bad name), ENOENT, ENOTDIR, EACCES, EBUSY, ETIMEDOUT
+ * (the server did not answer), EBADMSG (corrupt or hostile archive), EIO,
+ * ENOSPC, ENOMEM. */
+int vfs_cache_ingest(const char *cache_dir, const char *run,
+                     vfs_read_fn read_fn, void *arg,
+                     const char *source_version, unsigned timeout_s,
+                     struct vfs_ingest_result *res, char *msg, size_t cap);
 
 /* Whether run is dirty in the cache at cache_dir: since when (wall clock,
  * the first change not yet written back) and, if a write-back met a newer

@@ -17,6 +17,7 @@
 #include "fetch/fetch.h"
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdatomic.h>
 
 /* ---- node ids --------------------------------------------------------- */
@@ -118,6 +119,8 @@ struct vfs_run {
                                      dirty until `tarnfs cache resolve` */
     bool writing_back;            /* a write-back of it is in progress */
     bool is_new;                  /* created at the root: no object yet */
+    pid_t held_by;                /* a `tarnfs ingest` replacing it (its
+                                     pid): changes answer EAGAIN meanwhile */
     pthread_rwlock_t change_lock; /* changes share it; a write-back holds it
                                      exclusively while it streams the run */
     uint64_t change_gen;          /* bumped by every change */

@@ -94,6 +94,63 @@ stop A
 check "the write is in the tarball after a clean stop" \
   bash -c "tar -xOf '$work/nas/$R1.tar' '$R1/while-read.txt' 2>/dev/null | cmp -s - '$work/new.txt'"
 
+# --- tarnfs ingest while a tarnfsd serves the run -----------------------------
+# The ingest reads its tarball from a pipe that is fed only after a client
+# has tried to write into the same run.  No write the client was told is
+# safe may be lost when the ingested run replaces the served one: the
+# server refuses changes to the run while the ingest holds it (the client
+# retries), or the ingest is refused because the run changed.  (The run
+# ingested from stdin has no source version, so its changes are a conflict
+# at the write-back: kept, never lost.)
+start A "$C" rw 60m
+nfs-cat "$(url A "$R2/RunInfo.xml")" >/dev/null 2>&1
+mkfifo "$work/tarpipe"
+exec 8<>"$work/tarpipe"
+"$B/tarnfs" ingest --cache "$C" - "$R2" <"$work/tarpipe" >"$work/ing.out" 2>"$work/ing.err" 8>&- &
+ing_pid=$!
+for _ in $(seq 1 100); do grep -q "held for tarnfs ingest" "$work/A.log" && break; sleep 0.1; done
+timeout 60 nfs-cp "$work/new.txt" "$(url A "$R2/during-ingest.txt")" >/dev/null 2>"$work/di.err" 8>&- &
+cp_pid=$!
+sleep 3
+cat "$work/nas/$R2.tar" >&8
+exec 8>&-
+wait "$ing_pid"; ing_rc=$?
+wait "$cp_pid"; cp_rc=$?
+echo "# ingest status $ing_rc, nfs-cp status $cp_rc"
+if [ $cp_rc -eq 0 ] && [ $ing_rc -eq 0 ]; then
+  nfs-cat "$(url A "$R2/during-ingest.txt")" > "$work/di.out" 2>/dev/null
+  check "a write acknowledged while tarnfs ingest ran is not lost when the run is replaced" \
+    cmp -s "$work/di.out" "$work/new.txt"
+else
+  check "a write during tarnfs ingest is either refused (retried by the client) or refuses the ingest" \
+    test $cp_rc -ne 0 -o $ing_rc -ne 0
+fi
+check "the ingest itself succeeded (the run was clean when it began)" test $ing_rc -eq 0
+nfs-cp "$work/new.txt" "$(url A "$R2/after-ingest.txt")" >/dev/null 2>&1
+check "after the ingest, writes into the run are accepted again" test $? -eq 0
+nfs-cat "$(url A "$R2/after-ingest.txt")" > "$work/ai.out" 2>/dev/null
+check "and read back" cmp -s "$work/ai.out" "$work/new.txt"
+# R2 has changes now: the server itself refuses to let an ingest replace it.
+"$B/tarnfs" ingest --cache "$C" "$work/nas/$R2.tar" "$R2" >/dev/null 2>"$work/in2.err"; rc=$?
+check "tarnfs ingest over a run the server has changed is refused" test $rc -ne 0
+check "and the refusal names tarnfs flush" grep -q "tarnfs flush" "$work/in2.err"
+nfs-cat "$(url A "$R2/after-ingest.txt")" > "$work/ai2.out" 2>/dev/null
+check "and the server still serves the change" cmp -s "$work/ai2.out" "$work/new.txt"
+# An ingest interrupted (^C, kill -9) while it holds the run never lets go
+# by itself: the server sees its process gone at the next change.  (R1:
+# R2 now has changes, and an ingest over it is refused.)
+mkfifo "$work/tarpipe2"
+exec 8<>"$work/tarpipe2"
+"$B/tarnfs" ingest --cache "$C" - "$R1" <"$work/tarpipe2" >/dev/null 2>"$work/ing2.err" 8>&- &
+ing_pid=$!
+for _ in $(seq 1 100); do [ "$(grep -c "held for tarnfs ingest" "$work/A.log")" -ge 2 ] && break; sleep 0.1; done
+kill -9 "$ing_pid"; wait "$ing_pid" 2>/dev/null
+exec 8>&-
+nfs-cp "$work/new.txt" "$(url A "$R1/after-kill.txt")" >/dev/null 2>&1
+check "after an ingest holding the run is killed, writes into it are accepted" test $? -eq 0
+check "and the server says it let go" grep -q "ended without letting it go" "$work/A.log"
+stop A
+
 # --- no server, clean run: the tool evicts it itself ------------------------
 evict "$R1" >/dev/null 2>"$work/ev5.err"; rc=$?
 check "with no server running, a clean run is evicted" test $rc -eq 0
