@@ -546,8 +546,9 @@ int vfs_setattr(vfs *v, const struct vfs_id *id, const struct vfs_sattr *s,
     struct kv_attr k;
     if (!err)
         err = stale_if_enoent(kv_setattr(ref.h->kr, ino, &ks, &k));
+    if (!err)
+        err = vfs_run_mark_dirty(v, &ref);
     if (!err) {
-        vfs_run_mark_dirty(v, &ref);
         if (post)
             attr_from_kv(v, &k, post);
     }
@@ -576,8 +577,9 @@ int vfs_write(vfs *v, const struct vfs_id *id, uint64_t off,
     struct kv_attr k;
     if (!err)
         err = stale_if_enoent(kv_write(ref.h->kr, ino, off, buf, len, &k));
+    if (!err)
+        err = vfs_run_mark_dirty(v, &ref);
     if (!err) {
-        vfs_run_mark_dirty(v, &ref);
         if (sync)
             err = kv_run_sync(ref.h->kr);
         if (!err && post)
@@ -629,9 +631,9 @@ static int create_run(vfs *v, const struct vfs_node *n, const char *name,
         return err == ENOENT ? EIO : err;
     if ((err = vfs_run_change_begin(v, &ref)) != 0)
         return err;
-    vfs_run_mark_dirty(v, &ref);
+    err = vfs_run_mark_dirty(v, &ref);
     vfs_id_make_node(v, run, VFS_RUN_ROOT_INO, out);
-    if (a)
+    if (a && !err)
         err = node_getattr(v, &ref, ref.h->root, a);
     vfs_run_release(v, &ref);
     if (dir_post && namespace_getattr(v, n, dir_post) != 0)
@@ -693,8 +695,9 @@ int vfs_create(vfs *v, const struct vfs_id *dir, const char *name,
         struct kv_sattr ks = { .mask = KV_SET_SIZE, .size = s->size };
         err = kv_setattr(ref.h->kr, k.ino, &ks, &k);
     }
+    if (!err)
+        err = vfs_run_mark_dirty(v, &ref);
     if (!err) {
-        vfs_run_mark_dirty(v, &ref);
         node_id(v, &ref, k.ino, out);
         if (a)
             attr_from_kv(v, &k, a);
@@ -738,8 +741,9 @@ int vfs_remove(vfs *v, const struct vfs_id *dir, const char *name,
     if (!err)
         err = is_dir ? kv_rmdir(ref.h->kr, dino, name)
                      : kv_unlink(ref.h->kr, dino, name);
+    if (!err)
+        err = vfs_run_mark_dirty(v, &ref);
     if (!err) {
-        vfs_run_mark_dirty(v, &ref);
         if (dir_post)
             node_getattr(v, &ref, dino, dir_post);
     }
@@ -804,8 +808,9 @@ int vfs_rename(vfs *v, const struct vfs_id *sdir, const char *sname,
         err = stale_if_enoent(node_getattr(v, &ref, dino, d_pre));
     if (!err)
         err = kv_rename(ref.h->kr, sino, sname, dino, dname);
+    if (!err)
+        err = vfs_run_mark_dirty(v, &ref);
     if (!err) {
-        vfs_run_mark_dirty(v, &ref);
         if (s_post)
             node_getattr(v, &ref, sino, s_post);
         if (d_post)
@@ -844,8 +849,9 @@ int vfs_link(vfs *v, const struct vfs_id *id, const struct vfs_id *dir,
     err = stale_if_enoent(node_getattr(v, &ref, dino, dir_pre));
     if (!err)
         err = kv_link(ref.h->kr, tn.ino, dino, name);
+    if (!err)
+        err = vfs_run_mark_dirty(v, &ref);
     if (!err) {
-        vfs_run_mark_dirty(v, &ref);
         if (a)
             node_getattr(v, &ref, tn.ino, a);
         if (dir_post)

@@ -852,7 +852,7 @@ int vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
     return 0;
 }
 
-void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref)
+int vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref)
 {
     struct vfs_run *r = ref->run;
     pthread_mutex_lock(&v->lock);
@@ -864,19 +864,26 @@ void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref)
         r->dirty_since_ms = vfs_wall_ms();
     int64_t since = r->dirty_since_ms;
     bool is_new = r->is_new;
+    bool store = first || r->dirty_unstored;
     pthread_mutex_unlock(&v->lock);
-    if (!first)
-        return;
+    if (!store)
+        return 0;
     /* The mark file first (so `tarnfs cache ls` and a restart find it),
      * then the metadata, which is the truth: a crash in between leaves a
      * mark without metadata, which the next open drops. */
-    vfs_dirty_mark_write(v, r->name, since, NULL, is_new);
+    if (first)
+        vfs_dirty_mark_write(v, r->name, since, NULL, is_new);
     char val[32];
     int n = snprintf(val, sizeof val, "%lld", (long long)since);
     int err = kv_run_setmeta(ref->h->kr, "dirty", val, (size_t)n);
+    pthread_mutex_lock(&v->lock);
+    r->dirty_unstored = err != 0;
+    pthread_mutex_unlock(&v->lock);
     if (err)
-        log_error("vfs: cannot mark run %s modified: %s", r->name,
-                  strerror(err));
+        log_error("vfs: cannot mark run %s modified: %s; the change is "
+                  "reported failed (a restart would not write it back)",
+                  r->name, strerror(err));
+    return err;
 }
 
 /* ---- cache scan ----------------------------------------------------- */

@@ -115,6 +115,8 @@ struct vfs_run {
     bool version_stale;           /* backend holds a newer version */
     bool checking;                /* a version check is in flight */
     bool dirty;                   /* modified through vfs: never evicted */
+    bool dirty_unstored;          /* storing its "dirty" metadata failed:
+                                     the next change tries again */
     bool conflicted;              /* write-back met a newer object: held
                                      dirty until `tarnfs cache resolve` */
     bool writing_back;            /* a write-back of it is in progress */
@@ -288,8 +290,10 @@ void vfs_run_release(vfs *v, struct vfs_ref *ref);
 bool vfs_run_is_cached(vfs *v, const char *name);
 /* Mark the run of ref modified (persisted as run metadata "dirty", whose
  * value is the wall-clock ms of the first change not yet written back).
- * Called with the change lock held (vfs_run_change_begin). */
-void vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref);
+ * Called with the change lock held (vfs_run_change_begin), after the
+ * change.  Errors: those of kv_run_setmeta (the change must then be
+ * reported failed: a restart would not write it back). */
+int vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref);
 /* Take ref's run change lock shared (released by vfs_run_release): a
  * write-back in progress makes the change wait until its upload ends, at
  * most VFS_CHANGE_WAIT_S seconds.  Errors: EAGAIN (still busy: ref has

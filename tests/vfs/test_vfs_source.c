@@ -9,6 +9,9 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <time.h>
+#include <limits.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define TEST_TTL_MS 200
 
@@ -626,6 +629,74 @@ START_TEST(a_root_of_100000_runs_pages_completely_by_cookie)
 }
 END_TEST
 
+
+/* Fail the nth commit of run metadata ("meta-commit") with EIO. */
+static int fail_nth_meta_commit(void *arg, const char *op)
+{
+    int *left = arg;
+    if (strcmp(op, "meta-commit") != 0)
+        return 0;
+    return --*left == 0 ? EIO : 0;
+}
+
+/* Issue 12: a change whose "dirty" mark could not be stored was reported
+ * done, so after a crash the restarted server did not write it back and
+ * the acknowledged change never reached the tarball.  For each commit the
+ * first change of a run makes, that commit fails once; the process then
+ * dies without closing (a crash).  Whenever vfs_create and vfs_write
+ * reported success, a restart and clean close must put the file in the
+ * tarball. */
+START_TEST(a_change_reported_done_reaches_the_tarball_even_if_marking_it_dirty_failed)
+{
+    char cache[512], nas[512];
+    snprintf(cache, sizeof cache, "%s/cache", scratch);
+    snprintf(nas, sizeof nas, "%s/nas", scratch);
+    for (int nth = 1; nth <= 5; nth++) {
+        char run[32];
+        snprintf(run, sizeof run, "run%d", nth);
+        make_run_tarball(run, ".tar", run);
+        struct vfs_config cfg = {
+            .cache_dir = cache, .source = nas, .read_only = false,
+            .list_ttl_ms = TEST_TTL_MS, .prefetch_whole = true,
+            .writeback_delay_s = UINT_MAX,
+        };
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            vfs *v = NULL;
+            if (vfs_open(&cfg, &v) != 0)
+                _exit(3);
+            struct vfs_id dir, f;
+            if (walk(v, run, &dir, NULL) != 0)
+                _exit(4);
+            int left = nth;
+            kv_set_fault(fail_nth_meta_commit, &left);
+            struct vfs_sattr sa = { .set_mode = true, .mode = 0644 };
+            struct vfs_cred cred = { 0, 0 };
+            int err = vfs_create(v, &dir, "acked.txt", VFS_REG, &sa, &cred,
+                                 0, 0, NULL, &f, NULL, NULL, NULL);
+            if (!err)
+                err = vfs_write(v, &f, 0, "saved\n", 6, true, NULL, NULL);
+            _exit(err ? 1 : 0);     /* 0: the client was told it is safe */
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_le(WEXITSTATUS(status), 1);
+        if (WEXITSTATUS(status) != 0)
+            continue;
+        vfs *v = NULL;
+        ck_assert_int_eq(vfs_open(&cfg, &v), 0);
+        vfs_close(v);                   /* writes back what is dirty */
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "tar -xOf '%s/%s.tar' %s/acked.txt 2>/dev/null"
+                 " | grep -q saved", nas, run, run);
+        ck_assert_msg(system(cmd) == 0, "commit %d failed, the change was "
+                      "acknowledged, and it is not in %s.tar", nth, run);
+    }
+}
+END_TEST
+
 static Suite *vfs_source_suite(void)
 {
     Suite *s = suite_create("vfs-tarball-namespace");
@@ -646,6 +717,7 @@ static Suite *vfs_source_suite(void)
     tcase_add_test(tc, injected_backend_faults_give_eio_and_the_next_access_retries);
     tcase_add_test(tc, a_replaced_tarball_is_fetched_again_and_gone_members_go_stale);
     tcase_add_test(tc, a_root_of_100000_runs_pages_completely_by_cookie);
+    tcase_add_test(tc, a_change_reported_done_reaches_the_tarball_even_if_marking_it_dirty_failed);
     suite_add_tcase(s, tc);
     return s;
 }
