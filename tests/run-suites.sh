@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run-suites: runs the test suites in tests/suites/ (all, or those named) and
 # prints one verdict line per suite, then the closing "N passed, N failed".
+# Each suite is stopped after SUITE_TIMEOUT seconds (default 1500) and then
+# fails; the whole run prints its time at the end.
 set -u
 cd "$(dirname "$0")/.."
 export B="${B:-build-san}"
@@ -18,17 +20,22 @@ else
     suites+=("$m")
   done
 fi
-pass=0; fail=0; failed=()
+pass=0; fail=0; failed=(); all_start=$(date +%s)
 for s in "${suites[@]}"; do
   name=$(basename "$s" .sh)
   echo "=== suite $name"
   start=$(date +%s)
-  if "$s"; then
+  # A suite that hangs fails on its own instead of eating CI's 90 minutes:
+  # timeout signals the suite's whole process group (its servers too).
+  limit=${SUITE_TIMEOUT:-1500}
+  timeout -k 30 "$limit" "$s"; rc=$?
+  if [ $rc -eq 0 ]; then
     pass=$((pass+1)); echo "=== PASS $name ($(( $(date +%s) - start ))s)"
   else
+    [ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "=== $name ran past its ${limit}s limit: stopped"
     fail=$((fail+1)); failed+=("$name"); echo "=== FAIL $name ($(( $(date +%s) - start ))s)"
   fi
 done
 [ $fail -eq 0 ] || echo "failed suites: ${failed[*]}"
-echo "suites: $pass passed, $fail failed"
+echo "suites: $pass passed, $fail failed in $(( $(date +%s) - all_start ))s"
 [ $fail -eq 0 ]
