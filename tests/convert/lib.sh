@@ -10,15 +10,15 @@ CONV_SKIP=0
 # usually) and prints one verdict line.
 check() {
   local what=$1; shift
-  local log="$T/check.log" rc=0
+  local log="$T/check.log" rc=0 t0=$SECONDS
   # Not inside an if: bash ignores set -e in a condition, even in a subshell.
   ( set -e -o pipefail; "$@" ) >"$log" 2>&1
   rc=$?
   if [ $rc -eq 0 ]; then
-    CONV_PASS=$((CONV_PASS + 1)); echo "ok    $what"
+    CONV_PASS=$((CONV_PASS + 1)); echo "ok    $what ($((SECONDS - t0))s)"
     [ -z "${CONV_VERBOSE:-}" ] || sed 's/^/      | /' "$log"
   else
-    CONV_FAIL=$((CONV_FAIL + 1)); echo "FAIL  $what"; sed "s/^/      | /" "$log" | tail -12
+    CONV_FAIL=$((CONV_FAIL + 1)); echo "FAIL  $what ($((SECONDS - t0))s)"; sed "s/^/      | /" "$log" | tail -12
   fi
 }
 
