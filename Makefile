@@ -17,13 +17,13 @@ SAN     ?= 0
 
 ifeq ($(SAN),1)
 B       ?= build-san
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DTARNFS_DEBUG
 OPT     := -O1
 else ifeq ($(SAN),thread)
 # ThreadSanitizer (make tsan): data races in our threads; Kyoto Cabinet,
 # libtirpc and libnfs are not instrumented (tests/tsan/tsan.supp).
 B       ?= build-tsan
-SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -DTARNFS_DEBUG
 OPT     := -O1
 else
 B       ?= build
@@ -39,6 +39,16 @@ CPPFLAGS_ALL = -D_GNU_SOURCE -I. -I$(B) $(shell pkg-config --cflags $(PKGS) 2>/d
 LDLIBS_ALL   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 NFS_LIBS     = $(shell pkg-config --libs libnfs 2>/dev/null)
+
+# A missing library is an error naming it, not a confusing compile error
+# later.  Not for the goals that install the packages first (make deps).
+ifeq ($(filter deps check tsan soak check-kernel demo bench clean fuzz,$(MAKECMDGOALS)),)
+NEED_PKGS := $(PKGS) $(if $(filter test-programs,$(MAKECMDGOALS)),check libnfs)
+MISSING_PKGS := $(strip $(foreach p,$(NEED_PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
+ifneq ($(MISSING_PKGS),)
+$(error missing libraries (pkg-config): $(MISSING_PKGS); `make deps` (as root) installs them)
+endif
+endif
 
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS_ALL)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)

@@ -195,15 +195,8 @@ static int release_run(vfs *v, const char *name, pid_t pid, char *msg,
         return ENOENT;
     }
     struct vfs_handle *old = NULL;
-    if (r->h && !r->loading && !r->evicting) {
-        old = r->h;
-        r->h = NULL;
-        old->retired = true;
-        if (old->users == 0)
-            v->open_handles--;
-        else
-            old = NULL;
-    }
+    if (!r->loading && !r->evicting)
+        old = vfs_run_retire_locked(v, r);
     r->held_by = 0;
     pthread_mutex_unlock(&v->lock);
     vfs_handle_close(old);

@@ -3,6 +3,7 @@
  * and ingest from the backend) exactly once however many requests ask, and
  * notices replaced tarballs. */
 #include "vfs/vfs_internal.h"
+#include "util/bug.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -92,7 +93,7 @@ void vfs_handle_close(struct vfs_handle *h)
 
 struct vfs_handle *vfs_handle_put_locked(vfs *v, struct vfs_handle *h)
 {
-    if (!h)
+    if (!h || BUG_ON(h->users <= 0))
         return NULL;
     h->users--;
     h->last_used_ms = vfs_mono_ms();
@@ -103,8 +104,7 @@ struct vfs_handle *vfs_handle_put_locked(vfs *v, struct vfs_handle *h)
     return NULL;
 }
 
-/* Detach r's handle (lock held); returns it if it can be closed now. */
-static struct vfs_handle *retire_locked(vfs *v, struct vfs_run *r)
+struct vfs_handle *vfs_run_retire_locked(vfs *v, struct vfs_run *r)
 {
     struct vfs_handle *h = r->h;
     r->h = NULL;
@@ -659,7 +659,7 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
                         log_info("vfs: run %s was evicted or replaced "
                                  "outside this server; opening it again",
                                  name);
-                        struct vfs_handle *o2 = retire_locked(v, r);
+                        struct vfs_handle *o2 = vfs_run_retire_locked(v, r);
                         if (o2)
                             old = o2;
                     }
@@ -702,7 +702,7 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
         r->loading = true;
         r->load_nofetch = (flags & VFS_ACQ_NOFETCH) != 0;
         bool stale = r->version_stale;
-        struct vfs_handle *old = retire_locked(v, r);
+        struct vfs_handle *old = vfs_run_retire_locked(v, r);
         if (!(flags & VFS_ACQ_NOFETCH)) {
             /* On a fetch thread, also for a caller that blocks: a run
              * served while it streams in is there long before its load
@@ -794,7 +794,8 @@ void vfs_run_release(vfs *v, struct vfs_ref *ref)
     }
     pthread_mutex_lock(&v->lock);
     struct vfs_handle *h = vfs_handle_put_locked(v, ref->h);
-    ref->run->pins--;
+    if (!BUG_ON(ref->run->pins <= 0))
+        ref->run->pins--;
     ref->run->last_ref_ms = vfs_wall_ms();
     pthread_mutex_unlock(&v->lock);
     vfs_handle_close(h);

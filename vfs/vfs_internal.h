@@ -391,6 +391,9 @@ void vfs_runs_free(vfs *v);
  * by returning it: the caller closes h->kr after unlocking. */
 struct vfs_handle *vfs_handle_put_locked(vfs *v, struct vfs_handle *h);
 void vfs_handle_close(struct vfs_handle *h);
+/* Detach r's handle (v->lock held), so the next use opens the run again;
+ * returns it if it can be closed now (vfs_handle_close, unlocked). */
+struct vfs_handle *vfs_run_retire_locked(vfs *v, struct vfs_run *r);
 
 /* ---- listing.c --------------------------------------------------------- */
 /* Get the current listing of namespace dir prefix ("" or "a/b/"),

@@ -17,3 +17,7 @@ TEST_PROGRAMS += $(B)/tests/util/test_safefile
 $(B)/tests/util/test_loglimit: $(B)/tests/util/test_loglimit.o $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/util/test_loglimit
+# BUG_ON (util/bug.h).
+$(B)/tests/util/test_bug: $(B)/tests/util/test_bug.o $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+TEST_PROGRAMS += $(B)/tests/util/test_bug
