@@ -1,48 +1,35 @@
 /* cli.h: helpers shared by the tarnfs subcommands: the --cache option,
- * opening the cache with operator-friendly errors, resolving "/RUN/path"
- * arguments, and ls-style formatting.  Errors are positive errno values;
- * functions whose contract says so have already printed a message. */
+ * opening the cache's read-only view (vfs_view) with operator-friendly
+ * errors, messages for "/RUN/path" arguments, and ls-style formatting.
+ * Errors are positive errno values; functions whose contract says so have
+ * already printed a message. */
 #ifndef TARNFS_CLI_H
 #define TARNFS_CLI_H
 
-#include "kvstore/kvfs.h"
 #include "util/opt.h"
+#include "vfs/vfs.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 /* The cache directory: opt if given, else $TARNFS_CACHE, else NULL after
  * printing "prog: no cache directory" advice. */
 const char *cli_cache_dir(const char *prog, const char *opt);
 
-/* Open the cache at dir, printing a clear message on failure (missing, not
- * a cache, permission...).  With create, writable (created if missing);
- * without, read-only: it takes no lock a running tarnfsd needs, so a
- * reading command never turns a served run read-only.  Errors: as
- * kv_cache_open. */
-int cli_open_cache(const char *prog, const char *dir, bool create,
-                   kv_cache **out);
+/* Open the cache at dir read-only (vfs_view_open: it takes no lock a
+ * running tarnfsd needs, so a reading command never turns a served run
+ * read-only), printing a clear message on failure (missing, not a cache,
+ * permission...).  Errors: as vfs_view_open. */
+int cli_open_view(const char *prog, const char *dir, vfs_view **out);
 
-/* A resolved "/RUN/path" argument.  run is NULL for "/" (the list of runs). */
-struct cli_target {
-    kv_run *run;
-    char run_name[KV_RUNNAME_MAX + 1];
-    kv_ino ino;
-};
+/* Print "prog: ..." for err from opening the cache at dir (create: it was
+ * to be created if missing). */
+void cli_cache_open_error(const char *prog, const char *dir, bool create,
+                          int err);
 
-/* Resolve an absolute tarnfs path ("/" or "/RUN[/path]"): the longest
- * leading part naming a published run is the run, the rest is walked
- * inside it, following symlinks in the middle of the path and, if
- * follow_last, at its end.  Symlinks are followed only within the run
- * (an absolute target gives EXDEV).  Prints nothing.  Errors: EINVAL (not
- * absolute), ENOENT, ENOTDIR, ELOOP, EXDEV, EIO, ENOMEM. */
-int cli_resolve(kv_cache *c, const char *path, bool follow_last,
-                struct cli_target *t);
-
-/* Release what cli_resolve opened. */
-void cli_target_close(struct cli_target *t);
-
-/* Print "prog: path: <why>" for an error from cli_resolve. */
+/* Print "prog: path: <why>" for an error from vfs_view_resolve. */
 void cli_path_error(const char *prog, const char *path, int err);
 
 /* ls-style mode string ("drwxr-xr-x", with s/t bits) into out[11]. */

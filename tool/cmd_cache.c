@@ -12,12 +12,12 @@
 
 #define PROG "tarnfs cache"
 
-/* What an action gets: the cache directory, the cache itself if the action
- * reads it directly (ls, stats; NULL for those going through vfs), its
+/* What an action gets: the cache directory, the cache's read-only view if
+ * the action reads the cache (ls, stats; NULL for the others), its
  * positional arguments and --timeout. */
 struct cache_call {
     const char *dir;
-    kv_cache *c;
+    vfs_view *view;
     char **argv;
     unsigned timeout;
 };
@@ -26,7 +26,7 @@ struct cache_action {
     const char *name;
     int (*run)(const struct cache_call *cc);
     int npos;                   /* positional arguments it takes */
-    bool opens_cache;           /* reads the cache itself (kvstore) */
+    bool opens_cache;           /* reads the cache (vfs_view) */
     const char *args, *summary;
 };
 
@@ -86,19 +86,16 @@ static void format_utc(struct timespec t, char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int print_run(void *arg, const struct kv_runinfo *ri)
+static int print_run(void *arg, const struct vfs_view_runinfo *ri)
 {
-    kv_cache *c = arg;
+    (void)arg;
     char created[32], last[32] = "-";
     format_utc(ri->created, created, sizeof created);
-    struct timespec ref;
-    if (vfs_last_reference(kv_cache_path(c), ri->name, &ref) == 0)
-        format_utc(ref, last, sizeof last);
-    char dirty[1300] = "-", conflict[1200] = "";
-    struct timespec since;
-    if (vfs_dirty_info(kv_cache_path(c), ri->name, &since, conflict,
-                       sizeof conflict) == 0) {
-        long long age = (long long)(time(NULL) - since.tv_sec);
+    if (ri->referenced)
+        format_utc(ri->last_reference, last, sizeof last);
+    char dirty[1300] = "-";
+    if (ri->dirty) {
+        long long age = (long long)(time(NULL) - ri->dirty_since.tv_sec);
         if (age < 0)
             age = 0;
         if (age < 120)
@@ -107,19 +104,15 @@ static int print_run(void *arg, const struct kv_runinfo *ri)
             snprintf(dirty, sizeof dirty, "%lldm", age / 60);
         else
             snprintf(dirty, sizeof dirty, "%lldh", age / 3600);
-        if (conflict[0])
+        if (ri->conflict[0])
             strcat(dirty, "!CONFLICT");
     }
     /* An index-first run: how much of its file data is present. */
     char present[48] = "all";
-    kv_run *r;
-    uint64_t have, total;
-    if (kv_run_open(c, ri->name, &r) == 0) {
-        if (kv_run_presence(r, &have, &total) == 0 && have < total)
-            snprintf(present, sizeof present, "%llu/%llu",
-                     (unsigned long long)have, (unsigned long long)total);
-        kv_run_close(r);
-    }
+    if (ri->present < ri->total)
+        snprintf(present, sizeof present, "%llu/%llu",
+                 (unsigned long long)ri->present,
+                 (unsigned long long)ri->total);
     printf("%-40s %14llu %10llu %-20s %-20s %-24s %-21s %s\n", ri->name,
            (unsigned long long)ri->bytes, (unsigned long long)ri->files,
            created, last,
@@ -129,10 +122,9 @@ static int print_run(void *arg, const struct kv_runinfo *ri)
 
 static int cache_ls(const struct cache_call *cc)
 {
-    kv_cache *c = cc->c;
     printf("%-40s %14s %10s %-20s %-20s %-24s %-21s %s\n", "NAME", "BYTES",
            "FILES", "CREATED", "LAST-ACCESS", "SOURCE", "PRESENT", "DIRTY");
-    int err = kv_cache_list(c, print_run, c);
+    int err = vfs_view_runs(cc->view, true, print_run, NULL);
     if (err) {
         fprintf(stderr, "%s ls: listing runs: %s\n", PROG, strerror(err));
         return CLI_FAIL;
@@ -170,32 +162,21 @@ static int cache_resolve(const struct cache_call *cc)
     return CLI_OK;
 }
 
-static int count_run(void *arg, const struct kv_runinfo *ri)
-{
-    (void)ri;
-    (*(uint64_t *)arg)++;
-    return 0;
-}
-
 static int cache_stats(const struct cache_call *cc)
 {
-    kv_cache *c = cc->c;
-    struct kv_statfs st;
-    uint64_t runs = 0;
-    int err = kv_cache_statfs(c, &st);
-    if (!err)
-        err = kv_cache_list(c, count_run, &runs);
+    struct vfs_view_statfs st;
+    int err = vfs_view_statfs(cc->view, &st);
     if (err) {
         fprintf(stderr, "%s stats: %s\n", PROG, strerror(err));
         return CLI_FAIL;
     }
-    printf("%-15s %llu\n", "runs", (unsigned long long)runs);
+    printf("%-15s %llu\n", "runs", (unsigned long long)st.runs);
     printf("%-15s %llu\n", "bytes_used", (unsigned long long)st.bytes_used);
     printf("%-15s %llu\n", "inodes_used", (unsigned long long)st.inodes_used);
     printf("%-15s %llu\n", "bytes_total", (unsigned long long)st.bytes_total);
     printf("%-15s %llu\n", "bytes_free", (unsigned long long)st.bytes_free);
     /* Hit/miss/fetch/eviction counters exist only in a running tarnfsd. */
-    return stats_print_server(PROG " stats", kv_cache_path(c), true) ? CLI_FAIL : CLI_OK;
+    return stats_print_server(PROG " stats", vfs_view_path(cc->view), true) ? CLI_FAIL : CLI_OK;
 }
 
 int cmd_cache(int argc, char **argv)
@@ -244,10 +225,9 @@ int cmd_cache(int argc, char **argv)
         return CLI_USAGE;
     struct cache_call cc = { .dir = dir, .argv = argv + optind + 1,
                              .timeout = timeout };
-    if (act->opens_cache && cli_open_cache(PROG, dir, false, &cc.c) != 0)
+    if (act->opens_cache && cli_open_view(PROG, dir, &cc.view) != 0)
         return CLI_FAIL;
     int rc = act->run(&cc);
-    if (cc.c)
-        kv_cache_close(cc.c);
+    vfs_view_close(cc.view);
     return rc;
 }

@@ -38,10 +38,10 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int cat_one(kv_cache *c, const char *path, char *buf)
+static int cat_one(vfs_view *vw, const char *path, char *buf)
 {
-    struct cli_target t;
-    int err = cli_resolve(c, path, true, &t);
+    struct vfs_view_node t;
+    int err = vfs_view_resolve(vw, path, true, &t);
     if (err) {
         cli_path_error(PROG, path, err);
         return err;
@@ -50,8 +50,8 @@ static int cat_one(kv_cache *c, const char *path, char *buf)
         cli_path_error(PROG, path, EISDIR);
         return EISDIR;
     }
-    struct kv_attr a;
-    err = kv_getattr(t.run, t.ino, &a);
+    struct vfs_view_attr a;
+    err = vfs_view_getattr(&t, &a);
     if (!err && S_ISDIR(a.mode))
         err = EISDIR;
     else if (!err && !S_ISREG(a.mode))
@@ -60,7 +60,7 @@ static int cat_one(kv_cache *c, const char *path, char *buf)
     bool eof = false;
     while (!err && !eof) {
         size_t got;
-        err = kv_read(t.run, t.ino, off, buf, CAT_CHUNK, &got, &eof);
+        err = vfs_view_read(&t, off, buf, CAT_CHUNK, &got, &eof);
         if (!err && got == 0)
             break;
         if (!err)
@@ -71,7 +71,7 @@ static int cat_one(kv_cache *c, const char *path, char *buf)
         fprintf(stderr, "%s: %s: not a regular file\n", PROG, path);
     else if (err)
         cli_path_error(PROG, path, err);
-    cli_target_close(&t);
+    vfs_view_run_close(t.run);
     return err;
 }
 
@@ -100,8 +100,8 @@ int cmd_cat(int argc, char **argv)
     const char *dir = cli_cache_dir(PROG, cache_opt);
     if (!dir)
         return CLI_USAGE;
-    kv_cache *cache;
-    if (cli_open_cache(PROG, dir, false, &cache) != 0)
+    vfs_view *cache;
+    if (cli_open_view(PROG, dir, &cache) != 0)
         return CLI_FAIL;
     char *buf = malloc(CAT_CHUNK);
     int failed = 0;
@@ -113,6 +113,6 @@ int cmd_cat(int argc, char **argv)
         if (cat_one(cache, argv[i], buf))
             failed = 1;
     free(buf);
-    kv_cache_close(cache);
+    vfs_view_close(cache);
     return failed ? CLI_FAIL : CLI_OK;
 }

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #define PROG "tarnfs ls"
 
@@ -33,8 +32,8 @@ struct ls_opts {
 
 struct ls_entry {
     char *name;
-    kv_ino ino;
-    struct kv_attr attr;
+    struct vfs_view_node node;
+    struct vfs_view_attr attr;
 };
 
 struct entry_list {
@@ -44,7 +43,7 @@ struct entry_list {
 };
 
 static int add_entry(struct entry_list *l, const char *name, size_t len,
-                     kv_ino ino)
+                     struct vfs_view_node node)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -58,7 +57,7 @@ static int add_entry(struct entry_list *l, const char *name, size_t len,
     if (!copy)
         return ENOMEM;
     l->v[l->n].name = copy;
-    l->v[l->n].ino = ino;
+    l->v[l->n].node = node;
     memset(&l->v[l->n].attr, 0, sizeof l->v[l->n].attr);
     l->n++;
     return 0;
@@ -71,10 +70,10 @@ static void free_entries(struct entry_list *l)
     free(l->v);
 }
 
-static int collect_dirent(void *arg, const struct kv_dirent *de)
+static int collect_dirent(void *arg, const struct vfs_view_dirent *de)
 {
     struct entry_list *l = arg;
-    l->err = add_entry(l, de->name, de->namelen, de->ino);
+    l->err = add_entry(l, de->name, de->namelen, de->node);
     return l->err ? 1 : 0;
 }
 
@@ -94,16 +93,16 @@ static int count_digits(uint64_t v)
     return d;
 }
 
-static void size_field(const struct kv_attr *a, char *out, size_t cap)
+static void size_field(const struct vfs_view_attr *a, char *out, size_t cap)
 {
     if (S_ISCHR(a->mode) || S_ISBLK(a->mode))
-        snprintf(out, cap, "%u, %u", major(a->rdev), minor(a->rdev));
+        snprintf(out, cap, "%u, %u", a->rdev_major, a->rdev_minor);
     else
         snprintf(out, cap, "%llu", (unsigned long long)a->size);
 }
 
 /* Print entries (attributes filled) in ls -l style, or names only. */
-static void print_entries(kv_run *run, const struct entry_list *l,
+static void print_entries(const struct entry_list *l,
                           const struct ls_opts *o)
 {
     if (!o->longfmt) {
@@ -114,7 +113,7 @@ static void print_entries(kv_run *run, const struct entry_list *l,
     int wl = 1, wu = 1, wg = 1, ws = 1;
     char sz[48];
     for (size_t i = 0; i < l->n; i++) {
-        const struct kv_attr *a = &l->v[i].attr;
+        const struct vfs_view_attr *a = &l->v[i].attr;
         size_field(a, sz, sizeof sz);
         int w;
         if ((w = count_digits(a->nlink)) > wl) wl = w;
@@ -123,37 +122,37 @@ static void print_entries(kv_run *run, const struct entry_list *l,
         if ((w = (int)strlen(sz)) > ws) ws = w;
     }
     for (size_t i = 0; i < l->n; i++) {
-        const struct kv_attr *a = &l->v[i].attr;
+        const struct vfs_view_attr *a = &l->v[i].attr;
         char mode[11], when[64];
         cli_mode_string(a->mode, mode);
         cli_format_time(a->mtime, when, sizeof when);
         size_field(a, sz, sizeof sz);
         printf("%s %*u %*u %*u %*s %s %s", mode, wl, a->nlink, wu, a->uid,
                wg, a->gid, ws, sz, when, l->v[i].name);
-        if (S_ISLNK(a->mode) && run) {
-            char target[KV_SYMLINK_MAX + 1];
+        if (S_ISLNK(a->mode) && l->v[i].node.run) {
+            char target[VFS_PATH_MAX + 1];
             size_t tlen;
-            if (kv_readlink(run, l->v[i].ino, target, sizeof target - 1,
-                            &tlen) == 0 && tlen < sizeof target)
+            if (vfs_view_readlink(&l->v[i].node, target, sizeof target - 1,
+                                  &tlen) == 0 && tlen < sizeof target)
                 printf(" -> %.*s", (int)tlen, target);
         }
         putchar('\n');
     }
 }
 
-/* List directory ino of run, shown as path; recurse if -R.  Returns the
- * first error met (after printing it) but keeps going, as ls does. */
-static int list_dir(kv_run *run, kv_ino ino, const char *path,
+/* List directory dir, shown as path; recurse if -R.  Returns the first
+ * error met (after printing it) but keeps going, as ls does. */
+static int list_dir(const struct vfs_view_node *dir, const char *path,
                     const struct ls_opts *o, bool header)
 {
     if (header)
         printf("%s:\n", path);
     struct entry_list l = { 0 };
-    int err = kv_readdir(run, ino, 0, collect_dirent, &l);
+    int err = vfs_view_readdir(dir, collect_dirent, &l);
     if (!err)
         err = l.err;
     for (size_t i = 0; !err && i < l.n; i++)
-        err = kv_getattr(run, l.v[i].ino, &l.v[i].attr);
+        err = vfs_view_getattr(&l.v[i].node, &l.v[i].attr);
     if (!err && l.n > 1)
         qsort(l.v, l.n, sizeof *l.v, by_name);  /* ls order, C locale */
     if (err) {
@@ -161,7 +160,7 @@ static int list_dir(kv_run *run, kv_ino ino, const char *path,
         free_entries(&l);
         return err;
     }
-    print_entries(run, &l, o);
+    print_entries(&l, o);
     int first_err = 0;
     if (o->recursive) {
         for (size_t i = 0; i < l.n; i++) {
@@ -176,7 +175,7 @@ static int list_dir(kv_run *run, kv_ino ino, const char *path,
             sprintf(sub, "%s%s%s", path,
                     plen && path[plen - 1] == '/' ? "" : "/", l.v[i].name);
             putchar('\n');
-            err = list_dir(run, l.v[i].ino, sub, o, true);
+            err = list_dir(&l.v[i].node, sub, o, true);
             if (err && !first_err)
                 first_err = err;
             free(sub);
@@ -186,20 +185,21 @@ static int list_dir(kv_run *run, kv_ino ino, const char *path,
     return first_err;
 }
 
-static int collect_run(void *arg, const struct kv_runinfo *ri)
+static int collect_run(void *arg, const struct vfs_view_runinfo *ri)
 {
     struct entry_list *l = arg;
-    l->err = add_entry(l, ri->name, strlen(ri->name), 0);
+    l->err = add_entry(l, ri->name, strlen(ri->name),
+                       (struct vfs_view_node){ 0 });
     return l->err ? 1 : 0;
 }
 
 /* "/": the runs, each shown with its root directory's attributes. */
-static int list_runs(kv_cache *c, const struct ls_opts *o, bool header)
+static int list_runs(vfs_view *vw, const struct ls_opts *o, bool header)
 {
     if (header)
         printf("/:\n");
     struct entry_list l = { 0 };
-    int err = kv_cache_list(c, collect_run, &l);
+    int err = vfs_view_runs(vw, false, collect_run, &l);
     if (!err)
         err = l.err;
     if (err) {
@@ -210,12 +210,11 @@ static int list_runs(kv_cache *c, const struct ls_opts *o, bool header)
     int first_err = 0;
     if (o->longfmt) {
         for (size_t i = 0; i < l.n; i++) {
-            kv_run *r;
-            err = kv_run_open(c, l.v[i].name, &r);
+            struct vfs_view_node root;
+            err = vfs_view_run_open(vw, l.v[i].name, &root);
             if (!err) {
-                l.v[i].ino = kv_run_root(r);
-                err = kv_getattr(r, l.v[i].ino, &l.v[i].attr);
-                kv_run_close(r);
+                err = vfs_view_getattr(&root, &l.v[i].attr);
+                vfs_view_run_close(root.run);
             }
             if (err) {
                 fprintf(stderr, "%s: /%s: %s\n", PROG, l.v[i].name,
@@ -225,17 +224,17 @@ static int list_runs(kv_cache *c, const struct ls_opts *o, bool header)
             }
         }
     }
-    print_entries(NULL, &l, o);
+    print_entries(&l, o);
     if (o->recursive) {
         for (size_t i = 0; i < l.n; i++) {
-            kv_run *r;
+            struct vfs_view_node root;
             char *sub = malloc(strlen(l.v[i].name) + 2);
-            err = sub ? kv_run_open(c, l.v[i].name, &r) : ENOMEM;
+            err = sub ? vfs_view_run_open(vw, l.v[i].name, &root) : ENOMEM;
             if (!err) {
                 sprintf(sub, "/%s", l.v[i].name);
                 putchar('\n');
-                err = list_dir(r, kv_run_root(r), sub, o, true);
-                kv_run_close(r);
+                err = list_dir(&root, sub, o, true);
+                vfs_view_run_close(root.run);
             }
             free(sub);
             if (err && !first_err)
@@ -247,28 +246,28 @@ static int list_runs(kv_cache *c, const struct ls_opts *o, bool header)
 }
 
 /* One path argument. */
-static int list_path(kv_cache *c, const char *path, const struct ls_opts *o,
+static int list_path(vfs_view *vw, const char *path, const struct ls_opts *o,
                      bool header)
 {
-    struct cli_target t;
-    int err = cli_resolve(c, path, false, &t);
+    struct vfs_view_node t;
+    int err = vfs_view_resolve(vw, path, false, &t);
     if (err) {
         cli_path_error(PROG, path, err);
         return err;
     }
     if (!t.run)
-        return list_runs(c, o, header);
-    struct ls_entry self = { .name = (char *)path, .ino = t.ino };
-    err = kv_getattr(t.run, t.ino, &self.attr);
+        return list_runs(vw, o, header);
+    struct ls_entry self = { .name = (char *)path, .node = t };
+    err = vfs_view_getattr(&t, &self.attr);
     if (err) {
         cli_path_error(PROG, path, err);
     } else if (S_ISDIR(self.attr.mode)) {
-        err = list_dir(t.run, t.ino, path, o, header || o->recursive);
+        err = list_dir(&t, path, o, header || o->recursive);
     } else {
         struct entry_list one = { .v = &self, .n = 1, .cap = 1 };
-        print_entries(t.run, &one, o);
+        print_entries(&one, o);
     }
-    cli_target_close(&t);
+    vfs_view_run_close(t.run);
     return err;
 }
 
@@ -295,8 +294,8 @@ int cmd_ls(int argc, char **argv)
     const char *dir = cli_cache_dir(PROG, cache_opt);
     if (!dir)
         return CLI_USAGE;
-    kv_cache *cache;
-    if (cli_open_cache(PROG, dir, false, &cache) != 0)
+    vfs_view *cache;
+    if (cli_open_view(PROG, dir, &cache) != 0)
         return CLI_FAIL;
     static char root[] = "/";
     char *deflt[] = { root };
@@ -310,6 +309,6 @@ int cmd_ls(int argc, char **argv)
             failed = 1;
     }
     fflush(stdout);
-    kv_cache_close(cache);
+    vfs_view_close(cache);
     return failed ? CLI_FAIL : CLI_OK;
 }

@@ -377,4 +377,134 @@ int vfs_cache_ingest(const char *cache_dir, const char *run,
 int vfs_dirty_info(const char *cache_dir, const char *run,
                    struct timespec *since, char *conflict, size_t cap);
 
+/* ---- the tarnfs tool's read-only view of a cache ---- */
+
+/* A cache opened by the tarnfs tool's reading commands (ls, cat, cache ls,
+ * cache stats) without a vfs: runs are read straight from the cache as they
+ * are, nothing is fetched, no lock a running tarnfsd needs is taken (runs
+ * open without Kyoto Cabinet's file lock, so a served run never turns
+ * read-only) and nothing is written to the cache directory.  A view and
+ * its runs are used by one thread. */
+typedef struct vfs_view vfs_view;
+typedef struct vfs_view_run vfs_view_run;
+
+/* A node of a view: the open run holding it and its number there (stable
+ * while the run is open).  run is NULL for "/", the list of runs. */
+struct vfs_view_node {
+    vfs_view_run *run;
+    uint64_t ino;
+};
+
+/* Attributes of a view node, as ls -l shows them. */
+struct vfs_view_attr {
+    uint32_t mode;              /* type (S_IFMT bits) and permission bits */
+    uint32_t nlink, uid, gid;
+    uint64_t size;              /* bytes; symlink: target length */
+    uint64_t used;              /* bytes of data stored */
+    uint32_t rdev_major, rdev_minor;   /* devices */
+    uint64_t fileid;
+    struct timespec atime, mtime, ctime;
+};
+
+/* One entry given to a vfs_view_readdir callback; node shares the run of
+ * the directory listed. */
+struct vfs_view_dirent {
+    const char *name;           /* namelen bytes, not NUL-terminated */
+    size_t namelen;
+    struct vfs_view_node node;
+};
+
+/* One cached run given to a vfs_view_runs callback (strings valid during
+ * the call only). */
+struct vfs_view_runinfo {
+    const char *name;
+    uint64_t bytes;             /* data and metadata stored (bytes on disk) */
+    uint64_t files;             /* inodes */
+    struct timespec created;    /* when it was ingested */
+    const char *source_version; /* recorded at ingest; "" if none */
+    /* Filled only when vfs_view_runs is asked for details: */
+    uint64_t present, total;    /* file data bytes that came from an index:
+                                   present of total (0/0: all present, or
+                                   unreadable) */
+    bool referenced;            /* last_reference is set (vfs_last_reference) */
+    struct timespec last_reference;
+    bool dirty;                 /* changes not yet written back (vfs_dirty_info) */
+    struct timespec dirty_since;
+    const char *conflict;       /* dirty: the conflict key, "" if none */
+};
+
+/* Totals of a view's cache for `tarnfs cache stats`. */
+struct vfs_view_statfs {
+    uint64_t runs, bytes_used, inodes_used, bytes_total, bytes_free;
+};
+
+/* Open the existing cache at cache_dir read-only as described above.
+ * Errors: ENOENT (missing), ENOTDIR, EACCES, EINVAL (not a tarnfs cache),
+ * EIO, ENOMEM. */
+int vfs_view_open(const char *cache_dir, vfs_view **out);
+
+/* Close a view; every run opened from it must have been closed. */
+void vfs_view_close(vfs_view *vw);
+
+/* The view's cache directory (valid until vfs_view_close). */
+const char *vfs_view_path(const vfs_view *vw);
+
+/* Call cb for every cached run, in name order; with details, also fill the
+ * presence, last reference and dirty fields (opens each run).  cb returns
+ * nonzero to stop, and that value is returned.  Errors: EIO, ENOMEM. */
+int vfs_view_runs(vfs_view *vw, bool details,
+                  int (*cb)(void *arg, const struct vfs_view_runinfo *ri),
+                  void *arg);
+
+/* Totals over the cached runs.  Errors: EIO, ENOMEM. */
+int vfs_view_statfs(vfs_view *vw, struct vfs_view_statfs *st);
+
+/* Open the cached run named run; *root gets its root directory (close
+ * root->run with vfs_view_run_close).  Errors: ENOENT, EINVAL (bad name),
+ * EIO, ENOMEM. */
+int vfs_view_run_open(vfs_view *vw, const char *run,
+                      struct vfs_view_node *root);
+
+/* Close a run opened by vfs_view_run_open or vfs_view_resolve (NULL: no-op);
+ * nodes of it become invalid. */
+void vfs_view_run_close(vfs_view_run *r);
+
+/* The name of an open run. */
+const char *vfs_view_run_name(const vfs_view_run *r);
+
+/* Resolve an absolute tarnfs path ("/" or "/RUN[/path]"): the longest
+ * leading part naming a cached run is the run, the rest is walked inside
+ * it, following symlinks in the middle of the path and, if follow_last, at
+ * its end ("link/" always follows).  Symlinks are followed only within the
+ * run (an absolute target gives EXDEV).  *out gets the node, its run open
+ * (close it with vfs_view_run_close), or run NULL for "/".  Errors: EINVAL
+ * (not absolute), ENOENT, ENOTDIR, ELOOP, EXDEV, ENAMETOOLONG, EIO,
+ * ENOMEM. */
+int vfs_view_resolve(vfs_view *vw, const char *path, bool follow_last,
+                     struct vfs_view_node *out);
+
+/* Attributes of n.  Errors: ENOENT, EINVAL ("/"), EIO. */
+int vfs_view_getattr(const struct vfs_view_node *n, struct vfs_view_attr *a);
+
+/* Read the symlink n into buf (cap bytes, not NUL-terminated); *len = the
+ * target's full length (at most VFS_PATH_MAX).  Errors: ENOENT, EINVAL (not
+ * a symlink, or "/"), EIO. */
+int vfs_view_readlink(const struct vfs_view_node *n, char *buf, size_t cap,
+                      size_t *len);
+
+/* Read up to len bytes of file n at off; *got = bytes read, *eof = true at
+ * the end.  Nothing is fetched: a range touching file data of an
+ * index-first run that is not in the cache gives ENODATA.  Errors: ENOENT,
+ * EISDIR, EINVAL (not a regular file, or "/"), ENODATA, EIO. */
+int vfs_view_read(const struct vfs_view_node *n, uint64_t off, void *buf,
+                  size_t len, size_t *got, bool *eof);
+
+/* Call cb for each entry of directory dir (not "." and ".."), in creation
+ * order; cb may read (getattr, readlink) but not close the run, and returns
+ * nonzero to stop: that value is returned.  Errors: ENOENT, ENOTDIR,
+ * EINVAL ("/": use vfs_view_runs), EIO. */
+int vfs_view_readdir(const struct vfs_view_node *dir,
+                     int (*cb)(void *arg, const struct vfs_view_dirent *de),
+                     void *arg);
+
 #endif

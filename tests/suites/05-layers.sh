@@ -18,12 +18,20 @@ printf '#include "kvstore/kvfs.h"\n' >> "$t/tool/cmd_flush.c"
 check "the checker refuses kvfs.h in a file not on its list" \
   bash -c "! tests/tool/layers.sh '$t' >/dev/null"
 rm -rf "$t/tool" && cp -r tool "$t/"
-printf 'static void x(kv_cache *c) { kv_cache_evict(c, "r"); }\n' >> "$t/tool/cmd_cache.c"
+printf 'static void x(kv_cache *c) { kv_cache_evict(c, "r"); }\n' >> "$t/tool/cmd_ingest.c"
 check "the checker refuses an eviction through kvstore, even where kvfs.h is allowed" \
   bash -c "! tests/tool/layers.sh '$t' >/dev/null"
 rm -rf "$t/tool" && cp -r tool "$t/"
 printf '#include "nfsd/config.h"\n' >> "$t/tool/cmd_ls.c"
 check "the checker refuses a header of another module" \
+  bash -c "! tests/tool/layers.sh '$t' >/dev/null"
+rm -rf "$t/tool" && cp -r tool "$t/"
+printf 'static void x(void) { kv_cache_list(0, 0, 0); }\n' >> "$t/tool/cmd_ls.c"
+check "the checker refuses a kvstore call in a reading command (ls goes through vfs_view)" \
+  bash -c "! tests/tool/layers.sh '$t' >/dev/null"
+rm -rf "$t/tool" && cp -r tool "$t/"
+printf '$(B)/tool/cmd_cat.o: CPPFLAGS_ALL += -include kvstore/kvfs.h\n' >> "$t/tool/module.mk"
+check "the checker refuses kvfs.h force-included by the makefile" \
   bash -c "! tests/tool/layers.sh '$t' >/dev/null"
 echo "05-layers: $pass passed, $fail failed"
 [ $fail -eq 0 ]
