@@ -11,8 +11,3 @@ $(B)/tarnfs: $(B)/tool/tarnfs.o $(TOOL_LIB) $(CONVERT_LIB) $(VFS_LIB) $(FETCH_LI
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 PROGRAMS += $(B)/tarnfs
-
-# TRANSITIONAL: cmd_ingest.c still calls kv_ingest and used to get
-# kvstore/kvfs.h and cli_open_cache through tool/cli.h, which now uses vfs
-# only; tool/cli_ingest.h gives them to that one file.  Remove with it.
-$(B)/tool/cmd_ingest.o: CPPFLAGS_ALL += -include tool/cli_ingest.h
