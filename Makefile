@@ -34,7 +34,8 @@ endif
 PKGS    := kyotocabinet libarchive libtirpc libcurl libxml-2.0 openssl zlib
 CC      ?= cc
 CFLAGS  ?= $(OPT) -g
-WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter
+WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
+           -Wmissing-prototypes -Wstrict-prototypes
 CPPFLAGS_ALL = -D_GNU_SOURCE -I. -I$(B) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS_ALL   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)

@@ -522,10 +522,10 @@ static void evict_if_needed(vfs *v)
             }
             /* Said once a minute at most: it holds every second until the
              * runs in use are released or age past their grace. */
-            int64_t mono = vfs_mono_ms();
-            if (v->full_warned_ms && mono - v->full_warned_ms < 60000)
+            int64_t now = vfs_mono_ms();
+            if (v->full_warned_ms && now - v->full_warned_ms < 60000)
                 break;
-            v->full_warned_ms = mono;
+            v->full_warned_ms = now;
             log_warn("vfs: cache holds %llu bytes, over its low watermark "
                      "%llu, but every run is in use or recently used",
                      (unsigned long long)usage, (unsigned long long)low);
