@@ -9,6 +9,8 @@ set -u
 cd "$(dirname "$0")/.."
 export B="${B:-build-san}"
 export TARNFS_ROOT="$PWD"
+# libnfs clients bounded in time (tests/bin/nfs-client)
+export PATH="$PWD/tests/bin:$PATH"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -37,7 +39,12 @@ for s in "${suites[@]}"; do
     continue
   fi
   [ $left -lt "$limit" ] && limit=$left
-  timeout -k 30 "$limit" "$s"; rc=$?
+  timeout -k 30 "$limit" "$s" &
+  tpid=$!
+  wait "$tpid"; rc=$?
+  # timeout made the suite its own process group: whatever it left running
+  # (a client of a server it killed, say) goes now, not after CI's limit.
+  pkill -KILL -g "$tpid" 2>/dev/null && echo "=== $name left processes running: killed"
   times+=("$name:$(( $(date +%s) - start ))s")
   if [ $rc -eq 0 ]; then
     pass=$((pass+1)); echo "=== PASS $name ($(( $(date +%s) - start ))s)"

@@ -79,5 +79,6 @@ int cmd_flush(int argc, char **argv)
         return CLI_OK;
     }
     fprintf(stderr, "%s: %s\n", PROG, msg[0] ? msg : strerror(err));
-    return err == ECANCELED ? 3 : err == ETIMEDOUT ? 4 : CLI_FAIL;
+    return err == ECANCELED ? 3 : err == ETIMEDOUT || err == ESRCH ? 4
+                                                                : CLI_FAIL;
 }

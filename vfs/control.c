@@ -421,8 +421,18 @@ int vfs_request(const char *cache_dir, const char *run, bool resolve,
     char line[KV_RUNNAME_MAX + 16];
     snprintf(line, sizeof line, "%s %s", resolve ? "resolve" : "flush",
              run ? run : "*");
-    int err = request(cache_dir, line, timeout_s, -1, msg, cap);
-    if (err == ETIMEDOUT && !strncmp(msg, "no tarnfsd", 10))
+    /* The server lock tells, within a second, that no server runs (or
+     * that it stopped before taking the request): no full timeout wait. */
+    int fd;
+    int err = lock_open(cache_dir, &fd);
+    if (err) {
+        snprintf(msg, cap, "cannot open %s/vfs.lock: %s", cache_dir,
+                 strerror(err));
+        return err;
+    }
+    err = request(cache_dir, line, timeout_s, fd, msg, cap);
+    close(fd);
+    if (err == ESRCH || (err == ETIMEDOUT && !strncmp(msg, "no tarnfsd", 10)))
         snprintf(msg, cap, "no tarnfsd answered (is one serving %s "
                  "read-write?)", cache_dir);
     return err;

@@ -313,9 +313,10 @@ int vfs_last_reference(const char *cache_dir, const char *run,
  * run) or, with resolve, to drop a conflicted run's local copy (see
  * doc/design.md (writeback)); waits up to timeout_s for the answer, which
  * goes into msg.  The request is a file in CACHE/vfs/requests/ that the
- * server's housekeeping thread polls every second.  Errors: ETIMEDOUT (no
- * server answered), ECANCELED (conflict), EIO or another errno from the
- * server, EINVAL. */
+ * server's housekeeping thread polls every second.  Errors: ESRCH (no
+ * tarnfsd serves the cache, or it stopped before taking the request),
+ * ETIMEDOUT (a server took it but did not answer in time), ECANCELED
+ * (conflict), EIO or another errno from the server, EINVAL. */
 int vfs_request(const char *cache_dir, const char *run, bool resolve,
                 unsigned timeout_s, char *msg, size_t cap);
 

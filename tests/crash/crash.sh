@@ -6,8 +6,8 @@
 # committed is still there (served, and in the tarball after a flush), and no
 # half-written tarball is visible in the NAS directory.
 # A first pass records which points the workload passes (TARNFS_CRASH_TRACE);
-# every point found is then crashed at (multi-pass points at the first
-# and the last pass), so a new crash point is covered without editing
+# every point found is then crashed at (multi-pass points at the first, a
+# middle and the last pass), so a new crash point is covered without editing
 # this script, and a point the workload stops passing is a failure.
 set -u
 NAME="crash"
@@ -20,16 +20,32 @@ printf 'acknowledged before the crash\n%.0s' $(seq 1 200) > "$work/new.txt"
 # flush (write-back), evict it through the server (eviction).  Prints
 # "acked" when nfs-cp reported success.
 # Each step runs only while the server lives.
+# alive PID: the process runs (a dead child not yet waited for is a zombie,
+# which kill -0 still finds).
+alive() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; st=${st##*) }; [ "${st%% *}" != Z ]; }
+# while_alive PID CMD...: CMD, stopped once process PID (the server) is
+# gone: a libnfs client whose server died retries forever.
+while_alive() {
+  local spid=$1 c; shift
+  "$@" & c=$!
+  while kill -0 "$c" 2>/dev/null; do
+    if ! alive "$spid"; then
+      sleep 1; kill "$c" 2>/dev/null; break
+    fi
+    sleep 0.1
+  done
+  wait "$c"
+}
 workload() {   # workload SERVER CACHE
   local pid; eval "pid=\$pid_$1"
-  nfs-cat "$(url "$1" "$R1/RunInfo.xml")" >/dev/null 2>&1
-  kill -0 "$pid" 2>/dev/null || return 0
-  if nfs-cp "$work/new.txt" "$(url "$1" "$R1/new.txt")" >/dev/null 2>&1; then
+  while_alive "$pid" nfs-cat "$(url "$1" "$R1/RunInfo.xml")" >/dev/null 2>&1
+  alive "$pid" || return 0
+  if while_alive "$pid" nfs-cp "$work/new.txt" "$(url "$1" "$R1/new.txt")" >/dev/null 2>&1; then
     echo acked > "$work/acked"
   fi
-  kill -0 "$pid" 2>/dev/null || return 0
+  alive "$pid" || return 0
   flush "$2" "$R1" >/dev/null 2>&1
-  kill -0 "$pid" 2>/dev/null || return 0
+  alive "$pid" || return 0
   "$B/tarnfs" cache evict --cache "$2" "$R1" >/dev/null 2>&1
 }
 # The tool's own paths: ingest R2 from a file, evict it with no server.
@@ -58,10 +74,10 @@ done
 for p in ingest-staged ingest-member publish-synced publish-renamed evict-renamed tmp-delete; do
   check "the tool workload passes crash point $p" grep -q "^$p " "$work/points.tool"
 done
-passes_of() {   # the pass numbers to crash at: the first and the last
-  local n=$1        # (CRASH_PASSES=all: every pass, for debugging)
+passes_of() {   # the pass numbers to crash at: 1, the middle, the last
+  local n=$1        # (CRASH_PASSES=all: every pass)
   if [ "${CRASH_PASSES:-}" = all ]; then seq 1 "$n"; return; fi
-  { echo 1; echo "$n"; } | sort -nu
+  { echo 1; echo $(( (n + 1) / 2 )); echo "$n"; } | sort -nu
 }
 
 # --- the checks after a restart ---------------------------------------------
@@ -118,7 +134,8 @@ crash_server() {
   mv "$work/S.log" "$work/S-$p-$n.log.old"
 }
 # crash_tool POINT N: tarnfs ingest / cache evict killed at pass N of POINT;
-# the next open of the cache must find R2 whole or absent and tmp/ empty.
+# a reading command finds R2 whole or absent; an ingest run again succeeds
+# and leaves tmp/ empty.
 crash_tool() {
   local p=$1 n=$2 c="$work/cachet-$1-$2"
   rm -rf "$work/nas" && cp -a "$work/nas.orig" "$work/nas"
@@ -130,14 +147,21 @@ crash_tool() {
     rc=$?
   fi
   check "[tool $p:$n] tarnfs died by SIGKILL at the crash point (status $rc)" test $rc -eq 137
+  # Reading commands open the cache read-only: they see R2 whole or not
+  # at all, and leave what the crash left in CACHE/tmp to the next writer.
   "$B/tarnfs" cache ls --cache "$c" > "$work/ls.out" 2>&1
-  check "[tool $p:$n] the next open of the cache leaves CACHE/tmp empty" tmp_clean "$c"
   if grep -q "^$R2 " "$work/ls.out"; then
     check "[tool $p:$n] $R2 is cached whole" bash -c \
       "'$B/tarnfs' cat --cache '$c' '/$R2/RunInfo.xml' 2>/dev/null | cmp -s - '$work/src/$R2/RunInfo.xml'"
   fi
   check "[tool $p:$n] the other run is untouched" bash -c \
     "'$B/tarnfs' cat --cache '$c' '/$R1/RunInfo.xml' 2>/dev/null | cmp -s - '$work/src/$R1/RunInfo.xml'"
+  # The operator runs the ingest again: it succeeds and the cache is clean.
+  "$B/tarnfs" ingest --cache "$c" "$work/nas/$R2.tar" "$R2" >/dev/null 2>&1
+  check "[tool $p:$n] the ingest run again succeeds" test $? -eq 0
+  check "[tool $p:$n] and the next writer leaves CACHE/tmp empty" tmp_clean "$c"
+  check "[tool $p:$n] $R2 reads back whole" bash -c \
+    "'$B/tarnfs' cat --cache '$c' '/$R2/RunInfo.xml' 2>/dev/null | cmp -s - '$work/src/$R2/RunInfo.xml'"
 }
 
 # CRASH_ONLY=REGEX crashes only at the matching points (for debugging).
