@@ -159,5 +159,10 @@ evict "$R1" >/dev/null 2>"$work/ev6.err"
 check "evicting a run not in the cache says so" grep -q "no run" "$work/ev6.err"
 evict "../x" >/dev/null 2>"$work/ev7.err"
 check "a bad run name is refused" grep -q "not a valid run name" "$work/ev7.err"
+# No server: tarnfs flush says so at once (the server lock is free), not
+# after its --timeout.
+timeout 20 "$B/tarnfs" flush --cache "$C" --timeout 120 "$R2" >/dev/null 2>"$work/fl.err"; rc=$?
+check "tarnfs flush with no server running exits 4 without waiting out its timeout ($rc)" test $rc -eq 4
+check "and says no tarnfsd answered" grep -q "no tarnfsd answered" "$work/fl.err"
 check "no sanitizer or leak report in the server logs" no_sanitizer_reports
 finish
