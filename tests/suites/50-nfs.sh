@@ -25,6 +25,8 @@ check() {   # check 'what it shows' command...
 }
 
 check "config parsing and file handles (test_nfsd_units)" "$B/tests/nfs/test_nfsd_units"
+check "tarnfsd --check-config: good and bad configs, FILE:LINE per problem, nothing created, no secret printed" \
+  "$TARNFS_ROOT/tests/nfs/check-config.sh"
 
 # ---- fixtures ----
 mkdir -p "$W/src/demo/perm" "$W/src/wide" "$W/cache" "$W/rwcache"
