@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "nfsd/config.h"
 #include "nfsd/nfsd.h"
 #include "nfsd/rpc_server.h"
@@ -532,6 +534,11 @@ int main(int argc, char **argv)
              srv.vfs_read_only ? "read-only" : "read-write", nfs_port, mount_port,
              cfg.threads);
     report(report_fd, 0);
+    /* Type=notify readiness (a no-op without NOTIFY_SOCKET): the ports are
+     * bound and the workers run. */
+    sd_notifyf(0, "READY=1\nSTATUS=serving on NFS port %d, MOUNT port %d", nfs_port,
+               mount_port);
+
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig))
@@ -562,6 +569,7 @@ int main(int argc, char **argv)
     }
 
     log_info("shutting down");
+    sd_notify(0, "STOPPING=1");
     if (cfg.rpcbind)
         rpcbind_unregister();
     /* Fetches in flight are cancelled and parked calls called back first,

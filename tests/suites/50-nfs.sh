@@ -54,6 +54,8 @@ check "transport limits: unread replies, memory, connections, idle, EMFILE, UDP 
   "$B/tests/nfs/test_transport"
 check "parked requests: a stalled backend holds no worker; JUKEBOX, stall timeout, SIGTERM (test_park)" \
   "$B/tests/nfs/test_park"
+check "sd_notify: READY=1 once the ports are open, STOPPING=1 on SIGTERM (Type=notify)" \
+  env CACHE="$W/cache" "$TARNFS_ROOT/tests/nfs/sd-notify.sh"
 
 # ---- shell clients: nfs-ls, nfs-cat, nfs-cp ----
 start_server() {   # start_server CACHE CONF -> sets SPID NPORT MPORT
