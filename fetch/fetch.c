@@ -44,6 +44,30 @@ int fetch_open(const char *source, const struct fetch_config *cfg,
     return EINVAL;
 }
 
+int fetch_check_source(const char *source, const struct fetch_config *cfg,
+                       char *err, size_t errlen)
+{
+    static const struct fetch_config no_config;
+    char scratch[8];
+
+    if (!err || !errlen) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (!source || !*source) {
+        snprintf(err, errlen, "no source given (want /path/to/dir or s3://bucket[/prefix])");
+        return EINVAL;
+    }
+    if (strncmp(source, "s3://", 5) == 0)
+        return fetch_s3_check(source + 5, cfg ? cfg : &no_config, err, errlen);
+    if (source[0] == '/')
+        return fetch_nas_check(source, err, errlen);
+    snprintf(err, errlen, "source '%s' is neither an absolute directory path nor s3://bucket[/prefix]",
+             source);
+    return EINVAL;
+}
+
 int fetch_list(fetch_backend *b, const char *prefix, const char *delim,
                fetch_list_cb cb, void *arg)
 {

@@ -104,6 +104,14 @@ struct fetch_config {
 int fetch_open(const char *source, const struct fetch_config *cfg,
                fetch_backend **out, char *err, size_t errlen);
 
+/* Check, without opening it, that source would open: a NAS directory that
+ * exists and is readable, or an s3:// URL that parses, with an endpoint
+ * that parses and credentials present in cfg or by the AWS conventions.
+ * No network traffic.  Errors: EINVAL (why in err; never a secret),
+ * ENOENT, EACCES, ENOTDIR. */
+int fetch_check_source(const char *source, const struct fetch_config *cfg,
+                       char *err, size_t errlen);
+
 /* Remove the temp files that puts interrupted by a crash of a process of
  * this host left next to key (NAS; a no-op elsewhere); *removed gets how
  * many.  Temp files of live writers and of other hosts are left alone.

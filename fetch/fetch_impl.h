@@ -38,6 +38,12 @@ static inline bool fetch_stream_cancelled(fetch_stream *s)
 int fetch_nas_open(const char *dir, fetch_backend **out, char *err,
                    size_t errlen);
 
+/* fetch_check_source for each backend: what their open checks, short of
+ * any I/O beyond local files.  Errors as fetch_check_source. */
+int fetch_nas_check(const char *dir, char *err, size_t errlen);
+int fetch_s3_check(const char *bucket_and_prefix, const struct fetch_config *cfg,
+                   char *err, size_t errlen);
+
 /* Open an S3 backend on bucket[/prefix] (the text after "s3://").
  * Errors: EINVAL (no credentials / bad endpoint), ENOENT (no bucket),
  * EACCES (credentials refused), EIO (message in err). */

@@ -732,6 +732,23 @@ static const struct fetch_methods nas_methods = {
     .close = nas_close,
 };
 
+int fetch_nas_check(const char *dir, char *err, size_t errlen)
+{
+    if (strlen(dir) >= PATH_MAX) {
+        snprintf(err, errlen, "NAS directory path is too long");
+        return EINVAL;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd < 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    if (!rc && access(dir, R_OK | X_OK) != 0)
+        rc = errno;
+    if (rc)
+        snprintf(err, errlen, "NAS directory %s: %s", dir, strerror(rc));
+    return rc;
+}
+
 int fetch_nas_open(const char *dir, fetch_backend **out, char *err, size_t errlen)
 {
     /* OpenSSL's one-time set-up (its config, the error state of the thread

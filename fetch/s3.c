@@ -1791,6 +1791,16 @@ int fetch_s3_open(const char *bucket_and_prefix, const struct fetch_config *cfg,
     return 0;
 }
 
+int fetch_s3_check(const char *bucket_and_prefix, const struct fetch_config *cfg,
+                   char *err, size_t errlen)
+{
+    struct s3_backend *b;
+    int rc = s3_new(bucket_and_prefix, cfg, &b, err, errlen);
+    if (rc == 0)
+        s3_close(&b->base);     /* no request was made */
+    return rc;
+}
+
 int fetch_s3_make_bucket(const char *bucket, const struct fetch_config *cfg, char *err, size_t errlen)
 {
     struct s3_backend *b;

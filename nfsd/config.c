@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -565,7 +566,30 @@ bad:
     return EINVAL;
 }
 
-int nfsd_config_load(const char *path, struct nfsd_config *cfg, char *err, size_t errlen)
+/* Remember on which line a setting that --check-config may complain
+ * about was set. */
+static void note_line(struct nfsd_config *cfg, const char *k, unsigned lineno)
+{
+    static const struct { const char *key; size_t off; } keys[] = {
+        { "cache", offsetof(struct nfsd_config, line.cache) },
+        { "source", offsetof(struct nfsd_config, line.source) },
+        { "s3_access_key_id", offsetof(struct nfsd_config, line.s3_access_key) },
+        { "s3_secret_access_key", offsetof(struct nfsd_config, line.s3_secret_key) },
+        { "high_watermark", offsetof(struct nfsd_config, line.high_watermark) },
+        { "low_watermark", offsetof(struct nfsd_config, line.low_watermark) },
+        { "nfs_port", offsetof(struct nfsd_config, line.nfs_port) },
+        { "mount_port", offsetof(struct nfsd_config, line.mount_port) },
+        { "listen", offsetof(struct nfsd_config, line.listen) },
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!strcmp(k, keys[i].key))
+            memcpy((char *)cfg + keys[i].off, &lineno, sizeof lineno);
+}
+
+/* Read path; with problem NULL stop at the first bad line (err says
+ * "FILE:LINE: why"), else report each and go on. */
+static int load(const char *path, struct nfsd_config *cfg, nfsd_problem_fn problem,
+                void *arg, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -579,7 +603,7 @@ int nfsd_config_load(const char *path, struct nfsd_config *cfg, char *err, size_
         return ENOMEM;
     }
     char line[4096], why[256];
-    unsigned lineno = 0;
+    unsigned lineno = 0, problems = 0;
     int ret = 0;
     while (!ret && fgets(line, sizeof line, f)) {
         lineno++;
@@ -599,13 +623,27 @@ int nfsd_config_load(const char *path, struct nfsd_config *cfg, char *err, size_
                 ret = EINVAL;
             } else {
                 *eq = 0;
-                ret = apply_setting(cfg, trim(s), trim(eq + 1), why, sizeof why);
+                char *k = trim(s);
+                ret = apply_setting(cfg, k, trim(eq + 1), why, sizeof why);
+                if (!ret)
+                    note_line(cfg, k, lineno);
             }
         }
-        if (ret && ret != ENOMEM)
-            snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
+        if (ret && ret != ENOMEM) {
+            if (problem) {
+                problem(arg, lineno, why);
+                problems++;
+                ret = 0;
+            } else {
+                snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
+            }
+        }
     }
     fclose(f);
+    if (!ret && problems) {
+        snprintf(err, errlen, "%s: %u problem%s", path, problems, problems == 1 ? "" : "s");
+        ret = EINVAL;
+    }
     if (ret) {
         exports_unref(ex);
         return ret;
@@ -617,4 +655,15 @@ int nfsd_config_load(const char *path, struct nfsd_config *cfg, char *err, size_
         exports_unref(ex);
     }
     return 0;
+}
+
+int nfsd_config_load(const char *path, struct nfsd_config *cfg, char *err, size_t errlen)
+{
+    return load(path, cfg, NULL, NULL, err, errlen);
+}
+
+int nfsd_config_load_all(const char *path, struct nfsd_config *cfg,
+                         nfsd_problem_fn problem, void *arg, char *err, size_t errlen)
+{
+    return load(path, cfg, problem, arg, err, errlen);
 }

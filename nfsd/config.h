@@ -69,7 +69,17 @@ struct nfsd_config {
     uint64_t prefetch_after;            /* auto's threshold; 0 = vfs default */
     bool index_upload;                  /* store indexes made by full fetches */
     struct exports *exports;            /* NULL until set */
+    /* The config line each of these was set on (0: the default, or a
+     * flag), for tarnfsd --check-config's messages. */
+    struct {
+        unsigned cache, source, s3_access_key, s3_secret_key,
+                 high_watermark, low_watermark, nfs_port, mount_port, listen;
+    } line;
 };
+
+/* One problem found in a config: line (0: none in particular) and why
+ * (never a secret the file holds). */
+typedef void (*nfsd_problem_fn)(void *arg, unsigned line, const char *why);
 
 /* Fill cfg with the built-in defaults (ports 2049/20048, rpcbind on, no
  * exports yet).  Never fails. */
@@ -79,6 +89,22 @@ void nfsd_config_defaults(struct nfsd_config *cfg);
  * EINVAL (a bad line; err says "FILE:LINE: why"), ENOMEM. */
 int nfsd_config_load(const char *path, struct nfsd_config *cfg, char *err,
                      size_t errlen);
+
+/* As nfsd_config_load, but a bad line does not stop the reading: each is
+ * given to problem (with its line number; the rest of the file still
+ * applies).  Errors: ENOENT/EACCES (file; err says so), EINVAL (one or more
+ * problems were reported), ENOMEM. */
+int nfsd_config_load_all(const char *path, struct nfsd_config *cfg,
+                         nfsd_problem_fn problem, void *arg, char *err,
+                         size_t errlen);
+
+/* What a start would only find out later, without changing anything (no
+ * directory made, no socket, no network): the cache exists or can be
+ * made, the source would open (credentials present for S3), the limits
+ * agree, the listen address resolves.  Each problem goes to problem;
+ * returns how many there were. */
+unsigned nfsd_config_check(const struct nfsd_config *cfg, nfsd_problem_fn problem,
+                           void *arg);
 
 /* Build the default table: one export "/" for every client, ro unless rw,
  * root_squash, insecure.  Errors: ENOMEM. */

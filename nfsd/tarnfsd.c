@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "nfsd/config.h"
 #include "nfsd/nfsd.h"
 #include "nfsd/rpc_server.h"
@@ -35,6 +37,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
 "usage: tarnfsd [options]\n"
+"       tarnfsd --check-config [FILE]\n"
 "Serve a tarnfs cache (and, with --source, a bucket or NAS directory of\n"
 "run tarballs) over NFSv3 and MOUNT v3.\n"
 "\n"
@@ -52,6 +55,9 @@ static void usage(FILE *f)
 "      --threads N         worker threads (default 4 x cores)\n"
 "      --pidfile FILE      pidfile when daemonized (default " DEFAULT_PIDFILE ")\n"
 "      --port-file FILE    write \"NFS_PORT MOUNT_PORT\" there once serving\n"
+"      --check-config [FILE]  check FILE (default: --config's, else\n"
+"                          " DEFAULT_CONFIG "), the cache and the source,\n"
+"                          then exit: 0 OK, 1 problems (one line each)\n"
 "  -v, --verbose           log debug messages\n"
 "  -h, --help              this text\n"
 "\n"
@@ -60,7 +66,8 @@ static void usage(FILE *f)
 }
 
 struct flags {
-    bool foreground, rw, no_rpcbind, no_udp, verbose;
+    bool foreground, rw, no_rpcbind, no_udp, verbose, check_config;
+    const char *check_file;         /* --check-config's FILE, or NULL */
     const char *cache, *source, *s3_endpoint, *config, *listen, *pidfile, *port_file;
     int nfs_port, mount_port;       /* -1 = not given */
     unsigned threads;
@@ -82,7 +89,7 @@ static int parse_int_flag(const char *name, const char *v, long lo, long hi, lon
 static int parse_flags(int argc, char **argv, struct flags *fl)
 {
     enum { O_CACHE = 256, O_SOURCE, O_S3, O_CONFIG, O_RW, O_LISTEN, O_NFSPORT,
-           O_MOUNTPORT, O_NORPCBIND, O_NOUDP, O_THREADS, O_PIDFILE, O_PORTFILE };
+           O_MOUNTPORT, O_NORPCBIND, O_NOUDP, O_THREADS, O_PIDFILE, O_PORTFILE, O_CHECK };
     static const struct option opts[] = {
         { "foreground", no_argument, NULL, 'f' },
         { "cache", required_argument, NULL, O_CACHE },
@@ -98,6 +105,7 @@ static int parse_flags(int argc, char **argv, struct flags *fl)
         { "threads", required_argument, NULL, O_THREADS },
         { "pidfile", required_argument, NULL, O_PIDFILE },
         { "port-file", required_argument, NULL, O_PORTFILE },
+        { "check-config", optional_argument, NULL, O_CHECK },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -122,6 +130,7 @@ static int parse_flags(int argc, char **argv, struct flags *fl)
         case O_NOUDP: fl->no_udp = true; break;
         case O_PIDFILE: fl->pidfile = optarg; break;
         case O_PORTFILE: fl->port_file = optarg; break;
+        case O_CHECK: fl->check_config = true; fl->check_file = optarg; break;
         case O_NFSPORT:
             if (parse_int_flag("nfs-port", optarg, 0, 65535, &n)) return EINVAL;
             fl->nfs_port = (int)n;
@@ -143,6 +152,8 @@ static int parse_flags(int argc, char **argv, struct flags *fl)
             return EINVAL;
         }
     }
+    if (fl->check_config && !fl->check_file && optind == argc - 1)
+        fl->check_file = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "tarnfsd: unexpected argument '%s'\nTry 'tarnfsd --help'.\n",
                 argv[optind]);
@@ -157,6 +168,26 @@ static void set_str(char **slot, const char *v)
         return;
     free(*slot);
     *slot = strdup(v);
+}
+
+/* The flags that override settings, applied on top of the config file. */
+static void apply_flags(const struct flags *fl, struct nfsd_config *cfg)
+{
+    if (fl->cache) cfg->line.cache = 0;
+    if (fl->source) cfg->line.source = 0;
+    if (fl->listen) cfg->line.listen = 0;
+    if (fl->nfs_port >= 0) cfg->line.nfs_port = 0;
+    if (fl->mount_port >= 0) cfg->line.mount_port = 0;
+    set_str(&cfg->cache_dir, fl->cache);
+    set_str(&cfg->source, fl->source);
+    set_str(&cfg->s3_endpoint, fl->s3_endpoint);
+    set_str(&cfg->listen, fl->listen);
+    set_str(&cfg->pidfile, fl->pidfile);
+    if (fl->nfs_port >= 0) cfg->nfs_port = fl->nfs_port;
+    if (fl->mount_port >= 0) cfg->mount_port = fl->mount_port;
+    if (fl->no_rpcbind) cfg->rpcbind = false;
+    if (fl->no_udp) cfg->udp = false;
+    if (fl->threads) cfg->threads = fl->threads;
 }
 
 /* Config file first, then flags on top. */
@@ -174,16 +205,7 @@ static int build_config(const struct flags *fl, struct nfsd_config *cfg)
             return ret;
         }
     }
-    set_str(&cfg->cache_dir, fl->cache);
-    set_str(&cfg->source, fl->source);
-    set_str(&cfg->s3_endpoint, fl->s3_endpoint);
-    set_str(&cfg->listen, fl->listen);
-    set_str(&cfg->pidfile, fl->pidfile);
-    if (fl->nfs_port >= 0) cfg->nfs_port = fl->nfs_port;
-    if (fl->mount_port >= 0) cfg->mount_port = fl->mount_port;
-    if (fl->no_rpcbind) cfg->rpcbind = false;
-    if (fl->no_udp) cfg->udp = false;
-    if (fl->threads) cfg->threads = fl->threads;
+    apply_flags(fl, cfg);
     if (!cfg->threads) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = (unsigned)(cores > 0 ? cores * 4 : 8);
@@ -200,6 +222,78 @@ static int build_config(const struct flags *fl, struct nfsd_config *cfg)
         return EINVAL;
     }
     return 0;
+}
+
+/* --check-config's problems, kept until the whole file is read so that
+ * a secret set on a later line can still be masked in them. */
+struct problems {
+    const char *path;
+    char **v;
+    size_t n;
+    bool nomem;
+};
+
+static void problem_add(void *arg, unsigned line, const char *why)
+{
+    struct problems *p = arg;
+    char **nv = realloc(p->v, (p->n + 1) * sizeof *nv);
+    char *text = NULL;
+    int len = line ? asprintf(&text, "%s:%u: %s", p->path, line, why)
+                   : asprintf(&text, "%s: %s", p->path, why);
+    if (nv)
+        p->v = nv;
+    if (!nv || len < 0) {
+        p->nomem = true;
+        return;
+    }
+    p->v[p->n++] = text;
+}
+
+/* Overwrite each occurrence of secret in text with '*'. */
+static void mask(char *text, const char *secret)
+{
+    size_t n = secret ? strlen(secret) : 0;
+    if (n < 4)      /* too short to tell from ordinary words */
+        return;
+    for (char *at = strstr(text, secret); at; at = strstr(at + n, secret))
+        memset(at, '*', n);
+}
+
+/* tarnfsd --check-config: parse as a start would (every bad line, not
+ * only the first), then nfsd_config_check; changes nothing.  Returns the
+ * exit status: 0 OK, 1 problems. */
+static int check_config(const struct flags *fl)
+{
+    const char *path = fl->check_file ? fl->check_file : fl->config ? fl->config
+                                                                    : DEFAULT_CONFIG;
+    struct nfsd_config cfg;
+    nfsd_config_defaults(&cfg);
+    struct problems p = { .path = path };
+    char err[512] = "";
+    int ret = nfsd_config_load_all(path, &cfg, problem_add, &p, err, sizeof err);
+    if (ret && ret != EINVAL) {
+        fprintf(stderr, "tarnfsd: %s\n", ret == ENOMEM ? "out of memory" : err);
+        nfsd_config_free(&cfg);
+        return 1;
+    }
+    apply_flags(fl, &cfg);
+    nfsd_config_check(&cfg, problem_add, &p);
+    const char *secrets[] = { cfg.s3_secret_key, cfg.s3_session_token,
+                              getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN") };
+    for (size_t i = 0; i < p.n; i++) {
+        for (size_t j = 0; j < sizeof secrets / sizeof secrets[0]; j++)
+            mask(p.v[i], secrets[j]);
+        fprintf(stderr, "tarnfsd: %s\n", p.v[i]);
+        free(p.v[i]);
+    }
+    free(p.v);
+    if (p.nomem)
+        fprintf(stderr, "tarnfsd: out of memory (some problems not shown)\n");
+    int status = p.n || p.nomem ? 1 : 0;
+    if (!status)
+        fprintf(stderr, "tarnfsd: %s: configuration OK\n", path);
+    nfsd_config_free(&cfg);
+    return status;
 }
 
 /* Register both programs on TCP, and on UDP unless it is off.  rpcbind may
@@ -299,6 +393,8 @@ int main(int argc, char **argv)
     if (parse_flags(argc, argv, &fl))
         return 2;
     log_setup("tarnfsd", 0, fl.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    if (fl.check_config)
+        return check_config(&fl);
     /* READ replies (up to 1 MiB each) are malloc'd by a worker and freed
      * once the socket took them, often several per arena at once.  With
      * glibc's dynamic thresholds (trim at 2 x the largest freed mmap chunk)
@@ -438,6 +534,10 @@ int main(int argc, char **argv)
              srv.vfs_read_only ? "read-only" : "read-write", nfs_port, mount_port,
              cfg.threads);
     report(report_fd, 0);
+    /* Type=notify readiness (a no-op without NOTIFY_SOCKET): the ports are
+     * bound and the workers run. */
+    sd_notifyf(0, "READY=1\nSTATUS=serving on NFS port %d, MOUNT port %d", nfs_port,
+               mount_port);
 
     for (;;) {
         int sig = 0;
@@ -469,6 +569,7 @@ int main(int argc, char **argv)
     }
 
     log_info("shutting down");
+    sd_notify(0, "STOPPING=1");
     if (cfg.rpcbind)
         rpcbind_unregister();
     /* Fetches in flight are cancelled and parked calls called back first,

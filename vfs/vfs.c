@@ -55,6 +55,37 @@ static void vfs_free(vfs *v)
     free(v);
 }
 
+/* The backend settings of cfg: cfg->fetch, with the config file's S3
+ * settings where it leaves them unset. */
+static void fetch_config_of(const struct vfs_config *cfg, struct fetch_config *fc)
+{
+    if (cfg->fetch)
+        *fc = *cfg->fetch;
+    else
+        memset(fc, 0, sizeof *fc);
+    if (cfg->s3_endpoint && !fc->s3_endpoint)
+        fc->s3_endpoint = cfg->s3_endpoint;
+    if (cfg->s3_region && !fc->region)
+        fc->region = cfg->s3_region;
+    if (cfg->s3_profile && !fc->profile)
+        fc->profile = cfg->s3_profile;
+    if (cfg->s3_access_key && !fc->access_key)
+        fc->access_key = cfg->s3_access_key;
+    if (cfg->s3_secret_key && !fc->secret_key)
+        fc->secret_key = cfg->s3_secret_key;
+    if (cfg->s3_session_token && !fc->session_token)
+        fc->session_token = cfg->s3_session_token;
+    if (cfg->s3_virtual_hosted)
+        fc->virtual_hosted = true;
+}
+
+int vfs_check_source(const struct vfs_config *cfg, char *err, size_t errlen)
+{
+    struct fetch_config fc;
+    fetch_config_of(cfg, &fc);
+    return fetch_check_source(cfg->source, &fc, err, errlen);
+}
+
 int vfs_open(const struct vfs_config *cfg, vfs **out)
 {
     *out = NULL;
@@ -134,24 +165,7 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
     }
     if (v->source) {
         struct fetch_config fc;
-        if (cfg->fetch)
-            fc = *cfg->fetch;
-        else
-            memset(&fc, 0, sizeof fc);
-        if (cfg->s3_endpoint && !fc.s3_endpoint)
-            fc.s3_endpoint = cfg->s3_endpoint;
-        if (cfg->s3_region && !fc.region)
-            fc.region = cfg->s3_region;
-        if (cfg->s3_profile && !fc.profile)
-            fc.profile = cfg->s3_profile;
-        if (cfg->s3_access_key && !fc.access_key)
-            fc.access_key = cfg->s3_access_key;
-        if (cfg->s3_secret_key && !fc.secret_key)
-            fc.secret_key = cfg->s3_secret_key;
-        if (cfg->s3_session_token && !fc.session_token)
-            fc.session_token = cfg->s3_session_token;
-        if (cfg->s3_virtual_hosted)
-            fc.virtual_hosted = true;
+        fetch_config_of(cfg, &fc);
         if (!fc.stall_timeout_ms)
             fc.stall_timeout_ms = v->stall_timeout_ms;
         char msg[512] = "";

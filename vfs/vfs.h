@@ -122,6 +122,12 @@ struct vfs_config {
     bool index_upload;
 };
 
+/* Check that cfg->source would open (vfs_open), without opening it or any
+ * network traffic: a readable NAS directory, or an s3:// URL that parses
+ * with credentials present (cfg, then the AWS conventions).  Errors:
+ * EINVAL (why in err, never a secret), ENOENT, EACCES, ENOTDIR. */
+int vfs_check_source(const struct vfs_config *cfg, char *err, size_t errlen);
+
 #define VFS_DEFAULT_MAX_FILE (UINT64_C(1) << 44)
 #define VFS_PREFETCH_AFTER   (UINT64_C(32) << 20)
 #define VFS_PREFETCH_AFTER_FILLS 64

@@ -25,6 +25,8 @@ check() {   # check 'what it shows' command...
 }
 
 check "config parsing and file handles (test_nfsd_units)" "$B/tests/nfs/test_nfsd_units"
+check "tarnfsd --check-config: good and bad configs, FILE:LINE per problem, nothing created, no secret printed" \
+  "$TARNFS_ROOT/tests/nfs/check-config.sh"
 
 # ---- fixtures ----
 mkdir -p "$W/src/demo/perm" "$W/src/wide" "$W/cache" "$W/rwcache"
@@ -52,6 +54,8 @@ check "transport limits: unread replies, memory, connections, idle, EMFILE, UDP 
   "$B/tests/nfs/test_transport"
 check "parked requests: a stalled backend holds no worker; JUKEBOX, stall timeout, SIGTERM (test_park)" \
   "$B/tests/nfs/test_park"
+check "sd_notify: READY=1 once the ports are open, STOPPING=1 on SIGTERM (Type=notify)" \
+  env CACHE="$W/cache" "$TARNFS_ROOT/tests/nfs/sd-notify.sh"
 
 # ---- shell clients: nfs-ls, nfs-cat, nfs-cp ----
 start_server() {   # start_server CACHE CONF -> sets SPID NPORT MPORT
