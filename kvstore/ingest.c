@@ -648,6 +648,9 @@ static int ingest_dir(struct ingest *in, const struct ingest_member *e,
             .uid = s.uid,
             .gid = s.gid,
             .ino_hint = kv_ino_for(in->name, relpath),
+            .has_times = true,      /* seen at once while it streams */
+            .atime = e->atime,
+            .mtime = e->mtime,
         };
         struct kv_attr a;
         /* Create first and look only on a clash: duplicates are rare, so
@@ -674,6 +677,11 @@ static int ingest_dir(struct ingest *in, const struct ingest_member *e,
             return 0;
         }
     }
+    /* The root, or a directory made earlier for a member under it: its
+     * own attributes now, times included (applied again at the end). */
+    s.mask |= KV_SET_ATIME | KV_SET_MTIME;
+    s.atime = e->atime;
+    s.mtime = e->mtime;
     err = kv_setattr(in->run, ino, &s, NULL);
     if (err)
         return ingest_fail(in, err, member, "setting attributes: %s",

@@ -397,7 +397,14 @@ int kv_mknode(kv_run *r, kv_ino dir, const char *name,
         in.target = NULL;
         if (!err)
             err = entry_add(r, dir, &d, name, len, ino);
-        d.mtime = d.ctime = now;
+        /* An ingest (a staged run) keeps every directory's archived
+         * mtime: a run served while it streams in shows it at once, not
+         * the time its members happened to arrive.  The ctime still
+         * moves, so an NFS client that listed the directory early (its
+         * change attribute is the ctime) lists it again. */
+        d.ctime = now;
+        if (!r->staged)
+            d.mtime = now;
         if (!err)
             err = kv_inode_store(r, dir, &d);
         if (!err)
@@ -436,7 +443,9 @@ int kv_link(kv_run *r, kv_ino ino, kv_ino newdir, const char *newname)
         kv_now(&now);
         if (!err)
             err = entry_add(r, newdir, &d, newname, len, ino);
-        d.mtime = d.ctime = now;
+        d.ctime = now;
+        if (!r->staged)
+            d.mtime = now;
         in.ctime = now;
         in.nlink++;
         if (!err)

@@ -360,6 +360,9 @@ server_stop() { # SIGTERM, wait, keep the exit status: a clean shutdown is part 
 		kill -KILL "$pid"; SERVER_STOP_FAILS="$SERVER_STOP_FAILS did-not-exit-in-30s"
 	fi
 	wait "$pid"; status=$?
+	# Counters start at zero with each server: keep every instance's last
+	# stats for the checks that sum them (indexed-run-served-by-range).
+	[ -f "$RUN/cache/stats" ] && { cat "$RUN/cache/stats"; echo; } >> "$RUN/stats.all"
 	echo "=== $(date -u +%T) stopped, exit status $status" >> "$SERVER_LOG"
 	[ "$status" = 0 ] || SERVER_STOP_FAILS="$SERVER_STOP_FAILS exit-status-$status"
 	SERVER_PID=""
@@ -555,8 +558,9 @@ else
 fi
 if [ -n "${SRV_INDEXED:-}" ]; then
 	# The guest read every file of the indexed run against its md5 manifest; here: it was
-	# served by ranges (the stats tarnfsd writes at exit), not by fetching its tarball.
-	stat_of() { sed -n "s/^$1=//p" "$RUN/cache/stats" 2>/dev/null; }
+	# served by ranges (the stats each tarnfsd wrote at exit, summed over the restarts),
+	# not by fetching its tarball.
+	stat_of() { awk -F= -v k="$1" '$1 == k { s += $2; n++ } END { if (n) print s }' "$RUN/stats.all" 2>/dev/null; }
 	ixf=$(stat_of index_fetches); rgf=$(stat_of range_fetches); rgb=$(stat_of range_bytes)
 	if [ "${ixf:-0}" -ge 1 ] && [ "${rgf:-0}" -ge 1 ]; then
 		host_result "PASS indexed-run-served-by-range: $SRV_INDEXED: $ixf index GETs, $rgf range GETs, $rgb bytes"

@@ -53,6 +53,7 @@ mk_run() {   # mk_run NAME: src/NAME and its member list
   ln "$d/Late/Sub/late.txt" "$d/Late/hard.txt"
   ln -s Sub/late.txt "$d/Late/sym"
   chmod 0751 "$d/Late"
+  touch -d '2020-10-20 07:20:05' "$d/Data"   # archived times far from now
   printf '%s\n' "$r" "$r/RunInfo.xml" "$r/Data" "$r/Data/early1.bin" \
     "$r/Data/early2.bin" "$r/big.bin" "$r/Late/Sub/late.txt" "$r/Late/Sub" \
     "$r/Late/hard.txt" "$r/Late/sym" "$r/Late" > "$work/$r.list"
@@ -122,6 +123,12 @@ t2=$(now)
 check "the run root lists the members that arrived (RunInfo.xml Data big.bin)" \
   test "$ls_names" = "Data RunInfo.xml big.bin "
 check "a directory lists its arrived members" test "$ls_data" = "early1.bin early2.bin "
+# (nfsop is a libnfs program: libnfs's own leaks are suppressed as in tests/nfs)
+dm=$(LSAN_OPTIONS="suppressions=$PWD/tests/nfs/lsan.supp:print_suppressions=0" \
+     "$B/tests/writeback/nfsop" "$(url "")" mtime /streamrun/Data 2>"$work/dm.err")
+[ -n "$dm" ] || sed "s/^/    nfsop: /" "$work/dm.err" | head -5
+check "and shows its archived mtime meanwhile, not the time its members arrived ($dm)" \
+  test "$dm" = "$(stat -c %Y "$work/src/streamrun/Data")"
 mark "ncat streamrun/Data/early2.bin"
 ncat streamrun/Data/early2.bin > "$work/e2.out" 2>/dev/null
 check "another early member reads back (md5)" \

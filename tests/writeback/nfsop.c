@@ -1,4 +1,4 @@
-/* nfsop.c: one operation (mkdir, rmdir, unlink, rename, truncate) through libnfs against a server, for the write-back tests; prints the server's error and exits 1 if it fails. */
+/* nfsop.c: one operation (mkdir, rmdir, unlink, rename, truncate, mtime) through libnfs against a server, for the write-back and streaming tests; prints the server's error and exits 1 if it fails. */
 #include <nfsc/libnfs.h>
 
 #include <stdio.h>
@@ -9,7 +9,7 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: nfsop nfs://HOST/EXPORT?nfsport=N&mountport=M "
-                        "mkdir|rmdir|unlink PATH | rename FROM TO | truncate PATH SIZE\n");
+                        "mkdir|rmdir|unlink|mtime PATH | rename FROM TO | truncate PATH SIZE\n");
         return 2;
     }
     struct nfs_context *nfs = nfs_init_context();
@@ -33,7 +33,12 @@ int main(int argc, char **argv)
             rc = nfs_rmdir(nfs, argv[3]);
         else if (!strcmp(argv[2], "rename") && argc > 4)
             rc = nfs_rename(nfs, argv[3], argv[4]);
-        else if (!strcmp(argv[2], "truncate") && argc > 4)
+        else if (!strcmp(argv[2], "mtime")) {   /* prints the seconds */
+            struct nfs_stat_64 st;
+            rc = nfs_stat64(nfs, argv[3], &st);
+            if (!rc)
+                printf("%llu\n", (unsigned long long)st.nfs_mtime);
+        } else if (!strcmp(argv[2], "truncate") && argc > 4)
             rc = nfs_truncate(nfs, argv[3], strtoull(argv[4], NULL, 0));
         else {
             fprintf(stderr, "nfsop: unknown operation %s\n", argv[2]);
