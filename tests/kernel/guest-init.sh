@@ -56,6 +56,41 @@ check_mount_export() {
 	why "$(grep ' /mnt nfs ' /proc/mounts | cut -d' ' -f4 | cut -c1-120)"
 }
 
+check_indexed_run_one_file_md5() {
+	# The first touch of the indexed run (nothing before this check looks into it): one
+	# file, md5 right; the host's fetch counters say how it came.
+	[ -n "$INDEX_SKIP" ] && { why "$INDEX_SKIP"; return 77; }
+	expect_md5 $K/md5.indexed /mnt || return 1
+	answer=$(ctl "indexed-fetches $RUN_B $INDEXED_FILE")
+	case $answer in
+	OK*) why "${INDEXED_FILE##*/}: md5 right; fetched: ${answer#OK }" ;;
+	*) why "md5 right, but the host counted: ${answer#ERR }"; return 1 ;;
+	esac
+}
+
+check_streaming_run_md5_while_streaming() {
+	# RUN_S's backend stalls after its first MiB: every file but the last is in it, the
+	# last one's data crosses the stall.  Read them in tar order, md5 each; the host says
+	# whether the run was still streaming after all but the last were read, and that it
+	# had ended once the last (parked until its bytes arrived) was read.
+	[ -n "$STREAM_SKIP" ] && { why "$STREAM_SKIP"; return 77; }
+	n=$(wc -l < $K/md5.stream)
+	head -n $((n - 1)) $K/md5.stream > /tmp/md5.early
+	tail -n 1 $K/md5.stream > /tmp/md5.late
+	expect_md5 /tmp/md5.early /mnt || return 1
+	during=$(ctl "stream-state $RUN_S")
+	expect_md5 /tmp/md5.late /mnt || return 1
+	after=$(ctl "stream-state $RUN_S")
+	case $during in streaming*) ;; *)
+		why "$((n - 1)) files right, but the run was not streaming any more when they had been read: $during"
+		return 1 ;;
+	esac
+	case $after in ended*"served while streaming"*) ;; *)
+		why "all $n files right, but after the last: $after"; return 1 ;;
+	esac
+	why "$((n - 1)) of $n files read (md5 right) while the run streamed, the last once it arrived; server: ${after#ended: }"
+}
+
 # The run roots are the lines "./NAME ..." (run names have no spaces or slashes).
 RUN_ROOT_LINE='^\./[^/ ]* '
 loose_run_roots() { # canonical ls lines: run roots keep only their name and file type

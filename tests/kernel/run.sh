@@ -10,8 +10,9 @@
 #   --timeout SEC   give up on the guest after SEC seconds (KERNEL_TIMEOUT, default 420)
 #   --break KIND    serve deliberately wrong data to prove the harness notices:
 #                   size (one file one byte longer), mtime (one file's mtime moved)
-# More knobs (doc/testing.md): KERNEL_SERVER_ARGS, KERNEL_SERVER_CMD, KERNEL_EVICT_CMD,
-# KERNEL_EXPORT, KERNEL_MOUNT_OPTS, KERNEL_RW, KERNEL_BIG_MB, KERNEL_BIG_DIR, KERNEL_KVER, KERNEL_ACCEL.
+# More knobs (doc/testing.md): KERNEL_SERVER_ARGS, KERNEL_SERVER_CONF, KERNEL_SERVER_CMD,
+# KERNEL_EVICT_CMD, KERNEL_EXPORT, KERNEL_MOUNT_OPTS, KERNEL_RW, KERNEL_BIG_MB, KERNEL_BIG_DIR,
+# KERNEL_STREAM_STALL_MS, KERNEL_KVER, KERNEL_ACCEL.
 #
 # Everything runs inside `unshare --net --mount`: the server listens on 127.0.0.1 of a
 # private network namespace and qemu's guestfwd reaches it there; nothing leaves the host.
@@ -65,6 +66,9 @@ BIG_DIR_ENTRIES=${KERNEL_BIG_DIR:-5000}
 RUN_A=241023_A01295_0432_BHK3NFDRX5   # small run: every file md5-checked, links, odd names
 RUN_B=241024_A01295_0433_AHK3NFDRX6   # large file and the large directory
 RUN_C=241025_A01295_0434_BHK3NFDRX7   # small gzip-compressed run
+RUN_S=241026_A01295_0435_BHK3NFDRX8   # small run, no index, its stream stalled after 1 MiB
+STREAM_LATE=zz-late.bin               # RUN_S's last member: 2 MiB, its data crosses the stall
+STREAM_STALL_MS=${KERNEL_STREAM_STALL_MS:-6000}
 BIG_FILE=$RUN_B/Data/Intensities/BaseCalls/Undetermined_S0_L001_R1_001.fastq.gz
 BIG_DIR=$RUN_B/Thumbnail_Images/L001/C1.1
 MID_FILE=$RUN_A/Data/Intensities/BaseCalls/Undetermined_S0_L002_R1_001.fastq.gz
@@ -186,12 +190,19 @@ make_run() { # NAME LANES CYCLES TILES [genrun options]: a run folder from $B/ge
 	"$HERE/mkrun.sh" "$RUN/src" "$name" "$lanes" "$cycles" "$tiles"
 }
 make_data() {
-	make_run "$RUN_A" 2 4 3 --extras && make_run "$RUN_B" 1 2 2 && make_run "$RUN_C" 1 2 1 || return 1
+	make_run "$RUN_A" 2 4 3 --extras && make_run "$RUN_B" 1 2 2 && make_run "$RUN_C" 1 2 1 &&
+	make_run "$RUN_S" 1 2 1 || return 1
 	add_kernel_extras_a "$RUN/src" && add_kernel_extras_b "$RUN/src" || return 1
+	head -c 2097152 /dev/urandom > "$RUN/src/$RUN_S/$STREAM_LATE"
 	set_mtimes "$RUN/src"
 	tar -C "$RUN/src" -cf "$RUN/nas/$RUN_A.tar" "$RUN_A" &&
 	tar -C "$RUN/src" -cf "$RUN/nas/$RUN_B.tar" "$RUN_B" &&
 	tar -C "$RUN/src" -czf "$RUN/nas/$RUN_C.tar.gz" "$RUN_C" || return 1
+	# RUN_S in name order: its small files fill the first MiB (what arrives before the
+	# stall), STREAM_LATE comes last and its data crosses the stall.
+	LC_ALL=C tar -C "$RUN/src" --sort=name -cf "$RUN/nas/$RUN_S.tar" "$RUN_S" || return 1
+	[ "$(stat -c %s "$RUN/nas/$RUN_S.tar")" -lt $((3 * 1048576)) ] ||
+		{ log "$RUN_S.tar: its small files do not fit in the first MiB"; return 1; }
 	rm -rf "$RUN/src"
 	# The expected tree is what `tar -x` makes of the tarballs: exactly what the tar holds.
 	local t; for t in "$RUN"/nas/*; do tar -C "$RUN/tree" -xf "$t" || return 1; done
@@ -207,6 +218,15 @@ make_manifests() {
 	(cd "$RUN/tree" && find "./$RUN_A" -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) > "$M/md5.run"
 	(cd "$RUN/tree" && md5sum "./$BIG_FILE") > "$M/md5.big"
 	(cd "$RUN/tree" && md5sum "./$MID_FILE") > "$M/md5.mid"
+	# The indexed run's file the guest reads first: its first regular file of 4 KiB-1 MiB.
+	(cd "$RUN/tree" && find "./$RUN_B" -type f -size +4k -size -1024k | LC_ALL=C sort | head -1 |
+		xargs -r md5sum) > "$M/md5.indexed"
+	[ -s "$M/md5.indexed" ] || return 1
+	INDEXED_FILE=$(sed 's|^[0-9a-f]*  \./||' "$M/md5.indexed")
+	# The streamed run's regular files in tar order: the guest reads them as they arrive.
+	tar -tvf "$RUN/nas/$RUN_S.tar" | awk '$1 ~ /^-/ { print $6 }' |
+		(cd "$RUN/tree" && while IFS= read -r p; do md5sum "./$p"; done) > "$M/md5.stream"
+	[ "$(tail -1 "$M/md5.stream" | sed 's|.*/||')" = "$STREAM_LATE" ] || return 1
 	(cd "$RUN/tree/$BIG_DIR" && bb ls -1A | bb sort) > "$M/bigdir.expected"
 	(cd "$RUN/tree" && find . -type l -printf '%p\t%l\n' | LC_ALL=C sort) > "$M/symlinks"
 	# Symlinks to a regular file inside the tree: reading through them must give its bytes.
@@ -228,6 +248,9 @@ break_served_data() { # after the manifests: make the served copy differ from th
 # Each kind defines: srv_KIND_prepare (once), srv_KIND_cmd MODE (fills SRV_CMD, MODE = ro|rw),
 # SRV_EXPORT (path the guest mounts), and sets SRV_CAN_EVICT / SRV_CAN_RW or leaves a reason.
 SRV_EVICT_SKIP=""; SRV_RW_SKIP=""
+# The index-first and streaming checks need the tarball namespace and its fetch counters.
+SRV_INDEX_SKIP="only tarnfsd --source loads a run from its index"
+SRV_STREAM_SKIP="only tarnfsd --source serves a run while its tarball streams in"
 SRV_NAMESPACE=0   # 1: a tarball namespace, where runs not yet fetched show synthesised root attributes
 tarnfsd_knows() { "$B/tarnfsd" --help 2>&1 | grep -q -- "$1"; }
 srv_tarnfsd_common() { # WHEN_RW_SKIPPED: the reason to skip the rw checks, or ""
@@ -252,6 +275,8 @@ srv_tarnfsd_cache_cmd() {
 	# chance of picking up the host's /etc/tarnfs/tarnfs.conf.
 	SRV_NAMESPACE=0
 	echo "export / *($1,insecure,no_root_squash)" > "$RUN/tarnfs.conf"
+	# KERNEL_SERVER_CONF: more tarnfs.conf lines (say "prefetch = whole").
+	[ -n "${KERNEL_SERVER_CONF:-}" ] && printf '%s\n' "$KERNEL_SERVER_CONF" >> "$RUN/tarnfs.conf"
 	SRV_CMD=("$B/tarnfsd" -f --config "$RUN/tarnfs.conf" --cache "$RUN/cache" --no-rpcbind
 		--nfs-port "$NFS_PORT" --mount-port "$MOUNT_PORT" --listen 127.0.0.1)
 	# shellcheck disable=SC2206
@@ -274,12 +299,18 @@ srv_tarnfsd_source_prepare() {
 		"$B/tarnfs" index -q "$RUN/nas" "$RUN_B" >> "$SERVER_LOG" 2>&1 ||
 			die "tarnfs index $RUN_B failed (see $SERVER_LOG)"
 		SRV_INDEXED=$RUN_B
+		SRV_INDEX_SKIP=""
+	else
+		SRV_INDEX_SKIP="tarnfs has no 'index' command"
 	fi
+	SRV_STREAM_SKIP=""
 }
 srv_tarnfsd_source_cmd() {
 	srv_tarnfsd_cache_cmd "$1"
 	SRV_NAMESPACE=1
-	SRV_CMD+=(--source "$RUN/nas")
+	# RUN_S (no index) streams its first MiB, then the backend stalls (fault "stallmid",
+	# doc/design.md): what the guest reads meanwhile is served while the run streams.
+	SRV_CMD=(env "TARNFS_FAULT=stallmid:$STREAM_STALL_MS:1:$RUN_S.tar" "${SRV_CMD[@]}" --source "$RUN/nas")
 }
 srv_tarnfsd_source_evict() { "$B/tarnfs" cache evict --cache "$RUN/cache" "$1"; }
 srv_tarnfsd_source_cached() { # NAME: is the run in the cache now?
@@ -360,10 +391,9 @@ server_stop() { # SIGTERM, wait, keep the exit status: a clean shutdown is part 
 		kill -KILL "$pid"; SERVER_STOP_FAILS="$SERVER_STOP_FAILS did-not-exit-in-30s"
 	fi
 	wait "$pid"; status=$?
-	# Counters start at zero with each server: keep every instance's last
-	# stats for the checks that sum them (indexed-run-served-by-range).
-	[ -f "$RUN/cache/stats" ] && { cat "$RUN/cache/stats"; echo; } >> "$RUN/stats.all"
 	echo "=== $(date -u +%T) stopped, exit status $status" >> "$SERVER_LOG"
+	# Each tarnfsd counts from zero and writes CACHE/stats as it exits: keep its counters.
+	grep -qx "pid=$pid" "$RUN/cache/stats" 2>/dev/null && cat "$RUN/cache/stats" >> "$RUN/stats.all"
 	[ "$status" = 0 ] || SERVER_STOP_FAILS="$SERVER_STOP_FAILS exit-status-$status"
 	SERVER_PID=""
 }
@@ -389,6 +419,10 @@ handle_request() { # REQUEST: runs on the host while the guest waits; prints the
 		server_stop; server_start rw && echo OK || echo "ERR server did not come back rw" ;;
 	verify-rw)
 		verify_rw "${words[1]}" "${words[2]}" ;;
+	indexed-fetches)
+		indexed_fetches "${words[1]}" "${words[2]}" ;;
+	stream-state)
+		stream_state "${words[1]}" ;;
 	*) echo "ERR unknown request '$1'" ;;
 	esac
 }
@@ -424,6 +458,38 @@ verify_rw() { # DIR MD5: what the guest wrote (see guest check rw-operations), s
 	elif [ -n "$written_back" ]; then echo "ERR $written_back"
 	else echo OK; fi
 }
+stat_of() { sed -n "s/^$1=//p" "$RUN/cache/stats" 2>/dev/null; }
+indexed_fetches() { # RUN FILE: the guest has read FILE, its first touch of the indexed RUN
+	# tarnfsd rewrites CACHE/stats about once a second: wait for one written after the read.
+	local run=$1 file=$2 t0 i ixf rgf rgb bf isz tsz fsz chunks
+	t0=$(date +%s)
+	for i in $(seq 50); do [ "$(stat_of updated)" -gt "$t0" ] 2>/dev/null && break; sleep 0.1; done
+	[ "$(stat_of updated)" -gt "$t0" ] 2>/dev/null || { echo "ERR no fresh $RUN/cache/stats within 5 s"; return; }
+	ixf=$(stat_of index_fetches); rgf=$(stat_of range_fetches); rgb=$(stat_of range_bytes)
+	bf=$(stat_of bytes_fetched)
+	isz=$(stat -c %s "$RUN/nas/$run.tar.tarnfs-index"); tsz=$(stat -c %s "$RUN/nas/$run.tar")
+	fsz=$(stat -c %s "$RUN/tree/$file")
+	chunks=$(( (fsz + 1048575) / 1048576 * 1048576 ))   # the file's own 1 MiB chunks
+	local got="index_fetches=$ixf range_fetches=$rgf range_bytes=$rgb bytes_fetched=$bf"
+	if [ "$ixf" != 1 ]; then echo "ERR $got: expected exactly 1 index GET"
+	elif [ "$rgf" -lt 1 ] || [ "$rgb" -lt "$fsz" ] || [ "$rgb" -gt "$chunks" ]; then
+		echo "ERR $got: expected the file's $fsz bytes by range (at most $chunks)"
+	elif [ "$bf" != $((isz + rgb)) ]; then
+		echo "ERR $got: expected the $isz-byte index plus the ranges, nothing else"
+	elif [ $((bf * 10)) -ge "$tsz" ]; then echo "ERR $got: not well below the $tsz-byte tarball"
+	else echo "OK $isz-byte index + $rgf range GET of $rgb bytes = $bf of the $tsz-byte tarball"; fi
+}
+stream_state() { # RUN: streaming (load begun, not ended), ended, or unclear, as the host sees it
+	# A streamed run is published (listed by tarnfs cache ls) and logged ("fetched run
+	# R ...") only once its stream has ended.
+	local run=$1 line cached=no
+	srv_tarnfsd_source_cached "$run" && cached=yes
+	line=$(grep -a "vfs: fetched run $run " "$SERVER_LOG" | tail -1)
+	if [ -z "$line" ] && [ $cached = no ]; then
+		echo "streaming: not in tarnfs cache ls, no 'fetched run' in the server log"
+	elif [ -n "$line" ] && [ $cached = yes ]; then echo "ended: ${line##*): }"
+	else echo "unclear: cached=$cached, log: ${line:-no fetched line}"; fi
+}
 serve_requests() { # in the main shell, never in $(...): server_start must update SERVER_PID here
 	local req id
 	for req in "$RUN"/ctl/*.req; do
@@ -444,6 +510,8 @@ guest_value() { # VAR MOUNT_OPTS: what /etc/ktest/config tells the guest
 	MOUNT_OPTS) echo "$2" ;;
 	EVICT_SKIP) echo "$SRV_EVICT_SKIP" ;;
 	RW_SKIP) echo "$SRV_RW_SKIP" ;;
+	INDEX_SKIP) echo "$SRV_INDEX_SKIP" ;;
+	STREAM_SKIP) echo "$SRV_STREAM_SKIP" ;;
 	NAMESPACE) echo "$SRV_NAMESPACE" ;;
 	*) eval "echo \"\$$1\"" ;;
 	esac
@@ -469,7 +537,8 @@ make_initramfs() {
 	local opts="vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock"
 	[ -n "${KERNEL_MOUNT_OPTS:-}" ] && opts="$opts,$KERNEL_MOUNT_OPTS"
 	local var
-	for var in EXPORT MOUNT_OPTS RUN_A RUN_B RUN_C BIG_FILE BIG_DIR MID_FILE EVICT_SKIP RW_SKIP NAMESPACE; do
+	for var in EXPORT MOUNT_OPTS RUN_A RUN_B RUN_C RUN_S BIG_FILE BIG_DIR MID_FILE INDEXED_FILE \
+	           EVICT_SKIP RW_SKIP INDEX_SKIP STREAM_SKIP NAMESPACE; do
 		shell_assign "$var" "$(guest_value "$var" "$opts")"
 	done > "$d/etc/ktest/config"
 	(cd "$d" && find . | cpio -o -H newc --quiet) > "$RUN/initramfs.cpio"
@@ -558,10 +627,9 @@ else
 fi
 if [ -n "${SRV_INDEXED:-}" ]; then
 	# The guest read every file of the indexed run against its md5 manifest; here: it was
-	# served by ranges (the stats each tarnfsd wrote at exit, summed over the restarts),
-	# not by fetching its tarball.
-	stat_of() { awk -F= -v k="$1" '$1 == k { s += $2; n++ } END { if (n) print s }' "$RUN/stats.all" 2>/dev/null; }
-	ixf=$(stat_of index_fetches); rgf=$(stat_of range_fetches); rgb=$(stat_of range_bytes)
+	# served by ranges (the stats each tarnfsd wrote at exit, summed), not by fetching its tarball.
+	sum_of() { awk -F= -v k="$1" '$1 == k { n += $2 } END { print n + 0 }' "$RUN/stats.all" 2>/dev/null; }
+	ixf=$(sum_of index_fetches); rgf=$(sum_of range_fetches); rgb=$(sum_of range_bytes)
 	if [ "${ixf:-0}" -ge 1 ] && [ "${rgf:-0}" -ge 1 ]; then
 		host_result "PASS indexed-run-served-by-range: $SRV_INDEXED: $ixf index GETs, $rgf range GETs, $rgb bytes"
 	else
