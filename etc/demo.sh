@@ -59,7 +59,15 @@ HOST=${HOST:-127.0.0.1}
 URL="nfs://127.0.0.1/?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3"
 echo "== nfs-ls \"nfs://127.0.0.1/?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3\" (the root: one directory per tarball)"
 nfs-ls "nfs://127.0.0.1/?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3"
-echo "== nfs-ls \"nfs://127.0.0.1/$RUN?...\" (first touch: fetches and ingests $RUN.tar)"
+echo "== nfs-cat \"nfs://127.0.0.1/$RUN/RunInfo.xml?...\" (first touch: streams $RUN.tar into the cache; the file is served as soon as it has arrived)"
+nfs-cat "nfs://127.0.0.1/$RUN/RunInfo.xml?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3" | head -3
+# While a tarball without an index streams in, a listing shows the members
+# that have arrived; wait for the whole run so the listing below is complete.
+for _ in $(seq 1 100); do
+  "$B/tarnfs" cache ls --cache "$D/cache" 2>/dev/null | grep -q "^$RUN " && break
+  sleep 0.1
+done
+echo "== nfs-ls \"nfs://127.0.0.1/$RUN?...\" (the whole run, now in the cache)"
 nfs-ls "nfs://127.0.0.1/$RUN?nfsport=$NFS_PORT&mountport=$MOUNT_PORT&version=3"
 echo "== tarnfs cache ls --cache $D/cache"
 "$B/tarnfs" cache ls --cache "$D/cache"
