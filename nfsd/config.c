@@ -548,6 +548,10 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
     } else if (!strcmp(k, "fetch_threads")) {
         if (parse_u32(v, &u) || u < 1 || u > 256) goto bad;
         cfg->fetch_threads = u;
+    } else if (!strcmp(k, "evict_grace")) {
+        if (parse_duration_ms(v, &cfg->evict_grace_ms) ||
+            cfg->evict_grace_ms < 1 || cfg->evict_grace_ms > 3600000)
+            goto bad;
     } else if (!strcmp(k, "fetch_stall_timeout")) {
         if (parse_duration_ms(v, &cfg->fetch_stall_timeout_ms) ||
             cfg->fetch_stall_timeout_ms < 100)

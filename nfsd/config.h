@@ -63,6 +63,7 @@ struct nfsd_config {
     /* Parked requests (doc/design.md); 0 = the default. */
     unsigned park_timeout_ms, max_parked;
     unsigned fetch_threads, fetch_stall_timeout_ms;
+    unsigned evict_grace_ms;            /* 0 = vfs default (5 s) */
     bool prefetch_whole;                /* prefetch = whole: ignore indexes */
     bool prefetch_auto;                 /* prefetch = auto: index-first, then
                                            the rest once enough was read */

@@ -474,6 +474,7 @@ int main(int argc, char **argv)
         .s3_access_key = cfg.s3_access_key, .s3_secret_key = cfg.s3_secret_key,
         .s3_session_token = cfg.s3_session_token, .s3_virtual_hosted = cfg.s3_virtual_hosted,
         .fetch_threads = cfg.fetch_threads, .fetch_stall_timeout_ms = cfg.fetch_stall_timeout_ms,
+        .evict_grace_ms = cfg.evict_grace_ms,
     };
     ret = vfs_open(&vc, &srv.vfs);
     if (ret) {

@@ -64,6 +64,7 @@ conf="$work/tarnfsd.conf"
   echo "source = $source"
   [ "$mode" = s3 ] && echo "s3_endpoint = $TARNFS_S3_ENDPOINT"
   echo "cache_limit = 12M"
+  echo "evict_grace = 500ms"   # the tests wait out the grace, not 5 s
   echo "export / 127.0.0.1(ro,insecure)"
 } > "$conf"
 start() {   # start [nfsport mountport]
@@ -108,7 +109,7 @@ ino0=$(fhread "$work/k0")
 check "a kept handle reads its file ($ino0)" cmp -s "$work/k0" "$work/src/$O/$kept"
 
 check "every file of the smaller run reads back right" test "$(read_all $O)" = 0
-sleep 5.5    # past the eviction grace: O may now lose its data
+sleep 1      # past the eviction grace (500ms): O may now lose its data
 
 # 1. A run bigger than the whole cache, read file by file, usage and the
 # disk sampled all along.
