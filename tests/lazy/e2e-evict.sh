@@ -160,7 +160,10 @@ check "with the same fileid" test "$ino2" = "$ino0"
 rpid=$!
 sleep 3
 kill -9 "$pid"; wait "$pid" 2>/dev/null
-kill "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null
+# The reader loop and the nfs-cat it was running: a libnfs client whose
+# server is gone retries forever, so stop the whole tree, not the loop only.
+kill_tree() { kill -STOP "$1" 2>/dev/null; local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill -KILL "$1" 2>/dev/null; }
+kill_tree "$rpid"; wait "$rpid" 2>/dev/null
 pid=
 start
 check "after a SIGKILL mid-eviction every file of the big run reads right" test "$(read_all $A)" = 0
