@@ -421,6 +421,16 @@ int vfs_request(const char *cache_dir, const char *run, bool resolve,
     char line[KV_RUNNAME_MAX + 16];
     snprintf(line, sizeof line, "%s %s", resolve ? "resolve" : "flush",
              run ? run : "*");
+    /* A directory no tarnfsd ever served (a mistyped --cache) gets no
+     * vfs.lock or request file of ours, just the error. */
+    char rq[PATH_MAX];
+    struct stat st;
+    snprintf(rq, sizeof rq, "%s/vfs/requests", cache_dir);
+    if (stat(rq, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(msg, cap, "%s is not a cache a tarnfsd has served (no "
+                 "vfs/requests in it)", cache_dir);
+        return ENOENT;
+    }
     /* The server lock tells, within a second, that no server runs (or
      * that it stopped before taking the request): no full timeout wait. */
     int fd;

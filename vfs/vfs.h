@@ -319,7 +319,8 @@ int vfs_last_reference(const char *cache_dir, const char *run,
  * run) or, with resolve, to drop a conflicted run's local copy (see
  * doc/design.md (writeback)); waits up to timeout_s for the answer, which
  * goes into msg.  The request is a file in CACHE/vfs/requests/ that the
- * server's housekeeping thread polls every second.  Errors: ESRCH (no
+ * server's housekeeping thread polls every second.  Errors: ENOENT
+ * (cache_dir has no vfs/requests: no tarnfsd ever served it), ESRCH (no
  * tarnfsd serves the cache, or it stopped before taking the request),
  * ETIMEDOUT (a server took it but did not answer in time), ECANCELED
  * (conflict), EIO or another errno from the server, EINVAL. */

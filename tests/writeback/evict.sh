@@ -164,5 +164,11 @@ check "a bad run name is refused" grep -q "not a valid run name" "$work/ev7.err"
 timeout 20 "$B/tarnfs" flush --cache "$C" --timeout 120 "$R2" >/dev/null 2>"$work/fl.err"; rc=$?
 check "tarnfs flush with no server running exits 4 without waiting out its timeout ($rc)" test $rc -eq 4
 check "and says no tarnfsd answered" grep -q "no tarnfsd answered" "$work/fl.err"
+# A mistyped --cache: a clear error, and nothing written into that directory.
+mkdir -p "$work/notacache"
+"$B/tarnfs" flush --cache "$work/notacache" --timeout 5 "$R2" >/dev/null 2>"$work/fl2.err"; rc=$?
+check "tarnfs flush --cache on a directory that is no cache fails, saying so ($rc)" \
+  bash -c "[ $rc -ne 0 ] && grep -q 'is not a cache' '$work/fl2.err'"
+check "and leaves that directory empty" test -z "$(ls -A "$work/notacache")"
 check "no sanitizer or leak report in the server logs" no_sanitizer_reports
 finish
