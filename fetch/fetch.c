@@ -10,6 +10,24 @@
 #include <string.h>
 #include <time.h>
 
+/* Which backend SOURCE names.  On SRC_BAD, ERR says why. */
+enum source_kind { SRC_BAD, SRC_S3, SRC_NAS };
+
+static enum source_kind source_kind(const char *source, char *err, size_t errlen)
+{
+    if (!source || !*source) {
+        snprintf(err, errlen, "no source given (want /path/to/dir or s3://bucket[/prefix])");
+        return SRC_BAD;
+    }
+    if (strncmp(source, "s3://", 5) == 0)
+        return SRC_S3;
+    if (source[0] == '/')
+        return SRC_NAS;
+    snprintf(err, errlen, "source '%s' is neither an absolute directory path nor s3://bucket[/prefix]",
+             source);
+    return SRC_BAD;
+}
+
 int fetch_open(const char *source, const struct fetch_config *cfg,
                fetch_backend **out, char *err, size_t errlen)
 {
@@ -24,24 +42,21 @@ int fetch_open(const char *source, const struct fetch_config *cfg,
     *out = NULL;
     if (!cfg)
         cfg = &no_config;
-    if (!source || !*source) {
-        snprintf(err, errlen, "no source given (want /path/to/dir or s3://bucket[/prefix])");
+    int rc;
+    switch (source_kind(source, err, errlen)) {
+    case SRC_S3:
+        rc = fetch_s3_open(source + 5, cfg, out, err, errlen);
+        break;
+    case SRC_NAS:
+        rc = fetch_nas_open(source, out, err, errlen);
+        break;
+    default:
         return EINVAL;
     }
-    unsigned stall = cfg->stall_timeout_ms ? cfg->stall_timeout_ms : FETCH_DEFAULT_STALL_MS;
-    int rc = EINVAL;
-    if (strncmp(source, "s3://", 5) == 0)
-        rc = fetch_s3_open(source + 5, cfg, out, err, errlen);
-    else if (source[0] == '/')
-        rc = fetch_nas_open(source, out, err, errlen);
-    if (source[0] == '/' || strncmp(source, "s3://", 5) == 0) {
-        if (rc == 0)
-            (*out)->stall_timeout_ms = stall;
-        return rc;
-    }
-    snprintf(err, errlen, "source '%s' is neither an absolute directory path nor s3://bucket[/prefix]",
-             source);
-    return EINVAL;
+    if (rc == 0)
+        (*out)->stall_timeout_ms = cfg->stall_timeout_ms ? cfg->stall_timeout_ms
+                                                         : FETCH_DEFAULT_STALL_MS;
+    return rc;
 }
 
 int fetch_check_source(const char *source, const struct fetch_config *cfg,
@@ -55,17 +70,14 @@ int fetch_check_source(const char *source, const struct fetch_config *cfg,
         errlen = sizeof scratch;
     }
     err[0] = '\0';
-    if (!source || !*source) {
-        snprintf(err, errlen, "no source given (want /path/to/dir or s3://bucket[/prefix])");
+    switch (source_kind(source, err, errlen)) {
+    case SRC_S3:
+        return fetch_s3_check(source + 5, cfg ? cfg : &no_config, err, errlen);
+    case SRC_NAS:
+        return fetch_nas_check(source, err, errlen);
+    default:
         return EINVAL;
     }
-    if (strncmp(source, "s3://", 5) == 0)
-        return fetch_s3_check(source + 5, cfg ? cfg : &no_config, err, errlen);
-    if (source[0] == '/')
-        return fetch_nas_check(source, err, errlen);
-    snprintf(err, errlen, "source '%s' is neither an absolute directory path nor s3://bucket[/prefix]",
-             source);
-    return EINVAL;
 }
 
 int fetch_list(fetch_backend *b, const char *prefix, const char *delim,

@@ -2,6 +2,7 @@
 #include "tool/cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,35 +21,14 @@ const char *cli_cache_dir(const char *prog, const char *opt)
     return NULL;
 }
 
-void cli_cache_open_error(const char *prog, const char *dir, bool create,
-                          int err)
-{
-    switch (err) {
-    case 0:
-        break;
-    case ENOENT:
-        fprintf(stderr, "%s: cache directory '%s' does not exist%s\n", prog,
-                dir, create ? " and cannot be created (missing parent?)" : "");
-        break;
-    case ENOTDIR:
-        fprintf(stderr, "%s: cache '%s' is not a directory\n", prog, dir);
-        break;
-    case EINVAL:
-        fprintf(stderr, "%s: '%s' is not a tarnfs cache directory\n", prog,
-                dir);
-        break;
-    default:
-        fprintf(stderr, "%s: cannot open cache '%s': %s\n", prog, dir,
-                strerror(err));
-        break;
-    }
-}
-
 int cli_open_view(const char *prog, const char *dir, vfs_view **out)
 {
     int err = vfs_view_open(dir, out);
-    if (err)
-        cli_cache_open_error(prog, dir, false, err);
+    if (err) {
+        char msg[PATH_MAX + 96];
+        vfs_cache_open_message(dir, false, err, msg, sizeof msg);
+        fprintf(stderr, "%s: %s\n", prog, msg);
+    }
     return err;
 }
 

@@ -24,11 +24,6 @@ const char *cli_cache_dir(const char *prog, const char *opt);
  * permission...).  Errors: as vfs_view_open. */
 int cli_open_view(const char *prog, const char *dir, vfs_view **out);
 
-/* Print "prog: ..." for err from opening the cache at dir (create: it was
- * to be created if missing). */
-void cli_cache_open_error(const char *prog, const char *dir, bool create,
-                          int err);
-
 /* Print "prog: path: <why>" for an error from vfs_view_resolve. */
 void cli_path_error(const char *prog, const char *path, int err);
 

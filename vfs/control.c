@@ -555,22 +555,23 @@ int vfs_cache_evict(const char *cache_dir, const char *run,
     return err;
 }
 
-/* A message for an error of kv_cache_open(dir, create) into msg. */
-static void open_message(const char *dir, int err, char *msg, size_t cap)
+void vfs_cache_open_message(const char *cache_dir, bool create, int err,
+                            char *msg, size_t cap)
 {
     switch (err) {
     case ENOENT:
-        snprintf(msg, cap, "cache directory '%s' does not exist and cannot "
-                 "be created (missing parent?)", dir);
+        snprintf(msg, cap, "cache directory '%s' does not exist%s", cache_dir,
+                 create ? " and cannot be created (missing parent?)" : "");
         break;
     case ENOTDIR:
-        snprintf(msg, cap, "cache '%s' is not a directory", dir);
+        snprintf(msg, cap, "cache '%s' is not a directory", cache_dir);
         break;
     case EINVAL:
-        snprintf(msg, cap, "'%s' is not a tarnfs cache directory", dir);
+        snprintf(msg, cap, "'%s' is not a tarnfs cache directory", cache_dir);
         break;
     default:
-        snprintf(msg, cap, "cannot open cache '%s': %s", dir, strerror(err));
+        snprintf(msg, cap, "cannot open cache '%s': %s", cache_dir,
+                 strerror(err));
         break;
     }
 }
@@ -589,7 +590,7 @@ int vfs_cache_ingest(const char *cache_dir, const char *run,
     kv_cache *c;
     int err = kv_cache_open(cache_dir, true, &c);
     if (err) {
-        open_message(cache_dir, err, msg, cap);
+        vfs_cache_open_message(cache_dir, true, err, msg, cap);
         return err;
     }
     int fd;

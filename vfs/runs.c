@@ -821,10 +821,8 @@ int vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
     /* A `tarnfs ingest` is replacing the run: a change now would be lost
      * when it publishes.  The client retries; a holder that died without
      * letting go (kill -9) no longer counts. */
-    pthread_mutex_lock(&v->lock);
-    pid_t holder = ref->run->held_by;
+    pid_t holder = ref->run->held_by;             /* atomic reads */
     bool retired = ref->h && ref->h->retired;
-    pthread_mutex_unlock(&v->lock);
     if (holder && !(kill(holder, 0) == 0 || errno == EPERM)) {
         pthread_mutex_lock(&v->lock);
         if (ref->run->held_by == holder)

@@ -446,6 +446,11 @@ struct vfs_view_statfs {
     uint64_t runs, bytes_used, inodes_used, bytes_total, bytes_free;
 };
 
+/* Write into msg (cap bytes) what err from opening the cache at cache_dir
+ * means to a user (create: it was to be created if missing). */
+void vfs_cache_open_message(const char *cache_dir, bool create, int err,
+                            char *msg, size_t cap);
+
 /* Open the existing cache at cache_dir read-only as described above.
  * Errors: ENOENT (missing), ENOTDIR, EACCES, EINVAL (not a tarnfs cache),
  * EIO, ENOMEM. */

@@ -60,7 +60,8 @@ struct vfs_handle {
     kv_run *kr;
     kv_ino root;
     int users;
-    bool retired;
+    _Atomic bool retired;         /* written under v->lock; read without it
+                                     on the change path */
     uint64_t opened_created_ns;   /* runinfo.created when opened */
     int64_t last_used_ms;         /* monotonic, for closing idle handles */
     int64_t stale_checked_ms;     /* monotonic, last kv_run_stale check */
@@ -121,8 +122,9 @@ struct vfs_run {
                                      dirty until `tarnfs cache resolve` */
     bool writing_back;            /* a write-back of it is in progress */
     bool is_new;                  /* created at the root: no object yet */
-    pid_t held_by;                /* a `tarnfs ingest` replacing it (its
-                                     pid): changes answer EAGAIN meanwhile */
+    _Atomic pid_t held_by;        /* a `tarnfs ingest` replacing it (its
+                                     pid): changes answer EAGAIN meanwhile;
+                                     written under v->lock, read without */
     pthread_rwlock_t change_lock; /* changes share it; a write-back holds it
                                      exclusively while it streams the run */
     uint64_t change_gen;          /* bumped by every change */
