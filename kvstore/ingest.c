@@ -10,6 +10,8 @@
  *      the tar loop
  */
 #include "kvstore/ingest_internal.h"
+#include "kvstore/kv_internal.h"
+#include "kvstore/tarindex.h"
 #include "util/crashpt.h"
 
 #include <archive.h>
@@ -415,6 +417,18 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/* The inode number member e (at relpath) asks for: the one its tarball
+ * kept (a node created or renamed over NFS, written back), if valid, else
+ * the one its path gives.  Either way only a hint: kv_mknode takes the
+ * next free number if it is taken. */
+static kv_ino member_ino(const struct ingest *in, const struct ingest_member *e,
+                         const char *relpath)
+{
+    if (e->ino >= KV_MIN_INO && e->ino <= KV_MAX_INO)
+        return e->ino;
+    return kv_ino_for(in->name, relpath);
+}
+
 /* Make a directory that a member needs but whose own member has not come
  * (yet): tar -xf gives such directories default attributes too. */
 static int make_implicit_dir(struct ingest *in, kv_ino parent,
@@ -647,7 +661,7 @@ static int ingest_dir(struct ingest *in, const struct ingest_member *e,
             .mode = S_IFDIR | s.mode,
             .uid = s.uid,
             .gid = s.gid,
-            .ino_hint = kv_ino_for(in->name, relpath),
+            .ino_hint = member_ino(in, e, relpath),
             .has_times = true,      /* seen at once while it streams */
             .atime = e->atime,
             .mtime = e->mtime,
@@ -873,7 +887,7 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
         .mode = mode,
         .uid = e->uid,
         .gid = e->gid,
-        .ino_hint = kv_ino_for(in->name, relpath),
+        .ino_hint = member_ino(in, e, relpath),
         .has_times = true,
         .atime = e->atime,
         .mtime = e->mtime,
@@ -1034,6 +1048,8 @@ static void member_from_entry(struct archive_entry *e, struct ingest_member *m)
         m->ctime.tv_sec = archive_entry_ctime(e);
         m->ctime.tv_nsec = archive_entry_ctime_nsec(e);
     }
+    if (!m->hardlink)
+        m->ino = tix_entry_ino(e);
 }
 
 static int ingest_archive(struct ingest *in)

@@ -18,6 +18,7 @@ static int member_from_tix(const struct tix_member *t, struct ingest_member *m)
     m->mtime.tv_sec = (time_t)t->mtime_sec;
     m->mtime.tv_nsec = (long)t->mtime_nsec;
     m->atime = m->mtime;
+    m->ino = t->ino;
     uint32_t perm = t->mode & 07777;
     switch (t->type) {
     case TIX_REG:

@@ -33,6 +33,8 @@ struct ingest_member {
     uint64_t data_off;
     uint32_t nsums;
     const uint32_t *sums;
+    uint64_t ino;               /* the number the member asks for (its
+                                   TIX_INO_XATTR), 0: kv_ino_for's */
 };
 
 struct ingest;

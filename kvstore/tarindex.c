@@ -13,7 +13,10 @@
  *   "TARNFSIX" | u32 LE version | varint header | zlib stream | SHA-256 */
 #define TIX_MAGIC "TARNFSIX"
 #define TIX_MAGIC_LEN 8
-#define TIX_VERSION 1u
+#define TIX_VERSION 1u             /* members without an inode number */
+#define TIX_VERSION_INO 2u         /* some member carries one (TIX_W_INO) */
+/* Wire flag (not in tix_member.flags): an inode number follows the sums. */
+#define TIX_W_INO 0x80000000u
 #define TIX_TRAILER 32
 #define TIX_VERSION_MAX 127       /* bytes of the backend version string */
 #define TIX_NSEC 1000000000u
@@ -190,6 +193,8 @@ static const char *member_problem(const struct tix_member *m, size_t pathlen,
         return "link target too long";
     if (m->type == TIX_HARDLINK && linklen == 0)
         return "empty hard-link target";
+    if (m->type == TIX_HARDLINK && m->ino)
+        return "inode number on a hard link";
     if (m->type != TIX_CHR && m->type != TIX_BLK && m->rdev != 0)
         return "device number on a non-device";
     if (m->type != TIX_REG && m->size != 0)
@@ -295,6 +300,7 @@ struct tix_writer {
     size_t prevlen;
     uint64_t count;
     uint64_t maxend;  /* largest data_off (+ size for contiguous files) */
+    bool any_ino;     /* a member carries an inode number: version 2 */
 };
 
 int tix_writer_new(tix_writer **out)
@@ -353,7 +359,7 @@ int tix_writer_add(tix_writer *w, const struct tix_member *m)
     if (!rc) rc = buf_uv(b, pathlen - pre);
     if (!rc) rc = buf_put(b, m->path + pre, pathlen - pre);
     if (!rc) rc = buf_put(b, &type, 1);
-    if (!rc) rc = buf_uv(b, m->flags);
+    if (!rc) rc = buf_uv(b, m->flags | (m->ino ? TIX_W_INO : 0));
     if (!rc) rc = buf_uv(b, m->mode);
     if (!rc) rc = buf_uv(b, m->uid);
     if (!rc) rc = buf_uv(b, m->gid);
@@ -371,6 +377,11 @@ int tix_writer_add(tix_writer *w, const struct tix_member *m)
     for (uint32_t i = 0; i < m->nsums; i++) {
         put_le32(b->p + b->len, m->sums[i]);
         b->len += 4;
+    }
+    if (m->ino) {
+        if ((rc = buf_uv(b, m->ino)) != 0)
+            return rc;
+        w->any_ino = true;
     }
     memcpy(w->prev, m->path, pathlen);
     w->prevlen = pathlen;
@@ -402,7 +413,7 @@ int tix_writer_finish(tix_writer *w, const struct tix_source *src,
 
     struct buf b = {0};
     unsigned char ver[4];
-    put_le32(ver, TIX_VERSION);
+    put_le32(ver, w->any_ino ? TIX_VERSION_INO : TIX_VERSION);
     rc = buf_put(&b, TIX_MAGIC, TIX_MAGIC_LEN);
     if (!rc) rc = buf_put(&b, ver, 4);
     if (!rc) rc = buf_uv(&b, src->size);
@@ -510,9 +521,9 @@ static int inflate_all(const unsigned char *p, size_t n, size_t limit,
 
 /* Decode one member from r.  prev/prevlen hold the previous path (updated).
  * m gets pointers into prev (path) and r (link, raw sums); linklen set. */
-static const char *decode_member(struct rd *r, char *prev, size_t *prevlen,
-                                 struct tix_member *m, size_t *linklen,
-                                 const unsigned char **rawsums)
+static const char *decode_member(struct rd *r, uint32_t ver, char *prev,
+                                 size_t *prevlen, struct tix_member *m,
+                                 size_t *linklen, const unsigned char **rawsums)
 {
     uint64_t pre, suf, type, flags, mode, uid, gid, mt, nsec, lk, nsums;
     const unsigned char *s;
@@ -540,8 +551,11 @@ static const char *decode_member(struct rd *r, char *prev, size_t *prevlen,
     if (flags > UINT32_MAX || mode > UINT32_MAX || uid > UINT32_MAX ||
         gid > UINT32_MAX || nsec > UINT32_MAX)
         return "attribute out of range";
+    bool has_ino = flags & TIX_W_INO;
+    if (has_ino && ver < TIX_VERSION_INO)
+        return "inode number in a version 1 index";
     m->type = (uint8_t)type;
-    m->flags = (uint32_t)flags;
+    m->flags = (uint32_t)flags & ~TIX_W_INO;
     m->mode = (uint32_t)mode;
     m->uid = (uint32_t)uid;
     m->gid = (uint32_t)gid;
@@ -567,6 +581,10 @@ static const char *decode_member(struct rd *r, char *prev, size_t *prevlen,
         return "truncated checksums";
     static const uint32_t present; /* sums are raw LE bytes: a non-NULL marker */
     m->sums = nsums ? &present : NULL;
+    if (has_ino && rd_uv(r, &m->ino))
+        return "truncated member";
+    if (has_ino && m->ino == 0)
+        return "inode number 0";
     return NULL;
 }
 
@@ -579,12 +597,12 @@ int tix_parse(const void *data, size_t len, tix_index **out, char *err, size_t e
         return EBADMSG;
     }
     uint32_t ver = get_le32(p + TIX_MAGIC_LEN);
-    if (ver > TIX_VERSION) {
+    if (ver > TIX_VERSION_INO) {
         seterr(err, errlen, "index format version %u is newer than this tarnfs (%u)",
-               ver, TIX_VERSION);
+               ver, TIX_VERSION_INO);
         return ENOTSUP;
     }
-    if (ver != TIX_VERSION) {
+    if (ver != TIX_VERSION && ver != TIX_VERSION_INO) {
         seterr(err, errlen, "bad index format version %u", ver);
         return EBADMSG;
     }
@@ -646,7 +664,7 @@ int tix_parse(const void *data, size_t len, tix_index **out, char *err, size_t e
     const char *why = NULL;
     uint64_t i;
     for (i = 0; i < count && !why; i++) {
-        why = decode_member(&b, prev, &prevlen, &m, &linklen, &raws);
+        why = decode_member(&b, ver, prev, &prevlen, &m, &linklen, &raws);
         if (!why)
             why = member_problem(&m, prevlen, linklen);
         if (!why)
@@ -698,7 +716,7 @@ int tix_parse(const void *data, size_t len, tix_index **out, char *err, size_t e
     uint32_t *up = ix->sums;
     for (i = 0; i < count; i++) {
         struct tix_member *o = &ix->m[i];
-        decode_member(&b, prev, &prevlen, o, &linklen, &raws);
+        decode_member(&b, ver, prev, &prevlen, o, &linklen, &raws);
         memcpy(sp, prev, prevlen + 1);
         o->path = sp;
         sp += prevlen + 1;

@@ -62,7 +62,24 @@ struct tix_member {
     uint64_t data_off;      /* offset of the data's first byte in the tarball */
     uint32_t nsums;         /* number of chunk CRCs: ceil(size / TIX_CHUNK), 0 if sparse */
     const uint32_t *sums;   /* nsums CRC-32 values, chunk 0 first */
+    uint64_t ino;           /* the inode number the member asks for (the
+                             * tarball's TIX_INO_XATTR), 0 if none; never on
+                             * a hard link.  An index carrying one is format
+                             * version 2, otherwise 1. */
 };
+
+/* The pax extended attribute (SCHILY.xattr.<name>, decimal) in which a
+ * tarball written back by tarnfsd keeps the inode number of a member that
+ * was created, or renamed, over NFS: loaded again, the member keeps its
+ * number, so an old handle of whatever held that path before goes stale
+ * instead of naming it. */
+#define TIX_INO_XATTR "user.tarnfs.ino"
+
+struct archive_entry;
+
+/* The inode number tarball member e asks for in its TIX_INO_XATTR: a
+ * decimal from 1 to 2^63-1; 0 if it has none or it is malformed. */
+uint64_t tix_entry_ino(struct archive_entry *e);
 
 /* The tarball an index describes. */
 struct tix_source {

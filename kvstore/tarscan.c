@@ -188,6 +188,32 @@ static int scan_data(struct scan *s, struct tix_sums *sums, bool sparse,
     return 0;
 }
 
+uint64_t tix_entry_ino(struct archive_entry *e)
+{
+    const char *name;
+    const void *value;
+    size_t size;
+    uint64_t ino = 0;
+    if (archive_entry_xattr_reset(e) == 0)
+        return 0;
+    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+        if (strcmp(name, TIX_INO_XATTR) != 0)
+            continue;
+        const char *p = value;
+        if (size == 0 || size > 19)
+            return 0;
+        ino = 0;
+        for (size_t i = 0; i < size; i++) {
+            if (p[i] < '0' || p[i] > '9')
+                return 0;
+            ino = ino * 10 + (uint64_t)(p[i] - '0');
+        }
+        if (ino > (UINT64_C(1) << 63) - 1)
+            return 0;
+    }
+    return ino;
+}
+
 static int scan_member(struct scan *s, struct archive_entry *e, tix_writer *w,
                        struct tix_sums *sums, uint64_t data_off)
 {
@@ -281,6 +307,8 @@ static int scan_member(struct scan *s, struct archive_entry *e, tix_writer *w,
             }
         }
     }
+    if (m.type != TIX_HARDLINK)
+        m.ino = tix_entry_ino(e);
     rc = tix_writer_add(w, &m);
     if (rc == EINVAL)
         rc = scan_fail(s, EBADMSG, raw, "member cannot be indexed (path or target too long?)");

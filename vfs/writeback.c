@@ -1,5 +1,6 @@
 /* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts and dirty marks. */
 #include "vfs/vfs_internal.h"
+#include "kvstore/tarindex.h"
 #include "fetch/fetch_s3.h"
 #include "util/crashpt.h"
 #include "util/log.h"
@@ -464,6 +465,18 @@ static int tar_member(struct tar_job *j, struct archive *a,
             return fail(j, ENOMEM, "listing", path);
         j->nhl++;
     }
+    /* A node whose number is not the one its path gives (created or
+     * renamed over NFS) keeps it in the tarball, so that loaded again it
+     * is the same node to every handle, and an old handle of what held
+     * the path before stays stale. */
+    size_t tl = strlen(j->top);
+    const char *rel = strncmp(path, j->top, tl) == 0 && path[tl] == '/'
+                      ? path + tl + 1 : NULL;
+    if (rel && ino != kv_ino_for(kv_run_name(j->kr), rel)) {
+        char num[24];
+        int nl = snprintf(num, sizeof num, "%llu", (unsigned long long)ino);
+        archive_entry_xattr_add_entry(ae, TIX_INO_XATTR, num, (size_t)nl);
+    }
     if (S_ISREG(at.mode)) {
         archive_entry_set_size(ae, (la_int64_t)at.size);
         data = at.size > 0;
@@ -597,6 +610,9 @@ static void *tar_main(void *arg)
         goto out;
     }
     archive_write_set_format_pax(a);
+    /* Extended attributes as SCHILY.xattr only: GNU tar reads those
+     * silently (it warns about LIBARCHIVE.xattr). */
+    archive_write_set_format_option(a, "pax", "xattrheader", "SCHILY");
     int sx = tar_suffix_match(j->key, strlen(j->key), true, NULL);
     enum tar_filter filter = sx >= 0 ? tar_suffixes[sx].filter
                                      : TAR_FILTER_NONE;

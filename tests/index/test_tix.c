@@ -2,6 +2,8 @@
  * at 1M members, rejection of every corruption, bounds on hostile input. */
 #include "kvstore/tarindex.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -211,6 +213,7 @@ static void same_member(const struct tix_member *a, const struct tix_member *b)
     ck_assert_uint_eq(a->rdev, b->rdev);
     ck_assert_uint_eq(a->data_off, b->data_off);
     ck_assert_uint_eq(a->nsums, b->nsums);
+    ck_assert_uint_eq(a->ino, b->ino);
     for (uint32_t k = 0; k < a->nsums; k++)
         ck_assert_uint_eq(a->sums[k], b->sums[k]);
 }
@@ -352,12 +355,81 @@ START_TEST(newer_version_is_enotsup)
     struct raw body = {0};
     raw_member(&body, "r", TIX_DIR, 0, 0, 0, NULL);
     char err[200] = "";
-    ck_assert_int_eq(parse_raw(2, 1024, 1, &body, err, sizeof err), ENOTSUP);
-    ck_assert_ptr_nonnull(strstr(err, "version 2"));
+    ck_assert_int_eq(parse_raw(3, 1024, 1, &body, err, sizeof err), ENOTSUP);
+    ck_assert_ptr_nonnull(strstr(err, "version 3"));
+    /* version 2 (inode numbers) reads members without one too */
+    ck_assert_int_eq(parse_raw(2, 1024, 1, &body, err, sizeof err), 0);
     ck_assert_int_eq(parse_raw(0, 1024, 1, &body, err, sizeof err), EBADMSG);
     /* the hand encoder agrees with the parser on version 1 */
     ck_assert_int_eq(parse_raw(1, 1024, 1, &body, err, sizeof err), 0);
     free(body.p);
+}
+END_TEST
+
+/* Issue 12 finding 10: a member's inode number (kept by write-back) goes
+ * through the index; only an index that carries one is version 2, so an
+ * older tarnfs still reads every other index. */
+START_TEST(an_inode_number_round_trips_and_only_it_makes_version_2)
+{
+    struct tix_member m[12];
+    size_t n = sample(m);
+    m[0].ino = 16;
+    m[1].ino = (UINT64_C(1) << 63) - 1;
+    m[4].ino = 123456789;
+    struct tix_source src = source(SAMPLE_SIZE, "v", "");
+    for (int with = 0; with < 2; with++) {
+        tix_writer *w;
+        ck_assert_int_eq(tix_writer_new(&w), 0);
+        for (size_t i = 0; i < n; i++) {
+            struct tix_member t = m[i];
+            if (!with)
+                t.ino = 0;
+            ck_assert_int_eq(tix_writer_add(w, &t), 0);
+        }
+        unsigned char *buf;
+        size_t len;
+        ck_assert_int_eq(tix_writer_finish(w, &src, (void **)&buf, &len), 0);
+        tix_writer_free(w);
+        ck_assert_uint_eq(buf[8], with ? 2 : 1);
+        tix_index *ix;
+        char err[200] = "";
+        ck_assert_int_eq(tix_parse(buf, len, &ix, err, sizeof err), 0);
+        for (size_t i = 0; i < n; i++) {
+            struct tix_member g;
+            ck_assert_int_eq(tix_get(ix, i, &g), 0);
+            ck_assert_uint_eq(g.ino, with ? m[i].ino : 0);
+        }
+        tix_free(ix);
+        free(buf);
+    }
+}
+END_TEST
+
+START_TEST(an_inode_number_on_a_hard_link_or_in_a_version_1_index_is_refused)
+{
+    tix_writer *w;
+    ck_assert_int_eq(tix_writer_new(&w), 0);
+    struct tix_member h = { .path = "r/h", .type = TIX_HARDLINK, .mode = 0644,
+                            .link = "r/f", .data_off = 512, .ino = 99 };
+    ck_assert_int_eq(tix_writer_add(w, &h), EINVAL);
+    tix_writer_free(w);
+    /* the wire flag (bit 31 of flags) and a number, by hand */
+    for (uint32_t ver = 1; ver <= 2; ver++) {
+        struct raw body = {0};
+        raw_uv(&body, 0);
+        raw_uv(&body, 1);
+        raw_put(&body, "r", 1);
+        unsigned char type = TIX_DIR;
+        raw_put(&body, &type, 1);
+        raw_uv(&body, UINT32_C(0x80000000));
+        for (int k = 0; k < 10; k++)        /* mode .. nsums, all 0 */
+            raw_uv(&body, 0);
+        raw_uv(&body, 4242);                /* the inode number */
+        char err[200] = "";
+        ck_assert_int_eq(parse_raw(ver, 1024, 1, &body, err, sizeof err),
+                         ver == 1 ? EBADMSG : 0);
+        free(body.p);
+    }
 }
 END_TEST
 
@@ -894,6 +966,62 @@ START_TEST(scan_progress_reports_and_cancels)
 }
 END_TEST
 
+/* A pax member that asks for an inode number (as tarnfsd's write-back
+ * writes it, SCHILY.xattr only) is indexed with it; a malformed or
+ * out-of-range number is ignored; GNU tar reads the tarball silently. */
+START_TEST(scan_reads_the_inode_number_a_member_keeps)
+{
+    strcpy(tmp, "/tmp/tixscan-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    char tarball[128];
+    snprintf(tarball, sizeof tarball, "%s/ino.tar", tmp);
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax(a);
+    ck_assert_int_eq(archive_write_set_format_option(a, "pax", "xattrheader",
+                                                     "SCHILY"), ARCHIVE_OK);
+    ck_assert_int_eq(archive_write_open_filename(a, tarball), ARCHIVE_OK);
+    static const struct { const char *path, *ino; uint64_t want; } mem[] = {
+        { "r/kept", "987654321", 987654321 },
+        { "r/max", "9223372036854775807", (UINT64_C(1) << 63) - 1 },
+        { "r/over", "9223372036854775808", 0 },
+        { "r/junk", "12x", 0 },
+        { "r/empty", "", 0 },
+        { "r/none", NULL, 0 },
+    };
+    struct archive_entry *e = archive_entry_new();
+    for (size_t i = 0; i < sizeof mem / sizeof mem[0]; i++) {
+        archive_entry_clear(e);
+        archive_entry_copy_pathname(e, mem[i].path);
+        archive_entry_set_mode(e, S_IFREG | 0644);
+        archive_entry_set_size(e, 3);
+        if (mem[i].ino)
+            archive_entry_xattr_add_entry(e, TIX_INO_XATTR, mem[i].ino,
+                                          strlen(mem[i].ino));
+        ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
+        ck_assert_int_eq(archive_write_data(a, "abc", 3), 3);
+    }
+    archive_entry_free(e);
+    ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+
+    struct tix_source src;
+    memset(&src, 0, sizeof src);
+    tix_index *ix;
+    char err[300] = "";
+    ck_assert_msg(scan_file(tarball, &src, &ix, err, sizeof err) == 0, "%s", err);
+    for (size_t i = 0; i < sizeof mem / sizeof mem[0]; i++) {
+        struct tix_member m;
+        ck_assert_ptr_nonnull(find(ix, mem[i].path, &m));
+        ck_assert_uint_eq(m.ino, mem[i].want);
+    }
+    tix_free(ix);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "tar -tf %s 2>&1 >/dev/null | grep -q .", tarball);
+    ck_assert_msg(system(cmd) != 0, "GNU tar warned about %s", tarball);
+    sh("rm -rf %s", tmp);
+}
+END_TEST
+
 Suite *tix_suite(void);
 Suite *tix_suite(void)
 {
@@ -906,6 +1034,8 @@ Suite *tix_suite(void)
     tcase_add_test(c, every_single_byte_flip_is_rejected);
     tcase_add_test(c, truncation_at_every_length_is_rejected);
     tcase_add_test(c, newer_version_is_enotsup);
+    tcase_add_test(c, an_inode_number_round_trips_and_only_it_makes_version_2);
+    tcase_add_test(c, an_inode_number_on_a_hard_link_or_in_a_version_1_index_is_refused);
     tcase_add_test(c, bad_nsums_and_offsets_are_ebadmsg);
     tcase_add_test(c, hostile_input_is_bounded);
     tcase_add_test(c, million_members_size_and_parse_time);
@@ -920,6 +1050,7 @@ Suite *tix_suite(void)
     tcase_add_test(sc, scan_sparse_members_are_flagged_without_sums);
     tcase_add_test(sc, scan_refuses_compressed_truncated_and_garbage);
     tcase_add_test(sc, scan_progress_reports_and_cancels);
+    tcase_add_test(sc, scan_reads_the_inode_number_a_member_keeps);
     suite_add_tcase(s, sc);
     return s;
 }

@@ -697,6 +697,81 @@ START_TEST(a_change_reported_done_reaches_the_tarball_even_if_marking_it_dirty_f
 }
 END_TEST
 
+/* Issue 12 finding 10: uid 1000 holds the handle of member RunInfo.xml;
+ * it is removed and uid 2000 creates a private file of the same name.
+ * After write-back, eviction and re-fetch, the old handle must not name the
+ * new file (a member's number came from its path alone, so it did), and
+ * the new file's own handle must still name it: by a full fetch and by its
+ * index (index-first) alike. */
+static void reopen_after_writeback(const char *cache, const char *nas,
+                                   bool index_first,
+                                   const struct vfs_id *old,
+                                   const struct vfs_id *made)
+{
+    sh("rm -rf '%s'", cache);       /* evicted: fetched again */
+    struct vfs_config cfg = {
+        .cache_dir = cache, .source = nas, .read_only = true,
+        .list_ttl_ms = TEST_TTL_MS, .prefetch_whole = !index_first,
+    };
+    vfs *v = NULL;
+    ck_assert_int_eq(vfs_open(&cfg, &v), 0);
+    struct vfs_id id;
+    struct vfs_attr a;
+    ck_assert_int_eq(walk(v, "runG/RunInfo.xml", &id, &a), 0);
+    ck_assert_uint_eq(a.uid, 2000);
+    ck_assert_int_eq(vfs_getattr(v, old, &a), ESTALE);
+    ck_assert_int_eq(vfs_getattr(v, made, &a), 0);
+    ck_assert_uint_eq(a.uid, 2000);
+    ck_assert_uint_eq(a.size, 6);
+    struct vfs_stats st;
+    vfs_get_stats(v, &st);
+    if (index_first) {              /* from the index, no tarball data */
+        char tar[600];
+        struct stat tst;
+        snprintf(tar, sizeof tar, "%s/runG.tar", nas);
+        ck_assert_int_eq(stat(tar, &tst), 0);
+        ck_assert_uint_eq(st.index_fetches, 1);
+        ck_assert_uint_lt(st.bytes_fetched, (uint64_t)tst.st_size / 4);
+    }
+    vfs_close(v);
+}
+
+START_TEST(a_removed_members_old_id_never_names_its_successor_after_writeback)
+{
+    char cache[512], nas[512];
+    snprintf(cache, sizeof cache, "%s/cache", scratch);
+    snprintf(nas, sizeof nas, "%s/nas", scratch);
+    make_run_tarball("runG", ".tar", "g");
+    struct vfs_config cfg = {
+        .cache_dir = cache, .source = nas, .read_only = false,
+        .list_ttl_ms = TEST_TTL_MS, .prefetch_whole = true,
+        .writeback_delay_s = UINT_MAX,
+    };
+    vfs *v = NULL;
+    ck_assert_int_eq(vfs_open(&cfg, &v), 0);
+    struct vfs_id run, old, made;
+    struct vfs_attr a;
+    struct vfs_cred u2 = { 2000, 2000 };
+    struct vfs_sattr s600 = { .set_mode = true, .mode = 0600 };
+    ck_assert_int_eq(walk(v, "runG", &run, NULL), 0);
+    ck_assert_int_eq(walk(v, "runG/RunInfo.xml", &old, NULL), 0);
+    ck_assert_int_eq(vfs_remove(v, &run, "RunInfo.xml", false, NULL, NULL), 0);
+    ck_assert_int_eq(vfs_create(v, &run, "RunInfo.xml", VFS_REG, &s600, &u2,
+                                0, 0, NULL, &made, &a, NULL, NULL), 0);
+    ck_assert_int_eq(vfs_write(v, &made, 0, "secret", 6, true, NULL, NULL), 0);
+    vfs_close(v);                   /* writes runG back */
+    char cmd[1200];                 /* which GNU tar reads without a word */
+    snprintf(cmd, sizeof cmd, "tar -tf '%s/runG.tar' 2>&1 >/dev/null | grep .",
+             nas);
+    ck_assert_msg(system(cmd) != 0, "GNU tar warns about the written-back tarball");
+
+    reopen_after_writeback(cache, nas, false, &old, &made);
+    sh("%s/tests/lazy/mkindex '%s' runG.tar >/dev/null",
+       getenv("B") ? getenv("B") : "build-san", nas);
+    reopen_after_writeback(cache, nas, true, &old, &made);
+}
+END_TEST
+
 static Suite *vfs_source_suite(void)
 {
     Suite *s = suite_create("vfs-tarball-namespace");
@@ -718,6 +793,7 @@ static Suite *vfs_source_suite(void)
     tcase_add_test(tc, a_replaced_tarball_is_fetched_again_and_gone_members_go_stale);
     tcase_add_test(tc, a_root_of_100000_runs_pages_completely_by_cookie);
     tcase_add_test(tc, a_change_reported_done_reaches_the_tarball_even_if_marking_it_dirty_failed);
+    tcase_add_test(tc, a_removed_members_old_id_never_names_its_successor_after_writeback);
     suite_add_tcase(s, tc);
     return s;
 }
