@@ -196,6 +196,13 @@ int fetch_sweep_temps(fetch_backend *b, const char *key, unsigned *removed)
     return b->m->sweep ? b->m->sweep(b, key, removed) : 0;
 }
 
+int fetch_abort_uploads(fetch_backend *b, bool (*mine)(void *arg, const char *key),
+                        void *arg, unsigned *aborted)
+{
+    *aborted = 0;
+    return b->m->abort_uploads ? b->m->abort_uploads(b, mine, arg, aborted) : 0;
+}
+
 void fetch_close(fetch_backend *b)
 {
     if (b)

@@ -76,6 +76,10 @@ struct fetch_methods {
      * key's directory (NULL: the backend leaves nothing, or cleans up
      * otherwise).  *removed gets the count. */
     int (*sweep)(fetch_backend *b, const char *key, unsigned *removed);
+    /* Abort the unfinished multipart uploads whose key mine accepts (NULL:
+     * the backend has none).  *aborted gets the count. */
+    int (*abort_uploads)(fetch_backend *b, bool (*mine)(void *arg, const char *key),
+                         void *arg, unsigned *aborted);
     void (*close)(fetch_backend *b);
 };
 
@@ -117,6 +121,13 @@ int fetch_check_source(const char *source, const struct fetch_config *cfg,
  * many.  Temp files of live writers and of other hosts are left alone.
  * Errors: EINVAL (bad key), EACCES, EIO. */
 int fetch_sweep_temps(fetch_backend *b, const char *key, unsigned *removed);
+
+/* Abort the unfinished uploads (S3 multipart uploads that a crashed
+ * writer left; a no-op on backends without them) whose key, relative to
+ * the source, mine(arg, key) accepts; each abort and failure is logged;
+ * *aborted gets how many.  Errors: EACCES, EIO (listing failed). */
+int fetch_abort_uploads(fetch_backend *b, bool (*mine)(void *arg, const char *key),
+                        void *arg, unsigned *aborted);
 
 /* Read up to cap bytes from a stream: returns bytes, 0 at the (verified
  * complete) end, or -errno.  A body shorter than announced is -EIO, never

@@ -1633,6 +1633,10 @@ static void s3_close(fetch_backend *fb)
     free(b);
 }
 
+static int s3_abort_uploads(fetch_backend *fb,
+                            bool (*mine)(void *arg, const char *key),
+                            void *arg, unsigned *aborted);
+
 static const struct fetch_methods s3_methods = {
     .name = "s3",
     .list = s3_list,
@@ -1640,6 +1644,7 @@ static const struct fetch_methods s3_methods = {
     .open = s3_open,
     .put = s3_put,
     .del = s3_del,
+    .abort_uploads = s3_abort_uploads,
     .close = s3_close,
 };
 
@@ -1862,4 +1867,37 @@ int fetch_s3_abort_upload(fetch_backend *fb, const char *key, const char *upload
     rc = call(b, &rq, &r, NULL, 0, true);
     response_free(&r);
     return rc;
+}
+
+struct abort_ctx {
+    fetch_backend *b;
+    bool (*mine)(void *arg, const char *key);
+    void *arg;
+    unsigned aborted;
+};
+
+static int abort_if_mine(void *arg, const char *key, const char *upload_id)
+{
+    struct abort_ctx *c = arg;
+    if (!c->mine(c->arg, key))
+        return 0;
+    int err = fetch_s3_abort_upload(c->b, key, upload_id);
+    if (err && err != ENOENT) {
+        log_warn("s3: cannot abort the unfinished upload of %s: %s", key,
+                 strerror(err));
+    } else {
+        c->aborted++;
+        log_warn("s3: aborted an unfinished multipart upload of %s", key);
+    }
+    return 0;
+}
+
+static int s3_abort_uploads(fetch_backend *fb,
+                            bool (*mine)(void *arg, const char *key),
+                            void *arg, unsigned *aborted)
+{
+    struct abort_ctx c = { fb, mine, arg, 0 };
+    int err = fetch_s3_list_uploads(fb, abort_if_mine, &c);
+    *aborted = c.aborted;
+    return err;
 }

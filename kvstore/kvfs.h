@@ -39,6 +39,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "util/tarsuffix.h"
+
 #define KV_NAME_MAX     255
 #define KV_RUNNAME_MAX  1024
 #define KV_SYMLINK_MAX  4096
@@ -426,12 +428,32 @@ struct kv_ingest_result {
  * directory called exactly name (or name's last component), that directory
  * becomes the run's root; otherwise members go under the root as they are.
  * Absolute paths and ".." components are rejected (the whole ingest fails).
- * Inode numbers are kv_ino_for(name, path).  On any error nothing is left
+ * Inode numbers are kv_ino_for(name, path), or the member's kept number
+ * (TIX_INO_XATTR, written by kv_export).  On any error nothing is left
  * behind and res->error says why.  Errors: EINVAL (bad name), EBADMSG
  * (corrupt or hostile archive), EIO (read_fn failed or truncated input),
  * ENOSPC, ENOMEM. */
 int kv_ingest(kv_cache *c, const char *name, kv_read_fn read_fn, void *arg,
               const char *source_version, struct kv_ingest_result *res);
+
+/* Sink of kv_export: take len bytes; 0, or an errno that stops the export. */
+typedef int (*kv_write_fn)(void *arg, const void *buf, size_t len);
+
+/* What kv_export wrote, and why it stopped. */
+struct kv_export_result {
+    uint64_t files;             /* members written */
+    char error[512];            /* on failure: what, and which member */
+};
+
+/* Write run r to write_fn as one pax tarball, the pair of kv_ingest: every
+ * node under top/ (top = the tarball's top directory), depth first,
+ * siblings in bytewise order; hard links as links; holes of a file as pax
+ * sparse entries; a node whose inode number is not kv_ino_for(run, path)
+ * with that number in its TIX_INO_XATTR; compressed per filter (none, gzip
+ * without a timestamp, zstd; other filters: none).  Errors: write_fn's,
+ * the store's (EIO...), ENOMEM; res->error says where. */
+int kv_export(kv_run *r, const char *top, enum tar_filter filter,
+              kv_write_fn write_fn, void *arg, struct kv_export_result *res);
 
 /* kv_ingest, stopping with ENOSPC (nothing left behind, res->error says so)
  * as soon as the run would take more than max_bytes (file data plus 256

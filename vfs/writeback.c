@@ -1,25 +1,15 @@
-/* writeback.c: writes changed runs back to the backend as new tarballs, streamed from kvstore through libarchive and uploaded with a version precondition; conflicts and dirty marks. */
+/* writeback.c: writes changed runs back to the backend as new tarballs (kv_export on a thread, uploaded with a version precondition), with conflicts; run create, delete and rename. */
 #include "vfs/vfs_internal.h"
-#include "kvstore/tarindex.h"
-#include "fetch/fetch_s3.h"
 #include "util/crashpt.h"
 #include "util/log.h"
 #include "util/tarsuffix.h"
-#include "util/safefile.h"
 
-#include <archive.h>
 #include <openssl/evp.h>
-#include <archive_entry.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,254 +17,18 @@
 /* Longest wait between idle retries of a failing write-back. */
 #define VFS_WB_BACKOFF_MAX_MS (3600 * 1000)
 
-/* ---- dirty mark files ------------------------------------------------ */
-
-static void mark_path(const char *meta_dir, const char *run, char *buf,
-                      size_t cap)
-{
-    if (snprintf(buf, cap, "%s/dirty/%016llx", meta_dir,
-                 (unsigned long long)vfs_hash_str(run)) >= (int)cap)
-        buf[0] = '\0';
-}
-
-int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
-                         const char *conflict, bool is_new)
-{
-    char path[PATH_MAX];
-    mark_path(v->meta_dir, run, path, sizeof path);
-    char buf[KV_RUNNAME_MAX + 1200];
-    int n = snprintf(buf, sizeof buf, "since %lld\nconflict %s\nnew %d\n"
-                     "run %s\n", (long long)since_ms, conflict ? conflict : "",
-                     is_new ? 1 : 0, run);
-    int err = n < 0 || (size_t)n >= sizeof buf ? EIO
-              : safe_write_file(path, buf, (size_t)n, 0644, true);
-    if (err) {
-        log_error("vfs: cannot write dirty mark %s: %s", path, strerror(err));
-    }
-    return err;
-}
-
-void vfs_dirty_mark_remove(vfs *v, const char *run)
-{
-    char path[PATH_MAX];
-    mark_path(v->meta_dir, run, path, sizeof path);
-    unlink(path);
-}
-
-/* Copy a NUL-terminated field into out (cap bytes); false if it does not
- * fit (a damaged file), leaving out empty. */
-static bool copy_field(char *out, size_t cap, const char *v)
-{
-    size_t n = strlen(v);
-    if (n >= cap) {
-        out[0] = '\0';
-        return false;
-    }
-    memcpy(out, v, n + 1);
-    return true;
-}
-
-/* Parse a mark file: run name, since, conflict key.  Errors: ENOENT, EIO. */
-static int mark_read(const char *path, char *run, size_t runcap,
-                     int64_t *since, char *conflict, size_t ccap,
-                     bool *is_new)
-{
-    if (is_new)
-        *is_new = false;
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return errno == ENOENT ? ENOENT : EIO;
-    char line[KV_RUNNAME_MAX + 1200];
-    bool have_run = false;
-    *since = 0;
-    if (conflict && ccap)
-        conflict[0] = '\0';
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (!strncmp(line, "since ", 6))
-            *since = strtoll(line + 6, NULL, 10);
-        else if (!strncmp(line, "new ", 4) && is_new)
-            *is_new = line[4] == '1';
-        else if (!strncmp(line, "conflict ", 9) && conflict && ccap)
-            copy_field(conflict, ccap, line + 9);
-        else if (!strncmp(line, "run ", 4)) {
-            if (copy_field(run, runcap, line + 4))
-                have_run = true;
-        }
-    }
-    fclose(f);
-    return have_run ? 0 : EIO;
-}
-
-int vfs_dirty_info(const char *cache_dir, const char *run,
-                   struct timespec *since, char *conflict, size_t cap)
-{
-    if (!cache_dir || !run || vfs_check_run_name(run))
-        return EINVAL;
-    char meta[PATH_MAX], path[PATH_MAX], name[KV_RUNNAME_MAX + 1];
-    snprintf(meta, sizeof meta, "%s/vfs", cache_dir);
-    mark_path(meta, run, path, sizeof path);
-    int64_t ms;
-    int err = mark_read(path, name, sizeof name, &ms, conflict, cap, NULL);
-    if (err)
-        return ENOENT;
-    if (strcmp(name, run) != 0)
-        return ENOENT;
-    since->tv_sec = ms / 1000;
-    since->tv_nsec = (ms % 1000) * 1000000;
-    return 0;
-}
-
-void vfs_writeback_scan(vfs *v)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/dirty", v->meta_dir);
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
-            continue;
-        char path[PATH_MAX + 300], name[KV_RUNNAME_MAX + 1], conflict[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        int64_t since;
-        bool is_new;
-        if (mark_read(path, name, sizeof name, &since, conflict,
-                      sizeof conflict, &is_new) || vfs_check_run_name(name))
-            continue;
-        pthread_mutex_lock(&v->lock);
-        struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
-        if (r) {
-            /* The run's metadata is the truth; the first write-back
-             * attempt opens it and drops a mark the metadata denies. */
-            r->dirty = true;
-            r->dirty_since_ms = since;
-            r->conflicted = conflict[0] != '\0';
-            r->is_new = is_new;
-            r->last_change_ms = 0;
-        }
-        pthread_mutex_unlock(&v->lock);
-        log_info("vfs: run %s has changes not yet written back%s", name,
-                 conflict[0] ? " (conflicted)" : "");
-    }
-    closedir(d);
-}
-
-/* ---- uploads left by a crash (S3 multipart, NAS temp files) ----------- */
-
-struct orphan_scan {
-    vfs *v;
-    char **names;
-    size_t n;
-    unsigned aborted;
-};
-
-/* Is key the object (or a conflict copy) of one of the dirty runs? */
-static bool key_of_dirty_run(const struct orphan_scan *os, const char *key)
-{
-    for (size_t i = 0; i < os->n; i++) {
-        size_t nl = strlen(os->names[i]);
-        if (strncmp(key, os->names[i], nl) != 0)
-            continue;
-        const char *rest = key + nl;
-        if (!strncmp(rest, ".conflict-", 10))
-            return true;
-        size_t stem;
-        if (tar_suffix_match(key, strlen(key), true, &stem) >= 0 &&
-            stem == nl)
-            return true;
-    }
-    return false;
-}
-
-static int abort_orphan_upload(void *arg, const char *key, const char *id)
-{
-    struct orphan_scan *os = arg;
-    if (!key_of_dirty_run(os, key))
-        return 0;
-    int err = fetch_s3_abort_upload(os->v->backend, key, id);
-    if (err && err != ENOENT)
-        log_warn("vfs: cannot abort the unfinished upload of %s: %s", key,
-                 strerror(err));
-    else {
-        os->aborted++;
-        log_warn("vfs: aborted an unfinished multipart upload of %s left by "
-                 "an interrupted write-back", key);
-    }
-    return 0;
-}
-
-void vfs_writeback_abort_orphans(vfs *v)
-{
-    if (!v->backend || v->cfg.read_only)
-        return;
-    struct orphan_scan os = { .v = v };
-    size_t cap = 0;
-    pthread_mutex_lock(&v->lock);
-    for (size_t i = 0; i < v->nbuckets; i++)
-        for (struct vfs_run *r = v->buckets[i]; r; r = r->next) {
-            if (!r->dirty)
-                continue;
-            if (os.n == cap) {
-                size_t nc = cap ? cap * 2 : 8;
-                char **nn = realloc(os.names, nc * sizeof *nn);
-                if (!nn)
-                    goto listed;
-                os.names = nn;
-                cap = nc;
-            }
-            if ((os.names[os.n] = strdup(r->name)))
-                os.n++;
-        }
-listed:
-    pthread_mutex_unlock(&v->lock);
-    /* Only uploads to dirty runs' keys: those are ours (a crash during
-     * their write-back), or another server's write-back of the same run,
-     * which would end in a conflict anyway and is retried by it. */
-    if (os.n) {
-        int err = fetch_s3_list_uploads(v->backend, abort_orphan_upload, &os);
-        if (err && err != EINVAL)
-            log_warn("vfs: cannot list unfinished uploads: %s", strerror(err));
-    }
-    /* NAS: temp files of write-backs this host was doing when it died. */
-    for (size_t i = 0; i < os.n; i++) {
-        char key[KV_RUNNAME_MAX + 8];
-        unsigned removed;
-        snprintf(key, sizeof key, "%s.tar", os.names[i]);
-        int err = fetch_sweep_temps(v->backend, key, &removed);
-        if (err)
-            log_warn("vfs: cannot sweep temp files next to %s: %s", key,
-                     strerror(err));
-        else if (removed)
-            log_warn("vfs: removed %u temp file(s) next to %s left by an "
-                     "interrupted write-back", removed, key);
-    }
-    for (size_t i = 0; i < os.n; i++)
-        free(os.names[i]);
-    free(os.names);
-}
-
-/* ---- the tar stream -------------------------------------------------- */
-
-struct hl_entry { kv_ino ino; char *path; };
+/* ---- the tar stream: kv_export on a thread, into a socket pair ------- */
 
 struct tar_job {
     kv_run *kr;
     const char *top;            /* member prefix: the run's last component */
-    const char *key;            /* for the compression filter */
+    enum tar_filter filter;
     int fd;                     /* write end of the socket pair */
+    struct kv_export_result res;
     int err;
-    char msg[512];
-    struct hl_entry *hl;
-    size_t nhl, caphl;
-    unsigned char *buf;
-    char *link;                 /* a symlink target, KV_SYMLINK_MAX + 1 */
-    uint64_t files;
 };
 
-static la_ssize_t job_write(struct archive *a, void *arg, const void *buf,
-                            size_t len)
+static int job_send(void *arg, const void *buf, size_t len)
 {
     struct tar_job *j = arg;
     size_t done = 0;
@@ -284,366 +38,18 @@ static la_ssize_t job_write(struct archive *a, void *arg, const void *buf,
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            archive_set_error(a, errno, "upload stopped reading");
-            return -1;
+            return errno;
         }
         done += (size_t)n;
     }
-    return (la_ssize_t)len;
-}
-
-struct child { char *name; kv_ino ino; };
-
-struct child_list { struct child *v; size_t n, cap; int err; };
-
-static int collect_child(void *arg, const struct kv_dirent *de)
-{
-    struct child_list *cl = arg;
-    if (cl->n == cl->cap) {
-        size_t nc = cl->cap ? cl->cap * 2 : 32;
-        struct child *nv = realloc(cl->v, nc * sizeof *nv);
-        if (!nv) {
-            cl->err = ENOMEM;
-            return 1;
-        }
-        cl->v = nv;
-        cl->cap = nc;
-    }
-    char *name = strndup(de->name, de->namelen);
-    if (!name) {
-        cl->err = ENOMEM;
-        return 1;
-    }
-    cl->v[cl->n++] = (struct child){ name, de->ino };
     return 0;
 }
 
-static int by_name(const void *pa, const void *pb)
-{
-    return strcmp(((const struct child *)pa)->name,
-                  ((const struct child *)pb)->name);
-}
-
-static int fail(struct tar_job *j, int err, const char *what, const char *path)
-{
-    if (!j->err) {
-        j->err = err;
-        snprintf(j->msg, sizeof j->msg, "%s %s: %s", what, path,
-                 strerror(err));
-    }
-    return j->err;
-}
-
-/* The stretches of stored data of one regular file (kv_extents). */
-struct extent_list {
-    uint64_t (*v)[2];           /* offset, length */
-    size_t n, cap;
-};
-
-static int extent_add(void *arg, uint64_t off, uint64_t len)
-{
-    struct extent_list *el = arg;
-    if (el->n == el->cap) {
-        size_t nc = el->cap ? el->cap * 2 : 16;
-        uint64_t (*nv)[2] = realloc(el->v, nc * sizeof *nv);
-        if (!nv)
-            return ENOMEM;
-        el->v = nv;
-        el->cap = nc;
-    }
-    el->v[el->n][0] = off;
-    el->v[el->n][1] = len;
-    el->n++;
-    return 0;
-}
-
-static const unsigned char wb_zeros[WB_CHUNK];
-
-/* Write a regular file's data: holes as holes (issue 12, finding 9).  A
- * file that is not one stretch of data from 0 to its size gets one pax
- * sparse entry per stretch (declared before the header is written); the
- * data is then streamed from kvstore and the holes are passed as zeros,
- * which libarchive's pax writer skips, so a 1 TiB file holding a few bytes
- * makes a tarball of a few KB.  *el must be filled by sparse_declare. */
-static int sparse_declare(struct tar_job *j, struct archive_entry *ae,
-                          kv_ino ino, uint64_t size, struct extent_list *el,
-                          const char *path)
-{
-    int err = kv_extents(j->kr, ino, extent_add, el);
-    if (err)
-        return fail(j, err, "listing the data of", path);
-    bool dense = el->n == 1 && el->v[0][0] == 0 && el->v[0][1] == size;
-    if (dense || size == 0)
-        return 0;
-    for (size_t i = 0; i < el->n; i++)
-        archive_entry_sparse_add_entry(ae, (la_int64_t)el->v[i][0],
-                                       (la_int64_t)el->v[i][1]);
-    if (el->n == 0)             /* all hole: an empty map still says so */
-        archive_entry_sparse_add_entry(ae, (la_int64_t)size, 0);
-    return 0;
-}
-
-static int write_zeros(struct tar_job *j, struct archive *a, uint64_t len,
-                       const char *path)
-{
-    while (len > 0) {
-        size_t n = len < WB_CHUNK ? (size_t)len : WB_CHUNK;
-        if (archive_write_data(a, wb_zeros, n) != (la_ssize_t)n)
-            return fail(j, archive_errno(a) > 0 ? archive_errno(a) : EIO,
-                        "writing the data of", path);
-        len -= n;
-    }
-    return 0;
-}
-
-static int write_file_data(struct tar_job *j, struct archive *a, kv_ino ino,
-                           uint64_t size, const struct extent_list *el,
-                           const char *path)
-{
-    uint64_t off = 0;
-    for (size_t i = 0; i <= el->n; i++) {
-        uint64_t dstart = i < el->n ? el->v[i][0] : size;
-        uint64_t dend = i < el->n ? dstart + el->v[i][1] : size;
-        int err = write_zeros(j, a, dstart - off, path);
-        if (err)
-            return err;
-        for (off = dstart; off < dend;) {
-            size_t got, want = dend - off < WB_CHUNK ? (size_t)(dend - off)
-                                                       : WB_CHUNK;
-            bool eof;
-            err = kv_read(j->kr, ino, off, j->buf, want, &got, &eof);
-            if (err)
-                return fail(j, err, "reading", path);
-            if (got == 0)
-                return fail(j, EIO, "short file", path);
-            if (archive_write_data(a, j->buf, got) != (la_ssize_t)got)
-                return fail(j, archive_errno(a) > 0 ? archive_errno(a) : EIO,
-                            "writing the data of", path);
-            off += got;
-        }
-    }
-    return 0;
-}
-
-/* Write the member for ino at path (header, and data for a regular file);
- * *is_dir tells the caller to descend.  No recursion, and nothing big on
- * the stack: the symlink target goes into j->link. */
-static int tar_member(struct tar_job *j, struct archive *a,
-                      struct archive_entry *ae, kv_ino ino, const char *path,
-                      bool *is_dir)
-{
-    struct kv_attr at;
-    struct extent_list el = { 0 };     /* before any goto header */
-    *is_dir = false;
-    int err = kv_getattr(j->kr, ino, &at);
-    if (err)
-        return fail(j, err, "reading attributes of", path);
-    archive_entry_clear(ae);
-    archive_entry_copy_pathname(ae, path);
-    archive_entry_set_mode(ae, at.mode);
-    archive_entry_set_uid(ae, at.uid);
-    archive_entry_set_gid(ae, at.gid);
-    archive_entry_set_mtime(ae, at.mtime.tv_sec, at.mtime.tv_nsec);
-    archive_entry_set_size(ae, 0);
-    bool data = false;
-    if (!S_ISDIR(at.mode) && at.nlink > 1) {
-        for (size_t i = 0; i < j->nhl; i++)
-            if (j->hl[i].ino == ino) {
-                archive_entry_copy_hardlink(ae, j->hl[i].path);
-                goto header;
-            }
-        if (j->nhl == j->caphl) {
-            size_t nc = j->caphl ? j->caphl * 2 : 16;
-            struct hl_entry *nh = realloc(j->hl, nc * sizeof *nh);
-            if (!nh)
-                return fail(j, ENOMEM, "listing", path);
-            j->hl = nh;
-            j->caphl = nc;
-        }
-        j->hl[j->nhl].ino = ino;
-        if (!(j->hl[j->nhl].path = strdup(path)))
-            return fail(j, ENOMEM, "listing", path);
-        j->nhl++;
-    }
-    /* A node whose number is not the one its path gives (created or
-     * renamed over NFS) keeps it in the tarball, so that loaded again it
-     * is the same node to every handle, and an old handle of what held
-     * the path before stays stale. */
-    size_t tl = strlen(j->top);
-    const char *rel = strncmp(path, j->top, tl) == 0 && path[tl] == '/'
-                      ? path + tl + 1 : NULL;
-    if (rel && ino != kv_ino_for(kv_run_name(j->kr), rel)) {
-        char num[24];
-        int nl = snprintf(num, sizeof num, "%llu", (unsigned long long)ino);
-        archive_entry_xattr_add_entry(ae, TIX_INO_XATTR, num, (size_t)nl);
-    }
-    if (S_ISREG(at.mode)) {
-        archive_entry_set_size(ae, (la_int64_t)at.size);
-        data = at.size > 0;
-        if (data && (err = sparse_declare(j, ae, ino, at.size, &el, path))) {
-            free(el.v);
-            return err;
-        }
-    } else if (S_ISLNK(at.mode)) {
-        size_t len;
-        err = kv_readlink(j->kr, ino, j->link, KV_SYMLINK_MAX, &len);
-        if (err)
-            return fail(j, err, "reading symlink", path);
-        j->link[len < KV_SYMLINK_MAX ? len : KV_SYMLINK_MAX] = '\0';
-        archive_entry_copy_symlink(ae, j->link);
-    } else if (S_ISCHR(at.mode) || S_ISBLK(at.mode)) {
-        archive_entry_set_rdev(ae, (dev_t)at.rdev);
-    }
-header:
-    if (archive_write_header(a, ae) < ARCHIVE_WARN) {
-        free(el.v);
-        return fail(j, archive_errno(a) > 0 ? archive_errno(a) : EIO,
-                    "writing the header of", path);
-    }
-    j->files++;
-    err = data ? write_file_data(j, a, ino, at.size, &el, path) : 0;
-    free(el.v);
-    if (err)
-        return err;
-    *is_dir = S_ISDIR(at.mode);
-    return 0;
-}
-
-/* One directory being written: its sorted children and the next one. */
-struct tar_frame {
-    char *path;
-    struct child_list cl;
-    size_t next;
-};
-
-static void frame_free(struct tar_frame *f)
-{
-    for (size_t i = 0; i < f->cl.n; i++)
-        free(f->cl.v[i].name);
-    free(f->cl.v);
-    free(f->path);
-}
-
-/* Open directory ino at path (path is taken over) as a new frame on top of
- * the stack.  Errors: ENOMEM, kv_readdir's. */
-static int push_dir(struct tar_job *j, struct tar_frame **stack, size_t *n,
-                    size_t *cap, kv_ino ino, char *path)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        struct tar_frame *ns = realloc(*stack, nc * sizeof *ns);
-        if (!ns) {
-            free(path);
-            return fail(j, ENOMEM, "listing", "a directory");
-        }
-        *stack = ns;
-        *cap = nc;
-    }
-    struct tar_frame *f = &(*stack)[(*n)++];
-    memset(f, 0, sizeof *f);
-    f->path = path;
-    int err = kv_readdir(j->kr, ino, 0, collect_child, &f->cl);
-    if (!err)
-        err = f->cl.err;
-    if (err)
-        return fail(j, err, "listing", path);
-    if (f->cl.n)        /* an empty directory has no array to sort */
-        qsort(f->cl.v, f->cl.n, sizeof *f->cl.v, by_name);
-    return 0;
-}
-
-/* Write the tree under ino (at path) depth first, siblings sorted bytewise
- * (the order `tarnfs convert` uses).  Iterative, with the pending
- * directories on a heap stack, so a deep tree needs no thread stack. */
-static int tar_tree(struct tar_job *j, struct archive *a,
-                    struct archive_entry *ae, kv_ino ino, const char *top)
-{
-    struct tar_frame *stack = NULL;
-    size_t n = 0, cap = 0;
-    bool is_dir;
-    int err = tar_member(j, a, ae, ino, top, &is_dir);
-    if (!err && is_dir) {
-        char *path = strdup(top);
-        err = path ? push_dir(j, &stack, &n, &cap, ino, path)
-                   : fail(j, ENOMEM, "listing", top);
-    }
-    while (!err && n) {
-        struct tar_frame *f = &stack[n - 1];
-        if (f->next == f->cl.n) {
-            frame_free(f);
-            n--;
-            continue;
-        }
-        struct child *c = &f->cl.v[f->next++];
-        size_t pl = strlen(f->path), nl = strlen(c->name);
-        char *sub = malloc(pl + nl + 2);
-        if (!sub) {
-            err = fail(j, ENOMEM, "listing", f->path);
-            break;
-        }
-        memcpy(sub, f->path, pl);
-        sub[pl] = '/';
-        memcpy(sub + pl + 1, c->name, nl + 1);
-        err = tar_member(j, a, ae, c->ino, sub, &is_dir);
-        if (!err && is_dir)
-            err = push_dir(j, &stack, &n, &cap, c->ino, sub);  /* takes sub */
-        else
-            free(sub);
-    }
-    while (n)
-        frame_free(&stack[--n]);
-    free(stack);
-    return err;
-}
-
-/* The writer thread: the whole run as a pax tarball into j->fd. */
+/* The writer thread: the whole run as a tarball into j->fd. */
 static void *tar_main(void *arg)
 {
     struct tar_job *j = arg;
-    struct archive *a = archive_write_new();
-    struct archive_entry *ae = archive_entry_new();
-    j->buf = malloc(WB_CHUNK);
-    j->link = malloc(KV_SYMLINK_MAX + 1);
-    bool compressed = false;
-    if (!a || !ae || !j->buf || !j->link) {
-        fail(j, ENOMEM, "starting", "the tarball");
-        goto out;
-    }
-    archive_write_set_format_pax(a);
-    /* Extended attributes as SCHILY.xattr only: GNU tar reads those
-     * silently (it warns about LIBARCHIVE.xattr). */
-    archive_write_set_format_option(a, "pax", "xattrheader", "SCHILY");
-    int sx = tar_suffix_match(j->key, strlen(j->key), true, NULL);
-    enum tar_filter filter = sx >= 0 ? tar_suffixes[sx].filter
-                                     : TAR_FILTER_NONE;
-    if (filter == TAR_FILTER_GZIP) {
-        archive_write_add_filter_gzip(a);
-        /* No timestamp: the same tree gives the same bytes. */
-        archive_write_set_filter_option(a, "gzip", "timestamp", NULL);
-        compressed = true;
-    } else if (filter == TAR_FILTER_ZSTD) {
-        archive_write_add_filter_zstd(a);
-        compressed = true;
-    }
-    if (compressed)
-        archive_write_set_bytes_in_last_block(a, 1);
-    if (archive_write_open2(a, j, NULL, job_write, NULL, NULL) != ARCHIVE_OK) {
-        fail(j, EIO, "starting", "the tarball");
-        goto out;
-    }
-    tar_tree(j, a, ae, kv_run_root(j->kr), j->top);
-    if (archive_write_close(a) != ARCHIVE_OK)
-        fail(j, EIO, "finishing", "the tarball");
-out:
-    if (a)
-        archive_write_free(a);
-    if (ae)
-        archive_entry_free(ae);
-    free(j->buf);
-    free(j->link);
-    for (size_t i = 0; i < j->nhl; i++)
-        free(j->hl[i].path);
-    free(j->hl);
+    j->err = kv_export(j->kr, j->top, j->filter, job_send, j, &j->res);
     /* End of stream for the reader; a failure is told by j->err. */
     shutdown(j->fd, SHUT_WR);
     close(j->fd);
@@ -728,7 +134,11 @@ static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
         EVP_MD_CTX_free(md);
         return errno;
     }
-    struct tar_job job = { .kr = kr, .top = top, .key = key, .fd = sv[1] };
+    int sx = tar_suffix_match(key, strlen(key), true, NULL);
+    struct tar_job job = {
+        .kr = kr, .top = top, .fd = sv[1],
+        .filter = sx >= 0 ? tar_suffixes[sx].filter : TAR_FILTER_NONE,
+    };
     struct pull_state ps = { .fd = sv[0], .job = &job, .md = md };
     int err = pthread_create(&ps.thread, NULL, tar_main, &job);
     if (err) {
@@ -746,11 +156,11 @@ static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
     /* A writer cut off because the upload gave up is not news. */
     if (job.err && !(err && job.err == EPIPE)) {
         log_error("vfs: writing run %s as a tarball failed: %s",
-                  kv_run_name(kr), job.msg);
+                  kv_run_name(kr), job.res.error);
         if (!err)
             err = job.err;
     }
-    *files = job.files;
+    *files = job.res.files;
     return err;
 }
 
@@ -1274,45 +684,6 @@ int vfs_run_rename(vfs *v, const char *from, const char *to)
     if (strcmp(from_prefix, to_prefix))
         vfs_listing_refresh_now(v, to_prefix);
     return err;
-}
-
-char **vfs_dirty_runs(vfs *v, bool idle_only, size_t *n)
-{
-    int64_t now = vfs_mono_ms();
-    size_t cap = 0;
-    char **names = NULL;
-    *n = 0;
-    pthread_mutex_lock(&v->lock);
-    for (size_t i = 0; i < v->nbuckets; i++)
-        for (struct vfs_run *r = v->buckets[i]; r; r = r->next) {
-            if (!r->dirty || r->conflicted || r->writing_back)
-                continue;
-            if (idle_only && (v->writeback_delay_ms == UINT_MAX ||
-                              now - r->last_change_ms <
-                                  (int64_t)v->writeback_delay_ms ||
-                              now < r->wb_retry_ms))
-                continue;
-            if (*n == cap) {
-                size_t nc = cap ? cap * 2 : 8;
-                char **nn = realloc(names, nc * sizeof *nn);
-                if (!nn)
-                    goto out;
-                names = nn;
-                cap = nc;
-            }
-            if ((names[*n] = strdup(r->name)))
-                (*n)++;
-        }
-out:
-    pthread_mutex_unlock(&v->lock);
-    return names;
-}
-
-void vfs_free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
 }
 
 void vfs_writeback_all(vfs *v, const char *reason)
