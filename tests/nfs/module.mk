@@ -20,3 +20,9 @@ $(B)/tests/nfs/test_nfsd_units: $(B)/tests/nfs/test_nfsd_units.o $(NFSD_LIB) $(U
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 
 TEST_PROGRAMS += $(B)/tests/nfs/test_nfsd_units
+
+# The NLM lock table, no network.
+$(B)/tests/nfs/test_nlm_lock: $(B)/tests/nfs/test_nlm_lock.o $(NFSD_LIB) $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+
+TEST_PROGRAMS += $(B)/tests/nfs/test_nlm_lock
