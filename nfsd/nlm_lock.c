@@ -35,9 +35,9 @@ struct waiter {
     struct waiter *next;
     struct nlm_host *host;
     int32_t svid;
-    bool excl, tcp;
+    bool excl;
     uint64_t start, end;
-    struct sockaddr_storage addr;
+    struct nlm_callback cb;
     size_t ohlen;
     uint8_t oh[];
 };
@@ -358,7 +358,7 @@ static void wake_waiters(struct nlm_table *t, struct nfile *f)
                 .file = &f->id, .host = w->host->name, .svid = w->svid, .oh = w->oh,
                 .ohlen = w->ohlen, .exclusive = w->excl, .offset = w->start,
                 .len = w->end == UINT64_MAX ? 0 : w->end - w->start + 1,
-                .addr = &w->addr, .tcp = w->tcp,
+                .cb = &w->cb,
             };
             t->hooks.granted(t->hooks.arg, &g);
         }
@@ -434,7 +434,7 @@ enum nlm_result nlm_test(struct nlm_table *t, const struct vfs_id *file,
 enum nlm_result nlm_lock(struct nlm_table *t, const struct vfs_id *file,
                          const struct nlm_owner *o, bool exclusive,
                          uint64_t offset, uint64_t len, bool block,
-                         const struct sockaddr_storage *addr, bool tcp)
+                         const struct nlm_callback *cb)
 {
     uint64_t s, e;
     if (!to_range(offset, len, &s, &e))
@@ -476,11 +476,10 @@ enum nlm_result nlm_lock(struct nlm_table *t, const struct vfs_id *file,
     w->host = h;
     w->svid = o->svid;
     w->excl = exclusive;
-    w->tcp = tcp;
     w->start = s;
     w->end = e;
-    if (addr)
-        w->addr = *addr;
+    if (cb)
+        w->cb = *cb;
     w->ohlen = o->ohlen;
     memcpy(w->oh, o->oh, o->ohlen);
     struct waiter **pp = &f->waiters;

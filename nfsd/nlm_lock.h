@@ -37,9 +37,19 @@ struct nlm_holder {
     uint64_t offset, len;       /* len 0: to the end */
 };
 
+/* Where to tell a blocked request's client that it was granted: kept with
+ * the queued request, opaque to the table. */
+#define NLM_CB_FH_MAX 64
+struct nlm_callback {
+    struct sockaddr_storage addr;   /* the client, as the LOCK came */
+    bool tcp;                       /* the LOCK came over TCP */
+    uint8_t fh[NLM_CB_FH_MAX];      /* the file handle it locked, as sent */
+    size_t fhlen;
+};
+
 /* A blocked request that a release has just granted: the lock is already
- * the owner's; the client learns it through an NLM GRANTED callback to
- * addr.  Handed to the table's grant function, valid only during the call. */
+ * the owner's; the client learns it through an NLM GRANTED callback.
+ * Handed to the table's grant function, valid only during the call. */
 struct nlm_grant {
     const struct vfs_id *file;
     const char *host;
@@ -48,8 +58,7 @@ struct nlm_grant {
     size_t ohlen;
     bool exclusive;
     uint64_t offset, len;
-    const struct sockaddr_storage *addr;    /* the client, as the LOCK came */
-    bool tcp;                               /* the LOCK came over TCP */
+    const struct nlm_callback *cb;
 };
 
 /* Limits; 0 in any field means its default (in brackets). */
@@ -98,13 +107,13 @@ enum nlm_result nlm_test(struct nlm_table *t, const struct vfs_id *file,
 /* Take a lock for o, replacing o's own locks in the range (upgrade,
  * downgrade, merge).  On a conflict: with block, the request is queued
  * (NLM_QUEUED; once only: a retry of a queued request is NLM_QUEUED again)
- * and granted through hooks.granted when the conflict goes; addr/tcp say
- * where to call back.  Without block: NLM_CONFLICT.  NLM_NOLOCKS when a
+ * and granted through hooks.granted when the conflict goes; cb (copied,
+ * may be NULL) says where to call back.  Without block: NLM_CONFLICT.  NLM_NOLOCKS when a
  * limit is reached, NLM_RANGE for a range past 2^64. */
 enum nlm_result nlm_lock(struct nlm_table *t, const struct vfs_id *file,
                          const struct nlm_owner *o, bool exclusive,
                          uint64_t offset, uint64_t len, bool block,
-                         const struct sockaddr_storage *addr, bool tcp);
+                         const struct nlm_callback *cb);
 
 /* Release o's locks in the range (splitting a lock that covers more), then
  * grant queued requests that now fit.  NLM_OK (also when o held nothing

@@ -64,20 +64,20 @@ START_TEST(exclusive_conflicts_and_shared_locks_coexist)
     struct nlm_table *t = table(&s, NULL);
     struct nlm_owner a = owner("alpha", 1), b = owner("beta", 1);
     struct nlm_holder h;
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, false, 0, 100, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &b, false, 50, 100, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 90, 20, false, NULL, false), NLM_CONFLICT);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, false, 0, 100, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, false, 50, 100, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 90, 20, false, NULL), NLM_CONFLICT);
     ck_assert_int_eq(nlm_test(t, &file_a, &b, true, 0, 10, &h), NLM_CONFLICT);
     ck_assert(!h.exclusive);
     ck_assert_int_eq(h.offset, 0);
     ck_assert_int_eq(h.len, 100);
     ck_assert_int_eq(h.svid, 1);
     /* Another file, and ranges past the holder's, are free. */
-    ck_assert_int_eq(nlm_lock(t, &file_b, &b, true, 0, 0, false, NULL, false), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_b, &b, true, 0, 0, false, NULL), NLM_OK);
     ck_assert_int_eq(nlm_test(t, &file_a, &b, true, 150, 0, NULL), NLM_OK);
     /* The same host with another svid is another owner. */
     struct nlm_owner a2 = owner("alpha", 2);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a2, true, 0, 1, false, NULL, false), NLM_CONFLICT);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a2, true, 0, 1, false, NULL), NLM_CONFLICT);
     ck_assert_int_eq(s.firsts, 2);
     nlm_table_destroy(t);
 }
@@ -88,17 +88,17 @@ START_TEST(unlocking_the_middle_splits_a_range_in_two)
     struct seen s = { 0 };
     struct nlm_table *t = table(&s, NULL);
     struct nlm_owner a = owner("alpha", 1), b = owner("beta", 1);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 100, false, NULL, false), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 100, false, NULL), NLM_OK);
     ck_assert_int_eq(nlm_unlock(t, &file_a, &a, 40, 20), NLM_OK);
     ck_assert_int_eq(nlocks(t), 2);
     ck_assert_int_eq(nlm_test(t, &file_a, &b, true, 40, 20, NULL), NLM_OK);
     ck_assert_int_eq(nlm_test(t, &file_a, &b, true, 39, 1, NULL), NLM_CONFLICT);
     ck_assert_int_eq(nlm_test(t, &file_a, &b, true, 60, 1, NULL), NLM_CONFLICT);
     /* Locking the hole again merges the three back into one. */
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 40, 20, false, NULL, false), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 40, 20, false, NULL), NLM_OK);
     ck_assert_int_eq(nlocks(t), 1);
     /* Adjacent ranges of one type merge; to-EOF (len 0) absorbs the rest. */
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 100, 0, false, NULL, false), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 100, 0, false, NULL), NLM_OK);
     ck_assert_int_eq(nlocks(t), 1);
     struct nlm_holder h;
     ck_assert_int_eq(nlm_test(t, &file_a, &b, false, 5, 1, &h), NLM_CONFLICT);
@@ -116,16 +116,16 @@ START_TEST(an_owner_upgrades_and_downgrades_part_of_its_own_range)
     struct seen s = { 0 };
     struct nlm_table *t = table(&s, NULL);
     struct nlm_owner a = owner("alpha", 1), b = owner("beta", 1);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, false, 0, 100, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 10, 10, false, NULL, false), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, false, 0, 100, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 10, 10, false, NULL), NLM_OK);
     ck_assert_int_eq(nlocks(t), 3);         /* shared, exclusive, shared */
     ck_assert_int_eq(nlm_test(t, &file_a, &b, false, 0, 10, NULL), NLM_OK);
     ck_assert_int_eq(nlm_test(t, &file_a, &b, false, 15, 1, NULL), NLM_CONFLICT);
     /* Upgrading is refused while another owner shares the range. */
-    ck_assert_int_eq(nlm_lock(t, &file_a, &b, false, 50, 1, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 100, false, NULL, false), NLM_CONFLICT);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, false, 50, 1, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 100, false, NULL), NLM_CONFLICT);
     /* Downgrading the middle back to shared merges to one lock again. */
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, false, 10, 10, false, NULL, false), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, false, 10, 10, false, NULL), NLM_OK);
     ck_assert_int_eq(nlm_test(t, &file_a, &b, false, 15, 1, NULL), NLM_OK);
     ck_assert_int_eq(nlocks(t), 2);         /* alpha's [0,100) and beta's byte */
     nlm_table_destroy(t);
@@ -137,11 +137,11 @@ START_TEST(a_blocked_request_is_granted_when_the_holder_unlocks)
     struct seen s = { 0 };
     struct nlm_table *t = table(&s, NULL);
     struct nlm_owner a = owner("alpha", 1), b = owner("beta", 7);
-    struct sockaddr_storage addr = { .ss_family = AF_INET };
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 10, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 5, 10, true, &addr, false), NLM_QUEUED);
+    struct nlm_callback cb = { .addr = { .ss_family = AF_INET } };
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 10, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 5, 10, true, &cb), NLM_QUEUED);
     /* The client's retry of the same request queues nothing new. */
-    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 5, 10, true, &addr, false), NLM_QUEUED);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 5, 10, true, &cb), NLM_QUEUED);
     struct nlm_counts c;
     nlm_table_counts(t, &c);
     ck_assert_int_eq(c.waiters, 1);
@@ -157,7 +157,7 @@ START_TEST(a_blocked_request_is_granted_when_the_holder_unlocks)
     ck_assert(s.last.excl);
     ck_assert_int_eq(nlm_test(t, &file_a, &a, false, 7, 1, NULL), NLM_CONFLICT);
     /* The client's retry after the grant finds the lock already its own. */
-    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 5, 10, true, &addr, false), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 5, 10, true, &cb), NLM_OK);
     nlm_table_counts(t, &c);
     ck_assert_int_eq(c.waiters, 0);
     ck_assert_int_eq(c.locks, 1);
@@ -170,8 +170,8 @@ START_TEST(cancel_removes_a_queued_request_and_nothing_else)
     struct seen s = { 0 };
     struct nlm_table *t = table(&s, NULL);
     struct nlm_owner a = owner("alpha", 1), b = owner("beta", 1);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 0, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 0, 0, true, NULL, false), NLM_QUEUED);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 0, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 0, 0, true, NULL), NLM_QUEUED);
     ck_assert_int_eq(nlm_cancel(t, &file_a, &b, true, 0, 1), NLM_CONFLICT);  /* other range */
     ck_assert_int_eq(nlm_cancel(t, &file_a, &b, true, 0, 0), NLM_OK);
     ck_assert_int_eq(nlm_cancel(t, &file_a, &b, true, 0, 0), NLM_CONFLICT);
@@ -190,10 +190,10 @@ START_TEST(free_all_drops_one_hosts_locks_and_wakes_the_others)
     struct seen s = { 0 };
     struct nlm_table *t = table(&s, NULL);
     struct nlm_owner a = owner("alpha", 1), a2 = owner("alpha", 2), b = owner("beta", 1);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 10, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_b, &a2, false, 0, 0, false, NULL, false), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 10, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_b, &a2, false, 0, 0, false, NULL), NLM_OK);
     ck_assert_int_eq(nlm_share(t, &file_b, &a, 1, 2), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &b, false, 0, 0, true, NULL, false), NLM_QUEUED);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, false, 0, 0, true, NULL), NLM_QUEUED);
     ck_assert_int_eq(nlm_free_host(t, "alpha"), 3);
     ck_assert_int_eq(s.grants, 1);
     ck_assert_str_eq(s.last.host, "beta");
@@ -232,14 +232,14 @@ START_TEST(limits_and_ranges_past_two_to_the_64_are_refused_cleanly)
     struct nlm_limits lim = { .max_locks_per_host = 4, .max_waiters_per_host = 2 };
     struct nlm_table *t = table(&s, &lim);
     struct nlm_owner a = owner("alpha", 1), b = owner("beta", 1);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, UINT64_MAX, 2, false, NULL, false),
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, UINT64_MAX, 2, false, NULL),
                      NLM_RANGE);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, UINT64_MAX, 1, false, NULL, false),
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, UINT64_MAX, 1, false, NULL),
                      NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 5, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 10, 1, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 20, 1, false, NULL, false), NLM_OK);
-    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 100, 1, false, NULL, false), NLM_NOLOCKS);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 5, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 10, 1, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 20, 1, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 100, 1, false, NULL), NLM_NOLOCKS);
     /* An unlock that splits a range is never refused for the limit. */
     ck_assert_int_eq(nlm_unlock(t, &file_a, &a, 2, 1), NLM_OK);
     ck_assert_int_eq(nlocks(t), 5);
@@ -247,7 +247,7 @@ START_TEST(limits_and_ranges_past_two_to_the_64_are_refused_cleanly)
     int queued = 0, refused = 0;
     for (int i = 0; i < 100; i++) {
         struct nlm_owner bi = owner("beta", i);
-        enum nlm_result r = nlm_lock(t, &file_a, &bi, true, 0, 0, true, NULL, false);
+        enum nlm_result r = nlm_lock(t, &file_a, &bi, true, 0, 0, true, NULL);
         queued += r == NLM_QUEUED;
         refused += r == NLM_NOLOCKS;
     }
