@@ -9,9 +9,10 @@
 #include "nfsd/nfsd.h"
 
 /* Create srv's lock table and start the callback sender; for grace_ms
- * from now (0: none) new locks are refused and reclaims accepted.
- * Errors: ENOMEM, errno of pthread_create. */
-int nlm_start(struct nfsd *srv, unsigned grace_ms);
+ * from now (0: none) new locks are refused and reclaims accepted.  With
+ * statd, each peer address holding locks is monitored with the local
+ * rpc.statd.  Errors: ENOMEM, errno of pthread_create. */
+int nlm_start(struct nfsd *srv, unsigned grace_ms, bool statd);
 
 /* Stop the callback sender and free every lock (shutdown). */
 void nlm_stop(struct nfsd *srv);

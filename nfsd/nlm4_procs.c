@@ -4,7 +4,9 @@
  * the export checks and the grace period after a restart. */
 #include "nfsd/nlm.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,10 +60,12 @@ static bool caller_ok(const char *name)
     return name && name[0] && strlen(name) < NLM_HOST_MAX;
 }
 
-static struct nlm_owner owner_of(const nlm4_lock *l)
+/* The owner of l, called from c's peer (its address as text in addr). */
+static struct nlm_owner owner_of(struct rpc_ctx *c, const nlm4_lock *l, char addr[NLM_ADDR_MAX])
 {
+    nfsd_peer_str(c->peer, addr, NLM_ADDR_MAX);
     return (struct nlm_owner){
-        .host = l->caller_name, .svid = l->svid,
+        .host = l->caller_name, .addr = addr, .svid = l->svid,
         .oh = (const uint8_t *)l->oh.nlm4_netobj_val, .ohlen = l->oh.nlm4_netobj_len,
     };
 }
@@ -108,7 +112,8 @@ static void do_test(struct rpc_ctx *c, const nlm4_testargs *a, nlm4_testres *r)
         r->test_stat.stat = NLM4_DENIED_NOLOCKS;
         return;
     }
-    struct nlm_owner o = owner_of(&a->alock);
+    char addr[NLM_ADDR_MAX];
+    struct nlm_owner o = owner_of(c, &a->alock, addr);
     enum nlm_result res = nlm_test(c->srv->nlm, &id, &o, a->exclusive, a->alock.l_offset,
                                    a->alock.l_len, h);
     r->test_stat.stat = stat_of(res);
@@ -143,7 +148,8 @@ static void do_lock(struct rpc_ctx *c, const nlm4_lockargs *a, nlm4_res *r, bool
         r->stat.stat = st;
         return;
     }
-    struct nlm_owner o = owner_of(&a->alock);
+    char addr[NLM_ADDR_MAX];
+    struct nlm_owner o = owner_of(c, &a->alock, addr);
     struct nlm_callback cb;
     memset(&cb, 0, sizeof cb);
     memcpy(&cb.addr, c->peer, c->peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
@@ -177,7 +183,8 @@ static void do_cancel(struct rpc_ctx *c, const nlm4_cancargs *a, nlm4_res *r)
         r->stat.stat = st;
         return;
     }
-    struct nlm_owner o = owner_of(&a->alock);
+    char addr[NLM_ADDR_MAX];
+    struct nlm_owner o = owner_of(c, &a->alock, addr);
     r->stat.stat = stat_of(nlm_cancel(c->srv->nlm, &id, &o, a->exclusive, a->alock.l_offset,
                                       a->alock.l_len));
 }
@@ -199,7 +206,8 @@ static void do_unlock(struct rpc_ctx *c, const nlm4_unlockargs *a, nlm4_res *r)
         r->stat.stat = st;
         return;
     }
-    struct nlm_owner o = owner_of(&a->alock);
+    char addr[NLM_ADDR_MAX];
+    struct nlm_owner o = owner_of(c, &a->alock, addr);
     r->stat.stat = stat_of(nlm_unlock(c->srv->nlm, &id, &o, a->alock.l_offset,
                                       a->alock.l_len));
 }
@@ -249,7 +257,7 @@ static void answer_msg(struct rpc_ctx *c, uint32_t proc, xdrproc_t x, void *res)
     memset(&addr, 0, sizeof addr);
     memcpy(&addr, c->peer, c->peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                           : sizeof(struct sockaddr_in));
-    int err = nlm_cb_send(c->srv->nlm_cb, &addr, proc, x, res);
+    int err = nlm_cb_send(c->srv->nlm_cb, &addr, NLM_PROG, NLM_VERS, proc, x, res);
     if (err)
         log_limited(&c->srv->nlm_log, 5, 60000, LOG_LVL_WARN,
                     "nlm: cannot queue the answer to a _MSG call: %s", strerror(err));
@@ -322,8 +330,10 @@ static void nlm_share_h(struct rpc_ctx *c, void *args, void *res)
         r->stat = st;
         return;
     }
+    char addr[NLM_ADDR_MAX];
+    nfsd_peer_str(c->peer, addr, sizeof addr);
     struct nlm_owner o = {
-        .host = a->share.caller_name, .oh = (const uint8_t *)a->share.oh.nlm4_netobj_val,
+        .host = a->share.caller_name, .addr = addr, .oh = (const uint8_t *)a->share.oh.nlm4_netobj_val,
         .ohlen = a->share.oh.nlm4_netobj_len,
     };
     r->stat = stat_of(nlm_share(c->srv->nlm, &id, &o, (unsigned)a->share.access,
@@ -349,8 +359,10 @@ static void nlm_unshare_h(struct rpc_ctx *c, void *args, void *res)
         r->stat = st;
         return;
     }
+    char addr[NLM_ADDR_MAX];
+    nfsd_peer_str(c->peer, addr, sizeof addr);
     struct nlm_owner o = {
-        .host = a->share.caller_name, .oh = (const uint8_t *)a->share.oh.nlm4_netobj_val,
+        .host = a->share.caller_name, .addr = addr, .oh = (const uint8_t *)a->share.oh.nlm4_netobj_val,
         .ohlen = a->share.oh.nlm4_netobj_len,
     };
     r->stat = stat_of(nlm_unshare(c->srv->nlm, &id, &o));
@@ -379,8 +391,9 @@ static void nlm_free_all_h(struct rpc_ctx *c, void *args, void *res)
     log_info("nlm: FREE_ALL from %s: %zu locks, shares and waits dropped", a->name, n);
 }
 
-/* Procedure 16: rpc.statd says a monitored host rebooted (our SM_MON
- * callback).  Only statd on this machine may say that. */
+/* Procedure 16: rpc.statd says a monitored peer rebooted (our SM_MON
+ * callback); peers are monitored by address.  Only statd on this machine
+ * may say that. */
 static void nlm_sm_notify_h(struct rpc_ctx *c, void *args, void *res)
 {
     const nlm4_sm_status *a = args;
@@ -394,7 +407,7 @@ static void nlm_sm_notify_h(struct rpc_ctx *c, void *args, void *res)
     }
     if (!c->srv->nlm || !caller_ok(a->mon_name))
         return;
-    size_t n = nlm_free_host(c->srv->nlm, a->mon_name);
+    size_t n = nlm_free_addr(c->srv->nlm, a->mon_name);
     log_info("nlm: statd says %s restarted (state %d): %zu locks, shares and waits dropped",
              a->mon_name, a->state, n);
 }
@@ -467,14 +480,45 @@ static void on_granted(void *arg, const struct nlm_grant *g)
     a.alock.svid = g->svid;
     a.alock.l_offset = g->offset;
     a.alock.l_len = g->len;
-    int err = nlm_cb_send(srv->nlm_cb, &g->cb->addr, P_GRANTED_MSG, (xdrproc_t)xdr_nlm4_testargs, &a);
+    int err = nlm_cb_send(srv->nlm_cb, &g->cb->addr, NLM_PROG, NLM_VERS, P_GRANTED_MSG, (xdrproc_t)xdr_nlm4_testargs, &a);
     if (err)
         log_warn("nlm: cannot queue GRANTED_MSG to %s: %s", g->host, strerror(err));
 }
 
-int nlm_start(struct nfsd *srv, unsigned grace_ms)
+/* A peer address came to hold its first lock, or lost its last: ask the
+ * local rpc.statd to monitor it (SM_MON) or not (SM_UNMON), so that its
+ * reboot is reported back through procedure 16.  Called with the table's
+ * mutex held; only queues. */
+static void on_monitor(void *arg, const char *addr, bool first)
 {
-    struct nlm_hooks hooks = { .granted = on_granted, .arg = srv };
+    struct nfsd *srv = arg;
+    if (!srv->nlm_cb)
+        return;
+    struct sockaddr_storage statd;
+    memset(&statd, 0, sizeof statd);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&statd;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    nsm_mon m;
+    memset(&m, 0, sizeof m);
+    m.mon_id.mon_name = (char *)addr;
+    m.mon_id.my_id.my_name = "127.0.0.1";
+    m.mon_id.my_id.my_prog = NLM_PROG;
+    m.mon_id.my_id.my_vers = NLM_VERS;
+    m.mon_id.my_id.my_proc = 16;
+    int err = first
+        ? nlm_cb_send(srv->nlm_cb, &statd, NSM_PROG, NSM_VERS, 2, (xdrproc_t)xdr_nsm_mon, &m)
+        : nlm_cb_send(srv->nlm_cb, &statd, NSM_PROG, NSM_VERS, 3, (xdrproc_t)xdr_nsm_mon_id,
+                      &m.mon_id);
+    if (err)
+        log_warn("nlm: cannot queue SM_%sMON for %s: %s", first ? "" : "UN", addr,
+                 strerror(err));
+}
+
+int nlm_start(struct nfsd *srv, unsigned grace_ms, bool statd)
+{
+    struct nlm_hooks hooks = { .granted = on_granted, .monitor = statd ? on_monitor : NULL,
+                               .arg = srv };
     int err = nlm_table_create(NULL, &hooks, &srv->nlm);
     if (err)
         return err;

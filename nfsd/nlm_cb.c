@@ -25,7 +25,7 @@
 struct msg {
     struct msg *next;
     struct sockaddr_storage addr;
-    uint32_t proc;
+    uint32_t prog, vers, proc;
     size_t len;
     uint8_t body[];             /* the encoded arguments */
 };
@@ -39,6 +39,7 @@ struct nlm_cb {
     unsigned n, max;
     uint32_t xid;
     uint64_t sent, dropped;
+    struct log_limit log;       /* "no such service" lines: any client causes them */
 };
 
 /* Address of addr's host with port set. */
@@ -94,8 +95,9 @@ static size_t encode_call(uint8_t *buf, size_t cap, uint32_t xid, uint32_t prog,
     return at + len;
 }
 
-/* Ask rpcbind on addr's host for the UDP port of NLM v4; 0 when none. */
-static uint16_t getport(struct nlm_cb *cb, const struct sockaddr_storage *addr)
+/* Ask rpcbind on addr's host for the UDP port of prog/vers; 0 when none. */
+static uint16_t getport(struct nlm_cb *cb, const struct sockaddr_storage *addr, uint32_t prog,
+                        uint32_t vers)
 {
     int fd = socket(addr->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -103,7 +105,7 @@ static uint16_t getport(struct nlm_cb *cb, const struct sockaddr_storage *addr)
     struct sockaddr_storage to;
     socklen_t tolen = with_port(addr, PMAPPORT, &to);
     uint8_t args[16], buf[512];
-    uint32_t a[4] = { htonl(NLM_PROG), htonl(NLM_VERS), htonl(IPPROTO_UDP), 0 };
+    uint32_t a[4] = { htonl(prog), htonl(vers), htonl(IPPROTO_UDP), 0 };
     memcpy(args, a, sizeof a);
     uint16_t port = 0;
     for (int i = 0; i < GETPORT_TRIES && !port; i++) {
@@ -147,15 +149,16 @@ static void send_one(struct nlm_cb *cb, const struct msg *m)
         ? (const void *)&((const struct sockaddr_in6 *)&m->addr)->sin6_addr
         : (const void *)&((const struct sockaddr_in *)&m->addr)->sin_addr;
     inet_ntop(m->addr.ss_family, a, host, sizeof host);
-    uint16_t port = getport(cb, &m->addr);
+    uint16_t port = getport(cb, &m->addr, m->prog, m->vers);
     if (!port) {
-        log_warn("nlm: no NLM v4 service registered at %s; callback %u dropped", host,
-                 m->proc);
+        log_limited(&cb->log, 5, 60000, LOG_LVL_WARN,
+                    "nlm: no program %u version %u registered at %s; call %u dropped",
+                    m->prog, m->vers, host, m->proc);
         __atomic_add_fetch(&cb->dropped, 1, __ATOMIC_RELAXED);
         return;
     }
     uint8_t buf[MSG_MAX + 512];
-    size_t n = encode_call(buf, sizeof buf, ++cb->xid, NLM_PROG, NLM_VERS, m->proc,
+    size_t n = encode_call(buf, sizeof buf, ++cb->xid, m->prog, m->vers, m->proc,
                            m->body, m->len);
     struct sockaddr_storage to;
     socklen_t tolen = with_port(&m->addr, port, &to);
@@ -164,7 +167,8 @@ static void send_one(struct nlm_cb *cb, const struct msg *m)
     if (fd >= 0)
         close(fd);
     if (ok) {
-        log_debug("nlm: sent procedure %u to %s port %u", m->proc, host, port);
+        log_debug("nlm: sent procedure %u of program %u to %s port %u", m->proc, m->prog,
+                  host, port);
         __atomic_add_fetch(&cb->sent, 1, __ATOMIC_RELAXED);
     } else {
         __atomic_add_fetch(&cb->dropped, 1, __ATOMIC_RELAXED);
@@ -235,8 +239,8 @@ void nlm_cb_stop(struct nlm_cb *cb)
     free(cb);
 }
 
-int nlm_cb_send(struct nlm_cb *cb, const struct sockaddr_storage *addr, uint32_t proc,
-                xdrproc_t xargs, void *args)
+int nlm_cb_send(struct nlm_cb *cb, const struct sockaddr_storage *addr, uint32_t prog,
+                uint32_t vers, uint32_t proc, xdrproc_t xargs, void *args)
 {
     unsigned long size = xdr_sizeof(xargs, args);
     if (!size || size > MSG_MAX)
@@ -255,6 +259,8 @@ int nlm_cb_send(struct nlm_cb *cb, const struct sockaddr_storage *addr, uint32_t
     }
     m->next = NULL;
     m->addr = *addr;
+    m->prog = prog;
+    m->vers = vers;
     m->proc = proc;
     pthread_mutex_lock(&cb->mu);
     if (cb->n >= cb->max) {

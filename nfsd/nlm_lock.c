@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 struct nlm_host {
     struct nlm_host *next;
     size_t nlocks, nwaiters, nshares;
+    char addr[NLM_ADDR_MAX];
     char name[];
 };
 
@@ -103,7 +105,24 @@ static bool same_owner(const struct nlm_host *h, int32_t svid, const uint8_t *oh
 
 /* ---- hosts ---- */
 
-static struct nlm_host *host_find(struct nlm_table *t, const char *name, bool create)
+/* Is another host than h from h's address? */
+static bool addr_shared(struct nlm_table *t, const struct nlm_host *h)
+{
+    for (size_t i = 0; i < HOST_BUCKETS; i++)
+        for (const struct nlm_host *o = t->hosts[i]; o; o = o->next)
+            if (o != h && !strcmp(o->addr, h->addr))
+                return true;
+    return false;
+}
+
+static void monitor(struct nlm_table *t, struct nlm_host *h, bool first)
+{
+    if (t->hooks.monitor && h->addr[0] && !addr_shared(t, h))
+        t->hooks.monitor(t->hooks.arg, h->addr, first);
+}
+
+static struct nlm_host *host_find(struct nlm_table *t, const char *name, const char *addr,
+                                  bool create)
 {
     size_t n = strlen(name);
     struct nlm_host **b = &t->hosts[hash_bytes(name, n) % HOST_BUCKETS];
@@ -116,11 +135,11 @@ static struct nlm_host *host_find(struct nlm_table *t, const char *name, bool cr
     if (!h)
         return NULL;
     memcpy(h->name, name, n + 1);
+    snprintf(h->addr, sizeof h->addr, "%s", addr ? addr : "");
     h->next = *b;
     *b = h;
     t->nhosts++;
-    if (t->hooks.host_change)
-        t->hooks.host_change(t->hooks.arg, h->name, true);
+    monitor(t, h, true);
     return h;
 }
 
@@ -134,8 +153,7 @@ static void host_release(struct nlm_table *t, struct nlm_host *h)
         pp = &(*pp)->next;
     *pp = h->next;
     t->nhosts--;
-    if (t->hooks.host_change)
-        t->hooks.host_change(t->hooks.arg, h->name, false);
+    monitor(t, h, false);
     free(h);
 }
 
@@ -422,7 +440,7 @@ enum nlm_result nlm_test(struct nlm_table *t, const struct vfs_id *file,
     if (!to_range(offset, len, &s, &e))
         return NLM_RANGE;
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *host = host_find(t, o->host, false);   /* NULL: holds nothing */
+    struct nlm_host *host = host_find(t, o->host, NULL, false);   /* NULL: holds nothing */
     struct lk *l = find_conflict(file_get(t, file, false), host, o->svid, o->oh, o->ohlen,
                                  exclusive, s, e);
     if (l)
@@ -443,7 +461,7 @@ enum nlm_result nlm_lock(struct nlm_table *t, const struct vfs_id *file,
         return NLM_NOLOCKS;
     enum nlm_result r;
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *h = host_find(t, o->host, true);
+    struct nlm_host *h = host_find(t, o->host, o->addr, true);
     struct nfile *f = h ? file_get(t, file, true) : NULL;
     if (!f) {
         r = NLM_NOLOCKS;
@@ -504,7 +522,7 @@ enum nlm_result nlm_unlock(struct nlm_table *t, const struct vfs_id *file,
         return NLM_RANGE;
     enum nlm_result r = NLM_OK;
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *h = host_find(t, o->host, false);
+    struct nlm_host *h = host_find(t, o->host, NULL, false);
     struct nfile *f = h ? file_get(t, file, false) : NULL;
     if (f) {
         struct lk *spare = NULL;
@@ -536,7 +554,7 @@ enum nlm_result nlm_cancel(struct nlm_table *t, const struct vfs_id *file,
         return NLM_RANGE;
     enum nlm_result r = NLM_CONFLICT;
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *h = host_find(t, o->host, false);
+    struct nlm_host *h = host_find(t, o->host, NULL, false);
     struct nfile *f = h ? file_get(t, file, false) : NULL;
     for (struct waiter **pp = f ? &f->waiters : NULL; pp && *pp; pp = &(*pp)->next) {
         struct waiter *w = *pp;
@@ -568,7 +586,7 @@ enum nlm_result nlm_share(struct nlm_table *t, const struct vfs_id *file,
     deny &= 3;
     enum nlm_result r = NLM_OK;
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *h = host_find(t, o->host, true);
+    struct nlm_host *h = host_find(t, o->host, o->addr, true);
     struct nfile *f = h ? file_get(t, file, true) : NULL;
     struct share *mine = NULL;
     if (!f) {
@@ -610,7 +628,7 @@ enum nlm_result nlm_unshare(struct nlm_table *t, const struct vfs_id *file,
                             const struct nlm_owner *o)
 {
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *h = host_find(t, o->host, false);
+    struct nlm_host *h = host_find(t, o->host, NULL, false);
     struct nfile *f = h ? file_get(t, file, false) : NULL;
     for (struct share **pp = f ? &f->shares : NULL; pp && *pp; pp = &(*pp)->next) {
         if (share_owner(*pp, h, o->oh, o->ohlen)) {
@@ -628,11 +646,10 @@ enum nlm_result nlm_unshare(struct nlm_table *t, const struct vfs_id *file,
     return NLM_OK;
 }
 
-size_t nlm_free_host(struct nlm_table *t, const char *host)
+/* Drop all h holds and waits for, waking others; h itself is released. */
+static size_t free_host_locked(struct nlm_table *t, struct nlm_host *h)
 {
     size_t n = 0;
-    pthread_mutex_lock(&t->mu);
-    struct nlm_host *h = host_find(t, host, false);
     for (size_t i = 0; h && i < FILE_BUCKETS; i++) {
         struct nfile *f = t->files[i];
         while (f) {
@@ -674,6 +691,33 @@ size_t nlm_free_host(struct nlm_table *t, const char *host)
         }
     }
     host_release(t, h);
+    return n;
+}
+
+size_t nlm_free_host(struct nlm_table *t, const char *host)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t n = free_host_locked(t, host_find(t, host, NULL, false));
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+size_t nlm_free_addr(struct nlm_table *t, const char *addr)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        struct nlm_host *h = NULL;
+        for (size_t i = 0; !h && i < HOST_BUCKETS; i++)
+            for (struct nlm_host *o = t->hosts[i]; o && !h; o = o->next)
+                if (!strcmp(o->addr, addr))
+                    h = o;
+        if (!h)
+            break;
+        /* A granted waiter of another name from addr may make a new host
+         * entry only by a lock call, never here: the loop ends. */
+        n += free_host_locked(t, h);
+    }
     pthread_mutex_unlock(&t->mu);
     return n;
 }

@@ -21,8 +21,12 @@
 #define NLM_OH_MAX   1024       /* owner handle bytes (the protocol's netobj) */
 #define NLM_HOST_MAX 1024       /* caller name bytes */
 
+#define NLM_ADDR_MAX 64         /* a peer address as text */
+
 struct nlm_owner {
     const char *host;           /* caller_name, NUL-terminated */
+    const char *addr;           /* the peer's address as text (NULL: none);
+                                   a host keeps the one of its first call */
     int32_t svid;
     const uint8_t *oh;
     size_t ohlen;
@@ -75,9 +79,10 @@ struct nlm_hooks {
     /* A blocked request was granted (called with the table's mutex held:
      * must not block or call back into the table). */
     void (*granted)(void *arg, const struct nlm_grant *g);
-    /* host holds its first lock, share or queued request (first = true),
-     * or its last one went (false).  Same rules as granted. */
-    void (*host_change)(void *arg, const char *host, bool first);
+    /* The first caller name from peer address addr came to hold a lock,
+     * share or queued request (first = true), or the last such went
+     * (false): statd monitors peers by address.  Same rules as granted. */
+    void (*monitor)(void *arg, const char *addr, bool first);
     void *arg;
 };
 
@@ -141,6 +146,10 @@ enum nlm_result nlm_unshare(struct nlm_table *t, const struct vfs_id *file,
  * statd), and queued requests of others that now fit are granted.
  * Returns the number of locks, shares and queued requests dropped. */
 size_t nlm_free_host(struct nlm_table *t, const char *host);
+
+/* As nlm_free_host for every caller name whose address is addr (statd's
+ * reboot notice names the peer as it was monitored: by address). */
+size_t nlm_free_addr(struct nlm_table *t, const char *addr);
 
 /* Counts for stats and tests. */
 struct nlm_counts { size_t files, locks, waiters, shares, hosts; };

@@ -517,7 +517,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int nfs_port = rpc_server_port(rs, 0), mount_port = rpc_server_port(rs, 1);
-    ret = nlm_start(&srv, cfg.nlm_grace_ms);
+    ret = nlm_start(&srv, cfg.nlm_grace_ms, cfg.statd);
     if (ret) {
         log_error("cannot start the lock manager: %s", strerror(ret));
         report(report_fd, 1);

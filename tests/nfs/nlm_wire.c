@@ -51,6 +51,19 @@ int wire_free_all(int port, const char *name)
     return st == RPC_SUCCESS ? 0 : -1;
 }
 
+int wire_sm_notify(const char *mon_name, int state)
+{
+    CLIENT *cl = clnt_create("127.0.0.1", 100024, 1, "udp");
+    if (!cl)
+        return -1;
+    struct notify n = { (char *)mon_name, state };
+    struct timeval tv = { 10, 0 };
+    enum clnt_stat st = clnt_call(cl, 6, (xdrproc_t)xdr_notify, (caddr_t)&n,
+                                  (xdrproc_t)no_result, NULL, tv);
+    clnt_destroy(cl);
+    return st == RPC_SUCCESS ? 0 : -1;
+}
+
 struct lockargs {
     const char *caller;
     const void *fh;

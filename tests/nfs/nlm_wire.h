@@ -16,6 +16,10 @@ int wire_free_all(int port, const char *name);
 int wire_lock_msg(int port, const char *caller, const void *fh, unsigned fhlen, int32_t svid,
                   uint64_t offset, uint64_t len);
 
+/* Tell the local rpc.statd (through rpcbind) that host mon_name
+ * restarted with state, as its sm-notify would: NSM SM_NOTIFY; 0 or -1. */
+int wire_sm_notify(const char *mon_name, int state);
+
 /* A UDP socket on 127.0.0.1 registered with rpcbind as NLM v4 (the
  * client's lock manager); the fd, or -1. */
 int wire_lockd_open(void);

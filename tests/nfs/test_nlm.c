@@ -6,6 +6,7 @@
  * a host outside the export ACL, a flood of blocked locks).  Run by
  * tests/suites/50-nfs.sh inside a private network namespace with rpcbind. */
 #include <check.h>
+#include <dirent.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -433,6 +434,65 @@ START_TEST(a_host_outside_the_export_acl_gets_no_lock)
 }
 END_TEST
 
+/* Does statd's monitor directory hold a record?  (statd names it after
+ * the host's canonical name: "localhost" for 127.0.0.1.) */
+static bool monitoring(const char *sm)
+{
+    DIR *d = opendir(sm);
+    ck_assert_ptr_nonnull(d);
+    bool any = false;
+    struct dirent *e;
+    while (!any && (e = readdir(d)))
+        any = e->d_name[0] != '.';
+    closedir(d);
+    return any;
+}
+
+/* Wait up to ms for monitoring(sm) to be want. */
+static bool monitoring_within(const char *sm, bool want, int ms)
+{
+    for (int i = 0; i < ms / 100; i++) {
+        if (monitoring(sm) == want)
+            return true;
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return monitoring(sm) == want;
+}
+
+/* With the real rpc.statd (its state directory in NLM_TEST_STATD_DIR),
+ * started by tests/suites/50-nfs.sh in the namespace's rpcbind. */
+START_TEST(statd_monitors_a_lock_holder_and_its_reboot_releases_its_locks)
+{
+    const char *dir = test_env("NLM_TEST_STATD_DIR");
+    char mon[512];
+    snprintf(mon, sizeof mon, "%s/sm", dir);
+    ck_assert(!monitoring(mon));
+    struct test_server s = { .rpcbind = 1 };
+    static const char *const verbose[] = { "-v", NULL };
+    ck_assert_int_eq(server_start(&s, test_env("NFS_TEST_CACHE"), CONF, verbose), 0);
+    struct caller a = caller(&s, "alpha"), b = caller(&s, "beta");
+    ck_assert_int_eq(nlm_lock(&a, 1, true, 0, 10, false, false), NLM4_GRANTED);
+    ck_assert_msg(monitoring_within(mon, true, 10000), "statd was not asked to monitor 127.0.0.1");
+    ck_assert_int_eq(nlm_lock(&b, 1, true, 0, 10, false, false), NLM4_DENIED);
+    /* 127.0.0.1 "reboots": statd hears it and calls tarnfsd back. */
+    ck_assert_int_eq(wire_sm_notify("127.0.0.1", 3), 0);
+    int st = NLM4_DENIED;
+    for (int i = 0; i < 100 && st != NLM4_GRANTED; i++) {
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        st = nlm_lock(&b, 1, true, 0, 10, false, false);
+    }
+    ck_assert_int_eq(st, NLM4_GRANTED);
+    /* Once nothing from 127.0.0.1 holds a lock, statd stops monitoring it. */
+    ck_assert_int_eq(nlm_unlock(&b, 1, 0, 0), NLM4_GRANTED);
+    ck_assert_msg(monitoring_within(mon, false, 10000), "statd still monitors 127.0.0.1");
+    drop(&a);
+    drop(&b);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 static void count_status(struct rpc_context *rpc, int status, void *data, void *priv)
 {
     int *counts = priv;
@@ -493,6 +553,11 @@ int main(void)
     tcase_add_test(t, a_host_outside_the_export_acl_gets_no_lock);
     tcase_add_test(t, a_flood_of_blocked_locks_stops_at_the_per_host_limit);
     suite_add_tcase(s, t);
+    /* Needs rpc.statd: the suite runs it alone (CK_RUN_CASE=statd). */
+    TCase *st = tcase_create("statd");
+    tcase_set_timeout(st, 120);
+    tcase_add_test(st, statd_monitors_a_lock_holder_and_its_reboot_releases_its_locks);
+    suite_add_tcase(s, st);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -13,7 +13,8 @@ static struct vfs_id file_b = { .len = 3, .b = { 1, 2, 4 } };
 static struct nlm_owner owner(const char *host, int32_t svid)
 {
     static const uint8_t oh[] = "owner-handle";
-    return (struct nlm_owner){ .host = host, .svid = svid, .oh = oh, .ohlen = sizeof oh };
+    return (struct nlm_owner){ .host = host, .addr = host, .svid = svid, .oh = oh,
+                               .ohlen = sizeof oh };
 }
 
 /* What the hooks saw. */
@@ -33,10 +34,10 @@ static void on_grant(void *arg, const struct nlm_grant *g)
     s->last.excl = g->exclusive;
 }
 
-static void on_host(void *arg, const char *host, bool first)
+static void on_monitor(void *arg, const char *addr, bool first)
 {
     struct seen *s = arg;
-    (void)host;
+    (void)addr;
     if (first)
         s->firsts++;
     else
@@ -45,7 +46,7 @@ static void on_host(void *arg, const char *host, bool first)
 
 static struct nlm_table *table(struct seen *s, const struct nlm_limits *lim)
 {
-    struct nlm_hooks h = { .granted = on_grant, .host_change = on_host, .arg = s };
+    struct nlm_hooks h = { .granted = on_grant, .monitor = on_monitor, .arg = s };
     struct nlm_table *t;
     ck_assert_int_eq(nlm_table_create(lim, &h, &t), 0);
     return t;
@@ -259,6 +260,27 @@ START_TEST(limits_and_ranges_past_two_to_the_64_are_refused_cleanly)
 }
 END_TEST
 
+START_TEST(statd_monitors_an_address_once_and_its_reboot_frees_every_name_there)
+{
+    struct seen s = { 0 };
+    struct nlm_table *t = table(&s, NULL);
+    struct nlm_owner a = owner("alpha", 1), a2 = owner("alpha-again", 1), b = owner("beta", 1);
+    a.addr = a2.addr = "192.0.2.7";
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 10, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_b, &a2, true, 0, 10, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 20, 10, false, NULL), NLM_OK);
+    ck_assert_int_eq(s.firsts, 2);          /* 192.0.2.7 once, beta once */
+    ck_assert_int_eq(nlm_unlock(t, &file_b, &a2, 0, 0), NLM_OK);
+    ck_assert_int_eq(s.lasts, 0);           /* alpha still holds one there */
+    ck_assert_int_eq(nlm_lock(t, &file_b, &a2, true, 0, 10, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_free_addr(t, "192.0.2.7"), 2);
+    ck_assert_int_eq(s.lasts, 1);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 0, 10, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_free_addr(t, "198.51.100.1"), 0);
+    nlm_table_destroy(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nlm_lock");
@@ -271,6 +293,7 @@ int main(void)
     tcase_add_test(t, free_all_drops_one_hosts_locks_and_wakes_the_others);
     tcase_add_test(t, share_reservations_deny_by_mode_and_access);
     tcase_add_test(t, limits_and_ranges_past_two_to_the_64_are_refused_cleanly);
+    tcase_add_test(t, statd_monitors_an_address_once_and_its_reboot_frees_every_name_there);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

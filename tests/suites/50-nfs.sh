@@ -64,13 +64,34 @@ nlm_with_rpcbind() {
     mount -t tmpfs tmpfs /run
     rpcbind -w -f & RB=$!
     for _ in $(seq 50); do [ -S /run/rpcbind.sock ] && break; sleep 0.1; done
-    "$1"; rc=$?
+    CK_RUN_CASE=nlm "$1"; rc=$?
     kill $RB; wait $RB
     exit $rc
   ' nlm "$B/tests/nfs/test_nlm"
 }
+# The real rpc.statd (nfs-common) with its own state directory, in its own
+# namespace: tarnfsd asks it to monitor lock holders, and its reboot notice
+# releases their locks.
+nlm_with_statd() {
+  command -v rpc.statd >/dev/null || { echo "rpc.statd missing (nfs-common)"; return 1; }
+  mkdir -p "$W/statd/sm" "$W/statd/sm.bak"
+  unshare --net --mount bash -c '
+    ip link set lo up
+    mount -t tmpfs tmpfs /run
+    rpcbind -w -f & RB=$!
+    for _ in $(seq 50); do [ -S /run/rpcbind.sock ] && break; sleep 0.1; done
+    rpc.statd -F -d -L -P "$2" 2>>"$2/statd.log" & SD=$!
+    for _ in $(seq 50); do rpcinfo -p 127.0.0.1 2>/dev/null | grep -q " 100024 " && break; sleep 0.1; done
+    NLM_TEST_STATD_DIR="$2" CK_RUN_CASE=statd "$1"; rc=$?
+    kill $SD; wait $SD
+    kill $RB; wait $RB
+    exit $rc
+  ' nlm "$B/tests/nfs/test_nlm" "$W/statd"
+}
 check "NLM v4 with libnfs from two caller names: conflicts, splits, GRANTED_MSG callback, CANCEL, FREE_ALL, LOCK_MSG, grace period, bad input (test_nlm)" \
   nlm_with_rpcbind
+check "NLM with the real rpc.statd: a lock holder is SM_MONed, its reboot notice releases its locks, SM_UNMON when it holds none" \
+  nlm_with_statd
 check "sd_notify: READY=1 once the ports are open, STOPPING=1 on SIGTERM (Type=notify)" \
   env CACHE="$W/cache" "$TARNFS_ROOT/tests/nfs/sd-notify.sh"
 
