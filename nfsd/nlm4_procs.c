@@ -529,6 +529,8 @@ int nlm_start(struct nfsd *srv, unsigned grace_ms, bool statd)
         return err;
     }
     srv->nlm_grace_until_ms = grace_ms ? nlm_now_ms() + grace_ms : 0;
+    if (grace_ms)
+        log_info("nlm: grace period for %u ms: only reclaims are granted", grace_ms);
     return 0;
 }
 

@@ -105,14 +105,19 @@ static bool same_owner(const struct nlm_host *h, int32_t svid, const uint8_t *oh
 
 /* ---- hosts ---- */
 
-/* Is another host than h from h's address? */
-static bool addr_shared(struct nlm_table *t, const struct nlm_host *h)
+/* Hosts other than h from address addr. */
+static size_t addr_count(struct nlm_table *t, const char *addr, const struct nlm_host *h)
 {
+    size_t n = 0;
     for (size_t i = 0; i < HOST_BUCKETS; i++)
         for (const struct nlm_host *o = t->hosts[i]; o; o = o->next)
-            if (o != h && !strcmp(o->addr, h->addr))
-                return true;
-    return false;
+            n += o != h && !strcmp(o->addr, addr);
+    return n;
+}
+
+static bool addr_shared(struct nlm_table *t, const struct nlm_host *h)
+{
+    return addr_count(t, h->addr, h) > 0;
 }
 
 static void monitor(struct nlm_table *t, struct nlm_host *h, bool first)
@@ -131,6 +136,8 @@ static struct nlm_host *host_find(struct nlm_table *t, const char *name, const c
             return h;
     if (!create || t->nhosts >= t->lim.max_hosts)
         return NULL;
+    if (addr && addr[0] && addr_count(t, addr, NULL) >= t->lim.max_names_per_addr)
+        return NULL;                /* one client inventing caller names */
     struct nlm_host *h = calloc(1, sizeof *h + n + 1);
     if (!h)
         return NULL;
@@ -401,6 +408,7 @@ int nlm_table_create(const struct nlm_limits *lim, const struct nlm_hooks *hooks
     if (!t->lim.max_waiters_per_host) t->lim.max_waiters_per_host = 256;
     if (!t->lim.max_shares_per_host) t->lim.max_shares_per_host = 1024;
     if (!t->lim.max_hosts) t->lim.max_hosts = 4096;
+    if (!t->lim.max_names_per_addr) t->lim.max_names_per_addr = 16;
     if (hooks)
         t->hooks = *hooks;
     *out = t;

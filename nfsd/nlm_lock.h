@@ -73,6 +73,7 @@ struct nlm_limits {
     unsigned max_waiters_per_host;  /* blocked requests of one caller name [256] */
     unsigned max_shares_per_host;   /* share reservations of one caller name [1024] */
     unsigned max_hosts;             /* caller names holding anything [4096] */
+    unsigned max_names_per_addr;    /* caller names from one peer address [16] */
 };
 
 struct nlm_hooks {

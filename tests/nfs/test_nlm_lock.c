@@ -255,6 +255,16 @@ START_TEST(limits_and_ranges_past_two_to_the_64_are_refused_cleanly)
     ck_assert_int_eq(queued, 2);
     ck_assert_int_eq(refused, 98);
     ck_assert_int_eq(nlm_free_host(t, "beta"), 2);
+    /* One address inventing caller names gets 16 of them. */
+    int names = 0;
+    for (int i = 0; i < 40; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "name-%d", i);
+        struct nlm_owner n = owner(name, 1);
+        n.addr = "192.0.2.99";
+        names += nlm_lock(t, &file_b, &n, false, 0, 1, false, NULL) == NLM_OK;
+    }
+    ck_assert_int_eq(names, 16);
     (void)b;
     nlm_table_destroy(t);
 }
