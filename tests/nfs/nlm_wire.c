@@ -51,6 +51,53 @@ int wire_free_all(int port, const char *name)
     return st == RPC_SUCCESS ? 0 : -1;
 }
 
+struct shareargs {
+    const char *caller;
+    const void *fh;
+    unsigned fhlen;
+    unsigned access, deny;
+};
+
+static bool_t xdr_shareargs(XDR *x, struct shareargs *a)
+{
+    char cookie[4] = "sh1";
+    char *cp = cookie, *caller = (char *)a->caller, *fh = (char *)a->fh, *oh = "share-oh";
+    u_int clen = 4, fhlen = a->fhlen, ohlen = 8;
+    int mode = (int)a->deny, access = (int)a->access;
+    bool_t reclaim = FALSE;
+    return xdr_bytes(x, &cp, &clen, 1024) && xdr_string(x, &caller, 1024) &&
+           xdr_bytes(x, &fh, &fhlen, 1024) && xdr_bytes(x, &oh, &ohlen, 1024) &&
+           xdr_int(x, &mode) && xdr_int(x, &access) && xdr_bool(x, &reclaim);
+}
+
+struct shareres { int stat; };
+
+static bool_t xdr_shareres(XDR *x, struct shareres *r)
+{
+    char cookie[1024], *cp = cookie;
+    u_int clen = 0;
+    int seq;
+    return xdr_bytes(x, &cp, &clen, sizeof cookie) && xdr_int(x, &r->stat) &&
+           xdr_int(x, &seq);
+}
+
+int wire_share(int port, bool unshare, const char *caller, const void *fh, unsigned fhlen,
+               unsigned access, unsigned deny)
+{
+    struct sockaddr_in a = local(port);
+    int sock = RPC_ANYSOCK;
+    CLIENT *cl = clnttcp_create(&a, NLM_PROG, NLM_VERS, &sock, 0, 0);
+    if (!cl)
+        return -1;
+    struct shareargs sa = { caller, fh, fhlen, access, deny };
+    struct shareres r = { -1 };
+    struct timeval tv = { 10, 0 };
+    enum clnt_stat st = clnt_call(cl, unshare ? 21 : 20, (xdrproc_t)xdr_shareargs,
+                                  (caddr_t)&sa, (xdrproc_t)xdr_shareres, (caddr_t)&r, tv);
+    clnt_destroy(cl);
+    return st == RPC_SUCCESS ? r.stat : -1;
+}
+
 int wire_sm_notify(const char *mon_name, int state)
 {
     CLIENT *cl = clnt_create("127.0.0.1", 100024, 1, "udp");

@@ -16,6 +16,12 @@ int wire_free_all(int port, const char *name);
 int wire_lock_msg(int port, const char *caller, const void *fh, unsigned fhlen, int32_t svid,
                   uint64_t offset, uint64_t len);
 
+/* NLM SHARE (unshare false) or UNSHARE of fh for (caller, owner handle
+ * "share-oh") to 127.0.0.1:port over TCP, access and deny bits 1 read,
+ * 2 write; the nlm4_stats answer, or -1. */
+int wire_share(int port, bool unshare, const char *caller, const void *fh, unsigned fhlen,
+               unsigned access, unsigned deny);
+
 /* Tell the local rpc.statd (through rpcbind) that host mon_name
  * restarted with state, as its sm-notify would: NSM SM_NOTIFY; 0 or -1. */
 int wire_sm_notify(const char *mon_name, int state);

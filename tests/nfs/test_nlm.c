@@ -366,6 +366,29 @@ START_TEST(lock_msg_is_answered_with_lock_res_to_the_callers_lock_manager)
 }
 END_TEST
 
+START_TEST(share_reservations_deny_by_access_and_mode_between_caller_names)
+{
+    struct test_server s = start(CONF);
+    struct caller a = caller(&s, "alpha");
+    const int R = 1, W = 2;
+    ck_assert_int_eq(wire_share(s.nfs_port, false, "alpha", a.fh, (unsigned)a.fhlen, R, W),
+                     NLM4_GRANTED);
+    ck_assert_int_eq(wire_share(s.nfs_port, false, "beta", a.fh, (unsigned)a.fhlen, W, 0),
+                     NLM4_DENIED);                      /* alpha denies writers */
+    ck_assert_int_eq(wire_share(s.nfs_port, false, "beta", a.fh, (unsigned)a.fhlen, R, 0),
+                     NLM4_GRANTED);
+    ck_assert_int_eq(wire_share(s.nfs_port, true, "alpha", a.fh, (unsigned)a.fhlen, 0, 0),
+                     NLM4_GRANTED);
+    ck_assert_int_eq(wire_share(s.nfs_port, false, "gamma", a.fh, (unsigned)a.fhlen, W, 0),
+                     NLM4_GRANTED);                     /* alpha's is gone */
+    a.fh[a.fhlen - 1] ^= 1;
+    ck_assert_int_eq(wire_share(s.nfs_port, false, "alpha", a.fh, (unsigned)a.fhlen, R, 0),
+                     NLM4_STALE_FH);
+    drop(&a);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 START_TEST(after_a_restart_reclaims_are_accepted_and_new_locks_wait_for_the_grace_period)
 {
     struct test_server s = start(CONF);
@@ -548,6 +571,7 @@ int main(void)
     tcase_add_test(t, cancel_withdraws_a_blocked_lock_so_no_callback_comes);
     tcase_add_test(t, free_all_releases_every_lock_of_one_caller_name);
     tcase_add_test(t, lock_msg_is_answered_with_lock_res_to_the_callers_lock_manager);
+    tcase_add_test(t, share_reservations_deny_by_access_and_mode_between_caller_names);
     tcase_add_test(t, after_a_restart_reclaims_are_accepted_and_new_locks_wait_for_the_grace_period);
     tcase_add_test(t, bad_locks_get_clean_errors);
     tcase_add_test(t, a_host_outside_the_export_acl_gets_no_lock);
