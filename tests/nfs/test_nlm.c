@@ -366,6 +366,49 @@ START_TEST(lock_msg_is_answered_with_lock_res_to_the_callers_lock_manager)
 }
 END_TEST
 
+/* Is run name in the cache (tarnfs cache ls)? */
+static bool cached(const char *cache, const char *name)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s cache ls --cache %s | grep -q '^%s '", test_env("TARNFS"),
+             cache, name);
+    return system(cmd) == 0;
+}
+
+START_TEST(a_lock_outlives_the_eviction_of_its_run)
+{
+    /* A NAS source, so that the evicted run comes back on the next touch. */
+    const char *nas = test_env("NLM_TEST_NAS");
+    char cache[300], cmd[1024];
+    snprintf(cache, sizeof cache, "%s/nlm-evict-cache-XXXXXX", test_env("NFS_TEST_TMP"));
+    ck_assert_ptr_nonnull(mkdtemp(cache));
+    struct test_server s = { 0 };
+    const char *const extra[] = { "--source", nas, "-v", NULL };
+    ck_assert_int_eq(server_start(&s, cache, CONF, extra), 0);
+    struct caller a = caller(&s, "alpha");
+    ck_assert_int_eq(nlm_lock(&a, 1, true, 0, 10, false, false), NLM4_GRANTED);
+    ck_assert(cached(cache, "demo"));
+    snprintf(cmd, sizeof cmd, "%s cache evict demo --cache %s --timeout 30",
+             test_env("TARNFS"), cache);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert(!cached(cache, "demo"));
+    /* The lock is keyed by file id, which the run's next fetch keeps. */
+    struct caller b = caller(&s, "beta");          /* fetches demo again */
+    ck_assert(cached(cache, "demo"));
+    ck_assert_int_eq(b.fhlen, a.fhlen);
+    ck_assert(!memcmp(b.fh, a.fh, (size_t)a.fhlen));
+    nlm4_holder h;
+    ck_assert_int_eq(nlm_test(&b, 1, true, 5, 1, &h), NLM4_DENIED);
+    ck_assert_int_eq(h.svid, 1);
+    ck_assert_int_eq(nlm_lock(&b, 1, true, 5, 1, false, false), NLM4_DENIED);
+    ck_assert_int_eq(nlm_unlock(&a, 1, 0, 10), NLM4_GRANTED);
+    ck_assert_int_eq(nlm_lock(&b, 1, true, 5, 1, false, false), NLM4_GRANTED);
+    drop(&a);
+    drop(&b);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 START_TEST(share_reservations_deny_by_access_and_mode_between_caller_names)
 {
     struct test_server s = start(CONF);
@@ -572,6 +615,7 @@ int main(void)
     tcase_add_test(t, free_all_releases_every_lock_of_one_caller_name);
     tcase_add_test(t, lock_msg_is_answered_with_lock_res_to_the_callers_lock_manager);
     tcase_add_test(t, share_reservations_deny_by_access_and_mode_between_caller_names);
+    tcase_add_test(t, a_lock_outlives_the_eviction_of_its_run);
     tcase_add_test(t, after_a_restart_reclaims_are_accepted_and_new_locks_wait_for_the_grace_period);
     tcase_add_test(t, bad_locks_get_clean_errors);
     tcase_add_test(t, a_host_outside_the_export_acl_gets_no_lock);

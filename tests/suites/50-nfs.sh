@@ -56,6 +56,9 @@ check "transport limits: unread replies, memory, connections, idle, EMFILE, UDP 
   "$B/tests/nfs/test_transport"
 check "parked requests: a stalled backend holds no worker; JUKEBOX, stall timeout, SIGTERM (test_park)" \
   "$B/tests/nfs/test_park"
+# A NAS source for the NLM eviction test (the run comes back after it).
+mkdir -p "$W/nas" && cp "$W/demo.tar" "$W/nas/"
+export NLM_TEST_NAS="$W/nas" TARNFS="$B/tarnfs"
 # NLM callbacks go to the caller's lock manager through rpcbind: a private
 # network namespace with its own rpcbind, where the test registers one.
 nlm_with_rpcbind() {
@@ -88,7 +91,7 @@ nlm_with_statd() {
     exit $rc
   ' nlm "$B/tests/nfs/test_nlm" "$W/statd"
 }
-check "NLM v4 with libnfs from two caller names: conflicts, splits, GRANTED_MSG callback, CANCEL, FREE_ALL, LOCK_MSG, grace period, bad input (test_nlm)" \
+check "NLM v4 with libnfs from two caller names: conflicts, splits, GRANTED_MSG callback, CANCEL, FREE_ALL, LOCK_MSG, SHARE, eviction, grace period, bad input (test_nlm)" \
   nlm_with_rpcbind
 check "NLM with the real rpc.statd: a lock holder is SM_MONed, its reboot notice releases its locks, SM_UNMON when it holds none" \
   nlm_with_statd
