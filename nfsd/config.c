@@ -23,6 +23,8 @@ void nfsd_config_defaults(struct nfsd_config *cfg)
     cfg->udp = true;
     cfg->threads = 0;   /* tarnfsd picks 4 * cores */
     cfg->prefetch_auto = true;  /* chosen by measurement: doc/performance.md */
+    cfg->nlm_grace_ms = 90000;  /* as knfsd's lockd and NFS-Ganesha */
+    cfg->statd = true;
 }
 
 static void replace_str(char **slot, const char *v)
@@ -552,6 +554,11 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
         if (parse_duration_ms(v, &cfg->evict_grace_ms) ||
             cfg->evict_grace_ms < 1 || cfg->evict_grace_ms > 3600000)
             goto bad;
+    } else if (!strcmp(k, "nlm_grace")) {
+        if (parse_duration_ms(v, &cfg->nlm_grace_ms) || cfg->nlm_grace_ms > 3600000)
+            goto bad;
+    } else if (!strcmp(k, "statd")) {
+        if (parse_bool(v, &cfg->statd)) goto bad;
     } else if (!strcmp(k, "fetch_stall_timeout")) {
         if (parse_duration_ms(v, &cfg->fetch_stall_timeout_ms) ||
             cfg->fetch_stall_timeout_ms < 100)

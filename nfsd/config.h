@@ -64,6 +64,8 @@ struct nfsd_config {
     unsigned park_timeout_ms, max_parked;
     unsigned fetch_threads, fetch_stall_timeout_ms;
     unsigned evict_grace_ms;            /* 0 = vfs default (5 s) */
+    unsigned nlm_grace_ms;              /* NLM grace period after a start (90 s); 0 = none */
+    bool statd;                         /* SM_MON lock holders with rpc.statd (yes) */
     bool prefetch_whole;                /* prefetch = whole: ignore indexes */
     bool prefetch_auto;                 /* prefetch = auto: index-first, then
                                            the rest once enough was read */

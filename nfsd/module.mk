@@ -2,7 +2,7 @@
 # exports, file handles.  It calls vfs/ (vfs/vfs.h) and util/ only, never
 # kvstore/ or fetch/.  RFC 1813 .x files are turned into XDR code by rpcgen
 # at build time, into $(B)/nfsd/.  Design: doc/design/nfsd.md.
-NFSD_X      := nfsd/nfs3_prot.x nfsd/mount3_prot.x
+NFSD_X      := nfsd/nfs3_prot.x nfsd/mount3_prot.x nfsd/nlm4_prot.x
 NFSD_XGEN_H := $(NFSD_X:%.x=$(B)/%.h)
 NFSD_XGEN_C := $(NFSD_X:%.x=$(B)/%_xdr.c)
 GENERATED   += $(NFSD_XGEN_H)

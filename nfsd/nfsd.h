@@ -20,6 +20,10 @@
 #define NFS_VERS   3u
 #define MOUNT_PROG 100005u
 #define MOUNT_VERS 3u
+/* NLM (program 100021, version 4) is nfsd/nlm.h's. */
+
+struct nlm_table;
+struct nlm_cb;
 
 /* NFS reads and writes go up to this size (FSINFO rtmax/wtmax) on TCP; on
  * UDP, READ data, directory listings and FSINFO stop at NFSD_UDP_MAX_IO. */
@@ -53,6 +57,12 @@ struct nfsd {
     bool mounts_full_logged;
     struct log_limit mnt_log;       /* MNT log lines (any host can cause them) */
     struct drc drc;                 /* off unless drc_init'ed */
+    /* NLM (nfsd/nlm.h): NULL until nlm_start; NLM calls are then refused
+     * with NLM4_DENIED_NOLOCKS. */
+    struct nlm_table *nlm;
+    struct nlm_cb *nlm_cb;
+    long long nlm_grace_until_ms;   /* CLOCK_MONOTONIC; 0: no grace period */
+    struct log_limit nlm_log;       /* NLM log lines any host can cause */
 };
 
 /* Caller credentials after squashing. */
@@ -112,6 +122,8 @@ enum {
     PROC_DRC       = 1 << 2,        /* not idempotent: replies kept in the DRC */
 };
 
+/* A procedure number a program leaves unused has a NULL handler
+ * (PROC_UNAVAIL). */
 struct rpc_proc {
     const char *name;
     xdrproc_t xdr_args;
@@ -131,6 +143,7 @@ struct rpc_program {
 
 extern const struct rpc_program nfs3_program;
 extern const struct rpc_program mount3_program;
+extern const struct rpc_program nlm4_program;
 
 /* XDR for "no data" with the xdrproc_t shape (libtirpc's xdr_void has none). */
 bool_t nfsd_xdr_void(XDR *x, void *p);

@@ -353,7 +353,8 @@ static nfsstat3 nfs_check_handle(struct rpc_ctx *c, const nfs_fh3 *fh, unsigned 
     return NFS3_OK;
 }
 
-static const struct rpc_program *const programs[] = { &nfs3_program, &mount3_program };
+static const struct rpc_program *const programs[] = { &nfs3_program, &mount3_program,
+                                                      &nlm4_program };
 
 /* Argument bytes the DRC hashes: enough for every argument but WRITE's
  * data, whose length is hashed instead of all of it (a 1 MiB WRITE would
@@ -421,24 +422,23 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
         return;
     }
 
-    const struct rpc_program *prog = NULL;
-    bool prog_known = false;
+    const struct rpc_program *prog = NULL, *known = NULL;
     for (size_t i = 0; i < sizeof programs / sizeof programs[0]; i++) {
         if (programs[i]->prog != msg.rm_call.cb_prog)
             continue;
-        prog_known = true;
+        known = programs[i];
         if (programs[i]->vers == msg.rm_call.cb_vers)
             prog = programs[i];
     }
     if (!prog) {
         xdr_destroy(&x);
-        if (prog_known)
-            reply_accepted(xid, PROG_MISMATCH, NULL, NULL, 3, 3, out);
+        if (known)
+            reply_accepted(xid, PROG_MISMATCH, NULL, NULL, known->vers, known->vers, out);
         else
             reply_accepted(xid, PROG_UNAVAIL, NULL, NULL, 0, 0, out);
         return;
     }
-    if (msg.rm_call.cb_proc >= prog->nprocs) {
+    if (msg.rm_call.cb_proc >= prog->nprocs || !prog->procs[msg.rm_call.cb_proc].handler) {
         xdr_destroy(&x);
         reply_accepted(xid, PROC_UNAVAIL, NULL, NULL, 0, 0, out);
         return;

@@ -22,6 +22,8 @@
 
 #include "nfsd/config.h"
 #include "nfsd/nfsd.h"
+#include "nfsd/nlm.h"
+#include "nfsd/nlm_cb.h"
 #include "nfsd/rpc_server.h"
 #include "util/log.h"
 #include "util/safefile.h"
@@ -296,28 +298,33 @@ static int check_config(const struct flags *fl)
     return status;
 }
 
-/* Register both programs on TCP, and on UDP unless it is off.  rpcbind may
- * be absent: that is only a warning, clients then need explicit ports. */
+/* Register the programs on TCP, and on UDP unless it is off: NFS and NLM
+ * v4 on the NFS port, MOUNT on its own.  rpcbind may be absent: that is
+ * only a warning, clients then need explicit ports. */
 static void rpcbind_register(int nfs_port, int mount_port, bool udp)
 {
     pmap_unset(NFS_PROG, NFS_VERS);
     pmap_unset(MOUNT_PROG, MOUNT_VERS);
+    pmap_unset(NLM_PROG, NLM_VERS);
     bool ok = pmap_set(NFS_PROG, NFS_VERS, IPPROTO_TCP, nfs_port) &&
               (!udp || pmap_set(NFS_PROG, NFS_VERS, IPPROTO_UDP, nfs_port)) &&
               pmap_set(MOUNT_PROG, MOUNT_VERS, IPPROTO_TCP, mount_port) &&
-              (!udp || pmap_set(MOUNT_PROG, MOUNT_VERS, IPPROTO_UDP, mount_port));
+              (!udp || pmap_set(MOUNT_PROG, MOUNT_VERS, IPPROTO_UDP, mount_port)) &&
+              pmap_set(NLM_PROG, NLM_VERS, IPPROTO_TCP, nfs_port) &&
+              (!udp || pmap_set(NLM_PROG, NLM_VERS, IPPROTO_UDP, nfs_port));
     if (ok)
-        log_info("registered NFS v3 (port %d) and MOUNT v3 (port %d) with rpcbind%s",
-                 nfs_port, mount_port, udp ? "" : " (TCP only)");
+        log_info("registered NFS v3 and NLM v4 (port %d) and MOUNT v3 (port %d) with "
+                 "rpcbind%s", nfs_port, mount_port, udp ? "" : " (TCP only)");
     else
         log_warn("could not register with rpcbind (is it running?); clients must "
-                 "give port=%d,mountport=%d", nfs_port, mount_port);
+                 "give port=%d,mountport=%d and mount with nolock", nfs_port, mount_port);
 }
 
 static void rpcbind_unregister(void)
 {
     pmap_unset(NFS_PROG, NFS_VERS);
     pmap_unset(MOUNT_PROG, MOUNT_VERS);
+    pmap_unset(NLM_PROG, NLM_VERS);
 }
 
 static int write_file(const char *path, const char *text)
@@ -510,6 +517,12 @@ int main(int argc, char **argv)
         return 1;
     }
     int nfs_port = rpc_server_port(rs, 0), mount_port = rpc_server_port(rs, 1);
+    ret = nlm_start(&srv, cfg.nlm_grace_ms, cfg.statd);
+    if (ret) {
+        log_error("cannot start the lock manager: %s", strerror(ret));
+        report(report_fd, 1);
+        return 1;
+    }
     ret = rpc_server_start(rs);
     if (ret) {
         log_error("cannot start threads: %s", strerror(ret));
@@ -577,6 +590,7 @@ int main(int argc, char **argv)
      * so nothing resumes a call after the transport is gone. */
     vfs_cancel(srv.vfs);
     rpc_server_destroy(rs);
+    nlm_stop(&srv);
     vfs_close(srv.vfs);
     nfsd_exports_set(&srv, NULL);
     nfsd_mounts_clear(&srv);

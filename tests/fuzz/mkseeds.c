@@ -48,16 +48,22 @@ static void opq(struct wr *w, const void *p, size_t len)
 }
 static void str(struct wr *w, const char *s) { opq(w, s, strlen(s)); }
 
-static void call_head(struct wr *w, uint32_t xid, uint32_t prog, uint32_t proc)
+static void call_head_v(struct wr *w, uint32_t xid, uint32_t prog, uint32_t vers,
+                        uint32_t proc)
 {
     w->n = 0;
     u32(w, xid); u32(w, 0 /* CALL */); u32(w, 2);
-    u32(w, prog); u32(w, 3); u32(w, proc);
+    u32(w, prog); u32(w, vers); u32(w, proc);
     /* AUTH_SYS: stamp, machine, uid 0, gid 0, gids {0} */
     struct wr c = { .n = 0 };
     u32(&c, 1); str(&c, "fuzz"); u32(&c, 0); u32(&c, 0); u32(&c, 1); u32(&c, 0);
     u32(w, 1 /* AUTH_SYS */); opq(w, c.b, c.n);
     u32(w, 0); u32(w, 0);     /* verifier AUTH_NONE */
+}
+
+static void call_head(struct wr *w, uint32_t xid, uint32_t prog, uint32_t proc)
+{
+    call_head_v(w, xid, prog, 3, proc);
 }
 
 static struct { uint8_t b[FH_MAX]; size_t n; } fh_root, fh_run, fh_file, fh_sub, fh_data,
@@ -154,6 +160,32 @@ static void rpc_seeds(void)
     call_head(&w, 34, M, 3); str(&w, "/fz"); seed_rpc("mnt-umnt", &w);
     call_head(&w, 35, M, 4); seed_rpc("mnt-umntall", &w);
     call_head(&w, 36, M, 5); seed_rpc("mnt-export", &w);
+    /* NLM v4: a cookie, then the arguments (nfsd/nlm4_prot.x). */
+    const uint32_t L = 100021;
+#define NLM_LOCK_ARG(w, caller, svid, off, len) do { str(w, caller); FH(w, fh_data); \
+        str(w, "owner"); u32(w, svid); u64(w, off); u64(w, len); } while (0)
+    call_head_v(&w, 50, L, 4, 0); seed_rpc("nlm-null", &w);
+    call_head_v(&w, 51, L, 4, 1); str(&w, "ck"); u32(&w, 1);
+    NLM_LOCK_ARG(&w, "alpha", 1, 0, 10); seed_rpc("nlm-test", &w);
+    call_head_v(&w, 52, L, 4, 2); str(&w, "ck"); u32(&w, 1); u32(&w, 1);
+    NLM_LOCK_ARG(&w, "alpha", 1, 0, 10); u32(&w, 0); u32(&w, 3); seed_rpc("nlm-lock", &w);
+    call_head_v(&w, 53, L, 4, 2); str(&w, "ck"); u32(&w, 1); u32(&w, 0);
+    NLM_LOCK_ARG(&w, "beta", 2, 5, 0); u32(&w, 0); u32(&w, 3); seed_rpc("nlm-lock-blocking", &w);
+    call_head_v(&w, 54, L, 4, 3); str(&w, "ck"); u32(&w, 1); u32(&w, 0);
+    NLM_LOCK_ARG(&w, "beta", 2, 5, 0); seed_rpc("nlm-cancel", &w);
+    call_head_v(&w, 55, L, 4, 4); str(&w, "ck"); NLM_LOCK_ARG(&w, "alpha", 1, 2, 3);
+    seed_rpc("nlm-unlock", &w);
+    call_head_v(&w, 56, L, 4, 7); str(&w, "ck"); u32(&w, 0); u32(&w, 1);
+    NLM_LOCK_ARG(&w, "gamma", 3, 100, 1); u32(&w, 0); u32(&w, 3); seed_rpc("nlm-lock-msg", &w);
+    call_head_v(&w, 57, L, 4, 15); str(&w, "ck"); u32(&w, 0); seed_rpc("nlm-granted-res", &w);
+    call_head_v(&w, 58, L, 4, 16); str(&w, "127.0.0.1"); u32(&w, 3); u64(&w, 0); u64(&w, 0);
+    seed_rpc("nlm-sm-notify", &w);
+    call_head_v(&w, 59, L, 4, 20); str(&w, "ck"); str(&w, "alpha"); FH(&w, fh_file);
+    str(&w, "share-oh"); u32(&w, 2); u32(&w, 1); u32(&w, 0); seed_rpc("nlm-share", &w);
+    call_head_v(&w, 60, L, 4, 21); str(&w, "ck"); str(&w, "alpha"); FH(&w, fh_file);
+    str(&w, "share-oh"); u32(&w, 0); u32(&w, 0); u32(&w, 0); seed_rpc("nlm-unshare", &w);
+    call_head_v(&w, 61, L, 4, 23); str(&w, "alpha"); u32(&w, 0); seed_rpc("nlm-free-all", &w);
+    call_head_v(&w, 62, L, 1, 2); seed_rpc("nlm-v1", &w);
     /* TCP, and the other peer (the /fz/sub ro client) */
     call_head(&w, 40, N, 6); FH(&w, fh_data); u64(&w, 0); u32(&w, 70000);
     put_file("rpc", "nfs-read-tcp", 1, w.b, w.n);

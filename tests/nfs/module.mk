@@ -20,3 +20,15 @@ $(B)/tests/nfs/test_nfsd_units: $(B)/tests/nfs/test_nfsd_units.o $(NFSD_LIB) $(U
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 
 TEST_PROGRAMS += $(B)/tests/nfs/test_nfsd_units
+
+# The NLM lock table, no network.
+$(B)/tests/nfs/test_nlm_lock: $(B)/tests/nfs/test_nlm_lock.o $(NFSD_LIB) $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+
+TEST_PROGRAMS += $(B)/tests/nfs/test_nlm_lock
+
+# NLM v4 with libnfs's raw client (plus nlm_wire.c: libtirpc for what libnfs lacks).
+$(B)/tests/nfs/test_nlm: $(B)/tests/nfs/test_nlm.o $(B)/tests/nfs/nlm_wire.o $(B)/tests/nfs/server.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NFS_LIBS) $(CHECK_LIBS) $(LDLIBS_ALL)
+
+TEST_PROGRAMS += $(B)/tests/nfs/test_nlm

@@ -82,6 +82,10 @@ int server_start(struct test_server *s, const char *cache, const char *conf,
                              "--mount-port", mount_port, "--port-file", port_path,
                              "--threads", "4" };
     int n = 15;
+    if (s->rpcbind) {                   /* drop "--no-rpcbind" */
+        memmove(&argv[6], &argv[7], (size_t)(n - 7) * sizeof argv[0]);
+        n--;
+    }
     for (int i = 0; extra && extra[i] && n < 31; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;

@@ -7,6 +7,7 @@
 struct test_server {
     pid_t pid;
     int nfs_port, mount_port;
+    int rpcbind;            /* register with rpcbind (default: --no-rpcbind) */
     char dir[256];          /* scratch: config, port file, log */
 };
 

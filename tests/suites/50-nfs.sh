@@ -25,6 +25,8 @@ check() {   # check 'what it shows' command...
 }
 
 check "config parsing and file handles (test_nfsd_units)" "$B/tests/nfs/test_nfsd_units"
+check "NLM lock table: ranges split, merge and upgrade; blocked requests, CANCEL, FREE_ALL, limits (test_nlm_lock)" \
+  "$B/tests/nfs/test_nlm_lock"
 check "tarnfsd --check-config: good and bad configs, FILE:LINE per problem, nothing created, no secret printed" \
   "$TARNFS_ROOT/tests/nfs/check-config.sh"
 
@@ -54,6 +56,45 @@ check "transport limits: unread replies, memory, connections, idle, EMFILE, UDP 
   "$B/tests/nfs/test_transport"
 check "parked requests: a stalled backend holds no worker; JUKEBOX, stall timeout, SIGTERM (test_park)" \
   "$B/tests/nfs/test_park"
+# A NAS source for the NLM eviction test (the run comes back after it).
+mkdir -p "$W/nas" && cp "$W/demo.tar" "$W/nas/"
+export NLM_TEST_NAS="$W/nas" TARNFS="$B/tarnfs"
+# NLM callbacks go to the caller's lock manager through rpcbind: a private
+# network namespace with its own rpcbind, where the test registers one.
+nlm_with_rpcbind() {
+  unshare --net --mount bash -c '
+    ip link set lo up
+    mount -t tmpfs tmpfs /run
+    rpcbind -w -f & RB=$!
+    for _ in $(seq 50); do [ -S /run/rpcbind.sock ] && break; sleep 0.1; done
+    CK_RUN_CASE=nlm "$1"; rc=$?
+    kill $RB; wait $RB
+    exit $rc
+  ' nlm "$B/tests/nfs/test_nlm"
+}
+# The real rpc.statd (nfs-common) with its own state directory, in its own
+# namespace: tarnfsd asks it to monitor lock holders, and its reboot notice
+# releases their locks.
+nlm_with_statd() {
+  command -v rpc.statd >/dev/null || { echo "rpc.statd missing (nfs-common)"; return 1; }
+  mkdir -p "$W/statd/sm" "$W/statd/sm.bak"
+  unshare --net --mount bash -c '
+    ip link set lo up
+    mount -t tmpfs tmpfs /run
+    rpcbind -w -f & RB=$!
+    for _ in $(seq 50); do [ -S /run/rpcbind.sock ] && break; sleep 0.1; done
+    rpc.statd -F -d -L -P "$2" 2>>"$2/statd.log" & SD=$!
+    for _ in $(seq 50); do rpcinfo -p 127.0.0.1 2>/dev/null | grep -q " 100024 " && break; sleep 0.1; done
+    NLM_TEST_STATD_DIR="$2" CK_RUN_CASE=statd "$1"; rc=$?
+    kill $SD; wait $SD
+    kill $RB; wait $RB
+    exit $rc
+  ' nlm "$B/tests/nfs/test_nlm" "$W/statd"
+}
+check "NLM v4 with libnfs from two caller names: conflicts, splits, GRANTED_MSG callback, CANCEL, FREE_ALL, LOCK_MSG, SHARE, eviction, grace period, bad input (test_nlm)" \
+  nlm_with_rpcbind
+check "NLM with the real rpc.statd: a lock holder is SM_MONed, its reboot notice releases its locks, SM_UNMON when it holds none" \
+  nlm_with_statd
 check "sd_notify: READY=1 once the ports are open, STOPPING=1 on SIGTERM (Type=notify)" \
   env CACHE="$W/cache" "$TARNFS_ROOT/tests/nfs/sd-notify.sh"
 
@@ -196,10 +237,13 @@ rpcbind_mount() {
   ' rb "$W" &&
   grep -q "100003    3   tcp" "$W/rpcinfo.txt" &&
   grep -q "100005    3   udp" "$W/rpcinfo.txt" &&
+  grep -q "100021    4   tcp" "$W/rpcinfo.txt" &&
+  grep -q "100021    4   udp" "$W/rpcinfo.txt" &&
   ! grep -q "100003" "$W/rpcinfo-after.txt" &&
+  ! grep -q "100021" "$W/rpcinfo-after.txt" &&
   cmp -s "$W/viarpcbind.txt" "$W/src/demo/perm/public"
 }
-check "tarnfsd registers with real rpcbind, a client mounts through it, SIGTERM unregisters" \
+check "tarnfsd registers NFS, MOUNT and NLM v4 with real rpcbind, a client mounts through it, SIGTERM unregisters" \
   rpcbind_mount
 
 rpcbind_tcp_only_without_udp() {
@@ -218,7 +262,8 @@ rpcbind_tcp_only_without_udp() {
   ' rb "$W" &&
   grep -q "100003    3   tcp" "$W/rpcinfo-noudp.txt" &&
   grep -q "100005    3   tcp" "$W/rpcinfo-noudp.txt" &&
-  ! grep -Eq "10000[35] +3 +udp" "$W/rpcinfo-noudp.txt"
+  grep -q "100021    4   tcp" "$W/rpcinfo-noudp.txt" &&
+  ! grep -Eq "(10000[35] +3|100021 +4) +udp" "$W/rpcinfo-noudp.txt"
 }
 check "with --no-udp only the TCP services are registered with rpcbind" \
   rpcbind_tcp_only_without_udp
