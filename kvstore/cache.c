@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -34,6 +35,13 @@
 #ifndef KC_META_TUNING
 #define KC_META_TUNING "#psiz=16384#pccap=64m#bnum=131072"
 #endif
+/* The same while a run is built (staged): inode records go in at random
+ * (hashed) keys, so once the tree outgrows the page cache every insert
+ * reloads a leaf.  Measured on a 1,020,951-member index (475 MB TreeDB):
+ * 64 MiB 77 s, 128 MiB 55 s, 256 MiB 22 s, 1 GiB 19 s.  A cap, not an
+ * allocation; released when the run is published. */
+#define KC_META_BUILD_TUNING "#psiz=16384#pccap=%llu#bnum=131072"
+#define KV_BUILD_CACHE_DEFAULT ((uint64_t)256 << 20)
 #ifndef KC_DATA_TUNING
 #define KC_DATA_TUNING "#bnum=524288#msiz=0"
 #endif
@@ -707,7 +715,16 @@ static int open_one(kv_run *r, KCDB **db, const char *ext, const char *tuning,
 /* Open both Kyoto Cabinet databases of r (dir and dbfile set). */
 static int run_open_db(kv_run *r, uint32_t mode)
 {
-    int err = open_one(r, &r->db, ".kct", KC_META_TUNING, mode);
+    char build[96];
+    const char *tuning = KC_META_TUNING;
+    if (mode & KCOCREATE) {             /* staging: a run being built */
+        uint64_t cap = r->cache->build_cache ? r->cache->build_cache
+                                             : KV_BUILD_CACHE_DEFAULT;
+        snprintf(build, sizeof build, KC_META_BUILD_TUNING,
+                 (unsigned long long)cap);
+        tuning = build;
+    }
+    int err = open_one(r, &r->db, ".kct", tuning, mode);
     if (!err) {
         err = open_one(r, &r->data, ".kch", KC_DATA_TUNING, mode);
         if (err) {
@@ -959,6 +976,9 @@ int kv_run_publish(kv_run *r, const char *source_version)
         kcdbdel(r->data);
         kcdbdel(r->db);
         r->data = r->db = NULL;
+        /* The build's page cache (up to build_cache) was freed: give it
+         * back to the system, not just to malloc. */
+        malloc_trim(0);
         err = write_info(c->dirfd, r->dir, r->inodes, &now, src);
     }
     if (!err)
@@ -1295,4 +1315,9 @@ void kv_rbegin(kv_run *r)
 void kv_rend(kv_run *r)
 {
     pthread_rwlock_unlock(&r->lock);
+}
+
+void kv_cache_set_build_cache(kv_cache *c, uint64_t bytes)
+{
+    c->build_cache = bytes;
 }

@@ -422,6 +422,13 @@ struct kv_ingest_result {
     char error[512];             /* on failure: what went wrong, naming the member */
 };
 
+/* The page cache a run's metadata may use while it is built (staged: an
+ * ingest, an index load), in bytes; 0: the default, 256 MiB.  A cap, used
+ * only as a run grows (about 250 bytes per member), released when the run
+ * is published; below the working set a build slows several times over
+ * (its inode records land at random keys).  No errors. */
+void kv_cache_set_build_cache(kv_cache *c, uint64_t bytes);
+
 /* Stream a tar archive (ustar, pax, GNU; plain, gzip, bzip2, xz or zstd)
  * from read_fn into a new run called name, published atomically with
  * source_version when complete.  If every member lies under one top

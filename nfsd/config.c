@@ -508,6 +508,10 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
         if (parse_u32(v, &u) || u < 1 || u > 1024) goto bad;
         cfg->threads = u;
     } else if (!strcmp(k, "cache_limit")) { if (parse_size(v, &cfg->cache_limit_bytes)) goto bad; }
+    else if (!strcmp(k, "build_cache")) {
+        if (parse_size(v, &cfg->build_cache_bytes) || cfg->build_cache_bytes < (1u << 20))
+            goto bad;
+    }
     else if (!strcmp(k, "high_watermark") || !strcmp(k, "low_watermark")) {
         if (parse_u32(v, &u) || u < 1 || u > 100) goto bad;
         if (k[0] == 'h') cfg->high_watermark_pct = u; else cfg->low_watermark_pct = u;

@@ -50,6 +50,7 @@ struct nfsd_config {
     bool rpcbind;
     unsigned threads;
     uint64_t cache_limit_bytes;
+    uint64_t build_cache_bytes;         /* 0 = kvstore default (256 MiB) */
     unsigned high_watermark_pct, low_watermark_pct, list_ttl_ms;
     unsigned writeback_delay_ms;        /* 0 = vfs default (30 s) */
     bool run_delete_rename;             /* RMDIR/RENAME of runs act on objects */

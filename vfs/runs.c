@@ -731,13 +731,17 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
             r->pins++;                  /* the job's */
             if (park)
                 err = vfs_park_locked(v, &r->waiters);
+            /* The job's load is the one after gen: read before the lock is
+             * let go, since a load that fails at once may end before it is
+             * taken again (read after, its failure went unseen and the
+             * load was started again, in a loop). */
+            unsigned gen = r->load_gen;
             pthread_mutex_unlock(&v->lock);
             vfs_handle_close(old);
             pthread_mutex_lock(&v->lock);
             if (park)
                 break;
             /* Blocked: wait on r->cv above, as for another's load. */
-            unsigned gen = r->load_gen;
             while (r->loading && r->load_gen == gen)
                 pthread_cond_wait(&r->cv, &v->lock);
             if (r->load_gen != gen) {

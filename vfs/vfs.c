@@ -186,6 +186,7 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
 
     if (cfg->cache_limit_bytes)
         kv_cache_set_limit(v->cache, cfg->cache_limit_bytes);
+    kv_cache_set_build_cache(v->cache, cfg->build_cache_bytes);
     err = vfs_runs_scan_cache(v);
     v->scanned_ms = vfs_mono_ms();
     if (err)

@@ -80,6 +80,9 @@ struct vfs_config {
     unsigned high_watermark_pct, low_watermark_pct;  /* 0 = defaults 90/75 */
     const struct fetch_config *fetch;  /* backend settings (NULL: defaults,
                                      with s3_endpoint above) */
+    uint64_t build_cache_bytes;   /* metadata page cache of a run being
+                                     built (kv_cache_set_build_cache; 0:
+                                     its default) */
     unsigned evict_grace_ms;      /* runs referenced this recently are never
                                      evicted (0 = default 5000) */
     /* S3 settings from the config file; NULL/false: the AWS conventions

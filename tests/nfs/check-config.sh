@@ -31,6 +31,7 @@ cat > "$T/good.conf" <<CONF
 cache = $T/cache
 source = $T/nas
 cache_limit = 10G
+build_cache = 512M
 high_watermark = 90
 low_watermark = 75
 max_connections = 2048
@@ -66,6 +67,11 @@ expect 1 "^tarnfsd: $T/range.conf:2: bad value '0' for max_connections" \
 grep -q "range.conf:3: bad value '5000' for threads" "$T/out" &&
   ok "... and the second problem (threads, line 3) on a line of its own" ||
   bad "... and the second problem (threads, line 3) on a line of its own"
+
+printf 'cache = %s\nbuild_cache = 4k\n' "$T/cache" > "$T/build.conf"
+run "$T/build.conf"
+expect 1 "^tarnfsd: $T/build.conf:2: bad value '4k' for build_cache" \
+  "build_cache below 1M: exit 1, FILE:2"
 
 printf 'cache = %s\nhigh_watermark = 60\nlow_watermark = 80\n' "$T/cache" > "$T/wm.conf"
 run "$T/wm.conf"
