@@ -558,6 +558,7 @@ static int pf_flush(vfs *v, struct pf_store *st, struct vfs_run *run,
             log_error("vfs: run %s: storing %zu prefetched chunk(s) failed: "
                       "%s", run->name, st->nc, strerror(err));
     }
+    size_t at = 0;
     for (size_t i = 0; i < st->nc; i++) {
         struct kv_fill_chunk *c = &st->cs[i];
         int cerr = c->err;
@@ -574,17 +575,18 @@ static int pf_flush(vfs *v, struct pf_store *st, struct vfs_run *run,
             cerr = cerr == ENOSPC ? ENOSPC : EIO;
         if (!err)
             err = cerr;
-        /* The claim holding this chunk: the fills are in stream order. */
-        for (size_t j = 0; j < st->nf; j++) {
-            struct vfs_fill *f = st->fills[j].f;
-            if (f->ino == c->ino && c->chunk >= f->first &&
-                c->chunk - f->first < f->count) {
-                if (cerr && !st->fills[j].err)
-                    st->fills[j].err = cerr;
-                else if (!cerr)
-                    st->fills[j].stored += c->len;
-                break;
-            }
+        /* The claim holding this chunk: claims and chunks are both in
+         * stream order, so one forward walk finds them all. */
+        while (at < st->nf &&
+               !(st->fills[at].f->ino == c->ino &&
+                 c->chunk >= st->fills[at].f->first &&
+                 c->chunk - st->fills[at].f->first < st->fills[at].f->count))
+            at++;
+        if (at < st->nf) {
+            if (cerr && !st->fills[at].err)
+                st->fills[at].err = cerr;
+            else if (!cerr)
+                st->fills[at].stored += c->len;
         }
         if (!cerr)
             st->stored += c->len;
@@ -624,13 +626,14 @@ static int pf_flush(vfs *v, struct pf_store *st, struct vfs_run *run,
 }
 
 /* Read chunks [first, first+n) of ino (claimed by the caller as f) through
- * the stream into the store batch, storing the batch whenever it is full.
- * Errors: EIO (fetch or checksum, logged), ENOSPC, ECANCELED. */
+ * the stream into the store batch, storing the batch whenever it is full;
+ * *at_end: the file's last chunk was among them.  Errors: EIO (fetch or checksum, logged), ENOSPC, ECANCELED. */
 static int pf_fill(vfs *v, struct pf_stream *ps, struct pf_store *st,
                    struct vfs_run *run, kv_run *kr, const char *key,
-                   struct vfs_fill *f)
+                   struct vfs_fill *f, bool *at_end)
 {
     st->fills[st->nf++] = (struct pf_claim){ .f = f };
+    *at_end = false;
     int err = 0;
     for (uint32_t c = f->first; !err && c < f->first + f->count; c++) {
         uint64_t off;
@@ -664,6 +667,7 @@ static int pf_fill(vfs *v, struct pf_stream *ps, struct pf_store *st,
         st->cs[st->nc++] = (struct kv_fill_chunk){
             .ino = f->ino, .chunk = c, .buf = buf, .len = len };
         st->used += len;
+        *at_end = len < KV_CHUNK;   /* a short chunk is the file's last */
     }
     /* All its chunks are in the batch (or it failed): it completes with
      * the batch.  A claim that was stored already is not in fills. */
@@ -728,7 +732,10 @@ static int pf_file(vfs *v, struct pf_stream *ps, struct pf_store *st,
         v->fills = f;
         pthread_mutex_unlock(&v->lock);
 
-        err = pf_fill(v, ps, st, run, kr, pj->key, f);
+        bool at_end;
+        err = pf_fill(v, ps, st, run, kr, pj->key, f, &at_end);
+        if (at_end)
+            break;              /* nothing of the file after its last chunk */
         c = first + n;
     }
     return err;
