@@ -366,6 +366,26 @@ int kv_chunk_source(kv_run *r, kv_ino ino, uint32_t chunk, uint64_t *tar_off,
 int kv_fill(kv_run *r, kv_ino ino, uint32_t chunk, const void *buf,
             size_t len);
 
+/* One chunk for kv_fill_batch: what kv_fill takes, and its result. */
+struct kv_fill_chunk {
+    kv_ino ino;
+    uint32_t chunk;
+    const void *buf;
+    size_t len;
+    int err;                    /* out: what kv_fill would return */
+};
+
+/* kv_fill of n chunks (of any files of r) in one data transaction and one
+ * meta transaction: the data blocks of all commit first, then all their
+ * presence marks, so a crash leaves each chunk absent, never present
+ * without its data.  Each chunk is checked first (its err: EBADMSG,
+ * EINVAL, ERANGE, ENOENT, and nothing of it stored) and the others are
+ * stored; a chunk already present is left alone (err 0).  Returns 0 when
+ * the batch committed (see each err), else the commit's error (ENOSPC,
+ * EIO, EROFS, ESTALE), which every chunk to be stored gets too: then none
+ * of them is present. */
+int kv_fill_batch(kv_run *r, struct kv_fill_chunk *cs, size_t n);
+
 /* Forget the absent data of ino (before its last link is removed: a file
  * made later with the same inode number must not inherit it).  No-op if
  * ino has none.  Errors: EIO, EROFS, ESTALE. */

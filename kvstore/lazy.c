@@ -364,92 +364,158 @@ int kv_absent_drop(kv_run *r, kv_ino ino)
     return kv_wend(r, err);
 }
 
-int kv_fill(kv_run *r, kv_ino ino, uint32_t chunk, const void *buf,
-            size_t len)
+/* Check one chunk of a batch against its index entry (read lock taken and
+ * released inside): its err says what kv_fill would return without
+ * storing, -1 if it is to be stored. */
+static void fill_check(kv_run *r, struct kv_fill_chunk *c)
 {
-    /* Check before taking the lock: a mismatch stores nothing. */
     uint64_t tar_off;
     uint32_t want_len, want_crc;
-    int err = kv_chunk_source(r, ino, chunk, &tar_off, &want_len, &want_crc);
+    int err = kv_chunk_source(r, c->ino, c->chunk, &tar_off, &want_len,
+                              &want_crc);
     if (err == ENOENT) {
         /* No absent data: already complete (another filler won), or no
          * such file. */
         struct kv_attr at;
-        err = kv_getattr(r, ino, &at);
-        return err ? err : S_ISREG(at.mode) ? 0 : EINVAL;
+        err = kv_getattr(r, c->ino, &at);
+        c->err = err ? err : S_ISREG(at.mode) ? 0 : EINVAL;
+        return;
     }
+    if (!err && c->len != want_len)
+        err = EINVAL;
+    if (!err && (uint32_t)crc32(0L, c->buf, (uInt)c->len) != want_crc)
+        err = EBADMSG;
+    c->err = err ? err : -1;
+}
+
+/* Is chunk c still to be stored (write lock held)?  Not if its file
+ * completed or the chunk became present meanwhile. */
+static int fill_wanted(kv_run *r, const struct kv_fill_chunk *c, bool *want)
+{
+    struct absent_rec a;
+    int err = load_a(r, c->ino, &a);
+    *want = false;
+    if (err == ENOENT)
+        return 0;
     if (err)
         return err;
-    if (len != want_len)
-        return EINVAL;
-    if ((uint32_t)crc32(0L, buf, (uInt)len) != want_crc)
-        return EBADMSG;
+    *want = c->chunk < a.chunks && !chunk_present(r, c->ino, c->chunk);
+    return 0;
+}
 
-    if ((err = kv_wbegin(r)) != 0)
+int kv_fill_batch(kv_run *r, struct kv_fill_chunk *cs, size_t n)
+{
+    /* Check before taking the lock: a mismatch stores nothing. */
+    size_t todo = 0;
+    for (size_t i = 0; i < n; i++) {
+        fill_check(r, &cs[i]);
+        if (cs[i].err < 0)
+            todo++;
+    }
+    if (todo == 0)
+        return 0;
+    int err = kv_wbegin(r);
+    if (err) {
+        for (size_t i = 0; i < n; i++)
+            if (cs[i].err < 0)
+                cs[i].err = err;
         return err;
-    struct absent_rec a;
-    err = load_a(r, ino, &a);
-    if (err == ENOENT) {
-        kv_wend(r, 0);
-        return 0;               /* completed meanwhile */
     }
-    if (!err && chunk_present(r, ino, chunk)) {
-        kv_wend(r, 0);
-        return 0;               /* a concurrent fill stored it */
-    }
-    struct kv_inode in = { 0 };
-    bool have_in = false;
-    if (!err && (err = kv_inode_load(r, ino, &in)) == 0)
-        have_in = true;
-    /* Data first, committed on its own: until the presence mark below
-     * commits, the chunk reads as absent whatever blocks exist. */
-    if (!err)
-        err = kv_data_begin(r);
-    if (!err) {
-        uint64_t pos = (uint64_t)chunk * KV_CHUNK;
+    /* Data first, all of it in one transaction committed on its own:
+     * until the presence marks below commit, every chunk of the batch
+     * reads as absent whatever blocks exist. */
+    bool data_open = false;
+    for (size_t i = 0; !err && i < n; i++) {
+        if (cs[i].err >= 0)
+            continue;
+        bool want;
+        if ((err = fill_wanted(r, &cs[i], &want)) != 0)
+            break;
+        if (!want) {
+            cs[i].err = 0;      /* completed meanwhile, or stored already */
+            continue;
+        }
+        if (!data_open) {
+            if ((err = kv_data_begin(r)) != 0)
+                break;
+            data_open = true;
+        }
+        uint64_t pos = (uint64_t)cs[i].chunk * KV_CHUNK;
         size_t done = 0;
         unsigned char k[16];
-        while (!err && done < len) {
-            size_t n = len - done < BS ? len - done : BS;
+        while (!err && done < cs[i].len) {
+            size_t m = cs[i].len - done < BS ? cs[i].len - done : BS;
             if (!kcdbset(r->data, (char *)k,
-                         kv_key_block(k, ino, (pos + done) / BS),
-                         (const char *)buf + done, n))
+                         kv_key_block(k, cs[i].ino, (pos + done) / BS),
+                         (const char *)cs[i].buf + done, m))
                 err = kv_kcerr(r->data);
-            done += n;
+            done += m;
         }
-        err = kv_data_end(r, err);
     }
+    if (data_open)
+        err = kv_data_end(r, err);
+    /* Then the presence marks, counts and fill order of every chunk, in
+     * the run's one meta transaction. */
     struct lazy_totals t;
     if (!err)
         err = load_totals(r, &t);
-    if (!err) {
-        in.used += len;
-        r->data_bytes += len;
-        err = kv_inode_store(r, ino, &in);
-    }
-    if (!err) {
+    for (size_t i = 0; !err && i < n; i++) {
+        if (cs[i].err >= 0)
+            continue;
+        struct kv_fill_chunk *c = &cs[i];
+        struct absent_rec a;
+        /* A chunk twice in the batch: the second is already marked. */
+        if ((err = load_a(r, c->ino, &a)) != 0)
+            break;
+        if (chunk_present(r, c->ino, c->chunk)) {
+            c->err = 0;
+            continue;
+        }
+        struct kv_inode in;
+        if ((err = kv_inode_load(r, c->ino, &in)) != 0)
+            break;
+        in.used += c->len;
+        r->data_bytes += c->len;
+        err = kv_inode_store(r, c->ino, &in);
+        kv_inode_free(&in);
         /* Present, and the newest in fill order.  A file whose chunks are
          * all present keeps its keys: its data may be dropped again. */
         unsigned char k[17], q[9], qv[12];
         a.present++;
-        err = store_a(r, ino, &a);
+        if (!err)
+            err = store_a(r, c->ino, &a);
         if (!err && !kcdbset(r->db, (char *)k,
-                             kv_key_ino2(k, 'P', ino, chunk), "", 0))
+                             kv_key_ino2(k, 'P', c->ino, c->chunk), "", 0))
             err = kv_kcerr(r->db);
-        kv_put64(qv, ino);
-        kv_put32(qv + 8, chunk);
+        kv_put64(qv, c->ino);
+        kv_put32(qv + 8, c->chunk);
         if (!err && !kcdbset(r->db, (char *)q, kv_key_ino(q, 'Q', t.seq),
                              (char *)qv, sizeof qv))
             err = kv_kcerr(r->db);
+        if (!err) {
+            t.present += c->len;
+            t.seq++;
+            c->err = -2;        /* stored once this commits */
+        }
     }
-    if (!err) {
-        t.present += len;
-        t.seq++;
+    if (!err)
         err = store_totals(r, &t);
-    }
-    if (have_in)
-        kv_inode_free(&in);
-    return kv_wend(r, err);
+    err = kv_wend(r, err);
+    /* Committed: all stored.  Failed: nothing of the batch is present,
+     * and the chunks it was to store fail with the transaction's error. */
+    for (size_t i = 0; i < n; i++)
+        if (cs[i].err < 0)
+            cs[i].err = err;
+    return err;
+}
+
+int kv_fill(kv_run *r, kv_ino ino, uint32_t chunk, const void *buf,
+            size_t len)
+{
+    struct kv_fill_chunk c = { .ino = ino, .chunk = chunk, .buf = buf,
+                               .len = len };
+    int err = kv_fill_batch(r, &c, 1);
+    return err ? err : c.err;
 }
 
 /* Drop the oldest stored chunks (lock and transaction held), at most

@@ -515,55 +515,179 @@ static int pf_read(vfs *v, struct pf_stream *ps, const char *key,
     return 0;
 }
 
-/* Fetch and store chunks [first, first+n) of ino (claimed by the caller)
- * through the stream; *stored gets the bytes stored.  Errors: EIO (fetch
- * or checksum, logged), ENOSPC, ECANCELED. */
-static int pf_fill(vfs *v, struct pf_stream *ps, kv_run *kr,
-                   const char *run, const char *key, kv_ino ino,
-                   uint32_t first, uint32_t n, char *buf, uint64_t *stored)
+/* Chunks the stream has read wait here and are stored together, one
+ * kv_fill_batch (two commits) for up to this many bytes or chunks, instead
+ * of two commits per chunk: a run of 8 KiB files cost a commit pair per
+ * file.  Their claims (fills) are held until then, so a reader of one of
+ * them waits for at most one batch. */
+#ifndef VFS_STORE_BATCH_BYTES
+#define VFS_STORE_BATCH_BYTES ((size_t)4 << 20)
+#endif
+#ifndef VFS_STORE_BATCH_CHUNKS
+#define VFS_STORE_BATCH_CHUNKS 512u
+#endif
+
+/* A claim with chunks in the store batch; closed: all its chunks are in. */
+struct pf_claim {
+    struct vfs_fill *f;
+    bool closed;
+    uint64_t stored;
+    int err;
+};
+
+struct pf_store {
+    char *buf;                  /* VFS_STORE_BATCH_BYTES */
+    size_t used;
+    struct kv_fill_chunk cs[VFS_STORE_BATCH_CHUNKS];
+    size_t nc;
+    struct pf_claim fills[VFS_STORE_BATCH_CHUNKS];  /* the last may be open */
+    size_t nf;
+    uint64_t stored;            /* bytes stored by all batches */
+};
+
+/* Store the batch (kv_fill_batch) and complete its closed claims, waking
+ * their readers; an open claim stays (its chunks stored so far are).
+ * Errors: EIO (checksum mismatch, logged, or a store failure), ENOSPC. */
+static int pf_flush(vfs *v, struct pf_store *st, struct vfs_run *run,
+                    kv_run *kr, const char *key)
 {
-    for (uint32_t c = first; c < first + n; c++) {
-        uint64_t off;
-        uint32_t len, crc;
-        int err = kv_chunk_source(kr, ino, c, &off, &len, &crc);
-        if (err == ENOENT)
-            return 0;           /* the file is whole meanwhile */
+    int err = 0;
+    if (st->nc) {
+        err = kv_fill_batch(kr, st->cs, st->nc);
         if (err)
-            return EIO;
-        err = pf_read(v, ps, key, off, buf, len);
-        if (err == ECANCELED)
-            return err;
-        if (err) {
-            log_error("vfs: prefetch of run %s from %s failed at offset "
-                      "%llu: %s", run, key, (unsigned long long)off,
-                      strerror(err));
-            pf_close(v, ps);
-            return EIO;
-        }
-        err = kv_fill(kr, ino, c, buf, len);
-        if (err == EBADMSG) {
+            log_error("vfs: run %s: storing %zu prefetched chunk(s) failed: "
+                      "%s", run->name, st->nc, strerror(err));
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < st->nc; i++) {
+        struct kv_fill_chunk *c = &st->cs[i];
+        int cerr = c->err;
+        if (cerr == EBADMSG) {
             char member[512];
-            if (kv_absent_member(kr, ino, member, sizeof member) != 0)
+            if (kv_absent_member(kr, c->ino, member, sizeof member) != 0)
                 snprintf(member, sizeof member, "inode %llu",
-                         (unsigned long long)ino);
+                         (unsigned long long)c->ino);
             log_error("vfs: run %s member '%s' chunk %u: checksum mismatch "
                       "(the tarball %s does not hold what its index says): "
-                      "not served", run, member, c, key);
-            return EIO;
+                      "not served", run->name, member, c->chunk, key);
         }
-        if (err)
-            return err == ENOSPC ? ENOSPC : EIO;
-        *stored += len;
+        if (cerr)
+            cerr = cerr == ENOSPC ? ENOSPC : EIO;
+        if (!err)
+            err = cerr;
+        /* The claim holding this chunk: claims and chunks are both in
+         * stream order, so one forward walk finds them all. */
+        while (at < st->nf &&
+               !(st->fills[at].f->ino == c->ino &&
+                 c->chunk >= st->fills[at].f->first &&
+                 c->chunk - st->fills[at].f->first < st->fills[at].f->count))
+            at++;
+        if (at < st->nf) {
+            if (cerr && !st->fills[at].err)
+                st->fills[at].err = cerr;
+            else if (!cerr)
+                st->fills[at].stored += c->len;
+        }
+        if (!cerr)
+            st->stored += c->len;
     }
-    return 0;
+    st->nc = 0;
+    st->used = 0;
+    uint64_t stored = 0;
+    for (size_t j = 0; j < st->nf; j++)
+        stored += st->fills[j].stored;
+    /* The run's size on disk, when known, is set by the last claim
+     * completed; the ones before it add what they stored. */
+    uint64_t disk = disk_bytes_after(v, run->name, stored);
+    size_t last = st->nf;
+    for (size_t j = 0; j < st->nf; j++)
+        if (st->fills[j].closed)
+            last = j;
+    size_t keep = 0;
+    for (size_t j = 0; j < st->nf; j++) {
+        if (!st->fills[j].closed) {
+            st->fills[keep++] = st->fills[j];
+            continue;
+        }
+        pthread_mutex_lock(&v->lock);
+        struct vfs_waiter *w = fill_done_locked(v, st->fills[j].f,
+                                                st->fills[j].err,
+                                                st->fills[j].stored,
+                                                j == last ? disk : 0);
+        pthread_mutex_unlock(&v->lock);
+        vfs_park_wake(w, st->fills[j].err);
+    }
+    st->nf = keep;
+    for (size_t j = 0; j < keep; j++)
+        st->fills[j].stored = 0;
+    if (stored)
+        vfs_house_kick(v);
+    return err;
+}
+
+/* Read chunks [first, first+n) of ino (claimed by the caller as f) through
+ * the stream into the store batch, storing the batch whenever it is full;
+ * *at_end: the file's last chunk was among them.  Errors: EIO (fetch or checksum, logged), ENOSPC, ECANCELED. */
+static int pf_fill(vfs *v, struct pf_stream *ps, struct pf_store *st,
+                   struct vfs_run *run, kv_run *kr, const char *key,
+                   struct vfs_fill *f, bool *at_end)
+{
+    st->fills[st->nf++] = (struct pf_claim){ .f = f };
+    *at_end = false;
+    int err = 0;
+    for (uint32_t c = f->first; !err && c < f->first + f->count; c++) {
+        uint64_t off;
+        uint32_t len, crc;
+        err = kv_chunk_source(kr, f->ino, c, &off, &len, &crc);
+        if (err == ENOENT) {
+            err = 0;            /* the file is whole meanwhile */
+            break;
+        }
+        if (err) {
+            err = EIO;
+            break;
+        }
+        if (st->used + len > VFS_STORE_BATCH_BYTES ||
+            st->nc == VFS_STORE_BATCH_CHUNKS) {
+            if ((err = pf_flush(v, st, run, kr, key)) != 0)
+                break;
+        }
+        char *buf = st->buf + st->used;
+        err = pf_read(v, ps, key, off, buf, len);
+        if (err == ECANCELED)
+            break;
+        if (err) {
+            log_error("vfs: prefetch of run %s from %s failed at offset "
+                      "%llu: %s", run->name, key, (unsigned long long)off,
+                      strerror(err));
+            pf_close(v, ps);
+            err = EIO;
+            break;
+        }
+        st->cs[st->nc++] = (struct kv_fill_chunk){
+            .ino = f->ino, .chunk = c, .buf = buf, .len = len };
+        st->used += len;
+        *at_end = len < KV_CHUNK;   /* a short chunk is the file's last */
+    }
+    /* All its chunks are in the batch (or it failed): it completes with
+     * the batch.  A claim that was stored already is not in fills. */
+    for (size_t j = 0; j < st->nf; j++)
+        if (st->fills[j].f == f) {
+            st->fills[j].closed = true;
+            if (err && !st->fills[j].err)
+                st->fills[j].err = err;
+        }
+    if (!err && st->nf == VFS_STORE_BATCH_CHUNKS)
+        err = pf_flush(v, st, run, kr, key);
+    return err;
 }
 
 /* Fetch the absent chunks of ino that nobody is fetching, through the
  * stream, claiming them as fills (single flight with the readers: a
- * reader of a claimed chunk parks on the fill).  *stored_all grows by the
- * bytes stored.  Errors: those of pf_fill, ENOMEM, EIO. */
-static int pf_file(vfs *v, struct pf_stream *ps, struct prefetch_job *pj,
-                   kv_run *kr, kv_ino ino, char *buf, uint64_t *stored_all)
+ * reader of a claimed chunk parks on the fill, and is answered when the
+ * batch holding it is stored).  Errors: those of pf_fill, ENOMEM, EIO. */
+static int pf_file(vfs *v, struct pf_stream *ps, struct pf_store *st,
+                   struct prefetch_job *pj, kv_run *kr, kv_ino ino)
 {
     struct vfs_run *run = pj->run;
     int err = 0;
@@ -608,17 +732,10 @@ static int pf_file(vfs *v, struct pf_stream *ps, struct prefetch_job *pj,
         v->fills = f;
         pthread_mutex_unlock(&v->lock);
 
-        uint64_t stored = 0;
-        err = pf_fill(v, ps, kr, run->name, pj->key, ino, first, n, buf,
-                      &stored);
-        uint64_t disk = disk_bytes_after(v, run->name, stored);
-        pthread_mutex_lock(&v->lock);
-        struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
-        pthread_mutex_unlock(&v->lock);
-        vfs_park_wake(w, err);
-        if (stored)
-            vfs_house_kick(v);
-        *stored_all += stored;
+        bool at_end;
+        err = pf_fill(v, ps, st, run, kr, pj->key, f, &at_end);
+        if (at_end)
+            break;              /* nothing of the file after its last chunk */
         c = first + n;
     }
     return err;
@@ -638,9 +755,11 @@ static void prefetch_job_run(vfs *v, void *arg)
     int64_t t0 = vfs_mono_ms();
     struct pf_stream ps;
     memset(&ps, 0, sizeof ps);
-    uint64_t present = 0, total = 0, stored_all = 0;
-    char *buf = malloc(KV_CHUNK);
-    int err = buf ? kv_run_presence(kr, &present, &total) : ENOMEM;
+    uint64_t present = 0, total = 0;
+    struct pf_store *st = calloc(1, sizeof *st);
+    if (st)
+        st->buf = malloc(VFS_STORE_BATCH_BYTES);
+    int err = st && st->buf ? kv_run_presence(kr, &present, &total) : ENOMEM;
     if (!err && v->cfg.cache_limit_bytes && total > v->cfg.cache_limit_bytes / 2) {
         log_info("vfs: run %s (%llu bytes) is over half the cache limit: "
                  "not prefetched, its files are fetched as they are read",
@@ -680,7 +799,7 @@ static void prefetch_job_run(vfs *v, void *arg)
             break;
         qsort(batch, nb, sizeof *batch, pf_cmp);
         for (size_t i = 0; i < nb && !err; i++)
-            err = pf_file(v, &ps, pj, kr, batch[i].ino, buf, &stored_all);
+            err = pf_file(v, &ps, st, pj, kr, batch[i].ino);
         if (last)
             break;
     }
@@ -688,7 +807,17 @@ static void prefetch_job_run(vfs *v, void *arg)
     if (err == ENOENT)
         err = 0;                /* no absent file left */
     pf_close(v, &ps);
-    free(buf);
+    /* What was read is stored (a failed stream too: its chunks are
+     * verified); every claim completes, so no reader stays parked. */
+    uint64_t stored_all = 0;
+    if (st) {
+        int ferr = pf_flush(v, st, run, kr, pj->key);
+        if (!err)
+            err = ferr;
+        stored_all = st->stored;
+        free(st->buf);
+        free(st);
+    }
     pthread_mutex_lock(&v->lock);
     v->stats.range_fetches += ps.gets;
     v->stats.range_bytes += ps.got;

@@ -1,4 +1,4 @@
-/* test_lazy.c: Check tests of index-first runs in kvstore: kv_ingest_index places members exactly as kv_ingest does, absent data reads as ENODATA (never zeros), kv_fill stores verified chunks, hostile indexes are refused. */
+/* test_lazy.c: Check tests of index-first runs in kvstore: kv_ingest_index places members exactly as kv_ingest does, absent data reads as ENODATA (never zeros), kv_fill and kv_fill_batch store verified chunks (a batch killed or failing at a commit leaves none present), hostile indexes are refused. */
 #include "kvstore/kvfs.h"
 #include "kvstore/tarindex.h"
 
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- a tarball and its index, built together ---------------------------- */
@@ -496,6 +497,201 @@ START_TEST(a_fill_whose_commit_fails_leaves_the_chunk_absent_and_can_be_redone)
 }
 END_TEST
 
+/* The chunks of big.cbcl and RunInfo.xml, straight from the tarball. */
+static size_t batch_of(kv_run *r, const struct built *b,
+                       struct kv_fill_chunk *cs)
+{
+    kv_ino big_ino = find(r, "Data/L001/big.cbcl");
+    kv_ino info = find(r, "RunInfo.xml");
+    ck_assert_uint_ne(big_ino, 0);
+    ck_assert_uint_ne(info, 0);
+    size_t n = 0;
+    for (uint32_t c = 0; c < 4; c++) {
+        kv_ino ino = c < 3 ? big_ino : info;
+        uint32_t chunk = c < 3 ? c : 0;
+        uint64_t off;
+        uint32_t len, crc;
+        ck_assert_int_eq(kv_chunk_source(r, ino, chunk, &off, &len, &crc), 0);
+        cs[n++] = (struct kv_fill_chunk){ .ino = ino, .chunk = chunk,
+                                          .buf = b->tar.p + off, .len = len };
+    }
+    return n;
+}
+
+/* Every chunk of the batch absent: reads ENODATA, nothing counted. */
+static void assert_batch_absent(kv_run *r, const struct kv_fill_chunk *cs,
+                                size_t n)
+{
+    char buf[16];
+    size_t got;
+    bool eof;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(kv_read(r, cs[i].ino, (uint64_t)cs[i].chunk * KV_CHUNK,
+                                 buf, 1, &got, &eof), ENODATA);
+        struct kv_attr a;
+        ck_assert_int_eq(kv_getattr(r, cs[i].ino, &a), 0);
+        ck_assert_uint_eq(a.used, 0);
+    }
+    uint64_t present, total;
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, 0);
+}
+
+/* Every chunk of the batch present: reads the bytes. */
+static void assert_batch_present(kv_run *r, const struct kv_fill_chunk *cs,
+                                 size_t n)
+{
+    char *buf = malloc(KV_CHUNK);
+    for (size_t i = 0; i < n; i++) {
+        size_t got;
+        bool eof;
+        ck_assert_int_eq(kv_read(r, cs[i].ino, (uint64_t)cs[i].chunk * KV_CHUNK,
+                                 buf, cs[i].len, &got, &eof), 0);
+        ck_assert_uint_eq(got, cs[i].len);
+        ck_assert_int_eq(memcmp(buf, cs[i].buf, cs[i].len), 0);
+    }
+    free(buf);
+}
+
+START_TEST(a_batch_of_fills_stores_every_verified_chunk_and_refuses_only_bad_ones)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    struct kv_fill_chunk cs[8];
+    size_t nc = batch_of(r, &b, cs);
+    /* Chunk 1 twice (stored once), and a copy of chunk 0 with one byte
+     * wrong, which alone is refused. */
+    cs[nc++] = cs[1];
+    unsigned char *bad = malloc(cs[0].len);
+    memcpy(bad, cs[0].buf, cs[0].len);
+    bad[100] ^= 1;
+    struct kv_fill_chunk wrong = cs[0];
+    wrong.buf = bad;
+    kv_ino info = cs[3].ino;
+    struct kv_fill_chunk all[8] = { wrong, cs[1], cs[2], cs[3], cs[4] };
+    ck_assert_int_eq(kv_fill_batch(r, all, 5), 0);
+    ck_assert_int_eq(all[0].err, EBADMSG);
+    for (int i = 1; i < 5; i++)
+        ck_assert_int_eq(all[i].err, 0);
+    assert_batch_present(r, cs + 1, 3);
+    char c;
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(r, cs[0].ino, 0, &c, 1, &got, &eof), ENODATA);
+    uint64_t present, total;
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, BIG - KV_CHUNK + 5);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(r, info, &a), 0);
+    ck_assert_uint_eq(a.used, 5);
+    /* The right bytes now, with the present ones again: all there. */
+    ck_assert_int_eq(kv_fill_batch(r, cs, 4), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(cs[i].err, 0);
+    assert_batch_present(r, cs, 4);
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, BIG + 5);
+    ck_assert_uint_eq(total, BIG + 5);
+    kv_run_close(r);
+    free(bad);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
+START_TEST(a_batch_whose_commit_fails_leaves_every_chunk_of_it_absent)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    struct kv_fill_chunk cs[8];
+    size_t nc = batch_of(r, &b, cs);
+    kv_set_fault(fail_once, NULL);
+    const char *ops[] = { "data-commit", "meta-commit" };
+    for (int i = 0; i < 2; i++) {
+        fail_op = ops[i];
+        ck_assert_int_eq(kv_fill_batch(r, cs, nc), EIO);
+        for (size_t j = 0; j < nc; j++)
+            ck_assert_int_eq(cs[j].err, EIO);
+        assert_batch_absent(r, cs, nc);
+    }
+    kv_set_fault(NULL, NULL);
+    ck_assert_int_eq(kv_fill_batch(r, cs, nc), 0);
+    assert_batch_present(r, cs, nc);
+    kv_run_close(r);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
+/* The process dies at this commit, as a crash would stop it there. */
+static const char *die_at;
+static int die_at_op(void *arg, const char *op)
+{
+    (void)arg;
+    if (die_at && strcmp(op, die_at) == 0)
+        _exit(0);
+    return 0;
+}
+
+START_TEST(a_batch_killed_before_its_marks_commit_leaves_no_chunk_present_without_its_data)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    /* Killed before the data commits, and after it but before the
+     * presence marks do. */
+    const char *ops[] = { "data-commit", "meta-commit" };
+    for (int i = 0; i < 2; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            kv_run *r;
+            if (kv_run_open(cache, "RUN", &r) != 0)
+                _exit(3);
+            struct kv_fill_chunk cs[8];
+            size_t nc = batch_of(r, &b, cs);
+            die_at = ops[i];
+            kv_set_fault(die_at_op, NULL);
+            kv_fill_batch(r, cs, nc);
+            _exit(4);           /* not reached */
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 0);
+        /* Opened again as after a restart: every chunk reads as absent. */
+        kv_run *r;
+        ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+        struct kv_fill_chunk cs[8];
+        size_t nc = batch_of(r, &b, cs);
+        assert_batch_absent(r, cs, nc);
+        kv_run_close(r);
+    }
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    struct kv_fill_chunk cs[8];
+    size_t nc = batch_of(r, &b, cs);
+    ck_assert_int_eq(kv_fill_batch(r, cs, nc), 0);
+    assert_batch_present(r, cs, nc);
+    kv_run_close(r);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
 START_TEST(hostile_index_paths_are_refused_like_kv_ingest_refuses_them)
 {
     static const unsigned char x[] = "x";
@@ -626,6 +822,9 @@ static Suite *lazy_suite(void)
     tcase_add_test(tc, absent_data_reads_as_enodata_until_filled_then_as_the_bytes);
     tcase_add_test(tc, a_chunk_with_wrong_bytes_is_refused_and_stays_absent);
     tcase_add_test(tc, a_fill_whose_commit_fails_leaves_the_chunk_absent_and_can_be_redone);
+    tcase_add_test(tc, a_batch_of_fills_stores_every_verified_chunk_and_refuses_only_bad_ones);
+    tcase_add_test(tc, a_batch_whose_commit_fails_leaves_every_chunk_of_it_absent);
+    tcase_add_test(tc, a_batch_killed_before_its_marks_commit_leaves_no_chunk_present_without_its_data);
     tcase_add_test(tc, hostile_index_paths_are_refused_like_kv_ingest_refuses_them);
     tcase_add_test(tc, an_index_with_a_sparse_member_is_not_used);
     tcase_add_test(tc, a_late_member_outside_the_top_directory_is_placed_as_kv_ingest_does);

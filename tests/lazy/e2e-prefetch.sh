@@ -5,7 +5,9 @@
 # less than the threshold fetches only what was read; past it, the rest of
 # the run arrives in the background without further READs, every chunk
 # fetched once (the bytes fetched stay within one pass over the tarball),
-# and every file then reads back with the source's md5 without fetching.
+# and every file then reads back with the source's md5 without fetching;
+# a run of many small files read by racing readers while its stream stores
+# in batches: every reader answered, every chunk fetched once.
 set -u
 mode=${1:?usage: e2e-prefetch.sh nas|s3}
 B="${B:-build-san}"
@@ -44,7 +46,9 @@ A=241023_A01295_0601_BHAUTORXA    # read past the threshold: prefetched
 Q=241023_A01295_0602_BHAUTORXQ    # one small file read: not prefetched
 "$B/genrun" -q --name $A --lanes 1 --cycles 4 --tiles 2 --file-size 1200k "$work/src" || exit 1
 "$B/genrun" -q --name $Q --lanes 1 --cycles 2 --tiles 1 --seed 2 "$work/src" || exit 1
-for r in $A $Q; do
+S=241023_A01295_0603_BHAUTORXS    # many small files, read by racing readers
+"$B/genrun" -q --name $S --bcl --lanes 1 --cycles 12 --tiles 60 --file-size 2k --seed 3 "$work/src" || exit 1
+for r in $A $Q $S; do
   tar -C "$work/src" -cf "$work/$r.tar" "$r"
   put "$r.tar" "$work/$r.tar"
   "$B/tests/lazy/mkindex" "$source" "$r.tar" >/dev/null || { echo "FAIL - mkindex $r"; exit 1; }
@@ -113,6 +117,37 @@ done < <(cd "$work/src/$A" && find . -type f | sed 's|^\./||')
 check "every file's md5 equals the source's" test $bad = 0
 check "reading them all fetched nothing more" test "$(stat_of range_bytes)" = "$rb1"
 check "and no tarball was fetched whole" test "$(stat_of fetches)" = 0
+
+# 3b. A run of many small files read by 16 readers at once: they start the
+# stream (64 fills) and then race it, parking on files it has claimed; its
+# stores go in batches (up to 512 chunks), so readers wait for a batch.
+# Every reader is answered, every file reads back.
+rb2=$(stat_of range_bytes)
+nsmall=$(cd "$work/src/$S" && find . -type f | wc -l)
+# (the client's own leaks are not under test here)
+ASAN_OPTIONS=detect_leaks=0 timeout 120 "$B/nfsload" --timeout 60 smallfile --depth 16 \
+  "nfs://127.0.0.1/?nfsport=$nfsport&mountport=$mountport&version=3" "/$S" \
+  > "$work/sf.out" 2> "$work/sf.err"
+check "16 readers racing the stream through $nsmall small files all finish" test $? = 0
+for _ in $(seq 1 300); do
+  grep -q "run $S prefetched" "$work/tarnfsd.log" && break
+  sleep 0.1
+done
+check "their fills started the stream, which finished" grep -q "run $S prefetched" "$work/tarnfsd.log"
+check "tarnfs cache ls shows that run all present" test "$(present_col $S)" = all
+sfiles=$(cd "$work/src/$S" && find . -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+star=$(stat -c %s "$work/$S.tar")
+sfetched=$(( $(stat_of range_bytes) - rb2 ))
+# (the stream reads through present data in short gaps: readers' fills
+# may be read again, once, but no more)
+check "its bytes fetched cover its files, at most one pass plus the readers' fills ($sfiles <= $sfetched <= $star + $sfiles)" \
+  test "$sfetched" -ge "$sfiles" -a "$sfetched" -le $((star + sfiles))
+bad=0
+while read -r f; do
+  a=$(nfs-cat "$(url "$S/$f")" 2>/dev/null | md5sum | cut -d' ' -f1)
+  [ "$a" = "$(md5sum < "$work/src/$S/$f" | cut -d' ' -f1)" ] || { bad=$((bad+1)); echo "  differs: $f"; }
+done < <(cd "$work/src/$S" && find . -type f | sed 's|^\./||' | awk 'NR % 7 == 1')
+check "every seventh of its files reads back with the source's md5" test $bad = 0
 
 # 4. SIGTERM while nothing is in flight: a clean exit.
 kill "$pid"
