@@ -12,6 +12,7 @@
 #include "nfsd/config.h"
 #include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
+#include "nfsd/metrics.h"
 #include "nfsd/rpc_server.h"
 #include "util/log.h"
 #include "vfs/vfs.h"
@@ -53,6 +54,7 @@ struct nfsd {
     bool mounts_full_logged;
     struct log_limit mnt_log;       /* MNT log lines (any host can cause them) */
     struct drc drc;                 /* off unless drc_init'ed */
+    struct nfsd_metrics *metrics;   /* NULL: no metrics_listen, nothing counted */
 };
 
 /* Caller credentials after squashing. */
