@@ -56,6 +56,8 @@ check "parked requests: a stalled backend holds no worker; JUKEBOX, stall timeou
   "$B/tests/nfs/test_park"
 check "sd_notify: READY=1 once the ports are open, STOPPING=1 on SIGTERM (Type=notify)" \
   env CACHE="$W/cache" "$TARNFS_ROOT/tests/nfs/sd-notify.sh"
+check "metrics_listen: /metrics moves with NFS traffic, 404/405, only on the address given, off by default" \
+  env CACHE="$W/cache" "$TARNFS_ROOT/tests/nfs/metrics.sh"
 
 # ---- shell clients: nfs-ls, nfs-cat, nfs-cp ----
 start_server() {   # start_server CACHE CONF -> sets SPID NPORT MPORT
