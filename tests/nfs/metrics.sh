@@ -29,7 +29,8 @@ start() {   # start CONF -> SPID NPORT MPORT MET (metrics port, "" if none)
   read -r NPORT MPORT < "$T/ports" || { cat "$T/log"; return 1; }
   MET=$(sed -n 's/.*metrics: serving \/metrics on .*, port \([0-9]*\)$/\1/p' "$T/log")
 }
-stop() { kill "$SPID"; wait "$SPID"; }
+# SIGTERM: a clean exit (0; also no sanitizer report) with the endpoint up.
+stop() { kill "$SPID"; wait "$SPID"; local rc=$?; [ $rc -eq 0 ] || bad "tarnfsd exits 0 on SIGTERM (status $rc)"; }
 url() { echo "nfs://127.0.0.1$1?nfsport=$NPORT&mountport=$MPORT&version=3"; }
 # value FILE 'series{labels}': the sample's value (0 when absent)
 value() { awk -v s="$2" '$1 == s { print $2; f = 1 } END { if (!f) print 0 }' "$1"; }
