@@ -2,7 +2,8 @@
 # metrics.sh: metrics_listen serves Prometheus metrics at GET /metrics: the
 # counters move with real NFS traffic (nfs-cat, nfs-ls), other paths get
 # 404 and other methods 405, it listens on the address given and nowhere
-# else (IPv4 and IPv6), a busy metrics port stops the start, and without
+# else (IPv4 and IPv6), a busy metrics port stops the start, fetches,
+# writes and a write-back from a NAS source are counted, and without
 # metrics_listen nothing but the NFS and MOUNT ports listens.  Run by
 # tests/suites/50-nfs.sh with TARNFSD (the binary) and CACHE (a cache
 # holding the run "demo" with perm/public and big.bin); exits 1 on failure.
@@ -19,10 +20,10 @@ fail=0
 ok() { echo "  ok   - $*"; }
 bad() { echo "  FAIL - $*"; fail=1; }
 
-start() {   # start CONF -> SPID NPORT MPORT MET (metrics port, "" if none)
+start() {   # start CONF [CACHE] -> SPID NPORT MPORT MET (metrics port, "" if none)
   rm -f "$T/ports"
   : > "$T/log"
-  "$TARNFSD" -f --cache "$CACHE" --config "$1" --no-rpcbind --nfs-port 0 --mount-port 0 \
+  "$TARNFSD" -f --cache "${2:-$CACHE}" --config "$1" --no-rpcbind --nfs-port 0 --mount-port 0 \
     --port-file "$T/ports" 2>"$T/log" &
   SPID=$!; pids+=("$SPID")
   for _ in $(seq 300); do [ -s "$T/ports" ] && break; sleep 0.1; done
@@ -134,6 +135,44 @@ if ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/'; then
 else
   ok "[::1]:PORT # skip: no ::1 on lo"
 fi
+
+# ---- a NAS source: fetches, writes and write-back move ----
+mkdir -p "$T/src/wrun" "$T/nas"
+printf 'hello\n' > "$T/src/wrun/hello.txt"
+tar -C "$T/src" -cf "$T/nas/wrun.tar" wrun
+head -c 10000 /dev/urandom > "$T/nas/broken.tar"       # not a tarball
+head -c 200000 /dev/urandom > "$T/new.bin"
+printf 'source = %s\nmetrics_listen = 127.0.0.1:0\nwriteback_delay = 60m\nexport / *(rw,no_root_squash)\n' \
+  "$T/nas" > "$T/nas.conf"
+start "$T/nas.conf" "$T/wcache"
+base="http://127.0.0.1:$MET"
+curl -sS -o "$T/a" "$base/metrics"
+nfs-cat "$(url /wrun/hello.txt)" > "$T/hello" 2>/dev/null
+nfs-ls "$(url /broken)" > /dev/null 2>&1
+nfs-cp "$T/new.bin" "$(url /wrun/new.bin)" > /dev/null 2>&1
+curl -sS -o "$T/b" "$base/metrics"
+grew 'tarnfs_cache_fetches_total{kind="run",outcome="ok"}' 1 &&
+  grew 'tarnfs_cache_fetches_total{kind="run",outcome="failed"}' 1 &&
+  grew 'tarnfs_cache_fetched_bytes_total{backend="nas"}' 10240 &&
+  grew 'tarnfs_cache_misses_total' 1 &&
+  ok "a first touch counts a miss, a run fetch ok (and a failed one for a broken tarball), bytes fetched from nas" ||
+  bad "a first touch counts a miss, a run fetch ok (and a failed one), bytes fetched from nas"
+grew 'tarnfs_nfs_written_bytes_total' 200000 && grew 'tarnfs_nfs_calls_total{proc="WRITE"}' 1 &&
+  grep -q '^tarnfs_writeback_dirty_runs 1$' "$T/b" &&
+  ok "nfs-cp's 200000 bytes count as WRITE bytes; the run counts as dirty" ||
+  { bad "nfs-cp's bytes count as WRITE bytes; the run counts as dirty";
+    grep -E '^tarnfs_(writeback|nfs_written)' "$T/b" | sed 's/^/      /'; }
+awk '$1 == "tarnfs_writeback_oldest_dirty_age_seconds" { exit !($2 > 0) }' "$T/b" &&
+  ok "the oldest dirty change has an age" || bad "the oldest dirty change has an age"
+"${TARNFS:-$(dirname "$TARNFSD")/tarnfs}" flush --cache "$T/wcache" wrun > /dev/null 2>&1
+curl -sS -o "$T/c" "$base/metrics"
+grep -q '^tarnfs_writeback_uploads_total{outcome="ok"} 1$' "$T/c" &&
+  grep -q '^tarnfs_writeback_dirty_runs 0$' "$T/c" &&
+  grep -q '^tarnfs_writeback_oldest_dirty_age_seconds 0.000$' "$T/c" &&
+  ok "tarnfs flush counts an upload ok and the run is clean again" ||
+  { bad "tarnfs flush counts an upload ok and the run is clean again";
+    grep -E '^tarnfs_writeback' "$T/c" | sed 's/^/      /'; }
+stop
 
 # ---- off by default ----
 : > "$T/off.conf"
