@@ -95,6 +95,19 @@ grew 'tarnfs_connections_accepted_total' 3 && grew 'tarnfs_cache_hits_total' 1 &
   { bad "connections, cache, parked and write-back figures are exported";
     grep -E '^tarnfs_(conn|cache|parked|writeback)' "$T/b" | sed 's/^/      /'; }
 
+# The example dashboard (etc/grafana-tarnfs.json) queries only what is exported.
+dash="$(dirname "$0")/../../etc/grafana-tarnfs.json"
+dashboard_metrics_exist() {
+  local m missing=""
+  for m in $(grep -o 'tarnfs_[a-z_]*' "$dash" | sed 's/_bucket$//' | sort -u); do
+    grep -q "^# TYPE $m " "$T/b" || missing="$missing $m"
+  done
+  [ -z "$missing" ] || { echo "      not exported:$missing"; return 1; }
+}
+dashboard_metrics_exist &&
+  ok "every metric the Grafana dashboard queries is exported" ||
+  bad "every metric the Grafana dashboard queries is exported"
+
 # ---- bad requests ----
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/")
 code2=$(curl -s -o /dev/null -w '%{http_code}' "$base/metrics/x")
