@@ -31,7 +31,7 @@ SANFLAGS :=
 OPT     := -O2
 endif
 
-PKGS    := kyotocabinet libarchive libtirpc libcurl libxml-2.0 openssl zlib libsystemd
+PKGS    := kyotocabinet libarchive libtirpc libcurl libxml-2.0 openssl zlib libsystemd libmicrohttpd
 CC      ?= cc
 CFLAGS  ?= $(OPT) -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
@@ -137,6 +137,7 @@ install: build-all
 	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|' etc/tarnfsd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/tarnfsd.service
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/tarnfsd.service
 	install -m 644 etc/tarnfs.conf $(DESTDIR)$(PREFIX)/share/doc/tarnfs/tarnfs.conf.sample
+	install -m 644 etc/grafana-tarnfs.json $(DESTDIR)$(PREFIX)/share/doc/tarnfs/grafana-tarnfs.json
 	test -e $(DESTDIR)/etc/tarnfs/tarnfs.conf || install -m 640 etc/tarnfs.conf $(DESTDIR)/etc/tarnfs/tarnfs.conf
 
 clean:

@@ -76,6 +76,7 @@ void nfsd_config_free(struct nfsd_config *cfg)
     free(cfg->s3_secret_key);
     free(cfg->s3_session_token);
     free(cfg->listen);
+    free(cfg->metrics_listen);
     free(cfg->pidfile);
     exports_unref(cfg->exports);
     memset(cfg, 0, sizeof *cfg);
@@ -481,6 +482,50 @@ static int parse_port(const char *v, int *out)
     return 0;
 }
 
+int nfsd_parse_sockaddr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[INET6_ADDRSTRLEN + 2];
+    const char *port;
+    memset(ss, 0, sizeof *ss);
+    if (!s)
+        return EINVAL;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof host)
+            return EINVAL;
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = 0;
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || colon == s || (size_t)(colon - s) >= sizeof host ||
+            memchr(s, ':', (size_t)(colon - s)))
+            return EINVAL;          /* an IPv6 literal needs brackets */
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = 0;
+        port = colon + 1;
+    }
+    if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
+        return EINVAL;
+    unsigned long p = strtoul(port, NULL, 10);
+    if (p > 65535)
+        return EINVAL;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (s[0] != '[' && inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)p);
+        *len = sizeof *a4;
+    } else if (s[0] == '[' && inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)p);
+        *len = sizeof *a6;
+    } else {
+        return EINVAL;
+    }
+    return 0;
+}
+
 /* Apply "key = value" to cfg. */
 static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
                          char *why, size_t whylen)
@@ -500,6 +545,16 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
         else goto bad;
     }
     else if (!strcmp(k, "listen")) replace_str(&cfg->listen, v);
+    else if (!strcmp(k, "metrics_listen")) {
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        if (nfsd_parse_sockaddr(v, &ss, &sl)) {
+            snprintf(why, whylen, "bad value '%s' for metrics_listen: want IPV4:PORT or "
+                     "[IPV6]:PORT (address literals)", v);
+            return EINVAL;
+        }
+        replace_str(&cfg->metrics_listen, v);
+    }
     else if (!strcmp(k, "pidfile")) replace_str(&cfg->pidfile, v);
     else if (!strcmp(k, "nfs_port")) { if (parse_port(v, &cfg->nfs_port)) goto bad; }
     else if (!strcmp(k, "mount_port")) { if (parse_port(v, &cfg->mount_port)) goto bad; }
@@ -595,6 +650,7 @@ static void note_line(struct nfsd_config *cfg, const char *k, unsigned lineno)
         { "nfs_port", offsetof(struct nfsd_config, line.nfs_port) },
         { "mount_port", offsetof(struct nfsd_config, line.mount_port) },
         { "listen", offsetof(struct nfsd_config, line.listen) },
+        { "metrics_listen", offsetof(struct nfsd_config, line.metrics_listen) },
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!strcmp(k, keys[i].key))

@@ -44,6 +44,7 @@ struct exports {
 
 struct nfsd_config {
     char *cache_dir, *source, *s3_endpoint, *listen, *pidfile;
+    char *metrics_listen;               /* NULL: no metrics endpoint */
     char *s3_region, *s3_profile, *s3_access_key, *s3_secret_key, *s3_session_token;
     bool s3_virtual_hosted;
     int nfs_port, mount_port;           /* 0 = ephemeral */
@@ -77,13 +78,18 @@ struct nfsd_config {
      * flag), for tarnfsd --check-config's messages. */
     struct {
         unsigned cache, source, s3_access_key, s3_secret_key,
-                 high_watermark, low_watermark, nfs_port, mount_port, listen;
+                 high_watermark, low_watermark, nfs_port, mount_port, listen,
+                 metrics_listen;
     } line;
 };
 
 /* One problem found in a config: line (0: none in particular) and why
  * (never a secret the file holds). */
 typedef void (*nfsd_problem_fn)(void *arg, unsigned line, const char *why);
+
+/* Parse "IPV4:PORT" or "[IPV6]:PORT" (address literals only, port
+ * 0-65535) into ss (metrics_listen).  Errors: EINVAL. */
+int nfsd_parse_sockaddr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 
 /* Fill cfg with the built-in defaults (ports 2049/20048, rpcbind on, no
  * exports yet).  Never fails. */

@@ -3,6 +3,7 @@
 #include "nfsd/config.h"
 #include "vfs/vfs.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -126,6 +127,22 @@ unsigned nfsd_config_check(const struct nfsd_config *cfg, nfsd_problem_fn proble
             n++;
         } else {
             freeaddrinfo(res);
+        }
+    }
+    if (cfg->metrics_listen) {
+        /* Parsed when read; a port the NFS service takes would never bind. */
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        if (nfsd_parse_sockaddr(cfg->metrics_listen, &ss, &sl) == 0) {
+            int port = ntohs(ss.ss_family == AF_INET6
+                             ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                             : ((struct sockaddr_in *)&ss)->sin_port);
+            if (port && (port == cfg->nfs_port || port == cfg->mount_port)) {
+                snprintf(why, sizeof why, "metrics_listen port %d is also the %s port", port,
+                         port == cfg->nfs_port ? "NFS" : "MOUNT");
+                problem(arg, cfg->line.metrics_listen, why);
+                n++;
+            }
         }
     }
     return n;

@@ -12,6 +12,7 @@
 #include "nfsd/config.h"
 #include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
+#include "nfsd/metrics.h"
 #include "nfsd/rpc_server.h"
 #include "util/log.h"
 #include "vfs/vfs.h"
@@ -63,6 +64,7 @@ struct nfsd {
     struct nlm_cb *nlm_cb;
     long long nlm_grace_until_ms;   /* CLOCK_MONOTONIC; 0: no grace period */
     struct log_limit nlm_log;       /* NLM log lines any host can cause */
+    struct nfsd_metrics *metrics;   /* NULL: no metrics_listen, nothing counted */
 };
 
 /* Caller credentials after squashing. */

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nfsd/nfs3_prot.h"
 #include "nfsd/nfs3_status.h"
@@ -391,9 +392,41 @@ static void drc_key_make(struct nfsd *srv, struct drc_key *k, uint32_t xid,
               (fh_siphash24(srv->key.k + 16, ids, sizeof ids) << 1);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Count an answered call in the metrics: its status, file bytes moved and
+ * time since t0 (or since it first parked). */
+static void count_call(struct nfsd *srv, const struct rpc_program *prog, uint32_t procnum,
+                       const void *res, const struct rpc_call_in *call, uint64_t t0)
+{
+    uint64_t now = mono_ns();
+    if (call->parked_ms && (uint64_t)call->parked_ms * 1000000u < t0)
+        t0 = (uint64_t)call->parked_ms * 1000000u;
+    int status = -1;
+    uint64_t rd = 0, wr = 0;
+    if (prog == &nfs3_program) {
+        if (procnum != 0)
+            status = (int)*(const nfsstat3 *)res;
+        if (status == NFS3_OK && procnum == NFSPROC3_READ)
+            rd = ((const READ3res *)res)->READ3res_u.resok.count;
+        else if (status == NFS3_OK && procnum == NFSPROC3_WRITE)
+            wr = ((const WRITE3res *)res)->WRITE3res_u.resok.count;
+    } else if (procnum == 1) {                  /* MNT: mountres3 starts with its status */
+        status = *(const int *)res;
+    }
+    metrics_call(srv->metrics, prog == &nfs3_program ? METRICS_NFS : METRICS_MOUNT, procnum,
+                 status, now > t0 ? now - t0 : 0, rd, wr);
+}
+
 void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_reply_out *out)
 {
     struct nfsd *srv = ctx;
+    uint64_t t0 = srv->metrics ? mono_ns() : 0;
     struct rpc_msg msg;
     char credbuf[MAX_AUTH_BYTES], verfbuf[MAX_AUTH_BYTES];
     memset(&msg, 0, sizeof msg);
@@ -582,6 +615,8 @@ void nfsd_handle_call(void *ctx, const struct rpc_call_in *call, struct rpc_repl
                   proc->name);
         reply_accepted(xid, SYSTEM_ERR, NULL, NULL, 0, 0, out);
     }
+    if (srv->metrics)
+        count_call(srv, prog, (uint32_t)msg.rm_call.cb_proc, res, call, t0);
     if (use_drc) {
         if (*(nfsstat3 *)res == NFS3ERR_JUKEBOX)
             drc_abandon(&srv->drc, &dk);    /* "try later" must not be replayed */

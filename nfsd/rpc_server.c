@@ -140,6 +140,10 @@ struct rpc_server {
     pthread_mutex_t park_lock;      /* the parked list and every job's parking fields */
     struct job *parked;             /* parked calls, oldest last */
     unsigned nparked;
+    uint64_t parks, park_expired;   /* guarded by park_lock (metrics) */
+    /* Published by the listener for rpc_server_get_stats. */
+    atomic_uint st_open, st_busy, st_paused;
+    atomic_uint_fast64_t st_accepted, st_refused;
     atomic_size_t mem;              /* receive buffers + queued calls + queued replies */
     atomic_size_t released;         /* bytes ever released from mem: progress */
     atomic_bool mem_wait;           /* the listener waits for mem to drop */
@@ -349,6 +353,7 @@ static void conn_close(struct rpc_server *s, struct conn *c)
     if (c->prev) c->prev->next = c->next; else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
+    atomic_store_explicit(&s->st_open, s->nconns, memory_order_relaxed);
     if (c->rec_cap)
         mem_sub(s, c->rec_cap);
     free(c->rec);
@@ -628,6 +633,7 @@ static void accept_conns(struct rpc_server *s, struct src *l)
             if (ratelog_ok(&s->log_full, more, sizeof more))
                 log_warn("rpc: %u connections open (max_connections); refusing more%s",
                          s->nconns, more);
+            atomic_fetch_add_explicit(&s->st_refused, 1, memory_order_relaxed);
             close(fd);
             continue;
         }
@@ -640,6 +646,7 @@ static void accept_conns(struct rpc_server *s, struct src *l)
                 log_warn("rpc: refusing a connection: %u connections from %s already "
                          "(max_connections_per_host)%s", same, host, more);
             }
+            atomic_fetch_add_explicit(&s->st_refused, 1, memory_order_relaxed);
             close(fd);
             continue;
         }
@@ -670,6 +677,8 @@ static void accept_conns(struct rpc_server *s, struct src *l)
             s->conns->prev = c;
         s->conns = c;
         s->nconns++;
+        atomic_fetch_add_explicit(&s->st_accepted, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->st_open, s->nconns, memory_order_relaxed);
     }
 }
 
@@ -743,9 +752,14 @@ static void tick(struct rpc_server *s)
         s->accept_resume_ms = 0;
         listeners_poll(s, true);
     }
+    unsigned busy = 0, paused = 0;
     for (struct conn *c = s->conns, *next; c; c = next) {
         next = c->next;
         pthread_mutex_lock(&c->lock);
+        if (c->mem_paused)
+            paused++;
+        else if (c->out_head || c->inflight || c->parked)
+            busy++;
         bool stuck = c->out_head && now - c->out_progress_ms > s->lim.reply_timeout_ms;
         bool idle = !c->out_head && c->inflight == 0 && c->parked == 0 &&
                     s->lim.idle_timeout_ms != UINT32_MAX &&
@@ -776,6 +790,30 @@ static void tick(struct rpc_server *s)
     s->released_last_tick = atomic_load(&s->released);
     mem_resume(s);
     parked_expire(s);
+    atomic_store_explicit(&s->st_open, s->nconns, memory_order_relaxed);
+    atomic_store_explicit(&s->st_busy, busy, memory_order_relaxed);
+    atomic_store_explicit(&s->st_paused, paused, memory_order_relaxed);
+}
+
+void rpc_server_get_stats(struct rpc_server *s, struct rpc_server_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->conns_open = atomic_load_explicit(&s->st_open, memory_order_relaxed);
+    st->conns_busy = atomic_load_explicit(&s->st_busy, memory_order_relaxed);
+    st->conns_paused = atomic_load_explicit(&s->st_paused, memory_order_relaxed);
+    if (st->conns_paused > st->conns_open)  /* counted at different times */
+        st->conns_paused = st->conns_open;
+    if (st->conns_busy > st->conns_open - st->conns_paused)
+        st->conns_busy = st->conns_open - st->conns_paused;
+    st->conns_accepted = atomic_load_explicit(&s->st_accepted, memory_order_relaxed);
+    st->conns_refused = atomic_load_explicit(&s->st_refused, memory_order_relaxed);
+    pthread_mutex_lock(&s->park_lock);
+    st->parked = s->nparked;
+    st->parks = s->parks;
+    st->park_expired = s->park_expired;
+    pthread_mutex_unlock(&s->park_lock);
+    st->memory = atomic_load(&s->mem);
+    st->queued = atomic_load(&s->qlen);
 }
 
 static void *listener_main(void *arg)
@@ -950,6 +988,7 @@ static void parked_expire(struct rpc_server *s)
             continue;
         parked_unlink_locked(s, j);
         j->expired = true;
+        s->park_expired++;
         j->next = due;
         due = j;
     }
@@ -978,6 +1017,7 @@ static void run_job(struct rpc_server *s, struct job *j)
         .may_park = s->nparked < s->lim.max_parked,     /* and per connection, below */
         .wake_err = j->wake_err,
         .expired = expired,
+        .parked_ms = j->parked_ms,
     };
     pthread_mutex_unlock(&s->park_lock);
     if (j->conn && call.may_park) {
@@ -1004,6 +1044,7 @@ static void run_job(struct rpc_server *s, struct job *j)
             s->parked->pprev = j;
         s->parked = j;
         s->nparked++;
+        s->parks++;
         /* Counted as parked before the lock is dropped: a resume that
          * follows at once counts it back. */
         conn_park_count(s, j->conn, true);

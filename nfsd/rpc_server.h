@@ -41,6 +41,8 @@ struct rpc_call_in {
     int wake_err;             /* 0 on the first run */
     bool expired;             /* parked past park_timeout: the handler must
                                  answer "retry later" (JUKEBOX) at once */
+    int64_t parked_ms;        /* CLOCK_MONOTONIC ms when the call first
+                                 parked; 0: never (for its latency) */
 };
 
 /* The reply a handler produces: buf is malloc'd with RPC_REPLY_HEADROOM
@@ -110,6 +112,26 @@ int rpc_server_port(const struct rpc_server *s, int i);
 
 /* Start the listener and worker threads.  Errors: errno of pthread_create. */
 int rpc_server_start(struct rpc_server *s);
+
+/* What the transport is doing, for metrics.  Connection states are
+ * counted by the listener once per tick (at most a second old). */
+struct rpc_server_stats {
+    unsigned conns_open;          /* TCP connections open */
+    unsigned conns_paused;        /*   of those: not read (memory limit) */
+    unsigned conns_busy;          /*   of the others: with calls queued,
+                                       running or parked, or replies not
+                                       yet sent (the rest are idle) */
+    uint64_t conns_accepted, conns_refused;   /* since start (limits) */
+    unsigned parked;              /* calls parked now */
+    uint64_t parks, park_expired; /* since start: calls parked (each time),
+                                     and answered "retry later" for parking
+                                     past park_timeout */
+    size_t memory;                /* transport bytes held (rpc_limits.memory) */
+    size_t queued;                /* calls waiting for a worker */
+};
+
+/* Fill st (any thread; takes the parking lock briefly). */
+void rpc_server_get_stats(struct rpc_server *s, struct rpc_server_stats *st);
 
 /* Stop threads (in-flight calls finish), close sockets, free. */
 void rpc_server_destroy(struct rpc_server *s);

@@ -524,11 +524,33 @@ int main(int argc, char **argv)
         report(report_fd, 1);
         return 1;
     }
+    /* The counters exist before the first call; the endpoint serves once
+     * the workers run. */
+    if (cfg.metrics_listen && (ret = metrics_new(&srv.metrics))) {
+        log_error("metrics: %s", strerror(ret));
+        report(report_fd, 1);
+        return 1;
+    }
     ret = rpc_server_start(rs);
     if (ret) {
         log_error("cannot start threads: %s", strerror(ret));
         report(report_fd, 1);
         return 1;
+    }
+    if (cfg.metrics_listen) {
+        ret = metrics_serve(srv.metrics, cfg.metrics_listen, srv.vfs, rs);
+        if (ret) {
+            report(report_fd, 1);
+            vfs_cancel(srv.vfs);
+            rpc_server_destroy(rs);
+            nlm_stop(&srv);
+            vfs_close(srv.vfs);
+            metrics_free(srv.metrics);
+            nfsd_config_free(&cfg);
+            return 1;
+        }
+        log_info("metrics: serving /metrics on %s, port %d", cfg.metrics_listen,
+                 metrics_port(srv.metrics));
     }
     if (cfg.rpcbind)
         rpcbind_register(nfs_port, mount_port, cfg.udp);
@@ -589,10 +611,13 @@ int main(int argc, char **argv)
         rpcbind_unregister();
     /* Fetches in flight are cancelled and parked calls called back first,
      * so nothing resumes a call after the transport is gone. */
+    metrics_stop(srv.metrics);      /* no scrape reads vfs or rs after this */
     vfs_cancel(srv.vfs);
     rpc_server_destroy(rs);
     nlm_stop(&srv);
     vfs_close(srv.vfs);
+    metrics_free(srv.metrics);
+    srv.metrics = NULL;
     nfsd_exports_set(&srv, NULL);
     nfsd_mounts_clear(&srv);
     drc_free(&srv.drc);

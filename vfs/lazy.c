@@ -64,6 +64,8 @@ static int get_sidecar(vfs *v, const char *key, void **out, size_t *outlen)
     pthread_mutex_lock(&v->lock);
     v->stats.bytes_fetched += len;
     v->stats.index_fetches++;
+    if (err)
+        v->stats.index_fetch_failures++;
     pthread_mutex_unlock(&v->lock);
     if (err) {
         free(buf);
@@ -252,8 +254,10 @@ int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
     v->stats.range_fetches++;
     v->stats.range_bytes += got;
     v->stats.bytes_fetched += got;
-    if (err)
+    if (err) {
         v->stats.fetch_failures++;
+        v->stats.range_fetch_failures++;
+    }
     pthread_mutex_unlock(&v->lock);
     return err;
 }
@@ -822,8 +826,10 @@ static void prefetch_job_run(vfs *v, void *arg)
     v->stats.range_fetches += ps.gets;
     v->stats.range_bytes += ps.got;
     v->stats.bytes_fetched += ps.got;
-    if (err && err != ECANCELED && err != EFBIG)
+    if (err && err != ECANCELED && err != EFBIG) {
         v->stats.fetch_failures++;
+        v->stats.range_fetch_failures++;
+    }
     run->prefetching = false;
     run->prefetch_end_ms = vfs_mono_ms();
     run->lazy_read_bytes = 0;   /* data evicted later counts afresh */

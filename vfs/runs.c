@@ -220,8 +220,10 @@ static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
     }
     pthread_mutex_lock(&v->lock);
     v->stats.bytes_fetched += feed.bytes;
-    if (err)
+    if (err) {
         v->stats.fetch_failures++;
+        v->stats.run_fetch_failures++;
+    }
     pthread_mutex_unlock(&v->lock);
     if (err == ENOENT && !feed.bytes) {
         log_warn("vfs: %s disappeared from the backend", key);

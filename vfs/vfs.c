@@ -255,6 +255,18 @@ void vfs_get_stats(vfs *v, struct vfs_stats *st)
 {
     pthread_mutex_lock(&v->lock);
     *st = v->stats;
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next) {
+            if (!r->dirty)
+                continue;
+            st->dirty_runs++;
+            st->conflicted_runs += r->conflicted;
+            if (r->dirty_since_ms &&
+                (!st->oldest_dirty_ms || r->dirty_since_ms < st->oldest_dirty_ms))
+                st->oldest_dirty_ms = r->dirty_since_ms;
+        }
     pthread_mutex_unlock(&v->lock);
     st->bytes_cached = vfs_cached_bytes(v, &st->runs_cached);
+    st->cache_limit_bytes = v->cfg.cache_limit_bytes;
+    st->backend = !v->source ? "" : !strncmp(v->source, "s3://", 5) ? "s3" : "nas";
 }

@@ -302,7 +302,23 @@ struct vfs_stats {
     /* runs whose file data eviction dropped (names kept), and the bytes
      * dropped (those and a run's own oldest chunks, to make room) */
     uint64_t data_evictions, bytes_dropped;
+    /* fetch_failures split: whole-run fetches (fetches) and range fetches
+     * (range_fetches) that failed; and index fetches that failed (not in
+     * fetch_failures: a run without a usable index is fetched whole) */
+    uint64_t run_fetch_failures, range_fetch_failures, index_fetch_failures;
+    /* write-backs: uploaded, failed (stays dirty, retried), met a newer
+     * object (saved under a conflict key) */
+    uint64_t uploads, upload_failures, upload_conflicts;
+    /* Now, from the run table: dirty runs (conflicted ones included),
+     * conflicted runs, and the wall clock (ms since the epoch) of the
+     * oldest dirty run's first change not written back (0: none). */
+    uint64_t dirty_runs, conflicted_runs;
+    int64_t oldest_dirty_ms;
+    uint64_t cache_limit_bytes;   /* 0: unlimited */
+    const char *backend;          /* "s3", "nas", or "" (no source) */
 };
+/* A snapshot of the counters (takes the vfs lock and walks the run
+ * table: for a scrape or `tarnfs stats`, not for every request). */
 void vfs_get_stats(vfs *v, struct vfs_stats *st);
 
 /* Where a running vfs publishes its counters: CACHE/stats, "key=value"

@@ -426,6 +426,12 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     pthread_rwlock_unlock(&r->change_lock);
     pthread_mutex_lock(&v->lock);
     r->writing_back = false;
+    if (!err)
+        v->stats.uploads++;
+    else if (err == ECANCELED)
+        v->stats.upload_conflicts++;
+    else
+        v->stats.upload_failures++;
     if (err) {
         /* Retried when idle, after a delay that doubles with every failure
          * in a row: a write-back that keeps failing is not a busy loop. */

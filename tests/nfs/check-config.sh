@@ -156,6 +156,25 @@ run "$T/nocreds.conf"
 expect 0 "configuration OK" "s3 credentials from a ~/.aws/credentials profile pass"
 rm -rf "$T/home/.aws"
 
+# metrics_listen: address literals with a port, and not an NFS port.
+printf 'cache = %s\nmetrics_listen = 127.0.0.1:9100\nmetrics_listen = [::1]:9100\n' "$T/cache" \
+  > "$T/metrics-good.conf"
+run "$T/metrics-good.conf"
+expect 0 "configuration OK" "metrics_listen 127.0.0.1:9100 and [::1]:9100 pass"
+printf 'cache = %s\nmetrics_listen = localhost:9100\nmetrics_listen = 127.0.0.1\nmetrics_listen = ::1:9100\nmetrics_listen = 127.0.0.1:70000\nmetrics_listen = [::1]\n' \
+  "$T/cache" > "$T/metrics-bad.conf"
+run "$T/metrics-bad.conf"
+expect 1 "^tarnfsd: $T/metrics-bad.conf:2: bad value 'localhost:9100' for metrics_listen: want IPV4:PORT or \[IPV6\]:PORT" \
+  "metrics_listen with a host name: exit 1, FILE:2"
+[ "$(grep -c "metrics-bad.conf:[2-6]: bad value '.*' for metrics_listen" "$T/out")" -eq 5 ] &&
+  ok "... no port, IPv6 without brackets, port 70000, [::1] without a port: one line each" ||
+  { bad "... no port, IPv6 without brackets, port 70000, [::1] without a port: one line each";
+    sed 's/^/      /' "$T/out"; }
+printf 'cache = %s\nnfs_port = 2049\nmetrics_listen = 127.0.0.1:2049\n' "$T/cache" > "$T/metrics-nfs.conf"
+run "$T/metrics-nfs.conf"
+expect 1 "^tarnfsd: $T/metrics-nfs.conf:3: metrics_listen port 2049 is also the NFS port" \
+  "metrics_listen on the NFS port: exit 1, FILE:3"
+
 run "$T/does-not-exist.conf"
 expect 1 "^tarnfsd: $T/does-not-exist.conf: No such file or directory" "a missing config file: exit 1"
 

@@ -15,8 +15,10 @@ $(B)/tests/nfs/test_park: $(B)/tests/nfs/test_park.o $(B)/tests/nfs/server.o
 TEST_PROGRAMS += $(B)/tests/nfs/test_nfs $(B)/tests/nfs/test_rpc_wire $(B)/tests/nfs/test_transport
 TEST_PROGRAMS += $(B)/tests/nfs/test_park
 
-# Config parsing and file handles, no network (config.o and fhandle.o only).
-$(B)/tests/nfs/test_nfsd_units: $(B)/tests/nfs/test_nfsd_units.o $(NFSD_LIB) $(UTIL_LIB)
+# Config parsing, file handles and the metrics counters, no network (metrics.o
+# pulls in the dispatcher's tables and so vfs).
+$(B)/tests/nfs/test_nfsd_units: $(B)/tests/nfs/test_nfsd_units.o $(NFSD_LIB) $(VFS_LIB) \
+		$(FETCH_LIB) $(KVSTORE_LIB) $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 
 TEST_PROGRAMS += $(B)/tests/nfs/test_nfsd_units

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "nfsd/config.h"
 #include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
+#include "nfsd/metrics.h"
 
 static struct sockaddr_in v4(const char *a, int port)
 {
@@ -347,6 +349,89 @@ START_TEST(handle_mac_is_siphash24_with_reference_vectors)
 }
 END_TEST
 
+START_TEST(metrics_listen_takes_address_literals_with_a_port_only)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    ck_assert_int_eq(nfsd_parse_sockaddr("127.0.0.1:9100", &ss, &sl), 0);
+    ck_assert_int_eq(ss.ss_family, AF_INET);
+    ck_assert_int_eq(sl, sizeof(struct sockaddr_in));
+    ck_assert_int_eq(ntohs(((struct sockaddr_in *)&ss)->sin_port), 9100);
+    ck_assert_int_eq(nfsd_parse_sockaddr("[::1]:0", &ss, &sl), 0);
+    ck_assert_int_eq(ss.ss_family, AF_INET6);
+    ck_assert_int_eq(sl, sizeof(struct sockaddr_in6));
+    ck_assert_int_eq(nfsd_parse_sockaddr("[fe80::1]:65535", &ss, &sl), 0);
+    const char *bad[] = { "", ":9100", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+                          "127.0.0.1:-1", "127.0.0.1:9x", "localhost:9100", "::1:9100",
+                          "[::1]", "[::1]9100", "[127.0.0.1]:9100", "1.2.3:80",
+                          "[::1:9100", "127.0.0.1:000009100" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(nfsd_parse_sockaddr(bad[i], &ss, &sl) == EINVAL, "accepted '%s'", bad[i]);
+}
+END_TEST
+
+#define COUNT_THREADS 8
+#define COUNT_CALLS   20000
+
+static void *count_calls(void *arg)
+{
+    struct nfsd_metrics *m = arg;
+    for (int i = 0; i < COUNT_CALLS; i++) {
+        metrics_call(m, METRICS_NFS, 1, 0, 30000, 0, 0);          /* GETATTR, 30 us */
+        metrics_call(m, METRICS_NFS, 6, 0, 2000000, 4096, 0);     /* READ, 2 ms */
+        metrics_call(m, METRICS_NFS, 3, 2, 1000, 0, 0);           /* LOOKUP NOENT */
+    }
+    metrics_call(m, METRICS_MOUNT, 1, 13, 1000, 0, 0);            /* MNT ACCES */
+    metrics_call(m, METRICS_NFS, 99, 0, 1000, 0, 0);              /* unknown: ignored */
+    return NULL;
+}
+
+/* The value of the sample named exactly series in text, or -1. */
+static double sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, series, n) && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+START_TEST(metrics_counters_lose_no_call_across_threads)
+{
+    struct nfsd_metrics *m;
+    ck_assert_int_eq(metrics_new(&m), 0);
+    pthread_t th[COUNT_THREADS];
+    for (int i = 0; i < COUNT_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, count_calls, m), 0);
+    for (int i = 0; i < COUNT_THREADS; i++)
+        pthread_join(th[i], NULL);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    metrics_render(m, NULL, NULL, f);
+    ck_assert_int_eq(fclose(f), 0);
+    double all = (double)COUNT_THREADS * COUNT_CALLS;
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_calls_total{proc=\"GETATTR\"}"), all);
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_calls_total{proc=\"READ\"}"), all);
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_read_bytes_total"), all * 4096);
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_errors_total{proc=\"LOOKUP\",status=\"NFS3ERR_NOENT\"}"), all);
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_errors_total{proc=\"GETATTR\",status=\"NFS3ERR_NOENT\"}"), -1);
+    ck_assert_double_eq(sample(text, "tarnfs_mount_errors_total{proc=\"MNT\",status=\"MNT3ERR_ACCES\"}"), COUNT_THREADS);
+    /* 30 us is under the first bound (50 us); 2 ms is in the 2.5 ms bucket. */
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_call_duration_seconds_bucket{proc=\"GETATTR\",le=\"5e-05\"}"), all);
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_call_duration_seconds_bucket{proc=\"READ\",le=\"0.001\"}"), 0);
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_call_duration_seconds_bucket{proc=\"READ\",le=\"0.0025\"}"), all);
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_call_duration_seconds_bucket{proc=\"READ\",le=\"+Inf\"}"), all);
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_call_duration_seconds_count{proc=\"READ\"}"), all);
+    ck_assert_double_eq_tol(sample(text, "tarnfs_nfs_call_duration_seconds_sum{proc=\"READ\"}"),
+                            all * 0.002, 1e-6);
+    ck_assert_double_eq(sample(text, "tarnfs_nfs_calls_total{proc=\"WRITE\"}"), 0);
+    free(text);
+    metrics_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nfsd-units");
@@ -362,6 +447,8 @@ int main(void)
     tcase_add_test(t, sizes_and_durations_parse_with_units);
     tcase_add_test(t, handles_round_trip_and_reject_tampering);
     tcase_add_test(t, handle_mac_is_siphash24_with_reference_vectors);
+    tcase_add_test(t, metrics_listen_takes_address_literals_with_a_port_only);
+    tcase_add_test(t, metrics_counters_lose_no_call_across_threads);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -97,6 +97,8 @@ check "NLM with the real rpc.statd: a lock holder is SM_MONed, its reboot notice
   nlm_with_statd
 check "sd_notify: READY=1 once the ports are open, STOPPING=1 on SIGTERM (Type=notify)" \
   env CACHE="$W/cache" "$TARNFS_ROOT/tests/nfs/sd-notify.sh"
+check "metrics_listen: /metrics moves with NFS traffic, 404/405, only on the address given, off by default" \
+  env CACHE="$W/cache" "$TARNFS_ROOT/tests/nfs/metrics.sh"
 
 # ---- shell clients: nfs-ls, nfs-cat, nfs-cp ----
 start_server() {   # start_server CACHE CONF -> sets SPID NPORT MPORT
