@@ -286,6 +286,8 @@ static int cache_open(const char *dir, bool create, bool readonly, kv_cache **ou
     c->dirfd = dfd;
     c->readonly = readonly;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->snap_lock, NULL);
+    c->snap_budget = KV_DIR_BUDGET_DEFAULT;
     sweep_tmp(c);
     *out = c;
     return 0;
@@ -315,6 +317,8 @@ void kv_cache_close(kv_cache *c)
     if (c->runs)
         log_warn("kvstore: cache %s closed with runs still open", c->path);
     close(c->dirfd);
+    kv_dirsnap_free_all(c);
+    pthread_mutex_destroy(&c->snap_lock);
     pthread_mutex_destroy(&c->lock);
     free(c->path);
     free(c);
@@ -643,6 +647,7 @@ static void run_free(kv_run *r)
 {
     if (!r)
         return;
+    kv_dirsnap_drop_run(r);
     if (r->data) {
         if (!kcdbclose(r->data))
             log_warn("kvstore: closing run %s data: %s", r->name,
@@ -941,6 +946,7 @@ int kv_run_publish(kv_run *r, const char *source_version)
         return EINVAL;
     snprintf(dest, sizeof dest, "runs/%s", enc);
     pthread_rwlock_wrlock(&r->lock);
+    kv_gen_bump(r);
     struct timespec now;
     kv_now(&now);
     unsigned char ts[12];
@@ -1194,6 +1200,7 @@ int kv_wbegin(kv_run *r)
     if (r->readonly)
         return EROFS;
     pthread_rwlock_wrlock(&r->lock);
+    kv_gen_bump(r);
     if (__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE)) {
         pthread_rwlock_unlock(&r->lock);
         return ESTALE;
