@@ -475,6 +475,7 @@ int main(int argc, char **argv)
         .s3_session_token = cfg.s3_session_token, .s3_virtual_hosted = cfg.s3_virtual_hosted,
         .fetch_threads = cfg.fetch_threads, .fetch_stall_timeout_ms = cfg.fetch_stall_timeout_ms,
         .evict_grace_ms = cfg.evict_grace_ms,
+        .dir_cache_bytes = cfg.dir_cache_bytes,
     };
     ret = vfs_open(&vc, &srv.vfs);
     if (ret) {
