@@ -287,7 +287,8 @@ static int cache_open(const char *dir, bool create, bool readonly, kv_cache **ou
     c->readonly = readonly;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->snap_lock, NULL);
-    c->snap_budget = KV_DIR_BUDGET_DEFAULT;
+    pthread_cond_init(&c->snap_cv, NULL);
+    kv_cache_set_dir_budget(c, KV_DIR_BUDGET_DEFAULT);
     sweep_tmp(c);
     *out = c;
     return 0;
@@ -318,6 +319,7 @@ void kv_cache_close(kv_cache *c)
         log_warn("kvstore: cache %s closed with runs still open", c->path);
     close(c->dirfd);
     kv_dirsnap_free_all(c);
+    pthread_cond_destroy(&c->snap_cv);
     pthread_mutex_destroy(&c->snap_lock);
     pthread_mutex_destroy(&c->lock);
     free(c->path);

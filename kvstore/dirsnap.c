@@ -30,6 +30,7 @@ struct kv_dirsnap {
     kv_ino dir;                 /* and directory */
     uint64_t gen;
     bool too_big;               /* a marker only: no entries */
+    bool building;              /* a placeholder while one thread builds */
     size_t limit;               /* the per-directory bound it was built with */
     int refs;                   /* the table's one, plus users' */
     size_t n, bytes;
@@ -91,6 +92,22 @@ static void touch_locked(kv_cache *c, struct kv_dirsnap *s)
     c->snap_newest = s;
 }
 
+/* Put s in the table and at the new end of the LRU list (lock held). */
+static void link_locked(kv_cache *c, struct kv_dirsnap *s)
+{
+    size_t b = bucket_of(s->run, s->dir);
+    s->hnext = c->snap_table[b];
+    c->snap_table[b] = s;
+    s->older = c->snap_newest;
+    s->newer = NULL;
+    if (c->snap_newest)
+        c->snap_newest->newer = s;
+    else
+        c->snap_oldest = s;
+    c->snap_newest = s;
+    c->snap_bytes += s->bytes;
+}
+
 static struct kv_dirsnap *find_locked(kv_cache *c, const kv_run *r, kv_ino dir)
 {
     for (struct kv_dirsnap *s = c->snap_table[bucket_of(r, dir)]; s; s = s->hnext)
@@ -109,66 +126,82 @@ static void put_snap(kv_cache *c, struct kv_dirsnap *s)
 }
 
 /* The valid snapshot of dir (a reference the caller puts), or NULL.  An
- * outdated one is dropped on the way. */
-static struct kv_dirsnap *get_snap(kv_run *r, kv_ino dir)
+ * outdated one is dropped on the way.  With start (a listing from the
+ * beginning), when there is none, *claim says the caller must build it:
+ * a placeholder is in the table meanwhile, and other listings from the
+ * start wait for that build (concurrent `ls -lR` of one tree list the same
+ * directories at the same time) instead of each reading the directory
+ * again; when the wait gives nothing usable they read it themselves. */
+static struct kv_dirsnap *get_snap(kv_run *r, kv_ino dir, bool start,
+                                   size_t limit, bool *claim)
 {
     kv_cache *c = r->cache;
-    struct kv_dirsnap *dead = NULL, *s;
+    struct kv_dirsnap *s;
+    bool waited = false;
+    *claim = false;
     pthread_mutex_lock(&c->snap_lock);
-    s = c->snap_table ? find_locked(c, r, dir) : NULL;
-    if (s && s->gen != __atomic_load_n(&r->gen, __ATOMIC_ACQUIRE)) {
-        dead = unlink_locked(c, s);
-        s = NULL;
-    }
-    if (s) {
-        s->refs++;
-        touch_locked(c, s);
+    for (;;) {
+        s = c->snap_table ? find_locked(c, r, dir) : NULL;
+        if (s && s->building) {
+            s = NULL;
+            if (start) {
+                pthread_cond_wait(&c->snap_cv, &c->snap_lock);
+                waited = true;
+                continue;
+            }
+            break;
+        }
+        if (s && (s->gen != __atomic_load_n(&r->gen, __ATOMIC_ACQUIRE) ||
+                  (s->too_big && s->limit < limit && start))) {
+            /* Out of date, or too big for a budget since grown. */
+            struct kv_dirsnap *dead = unlink_locked(c, s);
+            if (dead)
+                snap_free(dead);
+            s = NULL;
+        }
+        if (s) {
+            s->refs++;
+            touch_locked(c, s);
+        } else if (start && !waited && c->snap_table) {
+            struct kv_dirsnap *p = calloc(1, sizeof *p);
+            if (p) {
+                p->run = r;
+                p->dir = dir;
+                p->building = true;
+                p->refs = 1;
+                link_locked(c, p);
+                *claim = true;
+            }
+        }
+        break;
     }
     pthread_mutex_unlock(&c->snap_lock);
-    if (dead)
-        snap_free(dead);
     return s;
 }
 
-/* Put s (one reference, the caller's, kept by the table) in the table if
- * the budget allows, replacing an older snapshot of the same directory and
- * dropping the least recently used ones as needed.  Returns whether it was
- * kept (if not, the caller still owns its reference). */
-static bool insert_snap(kv_run *r, struct kv_dirsnap *s)
+/* Put s (one reference, the caller's, given to the table) in the table
+ * if the budget allows, replacing whatever the table has for its
+ * directory (an older snapshot, a placeholder) and dropping the least
+ * recently used ones as needed; s NULL (a failed build) only removes a
+ * placeholder.  Wakes the listings waiting for a build.  Returns whether s
+ * was kept (if not, the caller still owns its reference). */
+static bool insert_snap(kv_run *r, kv_ino dir, struct kv_dirsnap *s)
 {
     kv_cache *c = r->cache;
-    struct kv_dirsnap *dead[16];
-    size_t ndead = 0;
     bool kept = false;
     pthread_mutex_lock(&c->snap_lock);
-    if (!c->snap_table)
-        c->snap_table = calloc(SNAP_BUCKETS, sizeof *c->snap_table);
-    if (c->snap_table && s->bytes <= c->snap_budget) {
-        struct kv_dirsnap *old = find_locked(c, r, s->dir);
-        if (old && (dead[ndead] = unlink_locked(c, old)))
-            ndead++;
-        while (c->snap_bytes + s->bytes > c->snap_budget && c->snap_oldest &&
-               ndead < 16)
-            if ((dead[ndead] = unlink_locked(c, c->snap_oldest)))
-                ndead++;
-        if (c->snap_bytes + s->bytes <= c->snap_budget) {
-            size_t b = bucket_of(r, s->dir);
-            s->hnext = c->snap_table[b];
-            c->snap_table[b] = s;
-            s->older = c->snap_newest;
-            s->newer = NULL;
-            if (c->snap_newest)
-                c->snap_newest->newer = s;
-            else
-                c->snap_oldest = s;
-            c->snap_newest = s;
-            c->snap_bytes += s->bytes;
-            kept = true;
-        }
+    struct kv_dirsnap *old = c->snap_table ? find_locked(c, r, dir) : NULL, *dead;
+    if (old && (s || old->building) && (dead = unlink_locked(c, old)))
+        snap_free(dead);
+    if (s && c->snap_table && s->bytes <= c->snap_budget) {
+        while (c->snap_bytes + s->bytes > c->snap_budget && c->snap_oldest)
+            if ((dead = unlink_locked(c, c->snap_oldest)))
+                snap_free(dead);
+        link_locked(c, s);
+        kept = true;
     }
+    pthread_cond_broadcast(&c->snap_cv);
     pthread_mutex_unlock(&c->snap_lock);
-    for (size_t i = 0; i < ndead; i++)
-        snap_free(dead[i]);
     return kept;
 }
 
@@ -208,6 +241,7 @@ void kv_dirsnap_free_all(kv_cache *c)
     }
     free(c->snap_table);
     c->snap_table = NULL;
+    pthread_cond_broadcast(&c->snap_cv);
     pthread_mutex_unlock(&c->snap_lock);
     while (dead) {
         struct kv_dirsnap *next = dead->hnext;
@@ -220,6 +254,8 @@ void kv_cache_set_dir_budget(kv_cache *c, uint64_t bytes)
 {
     pthread_mutex_lock(&c->snap_lock);
     __atomic_store_n(&c->snap_budget, bytes, __ATOMIC_RELAXED);
+    if (bytes && !c->snap_table)
+        c->snap_table = calloc(SNAP_BUCKETS, sizeof *c->snap_table);
     pthread_mutex_unlock(&c->snap_lock);
     if (!bytes)
         kv_dirsnap_free_all(c);
@@ -447,17 +483,16 @@ int kv_readdir_plus(kv_run *r, kv_ino dir, uint64_t cookie,
     bool snaps = budget && !r->staged && !r->readonly && cookie != UINT64_MAX;
     if (snaps) {
         size_t limit = (size_t)(budget / 4);
-        struct kv_dirsnap *s = get_snap(r, dir);
-        if (s && s->too_big && s->limit < limit && cookie == 0) {
-            put_snap(c, s);         /* the budget grew since: try again */
-            s = NULL;
-        }
-        if (!s && cookie == 0) {
+        bool claim;
+        struct kv_dirsnap *s = get_snap(r, dir, cookie == 0, limit, &claim);
+        if (claim) {
             /* The start of a listing: build the whole directory once. */
             int err = build(r, dir, limit, &s);
-            if (err)
+            if (err) {
+                insert_snap(r, dir, NULL);
                 return err;
-            if (!insert_snap(r, s))
+            }
+            if (!insert_snap(r, dir, s))
                 s->refs--;
         }
         if (s && !s->too_big) {

@@ -69,6 +69,7 @@ struct kv_cache {
     /* Directory snapshots of all runs (dirsnap.c), under snap_lock: a
      * hash table by (run, dir), an LRU list, bytes held vs budget. */
     pthread_mutex_t snap_lock;
+    pthread_cond_t snap_cv;         /* a build finished */
     struct kv_dirsnap **snap_table;
     struct kv_dirsnap *snap_oldest, *snap_newest;
     uint64_t snap_bytes, snap_budget;

@@ -967,6 +967,80 @@ START_TEST(readdir_plus_of_a_replaced_run_lists_the_new_run)
 }
 END_TEST
 
+struct plus_race {
+    kv_ino dir;
+    int stop;                   /* atomic */
+    int listings, bad;          /* per thread */
+};
+
+static int race_cb(void *arg, const struct kv_dirent *de, const struct kv_attr *a)
+{
+    uint64_t *last = arg;
+    if (!a || a->ino != de->ino || de->cookie <= last[0])
+        last[1]++;              /* out of order, or attributes not its own */
+    last[0] = de->cookie;
+    last[2]++;
+    return 0;
+}
+
+static void *plus_lister(void *arg)
+{
+    struct plus_race *pr = arg;
+    while (!__atomic_load_n(&pr->stop, __ATOMIC_ACQUIRE) || pr->listings < 3) {
+        uint64_t last[3] = { 0, 0, 0 };
+        int err = kv_readdir_plus(run, pr->dir, 0, race_cb, last);
+        if (err || last[1] || last[2] < 2000 || last[2] > 2100)
+            pr->bad++;
+        pr->listings++;
+    }
+    return NULL;
+}
+
+START_TEST(readdir_plus_from_many_threads_while_the_directory_changes)
+{
+    setup_published();
+    kv_ino d = make(root, "d", S_IFDIR | 0755);
+    struct kv_newnode n = { .mode = S_IFREG | 0644 };
+    for (int i = 0; i < 2000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%05d", i);
+        ck_assert_int_eq(kv_mknode(run, d, name, &n, NULL), 0);
+    }
+    enum { T = 6 };
+    struct plus_race pr[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        pr[i] = (struct plus_race){ .dir = d };
+        ck_assert_int_eq(pthread_create(&t[i], NULL, plus_lister, &pr[i]), 0);
+    }
+    /* Meanwhile: entries come and go, one file grows. */
+    kv_ino f0;
+    ck_assert_int_eq(kv_lookup(run, d, "f00000", &f0), 0);
+    for (int i = 0; i < 100; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "g%05d", i);
+        ck_assert_int_eq(kv_mknode(run, d, name, &n, NULL), 0);
+        write_str(f0, (uint64_t)i, "x");
+        usleep(500);
+    }
+    for (int i = 0; i < T; i++)
+        __atomic_store_n(&pr[i].stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(pr[i].bad, 0);
+        ck_assert_int_ge(pr[i].listings, 3);
+    }
+    /* Afterwards: what a cursor and GETATTR say. */
+    uint64_t last[3] = { 0, 0, 0 };
+    ck_assert_int_eq(kv_readdir_plus(run, d, 0, race_cb, last), 0);
+    ck_assert_uint_eq(last[2], 2100);
+    struct plisting l = { .stop_after = 1 };
+    ck_assert_int_eq(kv_readdir_plus(run, d, 0, collect_plus, &l), 1);
+    ck_assert_uint_eq(l.attrs[0].size, 100);
+    assert_attrs_current(&l);
+}
+END_TEST
+
 /* ---- file data -------------------------------------------------------- */
 
 START_TEST(write_and_read_at_offsets_across_blocks)
@@ -2130,6 +2204,7 @@ static Suite *kvfs_suite(void)
     tcase_add_test(tc_readdir, readdir_plus_on_a_run_being_filled_lists_entries_as_they_come);
     tcase_add_test(tc_readdir, readdir_plus_keeps_snapshots_within_the_budget);
     tcase_add_test(tc_readdir, readdir_plus_of_a_replaced_run_lists_the_new_run);
+    tcase_add_test(tc_readdir, readdir_plus_from_many_threads_while_the_directory_changes);
     suite_add_tcase(s, tc_readdir);
     TCase *tc_big_directory = tcase_create("big_directory");
     tcase_add_checked_fixture(tc_big_directory, NULL, teardown);
