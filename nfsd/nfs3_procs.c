@@ -10,6 +10,7 @@
 
 #include "nfsd/nfs3_prot.h"
 #include "nfsd/nfs3_status.h"
+#include "nfsd/nfs3_xdr_fast.h"
 #include "nfsd/nfsd.h"
 #include "util/log.h"
 
@@ -1115,7 +1116,10 @@ static const struct rpc_proc nfs3_procs[] = {
     P("RENAME", RENAME, nfs3_rename, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
     P("LINK", LINK, nfs3_link, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
     P("READDIR", READDIR, nfs3_readdir, PROC_NEEDS_FH),
-    P("READDIRPLUS", READDIRPLUS, nfs3_readdirplus, PROC_NEEDS_FH),
+    /* READDIRPLUS replies: encoded entry by entry (nfs3_xdr_fast.c). */
+    { "READDIRPLUS", (xdrproc_t)xdr_READDIRPLUS3args, sizeof(READDIRPLUS3args),
+      (xdrproc_t)nfsd_xdr_READDIRPLUS3res, sizeof(READDIRPLUS3res),
+      nfs3_readdirplus, PROC_NEEDS_FH },
     P("FSSTAT", FSSTAT, nfs3_fsstat, PROC_NEEDS_FH),
     P("FSINFO", FSINFO, nfs3_fsinfo, PROC_NEEDS_FH),
     P("PATHCONF", PATHCONF, nfs3_pathconf, PROC_NEEDS_FH),

@@ -1,5 +1,6 @@
 /* test_nfsd_units.c: nfsd's pure parts without a network: tarnfs.conf and
- * export matching, and the MAC-protected file handles with their key file. */
+ * export matching, the MAC-protected file handles with their key file, and
+ * the hand-unrolled READDIRPLUS encoder against rpcgen's. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include "nfsd/config.h"
 #include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
+#include "nfsd/nfs3_xdr_fast.h"
 
 static struct sockaddr_in v4(const char *a, int port)
 {
@@ -247,6 +249,118 @@ START_TEST(bad_config_lines_name_the_line_and_the_reason)
 }
 END_TEST
 
+/* A READDIRPLUS reply of n entries covering every shape: name lengths
+ * 1..8 (all paddings), entries with and without attributes and handle,
+ * handles of several lengths, 64-bit fields with both halves set. */
+static entryplus3 rdp_ents[40];
+static char rdp_names[40][16];
+static char rdp_fh[40][64];
+
+static void rdp_sample(READDIRPLUS3res *r, int n)
+{
+    memset(r, 0, sizeof *r);
+    r->status = NFS3_OK;
+    READDIRPLUS3resok *ok = &r->READDIRPLUS3res_u.resok;
+    ok->dir_attributes.attributes_follow = TRUE;
+    ok->dir_attributes.post_op_attr_u.attributes.fileid = 42;
+    memcpy(ok->cookieverf, "verifier", 8);
+    ok->reply.eof = n % 2;
+    entryplus3 **tail = &ok->reply.entries;
+    for (int i = 0; i < n; i++) {
+        entryplus3 *e = &rdp_ents[i];
+        memset(e, 0, sizeof *e);
+        int nl = 1 + i % 8;
+        memset(rdp_names[i], 'a' + i % 26, (size_t)nl);
+        e->fileid = UINT64_C(0x0123456789abcdef) + (uint64_t)i;
+        e->name.filename3_len = (u_int)nl;
+        e->name.filename3_val = rdp_names[i];
+        e->cookie = (UINT64_C(7) << 40) + (uint64_t)i;
+        if (i % 3) {
+            fattr3 *a = &e->name_attributes.post_op_attr_u.attributes;
+            e->name_attributes.attributes_follow = TRUE;
+            a->type = NF3REG + i % 3;
+            a->mode = 0644 + (u_int)i;
+            a->nlink = 1 + (u_int)i;
+            a->uid = 1000;
+            a->gid = 100 + (u_int)i;
+            a->size = (UINT64_C(1) << 33) + (uint64_t)i;
+            a->used = 4096 * (uint64_t)i;
+            a->rdev.specdata1 = 8;
+            a->rdev.specdata2 = (u_int)i;
+            a->fsid = UINT64_C(0xfeedface00000001);
+            a->fileid = e->fileid;
+            a->atime.seconds = 1700000000u + (u_int)i;
+            a->atime.nseconds = 999999999u;
+            a->mtime.seconds = 1600000000u;
+            a->mtime.nseconds = (u_int)i;
+            a->ctime.seconds = 1500000000u;
+            a->ctime.nseconds = 1;
+        }
+        if (i % 4) {
+            int fhl = 8 + (i * 5) % 57;
+            for (int k = 0; k < fhl; k++)
+                rdp_fh[i][k] = (char)(k * 31 + i);
+            e->name_handle.handle_follows = TRUE;
+            e->name_handle.post_op_fh3_u.handle.data.data_len = (u_int)fhl;
+            e->name_handle.post_op_fh3_u.handle.data.data_val = rdp_fh[i];
+        }
+        *tail = e;
+        tail = &e->nextentry;
+    }
+}
+
+/* Encode with proc into buf (+off bytes, to make the stream unaligned). */
+static u_int rdp_encode(xdrproc_t proc, READDIRPLUS3res *r, char *buf,
+                        size_t off, u_int cap, bool_t *ok)
+{
+    XDR x;
+    xdrmem_create(&x, buf + off, cap, XDR_ENCODE);
+    *ok = proc(&x, r);
+    u_int len = xdr_getpos(&x);
+    xdr_destroy(&x);
+    return len;
+}
+
+START_TEST(readdirplus_fast_encoder_gives_rpcgens_bytes)
+{
+    static char want[16384], got[16384 + 8];
+    READDIRPLUS3res r;
+    for (int n = 0; n <= 40; n += 1 + n / 4) {
+        rdp_sample(&r, n);
+        bool_t wok, gok;
+        u_int wl = rdp_encode((xdrproc_t)xdr_READDIRPLUS3res, &r, want, 0,
+                              sizeof want, &wok);
+        ck_assert(wok);
+        /* Aligned (entries through xdr_inline) and unaligned (libtirpc
+         * gives no inline window: rpcgen's per-field path). */
+        for (size_t off = 0; off <= 1; off++) {
+            memset(got, 0x55, sizeof got);
+            u_int gl = rdp_encode((xdrproc_t)nfsd_xdr_READDIRPLUS3res, &r, got,
+                                  off, sizeof want, &gok);
+            ck_assert(gok);
+            ck_assert_uint_eq(gl, wl);
+            ck_assert_msg(memcmp(got + off, want, wl) == 0,
+                          "%d entries, offset %zu: bytes differ", n, off);
+        }
+        /* No room: both fail. */
+        if (wl > 8) {
+            rdp_encode((xdrproc_t)xdr_READDIRPLUS3res, &r, want, 0, wl - 8, &wok);
+            rdp_encode((xdrproc_t)nfsd_xdr_READDIRPLUS3res, &r, got, 0, wl - 8, &gok);
+            ck_assert(!wok && !gok);
+        }
+    }
+    /* An error reply is rpcgen's too. */
+    memset(&r, 0, sizeof r);
+    r.status = NFS3ERR_BAD_COOKIE;
+    bool_t wok, gok;
+    u_int wl = rdp_encode((xdrproc_t)xdr_READDIRPLUS3res, &r, want, 0, sizeof want, &wok);
+    u_int gl = rdp_encode((xdrproc_t)nfsd_xdr_READDIRPLUS3res, &r, got, 0, sizeof want, &gok);
+    ck_assert(wok && gok);
+    ck_assert_uint_eq(gl, wl);
+    ck_assert_int_eq(memcmp(got, want, wl), 0);
+}
+END_TEST
+
 START_TEST(sizes_and_durations_parse_with_units)
 {
     uint64_t v;
@@ -362,6 +476,7 @@ int main(void)
     tcase_add_test(t, the_most_specific_client_pattern_wins_as_in_exports_5);
     tcase_add_test(t, dump_and_export_admit_only_hosts_some_export_lists);
     tcase_add_test(t, sizes_and_durations_parse_with_units);
+    tcase_add_test(t, readdirplus_fast_encoder_gives_rpcgens_bytes);
     tcase_add_test(t, handles_round_trip_and_reject_tampering);
     tcase_add_test(t, handle_mac_is_siphash24_with_reference_vectors);
     suite_add_tcase(s, t);
