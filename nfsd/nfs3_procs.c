@@ -86,7 +86,9 @@ static bool fh_make(struct rpc_ctx *c, nfs_fh3 *fh, const struct vfs_id *id)
     uint8_t *buf = arena_alloc(&c->arena, FH_MAX);
     if (!buf)
         return false;
-    fh->data.data_len = (u_int)fh_encode(&c->srv->key, c->exp->id, id, buf);
+    fh->data.data_len = (u_int)(c->srv->fhc
+        ? fh_cache_encode(c->srv->fhc, c->exp->id, id, buf)
+        : fh_encode(&c->srv->key, c->exp->id, id, buf));
     fh->data.data_val = (char *)buf;
     return true;
 }

@@ -463,6 +463,45 @@ START_TEST(handle_mac_is_siphash24_with_reference_vectors)
 }
 END_TEST
 
+START_TEST(the_handle_cache_gives_fh_encodes_bytes_and_never_another_keys)
+{
+    struct fh_key k = { { 0 } }, k2;
+    for (int i = 0; i < FH_KEY_LEN; i++)
+        k.k[i] = (uint8_t)(i * 13 + 5);
+    k2 = k;
+    k2.k[31] ^= 0x80;
+    struct fh_cache *fc, *fc2;
+    ck_assert_int_eq(fh_cache_new(&k, &fc), 0);
+    ck_assert_int_eq(fh_cache_new(&k2, &fc2), 0);
+    /* More ids than slots (65,536), twice over: misses, hits, slots taken
+     * over by other ids; ids of every length; two exports. */
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 100000; i++) {
+            struct vfs_id id = { .len = (uint8_t)(1 + i % VFS_ID_MAX) };
+            for (int b = 0; b < id.len; b++)
+                id.b[b] = (uint8_t)((unsigned)i >> (b % 3 * 8)) ^ (uint8_t)b;
+            uint8_t exp_id = (uint8_t)(i % 2), got_exp;
+            uint8_t want[FH_MAX], got[FH_MAX];
+            size_t wn = fh_encode(&k, exp_id, &id, want);
+            size_t gn = fh_cache_encode(fc, exp_id, &id, got);
+            ck_assert_uint_eq(gn, wn);
+            if (memcmp(got, want, FH_MAX))
+                ck_abort_msg("id %d (round %d): cached handle differs", i, round);
+            struct vfs_id back;
+            if (fh_decode(&k, got, gn, &got_exp, &back) || back.len != id.len)
+                ck_abort_msg("id %d: cached handle does not decode", i);
+            /* The other key's cache: its own MACs, stale under k. */
+            gn = fh_cache_encode(fc2, exp_id, &id, got);
+            if (fh_decode(&k, got, gn, &got_exp, &back) != ESTALE ||
+                fh_decode(&k2, got, gn, &got_exp, &back) != 0)
+                ck_abort_msg("id %d: a MAC crossed keys", i);
+        }
+    fh_cache_free(fc);
+    fh_cache_free(fc2);
+    fh_cache_free(NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nfsd-units");
@@ -479,6 +518,7 @@ int main(void)
     tcase_add_test(t, readdirplus_fast_encoder_gives_rpcgens_bytes);
     tcase_add_test(t, handles_round_trip_and_reject_tampering);
     tcase_add_test(t, handle_mac_is_siphash24_with_reference_vectors);
+    tcase_add_test(t, the_handle_cache_gives_fh_encodes_bytes_and_never_another_keys);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
