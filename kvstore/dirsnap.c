@@ -14,7 +14,8 @@
  * generation is never used again.  Snapshots of all runs of one cache
  * share one byte budget, least recently used first out.  A directory whose
  * snapshot would exceed a quarter of the budget is remembered as too big
- * (until the run changes), so it is not tried again on every listing. */
+ * (until the run changes or the budget grows), so it is not tried again on
+ * every listing. */
 
 struct snap_ent {
     kv_ino ino;
@@ -56,7 +57,8 @@ static void snap_free(struct kv_dirsnap *s)
 }
 
 /* Unlink s from the table and the LRU (snap_lock held); drop the table's
- * reference.  Returns s if the caller must free it (outside the lock). */
+ * reference.  Returns s if nothing references it any more (the caller
+ * frees it with snap_free), else NULL. */
 static struct kv_dirsnap *unlink_locked(kv_cache *c, struct kv_dirsnap *s)
 {
     struct kv_dirsnap **pp = &c->snap_table[bucket_of(s->run, s->dir)];
