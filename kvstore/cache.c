@@ -294,6 +294,9 @@ static int cache_open(const char *dir, bool create, bool readonly, kv_cache **ou
     c->dirfd = dfd;
     c->readonly = readonly;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->snap_lock, NULL);
+    pthread_cond_init(&c->snap_cv, NULL);
+    kv_cache_set_dir_budget(c, KV_DIR_BUDGET_DEFAULT);
     sweep_tmp(c);
     *out = c;
     return 0;
@@ -323,6 +326,9 @@ void kv_cache_close(kv_cache *c)
     if (c->runs)
         log_warn("kvstore: cache %s closed with runs still open", c->path);
     close(c->dirfd);
+    kv_dirsnap_free_all(c);
+    pthread_cond_destroy(&c->snap_cv);
+    pthread_mutex_destroy(&c->snap_lock);
     pthread_mutex_destroy(&c->lock);
     free(c->path);
     free(c);
@@ -651,6 +657,7 @@ static void run_free(kv_run *r)
 {
     if (!r)
         return;
+    kv_dirsnap_drop_run(r);
     if (r->data) {
         if (!kcdbclose(r->data))
             log_warn("kvstore: closing run %s data: %s", r->name,
@@ -958,6 +965,7 @@ int kv_run_publish(kv_run *r, const char *source_version)
         return EINVAL;
     snprintf(dest, sizeof dest, "runs/%s", enc);
     pthread_rwlock_wrlock(&r->lock);
+    kv_gen_bump(r);
     struct timespec now;
     kv_now(&now);
     unsigned char ts[12];
@@ -1214,6 +1222,7 @@ int kv_wbegin(kv_run *r)
     if (r->readonly)
         return EROFS;
     pthread_rwlock_wrlock(&r->lock);
+    kv_gen_bump(r);
     if (__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE)) {
         pthread_rwlock_unlock(&r->lock);
         return ESTALE;

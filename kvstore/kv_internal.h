@@ -68,6 +68,13 @@ struct kv_cache {
     unsigned long stage_counter;
     uint64_t build_cache;           /* page cache of a staged run's metadata
                                        (kv_cache_set_build_cache) */
+    /* Directory snapshots of all runs (dirsnap.c), under snap_lock: a
+     * hash table by (run, dir), an LRU list, bytes held vs budget. */
+    pthread_mutex_t snap_lock;
+    pthread_cond_t snap_cv;         /* a build finished */
+    struct kv_dirsnap **snap_table;
+    struct kv_dirsnap *snap_oldest, *snap_newest;
+    uint64_t snap_bytes, snap_budget;
 };
 
 struct kv_run {
@@ -93,6 +100,9 @@ struct kv_run {
     bool keep_unclean;      /* garbage left: let the next open sweep it */
     int lazy;               /* absent data: 0 unknown, 1 some, 2 none
                              * (atomic; lazy.c) */
+    uint64_t gen;           /* change generation: bumped (atomic) by every
+                             * holder of the exclusive lock, so a directory
+                             * snapshot tagged with it is known current */
     struct kv_drop *drops;  /* data to delete once meta commits */
     size_t ndrops, capdrops;
     struct kv_run *next;    /* cache->runs list */
@@ -143,6 +153,20 @@ int kv_store_counters(kv_run *r);
  * err or the commit error. */
 int kv_data_begin(kv_run *r);
 int kv_data_end(kv_run *r, int err);
+
+/* Mark r as changing (exclusive lock held): its snapshots go out of date. */
+static inline void kv_gen_bump(kv_run *r)
+{
+    __atomic_add_fetch(&r->gen, 1, __ATOMIC_RELEASE);
+}
+
+/* ---- dirsnap.c ---- */
+/* Default byte budget of a cache's directory snapshots. */
+#define KV_DIR_BUDGET_DEFAULT   ((uint64_t)64 << 20)
+/* Forget r's snapshots (r is being freed). */
+void kv_dirsnap_drop_run(kv_run *r);
+/* Free every snapshot of c (closing, or the budget set to 0). */
+void kv_dirsnap_free_all(kv_cache *c);
 
 /* ---- data.c ---- */
 /* Blocks of one file to delete when the metadata transaction ends: after

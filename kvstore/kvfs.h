@@ -280,6 +280,31 @@ struct kv_dirent {
 int kv_readdir(kv_run *r, kv_ino dir, uint64_t cookie,
                int (*cb)(void *arg, const struct kv_dirent *de), void *arg);
 
+/* kv_readdir, with each entry's attributes (a is NULL for an entry whose
+ * inode is missing, which only a damaged run has).  The listing of a
+ * published run's directory from its start (cookie 0) keeps a snapshot of
+ * the whole directory in memory (names, inode numbers, cookies,
+ * attributes), within the cache's budget (kv_cache_set_dir_budget); later
+ * calls on that directory are answered from it, without Kyoto Cabinet,
+ * until any change to the run makes it out of date.  Runs being ingested
+ * or streamed, and runs opened read-only, are always read with one cursor
+ * pass.  cb runs under the run's read lock, or with no lock held when
+ * answered from a snapshot: either way it may call reading functions on r,
+ * never changing ones.  Errors: ENOENT, ENOTDIR, ENOMEM, EIO, or cb's
+ * nonzero return. */
+int kv_readdir_plus(kv_run *r, kv_ino dir, uint64_t cookie,
+                    int (*cb)(void *arg, const struct kv_dirent *de,
+                              const struct kv_attr *a),
+                    void *arg);
+
+/* Memory directory snapshots of all runs of c may hold together (default
+ * 64 MiB; 0: none are kept).  One directory gets at most a quarter of it;
+ * a bigger one is always read from Kyoto Cabinet. */
+void kv_cache_set_dir_budget(kv_cache *c, uint64_t bytes);
+
+/* Bytes directory snapshots of c hold now. */
+uint64_t kv_cache_dir_bytes(kv_cache *c);
+
 /* ---- file data -------------------------------------------------------- */
 
 /* Read up to len bytes at off.  *got = bytes read; *eof = true when the read

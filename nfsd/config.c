@@ -567,7 +567,12 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
         if (parse_size(v, &cfg->build_cache_bytes) || cfg->build_cache_bytes < (1u << 20))
             goto bad;
     }
-    else if (!strcmp(k, "high_watermark") || !strcmp(k, "low_watermark")) {
+    else if (!strcmp(k, "dir_cache")) {
+        if (parse_size(v, &cfg->dir_cache_bytes) ||
+            cfg->dir_cache_bytes > ((uint64_t)1 << 40)) goto bad;
+        if (cfg->dir_cache_bytes == 0)
+            cfg->dir_cache_bytes = VFS_DIR_CACHE_OFF;
+    } else if (!strcmp(k, "high_watermark") || !strcmp(k, "low_watermark")) {
         if (parse_u32(v, &u) || u < 1 || u > 100) goto bad;
         if (k[0] == 'h') cfg->high_watermark_pct = u; else cfg->low_watermark_pct = u;
     } else if (!strcmp(k, "list_ttl")) { if (parse_duration_ms(v, &cfg->list_ttl_ms)) goto bad; }

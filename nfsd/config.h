@@ -72,6 +72,8 @@ struct nfsd_config {
     bool prefetch_auto;                 /* prefetch = auto: index-first, then
                                            the rest once enough was read */
     uint64_t prefetch_after;            /* auto's threshold; 0 = vfs default */
+    uint64_t dir_cache_bytes;           /* directory snapshots' memory; 0 = vfs
+                                           default, VFS_DIR_CACHE_OFF: none */
     bool index_upload;                  /* store indexes made by full fetches */
     struct exports *exports;            /* NULL until set */
     /* The config line each of these was set on (0: the default, or a

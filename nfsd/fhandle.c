@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +145,94 @@ size_t fh_encode(const struct fh_key *key, uint8_t export_id,
     out[3] = (uint8_t)idlen;
     memcpy(out + 4, id->b, idlen);
     mac(key, out, body, out + body);
+    return body + FH_MAC_LEN;
+}
+
+/* ---- the cache of made handles --------------------------------------- */
+
+#define FHC_SHARDS 64
+#define FHC_SLOTS  1024         /* per shard */
+
+struct fhc_slot {
+    bool used;
+    uint8_t body_len;           /* the MAC'ed bytes: header and padded id */
+    uint8_t body[4 + VFS_ID_MAX + 3];
+    uint8_t mac[FH_MAC_LEN];
+};
+
+struct fhc_shard {
+    pthread_mutex_t lock;
+    struct fhc_slot slot[FHC_SLOTS];
+};
+
+struct fh_cache {
+    struct fh_key key;
+    struct fhc_shard shard[FHC_SHARDS];
+};
+
+int fh_cache_new(const struct fh_key *key, struct fh_cache **out)
+{
+    struct fh_cache *fc = calloc(1, sizeof *fc);
+    if (!fc)
+        return ENOMEM;
+    fc->key = *key;
+    for (int i = 0; i < FHC_SHARDS; i++)
+        pthread_mutex_init(&fc->shard[i].lock, NULL);
+    *out = fc;
+    return 0;
+}
+
+void fh_cache_free(struct fh_cache *fc)
+{
+    if (!fc)
+        return;
+    for (int i = 0; i < FHC_SHARDS; i++)
+        pthread_mutex_destroy(&fc->shard[i].lock);
+    OPENSSL_cleanse(&fc->key, sizeof fc->key);
+    free(fc);
+}
+
+/* Where body (n bytes, n >= 4, a multiple of 4) lives: a cheap mix of all
+ * of it (FNV-1a over 32-bit words); the slot's bytes are compared whole. */
+static uint32_t fhc_hash(const uint8_t *body, size_t n)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t w;
+        memcpy(&w, body + i, 4);
+        h = (h ^ w) * UINT64_C(1099511628211);
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+size_t fh_cache_encode(struct fh_cache *fc, uint8_t export_id,
+                       const struct vfs_id *id, uint8_t out[FH_MAX])
+{
+    size_t idlen = id->len > VFS_ID_MAX ? VFS_ID_MAX : id->len;
+    size_t body = 4 + ((idlen + 3) & ~(size_t)3);
+    memset(out, 0, FH_MAX);
+    out[0] = FH_VERSION;
+    out[1] = 0;
+    out[2] = export_id;
+    out[3] = (uint8_t)idlen;
+    memcpy(out + 4, id->b, idlen);
+    uint32_t h = fhc_hash(out, body);
+    struct fhc_shard *sh = &fc->shard[h % FHC_SHARDS];
+    struct fhc_slot *sl = &sh->slot[(h / FHC_SHARDS) % FHC_SLOTS];
+    pthread_mutex_lock(&sh->lock);
+    bool hit = sl->used && sl->body_len == body && memcmp(sl->body, out, body) == 0;
+    if (hit)
+        memcpy(out + body, sl->mac, FH_MAC_LEN);
+    pthread_mutex_unlock(&sh->lock);
+    if (hit)
+        return body + FH_MAC_LEN;
+    mac(&fc->key, out, body, out + body);
+    pthread_mutex_lock(&sh->lock);
+    sl->used = true;
+    sl->body_len = (uint8_t)body;
+    memcpy(sl->body, out, body);
+    memcpy(sl->mac, out + body, FH_MAC_LEN);
+    pthread_mutex_unlock(&sh->lock);
     return body + FH_MAC_LEN;
 }
 

@@ -10,6 +10,7 @@
 
 #include "nfsd/nfs3_prot.h"
 #include "nfsd/nfs3_status.h"
+#include "nfsd/nfs3_xdr_fast.h"
 #include "nfsd/nfsd.h"
 #include "util/log.h"
 
@@ -85,7 +86,9 @@ static bool fh_make(struct rpc_ctx *c, nfs_fh3 *fh, const struct vfs_id *id)
     uint8_t *buf = arena_alloc(&c->arena, FH_MAX);
     if (!buf)
         return false;
-    fh->data.data_len = (u_int)fh_encode(&c->srv->key, c->exp->id, id, buf);
+    fh->data.data_len = (u_int)(c->srv->fhc
+        ? fh_cache_encode(c->srv->fhc, c->exp->id, id, buf)
+        : fh_encode(&c->srv->key, c->exp->id, id, buf));
     fh->data.data_val = (char *)buf;
     return true;
 }
@@ -1115,7 +1118,10 @@ static const struct rpc_proc nfs3_procs[] = {
     P("RENAME", RENAME, nfs3_rename, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
     P("LINK", LINK, nfs3_link, PROC_NEEDS_FH | PROC_MODIFIES | PROC_DRC),
     P("READDIR", READDIR, nfs3_readdir, PROC_NEEDS_FH),
-    P("READDIRPLUS", READDIRPLUS, nfs3_readdirplus, PROC_NEEDS_FH),
+    /* READDIRPLUS replies: encoded entry by entry (nfs3_xdr_fast.c). */
+    { "READDIRPLUS", (xdrproc_t)xdr_READDIRPLUS3args, sizeof(READDIRPLUS3args),
+      (xdrproc_t)nfsd_xdr_READDIRPLUS3res, sizeof(READDIRPLUS3res),
+      nfs3_readdirplus, PROC_NEEDS_FH },
     P("FSSTAT", FSSTAT, nfs3_fsstat, PROC_NEEDS_FH),
     P("FSINFO", FSINFO, nfs3_fsinfo, PROC_NEEDS_FH),
     P("PATHCONF", PATHCONF, nfs3_pathconf, PROC_NEEDS_FH),

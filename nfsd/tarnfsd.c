@@ -437,6 +437,8 @@ int main(int argc, char **argv)
         nfsd_config_free(&cfg);
         return 1;
     }
+    if (fh_cache_new(&srv.key, &srv.fhc))
+        srv.fhc = NULL;                 /* handles are made without it */
     /* A new verifier each start tells clients to resend unstable writes. */
     uint64_t verf = (uint64_t)time(NULL) << 32;
     uint32_t rnd = 0;
@@ -450,6 +452,7 @@ int main(int argc, char **argv)
         report_fd = daemonize();
         if (report_fd < 0) {
             log_error("cannot daemonize: %s", strerror(errno));
+            fh_cache_free(srv.fhc);
             return 1;
         }
         log_setup("tarnfsd", 1, fl.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
@@ -483,12 +486,14 @@ int main(int argc, char **argv)
         .s3_session_token = cfg.s3_session_token, .s3_virtual_hosted = cfg.s3_virtual_hosted,
         .fetch_threads = cfg.fetch_threads, .fetch_stall_timeout_ms = cfg.fetch_stall_timeout_ms,
         .evict_grace_ms = cfg.evict_grace_ms,
+        .dir_cache_bytes = cfg.dir_cache_bytes,
     };
     ret = vfs_open(&vc, &srv.vfs);
     if (ret) {
         log_error("cannot open the namespace in %s: %s", cfg.cache_dir, strerror(ret));
         report(report_fd, 1);
         nfsd_config_free(&cfg);
+        fh_cache_free(srv.fhc);
         return 1;
     }
     srv.exports = exports_ref(cfg.exports);
@@ -515,6 +520,7 @@ int main(int argc, char **argv)
         report(report_fd, 1);
         vfs_close(srv.vfs);
         nfsd_config_free(&cfg);
+        fh_cache_free(srv.fhc);
         return 1;
     }
     int nfs_port = rpc_server_port(rs, 0), mount_port = rpc_server_port(rs, 1);
@@ -535,6 +541,7 @@ int main(int argc, char **argv)
     if (ret) {
         log_error("cannot start threads: %s", strerror(ret));
         report(report_fd, 1);
+        fh_cache_free(srv.fhc);
         return 1;
     }
     if (cfg.metrics_listen) {
@@ -621,6 +628,7 @@ int main(int argc, char **argv)
     nfsd_exports_set(&srv, NULL);
     nfsd_mounts_clear(&srv);
     drc_free(&srv.drc);
+    fh_cache_free(srv.fhc);
     if (!fl.foreground)
         unlink(pidfile);
     nfsd_config_free(&cfg);

@@ -916,17 +916,23 @@ static int namespace_readdir(vfs *v, const struct vfs_node *n,
     return rc;
 }
 
-/* Entries gathered from kv_readdir, handed to the caller after the
- * kvstore cursor is released. */
+/* Entries gathered from kvstore (with their attributes for READDIRPLUS),
+ * handed to the caller after kvstore's lock is released. */
 #define READDIR_BATCH 128
 struct dir_batch {
     size_t n;
     bool more;
-    struct { char name[KV_NAME_MAX + 1]; kv_ino ino; uint64_t cookie; }
-        e[READDIR_BATCH];
+    struct {
+        char name[KV_NAME_MAX + 1];
+        kv_ino ino;
+        uint64_t cookie;
+        bool has_attr;
+        struct kv_attr k;
+    } e[READDIR_BATCH];
 };
 
-static int batch_cb(void *arg, const struct kv_dirent *de)
+static int batch_plus_cb(void *arg, const struct kv_dirent *de,
+                         const struct kv_attr *k)
 {
     struct dir_batch *b = arg;
     if (b->n == READDIR_BATCH) {
@@ -938,8 +944,16 @@ static int batch_cb(void *arg, const struct kv_dirent *de)
     b->e[b->n].name[len] = '\0';
     b->e[b->n].ino = de->ino;
     b->e[b->n].cookie = de->cookie;
+    b->e[b->n].has_attr = k != NULL;
+    if (k)
+        b->e[b->n].k = *k;
     b->n++;
     return 0;
+}
+
+static int batch_cb(void *arg, const struct kv_dirent *de)
+{
+    return batch_plus_cb(arg, de, NULL);
 }
 
 static int node_readdir(vfs *v, const struct vfs_ref *ref, kv_ino dir,
@@ -953,7 +967,14 @@ static int node_readdir(vfs *v, const struct vfs_ref *ref, kv_ino dir,
     for (;;) {
         b->n = 0;
         b->more = false;
-        int err = kv_readdir(ref->h->kr, dir, cookie, batch_cb, b);
+        /* Streaming in: the attributes were read after this mark, so an
+         * entry is answered with them only if the stream did not move
+         * meanwhile (a file still being written is listed, its attributes
+         * are left to its GETATTR, which waits). */
+        uint64_t mark = vfs_stream_mark(ref);
+        int err = want_attrs
+            ? kv_readdir_plus(ref->h->kr, dir, cookie, batch_plus_cb, b)
+            : kv_readdir(ref->h->kr, dir, cookie, batch_cb, b);
         if (err && !(err == 1 && b->more)) {
             rc = stale_if_enoent(err);
             break;
@@ -964,13 +985,9 @@ static int node_readdir(vfs *v, const struct vfs_ref *ref, kv_ino dir,
             struct vfs_dirent de = { .name = b->e[i].name,
                                      .fileid = b->e[i].ino,
                                      .cookie = b->e[i].cookie };
-            /* Streaming in: a file still being written is listed, its
-             * attributes are left to its GETATTR (which waits). */
-            uint64_t mark = vfs_stream_mark(ref);
-            struct kv_attr k;
-            if (want_attrs && kv_getattr(ref->h->kr, b->e[i].ino, &k) == 0 &&
-                !vfs_stream_unsettled(v, ref, mark, b->e[i].ino, &k)) {
-                attr_from_kv(v, &k, &a);
+            if (want_attrs && b->e[i].has_attr &&
+                !vfs_stream_unsettled(v, ref, mark, b->e[i].ino, &b->e[i].k)) {
+                attr_from_kv(v, &b->e[i].k, &a);
                 node_id(v, ref, b->e[i].ino, &id);
                 de.id = &id;
                 de.a = &a;

@@ -187,6 +187,9 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
     if (cfg->cache_limit_bytes)
         kv_cache_set_limit(v->cache, cfg->cache_limit_bytes);
     kv_cache_set_build_cache(v->cache, cfg->build_cache_bytes);
+    kv_cache_set_dir_budget(v->cache,
+        cfg->dir_cache_bytes == VFS_DIR_CACHE_OFF ? 0
+        : cfg->dir_cache_bytes ? cfg->dir_cache_bytes : VFS_DEFAULT_DIR_CACHE);
     err = vfs_runs_scan_cache(v);
     v->scanned_ms = vfs_mono_ms();
     if (err)

@@ -123,7 +123,15 @@ struct vfs_config {
      * index, store the index made on the way as its sidecar
      * ("index_upload = yes"; default no: the source is not written to). */
     bool index_upload;
+    /* Memory kept for snapshots of directories inside runs (names,
+     * inode numbers, cookies, attributes: READDIRPLUS answered without
+     * Kyoto Cabinet), over all runs.  0 = default VFS_DEFAULT_DIR_CACHE;
+     * VFS_DIR_CACHE_OFF: none kept. */
+    uint64_t dir_cache_bytes;
 };
+
+#define VFS_DEFAULT_DIR_CACHE ((uint64_t)64 << 20)
+#define VFS_DIR_CACHE_OFF     UINT64_MAX
 
 /* Check that cfg->source would open (vfs_open), without opening it or any
  * network traffic: a readable NAS directory, or an s3:// URL that parses

@@ -684,6 +684,14 @@ static int page_cb(void *arg, const struct kv_dirent *de)
     return ++p->in_page == 1000 ? 1 : 0;
 }
 
+static int page_plus_cb(void *arg, const struct kv_dirent *de,
+                        const struct kv_attr *a)
+{
+    if (!a || a->ino != de->ino || !S_ISREG(a->mode))
+        ck_abort_msg("%s: wrong attributes", de->name);
+    return page_cb(arg, de);
+}
+
 START_TEST(readdir_pages_through_100000_entries_by_cookie)
 {
     setup_staged();
@@ -707,7 +715,329 @@ START_TEST(readdir_pages_through_100000_entries_by_cookie)
     ck_assert_int_eq(ret, 0);
     ck_assert_int_eq(p.total, N);
     ck_assert_int_ge(pages, 100);
+    /* The same with attributes, the pages after the first answered from
+     * the directory's snapshot. */
+    memset(p.seen, 0, N);
+    p.cookie = 0;
+    p.total = 0;
+    do {
+        p.in_page = 0;
+        ret = kv_readdir_plus(run, d, p.cookie, page_plus_cb, &p);
+    } while (ret == 1);
+    ck_assert_int_eq(ret, 0);
+    ck_assert_int_eq(p.total, N);
+    ck_assert_uint_gt(kv_cache_dir_bytes(cache), 0);
     free(p.seen);
+}
+END_TEST
+
+/* ---- readdir with attributes (kv_readdir_plus, snapshots) ------------- */
+
+struct plisting {
+    char names[64][32];
+    uint64_t cookies[64];
+    struct kv_attr attrs[64];
+    int n, stop_after;
+};
+
+static int collect_plus(void *arg, const struct kv_dirent *de,
+                        const struct kv_attr *a)
+{
+    struct plisting *l = arg;
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_eq(a->ino, de->ino);
+    ck_assert_uint_eq(strlen(de->name), de->namelen);
+    snprintf(l->names[l->n], 32, "%s", de->name);
+    l->cookies[l->n] = de->cookie;
+    l->attrs[l->n] = *a;
+    l->n++;
+    return l->stop_after && l->n >= l->stop_after ? 1 : 0;
+}
+
+/* Every entry's attributes from the listing equal kv_getattr's now. */
+static void assert_attrs_current(const struct plisting *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        struct kv_attr g;
+        ck_assert_int_eq(kv_getattr(run, l->attrs[i].ino, &g), 0);
+        ck_assert_mem_eq(&g, &l->attrs[i], sizeof g);
+    }
+}
+
+static void plist(kv_ino dir, uint64_t cookie, struct plisting *l)
+{
+    memset(l, 0, sizeof *l);
+    ck_assert_int_eq(kv_readdir_plus(run, dir, cookie, collect_plus, l), 0);
+}
+
+START_TEST(readdir_plus_attributes_equal_getattr_after_every_kind_of_change)
+{
+    setup_published();
+    kv_ino a = make(root, "a", S_IFREG | 0644);
+    kv_ino b = make(root, "b", S_IFREG | 0644);
+    make(root, "sub", S_IFDIR | 0755);
+    struct plisting l;
+    plist(root, 0, &l);
+    ck_assert_int_eq(l.n, 3);
+    assert_attrs_current(&l);
+    ck_assert_uint_gt(kv_cache_dir_bytes(cache), 0);    /* a snapshot kept */
+    plist(root, 0, &l);                                 /* answered from it */
+    ck_assert_int_eq(l.n, 3);
+    assert_attrs_current(&l);
+    /* SETATTR, WRITE, a new entry, a removed one, a rename: each listing
+     * after shows the change. */
+    struct kv_sattr sa = { .mask = KV_SET_MODE | KV_SET_UID, .mode = 0600, .uid = 7 };
+    ck_assert_int_eq(kv_setattr(run, a, &sa, NULL), 0);
+    plist(root, 0, &l);
+    ck_assert_uint_eq(l.attrs[0].mode & 07777, 0600);
+    ck_assert_uint_eq(l.attrs[0].uid, 7);
+    assert_attrs_current(&l);
+    write_str(b, 100000, "tail");
+    plist(root, 0, &l);
+    ck_assert_uint_eq(l.attrs[1].size, 100004);
+    assert_attrs_current(&l);
+    make(root, "c", S_IFLNK | 0777);
+    ck_assert_int_eq(kv_unlink(run, root, "a"), 0);
+    ck_assert_int_eq(kv_rename(run, root, "b", root, "b2"), 0);
+    plist(root, 0, &l);
+    ck_assert_int_eq(l.n, 3);
+    ck_assert_str_eq(l.names[0], "sub");
+    ck_assert_str_eq(l.names[1], "c");
+    ck_assert_str_eq(l.names[2], "b2");
+    assert_attrs_current(&l);
+    /* The same entries and cookies as kv_readdir gives. */
+    struct listing k = {0};
+    ck_assert_int_eq(kv_readdir(run, root, 0, collect, &k), 0);
+    ck_assert_int_eq(k.n, l.n);
+    for (int i = 0; i < k.n; i++) {
+        ck_assert_str_eq(k.names[i], l.names[i]);
+        ck_assert_uint_eq(k.cookies[i], l.cookies[i]);
+    }
+    kv_ino f;
+    ck_assert_int_eq(kv_lookup(run, root, "c", &f), 0);
+    ck_assert_int_eq(kv_readdir_plus(run, f, 0, collect_plus, &l), ENOTDIR);
+    ck_assert_int_eq(kv_readdir_plus(run, 777777, 0, collect_plus, &l), ENOENT);
+}
+END_TEST
+
+START_TEST(readdir_plus_pages_by_cookie_across_a_change_of_the_directory)
+{
+    setup_published();
+    const char *names[] = { "a", "b", "c", "d", "e" };
+    for (int i = 0; i < 5; i++)
+        make(root, names[i], S_IFREG | 0644);
+    struct plisting p1 = { .stop_after = 2 };
+    ck_assert_int_eq(kv_readdir_plus(run, root, 0, collect_plus, &p1), 1);
+    ck_assert_str_eq(p1.names[1], "b");
+    /* Between pages: the last entry listed and one not listed yet go, a
+     * new one comes, one not listed yet changes. */
+    ck_assert_int_eq(kv_unlink(run, root, "b"), 0);
+    ck_assert_int_eq(kv_unlink(run, root, "d"), 0);
+    make(root, "f", S_IFREG | 0644);
+    kv_ino e;
+    ck_assert_int_eq(kv_lookup(run, root, "e", &e), 0);
+    write_str(e, 0, "grown");
+    struct plisting p2;
+    plist(root, p1.cookies[1], &p2);
+    ck_assert_int_eq(p2.n, 3);
+    ck_assert_str_eq(p2.names[0], "c");
+    ck_assert_str_eq(p2.names[1], "e");
+    ck_assert_uint_eq(p2.attrs[1].size, 5);
+    ck_assert_str_eq(p2.names[2], "f");
+    assert_attrs_current(&p2);
+    /* Resuming from a snapshot gives what a cursor gives. */
+    struct plisting p3;
+    plist(root, 0, &p3);                    /* builds a snapshot */
+    struct plisting p4;
+    plist(root, p3.cookies[0], &p4);        /* answered from it */
+    ck_assert_int_eq(p4.n, p3.n - 1);
+    for (int i = 0; i < p4.n; i++)
+        ck_assert_uint_eq(p4.cookies[i], p3.cookies[i + 1]);
+    struct plisting p5;
+    plist(root, p3.cookies[p3.n - 1], &p5);
+    ck_assert_int_eq(p5.n, 0);
+}
+END_TEST
+
+START_TEST(readdir_plus_on_a_run_being_filled_lists_entries_as_they_come)
+{
+    setup_staged();
+    make(root, "first", S_IFREG | 0644);
+    struct plisting l;
+    plist(root, 0, &l);
+    ck_assert_int_eq(l.n, 1);
+    kv_ino second = make(root, "second", S_IFREG | 0644);
+    write_str(second, 0, "data");
+    plist(root, 0, &l);
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_str_eq(l.names[1], "second");
+    ck_assert_uint_eq(l.attrs[1].size, 4);
+    assert_attrs_current(&l);
+    ck_assert_uint_eq(kv_cache_dir_bytes(cache), 0);  /* no snapshot */
+    ck_assert_int_eq(kv_run_publish(run, ""), 0);
+    plist(root, 0, &l);
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_uint_gt(kv_cache_dir_bytes(cache), 0);
+}
+END_TEST
+
+START_TEST(readdir_plus_keeps_snapshots_within_the_budget)
+{
+    setup_published();
+    kv_ino d[5];
+    for (int k = 0; k < 5; k++) {
+        char dn[16];
+        snprintf(dn, sizeof dn, "d%d", k);
+        d[k] = make(root, dn, S_IFDIR | 0755);
+        for (int i = 0; i < 40; i++) {
+            char name[48];
+            snprintf(name, sizeof name, "file-with-a-longer-name-%03d", i);
+            make(d[k], name, S_IFREG | 0644);
+        }
+    }
+    /* A budget too small for one directory: listed right, nothing kept
+     * but a marker saying so. */
+    kv_cache_set_dir_budget(cache, 4096);
+    struct plisting l;
+    plist(d[0], 0, &l);
+    ck_assert_int_eq(l.n, 40);
+    assert_attrs_current(&l);
+    ck_assert_uint_le(kv_cache_dir_bytes(cache), 256);
+    plist(d[0], 0, &l);
+    ck_assert_int_eq(l.n, 40);
+    /* Room for four: the fifth directory's snapshot pushes the least
+     * recently used one out, and everything is still listed right. */
+    kv_cache_set_dir_budget(cache, 1 << 20);
+    plist(d[0], 0, &l);
+    uint64_t one = kv_cache_dir_bytes(cache);
+    ck_assert_uint_gt(one, 0);
+    kv_cache_set_dir_budget(cache, 0);
+    kv_cache_set_dir_budget(cache, 4 * one + one / 2);
+    for (int k = 0; k < 5; k++) {
+        plist(d[k], 0, &l);
+        ck_assert_int_eq(l.n, 40);
+        ck_assert_uint_le(kv_cache_dir_bytes(cache), 4 * one + one / 2);
+    }
+    ck_assert_uint_eq(kv_cache_dir_bytes(cache), 4 * one);
+    plist(d[0], 0, &l);
+    ck_assert_int_eq(l.n, 40);
+    assert_attrs_current(&l);
+    ck_assert_uint_eq(kv_cache_dir_bytes(cache), 4 * one);
+    /* Budget 0: none kept, all freed. */
+    kv_cache_set_dir_budget(cache, 0);
+    ck_assert_uint_eq(kv_cache_dir_bytes(cache), 0);
+    plist(d[1], 0, &l);
+    ck_assert_int_eq(l.n, 40);
+    ck_assert_uint_eq(kv_cache_dir_bytes(cache), 0);
+}
+END_TEST
+
+START_TEST(readdir_plus_of_a_replaced_run_lists_the_new_run)
+{
+    setup_published();
+    make(root, "old", S_IFREG | 0644);
+    struct plisting l;
+    plist(root, 0, &l);
+    ck_assert_int_eq(l.n, 1);
+    kv_run *nr;
+    ck_assert_int_eq(kv_run_stage(cache, "run1", 0, &nr), 0);
+    kv_ino nroot = kv_run_root(nr);
+    struct kv_newnode n = { .mode = S_IFREG | 0644 };
+    ck_assert_int_eq(kv_mknode(nr, nroot, "new", &n, NULL), 0);
+    ck_assert_int_eq(kv_run_publish(nr, "v2"), 0);
+    /* The old handle still reads the old run (from its snapshot or not). */
+    plist(root, 0, &l);
+    ck_assert_int_eq(l.n, 1);
+    ck_assert_str_eq(l.names[0], "old");
+    kv_run_close(run);
+    ck_assert_int_eq(kv_run_open(cache, "run1", &run), 0);
+    kv_run_close(nr);
+    plist(kv_run_root(run), 0, &l);
+    ck_assert_int_eq(l.n, 1);
+    ck_assert_str_eq(l.names[0], "new");
+    /* And after a restart (cache closed and opened again). */
+    kv_run_close(run);
+    kv_cache_close(cache);
+    ck_assert_int_eq(kv_cache_open(cache_dir, false, &cache), 0);
+    ck_assert_int_eq(kv_run_open(cache, "run1", &run), 0);
+    plist(kv_run_root(run), 0, &l);
+    ck_assert_int_eq(l.n, 1);
+    ck_assert_str_eq(l.names[0], "new");
+    assert_attrs_current(&l);
+}
+END_TEST
+
+struct plus_race {
+    kv_ino dir;
+    int stop;                   /* atomic */
+    int listings, bad;          /* per thread */
+};
+
+static int race_cb(void *arg, const struct kv_dirent *de, const struct kv_attr *a)
+{
+    uint64_t *last = arg;
+    if (!a || a->ino != de->ino || de->cookie <= last[0])
+        last[1]++;              /* out of order, or attributes not its own */
+    last[0] = de->cookie;
+    last[2]++;
+    return 0;
+}
+
+static void *plus_lister(void *arg)
+{
+    struct plus_race *pr = arg;
+    while (!__atomic_load_n(&pr->stop, __ATOMIC_ACQUIRE) || pr->listings < 3) {
+        uint64_t last[3] = { 0, 0, 0 };
+        int err = kv_readdir_plus(run, pr->dir, 0, race_cb, last);
+        if (err || last[1] || last[2] < 2000 || last[2] > 2100)
+            pr->bad++;
+        pr->listings++;
+    }
+    return NULL;
+}
+
+START_TEST(readdir_plus_from_many_threads_while_the_directory_changes)
+{
+    setup_published();
+    kv_ino d = make(root, "d", S_IFDIR | 0755);
+    struct kv_newnode n = { .mode = S_IFREG | 0644 };
+    for (int i = 0; i < 2000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%05d", i);
+        ck_assert_int_eq(kv_mknode(run, d, name, &n, NULL), 0);
+    }
+    enum { T = 6 };
+    struct plus_race pr[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        pr[i] = (struct plus_race){ .dir = d };
+        ck_assert_int_eq(pthread_create(&t[i], NULL, plus_lister, &pr[i]), 0);
+    }
+    /* Meanwhile: entries come and go, one file grows. */
+    kv_ino f0;
+    ck_assert_int_eq(kv_lookup(run, d, "f00000", &f0), 0);
+    for (int i = 0; i < 100; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "g%05d", i);
+        ck_assert_int_eq(kv_mknode(run, d, name, &n, NULL), 0);
+        write_str(f0, (uint64_t)i, "x");
+        usleep(500);
+    }
+    for (int i = 0; i < T; i++)
+        __atomic_store_n(&pr[i].stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(pr[i].bad, 0);
+        ck_assert_int_ge(pr[i].listings, 3);
+    }
+    /* Afterwards: what a cursor and GETATTR say. */
+    uint64_t last[3] = { 0, 0, 0 };
+    ck_assert_int_eq(kv_readdir_plus(run, d, 0, race_cb, last), 0);
+    ck_assert_uint_eq(last[2], 2100);
+    struct plisting l = { .stop_after = 1 };
+    ck_assert_int_eq(kv_readdir_plus(run, d, 0, collect_plus, &l), 1);
+    ck_assert_uint_eq(l.attrs[0].size, 100);
+    assert_attrs_current(&l);
 }
 END_TEST
 
@@ -1869,6 +2199,12 @@ static Suite *kvfs_suite(void)
     tcase_set_timeout(tc_readdir, 300);
     tcase_add_test(tc_readdir, readdir_lists_in_creation_order_with_cookies);
     tcase_add_test(tc_readdir, readdir_resumes_after_removed_entry);
+    tcase_add_test(tc_readdir, readdir_plus_attributes_equal_getattr_after_every_kind_of_change);
+    tcase_add_test(tc_readdir, readdir_plus_pages_by_cookie_across_a_change_of_the_directory);
+    tcase_add_test(tc_readdir, readdir_plus_on_a_run_being_filled_lists_entries_as_they_come);
+    tcase_add_test(tc_readdir, readdir_plus_keeps_snapshots_within_the_budget);
+    tcase_add_test(tc_readdir, readdir_plus_of_a_replaced_run_lists_the_new_run);
+    tcase_add_test(tc_readdir, readdir_plus_from_many_threads_while_the_directory_changes);
     suite_add_tcase(s, tc_readdir);
     TCase *tc_big_directory = tcase_create("big_directory");
     tcase_add_checked_fixture(tc_big_directory, NULL, teardown);

@@ -914,6 +914,199 @@ START_TEST(files_are_created_written_committed_and_read_back)
 }
 END_TEST
 
+/* ---- READDIRPLUS on a writable run: pages across changes ---- */
+
+#define RDP_MAX 64
+
+/* One READDIRPLUS reply, copied out of libnfs's result. */
+struct rdp_page {
+    struct waiter w;                /* first: raw_cb's priv */
+    int n;
+    char names[RDP_MAX][32];
+    uint64_t cookies[RDP_MAX];
+    bool has_attr[RDP_MAX];
+    fattr3 attrs[RDP_MAX];
+    char verf[8];
+    bool eof;
+};
+
+static void grab_rdp_page(struct waiter *w, void *data)
+{
+    struct rdp_page *pg = (struct rdp_page *)w;
+    READDIRPLUS3res *r = data;
+    if (r->status != NFS3_OK)
+        return;
+    memcpy(pg->verf, r->READDIRPLUS3res_u.resok.cookieverf, 8);
+    pg->eof = r->READDIRPLUS3res_u.resok.reply.eof;
+    for (entryplus3 *p = r->READDIRPLUS3res_u.resok.reply.entries; p;) {
+        entryplus3 e;
+        memcpy(&e, p, sizeof e);
+        ck_assert_int_lt(pg->n, RDP_MAX);
+        snprintf(pg->names[pg->n], 32, "%s", e.name);
+        pg->cookies[pg->n] = e.cookie;
+        pg->has_attr[pg->n] = e.name_attributes.attributes_follow;
+        if (e.name_attributes.attributes_follow)
+            memcpy(&pg->attrs[pg->n], &e.name_attributes.post_op_attr_u.attributes,
+                   sizeof(fattr3));
+        pg->n++;
+        p = e.nextentry;
+    }
+}
+
+static int raw_readdirplus(struct rpc_context *rpc, char *dir, int dirlen,
+                           uint64_t cookie, const char verf[8], uint32_t maxcount,
+                           struct rdp_page *pg)
+{
+    memset(pg, 0, sizeof *pg);
+    pg->w.grab = grab_rdp_page;
+    READDIRPLUS3args a = { .dir = mkfh(dir, dirlen), .cookie = cookie,
+                           .dircount = maxcount, .maxcount = maxcount };
+    memcpy(a.cookieverf, verf, 8);
+    ck_assert_int_eq(rpc_nfs3_readdirplus_async(rpc, raw_cb, &a, &pg->w), 0);
+    raw_wait(rpc, &pg->w);
+    ck_assert_int_eq(pg->w.rpc_status, RPC_STATUS_SUCCESS);
+    return pg->w.status;
+}
+
+static void grab_fattr(struct waiter *w, void *data)
+{
+    GETATTR3res *r = data;
+    if (r->status == NFS3_OK)
+        memcpy(w->text, &r->GETATTR3res_u.resok.obj_attributes, sizeof(fattr3));
+}
+
+/* The attributes READDIRPLUS gave for name in dir equal GETATTR's now. */
+static void assert_rdp_attr_is_getattr(struct rpc_context *rpc, char *dir, int dirlen,
+                                       const char *name, const fattr3 *got)
+{
+    char fh[64];
+    int fhlen;
+    ck_assert_int_eq(raw_lookup(rpc, dir, dirlen, name, fh, &fhlen), NFS3_OK);
+    struct waiter w = { .grab = grab_fattr };
+    GETATTR3args a = { .object = mkfh(fh, fhlen) };
+    ck_assert_int_eq(rpc_nfs3_getattr_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    fattr3 want;
+    memcpy(&want, w.text, sizeof want);
+    ck_assert_msg(got->fileid == want.fileid && got->type == want.type &&
+                  got->mode == want.mode && got->nlink == want.nlink &&
+                  got->uid == want.uid && got->gid == want.gid &&
+                  got->size == want.size && got->used == want.used &&
+                  got->mtime.seconds == want.mtime.seconds &&
+                  got->mtime.nseconds == want.mtime.nseconds &&
+                  got->ctime.seconds == want.ctime.seconds &&
+                  got->ctime.nseconds == want.ctime.nseconds,
+                  "%s: READDIRPLUS mode %o size %llu ctime %u.%u, GETATTR mode %o "
+                  "size %llu ctime %u.%u", name, got->mode,
+                  (unsigned long long)got->size, got->ctime.seconds,
+                  got->ctime.nseconds, want.mode, (unsigned long long)want.size,
+                  want.ctime.seconds, want.ctime.nseconds);
+}
+
+START_TEST(readdirplus_pages_across_changes_with_attributes_equal_to_getattr)
+{
+    struct raw_session r;
+    raw_open(&r, rw_cache(), rw_conf, 0);
+    struct nfs_context *nfs = nfs_connect(&r.srv, "/", NULL);
+    ck_assert_int_eq(nfs_mkdir(nfs, "/demo/rdp"), 0);
+    char path[64];
+    for (int i = 0; i < 30; i++) {
+        struct nfsfh *fh;
+        snprintf(path, sizeof path, "/demo/rdp/f%02d", i);
+        ck_assert_int_eq(nfs_creat(nfs, path, 0644, &fh), 0);
+        ck_assert_int_eq(nfs_close(nfs, fh), 0);
+    }
+    char dir[64];
+    int dirlen;
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo/rdp", dir, &dirlen), 0);
+    /* The first page (a whole listing from the start: the server keeps a
+     * snapshot of the directory). */
+    static struct rdp_page p1, p2, full;
+    char zero[8] = { 0 };
+    ck_assert_int_eq(raw_readdirplus(r.rpc, dir, dirlen, 0, zero, 1024, &p1), NFS3_OK);
+    ck_assert(!p1.eof);
+    ck_assert_int_gt(p1.n, 3);
+    ck_assert_int_lt(p1.n, 30);
+    const char *last = p1.names[p1.n - 1];
+    for (int i = 0; i < p1.n; i++)
+        if (strcmp(p1.names[i], ".") && strcmp(p1.names[i], ".."))
+            ck_assert(p1.has_attr[i]);
+    /* Between pages: the last entry listed goes, one not listed yet goes,
+     * one is added, one not listed yet is chmod'ed and one written. */
+    snprintf(path, sizeof path, "/demo/rdp/%s", last);
+    ck_assert_int_eq(nfs_unlink(nfs, path), 0);
+    ck_assert_int_eq(nfs_unlink(nfs, "/demo/rdp/f28"), 0);
+    struct nfsfh *fh;
+    ck_assert_int_eq(nfs_creat(nfs, "/demo/rdp/new", 0600, &fh), 0);
+    ck_assert_int_eq(nfs_close(nfs, fh), 0);
+    ck_assert_int_eq(nfs_chmod(nfs, "/demo/rdp/f27", 0751), 0);
+    ck_assert_int_eq(nfs_open(nfs, "/demo/rdp/f29", O_WRONLY, &fh), 0);
+    ck_assert_int_eq(nfs_pwrite(nfs, fh, 0, 12, "hello, again"), 12);
+    ck_assert_int_eq(nfs_close(nfs, fh), 0);
+    /* The rest, from the cookie and verifier of the first page. */
+    bool seen_new = false, seen27 = false, seen29 = false;
+    uint64_t cookie = p1.cookies[p1.n - 1];
+    char verf[8];
+    memcpy(verf, p1.verf, 8);
+    int total = p1.n;
+    for (bool eof = false; !eof;) {
+        ck_assert_int_eq(raw_readdirplus(r.rpc, dir, dirlen, cookie, verf, 1024, &p2),
+                         NFS3_OK);
+        for (int i = 0; i < p2.n; i++) {
+            ck_assert_str_ne(p2.names[i], "f28");
+            ck_assert_str_ne(p2.names[i], last);
+            for (int j = 0; j < p1.n; j++)
+                ck_assert_str_ne(p2.names[i], p1.names[j]);
+            ck_assert(p2.has_attr[i]);
+            assert_rdp_attr_is_getattr(r.rpc, dir, dirlen, p2.names[i], &p2.attrs[i]);
+            if (!strcmp(p2.names[i], "f27")) {
+                seen27 = true;
+                ck_assert_uint_eq(p2.attrs[i].mode & 07777, 0751);
+            }
+            if (!strcmp(p2.names[i], "f29")) {
+                seen29 = true;
+                ck_assert_uint_eq(p2.attrs[i].size, 12);
+            }
+            seen_new |= !strcmp(p2.names[i], "new");
+        }
+        total += p2.n;
+        eof = p2.eof;
+        if (p2.n)
+            cookie = p2.cookies[p2.n - 1];
+        memcpy(verf, p2.verf, 8);
+    }
+    ck_assert(seen_new && seen27 && seen29);
+    ck_assert_int_eq(total, 2 + 30 - 1 + 1);    /* . .. f00..f29 - f28 + new */
+    /* A whole listing now: every entry's attributes are GETATTR's. */
+    ck_assert_int_eq(raw_readdirplus(r.rpc, dir, dirlen, 0, zero, 65536, &full), NFS3_OK);
+    ck_assert(full.eof);
+    ck_assert_int_eq(full.n, 2 + 30 - 2 + 1);
+    for (int i = 0; i < full.n; i++) {
+        if (!strcmp(full.names[i], ".") || !strcmp(full.names[i], ".."))
+            continue;
+        ck_assert(full.has_attr[i]);
+        assert_rdp_attr_is_getattr(r.rpc, dir, dirlen, full.names[i], &full.attrs[i]);
+    }
+    /* Once more after a SETATTR of size and times (the snapshot made by
+     * the listing above must not answer). */
+    ck_assert_int_eq(nfs_truncate(nfs, "/demo/rdp/f29", 5), 0);
+    struct timeval tv[2] = { { 1000000, 0 }, { 2000000, 0 } };
+    ck_assert_int_eq(nfs_utimes(nfs, "/demo/rdp/f00", tv), 0);
+    ck_assert_int_eq(raw_readdirplus(r.rpc, dir, dirlen, 0, zero, 65536, &full), NFS3_OK);
+    for (int i = 0; i < full.n; i++) {
+        if (!strcmp(full.names[i], "f29"))
+            ck_assert_uint_eq(full.attrs[i].size, 5);
+        if (!strcmp(full.names[i], "f00"))
+            ck_assert_uint_eq(full.attrs[i].mtime.seconds, 2000000);
+        if (strcmp(full.names[i], ".") && strcmp(full.names[i], ".."))
+            assert_rdp_attr_is_getattr(r.rpc, dir, dirlen, full.names[i], &full.attrs[i]);
+    }
+    nfs_destroy_context(nfs);
+    raw_close(&r);
+}
+END_TEST
+
 /* Issue 12 finding 9: SETATTR size=2^40 then REMOVE completes at once
  * (it probed every block number for hours at 2^50); sizes past
  * max_file_size (default 2^44) are NFS3ERR_FBIG. */
@@ -1532,6 +1725,7 @@ static Suite *nfs_suite(void)
     tcase_add_test(wr, exclusive_create_accepts_its_own_retry_and_guarded_refuses_existing);
     tcase_add_test(wr, the_write_verifier_changes_when_the_server_restarts);
     tcase_add_test(wr, root_squash_stops_root_writing_into_roots_directories);
+    tcase_add_test(wr, readdirplus_pages_across_changes_with_attributes_equal_to_getattr);
     suite_add_tcase(s, wr);
     TCase *iso = tcase_create("isolation");
     tcase_set_timeout(iso, 120);

@@ -1,5 +1,6 @@
 /* test_nfsd_units.c: nfsd's pure parts without a network: tarnfs.conf and
- * export matching, and the MAC-protected file handles with their key file. */
+ * export matching, the MAC-protected file handles with their key file, and
+ * the hand-unrolled READDIRPLUS encoder against rpcgen's. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
 #include "nfsd/metrics.h"
+#include "nfsd/nfs3_xdr_fast.h"
 
 static struct sockaddr_in v4(const char *a, int port)
 {
@@ -38,7 +40,7 @@ START_TEST(settings_and_exports_are_read_from_the_config_file)
     char *p = write_conf("# sample\ncache = /var/cache/x\nsource = s3://b/p\n"
                          "cache_limit = 10G\nlist_ttl = 250ms\nnfs_port = 3049\n"
                          "rpcbind = no\nthreads = 3\nhigh_watermark = 80\n"
-                         "max_file_size = 1T\n"
+                         "max_file_size = 1T\ndir_cache = 16M\n"
                          "export / 10.0.0.0/8(rw,no_root_squash,anonuid=5) *(ro)\n"
                          "export /run1 192.0.2.7\n");
     struct nfsd_config cfg;
@@ -50,6 +52,7 @@ START_TEST(settings_and_exports_are_read_from_the_config_file)
     ck_assert_str_eq(cfg.source, "s3://b/p");
     ck_assert_uint_eq(cfg.cache_limit_bytes, 10ULL << 30);
     ck_assert_uint_eq(cfg.max_file_size, 1ULL << 40);
+    ck_assert_uint_eq(cfg.dir_cache_bytes, 16ULL << 20);
     ck_assert_uint_eq(cfg.list_ttl_ms, 250);
     ck_assert_int_eq(cfg.nfs_port, 3049);
     ck_assert_int_eq(cfg.mount_port, 20048);
@@ -233,6 +236,7 @@ START_TEST(bad_config_lines_name_the_line_and_the_reason)
         { "export / *(ro\n", "missing ')'" },
         { "prefetch = some\n", "bad value 'some' for prefetch" },
         { "prefetch_after = 0\n", "bad value '0' for prefetch_after" },
+        { "dir_cache = 2048G\n", "bad value '2048G' for dir_cache" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *p = write_conf(bad[i][0]);
@@ -244,6 +248,118 @@ START_TEST(bad_config_lines_name_the_line_and_the_reason)
         unlink(p);
         nfsd_config_free(&cfg);
     }
+}
+END_TEST
+
+/* A READDIRPLUS reply of n entries covering every shape: name lengths
+ * 1..8 (all paddings), entries with and without attributes and handle,
+ * handles of several lengths, 64-bit fields with both halves set. */
+static entryplus3 rdp_ents[40];
+static char rdp_names[40][16];
+static char rdp_fh[40][64];
+
+static void rdp_sample(READDIRPLUS3res *r, int n)
+{
+    memset(r, 0, sizeof *r);
+    r->status = NFS3_OK;
+    READDIRPLUS3resok *ok = &r->READDIRPLUS3res_u.resok;
+    ok->dir_attributes.attributes_follow = TRUE;
+    ok->dir_attributes.post_op_attr_u.attributes.fileid = 42;
+    memcpy(ok->cookieverf, "verifier", 8);
+    ok->reply.eof = n % 2;
+    entryplus3 **tail = &ok->reply.entries;
+    for (int i = 0; i < n; i++) {
+        entryplus3 *e = &rdp_ents[i];
+        memset(e, 0, sizeof *e);
+        int nl = 1 + i % 8;
+        memset(rdp_names[i], 'a' + i % 26, (size_t)nl);
+        e->fileid = UINT64_C(0x0123456789abcdef) + (uint64_t)i;
+        e->name.filename3_len = (u_int)nl;
+        e->name.filename3_val = rdp_names[i];
+        e->cookie = (UINT64_C(7) << 40) + (uint64_t)i;
+        if (i % 3) {
+            fattr3 *a = &e->name_attributes.post_op_attr_u.attributes;
+            e->name_attributes.attributes_follow = TRUE;
+            a->type = NF3REG + i % 3;
+            a->mode = 0644 + (u_int)i;
+            a->nlink = 1 + (u_int)i;
+            a->uid = 1000;
+            a->gid = 100 + (u_int)i;
+            a->size = (UINT64_C(1) << 33) + (uint64_t)i;
+            a->used = 4096 * (uint64_t)i;
+            a->rdev.specdata1 = 8;
+            a->rdev.specdata2 = (u_int)i;
+            a->fsid = UINT64_C(0xfeedface00000001);
+            a->fileid = e->fileid;
+            a->atime.seconds = 1700000000u + (u_int)i;
+            a->atime.nseconds = 999999999u;
+            a->mtime.seconds = 1600000000u;
+            a->mtime.nseconds = (u_int)i;
+            a->ctime.seconds = 1500000000u;
+            a->ctime.nseconds = 1;
+        }
+        if (i % 4) {
+            int fhl = 8 + (i * 5) % 57;
+            for (int k = 0; k < fhl; k++)
+                rdp_fh[i][k] = (char)(k * 31 + i);
+            e->name_handle.handle_follows = TRUE;
+            e->name_handle.post_op_fh3_u.handle.data.data_len = (u_int)fhl;
+            e->name_handle.post_op_fh3_u.handle.data.data_val = rdp_fh[i];
+        }
+        *tail = e;
+        tail = &e->nextentry;
+    }
+}
+
+/* Encode with proc into buf (+off bytes, to make the stream unaligned). */
+static u_int rdp_encode(xdrproc_t proc, READDIRPLUS3res *r, char *buf,
+                        size_t off, u_int cap, bool_t *ok)
+{
+    XDR x;
+    xdrmem_create(&x, buf + off, cap, XDR_ENCODE);
+    *ok = proc(&x, r);
+    u_int len = xdr_getpos(&x);
+    xdr_destroy(&x);
+    return len;
+}
+
+START_TEST(readdirplus_fast_encoder_gives_rpcgens_bytes)
+{
+    static char want[16384], got[16384 + 8];
+    READDIRPLUS3res r;
+    for (int n = 0; n <= 40; n += 1 + n / 4) {
+        rdp_sample(&r, n);
+        bool_t wok, gok;
+        u_int wl = rdp_encode((xdrproc_t)xdr_READDIRPLUS3res, &r, want, 0,
+                              sizeof want, &wok);
+        ck_assert(wok);
+        /* Aligned (entries through xdr_inline) and unaligned (libtirpc
+         * gives no inline window: rpcgen's per-field path). */
+        for (size_t off = 0; off <= 1; off++) {
+            memset(got, 0x55, sizeof got);
+            u_int gl = rdp_encode((xdrproc_t)nfsd_xdr_READDIRPLUS3res, &r, got,
+                                  off, sizeof want, &gok);
+            ck_assert(gok);
+            ck_assert_uint_eq(gl, wl);
+            ck_assert_msg(memcmp(got + off, want, wl) == 0,
+                          "%d entries, offset %zu: bytes differ", n, off);
+        }
+        /* No room: both fail. */
+        if (wl > 8) {
+            rdp_encode((xdrproc_t)xdr_READDIRPLUS3res, &r, want, 0, wl - 8, &wok);
+            rdp_encode((xdrproc_t)nfsd_xdr_READDIRPLUS3res, &r, got, 0, wl - 8, &gok);
+            ck_assert(!wok && !gok);
+        }
+    }
+    /* An error reply is rpcgen's too. */
+    memset(&r, 0, sizeof r);
+    r.status = NFS3ERR_BAD_COOKIE;
+    bool_t wok, gok;
+    u_int wl = rdp_encode((xdrproc_t)xdr_READDIRPLUS3res, &r, want, 0, sizeof want, &wok);
+    u_int gl = rdp_encode((xdrproc_t)nfsd_xdr_READDIRPLUS3res, &r, got, 0, sizeof want, &gok);
+    ck_assert(wok && gok);
+    ck_assert_uint_eq(gl, wl);
+    ck_assert_int_eq(memcmp(got, want, wl), 0);
 }
 END_TEST
 
@@ -432,6 +548,45 @@ START_TEST(metrics_counters_lose_no_call_across_threads)
 }
 END_TEST
 
+START_TEST(the_handle_cache_gives_fh_encodes_bytes_and_never_another_keys)
+{
+    struct fh_key k = { { 0 } }, k2;
+    for (int i = 0; i < FH_KEY_LEN; i++)
+        k.k[i] = (uint8_t)(i * 13 + 5);
+    k2 = k;
+    k2.k[31] ^= 0x80;
+    struct fh_cache *fc, *fc2;
+    ck_assert_int_eq(fh_cache_new(&k, &fc), 0);
+    ck_assert_int_eq(fh_cache_new(&k2, &fc2), 0);
+    /* More ids than slots (65,536), twice over: misses, hits, slots taken
+     * over by other ids; ids of every length; two exports. */
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 100000; i++) {
+            struct vfs_id id = { .len = (uint8_t)(1 + i % VFS_ID_MAX) };
+            for (int b = 0; b < id.len; b++)
+                id.b[b] = (uint8_t)((unsigned)i >> (b % 3 * 8)) ^ (uint8_t)b;
+            uint8_t exp_id = (uint8_t)(i % 2), got_exp;
+            uint8_t want[FH_MAX], got[FH_MAX];
+            size_t wn = fh_encode(&k, exp_id, &id, want);
+            size_t gn = fh_cache_encode(fc, exp_id, &id, got);
+            ck_assert_uint_eq(gn, wn);
+            if (memcmp(got, want, FH_MAX))
+                ck_abort_msg("id %d (round %d): cached handle differs", i, round);
+            struct vfs_id back;
+            if (fh_decode(&k, got, gn, &got_exp, &back) || back.len != id.len)
+                ck_abort_msg("id %d: cached handle does not decode", i);
+            /* The other key's cache: its own MACs, stale under k. */
+            gn = fh_cache_encode(fc2, exp_id, &id, got);
+            if (fh_decode(&k, got, gn, &got_exp, &back) != ESTALE ||
+                fh_decode(&k2, got, gn, &got_exp, &back) != 0)
+                ck_abort_msg("id %d: a MAC crossed keys", i);
+        }
+    fh_cache_free(fc);
+    fh_cache_free(fc2);
+    fh_cache_free(NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nfsd-units");
@@ -445,10 +600,12 @@ int main(void)
     tcase_add_test(t, the_most_specific_client_pattern_wins_as_in_exports_5);
     tcase_add_test(t, dump_and_export_admit_only_hosts_some_export_lists);
     tcase_add_test(t, sizes_and_durations_parse_with_units);
+    tcase_add_test(t, readdirplus_fast_encoder_gives_rpcgens_bytes);
     tcase_add_test(t, handles_round_trip_and_reject_tampering);
     tcase_add_test(t, handle_mac_is_siphash24_with_reference_vectors);
     tcase_add_test(t, metrics_listen_takes_address_literals_with_a_port_only);
     tcase_add_test(t, metrics_counters_lose_no_call_across_threads);
+    tcase_add_test(t, the_handle_cache_gives_fh_encodes_bytes_and_never_another_keys);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -159,6 +159,15 @@ ncat streamrun/Late/sym > "$work/sym.out" 2>/dev/null
 check "a hard link and a symlink to a late member read back" \
   bash -c "cmp -s '$work/hard.out' '$work/src/streamrun/Late/Sub/late.txt' && cmp -s '$work/sym.out' '$work/src/streamrun/Late/Sub/late.txt'"
 ls_late=$(nfs-ls "$(url streamrun)" 2>/dev/null | awk '$NF=="Late"{print $1}')
+# Listed while it streamed, then again (READDIRPLUS, twice: the second from
+# the directory snapshot) once it is in: every member, none left out.
+ls_end=$(nfs-ls "$(url streamrun)" 2>/dev/null | awk '{print $NF}' | grep -v '^\.\.\?$' | sort | tr '\n' ' ')
+ls_end2=$(nfs-ls "$(url streamrun/Data)" 2>/dev/null | awk '{print $NF}' | grep -v '^\.\.\?$' | sort | tr '\n' ' ')
+ls_end3=$(nfs-ls "$(url streamrun/Data)" 2>/dev/null | awk '{print $NF}' | grep -v '^\.\.\?$' | sort | tr '\n' ' ')
+check "a run listed while it streamed lists every member once in ($ls_end)" \
+  test "$ls_end" = "Data Late RunInfo.xml big.bin "
+check "and so does its directory, twice ($ls_end2)" \
+  test "$ls_end2" = "$(ls "$work/src/streamrun/Data" | sort | tr '\n' ' ')" -a "$ls_end2" = "$ls_end3"
 check "a directory member after its children keeps its own mode (0751)" \
   bash -c "echo '$ls_late' | grep -q 'drwxr-x--x'"
 "$B/tarnfs" ls -l -R --cache "$work/cache" /streamrun > "$work/tree.streamed" 2>&1
