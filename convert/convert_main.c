@@ -498,6 +498,10 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
     atomic_store(&s->total_bytes, tree.data_bytes);
     atomic_store(&s->total_files, tree.files);
     atomic_store(&s->scanned, true);
+    /* Show the run at once, not at the next redraw: a run that takes less
+     * than a redraw interval would never be seen on the live line. */
+    if (c->tty)
+        draw_progress(c);
     struct conv_job job = {
         .run_path = s->run->path, .top = s->run->name, .tree = &tree, .comp = o->comp,
         .ctr = &s->ctr, .cancel = &convert_cancel, .part_size = part_size_for(o, &tree),
