@@ -354,6 +354,59 @@ check_rw_host_verifies() {
 	[ "$answer" = OK ] || { why "host: $answer"; return 1; }
 }
 
+# NLM (issue 15): two more mounts without nolock (and not sharing a superblock, so each has
+# its own locks), locking RW_DIR/f1 from rw-operations through the guest's lockd.
+lock_mount() { # DIR
+	mkdir -p "$1"
+	timeout -s KILL 90 mount -t nfs -o "$(echo "$MOUNT_OPTS" | sed 's/,nolock//'),nosharecache" \
+		"10.0.2.100:$EXPORT" "$1" 2> /tmp/mount.err
+}
+start_lock_daemons() { # the guest's rpcbind and rpc.statd, which its lockd needs
+	hostname ktest
+	chown -R _rpc /run/rpcbind; chown -R statd /var/lib/nfs
+	rpcbind -f -w > /tmp/rpcbind.log 2>&1 &
+	for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /run/rpcbind.sock ] && break; sleep 0.2; done
+	[ -S /run/rpcbind.sock ] || { why "rpcbind did not start: $(cat /tmp/rpcbind.log)"; return 1; }
+	rpc.statd --no-notify -F -d > /tmp/statd.log 2>&1 &
+	sleep 1
+	grep -q "Starting" /tmp/statd.log 2>/dev/null || true
+}
+check_nlm_locks_exclude_across_mounts() {
+	[ -n "$NLM_SKIP" ] && { why "$NLM_SKIP"; return 77; }
+	[ "${RW_DONE:-}" = 1 ] || { why "rw-operations failed: no file to lock"; return 1; }
+	start_lock_daemons || return 1
+	lock_mount /l1 || { why "mount without nolock failed: $(cat /tmp/mount.err)"; return 1; }
+	lock_mount /l2 || { umount /l1; why "second mount without nolock failed: $(cat /tmp/mount.err)"; return 1; }
+	grep ' /l1 nfs ' /proc/mounts | grep -q nolock && { why "/l1 is mounted nolock"; return 1; }
+	nlmlock hold "/l1/$RW_DIR/f1" 8 > /tmp/hold.out 2>&1 &
+	HOLDER=$!
+	for i in $(seq 100); do grep -q LOCKED /tmp/hold.out && break; sleep 0.2; done
+	grep -q LOCKED /tmp/hold.out || { kill $HOLDER; HOLDER=; details 30 < /tmp/statd.log
+		rpcinfo -p 2>&1 | details 20; rpcinfo -p 10.0.2.100 2>&1 | details 20
+		why "the first lock was not granted: $(cat /tmp/hold.out)"; return 1; }
+	out=$(nlmlock try "/l2/$RW_DIR/f1"); rc=$?
+	[ $rc = 1 ] || { why "a conflicting lock through the other mount: '$out' (status $rc), want DENIED"; return 1; }
+	LOCK_HELD_AT=$(date +%s)
+	why "the holder's write lock on /l1 denies one through /l2 ($out)"
+}
+check_nlm_blocking_lock_waits_for_release() {
+	[ -n "$NLM_SKIP" ] && { why "$NLM_SKIP"; return 77; }
+	[ -n "${HOLDER:-}" ] || { why "nlm-locks-exclude-across-mounts held no lock"; return 1; }
+	# F_SETLKW through /l2 blocks until the holder closes its file (8 s after it locked);
+	# the server's GRANTED callback cannot reach the guest through user-mode networking,
+	# so the guest's lockd polls again (every 30 s) and gets it then.
+	out=$(timeout -s KILL 75 nlmlock wait "/l2/$RW_DIR/f1"); rc=$?
+	waited=$(( $(date +%s) - LOCK_HELD_AT ))
+	wait $HOLDER
+	grep -q RELEASED /tmp/hold.out || { why "the holder did not finish: $(cat /tmp/hold.out)"; return 1; }
+	[ $rc = 0 ] || { why "F_SETLKW through /l2: '$out' (status $rc)"; return 1; }
+	[ $waited -ge 4 ] || { why "F_SETLKW returned after ${waited}s, before the holder let go"; return 1; }
+	after=$(nlmlock try "/l1/$RW_DIR/f1"); rc=$?
+	umount /l1; umount /l2
+	[ $rc = 0 ] || { why "after everyone let go, a lock through /l1: '$after'"; return 1; }
+	why "the blocked lock was granted after the holder let go ($out)"
+}
+
 run_check() { # NAME
 	CHECK=$1
 	fn=check_$(echo "$CHECK" | tr - _)

@@ -262,8 +262,23 @@ srv_tarnfsd_common() { # WHEN_RW_SKIPPED: the reason to skip the rw checks, or "
 	*) SRV_RW_SKIP=$1 ;;
 	esac
 }
+# NLM (issue 15): the guest's lockd finds tarnfsd's NLM through rpcbind on 10.0.2.100:111,
+# forwarded to this one; tarnfsd registers NFS, MOUNT and NLM with it (ports 2049/20048 here
+# and in the guest alike).  The guest runs its own rpcbind and rpc.statd (initramfs).
+srv_nlm_rpcbind() {
+	SRV_NLM_SKIP=""
+	command -v rpcbind >/dev/null && command -v rpc.statd >/dev/null && command -v cc >/dev/null ||
+		{ SRV_NLM_SKIP="rpcbind, rpc.statd or cc missing (make deps)"; return 0; }
+	[ "$NFS_PORT" = 2049 ] || { SRV_NLM_SKIP="NLM needs the NFS port at 2049 (rpcbind's answer is the guest's port)"; return 0; }
+	mkdir -p /run/rpcbind
+	rpcbind -f -w >> "$RUN/rpcbind.log" 2>&1 &
+	AUX_PIDS="$AUX_PIDS $!"; echo "rpcbind $!" >> "$RUN/pids"
+	local i; for i in $(seq 50); do [ -S /run/rpcbind.sock ] && break; sleep 0.1; done
+	[ -S /run/rpcbind.sock ] || SRV_NLM_SKIP="rpcbind did not start (log: $RUN/rpcbind.log)"
+}
 srv_tarnfsd_cache_prepare() {
 	srv_tarnfsd_common ""   # a rw export writes straight into the KV cache (issue 3)
+	srv_nlm_rpcbind
 	local t
 	for t in "$RUN"/nas/*; do
 		"$B/tarnfs" ingest --cache "$RUN/cache" "$t" >> "$SERVER_LOG" 2>&1 || die "tarnfs ingest $t failed (see $SERVER_LOG)"
@@ -277,7 +292,14 @@ srv_tarnfsd_cache_cmd() {
 	echo "export / *($1,insecure,no_root_squash)" > "$RUN/tarnfs.conf"
 	# KERNEL_SERVER_CONF: more tarnfs.conf lines (say "prefetch = whole").
 	[ -n "${KERNEL_SERVER_CONF:-}" ] && printf '%s\n' "$KERNEL_SERVER_CONF" >> "$RUN/tarnfs.conf"
-	SRV_CMD=("$B/tarnfsd" -f --config "$RUN/tarnfs.conf" --cache "$RUN/cache" --no-rpcbind
+	local rpcb=--no-rpcbind
+	if [ -z "${SRV_NLM_SKIP-x}" ]; then
+		# No statd on this side (the guest's reboot is not tested), and no grace period:
+		# the guest locks right after each (re)start.
+		printf 'statd = no\nnlm_grace = 0\n' >> "$RUN/tarnfs.conf"
+		rpcb=
+	fi
+	SRV_CMD=("$B/tarnfsd" -f --config "$RUN/tarnfs.conf" --cache "$RUN/cache" $rpcb
 		--nfs-port "$NFS_PORT" --mount-port "$MOUNT_PORT" --listen 127.0.0.1)
 	# shellcheck disable=SC2206
 	SRV_CMD+=(${KERNEL_SERVER_ARGS:-})
@@ -289,6 +311,7 @@ srv_tarnfsd_source_prepare() {
 	"$B/tarnfs" --help 2>&1 | grep -qw flush ||
 		rw_skip="writable tarball namespace not there yet (issue 8: no tarnfs flush)"
 	srv_tarnfsd_common "$rw_skip"
+	srv_nlm_rpcbind
 	"$B/tarnfs" cache --help 2>&1 | grep -qw evict ||
 		SRV_EVICT_SKIP="tarnfs has no 'cache evict' yet"
 	# RUN_B (the big file, the big directory) is served index-first (issue 11): its index
@@ -513,8 +536,30 @@ guest_value() { # VAR MOUNT_OPTS: what /etc/ktest/config tells the guest
 	INDEX_SKIP) echo "$SRV_INDEX_SKIP" ;;
 	STREAM_SKIP) echo "$SRV_STREAM_SKIP" ;;
 	NAMESPACE) echo "$SRV_NAMESPACE" ;;
+	NLM_SKIP) echo "${SRV_NLM_SKIP-the server under test does not serve NLM}" ;;
 	*) eval "echo \"\$$1\"" ;;
 	esac
+}
+# The guest's locking needs its own rpcbind and rpc.statd (the kernel's lockd monitors the
+# server through statd before its first lock): Debian's binaries, their libraries, and the
+# few files they read; nlmlock takes the locks.
+guest_nlm_tools() { # INITRD_DIR
+	local d=$1 f lib
+	cc -static -O2 -std=c11 -D_GNU_SOURCE -o "$d/usr/bin/nlmlock" "$HERE/nlmlock.c" 2>> "$RUN/harness.log" || return 1
+	mkdir -p "$d/lib64" "$d/lib/x86_64-linux-gnu" "$d/run/rpcbind" "$d/var/lib/nfs/sm" \
+		"$d/var/lib/nfs/sm.bak" "$d/etc"
+	ln -sfn /run "$d/var/run"       # the kernel finds rpcbind at /var/run/rpcbind.sock
+	for f in "$(command -v rpcbind)" "$(command -v rpc.statd)" "$(command -v rpcinfo)"; do
+		cp "$f" "$d/usr/sbin/" || return 1
+		for lib in $(ldd "$f" | awk '$3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+			cp -L "$lib" "$d$lib" 2>/dev/null || { mkdir -p "$d$(dirname "$lib")" && cp -L "$lib" "$d$lib"; } || return 1
+		done
+	done
+	cp /etc/netconfig /etc/services /etc/protocols "$d/etc/" || return 1
+	printf 'root:x:0:0::/:/bin/sh\n_rpc:x:102:65534::/run/rpcbind:/bin/false\nstatd:x:103:65534::/var/lib/nfs:/bin/false\n' > "$d/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' > "$d/etc/group"
+	printf '127.0.0.1 localhost\n10.0.2.15 ktest\n' > "$d/etc/hosts"
+	printf 'hosts: files\npasswd: files\ngroup: files\n' > "$d/etc/nsswitch.conf"
 }
 make_initramfs() {
 	local d=$RUN/initrd m src
@@ -534,11 +579,14 @@ make_initramfs() {
 		esac || return 1
 		echo "$m" >> "$d/etc/ktest/modules"
 	done
+	if [ -z "${SRV_NLM_SKIP-x}" ]; then
+		guest_nlm_tools "$d" || SRV_NLM_SKIP="could not put rpcbind, rpc.statd and nlmlock into the initramfs"
+	fi
 	local opts="vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock"
 	[ -n "${KERNEL_MOUNT_OPTS:-}" ] && opts="$opts,$KERNEL_MOUNT_OPTS"
 	local var
 	for var in EXPORT MOUNT_OPTS RUN_A RUN_B RUN_C RUN_S BIG_FILE BIG_DIR MID_FILE INDEXED_FILE \
-	           EVICT_SKIP RW_SKIP INDEX_SKIP STREAM_SKIP NAMESPACE; do
+	           EVICT_SKIP RW_SKIP INDEX_SKIP STREAM_SKIP NAMESPACE NLM_SKIP; do
 		shell_assign "$var" "$(guest_value "$var" "$opts")"
 	done > "$d/etc/ktest/config"
 	(cd "$d" && find . | cpio -o -H newc --quiet) > "$RUN/initramfs.cpio"
@@ -564,7 +612,7 @@ start_qemu() { # ACCEL
 		-kernel "$VMLINUX" -initrd "$RUN/initramfs.cpio" \
 		-append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init" \
 		-chardev "file,id=con,path=$CONSOLE" -serial chardev:con \
-		-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:2049-$(socat_fwd "$NFS_PORT"),guestfwd=tcp:10.0.2.100:20048-$(socat_fwd "$MOUNT_PORT"),guestfwd=tcp:10.0.2.100:7000-cmd:$HERE/ctl.sh $RUN" \
+		-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:111-$(socat_fwd 111),guestfwd=tcp:10.0.2.100:2049-$(socat_fwd "$NFS_PORT"),guestfwd=tcp:10.0.2.100:20048-$(socat_fwd "$MOUNT_PORT"),guestfwd=tcp:10.0.2.100:7000-cmd:$HERE/ctl.sh $RUN" \
 		-device virtio-net-pci,netdev=n0 >> "$RUN/qemu.log" 2>&1 &
 	QEMU_PID=$!; echo "qemu $QEMU_PID ($1)" >> "$RUN/pids"
 }
