@@ -65,6 +65,10 @@ void stats_report(FILE *out, struct load_stats *st, const char *workload,
         { "lat_p99_ms", p99, "%.3f" },
         { "lat_p999_ms", p999, "%.3f" },
         { "errors", (double)st->errors, "%.0f" },
+        /* CLOCK_MONOTONIC, the same in every process of the host: several
+         * nfsload processes' counts add up over the union of their windows */
+        { "start_ns", (double)st->start_ns, "%.0f" },
+        { "end_ns", (double)st->end_ns, "%.0f" },
         { st->extra_name, st->extra_seconds, "%.6f" },
     };
     size_t nrows = sizeof rows / sizeof rows[0];
