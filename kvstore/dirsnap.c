@@ -353,25 +353,14 @@ static int cursor_pass(kv_run *r, kv_ino dir, uint64_t cookie, plus_cb cb,
             char *key = kccurget(cur, &ksiz, &vbuf, &vsiz, 1);
             if (!key)
                 break;
-            if (ksiz != 17 || memcmp(key, k, 9) != 0) {
-                kcfree(key);
-                break;
-            }
-            if (vsiz < 9 || vsiz > 8 + KV_NAME_MAX) {
-                kcfree(key);
-                ret = EIO;
-                break;
-            }
             char name[KV_NAME_MAX + 1];
-            memcpy(name, vbuf + 8, vsiz - 8);
-            name[vsiz - 8] = '\0';
-            struct kv_dirent de = {
-                .name = name,
-                .namelen = vsiz - 8,
-                .ino = kv_get64((const unsigned char *)vbuf),
-                .cookie = kv_get64((const unsigned char *)key + 9),
-            };
+            struct kv_dirent de;
+            int derr = kv_dirent_decode(key, ksiz, vbuf, vsiz, k, name, &de);
             kcfree(key);
+            if (derr) {
+                ret = derr == EIO ? EIO : 0;
+                break;
+            }
             struct kv_inode in;
             struct kv_attr a;
             int err = kv_inode_load(r, de.ino, &in);

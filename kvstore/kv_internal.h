@@ -220,4 +220,12 @@ int kv_absent_check(kv_run *r, kv_ino ino, uint64_t off, uint64_t len);
  * (such a block is garbage a crash left: kv_data_gc removes it). */
 bool kv_block_absent(kv_run *r, kv_ino ino, uint64_t blk);
 
+/* Decode the directory entry record (key, value) that a cursor over the
+ * entries keyed prefix (kv_key_ino2 'E' dir, first 9 bytes) returned, its
+ * name into name.  Errors: ENOENT (a record past the directory: the walk
+ * ends), EIO (a corrupt record). */
+int kv_dirent_decode(const char *key, size_t ksiz, const char *vbuf, size_t vsiz,
+                     const unsigned char prefix[9], char name[KV_NAME_MAX + 1],
+                     struct kv_dirent *de);
+
 #endif

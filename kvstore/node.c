@@ -267,6 +267,25 @@ int kv_readlink(kv_run *r, kv_ino ino, char *buf, size_t cap, size_t *len)
     return 0;
 }
 
+int kv_dirent_decode(const char *key, size_t ksiz, const char *vbuf, size_t vsiz,
+                     const unsigned char prefix[9], char name[KV_NAME_MAX + 1],
+                     struct kv_dirent *de)
+{
+    if (ksiz != 17 || memcmp(key, prefix, 9) != 0)
+        return ENOENT;
+    if (vsiz < 9 || vsiz > 8 + KV_NAME_MAX)
+        return EIO;
+    memcpy(name, vbuf + 8, vsiz - 8);
+    name[vsiz - 8] = '\0';
+    *de = (struct kv_dirent){
+        .name = name,
+        .namelen = vsiz - 8,
+        .ino = kv_get64((const unsigned char *)vbuf),
+        .cookie = kv_get64((const unsigned char *)key + 9),
+    };
+    return 0;
+}
+
 int kv_readdir(kv_run *r, kv_ino dir, uint64_t cookie,
                int (*cb)(void *arg, const struct kv_dirent *de), void *arg)
 {
@@ -297,25 +316,14 @@ int kv_readdir(kv_run *r, kv_ino dir, uint64_t cookie,
             char *key = kccurget(cur, &ksiz, &vbuf, &vsiz, 1);
             if (!key)
                 break;
-            if (ksiz != 17 || memcmp(key, k, 9) != 0) {
-                kcfree(key);
-                break;
-            }
-            if (vsiz < 9 || vsiz > 8 + KV_NAME_MAX) {
-                kcfree(key);
-                ret = EIO;
-                break;
-            }
             char name[KV_NAME_MAX + 1];
-            memcpy(name, vbuf + 8, vsiz - 8);
-            name[vsiz - 8] = '\0';
-            struct kv_dirent de = {
-                .name = name,
-                .namelen = vsiz - 8,
-                .ino = kv_get64((const unsigned char *)vbuf),
-                .cookie = kv_get64((const unsigned char *)key + 9),
-            };
+            struct kv_dirent de;
+            int derr = kv_dirent_decode(key, ksiz, vbuf, vsiz, k, name, &de);
             kcfree(key);
+            if (derr) {
+                ret = derr == EIO ? EIO : 0;
+                break;
+            }
             ret = cb(arg, &de);
             if (ret)
                 break;

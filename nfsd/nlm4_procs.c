@@ -60,6 +60,33 @@ static bool caller_ok(const char *name)
     return name && name[0] && strlen(name) < NLM_HOST_MAX;
 }
 
+/* How a call meets the grace period after a restart. */
+enum grace_rule {
+    GRACE_REFUSES,      /* refused during it (TEST, CANCEL, UNLOCK, UNSHARE) */
+    GRACE_RECLAIMS,     /* during it only reclaims, after it none (LOCK, SHARE) */
+};
+
+/* The checks every lock call starts with: a lock manager, a sane caller
+ * name, a handle this peer may use (into *id, nlm_file), the grace period.
+ * NLM4_GRANTED if the call may go on, else its status. */
+static nlm4_stats admit(struct rpc_ctx *c, const char *caller, const nlm4_netobj *fh,
+                        enum grace_rule rule, bool reclaim, struct vfs_id *id)
+{
+    if (!c->srv->nlm)
+        return NLM4_DENIED_NOLOCKS;
+    if (!caller_ok(caller))
+        return NLM4_FAILED;
+    nlm4_stats st = nlm_file(c, fh, id);
+    if (st != NLM4_GRANTED)
+        return st;
+    bool grace = nlm_in_grace(c->srv);
+    /* New locks wait for the grace period to end; reclaims come only
+     * during it (after it, what was held may have been taken). */
+    if (rule == GRACE_RECLAIMS ? grace != reclaim : grace)
+        return NLM4_DENIED_GRACE_PERIOD;
+    return NLM4_GRANTED;
+}
+
 /* The owner of l, called from c's peer (its address as text in addr). */
 static struct nlm_owner owner_of(struct rpc_ctx *c, const nlm4_lock *l, char addr[NLM_ADDR_MAX])
 {
@@ -94,15 +121,8 @@ static void do_test(struct rpc_ctx *c, const nlm4_testargs *a, nlm4_testres *r)
 {
     echo_cookie(&r->cookie, &a->cookie);
     struct vfs_id id;
-    nlm4_stats st = NLM4_GRANTED;
-    if (!c->srv->nlm)
-        st = NLM4_DENIED_NOLOCKS;
-    else if (!caller_ok(a->alock.caller_name))
-        st = NLM4_FAILED;
-    else if ((st = nlm_file(c, &a->alock.fh, &id)) != NLM4_GRANTED)
-        ;
-    else if (nlm_in_grace(c->srv))
-        st = NLM4_DENIED_GRACE_PERIOD;
+    nlm4_stats st = admit(c, a->alock.caller_name, &a->alock.fh, GRACE_REFUSES, false,
+                          &id);
     if (st != NLM4_GRANTED) {
         r->test_stat.stat = st;
         return;
@@ -132,18 +152,8 @@ static void do_lock(struct rpc_ctx *c, const nlm4_lockargs *a, nlm4_res *r, bool
 {
     echo_cookie(&r->cookie, &a->cookie);
     struct vfs_id id;
-    nlm4_stats st = NLM4_GRANTED;
-    bool grace = nlm_in_grace(c->srv);
-    if (!c->srv->nlm)
-        st = NLM4_DENIED_NOLOCKS;
-    else if (!caller_ok(a->alock.caller_name))
-        st = NLM4_FAILED;
-    else if ((st = nlm_file(c, &a->alock.fh, &id)) != NLM4_GRANTED)
-        ;
-    else if (grace != (bool)a->reclaim)
-        /* New locks wait for the grace period to end; reclaims come only
-         * during it (after it, what was held may have been taken). */
-        st = NLM4_DENIED_GRACE_PERIOD;
+    nlm4_stats st = admit(c, a->alock.caller_name, &a->alock.fh, GRACE_RECLAIMS,
+                          a->reclaim, &id);
     if (st != NLM4_GRANTED) {
         r->stat.stat = st;
         return;
@@ -170,15 +180,8 @@ static void do_cancel(struct rpc_ctx *c, const nlm4_cancargs *a, nlm4_res *r)
 {
     echo_cookie(&r->cookie, &a->cookie);
     struct vfs_id id;
-    nlm4_stats st = NLM4_GRANTED;
-    if (!c->srv->nlm)
-        st = NLM4_DENIED_NOLOCKS;
-    else if (!caller_ok(a->alock.caller_name))
-        st = NLM4_FAILED;
-    else if ((st = nlm_file(c, &a->alock.fh, &id)) != NLM4_GRANTED)
-        ;
-    else if (nlm_in_grace(c->srv))
-        st = NLM4_DENIED_GRACE_PERIOD;
+    nlm4_stats st = admit(c, a->alock.caller_name, &a->alock.fh, GRACE_REFUSES, false,
+                          &id);
     if (st != NLM4_GRANTED) {
         r->stat.stat = st;
         return;
@@ -193,15 +196,8 @@ static void do_unlock(struct rpc_ctx *c, const nlm4_unlockargs *a, nlm4_res *r)
 {
     echo_cookie(&r->cookie, &a->cookie);
     struct vfs_id id;
-    nlm4_stats st = NLM4_GRANTED;
-    if (!c->srv->nlm)
-        st = NLM4_DENIED_NOLOCKS;
-    else if (!caller_ok(a->alock.caller_name))
-        st = NLM4_FAILED;
-    else if ((st = nlm_file(c, &a->alock.fh, &id)) != NLM4_GRANTED)
-        ;
-    else if (nlm_in_grace(c->srv))
-        st = NLM4_DENIED_GRACE_PERIOD;
+    nlm4_stats st = admit(c, a->alock.caller_name, &a->alock.fh, GRACE_REFUSES, false,
+                          &id);
     if (st != NLM4_GRANTED) {
         r->stat.stat = st;
         return;
@@ -317,15 +313,8 @@ static void nlm_share_h(struct rpc_ctx *c, void *args, void *res)
     nlm4_shareres *r = res;
     echo_cookie(&r->cookie, &a->cookie);
     struct vfs_id id;
-    nlm4_stats st = NLM4_GRANTED;
-    if (!c->srv->nlm)
-        st = NLM4_DENIED_NOLOCKS;
-    else if (!caller_ok(a->share.caller_name))
-        st = NLM4_FAILED;
-    else if ((st = nlm_file(c, &a->share.fh, &id)) != NLM4_GRANTED)
-        ;
-    else if (nlm_in_grace(c->srv) != (bool)a->reclaim)
-        st = NLM4_DENIED_GRACE_PERIOD;
+    nlm4_stats st = admit(c, a->share.caller_name, &a->share.fh, GRACE_RECLAIMS,
+                          a->reclaim, &id);
     if (st != NLM4_GRANTED) {
         r->stat = st;
         return;
@@ -346,15 +335,8 @@ static void nlm_unshare_h(struct rpc_ctx *c, void *args, void *res)
     nlm4_shareres *r = res;
     echo_cookie(&r->cookie, &a->cookie);
     struct vfs_id id;
-    nlm4_stats st = NLM4_GRANTED;
-    if (!c->srv->nlm)
-        st = NLM4_DENIED_NOLOCKS;
-    else if (!caller_ok(a->share.caller_name))
-        st = NLM4_FAILED;
-    else if ((st = nlm_file(c, &a->share.fh, &id)) != NLM4_GRANTED)
-        ;
-    else if (nlm_in_grace(c->srv))
-        st = NLM4_DENIED_GRACE_PERIOD;
+    nlm4_stats st = admit(c, a->share.caller_name, &a->share.fh, GRACE_REFUSES, false,
+                          &id);
     if (st != NLM4_GRANTED) {
         r->stat = st;
         return;
