@@ -361,13 +361,14 @@ lock_mount() { # DIR
 	timeout -s KILL 90 mount -t nfs -o "$(echo "$MOUNT_OPTS" | sed 's/,nolock//'),nosharecache" \
 		"10.0.2.100:$EXPORT" "$1" 2> /tmp/mount.err
 }
+STATD_PORT=32765   # fixed, so that nlm-lock-reclaimed-after-server-restart can notify it
 start_lock_daemons() { # the guest's rpcbind and rpc.statd, which its lockd needs
 	hostname ktest
 	chown -R _rpc /run/rpcbind; chown -R statd /var/lib/nfs
 	rpcbind -f -w > /tmp/rpcbind.log 2>&1 &
 	for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /run/rpcbind.sock ] && break; sleep 0.2; done
 	[ -S /run/rpcbind.sock ] || { why "rpcbind did not start: $(cat /tmp/rpcbind.log)"; return 1; }
-	rpc.statd --no-notify -F -d > /tmp/statd.log 2>&1 &
+	rpc.statd --no-notify -F -d -p $STATD_PORT > /tmp/statd.log 2>&1 &
 	sleep 1
 	grep -q "Starting" /tmp/statd.log 2>/dev/null || true
 }
@@ -405,6 +406,38 @@ check_nlm_blocking_lock_waits_for_release() {
 	umount /l1; umount /l2
 	[ $rc = 0 ] || { why "after everyone let go, a lock through /l1: '$after'"; return 1; }
 	why "the blocked lock was granted after the holder let go ($out)"
+}
+check_nlm_lock_reclaimed_after_server_restart() {
+	[ -n "$NLM_SKIP" ] && { why "$NLM_SKIP"; return 77; }
+	[ "${RW_DONE:-}" = 1 ] || { why "rw-operations failed: no file to lock"; return 1; }
+	[ -S /run/rpcbind.sock ] || start_lock_daemons || return 1
+	lock_mount /l1 || { why "mount without nolock failed: $(cat /tmp/mount.err)"; return 1; }
+	lock_mount /l2 || { umount /l1; why "second mount without nolock failed: $(cat /tmp/mount.err)"; return 1; }
+	nlmlock hold "/l1/$RW_DIR/f1" 120 > /tmp/hold.out 2>&1 &
+	holder=$!
+	for i in $(seq 100); do grep -q LOCKED /tmp/hold.out && break; sleep 0.2; done
+	grep -q LOCKED /tmp/hold.out || { kill $holder; umount /l1 /l2; why "the lock was not granted: $(cat /tmp/hold.out)"; return 1; }
+	# The server forgets every lock as it restarts; its grace period (NLM_GRACE_S) keeps new
+	# locks out while the holder's lockd, told by SM_NOTIFY, takes the lock back.
+	answer=$(ctl restart-grace $NLM_GRACE_S)
+	[ "$answer" = OK ] || { kill $holder; umount /l1 /l2; why "host could not restart the server: $answer"; return 1; }
+	t0=$(date +%s)
+	out=$(nlmlock notify 10.0.2.100 3 $STATD_PORT) ||
+		{ kill $holder; umount /l1 /l2; details 20 < /tmp/statd.log; why "notify: $out"; return 1; }
+	# A new lock waits out the grace period (the client retries every 5 s), then is denied:
+	# the holder has its lock back.
+	out=$(timeout -s KILL 90 nlmlock try "/l2/$RW_DIR/f1"); rc=$?
+	waited=$(( $(date +%s) - t0 ))
+	kill $holder; wait $holder 2>/dev/null
+	after=$(timeout -s KILL 60 nlmlock try "/l2/$RW_DIR/f1"); arc=$?
+	umount /l1; umount /l2
+	if [ $rc = 0 ]; then
+		details 20 < /tmp/statd.log; dmesg | grep -i lockd | tail -10 | details 10
+		why "after the restart another mount took the lock the holder still had ($out after ${waited}s): not reclaimed"; return 1
+	fi
+	[ $rc = 1 ] || { why "a conflicting lock after the restart: '$out' (status $rc), want DENIED"; return 1; }
+	[ $arc = 0 ] || { why "after the holder let go, the lock was still refused: '$after'"; return 1; }
+	why "the holder's lock was reclaimed: the other mount was refused after ${waited}s ($out), and got it once the holder let go"
 }
 
 run_check() { # NAME

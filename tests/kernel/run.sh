@@ -294,9 +294,10 @@ srv_tarnfsd_cache_cmd() {
 	[ -n "${KERNEL_SERVER_CONF:-}" ] && printf '%s\n' "$KERNEL_SERVER_CONF" >> "$RUN/tarnfs.conf"
 	local rpcb=--no-rpcbind
 	if [ -z "${SRV_NLM_SKIP-x}" ]; then
-		# No statd on this side (the guest's reboot is not tested), and no grace period:
-		# the guest locks right after each (re)start.
-		printf 'statd = no\nnlm_grace = 0\n' >> "$RUN/tarnfs.conf"
+		# No statd on this side (the guest's reboot is not tested), and no grace period
+		# (the guest locks right after each (re)start) but for the one restart that tests
+		# reclaim (request restart-grace).
+		printf 'statd = no\nnlm_grace = %s\n' "${NLM_GRACE_NEXT:-0}" >> "$RUN/tarnfs.conf"
 		rpcb=
 	fi
 	SRV_CMD=("$B/tarnfsd" -f --config "$RUN/tarnfs.conf" --cache "$RUN/cache" $rpcb
@@ -427,6 +428,10 @@ handle_request() { # REQUEST: runs on the host while the guest waits; prints the
 	case ${words[0]:-} in
 	restart)
 		server_stop; server_start "$SERVER_MODE" && echo OK || echo "ERR server did not come back" ;;
+	restart-grace) # SECONDS: restart with an NLM grace period, as after a crash
+		NLM_GRACE_NEXT=${words[1]}; server_stop
+		server_start "$SERVER_MODE" && echo OK || echo "ERR server did not come back"
+		NLM_GRACE_NEXT="" ;;
 	evict)
 		if [ -n "$SRV_EVICT_SKIP" ]; then echo "ERR $SRV_EVICT_SKIP"
 		elif ! "srv_${SRV}_evict" "${words[1]}" >> "$SERVER_LOG" 2>&1; then
@@ -537,6 +542,7 @@ guest_value() { # VAR MOUNT_OPTS: what /etc/ktest/config tells the guest
 	STREAM_SKIP) echo "$SRV_STREAM_SKIP" ;;
 	NAMESPACE) echo "$SRV_NAMESPACE" ;;
 	NLM_SKIP) echo "${SRV_NLM_SKIP-the server under test does not serve NLM}" ;;
+	NLM_GRACE_S) echo 15 ;;
 	*) eval "echo \"\$$1\"" ;;
 	esac
 }
@@ -586,7 +592,7 @@ make_initramfs() {
 	[ -n "${KERNEL_MOUNT_OPTS:-}" ] && opts="$opts,$KERNEL_MOUNT_OPTS"
 	local var
 	for var in EXPORT MOUNT_OPTS RUN_A RUN_B RUN_C RUN_S BIG_FILE BIG_DIR MID_FILE INDEXED_FILE \
-	           EVICT_SKIP RW_SKIP INDEX_SKIP STREAM_SKIP NAMESPACE NLM_SKIP; do
+	           EVICT_SKIP RW_SKIP INDEX_SKIP STREAM_SKIP NAMESPACE NLM_SKIP NLM_GRACE_S; do
 		shell_assign "$var" "$(guest_value "$var" "$opts")"
 	done > "$d/etc/ktest/config"
 	(cd "$d" && find . | cpio -o -H newc --quiet) > "$RUN/initramfs.cpio"
