@@ -397,6 +397,11 @@ struct kv_fill_chunk {
     uint32_t chunk;
     const void *buf;
     size_t len;
+    /* The chunk's CRC-32 as kv_chunk_source gave it to the caller for
+     * this len (have_crc set): the check then costs no lookup.  Sound
+     * because a file's source never changes while it has absent data. */
+    uint32_t crc;
+    bool have_crc;
     int err;                    /* out: what kv_fill would return */
 };
 
@@ -425,6 +430,20 @@ int kv_run_presence(kv_run *r, uint64_t *present, uint64_t *total);
  * absent) after inode number `after` (0: the first), in inode order.
  * Errors: ENOENT (no more), EIO. */
 int kv_absent_next(kv_run *r, kv_ino after, kv_ino *ino);
+
+/* A file with absent data, and where its first absent chunk lies. */
+struct kv_absent_at {
+    kv_ino ino;
+    uint64_t tar_off;
+};
+
+/* Up to max files of r with absent data after inode `after`, in inode
+ * order, with the tarball offset of each one's first absent chunk (one
+ * cursor walk: what kv_absent_next, kv_missing and kv_chunk_source give
+ * per file).  *n gets how many; *n < max: no more after them.  Errors:
+ * EIO. */
+int kv_absent_scan(kv_run *r, kv_ino after, struct kv_absent_at *out,
+                   size_t max, size_t *n);
 
 /* Drop stored data of r's index files again, the oldest filled chunks
  * first, until at least want bytes went (UINT64_MAX: all) or none is left;

@@ -218,6 +218,8 @@ int kv_absent_check(kv_run *r, kv_ino ino, uint64_t off, uint64_t len)
         return err == ENOENT ? 0 : err;
     if (a.present >= a.chunks)
         return 0;               /* all present */
+    if (a.present == 0)
+        return off / KV_CHUNK < a.chunks ? ENODATA : 0;     /* none */
     uint64_t last = (off + len - 1) / KV_CHUNK;
     for (uint64_t c = off / KV_CHUNK; c <= last && c < a.chunks; c++)
         if (!chunk_present(r, ino, c))
@@ -260,7 +262,8 @@ int kv_missing(kv_run *r, kv_ino ino, uint64_t off, uint64_t len,
             uint64_t last = (off + len - 1) / KV_CHUNK;
             bool found = false;
             for (uint64_t c = off / KV_CHUNK; c <= last && c < a.chunks; c++) {
-                bool have = chunk_present(r, ino, c);
+                /* none present: no lookup per chunk */
+                bool have = a.present && chunk_present(r, ino, c);
                 if (!found && !have) {
                     found = true;
                     *first = (uint32_t)c;
@@ -369,6 +372,11 @@ int kv_absent_drop(kv_run *r, kv_ino ino)
  * storing, -1 if it is to be stored. */
 static void fill_check(kv_run *r, struct kv_fill_chunk *c)
 {
+    if (c->have_crc) {
+        c->err = (uint32_t)crc32(0L, c->buf, (uInt)c->len) != c->crc
+                     ? EBADMSG : -1;
+        return;
+    }
     uint64_t tar_off;
     uint32_t want_len, want_crc;
     int err = kv_chunk_source(r, c->ino, c->chunk, &tar_off, &want_len,
@@ -399,7 +407,8 @@ static int fill_wanted(kv_run *r, const struct kv_fill_chunk *c, bool *want)
         return 0;
     if (err)
         return err;
-    *want = c->chunk < a.chunks && !chunk_present(r, c->ino, c->chunk);
+    *want = c->chunk < a.chunks &&
+            (a.present == 0 || !chunk_present(r, c->ino, c->chunk));
     return 0;
 }
 
@@ -459,15 +468,22 @@ int kv_fill_batch(kv_run *r, struct kv_fill_chunk *cs, size_t n)
     struct lazy_totals t;
     if (!err)
         err = load_totals(r, &t);
+    struct absent_rec a;
+    kv_ino a_ino = 0;           /* a is ino a_ino's record as updated here */
+    bool have_a = false;
     for (size_t i = 0; !err && i < n; i++) {
         if (cs[i].err >= 0)
             continue;
         struct kv_fill_chunk *c = &cs[i];
-        struct absent_rec a;
-        /* A chunk twice in the batch: the second is already marked. */
-        if ((err = load_a(r, c->ino, &a)) != 0)
+        /* The chunks of one file come one after another: its record is
+         * loaded once (a transaction reads its own writes, so a file
+         * seen again later in the batch loads it as updated). */
+        if ((!have_a || a_ino != c->ino) && (err = load_a(r, c->ino, &a)) != 0)
             break;
-        if (chunk_present(r, c->ino, c->chunk)) {
+        a_ino = c->ino;
+        have_a = true;
+        /* A chunk twice in the batch: the second is already marked. */
+        if (a.present && chunk_present(r, c->ino, c->chunk)) {
             c->err = 0;
             continue;
         }
@@ -750,6 +766,55 @@ int kv_absent_next(kv_run *r, kv_ino after, kv_ino *ino)
         }
         kccurdel(cur);
     }
+    kv_rend(r);
+    return err;
+}
+
+int kv_absent_scan(kv_run *r, kv_ino after, struct kv_absent_at *out,
+                   size_t max, size_t *n)
+{
+    *n = 0;
+    if (after == UINT64_MAX || max == 0)
+        return 0;
+    unsigned char k[9];
+    size_t klen = key_a(k, 'A', after + 1);
+    int err = 0;
+    kv_rbegin(r);
+    KCCUR *cur = kcdbcursor(r->db);
+    if (!cur) {
+        err = EIO;
+    } else if (kccurjumpkey(cur, (char *)k, klen)) {
+        while (*n < max) {
+            size_t ksiz, vsiz;
+            const char *v;
+            char *key = kccurget(cur, &ksiz, &v, &vsiz, 1);
+            if (!key)
+                break;          /* the end */
+            bool ours = ksiz == 9 && key[0] == 'A';
+            if (ours && vsiz != A_LEN)
+                err = EIO;
+            if (!ours || err) {
+                kcfree(key);
+                break;
+            }
+            kv_ino ino = kv_get64((const unsigned char *)key + 1);
+            struct absent_rec a = {
+                .tar_off = kv_get64((const unsigned char *)v),
+                .chunks = kv_get32((const unsigned char *)v + 8),
+                .present = kv_get32((const unsigned char *)v + 12) };
+            kcfree(key);
+            if (a.present >= a.chunks)
+                continue;       /* all present */
+            uint32_t c = 0;
+            while (a.present && c < a.chunks && chunk_present(r, ino, c))
+                c++;
+            if (c < a.chunks)
+                out[(*n)++] = (struct kv_absent_at){
+                    .ino = ino, .tar_off = a.tar_off + (uint64_t)c * KV_CHUNK };
+        }
+    }
+    if (cur)
+        kccurdel(cur);
     kv_rend(r);
     return err;
 }

@@ -456,11 +456,8 @@ struct prefetch_job {
     char *key;
 };
 
-/* An absent file and where its first absent chunk lies in the tarball. */
-struct pf_file {
-    uint64_t off;
-    kv_ino ino;
-};
+/* Absent files found per hold of the run's read lock. */
+#define VFS_PREFETCH_SCAN 4096
 
 /* Its range GET, open from pos to the end of the tarball. */
 struct pf_stream {
@@ -669,7 +666,8 @@ static int pf_fill(vfs *v, struct pf_stream *ps, struct pf_store *st,
             break;
         }
         st->cs[st->nc++] = (struct kv_fill_chunk){
-            .ino = f->ino, .chunk = c, .buf = buf, .len = len };
+            .ino = f->ino, .chunk = c, .buf = buf, .len = len, .crc = crc,
+            .have_crc = true };
         st->used += len;
         *at_end = len < KV_CHUNK;   /* a short chunk is the file's last */
     }
@@ -747,8 +745,8 @@ static int pf_file(vfs *v, struct pf_stream *ps, struct pf_store *st,
 
 static int pf_cmp(const void *a, const void *b)
 {
-    const struct pf_file *x = a, *y = b;
-    return x->off < y->off ? -1 : x->off > y->off;
+    const struct kv_absent_at *x = a, *y = b;
+    return x->tar_off < y->tar_off ? -1 : x->tar_off > y->tar_off;
 }
 
 static void prefetch_job_run(vfs *v, void *arg)
@@ -779,26 +777,24 @@ static void prefetch_job_run(vfs *v, void *arg)
                  (unsigned long long)total);
     /* Absent files in batches, each put in tarball order: one sequential
      * stream, reopened only past gaps of present data. */
-    struct pf_file *batch = err ? NULL
+    struct kv_absent_at *batch = err ? NULL
                                 : malloc(VFS_PREFETCH_BATCH * sizeof *batch);
     if (!err && !batch)
         err = ENOMEM;
     kv_ino ino = 0;
     while (!err) {
+        /* The run's read lock is held per scan step, not for the batch. */
         size_t nb = 0;
-        while (nb < VFS_PREFETCH_BATCH &&
-               (err = kv_absent_next(kr, ino, &ino)) == 0) {
-            uint32_t first, count, len, crc;
-            uint64_t off = UINT64_MAX;
-            if (kv_missing(kr, ino, 0, UINT64_MAX, 1, &first, &count) != 0 ||
-                count == 0 ||
-                kv_chunk_source(kr, ino, first, &off, &len, &crc) != 0)
-                off = UINT64_MAX;
-            batch[nb++] = (struct pf_file){ .off = off, .ino = ino };
+        bool last = false;
+        while (nb < VFS_PREFETCH_BATCH && !last && !err) {
+            size_t step = VFS_PREFETCH_BATCH - nb < VFS_PREFETCH_SCAN
+                              ? VFS_PREFETCH_BATCH - nb : VFS_PREFETCH_SCAN, got;
+            err = kv_absent_scan(kr, ino, batch + nb, step, &got);
+            if (got)
+                ino = batch[nb + got - 1].ino;
+            nb += got;
+            last = got < step;
         }
-        bool last = err == ENOENT;
-        if (last)
-            err = 0;
         if (err)
             break;
         qsort(batch, nb, sizeof *batch, pf_cmp);

@@ -604,6 +604,121 @@ START_TEST(a_batch_of_fills_stores_every_verified_chunk_and_refuses_only_bad_one
 }
 END_TEST
 
+/* The prefetch stream's batches: each chunk with the CRC the caller got
+ * from kv_chunk_source, chunks of one file apart from each other. */
+START_TEST(a_batch_checked_against_the_callers_checksums_stores_the_same_and_refuses_wrong_bytes)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    struct kv_fill_chunk cs[8];
+    size_t nc = batch_of(r, &b, cs);
+    ck_assert_uint_eq(nc, 4);
+    for (size_t i = 0; i < nc; i++) {
+        uint64_t off;
+        uint32_t len;
+        ck_assert_int_eq(kv_chunk_source(r, cs[i].ino, cs[i].chunk, &off, &len,
+                                         &cs[i].crc), 0);
+        cs[i].have_crc = true;
+    }
+    /* big chunk 0 with one byte wrong, then RunInfo.xml, then big chunks
+     * 1 and 2, then chunk 1 again: big.cbcl's record is updated twice,
+     * with another file between. */
+    unsigned char *bad = malloc(cs[0].len);
+    memcpy(bad, cs[0].buf, cs[0].len);
+    bad[100] ^= 1;
+    struct kv_fill_chunk wrong = cs[0];
+    wrong.buf = bad;
+    struct kv_fill_chunk all[8] = { wrong, cs[3], cs[1], cs[2], cs[1] };
+    ck_assert_int_eq(kv_fill_batch(r, all, 5), 0);
+    ck_assert_int_eq(all[0].err, EBADMSG);
+    for (int i = 1; i < 5; i++)
+        ck_assert_int_eq(all[i].err, 0);
+    assert_batch_present(r, cs + 1, 3);
+    char c;
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(r, cs[0].ino, 0, &c, 1, &got, &eof), ENODATA);
+    uint64_t present, total;
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, BIG - KV_CHUNK + 5);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(r, cs[0].ino, &a), 0);
+    ck_assert_uint_eq(a.used, BIG - KV_CHUNK);
+    /* The last chunk with the right bytes: the file is whole, counted
+     * once per chunk. */
+    ck_assert_int_eq(kv_fill_batch(r, cs, 1), 0);
+    ck_assert_int_eq(cs[0].err, 0);
+    assert_batch_present(r, cs, 4);
+    ck_assert_int_eq(kv_getattr(r, cs[0].ino, &a), 0);
+    ck_assert_uint_eq(a.used, BIG);
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, BIG + 5);
+    kv_run_close(r);
+    free(bad);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
+START_TEST(a_scan_lists_the_files_with_absent_data_and_where_their_first_absent_chunk_is)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    kv_ino big_ino = find(r, "Data/L001/big.cbcl");
+    kv_ino info = find(r, "RunInfo.xml");
+    uint64_t big0, info0, off1;
+    uint32_t len, crc;
+    ck_assert_int_eq(kv_chunk_source(r, big_ino, 0, &big0, &len, &crc), 0);
+    ck_assert_int_eq(kv_chunk_source(r, info, 0, &info0, &len, &crc), 0);
+    ck_assert_int_eq(kv_chunk_source(r, big_ino, 1, &off1, &len, &crc), 0);
+    /* Both files, in inode order, each from its start (the empty file
+     * has no data to fetch). */
+    struct kv_absent_at at[4];
+    size_t got;
+    ck_assert_int_eq(kv_absent_scan(r, 0, at, 4, &got), 0);
+    ck_assert_uint_eq(got, 2);
+    ck_assert_uint_lt(at[0].ino, at[1].ino);
+    int bi = at[0].ino == big_ino ? 0 : 1;
+    ck_assert_uint_eq(at[bi].ino, big_ino);
+    ck_assert_uint_eq(at[bi].tar_off, big0);
+    ck_assert_uint_eq(at[1 - bi].ino, info);
+    ck_assert_uint_eq(at[1 - bi].tar_off, info0);
+    /* One at a time, continuing after the last one seen. */
+    ck_assert_int_eq(kv_absent_scan(r, 0, at, 1, &got), 0);
+    ck_assert_uint_eq(got, 1);
+    kv_ino first = at[0].ino;
+    ck_assert_int_eq(kv_absent_scan(r, first, at, 1, &got), 0);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_uint_gt(at[0].ino, first);
+    ck_assert_int_eq(kv_absent_scan(r, at[0].ino, at, 1, &got), 0);
+    ck_assert_uint_eq(got, 0);
+    /* big.cbcl's first chunk stored: it starts at its second; RunInfo.xml
+     * whole: not listed. */
+    ck_assert_int_eq(kv_fill(r, big_ino, 0, b.tar.p + big0, KV_CHUNK), 0);
+    fill_all(r, info, &b);
+    ck_assert_int_eq(kv_absent_scan(r, 0, at, 4, &got), 0);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_uint_eq(at[0].ino, big_ino);
+    ck_assert_uint_eq(at[0].tar_off, off1);
+    fill_all(r, big_ino, &b);
+    ck_assert_int_eq(kv_absent_scan(r, 0, at, 4, &got), 0);
+    ck_assert_uint_eq(got, 0);
+    kv_run_close(r);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
 START_TEST(a_batch_whose_commit_fails_leaves_every_chunk_of_it_absent)
 {
     struct mb ms[16];
@@ -823,6 +938,8 @@ static Suite *lazy_suite(void)
     tcase_add_test(tc, a_chunk_with_wrong_bytes_is_refused_and_stays_absent);
     tcase_add_test(tc, a_fill_whose_commit_fails_leaves_the_chunk_absent_and_can_be_redone);
     tcase_add_test(tc, a_batch_of_fills_stores_every_verified_chunk_and_refuses_only_bad_ones);
+    tcase_add_test(tc, a_batch_checked_against_the_callers_checksums_stores_the_same_and_refuses_wrong_bytes);
+    tcase_add_test(tc, a_scan_lists_the_files_with_absent_data_and_where_their_first_absent_chunk_is);
     tcase_add_test(tc, a_batch_whose_commit_fails_leaves_every_chunk_of_it_absent);
     tcase_add_test(tc, a_batch_killed_before_its_marks_commit_leaves_no_chunk_present_without_its_data);
     tcase_add_test(tc, hostile_index_paths_are_refused_like_kv_ingest_refuses_them);
