@@ -1138,6 +1138,17 @@ int ingest_start(kv_cache *c, const char *name, struct kv_ingest_result *res,
     return 0;
 }
 
+void ingest_watch(struct ingest *in, const struct kv_ingest_watch *w,
+                  kv_run **keep)
+{
+    in->watch = w;
+    in->keep = keep;
+    if (w && w->staged) {
+        in->announced = true;
+        w->staged(w->arg, in->run);
+    }
+}
+
 int ingest_end(struct ingest *in, int err, const char *source_version)
 {
     if (!err)

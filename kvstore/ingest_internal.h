@@ -48,6 +48,12 @@ int ingest_start(kv_cache *c, const char *name, struct kv_ingest_result *res,
  * kv_ingest; res->error names the member. */
 int ingest_place(struct ingest *in, const struct ingest_member *m);
 
+/* Tell w about the run from now on (w->staged at once, w->placed after
+ * each member) and hand the run to *keep at ingest_end instead of closing
+ * or discarding it (kv_ingest_stream's contract). */
+void ingest_watch(struct ingest *in, const struct kv_ingest_watch *w,
+                  kv_run **keep);
+
 /* Finish: with err == 0 apply directory times and publish with
  * source_version; otherwise (or if that fails) discard the run.  Frees in.
  * Returns err or the publish error. */

@@ -553,6 +553,11 @@ struct kv_ingest_watch {
     void (*staged)(void *arg, kv_run *r);
     void (*data_begin)(void *arg, kv_ino ino, uint64_t size);
     void (*placed)(void *arg, const char *relpath, kv_ino ino);
+    /* Index builds only (kv_ingest_index_stream), when they place members
+     * shallow first: every member at `depth` or less (the run root is
+     * depth 0) is placed, so each directory above `depth` lists whole.
+     * Never called when the build keeps index order. */
+    void (*level)(void *arg, unsigned depth);
 };
 /* kv_ingest_limited, telling w about the run as it fills (w may be NULL).
  * *out always receives the run (NULL only if staging failed): published
@@ -576,6 +581,15 @@ int kv_ingest_stream(kv_cache *c, const char *name, kv_read_fn read_fn,
 struct tix_index;
 int kv_ingest_index(kv_cache *c, const char *name, const struct tix_index *ix,
                     const char *source_version, struct kv_ingest_result *res);
+/* kv_ingest_index, telling w about the run as it is built (w->staged
+ * before the first member, w->placed after each), and handing the run to
+ * the caller in *out as kv_ingest_stream does (published on success, still
+ * staged on failure; the caller closes it).  Errors as kv_ingest_index. */
+int kv_ingest_index_stream(kv_cache *c, const char *name,
+                           const struct tix_index *ix,
+                           const char *source_version,
+                           const struct kv_ingest_watch *w, kv_run **out,
+                           struct kv_ingest_result *res);
 
 /* The deterministic inode number for path (relative to the run root, no
  * leading '/', "" for the root) in run name: a 63-bit hash, never below 16. */

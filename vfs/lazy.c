@@ -76,9 +76,11 @@ static int get_sidecar(vfs *v, const char *key, void **out, size_t *outlen)
     return 0;
 }
 
-int vfs_lazy_load_index(vfs *v, const char *name, const char *key,
-                        const struct fetch_objinfo *oi)
+int vfs_lazy_load_index(vfs *v, struct vfs_run *r, const char *key,
+                        const struct fetch_objinfo *oi, bool *served)
 {
+    *served = false;
+    const char *name = r->name;
     int64_t t0 = vfs_mono_ms();
     void *buf = NULL;
     size_t len = 0;
@@ -110,20 +112,36 @@ int vfs_lazy_load_index(vfs *v, const char *name, const char *key,
         tix_free(ix);
         return ESTALE;
     }
+    /* Served while it is built: a name is there once placed, so the
+     * first file of a run of a million waits for its own member, not for
+     * the million (a listing waits for the whole tree). */
     struct kv_ingest_result res;
-    err = kv_ingest_index(v->cache, name, ix, oi->version, &res);
+    struct vfs_stream *st = vfs_stream_new(v, r, key, oi->version);
+    kv_run *kr = NULL;
+    if (st) {
+        vfs_stream_index(st);
+        struct kv_ingest_watch w;
+        vfs_stream_watch(st, &w);
+        err = kv_ingest_index_stream(v->cache, name, ix, oi->version, &w,
+                                     &kr, &res);
+    } else {
+        err = kv_ingest_index(v->cache, name, ix, oi->version, &res);
+    }
     tix_free(ix);
-    if (err) {
+    if (err)
         log_warn("vfs: run %s cannot be built from its index: %s%s%s; "
                  "fetching the whole tarball", name, strerror(err),
                  res.error[0] ? ": " : "", res.error);
-        return err;
-    }
-    log_info("vfs: run %s loaded from the index of %s (%s): %zu bytes of "
-             "index, %llu files in %lld ms; file data is fetched on read",
-             name, key, oi->version, len, (unsigned long long)res.files,
-             (long long)(vfs_mono_ms() - t0));
-    return 0;
+    else
+        log_info("vfs: run %s loaded from the index of %s (%s): %zu bytes "
+                 "of index, %llu files in %lld ms%s; file data is fetched "
+                 "on read", name, key, oi->version, len,
+                 (unsigned long long)res.files,
+                 (long long)(vfs_mono_ms() - t0),
+                 st ? ", served while built" : "");
+    if (st)
+        vfs_stream_end(v, st, kr, err ? ERESTART : 0, served);
+    return err;
 }
 
 /* ---- range fetch and fill -------------------------------------------- */
@@ -856,6 +874,11 @@ static void auto_note_locked(vfs *v, struct vfs_run *run,
 {
     if (!v->cfg.prefetch_auto || !stored || run->prefetching ||
         v->cancelled || !run->key)
+        return;
+    /* Not while the run is still being built: the files placed later
+     * would be missed. */
+    struct vfs_ref probe = { .run = run, .h = h };
+    if (vfs_stream_active(&probe))
         return;
     /* Fills readers had claimed before the last prefetch got there end
      * after it: they do not start another. */

@@ -1020,6 +1020,11 @@ int vfs_readdir(vfs *v, const struct vfs_id *dir, uint64_t cookie,
     do {
         if ((err = node_pin(v, &n, &ref, &ino)) != 0)
             return err;
+        /* A run built from its index lists whole directories only. */
+        if ((err = vfs_stream_listing(v, &ref, ino)) != 0) {
+            vfs_run_release(v, &ref);
+            return err;
+        }
         uint64_t mark = vfs_stream_mark(&ref);
         err = node_readdir(v, &ref, ino, cookie, want_attrs, cb, arg);
         /* Streaming in, a directory not there yet is waited for; one that

@@ -394,7 +394,7 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
     if (err != 0)
         err = fetch_and_ingest(v, r, key, version, NULL, &served);
     else if (v->cfg.prefetch_whole ||
-             vfs_lazy_load_index(v, r->name, key, &oi) != 0)
+             vfs_lazy_load_index(v, r, key, &oi, &served) != 0)
         err = fetch_and_ingest(v, r, key, version, &oi, &served);
     if (err)
         return err;

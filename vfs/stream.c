@@ -24,7 +24,12 @@ struct vfs_stream {
     uint64_t seq;                 /* bumped at every data_begin and placed */
     uint64_t placed;              /* members complete so far */
     uint64_t want;                /* bloom bits of what parked calls miss */
-    struct vfs_waiter *busy_waiters, *miss_waiters, *end_waiters;
+    bool whole_listings;          /* a run built from its index: READDIR
+                                     waits (vfs_stream_listing) ... */
+    int level;                    /* ... until this depth is all placed
+                                     (-1: none told yet) */
+    struct vfs_waiter *busy_waiters, *miss_waiters, *end_waiters,
+                      *level_waiters;
     pthread_cond_t cv;            /* blocking callers: seq or end changed */
 };
 
@@ -51,8 +56,14 @@ struct vfs_stream *vfs_stream_new(vfs *v, struct vfs_run *r, const char *key,
     snprintf(s->version, sizeof s->version, "%s", version);
     s->v = v;
     s->r = r;
+    s->level = -1;
     pthread_cond_init(&s->cv, NULL);
     return s;
+}
+
+void vfs_stream_index(struct vfs_stream *s)
+{
+    s->whole_listings = true;
 }
 
 void vfs_stream_free(struct vfs_stream *s)
@@ -171,6 +182,19 @@ static void on_placed(void *arg, const char *relpath, kv_ino ino)
     vfs_park_wake(wm, 0);
 }
 
+static void on_level(void *arg, unsigned depth)
+{
+    struct vfs_stream *s = arg;
+    vfs *v = s->v;
+    pthread_mutex_lock(&v->lock);
+    s->level = depth > INT32_MAX ? INT32_MAX : (int)depth;
+    pthread_cond_broadcast(&s->cv);
+    struct vfs_waiter *w = s->level_waiters;
+    s->level_waiters = NULL;
+    pthread_mutex_unlock(&v->lock);
+    vfs_park_wake(w, 0);
+}
+
 void vfs_stream_watch(struct vfs_stream *s, struct kv_ingest_watch *w)
 {
     memset(w, 0, sizeof *w);
@@ -178,6 +202,8 @@ void vfs_stream_watch(struct vfs_stream *s, struct kv_ingest_watch *w)
     w->staged = on_staged;
     w->data_begin = on_data_begin;
     w->placed = on_placed;
+    if (s->whole_listings)
+        w->level = on_level;
 }
 
 bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
@@ -199,9 +225,10 @@ bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
     s->err = err;
     __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
     pthread_cond_broadcast(&s->cv);
-    struct vfs_waiter *w[3] = { s->busy_waiters, s->miss_waiters,
-                                s->end_waiters };
+    struct vfs_waiter *w[4] = { s->busy_waiters, s->miss_waiters,
+                                s->end_waiters, s->level_waiters };
     s->busy_waiters = s->miss_waiters = s->end_waiters = NULL;
+    s->level_waiters = NULL;
     s->want = 0;
     if (err) {
         /* Nothing half-visible stays: the staged run goes when its last
@@ -218,8 +245,10 @@ bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
     }
     close = vfs_handle_put_locked(v, h);    /* the stream's user */
     pthread_mutex_unlock(&v->lock);
-    for (int i = 0; i < 3; i++)
-        vfs_park_wake(w[i], err ? (err == EAGAIN ? ECANCELED : EIO) : 0);
+    /* ERESTART: another load follows; the parked calls try again. */
+    int wake = !err || err == ERESTART ? 0 : err == EAGAIN ? ECANCELED : EIO;
+    for (int i = 0; i < 4; i++)
+        vfs_park_wake(w[i], wake);
     vfs_handle_close(close);
     *served = true;
     return true;
@@ -305,6 +334,36 @@ int vfs_stream_check(vfs *v, const struct vfs_ref *ref, uint64_t mark,
         if (missing_ino)
             s->want |= ino_bit(ino);
         err = wait_locked(v, s, &s->miss_waiters, seq);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
+
+int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir)
+{
+    struct vfs_stream *s = active_stream(ref);
+    if (!s || !s->whole_listings)
+        return 0;
+    /* dir's depth below the run root; a directory not there yet is left
+     * to the caller's read (ESTALE, then vfs_stream_check waits for it). */
+    int depth = 0;
+    for (kv_ino cur = dir;; depth++) {
+        kv_ino up;
+        if (kv_parent(ref->h->kr, cur, &up) != 0 || depth > 4096)
+            return 0;
+        if (up == cur)
+            break;
+        cur = up;
+    }
+    pthread_mutex_lock(&v->lock);
+    int err = 0;
+    if (vfs_park_slot()) {
+        if (s->active && s->level <= depth)
+            err = vfs_park_locked(v, &s->level_waiters);
+    } else {
+        while (s->active && s->level <= depth)
+            pthread_cond_wait(&s->cv, &v->lock);
+        err = !s->active && s->err ? EIO : 0;
     }
     pthread_mutex_unlock(&v->lock);
     return err;

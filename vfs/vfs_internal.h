@@ -310,17 +310,21 @@ struct vfs_stream;
 struct vfs_stream *vfs_stream_new(vfs *v, struct vfs_run *r, const char *key,
                                   const char *version);
 void vfs_stream_free(struct vfs_stream *s);
+/* s streams a run built from its index: each name is there the moment it
+ * is placed, and READDIR waits until the directory is whole
+ * (vfs_stream_listing), so a listing is never partial. */
+void vfs_stream_index(struct vfs_stream *s);
 /* The kv_ingest_watch that makes r served from its first member: at
  * staging r gets a handle on the staged run and its load is over for
  * callers (the load job goes on ingesting). */
 void vfs_stream_watch(struct vfs_stream *s, struct kv_ingest_watch *w);
 /* The ingest returned err (vfs's view: 0, ENOENT, EIO, EAGAIN for a
- * cancel) with run kr (kv_ingest_stream's *out, may be NULL).  If the run
+ * cancel, ERESTART when another load of the run follows) with run kr (kv_ingest_stream's *out, may be NULL).  If the run
  * was served while streaming (*served, and true returned), its handle
  * stays r's on success; on failure it is withdrawn (the staged run is
  * discarded when its last reader lets go, r is not cached) and every call
  * parked on the stream is called back with EIO (ECANCELED when
- * cancelled).  Otherwise kr is closed and the caller goes on as for a
+ * cancelled, 0 with ERESTART: they try again).  Otherwise kr is closed and the caller goes on as for a
  * whole ingest.  s is owned by the handle or freed here. */
 bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
                     bool *served);
@@ -349,14 +353,22 @@ bool vfs_stream_unsettled(vfs *v, const struct vfs_ref *ref, uint64_t mark,
 /* Wait for (park on) the end of ref's stream, if any.  Errors:
  * EINPROGRESS, EAGAIN (cancelled), EIO (blocking caller: it failed). */
 int vfs_stream_wait_end(vfs *v, const struct vfs_ref *ref);
+/* Before listing directory dir of ref's run: if the run is being built
+ * from its index (vfs_stream_index), wait for (park on) every member one
+ * level below dir being placed, or the end; else 0.  Errors: EINPROGRESS,
+ * EAGAIN (cancelled), EIO (blocking caller: the build failed). */
+int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir);
 
 /* ---- lazy.c: index-first runs ----------------------------------------- */
-/* Build run name from the index sidecar of object key (oi: the object as
- * stat'ed now), after checking that the index matches it.  Errors: ENOENT
- * (no sidecar), anything else: the index is unusable (logged: corrupt,
- * mismatched, unreadable); either way the caller fetches the tarball. */
-int vfs_lazy_load_index(vfs *v, const char *name, const char *key,
-                        const struct fetch_objinfo *oi);
+/* Build run r from the index sidecar of object key (oi: the object as
+ * stat'ed now), after checking that the index matches it, serving r while
+ * it is built (stream.c, vfs_stream_index): *served as vfs_stream_end
+ * sets it.  Errors: ENOENT (no sidecar), anything else: the index is
+ * unusable (logged: corrupt, mismatched, unreadable, refused while built:
+ * then calls parked on it try again); either way the caller fetches the
+ * tarball. */
+int vfs_lazy_load_index(vfs *v, struct vfs_run *r, const char *key,
+                        const struct fetch_objinfo *oi, bool *served);
 /* Fetch absent chunks [first, first+count) (at most 8) of ino of run kr
  * (run name, object key) in one range GET, verify and store each
  * (kv_fill); *stored gets the bytes stored.  No lock held, no vfs state

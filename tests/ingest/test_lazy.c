@@ -333,6 +333,165 @@ START_TEST(an_index_run_has_the_tree_and_inode_numbers_of_a_full_ingest)
 }
 END_TEST
 
+/* What a build served while it runs tells its watcher. */
+struct seen {
+    char path[32][64];
+    unsigned placed_depth[32];
+    size_t np;
+    int level[16];
+    size_t placed_at_level[16];   /* members placed when each level came */
+    size_t nl;
+    bool staged;
+};
+
+static unsigned rel_depth(const char *p)
+{
+    if (!*p)
+        return 0;
+    unsigned d = 1;
+    for (; *p; p++)
+        d += *p == '/';
+    return d;
+}
+
+static void w_staged(void *arg, kv_run *r)
+{
+    (void)r;
+    ((struct seen *)arg)->staged = true;
+}
+
+static void w_placed(void *arg, const char *relpath, kv_ino ino)
+{
+    (void)ino;
+    struct seen *s = arg;
+    ck_assert(s->staged);
+    ck_assert_uint_lt(s->np, 32);
+    snprintf(s->path[s->np], sizeof s->path[0], "%s", relpath);
+    s->placed_depth[s->np++] = rel_depth(relpath);
+}
+
+static void w_level(void *arg, unsigned depth)
+{
+    struct seen *s = arg;
+    ck_assert_uint_lt(s->nl, 16);
+    s->level[s->nl] = (int)depth;
+    s->placed_at_level[s->nl++] = s->np;
+}
+
+/* Build the index run "RUN" through kv_ingest_index_stream. */
+static void ingest_ix_watched(const struct built *b, struct seen *s)
+{
+    tix_index *ix;
+    char perr[256];
+    ck_assert_int_eq(tix_parse(b->ix, b->ixlen, &ix, perr, sizeof perr), 0);
+    memset(s, 0, sizeof *s);
+    struct kv_ingest_watch w = { .arg = s, .staged = w_staged,
+                                 .placed = w_placed, .level = w_level };
+    struct kv_ingest_result res;
+    kv_run *kr = NULL;
+    ck_assert_int_eq(kv_ingest_index_stream(cache, "RUN", ix, "v1", &w, &kr,
+                                            &res), 0);
+    ck_assert_ptr_nonnull(kr);
+    kv_run_close(kr);
+    tix_free(ix);
+}
+
+START_TEST(a_run_served_while_built_gets_its_shallow_members_first_and_each_level_whole)
+{
+    static const unsigned char one[] = "1", two[] = "22";
+    struct mb ms[] = {
+        { "RUN", TIX_DIR, 0755, NULL, 0, NULL },
+        { "RUN/Data", TIX_DIR, 0755, NULL, 0, NULL },
+        { "RUN/Data/L001", TIX_DIR, 0750, NULL, 0, NULL },
+        { "RUN/Data/L001/a.bcl", TIX_REG, 0644, one, 1, NULL },
+        { "RUN/Data/L001/b.bcl", TIX_REG, 0600, two, 2, NULL },
+        { "RUN/Data/x.txt", TIX_REG, 0644, one, 1, NULL },
+        { "RUN/Logs", TIX_DIR, 0755, NULL, 0, NULL },
+        { "RUN/Logs/log", TIX_SYMLINK, 0777, NULL, 0, "../Data/x.txt" },
+        { "RUN/RunInfo.xml", TIX_REG, 0644, two, 2, NULL },
+    };
+    size_t n = sizeof ms / sizeof *ms;
+    struct built b = build(ms, n);
+    /* The same index built the plain way, for comparison. */
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
+    static const char *const rel[] = { "Data", "Data/L001", "Data/L001/a.bcl",
+        "Data/L001/b.bcl", "Data/x.txt", "Logs", "Logs/log", "RunInfo.xml" };
+    enum { NR = sizeof rel / sizeof *rel };
+    kv_ino want[NR];
+    struct kv_attr wa[NR];
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    for (size_t i = 0; i < NR; i++) {
+        want[i] = find(r, rel[i]);
+        ck_assert_uint_ne(want[i], 0);
+        ck_assert_int_eq(kv_getattr(r, want[i], &wa[i]), 0);
+    }
+    kv_run_close(r);
+    struct seen s;
+    ingest_ix_watched(&b, &s);
+    /* Depth 1 (Data, Logs, RunInfo.xml: the last member) before depth 2,
+     * and so on, index order within a depth. */
+    ck_assert_uint_eq(s.np, n);
+    for (size_t i = 1; i < s.np; i++)
+        ck_assert_msg(s.placed_depth[i - 1] <= s.placed_depth[i],
+                      "%s (depth %u) placed after %s", s.path[i],
+                      s.placed_depth[i], s.path[i - 1]);
+    ck_assert_str_eq(s.path[1], "Data");
+    ck_assert_str_eq(s.path[2], "Logs");
+    ck_assert_str_eq(s.path[3], "RunInfo.xml");
+    /* A level is told once every member of it is placed, none deeper. */
+    ck_assert_uint_eq(s.nl, 4);
+    for (size_t l = 0; l < s.nl; l++) {
+        ck_assert_int_eq(s.level[l], (int)l);
+        for (size_t i = 0; i < s.np; i++)
+            ck_assert_msg((i < s.placed_at_level[l]) ==
+                          (s.placed_depth[i] <= (unsigned)l),
+                          "level %zu told with %s placed=%d", l, s.path[i],
+                          i < s.placed_at_level[l]);
+    }
+    /* The very run the index order gives: inode numbers and attributes. */
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    for (size_t i = 0; i < NR; i++) {
+        kv_ino got = find(r, rel[i]);
+        ck_assert_msg(got == want[i], "%s: inode %llu, not %llu", rel[i],
+                      (unsigned long long)got, (unsigned long long)want[i]);
+        struct kv_attr a;
+        ck_assert_int_eq(kv_getattr(r, got, &a), 0);
+        ck_assert_uint_eq(a.mode, wa[i].mode);
+        ck_assert_uint_eq(a.size, wa[i].size);
+        ck_assert_uint_eq(a.nlink, wa[i].nlink);
+        ck_assert_int_eq(a.mtime.tv_sec, wa[i].mtime.tv_sec);
+    }
+    kv_run_close(r);
+    built_free(&b);
+}
+END_TEST
+
+START_TEST(a_run_whose_index_order_matters_is_built_in_that_order)
+{
+    /* The standard tree: a name twice (the last wins), a hard link, a
+     * directory with no member of its own. */
+    struct mb ms[16];
+    size_t n = standard(ms);
+    struct built b = build(ms, n);
+    struct seen s;
+    ingest_ix_watched(&b, &s);
+    ck_assert_uint_eq(s.nl, 0);
+    for (size_t i = 0; i + 1 < n; i++)
+        ck_assert_str_eq(s.path[i], i == 0 ? "" : ms[i].path + 4);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    struct kv_attr a;
+    ck_assert_int_eq(kv_getattr(r, find(r, "RunInfo.xml"), &a), 0);
+    ck_assert_uint_eq(a.size, 5);
+    ck_assert_uint_eq(find(r, "hard"), find(r, "Data/L001/big.cbcl"));
+    kv_run_close(r);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
 START_TEST(absent_data_reads_as_enodata_until_filled_then_as_the_bytes)
 {
     struct mb ms[16];
@@ -934,6 +1093,8 @@ static Suite *lazy_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, an_index_run_has_the_tree_and_inode_numbers_of_a_full_ingest);
+    tcase_add_test(tc, a_run_served_while_built_gets_its_shallow_members_first_and_each_level_whole);
+    tcase_add_test(tc, a_run_whose_index_order_matters_is_built_in_that_order);
     tcase_add_test(tc, absent_data_reads_as_enodata_until_filled_then_as_the_bytes);
     tcase_add_test(tc, a_chunk_with_wrong_bytes_is_refused_and_stays_absent);
     tcase_add_test(tc, a_fill_whose_commit_fails_leaves_the_chunk_absent_and_can_be_redone);

@@ -80,6 +80,10 @@ if [ "$mode" = nas ]; then   # a member whose bytes in the tarball are damaged
   t=$(stat -c %.9Y "$work/nas/$D.tar")
   printf '\xff\x00\xff' | dd of="$work/nas/$D.tar" bs=1 seek=$off conv=notrunc 2>/dev/null
   touch -m -d "@$t" "$work/nas/$D.tar"      # same version: the index still matches
+  # A wide run: 100 directories of 1,000 files, RunInfo.xml its last member.
+  W=241023_A01295_0507_BHLAZYWIDE
+  "$B/tests/lazy/mkwide" $W 100 1000 > "$work/nas/$W.tar" || { echo "FAIL - mkwide"; exit 1; }
+  mkindex "$W.tar" >/dev/null || exit 1
 fi
 
 "$B/genrun" -q --name $F --lanes 1 --cycles 2 --tiles 1 --seed 8 "$work/conv" || exit 1
@@ -110,7 +114,7 @@ stat_of() {   # the counter now (the stats file is rewritten every second)
 
 root_names=$(nfs-ls "$(url '')" 2>&1 | awk '{print $NF}' | grep -v '^\.\.\?$' | sort | tr '\n' ' ')
 echo "  root: $root_names"
-want_root="$A $S $C $E $F "; [ "$mode" = nas ] && want_root="$A $S $C $D $E $F "
+want_root="$A $S $C $E $F "; [ "$mode" = nas ] && want_root="$A $S $C $D $E $F $W "
 check "the root lists the runs and no sidecar" test "$root_names" = "$want_root"
 
 # 1. The whole tree from the index alone.
@@ -180,6 +184,26 @@ if [ "$mode" = nas ]; then
   other=$(cd "$work/src" && find "$D" -name '*.cbcl' | sort | tail -1)
   nfs-cat "$(url "$other")" > "$work/o.out" 2>/dev/null
   check "another member of that run still reads back" cmp -s "$work/o.out" "$work/src/$other"
+fi
+
+# 7b. (NAS) An index-first run is served while it is built, shallow first:
+# the last member of 100,103, at the top of the run, reads back long before
+# the build ends, and a directory listed meanwhile lists whole.
+if [ "$mode" = nas ]; then
+  nfs-ls "$(url "$W/Data/d099")" > "$work/w.ls" 2>&1 &
+  lspid=$!
+  sleep 0.2       # its READDIR, or its LOOKUPs, wait in the server
+  nfs-cat "$(url "$W/RunInfo.xml")" > "$work/w.out" 2>"$work/w.err"
+  rc=$?
+  built=$(grep -c "run $W loaded from the index" "$work/tarnfsd.log")
+  check "RunInfo.xml, last in the tarball of $W, reads back" \
+    test $rc = 0 -a "$(cat "$work/w.out")" = "<RunInfo>wide</RunInfo>"
+  check "before the build of its 100,103 members ended (shallow first)" test "$built" = 0
+  wait $lspid
+  check "a directory listed during the build lists all its 1000 files" \
+    test "$(grep -c ' f0[0-9]*$' "$work/w.ls")" = 1000
+  check "the run was served while built" \
+    grep -q "run $W loaded from the index of $W.tar .* 100001 files in .*served while built" "$work/tarnfsd.log"
 fi
 
 # 8. prefetch = whole: the tarball is fetched whole even with an index.

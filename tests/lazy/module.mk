@@ -11,3 +11,7 @@ TEST_PROGRAMS += $(B)/tests/lazy/test_evict
 $(B)/tests/lazy/fhkeep: $(B)/tests/lazy/fhkeep.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NFS_LIBS)
 TEST_PROGRAMS += $(B)/tests/lazy/fhkeep
+# mkwide: writes a tarball of a wide run (many small files, RunInfo.xml last).
+$(B)/tests/lazy/mkwide: $(B)/tests/lazy/mkwide.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+TEST_PROGRAMS += $(B)/tests/lazy/mkwide
