@@ -8,7 +8,7 @@
 # own work directory.
 # Exits non-zero if any benchmark failed to run; targets never fail it.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 export TARNFS_ROOT="$PWD"
 export B="${B:-build}"
 PERF=doc/perf
