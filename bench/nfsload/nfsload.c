@@ -55,6 +55,8 @@ static void usage(FILE *out)
 "  --timeout S        give up after S seconds (default 600)\n"
 "  --json             print one JSON object instead of key value lines\n"
 "  --help             this text\n"
+"Output: counts, rates, lat_p50/p99/p999_ms, and lat_cdf_ms, the latency\n"
+"distribution as PERCENTILE:MS pairs (0 = fastest request, 100 = slowest).\n"
 "Exit status: 0 ok, 1 a request failed or timed out, 2 bad usage.\n",
         out);
 }

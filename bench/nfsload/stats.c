@@ -51,6 +51,14 @@ void stats_report(FILE *out, struct load_stats *st, const char *workload,
     double p50 = stats_percentile_ms(st, 50);
     double p99 = stats_percentile_ms(st, 99);
     double p999 = stats_percentile_ms(st, 99.9);
+    /* the latency distribution: a fixed list of percentiles (0 = fastest,
+     * 100 = slowest), so its cost does not grow with the samples */
+    static const double cdf_pct[] = { 0, 1, 5, 10, 25, 50, 75, 90, 95, 99,
+                                      99.5, 99.9, 99.99, 100 };
+    enum { NCDF = sizeof cdf_pct / sizeof cdf_pct[0] };
+    double cdf[NCDF];
+    for (size_t i = 0; i < NCDF; i++)
+        cdf[i] = stats_percentile_ms(st, cdf_pct[i]);
     struct { const char *key; double val; const char *fmt; } rows[] = {
         { "ops", (double)st->ops, "%.0f" },
         { "seconds", secs, "%.6f" },
@@ -83,7 +91,10 @@ void stats_report(FILE *out, struct load_stats *st, const char *workload,
             fprintf(out, ",\"%s\":", rows[i].key);
             fprintf(out, rows[i].fmt, rows[i].val);
         }
-        fputs("}\n", out);
+        fputs(",\"lat_cdf_ms\":{", out);
+        for (size_t i = 0; i < NCDF; i++)
+            fprintf(out, "%s\"%g\":%.3f", i ? "," : "", cdf_pct[i], cdf[i]);
+        fputs("}}\n", out);
         return;
     }
     fprintf(out, "workload %s\nurl %s\n", workload, url);
@@ -92,6 +103,10 @@ void stats_report(FILE *out, struct load_stats *st, const char *workload,
         fprintf(out, rows[i].fmt, rows[i].val);
         fputc('\n', out);
     }
+    fputs("lat_cdf_ms", out);
+    for (size_t i = 0; i < NCDF; i++)
+        fprintf(out, " %g:%.3f", cdf_pct[i], cdf[i]);
+    fputc('\n', out);
 }
 
 void stats_free(struct load_stats *st)

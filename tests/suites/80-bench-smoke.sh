@@ -2,8 +2,10 @@
 # 80-bench-smoke: the benchmark harness works end to end: nfsload answers
 # its command line, and bench/compare --smoke (tiny data set, one
 # repetition) starts tarnfsd and NFS-Ganesha side by side, runs every
-# workload against both, prints its table (index-first rows included) and
-# leaves no process behind.
+# workload against both, prints its table (index-first rows included),
+# writes it as TSV and draws it as well-formed SVG (bench/plot: one bar per
+# workload row against Ganesha, both servers' latency curves), and leaves
+# no process behind; bench/plot draws the scaling curve from a scale TSV.
 # Not a timed test: no figure is judged.
 set -u
 cd "${TARNFS_ROOT:-$(dirname "$0")/../..}"
@@ -26,8 +28,8 @@ check "nfsload reports a server that is not there, status 1" \
 check "tcp-ceiling measures loopback throughput" \
   bash -c '"$B/tcp-ceiling" 0.2 | grep -Eq "^tcp_mb_per_s [0-9.]+$"'
 
-out=$(mktemp); err=$(mktemp)
-./bench/compare --smoke > "$out" 2> "$err"
+out=$(mktemp); err=$(mktemp); plots=$(mktemp -d)
+./bench/compare --smoke --data "$plots" > "$out" 2> "$err"
 status=$?
 cat "$out"
 work=$(sed -n 's/^compare: work directory //p' "$err" | head -1)
@@ -65,6 +67,35 @@ else
   echo "note: tarnfsd has no working tarball namespace here; cold rows not checked"
 fi
 check "the loopback ceiling is reported" grep -Eq 'loopback TCP ceiling.*[0-9]+ MB/s' "$out"
+
+# ---- the figures as TSV and SVG (bench/plot) -------------------------------
+table_rows=$(grep '^| ' "$out" | grep -vc '^| measurement |')   # not the header
+ganesha_rows=$(awk -F'|' '$5 ~ /^ *Ganesha *$/ && $4 ~ /[0-9]/ && $6 ~ /[0-9]/' "$out" | wc -l)
+check "compare.tsv has one line per table row ($table_rows)" \
+  test "$(tail -n +2 "$plots/compare.tsv" | wc -l)" = "$table_rows"
+check "latency.tsv has the GETATTR percentiles of both servers, min to max" \
+  awk -F'\t' 'NR > 1 && $2 ~ /^[0-9.]+$/ && $3 ~ /^[0-9.]+$/ { p[$1] = 1 }
+    END { exit !(p[0] && p[50] && p[99] && p[100]) }' "$plots/latency.tsv"
+for svg in compare latency; do
+  check "$svg.svg is well-formed SVG" \
+    bash -c 'xmllint --noout "$1" && grep -q "<svg" "$1"' _ "$plots/$svg.svg"
+done
+check "compare.svg has one bar per workload row against Ganesha ($ganesha_rows)" \
+  test "$(grep -Eo '>[0-9.]+x<' "$plots/compare.svg" | wc -l)" = "$ganesha_rows"
+check "compare.svg names every workload row against Ganesha" \
+  bash -c 'awk -F"|" "\$5 ~ /^ *Ganesha *\$/ { l = \$2; gsub(/^ +| +\$/, \"\", l); print l }" "$1" |
+    while IFS= read -r l; do grep -qF ">$l<" "$2" || { echo "  missing: $l"; exit 1; }; done' \
+  _ "$out" "$plots/compare.svg"
+check "latency.svg has a curve for tarnfs and one for NFS-Ganesha" \
+  bash -c 'grep -q ">tarnfs<" "$1" && grep -q ">NFS-Ganesha<" "$1"' _ "$plots/latency.svg"
+# scaling.svg: bench/scale is too slow for a smoke run; its recorded TSV
+scale=$(mktemp -d)
+cp doc/perf/scale.tsv "$scale/"
+check "bench/plot draws scaling.svg from a scale.tsv: well-formed, one line per core count" \
+  bash -c 'bench/plot "$1" > /dev/null && xmllint --noout "$1/scaling.svg" &&
+    for c in $(tail -n +2 "$1/scale.tsv" | cut -f1 | sort -u); do
+      grep -q ">$c core(s)<" "$1/scaling.svg" || exit 1; done' _ "$scale"
+rm -rf "$scale"
 check "the work directory was removed" test -n "$work" -a ! -e "$work"
 no_leftovers() {   # no running process names the run's work directory
   local f c
@@ -75,6 +106,6 @@ no_leftovers() {   # no running process names the run's work directory
   done
 }
 check "no process of the run is left behind" no_leftovers
-rm -f "$out" "$err"
+rm -rf "$out" "$err" "$plots"
 echo "80-bench-smoke: $((checks - fails))/$checks checks passed"
 [ $fails = 0 ]
