@@ -40,7 +40,7 @@
  * reloads a leaf.  Measured on a 1,020,951-member index (475 MB TreeDB):
  * 64 MiB 77 s, 128 MiB 55 s, 256 MiB 22 s, 1 GiB 19 s.  A cap, not an
  * allocation; released when the run is published. */
-#define KC_META_BUILD_TUNING "#psiz=16384#pccap=%llu#bnum=131072"
+#define KC_META_TUNING_CAP "#psiz=16384#pccap=%llu#bnum=131072"
 #define KV_BUILD_CACHE_DEFAULT ((uint64_t)256 << 20)
 #ifndef KC_DATA_TUNING
 #define KC_DATA_TUNING "#bnum=524288#msiz=0"
@@ -724,10 +724,15 @@ static int run_open_db(kv_run *r, uint32_t mode)
 {
     char build[96];
     const char *tuning = KC_META_TUNING;
+    if (!(mode & KCOCREATE) && r->cache->run_cache) {
+        snprintf(build, sizeof build, KC_META_TUNING_CAP,
+                 (unsigned long long)r->cache->run_cache);
+        tuning = build;
+    }
     if (mode & KCOCREATE) {             /* staging: a run being built */
         uint64_t cap = r->cache->build_cache ? r->cache->build_cache
                                              : KV_BUILD_CACHE_DEFAULT;
-        snprintf(build, sizeof build, KC_META_BUILD_TUNING,
+        snprintf(build, sizeof build, KC_META_TUNING_CAP,
                  (unsigned long long)cap);
         tuning = build;
     }
@@ -1324,6 +1329,11 @@ void kv_rbegin(kv_run *r)
 void kv_rend(kv_run *r)
 {
     pthread_rwlock_unlock(&r->lock);
+}
+
+void kv_cache_set_run_cache(kv_cache *c, uint64_t bytes)
+{
+    c->run_cache = bytes;
 }
 
 void kv_cache_set_build_cache(kv_cache *c, uint64_t bytes)

@@ -66,6 +66,8 @@ struct kv_cache {
     pthread_mutex_t lock;           /* guards runs list, publish, evict */
     struct kv_run *runs;            /* open published runs (shared) */
     unsigned long stage_counter;
+    uint64_t run_cache;             /* page cache of an open run's metadata
+                                       (kv_cache_set_run_cache) */
     uint64_t build_cache;           /* page cache of a staged run's metadata
                                        (kv_cache_set_build_cache) */
     /* Directory snapshots of all runs (dirsnap.c), under snap_lock: a

@@ -492,6 +492,9 @@ struct kv_ingest_result {
  * is published; below the working set a build slows several times over
  * (its inode records land at random keys).  No errors. */
 void kv_cache_set_build_cache(kv_cache *c, uint64_t bytes);
+/* The page cache (a cap) of each published run's metadata as it is opened
+ * from now on (0: KV_RUN_CACHE_DEFAULT, 64 MiB). */
+void kv_cache_set_run_cache(kv_cache *c, uint64_t bytes);
 
 /* Stream a tar archive (ustar, pax, GNU; plain, gzip, bzip2, xz or zstd)
  * from read_fn into a new run called name, published atomically with

@@ -567,6 +567,14 @@ static int apply_setting(struct nfsd_config *cfg, const char *k, const char *v,
         if (parse_size(v, &cfg->build_cache_bytes) || cfg->build_cache_bytes < (1u << 20))
             goto bad;
     }
+    else if (!strcmp(k, "run_cache")) {
+        if (parse_size(v, &cfg->run_cache_bytes) || cfg->run_cache_bytes < (1u << 20) ||
+            cfg->run_cache_bytes > ((uint64_t)1 << 40))
+            goto bad;
+    } else if (!strcmp(k, "open_runs")) {
+        if (parse_u32(v, &u) || u < 1 || u > 65536) goto bad;
+        cfg->open_runs = u;
+    }
     else if (!strcmp(k, "dir_cache")) {
         if (parse_size(v, &cfg->dir_cache_bytes) ||
             cfg->dir_cache_bytes > ((uint64_t)1 << 40)) goto bad;

@@ -52,6 +52,9 @@ struct nfsd_config {
     unsigned threads;
     uint64_t cache_limit_bytes;
     uint64_t build_cache_bytes;         /* 0 = kvstore default (256 MiB) */
+    uint64_t run_cache_bytes;           /* page cache of each open run's
+                                           metadata; 0 = kvstore default (64 MiB) */
+    unsigned open_runs;                 /* idle open runs kept; 0 = vfs default */
     unsigned high_watermark_pct, low_watermark_pct, list_ttl_ms;
     unsigned writeback_delay_ms;        /* 0 = vfs default (30 s) */
     bool run_delete_rename;             /* RMDIR/RENAME of runs act on objects */

@@ -249,6 +249,9 @@ static void render_vfs(FILE *f, vfs *v)
     one(f, "tarnfs_cache_limit_bytes", "gauge", "cache_limit (0: unlimited).",
         st.cache_limit_bytes);
     one(f, "tarnfs_cache_runs", "gauge", "Runs in the cache.", st.runs_cached);
+    one(f, "tarnfs_cache_runs_open", "gauge",
+        "Runs open (their metadata page cache in memory; open_runs bounds the idle ones).",
+        st.runs_open);
     one(f, "tarnfs_cache_hits_total", "counter", "Run lookups served from the cache.",
         st.hits);
     one(f, "tarnfs_cache_misses_total", "counter", "Run lookups that needed a fetch.",

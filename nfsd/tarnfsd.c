@@ -479,6 +479,8 @@ int main(int argc, char **argv)
         .index_upload = cfg.index_upload,
         .cache_limit_bytes = cfg.cache_limit_bytes,
         .build_cache_bytes = cfg.build_cache_bytes,
+        .run_cache_bytes = cfg.run_cache_bytes,
+        .open_runs = cfg.open_runs,
         .max_file_size = cfg.max_file_size,
         .high_watermark_pct = cfg.high_watermark_pct, .low_watermark_pct = cfg.low_watermark_pct,
         .s3_region = cfg.s3_region, .s3_profile = cfg.s3_profile,

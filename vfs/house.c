@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 /* Idle handles beyond this many are closed, least recently used first. */
-#define VFS_IDLE_HANDLES_MAX   64
 /* Last-reference markers are rewritten at most this often per run. */
 #define VFS_MARKER_PERIOD_MS   2000
 #define VFS_TICK_MS            1000
@@ -127,7 +126,7 @@ static int by_last_used(const void *pa, const void *pb)
 
 /* Close handles whose run was evicted or replaced behind our back (e.g. by
  * `tarnfs cache evict` or `tarnfs ingest`), and idle handles beyond
- * VFS_IDLE_HANDLES_MAX, least recently used first. */
+ * open_runs (tarnfs.conf), least recently used first. */
 static void tend_handles(vfs *v)
 {
     size_t n = 0;
@@ -151,7 +150,8 @@ static void tend_handles(vfs *v)
         return;
     }
     qsort(ih, n, sizeof *ih, by_last_used);
-    size_t excess = n > VFS_IDLE_HANDLES_MAX ? n - VFS_IDLE_HANDLES_MAX : 0;
+    size_t keep = v->cfg.open_runs ? v->cfg.open_runs : VFS_DEFAULT_OPEN_RUNS;
+    size_t excess = n > keep ? n - keep : 0;
     for (size_t i = 0; i < n; i++) {
         struct vfs_run *r = ih[i].r;
         struct vfs_handle *h = ih[i].h;
@@ -550,7 +550,7 @@ void vfs_write_stats_file(vfs *v)
             "bytes_fetched=%llu\nevictions=%llu\nruns_cached=%llu\n"
             "bytes_cached=%llu\nindex_fetches=%llu\nrange_fetches=%llu\n"
             "range_bytes=%llu\ndata_evictions=%llu\nbytes_dropped=%llu\n"
-            "pid=%ld\nupdated=%lld\n",
+            "runs_open=%llu\npid=%ld\nupdated=%lld\n",
             (unsigned long long)s.hits, (unsigned long long)s.misses,
             (unsigned long long)s.fetches,
             (unsigned long long)s.fetch_failures,
@@ -562,7 +562,8 @@ void vfs_write_stats_file(vfs *v)
             (unsigned long long)s.range_fetches,
             (unsigned long long)s.range_bytes,
             (unsigned long long)s.data_evictions,
-            (unsigned long long)s.bytes_dropped, (long)getpid(),
+            (unsigned long long)s.bytes_dropped,
+            (unsigned long long)s.runs_open, (long)getpid(),
             (long long)(vfs_wall_ms() / 1000));
     if (n > 0 && (size_t)n < sizeof buf)
         safe_write_file(path, buf, (size_t)n, 0644, false);

@@ -187,6 +187,7 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
     if (cfg->cache_limit_bytes)
         kv_cache_set_limit(v->cache, cfg->cache_limit_bytes);
     kv_cache_set_build_cache(v->cache, cfg->build_cache_bytes);
+    kv_cache_set_run_cache(v->cache, cfg->run_cache_bytes);
     kv_cache_set_dir_budget(v->cache,
         cfg->dir_cache_bytes == VFS_DIR_CACHE_OFF ? 0
         : cfg->dir_cache_bytes ? cfg->dir_cache_bytes : VFS_DEFAULT_DIR_CACHE);
@@ -258,6 +259,7 @@ void vfs_get_stats(vfs *v, struct vfs_stats *st)
 {
     pthread_mutex_lock(&v->lock);
     *st = v->stats;
+    st->runs_open = v->open_handles;
     for (size_t i = 0; i < v->nbuckets; i++)
         for (struct vfs_run *r = v->buckets[i]; r; r = r->next) {
             if (!r->dirty)

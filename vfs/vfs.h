@@ -80,6 +80,12 @@ struct vfs_config {
     unsigned high_watermark_pct, low_watermark_pct;  /* 0 = defaults 90/75 */
     const struct fetch_config *fetch;  /* backend settings (NULL: defaults,
                                      with s3_endpoint above) */
+    uint64_t run_cache_bytes;     /* metadata page cache of each open run
+                                     (kv_cache_set_run_cache; 0: kvstore's
+                                     default, 64 MiB) */
+    unsigned open_runs;           /* runs kept open while idle (0:
+                                     VFS_DEFAULT_OPEN_RUNS); more are closed,
+                                     least recently used first */
     uint64_t build_cache_bytes;   /* metadata page cache of a run being
                                      built (kv_cache_set_build_cache; 0:
                                      its default) */
@@ -131,6 +137,7 @@ struct vfs_config {
 };
 
 #define VFS_DEFAULT_DIR_CACHE ((uint64_t)64 << 20)
+#define VFS_DEFAULT_OPEN_RUNS 64
 #define VFS_DIR_CACHE_OFF     UINT64_MAX
 
 /* Check that cfg->source would open (vfs_open), without opening it or any
@@ -322,6 +329,7 @@ struct vfs_stats {
      * oldest dirty run's first change not written back (0: none). */
     uint64_t dirty_runs, conflicted_runs;
     int64_t oldest_dirty_ms;
+    uint64_t runs_open;           /* runs with an open handle (open_runs) */
     uint64_t cache_limit_bytes;   /* 0: unlimited */
     const char *backend;          /* "s3", "nas", or "" (no source) */
 };

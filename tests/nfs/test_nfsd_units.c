@@ -41,6 +41,7 @@ START_TEST(settings_and_exports_are_read_from_the_config_file)
                          "cache_limit = 10G\nlist_ttl = 250ms\nnfs_port = 3049\n"
                          "rpcbind = no\nthreads = 3\nhigh_watermark = 80\n"
                          "max_file_size = 1T\ndir_cache = 16M\n"
+                         "run_cache = 32M\nopen_runs = 8\n"
                          "export / 10.0.0.0/8(rw,no_root_squash,anonuid=5) *(ro)\n"
                          "export /run1 192.0.2.7\n");
     struct nfsd_config cfg;
@@ -53,6 +54,8 @@ START_TEST(settings_and_exports_are_read_from_the_config_file)
     ck_assert_uint_eq(cfg.cache_limit_bytes, 10ULL << 30);
     ck_assert_uint_eq(cfg.max_file_size, 1ULL << 40);
     ck_assert_uint_eq(cfg.dir_cache_bytes, 16ULL << 20);
+    ck_assert_uint_eq(cfg.run_cache_bytes, 32ULL << 20);
+    ck_assert_uint_eq(cfg.open_runs, 8);
     ck_assert_uint_eq(cfg.list_ttl_ms, 250);
     ck_assert_int_eq(cfg.nfs_port, 3049);
     ck_assert_int_eq(cfg.mount_port, 20048);
@@ -237,6 +240,8 @@ START_TEST(bad_config_lines_name_the_line_and_the_reason)
         { "prefetch = some\n", "bad value 'some' for prefetch" },
         { "prefetch_after = 0\n", "bad value '0' for prefetch_after" },
         { "dir_cache = 2048G\n", "bad value '2048G' for dir_cache" },
+        { "run_cache = 512k\n", "bad value '512k' for run_cache" },
+        { "open_runs = 0\n", "bad value '0' for open_runs" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *p = write_conf(bad[i][0]);

@@ -516,6 +516,36 @@ START_TEST(stats_file_is_written_while_open)
 }
 END_TEST
 
+START_TEST(idle_runs_beyond_open_runs_are_closed_and_open_again_when_used)
+{
+    three_runs();
+    char cache[512];
+    snprintf(cache, sizeof cache, "%s/cache", scratch);
+    struct vfs_config cfg = { .cache_dir = cache, .open_runs = 1 };
+    vfs *v = NULL;
+    ck_assert_int_eq(vfs_open(&cfg, &v), 0);
+    assert_deep_file(v, "runA", "runA");
+    assert_deep_file(v, "runB", "runB");
+    assert_deep_file(v, "2024/runC", "2024/runC");
+    /* Three runs were opened; within a few housekeeping rounds (one a
+     * second) only one idle run stays open. */
+    struct vfs_stats st;
+    vfs_get_stats(v, &st);
+    ck_assert_uint_ge(st.runs_open, 2);
+    for (int i = 0; i < 50; i++) {
+        vfs_get_stats(v, &st);
+        if (st.runs_open <= 1)
+            break;
+        usleep(100 * 1000);
+    }
+    ck_assert_uint_eq(st.runs_open, 1);
+    /* A closed run opens again when used, and reads the same. */
+    assert_deep_file(v, "runA", "runA");
+    assert_deep_file(v, "runB", "runB");
+    vfs_close(v);
+}
+END_TEST
+
 static Suite *vfs_cache_suite(void)
 {
     Suite *s = suite_create("vfs-cache-mode");
@@ -536,6 +566,7 @@ static Suite *vfs_cache_suite(void)
     tcase_add_test(tc, cross_run_and_namespace_changes_are_refused);
     tcase_add_test(tc, many_threads_read_cached_runs_at_once);
     tcase_add_test(tc, stats_file_is_written_while_open);
+    tcase_add_test(tc, idle_runs_beyond_open_runs_are_closed_and_open_again_when_used);
     tcase_add_test(tc, planted_symlinks_in_the_cache_directory_are_never_followed);
     suite_add_tcase(s, tc);
     return s;
