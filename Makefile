@@ -145,9 +145,11 @@ install: build-all
 	test -e $(DESTDIR)/etc/tarnfs/tarnfs.conf || install -m 640 etc/tarnfs.conf $(DESTDIR)/etc/tarnfs/tarnfs.conf
 
 # The Debian package (debian/), built by dpkg-buildpackage in a copy of the
-# tracked files under build-deb/ (so the tree stays clean and the .deb lands
-# there), then checked with lintian: any error or warning fails.  Needs the
-# packaging part of etc/deps.txt (make deps).
+# tree under build-deb/src/ (git's tracked and not-ignored files, so local
+# changes are in it; the tree stays clean and the .deb lands in build-deb/),
+# then checked with lintian: a tag of any level, pedantic and experimental
+# included, that debian/tarnfs.lintian-overrides does not override (with its
+# reason) fails.  Needs the packaging part of etc/deps.txt (make deps).
 DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
 DEB_ARCH    = $(shell dpkg --print-architecture 2>/dev/null)
 DEB         = build-deb/tarnfs_$(DEB_VERSION)_$(DEB_ARCH).deb
@@ -158,7 +160,7 @@ deb: $(DEB)
 $(DEB): $(DEB_SRCS)
 	rm -rf build-deb/src && mkdir -p build-deb/src/tarnfs-$(DEB_VERSION)
 	{ git ls-files -z --cached --others --exclude-standard 2>/dev/null || find . \( -path './build*' -o -path ./.git \) -prune -o -type f -print0; } | \
-	  tar -c --null -T - | tar -x -C build-deb/src/tarnfs-$(DEB_VERSION)
+	  tar -c --null --ignore-failed-read -T - | tar -x -C build-deb/src/tarnfs-$(DEB_VERSION)
 	rm -f build-deb/tarnfs_$(DEB_VERSION)_* build-deb/tarnfs-dbgsym_$(DEB_VERSION)_*
 	cd build-deb/src/tarnfs-$(DEB_VERSION) && dpkg-buildpackage -us -uc -b -j$(JOBS) > ../build.log 2>&1 || \
 	  { tail -40 ../build.log; echo "deb: dpkg-buildpackage failed (build-deb/src/build.log)"; exit 1; }
