@@ -10,9 +10,13 @@
 #   make bench     deps + build + the benchmarks
 #   make fuzz      libFuzzer targets (clang, build-fuzz/), FUZZ_SECONDS each (tests/fuzz/)
 #   make install   install into $(DESTDIR)$(PREFIX)
+#   make deb       Debian package build-deb/tarnfs_VERSION_amd64.deb (+ lintian)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# systemd looks in /usr/local/lib/systemd/system too; the Debian package
+# passes /lib/systemd/system (debian/rules).
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 SAN     ?= 0
 
 ifeq ($(SAN),1)
@@ -43,7 +47,7 @@ NFS_LIBS     = $(shell pkg-config --libs libnfs 2>/dev/null)
 
 # A missing library is an error naming it, not a confusing compile error
 # later.  Not for the goals that install the packages first (make deps).
-ifeq ($(filter deps check tsan soak check-kernel demo bench clean fuzz,$(MAKECMDGOALS)),)
+ifeq ($(filter deps check tsan soak check-kernel demo bench clean fuzz deb,$(MAKECMDGOALS)),)
 NEED_PKGS := $(PKGS) $(if $(filter test-programs,$(MAKECMDGOALS)),check libnfs)
 MISSING_PKGS := $(strip $(foreach p,$(NEED_PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING_PKGS),)
@@ -51,7 +55,7 @@ $(error missing libraries (pkg-config): $(MISSING_PKGS); `make deps` (as root) i
 endif
 endif
 
-ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS_ALL)
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS) $(CPPFLAGS_ALL)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
 # Modules append to these.
@@ -60,7 +64,7 @@ TEST_PROGRAMS :=
 GENERATED :=
 INSTALL_BIN :=
 
-.PHONY: all deps check tsan soak check-kernel demo bench install clean build-all test-programs
+.PHONY: all deps check tsan soak check-kernel demo bench install clean build-all test-programs deb
 all: build-all
 
 # Modules are included callees first, so a module can name the libraries it
@@ -127,18 +131,42 @@ install: build-all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
 	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)$(PREFIX)/share/man/man8 \
-	  $(DESTDIR)$(PREFIX)/share/doc/tarnfs $(DESTDIR)$(PREFIX)/lib/systemd/system \
+	  $(DESTDIR)$(PREFIX)/share/doc/tarnfs $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)/etc/tarnfs
 	install -m 755 $(B)/tarnfsd $(DESTDIR)$(PREFIX)/sbin/tarnfsd
 	install -m 755 $(B)/tarnfs $(DESTDIR)$(PREFIX)/bin/tarnfs
 	install -m 644 doc/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 doc/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 doc/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|' etc/tarnfsd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/tarnfsd.service
-	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/tarnfsd.service
+	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|' etc/tarnfsd.service > $(DESTDIR)$(UNITDIR)/tarnfsd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/tarnfsd.service
 	install -m 644 etc/tarnfs.conf $(DESTDIR)$(PREFIX)/share/doc/tarnfs/tarnfs.conf.sample
 	install -m 644 etc/grafana-tarnfs.json $(DESTDIR)$(PREFIX)/share/doc/tarnfs/grafana-tarnfs.json
 	test -e $(DESTDIR)/etc/tarnfs/tarnfs.conf || install -m 640 etc/tarnfs.conf $(DESTDIR)/etc/tarnfs/tarnfs.conf
 
+# The Debian package (debian/), built by dpkg-buildpackage in a copy of the
+# tree under build-deb/src/ (git's tracked and not-ignored files, so local
+# changes are in it; the tree stays clean and the .deb lands in build-deb/),
+# then checked with lintian: a tag of any level, pedantic and experimental
+# included, that debian/tarnfs.lintian-overrides does not override (with its
+# reason) fails.  Needs the packaging part of etc/deps.txt (make deps).
+DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+DEB_ARCH    = $(shell dpkg --print-architecture 2>/dev/null)
+DEB         = build-deb/tarnfs_$(DEB_VERSION)_$(DEB_ARCH).deb
+ifneq ($(filter deb,$(MAKECMDGOALS)),)
+DEB_SRCS   := $(wildcard $(shell git ls-files --cached --others --exclude-standard 2>/dev/null || find . -path './build*' -prune -o -path ./.git -prune -o -type f -print))
+endif
+deb: $(DEB)
+$(DEB): $(DEB_SRCS)
+	rm -rf build-deb/src && mkdir -p build-deb/src/tarnfs-$(DEB_VERSION)
+	{ git ls-files -z --cached --others --exclude-standard 2>/dev/null || find . \( -path './build*' -o -path ./.git \) -prune -o -type f -print0; } | \
+	  tar -c --null --ignore-failed-read -T - | tar -x -C build-deb/src/tarnfs-$(DEB_VERSION)
+	rm -f build-deb/tarnfs_$(DEB_VERSION)_* build-deb/tarnfs-dbgsym_$(DEB_VERSION)_*
+	cd build-deb/src/tarnfs-$(DEB_VERSION) && dpkg-buildpackage -us -uc -b -j$(JOBS) > ../build.log 2>&1 || \
+	  { tail -40 ../build.log; echo "deb: dpkg-buildpackage failed (build-deb/src/build.log)"; exit 1; }
+	mv build-deb/src/tarnfs_$(DEB_VERSION)_* build-deb/src/tarnfs-dbgsym_$(DEB_VERSION)_* build-deb/
+	lintian -I -E --pedantic --fail-on error,warning,info,pedantic,experimental build-deb/tarnfs_$(DEB_VERSION)_$(DEB_ARCH).changes
+	@echo "deb: $@"
+
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-tsan build-deb/src
