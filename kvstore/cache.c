@@ -722,10 +722,13 @@ static int open_one(kv_run *r, KCDB **db, const char *ext, const char *tuning,
 /* Open both Kyoto Cabinet databases of r (dir and dbfile set). */
 static int run_open_db(kv_run *r, uint32_t mode)
 {
-    char build[96];
+    char build[160];
     const char *tuning = KC_META_TUNING;
     if (!(mode & KCOCREATE) && r->cache->run_cache) {
-        snprintf(build, sizeof build, KC_META_TUNING_CAP,
+        /* run_cache bounds both what the tree caches and how much of its
+         * file is mapped (KC's default msiz is 64 MiB per database). */
+        snprintf(build, sizeof build, KC_META_TUNING_CAP "#msiz=%llu",
+                 (unsigned long long)r->cache->run_cache,
                  (unsigned long long)r->cache->run_cache);
         tuning = build;
     }

@@ -137,7 +137,7 @@ struct vfs_config {
 };
 
 #define VFS_DEFAULT_DIR_CACHE ((uint64_t)64 << 20)
-#define VFS_DEFAULT_OPEN_RUNS 64
+#define VFS_DEFAULT_OPEN_RUNS 16
 #define VFS_DIR_CACHE_OFF     UINT64_MAX
 
 /* Check that cfg->source would open (vfs_open), without opening it or any
@@ -483,6 +483,10 @@ struct vfs_view_statfs {
 
 /* Write into msg (cap bytes) what err from opening the cache at cache_dir
  * means to a user (create: it was to be created if missing). */
+/* Is cache_dir a tarnfs cache (changes nothing)?  0 yes; EINVAL: a
+ * directory, but not a cache (tarnfsd without a source cannot serve it);
+ * ENOENT, ENOTDIR, EACCES, EIO. */
+int vfs_cache_probe(const char *cache_dir);
 void vfs_cache_open_message(const char *cache_dir, bool create, int err,
                             char *msg, size_t cap);
 
