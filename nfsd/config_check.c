@@ -38,6 +38,14 @@ static unsigned check_cache(const struct nfsd_config *cfg, nfsd_problem_fn probl
             problem(arg, line, why);
             return 1;
         }
+        /* Without a source nothing makes it a cache: it must be one. */
+        if (!cfg->source && vfs_cache_probe(dir) == EINVAL) {
+            snprintf(why, sizeof why, "cache directory %s is not a tarnfs cache and no "
+                     "source is set: set 'source' (a NAS directory or s3://BUCKET/PREFIX), "
+                     "or put runs in it with 'tarnfs ingest --cache %s TARBALL'", dir, dir);
+            problem(arg, line, why);
+            return 1;
+        }
         return 0;
     }
     int e = errno;

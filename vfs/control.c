@@ -555,6 +555,15 @@ int vfs_cache_evict(const char *cache_dir, const char *run,
     return err;
 }
 
+int vfs_cache_probe(const char *cache_dir)
+{
+    kv_cache *c;
+    int err = kv_cache_open_readonly(cache_dir, &c);
+    if (!err)
+        kv_cache_close(c);
+    return err;
+}
+
 void vfs_cache_open_message(const char *cache_dir, bool create, int err,
                             char *msg, size_t cap)
 {

@@ -144,8 +144,14 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
 
     int err = kv_cache_open(v->cache_dir, v->source != NULL, &v->cache);
     if (err) {
-        log_error("vfs: cannot open cache %s: %s", v->cache_dir,
-                  strerror(err));
+        char msg[PATH_MAX + 256];
+        vfs_cache_open_message(v->cache_dir, v->source != NULL, err, msg,
+                               sizeof msg);
+        /* Without a source nothing makes the directory a cache. */
+        log_error("vfs: %s%s", msg, err == EINVAL && !v->source
+                  ? " and no source is set: set 'source' in tarnfs.conf (a "
+                    "NAS directory or s3://BUCKET/PREFIX), or put runs in it "
+                    "with 'tarnfs ingest --cache DIR TARBALL'" : "");
         vfs_free(v);
         return err;
     }

@@ -110,8 +110,8 @@ run "$T/badurl.conf"
 expect 1 "^tarnfsd: $T/badurl.conf:1: source: .*not a valid bucket name" \
   "an s3:// URL that does not parse: exit 1, FILE:1"
 
-printf 'cache = %s\nexport / *(ro,fast)\nexport /a 10.0.0.0/99(ro)\nexport relative *(ro)\nexport /b 10.1.2.3(ro\n' \
-  "$T/cache" > "$T/export.conf"
+printf 'cache = %s\nexport / *(ro,fast)\nexport /a 10.0.0.0/99(ro)\nexport relative *(ro)\nexport /b 10.1.2.3(ro\nsource = %s\n' \
+  "$T/cache" "$T/nas" > "$T/export.conf"
 run "$T/export.conf"
 expect 1 "^tarnfsd: $T/export.conf:2: unknown export option 'fast'" "bad export option word: FILE:2"
 expect 1 "^tarnfsd: $T/export.conf:3: prefix /99 too long for 10.0.0.0" "bad client CIDR: FILE:3"
@@ -157,8 +157,8 @@ expect 0 "configuration OK" "s3 credentials from a ~/.aws/credentials profile pa
 rm -rf "$T/home/.aws"
 
 # metrics_listen: address literals with a port, and not an NFS port.
-printf 'cache = %s\nmetrics_listen = 127.0.0.1:9100\nmetrics_listen = [::1]:9100\n' "$T/cache" \
-  > "$T/metrics-good.conf"
+printf 'cache = %s\nsource = %s\nmetrics_listen = 127.0.0.1:9100\nmetrics_listen = [::1]:9100\n' \
+  "$T/cache" "$T/nas" > "$T/metrics-good.conf"
 run "$T/metrics-good.conf"
 expect 0 "configuration OK" "metrics_listen 127.0.0.1:9100 and [::1]:9100 pass"
 printf 'cache = %s\nmetrics_listen = localhost:9100\nmetrics_listen = 127.0.0.1\nmetrics_listen = ::1:9100\nmetrics_listen = 127.0.0.1:70000\nmetrics_listen = [::1]\n' \
@@ -174,6 +174,13 @@ printf 'cache = %s\nnfs_port = 2049\nmetrics_listen = 127.0.0.1:2049\n' "$T/cach
 run "$T/metrics-nfs.conf"
 expect 1 "^tarnfsd: $T/metrics-nfs.conf:3: metrics_listen port 2049 is also the NFS port" \
   "metrics_listen on the NFS port: exit 1, FILE:3"
+
+# No source: the cache must be one already (nothing else would make it one),
+# so an empty directory, as a package creates, is refused with what to do.
+printf 'cache = %s\nexport / *(ro)\n' "$T/cache" > "$T/nosource.conf"
+run "$T/nosource.conf"
+expect 1 "^tarnfsd: $T/nosource.conf:1: cache directory $T/cache is not a tarnfs cache and no source is set: set 'source'.*tarnfs ingest --cache $T/cache TARBALL" \
+  "no source and an empty cache directory: exit 1, FILE:1 says to set a source or ingest"
 
 run "$T/does-not-exist.conf"
 expect 1 "^tarnfsd: $T/does-not-exist.conf: No such file or directory" "a missing config file: exit 1"
