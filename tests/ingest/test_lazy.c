@@ -712,6 +712,49 @@ static void assert_batch_present(kv_run *r, const struct kv_fill_chunk *cs,
     free(buf);
 }
 
+/* The standard tree's index built as run "RUN", and the run opened. */
+static kv_run *standard_ix_run(struct built *b)
+{
+    struct mb ms[16];
+    size_t n = standard(ms);
+    *b = build(ms, n);
+    char why[512];
+    ck_assert_msg(ingest_ix("RUN", b, why, sizeof why) == 0, "%s", why);
+    kv_run *r;
+    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    return r;
+}
+
+/* A copy of chunk c with one byte wrong (*copy: its bytes, to free). */
+static struct kv_fill_chunk one_byte_wrong(const struct kv_fill_chunk *c,
+                                           unsigned char **copy)
+{
+    *copy = malloc(c->len);
+    memcpy(*copy, c->buf, c->len);
+    (*copy)[100] ^= 1;
+    struct kv_fill_chunk w = *c;
+    w.buf = *copy;
+    return w;
+}
+
+/* After a batch of n whose first chunk (chunk 0 of its file) had wrong
+ * bytes: that one alone refused and still absent, the others stored, and
+ * the run's present bytes as want. */
+static void assert_first_refused(kv_run *r, const struct kv_fill_chunk *all,
+                                 size_t n, uint64_t want_present)
+{
+    ck_assert_int_eq(all[0].err, EBADMSG);
+    for (size_t i = 1; i < n; i++)
+        ck_assert_int_eq(all[i].err, 0);
+    char c;
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(r, all[0].ino, 0, &c, 1, &got, &eof), ENODATA);
+    uint64_t present, total;
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, want_present);
+}
+
 START_TEST(a_batch_of_fills_stores_every_verified_chunk_and_refuses_only_bad_ones)
 {
     struct mb ms[16];
@@ -726,25 +769,14 @@ START_TEST(a_batch_of_fills_stores_every_verified_chunk_and_refuses_only_bad_one
     /* Chunk 1 twice (stored once), and a copy of chunk 0 with one byte
      * wrong, which alone is refused. */
     cs[nc++] = cs[1];
-    unsigned char *bad = malloc(cs[0].len);
-    memcpy(bad, cs[0].buf, cs[0].len);
-    bad[100] ^= 1;
-    struct kv_fill_chunk wrong = cs[0];
-    wrong.buf = bad;
+    unsigned char *bad;
     kv_ino info = cs[3].ino;
-    struct kv_fill_chunk all[8] = { wrong, cs[1], cs[2], cs[3], cs[4] };
+    struct kv_fill_chunk all[8] = { one_byte_wrong(&cs[0], &bad), cs[1],
+                                    cs[2], cs[3], cs[4] };
     ck_assert_int_eq(kv_fill_batch(r, all, 5), 0);
-    ck_assert_int_eq(all[0].err, EBADMSG);
-    for (int i = 1; i < 5; i++)
-        ck_assert_int_eq(all[i].err, 0);
+    assert_first_refused(r, all, 5, BIG - KV_CHUNK + 5);
     assert_batch_present(r, cs + 1, 3);
-    char c;
-    size_t got;
-    bool eof;
-    ck_assert_int_eq(kv_read(r, cs[0].ino, 0, &c, 1, &got, &eof), ENODATA);
     uint64_t present, total;
-    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
-    ck_assert_uint_eq(present, BIG - KV_CHUNK + 5);
     struct kv_attr a;
     ck_assert_int_eq(kv_getattr(r, info, &a), 0);
     ck_assert_uint_eq(a.used, 5);
@@ -767,13 +799,8 @@ END_TEST
  * from kv_chunk_source, chunks of one file apart from each other. */
 START_TEST(a_batch_checked_against_the_callers_checksums_stores_the_same_and_refuses_wrong_bytes)
 {
-    struct mb ms[16];
-    size_t n = standard(ms);
-    struct built b = build(ms, n);
-    char why[512];
-    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
-    kv_run *r;
-    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    struct built b;
+    kv_run *r = standard_ix_run(&b);
     struct kv_fill_chunk cs[8];
     size_t nc = batch_of(r, &b, cs);
     ck_assert_uint_eq(nc, 4);
@@ -787,24 +814,13 @@ START_TEST(a_batch_checked_against_the_callers_checksums_stores_the_same_and_ref
     /* big chunk 0 with one byte wrong, then RunInfo.xml, then big chunks
      * 1 and 2, then chunk 1 again: big.cbcl's record is updated twice,
      * with another file between. */
-    unsigned char *bad = malloc(cs[0].len);
-    memcpy(bad, cs[0].buf, cs[0].len);
-    bad[100] ^= 1;
-    struct kv_fill_chunk wrong = cs[0];
-    wrong.buf = bad;
-    struct kv_fill_chunk all[8] = { wrong, cs[3], cs[1], cs[2], cs[1] };
+    unsigned char *bad;
+    struct kv_fill_chunk all[8] = { one_byte_wrong(&cs[0], &bad), cs[3],
+                                    cs[1], cs[2], cs[1] };
     ck_assert_int_eq(kv_fill_batch(r, all, 5), 0);
-    ck_assert_int_eq(all[0].err, EBADMSG);
-    for (int i = 1; i < 5; i++)
-        ck_assert_int_eq(all[i].err, 0);
+    assert_first_refused(r, all, 5, BIG - KV_CHUNK + 5);
     assert_batch_present(r, cs + 1, 3);
-    char c;
-    size_t got;
-    bool eof;
-    ck_assert_int_eq(kv_read(r, cs[0].ino, 0, &c, 1, &got, &eof), ENODATA);
     uint64_t present, total;
-    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
-    ck_assert_uint_eq(present, BIG - KV_CHUNK + 5);
     struct kv_attr a;
     ck_assert_int_eq(kv_getattr(r, cs[0].ino, &a), 0);
     ck_assert_uint_eq(a.used, BIG - KV_CHUNK);
@@ -826,13 +842,8 @@ END_TEST
 
 START_TEST(a_scan_lists_the_files_with_absent_data_and_where_their_first_absent_chunk_is)
 {
-    struct mb ms[16];
-    size_t n = standard(ms);
-    struct built b = build(ms, n);
-    char why[512];
-    ck_assert_msg(ingest_ix("RUN", &b, why, sizeof why) == 0, "%s", why);
-    kv_run *r;
-    ck_assert_int_eq(kv_run_open(cache, "RUN", &r), 0);
+    struct built b;
+    kv_run *r = standard_ix_run(&b);
     kv_ino big_ino = find(r, "Data/L001/big.cbcl");
     kv_ino info = find(r, "RunInfo.xml");
     uint64_t big0, info0, off1;
