@@ -379,8 +379,11 @@ int vfs_lookup(vfs *v, const struct vfs_id *dir, const char *name,
                 serr = vfs_stream_check(v, &ref, mark, ino, NULL, NULL, true);
             } else {
                 /* Streaming in: a name not seen yet waits for it or for
-                 * the end (then ENOENT). */
-                serr = vfs_stream_check(v, &ref, mark, 0, NULL, name, false);
+                 * the end (then ENOENT), or, in a run built from its
+                 * index, until its directory is whole. */
+                serr = vfs_stream_dir_whole(v, &ref, ino)
+                           ? 0
+                           : vfs_stream_check(v, &ref, mark, 0, NULL, name, false);
             }
         } else if (!err) {
             err = node_getattr_live(v, &ref, child, a, mark);

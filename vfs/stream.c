@@ -339,22 +339,45 @@ int vfs_stream_check(vfs *v, const struct vfs_ref *ref, uint64_t mark,
     return err;
 }
 
+/* dir's depth below the run root (the root: 0), or -1 when it is not
+ * there (yet) or not a directory. */
+static int dir_depth(const struct vfs_ref *ref, kv_ino dir)
+{
+    int depth = 0;
+    for (kv_ino cur = dir;; depth++) {
+        kv_ino up;
+        if (kv_parent(ref->h->kr, cur, &up) != 0 || depth > 4096)
+            return -1;
+        if (up == cur)
+            return depth;
+        cur = up;
+    }
+}
+
+bool vfs_stream_dir_whole(vfs *v, const struct vfs_ref *ref, kv_ino dir)
+{
+    struct vfs_stream *s = active_stream(ref);
+    if (!s || !s->whole_listings)
+        return false;
+    int depth = dir_depth(ref, dir);
+    if (depth < 0)
+        return false;
+    pthread_mutex_lock(&v->lock);
+    bool whole = s->level > depth;
+    pthread_mutex_unlock(&v->lock);
+    return whole;
+}
+
 int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir)
 {
     struct vfs_stream *s = active_stream(ref);
     if (!s || !s->whole_listings)
         return 0;
-    /* dir's depth below the run root; a directory not there yet is left
-     * to the caller's read (ESTALE, then vfs_stream_check waits for it). */
-    int depth = 0;
-    for (kv_ino cur = dir;; depth++) {
-        kv_ino up;
-        if (kv_parent(ref->h->kr, cur, &up) != 0 || depth > 4096)
-            return 0;
-        if (up == cur)
-            break;
-        cur = up;
-    }
+    /* A directory not there yet is left to the caller's read (ESTALE,
+     * then vfs_stream_check waits for it). */
+    int depth = dir_depth(ref, dir);
+    if (depth < 0)
+        return 0;
     pthread_mutex_lock(&v->lock);
     int err = 0;
     if (vfs_park_slot()) {

@@ -358,6 +358,10 @@ int vfs_stream_wait_end(vfs *v, const struct vfs_ref *ref);
  * level below dir being placed, or the end; else 0.  Errors: EINPROGRESS,
  * EAGAIN (cancelled), EIO (blocking caller: the build failed). */
 int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir);
+/* No wait: is directory dir of ref's run, being built from its index,
+ * whole already (every member one level below it placed)?  Then a name
+ * missing from it is missing for good. */
+bool vfs_stream_dir_whole(vfs *v, const struct vfs_ref *ref, kv_ino dir);
 
 /* ---- lazy.c: index-first runs ----------------------------------------- */
 /* Build run r from the index sidecar of object key (oi: the object as

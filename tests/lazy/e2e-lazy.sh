@@ -199,6 +199,11 @@ if [ "$mode" = nas ]; then
   check "RunInfo.xml, last in the tarball of $W, reads back" \
     test $rc = 0 -a "$(cat "$work/w.out")" = "<RunInfo>wide</RunInfo>"
   check "before the build of its 100,103 members ended (shallow first)" test "$built" = 0
+  nfs-cat "$(url "$W/NoSuchFile")" > /dev/null 2>&1
+  rc=$?
+  built=$(grep -c "run $W loaded from the index" "$work/tarnfsd.log")
+  check "a name missing from its top is NOENT at once, not at the end of the build" \
+    test $rc != 0 -a "$built" = 0
   wait $lspid
   check "a directory listed during the build lists all its 1000 files" \
     test "$(grep -c ' f0[0-9]*$' "$work/w.ls")" = 1000
