@@ -3,7 +3,8 @@
 # installed with apt into a clean Debian 12 root (mmdebstrap, minbase plus
 # systemd-sysv, from this machine's bookworm mirrors) and:
 #   - chroot: the files land where they should with the right modes, the
-#     programs run, the shipped config passes --check-config, the unit
+#     programs run, the shipped config passes --check-config once it names
+#     a source (without one it says to set one), the unit
 #     passes systemd-analyze verify, tarnfsd serves from the packaged cache
 #     in the foreground (127.0.0.1, ports the kernel picks, no rpcbind) and
 #     /metrics is scraped with curl from the host; then `apt-get purge`
@@ -145,9 +146,19 @@ check "the cache directory /var/cache/tarnfs exists, mode 0700 root:root" \
 check "the sample config, changelog and copyright are in /usr/share/doc/tarnfs" \
   test -f "$R/usr/share/doc/tarnfs/tarnfs.conf.sample" -a -f "$R/usr/share/doc/tarnfs/changelog.gz" \
     -a -f "$R/usr/share/doc/tarnfs/copyright"
-check "the shipped config passes tarnfsd --check-config" \
-  eval 'in_root /usr/sbin/tarnfsd --check-config /etc/tarnfs/tarnfs.conf > "$W/check-config.out" 2>&1' ||
+# The shipped config names no source (the admin picks one), and the packaged
+# cache is still empty: --check-config says so, and what to do, before the
+# unit's start would fail; with a source it passes.
+check "the shipped config fails tarnfsd --check-config until a source is set, saying so" \
+  eval '! in_root /usr/sbin/tarnfsd --check-config /etc/tarnfs/tarnfs.conf > "$W/check-config.out" 2>&1 &&
+        grep -q "/var/cache/tarnfs is not a tarnfs cache and no source is set: set .source." "$W/check-config.out"' ||
   cat "$W/check-config.out"
+cp "$R/etc/tarnfs/tarnfs.conf" "$R/tmp/with-source.conf"
+echo "source = /tmp" >> "$R/tmp/with-source.conf"
+check "the shipped config with a source added passes tarnfsd --check-config" \
+  eval 'in_root /usr/sbin/tarnfsd --check-config /tmp/with-source.conf > "$W/check-config.out" 2>&1' ||
+  cat "$W/check-config.out"
+rm -f "$R/tmp/with-source.conf"
 # --man=no: no man in a minbase root; the Documentation= pages are checked above.
 check "systemd-analyze verify passes the installed unit" \
   eval 'in_root systemd-analyze verify --man=no /lib/systemd/system/tarnfsd.service > "$W/verify.out" 2>&1 &&
