@@ -369,6 +369,9 @@ int vfs_lookup(vfs *v, const struct vfs_id *dir, const char *name,
         if ((err = node_pin(v, &n, &ref, &ino)) != 0)
             return err;
         uint64_t mark = vfs_stream_mark(&ref);
+        /* Before the lookup: a directory whole then that lacks the name
+         * lacks it for good (asked after, a miss could predate it). */
+        bool whole = vfs_stream_dir_whole(v, &ref, ino);
         err = kv_lookup(ref.h->kr, ino, name, &child);
         serr = 0;
         if (err == ENOENT) {
@@ -381,9 +384,8 @@ int vfs_lookup(vfs *v, const struct vfs_id *dir, const char *name,
                 /* Streaming in: a name not seen yet waits for it or for
                  * the end (then ENOENT), or, in a run built from its
                  * index, until its directory is whole. */
-                serr = vfs_stream_dir_whole(v, &ref, ino)
-                           ? 0
-                           : vfs_stream_check(v, &ref, mark, 0, NULL, name, false);
+                serr = whole ? 0
+                             : vfs_stream_check(v, &ref, mark, 0, NULL, name, false);
             }
         } else if (!err) {
             err = node_getattr_live(v, &ref, child, a, mark);
@@ -1024,7 +1026,7 @@ int vfs_readdir(vfs *v, const struct vfs_id *dir, uint64_t cookie,
         if ((err = node_pin(v, &n, &ref, &ino)) != 0)
             return err;
         /* A run built from its index lists whole directories only. */
-        if ((err = vfs_stream_listing(v, &ref, ino)) != 0) {
+        if ((err = vfs_stream_listing(v, &ref, ino, want_attrs)) != 0) {
             vfs_run_release(v, &ref);
             return err;
         }

@@ -256,6 +256,21 @@ bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
 
 /* ---- the callers' side ---------------------------------------------- */
 
+/* dir's depth below the run root (the root: 0), or -1 when it is not
+ * there (yet) or not a directory. */
+static int dir_depth(const struct vfs_ref *ref, kv_ino dir)
+{
+    int depth = 0;
+    for (kv_ino cur = dir;; depth++) {
+        kv_ino up;
+        if (kv_parent(ref->h->kr, cur, &up) != 0 || depth > 4096)
+            return -1;
+        if (up == cur)
+            return depth;
+        cur = up;
+    }
+}
+
 static struct vfs_stream *active_stream(const struct vfs_ref *ref)
 {
     struct vfs_stream *s = ref->h ? ref->h->stream : NULL;
@@ -289,6 +304,18 @@ bool vfs_stream_unsettled(vfs *v, const struct vfs_ref *ref, uint64_t mark,
     struct vfs_stream *s = active_stream(ref);
     if (!s)
         return false;
+    if (s->whole_listings && k) {
+        /* A run built from its index is listed only where its members
+         * are placed shallow first (vfs_stream_listing): a file is as it
+         * will stay; a directory once every member below it is placed. */
+        if (!S_ISDIR(k->mode))
+            return false;
+        int depth = dir_depth(ref, ino);
+        pthread_mutex_lock(&v->lock);
+        bool whole = depth >= 0 && s->level > depth;
+        pthread_mutex_unlock(&v->lock);
+        return !whole;
+    }
     pthread_mutex_lock(&v->lock);
     patch_busy_locked(s, ino, k);
     bool moved = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) != mark;
@@ -339,21 +366,6 @@ int vfs_stream_check(vfs *v, const struct vfs_ref *ref, uint64_t mark,
     return err;
 }
 
-/* dir's depth below the run root (the root: 0), or -1 when it is not
- * there (yet) or not a directory. */
-static int dir_depth(const struct vfs_ref *ref, kv_ino dir)
-{
-    int depth = 0;
-    for (kv_ino cur = dir;; depth++) {
-        kv_ino up;
-        if (kv_parent(ref->h->kr, cur, &up) != 0 || depth > 4096)
-            return -1;
-        if (up == cur)
-            return depth;
-        cur = up;
-    }
-}
-
 bool vfs_stream_dir_whole(vfs *v, const struct vfs_ref *ref, kv_ino dir)
 {
     struct vfs_stream *s = active_stream(ref);
@@ -368,7 +380,8 @@ bool vfs_stream_dir_whole(vfs *v, const struct vfs_ref *ref, kv_ino dir)
     return whole;
 }
 
-int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir)
+int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir,
+                       bool want_attrs)
 {
     struct vfs_stream *s = active_stream(ref);
     if (!s || !s->whole_listings)
@@ -378,6 +391,10 @@ int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir)
     int depth = dir_depth(ref, dir);
     if (depth < 0)
         return 0;
+    /* With attributes, the subdirectories' too must be whole (theirs are
+     * final then): one level more. */
+    if (want_attrs)
+        depth++;
     pthread_mutex_lock(&v->lock);
     int err = 0;
     if (vfs_park_slot()) {

@@ -355,12 +355,14 @@ bool vfs_stream_unsettled(vfs *v, const struct vfs_ref *ref, uint64_t mark,
 int vfs_stream_wait_end(vfs *v, const struct vfs_ref *ref);
 /* Before listing directory dir of ref's run: if the run is being built
  * from its index (vfs_stream_index), wait for (park on) every member one
- * level below dir being placed, or the end; else 0.  Errors: EINPROGRESS,
- * EAGAIN (cancelled), EIO (blocking caller: the build failed). */
-int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir);
+ * level below dir being placed (two levels with want_attrs: then each
+ * entry's attributes are final), or the end; else 0.  Errors:
+ * EINPROGRESS, EAGAIN (cancelled), EIO (blocking caller: it failed). */
+int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir,
+                       bool want_attrs);
 /* No wait: is directory dir of ref's run, being built from its index,
  * whole already (every member one level below it placed)?  Then a name
- * missing from it is missing for good. */
+ * missing from it when looked up after this call is missing for good. */
 bool vfs_stream_dir_whole(vfs *v, const struct vfs_ref *ref, kv_ino dir);
 
 /* ---- lazy.c: index-first runs ----------------------------------------- */
