@@ -398,7 +398,8 @@ struct kv_fill_chunk {
     const void *buf;
     size_t len;
     /* The chunk's CRC-32 as kv_chunk_source gave it to the caller for
-     * this len (have_crc set): the check then costs no lookup.  Sound
+     * this len (have_crc set): the check then costs no lookup (the
+     * length is still checked against the file, under the lock).  Sound
      * because a file's source never changes while it has absent data. */
     uint32_t crc;
     bool have_crc;

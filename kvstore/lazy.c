@@ -65,6 +65,13 @@ struct absent_rec {
     uint32_t chunks, present;
 };
 
+static void decode_a(const unsigned char *v, struct absent_rec *a)
+{
+    a->tar_off = kv_get64(v);
+    a->chunks = kv_get32(v + 8);
+    a->present = kv_get32(v + 12);
+}
+
 /* Load ino's 'A' record: ENOENT if the file has no absent data. */
 static int load_a(kv_run *r, kv_ino ino, struct absent_rec *a)
 {
@@ -75,9 +82,7 @@ static int load_a(kv_run *r, kv_ino ino, struct absent_rec *a)
         return kcdbecode(r->db) == KCENOREC ? ENOENT : EIO;
     if (n != A_LEN)
         return EIO;
-    a->tar_off = kv_get64(v);
-    a->chunks = kv_get32(v + 8);
-    a->present = kv_get32(v + 12);
+    decode_a(v, a);
     return 0;
 }
 
@@ -490,6 +495,15 @@ int kv_fill_batch(kv_run *r, struct kv_fill_chunk *cs, size_t n)
         struct kv_inode in;
         if ((err = kv_inode_load(r, c->ino, &in)) != 0)
             break;
+        /* A caller's CRC (have_crc) vouches for bytes, not for their
+         * length: a chunk of the wrong length is refused here.  Its
+         * blocks, stored above, are never marked present: it reads as
+         * absent and the next fill of it writes them again. */
+        if (c->len != chunk_len(in.size, c->chunk)) {
+            kv_inode_free(&in);
+            c->err = EINVAL;
+            continue;
+        }
         in.used += c->len;
         r->data_bytes += c->len;
         err = kv_inode_store(r, c->ino, &in);
@@ -798,10 +812,8 @@ int kv_absent_scan(kv_run *r, kv_ino after, struct kv_absent_at *out,
                 break;
             }
             kv_ino ino = kv_get64((const unsigned char *)key + 1);
-            struct absent_rec a = {
-                .tar_off = kv_get64((const unsigned char *)v),
-                .chunks = kv_get32((const unsigned char *)v + 8),
-                .present = kv_get32((const unsigned char *)v + 12) };
+            struct absent_rec a;
+            decode_a((const unsigned char *)v, &a);
             kcfree(key);
             if (a.present >= a.chunks)
                 continue;       /* all present */

@@ -369,9 +369,10 @@ int vfs_lookup(vfs *v, const struct vfs_id *dir, const char *name,
         if ((err = node_pin(v, &n, &ref, &ino)) != 0)
             return err;
         uint64_t mark = vfs_stream_mark(&ref);
-        /* Before the lookup: a directory whole then that lacks the name
-         * lacks it for good (asked after, a miss could predate it). */
-        bool whole = vfs_stream_dir_whole(v, &ref, ino);
+        /* The level before the lookup: a directory whole then that lacks
+         * the name lacks it for good (taken after, a miss could predate
+         * it).  Its depth is read only on a miss. */
+        int level = vfs_stream_level(v, &ref);
         err = kv_lookup(ref.h->kr, ino, name, &child);
         serr = 0;
         if (err == ENOENT) {
@@ -384,8 +385,9 @@ int vfs_lookup(vfs *v, const struct vfs_id *dir, const char *name,
                 /* Streaming in: a name not seen yet waits for it or for
                  * the end (then ENOENT), or, in a run built from its
                  * index, until its directory is whole. */
-                serr = whole ? 0
-                             : vfs_stream_check(v, &ref, mark, 0, NULL, name, false);
+                serr = vfs_stream_dir_whole(&ref, ino, level)
+                           ? 0
+                           : vfs_stream_check(v, &ref, mark, 0, NULL, name, false);
             }
         } else if (!err) {
             err = node_getattr_live(v, &ref, child, a, mark);

@@ -220,10 +220,11 @@ bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
     struct vfs_handle *h = s->h, *close = NULL;
     struct vfs_run *r = s->r;
     pthread_mutex_lock(&v->lock);
+    /* seq first: a call that sees the stream inactive sees it moved. */
+    __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
     __atomic_store_n(&s->active, false, __ATOMIC_RELEASE);
     __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
     s->err = err;
-    __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
     pthread_cond_broadcast(&s->cv);
     struct vfs_waiter *w[4] = { s->busy_waiters, s->miss_waiters,
                                 s->end_waiters, s->level_waiters };
@@ -308,13 +309,8 @@ bool vfs_stream_unsettled(vfs *v, const struct vfs_ref *ref, uint64_t mark,
         /* A run built from its index is listed only where its members
          * are placed shallow first (vfs_stream_listing): a file is as it
          * will stay; a directory once every member below it is placed. */
-        if (!S_ISDIR(k->mode))
-            return false;
-        int depth = dir_depth(ref, ino);
-        pthread_mutex_lock(&v->lock);
-        bool whole = depth >= 0 && s->level > depth;
-        pthread_mutex_unlock(&v->lock);
-        return !whole;
+        return S_ISDIR(k->mode) &&
+               !vfs_stream_dir_whole(ref, ino, vfs_stream_level(v, ref));
     }
     pthread_mutex_lock(&v->lock);
     patch_busy_locked(s, ino, k);
@@ -340,9 +336,13 @@ int vfs_stream_check(vfs *v, const struct vfs_ref *ref, uint64_t mark,
                      kv_ino ino, struct kv_attr *k, const char *missing_name,
                      bool missing_ino)
 {
-    struct vfs_stream *s = active_stream(ref);
+    /* Not active_stream(): a stream that ended after the caller read (a
+     * miss from before the end, say) must still be told apart. */
+    struct vfs_stream *s = ref->h ? ref->h->stream : NULL;
     if (!s)
         return 0;
+    if (!__atomic_load_n(&s->active, __ATOMIC_ACQUIRE))
+        return __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) != mark ? ERESTART : 0;
     pthread_mutex_lock(&v->lock);
     int err = 0;
     uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
@@ -366,18 +366,23 @@ int vfs_stream_check(vfs *v, const struct vfs_ref *ref, uint64_t mark,
     return err;
 }
 
-bool vfs_stream_dir_whole(vfs *v, const struct vfs_ref *ref, kv_ino dir)
+int vfs_stream_level(vfs *v, const struct vfs_ref *ref)
 {
     struct vfs_stream *s = active_stream(ref);
     if (!s || !s->whole_listings)
+        return -1;
+    pthread_mutex_lock(&v->lock);
+    int level = s->level;
+    pthread_mutex_unlock(&v->lock);
+    return level;
+}
+
+bool vfs_stream_dir_whole(const struct vfs_ref *ref, kv_ino dir, int level)
+{
+    if (level < 0)
         return false;
     int depth = dir_depth(ref, dir);
-    if (depth < 0)
-        return false;
-    pthread_mutex_lock(&v->lock);
-    bool whole = s->level > depth;
-    pthread_mutex_unlock(&v->lock);
-    return whole;
+    return depth >= 0 && level > depth;
 }
 
 int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir,

@@ -360,10 +360,13 @@ int vfs_stream_wait_end(vfs *v, const struct vfs_ref *ref);
  * EINPROGRESS, EAGAIN (cancelled), EIO (blocking caller: it failed). */
 int vfs_stream_listing(vfs *v, const struct vfs_ref *ref, kv_ino dir,
                        bool want_attrs);
-/* No wait: is directory dir of ref's run, being built from its index,
- * whole already (every member one level below it placed)?  Then a name
- * missing from it when looked up after this call is missing for good. */
-bool vfs_stream_dir_whole(vfs *v, const struct vfs_ref *ref, kv_ino dir);
+/* The depth to which ref's run, being built from its index, is placed
+ * whole now (-1: none yet, or no such build).  Cheap: one lock. */
+int vfs_stream_level(vfs *v, const struct vfs_ref *ref);
+/* Was directory dir whole at level (from vfs_stream_level): every member
+ * one level below it placed?  Then a name missing from it in a lookup
+ * made after level was taken is missing for good. */
+bool vfs_stream_dir_whole(const struct vfs_ref *ref, kv_ino dir, int level);
 
 /* ---- lazy.c: index-first runs ----------------------------------------- */
 /* Build run r from the index sidecar of object key (oi: the object as

@@ -6,6 +6,7 @@
 #include <archive_entry.h>
 #include <check.h>
 #include <errno.h>
+#include <zlib.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
@@ -840,6 +841,45 @@ START_TEST(a_batch_checked_against_the_callers_checksums_stores_the_same_and_ref
 }
 END_TEST
 
+START_TEST(a_chunk_one_byte_short_is_refused_even_with_a_checksum_of_its_bytes)
+{
+    struct built b;
+    kv_run *r = standard_ix_run(&b);
+    struct kv_fill_chunk cs[8];
+    size_t nc = batch_of(r, &b, cs);
+    ck_assert_uint_eq(nc, 4);
+    /* RunInfo.xml's bytes one short, with a CRC of those: a checksum the
+     * caller brings cannot vouch for the length.  Refused (EINVAL), still
+     * absent; the big file's chunk beside it is stored. */
+    struct kv_fill_chunk two[2] = { cs[3], cs[1] };
+    two[0].len--;
+    two[0].crc = (uint32_t)crc32(0L, two[0].buf, (uInt)two[0].len);
+    two[0].have_crc = true;
+    uint64_t off;
+    uint32_t len;
+    ck_assert_int_eq(kv_chunk_source(r, two[1].ino, two[1].chunk, &off, &len,
+                                     &two[1].crc), 0);
+    two[1].have_crc = true;
+    ck_assert_int_eq(kv_fill_batch(r, two, 2), 0);
+    ck_assert_int_eq(two[0].err, EINVAL);
+    ck_assert_int_eq(two[1].err, 0);
+    char c;
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(r, cs[3].ino, 0, &c, 1, &got, &eof), ENODATA);
+    assert_batch_present(r, cs + 1, 1);
+    uint64_t present, total;
+    ck_assert_int_eq(kv_run_presence(r, &present, &total), 0);
+    ck_assert_uint_eq(present, KV_CHUNK);
+    /* The whole chunk then goes in. */
+    ck_assert_int_eq(kv_fill(r, cs[3].ino, 0, cs[3].buf, cs[3].len), 0);
+    assert_batch_present(r, cs + 3, 1);
+    kv_run_close(r);
+    built_free(&b);
+    free(big);
+}
+END_TEST
+
 START_TEST(a_scan_lists_the_files_with_absent_data_and_where_their_first_absent_chunk_is)
 {
     struct built b;
@@ -1111,6 +1151,7 @@ static Suite *lazy_suite(void)
     tcase_add_test(tc, a_fill_whose_commit_fails_leaves_the_chunk_absent_and_can_be_redone);
     tcase_add_test(tc, a_batch_of_fills_stores_every_verified_chunk_and_refuses_only_bad_ones);
     tcase_add_test(tc, a_batch_checked_against_the_callers_checksums_stores_the_same_and_refuses_wrong_bytes);
+    tcase_add_test(tc, a_chunk_one_byte_short_is_refused_even_with_a_checksum_of_its_bytes);
     tcase_add_test(tc, a_scan_lists_the_files_with_absent_data_and_where_their_first_absent_chunk_is);
     tcase_add_test(tc, a_batch_whose_commit_fails_leaves_every_chunk_of_it_absent);
     tcase_add_test(tc, a_batch_killed_before_its_marks_commit_leaves_no_chunk_present_without_its_data);
