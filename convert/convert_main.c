@@ -405,6 +405,29 @@ static bool has_index(struct convert_ctx *c, struct run_slot *s, const struct ti
     return ok;
 }
 
+/* The SHA-256 that the target's index records for the object described by
+ * oi (same size and ETag), into recorded: an object over 5 GB stored in
+ * parts carries no x-amz-meta-sha256 (S3 copies at most 5 GB, so it cannot
+ * be added after the upload), and its index is then the only record. */
+static bool index_sha256(struct convert_ctx *c, struct run_slot *s, const struct fetch_objinfo *oi,
+                         char recorded[65])
+{
+    void *buf = NULL;
+    size_t len = 0;
+    char err[300];
+    tix_index *ix = NULL;
+    struct tix_source have = { .size = oi->size };
+    memcpy(have.version, oi->version, sizeof have.version);
+    bool ok = conv_index_load(c->backend, s->dir, s->key, &buf, &len, NULL, err, sizeof err) == 0 &&
+              tix_parse(buf, len, &ix, err, sizeof err) == 0 && tix_matches(ix, &have) &&
+              strlen(tix_get_source(ix)->sha256) == 64;
+    if (ok)
+        memcpy(recorded, tix_get_source(ix)->sha256, 65);
+    tix_free(ix);
+    free(buf);
+    return ok;
+}
+
 /* True if the target already holds exactly the tarball this run gives now.
  * A plain tarball without a valid index (one made before indexes existed)
  * gets its index written here: the hash pass builds it anyway. */
@@ -416,10 +439,13 @@ static bool up_to_date(struct convert_ctx *c, struct run_slot *s, const struct c
     struct fetch_objinfo oi;
     memset(&oi, 0, sizeof oi);
     if (c->o->kind == TARGET_S3) {
-        if (fetch_stat(c->backend, s->key, &oi) != 0 || !oi.sha256[0])
+        if (fetch_stat(c->backend, s->key, &oi) != 0)
             return false;
-        memcpy(recorded, oi.sha256, 65);
         have_size = oi.size;
+        if (oi.sha256[0])
+            memcpy(recorded, oi.sha256, 65);
+        else if (!index_sha256(c, s, &oi, recorded))
+            return false;
     } else {
         char *path = NULL;
         struct stat st;

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,171 +204,58 @@ int conv_target_hash(const struct conv_job *job, struct conv_tar_result *res,
                           res, err, errlen);
 }
 
-/* ---- S3 target: libarchive pushes, fetch_put pulls ---------------------- */
+/* ---- S3 target: libarchive pushes straight into the upload -------------- */
 
-/* A bounded byte queue between the archive writer (producer thread) and
- * fetch_put's pull callback (the worker thread). */
-struct pipe_buf {
-    pthread_mutex_t mu;
-    pthread_cond_t can_read, can_write;
-    unsigned char *buf;
-    size_t cap, head, len;
-    bool eof;               /* producer finished cleanly */
-    int producer_err;       /* producer failed: pull returns -err */
-    bool consumer_gone;     /* fetch_put returned: pushes fail */
-    bool reader_waiting, writer_waiting;
+struct upload_sink {
+    fetch_upload *u;
     uint64_t pushed, fail_at;
+    int err;                /* the upload's own error, if it failed */
 };
 
-/* A sleeping side is woken only once this much data (or room) is there:
- * libarchive pushes 10 KiB blocks, and a wake-up per block would cost a
- * futex round trip per 10 KiB on both threads. */
-#define PIPE_BATCH (1u << 20)
-
-static int pipe_push(void *arg, const void *data, size_t len)
+static int upload_sink_write(void *arg, const void *buf, size_t len)
 {
-    struct pipe_buf *p = arg;
-    const unsigned char *src = data;
-    pthread_mutex_lock(&p->mu);
-    if (p->pushed + len > p->fail_at) {
-        pthread_mutex_unlock(&p->mu);
+    struct upload_sink *us = arg;
+    if (us->pushed + len > us->fail_at)
         return EIO;
-    }
-    while (len > 0) {
-        while (p->len == p->cap && !p->consumer_gone) {
-            p->writer_waiting = true;
-            pthread_cond_wait(&p->can_write, &p->mu);
-            p->writer_waiting = false;
-        }
-        if (p->consumer_gone) {
-            pthread_mutex_unlock(&p->mu);
-            return ECANCELED;
-        }
-        size_t tail = (p->head + p->len) % p->cap;
-        size_t room = p->cap - p->len;
-        size_t contiguous = p->cap - tail;
-        size_t n = len;
-        if (n > room) n = room;
-        if (n > contiguous) n = contiguous;
-        memcpy(p->buf + tail, src, n);
-        p->len += n;
-        p->pushed += n;
-        src += n;
-        len -= n;
-        if (p->reader_waiting && p->len >= PIPE_BATCH)
-            pthread_cond_signal(&p->can_read);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return 0;
+    us->pushed += len;
+    return us->err = fetch_upload_write(us->u, buf, len);
 }
 
-static ssize_t pipe_pull(void *arg, void *dst, size_t cap)
+static void upload_failed(const char *key, int rc, char *err, size_t errlen)
 {
-    struct pipe_buf *p = arg;
-    pthread_mutex_lock(&p->mu);
-    while (p->len == 0 && !p->eof && !p->producer_err) {
-        p->reader_waiting = true;
-        pthread_cond_wait(&p->can_read, &p->mu);
-        p->reader_waiting = false;
-    }
-    ssize_t ret;
-    if (p->len > 0) {
-        size_t n = cap < p->len ? cap : p->len;
-        size_t contiguous = p->cap - p->head;
-        if (n > contiguous)
-            n = contiguous;
-        memcpy(dst, p->buf + p->head, n);
-        p->head = (p->head + n) % p->cap;
-        p->len -= n;
-        if (p->writer_waiting && p->cap - p->len >= PIPE_BATCH)
-            pthread_cond_signal(&p->can_write);
-        ret = (ssize_t)n;
-    } else if (p->producer_err) {
-        ret = -(ssize_t)p->producer_err;
-    } else {
-        ret = 0;
-    }
-    pthread_mutex_unlock(&p->mu);
-    return ret;
-}
-
-struct producer {
-    const struct conv_job *job;
-    struct pipe_buf *pipe;
-    struct conv_tar_result *res;
-    int rc;
-    bool failed_first;      /* failed on its own, not because the put ended */
-    char err[512];
-};
-
-static void *producer_main(void *arg)
-{
-    struct producer *pr = arg;
-    const struct conv_job *job = pr->job;
-    /* fetch_put hashes the body itself and reports it: one pass saved. */
-    pr->rc = conv_tar_write(job->run_path, job->top, job->tree, job->comp,
-                            pipe_push, pr->pipe, false, job->index, job->ctr, job->cancel,
-                            pr->res, pr->err, sizeof pr->err);
-    pthread_mutex_lock(&pr->pipe->mu);
-    if (pr->rc) {
-        pr->pipe->producer_err = pr->rc;
-        pr->failed_first = !pr->pipe->consumer_gone;
-    } else {
-        pr->pipe->eof = true;
-    }
-    pthread_cond_broadcast(&pr->pipe->can_read);
-    pthread_mutex_unlock(&pr->pipe->mu);
-    return NULL;
+    snprintf(err, errlen, "upload of %s failed: %s%s", key, strerror(rc),
+             rc == EACCES ? " (check the credentials)" :
+             rc == ENOENT ? " (does the bucket exist?)" : "");
 }
 
 int conv_target_s3(const struct conv_job *job, fetch_backend *b,
                    const char *key, struct conv_tar_result *res,
                    char *err, size_t errlen)
 {
-    /* fetch_put buffers a whole part, then sends it without pulling: a
-     * ring one part deep lets the archive writer produce the next part
-     * while the current one is on the wire. */
+    /* The archive is written on this thread, into the upload's part
+     * buffers; the parts go out on the upload's own threads meanwhile.
+     * fetch hashes the body itself and reports it: one pass saved. */
     res->tix = NULL;
-    size_t part = job->part_size ? job->part_size : (8u << 20);
-    struct pipe_buf p = { .cap = part + (1u << 20), .fail_at = fail_after_bytes() };
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.can_read, NULL);
-    pthread_cond_init(&p.can_write, NULL);
-    struct producer pr = { .job = job, .pipe = &p, .res = res };
-    int rc = 0;
-    p.buf = malloc(p.cap);
-    if (!p.buf) {
-        rc = ENOMEM;
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    pthread_t th;
-    if ((rc = pthread_create(&th, NULL, producer_main, &pr)) != 0) {
-        snprintf(err, errlen, "cannot start the archive writer thread: %s", strerror(rc));
-        goto out;
-    }
     struct fetch_put_opts po = { .part_size = job->part_size };
+    struct upload_sink us = { .fail_at = fail_after_bytes() };
     struct fetch_objinfo oi;
     memset(&oi, 0, sizeof oi);
-    int put_rc = fetch_put(b, key, pipe_pull, &p, &po, &oi);
-    pthread_mutex_lock(&p.mu);
-    p.consumer_gone = true;
-    pthread_cond_broadcast(&p.can_write);
-    pthread_mutex_unlock(&p.mu);
-    pthread_join(th, NULL);
-    if (pr.rc && (pr.failed_first || !put_rc)) {
-        /* The producer's reason is the real one; fetch_put only saw it. */
-        rc = pr.rc;
-        snprintf(err, errlen, "%s", pr.err);
-        if (!put_rc)
-            fetch_delete(b, key);   /* a put that claimed success anyway */
+    int rc = fetch_upload_begin(b, key, &po, &us.u);
+    if (rc) {
+        upload_failed(key, rc, err, errlen);
+        return rc;
+    }
+    rc = conv_tar_write(job->run_path, job->top, job->tree, job->comp,
+                        upload_sink_write, &us, false, job->index, job->ctr, job->cancel,
+                        res, err, errlen);
+    if (rc) {
+        fetch_upload_abort(us.u);
+        if (us.err)
+            upload_failed(key, us.err, err, errlen);
         goto out;
     }
-    if (put_rc) {
-        rc = put_rc;
-        snprintf(err, errlen, "upload of %s failed: %s%s", key, strerror(rc),
-                 rc == EACCES ? " (check the credentials)" :
-                 rc == ENOENT ? " (does the bucket exist?)" : "");
+    if ((rc = fetch_upload_commit(us.u, &oi))) {
+        upload_failed(key, rc, err, errlen);
         goto out;
     }
     /* fetch computed the SHA-256 of what it stored (x-amz-meta-sha256). */
@@ -395,10 +281,6 @@ int conv_target_s3(const struct conv_job *job, fetch_backend *b,
 out:
     tix_writer_free(res->tix);
     res->tix = NULL;
-    free(p.buf);
-    pthread_mutex_destroy(&p.mu);
-    pthread_cond_destroy(&p.can_read);
-    pthread_cond_destroy(&p.can_write);
     return rc;
 }
 

@@ -171,15 +171,68 @@ void fetch_stream_close(fetch_stream *s)
         s->m->close(s);
 }
 
-int fetch_put(fetch_backend *b, const char *key, fetch_pull_fn pull,
-              void *arg, const struct fetch_put_opts *o,
-              struct fetch_objinfo *oi)
+int fetch_upload_begin(fetch_backend *b, const char *key,
+                       const struct fetch_put_opts *o, fetch_upload **out)
 {
     static const struct fetch_put_opts defaults;
     int rc = fetch_fault_check("put", key);
     if (rc)
         return rc;
-    return b->m->put(b, key, pull, arg, o ? o : &defaults, oi);
+    if ((rc = b->m->upload_begin(b, key, o ? o : &defaults, out)))
+        return rc;
+    (*out)->m = b->m;
+    return 0;
+}
+
+int fetch_upload_write(fetch_upload *u, const void *buf, size_t len)
+{
+    return u->m->upload_write(u, buf, len);
+}
+
+int fetch_upload_commit(fetch_upload *u, struct fetch_objinfo *oi)
+{
+    return u->m->upload_commit(u, oi);
+}
+
+void fetch_upload_abort(fetch_upload *u)
+{
+    if (u)
+        u->m->upload_abort(u);
+}
+
+#define PUT_PULL_CHUNK (1u << 20)
+
+int fetch_put(fetch_backend *b, const char *key, fetch_pull_fn pull,
+              void *arg, const struct fetch_put_opts *o,
+              struct fetch_objinfo *oi)
+{
+    fetch_upload *u;
+    char *buf = malloc(PUT_PULL_CHUNK);
+    if (!buf)
+        return ENOMEM;
+    int rc = fetch_upload_begin(b, key, o, &u);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    for (;;) {
+        ssize_t n = pull(arg, buf, PUT_PULL_CHUNK);
+        if (n < 0) {
+            rc = (int)-n;
+            log_error("fetch: storing %s: the source failed: %s", key, strerror(rc));
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((rc = fetch_upload_write(u, buf, (size_t)n)))
+            break;
+    }
+    free(buf);
+    if (rc) {
+        fetch_upload_abort(u);
+        return rc;
+    }
+    return fetch_upload_commit(u, oi);
 }
 
 int fetch_delete(fetch_backend *b, const char *key)

@@ -24,6 +24,7 @@
 
 typedef struct fetch_backend fetch_backend;
 typedef struct fetch_stream fetch_stream;
+typedef struct fetch_upload fetch_upload;
 
 struct fetch_objinfo {
     char key[1024];
@@ -66,11 +67,13 @@ struct fetch_methods {
     /* Open a read stream of the whole object (len 0) or a byte range. */
     int (*open)(fetch_backend *b, const char *key, uint64_t off, uint64_t len,
                 fetch_stream **out);
-    /* Store an object from a stream, atomically: readers see the old or the
-     * new object, never a part.  *oi (may be NULL) gets the new version. */
-    int (*put)(fetch_backend *b, const char *key, fetch_pull_fn pull,
-               void *arg, const struct fetch_put_opts *opts,
-               struct fetch_objinfo *oi);
+    /* Store an object pushed in pieces, atomically: readers see the old or
+     * the new object, never a part (contracts: fetch_upload_*). */
+    int (*upload_begin)(fetch_backend *b, const char *key,
+                        const struct fetch_put_opts *opts, fetch_upload **out);
+    int (*upload_write)(fetch_upload *u, const void *buf, size_t len);
+    int (*upload_commit)(fetch_upload *u, struct fetch_objinfo *oi);
+    void (*upload_abort)(fetch_upload *u);
     int (*del)(fetch_backend *b, const char *key);
     /* Remove what interrupted puts by dead processes of this host left in
      * key's directory (NULL: the backend leaves nothing, or cleans up
@@ -142,12 +145,41 @@ void fetch_stream_cancel(fetch_stream *s);
 /* Close a stream (aborting the transfer if unfinished). */
 void fetch_stream_close(fetch_stream *s);
 
+/* ---- storing an object, pushed ---------------------------------------- */
+
+/* Start storing key; the body follows through fetch_upload_write, and
+ * nothing is visible before fetch_upload_commit.  o (NULL: defaults) and
+ * the strings in it must stay valid until commit or abort.  Errors: the
+ * "put" fault hook's, EINVAL/ENAMETOOLONG (bad key), EACCES, ENOMEM, EIO. */
+int fetch_upload_begin(fetch_backend *b, const char *key,
+                       const struct fetch_put_opts *o, fetch_upload **out);
+
+/* Append len bytes to the body.  Blocks while the backend is behind; the
+ * memory held is bounded (S3: upload_threads parts).  The first error is
+ * sticky: later writes and the commit return it.  Errors: EIO, ENOSPC,
+ * EACCES, ETIMEDOUT, ENOMEM. */
+int fetch_upload_write(fetch_upload *u, const void *buf, size_t len);
+
+/* Publish the body, atomically, with its SHA-256 stored (S3 metadata
+ * x-amz-meta-sha256, NAS sidecar KEY.sha256), and free u; *oi (may be
+ * NULL) gets the new version and oi->sha256.  On error nothing new is
+ * visible.  Errors: the first write error, ECANCELED (a precondition of o
+ * failed), EIO (body differs from o->sha256_hex, or the store failed),
+ * ENOSPC, EACCES. */
+int fetch_upload_commit(fetch_upload *u, struct fetch_objinfo *oi);
+
+/* Drop an upload: nothing of it becomes visible, and what it stored so far
+ * (temp file, S3 parts) is removed; frees u.  NULL is a no-op. */
+void fetch_upload_abort(fetch_upload *u);
+
 /* Convenience wrappers over b->m. */
 int fetch_list(fetch_backend *b, const char *prefix, const char *delim,
                fetch_list_cb cb, void *arg);
 int fetch_stat(fetch_backend *b, const char *key, struct fetch_objinfo *oi);
 int fetch_get(fetch_backend *b, const char *key, uint64_t off, uint64_t len,
               fetch_stream **out);
+/* Store key from pull (fetch_upload_* over a 1 MiB buffer): the pull's
+ * -errno, or fetch_upload_commit's errors. */
 int fetch_put(fetch_backend *b, const char *key, fetch_pull_fn pull,
               void *arg, const struct fetch_put_opts *o,
               struct fetch_objinfo *oi);
@@ -157,7 +189,8 @@ void fetch_close(fetch_backend *b);
 /* ---- fault injection (tests) ----------------------------------------- */
 
 /* Fault hook: called before each backend operation (op is "list", "stat",
- * "open", "read", "put", "del"); a nonzero errno return makes that call
+ * "open", "read", "put", "del", and "meta": S3 adding the SHA-256 to an
+ * object stored in parts); a nonzero errno return makes that call
  * fail with it.  Also settable from the environment: TARNFS_FAULT=
  * "op:errno[:count]" (e.g. "read:5:1", "http500:1", "reset:1",
  * "truncate:1" for S3 transport faults), and "stall:MS[:count[:key]]": the

@@ -24,6 +24,11 @@ struct fetch_stream {
     unsigned stall_timeout_ms;     /* set by fetch_get from the backend */
 };
 
+/* Base of every upload ("subclasses" put this first). */
+struct fetch_upload {
+    const struct fetch_methods *m;
+};
+
 /* fetch_config.stall_timeout_ms when 0. */
 #define FETCH_DEFAULT_STALL_MS 60000
 

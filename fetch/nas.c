@@ -23,7 +23,6 @@
 #define TMP_PREFIX ".tarnfs-tmp."
 #define SIDECAR_SUFFIX ".sha256"
 #define MAX_WALK_DEPTH 64
-#define PUT_CHUNK (1u << 20)
 
 struct nas_backend {
     fetch_backend base;
@@ -590,96 +589,141 @@ static int publish(int pfd, const char *tmp, const char *base, const struct fetc
     return renameat(pfd, tmp, pfd, base) == 0 ? 0 : errno;
 }
 
-static int nas_put(fetch_backend *b, const char *key, fetch_pull_fn pull, void *arg,
-                   const struct fetch_put_opts *o, struct fetch_objinfo *oi)
+/* An upload: a temp file beside the target, renamed over it at commit. */
+struct nas_upload {
+    fetch_upload base;
+    struct nas_backend *nb;
+    const struct fetch_put_opts *o;
+    char *key;
+    const char *name;               /* last component of key */
+    char tmp[NAME_MAX + 1];
+    int pfd, fd;                    /* parent directory, temp file */
+    EVP_MD_CTX *md;
+    int err;                        /* first error: sticky */
+};
+
+static struct nas_upload *nas_upload_of(fetch_upload *u)
+{
+    return (struct nas_upload *)u;
+}
+
+static void nas_upload_free(struct nas_upload *u)
+{
+    if (u->fd >= 0)
+        close(u->fd);
+    if (u->tmp[0])
+        unlinkat(u->pfd, u->tmp, 0);
+    if (u->pfd >= 0)
+        close(u->pfd);
+    EVP_MD_CTX_free(u->md);
+    free(u->key);
+    free(u);
+}
+
+static int nas_upload_begin(fetch_backend *b, const char *key, const struct fetch_put_opts *o,
+                            fetch_upload **out)
 {
     struct nas_backend *nb = nas_of(b);
-    char tmp[NAME_MAX + 1], hex[65];
-    unsigned char digest[32];
-    int pfd = -1, fd = -1, rc;
-    bool tmp_made = false;
-    char *buf = NULL;
-    EVP_MD_CTX *md = NULL;
-
+    int rc;
     if ((rc = check_key(key)))
         return rc;
     const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
     if (strlen(base) + strlen(SIDECAR_SUFFIX) > NAME_MAX)
         return ENAMETOOLONG;
-    if ((rc = open_parent(nb, key, true, &pfd)))
-        goto out;
-    fd = make_temp(pfd, base, tmp, sizeof tmp);
+    struct nas_upload *u = calloc(1, sizeof *u);
+    if (!u)
+        return ENOMEM;
+    u->nb = nb;
+    u->o = o;
+    u->pfd = u->fd = -1;
+    if (!(u->key = strdup(key)) || !(u->md = EVP_MD_CTX_new()) ||
+        !EVP_DigestInit_ex(u->md, EVP_sha256(), NULL)) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    u->name = u->key + (base - key);
+    if ((rc = open_parent(nb, key, true, &u->pfd)))
+        goto fail;
+    int fd = make_temp(u->pfd, u->name, u->tmp, sizeof u->tmp);
     if (fd < 0) {
         rc = -fd;
-        fd = -1;
+        u->tmp[0] = '\0';
+        goto fail;
+    }
+    u->fd = fd;
+    *out = &u->base;
+    return 0;
+fail:
+    log_error("fetch: storing %s/%s failed: %s", nb->dir, key, strerror(rc));
+    nas_upload_free(u);
+    return rc;
+}
+
+static int nas_upload_write(fetch_upload *fu, const void *buf, size_t len)
+{
+    struct nas_upload *u = nas_upload_of(fu);
+    if (u->err)
+        return u->err;
+    EVP_DigestUpdate(u->md, buf, len);
+    if ((u->err = write_all(u->fd, buf, len)))
+        log_error("fetch: storing %s/%s failed: %s", u->nb->dir, u->key, strerror(u->err));
+    return u->err;
+}
+
+static void nas_upload_abort(fetch_upload *fu)
+{
+    nas_upload_free(nas_upload_of(fu));
+}
+
+static int nas_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
+{
+    struct nas_upload *u = nas_upload_of(fu);
+    const struct fetch_put_opts *o = u->o;
+    char hex[65];
+    unsigned char digest[32];
+    int rc = u->err;
+    if (rc)
         goto out;
-    }
-    tmp_made = true;
-    buf = malloc(PUT_CHUNK);
-    md = EVP_MD_CTX_new();
-    if (!buf || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        rc = ENOMEM;
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = pull(arg, buf, PUT_CHUNK);
-        if (n < 0) {
-            rc = (int)-n;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        EVP_DigestUpdate(md, buf, (size_t)n);
-        if ((rc = write_all(fd, buf, (size_t)n)))
-            goto out;
-    }
     crash_point("put-written");
-    EVP_DigestFinal_ex(md, digest, NULL);
+    EVP_DigestFinal_ex(u->md, digest, NULL);
     fetch_hex(digest, sizeof digest, hex);
     if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
         log_error("fetch: %s: body SHA-256 %s differs from the expected %s; not stored",
-                  key, hex, o->sha256_hex);
+                  u->key, hex, o->sha256_hex);
         rc = EIO;
         goto out;
     }
-    if (fsync(fd) != 0) {
+    if (fsync(u->fd) != 0) {
         rc = errno;
         goto out;
     }
-    close(fd);
-    fd = -1;
+    close(u->fd);
+    u->fd = -1;
     crash_point("put-fsynced");
     /* The lock makes check-then-rename atomic against other tarnfs writers
      * of this directory (flock on a directory works on local filesystems). */
-    flock(pfd, LOCK_EX);
-    rc = publish(pfd, tmp, base, o);
+    flock(u->pfd, LOCK_EX);
+    rc = publish(u->pfd, u->tmp, u->name, o);
     if (!rc) {
-        tmp_made = false;
+        u->tmp[0] = '\0';
         crash_point("put-renamed");
-        rc = write_sidecar(pfd, base, hex);
+        rc = write_sidecar(u->pfd, u->name, hex);
         crash_point("put-sidecar");
-        if (!rc && fsync(pfd) != 0)
+        if (!rc && fsync(u->pfd) != 0)
             rc = errno;
     }
-    flock(pfd, LOCK_UN);
+    flock(u->pfd, LOCK_UN);
     if (!rc && oi) {
         struct stat st;
-        if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-            fill_info(oi, key, &st);
+        if (fstatat(u->pfd, u->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            fill_info(oi, u->key, &st);
             memcpy(oi->sha256, hex, sizeof hex);
         }
     }
 out:
-    if (rc && rc != ECANCELED)
-        log_error("fetch: storing %s/%s failed: %s", nb->dir, key, strerror(rc));
-    if (fd >= 0)
-        close(fd);
-    if (tmp_made)
-        unlinkat(pfd, tmp, 0);
-    if (pfd >= 0)
-        close(pfd);
-    free(buf);
-    EVP_MD_CTX_free(md);
+    if (rc && rc != ECANCELED && rc != u->err)
+        log_error("fetch: storing %s/%s failed: %s", u->nb->dir, u->key, strerror(rc));
+    nas_upload_free(u);
     return rc;
 }
 
@@ -726,7 +770,10 @@ static const struct fetch_methods nas_methods = {
     .list = nas_list,
     .stat = nas_stat,
     .open = nas_open,
-    .put = nas_put,
+    .upload_begin = nas_upload_begin,
+    .upload_write = nas_upload_write,
+    .upload_commit = nas_upload_commit,
+    .upload_abort = nas_upload_abort,
     .del = nas_del,
     .sweep = nas_sweep,
     .close = nas_close,
@@ -753,7 +800,7 @@ int fetch_nas_open(const char *dir, fetch_backend **out, char *err, size_t errle
 {
     /* OpenSSL's one-time set-up (its config, the error state of the thread
      * doing it) happens here, on the opening thread, not inside the first
-     * nas_put on some worker thread that may exit with it. */
+     * an upload on some worker thread that may exit with it. */
     if (!OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL)) {
         snprintf(err, errlen, "cannot initialise OpenSSL");
         return EIO;

@@ -1137,25 +1137,7 @@ fail:
     return rc;
 }
 
-/* ---- put ----------------------------------------------------------------- */
-
-/* Fill buf from pull until full or the end; returns bytes or -errno. */
-static ssize_t pull_full(fetch_pull_fn pull, void *arg, char *buf, size_t cap, bool *eof)
-{
-    size_t got = 0;
-    *eof = false;
-    while (got < cap) {
-        ssize_t n = pull(arg, buf + got, cap - got);
-        if (n < 0)
-            return n;
-        if (n == 0) {
-            *eof = true;
-            break;
-        }
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
+/* ---- put helpers ---------------------------------------------------------- */
 
 /* Conditional headers for a write; etag_buf holds the unquoted version
  * (RGW matches If-Match only against an unquoted ETag). */
@@ -1285,6 +1267,9 @@ static int set_sha256_metadata(struct s3_backend *b, const char *fk, const char 
                                const char *etag, const char *hex)
 {
     char src[4200], esrc[4200];
+    int frc = fetch_fault_check("meta", key);
+    if (frc)
+        return frc;
     snprintf(src, sizeof src, "/%s/%s", b->bucket, fk);
     if (sigv4_uri_encode(src, strlen(src), false, esrc, sizeof esrc) < 0)
         return ENAMETOOLONG;
@@ -1392,218 +1377,284 @@ static int finish_slot(struct part_slot *slot, struct part_list *parts)
     return 0;
 }
 
-/* Upload the body as parts, up to `threads` at once: the first part is in
- * first (first_len bytes), the rest comes from pull.  Returns 0 with every
- * part's ETag in parts, or the first error (parts may then be partial). */
-static int upload_parts(struct s3_backend *b, const char *fk, const char *key, const char *upload_id,
-                        char *first, size_t part, size_t first_len, fetch_pull_fn pull, void *arg,
-                        EVP_MD_CTX *md, unsigned threads, struct part_list *parts)
-{
-    if (threads > 16)
-        threads = 16;
+/* ---- upload: begin, write, commit, abort --------------------------------- */
+
+/* The first parts of a large upload are smaller (8, 16, 32 MiB... up to the
+ * part size), so the first PUT starts after 8 MiB, not a whole part. */
+#define FIRST_PART (8u << 20)
+
+struct s3_upload {
+    fetch_upload base;
+    struct s3_backend *b;
+    const struct fetch_put_opts *o;
+    char *key;
+    char fk[2048];
+    EVP_MD_CTX *md;
+    size_t part;                    /* the largest part */
+    unsigned threads;               /* slots: parts in flight + the filling one */
     struct part_slot slot[16];
-    int rc = 0;
-    memset(slot, 0, sizeof slot);
-    for (unsigned i = 0; i < threads; i++) {
-        slot[i] = (struct part_slot){ .b = b, .fk = fk, .key = key, .upload_id = upload_id };
-        slot[i].buf = i == 0 ? first : malloc(part);
-        if (!slot[i].buf)
-            threads = i;        /* fewer buffers: less parallelism, same result */
+    struct part_slot *fill;         /* the part being filled, or NULL */
+    size_t fill_cap;                /* its size */
+    unsigned partno;                /* its number (1-based) */
+    char upload_id[512];            /* "" until the multipart upload exists */
+    time_t began;                   /* just before CreateMultipartUpload */
+    bool orphans_possible;          /* a retried Create may have left one */
+    bool meta_done;                 /* x-amz-meta-sha256 was set at Create */
+    struct part_list parts;
+    int err;                        /* first error: sticky */
+};
+
+static struct s3_upload *s3_upload_of(fetch_upload *u)
+{
+    return (struct s3_upload *)u;
+}
+
+static size_t part_cap(const struct s3_upload *u, unsigned partno)
+{
+    if (u->part <= FIRST_PART)
+        return u->part;
+    size_t cap = FIRST_PART;
+    for (unsigned i = 1; i < partno && cap < u->part; i++)
+        cap *= 2;
+    return cap < u->part ? cap : u->part;
+}
+
+static int s3_upload_begin(fetch_backend *fb, const char *key, const struct fetch_put_opts *o,
+                           fetch_upload **out)
+{
+    struct s3_backend *b = s3_of(fb);
+    struct s3_upload *u = calloc(1, sizeof *u);
+    if (!u)
+        return ENOMEM;
+    u->b = b;
+    u->o = o;
+    u->part = o->part_size ? o->part_size : DEFAULT_PART_SIZE;
+    u->threads = o->upload_threads ? o->upload_threads : DEFAULT_UPLOAD_THREADS;
+    if (u->threads > 16)
+        u->threads = 16;
+    for (unsigned i = 0; i < u->threads; i++)
+        u->slot[i] = (struct part_slot){ .b = b, .fk = u->fk, .upload_id = u->upload_id };
+    int rc = ENOMEM;
+    if (!(u->key = strdup(key)) || !(u->md = EVP_MD_CTX_new()) ||
+        !EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) ||
+        (rc = full_key(b, key, u->fk, sizeof u->fk))) {
+        free(u->key);
+        EVP_MD_CTX_free(u->md);
+        free(u);
+        return rc;
     }
-    size_t len = first_len;
-    bool eof = false;
-    for (unsigned partno = 1;; partno++) {
-        struct part_slot *s = &slot[(partno - 1) % threads];
-        if (partno > 1) {
-            if ((rc = finish_slot(s, parts)))
-                break;
-            ssize_t n = pull_full(pull, arg, s->buf, part, &eof);
-            if (n < 0) {
-                rc = (int)-n;
-                log_error("fetch: S3 upload of %s: the source failed: %s", key, strerror(rc));
-                break;
-            }
-            if (n == 0)
-                break;
-            EVP_DigestUpdate(md, s->buf, (size_t)n);
-            len = (size_t)n;
-        }
-        s->len = len;
-        s->partno = partno;
-        s->rc = 0;
-        if (pthread_create(&s->thread, NULL, upload_part_thread, s) != 0) {
-            rc = EAGAIN;
-            break;
-        }
-        s->busy = true;
-        if (eof)
-            break;
+    for (unsigned i = 0; i < u->threads; i++)
+        u->slot[i].key = u->key;
+    *out = &u->base;
+    return 0;
+}
+
+/* CreateMultipartUpload, with the SHA-256 as metadata when it is known. */
+static int create_multipart(struct s3_upload *u)
+{
+    struct s3_response r = { 0 };
+    struct sigv4_param p[] = { { "uploads", "" } };
+    struct s3_request rq = { .method = "POST", .key = u->fk, .what = u->key, .params = p, .nparams = 1 };
+    /* A retried Create whose first reply was lost starts a second upload;
+     * those are found (same key, started since just before ours) and
+     * aborted at the end. */
+    u->began = time(NULL) - 60;
+    if (u->o->sha256_hex) {
+        rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-meta-sha256", u->o->sha256_hex };
+        u->meta_done = true;
     }
-    for (unsigned i = 0; i < threads; i++) {
-        int r = finish_slot(&slot[i], parts);
-        if (!rc)
-            rc = r;
+    int rc = call(u->b, &rq, &r, NULL, 0, false);
+    u->orphans_possible = r.attempts > 1;
+    if (!rc && (s3xml_find_text(r.body.data, r.body.len, "UploadId", u->upload_id,
+                                sizeof u->upload_id) != 0 || !u->upload_id[0])) {
+        log_error("fetch: S3 multipart upload of %s: no UploadId in the reply", u->key);
+        u->upload_id[0] = '\0';
+        rc = EPROTO;
     }
-    for (unsigned i = 1; i < threads; i++)
-        free(slot[i].buf);
+    response_free(&r);
     return rc;
 }
 
-static int put_multipart(struct s3_backend *b, const char *fk, const char *key, char *buf, size_t part,
-                         size_t first_len, fetch_pull_fn pull, void *arg,
-                         EVP_MD_CTX *md, const struct fetch_put_opts *o, char hex[65], bool *meta_done)
+/* Send the filled part on its own thread (creating the upload first). */
+static int send_fill(struct s3_upload *u)
 {
-    char upload_id[512];
-    struct part_list parts = { 0 };
-    struct s3_response r = { 0 };
-    struct membuf xml = { 0 };
+    struct part_slot *s = u->fill;
     int rc;
+    if (!u->upload_id[0] && (rc = create_multipart(u)))
+        return rc;
+    s->partno = u->partno;
+    s->rc = 0;
+    if (pthread_create(&s->thread, NULL, upload_part_thread, s) != 0)
+        return EAGAIN;
+    s->busy = true;
+    u->fill = NULL;
+    return 0;
+}
 
-    /* A retried CreateMultipartUpload whose first reply was lost starts a
-     * second upload; those are found (same key, started since just before
-     * ours) and aborted at the end. */
-    time_t began = time(NULL) - 60;
-    bool orphans_possible = false;
-    upload_id[0] = '\0';
-    *meta_done = false;
-    {
-        struct sigv4_param p[] = { { "uploads", "" } };
-        struct s3_request rq = { .method = "POST", .key = fk, .what = key, .params = p, .nparams = 1 };
-        if (o->sha256_hex) {
-            rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-meta-sha256", o->sha256_hex };
-            *meta_done = true;
+static int s3_upload_write(fetch_upload *fu, const void *data, size_t len)
+{
+    struct s3_upload *u = s3_upload_of(fu);
+    const char *src = data;
+    while (len > 0 && !u->err) {
+        if (u->fill && u->fill->len == u->fill_cap) {
+            /* full, and more is coming: off it goes */
+            if ((u->err = send_fill(u)))
+                break;
         }
-        rc = call(b, &rq, &r, NULL, 0, false);
-        orphans_possible = r.attempts > 1;
-        if (rc)
-            goto out_noabort;
-        if (s3xml_find_text(r.body.data, r.body.len, "UploadId", upload_id, sizeof upload_id) != 0 ||
-            !upload_id[0]) {
-            log_error("fetch: S3 multipart upload of %s: no UploadId in the reply", key);
-            rc = EPROTO;
-            goto out_noabort;
+        if (!u->fill) {
+            u->partno++;
+            struct part_slot *s = &u->slot[(u->partno - 1) % u->threads];
+            if ((u->err = finish_slot(s, &u->parts)))
+                break;
+            if (!s->buf && !(s->buf = malloc(u->part))) {
+                u->err = ENOMEM;
+                break;
+            }
+            s->len = 0;
+            u->fill = s;
+            u->fill_cap = part_cap(u, u->partno);
         }
+        size_t n = u->fill_cap - u->fill->len;
+        if (n > len)
+            n = len;
+        memcpy(u->fill->buf + u->fill->len, src, n);
+        EVP_DigestUpdate(u->md, src, n);
+        u->fill->len += n;
+        src += n;
+        len -= n;
     }
-    rc = upload_parts(b, fk, key, upload_id, buf, part, first_len, pull, arg, md,
-                      o->upload_threads ? o->upload_threads : DEFAULT_UPLOAD_THREADS, &parts);
-    if (rc)
-        goto out;
-    {
-        unsigned char d[32];
-        EVP_DigestFinal_ex(md, d, NULL);
-        fetch_hex(d, 32, hex);
+    if (u->err && u->err != ECANCELED)
+        log_error("fetch: S3 upload of %s failed: %s", u->key, strerror(u->err));
+    return u->err;
+}
+
+/* Wait for every part in flight; the first error. */
+static int finish_all(struct s3_upload *u)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < u->threads; i++) {
+        int r = finish_slot(&u->slot[i], &u->parts);
+        if (!rc)
+            rc = r;
     }
-    if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
-        log_error("fetch: S3 upload of %s: body SHA-256 %s differs from the expected %s; not stored",
-                  key, hex, o->sha256_hex);
-        rc = EIO;
-        goto out;
-    }
-    if ((rc = check_conditions(b, key, o)))
-        goto out;
+    return rc;
+}
+
+static int complete_multipart(struct s3_upload *u)
+{
+    struct membuf xml = { 0 };
+    struct s3_response r = { 0 };
+    int rc = 0;
+    if ((rc = check_conditions(u->b, u->key, u->o)))
+        return rc;
     membuf_append(&xml, "<CompleteMultipartUpload>", 25);
-    for (size_t i = 0; i < parts.n; i++) {
+    for (size_t i = 0; i < u->parts.n && !rc; i++) {
         char item[300];
         int w = snprintf(item, sizeof item, "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>",
-                         i + 1, parts.etags[i]);
-        if ((rc = membuf_append(&xml, item, (size_t)w)))
-            goto out;
+                         i + 1, u->parts.etags[i]);
+        rc = membuf_append(&xml, item, (size_t)w);
     }
-    if ((rc = membuf_append(&xml, "</CompleteMultipartUpload>", 26)))
+    if (!rc)
+        rc = membuf_append(&xml, "</CompleteMultipartUpload>", 26);
+    if (rc)
         goto out;
-    {
-        struct sigv4_param p[] = { { "uploadId", upload_id } };
-        struct s3_request rq = { .method = "POST", .key = fk, .what = key, .params = p, .nparams = 1,
-                                 .body = xml.data, .body_len = xml.len };
-        rq.extra[rq.nextra++] = (struct sigv4_header){ "content-type", "application/xml" };
-        add_conditions(&rq, o);
-        rc = call(b, &rq, &r, NULL, 0, true);
-        if ((rc == ENOENT || rc == ECANCELED) && r.attempts > 1) {
-            /* The first Complete may have landed and its reply got lost:
-             * then the object carries exactly our parts' ETag. */
-            char expect[64];
-            struct fetch_objinfo cur;
-            multipart_etag(&parts, expect, sizeof expect);
-            if (head_object(b, key, &cur, true) == 0 && strcmp(cur.version, expect) == 0) {
-                upload_id[0] = '\0';
-                rc = 0;
-                goto out;
-            }
-        }
-        if (rc)
-            goto out;
-        char code[64], msg[256];
-        /* A 200 reply can still carry an error (S3 reports late failures so). */
-        if (s3xml_parse_error(r.body.data, r.body.len, code, sizeof code, msg, sizeof msg) == 0) {
-            log_error("fetch: S3 completing the upload of %s failed: %s %s", key, code, msg);
-            rc = strcmp(code, "PreconditionFailed") == 0 ? ECANCELED : EIO;
+    struct sigv4_param p[] = { { "uploadId", u->upload_id } };
+    struct s3_request rq = { .method = "POST", .key = u->fk, .what = u->key, .params = p, .nparams = 1,
+                             .body = xml.data, .body_len = xml.len };
+    rq.extra[rq.nextra++] = (struct sigv4_header){ "content-type", "application/xml" };
+    add_conditions(&rq, u->o);
+    rc = call(u->b, &rq, &r, NULL, 0, true);
+    if ((rc == ENOENT || rc == ECANCELED) && r.attempts > 1) {
+        /* The first Complete may have landed and its reply got lost:
+         * then the object carries exactly our parts' ETag. */
+        char expect[64];
+        struct fetch_objinfo cur;
+        multipart_etag(&u->parts, expect, sizeof expect);
+        if (head_object(u->b, u->key, &cur, true) == 0 && strcmp(cur.version, expect) == 0) {
+            u->upload_id[0] = '\0';
+            rc = 0;
             goto out;
         }
     }
-    upload_id[0] = '\0';        /* complete: nothing to abort */
+    if (rc)
+        goto out;
+    char code[64], msg[256];
+    /* A 200 reply can still carry an error (S3 reports late failures so). */
+    if (s3xml_parse_error(r.body.data, r.body.len, code, sizeof code, msg, sizeof msg) == 0) {
+        log_error("fetch: S3 completing the upload of %s failed: %s %s", u->key, code, msg);
+        rc = strcmp(code, "PreconditionFailed") == 0 ? ECANCELED : EIO;
+        goto out;
+    }
+    u->upload_id[0] = '\0';        /* complete: nothing to abort */
 out:
-    if (rc && upload_id[0])
-        abort_upload(b, fk, key, upload_id);
-out_noabort:
-    if (orphans_possible) {
-        struct orphan_ctx oc = { b, fk, key, upload_id, began };
-        list_uploads_raw(b, fk, abort_orphan, &oc);
-    }
-    free(parts.etags);
     free(xml.data);
     response_free(&r);
     return rc;
 }
 
-static int s3_put(fetch_backend *fb, const char *key, fetch_pull_fn pull, void *arg,
-                  const struct fetch_put_opts *o, struct fetch_objinfo *oi)
+static void s3_upload_free(struct s3_upload *u)
 {
-    struct s3_backend *b = s3_of(fb);
-    size_t part = o->part_size ? o->part_size : DEFAULT_PART_SIZE;
-    char fk[2048], hex[65];
-    bool eof, meta_done = true;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    char *buf = malloc(part);
-    int rc;
+    finish_all(u);
+    if (u->upload_id[0])
+        abort_upload(u->b, u->fk, u->key, u->upload_id);
+    if (u->orphans_possible) {
+        struct orphan_ctx oc = { u->b, u->fk, u->key, u->upload_id, u->began };
+        list_uploads_raw(u->b, u->fk, abort_orphan, &oc);
+    }
+    for (unsigned i = 0; i < u->threads; i++)
+        free(u->slot[i].buf);
+    free(u->parts.etags);
+    EVP_MD_CTX_free(u->md);
+    free(u->key);
+    free(u);
+}
 
-    if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        rc = ENOMEM;
+static void s3_upload_abort(fetch_upload *fu)
+{
+    s3_upload_free(s3_upload_of(fu));
+}
+
+static int s3_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
+{
+    struct s3_upload *u = s3_upload_of(fu);
+    const struct fetch_put_opts *o = u->o;
+    char hex[65];
+    unsigned char d[32];
+    int rc = u->err;
+    if (rc)
+        goto out;
+    /* A body that fits the first part goes in one PUT, signed with its hash. */
+    bool single = !u->upload_id[0] && u->partno <= 1;
+    if (!single && u->fill && u->fill->len && (rc = send_fill(u)))
+        goto out;
+    if (!single && (rc = finish_all(u)))
+        goto out;
+    EVP_DigestFinal_ex(u->md, d, NULL);
+    fetch_hex(d, 32, hex);
+    if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
+        log_error("fetch: S3 upload of %s: body SHA-256 %s differs from the expected %s; not stored",
+                  u->key, hex, o->sha256_hex);
+        rc = EIO;
         goto out;
     }
-    if ((rc = full_key(b, key, fk, sizeof fk)))
-        goto out;
-    ssize_t n = pull_full(pull, arg, buf, part, &eof);
-    if (n < 0) {
-        rc = (int)-n;
-        log_error("fetch: S3 upload of %s: the source failed: %s", key, strerror(rc));
-        goto out;
-    }
-    EVP_DigestUpdate(md, buf, (size_t)n);
-    if (eof) {
-        unsigned char d[32];
-        EVP_DigestFinal_ex(md, d, NULL);
-        fetch_hex(d, 32, hex);
-        if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
-            log_error("fetch: S3 upload of %s: body SHA-256 %s differs from the expected %s; not stored",
-                      key, hex, o->sha256_hex);
-            rc = EIO;
-            goto out;
-        }
-        rc = put_single(b, fk, key, buf, (size_t)n, hex, o);
+    if (single) {
+        rc = put_single(u->b, u->fk, u->key, u->fill ? u->fill->buf : "", u->fill ? u->fill->len : 0,
+                        hex, o);
+        u->meta_done = true;
     } else {
-        rc = put_multipart(b, fk, key, buf, part, (size_t)n, pull, arg, md, o, hex, &meta_done);
+        rc = complete_multipart(u);
     }
     if (rc)
         goto out;
     struct fetch_objinfo cur;
     /* CompleteMultipartUpload's ETag is empty on RGW: ask HEAD. */
-    if ((rc = head_object(b, key, &cur, false)))
+    if ((rc = head_object(u->b, u->key, &cur, false)))
         goto out;
-    if (!meta_done) {
-        if (set_sha256_metadata(b, fk, key, cur.version, hex) == 0)
-            head_object(b, key, &cur, false);
+    if (!u->meta_done) {
+        if (set_sha256_metadata(u->b, u->fk, u->key, cur.version, hex) == 0)
+            head_object(u->b, u->key, &cur, false);
         else
-            log_warn("fetch: S3 %s was stored, but without its SHA-256 metadata", key);
+            log_warn("fetch: S3 %s was stored, but without its SHA-256 metadata", u->key);
     }
     if (!cur.sha256[0])
         memcpy(cur.sha256, hex, sizeof hex);
@@ -1611,9 +1662,8 @@ static int s3_put(fetch_backend *fb, const char *key, fetch_pull_fn pull, void *
         *oi = cur;
 out:
     if (rc == ECANCELED)
-        log_info("fetch: S3 %s changed since it was read; not overwritten", key);
-    EVP_MD_CTX_free(md);
-    free(buf);
+        log_info("fetch: S3 %s changed since it was read; not overwritten", u->key);
+    s3_upload_free(u);
     return rc;
 }
 
@@ -1642,7 +1692,10 @@ static const struct fetch_methods s3_methods = {
     .list = s3_list,
     .stat = s3_stat,
     .open = s3_open,
-    .put = s3_put,
+    .upload_begin = s3_upload_begin,
+    .upload_write = s3_upload_write,
+    .upload_commit = s3_upload_commit,
+    .upload_abort = s3_upload_abort,
     .del = s3_del,
     .abort_uploads = s3_abort_uploads,
     .close = s3_close,

@@ -1,4 +1,4 @@
-/* writeback.c: writes changed runs back to the backend as new tarballs (kv_export on a thread, uploaded with a version precondition), with conflicts; run create, delete and rename. */
+/* writeback.c: writes changed runs back to the backend as new tarballs (kv_export pushed into an upload with a version precondition), with conflicts; run create, delete and rename. */
 #include "vfs/vfs_internal.h"
 #include "util/crashpt.h"
 #include "util/log.h"
@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,52 +16,14 @@
 /* Longest wait between idle retries of a failing write-back. */
 #define VFS_WB_BACKOFF_MAX_MS (3600 * 1000)
 
-/* ---- the tar stream: kv_export on a thread, into a socket pair ------- */
+/* ---- the tar stream: kv_export pushed straight into the upload ------- */
 
-struct tar_job {
+struct push_state {
+    fetch_upload *u;
     kv_run *kr;
-    const char *top;            /* member prefix: the run's last component */
-    enum tar_filter filter;
-    int fd;                     /* write end of the socket pair */
-    struct kv_export_result res;
-    int err;
-};
-
-static int job_send(void *arg, const void *buf, size_t len)
-{
-    struct tar_job *j = arg;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = send(j->fd, (const char *)buf + done, len - done,
-                         MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        done += (size_t)n;
-    }
-    return 0;
-}
-
-/* The writer thread: the whole run as a tarball into j->fd. */
-static void *tar_main(void *arg)
-{
-    struct tar_job *j = arg;
-    j->err = kv_export(j->kr, j->top, j->filter, job_send, j, &j->res);
-    /* End of stream for the reader; a failure is told by j->err. */
-    shutdown(j->fd, SHUT_WR);
-    close(j->fd);
-    return NULL;
-}
-
-struct pull_state {
-    int fd;
-    pthread_t thread;
-    bool joined;
-    struct tar_job *job;
     EVP_MD_CTX *md;             /* the body's SHA-256, when recording */
     uint64_t bytes;
+    int err;                    /* the upload's own error, if it failed */
 };
 
 /* The "wb-pending" metadata: "SHA256HEX SIZE" of the last tarball whose
@@ -72,7 +33,7 @@ struct pull_state {
  * its own object (same SHA-256) from someone else's (a real conflict). */
 #define WB_PENDING "wb-pending"
 
-static int record_pending(struct pull_state *ps)
+static int record_pending(struct push_state *ps)
 {
     unsigned char d[32];
     char val[96];
@@ -83,85 +44,56 @@ static int record_pending(struct pull_state *ps)
         n += snprintf(val + n, sizeof val - (size_t)n, "%02x", d[i]);
     n += snprintf(val + n, sizeof val - (size_t)n, " %llu",
                   (unsigned long long)ps->bytes);
-    int err = kv_run_setmeta(ps->job->kr, WB_PENDING, val, (size_t)n);
+    int err = kv_run_setmeta(ps->kr, WB_PENDING, val, (size_t)n);
     if (!err)
-        err = kv_run_sync(ps->job->kr);
+        err = kv_run_sync(ps->kr);
     return err;
 }
 
-static ssize_t pull_tar(void *arg, void *buf, size_t cap)
+static int push_tar(void *arg, const void *buf, size_t len)
 {
-    struct pull_state *ps = arg;
-    for (;;) {
-        ssize_t n = read(ps->fd, buf, cap);
-        if (n > 0) {
-            if (ps->md && !EVP_DigestUpdate(ps->md, buf, (size_t)n))
-                return -EIO;
-            ps->bytes += (uint64_t)n;
-            return n;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        /* End of stream: complete only if the writer says so. */
-        if (!ps->joined) {
-            pthread_join(ps->thread, NULL);
-            ps->joined = true;
-        }
-        if (ps->job->err)
-            return -ps->job->err;
-        int err = ps->md ? record_pending(ps) : 0;
-        return err ? -err : 0;
-    }
+    struct push_state *ps = arg;
+    if (ps->md && !EVP_DigestUpdate(ps->md, buf, len))
+        return EIO;
+    ps->bytes += len;
+    return ps->err = fetch_upload_write(ps->u, buf, len);
 }
 
 /* Upload run kr as key; with pending, record the body as WB_PENDING before
- * the backend publishes it.  Errors: fetch_put's (ECANCELED:
- * precondition), the tar writer's, ENOMEM. */
+ * the backend publishes it.  Errors: the upload's (ECANCELED:
+ * precondition), kv_export's, ENOMEM. */
 static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
                       const struct fetch_put_opts *opts, bool pending,
                       struct fetch_objinfo *oi, uint64_t *files)
 {
-    int sv[2];
-    EVP_MD_CTX *md = NULL;
-    if (pending && (!(md = EVP_MD_CTX_new()) ||
-                    !EVP_DigestInit_ex(md, EVP_sha256(), NULL))) {
-        EVP_MD_CTX_free(md);
+    struct push_state ps = { .kr = kr };
+    if (pending && (!(ps.md = EVP_MD_CTX_new()) ||
+                    !EVP_DigestInit_ex(ps.md, EVP_sha256(), NULL))) {
+        EVP_MD_CTX_free(ps.md);
         return ENOMEM;
     }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        EVP_MD_CTX_free(md);
-        return errno;
-    }
-    int sx = tar_suffix_match(key, strlen(key), true, NULL);
-    struct tar_job job = {
-        .kr = kr, .top = top, .fd = sv[1],
-        .filter = sx >= 0 ? tar_suffixes[sx].filter : TAR_FILTER_NONE,
-    };
-    struct pull_state ps = { .fd = sv[0], .job = &job, .md = md };
-    int err = pthread_create(&ps.thread, NULL, tar_main, &job);
+    int err = fetch_upload_begin(v->backend, key, opts, &ps.u);
     if (err) {
-        close(sv[0]);
-        close(sv[1]);
-        EVP_MD_CTX_free(md);
+        EVP_MD_CTX_free(ps.md);
         return err;
     }
-    err = fetch_put(v->backend, key, pull_tar, &ps, opts, oi);
-    EVP_MD_CTX_free(md);
-    /* Unblocks a writer still sending (the upload gave up early). */
-    close(sv[0]);
-    if (!ps.joined)
-        pthread_join(ps.thread, NULL);
-    /* A writer cut off because the upload gave up is not news. */
-    if (job.err && !(err && job.err == EPIPE)) {
+    int sx = tar_suffix_match(key, strlen(key), true, NULL);
+    struct kv_export_result res;
+    memset(&res, 0, sizeof res);
+    err = kv_export(kr, top, sx >= 0 ? tar_suffixes[sx].filter : TAR_FILTER_NONE,
+                    push_tar, &ps, &res);
+    *files = res.files;
+    if (err && !ps.err)
         log_error("vfs: writing run %s as a tarball failed: %s",
-                  kv_run_name(kr), job.res.error);
-        if (!err)
-            err = job.err;
+                  kv_run_name(kr), res.error);
+    if (!err && ps.md)
+        err = record_pending(&ps);
+    EVP_MD_CTX_free(ps.md);
+    if (err) {
+        fetch_upload_abort(ps.u);
+        return err;
     }
-    *files = job.res.files;
-    return err;
+    return fetch_upload_commit(ps.u, oi);
 }
 
 /* ---- write-back ------------------------------------------------------ */

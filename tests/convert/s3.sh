@@ -94,6 +94,24 @@ t_s3_multipart_streamed() {
   not grep -q tmp "$T/ls"
 }
 
+# An object stored in parts over 5 GB cannot get x-amz-meta-sha256 (S3
+# copies at most 5 GB; the fault "meta" stands for that): its index still
+# names its SHA-256, so a re-run finds it up to date instead of uploading
+# the whole run again.
+t_s3_no_sha256_metadata_uses_the_index() {
+  mkdir -p "$T/nometa"
+  $GEN --name RUN_NOMETA --file-size 1M --cycles 3 "$T/nometa"
+  TARNFS_FAULT="meta:5" "$TARNFS" convert "$T/nometa" --to "s3://$BUCKET/nm" --part-size 5M > "$T/nm1" 2>&1
+  cat "$T/nm1"
+  grep -q "without its SHA-256 metadata" "$T/nm1"
+  "$S3TOOL" stat "$BUCKET/nm" RUN_NOMETA.tar > "$T/nm.stat"
+  cat "$T/nm.stat"
+  [ -z "$(cut -f5 "$T/nm.stat")" ]
+  "$TARNFS" convert "$T/nometa" --to "s3://$BUCKET/nm" --part-size 5M > "$T/nm2"
+  cat "$T/nm2"
+  grep -q "summary: 1 run: 0 converted, 1 up to date, 0 failed" "$T/nm2"
+}
+
 t_s3_failure_mid_upload() {
   local rc=0
   mkdir -p "$T/fail"
@@ -249,6 +267,7 @@ else
   check 'S3: the object round-trips through GNU tar -d and tarnfs ingest' t_s3_round_trip
   check 'S3: a re-run finds every object up to date by SHA-256; --force uploads again' t_s3_resume_force
   check 'S3: a 25 MiB run goes up as a multipart upload with --part-size 5M, no temporary file' t_s3_multipart_streamed
+  check 'S3: an object stored without its SHA-256 metadata (over 5 GB) is found up to date through its index' t_s3_no_sha256_metadata_uses_the_index
   check 'S3: an upload broken after two parts (tar side or S3 500s) or by S3 resets leaves no object and no multipart upload' t_s3_failure_mid_upload
   check 'S3: Ctrl-C during an upload aborts it: no object, no multipart upload, source kept' t_s3_sigint_aborts_upload
   check 'S3: --naming path keeps directories in the key; --verify --delete-source removes the sources' t_s3_naming_path_and_delete

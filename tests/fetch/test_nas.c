@@ -454,6 +454,37 @@ START_TEST(a_failing_source_leaves_the_old_object_and_no_temp_file)
 }
 END_TEST
 
+START_TEST(a_pushed_upload_is_invisible_until_commit_and_an_abort_leaves_nothing)
+{
+    fetch_backend *b = open_nas();
+    char *got;
+    struct fetch_objinfo oi;
+    ck_assert_int_eq(put_string(b, "run.tar", "old", NULL, NULL), 0);
+    fetch_upload *u;
+    ck_assert_int_eq(fetch_upload_begin(b, "run.tar", NULL, &u), 0);
+    ck_assert_int_eq(fetch_upload_write(u, "new ", 4), 0);
+    ck_assert_int_eq(fetch_upload_write(u, "body", 4), 0);
+    ck_assert_int_eq(read_object(b, "run.tar", 0, 0, &got), 3);    /* still the old one */
+    free(got);
+    ck_assert_int_eq(count_temp_files(tmpdir), 1);
+    ck_assert_int_eq(fetch_upload_commit(u, &oi), 0);
+    ck_assert_int_eq(read_object(b, "run.tar", 0, 0, &got), 8);
+    ck_assert_mem_eq(got, "new body", 8);
+    free(got);
+    /* sha256("new body") */
+    ck_assert_str_eq(oi.sha256, "ae907ab9a383483e5c37beee966723544b9e6f12148a7dcd56ceea7ad44c5a7b");
+    ck_assert_int_eq(count_temp_files(tmpdir), 0);
+    ck_assert_int_eq(fetch_upload_begin(b, "run.tar", NULL, &u), 0);
+    ck_assert_int_eq(fetch_upload_write(u, "dropped", 7), 0);
+    fetch_upload_abort(u);
+    ck_assert_int_eq(read_object(b, "run.tar", 0, 0, &got), 8);
+    ck_assert_mem_eq(got, "new body", 8);
+    free(got);
+    ck_assert_int_eq(count_temp_files(tmpdir), 0);
+    fetch_close(b);
+}
+END_TEST
+
 START_TEST(sweep_removes_only_temp_files_of_dead_writers_of_this_host)
 {
     char host[256], host40[48], name[512];
@@ -687,6 +718,7 @@ static Suite *nas_suite(void)
     tcase_add_test(tc, if_none_match_only_creates);
     tcase_add_test(tc, if_match_replaces_only_the_version_it_names);
     tcase_add_test(tc, a_failing_source_leaves_the_old_object_and_no_temp_file);
+    tcase_add_test(tc, a_pushed_upload_is_invisible_until_commit_and_an_abort_leaves_nothing);
     tcase_add_test(tc, sweep_removes_only_temp_files_of_dead_writers_of_this_host);
     tcase_add_test(tc, readers_see_the_old_or_the_new_object_never_a_mix);
     tcase_add_test(tc, concurrent_creators_exactly_one_wins);

@@ -390,6 +390,74 @@ START_TEST(multipart_put_reads_back_equal)
 }
 END_TEST
 
+START_TEST(a_pushed_upload_in_odd_pieces_is_stored_whole_with_its_sha256)
+{
+    size_t len = 700001;
+    char *data = pattern(len, 5), hex[65];
+    struct fetch_objinfo oi, st;
+    struct fetch_put_opts o = { .part_size = 128 << 10 };
+    hex_sha256(data, len, hex);
+    fetch_upload *u;
+    ck_assert_int_eq(fetch_upload_begin(b, k("pushed.tar"), &o, &u), 0);
+    size_t off = 0, step = 1;
+    while (off < len) {     /* 1, 3, 9 ... bytes: pieces across part edges */
+        size_t n = len - off < step ? len - off : step;
+        ck_assert_int_eq(fetch_upload_write(u, data + off, n), 0);
+        off += n;
+        step = step * 3 % 200003 + 1;
+    }
+    ck_assert_int_eq(fetch_stat(b, k("pushed.tar"), &st), ENOENT);  /* nothing before commit */
+    ck_assert_int_eq(fetch_upload_commit(u, &oi), 0);
+    ck_assert_uint_eq(oi.size, len);
+    ck_assert_str_eq(oi.sha256, hex);
+    ck_assert_ptr_nonnull(strstr(oi.version, "-6"));    /* 128 KiB parts */
+    assert_object_is(k("pushed.tar"), data, len);
+    ck_assert_int_eq(uploads_left(), 0);
+    free(data);
+}
+END_TEST
+
+START_TEST(an_aborted_upload_leaves_no_object_and_no_parts)
+{
+    size_t len = 500000;
+    char *data = pattern(len, 6);
+    struct fetch_put_opts o = { .part_size = 128 << 10 };
+    fetch_upload *u;
+    ck_assert_int_eq(fetch_upload_begin(b, k("dropped.tar"), &o, &u), 0);
+    ck_assert_int_eq(fetch_upload_write(u, data, len), 0);   /* parts went out */
+    fetch_upload_abort(u);
+    struct fetch_objinfo st;
+    ck_assert_int_eq(fetch_stat(b, k("dropped.tar"), &st), ENOENT);
+    ck_assert_int_eq(uploads_left(), 0);
+    /* and one aborted before any part */
+    ck_assert_int_eq(fetch_upload_begin(b, k("dropped.tar"), &o, &u), 0);
+    ck_assert_int_eq(fetch_upload_write(u, data, 1000), 0);
+    fetch_upload_abort(u);
+    ck_assert_int_eq(fetch_stat(b, k("dropped.tar"), &st), ENOENT);
+    ck_assert_int_eq(uploads_left(), 0);
+    free(data);
+}
+END_TEST
+
+START_TEST(a_large_part_size_starts_with_an_8_mib_part)
+{
+    /* With 16 MiB parts, 12 MiB goes as 8 + 4 MiB: the first PUT starts
+     * after 8 MiB, not after a whole part. */
+    size_t len = 12u << 20;
+    char *data = pattern(len, 7);
+    struct fetch_objinfo oi;
+    struct fetch_put_opts o = { .part_size = 16u << 20 };
+    ck_assert_int_eq(put_mem(k("ramp.tar"), data, len, &o, &oi), 0);
+    ck_assert_ptr_nonnull(strstr(oi.version, "-2"));
+    assert_object_is(k("ramp.tar"), data, len);
+    /* up to 8 MiB stays one signed PUT */
+    ck_assert_int_eq(put_mem(k("ramp1.tar"), data, 8u << 20, &o, &oi), 0);
+    ck_assert_ptr_null(strchr(oi.version, '-'));
+    ck_assert_int_eq(uploads_left(), 0);
+    free(data);
+}
+END_TEST
+
 START_TEST(if_match_conflicts_are_ecanceled)
 {
     struct fetch_objinfo v1, v2, st;
@@ -662,6 +730,9 @@ int main(void)
     tcase_add_test(tc, listing_pages_through_continuation_tokens);
     tcase_add_test(tc, a_prefix_source_sees_relative_keys);
     tcase_add_test(tc, multipart_put_reads_back_equal);
+    tcase_add_test(tc, a_pushed_upload_in_odd_pieces_is_stored_whole_with_its_sha256);
+    tcase_add_test(tc, an_aborted_upload_leaves_no_object_and_no_parts);
+    tcase_add_test(tc, a_large_part_size_starts_with_an_8_mib_part);
     tcase_add_test(tc, if_match_conflicts_are_ecanceled);
     tcase_add_test(tc, delete_then_enoent);
     tcase_add_test(tc, an_injected_500_is_retried);
