@@ -804,22 +804,24 @@ static int run_all(struct convert_ctx *c)
         worker_main(c);
         return 0;
     }
-    /* The main thread draws the progress line until every run is settled. */
-    for (;;) {
-        size_t settled = 0;
-        for (size_t i = 0; i < c->n; i++) {
-            int st = atomic_load(&c->slots[i].status);
-            settled += st == RUN_DONE || st == RUN_UP_TO_DATE || st == RUN_FAILED;
+    /* The main thread joins the workers, drawing the progress line every
+     * 250 ms meanwhile: the last run's end is seen at once, not at the
+     * next tick of a polling sleep (which cost up to 250 ms per command). */
+    for (unsigned i = 0; i < started; i++) {
+        for (;;) {
+            if (c->tty)
+                draw_progress(c);
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);   /* pthread_timedjoin_np's clock */
+            until.tv_nsec += 250 * 1000 * 1000;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (pthread_timedjoin_np(th[i], NULL, &until) != ETIMEDOUT)
+                break;
         }
-        if (settled == c->n)
-            break;
-        if (c->tty)
-            draw_progress(c);
-        struct timespec ts = { 0, 250 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
     }
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
     free(th);
     pthread_mutex_lock(&c->out_mu);
     clear_progress_locked(c);
