@@ -789,29 +789,6 @@ static int ingest_data(struct ingest *in, const struct ingest_member *e,
     return 0;
 }
 
-/* An index member: the file gets its size, and its data is absent. */
-static int place_absent(struct ingest *in, const struct ingest_member *e,
-                        kv_ino ino, const char *member)
-{
-    if (e->size < 0)
-        return ingest_fail(in, EBADMSG, member, "negative size");
-    if (e->size == 0)
-        return 0;
-    /* Times again: growing a file counts as modifying it. */
-    struct kv_sattr s = {
-        .mask = KV_SET_SIZE | KV_SET_ATIME | KV_SET_MTIME,
-        .size = (uint64_t)e->size, .atime = e->atime, .mtime = e->mtime,
-    };
-    int err = kv_setattr(in->run, ino, &s, NULL);
-    if (!err)
-        err = kv_set_absent(in->run, ino, member, e->data_off, e->nsums,
-                            e->sums);
-    if (err)
-        return ingest_fail(in, err == EINVAL ? EBADMSG : err, member,
-                           "recording absent data: %s", strerror(err));
-    return 0;
-}
-
 static int ingest_hardlink(struct ingest *in, const struct ingest_member *e,
                            char *relpath, const char *member)
 {
@@ -915,6 +892,23 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
         return ingest_fail(in, EBADMSG, member, "unknown file type 0%o",
                            mode & S_IFMT);
     }
+    /* A member of an index is made with its size and absent data in one
+     * step (five Kyoto Cabinet calls fewer than setting them after). */
+    struct kv_absent_spec absent;
+    if (S_ISREG(mode) && e->absent) {
+        if (e->size < 0)
+            return ingest_fail(in, EBADMSG, member, "negative size");
+        if (e->size > 0) {
+            absent = (struct kv_absent_spec){
+                .size = (uint64_t)e->size, .member = member,
+                .data_off = e->data_off, .nchunks = e->nsums, .crcs = e->sums,
+            };
+            if (!kv_absent_spec_ok(&absent))
+                return ingest_fail(in, EBADMSG, member,
+                                   "recording absent data: %s", strerror(EINVAL));
+            nn.absent = &absent;
+        }
+    }
     struct kv_attr a;
     /* A streaming reader must not take a file whose data is still coming
      * for a complete one: it is told the number before the name exists. */
@@ -939,7 +933,7 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
     if (S_ISREG(mode)) {
         in->res->files++;
         if (e->absent)
-            err = place_absent(in, e, a.ino, member);
+            err = 0;            /* made with its size and absent data */
         else if (e->size > 0 && in->ar)
             err = ingest_data(in, e, a.ino, member);
         else if (e->size > 0)

@@ -218,6 +218,13 @@ size_t kv_key_block(unsigned char *k, kv_ino ino, uint64_t blk);
 /* Under the read lock: ENODATA if [off, off+len) of regular file ino has
  * an absent chunk, else 0 (or EIO). */
 int kv_absent_check(kv_run *r, kv_ino ino, uint64_t off, uint64_t len);
+/* True if spec is valid for a file of its size (nchunks matches, CRCs
+ * given).  */
+bool kv_absent_spec_ok(const struct kv_absent_spec *spec);
+/* Inside a write: record the absent data of new file ino per spec (the
+ * records kv_set_absent makes, and the run's lazy totals).  The caller
+ * has checked spec and that ino has no data.  Errors: ENOSPC, EIO. */
+int kv_absent_record(kv_run *r, kv_ino ino, const struct kv_absent_spec *spec);
 /* Whether data block blk of ino lies in an absent chunk of an index file
  * (such a block is garbage a crash left: kv_data_gc removes it). */
 bool kv_block_absent(kv_run *r, kv_ino ino, uint64_t blk);

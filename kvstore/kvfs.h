@@ -81,6 +81,16 @@ struct kv_sattr {
 
 /* A new node for kv_mknode().  mode carries the type: S_IFREG, S_IFDIR,
  * S_IFLNK, S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK. */
+/* A regular file created with its size and all its data absent, as
+ * kv_set_absent records it (same fields, same rules), in the same step. */
+struct kv_absent_spec {
+    uint64_t size;                  /* > 0 */
+    const char *member;             /* archive path, for messages */
+    uint64_t data_off;
+    uint32_t nchunks;               /* ceil(size / KV_CHUNK) */
+    const uint32_t *crcs;
+};
+
 struct kv_newnode {
     uint32_t mode, uid, gid;
     uint64_t rdev;                  /* devices */
@@ -88,6 +98,7 @@ struct kv_newnode {
     kv_ino ino_hint;                /* 0: kvstore picks */
     bool has_times;                 /* use atime/mtime below, else now */
     struct timespec atime, mtime;
+    const struct kv_absent_spec *absent;   /* S_IFREG only; NULL: empty */
 };
 
 /* Filesystem statistics for one run or for the whole cache. */

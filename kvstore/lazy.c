@@ -166,6 +166,46 @@ static uint64_t nchunks_for(uint64_t size)
     return (size + KV_CHUNK - 1) / KV_CHUNK;
 }
 
+bool kv_absent_spec_ok(const struct kv_absent_spec *spec)
+{
+    return spec->size > 0 && nchunks_for(spec->size) == spec->nchunks &&
+           (spec->nchunks == 0 || spec->crcs);
+}
+
+int kv_absent_record(kv_run *r, kv_ino ino, const struct kv_absent_spec *spec)
+{
+    unsigned char k[9];
+    struct absent_rec a = { spec->data_off, spec->nchunks, 0 };
+    int err = store_a(r, ino, &a);
+    const char *member = spec->member;
+    size_t mlen = member ? strnlen(member, 4096) : 0;
+    if (!err && !kcdbset(r->db, (char *)k, key_a(k, 'W', ino),
+                         member ? member : "", mlen))
+        err = kv_kcerr(r->db);
+    uint32_t nchunks = spec->nchunks;
+    for (uint32_t g = 0; !err && (uint64_t)g * CRC_GROUP < nchunks; g++) {
+        unsigned char v[CRC_GROUP * 4], kc[17];
+        uint32_t n = nchunks - g * CRC_GROUP;
+        if (n > CRC_GROUP)
+            n = CRC_GROUP;
+        for (uint32_t i = 0; i < n; i++)
+            kv_put32(v + 4 * (size_t)i, spec->crcs[g * CRC_GROUP + i]);
+        if (!kcdbset(r->db, (char *)kc, kv_key_ino2(kc, 'C', ino, g),
+                     (char *)v, (size_t)n * 4))
+            err = kv_kcerr(r->db);
+    }
+    struct lazy_totals t;
+    if (!err)
+        err = load_totals(r, &t);
+    if (!err) {
+        t.total += spec->size;
+        err = store_totals(r, &t);
+    }
+    if (!err)
+        __atomic_store_n(&r->lazy, 1, __ATOMIC_RELEASE);
+    return err;
+}
+
 int kv_set_absent(kv_run *r, kv_ino ino, const char *member,
                   uint64_t data_off, uint32_t nchunks, const uint32_t *crcs)
 {
@@ -176,41 +216,16 @@ int kv_set_absent(kv_run *r, kv_ino ino, const char *member,
     err = kv_inode_load(r, ino, &in);
     if (err)
         return kv_wend(r, err);
-    if (!S_ISREG(in.mode) || in.size == 0 || in.used != 0 ||
-        nchunks_for(in.size) != nchunks || (nchunks && !crcs))
+    struct kv_absent_spec spec = { in.size, member, data_off, nchunks, crcs };
+    if (!S_ISREG(in.mode) || in.used != 0 || !kv_absent_spec_ok(&spec))
         err = EINVAL;
     unsigned char k[9];
     if (!err && kcdbcheck(r->db, (char *)k, key_a(k, 'A', ino)) >= 0)
         err = EINVAL;           /* already marked */
-    if (!err) {
-        struct absent_rec a = { data_off, nchunks, 0 };
-        err = store_a(r, ino, &a);
-    }
-    size_t mlen = member ? strnlen(member, 4096) : 0;
-    if (!err && !kcdbset(r->db, (char *)k, key_a(k, 'W', ino),
-                         member ? member : "", mlen))
-        err = kv_kcerr(r->db);
-    for (uint32_t g = 0; !err && (uint64_t)g * CRC_GROUP < nchunks; g++) {
-        unsigned char v[CRC_GROUP * 4], kc[17];
-        uint32_t n = nchunks - g * CRC_GROUP;
-        if (n > CRC_GROUP)
-            n = CRC_GROUP;
-        for (uint32_t i = 0; i < n; i++)
-            kv_put32(v + 4 * (size_t)i, crcs[g * CRC_GROUP + i]);
-        if (!kcdbset(r->db, (char *)kc, kv_key_ino2(kc, 'C', ino, g),
-                     (char *)v, (size_t)n * 4))
-            err = kv_kcerr(r->db);
-    }
-    uint64_t total, present;
     if (!err)
-        err = load_lazy_totals(r, &total, &present);
-    if (!err)
-        err = store_lazy_totals(r, total + in.size, present);
+        err = kv_absent_record(r, ino, &spec);
     kv_inode_free(&in);
-    err = kv_wend(r, err);
-    if (!err)
-        __atomic_store_n(&r->lazy, 1, __ATOMIC_RELEASE);
-    return err;
+    return kv_wend(r, err);
 }
 
 int kv_absent_check(kv_run *r, kv_ino ino, uint64_t off, uint64_t len)

@@ -365,6 +365,8 @@ int kv_mknode(kv_run *r, kv_ino dir, const char *name,
         if (tlen > KV_SYMLINK_MAX)
             return ENAMETOOLONG;
     }
+    if (n->absent && (!S_ISREG(n->mode) || !kv_absent_spec_ok(n->absent)))
+        return EINVAL;
     if ((err = kv_wbegin(r)))
         return err;
     struct kv_inode d, in = {0};
@@ -400,9 +402,13 @@ int kv_mknode(kv_run *r, kv_ino dir, const char *name,
             in.target = (char *)n->symlink_target;
         } else if (S_ISCHR(n->mode) || S_ISBLK(n->mode)) {
             in.rdev = n->rdev;
+        } else if (n->absent) {
+            in.size = n->absent->size;
         }
         err = kv_inode_store(r, ino, &in);
         in.target = NULL;
+        if (!err && n->absent)
+            err = kv_absent_record(r, ino, n->absent);
         if (!err)
             err = entry_add(r, dir, &d, name, len, ino);
         /* An ingest (a staged run) keeps every directory's archived

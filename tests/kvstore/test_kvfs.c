@@ -516,6 +516,43 @@ START_TEST(mknode_creates_each_type)
 }
 END_TEST
 
+START_TEST(a_node_made_with_absent_data_has_its_size_reads_enodata_and_counts_as_missing)
+{
+    setup_published();
+    uint32_t crcs[3] = { 1, 2, 3 };
+    struct kv_absent_spec spec = { .size = 2 * KV_CHUNK + 10, .member = "RUN/x.bcl",
+                                   .data_off = 512, .nchunks = 3, .crcs = crcs };
+    struct kv_newnode n = { .mode = S_IFREG | 0644, .absent = &spec, .has_times = true,
+                            .mtime = { 1000000000, 7 } };
+    struct kv_attr a;
+    ck_assert_int_eq(kv_mknode(run, root, "x.bcl", &n, &a), 0);
+    ck_assert_uint_eq(a.size, 2 * KV_CHUNK + 10);
+    ck_assert_uint_eq(a.used, 0);
+    ck_assert_uint_eq(a.mtime.tv_nsec, 7);
+    char buf[16];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, a.ino, KV_CHUNK, buf, sizeof buf, &got, &eof), ENODATA);
+    uint64_t off, present, total;
+    uint32_t len, crc;
+    ck_assert_int_eq(kv_chunk_source(run, a.ino, 2, &off, &len, &crc), 0);
+    ck_assert_uint_eq(off, 512 + 2 * (uint64_t)KV_CHUNK);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_uint_eq(crc, 3);
+    ck_assert_int_eq(kv_run_presence(run, &present, &total), 0);
+    ck_assert_uint_eq(present, 0);
+    ck_assert_uint_eq(total, 2 * KV_CHUNK + 10);
+    /* a spec that does not fit its size makes nothing */
+    spec.nchunks = 2;
+    ck_assert_int_eq(kv_mknode(run, root, "y.bcl", &n, NULL), EINVAL);
+    spec.nchunks = 3;
+    n.mode = S_IFDIR | 0755;
+    ck_assert_int_eq(kv_mknode(run, root, "y.bcl", &n, NULL), EINVAL);
+    kv_ino none;
+    ck_assert_int_eq(kv_lookup(run, root, "y.bcl", &none), ENOENT);
+}
+END_TEST
+
 START_TEST(mknode_errors)
 {
     setup_published();
@@ -2181,6 +2218,7 @@ static Suite *kvfs_suite(void)
     tcase_set_timeout(tc_nodes, 300);
     tcase_add_test(tc_nodes, ino_for_is_deterministic_63_bit_and_at_least_16);
     tcase_add_test(tc_nodes, mknode_creates_each_type);
+    tcase_add_test(tc_nodes, a_node_made_with_absent_data_has_its_size_reads_enodata_and_counts_as_missing);
     tcase_add_test(tc_nodes, mknode_errors);
     tcase_add_test(tc_nodes, mknode_uses_hint_or_next_free_number_above);
     tcase_add_test(tc_nodes, lookup_resolves_names_dot_and_dotdot);
