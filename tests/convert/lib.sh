@@ -1,42 +1,12 @@
-# lib.sh: helpers for the `tarnfs convert` suites (sourced): a tiny test
-# runner, manifests that compare a source tree with what `tarnfs ls -lR`
-# shows after an ingest, and byte comparison through `tarnfs cat`.
+# lib.sh: helpers for the `tarnfs convert` suites (sourced): tests/lib.sh
+# with strict checks, manifests that compare a source tree with what
+# `tarnfs ls -lR` shows after an ingest, and byte comparison through
+# `tarnfs cat`.
 
-CONV_PASS=0
-CONV_FAIL=0
-CONV_SKIP=0
-
-# check 'what it shows' command...: runs the command (a shell function,
-# usually) and prints one verdict line.
-check() {
-  local what=$1; shift
-  local log="$T/check.log" rc=0 t0=$SECONDS
-  # Not inside an if: bash ignores set -e in a condition, even in a subshell.
-  ( set -e -o pipefail; "$@" ) >"$log" 2>&1
-  rc=$?
-  if [ $rc -eq 0 ]; then
-    CONV_PASS=$((CONV_PASS + 1)); echo "ok    $what ($((SECONDS - t0))s)"
-    [ -z "${CONV_VERBOSE:-}" ] || sed 's/^/      | /' "$log"
-  else
-    CONV_FAIL=$((CONV_FAIL + 1)); echo "FAIL  $what ($((SECONDS - t0))s)"; sed "s/^/      | /" "$log" | tail -12
-  fi
-}
-
-skip() {
-  CONV_SKIP=$((CONV_SKIP + 1)); echo "skip  $1: $2"
-}
-
-finish() {
-  echo "60-convert: $CONV_PASS passed, $CONV_FAIL failed, $CONV_SKIP skipped"
-  [ "$CONV_FAIL" -eq 0 ]
-}
-
-die() { echo "$*" >&2; return 1; }
-
-# not CMD...: succeeds when CMD fails.  (set -e ignores "! CMD" and every
-# command of an && list but the last, so assertions use this and one test
-# per line.)
-not() { if "$@"; then echo "unexpectedly true: $*" >&2; return 1; fi; return 0; }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# Every check is a shell function of many steps: each runs under set -e,
+# its output shown when it fails (tests/lib.sh).
+CHECK_STRICT=1
 
 # One line per entry below RUN_DIR: path|mode|nlink|uid|gid|size|mtime|target
 # (size and nlink left out for directories: they describe the storage).

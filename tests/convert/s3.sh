@@ -260,7 +260,7 @@ if [ -n "$rgw_missing" ]; then
   skip 'S3 target (real Ceph RGW)' "not available here:$rgw_missing"
 elif ! s3_start > "$T/rgw.log" 2>&1; then
   cat "$T/rgw.log"
-  CONV_FAIL=$((CONV_FAIL + 1)); echo "FAIL  Ceph RGW did not start (see above)"
+  bad "Ceph RGW did not start (see above)"
 else
   echo "      (Ceph RGW on $TARNFS_S3_ENDPOINT, bucket $BUCKET)"
   check 'S3: streamed upload of every run, verified; objects equal the in-place tarballs, SHA-256 stored as metadata' t_s3_convert

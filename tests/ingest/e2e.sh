@@ -10,8 +10,9 @@ cd "${TARNFS_ROOT:-.}" || exit 1
 B="${B:-build-san}"
 TARNFS="$B/tarnfs"
 GENRUN="$B/genrun"
+. tests/lib.sh
 for p in "$TARNFS" "$GENRUN"; do
-  [ -x "$p" ] || { echo "e2e: missing $p (make build-all test-programs)" >&2; exit 1; }
+  [ -x "$p" ] || die "e2e: missing $p (make build-all test-programs)"
 done
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/tarnfs-e2e.XXXXXX")
@@ -20,9 +21,6 @@ C="$W/cache"
 RUN=241023_A01295_0432_BHK3NFDRX5
 export TZ=UTC LC_ALL=C
 
-pass=0 fail=0
-ok()   { pass=$((pass+1)); echo "ok - $1"; }
-nok()  { fail=$((fail+1)); echo "not ok - $1"; }
 
 # --- the source tree and its tarballs ------------------------------------
 "$GENRUN" -q --lanes 2 --cycles 6 --tiles 4 --file-size 48k --extras "$W/src"
@@ -76,7 +74,7 @@ compare_run() {
   if [ "$n" -gt 100 ] && diff -u "$W/want" "$W/got" > "$W/diff"; then
     ok "$label: attributes of all $n entries match (mode nlink uid gid size mtime links)"
   else
-    nok "$label: attributes differ from the source tree"; head -40 "$W/diff"
+    bad "$label: attributes differ from the source tree"; head -40 "$W/diff"
   fi
   local bad=0 files=0 f
   while IFS= read -r -d '' f; do
@@ -88,7 +86,7 @@ compare_run() {
   if [ "$bad" -eq 0 ] && [ "$files" -gt 50 ]; then
     ok "$label: bytes of all $files files match"
   else
-    nok "$label: $bad of $files files differ"
+    bad "$label: $bad of $files files differ"
   fi
 }
 
@@ -97,28 +95,28 @@ if out=$("$TARNFS" ingest --cache "$C" "$W/$RUN.tar" 2>&1) &&
    echo "$out" | grep -q "top directory became the run root"; then
   ok "pax tarball of NAME/ ingests as /NAME (top directory is the run root)"
 else
-  nok "pax ingest: $out"
+  bad "pax ingest: $out"
 fi
 compare_run "$W/src/$RUN" "/$RUN" 0 "pax, nanosecond mtimes"
 
 if "$TARNFS" ingest --cache "$C" "$W/gnu-gz.tar.gz" >/dev/null 2>"$W/err"; then
   ok "GNU-format gzip tarball named differently ingests as /gnu-gz"
 else
-  nok "gnu gzip ingest: $(cat "$W/err")"
+  bad "gnu gzip ingest: $(cat "$W/err")"
 fi
 compare_run "$W/src/$RUN" "/gnu-gz/$RUN" 1 "GNU+gzip, members kept under /gnu-gz/NAME"
 
 if "$TARNFS" ingest -q - "$RUN" --cache "$C" < "$W/z.tar.zst" 2>"$W/err"; then
   ok "zstd tarball from stdin replaces /NAME (options after positionals)"
 else
-  nok "stdin ingest: $(cat "$W/err")"
+  bad "stdin ingest: $(cat "$W/err")"
 fi
 compare_run "$W/src/$RUN" "/$RUN" 0 "zstd via stdin"
 
 if "$TARNFS" cache ls --cache "$C" | grep -q "^$RUN "; then
   ok "cache ls lists the run"
 else
-  nok "cache ls does not list $RUN"
+  bad "cache ls does not list $RUN"
 fi
 
 nruns=$("$TARNFS" cache ls --cache "$C" | tail -n +2 | wc -l)
@@ -127,7 +125,7 @@ if "$TARNFS" cache stats --cache "$C" > "$W/cstats" &&
    grep -q '^server  *none' "$W/cstats"; then
   ok "cache stats counts the runs cache ls lists and says no server has used the cache"
 else
-  nok "cache stats: $(cat "$W/cstats")"
+  bad "cache stats: $(cat "$W/cstats")"
 fi
 
 # --- GNU tar sparse members stay sparse ----------------------------------------
@@ -142,7 +140,7 @@ for fmt in gnu posix; do
      [ "$used" -lt 1048576 ]; then
     ok "tar -S --format=$fmt: a 10 MiB sparse file reads back right and takes $used bytes"
   else
-    nok "tar -S --format=$fmt sparse member (stored: ${used:-?} bytes)"
+    bad "tar -S --format=$fmt sparse member (stored: ${used:-?} bytes)"
   fi
 done
 
@@ -154,7 +152,7 @@ expect_fail() {
   if [ $rc -ne 0 ] && grep -q -- "$pattern" "$W/err"; then
     ok "$label (exit $rc: $(head -1 "$W/err"))"
   else
-    nok "$label: exit $rc, stderr: $(cat "$W/err")"
+    bad "$label: exit $rc, stderr: $(cat "$W/err")"
   fi
 }
 expect_fail "a bad flag is refused" "unknown option '--frobnicate'" "$TARNFS" ls --frobnicate --cache "$C" /
@@ -169,7 +167,7 @@ expect_fail "a missing tarball is named" "cannot open" "$TARNFS" ingest --cache 
 head -c 300000 "$W/$RUN.tar" > "$W/cut.tar"
 expect_fail "a truncated tarball fails naming the member" "member '$RUN/" "$TARNFS" ingest --cache "$C" "$W/cut.tar"
 if "$TARNFS" ls --cache "$C" / | grep -qx cut; then
-  nok "a failed ingest left /cut behind"
+  bad "a failed ingest left /cut behind"
 else
   ok "a failed ingest leaves nothing behind"
 fi
@@ -179,7 +177,7 @@ for cmd in "" ingest ls cat cache; do
   if "$TARNFS" $cmd --help | grep -q "^usage: tarnfs"; then
     ok "tarnfs ${cmd:+$cmd }--help prints usage"
   else
-    nok "tarnfs ${cmd:+$cmd }--help"
+    bad "tarnfs ${cmd:+$cmd }--help"
   fi
 done
 
@@ -187,8 +185,7 @@ if "$TARNFS" cache evict --cache "$C" "$RUN" >/dev/null &&
    ! "$TARNFS" ls --cache "$C" "/$RUN" >/dev/null 2>&1; then
   ok "cache evict removes the run"
 else
-  nok "cache evict"
+  bad "cache evict"
 fi
 
-echo "e2e: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary e2e

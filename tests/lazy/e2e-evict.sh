@@ -8,13 +8,14 @@
 # restart; a tarnfsd killed with SIGKILL while it fills and drops leaves a
 # cache from which every file still reads right.
 set -u
+. "$(dirname "$0")/../lib.sh"
 mode=${1:?usage: e2e-evict.sh nas|s3}
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 for p in "$B/tarnfsd" "$B/tarnfs" "$B/genrun" "$B/tests/lazy/mkindex" "$B/tests/lazy/fhkeep" "$B/tests/s3/s3tool"; do
-  [ -x "$p" ] || { echo "e2e-evict: missing $p (make build-all test-programs)" >&2; exit 1; }
+  [ -x "$p" ] || die "e2e-evict: missing $p (make build-all test-programs)"
 done
-command -v nfs-cat >/dev/null || { echo "e2e-evict: nfs-cat missing (libnfs-utils)" >&2; exit 1; }
+command -v nfs-cat >/dev/null || die "e2e-evict: nfs-cat missing (libnfs-utils)"
 
 work=$(mktemp -d /tmp/evict-e2e.XXXXXX)
 pid= kpid=
@@ -25,12 +26,7 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
-pass=0 fail=0
-check() {   # check "what it shows" command...
-  local what=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   - $mode: $what"
-  else fail=$((fail+1)); echo "FAIL - $mode: $what"; fi
-}
+WHAT_PREFIX="$mode: "
 
 S3="$B/tests/s3/s3tool"
 if [ "$mode" = s3 ]; then
@@ -73,7 +69,7 @@ start() {   # start [nfsport mountport]
     --nfs-port "${1:-0}" --mount-port "${2:-0}" --port-file "$work/ports" \
     2>>"$work/tarnfsd.log" &
   pid=$!
-  for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+  wait_until 10 test -s "$work/ports"
   [ -s "$work/ports" ] || { echo "FAIL - tarnfsd did not start:"; tail "$work/tarnfsd.log"; exit 1; }
   read -r nfsport mountport < "$work/ports"
 }
@@ -169,6 +165,4 @@ start
 check "after a SIGKILL mid-eviction every file of the big run reads right" test "$(read_all $A)" = 0
 check "and so does every file of the other run" test "$(read_all $O)" = 0
 
-echo "e2e-evict ($mode): $pass passed, $fail failed"
-[ $fail -eq 0 ] || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; }
-[ $fail -eq 0 ]
+summary "e2e-evict ($mode)" || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; exit 1; }

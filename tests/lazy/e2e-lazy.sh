@@ -8,13 +8,14 @@
 # full fetch; (NAS) bytes corrupted inside a member give EIO and a log line,
 # never wrong data.
 set -u
+. "$(dirname "$0")/../lib.sh"
 mode=${1:?usage: e2e-lazy.sh nas|s3}
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 for p in "$B/tarnfsd" "$B/genrun" "$B/tests/lazy/mkindex" "$B/tests/s3/s3tool"; do
-  [ -x "$p" ] || { echo "e2e-lazy: missing $p (make build-all test-programs)" >&2; exit 1; }
+  [ -x "$p" ] || die "e2e-lazy: missing $p (make build-all test-programs)"
 done
-command -v nfs-cat >/dev/null || { echo "e2e-lazy: nfs-cat missing (libnfs-utils)" >&2; exit 1; }
+command -v nfs-cat >/dev/null || die "e2e-lazy: nfs-cat missing (libnfs-utils)"
 
 work=$(mktemp -d /tmp/lazy-e2e.XXXXXX)
 pid=
@@ -23,12 +24,7 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
-pass=0 fail=0
-check() {   # check "what it shows" command...
-  local what=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   - $mode: $what"
-  else fail=$((fail+1)); echo "FAIL - $mode: $what"; fi
-}
+WHAT_PREFIX="$mode: "
 
 S3="$B/tests/s3/s3tool"
 if [ "$mode" = s3 ]; then
@@ -113,7 +109,7 @@ conf="$work/tarnfsd.conf"
 "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
   --mount-port 0 --port-file "$work/ports" 2>"$work/tarnfsd.log" &
 pid=$!
-for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+wait_until 10 test -s "$work/ports"
 [ -s "$work/ports" ] || { echo "FAIL - tarnfsd did not start:"; cat "$work/tarnfsd.log"; exit 1; }
 read -r nfsport mountport < "$work/ports"
 url() { echo "nfs://127.0.0.1/$1?nfsport=$nfsport&mountport=$mountport&version=3"; }
@@ -242,7 +238,7 @@ rm -f "$work/ports"
 "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
   --mount-port 0 --port-file "$work/ports" 2>"$work/tarnfsd2.log" &
 pid=$!
-for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+wait_until 10 test -s "$work/ports"
 read -r nfsport mountport < "$work/ports"
 nfs-cat "$(url "$A/RunInfo.xml")" > "$work/w.out" 2>/dev/null
 check "prefetch = whole reads the run" cmp -s "$work/w.out" "$work/src/$A/RunInfo.xml"
@@ -261,7 +257,7 @@ restart() {   # restart CACHE [extra setting]
   "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
     --mount-port 0 --port-file "$work/ports" 2>>"$work/tarnfsd3.log" &
   pid=$!
-  for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+  wait_until 10 test -s "$work/ports"
   read -r nfsport mountport < "$work/ports"
 }
 stat_in() { sleep 1.3; sed -n "s/^$2=//p" "$1/stats"; }
@@ -282,6 +278,4 @@ check "a tarball made by tarnfs convert is served from its index" \
   test "$(stat_in "$work/cache4" fetches)/$(stat_in "$work/cache4" index_fetches)" = 0/2
 check "and reads right" cmp -s "$work/f.out" "$work/conv/$F/RunInfo.xml"
 
-echo "e2e-lazy ($mode): $pass passed, $fail failed"
-[ $fail -eq 0 ] || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; }
-[ $fail -eq 0 ]
+summary "e2e-lazy ($mode)" || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; exit 1; }

@@ -9,13 +9,14 @@
 # a run of many small files read by racing readers while its stream stores
 # in batches: every reader answered, every chunk fetched once.
 set -u
+. "$(dirname "$0")/../lib.sh"
 mode=${1:?usage: e2e-prefetch.sh nas|s3}
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 for p in "$B/tarnfsd" "$B/tarnfs" "$B/genrun" "$B/tests/lazy/mkindex" "$B/tests/s3/s3tool"; do
-  [ -x "$p" ] || { echo "e2e-prefetch: missing $p (make build-all test-programs)" >&2; exit 1; }
+  [ -x "$p" ] || die "e2e-prefetch: missing $p (make build-all test-programs)"
 done
-command -v nfs-cat >/dev/null || { echo "e2e-prefetch: nfs-cat missing (libnfs-utils)" >&2; exit 1; }
+command -v nfs-cat >/dev/null || die "e2e-prefetch: nfs-cat missing (libnfs-utils)"
 
 work=$(mktemp -d /tmp/prefetch-e2e.XXXXXX)
 pid=
@@ -24,12 +25,7 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
-pass=0 fail=0
-check() {   # check "what it shows" command...
-  local what=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   - $mode: $what"
-  else fail=$((fail+1)); echo "FAIL - $mode: $what"; fi
-}
+WHAT_PREFIX="$mode: "
 
 if [ "$mode" = s3 ]; then
   : "${TARNFS_S3_ENDPOINT:?source the env written by tests/s3/rgw-start.sh}"
@@ -66,7 +62,7 @@ conf="$work/tarnfsd.conf"
 "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
   --mount-port 0 --port-file "$work/ports" 2>"$work/tarnfsd.log" &
 pid=$!
-for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+wait_until 10 test -s "$work/ports"
 [ -s "$work/ports" ] || { echo "FAIL - tarnfsd did not start:"; cat "$work/tarnfsd.log"; exit 1; }
 read -r nfsport mountport < "$work/ports"
 url() { echo "nfs://127.0.0.1/$1?nfsport=$nfsport&mountport=$mountport&version=3"; }
@@ -92,10 +88,7 @@ for f in "${cbcl[0]}" "${cbcl[1]}"; do
   nfs-cat "$(url "$A/$f")" > "$work/c.out" 2>/dev/null
   check "member $f reads back" cmp -s "$work/c.out" "$work/src/$A/$f"
 done
-for _ in $(seq 1 300); do
-  grep -q "run $A prefetched" "$work/tarnfsd.log" && break
-  sleep 0.1
-done
+wait_until 30 grep -q "run $A prefetched" "$work/tarnfsd.log"
 check "the threshold started a background fetch of the rest" \
   grep -q "run $A: .*fetching the rest" "$work/tarnfsd.log"
 check "which finished without further READs" grep -q "run $A prefetched" "$work/tarnfsd.log"
@@ -129,10 +122,7 @@ ASAN_OPTIONS=detect_leaks=0 timeout 120 "$B/nfsload" --timeout 60 smallfile --de
   "nfs://127.0.0.1/?nfsport=$nfsport&mountport=$mountport&version=3" "/$S" \
   > "$work/sf.out" 2> "$work/sf.err"
 check "16 readers racing the stream through $nsmall small files all finish" test $? = 0
-for _ in $(seq 1 300); do
-  grep -q "run $S prefetched" "$work/tarnfsd.log" && break
-  sleep 0.1
-done
+wait_until 30 grep -q "run $S prefetched" "$work/tarnfsd.log"
 check "their fills started the stream, which finished" grep -q "run $S prefetched" "$work/tarnfsd.log"
 check "tarnfs cache ls shows that run all present" test "$(present_col $S)" = all
 sfiles=$(cd "$work/src/$S" && find . -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
@@ -156,6 +146,4 @@ rc=$?
 pid=
 check "tarnfsd exits cleanly after a prefetch ($rc)" test "$rc" = 0
 
-echo "e2e-prefetch ($mode): $pass passed, $fail failed"
-[ $fail -eq 0 ] || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; }
-[ $fail -eq 0 ]
+summary "e2e-prefetch ($mode)" || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; exit 1; }

@@ -4,11 +4,10 @@
 # disk, a secret key never printed.  Run by tests/suites/50-nfs.sh (TARNFSD
 # is the binary under test); prints "ok"/"FAIL" lines, exits 1 on a failure.
 set -u
+. "$(dirname "$0")/../lib.sh"
+LINE_PREFIX="  "
 T=$(mktemp -d /tmp/tarnfs-checkconf-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-fail=0
-ok() { echo "  ok   - $*"; }
-bad() { echo "  FAIL - $*"; fail=1; }
 mkdir -p "$T/cache" "$T/nas" "$T/home"
 # No AWS credentials from the caller's environment or ~/.aws.
 run() {   # run CONF [args...]: check CONF; output in $T/out, status in $rc
@@ -193,4 +192,4 @@ after=$(snapshot)
   { bad "--check-config created nothing"; diff <(echo "$before") <(echo "$after"); }
 [ -z "$(ls -A "$T/cache")" ] && ok "... not even handle.key in an existing cache" ||
   bad "... not even handle.key in an existing cache"
-exit $fail
+summary "  check-config"

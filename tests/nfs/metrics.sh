@@ -8,25 +8,19 @@
 # tests/suites/50-nfs.sh with TARNFSD (the binary) and CACHE (a cache
 # holding the run "demo" with perm/public and big.bin); exits 1 on failure.
 set -u
+. "$(dirname "$0")/../lib.sh"
+LINE_PREFIX="  "
 T=$(mktemp -d /tmp/tarnfs-metrics-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
+cleanup() { stop_tracked; rm -rf "$T"; }
 trap cleanup EXIT
-fail=0
-ok() { echo "  ok   - $*"; }
-bad() { echo "  FAIL - $*"; fail=1; }
 
 start() {   # start CONF [CACHE] -> SPID NPORT MPORT MET (metrics port, "" if none)
   rm -f "$T/ports"
   : > "$T/log"
   "$TARNFSD" -f --cache "${2:-$CACHE}" --config "$1" --no-rpcbind --nfs-port 0 --mount-port 0 \
     --port-file "$T/ports" 2>"$T/log" &
-  SPID=$!; pids+=("$SPID")
-  for _ in $(seq 300); do [ -s "$T/ports" ] && break; sleep 0.1; done
+  SPID=$!; track "$SPID"
+  wait_until 30 test -s "$T/ports"
   read -r NPORT MPORT < "$T/ports" || { cat "$T/log"; return 1; }
   MET=$(sed -n 's/.*metrics: serving \/metrics on .*, port \([0-9]*\)$/\1/p' "$T/log")
 }
@@ -196,4 +190,4 @@ want=$(printf '%s\n' "$NPORT" "$MPORT" | sort -un | tr '\n' ' ')
   ok "without metrics_listen only the NFS and MOUNT ports listen" ||
   bad "without metrics_listen only the NFS and MOUNT ports listen (listening: $ports; want $want)"
 stop
-exit $fail
+summary "  metrics"

@@ -5,28 +5,22 @@
 # Without NOTIFY_SOCKET nothing changes.  Run by tests/suites/50-nfs.sh with
 # TARNFSD (the binary) and CACHE (a cache holding runs); exits 1 on failure.
 set -u
+. "$(dirname "$0")/../lib.sh"
+LINE_PREFIX="  "
 T=$(mktemp -d /tmp/tarnfs-notify-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
+cleanup() { stop_tracked; rm -rf "$T"; }
 trap cleanup EXIT
-fail=0
-ok() { echo "  ok   - $*"; }
-bad() { echo "  FAIL - $*"; fail=1; }
 : > "$T/empty.conf"
 # The datagrams (one per sd_notify call) end up one after the other in
 # notes; the checks look for the assignments in them.
 socat -u UNIX-RECV:"$T/notify.sock" STDOUT > "$T/notes" 2>"$T/socat.err" &
-pids+=($!)
-for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+track $!
+wait_until 5 test -S "$T/notify.sock"
 [ -S "$T/notify.sock" ] || { bad "socat made no socket"; cat "$T/socat.err"; exit 1; }
 NOTIFY_SOCKET="$T/notify.sock" "$TARNFSD" -f --cache "$CACHE" --config "$T/empty.conf" \
   --no-rpcbind --nfs-port 0 --mount-port 0 --port-file "$T/ports" 2>"$T/tarnfsd.log" &
-spid=$!; pids+=("$spid")
-for _ in $(seq 300); do grep -q "READY=1" "$T/notes" 2>/dev/null && break; sleep 0.1; done
+spid=$!; track "$spid"
+wait_until 30 grep -q "READY=1" "$T/notes" 2>/dev/null
 if grep -q "READY=1" "$T/notes"; then
   # The moment READY=1 is seen, the server must already answer.
   if [ -s "$T/ports" ] && read -r nport mport < "$T/ports" &&
@@ -43,16 +37,16 @@ else
 fi
 [ "$(grep -c 'READY=1' "$T/notes")" -eq 1 ] && ok "READY=1 is sent once" || bad "READY=1 is sent once"
 kill "$spid"; wait "$spid"; rc=$?
-for _ in $(seq 50); do grep -q "STOPPING=1" "$T/notes" && break; sleep 0.1; done
+wait_until 5 grep -q "STOPPING=1" "$T/notes"
 [ $rc -eq 0 ] && grep -q "STOPPING=1" "$T/notes" && ok "SIGTERM: STOPPING=1, then a clean exit" ||
   { bad "SIGTERM: STOPPING=1, then a clean exit (status $rc)"; cat "$T/notes"; }
 # Without NOTIFY_SOCKET: serves as before.
 rm -f "$T/ports"
 env -u NOTIFY_SOCKET "$TARNFSD" -f --cache "$CACHE" --config "$T/empty.conf" --no-rpcbind \
   --nfs-port 0 --mount-port 0 --port-file "$T/ports" 2>>"$T/tarnfsd.log" &
-spid=$!; pids+=("$spid")
-for _ in $(seq 300); do [ -s "$T/ports" ] && break; sleep 0.1; done
+spid=$!; track "$spid"
+wait_until 30 test -s "$T/ports"
 kill "$spid"; wait "$spid"; rc=$?
 [ -s "$T/ports" ] && [ $rc -eq 0 ] && ok "without NOTIFY_SOCKET it serves and stops as before" ||
   bad "without NOTIFY_SOCKET it serves and stops as before (status $rc)"
-exit $fail
+summary "  sd-notify"

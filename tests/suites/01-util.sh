@@ -4,6 +4,7 @@
 # table of tarball suffixes; symlink-safe atomic file writes.
 set -u
 cd "${TARNFS_ROOT:-.}"
+. tests/lib.sh
 B="${B:-build-san}"
 status=0 n=0
 for t in "$B"/tests/util/test_*; do
@@ -11,5 +12,5 @@ for t in "$B"/tests/util/test_*; do
   n=$((n+1))
   "$t" || status=1
 done
-[ $n -gt 0 ] || { echo "01-util: no test programs in $B/tests/util (make test-programs)" >&2; exit 1; }
+[ $n -gt 0 ] || die "01-util: no test programs in $B/tests/util (make test-programs)"
 exit $status

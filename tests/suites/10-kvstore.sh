@@ -4,12 +4,10 @@
 # directory, publish/evict atomicity, crash during staging, threads.
 set -u
 cd "${TARNFS_ROOT:-$(dirname "$0")/../..}"
+. tests/lib.sh
 B="${B:-build-san}"
 prog="$B/tests/kvstore/test_kvfs"
-if [ ! -x "$prog" ]; then
-  echo "10-kvstore: $prog is missing (make SAN=1 B=$B test-programs)" >&2
-  exit 1
-fi
+[ -x "$prog" ] || die "10-kvstore: $prog is missing (make SAN=1 B=$B test-programs)"
 # Check forks one child per test; each makes and removes its own cache
 # (/tmp/kvtest-XXXXXX) and kills only the child processes it forked.
 "$prog"

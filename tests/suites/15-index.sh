@@ -4,10 +4,8 @@
 # truncation, newer versions, hostile counts and deflate bombs.
 set -u
 cd "${TARNFS_ROOT:-$(dirname "$0")/../..}"
+. tests/lib.sh
 B="${B:-build-san}"
 prog="$B/tests/index/test_tix"
-if [ ! -x "$prog" ]; then
-  echo "15-index: $prog is missing (make SAN=1 B=$B test-programs)" >&2
-  exit 1
-fi
+[ -x "$prog" ] || die "15-index: $prog is missing (make SAN=1 B=$B test-programs)"
 "$prog"

@@ -5,13 +5,11 @@
 # CLI error cases).
 set -u
 cd "${TARNFS_ROOT:-.}" || exit 1
+. tests/lib.sh
 B="${B:-build-san}"
 status=0
 prog="$B/tests/ingest/test_ingest"
-if [ ! -x "$prog" ]; then
-  echo "20-ingest: missing $prog (run make test-programs)" >&2
-  exit 1
-fi
+[ -x "$prog" ] || die "20-ingest: missing $prog (run make test-programs)"
 echo "--- test_ingest"
 "$prog" || status=1
 echo "--- test_lazy"

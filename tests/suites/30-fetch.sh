@@ -4,13 +4,15 @@
 # ListObjectsV2 XML parsing.
 set -eu
 cd "${TARNFS_ROOT:-.}"
+. tests/lib.sh
+LINE_PREFIX="30-fetch: "
 B="${B:-build-san}"
 status=0
 for t in test_nas test_sigv4; do
   prog="$B/tests/fetch/$t"
   if [ ! -x "$prog" ]; then
-    [ "$t" = test_nas ] || { echo "30-fetch: $t not built yet, skipped"; continue; }
-    echo "30-fetch: missing $prog (run make test-programs)" >&2; exit 1
+    [ "$t" = test_nas ] || { skip "$t" "not built yet"; continue; }
+    die "30-fetch: missing $prog (run make test-programs)"
   fi
   echo "--- $t"
   "$prog" || status=1

@@ -4,9 +4,10 @@
 # the start script's guards and s3tool, and stops the cluster by its PIDs.
 set -u
 cd "${TARNFS_ROOT:-.}"
+. tests/lib.sh
 B="${B:-build-san}"
 for p in "$B/tests/fetch/test_s3" "$B/tests/s3/s3tool"; do
-  [ -x "$p" ] || { echo "35-s3: missing $p (run make test-programs)" >&2; exit 1; }
+  [ -x "$p" ] || die "35-s3: missing $p (run make test-programs)"
 done
 RGW_DIR=$(mktemp -d /tmp/tarnfs-35-s3.XXXXXX)
 export RGW_DIR B
@@ -25,9 +26,6 @@ status=0
 echo "--- test_s3"
 "$B/tests/fetch/test_s3" 2> "$RGW_DIR/test_s3.log" || { status=1; tail -40 "$RGW_DIR/test_s3.log"; }
 
-check() {   # check "what it shows" command...
-  if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; status=1; fi
-}
 S3TOOL="$B/tests/s3/s3tool"
 echo "--- rgw scripts and s3tool"
 check "a second start in the same directory is refused" \
@@ -54,4 +52,5 @@ check "stop ends exactly the recorded daemons" \
   bash -c "for p in $pids; do ! kill -0 \$p 2>/dev/null || exit 1; done"
 rm -rf "$RGW_DIR"
 trap - EXIT
+summary 35-s3 || status=1
 exit $status

@@ -5,6 +5,7 @@
 # the same on a real Ceph RGW, and end to end through tarnfsd + nfs-cat.
 set -u
 cd "${TARNFS_ROOT:-.}"
+. tests/lib.sh
 B="${B:-build-san}"
 # See the file for why: a Kyoto Cabinet leak on cross-thread close.
 export LSAN_OPTIONS="suppressions=$PWD/tests/vfs/lsan-kyotocabinet.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
@@ -24,25 +25,15 @@ if [ ! -x "$B/tests/vfs/test_vfs_s3" ] || [ ! -x "$B/tests/s3/s3tool" ]; then
   echo "40-vfs: missing $B/tests/vfs/test_vfs_s3 or s3tool (run make test-programs)" >&2
   status=1
 else
-  RGW_DIR=$(mktemp -d /tmp/tarnfs-40-vfs.XXXXXX)
-  export RGW_DIR B
-  stop_rgw() { tests/s3/rgw-stop.sh "$RGW_DIR" >/dev/null 2>&1 || rm -rf "$RGW_DIR"; }
-  trap stop_rgw EXIT
-  started=0
-  for attempt in 1 2; do     # a port taken by a parallel cluster: one retry
-    if tests/s3/rgw-start.sh >/dev/null 2>"$RGW_DIR.err"; then started=1; break; fi
-    cat "$RGW_DIR.err" >&2
-    stop_rgw
-    mkdir -p "$RGW_DIR"
-  done
-  rm -f "$RGW_DIR.err"
-  if [ $started = 1 ]; then
+  export B
+  trap rgw_stop EXIT
+  if rgw_start 40-vfs; then
     ( set -a; . "$RGW_DIR/env"; set +a; "$B/tests/vfs/test_vfs_s3" ) || status=1
   else
     echo "40-vfs: could not start Ceph RGW" >&2
     status=1
   fi
-  stop_rgw
+  rgw_stop
   trap - EXIT
 fi
 echo "--- e2e-namespace (tarnfsd + nfs-ls/nfs-cat on a NAS directory)"

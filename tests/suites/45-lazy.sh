@@ -10,6 +10,7 @@
 # eviction and restart, SIGKILL in the middle.
 set -u
 cd "${TARNFS_ROOT:-.}"
+. tests/lib.sh
 B="${B:-build-san}"
 export LSAN_OPTIONS="suppressions=$PWD/tests/vfs/lsan-kyotocabinet.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 status=0
@@ -22,19 +23,9 @@ tests/lazy/e2e-prefetch.sh nas || status=1
 echo "--- e2e-evict on a NAS directory"
 tests/lazy/e2e-evict.sh nas || status=1
 echo "--- e2e-lazy on S3 (a real Ceph RGW)"
-RGW_DIR=$(mktemp -d /tmp/tarnfs-45-lazy.XXXXXX)
-export RGW_DIR B
-stop_rgw() { tests/s3/rgw-stop.sh "$RGW_DIR" >/dev/null 2>&1 || rm -rf "$RGW_DIR"; }
-trap stop_rgw EXIT
-started=0
-for attempt in 1 2; do     # a port taken by a parallel cluster: one retry
-  if tests/s3/rgw-start.sh >/dev/null 2>"$RGW_DIR.err"; then started=1; break; fi
-  cat "$RGW_DIR.err" >&2
-  stop_rgw
-  mkdir -p "$RGW_DIR"
-done
-rm -f "$RGW_DIR.err"
-if [ $started = 1 ]; then
+export B
+trap rgw_stop EXIT
+if rgw_start 45-lazy; then
   ( set -a; . "$RGW_DIR/env"; set +a; tests/lazy/e2e-lazy.sh s3 ) || status=1
   echo "--- e2e-prefetch (prefetch = auto) on S3 (a real Ceph RGW)"
   ( set -a; . "$RGW_DIR/env"; set +a; tests/lazy/e2e-prefetch.sh s3 ) || status=1

@@ -9,20 +9,12 @@ case "$B" in /*) ;; *) B="$TARNFS_ROOT/$B" ;; esac
 export TARNFSD="$B/tarnfsd"
 # libnfs and libtirpc's pmap_set leak a few bytes on their own; ours are checked.
 export LSAN_OPTIONS="suppressions=$TARNFS_ROOT/tests/nfs/lsan.supp:print_suppressions=0"
+. "$TARNFS_ROOT/tests/lib.sh"
+LINE_PREFIX="50-nfs: "
 W=$(mktemp -d /tmp/tarnfs-50nfs-XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$W"
-}
+cleanup() { stop_tracked; rm -rf "$W"; }
 trap cleanup EXIT
-fail=0
 say() { echo "50-nfs: $*"; }
-check() {   # check 'what it shows' command...
-  local what=$1; shift
-  if "$@"; then say "ok   - $what"; else say "FAIL - $what"; fail=1; fi
-}
 
 check "config parsing and file handles (test_nfsd_units)" "$B/tests/nfs/test_nfsd_units"
 check "NLM lock table: ranges split, merge and upgrade; blocked requests, CANCEL, FREE_ALL, limits (test_nlm_lock)" \
@@ -105,8 +97,8 @@ start_server() {   # start_server CACHE CONF -> sets SPID NPORT MPORT
   rm -f "$W/ports"
   "$TARNFSD" -f --cache "$1" --config "$2" --no-rpcbind --nfs-port 0 --mount-port 0 \
     --port-file "$W/ports" 2>>"$W/tarnfsd.log" &
-  SPID=$!; PIDS+=("$SPID")
-  for _ in $(seq 300); do [ -s "$W/ports" ] && break; sleep 0.1; done
+  SPID=$!; track "$SPID"
+  wait_until 30 test -s "$W/ports"
   read -r NPORT MPORT < "$W/ports"
 }
 stop_server() { kill "$SPID"; wait "$SPID"; }
@@ -208,7 +200,7 @@ daemon_writes_pidfile_and_stops_on_sigterm() {
   "$TARNFSD" --cache "$W/cache" --config "$W/empty.conf" --no-rpcbind --nfs-port 0 \
     --mount-port 0 --port-file "$W/ports" --pidfile "$W/tarnfsd.pid" || return 1
   [ -s "$W/tarnfsd.pid" ] || return 1
-  local pid; pid=$(cat "$W/tarnfsd.pid"); PIDS+=("$pid")
+  local pid; pid=$(cat "$W/tarnfsd.pid"); track "$pid"
   read -r NPORT MPORT < "$W/ports"
   nfs-cat "$(url /demo/perm/public)" | cmp -s - "$W/src/demo/perm/public" || return 1
   kill "$pid"
@@ -270,7 +262,4 @@ rpcbind_tcp_only_without_udp() {
 check "with --no-udp only the TCP services are registered with rpcbind" \
   rpcbind_tcp_only_without_udp
 
-if [ $fail -ne 0 ]; then
-  echo "50-nfs: server log:"; tail -40 "$W/tarnfsd.log"
-fi
-exit $fail
+summary 50-nfs || { echo "50-nfs: server log:"; tail -40 "$W/tarnfsd.log"; exit 1; }

@@ -11,8 +11,9 @@ ROOT=$PWD
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
 export B
+. "$ROOT/tests/convert/lib.sh"
 for p in tarnfs genrun tests/index/tixcheck; do
-  [ -x "$B/$p" ] || { echo "60-convert: missing $B/$p (make test-programs)" >&2; exit 1; }
+  [ -x "$B/$p" ] || die "60-convert: missing $B/$p (make test-programs)"
 done
 T=$(mktemp -d /tmp/tarnfs-convert.XXXXXX)
 export T
@@ -27,7 +28,6 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
-. "$ROOT/tests/convert/lib.sh"
 
 GEN="$B/genrun -q"
 TARNFS="$B/tarnfs"
@@ -443,4 +443,4 @@ check 'Ctrl-C (SIGINT) stops cleanly: temporary removed, no tarball, source kept
 
 . "$ROOT/tests/convert/s3.sh"
 
-finish
+summary 60-convert

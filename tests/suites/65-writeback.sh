@@ -7,6 +7,7 @@
 # deep tree, failing write-backs and leftover temp files (deep.sh).
 set -u
 cd "${TARNFS_ROOT:-.}"
+. tests/lib.sh
 B="${B:-build-san}"
 export LSAN_OPTIONS="suppressions=$PWD/tests/vfs/lsan-kyotocabinet.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 status=0
@@ -17,19 +18,9 @@ tests/writeback/evict.sh || status=1
 echo "--- a deep tree written back; failing write-backs back off (tests/writeback/deep.sh)"
 tests/writeback/deep.sh || status=1
 echo "--- e2e on S3 (a real Ceph RGW)"
-RGW_DIR=$(mktemp -d /tmp/tarnfs-65-wb.XXXXXX)
-export RGW_DIR B
-stop_rgw() { tests/s3/rgw-stop.sh "$RGW_DIR" >/dev/null 2>&1 || rm -rf "$RGW_DIR"; }
-trap stop_rgw EXIT
-started=0
-for attempt in 1 2; do     # a port taken by a parallel cluster: one retry
-  if tests/s3/rgw-start.sh >/dev/null 2>"$RGW_DIR.err"; then started=1; break; fi
-  cat "$RGW_DIR.err" >&2
-  stop_rgw
-  mkdir -p "$RGW_DIR"
-done
-rm -f "$RGW_DIR.err"
-if [ $started = 1 ]; then
+export B
+trap rgw_stop EXIT
+if rgw_start 65-wb; then
   ( set -a; . "$RGW_DIR/env"; set +a; tests/writeback/e2e-s3.sh ) || status=1
 else
   echo "65-writeback: could not start Ceph RGW" >&2

@@ -12,12 +12,7 @@ cd "${TARNFS_ROOT:-$(dirname "$0")/../..}"
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 export B TARNFS_ROOT="$PWD"
-fails=0 checks=0
-check() {      # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  checks=$((checks + 1))
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
+. tests/lib.sh
 
 check "nfsload --help describes every workload" \
   bash -c '"$B/nfsload" --help | grep -q "seqread" && "$B/nfsload" --help | grep -q "readdirplus"'
@@ -107,5 +102,4 @@ no_leftovers() {   # no running process names the run's work directory
 }
 check "no process of the run is left behind" no_leftovers
 rm -rf "$out" "$err" "$plots"
-echo "80-bench-smoke: $((checks - fails))/$checks checks passed"
-[ $fails = 0 ]
+summary 80-bench-smoke

@@ -26,15 +26,11 @@
 set -u
 cd "$(dirname "$0")/../.."
 REPO=$PWD
+. tests/lib.sh
+LINE_PREFIX="85-deb: "
 say() { echo "85-deb: $*"; }
-fail=0
-check() {   # check 'what it shows' command...
-  local what=$1; shift
-  if "$@"; then say "ok   - $what"; else say "FAIL - $what"; fail=1; return 1; fi
-}
-skip() { say "SKIP: $*"; exit 0; }
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (chroot, mounts, systemd-nspawn)"
+[ "$(id -u)" -eq 0 ] || skip_all "needs root (chroot, mounts, systemd-nspawn)"
 for t in mmdebstrap systemd-nspawn dpkg-buildpackage lintian curl nsenter rpcinfo; do
   command -v "$t" > /dev/null || { say "FAIL - $t is installed (make deps)"; exit 1; }
 done
@@ -47,7 +43,7 @@ mapfile -t SOURCES < <(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(C
 [ ${#SOURCES[@]} -gt 0 ] || SOURCES=("deb http://deb.debian.org/debian bookworm main")
 MIRROR=$(printf '%s\n' "${SOURCES[@]}" | awk '$3 == "bookworm" { print $2; exit }')
 curl -sf --max-time 20 -o /dev/null "${MIRROR%/}/dists/bookworm/InRelease" ||
-  skip "the Debian mirror $MIRROR cannot be reached (apt in the test root needs it)"
+  skip_all "the Debian mirror $MIRROR cannot be reached (apt in the test root needs it)"
 
 # ---- what this suite creates, and its cleanup ----
 W=$(mktemp -d /var/tmp/tarnfs-85deb-XXXXXX)
@@ -292,5 +288,4 @@ for _ in $(seq 60); do kill -0 "$NSPID" 2>/dev/null || break; sleep 0.5; done
 wait "$NSPID"; rc=$?; NSPID=""; LEADER=""
 check "the container powers off cleanly (systemd-nspawn status $rc)" test "$rc" -eq 0
 
-echo "85-deb: $([ $fail -eq 0 ] && echo PASS || echo FAIL)"
-exit $fail
+summary 85-deb

@@ -6,21 +6,19 @@ set -u
 cd "$(dirname "$0")/../.."
 T=$(mktemp -d /tmp/tarnfs-demo-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-check() { if eval "$2"; then pass=$((pass+1)); echo "ok - $1"; else fail=$((fail+1)); echo "not ok - $1"; fi; }
+. tests/lib.sh
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 B="$B" DEMO_DIR="$T/demo" DEMO_NFS_PORT=0 DEMO_MOUNT_PORT=0 DEMO_SECONDS=1 \
   timeout 300 ./etc/demo.sh > "$T/out" 2>&1
 rc=$?
-check "the demo exits cleanly after DEMO_SECONDS (rc=$rc)" '[ $rc -eq 0 ]'
+check "the demo exits cleanly after DEMO_SECONDS (rc=$rc)" eval '[ $rc -eq 0 ]'
 check "the root lists one directory per generated tarball" \
-  '[ "$(grep -c "^dr.* 24102[345]_A01295_" "$T/out")" -ge 3 ]'
-check "a run's files are listed after its first touch" 'grep -q " RunInfo.xml$" "$T/out"'
+  eval '[ "$(grep -c "^dr.* 24102[345]_A01295_" "$T/out")" -ge 3 ]'
+check "a run's files are listed after its first touch" eval 'grep -q " RunInfo.xml$" "$T/out"'
 check "the touched run is now in the cache" \
-  'grep -q "^241023_A01295_0432_BHK3NFDRX5 " "$T/out"'
+  eval 'grep -q "^241023_A01295_0432_BHK3NFDRX5 " "$T/out"'
 check "it prints the libnfs URL and the Linux mount line" \
-  'grep -q "libnfs URL: *nfs://127.0.0.1/?nfsport=" "$T/out" && grep -q "mount -t nfs -o vers=3" "$T/out"'
-check "the server was stopped" 'grep -q "== tarnfsd stopped" "$T/out"'
-[ $fail -eq 0 ] || { echo "--- demo output"; cat "$T/out"; echo "--- server log"; cat "$T/demo/tarnfsd.log" 2>/dev/null | tail -20; }
-echo "demo: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+  eval 'grep -q "libnfs URL: *nfs://127.0.0.1/?nfsport=" "$T/out" && grep -q "mount -t nfs -o vers=3" "$T/out"'
+check "the server was stopped" eval 'grep -q "== tarnfsd stopped" "$T/out"'
+summary demo ||
+  { echo "--- demo output"; cat "$T/out"; echo "--- server log"; cat "$T/demo/tarnfsd.log" 2>/dev/null | tail -20; exit 1; }

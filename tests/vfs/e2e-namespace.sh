@@ -5,12 +5,13 @@
 # first-touching one run cause one fetch, a missing run is NOENT, and
 # `tarnfs stats` shows the counters while the server runs.
 set -u
+. "$(dirname "$0")/../lib.sh"
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 for p in "$B/tarnfsd" "$B/tarnfs" "$B/genrun"; do
-  [ -x "$p" ] || { echo "e2e-namespace: missing $p (make build-all test-programs)" >&2; exit 1; }
+  [ -x "$p" ] || die "e2e-namespace: missing $p (make build-all test-programs)"
 done
-command -v nfs-cat >/dev/null || { echo "e2e-namespace: nfs-cat missing (libnfs-utils)" >&2; exit 1; }
+command -v nfs-cat >/dev/null || die "e2e-namespace: nfs-cat missing (libnfs-utils)"
 
 work=$(mktemp -d /tmp/vfs-e2e.XXXXXX)
 pid=
@@ -19,12 +20,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-pass=0 fail=0
-check() {   # check "what it shows" command...
-  local what=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   - $what"
-  else fail=$((fail+1)); echo "FAIL - $what"; fi
-}
 
 mkdir -p "$work/src" "$work/nas/2024"
 runs="241023_A01295_0432_BHK3NFDRX5 241024_A01295_0433_AHK3NFDRX6"
@@ -45,7 +40,7 @@ fi
   --port-file "$work/ports" --cache "$work/cache" --source "$work/nas" \
   2>"$work/tarnfsd.log" &
 pid=$!
-for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+wait_until 10 test -s "$work/ports"
 [ -s "$work/ports" ] || { echo "FAIL - tarnfsd did not start on a fresh cache directory:"; cat "$work/tarnfsd.log"; exit 1; }
 read -r nfsport mountport < "$work/ports"
 url() { echo "nfs://127.0.0.1/$1?nfsport=$nfsport&mountport=$mountport&version=3"; }
@@ -88,9 +83,7 @@ if "$B/tarnfs" stats --help >/dev/null 2>&1; then
     test "$(awk '$1=="fetches"{print $2}' "$work/stats.out")" = 3
   check "tarnfs stats says the server is running" grep -q '^server *running' "$work/stats.out"
 else
-  echo "skip - tarnfs stats: the subcommand is not in tarnfs's table yet"
+  skip "tarnfs stats" "the subcommand is not in tarnfs's table yet"
 fi
 
-echo "e2e-namespace: $pass passed, $fail failed"
-[ $fail -eq 0 ] || { echo "--- tarnfsd log"; tail -30 "$work/tarnfsd.log"; }
-[ $fail -eq 0 ]
+summary "e2e-namespace" || { echo "--- tarnfsd log"; tail -30 "$work/tarnfsd.log"; exit 1; }

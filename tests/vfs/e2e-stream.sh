@@ -11,12 +11,13 @@
 # members), and a stream failing mid-way gives EIO to the calls waiting on
 # it and leaves no run behind.
 set -u
+. "$(dirname "$0")/../lib.sh"
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 for p in "$B/tarnfsd" "$B/tarnfs"; do
-  [ -x "$p" ] || { echo "e2e-stream: missing $p (make build-all test-programs)" >&2; exit 1; }
+  [ -x "$p" ] || die "e2e-stream: missing $p (make build-all test-programs)"
 done
-command -v nfs-cat >/dev/null || { echo "e2e-stream: nfs-cat missing (libnfs-utils)" >&2; exit 1; }
+command -v nfs-cat >/dev/null || die "e2e-stream: nfs-cat missing (libnfs-utils)"
 
 work=$(mktemp -d /tmp/vfs-stream.XXXXXX)
 pid=
@@ -25,12 +26,6 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
-pass=0 fail=0
-check() {   # check "what it shows" command...
-  local what=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   - $what"
-  else fail=$((fail+1)); echo "FAIL - $what"; fi
-}
 now() { date +%s.%N; }
 T0=$(now)
 mark() { [ -n "${VERBOSE:-}" ] && echo "    [$(echo "$(now) - $T0" | bc)] $*"; true; }
@@ -90,7 +85,7 @@ TARNFS_FAULT="stallmid:$STALL_MS:1:streamrun,stallmid:$STALL_MS:1:gzrun,stallmid
 "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
   --mount-port 0 --port-file "$work/ports" 2>"$work/tarnfsd.log" &
 pid=$!
-for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.1; done
+wait_until 10 test -s "$work/ports"
 [ -s "$work/ports" ] || { echo "FAIL - tarnfsd did not start:"; cat "$work/tarnfsd.log"; exit 1; }
 read -r nfsport mountport < "$work/ports"
 url() { echo "nfs://127.0.0.1/$1?nfsport=$nfsport&mountport=$mountport&version=3"; }
@@ -101,7 +96,7 @@ ncat() { nfs-cat "$(url "$1")"; }
 ncat other/Late/Sub/late.txt > "$work/o.out" 2>/dev/null
 check "a run fetched whole before the stalls reads back" \
   cmp -s "$work/o.out" "$work/src/other/Late/Sub/late.txt"
-for _ in $(seq 1 100); do grep -q 'fetched run other' "$work/tarnfsd.log" && break; sleep 0.1; done
+wait_until 10 grep -q 'fetched run other' "$work/tarnfsd.log"
 
 # ---- streamrun: stalled after its first MiB ---------------------------
 t0=$(now)
@@ -140,9 +135,8 @@ check "a cached run keeps answering while the stream is stalled" \
   test "$(md5 "$work/o2.out")" = "$(md5 "$work/src/other/Data/early1.bin")"
 check "...all of that before the stall ended" lt "$(echo "$t3 - $t0" | bc)" 6
 check "the late readers are still waiting then" test ! -e "$work/late.t" -a ! -e "$work/big.t"
-wait_for() { for _ in $(seq 1 300); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
-mark "wait_for work/late.t"
-wait_for "$work/late.t"; wait_for "$work/big.t"; wait_for "$work/nosuch.t"
+mark "wait for work/late.t"
+for f in late big nosuch; do wait_until 30 test -e "$work/$f.t"; done
 check "a LOOKUP of a late name answers once it arrives (content right)" \
   cmp -s "$work/late.out" "$work/src/streamrun/Late/Sub/late.txt"
 check "...after the stall" lt "$(echo "$t0 + 5" | bc)" "$(cat "$work/late.t")"
@@ -204,6 +198,4 @@ sleep 1.5
 fetches_after=$(sed -n 's/^fetches=//p' "$work/cache/stats")
 check "the next access fetches it again" test "${fetches_after:-0}" -gt "${fetches_before:-0}"
 
-echo "e2e-stream: $pass passed, $fail failed"
-[ $fail -eq 0 ] || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; }
-[ $fail -eq 0 ]
+summary "e2e-stream" || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; exit 1; }

@@ -6,6 +6,7 @@
 # an injected upload failure keeps the run dirty and leaves no unfinished
 # multipart upload, and the next write-back succeeds.
 set -u
+. "$(dirname "$0")/../lib.sh"
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 : "${TARNFS_S3_ENDPOINT:?source the env written by tests/s3/rgw-start.sh}"
@@ -13,18 +14,8 @@ case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 S3="$B/tests/s3/s3tool"
 BK="$TARNFS_S3_BUCKET/wb"
 work=$(mktemp -d /tmp/wb-s3.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
+cleanup() { stop_tracked; rm -rf "$work"; }
 trap cleanup EXIT
-pass=0 fail=0
-check() {
-  local what=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   - $what"
-  else fail=$((fail+1)); echo "FAIL - $what"; fi
-}
 start() {   # start NAME CACHE ro|rw [env...]
   local name=$1 cache=$2 rw=$3; shift 3
   cat > "$work/$name.conf" <<CONF
@@ -38,9 +29,9 @@ CONF
   env "$@" "$B/tarnfsd" -f --config "$work/$name.conf" --no-rpcbind --listen 127.0.0.1 \
     --nfs-port 0 --mount-port 0 --port-file "$work/$name.ports" 2>>"$work/$name.log" &
   local p=$!
-  pids+=("$p")
+  track "$p"
   eval "pid_$name=$p"
-  for _ in $(seq 1 100); do [ -s "$work/$name.ports" ] && break; sleep 0.1; done
+  wait_until 10 test -s "$work/$name.ports"
   [ -s "$work/$name.ports" ] || { echo "FAIL - tarnfsd $name did not start:"; cat "$work/$name.log"; exit 1; }
   eval "port_$name='$(cat "$work/$name.ports")'"
 }
@@ -144,9 +135,7 @@ if [ $caught = 1 ] && [ -n "$("$S3" uploads "$BK" 2>/dev/null)" ]; then
   check "the next write-back uploads every committed byte" \
     bash -c "tar -xOf '$work/r1.big.tar' '$R1/big.bin' | cmp -s - '$work/big.bin'"
 else
-  echo "skip - kill -9 during an upload: the upload finished before it could be interrupted"
+  skip "kill -9 during an upload" "the upload finished before it could be interrupted"
 fi
 
-echo "writeback e2e-s3: $pass passed, $fail failed"
-[ $fail -eq 0 ] || { echo "--- server A log (tail)"; tail -30 "$work/A.log"; }
-[ $fail -eq 0 ]
+summary "writeback e2e-s3" || { echo "--- server A log (tail)"; tail -30 "$work/A.log"; exit 1; }

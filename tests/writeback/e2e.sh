@@ -154,15 +154,15 @@ sed -i "1r $work/limit.conf" "$work/C.conf"
 kill -TERM "$pid_C"; wait "$pid_C" 2>/dev/null
 "$B/tarnfsd" -f --config "$work/C.conf" --no-rpcbind --listen 127.0.0.1 \
   --nfs-port 0 --mount-port 0 --port-file "$work/C2.ports" 2>>"$work/C.log" &
-pid_C=$!; pids+=("$pid_C")
-for _ in $(seq 1 100); do [ -s "$work/C2.ports" ] && break; sleep 0.1; done
+pid_C=$!; track "$pid_C"
+wait_until 10 test -s "$work/C2.ports"
 port_C=$(cat "$work/C2.ports")
 printf 'evict me\n' > "$work/ev.txt"
 nfs-cp "$work/ev.txt" "$(url C "$R5/ev.txt")" >/dev/null 2>&1
 sleep 6     # past the eviction grace
 nfs-cat "$(url C "$R2/RunInfo.xml")" >/dev/null 2>&1
 nfs-cat "$(url C "$R3/RunInfo.xml")" >/dev/null 2>&1
-for _ in $(seq 1 50); do grep -q "evicted run $R5" "$work/C.log" && break; sleep 0.2; done
+wait_until 10 grep -q "evicted run $R5" "$work/C.log"
 check "a dirty run chosen for eviction is written back first" \
   bash -c "grep -q 'wrote back run $R5 .*chosen for eviction' '$work/C.log' && tar -xOf '$work/nas/$R5.tar' '$R5/ev.txt' 2>/dev/null | cmp -s - '$work/ev.txt'"
 "$B/tarnfs" cache ls --cache "$work/cacheC" > "$work/C.ls"
@@ -178,8 +178,8 @@ sed -i "1i run_delete_rename = yes" "$work/D.conf"
 kill -TERM "$pid_D"; wait "$pid_D" 2>/dev/null
 "$B/tarnfsd" -f --config "$work/D.conf" --no-rpcbind --listen 127.0.0.1 \
   --nfs-port 0 --mount-port 0 --port-file "$work/D2.ports" 2>>"$work/D.log" &
-pid_D=$!; pids+=("$pid_D")
-for _ in $(seq 1 100); do [ -s "$work/D2.ports" ] && break; sleep 0.1; done
+pid_D=$!; track "$pid_D"
+wait_until 10 test -s "$work/D2.ports"
 port_D=$(cat "$work/D2.ports")
 nfsop "$(url D '')" rmdir "/$R1" 2>"$work/rm1.err"
 check "with run_delete_rename, RMDIR of a non-empty run is ENOTEMPTY" \

@@ -108,7 +108,7 @@ mkfifo "$work/tarpipe"
 exec 8<>"$work/tarpipe"
 "$B/tarnfs" ingest --cache "$C" - "$R2" <"$work/tarpipe" >"$work/ing.out" 2>"$work/ing.err" 8>&- &
 ing_pid=$!
-for _ in $(seq 1 100); do grep -q "held for tarnfs ingest" "$work/A.log" && break; sleep 0.1; done
+wait_until 10 grep -q "held for tarnfs ingest" "$work/A.log"
 timeout 60 nfs-cp "$work/new.txt" "$(url A "$R2/during-ingest.txt")" >/dev/null 2>"$work/di.err" 8>&- &
 cp_pid=$!
 sleep 3

@@ -1,31 +1,22 @@
 # lib.sh (writeback): helpers the writeback scripts share (sourced, not run):
-# check, a NAS directory of generated runs, starting tarnfsd on it, NFS URLs.
-# The sourcing script sets NAME (for messages) first.
+# tests/lib.sh, a NAS directory of generated runs, starting tarnfsd on it,
+# NFS URLs.  The sourcing script sets NAME (for messages) first.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 for p in "$B/tarnfsd" "$B/tarnfs" "$B/genrun" "$B/tests/writeback/nfsop"; do
-  [ -x "$p" ] || { echo "$NAME: missing $p (make build-all test-programs)" >&2; exit 1; }
+  [ -x "$p" ] || die "$NAME: missing $p (make build-all test-programs)"
 done
-command -v nfs-cp >/dev/null || { echo "$NAME: nfs-cp missing (libnfs-utils)" >&2; exit 1; }
+command -v nfs-cp >/dev/null || die "$NAME: nfs-cp missing (libnfs-utils)"
 
 work=$(mktemp -d /tmp/wb-test.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
+cleanup() { stop_tracked; rm -rf "$work"; }
 trap cleanup EXIT
-pass=0 fail=0
-check() {   # check "what it shows" command...
-  local what=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   - $what"
-  else fail=$((fail+1)); echo "FAIL - $what"; fi
-}
 # finish: the verdict line, server log tails on failure, the exit status.
 finish() {
-  echo "$NAME: $pass passed, $fail failed"
-  [ $fail -eq 0 ] || for l in "$work"/*.log; do echo "--- $(basename "$l") (tail)"; tail -25 "$l"; done
-  [ $fail -eq 0 ]
+  summary "$NAME" && return
+  for l in "$work"/*.log; do echo "--- $(basename "$l") (tail)"; tail -25 "$l"; done
+  return 1
 }
 
 # start NAME CACHE RW DELAY [env...]: a tarnfsd on $work/nas; sets port_NAME
@@ -44,9 +35,9 @@ start() {
     --nfs-port 0 --mount-port 0 --port-file "$work/$name.ports" \
     2>>"$work/$name.log" &
   local p=$!
-  pids+=("$p")
+  track "$p"
   eval "pid_$name=$p"
-  for _ in $(seq 1 100); do [ -s "$work/$name.ports" ] && break; sleep 0.1; done
+  wait_until 10 test -s "$work/$name.ports"
   [ -s "$work/$name.ports" ] || { echo "FAIL - tarnfsd $name did not start:"; cat "$work/$name.log"; exit 1; }
   eval "port_$name='$(cat "$work/$name.ports")'"
 }
