@@ -1,4 +1,4 @@
-/* control.c: how the tarnfs tool and a running tarnfsd on the same cache coordinate: the server lock (held shared by every vfs_open), request files (flush, resolve, evict) and the offline cache operations that enforce the rules (a dirty or conflicted run is never evicted). */
+/* control.c: how the tarnfs tool and a running tarnfsd on the same cache coordinate: the server lock (held shared by every vfs_open), a unix socket per server (flush, resolve, evict, hold, release) and the offline cache operations that enforce the rules (a dirty or conflicted run is never evicted). */
 #include "vfs/vfs_internal.h"
 #include "util/log.h"
 #include "util/safefile.h"
@@ -8,10 +8,15 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,9 +147,9 @@ static int hold_run(vfs *v, const char *name, pid_t pid, char *msg,
      * long as its upload: this (housekeeping) thread does not wait that
      * long. */
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += VFS_CHANGE_WAIT_S;
-    if (pthread_rwlock_timedwrlock(&r->change_lock, &until) != 0) {
+    if (pthread_rwlock_clockwrlock(&r->change_lock, CLOCK_MONOTONIC, &until) != 0) {
         pthread_mutex_lock(&v->lock);
         if (r->held_by == pid)
             r->held_by = 0;
@@ -223,41 +228,22 @@ static int name_pid(char *arg, pid_t *pid)
     return 0;
 }
 
-static void answer(const char *req, int err, const char *msg)
-{
-    char res[PATH_MAX], line[4200];
-    snprintf(res, sizeof res, "%.*s.res", (int)(strlen(req) - 4), req);
-    int n = snprintf(line, sizeof line, "%d %s\n", err, msg);
-    if (n < 0 || (size_t)n >= sizeof line)
-        n = (int)sizeof line - 1;
-    safe_write_file(res, line, (size_t)n, 0644, false);
-    unlink(req);
-}
+/* Answer one request line into msg; VFS_CTL_NOT_HERE if this server does
+ * not serve that kind (flush and resolve need a server that writes back). */
+#define VFS_CTL_NOT_HERE ENOTSUP
 
-static void serve_request(vfs *v, const char *path)
+static int serve_line(vfs *v, char *line, char *msg, size_t cap)
 {
-    int fd = safe_open_read(path);
-    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
-    if (!f) {
-        if (fd >= 0)
-            close(fd);
-        unlink(path);
-        return;
-    }
-    char line[KV_RUNNAME_MAX + 32] = "";
-    if (!fgets(line, sizeof line, f))
-        line[0] = '\0';
-    fclose(f);
-    line[strcspn(line, "\n")] = '\0';
-    char msg[4096];
     int err = 0;
     bool writes_back = v->backend && !v->cfg.read_only;
+    msg[0] = '\0';
     if (!writes_back && (!strncmp(line, "flush ", 6) ||
-                         !strncmp(line, "resolve ", 8)))
-        return;         /* not ours to answer: no write-back here */
+                         !strncmp(line, "resolve ", 8))) {
+        snprintf(msg, cap, "this tarnfsd does not write back");
+        return VFS_CTL_NOT_HERE;
+    }
     if (!strncmp(line, "evict ", 6)) {
-        err = vfs_evict_now(v, line + 6, "tarnfs cache evict", msg,
-                            sizeof msg);
+        err = vfs_evict_now(v, line + 6, "tarnfs cache evict", msg, cap);
     } else if (!strcmp(line, "flush *")) {
         size_t n, failed = 0;
         char **names = vfs_dirty_runs(v, false, &n);
@@ -272,7 +258,7 @@ static void serve_request(vfs *v, const char *path)
                 nc += r->conflicted;
         pthread_mutex_unlock(&v->lock);
         err = failed ? EIO : nc ? ECANCELED : 0;
-        snprintf(msg, sizeof msg, "%zu dirty run(s) written back, %zu "
+        snprintf(msg, cap, "%zu dirty run(s) written back, %zu "
                  "failed, %zu conflicted", n - failed, failed, nc);
     } else if (!strncmp(line, "flush ", 6)) {
         const char *name = line + 6;
@@ -286,58 +272,252 @@ static void serve_request(vfs *v, const char *path)
             char ck[1200] = "";
             struct timespec since;
             vfs_dirty_info(v->cache_dir, name, &since, ck, sizeof ck);
-            if (snprintf(msg, sizeof msg, "run %s is in conflict: the "
+            if (snprintf(msg, cap, "run %s is in conflict: the "
                          "backend changed since it was fetched; this "
                          "server's version is %s; see `tarnfs cache "
-                         "resolve`", name, ck) >= (int)sizeof msg)
-                msg[sizeof msg - 1] = '\0';
+                         "resolve`", name, ck) >= (int)cap)
+                msg[cap - 1] = '\0';
         } else if (err == ENOENT) {
             err = 0;
-            snprintf(msg, sizeof msg, "run %s is not in the cache: nothing "
+            snprintf(msg, cap, "run %s is not in the cache: nothing "
                      "to write", name);
         } else if (err) {
-            snprintf(msg, sizeof msg, "write-back of %s failed: %s (see the "
+            snprintf(msg, cap, "write-back of %s failed: %s (see the "
                      "server log)", name, strerror(err));
         } else {
-            snprintf(msg, sizeof msg, "run %s is clean", name);
+            snprintf(msg, cap, "run %s is clean", name);
         }
     } else if (!strncmp(line, "resolve ", 8)) {
-        err = resolve_run(v, line + 8, msg, sizeof msg);
+        err = resolve_run(v, line + 8, msg, cap);
     } else if (!strncmp(line, "hold ", 5) || !strncmp(line, "release ", 8)) {
         bool hold = line[0] == 'h';
         char *arg = line + (hold ? 5 : 8);
         pid_t pid;
         if (name_pid(arg, &pid) != 0) {
             err = EINVAL;
-            snprintf(msg, sizeof msg, "bad request");
+            snprintf(msg, cap, "bad request");
         } else {
-            err = hold ? hold_run(v, arg, pid, msg, sizeof msg)
-                       : release_run(v, arg, pid, msg, sizeof msg);
+            err = hold ? hold_run(v, arg, pid, msg, cap)
+                       : release_run(v, arg, pid, msg, cap);
         }
     } else {
         err = EINVAL;
-        snprintf(msg, sizeof msg, "unknown request");
+        snprintf(msg, cap, "unknown request");
     }
-    answer(path, err, msg);
+    return err;
 }
 
-void vfs_control_serve(vfs *v)
+/* ---- the control socket ---------------------------------------------- */
+
+/* Each server listens on CACHE/vfs/ctl/PID-N.sock; the directory is 0700, so
+ * only its owner (and root) reach it, and each connection's peer is checked
+ * again (SO_PEERCRED).  One request line per connection, one answer line
+ * "ERRNO MESSAGE" back.  Paths go through /proc/self/fd/N of the directory:
+ * sun_path holds 107 bytes, a cache path may be longer. */
+#define CTL_DIR "ctl"
+#define CTL_LINE_MAX (KV_RUNNAME_MAX + 64)
+#define CTL_IO_TIMEOUT_S 5
+
+static int ctl_dir_open(const char *meta_dir, bool create, int *out)
 {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/requests", v->meta_dir);
-    DIR *d = opendir(dir);
+    if (snprintf(dir, sizeof dir, "%s/" CTL_DIR, meta_dir) >= (int)sizeof dir)
+        return ENAMETOOLONG;
+    if (create && mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return errno;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return err;
+    }
+    if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
+        /* not ours, or writable by others: a socket in it could be anyone's */
+        close(fd);
+        log_warn("vfs: %s is not a private directory of this user; control "
+                 "requests are not served or sent through it", dir);
+        return EPERM;
+    }
+    *out = fd;
+    return 0;
+}
+
+static int ctl_addr(int dirfd, const char *name, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    if (snprintf(sa->sun_path, sizeof sa->sun_path, "/proc/self/fd/%d/%s", dirfd,
+                 name) >= (int)sizeof sa->sun_path)
+        return ENAMETOOLONG;
+    return 0;
+}
+
+/* Read one line (up to cap - 1 bytes, without its newline) within the
+ * socket's receive timeout.  Errors: EPROTO (too long or none), errno. */
+static int read_line(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return errno == EAGAIN ? ETIMEDOUT : errno;
+        if (r == 0)
+            return EPROTO;
+        n += (size_t)r;
+        buf[n] = '\0';
+        char *nl = memchr(buf, '\n', n);
+        if (nl) {
+            *nl = '\0';
+            return 0;
+        }
+        if (n == cap - 1)
+            return EPROTO;
+    }
+}
+
+static void send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        buf += w;
+        len -= (size_t)w;
+    }
+}
+
+static void serve_conn(vfs *v, int cfd)
+{
+    struct timeval tv = { CTL_IO_TIMEOUT_S, 0 };
+    setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    char line[CTL_LINE_MAX], msg[4096], out[4200];
+    int err;
+    struct ucred cred;
+    socklen_t cl = sizeof cred;
+    if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
+        (cred.uid != 0 && cred.uid != geteuid())) {
+        err = EACCES;
+        snprintf(msg, sizeof msg, "only root or the server's user may send "
+                 "requests");
+    } else if ((err = read_line(cfd, line, sizeof line)) != 0) {
+        snprintf(msg, sizeof msg, "bad request");
+        err = EINVAL;
+    } else {
+        err = serve_line(v, line, msg, sizeof msg);
+    }
+    int n = snprintf(out, sizeof out, "%d %s\n", err, msg);
+    if (n < 0 || (size_t)n >= sizeof out) {
+        n = (int)sizeof out - 1;
+        out[n - 1] = '\n';
+    }
+    send_all(cfd, out, (size_t)n);
+}
+
+static void *control_main(void *arg)
+{
+    vfs *v = arg;
+    for (;;) {
+        pthread_mutex_lock(&v->lock);
+        bool stop = v->ctl_stopping;
+        pthread_mutex_unlock(&v->lock);
+        if (stop)
+            break;
+        struct pollfd p = { .fd = v->ctl_fd, .events = POLLIN };
+        int r = poll(&p, 1, 250);
+        if (r <= 0)
+            continue;
+        int cfd = accept4(v->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (cfd < 0)
+            continue;
+        serve_conn(v, cfd);
+        close(cfd);
+    }
+    return NULL;
+}
+
+/* Remove the sockets of servers (PID-N.sock) that are gone. */
+static void sweep_stale(int dirfd)
+{
+    DIR *d = fdopendir(dup(dirfd));
     if (!d)
         return;
     struct dirent *de;
     while ((de = readdir(d))) {
         size_t len = strlen(de->d_name);
-        if (len < 5 || strcmp(de->d_name + len - 4, ".req") != 0)
+        if (len < 6 || strcmp(de->d_name + len - 5, ".sock") != 0)
             continue;
-        char path[PATH_MAX + 300];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        serve_request(v, path);
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (end == de->d_name || (*end != '-' && *end != '.') || pid <= 1 ||
+            pid > INT_MAX || pid == (long)getpid())
+            continue;
+        if (!pid_alive((pid_t)pid))
+            unlinkat(dirfd, de->d_name, 0);
     }
     closedir(d);
+}
+
+int vfs_control_start(vfs *v)
+{
+    int dirfd, err = ctl_dir_open(v->meta_dir, true, &dirfd);
+    if (err) {
+        log_error("vfs: cannot serve control requests (%s/" CTL_DIR "): %s",
+                  v->meta_dir, strerror(err));
+        return err;
+    }
+    sweep_stale(dirfd);
+    /* PID-N: one socket per vfs, even for two in one process (tests). */
+    static atomic_uint opened;
+    snprintf(v->ctl_name, sizeof v->ctl_name, "%ld-%u.sock", (long)getpid(),
+             atomic_fetch_add(&opened, 1));
+    struct sockaddr_un sa;
+    /* Non-blocking: accept never waits, whatever poll said. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        err = errno;
+    else if (!(err = ctl_addr(dirfd, v->ctl_name, &sa))) {
+        unlinkat(dirfd, v->ctl_name, 0);    /* ours, from a previous life */
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 16) != 0)
+            err = errno;
+    }
+    if (!err) {
+        v->ctl_fd = fd;
+        err = pthread_create(&v->ctl_thread, NULL, control_main, v);
+    }
+    if (err) {
+        log_error("vfs: cannot serve control requests on %s/" CTL_DIR "/%s: %s",
+                  v->meta_dir, v->ctl_name, strerror(err));
+        if (fd >= 0)
+            close(fd);
+        unlinkat(dirfd, v->ctl_name, 0);
+        close(dirfd);
+        return err;
+    }
+    v->ctl_dirfd = dirfd;
+    v->ctl_started = true;
+    return 0;
+}
+
+void vfs_control_stop(vfs *v)
+{
+    if (!v->ctl_started)
+        return;
+    pthread_mutex_lock(&v->lock);
+    v->ctl_stopping = true;
+    pthread_mutex_unlock(&v->lock);
+    pthread_join(v->ctl_thread, NULL);
+    unlinkat(v->ctl_dirfd, v->ctl_name, 0);
+    close(v->ctl_fd);
+    close(v->ctl_dirfd);
+    v->ctl_started = false;
 }
 
 /* ---- the tool side --------------------------------------------------- */
@@ -352,63 +532,106 @@ static bool no_server(int fd)
     return true;
 }
 
-/* Send one request line to the tarnfsd serving cache_dir and wait up to
- * timeout_s for its answer (msg, cap bytes).  With lock_fd >= 0, a server
- * that goes away before taking the request is noticed: the request is
- * withdrawn and ESRCH returned with the lock held exclusively.  Errors:
- * the server's answer, ETIMEDOUT, ESRCH, or the errno of writing the
- * request. */
+/* Ask the server listening on name in dirfd: its answer (msg), or
+ * VFS_CTL_NOT_HERE, or ESRCH (nobody listens there), or ETIMEDOUT. */
+static int ask(int dirfd, const char *name, const char *body, size_t len,
+               unsigned timeout_s, char *msg, size_t cap)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode) ||
+        (st.st_uid != 0 && st.st_uid != geteuid()))
+        return ESRCH;       /* not a server's socket (of root or ours) */
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    int err = ctl_addr(dirfd, name, &sa);
+    if (!err && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        err = errno == ECONNREFUSED || errno == ENOENT ? ESRCH : errno;
+    if (!err) {
+        struct timeval tv = { timeout_s ? (time_t)timeout_s : 1, 0 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        send_all(fd, body, len);
+        char line[4200];
+        err = read_line(fd, line, sizeof line);
+        if (err == ETIMEDOUT) {
+            snprintf(msg, cap, "the server took the request but has not "
+                     "answered yet");
+        } else if (err) {
+            err = ESRCH;    /* it went away without answering */
+        } else {
+            char *end, *sp = strchr(line, ' ');
+            long e = strtol(line, &end, 10);
+            err = end == line || e < 0 || e > 4095 ? EIO : (int)e;
+            snprintf(msg, cap, "%s", sp ? sp + 1 : "");
+        }
+    }
+    close(fd);
+    return err;
+}
+
+/* Send one request line to the tarnfsd serving cache_dir (each one's
+ * socket in turn, until one that serves the kind answers) and wait up to
+ * timeout_s for its answer (msg, cap bytes).  With lock_fd >= 0, no
+ * server at all is noticed at once: ESRCH with the lock held
+ * exclusively.  Errors: the server's answer, ETIMEDOUT, ESRCH, EACCES. */
 static int request(const char *cache_dir, const char *line,
                    unsigned timeout_s, int lock_fd, char *msg, size_t cap)
 {
-    char base[PATH_MAX], req[PATH_MAX + 8], res[PATH_MAX + 8];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(base, sizeof base, "%s/vfs/requests/%ld-%ld", cache_dir,
-             (long)getpid(), (long)now.tv_nsec);
-    snprintf(req, sizeof req, "%s.req", base);
-    snprintf(res, sizeof res, "%s.res", base);
-    char body[KV_RUNNAME_MAX + 64];
+    char meta[PATH_MAX], body[CTL_LINE_MAX + 2];
     int bn = snprintf(body, sizeof body, "%s\n", line);
     if (bn < 0 || (size_t)bn >= sizeof body)
         return ENAMETOOLONG;
-    int werr = safe_write_file(req, body, (size_t)bn, 0644, false);
-    if (werr)
-        return werr;
-    for (unsigned waited = 0; waited < timeout_s * 10; waited++) {
-        int rfd = safe_open_read(res);
-        FILE *f = rfd >= 0 ? fdopen(rfd, "r") : NULL;
-        if (rfd >= 0 && !f)
-            close(rfd);
-        if (f) {
-            int err = EIO;
-            char answer[2048] = "";
-            if (fgets(answer, sizeof answer, f)) {
-                char *sp = strchr(answer, ' ');
-                err = atoi(answer);
-                answer[strcspn(answer, "\n")] = '\0';
-                snprintf(msg, cap, "%s", sp ? sp + 1 : "");
-            }
-            fclose(f);
-            unlink(res);
+    if (snprintf(meta, sizeof meta, "%s/vfs", cache_dir) >= (int)sizeof meta)
+        return ENAMETOOLONG;
+    /* A server starting up holds the lock before it listens: wait for its
+     * socket as long as it holds the lock. */
+    for (unsigned waited = 0; waited <= timeout_s * 10; waited++) {
+        int dirfd, err = ctl_dir_open(meta, false, &dirfd);
+        if (err && err != ENOENT) {
+            snprintf(msg, cap, "cannot reach the server's control socket in "
+                     "%s/" CTL_DIR ": %s", meta, strerror(err));
             return err;
         }
-        if (lock_fd >= 0 && waited % 10 == 9 && no_server(lock_fd)) {
-            if (unlink(req) == 0)
-                return ESRCH;
-            /* Taken, so answered before that server let the lock go. */
-            flock(lock_fd, LOCK_UN);
+        bool not_here = false;
+        if (!err) {
+            DIR *d = fdopendir(dup(dirfd));
+            struct dirent *de;
+            while (d && (de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                if (len < 6 || strcmp(de->d_name + len - 5, ".sock") != 0)
+                    continue;
+                err = ask(dirfd, de->d_name, body, (size_t)bn, timeout_s, msg, cap);
+                if (err == VFS_CTL_NOT_HERE) {
+                    not_here = true;
+                    continue;
+                }
+                if (err != ESRCH) {
+                    closedir(d);
+                    close(dirfd);
+                    return err;
+                }
+            }
+            if (d)
+                closedir(d);
+            close(dirfd);
+        }
+        /* Nobody answered: servers, but none of the kind; or none. */
+        if (not_here) {
+            snprintf(msg, cap, "no tarnfsd answered (is one serving %s?)",
+                     cache_dir);
+            return ETIMEDOUT;
+        }
+        if (lock_fd < 0 || no_server(lock_fd)) {
+            snprintf(msg, cap, "no tarnfsd answered (is one serving %s?)",
+                     cache_dir);
+            return ESRCH;
         }
         struct timespec ts = { 0, 100 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
-    /* Withdraw it unless the server took it meanwhile. */
-    if (unlink(req) != 0)
-        snprintf(msg, cap, "the server took the request but has not "
-                 "answered yet");
-    else
-        snprintf(msg, cap, "no tarnfsd answered (is one serving %s?)",
-                 cache_dir);
+    snprintf(msg, cap, "no tarnfsd answered (is one serving %s?)", cache_dir);
     return ETIMEDOUT;
 }
 
@@ -425,14 +648,14 @@ int vfs_request(const char *cache_dir, const char *run, bool resolve,
      * vfs.lock or request file of ours, just the error. */
     char rq[PATH_MAX];
     struct stat st;
-    snprintf(rq, sizeof rq, "%s/vfs/requests", cache_dir);
+    snprintf(rq, sizeof rq, "%s/vfs", cache_dir);
     if (stat(rq, &st) != 0 || !S_ISDIR(st.st_mode)) {
         snprintf(msg, cap, "%s is not a cache a tarnfsd has served (no "
-                 "vfs/requests in it)", cache_dir);
+                 "vfs/ in it)", cache_dir);
         return ENOENT;
     }
-    /* The server lock tells, within a second, that no server runs (or
-     * that it stopped before taking the request): no full timeout wait. */
+    /* The server lock tells at once that no server runs (or that it
+     * stopped before taking the request): no timeout wait. */
     int fd;
     int err = lock_open(cache_dir, &fd);
     if (err) {

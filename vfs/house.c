@@ -578,9 +578,9 @@ static void *house_main(void *arg)
     while (!v->stopping) {
         if (!v->evict_wanted) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_sec += VFS_TICK_MS / 1000;
-            pthread_cond_timedwait(&v->wake, &v->lock, &until);
+            pthread_cond_clockwait(&v->wake, &v->lock, CLOCK_MONOTONIC, &until);
         }
         if (v->stopping)
             break;
@@ -588,7 +588,6 @@ static void *house_main(void *arg)
         pthread_mutex_unlock(&v->lock);
         evict_if_needed(v);
         persist_markers(v, false);
-        vfs_control_serve(v);
         if (v->backend && !v->cfg.read_only)
             vfs_writeback_tick(v);
         tend_handles(v);

@@ -816,9 +816,9 @@ int vfs_run_change_begin(vfs *v, struct vfs_ref *ref)
      * that would wait long ties up a server thread, so the client is told
      * to retry instead (EAGAIN is NFS3ERR_JUKEBOX). */
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);   /* a clock step changes nothing */
     until.tv_sec += VFS_CHANGE_WAIT_S;
-    int err = pthread_rwlock_timedrdlock(&ref->run->change_lock, &until);
+    int err = pthread_rwlock_clockrdlock(&ref->run->change_lock, CLOCK_MONOTONIC, &until);
     if (err) {
         vfs_run_release(v, ref);
         return err == ETIMEDOUT ? EAGAIN : err;

@@ -163,8 +163,6 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
          (err = make_dir(sub)) != 0) ||
         (snprintf(sub, sizeof sub, "%s/dirty", v->meta_dir),
          (err = make_dir(sub)) != 0) ||
-        (snprintf(sub, sizeof sub, "%s/requests", v->meta_dir),
-         (err = make_dir(sub)) != 0) ||
         (err = vfs_server_lock(v)) != 0) {
         vfs_free(v);
         return err;
@@ -209,6 +207,9 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
         vfs_free(v);
         return err;
     }
+    /* Without it the server still serves; `tarnfs flush` says it got no
+     * answer, and the log says why. */
+    vfs_control_start(v);
     log_info("vfs: serving %s%s%s (cache %s%s)",
              v->source ? "tarballs from " : "the cached runs",
              v->source ? v->source : "", "", v->cache_dir,
@@ -221,6 +222,7 @@ void vfs_close(vfs *v)
 {
     if (!v)
         return;
+    vfs_control_stop(v);
     vfs_house_stop(v);
     if (v->backend && !v->cfg.read_only)
         vfs_writeback_all(v, "shutdown");

@@ -225,6 +225,11 @@ struct vfs {
     uint64_t *catalog;
     size_t catalog_cap, catalog_n;
     int server_lock_fd;           /* CACHE/vfs.lock, held shared */
+    /* the control socket (control.c) */
+    int ctl_fd, ctl_dirfd;
+    char ctl_name[48];            /* PID-N.sock in CACHE/vfs/ctl */
+    pthread_t ctl_thread;
+    bool ctl_started, ctl_stopping;   /* ctl_stopping: guarded by lock */
 };
 
 /* Bytes (and number, if runs) of the runs in the cache, from the table. */
@@ -472,9 +477,13 @@ int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
  * closed by vfs_close), so the tool knows a server owns the cache's runs.
  * Waits while a tool holds it exclusively.  Errors: EACCES, EIO (logged). */
 int vfs_server_lock(vfs *v);
-/* House duty: serve the request files in CACHE/vfs/requests/ (flush and
- * resolve only on a server that writes back; evict on any). */
-void vfs_control_serve(vfs *v);
+/* Listen on CACHE/vfs/ctl/PID-N.sock and answer the tool's requests on a
+ * thread of their own (flush and resolve only on a server that writes
+ * back; evict, hold and release on any).  Errors: EPERM (the directory is
+ * not private to this user), EACCES, ENAMETOOLONG, EAGAIN (logged). */
+int vfs_control_start(vfs *v);
+/* Stop answering and remove the socket.  A no-op if not started. */
+void vfs_control_stop(vfs *v);
 /* The message refusing to `what` ("evict") a dirty run (conflict: "" if
  * none), naming the command that helps. */
 void vfs_dirty_message(const char *what, const char *run,

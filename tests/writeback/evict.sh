@@ -149,6 +149,26 @@ exec 8>&-
 nfs-cp "$work/new.txt" "$(url A "$R1/after-kill.txt")" >/dev/null 2>&1
 check "after an ingest holding the run is killed, writes into it are accepted" test $? -eq 0
 check "and the server says it let go" grep -q "ended without letting it go" "$work/A.log"
+# --- the control socket -----------------------------------------------------
+socks() { ls -A "$C/vfs/ctl" 2>/dev/null | grep -c '\.sock$'; }
+check "the server listens on one socket in a directory only its user can enter" \
+  bash -c "[ $(socks) -eq 1 ] && [ \"\$(stat -c %a '$C/vfs/ctl')\" = 700 ]"
+# a user other than the server's (and not root) gets nothing done
+"$B/tarnfs" flush --cache "$C" --all > /dev/null 2>&1
+wmode=$(stat -c %a "$work"); cmode=$(stat -c %a "$C")
+chmod 755 "$work" "$C"
+setpriv --reuid=65534 --regid=65534 --clear-groups "$B/tarnfs" flush --cache "$C" --timeout 5 "$R1" \
+  > /dev/null 2> "$work/fl-nobody.err"; rc=$?
+chmod "$wmode" "$work"; chmod "$cmode" "$C"
+check "another user's tarnfs flush is refused, saying why ($rc)" \
+  bash -c "[ $rc -ne 0 ] && grep -q 'Permission denied' '$work/fl-nobody.err'"
+stop A
+check "a server that stops removes its socket" test "$(socks)" -eq 0
+# a socket left by a server that died is swept by the next one
+python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" "$C/vfs/ctl/999999.sock"
+start A "$C" rw 60m
+check "a dead server's socket is removed when the next one starts" \
+  bash -c "[ ! -e '$C/vfs/ctl/999999.sock' ] && [ $(socks) -eq 1 ]"
 stop A
 
 # --- no server, clean run: the tool evicts it itself ------------------------
