@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* Which backend SOURCE names.  On SRC_BAD, ERR says why. */
@@ -260,6 +261,21 @@ void fetch_close(fetch_backend *b)
 {
     if (b)
         b->m->close(b);
+}
+
+int fetch_body_sha256(EVP_MD_CTX *md, const struct fetch_put_opts *o,
+                      const char *what, char hex[65])
+{
+    unsigned char d[32];
+    if (!EVP_DigestFinal_ex(md, d, NULL))
+        return EIO;
+    fetch_hex(d, sizeof d, hex);
+    if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
+        log_error("fetch: %s: body SHA-256 %s differs from the expected %s; not stored",
+                  what, hex, o->sha256_hex);
+        return EIO;
+    }
+    return 0;
 }
 
 void fetch_hex(const unsigned char *bytes, size_t n, char *out)

@@ -680,19 +680,12 @@ static int nas_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
     struct nas_upload *u = nas_upload_of(fu);
     const struct fetch_put_opts *o = u->o;
     char hex[65];
-    unsigned char digest[32];
     int rc = u->err;
     if (rc)
         goto out;
     crash_point("put-written");
-    EVP_DigestFinal_ex(u->md, digest, NULL);
-    fetch_hex(digest, sizeof digest, hex);
-    if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
-        log_error("fetch: %s: body SHA-256 %s differs from the expected %s; not stored",
-                  u->key, hex, o->sha256_hex);
-        rc = EIO;
+    if ((rc = fetch_body_sha256(u->md, o, u->key, hex)))
         goto out;
-    }
     if (fsync(u->fd) != 0) {
         rc = errno;
         goto out;

@@ -1619,7 +1619,6 @@ static int s3_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
     struct s3_upload *u = s3_upload_of(fu);
     const struct fetch_put_opts *o = u->o;
     char hex[65];
-    unsigned char d[32];
     int rc = u->err;
     if (rc)
         goto out;
@@ -1629,14 +1628,8 @@ static int s3_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
         goto out;
     if (!single && (rc = finish_all(u)))
         goto out;
-    EVP_DigestFinal_ex(u->md, d, NULL);
-    fetch_hex(d, 32, hex);
-    if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
-        log_error("fetch: S3 upload of %s: body SHA-256 %s differs from the expected %s; not stored",
-                  u->key, hex, o->sha256_hex);
-        rc = EIO;
+    if ((rc = fetch_body_sha256(u->md, o, u->key, hex)))
         goto out;
-    }
     if (single) {
         rc = put_single(u->b, u->fk, u->key, u->fill ? u->fill->buf : "", u->fill ? u->fill->len : 0,
                         hex, o);
