@@ -2,6 +2,7 @@
 #include "convert/convert.h"
 #include "convert/convert_internal.h"
 #include "util/opt.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -141,37 +142,23 @@ static void usage(FILE *out)
 "See tarnfs-convert(1).\n");
 }
 
+/* --min-age: units_duration_ms, in whole seconds. */
 static int parse_duration(const char *s, int64_t *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    uint64_t ms;
+    if (units_duration_ms(s, &ms))
         return EINVAL;
-    double mult = 1;
-    if (!strcmp(end, "") || !strcmp(end, "s")) mult = 1;
-    else if (!strcmp(end, "m")) mult = 60;
-    else if (!strcmp(end, "h")) mult = 3600;
-    else if (!strcmp(end, "d")) mult = 86400;
-    else return EINVAL;
-    *out = (int64_t)(v * mult);
+    *out = (int64_t)(ms / 1000);
     return 0;
 }
 
+/* --part-size: units_size, within size_t. */
 static int parse_size(const char *s, size_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
+    uint64_t v;
+    if (units_size(s, &v) || v > SIZE_MAX)
         return EINVAL;
-    unsigned long long mult = 1;
-    if (!strcmp(end, "") || !strcmp(end, "B")) mult = 1;
-    else if (!strcasecmp(end, "K") || !strcasecmp(end, "KiB")) mult = 1ULL << 10;
-    else if (!strcasecmp(end, "M") || !strcasecmp(end, "MiB")) mult = 1ULL << 20;
-    else if (!strcasecmp(end, "G") || !strcasecmp(end, "GiB")) mult = 1ULL << 30;
-    else return EINVAL;
-    *out = (size_t)(v * mult);
+    *out = (size_t)v;
     return 0;
 }
 

@@ -2,6 +2,8 @@
  * matches client addresses against exports. */
 #include "nfsd/config.h"
 #include "vfs/vfs.h"
+#include "util/conf.h"
+#include "util/units.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -82,50 +84,19 @@ void nfsd_config_free(struct nfsd_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-int parse_size(const char *s, uint64_t *out)
+/* A size setting: units_size, any failure EINVAL. */
+static int parse_size(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return EINVAL;
-    unsigned shift = 0;
-    switch (toupper((unsigned char)*end)) {
-    case 0: break;
-    case 'K': shift = 10; break;
-    case 'M': shift = 20; break;
-    case 'G': shift = 30; break;
-    case 'T': shift = 40; break;
-    default: return EINVAL;
-    }
-    if (*end && end[1] && !(toupper((unsigned char)end[1]) == 'B' && !end[2])
-        && !(toupper((unsigned char)end[1]) == 'I' && toupper((unsigned char)end[2]) == 'B' && !end[3]))
-        return EINVAL;
-    if (shift && v > (UINT64_MAX >> shift))
-        return EINVAL;
-    *out = (uint64_t)v << shift;
-    return 0;
+    return units_size(s, out) ? EINVAL : 0;
 }
 
-int parse_duration_ms(const char *s, unsigned *out)
+/* A duration setting in ms, up to 4e9 (about 46 days). */
+static int parse_duration_ms(const char *s, unsigned *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *s == '-')
+    uint64_t ms;
+    if (units_duration_ms(s, &ms) || ms > 4000000000u)
         return EINVAL;
-    unsigned long mult;
-    if (!*end || !strcmp(end, "s"))
-        mult = 1000;
-    else if (!strcmp(end, "ms"))
-        mult = 1;
-    else if (!strcmp(end, "m"))
-        mult = 60000;
-    else
-        return EINVAL;
-    if (v > 4000000000UL / mult)
-        return EINVAL;
-    *out = (unsigned)(v * mult);
+    *out = (unsigned)ms;
     return 0;
 }
 
@@ -452,16 +423,6 @@ bool exports_admit(const struct exports *ex, const struct sockaddr *peer)
     return false;
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = 0;
-    return s;
-}
-
 static int parse_bool(const char *v, bool *out)
 {
     if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
@@ -672,71 +633,44 @@ static void note_line(struct nfsd_config *cfg, const char *k, unsigned lineno)
 
 /* Read path; with problem NULL stop at the first bad line (err says
  * "FILE:LINE: why"), else report each and go on. */
+struct load_ctx {
+    struct nfsd_config *cfg;
+    struct exports *ex;
+};
+
+static int load_line(void *arg, unsigned lineno, char *key, char *value,
+                     char *why, size_t whylen)
+{
+    struct load_ctx *l = arg;
+    if (!strcmp(key, "export"))
+        return exports_add_line(l->ex, value, why, whylen);
+    int ret = apply_setting(l->cfg, key, value, why, whylen);
+    if (!ret)
+        note_line(l->cfg, key, lineno);
+    return ret;
+}
+
 static int load(const char *path, struct nfsd_config *cfg, nfsd_problem_fn problem,
                 void *arg, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        int e = errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        return e;
-    }
-    struct exports *ex = exports_new();
-    if (!ex) {
-        fclose(f);
+    struct load_ctx l = { cfg, exports_new() };
+    if (!l.ex)
         return ENOMEM;
-    }
-    char line[4096], why[256];
-    unsigned lineno = 0, problems = 0;
-    int ret = 0;
-    while (!ret && fgets(line, sizeof line, f)) {
-        lineno++;
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = 0;
-        char *s = trim(line);
-        if (!*s)
-            continue;
-        why[0] = 0;
-        if (!strncmp(s, "export", 6) && isspace((unsigned char)s[6])) {
-            ret = exports_add_line(ex, trim(s + 6), why, sizeof why);
-        } else {
-            char *eq = strchr(s, '=');
-            if (!eq) {
-                snprintf(why, sizeof why, "expected 'key = value' or 'export PATH CLIENT(OPTIONS)'");
-                ret = EINVAL;
-            } else {
-                *eq = 0;
-                char *k = trim(s);
-                ret = apply_setting(cfg, k, trim(eq + 1), why, sizeof why);
-                if (!ret)
-                    note_line(cfg, k, lineno);
-            }
-        }
-        if (ret && ret != ENOMEM) {
-            if (problem) {
-                problem(arg, lineno, why);
-                problems++;
-                ret = 0;
-            } else {
-                snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
-            }
-        }
-    }
-    fclose(f);
+    unsigned problems = 0;
+    int ret = conf_read(path, load_line, &l, problem, arg, &problems, err, errlen);
     if (!ret && problems) {
         snprintf(err, errlen, "%s: %u problem%s", path, problems, problems == 1 ? "" : "s");
         ret = EINVAL;
     }
     if (ret) {
-        exports_unref(ex);
+        exports_unref(l.ex);
         return ret;
     }
-    if (ex->n) {
+    if (l.ex->n) {
         exports_unref(cfg->exports);
-        cfg->exports = ex;
+        cfg->exports = l.ex;
     } else {
-        exports_unref(ex);
+        exports_unref(l.ex);
     }
     return 0;
 }

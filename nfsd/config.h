@@ -151,12 +151,6 @@ const struct export *exports_by_id(const struct exports *ex, uint8_t id);
 /* True when any export allows writes to any client. */
 bool exports_any_rw(const struct exports *ex);
 
-/* Parse "10G", "512M", "4096" (binary units).  Errors: EINVAL. */
-int parse_size(const char *s, uint64_t *out);
-
-/* Parse "5s", "250ms", "2m" or a bare number of seconds.  Errors: EINVAL. */
-int parse_duration_ms(const char *s, unsigned *out);
-
 /* Free what cfg owns (strings and exports reference). */
 void nfsd_config_free(struct nfsd_config *cfg);
 

@@ -25,11 +25,12 @@
 #include "nfsd/nlm.h"
 #include "nfsd/nlm_cb.h"
 #include "nfsd/rpc_server.h"
+#include "util/conf.h"
 #include "util/log.h"
 #include "util/safefile.h"
 #include "vfs/vfs.h"
 
-#define DEFAULT_CONFIG  "/etc/tarnfs/tarnfs.conf"
+#define DEFAULT_CONFIG  CONF_DEFAULT_PATH
 #define DEFAULT_PIDFILE "/run/tarnfsd.pid"
 /* The largest legal MOUNT call: a path of at most MNTPATHLEN (1024) bytes
  * and AUTH_SYS credential and verifier (at most 400 bytes each). */

@@ -1,5 +1,6 @@
 /* cli.c: the helpers in cli.h shared by the tarnfs subcommands. */
 #include "tool/cli.h"
+#include "util/conf.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -8,6 +9,17 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+const char *cli_config_path(void)
+{
+    const char *env = getenv("TARNFS_CONFIG");
+    return env && *env ? env : CONF_DEFAULT_PATH;
+}
+
+/* The tool's one cache directory taken from the config file (a CLI
+ * process asks once; not request state). */
+static char config_cache[PATH_MAX];
 
 const char *cli_cache_dir(const char *prog, const char *opt)
 {
@@ -16,8 +28,17 @@ const char *cli_cache_dir(const char *prog, const char *opt)
     const char *env = getenv("TARNFS_CACHE");
     if (env && *env)
         return env;
-    fprintf(stderr, "%s: no cache directory: give --cache DIR (or set "
-            "TARNFS_CACHE)\n", prog);
+    const char *conf = cli_config_path();
+    int err = conf_get(conf, "cache", config_cache, sizeof config_cache);
+    if (!err && config_cache[0])
+        return config_cache;
+    fprintf(stderr, "%s: no cache directory: give --cache DIR, set "
+            "TARNFS_CACHE, or set cache = DIR in %s", prog, conf);
+    if (err && err != ENOENT)
+        fprintf(stderr, " (cannot read it: %s)", strerror(err));
+    else if (!err || access(conf, F_OK) == 0)
+        fprintf(stderr, " (it has no cache setting)");
+    fputc('\n', stderr);
     return NULL;
 }
 

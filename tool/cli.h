@@ -14,8 +14,13 @@
 #include <stdint.h>
 #include <time.h>
 
-/* The cache directory: opt if given, else $TARNFS_CACHE, else NULL after
- * printing "prog: no cache directory" advice. */
+/* The config file the tool reads: $TARNFS_CONFIG, else tarnfsd's default
+ * (/etc/tarnfs/tarnfs.conf). */
+const char *cli_config_path(void);
+
+/* The cache directory: opt if given, else $TARNFS_CACHE, else the config
+ * file's `cache` setting (cli_config_path), else NULL after printing "prog:
+ * no cache directory" advice naming all three. */
 const char *cli_cache_dir(const char *prog, const char *opt);
 
 /* Open the cache at dir read-only (vfs_view_open: it takes no lock a

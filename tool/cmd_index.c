@@ -2,6 +2,7 @@
 #include "tool/cli.h"
 #include "tool/commands.h"
 #include "convert/convert.h"
+#include "util/conf.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -15,7 +16,8 @@ static const char index_usage[] =
     "\n"
     "Builds the missing run indexes of a collection of tarballs, so tarnfsd\n"
     "can list a run from its index and fetch single members by byte range.\n"
-    "SOURCE is a NAS directory or s3://BUCKET[/PREFIX]; NAMEs pick tarballs\n"
+    "SOURCE is a NAS directory or s3://BUCKET[/PREFIX] (none: the source set\n"
+    "in $TARNFS_CONFIG or /etc/tarnfs/tarnfs.conf); NAMEs pick tarballs\n"
     "(a key such as 2024/RUN.tar, or RUN without the suffix).  For each plain\n"
     "tarball whose sidecar KEY.tarnfs-index is missing, corrupt or describes\n"
     "another version of it, the tarball is read once and its index stored:\n"
@@ -61,8 +63,17 @@ int cmd_index(int argc, char **argv)
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, PROG ": say which SOURCE (a directory or s3://BUCKET[/PREFIX])\n%s",
-                index_usage);
+        /* No SOURCE: the one tarnfsd serves, from the same config file. */
+        char source[4096], endpoint[1024];
+        const char *conf = cli_config_path();
+        if (conf_get(conf, "source", source, sizeof source) == 0 && source[0]) {
+            if (!o.s3_endpoint && conf_get(conf, "s3_endpoint", endpoint,
+                                           sizeof endpoint) == 0)
+                o.s3_endpoint = endpoint;
+            return conv_index_run(source, NULL, 0, &o);
+        }
+        fprintf(stderr, PROG ": say which SOURCE (a directory or s3://BUCKET[/PREFIX]), "
+                "or set source = ... in %s\n%s", conf, index_usage);
         return CLI_USAGE;
     }
     return conv_index_run(argv[optind], argv + optind + 1, (size_t)(argc - optind - 1), &o);

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/units.h"
 #include "nfsd/config.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "util/log.h"
@@ -94,10 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         exports_add_line(ex, line, err, sizeof err);
-        uint64_t sz;
-        unsigned ms;
-        parse_size(line, &sz);
-        parse_duration_ms(line, &ms);
+        uint64_t sz, ms;
+        units_size(line, &sz);
+        units_duration_ms(line, &ms);
     }
     use_exports(ex);
     exports_unref(ex);

@@ -158,7 +158,15 @@ expect_fail() {
 expect_fail "a bad flag is refused" "unknown option '--frobnicate'" "$TARNFS" ls --frobnicate --cache "$C" /
 expect_fail "an unknown command is refused" "unknown command" "$TARNFS" frobnicate
 expect_fail "a missing cache directory is named" "does not exist" "$TARNFS" ls --cache "$W/no-such-cache" /
-expect_fail "no --cache at all is explained" "no cache directory" env -u TARNFS_CACHE "$TARNFS" cat "/$RUN/RunInfo.xml"
+expect_fail "no --cache at all is explained" "no cache directory" env -u TARNFS_CACHE TARNFS_CONFIG="$W/no-such.conf" "$TARNFS" cat "/$RUN/RunInfo.xml"
+printf '# as tarnfsd reads it\nexport / 127.0.0.1(ro)\ncache = %s\n' "$C" > "$W/tool.conf"
+if env -u TARNFS_CACHE TARNFS_CONFIG="$W/tool.conf" "$TARNFS" cat "/$RUN/RunInfo.xml" 2>"$W/err" | cmp -s - "$W/src/$RUN/RunInfo.xml"; then
+  ok "with no --cache, the tool takes the cache from tarnfs.conf (TARNFS_CONFIG)"
+else
+  bad "the config file's cache setting was not used: $(cat "$W/err")"
+fi
+printf 'source = /x\n' > "$W/nocache.conf"
+expect_fail "a config file without a cache setting is named" "has no cache setting" env -u TARNFS_CACHE TARNFS_CONFIG="$W/nocache.conf" "$TARNFS" ls /
 expect_fail "a wrong path is named" "No such file or directory" "$TARNFS" ls --cache "$C" "/$RUN/No/Such/Dir"
 expect_fail "a missing run is named" "No such file or directory" "$TARNFS" cat --cache "$C" /no-such-run/x
 expect_fail "a relative path is refused" "not an absolute tarnfs path" "$TARNFS" ls --cache "$C" "$RUN"

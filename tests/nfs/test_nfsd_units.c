@@ -368,28 +368,6 @@ START_TEST(readdirplus_fast_encoder_gives_rpcgens_bytes)
 }
 END_TEST
 
-START_TEST(sizes_and_durations_parse_with_units)
-{
-    uint64_t v;
-    unsigned ms;
-    ck_assert_int_eq(parse_size("512M", &v), 0);
-    ck_assert_uint_eq(v, 512ULL << 20);
-    ck_assert_int_eq(parse_size("4096", &v), 0);
-    ck_assert_uint_eq(v, 4096);
-    ck_assert_int_eq(parse_size("1GiB", &v), 0);
-    ck_assert_uint_eq(v, 1ULL << 30);
-    ck_assert_int_eq(parse_size("-1", &v), EINVAL);
-    ck_assert_int_eq(parse_size("3X", &v), EINVAL);
-    ck_assert_int_eq(parse_duration_ms("5s", &ms), 0);
-    ck_assert_uint_eq(ms, 5000);
-    ck_assert_int_eq(parse_duration_ms("2m", &ms), 0);
-    ck_assert_uint_eq(ms, 120000);
-    ck_assert_int_eq(parse_duration_ms("7", &ms), 0);
-    ck_assert_uint_eq(ms, 7000);
-    ck_assert_int_eq(parse_duration_ms("fast", &ms), EINVAL);
-}
-END_TEST
-
 START_TEST(handles_round_trip_and_reject_tampering)
 {
     char dir[] = "/tmp/tarnfs-units-key-XXXXXX";
@@ -604,7 +582,6 @@ int main(void)
     tcase_add_test(t, the_drc_replays_the_first_reply_and_stays_bounded);
     tcase_add_test(t, the_most_specific_client_pattern_wins_as_in_exports_5);
     tcase_add_test(t, dump_and_export_admit_only_hosts_some_export_lists);
-    tcase_add_test(t, sizes_and_durations_parse_with_units);
     tcase_add_test(t, readdirplus_fast_encoder_gives_rpcgens_bytes);
     tcase_add_test(t, handles_round_trip_and_reject_tampering);
     tcase_add_test(t, handle_mac_is_siphash24_with_reference_vectors);

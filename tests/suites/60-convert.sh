@@ -93,9 +93,17 @@ t_bad_usage() {
   grep -q "refused without --verify" "$T/e3"
   rc=0; "$TARNFS" convert "$SRC" --in-place --bogus 2> "$T/e4" || rc=$?
   [ $rc -eq 2 ]
+  # sizes and durations: no sign, no overflow, no junk (-1 was taken as
+  # 2^64 - 1 bytes)
+  for bad in "--part-size -1" "--part-size 99999999999T" "--part-size 8Mx" \
+             "--min-age -5m" "--min-age 2w"; do
+    rc=0; "$TARNFS" convert "$SRC" --to "$T" --list $bad 2> "$T/e5" || rc=$?
+    [ $rc -eq 2 ] || { echo "accepted: $bad"; return 1; }
+  done
+  "$TARNFS" convert "$SRC" --list --min-age 1.5h --part-size 16MiB > /dev/null
   "$TARNFS" convert --help | grep >/dev/null "usage: tarnfs convert"
 }
-check 'bad usage: source not a directory, no target, --delete-source without --verify exit 2' t_bad_usage
+check 'bad usage: source not a directory, no target, --delete-source without --verify, a signed or overflowing size or duration exit 2' t_bad_usage
 
 t_in_place() {
   "$TARNFS" convert "$SRC" --in-place --verify -j 2 > "$T/out"

@@ -21,3 +21,7 @@ TEST_PROGRAMS += $(B)/tests/util/test_loglimit
 $(B)/tests/util/test_bug: $(B)/tests/util/test_bug.o $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/util/test_bug
+# Sizes and durations (util/units.h).
+$(B)/tests/util/test_units: $(B)/tests/util/test_units.o $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+TEST_PROGRAMS += $(B)/tests/util/test_units
