@@ -34,7 +34,8 @@ check "the table is printed with its header" grep -q '^| measurement | unit | ta
 # awk condition: the row's label starts with r (or is r, when r ends in $)
 match_row='{ l = $2; gsub(/^ +| +$/, "", l) } (r ~ /[$]$/ ? l == substr(r, 1, length(r) - 1) : index(l, r) == 1)'
 for row in "seqread" "randread" "stat: LOOKUP+GETATTR" "READDIRPLUS of a" "walk (ls -lR)" \
-           "smallfile" "p99 GETATTR, 32 streams x 100/s$"; do
+           "smallfile" "p99 GETATTR, 32 streams x 100/s$" \
+           "walk (ls -lR) of the " "stat: LOOKUP+GETATTR of every file of the "; do
   check "row '$row' has a tarnfs and a Ganesha median" \
     awk -F'|' -v r="$row" "$match_row"' && $4 ~ /[0-9]/ && $5 ~ /Ganesha/ && $6 ~ /[0-9]/ { f = 1 } END { exit !f }' "$out"
 done
@@ -61,6 +62,8 @@ if grep -q 'tarnfsd mode: namespace' "$out"; then
 else
   echo "note: tarnfsd has no working tarball namespace here; cold rows not checked"
 fi
+check "the million-file ingest row has tarnfs ingest and tar -xf figures and a ratio" \
+  awk -F'|' -v r="ingest of the " "$match_row"' && $4 ~ /[0-9]/ && $6 ~ /[0-9]/ && $7 ~ /x/ { f = 1 } END { exit !f }' "$out"
 check "the loopback ceiling is reported" grep -Eq 'loopback TCP ceiling.*[0-9]+ MB/s' "$out"
 
 # ---- the figures as TSV and SVG (bench/plot) -------------------------------
