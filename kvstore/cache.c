@@ -31,11 +31,9 @@
 #define MARKER_FILE  "tarnfs-cache"
 #define MARKER_TEXT  "tarnfs cache 1\n"
 #define INFO_FILE    "info"
-/* Kyoto Cabinet tuning, chosen by measurement (doc/design.md (kvstore)). */
-#ifndef KC_META_TUNING
-#define KC_META_TUNING "#psiz=16384#pccap=64m#bnum=131072"
-#endif
-/* The same while a run is built (staged): inode records go in at random
+/* Kyoto Cabinet tuning of a run's metadata, chosen by measurement
+ * (doc/design.md (kvstore)); the page cache (pccap) is run_cache, or
+ * build_cache while a run is built (staged): inode records go in at random
  * (hashed) keys, so once the tree outgrows the page cache every insert
  * reloads a leaf.  Measured on a 1,020,951-member index (475 MB TreeDB):
  * 64 MiB 77 s, 128 MiB 55 s, 256 MiB 22 s, 1 GiB 19 s.  A cap, not an
@@ -722,22 +720,18 @@ static int open_one(kv_run *r, KCDB **db, const char *ext, const char *tuning,
 /* Open both Kyoto Cabinet databases of r (dir and dbfile set). */
 static int run_open_db(kv_run *r, uint32_t mode)
 {
-    char build[160];
-    const char *tuning = KC_META_TUNING;
-    if (!(mode & KCOCREATE) && r->cache->run_cache) {
-        /* run_cache bounds both what the tree caches and how much of its
-         * file is mapped (KC's default msiz is 64 MiB per database). */
-        snprintf(build, sizeof build, KC_META_TUNING_CAP "#msiz=%llu",
-                 (unsigned long long)r->cache->run_cache,
-                 (unsigned long long)r->cache->run_cache);
-        tuning = build;
-    }
+    char tuning[160];
     if (mode & KCOCREATE) {             /* staging: a run being built */
         uint64_t cap = r->cache->build_cache ? r->cache->build_cache
                                              : KV_BUILD_CACHE_DEFAULT;
-        snprintf(build, sizeof build, KC_META_TUNING_CAP,
+        snprintf(tuning, sizeof tuning, KC_META_TUNING_CAP,
                  (unsigned long long)cap);
-        tuning = build;
+    } else {
+        /* run_cache bounds both what the tree caches and how much of its
+         * file is mapped (KC's default msiz is 64 MiB per database). */
+        uint64_t cap = r->cache->run_cache ? r->cache->run_cache : KV_RUN_CACHE_DEFAULT;
+        snprintf(tuning, sizeof tuning, KC_META_TUNING_CAP "#msiz=%llu",
+                 (unsigned long long)cap, (unsigned long long)cap);
     }
     int err = open_one(r, &r->db, ".kct", tuning, mode);
     if (!err) {

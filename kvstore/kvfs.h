@@ -504,8 +504,11 @@ struct kv_ingest_result {
  * is published; below the working set a build slows several times over
  * (its inode records land at random keys).  No errors. */
 void kv_cache_set_build_cache(kv_cache *c, uint64_t bytes);
-/* The page cache (a cap) of each published run's metadata as it is opened
- * from now on (0: KV_RUN_CACHE_DEFAULT, 64 MiB). */
+/* Each published run's metadata page cache (a cap), and as much of its
+ * file mapped, when a run is opened from now on (0: the default).  128 MiB
+ * holds the tree of a 1,000,000-file run: with 64 MiB a walk of one ran 5x
+ * slower (doc/performance.md). */
+#define KV_RUN_CACHE_DEFAULT ((uint64_t)128 << 20)
 void kv_cache_set_run_cache(kv_cache *c, uint64_t bytes);
 
 /* Stream a tar archive (ustar, pax, GNU; plain, gzip, bzip2, xz or zstd)

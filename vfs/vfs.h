@@ -136,7 +136,7 @@ struct vfs_config {
     uint64_t dir_cache_bytes;
 };
 
-#define VFS_DEFAULT_DIR_CACHE ((uint64_t)64 << 20)
+#define VFS_DEFAULT_DIR_CACHE ((uint64_t)256 << 20)
 #define VFS_DEFAULT_OPEN_RUNS 16
 #define VFS_DIR_CACHE_OFF     UINT64_MAX
 
