@@ -172,6 +172,23 @@ void fetch_stream_close(fetch_stream *s)
         s->m->close(s);
 }
 
+/* Finish the body's SHA-256 (md) into hex; if o names one, they must be
+ * equal.  Errors: EIO (differs: logged naming what, or digest failure). */
+static int body_sha256(EVP_MD_CTX *md, const struct fetch_put_opts *o,
+                       const char *what, char hex[65])
+{
+    unsigned char d[32];
+    if (!EVP_DigestFinal_ex(md, d, NULL))
+        return EIO;
+    fetch_hex(d, sizeof d, hex);
+    if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
+        log_error("fetch: %s: body SHA-256 %s differs from the expected %s; not stored",
+                  what, hex, o->sha256_hex);
+        return EIO;
+    }
+    return 0;
+}
+
 int fetch_upload_begin(fetch_backend *b, const char *key,
                        const struct fetch_put_opts *o, fetch_upload **out)
 {
@@ -179,26 +196,64 @@ int fetch_upload_begin(fetch_backend *b, const char *key,
     int rc = fetch_fault_check("put", key);
     if (rc)
         return rc;
-    if ((rc = b->m->upload_begin(b, key, o ? o : &defaults, out)))
+    if (!o)
+        o = &defaults;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        return ENOMEM;
+    }
+    if ((rc = b->m->upload_begin(b, key, o, out))) {
+        EVP_MD_CTX_free(md);
         return rc;
+    }
     (*out)->m = b->m;
+    (*out)->o = o;
+    (*out)->md = md;
+    snprintf((*out)->key, sizeof (*out)->key, "%s", key);
     return 0;
 }
 
 int fetch_upload_write(fetch_upload *u, const void *buf, size_t len)
 {
-    return u->m->upload_write(u, buf, len);
+    int rc = u->m->upload_write(u, buf, len);
+    if (!rc && !EVP_DigestUpdate(u->md, buf, len))
+        rc = EIO;
+    return rc;
+}
+
+int fetch_upload_sha256(fetch_upload *u, char hex[65])
+{
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    unsigned char d[32];
+    int rc = copy && EVP_MD_CTX_copy_ex(copy, u->md) && EVP_DigestFinal_ex(copy, d, NULL)
+             ? 0 : EIO;
+    if (!rc)
+        fetch_hex(d, sizeof d, hex);
+    EVP_MD_CTX_free(copy);
+    return rc;
 }
 
 int fetch_upload_commit(fetch_upload *u, struct fetch_objinfo *oi)
 {
-    return u->m->upload_commit(u, oi);
+    EVP_MD_CTX *md = u->md;
+    char hex[65];
+    int rc = body_sha256(md, u->o, u->key, hex);
+    if (rc)
+        u->m->upload_abort(u);
+    else
+        rc = u->m->upload_commit(u, hex, oi);
+    EVP_MD_CTX_free(md);
+    return rc;
 }
 
 void fetch_upload_abort(fetch_upload *u)
 {
-    if (u)
-        u->m->upload_abort(u);
+    if (!u)
+        return;
+    EVP_MD_CTX *md = u->md;
+    u->m->upload_abort(u);
+    EVP_MD_CTX_free(md);
 }
 
 #define PUT_PULL_CHUNK (1u << 20)
@@ -261,21 +316,6 @@ void fetch_close(fetch_backend *b)
 {
     if (b)
         b->m->close(b);
-}
-
-int fetch_body_sha256(EVP_MD_CTX *md, const struct fetch_put_opts *o,
-                      const char *what, char hex[65])
-{
-    unsigned char d[32];
-    if (!EVP_DigestFinal_ex(md, d, NULL))
-        return EIO;
-    fetch_hex(d, sizeof d, hex);
-    if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
-        log_error("fetch: %s: body SHA-256 %s differs from the expected %s; not stored",
-                  what, hex, o->sha256_hex);
-        return EIO;
-    }
-    return 0;
 }
 
 void fetch_hex(const unsigned char *bytes, size_t n, char *out)

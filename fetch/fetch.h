@@ -72,7 +72,8 @@ struct fetch_methods {
     int (*upload_begin)(fetch_backend *b, const char *key,
                         const struct fetch_put_opts *opts, fetch_upload **out);
     int (*upload_write)(fetch_upload *u, const void *buf, size_t len);
-    int (*upload_commit)(fetch_upload *u, struct fetch_objinfo *oi);
+    /* hex: the body's SHA-256, computed and checked by fetch.c */
+    int (*upload_commit)(fetch_upload *u, const char *hex, struct fetch_objinfo *oi);
     void (*upload_abort)(fetch_upload *u);
     int (*del)(fetch_backend *b, const char *key);
     /* Remove what interrupted puts by dead processes of this host left in
@@ -159,6 +160,11 @@ int fetch_upload_begin(fetch_backend *b, const char *key,
  * sticky: later writes and the commit return it.  Errors: EIO, ENOSPC,
  * EACCES, ETIMEDOUT, ENOMEM. */
 int fetch_upload_write(fetch_upload *u, const void *buf, size_t len);
+
+/* The SHA-256 (lowercase hex) of what was written so far: the body's, once
+ * the last write is done (write-back records it before committing),
+ * without hashing the body again.  Errors: EIO. */
+int fetch_upload_sha256(fetch_upload *u, char hex[65]);
 
 /* Publish the body, atomically, with its SHA-256 stored (S3 metadata
  * x-amz-meta-sha256, NAS sidecar KEY.sha256), and free u; *oi (may be

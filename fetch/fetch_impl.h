@@ -27,6 +27,9 @@ struct fetch_stream {
 /* Base of every upload ("subclasses" put this first). */
 struct fetch_upload {
     const struct fetch_methods *m;
+    const struct fetch_put_opts *o;
+    EVP_MD_CTX *md;                /* the body's SHA-256, kept by fetch.c */
+    char key[1024];                /* for messages */
 };
 
 /* fetch_config.stall_timeout_ms when 0. */
@@ -54,11 +57,6 @@ int fetch_s3_check(const char *bucket_and_prefix, const struct fetch_config *cfg
  * EACCES (credentials refused), EIO (message in err). */
 int fetch_s3_open(const char *bucket_and_prefix, const struct fetch_config *cfg,
                   fetch_backend **out, char *err, size_t errlen);
-
-/* Finish the body's SHA-256 (md) into hex; if o names one, they must be
- * equal.  Errors: EIO (differs: logged naming what, or digest failure). */
-int fetch_body_sha256(EVP_MD_CTX *md, const struct fetch_put_opts *o,
-                      const char *what, char hex[65]);
 
 /* Write the lowercase hex of n bytes into out (2n+1 bytes). */
 void fetch_hex(const unsigned char *bytes, size_t n, char *out);

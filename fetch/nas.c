@@ -598,7 +598,6 @@ struct nas_upload {
     const char *name;               /* last component of key */
     char tmp[NAME_MAX + 1];
     int pfd, fd;                    /* parent directory, temp file */
-    EVP_MD_CTX *md;
     int err;                        /* first error: sticky */
 };
 
@@ -615,7 +614,6 @@ static void nas_upload_free(struct nas_upload *u)
         unlinkat(u->pfd, u->tmp, 0);
     if (u->pfd >= 0)
         close(u->pfd);
-    EVP_MD_CTX_free(u->md);
     free(u->key);
     free(u);
 }
@@ -636,8 +634,7 @@ static int nas_upload_begin(fetch_backend *b, const char *key, const struct fetc
     u->nb = nb;
     u->o = o;
     u->pfd = u->fd = -1;
-    if (!(u->key = strdup(key)) || !(u->md = EVP_MD_CTX_new()) ||
-        !EVP_DigestInit_ex(u->md, EVP_sha256(), NULL)) {
+    if (!(u->key = strdup(key))) {
         rc = ENOMEM;
         goto fail;
     }
@@ -664,7 +661,6 @@ static int nas_upload_write(fetch_upload *fu, const void *buf, size_t len)
     struct nas_upload *u = nas_upload_of(fu);
     if (u->err)
         return u->err;
-    EVP_DigestUpdate(u->md, buf, len);
     if ((u->err = write_all(u->fd, buf, len)))
         log_error("fetch: storing %s/%s failed: %s", u->nb->dir, u->key, strerror(u->err));
     return u->err;
@@ -675,17 +671,14 @@ static void nas_upload_abort(fetch_upload *fu)
     nas_upload_free(nas_upload_of(fu));
 }
 
-static int nas_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
+static int nas_upload_commit(fetch_upload *fu, const char *hex, struct fetch_objinfo *oi)
 {
     struct nas_upload *u = nas_upload_of(fu);
     const struct fetch_put_opts *o = u->o;
-    char hex[65];
     int rc = u->err;
     if (rc)
         goto out;
     crash_point("put-written");
-    if ((rc = fetch_body_sha256(u->md, o, u->key, hex)))
-        goto out;
     if (fsync(u->fd) != 0) {
         rc = errno;
         goto out;
@@ -710,7 +703,7 @@ static int nas_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
         struct stat st;
         if (fstatat(u->pfd, u->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
             fill_info(oi, u->key, &st);
-            memcpy(oi->sha256, hex, sizeof hex);
+            snprintf(oi->sha256, sizeof oi->sha256, "%s", hex);
         }
     }
 out:

@@ -1389,7 +1389,6 @@ struct s3_upload {
     const struct fetch_put_opts *o;
     char *key;
     char fk[2048];
-    EVP_MD_CTX *md;
     size_t part;                    /* the largest part */
     unsigned threads;               /* slots: parts in flight + the filling one */
     struct part_slot slot[16];
@@ -1435,11 +1434,8 @@ static int s3_upload_begin(fetch_backend *fb, const char *key, const struct fetc
     for (unsigned i = 0; i < u->threads; i++)
         u->slot[i] = (struct part_slot){ .b = b, .fk = u->fk, .upload_id = u->upload_id };
     int rc = ENOMEM;
-    if (!(u->key = strdup(key)) || !(u->md = EVP_MD_CTX_new()) ||
-        !EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) ||
-        (rc = full_key(b, key, u->fk, sizeof u->fk))) {
+    if (!(u->key = strdup(key)) || (rc = full_key(b, key, u->fk, sizeof u->fk))) {
         free(u->key);
-        EVP_MD_CTX_free(u->md);
         free(u);
         return rc;
     }
@@ -1518,7 +1514,6 @@ static int s3_upload_write(fetch_upload *fu, const void *data, size_t len)
         if (n > len)
             n = len;
         memcpy(u->fill->buf + u->fill->len, src, n);
-        EVP_DigestUpdate(u->md, src, n);
         u->fill->len += n;
         src += n;
         len -= n;
@@ -1604,7 +1599,6 @@ static void s3_upload_free(struct s3_upload *u)
     for (unsigned i = 0; i < u->threads; i++)
         free(u->slot[i].buf);
     free(u->parts.etags);
-    EVP_MD_CTX_free(u->md);
     free(u->key);
     free(u);
 }
@@ -1614,11 +1608,10 @@ static void s3_upload_abort(fetch_upload *fu)
     s3_upload_free(s3_upload_of(fu));
 }
 
-static int s3_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
+static int s3_upload_commit(fetch_upload *fu, const char *hex, struct fetch_objinfo *oi)
 {
     struct s3_upload *u = s3_upload_of(fu);
     const struct fetch_put_opts *o = u->o;
-    char hex[65];
     int rc = u->err;
     if (rc)
         goto out;
@@ -1627,8 +1620,6 @@ static int s3_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
     if (!single && u->fill && u->fill->len && (rc = send_fill(u)))
         goto out;
     if (!single && (rc = finish_all(u)))
-        goto out;
-    if ((rc = fetch_body_sha256(u->md, o, u->key, hex)))
         goto out;
     if (single) {
         rc = put_single(u->b, u->fk, u->key, u->fill ? u->fill->buf : "", u->fill ? u->fill->len : 0,
@@ -1650,7 +1641,7 @@ static int s3_upload_commit(fetch_upload *fu, struct fetch_objinfo *oi)
             log_warn("fetch: S3 %s was stored, but without its SHA-256 metadata", u->key);
     }
     if (!cur.sha256[0])
-        memcpy(cur.sha256, hex, sizeof hex);
+        snprintf(cur.sha256, sizeof cur.sha256, "%s", hex);
     if (oi)
         *oi = cur;
 out:

@@ -228,9 +228,10 @@ static int name_pid(char *arg, pid_t *pid)
     return 0;
 }
 
-/* Answer one request line into msg; VFS_CTL_NOT_HERE if this server does
- * not serve that kind (flush and resolve need a server that writes back). */
-#define VFS_CTL_NOT_HERE ENOTSUP
+/* Answer one request line into msg: 0 or an errno; VFS_CTL_NOT_HERE (no
+ * errno, so no answer is mistaken for it) if this server does not serve
+ * that kind (flush and resolve need a server that writes back). */
+#define VFS_CTL_NOT_HERE (-1)
 
 static int serve_line(vfs *v, char *line, char *msg, size_t cap)
 {
@@ -424,12 +425,7 @@ static void serve_conn(vfs *v, int cfd)
 static void *control_main(void *arg)
 {
     vfs *v = arg;
-    for (;;) {
-        pthread_mutex_lock(&v->lock);
-        bool stop = v->ctl_stopping;
-        pthread_mutex_unlock(&v->lock);
-        if (stop)
-            break;
+    while (!atomic_load(&v->ctl_stopping)) {
         struct pollfd p = { .fd = v->ctl_fd, .events = POLLIN };
         int r = poll(&p, 1, 250);
         if (r <= 0)
@@ -510,9 +506,7 @@ void vfs_control_stop(vfs *v)
 {
     if (!v->ctl_started)
         return;
-    pthread_mutex_lock(&v->lock);
-    v->ctl_stopping = true;
-    pthread_mutex_unlock(&v->lock);
+    atomic_store(&v->ctl_stopping, true);
     pthread_join(v->ctl_thread, NULL);
     unlinkat(v->ctl_dirfd, v->ctl_name, 0);
     close(v->ctl_fd);
@@ -563,7 +557,7 @@ static int ask(int dirfd, const char *name, const char *body, size_t len,
         } else {
             char *end, *sp = strchr(line, ' ');
             long e = strtol(line, &end, 10);
-            err = end == line || e < 0 || e > 4095 ? EIO : (int)e;
+            err = end == line || e > 4095 || (e < 0 && e != VFS_CTL_NOT_HERE) ? EIO : (int)e;
             snprintf(msg, cap, "%s", sp ? sp + 1 : "");
         }
     }

@@ -229,7 +229,8 @@ struct vfs {
     int ctl_fd, ctl_dirfd;
     char ctl_name[48];            /* PID-N.sock in CACHE/vfs/ctl */
     pthread_t ctl_thread;
-    bool ctl_started, ctl_stopping;   /* ctl_stopping: guarded by lock */
+    bool ctl_started;
+    atomic_bool ctl_stopping;
 };
 
 /* Bytes (and number, if runs) of the runs in the cache, from the table. */

@@ -21,7 +21,6 @@
 struct push_state {
     fetch_upload *u;
     kv_run *kr;
-    EVP_MD_CTX *md;             /* the body's SHA-256, when recording */
     uint64_t bytes;
     int err;                    /* the upload's own error, if it failed */
 };
@@ -35,16 +34,12 @@ struct push_state {
 
 static int record_pending(struct push_state *ps)
 {
-    unsigned char d[32];
-    char val[96];
-    if (!EVP_DigestFinal_ex(ps->md, d, NULL))
-        return EIO;
-    int n = 0;
-    for (int i = 0; i < 32; i++)
-        n += snprintf(val + n, sizeof val - (size_t)n, "%02x", d[i]);
-    n += snprintf(val + n, sizeof val - (size_t)n, " %llu",
-                  (unsigned long long)ps->bytes);
-    int err = kv_run_setmeta(ps->kr, WB_PENDING, val, (size_t)n);
+    char hex[65], val[96];
+    int err = fetch_upload_sha256(ps->u, hex);   /* fetch's hash: no second pass */
+    if (err)
+        return err;
+    int n = snprintf(val, sizeof val, "%s %llu", hex, (unsigned long long)ps->bytes);
+    err = kv_run_setmeta(ps->kr, WB_PENDING, val, (size_t)n);
     if (!err)
         err = kv_run_sync(ps->kr);
     return err;
@@ -53,8 +48,6 @@ static int record_pending(struct push_state *ps)
 static int push_tar(void *arg, const void *buf, size_t len)
 {
     struct push_state *ps = arg;
-    if (ps->md && !EVP_DigestUpdate(ps->md, buf, len))
-        return EIO;
     ps->bytes += len;
     return ps->err = fetch_upload_write(ps->u, buf, len);
 }
@@ -67,16 +60,9 @@ static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
                       struct fetch_objinfo *oi, uint64_t *files)
 {
     struct push_state ps = { .kr = kr };
-    if (pending && (!(ps.md = EVP_MD_CTX_new()) ||
-                    !EVP_DigestInit_ex(ps.md, EVP_sha256(), NULL))) {
-        EVP_MD_CTX_free(ps.md);
-        return ENOMEM;
-    }
     int err = fetch_upload_begin(v->backend, key, opts, &ps.u);
-    if (err) {
-        EVP_MD_CTX_free(ps.md);
+    if (err)
         return err;
-    }
     int sx = tar_suffix_match(key, strlen(key), true, NULL);
     struct kv_export_result res;
     memset(&res, 0, sizeof res);
@@ -86,9 +72,8 @@ static int upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
     if (err && !ps.err)
         log_error("vfs: writing run %s as a tarball failed: %s",
                   kv_run_name(kr), res.error);
-    if (!err && ps.md)
+    if (!err && pending)
         err = record_pending(&ps);
-    EVP_MD_CTX_free(ps.md);
     if (err) {
         fetch_upload_abort(ps.u);
         return err;
