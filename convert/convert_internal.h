@@ -128,9 +128,6 @@ int conv_tar_write(const char *run_path, const char *top,
                    struct conv_counters *ctr, const atomic_bool *cancel,
                    struct conv_tar_result *res, char *err, size_t errlen);
 
-/* Lowercase hex of a 32-byte digest into out[65]. */
-void conv_hex(const unsigned char d[32], char out[65]);
-
 /* ---- targets ----------------------------------------------------------- */
 
 struct conv_job {           /* one run being converted */

@@ -1,6 +1,7 @@
 /* convert_tar.c: writes a scanned run as a deterministic pax tarball through libarchive's writer, hashing the output with SHA-256 and building its run index as it streams. */
 #include "convert/convert_internal.h"
 #include "util/tarsuffix.h"
+#include "util/hex.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -25,16 +26,6 @@ const char *conv_tar_suffix(enum conv_compress c)
     return tar_suffix_for(c == CONV_COMPRESS_GZIP ? TAR_FILTER_GZIP
                           : c == CONV_COMPRESS_ZSTD ? TAR_FILTER_ZSTD
                           : TAR_FILTER_NONE);
-}
-
-void conv_hex(const unsigned char d[32], char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[64] = '\0';
 }
 
 struct tar_out {
@@ -469,7 +460,7 @@ int conv_tar_write(const char *run_path, const char *top,
             rc = EIO;
             snprintf(err, errlen, "cannot finish SHA-256");
         } else {
-            conv_hex(res->sha256, res->sha256_hex);
+            hex_encode(res->sha256, 32, res->sha256_hex);
         }
     }
 done:

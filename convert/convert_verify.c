@@ -1,5 +1,6 @@
 /* convert_verify.c: reads a written tarball back (file or S3 object) and checks it, member by member, against the source run as it is now. */
 #include "convert/convert_internal.h"
+#include "util/hex.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -326,7 +327,7 @@ int conv_verify(fetch_backend *b, const char *dir, const char *name,
         rc = EIO;
         goto out;
     }
-    conv_hex(d, hex);
+    hex_encode(d, sizeof d, hex);
     if (want_sha_hex && strcmp(hex, want_sha_hex)) {
         snprintf(err, errlen, "%s has SHA-256 %s, but %s was written", name, hex, want_sha_hex);
         rc = EBADMSG;

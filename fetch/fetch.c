@@ -2,6 +2,7 @@
  * method table, and runs the fault-injection hook before every call. */
 #include "fetch/fetch_impl.h"
 #include "util/log.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -180,7 +181,7 @@ static int body_sha256(EVP_MD_CTX *md, const struct fetch_put_opts *o,
     unsigned char d[32];
     if (!EVP_DigestFinal_ex(md, d, NULL))
         return EIO;
-    fetch_hex(d, sizeof d, hex);
+    hex_encode(d, sizeof d, hex);
     if (o->sha256_hex && strcasecmp(o->sha256_hex, hex) != 0) {
         log_error("fetch: %s: body SHA-256 %s differs from the expected %s; not stored",
                   what, hex, o->sha256_hex);
@@ -229,7 +230,7 @@ int fetch_upload_sha256(fetch_upload *u, char hex[65])
     int rc = copy && EVP_MD_CTX_copy_ex(copy, u->md) && EVP_DigestFinal_ex(copy, d, NULL)
              ? 0 : EIO;
     if (!rc)
-        fetch_hex(d, sizeof d, hex);
+        hex_encode(d, sizeof d, hex);
     EVP_MD_CTX_free(copy);
     return rc;
 }
@@ -318,23 +319,9 @@ void fetch_close(fetch_backend *b)
         b->m->close(b);
 }
 
-void fetch_hex(const unsigned char *bytes, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 bool fetch_is_sha256_hex(const char *s)
 {
-    size_t i;
-    for (i = 0; s[i]; i++)
-        if (!strchr("0123456789abcdefABCDEF", s[i]))
-            return false;
-    return i == 64;
+    return strlen(s) == 64 && hex_is(s, 64, false);
 }
 
 /* ---- fault injection -------------------------------------------------- */

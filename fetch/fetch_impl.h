@@ -58,9 +58,6 @@ int fetch_s3_check(const char *bucket_and_prefix, const struct fetch_config *cfg
 int fetch_s3_open(const char *bucket_and_prefix, const struct fetch_config *cfg,
                   fetch_backend **out, char *err, size_t errlen);
 
-/* Write the lowercase hex of n bytes into out (2n+1 bytes). */
-void fetch_hex(const unsigned char *bytes, size_t n, char *out);
-
 /* True if s is exactly 64 hex digits. */
 bool fetch_is_sha256_hex(const char *s);
 

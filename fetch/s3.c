@@ -10,6 +10,7 @@
 #include "fetch/s3xml.h"
 #include "fetch/sigv4.h"
 #include "util/log.h"
+#include "util/hex.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -1187,16 +1188,12 @@ static void multipart_etag(const struct part_list *parts, char *out, size_t outl
         s3xml_unquote(parts->etags[i], plain, sizeof plain);
         if (strlen(plain) != 32)
             goto out;
-        for (int j = 0; j < 16; j++) {
-            unsigned v;
-            if (sscanf(plain + 2 * j, "%2x", &v) != 1)
-                goto out;
-            d[j] = (unsigned char)v;
-        }
+        if (hex_decode(plain, 16, d))
+            goto out;
         EVP_DigestUpdate(c, d, 16);
     }
     EVP_DigestFinal_ex(c, d, NULL);
-    fetch_hex(d, 16, hex);
+    hex_encode(d, 16, hex);
     snprintf(out, outlen, "%s-%zu", hex, parts->n);
 out:
     EVP_MD_CTX_free(c);
@@ -1309,7 +1306,7 @@ static int put_single(struct s3_backend *b, const char *fk, const char *key, con
         struct fetch_objinfo cur;
         unsigned int mdlen = 16;
         EVP_Digest(body, len, md5, &mdlen, EVP_md5(), NULL);
-        fetch_hex(md5, 16, md5hex);
+        hex_encode(md5, 16, md5hex);
         if (head_object(b, key, &cur, true) == 0 && strcmp(cur.version, md5hex) == 0)
             rc = 0;
     }

@@ -2,6 +2,7 @@
  * request, string to sign, HMAC-SHA256 key chain) and AWS URI encoding. */
 #include "fetch/sigv4.h"
 #include "fetch/fetch_impl.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <openssl/hmac.h>
@@ -106,7 +107,7 @@ void sigv4_sha256_hex(const void *data, size_t n, char out[65])
 {
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256(data, n, d);
-    fetch_hex(d, sizeof d, out);
+    hex_encode(d, sizeof d, out);
 }
 
 static void hmac(const void *key, size_t keylen, const char *msg, unsigned char out[32])
@@ -243,7 +244,7 @@ int sigv4_sign(const struct sigv4_request *r, const struct sigv4_credentials *c,
         hmac(k, 32, c->service, k);
         hmac(k, 32, "aws4_request", k);
         hmac(k, 32, sts, k);
-        fetch_hex(k, 32, sig_hex);
+        hex_encode(k, 32, sig_hex);
         OPENSSL_cleanse(k, sizeof k);
     }
     int w = snprintf(authz, authzlen,

@@ -2,6 +2,7 @@
 #include "kvstore/kv_internal.h"
 #include "util/crashpt.h"
 #include "util/log.h"
+#include "util/hex.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -179,21 +180,13 @@ static int encode_run_name(const char *name, char *out, size_t cap)
     return o > NAME_MAX ? ENAMETOOLONG : 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    return -1;
-}
-
 static int decode_run_name(const char *enc, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; enc[i]; i++) {
         char ch = enc[i];
         if (ch == '%') {
-            int hi = hexval(enc[i + 1]), lo = hi >= 0 ? hexval(enc[i + 2]) : -1;
+            int hi = hex_digit(enc[i + 1]), lo = hi >= 0 ? hex_digit(enc[i + 2]) : -1;
             if (lo < 0)
                 return EINVAL;
             ch = (char)(hi * 16 + lo);

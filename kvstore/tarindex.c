@@ -1,5 +1,6 @@
 /* tarindex.c: the run index codec (writer, validating parser, chunk CRCs, trust check). */
 #include "kvstore/tarindex.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -157,14 +158,10 @@ static uint64_t nchunks(uint64_t size)
     return size / TIX_CHUNK + (size % TIX_CHUNK != 0);
 }
 
+/* A SHA-256 as the index stores it: 64 lowercase hex digits. */
 static bool is_hex64(const char *s, size_t n)
 {
-    if (n != 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
+    return n == 64 && hex_is(s, n, true);
 }
 
 /* The per-member rules shared by writer and parser (everything but the

@@ -1,5 +1,6 @@
 /* tarscan.c: tix_scan(), one streaming libarchive pass over an uncompressed tarball producing its run index. */
 #include "kvstore/tarindex.h"
+#include "util/hex.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -423,8 +424,7 @@ int tix_scan(tix_read_fn read_fn, void *arg, const struct tix_source *src,
         goto done;
     }
     char hex[65];
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    hex_encode(d, 32, hex);
     if (got.size && got.size != s.bytes) {
         rc = scan_fail(&s, EIO, NULL, "read %llu bytes of a %llu-byte tarball",
                        (unsigned long long)s.bytes, (unsigned long long)got.size);

@@ -3,6 +3,7 @@
 #include "util/crashpt.h"
 #include "util/log.h"
 #include "util/tarsuffix.h"
+#include "util/hex.h"
 
 #include <openssl/evp.h>
 #include <errno.h>
@@ -109,8 +110,8 @@ static int hash_object(vfs *v, const char *key, char hex[65])
     unsigned char d[32];
     if (!err && !EVP_DigestFinal_ex(md, d, NULL))
         err = EIO;
-    for (int i = 0; !err && i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (!err)
+        hex_encode(d, sizeof d, hex);
     free(buf);
     EVP_MD_CTX_free(md);
     fetch_stream_close(st);

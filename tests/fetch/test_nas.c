@@ -1,6 +1,7 @@
 /* test_nas.c: Check tests of fetch_open's source dispatch, the NAS backend
  * (list, stat, ranged read, atomic conditional put, delete) and the fault hook. */
 #include "fetch/fetch.h"
+#include "util/hex.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -361,8 +362,7 @@ START_TEST(put_stores_body_and_checksum_sidecar)
     unsigned char d[32];
     char hex[65];
     SHA256((const unsigned char *)body, strlen(body), d);
-    for (int i = 0; i < 32; i++)
-        sprintf(hex + 2 * i, "%02x", d[i]);
+    hex_encode(d, sizeof d, hex);
 
     ck_assert_int_eq(put_string(b, "new/deep/run.tar", body, NULL, &oi), 0);
     ck_assert_str_eq(oi.sha256, hex);

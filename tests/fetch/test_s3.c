@@ -2,6 +2,7 @@
  * by tests/s3/rgw-start.sh; its env file gives endpoint, keys and bucket). */
 #include "fetch/fetch.h"
 #include "fetch/fetch_s3.h"
+#include "util/hex.h"
 
 #include <check.h>
 #include <errno.h>
@@ -66,8 +67,7 @@ static void hex_sha256(const char *data, size_t n, char out[65])
 {
     unsigned char d[32];
     SHA256((const unsigned char *)data, n, d);
-    for (int i = 0; i < 32; i++)
-        sprintf(out + 2 * i, "%02x", d[i]);
+    hex_encode(d, sizeof d, out);
 }
 
 struct mem_source {

@@ -1,5 +1,6 @@
 /* tixcheck.c: test helper: checks a run index against its tarball (trust, every range's CRCs) and lists its members. */
 #include "kvstore/tarindex.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -65,8 +66,7 @@ int main(int argc, char **argv)
         unsigned char d[32];
         unsigned int dl;
         EVP_Digest(tb, tlen, d, &dl, EVP_sha256(), NULL);
-        for (int i = 0; i < 32; i++)
-            snprintf(actual.sha256 + 2 * i, 3, "%02x", d[i]);
+        hex_encode(d, sizeof d, actual.sha256);
     }
     if (!tix_matches(ix, &actual)) {
         const struct tix_source *s = tix_get_source(ix);

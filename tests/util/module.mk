@@ -25,3 +25,7 @@ TEST_PROGRAMS += $(B)/tests/util/test_bug
 $(B)/tests/util/test_units: $(B)/tests/util/test_units.o $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/util/test_units
+# Hex encoding and decoding (util/hex.h).
+$(B)/tests/util/test_hex: $(B)/tests/util/test_hex.o $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+TEST_PROGRAMS += $(B)/tests/util/test_hex
