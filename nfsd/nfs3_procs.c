@@ -101,18 +101,10 @@ static void post_fh_set(struct rpc_ctx *c, post_op_fh3 *p, const struct vfs_id *
 /* A second handle in the same call (RENAME target dir, LINK dir). */
 static nfsstat3 fh_second(struct rpc_ctx *c, const nfs_fh3 *fh, struct vfs_id *out)
 {
-    uint8_t exp_id;
-    int err = fh_decode(&c->srv->key, (const uint8_t *)fh->data.data_val,
-                        fh->data.data_len, &exp_id, out);
-    if (err == EBADMSG)
-        return NFS3ERR_BADHANDLE;
-    if (err)
-        return NFS3ERR_STALE;
-    if (exp_id != c->exp->id)
-        return NFS3ERR_XDEV;
-    if (!nfsd_export_holds(c->srv, c->exp, out))
-        return NFS3ERR_STALE;
-    return NFS3_OK;
+    const struct export *exp;
+    int err = nfsd_handle_take(c, fh->data.data_val, fh->data.data_len, c->exp, &exp, out);
+    return err == EBADMSG ? NFS3ERR_BADHANDLE : err == EXDEV ? NFS3ERR_XDEV
+           : err ? NFS3ERR_STALE : NFS3_OK;
 }
 
 /* Copy a wire name into a C string, refusing what POSIX names cannot hold. */

@@ -193,6 +193,19 @@ int nfsd_export_parent(struct nfsd *srv, const struct export *e, const struct vf
  * ".." component), ENAMETOOLONG. */
 int nfsd_canonical_path(const char *in, char *out, size_t cap);
 
+/* Decode a call's file handle (len bytes at fh) into *id and *exp, the
+ * export of the call's table it names, which must hold id.  With want
+ * set, the handle must name that export.  Errors: EBADMSG (malformed),
+ * ESTALE (MAC, unknown export, id outside it), EXDEV (not want). */
+int nfsd_handle_take(struct rpc_ctx *c, const void *fh, size_t len,
+                     const struct export *want, const struct export **exp,
+                     struct vfs_id *id);
+
+/* Apply the export options for c's peer (c->exp set): c->opts, and the
+ * caller's credentials squashed by them.  Errors: EACCES (the export does
+ * not admit the peer, or wants a privileged port it did not use). */
+int nfsd_handle_admit(struct rpc_ctx *c);
+
 /* Forget all MOUNT bookkeeping (shutdown). */
 void nfsd_mounts_clear(struct nfsd *srv);
 

@@ -41,17 +41,10 @@ bool nlm_in_grace(const struct nfsd *srv)
  * peer (and its port when secure), root squash applied to the caller. */
 static nlm4_stats nlm_file(struct rpc_ctx *c, const nlm4_netobj *fh, struct vfs_id *id)
 {
-    uint8_t exp_id;
-    if (fh_decode(&c->srv->key, (const uint8_t *)fh->nlm4_netobj_val, fh->nlm4_netobj_len,
-                  &exp_id, id))
+    if (nfsd_handle_take(c, fh->nlm4_netobj_val, fh->nlm4_netobj_len, NULL, &c->exp, id))
         return NLM4_STALE_FH;
-    c->exp = exports_by_id(c->exports, exp_id);
-    if (!c->exp || !nfsd_export_holds(c->srv, c->exp, id))
-        return NLM4_STALE_FH;
-    c->opts = export_match(c->exp, c->peer);
-    if (!c->opts || (c->opts->secure && !nfsd_peer_privileged(c->peer)))
+    if (nfsd_handle_admit(c))
         return NLM4_FAILED;     /* the export's ACL refuses this host */
-    nfsd_squash(c->opts, &c->raw_cred, &c->cred);
     return NLM4_GRANTED;
 }
 

@@ -326,24 +326,41 @@ static void nfs_fail(void *res, nfsstat3 st)
     *(nfsstat3 *)res = st;
 }
 
-static nfsstat3 nfs_check_handle(struct rpc_ctx *c, const nfs_fh3 *fh, unsigned flags)
+int nfsd_handle_take(struct rpc_ctx *c, const void *fh, size_t len,
+                     const struct export *want, const struct export **exp,
+                     struct vfs_id *id)
 {
     uint8_t exp_id;
-    int err = fh_decode(&c->srv->key, (const uint8_t *)fh->data.data_val,
-                        fh->data.data_len, &exp_id, &c->id);
-    if (err == EBADMSG)
-        return NFS3ERR_BADHANDLE;
+    int err = fh_decode(&c->srv->key, fh, len, &exp_id, id);
     if (err)
-        return NFS3ERR_STALE;
-    c->exp = exports_by_id(c->exports, exp_id);
-    if (!c->exp)
-        return NFS3ERR_STALE;       /* the export was removed by a reload */
-    if (!nfsd_export_holds(c->srv, c->exp, &c->id))
-        return NFS3ERR_STALE;       /* names a node outside its export */
+        return err == EBADMSG ? EBADMSG : ESTALE;
+    if (want && exp_id != want->id)
+        return EXDEV;
+    *exp = want ? want : exports_by_id(c->exports, exp_id);
+    if (!*exp)
+        return ESTALE;              /* the export was removed by a reload */
+    if (!nfsd_export_holds(c->srv, *exp, id))
+        return ESTALE;              /* names a node outside its export */
+    return 0;
+}
+
+int nfsd_handle_admit(struct rpc_ctx *c)
+{
     c->opts = export_match(c->exp, c->peer);
     if (!c->opts || (c->opts->secure && !nfsd_peer_privileged(c->peer)))
-        return NFS3ERR_ACCES;
+        return EACCES;
     nfsd_squash(c->opts, &c->raw_cred, &c->cred);
+    return 0;
+}
+
+static nfsstat3 nfs_check_handle(struct rpc_ctx *c, const nfs_fh3 *fh, unsigned flags)
+{
+    int err = nfsd_handle_take(c, fh->data.data_val, fh->data.data_len, NULL,
+                               &c->exp, &c->id);
+    if (err)
+        return err == EBADMSG ? NFS3ERR_BADHANDLE : NFS3ERR_STALE;
+    if (nfsd_handle_admit(c))
+        return NFS3ERR_ACCES;
     if (c->flavor != AUTH_SYS) {    /* AUTH_NONE: this export's anonymous ids */
         c->cred.uid = c->opts->anonuid;
         c->cred.gid = c->opts->anongid;
