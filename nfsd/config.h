@@ -3,6 +3,8 @@
 #ifndef TARNFS_NFSD_CONFIG_H
 #define TARNFS_NFSD_CONFIG_H
 
+#include "vfs/vfs.h"
+
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -43,41 +45,25 @@ struct exports {
 };
 
 struct nfsd_config {
-    char *cache_dir, *source, *s3_endpoint, *listen, *pidfile;
+    /* What tarnfsd hands to vfs_open: cache, source, S3 (vfs.fetch), cache
+     * sizes, fetching, write-back (vfs_settings' rows; the strings are
+     * owned here).  vfs.read_only is tarnfsd's, from the exports. */
+    struct vfs_config vfs;
+    char *listen, *pidfile;
     char *metrics_listen;               /* NULL: no metrics endpoint */
-    char *s3_region, *s3_profile, *s3_access_key, *s3_secret_key, *s3_session_token;
-    bool s3_virtual_hosted;
     int nfs_port, mount_port;           /* 0 = ephemeral */
     bool rpcbind;
     unsigned threads;
-    uint64_t cache_limit_bytes;
-    uint64_t build_cache_bytes;         /* 0 = kvstore default (256 MiB) */
-    uint64_t run_cache_bytes;           /* page cache of each open run's
-                                           metadata; 0 = kvstore default (64 MiB) */
-    unsigned open_runs;                 /* idle open runs kept; 0 = vfs default */
-    unsigned high_watermark_pct, low_watermark_pct, list_ttl_ms;
-    unsigned writeback_delay_ms;        /* 0 = vfs default (30 s) */
-    bool run_delete_rename;             /* RMDIR/RENAME of runs act on objects */
     /* Transport limits (tarnfsd(8) LIMITS); 0 = the transport's default. */
     bool udp;                           /* serve UDP (default yes) */
     unsigned max_connections, max_connections_per_host;
     unsigned idle_timeout_ms;           /* UINT_MAX = never ("0" in the file) */
     unsigned reply_timeout_ms;
     uint64_t connection_buffer, rpc_memory_limit;
-    uint64_t max_file_size;             /* 0 = vfs default (2^44) */
     /* Parked requests (doc/design.md); 0 = the default. */
     unsigned park_timeout_ms, max_parked;
-    unsigned fetch_threads, fetch_stall_timeout_ms;
-    unsigned evict_grace_ms;            /* 0 = vfs default (5 s) */
     unsigned nlm_grace_ms;              /* NLM grace period after a start (90 s); 0 = none */
     bool statd;                         /* SM_MON lock holders with rpc.statd (yes) */
-    bool prefetch_whole;                /* prefetch = whole: ignore indexes */
-    bool prefetch_auto;                 /* prefetch = auto: index-first, then
-                                           the rest once enough was read */
-    uint64_t prefetch_after;            /* auto's threshold; 0 = vfs default */
-    uint64_t dir_cache_bytes;           /* directory snapshots' memory; 0 = vfs
-                                           default, VFS_DIR_CACHE_OFF: none */
-    bool index_upload;                  /* store indexes made by full fetches */
     struct exports *exports;            /* NULL until set */
     /* The config line each of these was set on (0: the default, or a
      * flag), for tarnfsd --check-config's messages. */
@@ -87,6 +73,16 @@ struct nfsd_config {
                  metrics_listen;
     } line;
 };
+
+/* Every tarnfs.conf setting tarnfsd reads (util/settings.h): its own rows,
+ * and vfs_settings' at vfs.  Export lines are not settings. */
+struct setting_table;
+extern const struct setting_table nfsd_settings;
+
+/* Set one setting of cfg as a "key = value" line would (the flags use it
+ * too).  Errors: EINVAL (why says why: unknown key, bad value), ENOMEM. */
+int nfsd_config_set(struct nfsd_config *cfg, const char *key, const char *value,
+                    char *why, size_t whylen);
 
 /* One problem found in a config: line (0: none in particular) and why
  * (never a secret the file holds). */

@@ -21,11 +21,11 @@ static unsigned check_cache(const struct nfsd_config *cfg, nfsd_problem_fn probl
 {
     char why[PATH_MAX * 2 + 100];
     unsigned line = cfg->line.cache;
-    if (!cfg->cache_dir || !*cfg->cache_dir) {
+    if (!cfg->vfs.cache_dir || !*cfg->vfs.cache_dir) {
         problem(arg, 0, "no cache directory: give 'cache = DIR' or --cache DIR");
         return 1;
     }
-    const char *dir = cfg->cache_dir;
+    const char *dir = cfg->vfs.cache_dir;
     struct stat st;
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) {
@@ -39,7 +39,7 @@ static unsigned check_cache(const struct nfsd_config *cfg, nfsd_problem_fn probl
             return 1;
         }
         /* Without a source nothing makes it a cache: it must be one. */
-        if (!cfg->source && vfs_cache_probe(dir) == EINVAL) {
+        if (!cfg->vfs.source && vfs_cache_probe(dir) == EINVAL) {
             snprintf(why, sizeof why, "cache directory %s is not a tarnfs cache and no "
                      "source is set: set 'source' (a NAS directory or s3://BUCKET/PREFIX), "
                      "or put runs in it with 'tarnfs ingest --cache %s TARBALL'", dir, dir);
@@ -54,7 +54,7 @@ static unsigned check_cache(const struct nfsd_config *cfg, nfsd_problem_fn probl
         problem(arg, line, why);
         return 1;
     }
-    if (!cfg->source) {
+    if (!cfg->vfs.source) {
         snprintf(why, sizeof why, "cache directory %s does not exist (without a source it is "
                  "not created: it must hold runs made by 'tarnfs ingest')", dir);
         problem(arg, line, why);
@@ -81,21 +81,15 @@ static unsigned check_source(const struct nfsd_config *cfg, nfsd_problem_fn prob
 {
     char why[700], msg[512] = "";
     unsigned n = 0;
-    bool s3 = !strncmp(cfg->source, "s3://", 5);
-    if (s3 && !cfg->s3_access_key != !cfg->s3_secret_key) {
+    bool s3 = !strncmp(cfg->vfs.source, "s3://", 5);
+    if (s3 && !cfg->vfs.fetch.access_key != !cfg->vfs.fetch.secret_key) {
         snprintf(why, sizeof why, "%s is set but %s is not",
-                 cfg->s3_access_key ? "s3_access_key_id" : "s3_secret_access_key",
-                 cfg->s3_access_key ? "s3_secret_access_key" : "s3_access_key_id");
-        problem(arg, cfg->s3_access_key ? cfg->line.s3_access_key : cfg->line.s3_secret_key, why);
+                 cfg->vfs.fetch.access_key ? "s3_access_key_id" : "s3_secret_access_key",
+                 cfg->vfs.fetch.access_key ? "s3_secret_access_key" : "s3_access_key_id");
+        problem(arg, cfg->vfs.fetch.access_key ? cfg->line.s3_access_key : cfg->line.s3_secret_key, why);
         n++;
     }
-    struct vfs_config vc = {
-        .cache_dir = cfg->cache_dir, .source = cfg->source, .s3_endpoint = cfg->s3_endpoint,
-        .s3_region = cfg->s3_region, .s3_profile = cfg->s3_profile,
-        .s3_access_key = cfg->s3_access_key, .s3_secret_key = cfg->s3_secret_key,
-        .s3_session_token = cfg->s3_session_token, .s3_virtual_hosted = cfg->s3_virtual_hosted,
-    };
-    int rc = vfs_check_source(&vc, msg, sizeof msg);
+    int rc = vfs_check_source(&cfg->vfs, msg, sizeof msg);
     if (rc) {
         snprintf(why, sizeof why, "source: %s", msg[0] ? msg : strerror(rc));
         problem(arg, cfg->line.source, why);
@@ -108,11 +102,11 @@ unsigned nfsd_config_check(const struct nfsd_config *cfg, nfsd_problem_fn proble
 {
     char why[300];
     unsigned n = check_cache(cfg, problem, arg);
-    if (cfg->source)
+    if (cfg->vfs.source)
         n += check_source(cfg, problem, arg);
     /* As vfs_open: low < high (each defaulted as there). */
-    unsigned high = cfg->high_watermark_pct ? cfg->high_watermark_pct : 90;
-    unsigned low = cfg->low_watermark_pct ? cfg->low_watermark_pct : 75;
+    unsigned high = cfg->vfs.high_watermark_pct ? cfg->vfs.high_watermark_pct : 90;
+    unsigned low = cfg->vfs.low_watermark_pct ? cfg->vfs.low_watermark_pct : 75;
     if (low >= high) {
         snprintf(why, sizeof why, "low_watermark (%u) must be below high_watermark (%u)", low, high);
         problem(arg, cfg->line.low_watermark ? cfg->line.low_watermark : cfg->line.high_watermark,

@@ -165,32 +165,35 @@ static int parse_flags(int argc, char **argv, struct flags *fl)
     return 0;
 }
 
-static void set_str(char **slot, const char *v)
+/* The flags that override settings, applied on top of the config file.
+ * Errors: ENOMEM. */
+static int apply_flags(const struct flags *fl, struct nfsd_config *cfg)
 {
-    if (!v)
-        return;
-    free(*slot);
-    *slot = strdup(v);
-}
-
-/* The flags that override settings, applied on top of the config file. */
-static void apply_flags(const struct flags *fl, struct nfsd_config *cfg)
-{
+    static const struct { const char *key; size_t flag; } strings[] = {
+        { "cache", offsetof(struct flags, cache) },
+        { "source", offsetof(struct flags, source) },
+        { "s3_endpoint", offsetof(struct flags, s3_endpoint) },
+        { "listen", offsetof(struct flags, listen) },
+        { "pidfile", offsetof(struct flags, pidfile) },
+    };
     if (fl->cache) cfg->line.cache = 0;
     if (fl->source) cfg->line.source = 0;
     if (fl->listen) cfg->line.listen = 0;
     if (fl->nfs_port >= 0) cfg->line.nfs_port = 0;
     if (fl->mount_port >= 0) cfg->line.mount_port = 0;
-    set_str(&cfg->cache_dir, fl->cache);
-    set_str(&cfg->source, fl->source);
-    set_str(&cfg->s3_endpoint, fl->s3_endpoint);
-    set_str(&cfg->listen, fl->listen);
-    set_str(&cfg->pidfile, fl->pidfile);
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        const char *v;
+        char why[256];
+        memcpy(&v, (const char *)fl + strings[i].flag, sizeof v);
+        if (v && nfsd_config_set(cfg, strings[i].key, v, why, sizeof why))
+            return ENOMEM;      /* strings fail only so */
+    }
     if (fl->nfs_port >= 0) cfg->nfs_port = fl->nfs_port;
     if (fl->mount_port >= 0) cfg->mount_port = fl->mount_port;
     if (fl->no_rpcbind) cfg->rpcbind = false;
     if (fl->no_udp) cfg->udp = false;
     if (fl->threads) cfg->threads = fl->threads;
+    return 0;
 }
 
 /* Config file first, then flags on top. */
@@ -208,7 +211,10 @@ static int build_config(const struct flags *fl, struct nfsd_config *cfg)
             return ret;
         }
     }
-    apply_flags(fl, cfg);
+    if (apply_flags(fl, cfg)) {
+        fprintf(stderr, "tarnfsd: out of memory\n");
+        return ENOMEM;
+    }
     if (!cfg->threads) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = (unsigned)(cores > 0 ? cores * 4 : 8);
@@ -220,7 +226,7 @@ static int build_config(const struct flags *fl, struct nfsd_config *cfg)
         if (ret)
             return ret;
     }
-    if (!cfg->cache_dir) {
+    if (!cfg->vfs.cache_dir) {
         fprintf(stderr, "tarnfsd: no cache directory: give --cache DIR or 'cache = DIR'\n");
         return EINVAL;
     }
@@ -279,9 +285,10 @@ static int check_config(const struct flags *fl)
         nfsd_config_free(&cfg);
         return 1;
     }
-    apply_flags(fl, &cfg);
+    if (apply_flags(fl, &cfg))
+        p.nomem = true;
     nfsd_config_check(&cfg, problem_add, &p);
-    const char *secrets[] = { cfg.s3_secret_key, cfg.s3_session_token,
+    const char *secrets[] = { cfg.vfs.fetch.secret_key, cfg.vfs.fetch.session_token,
                               getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN") };
     for (size_t i = 0; i < p.n; i++) {
         for (size_t j = 0; j < sizeof secrets / sizeof secrets[0]; j++)
@@ -422,19 +429,19 @@ int main(int argc, char **argv)
     drc_init(&srv.drc);
     /* With a source to fetch from, the cache is ours to create; without
      * one it must already hold runs (made by `tarnfs ingest`). */
-    if (cfg.source && mkdir(cfg.cache_dir, 0700) != 0 && errno != EEXIST) {
-        log_error("cannot create cache directory %s: %s", cfg.cache_dir, strerror(errno));
+    if (cfg.vfs.source && mkdir(cfg.vfs.cache_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("cannot create cache directory %s: %s", cfg.vfs.cache_dir, strerror(errno));
         nfsd_config_free(&cfg);
         return 1;
     }
-    int ret = fh_key_load(cfg.cache_dir, &srv.key);
+    int ret = fh_key_load(cfg.vfs.cache_dir, &srv.key);
     if (ret == ENOENT) {
-        log_error("cache directory %s does not exist", cfg.cache_dir);
+        log_error("cache directory %s does not exist", cfg.vfs.cache_dir);
         nfsd_config_free(&cfg);
         return 1;
     }
     if (ret) {
-        log_error("cannot use handle key in %s: %s", cfg.cache_dir, strerror(ret));
+        log_error("cannot use handle key in %s: %s", cfg.vfs.cache_dir, strerror(ret));
         nfsd_config_free(&cfg);
         return 1;
     }
@@ -470,30 +477,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     srv.vfs_read_only = !exports_any_rw(cfg.exports);
-    struct vfs_config vc = {
-        .cache_dir = cfg.cache_dir, .source = cfg.source, .s3_endpoint = cfg.s3_endpoint,
-        .read_only = srv.vfs_read_only, .list_ttl_ms = cfg.list_ttl_ms,
-        .writeback_delay_s = cfg.writeback_delay_ms / 1000,
-        .run_delete_rename = cfg.run_delete_rename,
-        .prefetch_whole = cfg.prefetch_whole,
-        .prefetch_auto = cfg.prefetch_auto, .prefetch_after = cfg.prefetch_after,
-        .index_upload = cfg.index_upload,
-        .cache_limit_bytes = cfg.cache_limit_bytes,
-        .build_cache_bytes = cfg.build_cache_bytes,
-        .run_cache_bytes = cfg.run_cache_bytes,
-        .open_runs = cfg.open_runs,
-        .max_file_size = cfg.max_file_size,
-        .high_watermark_pct = cfg.high_watermark_pct, .low_watermark_pct = cfg.low_watermark_pct,
-        .s3_region = cfg.s3_region, .s3_profile = cfg.s3_profile,
-        .s3_access_key = cfg.s3_access_key, .s3_secret_key = cfg.s3_secret_key,
-        .s3_session_token = cfg.s3_session_token, .s3_virtual_hosted = cfg.s3_virtual_hosted,
-        .fetch_threads = cfg.fetch_threads, .fetch_stall_timeout_ms = cfg.fetch_stall_timeout_ms,
-        .evict_grace_ms = cfg.evict_grace_ms,
-        .dir_cache_bytes = cfg.dir_cache_bytes,
-    };
-    ret = vfs_open(&vc, &srv.vfs);
+    cfg.vfs.read_only = srv.vfs_read_only;
+    ret = vfs_open(&cfg.vfs, &srv.vfs);
     if (ret) {
-        log_error("cannot open the namespace in %s: %s", cfg.cache_dir, strerror(ret));
+        log_error("cannot open the namespace in %s: %s", cfg.vfs.cache_dir, strerror(ret));
         report(report_fd, 1);
         nfsd_config_free(&cfg);
         fh_cache_free(srv.fhc);
@@ -577,7 +564,7 @@ int main(int argc, char **argv)
             log_warn("cannot write port file %s: %s", fl.port_file, strerror(ret));
     }
     log_info("serving %s%s%s (%s) on NFS port %d, MOUNT port %d, %u threads",
-             cfg.cache_dir, cfg.source ? " + " : "", cfg.source ? cfg.source : "",
+             cfg.vfs.cache_dir, cfg.vfs.source ? " + " : "", cfg.vfs.source ? cfg.vfs.source : "",
              srv.vfs_read_only ? "read-only" : "read-write", nfs_port, mount_port,
              cfg.threads);
     report(report_fd, 0);

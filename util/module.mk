@@ -1,5 +1,6 @@
 # util/: small shared helpers used by every module: logging, option
-# messages, the persisted hash, the tarball suffix table.
+# messages, the persisted hash, the tarball suffix table, units, hex,
+# the tarnfs.conf reader and the settings tables' generic side.
 UTIL_SRCS := $(wildcard util/*.c)
 UTIL_OBJS := $(UTIL_SRCS:%.c=$(B)/%.o)
 UTIL_LIB  := $(B)/libutil.a

@@ -55,35 +55,9 @@ static void vfs_free(vfs *v)
     free(v);
 }
 
-/* The backend settings of cfg: cfg->fetch, with the config file's S3
- * settings where it leaves them unset. */
-static void fetch_config_of(const struct vfs_config *cfg, struct fetch_config *fc)
-{
-    if (cfg->fetch)
-        *fc = *cfg->fetch;
-    else
-        memset(fc, 0, sizeof *fc);
-    if (cfg->s3_endpoint && !fc->s3_endpoint)
-        fc->s3_endpoint = cfg->s3_endpoint;
-    if (cfg->s3_region && !fc->region)
-        fc->region = cfg->s3_region;
-    if (cfg->s3_profile && !fc->profile)
-        fc->profile = cfg->s3_profile;
-    if (cfg->s3_access_key && !fc->access_key)
-        fc->access_key = cfg->s3_access_key;
-    if (cfg->s3_secret_key && !fc->secret_key)
-        fc->secret_key = cfg->s3_secret_key;
-    if (cfg->s3_session_token && !fc->session_token)
-        fc->session_token = cfg->s3_session_token;
-    if (cfg->s3_virtual_hosted)
-        fc->virtual_hosted = true;
-}
-
 int vfs_check_source(const struct vfs_config *cfg, char *err, size_t errlen)
 {
-    struct fetch_config fc;
-    fetch_config_of(cfg, &fc);
-    return fetch_check_source(cfg->source, &fc, err, errlen);
+    return fetch_check_source(cfg->source, &cfg->fetch, err, errlen);
 }
 
 int vfs_open(const struct vfs_config *cfg, vfs **out)
@@ -116,17 +90,15 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
                                                   : VFS_DEFAULT_MAX_FILE;
     v->pool_max = cfg->fetch_threads ? cfg->fetch_threads
                                      : VFS_DEFAULT_FETCH_THREADS;
-    v->stall_timeout_ms = cfg->fetch_stall_timeout_ms
-                              ? cfg->fetch_stall_timeout_ms
+    v->stall_timeout_ms = cfg->fetch.stall_timeout_ms
+                              ? cfg->fetch.stall_timeout_ms
                               : VFS_DEFAULT_STALL_MS;
     v->high_pct = high;
     v->low_pct = low;
     v->list_ttl_ms = cfg->list_ttl_ms ? cfg->list_ttl_ms : VFS_DEFAULT_TTL_MS;
     v->evict_grace_ms = cfg->evict_grace_ms ? cfg->evict_grace_ms
                                             : VFS_DEFAULT_GRACE_MS;
-    v->writeback_delay_ms = cfg->writeback_delay_s == 0 ? 30000
-        : cfg->writeback_delay_s >= UINT_MAX / 1000 ? UINT_MAX
-        : cfg->writeback_delay_s * 1000;
+    v->writeback_delay_ms = cfg->writeback_delay_ms ? cfg->writeback_delay_ms : 30000;
     if (gethostname(v->hostname, sizeof v->hostname) != 0)
         snprintf(v->hostname, sizeof v->hostname, "host");
     v->hostname[sizeof v->hostname - 1] = '\0';
@@ -168,10 +140,8 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
         return err;
     }
     if (v->source) {
-        struct fetch_config fc;
-        fetch_config_of(cfg, &fc);
-        if (!fc.stall_timeout_ms)
-            fc.stall_timeout_ms = v->stall_timeout_ms;
+        struct fetch_config fc = cfg->fetch;
+        fc.stall_timeout_ms = v->stall_timeout_ms;
         char msg[512] = "";
         err = fetch_open(v->source, &fc, &v->backend, msg, sizeof msg);
         if (err) {

@@ -24,6 +24,8 @@
 #ifndef TARNFS_VFS_H
 #define TARNFS_VFS_H
 
+#include "fetch/fetch.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,19 +69,20 @@ struct vfs_statfs {
     uint64_t tbytes, fbytes, abytes, tfiles, ffiles, afiles;
 };
 
-struct fetch_config;               /* fetch/fetch.h */
-
 struct vfs_config {
     const char *cache_dir;        /* required */
     const char *source;           /* NULL: serve the cache's runs only;
                                      "/nas/dir" or "s3://bucket[/prefix]" */
-    const char *s3_endpoint;      /* NULL: AWS conventions (env, profile) */
     bool read_only;
     unsigned list_ttl_ms;         /* root listing cache TTL (0 = default) */
     uint64_t cache_limit_bytes;   /* 0 = unlimited */
     unsigned high_watermark_pct, low_watermark_pct;  /* 0 = defaults 90/75 */
-    const struct fetch_config *fetch;  /* backend settings (NULL: defaults,
-                                     with s3_endpoint above) */
+    /* The backend's settings: S3 endpoint, region, profile, credentials
+     * and addressing (NULL/false: the AWS conventions: environment,
+     * profile, ~/.aws), retries, and the stall timeout: a transfer that
+     * receives no bytes for fetch.stall_timeout_ms is abandoned with EIO
+     * (and logged); the next access tries again (0 = default 60 s). */
+    struct fetch_config fetch;
     uint64_t run_cache_bytes;     /* metadata page cache of each open run
                                      (kv_cache_set_run_cache; 0: kvstore's
                                      default, 64 MiB) */
@@ -91,16 +94,10 @@ struct vfs_config {
                                      its default) */
     unsigned evict_grace_ms;      /* runs referenced this recently are never
                                      evicted (0 = default 5000) */
-    /* S3 settings from the config file; NULL/false: the AWS conventions
-     * (environment, profile, ~/.aws).  Used where fetch above leaves them
-     * unset. */
-    const char *s3_region, *s3_profile, *s3_access_key, *s3_secret_key,
-               *s3_session_token;
-    bool s3_virtual_hosted;
     /* Writable namespace (doc/design.md (writeback)): a changed run is
-     * written back after this many seconds without changes (0 = default
-     * 30; UINT_MAX = only on flush, eviction and close). */
-    unsigned writeback_delay_s;
+     * written back after this many ms without changes (0 = default
+     * 30000; UINT_MAX = only on flush, eviction and close). */
+    unsigned writeback_delay_ms;
     /* RMDIR of a whole (empty) run deletes its object; RENAME of a run
      * uploads it under the new name, then deletes the old object.  Off:
      * both are refused with EACCES and a log line. */
@@ -111,9 +108,6 @@ struct vfs_config {
     /* The fetch threads: the only threads that wait for the backend (run
      * loads for parked callers, version checks).  0 = default 8. */
     unsigned fetch_threads;
-    /* A transfer that receives no bytes for this long is abandoned with
-     * EIO (and logged); the next access tries again.  0 = default 60 s. */
-    unsigned fetch_stall_timeout_ms;
     /* Fetch a run's whole tarball on first use even when it has a usable
      * index ("prefetch = whole"); false ("none"): index-first, file data
      * fetched by range on read (doc/design.md (vfs): index-first runs). */
@@ -135,6 +129,13 @@ struct vfs_config {
      * VFS_DIR_CACHE_OFF: none kept. */
     uint64_t dir_cache_bytes;
 };
+
+/* The tarnfs.conf settings that fill a struct vfs_config (util/settings.h;
+ * vfs/settings.c): tarnfsd reads them inside its own table, the tarnfs
+ * tool on their own.  The strings they set are owned by the struct
+ * (settings_free). */
+struct setting_table;
+extern const struct setting_table vfs_settings;
 
 #define VFS_DEFAULT_DIR_CACHE ((uint64_t)256 << 20)
 #define VFS_DEFAULT_OPEN_RUNS 16

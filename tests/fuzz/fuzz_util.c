@@ -194,7 +194,7 @@ struct nfsd *fuzz_rpc_server(void)
     struct exports *ex = exports_ref(cfg.exports);
     nfsd_config_free(&cfg);
     struct vfs_config vc = {
-        .cache_dir = dir, .read_only = false, .writeback_delay_s = UINT_MAX,
+        .cache_dir = dir, .read_only = false, .writeback_delay_ms = UINT_MAX,
         .cache_limit_bytes = 256u << 20, .max_file_size = 1u << 30,
     };
     int rc = vfs_open(&vc, &srv.vfs);

@@ -49,19 +49,19 @@ START_TEST(settings_and_exports_are_read_from_the_config_file)
     char err[256] = "";
     ck_assert_int_eq(nfsd_config_load(p, &cfg, err, sizeof err), 0);
     unlink(p);
-    ck_assert_str_eq(cfg.cache_dir, "/var/cache/x");
-    ck_assert_str_eq(cfg.source, "s3://b/p");
-    ck_assert_uint_eq(cfg.cache_limit_bytes, 10ULL << 30);
-    ck_assert_uint_eq(cfg.max_file_size, 1ULL << 40);
-    ck_assert_uint_eq(cfg.dir_cache_bytes, 16ULL << 20);
-    ck_assert_uint_eq(cfg.run_cache_bytes, 32ULL << 20);
-    ck_assert_uint_eq(cfg.open_runs, 8);
-    ck_assert_uint_eq(cfg.list_ttl_ms, 250);
+    ck_assert_str_eq(cfg.vfs.cache_dir, "/var/cache/x");
+    ck_assert_str_eq(cfg.vfs.source, "s3://b/p");
+    ck_assert_uint_eq(cfg.vfs.cache_limit_bytes, 10ULL << 30);
+    ck_assert_uint_eq(cfg.vfs.max_file_size, 1ULL << 40);
+    ck_assert_uint_eq(cfg.vfs.dir_cache_bytes, 16ULL << 20);
+    ck_assert_uint_eq(cfg.vfs.run_cache_bytes, 32ULL << 20);
+    ck_assert_uint_eq(cfg.vfs.open_runs, 8);
+    ck_assert_uint_eq(cfg.vfs.list_ttl_ms, 250);
     ck_assert_int_eq(cfg.nfs_port, 3049);
     ck_assert_int_eq(cfg.mount_port, 20048);
     ck_assert(!cfg.rpcbind);
     ck_assert_uint_eq(cfg.threads, 3);
-    ck_assert_uint_eq(cfg.high_watermark_pct, 80);
+    ck_assert_uint_eq(cfg.vfs.high_watermark_pct, 80);
     ck_assert_uint_eq(cfg.exports->n, 2);
     const struct export *root = &cfg.exports->v[0];
     struct sockaddr_in inside = v4("10.1.2.3", 900), outside = v4("192.168.1.1", 40000);
@@ -216,9 +216,9 @@ START_TEST(prefetch_defaults_to_auto_and_takes_each_policy)
         char err[256] = "";
         ck_assert_int_eq(nfsd_config_load(p, &cfg, err, sizeof err), 0);
         unlink(p);
-        ck_assert_msg(cfg.prefetch_whole == c[i].whole && cfg.prefetch_auto == c[i].autop,
+        ck_assert_msg(cfg.vfs.prefetch_whole == c[i].whole && cfg.vfs.prefetch_auto == c[i].autop,
                       "'%s'", c[i].text);
-        ck_assert_uint_eq(cfg.prefetch_after, c[i].after);
+        ck_assert_uint_eq(cfg.vfs.prefetch_after, c[i].after);
         nfsd_config_free(&cfg);
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 01-util: the Check tests of util/ (tests/util/test_*): the persisted hash
 # pinned to recorded values, with its kvstore and vfs consumers; the one
-# table of tarball suffixes; symlink-safe atomic file writes.
+# table of tarball suffixes; symlink-safe atomic file writes; hex; the
+# settings tables (tarnfsd's checked against tarnfs.conf(5)).
 set -u
 cd "${TARNFS_ROOT:-.}"
 . tests/lib.sh

@@ -29,3 +29,9 @@ TEST_PROGRAMS += $(B)/tests/util/test_units
 $(B)/tests/util/test_hex: $(B)/tests/util/test_hex.o $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/util/test_hex
+# The settings tables (util/settings.h), with tarnfsd's own (nfsd/config.c,
+# vfs/settings.c) checked against tarnfs.conf(5).
+$(B)/tests/util/test_settings: $(B)/tests/util/test_settings.o $(NFSD_LIB) $(VFS_LIB) \
+		$(FETCH_LIB) $(KVSTORE_LIB) $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+TEST_PROGRAMS += $(B)/tests/util/test_settings

@@ -58,7 +58,7 @@ static vfs *open_s3_vfs(const struct fetch_config *fc)
     snprintf(cache, sizeof cache, "%s/cache", scratch);
     struct vfs_config cfg = { .cache_dir = cache, .source = source,
                               .read_only = true, .list_ttl_ms = 200,
-                              .fetch = fc };
+                              .fetch = *fc };
     vfs *v = NULL;
     ck_assert_int_eq(vfs_open(&cfg, &v), 0);
     return v;
@@ -172,7 +172,7 @@ START_TEST(a_wrong_secret_key_fails_clearly_without_crashing)
     char cache[512];
     snprintf(cache, sizeof cache, "%s/cache", scratch);
     struct vfs_config cfg = { .cache_dir = cache, .source = source,
-                              .read_only = true, .fetch = &fc };
+                              .read_only = true, .fetch = fc };
     vfs *v = NULL;
     int err = vfs_open(&cfg, &v);
     if (err == 0) {

@@ -658,7 +658,7 @@ START_TEST(a_change_reported_done_reaches_the_tarball_even_if_marking_it_dirty_f
         struct vfs_config cfg = {
             .cache_dir = cache, .source = nas, .read_only = false,
             .list_ttl_ms = TEST_TTL_MS, .prefetch_whole = true,
-            .writeback_delay_s = UINT_MAX,
+            .writeback_delay_ms = UINT_MAX,
         };
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -745,7 +745,7 @@ START_TEST(a_removed_members_old_id_never_names_its_successor_after_writeback)
     struct vfs_config cfg = {
         .cache_dir = cache, .source = nas, .read_only = false,
         .list_ttl_ms = TEST_TTL_MS, .prefetch_whole = true,
-        .writeback_delay_s = UINT_MAX,
+        .writeback_delay_ms = UINT_MAX,
     };
     vfs *v = NULL;
     ck_assert_int_eq(vfs_open(&cfg, &v), 0);
