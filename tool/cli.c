@@ -1,6 +1,7 @@
 /* cli.c: the helpers in cli.h shared by the tarnfs subcommands. */
 #include "tool/cli.h"
 #include "util/conf.h"
+#include "util/settings.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -17,9 +18,25 @@ const char *cli_config_path(void)
     return env && *env ? env : CONF_DEFAULT_PATH;
 }
 
-/* The tool's one cache directory taken from the config file (a CLI
- * process asks once; not request state). */
-static char config_cache[PATH_MAX];
+/* The config file's settings, read once (a CLI process asks once; not
+ * request state): its error, and the message for EINVAL. */
+static struct vfs_config config;
+static bool config_done;
+static int config_err;
+static char config_msg[512];
+
+int cli_config(const struct vfs_config **out, const char **msg)
+{
+    if (!config_done) {
+        config_done = true;
+        config_err = settings_read_known(cli_config_path(), &vfs_settings, &config,
+                                         config_msg, sizeof config_msg);
+    }
+    *out = &config;
+    if (msg)
+        *msg = config_msg;
+    return config_err;
+}
 
 const char *cli_cache_dir(const char *prog, const char *opt)
 {
@@ -28,15 +45,19 @@ const char *cli_cache_dir(const char *prog, const char *opt)
     const char *env = getenv("TARNFS_CACHE");
     if (env && *env)
         return env;
+    const struct vfs_config *c;
+    const char *msg;
+    int err = cli_config(&c, &msg);
+    if (!err && c->cache_dir && c->cache_dir[0])
+        return c->cache_dir;
     const char *conf = cli_config_path();
-    int err = conf_get(conf, "cache", config_cache, sizeof config_cache);
-    if (!err && config_cache[0])
-        return config_cache;
     fprintf(stderr, "%s: no cache directory: give --cache DIR, set "
             "TARNFS_CACHE, or set cache = DIR in %s", prog, conf);
-    if (err && err != ENOENT)
+    if (err == EINVAL)
+        fprintf(stderr, " (%s)", msg);
+    else if (err && err != ENOENT)
         fprintf(stderr, " (cannot read it: %s)", strerror(err));
-    else if (!err || access(conf, F_OK) == 0)
+    else if (!err)
         fprintf(stderr, " (it has no cache setting)");
     fputc('\n', stderr);
     return NULL;

@@ -18,6 +18,12 @@
  * (/etc/tarnfs/tarnfs.conf). */
 const char *cli_config_path(void);
 
+/* The config file's settings the tool shares with tarnfsd (vfs_settings:
+ * cache, source, S3...), read once into *out (defaults where unset).
+ * Errors: as settings_read_known: ENOENT (no file), EINVAL (a bad line;
+ * *msg, may be NULL, says "FILE:LINE: why"), EACCES, ENOMEM. */
+int cli_config(const struct vfs_config **out, const char **msg);
+
 /* The cache directory: opt if given, else $TARNFS_CACHE, else the config
  * file's `cache` setting (cli_config_path), else NULL after printing "prog:
  * no cache directory" advice naming all three. */

@@ -2,7 +2,6 @@
 #include "tool/cli.h"
 #include "tool/commands.h"
 #include "convert/convert.h"
-#include "util/conf.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -64,13 +63,12 @@ int cmd_index(int argc, char **argv)
     }
     if (optind >= argc) {
         /* No SOURCE: the one tarnfsd serves, from the same config file. */
-        char source[4096], endpoint[1024];
+        const struct vfs_config *served;
         const char *conf = cli_config_path();
-        if (conf_get(conf, "source", source, sizeof source) == 0 && source[0]) {
-            if (!o.s3_endpoint && conf_get(conf, "s3_endpoint", endpoint,
-                                           sizeof endpoint) == 0)
-                o.s3_endpoint = endpoint;
-            return conv_index_run(source, NULL, 0, &o);
+        if (cli_config(&served, NULL) == 0 && served->source && served->source[0]) {
+            if (!o.s3_endpoint)
+                o.s3_endpoint = served->fetch.s3_endpoint;
+            return conv_index_run(served->source, NULL, 0, &o);
         }
         fprintf(stderr, PROG ": say which SOURCE (a directory or s3://BUCKET[/PREFIX]), "
                 "or set source = ... in %s\n%s", conf, index_usage);

@@ -26,9 +26,4 @@ int conf_read(const char *path, conf_line_fn fn, void *arg,
               conf_problem_fn problem, void *parg, unsigned *problems,
               char *err, size_t errlen);
 
-/* The value of the last "key = value" line for key in path, into out.
- * Errors: ENOENT (no such line), ENAMETOOLONG (longer than cap - 1), the
- * errno of opening path. */
-int conf_get(const char *path, const char *key, char *out, size_t cap);
-
 #endif
