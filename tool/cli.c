@@ -50,12 +50,14 @@ const char *cli_cache_dir(const char *prog, const char *opt)
     int err = cli_config(&c, &msg);
     if (!err && c->cache_dir && c->cache_dir[0])
         return c->cache_dir;
+    if (err == EINVAL) {            /* the file is wrong, not missing a line */
+        fprintf(stderr, "%s: %s\n", prog, msg);
+        return NULL;
+    }
     const char *conf = cli_config_path();
     fprintf(stderr, "%s: no cache directory: give --cache DIR, set "
             "TARNFS_CACHE, or set cache = DIR in %s", prog, conf);
-    if (err == EINVAL)
-        fprintf(stderr, " (%s)", msg);
-    else if (err && err != ENOENT)
+    if (err && err != ENOENT)
         fprintf(stderr, " (cannot read it: %s)", strerror(err));
     else if (!err)
         fprintf(stderr, " (it has no cache setting)");

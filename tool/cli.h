@@ -26,7 +26,8 @@ int cli_config(const struct vfs_config **out, const char **msg);
 
 /* The cache directory: opt if given, else $TARNFS_CACHE, else the config
  * file's `cache` setting (cli_config_path), else NULL after printing "prog:
- * no cache directory" advice naming all three. */
+ * no cache directory" advice naming all three, or "prog: FILE:LINE: why"
+ * for a bad value in the file. */
 const char *cli_cache_dir(const char *prog, const char *opt);
 
 /* Open the cache at dir read-only (vfs_view_open: it takes no lock a

@@ -168,7 +168,7 @@ fi
 printf 'source = /x\n' > "$W/nocache.conf"
 expect_fail "a config file without a cache setting is named" "has no cache setting" env -u TARNFS_CACHE TARNFS_CONFIG="$W/nocache.conf" "$TARNFS" ls /
 printf 'cache = %s\nopen_runs = 0\n' "$C" > "$W/badvalue.conf"
-expect_fail "a bad value in the config is named as tarnfsd names it" "badvalue.conf:2: bad value '0' for open_runs: must be between 1 and 65536" env -u TARNFS_CACHE TARNFS_CONFIG="$W/badvalue.conf" "$TARNFS" ls /
+expect_fail "a bad value in the config is named as tarnfsd names it" "^tarnfs ls: .*badvalue.conf:2: bad value '0' for open_runs: must be between 1 and 65536" env -u TARNFS_CACHE TARNFS_CONFIG="$W/badvalue.conf" "$TARNFS" ls /
 expect_fail "a wrong path is named" "No such file or directory" "$TARNFS" ls --cache "$C" "/$RUN/No/Such/Dir"
 expect_fail "a missing run is named" "No such file or directory" "$TARNFS" cat --cache "$C" /no-such-run/x
 expect_fail "a relative path is refused" "not an absolute tarnfs path" "$TARNFS" ls --cache "$C" "$RUN"
