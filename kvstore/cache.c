@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <malloc.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -677,11 +678,25 @@ static void run_free(kv_run *r)
     free(r);
 }
 
+uint64_t kv_gen_next(void)
+{
+    static _Atomic uint64_t clock;      /* process-wide: no two runs share one */
+    return atomic_fetch_add(&clock, 1) + 1;
+}
+
+uint64_t kv_run_stamp(const kv_run *r)
+{
+    if (r->staged || r->readonly)
+        return 0;
+    return __atomic_load_n(&r->gen, __ATOMIC_ACQUIRE);
+}
+
 static kv_run *run_new(kv_cache *c, const char *name)
 {
     kv_run *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
+    r->gen = kv_gen_next();
     r->cache = c;
     r->lockfd = -1;
     pthread_rwlock_init(&r->lock, NULL);

@@ -102,9 +102,10 @@ struct kv_run {
     bool keep_unclean;      /* garbage left: let the next open sweep it */
     int lazy;               /* absent data: 0 unknown, 1 some, 2 none
                              * (atomic; lazy.c) */
-    uint64_t gen;           /* change generation: bumped (atomic) by every
-                             * holder of the exclusive lock, so a directory
-                             * snapshot tagged with it is known current */
+    uint64_t gen;           /* change generation: renewed (atomic, from
+                             * kv_gen_next) by every holder of the exclusive
+                             * lock, so a directory snapshot tagged with it
+                             * is known current; no two runs share one */
     struct kv_drop *drops;  /* data to delete once meta commits */
     size_t ndrops, capdrops;
     struct kv_run *next;    /* cache->runs list */
@@ -156,10 +157,13 @@ int kv_store_counters(kv_run *r);
 int kv_data_begin(kv_run *r);
 int kv_data_end(kv_run *r, int err);
 
+/* A generation never handed out before, to any run (cache.c). */
+uint64_t kv_gen_next(void);
+
 /* Mark r as changing (exclusive lock held): its snapshots go out of date. */
 static inline void kv_gen_bump(kv_run *r)
 {
-    __atomic_add_fetch(&r->gen, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->gen, kv_gen_next(), __ATOMIC_RELEASE);
 }
 
 /* ---- dirsnap.c ---- */

@@ -308,6 +308,12 @@ int kv_readdir_plus(kv_run *r, kv_ino dir, uint64_t cookie,
                               const struct kv_attr *a),
                     void *arg);
 
+/* A stamp of r's contents for caches above: it changes whenever r
+ * changes, and no other run (nor r at another time) ever had it; 0 when r
+ * cannot promise that (staged, or opened read-only, so that another
+ * process may change it). */
+uint64_t kv_run_stamp(const kv_run *r);
+
 /* Memory directory snapshots of all runs of c may hold together (default
  * 64 MiB; 0: none are kept).  One directory gets at most a quarter of it;
  * a bigger one is always read from Kyoto Cabinet. */

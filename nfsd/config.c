@@ -26,6 +26,7 @@ void nfsd_config_defaults(struct nfsd_config *cfg)
     cfg->vfs.prefetch_auto = true;  /* chosen by measurement: doc/performance.md */
     cfg->nlm_grace_ms = 90000;  /* as knfsd's lockd and NFS-Ganesha */
     cfg->statd = true;
+    cfg->listing_cache_bytes = NFSD_LISTING_CACHE_DEFAULT;
 }
 
 struct exports *exports_ref(struct exports *ex)
@@ -49,9 +50,12 @@ void exports_unref(struct exports *ex)
 
 static struct exports *exports_new(void)
 {
+    static _Atomic uint64_t serials;
     struct exports *ex = calloc(1, sizeof *ex);
-    if (ex)
+    if (ex) {
         atomic_init(&ex->refs, 1);
+        ex->serial = atomic_fetch_add(&serials, 1) + 1;
+    }
     return ex;
 }
 
@@ -471,6 +475,8 @@ static const struct setting rows[] = {
     { "max_parked", SET_UINT, AT(max_parked), 1, 1000000, 0, NULL, NULL },
     { "nlm_grace", SET_DURATION, AT(nlm_grace_ms), 0, 3600000, 0, NULL, NULL },
     { "statd", SET_BOOL, AT(statd), 0, 0, 0, NULL, NULL },
+    { "listing_cache", SET_SIZE, AT(listing_cache_bytes), 0, (uint64_t)1 << 40, 0, NULL,
+      NULL },
     { NULL, SET_TABLE, AT(vfs), 0, 0, 0, NULL, &vfs_settings },
 };
 

@@ -40,9 +40,12 @@ struct export {
 /* An immutable exports table, shared by reference while requests use it. */
 struct exports {
     atomic_int refs;
+    uint64_t serial;        /* no two tables of a process share one */
     struct export *v;
     size_t n;
 };
+
+#define NFSD_LISTING_CACHE_DEFAULT ((uint64_t)64 << 20)
 
 struct nfsd_config {
     /* What tarnfsd hands to vfs_open: cache, source, S3 (vfs.fetch), cache
@@ -64,6 +67,8 @@ struct nfsd_config {
     unsigned park_timeout_ms, max_parked;
     unsigned nlm_grace_ms;              /* NLM grace period after a start (90 s); 0 = none */
     bool statd;                         /* SM_MON lock holders with rpc.statd (yes) */
+    uint64_t listing_cache_bytes;       /* encoded listings kept (nfsd/listcache.h);
+                                           0: none */
     struct exports *exports;            /* NULL until set */
     /* The config line each of these was set on (0: the default, or a
      * flag), for tarnfsd --check-config's messages. */

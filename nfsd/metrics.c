@@ -1,5 +1,6 @@
 /* metrics.c: per-thread call counters and the Prometheus /metrics endpoint (libmicrohttpd). */
 #include "nfsd/metrics.h"
+#include "nfsd/listcache.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,6 +74,7 @@ struct nfsd_metrics {
     int port;
     vfs *v;
     struct rpc_server *rs;
+    struct listcache *lc;
 };
 
 static atomic_uint next_shard;
@@ -345,6 +347,22 @@ void metrics_render(struct nfsd_metrics *m, vfs *v, struct rpc_server *rs, FILE 
         render_vfs(f, v);
     if (rs)
         render_rpc(f, rs);
+    if (m->lc) {
+        struct listcache_usage u;
+        listcache_usage(m->lc, &u);
+        one(f, "tarnfs_listing_cache_bytes", "gauge",
+            "Bytes of encoded listings kept (listing_cache).", u.bytes);
+        one(f, "tarnfs_listing_cache_entries", "gauge", "Listing pages kept.", u.entries);
+        one(f, "tarnfs_listing_cache_hits_total", "counter",
+            "READDIR(PLUS) pages answered from the listing cache.", u.hits);
+        one(f, "tarnfs_listing_cache_misses_total", "counter",
+            "Cacheable READDIR(PLUS) pages that had to be listed.", u.misses);
+    }
+}
+
+void metrics_set_listcache(struct nfsd_metrics *m, struct listcache *lc)
+{
+    m->lc = lc;
 }
 
 /* ---- the HTTP endpoint ---- */

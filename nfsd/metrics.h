@@ -49,4 +49,8 @@ void metrics_stop(struct nfsd_metrics *m);
 /* metrics_stop, then free m (NULL is fine). */
 void metrics_free(struct nfsd_metrics *m);
 
+struct listcache;
+/* Render lc's usage too (set before metrics_serve; NULL: none). */
+void metrics_set_listcache(struct nfsd_metrics *m, struct listcache *lc);
+
 #endif

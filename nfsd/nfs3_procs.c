@@ -10,6 +10,7 @@
 
 #include "nfsd/nfs3_prot.h"
 #include "nfsd/nfs3_status.h"
+#include "nfsd/listcache.h"
 #include "nfsd/nfs3_xdr_fast.h"
 #include "nfsd/nfsd.h"
 #include "util/log.h"
@@ -922,32 +923,40 @@ static uint64_t verf_get(const char in[8])
     return v;
 }
 
-/* Shared READDIR/READDIRPLUS body; returns the status, fills eof/verf. */
-static nfsstat3 readdir_common(struct rpc_ctx *c, uint64_t cookie, const char *verf_in,
-                               struct dir_fill *f, post_op_attr *dir_attr,
-                               char verf_out[8], bool_t *eof)
+/* The checks before a listing: dir attributes (into dir_attr), a
+ * directory, readable; clamps f's limit to the transport. */
+static nfsstat3 readdir_check(struct rpc_ctx *c, struct dir_fill *f,
+                              post_op_attr *dir_attr, struct vfs_attr *da)
 {
-    struct vfs_attr da;
-    int err = vfs_getattr(c->srv->vfs, &c->id, &da);
+    int err = vfs_getattr(c->srv->vfs, &c->id, da);
     if (err)
         return nfs3_status_from_errno(err);
-    post_attr_set(dir_attr, &da);
-    if (da.type != VFS_DIR)
+    post_attr_set(dir_attr, da);
+    if (da->type != VFS_DIR)
         return NFS3ERR_NOTDIR;
-    if (perm_need(c, &da, MAY_R))
+    if (perm_need(c, da, MAY_R))
         return NFS3ERR_ACCES;
     if (f->limit > nfsd_max_io(c))
         f->limit = nfsd_max_io(c);
     if (f->limit > c->max_reply - 256)
         f->limit = c->max_reply - 256;
+    return NFS3_OK;
+}
+
+/* Shared READDIR/READDIRPLUS body after readdir_check; returns the status,
+ * fills eof/verf. */
+static nfsstat3 readdir_list(struct rpc_ctx *c, uint64_t cookie, const char *verf_in,
+                             struct dir_fill *f, const struct vfs_attr *da,
+                             char verf_out[8], bool_t *eof)
+{
     uint64_t verf = 0;
     f->tail = &f->head;
     f->ptail = &f->phead;
     /* "." and ".." come first, with the cookies 1 and 2 that vfs never
      * gives to an entry; vfs lists the rest. */
-    err = 0;
+    int err = 0;
     if (cookie == 0) {
-        struct vfs_dirent dot = { ".", da.fileid, 1, &c->id, &da };
+        struct vfs_dirent dot = { ".", da->fileid, 1, &c->id, da };
         err = dir_fill_cb(f, &dot);
     }
     if (!err && cookie <= 1) {
@@ -980,6 +989,93 @@ static nfsstat3 readdir_common(struct rpc_ctx *c, uint64_t cookie, const char *v
     return NFS3_OK;
 }
 
+/* ---- the listing cache (nfsd/listcache.h) ----------------------------- */
+
+/* The reply as an already encoded result: res is then not encoded. */
+static void reply_encoded(struct rpc_ctx *c, uint8_t *buf, size_t len)
+{
+    c->reply_tail = buf;
+    c->reply_tail_len = len;
+    c->reply_head_proc = NULL;      /* nothing before it */
+    c->reply_size_hint = 4;
+}
+
+/* Whether this listing may come from, or go to, the cache: k filled then,
+ * its stamp read before anything of the listing is. */
+static bool listing_key(struct rpc_ctx *c, bool plus, uint64_t cookie,
+                        const char *verf_in, struct listcache_key *k)
+{
+    if (!c->srv->listcache)
+        return false;
+    memset(k, 0, sizeof *k);
+    if (vfs_listing_stamp(c->srv->vfs, &c->id, &k->stamp) != 0)
+        return false;
+    k->dir = c->id;
+    k->cookie = cookie;
+    k->verf = verf_get(verf_in);
+    k->exports = c->exports->serial;
+    k->export_id = c->exp->id;
+    k->plus = plus;
+    return true;
+}
+
+/* Answer from the cache (limits now known); true if it did. */
+static bool listing_cached(struct rpc_ctx *c, struct listcache_key *k,
+                           const struct dir_fill *f)
+{
+    k->limit = (uint32_t)f->limit;
+    k->dir_limit = f->dir_limit > UINT32_MAX ? UINT32_MAX : (uint32_t)f->dir_limit;
+    uint8_t *buf;
+    size_t len;
+    if (listcache_get(c->srv->listcache, k, &buf, &len) != 0)
+        return false;
+    reply_encoded(c, buf, len);
+    return true;
+}
+
+/* Encode res once, keep a copy if the directory did not change meanwhile,
+ * and send the encoded bytes. */
+static void listing_keep(struct rpc_ctx *c, const struct listcache_key *k,
+                         xdrproc_t proc, void *res, size_t bound)
+{
+    uint64_t now;
+    if (vfs_listing_stamp(c->srv->vfs, &c->id, &now) != 0 || now != k->stamp)
+        return;
+    uint8_t *buf = malloc(bound);
+    if (!buf)
+        return;
+    XDR x;
+    xdrmem_create(&x, (char *)buf, (u_int)bound, XDR_ENCODE);
+    bool ok = proc(&x, res);
+    size_t len = xdr_getpos(&x);
+    xdr_destroy(&x);
+    if (!ok) {
+        free(buf);
+        return;
+    }
+    (void)listcache_put(c->srv->listcache, k, buf, len);
+    reply_encoded(c, buf, len);
+}
+
+/* Shared READDIR/READDIRPLUS body: checks, then the page from the listing
+ * cache (*answered: the reply is set) or listed.  *cacheable: k is filled
+ * and a listed page may be kept (listing_keep). */
+static nfsstat3 readdir_common(struct rpc_ctx *c, struct dir_fill *f, uint64_t cookie,
+                               const char *verf_in, post_op_attr *dir_attr,
+                               char verf_out[8], bool_t *eof, struct listcache_key *k,
+                               bool *cacheable, bool *answered)
+{
+    *cacheable = listing_key(c, f->plus, cookie, verf_in, k);
+    *answered = false;
+    struct vfs_attr da;
+    nfsstat3 st = readdir_check(c, f, dir_attr, &da);
+    if (st == NFS3_OK && *cacheable && listing_cached(c, k, f))
+        *answered = true;
+    else if (st == NFS3_OK)
+        st = readdir_list(c, cookie, verf_in, f, &da, verf_out, eof);
+    return st;
+}
+
 static void nfs3_readdir(struct rpc_ctx *c, void *args, void *res)
 {
     READDIR3args *a = args;
@@ -988,12 +1084,16 @@ static void nfs3_readdir(struct rpc_ctx *c, void *args, void *res)
     struct dir_fill f = { .c = c, .limit = a->count, .dir_limit = SIZE_MAX };
     /* status, dir attributes, verifier, list end and eof */
     f.used = 4 + 4 + 84 + 8 + 4 + 4;
-    r->status = readdir_common(c, a->cookie, a->cookieverf, &f, &ok->dir_attributes,
-                               ok->cookieverf, &ok->reply.eof);
-    if (r->status == NFS3_OK) {
-        ok->reply.entries = f.head;
-        c->reply_size_hint = f.used;        /* an upper bound, see dir_fill_cb */
-    }
+    struct listcache_key k;
+    bool cacheable, answered;
+    r->status = readdir_common(c, &f, a->cookie, a->cookieverf, &ok->dir_attributes,
+                               ok->cookieverf, &ok->reply.eof, &k, &cacheable, &answered);
+    if (r->status != NFS3_OK || answered)
+        return;
+    ok->reply.entries = f.head;
+    c->reply_size_hint = f.used;            /* an upper bound, see dir_fill_cb */
+    if (cacheable)
+        listing_keep(c, &k, (xdrproc_t)xdr_READDIR3res, r, f.used);
 }
 
 static void nfs3_readdirplus(struct rpc_ctx *c, void *args, void *res)
@@ -1005,12 +1105,16 @@ static void nfs3_readdirplus(struct rpc_ctx *c, void *args, void *res)
     struct dir_fill f = { .c = c, .plus = true, .limit = maxcount,
                           .dir_limit = a->dircount ? a->dircount : maxcount };
     f.used = 4 + 4 + 84 + 8 + 4 + 4;
-    r->status = readdir_common(c, a->cookie, a->cookieverf, &f, &ok->dir_attributes,
-                               ok->cookieverf, &ok->reply.eof);
-    if (r->status == NFS3_OK) {
-        ok->reply.entries = f.phead;
-        c->reply_size_hint = f.used;        /* an upper bound, see dir_fill_cb */
-    }
+    struct listcache_key k;
+    bool cacheable, answered;
+    r->status = readdir_common(c, &f, a->cookie, a->cookieverf, &ok->dir_attributes,
+                               ok->cookieverf, &ok->reply.eof, &k, &cacheable, &answered);
+    if (r->status != NFS3_OK || answered)
+        return;
+    ok->reply.entries = f.phead;
+    c->reply_size_hint = f.used;
+    if (cacheable)
+        listing_keep(c, &k, (xdrproc_t)nfsd_xdr_READDIRPLUS3res, r, f.used);
 }
 
 static void nfs3_fsstat(struct rpc_ctx *c, void *args, void *res)

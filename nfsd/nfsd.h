@@ -51,6 +51,7 @@ struct nfsd {
     bool vfs_read_only;
     struct fh_key key;
     struct fh_cache *fhc;           /* handles made (NULL: none kept) */
+    struct listcache *listcache;    /* listings kept (NULL: none) */
     uint8_t write_verf[8];          /* new on every start */
     pthread_mutex_t lock;           /* exports pointer and mount list */
     struct exports *exports;

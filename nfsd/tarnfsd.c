@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "nfsd/config.h"
+#include "nfsd/listcache.h"
 #include "nfsd/nfsd.h"
 #include "nfsd/nlm.h"
 #include "nfsd/nlm_cb.h"
@@ -447,6 +448,9 @@ int main(int argc, char **argv)
     }
     if (fh_cache_new(&srv.key, &srv.fhc))
         srv.fhc = NULL;                 /* handles are made without it */
+    if (cfg.listing_cache_bytes &&
+        listcache_new(cfg.listing_cache_bytes, &srv.listcache))
+        srv.listcache = NULL;           /* listings are made every time */
     /* A new verifier each start tells clients to resend unstable writes. */
     uint64_t verf = (uint64_t)time(NULL) << 32;
     uint32_t rnd = 0;
@@ -461,6 +465,7 @@ int main(int argc, char **argv)
         if (report_fd < 0) {
             log_error("cannot daemonize: %s", strerror(errno));
             fh_cache_free(srv.fhc);
+            listcache_free(srv.listcache);
             return 1;
         }
         log_setup("tarnfsd", 1, fl.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
@@ -484,6 +489,7 @@ int main(int argc, char **argv)
         report(report_fd, 1);
         nfsd_config_free(&cfg);
         fh_cache_free(srv.fhc);
+        listcache_free(srv.listcache);
         return 1;
     }
     srv.exports = exports_ref(cfg.exports);
@@ -511,6 +517,7 @@ int main(int argc, char **argv)
         vfs_close(srv.vfs);
         nfsd_config_free(&cfg);
         fh_cache_free(srv.fhc);
+        listcache_free(srv.listcache);
         return 1;
     }
     int nfs_port = rpc_server_port(rs, 0), mount_port = rpc_server_port(rs, 1);
@@ -532,9 +539,11 @@ int main(int argc, char **argv)
         log_error("cannot start threads: %s", strerror(ret));
         report(report_fd, 1);
         fh_cache_free(srv.fhc);
+        listcache_free(srv.listcache);
         return 1;
     }
     if (cfg.metrics_listen) {
+        metrics_set_listcache(srv.metrics, srv.listcache);
         ret = metrics_serve(srv.metrics, cfg.metrics_listen, srv.vfs, rs);
         if (ret) {
             report(report_fd, 1);
@@ -619,6 +628,7 @@ int main(int argc, char **argv)
     nfsd_mounts_clear(&srv);
     drc_free(&srv.drc);
     fh_cache_free(srv.fhc);
+    listcache_free(srv.listcache);
     if (!fl.foreground)
         unlink(pidfile);
     nfsd_config_free(&cfg);

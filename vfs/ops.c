@@ -1044,6 +1044,27 @@ int vfs_readdir(vfs *v, const struct vfs_id *dir, uint64_t cookie,
     return serr ? serr : err;
 }
 
+int vfs_listing_stamp(vfs *v, const struct vfs_id *dir, uint64_t *stamp)
+{
+    struct vfs_node n;
+    int err = vfs_id_decode(v, dir, &n);
+    if (err)
+        return err;
+    /* A run's root lists ".." from the namespace, which kvstore's stamp
+     * does not cover. */
+    if (is_namespace(&n) || n.ino == VFS_RUN_ROOT_INO)
+        return ENOTSUP;
+    struct vfs_ref ref;
+    if (vfs_run_acquire(v, n.name, VFS_ACQ_NOFETCH, &ref) != 0)
+        return ENOTSUP;
+    uint64_t s = vfs_stream_active(&ref) ? 0 : kv_run_stamp(ref.h->kr);
+    vfs_run_release(v, &ref);
+    if (!s)
+        return ENOTSUP;
+    *stamp = s;
+    return 0;
+}
+
 /* ---- statfs ------------------------------------------------------------ */
 
 int vfs_statfs(vfs *v, const struct vfs_id *id, struct vfs_statfs *st)

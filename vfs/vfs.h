@@ -212,6 +212,14 @@ void vfs_root(vfs *v, struct vfs_id *out);
 int vfs_id_where(vfs *v, const struct vfs_id *id, char *buf, size_t cap,
                  bool *in_run);
 
+/* A stamp of what a listing of directory dir shows (its entries, their
+ * attributes and ids, its own attributes and its parent's): equal stamps,
+ * equal listings, for as long as the process lives.  Given only for a
+ * directory below a run's root, in a run that is cached, whole (not
+ * streaming in) and changed by this process alone.  Errors: ENOTSUP (no
+ * such promise for dir), EBADMSG, ESTALE. */
+int vfs_listing_stamp(vfs *v, const struct vfs_id *dir, uint64_t *stamp);
+
 /* Attributes of id.  Errors: ESTALE, EBADMSG, EIO. */
 int vfs_getattr(vfs *v, const struct vfs_id *id, struct vfs_attr *a);
 

@@ -89,6 +89,18 @@ grew 'tarnfs_connections_accepted_total' 3 && grew 'tarnfs_cache_hits_total' 1 &
   { bad "connections, cache, parked and write-back figures are exported";
     grep -E '^tarnfs_(conn|cache|parked|writeback)' "$T/b" | sed 's/^/      /'; }
 
+# A directory inside a run listed twice: the second listing is the cached one.
+cp "$T/b" "$T/a"
+nfs-ls "$(url /demo/perm)" > "$T/ls1" 2>&1
+nfs-ls "$(url /demo/perm)" > "$T/ls2" 2>&1
+curl -sS -o "$T/b" "$base/metrics"
+grew 'tarnfs_listing_cache_hits_total' 1 && grew 'tarnfs_listing_cache_misses_total' 1 &&
+  grep -q '^tarnfs_listing_cache_bytes [1-9]' "$T/b" && grep -q public "$T/ls2" &&
+  cmp -s "$T/ls1" "$T/ls2" &&
+  ok "a directory listed again is answered from the listing cache, the same listing" ||
+  { bad "a directory listed again is answered from the listing cache, the same listing";
+    grep '^tarnfs_listing' "$T/b" | sed 's/^/      /'; }
+
 # The example dashboard (etc/grafana-tarnfs.json) queries only what is exported.
 dash="$(dirname "$0")/../../etc/grafana-tarnfs.json"
 dashboard_metrics_exist() {

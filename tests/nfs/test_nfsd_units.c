@@ -14,6 +14,7 @@
 #include "nfsd/config.h"
 #include "nfsd/drc.h"
 #include "nfsd/fhandle.h"
+#include "nfsd/listcache.h"
 #include "nfsd/metrics.h"
 #include "nfsd/nfs3_xdr_fast.h"
 
@@ -570,6 +571,89 @@ START_TEST(the_handle_cache_gives_fh_encodes_bytes_and_never_another_keys)
 }
 END_TEST
 
+/* The listing cache gives back exactly what was put for the same key only
+ * (any field of the key differing is a miss), replaces, keeps within its
+ * budget by dropping the least recently used, and refuses oversized pages. */
+START_TEST(the_listing_cache_answers_only_its_exact_key_within_its_budget)
+{
+    struct listcache *lc;
+    ck_assert_int_eq(listcache_new(16u << 20, &lc), 0);     /* 1 MiB a shard */
+    struct listcache_key k;
+    memset(&k, 0, sizeof k);
+    k.dir.len = 10;
+    memcpy(k.dir.b, "F12345678r", 10);
+    k.stamp = 7;
+    k.cookie = 3;
+    k.limit = 65536;
+    k.dir_limit = 8192;
+    k.exports = 1;
+    k.export_id = 2;
+    k.plus = true;
+    uint8_t page[1000];
+    for (size_t i = 0; i < sizeof page; i++)
+        page[i] = (uint8_t)i;
+    ck_assert_int_eq(listcache_put(lc, &k, page, sizeof page), 0);
+    uint8_t *got;
+    size_t len;
+    ck_assert_int_eq(listcache_get(lc, &k, &got, &len), 0);
+    ck_assert_uint_eq(len, sizeof page);
+    ck_assert_mem_eq(got, page, sizeof page);
+    free(got);
+    /* each field of the key matters */
+    struct listcache_key o[10];
+    for (int i = 0; i < 10; i++)
+        o[i] = k;
+    o[0].stamp++;
+    o[1].cookie++;
+    o[2].verf++;
+    o[3].limit--;
+    o[4].dir_limit--;
+    o[5].exports++;
+    o[6].export_id++;
+    o[7].plus = false;
+    o[8].dir.b[9] = 's';
+    o[9].dir.len = 9;
+    for (int i = 0; i < 10; i++)
+        ck_assert_msg(listcache_get(lc, &o[i], &got, &len) == ENOENT, "key change %d hit", i);
+    /* a second put replaces */
+    page[0] = 0xee;
+    ck_assert_int_eq(listcache_put(lc, &k, page, 10), 0);
+    ck_assert_int_eq(listcache_get(lc, &k, &got, &len), 0);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_uint_eq(got[0], 0xee);
+    free(got);
+    /* a page over 1/128 of the budget is not kept */
+    static uint8_t big[(16u << 20) / 128 + 1];
+    struct listcache_key b = k;
+    b.cookie = 99;
+    ck_assert_int_eq(listcache_put(lc, &b, big, sizeof big), EFBIG);
+    ck_assert_int_eq(listcache_get(lc, &b, &got, &len), ENOENT);
+    /* 64 MiB of 64 KiB pages into 16 MiB: the budget holds, the newest stay */
+    static uint8_t pg[64 << 10];
+    for (uint64_t c = 1000; c < 2024; c++) {
+        b.cookie = c;
+        ck_assert_int_eq(listcache_put(lc, &b, pg, sizeof pg), 0);
+    }
+    struct listcache_usage u;
+    listcache_usage(lc, &u);
+    ck_assert_uint_le(u.bytes, 16u << 20);
+    ck_assert_uint_gt(u.bytes, 8u << 20);
+    b.cookie = 2023;
+    ck_assert_int_eq(listcache_get(lc, &b, &got, &len), 0);
+    free(got);
+    b.cookie = 1000;
+    ck_assert_int_eq(listcache_get(lc, &b, &got, &len), ENOENT);
+    listcache_usage(lc, &u);
+    ck_assert_uint_eq(u.hits, 3);
+    ck_assert_uint_eq(u.misses, 12);
+    listcache_free(lc);
+    /* a budget of 0 keeps nothing */
+    ck_assert_int_eq(listcache_new(0, &lc), 0);
+    ck_assert_int_eq(listcache_put(lc, &k, page, 10), EFBIG);
+    listcache_free(lc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nfsd-units");
@@ -588,6 +672,7 @@ int main(void)
     tcase_add_test(t, metrics_listen_takes_address_literals_with_a_port_only);
     tcase_add_test(t, metrics_counters_lose_no_call_across_threads);
     tcase_add_test(t, the_handle_cache_gives_fh_encodes_bytes_and_never_another_keys);
+    tcase_add_test(t, the_listing_cache_answers_only_its_exact_key_within_its_budget);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
