@@ -1,5 +1,5 @@
 # util/: small shared helpers used by every module: logging, option
-# messages, the persisted hash, the tarball suffix table.
+# messages, the persisted hash, the tarball suffix table, the decision clock.
 UTIL_SRCS := $(wildcard util/*.c)
 UTIL_OBJS := $(UTIL_SRCS:%.c=$(B)/%.o)
 UTIL_LIB  := $(B)/libutil.a

@@ -25,3 +25,7 @@ TEST_PROGRAMS += $(B)/tests/util/test_bug
 $(B)/tests/util/test_units: $(B)/tests/util/test_units.o $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/util/test_units
+# The decision clock (util/clock.h).
+$(B)/tests/util/test_clock: $(B)/tests/util/test_clock.o $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+TEST_PROGRAMS += $(B)/tests/util/test_clock
