@@ -10,7 +10,7 @@ done
 command -v nfs-cp >/dev/null || die "$NAME: nfs-cp missing (libnfs-utils)"
 
 work=$(mktemp -d /tmp/wb-test.XXXXXX)
-cleanup() { stop_tracked; [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"; }
+cleanup() { stop_tracked; rm -rf "$work"; }
 trap cleanup EXIT
 # finish: the verdict line, server log tails on failure, the exit status.
 finish() {
