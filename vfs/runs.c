@@ -913,7 +913,11 @@ static int scan_cb(void *arg, const struct kv_runinfo *ri)
     else
         persisted = (int64_t)ri->created.tv_sec * 1000 +
                     ri->created.tv_nsec / 1000000;
-    persisted += tclock_offset_ms();     /* real time, as decisions see it */
+    /* Real time, as stored.  Not moved by the test clock's offset: that
+     * would make a run just fetched look referenced in the future (its
+     * grace starting again), while leaving it out only ever makes a
+     * reference look older than it was by the advances made before it,
+     * and the time of a reference this process made is kept in memory. */
     pthread_mutex_lock(&v->lock);
     struct vfs_run *r = vfs_run_lookup_locked(v, ri->name, true);
     if (r) {
