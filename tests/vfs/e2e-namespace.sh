@@ -88,4 +88,9 @@ else
   skip "tarnfs stats" "the subcommand is not in tarnfs's table yet"
 fi
 
+"$B/tarnfs" test-clock --cache "$work/cache" 10s > /dev/null 2> "$work/clock.err"
+check "a tarnfsd started without TARNFS_TEST_CLOCK=1 refuses to have its clock advanced" \
+  test $? = 1
+check "and says why" grep -q "not started with TARNFS_TEST_CLOCK=1" "$work/clock.err"
+
 summary "e2e-namespace" || { echo "--- tarnfsd log"; tail -30 "$work/tarnfsd.log"; exit 1; }
