@@ -152,7 +152,8 @@ check "with the same fileid" test "$ino2" = "$ino0"
 ( while :; do read_all $A >/dev/null 2>&1; done ) &
 rpid=$!
 # Killed once this server has begun dropping data to make room.
-wait_until 60 test "$(stat_of bytes_dropped)" -gt 0
+dropping() { test "$(stat_of bytes_dropped)" -gt 0; }
+wait_until 60 dropping
 kill -9 "$pid"; wait "$pid" 2>/dev/null
 # The reader loop and the nfs-cat it was running: a libnfs client whose
 # server is gone retries forever, so stop the whole tree, not the loop only.
