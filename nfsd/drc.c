@@ -1,5 +1,6 @@
 /* drc.c: keeps recent replies of non-idempotent NFS calls so retransmissions get the first reply. */
 #include "nfsd/drc.h"
+#include "util/clock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,7 @@ struct drc_entry {
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return tclock_mono_ms();
 }
 
 static size_t bucket_of(const struct drc_key *k)

@@ -64,7 +64,7 @@ struct nfsd {
      * with NLM4_DENIED_NOLOCKS. */
     struct nlm_table *nlm;
     struct nlm_cb *nlm_cb;
-    long long nlm_grace_until_ms;   /* CLOCK_MONOTONIC; 0: no grace period */
+    long long nlm_grace_until_ms;   /* tclock_mono_ms; 0: no grace period */
     struct log_limit nlm_log;       /* NLM log lines any host can cause */
     struct nfsd_metrics *metrics;   /* NULL: no metrics_listen, nothing counted */
 };

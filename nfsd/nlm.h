@@ -20,7 +20,4 @@ void nlm_stop(struct nfsd *srv);
 /* True while the grace period after the start lasts. */
 bool nlm_in_grace(const struct nfsd *srv);
 
-/* CLOCK_MONOTONIC in milliseconds. */
-long long nlm_now_ms(void);
-
 #endif

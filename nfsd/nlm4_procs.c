@@ -3,6 +3,7 @@
  * NM_LOCK, FREE_ALL and statd's reboot notice) over the lock table, with
  * the export checks and the grace period after a restart. */
 #include "nfsd/nlm.h"
+#include "util/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,16 +23,9 @@ enum {
     P_GRANTED_MSG = 10,
 };
 
-long long nlm_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool nlm_in_grace(const struct nfsd *srv)
 {
-    return srv->nlm_grace_until_ms && nlm_now_ms() < srv->nlm_grace_until_ms;
+    return srv->nlm_grace_until_ms && tclock_mono_ms() < srv->nlm_grace_until_ms;
 }
 
 /* ---- shared checks ---- */
@@ -503,7 +497,7 @@ int nlm_start(struct nfsd *srv, unsigned grace_ms, bool statd)
         srv->nlm = NULL;
         return err;
     }
-    srv->nlm_grace_until_ms = grace_ms ? nlm_now_ms() + grace_ms : 0;
+    srv->nlm_grace_until_ms = grace_ms ? tclock_mono_ms() + grace_ms : 0;
     if (grace_ms)
         log_info("nlm: grace period for %u ms: only reclaims are granted", grace_ms);
     return 0;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 #define CONN_INFLIGHT_MAX  16      /* calls queued per connection before we stop reading */
@@ -157,11 +158,12 @@ struct rpc_server {
     struct ratelog log_record, log_accept, log_full, log_host, log_mem, log_stuck;
 };
 
+/* Timeouts (idle, reply, park, ticks) read the decision clock: a test
+ * that advances it sees them pass; the poll waits computed from it are
+ * never longer than real time. */
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return tclock_mono_ms();
 }
 
 /* True when the warning may be logged now; then more says how many were

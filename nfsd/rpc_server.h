@@ -41,7 +41,7 @@ struct rpc_call_in {
     int wake_err;             /* 0 on the first run */
     bool expired;             /* parked past park_timeout: the handler must
                                  answer "retry later" (JUKEBOX) at once */
-    int64_t parked_ms;        /* CLOCK_MONOTONIC ms when the call first
+    int64_t parked_ms;        /* tclock_mono_ms when the call first
                                  parked; 0: never (for its latency) */
 };
 

@@ -26,6 +26,7 @@
 #include "nfsd/nlm.h"
 #include "nfsd/nlm_cb.h"
 #include "nfsd/rpc_server.h"
+#include "util/clock.h"
 #include "util/conf.h"
 #include "util/log.h"
 #include "util/safefile.h"
@@ -469,6 +470,15 @@ int main(int argc, char **argv)
             return 1;
         }
         log_setup("tarnfsd", 1, fl.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    }
+    /* Tests only (doc/testing.md): `tarnfs test-clock` may then advance
+     * the clock grace periods and timeouts are decided by. */
+    const char *test_clock = getenv("TARNFS_TEST_CLOCK");
+    if (test_clock && strcmp(test_clock, "1") == 0) {
+        tclock_enable_advance(true);
+        log_warn("TARNFS_TEST_CLOCK=1: the clock of grace periods and "
+                 "timeouts may be advanced through the control socket "
+                 "(for tests; never in production)");
     }
 
     /* Signals are taken synchronously by the main thread; block them

@@ -90,6 +90,22 @@ wait_until() {
   return 1
 }
 
+# advance_clock CACHE DURATION: moves the clock that the tarnfsd serving
+# CACHE decides grace periods, delays and timeouts by forward by DURATION
+# ("6s", "10m"), and returns once its housekeeping has run with the new
+# time (`tarnfs test-clock`; the server must run with TARNFS_TEST_CLOCK=1).
+# Tests use it instead of sleeping through a grace period.
+advance_clock() {
+  "$B/tarnfs" test-clock --cache "$1" "$2" >/dev/null ||
+    { echo "advance_clock: cannot advance the clock of the tarnfsd on $1" >&2; return 1; }
+}
+
+# server_stat CACHE KEY: counter KEY of the tarnfsd serving CACHE, as it is
+# now (`tarnfs stats` asks the server).
+server_stat() {
+  "$B/tarnfs" stats --cache "$1" | awk -v k="$2" '$1 == k { print $2 }'
+}
+
 # track PID...: remembers processes this script started, for stop_tracked.
 track() { TRACKED_PIDS+=("$@"); }
 

@@ -1,4 +1,4 @@
-/* cmd_stats.c: "tarnfs stats": print the counters that the tarnfsd serving a cache publishes in CACHE/stats. */
+/* cmd_stats.c: "tarnfs stats": print the counters of the tarnfsd serving a cache, asked through its control socket, or read from the CACHE/stats file it left. */
 #include "tool/cli.h"
 #include "tool/commands.h"
 #include "vfs/vfs.h"
@@ -19,13 +19,17 @@
  * to be gone (it rewrites it about once a second). */
 #define STATS_STALE_SECONDS 10
 
+/* How long a running tarnfsd gets to answer before the file is read. */
+#define STATS_ASK_SECONDS 5
+
 static void stats_usage(FILE *out)
 {
     fprintf(out,
             "usage: tarnfs stats --cache DIR\n"
             "\n"
-            "Print the counters of the tarnfsd serving the cache DIR, read from\n"
-            "DIR/stats, which tarnfsd rewrites atomically about once a second:\n"
+            "Print the counters of the tarnfsd serving the cache DIR, as they are\n"
+            "now (asked through its control socket); with no tarnfsd running, the\n"
+            "last ones it wrote to DIR/stats (rewritten about once a second):\n"
             "  hits            requests that found their run in the cache\n"
             "  misses          requests that waited for their run to be fetched\n"
             "  fetches         tarball downloads started (shared by concurrent\n"
@@ -50,42 +54,26 @@ static void stats_usage(FILE *out)
             "  -h, --help        this help\n");
 }
 
-/* Print the server counters of CACHE/stats; see commands.h. */
-int stats_print_server(const char *prog, const char *dir, bool missing_ok)
+/* Print the "key=value" pairs of text, separated by sep, then when they
+ * were taken and whether that server still runs. */
+static void print_pairs(char *text, const char *sep)
 {
-    char path[PATH_MAX];
-    vfs_stats_path(dir, path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (errno == ENOENT && missing_ok) {
-            printf("%-15s none (no tarnfsd has served this cache yet)\n", "server");
-            return 0;
-        }
-        if (errno == ENOENT) {
-            fprintf(stderr, "%s: %s has no stats file: no tarnfsd has served "
-                    "this cache yet\n", prog, dir);
-            return ENOENT;
-        }
-            fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
-        return EIO;
-    }
-    char line[256];
     long long updated = 0;
     long pid = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *eq = strchr(line, '=');
+    char *save = NULL;
+    for (char *kv = strtok_r(text, sep, &save); kv;
+         kv = strtok_r(NULL, sep, &save)) {
+        char *eq = strchr(kv, '=');
         if (!eq)
             continue;
-        line[strcspn(line, "\n")] = '\0';
         *eq = '\0';
-        if (strcmp(line, "updated") == 0)
+        if (strcmp(kv, "updated") == 0)
             updated = atoll(eq + 1);
-        else if (strcmp(line, "pid") == 0)
+        else if (strcmp(kv, "pid") == 0)
             pid = atol(eq + 1);
         else
-            printf("%-15s %s\n", line, eq + 1);
+            printf("%-15s %s\n", kv, eq + 1);
     }
-    fclose(f);
     time_t now = time(NULL);
     char when[64] = "unknown";
     if (updated > 0) {
@@ -100,6 +88,37 @@ int stats_print_server(const char *prog, const char *dir, bool missing_ok)
                  (long long)now - updated <= STATS_STALE_SECONDS;
     printf("%-15s %s (pid %ld)\n", "server", alive ? "running" : "not running",
            pid);
+}
+
+/* Print the server counters, live or from CACHE/stats; see commands.h. */
+int stats_print_server(const char *prog, const char *dir, bool missing_ok)
+{
+    char live[4096];
+    if (vfs_request_stats(dir, STATS_ASK_SECONDS, live, sizeof live) == 0) {
+        print_pairs(live, " ");
+        return 0;
+    }
+    char path[PATH_MAX];
+    vfs_stats_path(dir, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT && missing_ok) {
+            printf("%-15s none (no tarnfsd has served this cache yet)\n", "server");
+            return 0;
+        }
+        if (errno == ENOENT) {
+            fprintf(stderr, "%s: %s has no stats file: no tarnfsd has served "
+                    "this cache yet\n", prog, dir);
+            return ENOENT;
+        }
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return EIO;
+    }
+    char text[4096];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    print_pairs(text, "\n");
     return 0;
 }
 

@@ -34,8 +34,13 @@ int cmd_stats(int argc, char **argv);
 /* tarnfs flush: ask the running tarnfsd to write changed runs back now. */
 int cmd_flush(int argc, char **argv);
 
-/* Print the counters a tarnfsd publishes in dir/stats (and whether it still
- * runs) to stdout.  With missing_ok, a cache no server has used prints a
+/* tarnfs test-clock (hidden, tests only): advance the decision clock of a
+ * tarnfsd started with TARNFS_TEST_CLOCK=1. */
+int cmd_test_clock(int argc, char **argv);
+
+/* Print the counters of the tarnfsd serving dir to stdout: asked live
+ * through its control socket, else those it left in dir/stats (and whether
+ * it still runs).  With missing_ok, a cache no server has used prints a
  * note; otherwise that is an error (message printed as prog).  Errors:
  * ENOENT, EIO. */
 int stats_print_server(const char *prog, const char *dir, bool missing_ok);

@@ -2,25 +2,29 @@
 #include "tool/commands.h"
 #include "util/log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-/* One line per subcommand; each is implemented in tool/cmd_<name>.c. */
+/* One line per subcommand; each is implemented in tool/cmd_<name>.c.
+ * Hidden ones (for tests) are left out of the usage. */
 struct subcommand {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *summary;
+    bool hidden;
 };
 
 static const struct subcommand subcommands[] = {
-    { "ingest", cmd_ingest, "stream a tarball (file or stdin) into the cache as one run" },
-    { "ls",     cmd_ls,     "list runs, directories and files in the cache" },
-    { "cat",    cmd_cat,    "write a cached file's bytes to stdout" },
-    { "cache",  cmd_cache,  "cached runs: ls, evict, stats, resolve" },
-    { "convert", cmd_convert, "turn run directories into tarballs (S3, NAS dir, in place)" },
-    { "index",  cmd_index,  "build the missing run indexes of a collection of tarballs" },
-    { "stats",  cmd_stats,  "print the counters of the tarnfsd serving a cache" },
-    { "flush",  cmd_flush,  "make the tarnfsd serving a cache write changed runs back now" },
+    { "ingest", cmd_ingest, "stream a tarball (file or stdin) into the cache as one run", false },
+    { "ls",     cmd_ls,     "list runs, directories and files in the cache", false },
+    { "cat",    cmd_cat,    "write a cached file's bytes to stdout", false },
+    { "cache",  cmd_cache,  "cached runs: ls, evict, stats, resolve", false },
+    { "convert", cmd_convert, "turn run directories into tarballs (S3, NAS dir, in place)", false },
+    { "index",  cmd_index,  "build the missing run indexes of a collection of tarballs", false },
+    { "stats",  cmd_stats,  "print the counters of the tarnfsd serving a cache", false },
+    { "flush",  cmd_flush,  "make the tarnfsd serving a cache write changed runs back now", false },
+    { "test-clock", cmd_test_clock, "advance a test tarnfsd's clock", true },
 };
 
 static void usage(FILE *out)
@@ -37,7 +41,9 @@ static void usage(FILE *out)
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        fprintf(out, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
+        if (!subcommands[i].hidden)
+            fprintf(out, "  %-8s %s\n", subcommands[i].name,
+                    subcommands[i].summary);
     fprintf(out, "\nSee tarnfs(1).\n");
 }
 

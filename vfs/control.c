@@ -1,5 +1,6 @@
-/* control.c: how the tarnfs tool and a running tarnfsd on the same cache coordinate: the server lock (held shared by every vfs_open), a unix socket per server (flush, resolve, evict, hold, release) and the offline cache operations that enforce the rules (a dirty or conflicted run is never evicted). */
+/* control.c: how the tarnfs tool and a running tarnfsd on the same cache coordinate: the server lock (held shared by every vfs_open), a unix socket per server (flush, resolve, evict, hold, release, stats, and a test clock advance) and the offline cache operations that enforce the rules (a dirty or conflicted run is never evicted). */
 #include "vfs/vfs_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/safefile.h"
 
@@ -228,6 +229,41 @@ static int name_pid(char *arg, pid_t *pid)
     return 0;
 }
 
+/* Advance the decision clock by the milliseconds in arg (tests only:
+ * tarnfsd enables it under TARNFS_TEST_CLOCK=1), then wait for a
+ * housekeeping pass that sees the new time, so what the test checks next
+ * (an eviction past its grace, an idle write-back) has been decided. */
+static int clock_advance(vfs *v, const char *arg, char *msg, size_t cap)
+{
+    char *end;
+    errno = 0;
+    long long ms = strtoll(arg, &end, 10);
+    if (end == arg || *end || errno)
+        ms = 0;                         /* refused below as out of range */
+    int err = tclock_advance(ms);
+    if (err == EPERM) {
+        snprintf(msg, cap, "this tarnfsd's clock cannot be advanced (it "
+                 "was not started with TARNFS_TEST_CLOCK=1: tests only)");
+        return err;
+    }
+    if (err) {
+        snprintf(msg, cap, "cannot advance the clock by '%s' ms: %s (1 to "
+                 "%lld ms at a time)", arg, strerror(err),
+                 (long long)TCLOCK_ADVANCE_MAX_MS);
+        return err;
+    }
+    log_info("vfs: test clock advanced by %lld ms (now %lld ms ahead)", ms,
+             (long long)tclock_offset_ms());
+    err = vfs_housekeep(v);
+    if (err)
+        snprintf(msg, cap, "clock advanced by %lld ms, but no housekeeping "
+                 "pass finished since", ms);
+    else
+        snprintf(msg, cap, "clock advanced by %lld ms (now %lld ms ahead)",
+                 ms, (long long)tclock_offset_ms());
+    return err;
+}
+
 /* Answer one request line into msg: 0 or an errno; VFS_CTL_NOT_HERE (no
  * errno, so no answer is mistaken for it) if this server does not serve
  * that kind (flush and resolve need a server that writes back). */
@@ -243,7 +279,14 @@ static int serve_line(vfs *v, char *line, char *msg, size_t cap)
         snprintf(msg, cap, "this tarnfsd does not write back");
         return VFS_CTL_NOT_HERE;
     }
-    if (!strncmp(line, "evict ", 6)) {
+    if (!strcmp(line, "stats")) {
+        size_t len;
+        err = vfs_format_stats(v, ' ', msg, cap, &len);
+        if (err)
+            snprintf(msg, cap, "the counters do not fit the answer");
+    } else if (!strncmp(line, "clock-advance ", 14)) {
+        err = clock_advance(v, line + 14, msg, cap);
+    } else if (!strncmp(line, "evict ", 6)) {
         err = vfs_evict_now(v, line + 6, "tarnfs cache evict", msg, cap);
     } else if (!strcmp(line, "flush *")) {
         size_t n, failed = 0;
@@ -629,17 +672,13 @@ static int request(const char *cache_dir, const char *line,
     return ETIMEDOUT;
 }
 
-int vfs_request(const char *cache_dir, const char *run, bool resolve,
-                unsigned timeout_s, char *msg, size_t cap)
+/* Send line to a tarnfsd serving cache_dir, if one does (request());
+ * errors as vfs_request. */
+static int request_server(const char *cache_dir, const char *line,
+                          unsigned timeout_s, char *msg, size_t cap)
 {
-    msg[0] = '\0';
-    if (!cache_dir || (run && vfs_check_run_name(run)) || (resolve && !run))
-        return EINVAL;
-    char line[KV_RUNNAME_MAX + 16];
-    snprintf(line, sizeof line, "%s %s", resolve ? "resolve" : "flush",
-             run ? run : "*");
     /* A directory no tarnfsd ever served (a mistyped --cache) gets no
-     * vfs.lock or request file of ours, just the error. */
+     * vfs.lock of ours, just the error. */
     char rq[PATH_MAX];
     struct stat st;
     snprintf(rq, sizeof rq, "%s/vfs", cache_dir);
@@ -659,10 +698,43 @@ int vfs_request(const char *cache_dir, const char *run, bool resolve,
     }
     err = request(cache_dir, line, timeout_s, fd, msg, cap);
     close(fd);
+    return err;
+}
+
+int vfs_request(const char *cache_dir, const char *run, bool resolve,
+                unsigned timeout_s, char *msg, size_t cap)
+{
+    msg[0] = '\0';
+    if (!cache_dir || (run && vfs_check_run_name(run)) || (resolve && !run))
+        return EINVAL;
+    char line[KV_RUNNAME_MAX + 16];
+    snprintf(line, sizeof line, "%s %s", resolve ? "resolve" : "flush",
+             run ? run : "*");
+    int err = request_server(cache_dir, line, timeout_s, msg, cap);
     if (err == ESRCH || (err == ETIMEDOUT && !strncmp(msg, "no tarnfsd", 10)))
         snprintf(msg, cap, "no tarnfsd answered (is one serving %s "
                  "read-write?)", cache_dir);
     return err;
+}
+
+int vfs_request_stats(const char *cache_dir, unsigned timeout_s, char *msg,
+                      size_t cap)
+{
+    msg[0] = '\0';
+    if (!cache_dir)
+        return EINVAL;
+    return request_server(cache_dir, "stats", timeout_s, msg, cap);
+}
+
+int vfs_request_clock_advance(const char *cache_dir, long long ms,
+                              unsigned timeout_s, char *msg, size_t cap)
+{
+    msg[0] = '\0';
+    if (!cache_dir)
+        return EINVAL;
+    char line[64];
+    snprintf(line, sizeof line, "clock-advance %lld", ms);
+    return request_server(cache_dir, line, timeout_s, msg, cap);
 }
 
 int vfs_cache_may_drop(const char *cache_dir, const char *run,

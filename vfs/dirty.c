@@ -1,5 +1,6 @@
 /* dirty.c: the dirty marks of changed runs (mark files, the scan at start, the list of runs to write back) and the sweep of uploads a crash left unfinished. */
 #include "vfs/vfs_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/safefile.h"
 #include "util/tarsuffix.h"
@@ -238,7 +239,7 @@ listed:
 
 char **vfs_dirty_runs(vfs *v, bool idle_only, size_t *n)
 {
-    int64_t now = vfs_mono_ms();
+    int64_t now = tclock_mono_ms();
     size_t cap = 0;
     char **names = NULL;
     *n = 0;

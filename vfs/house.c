@@ -2,6 +2,7 @@
  * persisting last-reference times, closing idle or externally evicted run
  * handles, and rewriting the CACHE/stats counters file. */
 #include "vfs/vfs_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/safefile.h"
 
@@ -19,6 +20,8 @@
 /* Last-reference markers are rewritten at most this often per run. */
 #define VFS_MARKER_PERIOD_MS   2000
 #define VFS_TICK_MS            1000
+/* vfs_housekeep gives up waiting for a pass after this long. */
+#define VFS_HOUSEKEEP_WAIT_S   60
 /* The run table is re-synchronised with the cache directory this often. */
 #define VFS_RESCAN_MS          60000
 
@@ -44,6 +47,7 @@ int vfs_last_reference(const char *cache_dir, const char *run,
 
 void vfs_marker_write(vfs *v, const char *run, int64_t ms)
 {
+    ms -= tclock_offset_ms();   /* on disk: real time, whatever a test did */
     char path[PATH_MAX];
     vfs_marker_path(v->meta_dir, run, path, sizeof path);
     struct timespec ts[2] = {
@@ -73,7 +77,7 @@ struct pending_marker { const char *name; int64_t ms; struct vfs_run *r; };
 
 static void persist_markers(vfs *v, bool all)
 {
-    int64_t now = vfs_wall_ms();
+    int64_t now = tclock_wall_ms();
     size_t n = 0, cap = 0;
     struct pending_marker *pm = NULL;
     pthread_mutex_lock(&v->lock);
@@ -218,7 +222,7 @@ int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
         snprintf(msg, cap, "'%s' is not a valid run name", name);
         return EINVAL;
     }
-    int64_t deadline = vfs_mono_ms() + VFS_EVICT_WAIT_MS;
+    int64_t deadline = tclock_mono_ms() + VFS_EVICT_WAIT_MS;
     pthread_mutex_lock(&v->lock);
     struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
     if (!r) {
@@ -229,7 +233,7 @@ int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
     /* Requests in flight hold pins for a moment: wait for them. */
     while (!r->dirty && (r->pins || r->loading || r->evicting ||
                          r->writing_back || (r->h && r->h->users))) {
-        if (vfs_mono_ms() >= deadline) {
+        if (tclock_mono_ms() >= deadline) {
             pthread_mutex_unlock(&v->lock);
             snprintf(msg, cap, "run %s is in use (being fetched, written "
                      "back or read); try again", name);
@@ -300,7 +304,7 @@ enum {
 static struct vfs_run *pick_victim_locked(vfs *v, struct vfs_run *except,
                                           unsigned flags)
 {
-    int64_t now = vfs_wall_ms();
+    int64_t now = tclock_wall_ms();
     struct vfs_run *victim = NULL;
     for (size_t i = 0; i < v->nbuckets; i++)
         for (struct vfs_run *r = v->buckets[i]; r; r = r->next) {
@@ -347,7 +351,7 @@ static int evict_step(vfs *v, struct vfs_run *except, unsigned flags,
     if (!err)
         err = kv_run_presence(kr, &present, &total);
     if (!err && total && present) {
-        int64_t t0 = vfs_mono_ms();
+        int64_t t0 = tclock_mono_ms();
         err = kv_data_drop(kr, UINT64_MAX, &dropped);
         kv_run_close(kr);
         struct kv_runinfo ri;
@@ -375,7 +379,7 @@ static int evict_step(vfs *v, struct vfs_run *except, unsigned flags,
         log_info("vfs: dropped the file data of run %s (%llu bytes, %s) in "
                  "%lld ms; its names stay, data is fetched again on read",
                  victim->name, (unsigned long long)dropped, why,
-                 (long long)(vfs_mono_ms() - t0));
+                 (long long)(tclock_mono_ms() - t0));
         return 0;
     }
     if (kr)
@@ -496,7 +500,7 @@ static void evict_if_needed(vfs *v)
     /* Usage is summed from the run table (kept current by fetches and
      * evictions); a periodic rescan picks up changes made by other
      * processes without making every check cost O(cached runs) I/O. */
-    int64_t mono = vfs_mono_ms();
+    int64_t mono = tclock_mono_ms();
     if (mono - v->scanned_ms >= VFS_RESCAN_MS) {
         vfs_runs_scan_cache(v);
         v->scanned_ms = mono;
@@ -522,7 +526,7 @@ static void evict_if_needed(vfs *v)
             }
             /* Said once a minute at most: it holds every second until the
              * runs in use are released or age past their grace. */
-            int64_t now = vfs_mono_ms();
+            int64_t now = tclock_mono_ms();
             if (v->full_warned_ms && now - v->full_warned_ms < 60000)
                 break;
             v->full_warned_ms = now;
@@ -539,34 +543,46 @@ static void evict_if_needed(vfs *v)
 
 /* ---- stats file -------------------------------------------------------- */
 
-void vfs_write_stats_file(vfs *v)
+int vfs_format_stats(vfs *v, char sep, char *buf, size_t cap, size_t *len)
 {
     struct vfs_stats s;
     vfs_get_stats(v, &s);
+    /* "updated" is when, for people: the real clock, whatever a test did. */
+    int n = snprintf(buf, cap,
+            "hits=%llu%cmisses=%llu%cfetches=%llu%cfetch_failures=%llu%c"
+            "bytes_fetched=%llu%cevictions=%llu%cruns_cached=%llu%c"
+            "bytes_cached=%llu%cindex_fetches=%llu%crange_fetches=%llu%c"
+            "range_bytes=%llu%cdata_evictions=%llu%cbytes_dropped=%llu%c"
+            "runs_open=%llu%cpid=%ld%cupdated=%lld%c",
+            (unsigned long long)s.hits, sep, (unsigned long long)s.misses, sep,
+            (unsigned long long)s.fetches, sep,
+            (unsigned long long)s.fetch_failures, sep,
+            (unsigned long long)s.bytes_fetched, sep,
+            (unsigned long long)s.evictions, sep,
+            (unsigned long long)s.runs_cached, sep,
+            (unsigned long long)s.bytes_cached, sep,
+            (unsigned long long)s.index_fetches, sep,
+            (unsigned long long)s.range_fetches, sep,
+            (unsigned long long)s.range_bytes, sep,
+            (unsigned long long)s.data_evictions, sep,
+            (unsigned long long)s.bytes_dropped, sep,
+            (unsigned long long)s.runs_open, sep, (long)getpid(), sep,
+            (long long)(vfs_wall_ms() / 1000), sep);
+    if (n < 0 || (size_t)n >= cap)
+        return ENOSPC;
+    if (sep != '\n')
+        buf[--n] = '\0';        /* one line: no separator at its end */
+    *len = (size_t)n;
+    return 0;
+}
+
+void vfs_write_stats_file(vfs *v)
+{
     char path[PATH_MAX], buf[1024];
     vfs_stats_path(v->cache_dir, path, sizeof path);
-    int n = snprintf(buf, sizeof buf,
-            "hits=%llu\nmisses=%llu\nfetches=%llu\nfetch_failures=%llu\n"
-            "bytes_fetched=%llu\nevictions=%llu\nruns_cached=%llu\n"
-            "bytes_cached=%llu\nindex_fetches=%llu\nrange_fetches=%llu\n"
-            "range_bytes=%llu\ndata_evictions=%llu\nbytes_dropped=%llu\n"
-            "runs_open=%llu\npid=%ld\nupdated=%lld\n",
-            (unsigned long long)s.hits, (unsigned long long)s.misses,
-            (unsigned long long)s.fetches,
-            (unsigned long long)s.fetch_failures,
-            (unsigned long long)s.bytes_fetched,
-            (unsigned long long)s.evictions,
-            (unsigned long long)s.runs_cached,
-            (unsigned long long)s.bytes_cached,
-            (unsigned long long)s.index_fetches,
-            (unsigned long long)s.range_fetches,
-            (unsigned long long)s.range_bytes,
-            (unsigned long long)s.data_evictions,
-            (unsigned long long)s.bytes_dropped,
-            (unsigned long long)s.runs_open, (long)getpid(),
-            (long long)(vfs_wall_ms() / 1000));
-    if (n > 0 && (size_t)n < sizeof buf)
-        safe_write_file(path, buf, (size_t)n, 0644, false);
+    size_t n;
+    if (vfs_format_stats(v, '\n', buf, sizeof buf, &n) == 0)
+        safe_write_file(path, buf, n, 0644, false);
 }
 
 /* ---- the thread ------------------------------------------------------ */
@@ -576,7 +592,9 @@ static void *house_main(void *arg)
     vfs *v = arg;
     pthread_mutex_lock(&v->lock);
     while (!v->stopping) {
-        if (!v->evict_wanted) {
+        /* A real deadline: the decision clock only moves faster, and an
+         * advance wakes this wait (clock_advanced). */
+        if (!v->evict_wanted && v->house_asked == v->house_done) {
             struct timespec until;
             clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_sec += VFS_TICK_MS / 1000;
@@ -585,6 +603,7 @@ static void *house_main(void *arg)
         if (v->stopping)
             break;
         v->evict_wanted = false;
+        uint64_t serving = v->house_asked;    /* asked before this began */
         pthread_mutex_unlock(&v->lock);
         evict_if_needed(v);
         persist_markers(v, false);
@@ -593,9 +612,41 @@ static void *house_main(void *arg)
         tend_handles(v);
         vfs_write_stats_file(v);
         pthread_mutex_lock(&v->lock);
+        v->house_done = serving;
+        pthread_cond_broadcast(&v->house_passed);
     }
+    /* Nobody waits for a pass that will not come. */
+    pthread_cond_broadcast(&v->house_passed);
     pthread_mutex_unlock(&v->lock);
     return NULL;
+}
+
+/* The decision clock moved (a test): grace periods and delays may have
+ * passed, so look again now rather than at the next tick. */
+static void clock_advanced(void *arg)
+{
+    vfs_house_kick(arg);
+}
+
+int vfs_housekeep(vfs *v)
+{
+    pthread_mutex_lock(&v->lock);
+    if (!v->thread_started || v->stopping) {
+        pthread_mutex_unlock(&v->lock);
+        return 0;
+    }
+    uint64_t mine = ++v->house_asked;
+    pthread_cond_broadcast(&v->wake);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += VFS_HOUSEKEEP_WAIT_S;
+    int err = 0;
+    while (v->house_done < mine && !v->stopping && err != ETIMEDOUT)
+        err = pthread_cond_clockwait(&v->house_passed, &v->lock,
+                                     CLOCK_MONOTONIC, &until);
+    err = v->house_done >= mine || v->stopping ? 0 : ETIMEDOUT;
+    pthread_mutex_unlock(&v->lock);
+    return err;
 }
 
 int vfs_house_start(vfs *v)
@@ -604,6 +655,9 @@ int vfs_house_start(vfs *v)
     if (err)
         return err;
     v->thread_started = true;
+    if (tclock_listen(clock_advanced, v) != 0)
+        log_warn("vfs: too many listeners of the test clock; this vfs "
+                 "notices an advance at its next tick");
     return 0;
 }
 
@@ -611,6 +665,7 @@ void vfs_house_stop(vfs *v)
 {
     if (!v->thread_started)
         return;
+    tclock_unlisten(clock_advanced, v);
     pthread_mutex_lock(&v->lock);
     v->stopping = true;
     pthread_cond_broadcast(&v->wake);

@@ -26,13 +26,6 @@ uint64_t vfs_hash_str(const char *s)
     return vfs_hash(s, strlen(s));
 }
 
-int64_t vfs_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t vfs_wall_ms(void)
 {
     struct timespec ts;

@@ -1,5 +1,6 @@
 /* lazy.c: index-first runs on the vfs side: load a run from its tarball's index sidecar, and fill absent member chunks by range fetch (verified, single flight, with read-ahead), and with prefetch = auto the rest of a run in the background. */
 #include "vfs/vfs_internal.h"
+#include "util/clock.h"
 #include "kvstore/tarindex.h"
 #include "util/log.h"
 
@@ -81,7 +82,7 @@ int vfs_lazy_load_index(vfs *v, struct vfs_run *r, const char *key,
 {
     *served = false;
     const char *name = r->name;
-    int64_t t0 = vfs_mono_ms();
+    int64_t t0 = tclock_mono_ms();
     void *buf = NULL;
     size_t len = 0;
     int err = get_sidecar(v, key, &buf, &len);
@@ -137,7 +138,7 @@ int vfs_lazy_load_index(vfs *v, struct vfs_run *r, const char *key,
                  "of index, %llu files in %lld ms%s; file data is fetched "
                  "on read", name, key, oi->version, len,
                  (unsigned long long)res.files,
-                 (long long)(vfs_mono_ms() - t0),
+                 (long long)(tclock_mono_ms() - t0),
                  st ? ", served while built" : "");
     if (st)
         vfs_stream_end(v, st, kr, err ? ERESTART : 0, served);
@@ -772,7 +773,7 @@ static void prefetch_job_run(vfs *v, void *arg)
     struct prefetch_job *pj = arg;
     struct vfs_run *run = pj->run;
     kv_run *kr = pj->h->kr;
-    int64_t t0 = vfs_mono_ms();
+    int64_t t0 = tclock_mono_ms();
     struct pf_stream ps;
     memset(&ps, 0, sizeof ps);
     uint64_t present = 0, total = 0;
@@ -845,7 +846,7 @@ static void prefetch_job_run(vfs *v, void *arg)
         v->stats.range_fetch_failures++;
     }
     run->prefetching = false;
-    run->prefetch_end_ms = vfs_mono_ms();
+    run->prefetch_end_ms = tclock_mono_ms();
     run->lazy_read_bytes = 0;   /* data evicted later counts afresh */
     run->lazy_read_fills = 0;
     struct vfs_handle *old = vfs_handle_put_locked(v, pj->h);
@@ -856,7 +857,7 @@ static void prefetch_job_run(vfs *v, void *arg)
         log_info("vfs: run %s prefetched: %llu bytes stored, %llu read in "
                  "%u range GET(s), %lld ms", run->name,
                  (unsigned long long)stored_all, (unsigned long long)ps.got,
-                 ps.gets, (long long)(vfs_mono_ms() - t0));
+                 ps.gets, (long long)(tclock_mono_ms() - t0));
     else if (err != EFBIG)
         log_warn("vfs: prefetch of run %s stopped: %s (%llu bytes stored); "
                  "its files are still fetched as they are read", run->name,
@@ -883,7 +884,7 @@ static void auto_note_locked(vfs *v, struct vfs_run *run,
     /* Fills readers had claimed before the last prefetch got there end
      * after it: they do not start another. */
     if (run->prefetch_end_ms &&
-        vfs_mono_ms() - run->prefetch_end_ms < VFS_PREFETCH_QUIET_MS)
+        tclock_mono_ms() - run->prefetch_end_ms < VFS_PREFETCH_QUIET_MS)
         return;
     run->lazy_read_bytes += stored;
     run->lazy_read_fills++;

@@ -3,6 +3,7 @@
  * or from the cache's published runs (cache mode), as immutable snapshots
  * cached for list_ttl_ms, with cookies that are hashes of the names. */
 #include "vfs/vfs_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/tarsuffix.h"
 
@@ -330,7 +331,7 @@ static void note_versions_locked(vfs *v, const char *prefix,
 {
     if (!v->backend)
         return;
-    int64_t now = vfs_mono_ms();
+    int64_t now = tclock_mono_ms();
     char name[KV_RUNNAME_MAX + 1];
     for (size_t i = 0; i < l->n; i++) {
         const struct vfs_entry *e = &l->ents[i];
@@ -399,7 +400,7 @@ static void *refresh_main(void *arg)
     vfs *v = j->v;
     struct vfs_slot *s = j->s;
     free(j);
-    int64_t started = vfs_mono_ms();
+    int64_t started = tclock_mono_ms();
     struct vfs_listing *nl = NULL;
     int err = listing_build(v, s->prefix, &nl);
     pthread_mutex_lock(&v->lock);
@@ -446,7 +447,7 @@ static int listing_get(vfs *v, const char *prefix, bool want_fresh,
         return ENOMEM;
     }
     for (;;) {
-        int64_t now = vfs_mono_ms();
+        int64_t now = tclock_mono_ms();
         if (s->cur && !s->expired && now - s->fetched_ms < v->list_ttl_ms)
             break;
         if (s->cur && !want_fresh) {
@@ -529,7 +530,7 @@ int vfs_listing_lookup(vfs *v, const char *prefix, const char *name,
     if (err)
         return err;
     *e = vfs_listing_find(*out, name);
-    if (*e || vfs_mono_ms() - (*out)->built_ms < v->list_ttl_ms)
+    if (*e || tclock_mono_ms() - (*out)->built_ms < v->list_ttl_ms)
         return 0;
     /* A miss in an old listing: the name may be new.  Ask again. */
     vfs_listing_put(v, *out);

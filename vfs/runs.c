@@ -3,6 +3,7 @@
  * and ingest from the backend) exactly once however many requests ask, and
  * notices replaced tarballs. */
 #include "vfs/vfs_internal.h"
+#include "util/clock.h"
 #include "util/bug.h"
 #include "util/log.h"
 
@@ -96,7 +97,7 @@ struct vfs_handle *vfs_handle_put_locked(vfs *v, struct vfs_handle *h)
     if (!h || BUG_ON(h->users <= 0))
         return NULL;
     h->users--;
-    h->last_used_ms = vfs_mono_ms();
+    h->last_used_ms = tclock_mono_ms();
     if (h->retired && h->users == 0) {
         v->open_handles--;
         return h;
@@ -182,7 +183,7 @@ static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
     pthread_mutex_lock(&v->lock);
     v->stats.fetches++;
     pthread_mutex_unlock(&v->lock);
-    int64_t t0 = vfs_mono_ms();
+    int64_t t0 = tclock_mono_ms();
     struct fetch_feed feed = { 0 };
     size_t klen = strlen(key);
     bool make_index = oi && v->cfg.index_upload && klen > 4 && strcmp(key + klen - 4, ".tar") == 0;
@@ -247,7 +248,7 @@ static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
                  "in %lld ms%s", name, key, version,
                  (unsigned long long)feed.bytes,
                  (unsigned long long)res.files,
-                 (long long)(vfs_mono_ms() - t0),
+                 (long long)(tclock_mono_ms() - t0),
                  st ? ", served while streaming" : "");
     }
     if (st && vfs_stream_end(v, st, kr, ret, served) && ret)
@@ -282,7 +283,7 @@ static int open_handle(vfs *v, const char *name, struct load_result *lr)
     }
     h->kr = kr;
     h->root = kv_run_root(kr);
-    h->last_used_ms = vfs_mono_ms();
+    h->last_used_ms = tclock_mono_ms();
     h->stale_checked_ms = h->last_used_ms;
     struct kv_runinfo ri;
     if (kv_cache_runinfo(v->cache, name, &ri) == 0) {
@@ -494,7 +495,7 @@ static struct vfs_waiter *load_finish_locked(vfs *v, struct vfs_run *r,
         free(r->key);
         r->key = lr->key;
     }
-    r->checked_ms = vfs_mono_ms();
+    r->checked_ms = tclock_mono_ms();
     return w;
 }
 
@@ -543,7 +544,7 @@ static void check_job_run(vfs *v, void *arg)
                    version_changed(v, r->name, cj->key, cj->version);
     pthread_mutex_lock(&v->lock);
     r->checking = false;
-    r->checked_ms = vfs_mono_ms();
+    r->checked_ms = tclock_mono_ms();
     if (changed && strcmp(cj->version, r->version) == 0)
         r->version_stale = true;
     struct vfs_waiter *w = r->waiters;
@@ -599,7 +600,7 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
             continue;
         }
         if (r->h && !r->version_stale) {
-            int64_t now = vfs_mono_ms();
+            int64_t now = tclock_mono_ms();
             /* A run without a recorded version (ingested by hand) is
              * taken as current, as run_load does. */
             struct vfs_ref probe = { .run = r, .h = r->h };
@@ -640,7 +641,7 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
                 free(key);
                 pthread_mutex_lock(&v->lock);
                 r->checking = false;
-                r->checked_ms = vfs_mono_ms();
+                r->checked_ms = tclock_mono_ms();
                 if (changed && strcmp(version, r->version) == 0)
                     r->version_stale = true;
                 continue;
@@ -681,7 +682,7 @@ int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
             ref->run = r;
             ref->h = h;
             ref->changing = false;
-            r->last_ref_ms = vfs_wall_ms();
+            r->last_ref_ms = tclock_wall_ms();
             if (!(flags & VFS_ACQ_NOFETCH)) {
                 if (missed)
                     v->stats.misses++;
@@ -802,7 +803,7 @@ void vfs_run_release(vfs *v, struct vfs_ref *ref)
     struct vfs_handle *h = vfs_handle_put_locked(v, ref->h);
     if (!BUG_ON(ref->run->pins <= 0))
         ref->run->pins--;
-    ref->run->last_ref_ms = vfs_wall_ms();
+    ref->run->last_ref_ms = tclock_wall_ms();
     pthread_mutex_unlock(&v->lock);
     vfs_handle_close(h);
     ref->run = NULL;
@@ -864,7 +865,7 @@ int vfs_run_mark_dirty(vfs *v, struct vfs_ref *ref)
     bool first = !r->dirty;
     r->dirty = true;
     r->change_gen++;
-    r->last_change_ms = vfs_mono_ms();
+    r->last_change_ms = tclock_mono_ms();
     if (first)
         r->dirty_since_ms = vfs_wall_ms();
     int64_t since = r->dirty_since_ms;
@@ -912,6 +913,11 @@ static int scan_cb(void *arg, const struct kv_runinfo *ri)
     else
         persisted = (int64_t)ri->created.tv_sec * 1000 +
                     ri->created.tv_nsec / 1000000;
+    /* Real time, as stored.  Not moved by the test clock's offset: that
+     * would make a run just fetched look referenced in the future (its
+     * grace starting again), while leaving it out only ever makes a
+     * reference look older than it was by the advances made before it,
+     * and the time of a reference this process made is kept in memory. */
     pthread_mutex_lock(&v->lock);
     struct vfs_run *r = vfs_run_lookup_locked(v, ri->name, true);
     if (r) {

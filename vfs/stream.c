@@ -1,5 +1,6 @@
 /* stream.c: serving a run while its tarball streams in: the run's staged database is served from the first member on, calls that need a member not there yet (or still being written) park until it lands or the stream ends. */
 #include "vfs/vfs_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -89,7 +90,7 @@ static void on_staged(void *arg, kv_run *kr)
     h->root = kv_run_root(kr);
     h->stream = s;
     h->users = 1;               /* the stream's, until it ends */
-    h->last_used_ms = h->stale_checked_ms = vfs_mono_ms();
+    h->last_used_ms = h->stale_checked_ms = tclock_mono_ms();
     pthread_mutex_lock(&v->lock);
     s->h = h;
     __atomic_store_n(&s->active, true, __ATOMIC_RELEASE);
@@ -118,7 +119,7 @@ static void on_staged(void *arg, kv_run *kr)
     r->load_gen++;
     r->load_err = 0;
     r->version_stale = false;
-    r->checked_ms = vfs_mono_ms();
+    r->checked_ms = tclock_mono_ms();
     pthread_cond_broadcast(&r->cv);
     struct vfs_waiter *w = r->waiters;
     r->waiters = NULL;

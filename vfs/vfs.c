@@ -1,6 +1,7 @@
 /* vfs.c: opening and closing a namespace (cache, backend, housekeeping
  * thread) and its counters. */
 #include "vfs/vfs_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -44,6 +45,7 @@ static void vfs_free(vfs *v)
         kv_cache_close(v->cache);
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->wake);
+    pthread_cond_destroy(&v->house_passed);
     pthread_cond_destroy(&v->bg_idle);
     pthread_cond_destroy(&v->pool_cv);
     free(v->catalog);
@@ -82,6 +84,7 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
     v->server_lock_fd = -1;
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->wake, NULL);
+    pthread_cond_init(&v->house_passed, NULL);
     pthread_cond_init(&v->bg_idle, NULL);
     pthread_cond_init(&v->pool_cv, NULL);
     v->cfg = *cfg;
@@ -166,7 +169,7 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
         cfg->dir_cache_bytes == VFS_DIR_CACHE_OFF ? 0
         : cfg->dir_cache_bytes ? cfg->dir_cache_bytes : VFS_DEFAULT_DIR_CACHE);
     err = vfs_runs_scan_cache(v);
-    v->scanned_ms = vfs_mono_ms();
+    v->scanned_ms = tclock_mono_ms();
     if (err)
         log_warn("vfs: cannot list the runs in %s: %s", v->cache_dir,
                  strerror(err));

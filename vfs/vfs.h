@@ -362,14 +362,34 @@ int vfs_last_reference(const char *cache_dir, const char *run,
 /* Ask the tarnfsd serving cache_dir to write back run (NULL: every dirty
  * run) or, with resolve, to drop a conflicted run's local copy (see
  * doc/design.md (writeback)); waits up to timeout_s for the answer, which
- * goes into msg.  The request is a file in CACHE/vfs/requests/ that the
- * server's housekeeping thread polls every second.  Errors: ENOENT
- * (cache_dir has no vfs/requests: no tarnfsd ever served it), ESRCH (no
- * tarnfsd serves the cache, or it stopped before taking the request),
- * ETIMEDOUT (a server took it but did not answer in time), ECANCELED
- * (conflict), EIO or another errno from the server, EINVAL. */
+ * goes into msg.  The request goes through the server's control socket
+ * (CACHE/vfs/ctl/).  Errors: ENOENT (cache_dir has no vfs/: no tarnfsd
+ * ever served it), ESRCH (no tarnfsd serves the cache, or it stopped
+ * before taking the request), ETIMEDOUT (a server took it but did not
+ * answer in time), ECANCELED (conflict), EIO or another errno from the
+ * server, EINVAL. */
 int vfs_request(const char *cache_dir, const char *run, bool resolve,
                 unsigned timeout_s, char *msg, size_t cap);
+
+/* Ask the tarnfsd serving cache_dir for its counters as they are now: msg
+ * (cap bytes) gets one line of "key=value" pairs separated by spaces, the
+ * keys of the stats file (vfs_stats_path).  Errors: as vfs_request. */
+int vfs_request_stats(const char *cache_dir, unsigned timeout_s, char *msg,
+                      size_t cap);
+
+/* For tests: advance the decision clock (util/clock.h) of the tarnfsd
+ * serving cache_dir by ms, then wait for a housekeeping pass that sees the
+ * new time (vfs_housekeep); msg gets the outcome.  Errors: EPERM (that
+ * server was not started with TARNFS_TEST_CLOCK=1), EINVAL (ms not in
+ * 1..TCLOCK_ADVANCE_MAX_MS), and those of vfs_request. */
+int vfs_request_clock_advance(const char *cache_dir, long long ms,
+                              unsigned timeout_s, char *msg, size_t cap);
+
+/* Wait for one housekeeping pass (eviction, last-reference markers,
+ * write-back of idle runs, idle handles, the stats file) that began after
+ * this call.  0 at once if v has no housekeeper or it is stopping.
+ * Errors: ETIMEDOUT (none finished within a minute). */
+int vfs_housekeep(vfs *v);
 
 /* `tarnfs cache evict`: remove run from the cache at cache_dir without
  * ever losing a change.  A run with changes not yet written back, or in

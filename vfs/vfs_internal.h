@@ -207,6 +207,10 @@ struct vfs {
     bool thread_started, stopping;
     pthread_cond_t wake;
     bool evict_wanted;
+    /* vfs_housekeep: passes asked for, and the last one asked for that a
+     * finished pass had seen begin (guarded by lock) */
+    uint64_t house_asked, house_done;
+    pthread_cond_t house_passed;
     unsigned bg_jobs;             /* background listing refreshes */
     pthread_cond_t bg_idle;
     int64_t scanned_ms;           /* monotonic, last cache rescan */
@@ -237,7 +241,9 @@ struct vfs {
 uint64_t vfs_cached_bytes(vfs *v, uint64_t *runs);
 
 /* ---- time ------------------------------------------------------------ */
-int64_t vfs_mono_ms(void);
+/* Decisions (grace, delays, TTLs) read util/clock.h, which a test may
+ * advance.  This is the real wall clock in ms, for what is reported or
+ * kept as a timestamp ("dirty since", the stats file), never decided on. */
 int64_t vfs_wall_ms(void);
 
 /* ---- id.c -------------------------------------------------------------- */
@@ -460,9 +466,14 @@ void vfs_house_kick(vfs *v);
  * recently used first, as the housekeeper evicts), then run's own oldest
  * chunks are dropped.  Errors: ENOSPC (nothing left that may go). */
 int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need);
-/* Write the last-reference marker of run name with time ms. */
+/* Write the last-reference marker of run name with time ms (tclock_wall_ms;
+ * stored as real time). */
 void vfs_marker_write(vfs *v, const char *run, int64_t ms);
 void vfs_write_stats_file(vfs *v);
+/* The counters as "key=value" pairs into buf (*len bytes, NUL-terminated),
+ * each ended by sep if it is '\n' (the stats file), else separated by it
+ * (one line).  Errors: ENOSPC (cap too small). */
+int vfs_format_stats(vfs *v, char sep, char *buf, size_t cap, size_t *len);
 /* `tarnfs cache evict` served by this server: evict run name now unless it
  * is dirty or conflicted (refused, msg names the command that helps);
  * waits up to VFS_EVICT_WAIT_MS for requests using it; reason is for the

@@ -1,5 +1,6 @@
 /* writeback.c: writes changed runs back to the backend as new tarballs (kv_export pushed into an upload with a version precondition), with conflicts; run create, delete and rename. */
 #include "vfs/vfs_internal.h"
+#include "util/clock.h"
 #include "util/crashpt.h"
 #include "util/log.h"
 #include "util/tarsuffix.h"
@@ -236,7 +237,7 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     struct fetch_objinfo oi;
     memset(&oi, 0, sizeof oi);
     uint64_t files = 0;
-    int64_t t0 = vfs_mono_ms();
+    int64_t t0 = tclock_mono_ms();
     kv_run *kr = ref.h->kr;
     err = upload_run(v, kr, top, key, &opts, true, &oi, &files);
     if (err == ECANCELED &&
@@ -338,7 +339,7 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
                  "bytes, version %s, sha256 %s, %lld ms", name, key, reason,
                  (unsigned long long)files, (unsigned long long)oi.size,
                  oi.version, oi.sha256,
-                 (long long)(vfs_mono_ms() - t0));
+                 (long long)(tclock_mono_ms() - t0));
         vfs_listings_expire(v);
     }
     pthread_rwlock_unlock(&r->change_lock);
@@ -354,7 +355,7 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
         /* Retried when idle, after a delay that doubles with every failure
          * in a row: a write-back that keeps failing is not a busy loop. */
         int64_t wait = backoff_ms(v, ++r->wb_failures);
-        r->wb_retry_ms = vfs_mono_ms() + wait;
+        r->wb_retry_ms = tclock_mono_ms() + wait;
         if (err != ECANCELED)
             log_warn("vfs: write-back of run %s failed %u time(s) in a row; "
                      "next attempt in %lld s", name, r->wb_failures,

@@ -60,12 +60,12 @@ conf="$work/tarnfsd.conf"
   echo "source = $source"
   [ "$mode" = s3 ] && echo "s3_endpoint = $TARNFS_S3_ENDPOINT"
   echo "cache_limit = 12M"
-  echo "evict_grace = 500ms"   # the tests wait out the grace, not 5 s
+  echo "evict_grace = 500ms"
   echo "export / 127.0.0.1(ro,insecure)"
 } > "$conf"
 start() {   # start [nfsport mountport]
   rm -f "$work/ports"
-  "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 \
+  TARNFS_TEST_CLOCK=1 "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 \
     --nfs-port "${1:-0}" --mount-port "${2:-0}" --port-file "$work/ports" \
     2>>"$work/tarnfsd.log" &
   pid=$!
@@ -75,10 +75,7 @@ start() {   # start [nfsport mountport]
 }
 start
 url() { echo "nfs://127.0.0.1/$1?nfsport=$nfsport&mountport=$mountport&version=3"; }
-stat_of() {   # the counter now (the stats file is rewritten every second)
-  sleep 1.3
-  sed -n "s/^$1=//p" "$work/cache/stats"
-}
+stat_of() { server_stat "$work/cache" "$1"; }   # the counter now
 md5_of() { md5sum | cut -d' ' -f1; }
 read_all() {  # read_all RUN: number of files whose bytes differ
   local bad=0 f
@@ -105,7 +102,7 @@ ino0=$(fhread "$work/k0")
 check "a kept handle reads its file ($ino0)" cmp -s "$work/k0" "$work/src/$O/$kept"
 
 check "every file of the smaller run reads back right" test "$(read_all $O)" = 0
-sleep 1      # past the eviction grace (500ms): O may now lose its data
+advance_clock "$work/cache" 1s    # past the eviction grace: O may now lose its data
 
 # 1. A run bigger than the whole cache, read file by file, usage and the
 # disk sampled all along.
@@ -154,7 +151,9 @@ check "with the same fileid" test "$ino2" = "$ino0"
 # 4. SIGKILL while filling and dropping: every file still reads right.
 ( while :; do read_all $A >/dev/null 2>&1; done ) &
 rpid=$!
-sleep 3
+# Killed once this server has begun dropping data to make room.
+dropping() { test "$(stat_of bytes_dropped)" -gt 0; }
+wait_until 60 dropping
 kill -9 "$pid"; wait "$pid" 2>/dev/null
 # The reader loop and the nfs-cat it was running: a libnfs client whose
 # server is gone retries forever, so stop the whole tree, not the loop only.

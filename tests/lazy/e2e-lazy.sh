@@ -113,10 +113,7 @@ wait_until 10 test -s "$work/ports"
 [ -s "$work/ports" ] || { echo "FAIL - tarnfsd did not start:"; cat "$work/tarnfsd.log"; exit 1; }
 read -r nfsport mountport < "$work/ports"
 url() { echo "nfs://127.0.0.1/$1?nfsport=$nfsport&mountport=$mountport&version=3"; }
-stat_of() {   # the counter now (the stats file is rewritten every second)
-  sleep 1.3
-  sed -n "s/^$1=//p" "$work/cache/stats"
-}
+stat_of() { server_stat "$work/cache" "$1"; }   # the counter now
 
 root_names=$(nfs-ls "$(url '')" 2>&1 | awk '{print $NF}' | grep -v '^\.\.\?$' | sort | tr '\n' ' ')
 echo "  root: $root_names"
@@ -242,7 +239,7 @@ wait_until 10 test -s "$work/ports"
 read -r nfsport mountport < "$work/ports"
 nfs-cat "$(url "$A/RunInfo.xml")" > "$work/w.out" 2>/dev/null
 check "prefetch = whole reads the run" cmp -s "$work/w.out" "$work/src/$A/RunInfo.xml"
-stat_of() { sleep 1.3; sed -n "s/^$1=//p" "$work/cache2/stats"; }
+stat_of() { server_stat "$work/cache2" "$1"; }
 check "by fetching its tarball whole, index unread" \
   test "$(stat_of fetches)/$(stat_of index_fetches)" = 1/0
 
@@ -260,12 +257,12 @@ restart() {   # restart CACHE [extra setting]
   wait_until 10 test -s "$work/ports"
   read -r nfsport mountport < "$work/ports"
 }
-stat_in() { sleep 1.3; sed -n "s/^$2=//p" "$1/stats"; }
+stat_in() { server_stat "$1" "$2"; }
 restart "$work/cache3" "index_upload = yes"
 nfs-cat "$(url "$E/RunInfo.xml")" > "$work/e.out" 2>/dev/null
 check "a run without an index is fetched whole" test "$(stat_in "$work/cache3" fetches)" = 1
 check "the index made on the way is stored beside its tarball" \
-  grep -q "stored the index $E.tar.tarnfs-index" "$work/tarnfsd3.log"
+  wait_until 10 grep -q "stored the index $E.tar.tarnfs-index" "$work/tarnfsd3.log"
 kill "$pid" && wait "$pid" 2>/dev/null
 pid=
 restart "$work/cache4"

@@ -66,10 +66,7 @@ wait_until 10 test -s "$work/ports"
 [ -s "$work/ports" ] || { echo "FAIL - tarnfsd did not start:"; cat "$work/tarnfsd.log"; exit 1; }
 read -r nfsport mountport < "$work/ports"
 url() { echo "nfs://127.0.0.1/$1?nfsport=$nfsport&mountport=$mountport&version=3"; }
-stat_of() {   # the counter now (the stats file is rewritten every second)
-  sleep 1.3
-  sed -n "s/^$1=//p" "$work/cache/stats"
-}
+stat_of() { server_stat "$work/cache" "$1"; }   # the counter now
 present_col() { "$B/tarnfs" cache ls --cache "$work/cache" | awk -v n="$1" '$1 == n { print $(NF-1) }'; }
 size_of() { stat -c %s "$work/src/$1"; }
 

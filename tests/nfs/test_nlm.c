@@ -366,6 +366,16 @@ START_TEST(lock_msg_is_answered_with_lock_res_to_the_callers_lock_manager)
 }
 END_TEST
 
+/* Move the clock of the tarnfsd serving cache (started with
+ * TARNFS_TEST_CLOCK=1) forward by duration (tarnfs test-clock). */
+static void advance_clock(const char *cache, const char *duration)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s test-clock --cache %s %s >/dev/null",
+             test_env("TARNFS"), cache, duration);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
 /* Is run name in the cache (tarnfs cache ls)? */
 static bool cached(const char *cache, const char *name)
 {
@@ -439,17 +449,21 @@ START_TEST(after_a_restart_reclaims_are_accepted_and_new_locks_wait_for_the_grac
     ck_assert_int_eq(nlm_lock(&a, 1, true, 0, 10, false, false), NLM4_GRANTED);
     drop(&a);
     ck_assert_int_eq(server_stop(&s), 0);
-    /* Restart on the same ports with a 3 s grace period: the lock is gone
-     * from memory, and only its owner's reclaim may take it back. */
+    /* Restart on the same ports with a 90 s grace period, passed on the
+     * server's test clock: the lock is gone from memory, and only its
+     * owner's reclaim may take it back. */
+    setenv("TARNFS_TEST_CLOCK", "1", 1);
     ck_assert_int_eq(server_start(&s, test_env("NFS_TEST_CACHE"),
-                                  "export / *(ro)\nnlm_grace = 3s\n", NULL), 0);
+                                  "export / *(ro)\nnlm_grace = 90s\n", NULL), 0);
+    unsetenv("TARNFS_TEST_CLOCK");
     a = caller(&s, "alpha");
     struct caller b = caller(&s, "beta");
     ck_assert_int_eq(nlm_lock(&b, 1, true, 100, 10, false, false), NLM4_DENIED_GRACE_PERIOD);
     ck_assert_int_eq(nlm_test(&b, 1, true, 0, 10, NULL), NLM4_DENIED_GRACE_PERIOD);
     ck_assert_int_eq(nlm_lock(&a, 1, true, 0, 10, false, true), NLM4_GRANTED);
-    struct timespec ts = { 3, 200 * 1000 * 1000 };
-    nanosleep(&ts, NULL);
+    advance_clock(test_env("NFS_TEST_CACHE"), "80s");
+    ck_assert_int_eq(nlm_lock(&b, 1, true, 100, 10, false, false), NLM4_DENIED_GRACE_PERIOD);
+    advance_clock(test_env("NFS_TEST_CACHE"), "10s");
     ck_assert_int_eq(nlm_lock(&b, 1, true, 0, 10, false, false), NLM4_DENIED);
     ck_assert_int_eq(nlm_lock(&b, 1, true, 100, 10, false, false), NLM4_GRANTED);
     /* A reclaim after the grace period is too late. */

@@ -35,3 +35,7 @@ $(B)/tests/util/test_settings: $(B)/tests/util/test_settings.o $(NFSD_LIB) $(VFS
 		$(FETCH_LIB) $(KVSTORE_LIB) $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
 TEST_PROGRAMS += $(B)/tests/util/test_settings
+# The decision clock (util/clock.h).
+$(B)/tests/util/test_clock: $(B)/tests/util/test_clock.o $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+TEST_PROGRAMS += $(B)/tests/util/test_clock

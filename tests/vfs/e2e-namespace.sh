@@ -71,9 +71,12 @@ check "8 clients first-touching one run all read it" test $wait_ok -eq 0 -a $sam
 check "a name with no tarball behind it is not found" \
   bash -c "! nfs-cat '$(url nosuchrun/RunInfo.xml)' >/dev/null 2>&1"
 
-sleep 2.5      # the stats file is rewritten about once a second
 stat_of() { sed -n "s/^$1=//p" "$work/cache/stats"; }
-check "the stats file counts one fetch per run touched (3)" test "$(stat_of fetches)" = 3
+check "the server counts one fetch per run touched (3), asked at once" \
+  test "$(server_stat "$work/cache" fetches)" = 3
+# The file is rewritten about once a second.
+file_fetches_are() { test "$(stat_of fetches)" = "$1"; }
+check "the stats file counts one fetch per run touched (3)" wait_until 10 file_fetches_are 3
 check "the stats file counts no failed fetch" test "$(stat_of fetch_failures)" = 0
 check "the stats file names the running server" test "$(stat_of pid)" = "$pid"
 if "$B/tarnfs" stats --help >/dev/null 2>&1; then
@@ -85,5 +88,10 @@ if "$B/tarnfs" stats --help >/dev/null 2>&1; then
 else
   skip "tarnfs stats" "the subcommand is not in tarnfs's table yet"
 fi
+
+"$B/tarnfs" test-clock --cache "$work/cache" 10s > /dev/null 2> "$work/clock.err"
+check "a tarnfsd started without TARNFS_TEST_CLOCK=1 refuses to have its clock advanced" \
+  test $? = 1
+check "and says why" grep -q "not started with TARNFS_TEST_CLOCK=1" "$work/clock.err"
 
 summary "e2e-namespace" || { echo "--- tarnfsd log"; tail -30 "$work/tarnfsd.log"; exit 1; }

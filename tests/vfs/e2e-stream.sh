@@ -187,15 +187,13 @@ check "a member of a run that will fail reads back while it streams" \
 ncat badrun/Late/Sub/late.txt > /dev/null 2>"$work/bad.err"; bad_rc=$?
 check "a call parked on a stream that fails gets EIO" \
   bash -c "test $bad_rc != 0 && grep -q 'NFS3ERR_IO\|Input/output error' '$work/bad.err'"
-sleep 1
 check "the failed run leaves nothing in the cache" \
-  bash -c "! ls '$work/cache/runs' | grep -q badrun && test -z \"\$(ls -A '$work/cache/tmp')\""
+  wait_until 10 bash -c "! ls '$work/cache/runs' | grep -q badrun && test -z \"\$(ls -A '$work/cache/tmp')\""
 grep -q 'run badrun withdrawn' "$work/tarnfsd.log"
 check "the log says the run was withdrawn" test $? = 0
-fetches_before=$(sed -n 's/^fetches=//p' "$work/cache/stats")
+fetches_before=$(server_stat "$work/cache" fetches)
 ncat badrun/RunInfo.xml > /dev/null 2>&1
-sleep 1.5
-fetches_after=$(sed -n 's/^fetches=//p' "$work/cache/stats")
+fetches_after=$(server_stat "$work/cache" fetches)
 check "the next access fetches it again" test "${fetches_after:-0}" -gt "${fetches_before:-0}"
 
 summary "e2e-stream" || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; exit 1; }

@@ -475,7 +475,7 @@ START_TEST(planted_symlinks_in_the_cache_directory_are_never_followed)
     ck_assert_int_eq(symlink(victim, tmp), 0);
     vfs *v = open_cache_vfs(false);
     assert_deep_file(v, "runA", "runA");
-    usleep(1500 * 1000);
+    ck_assert_int_eq(vfs_housekeep(v), 0);      /* it writes the stats */
     vfs_close(v);
     f = fopen(victim, "r");
     ck_assert_ptr_nonnull(f);
@@ -498,8 +498,7 @@ START_TEST(stats_file_is_written_while_open)
     snprintf(cache, sizeof cache, "%s/cache", scratch);
     vfs_stats_path(cache, path, sizeof path);
     struct stat st;
-    for (int i = 0; i < 40 && stat(path, &st) != 0; i++)
-        usleep(100 * 1000);
+    ck_assert_int_eq(vfs_housekeep(v), 0);
     ck_assert_int_eq(stat(path, &st), 0);
     vfs_close(v);
     FILE *f = fopen(path, "r");
@@ -527,17 +526,13 @@ START_TEST(idle_runs_beyond_open_runs_are_closed_and_open_again_when_used)
     assert_deep_file(v, "runA", "runA");
     assert_deep_file(v, "runB", "runB");
     assert_deep_file(v, "2024/runC", "2024/runC");
-    /* Three runs were opened; within a few housekeeping rounds (one a
-     * second) only one idle run stays open. */
+    /* Three runs were opened; after one housekeeping pass only one idle
+     * run stays open. */
     struct vfs_stats st;
     vfs_get_stats(v, &st);
     ck_assert_uint_ge(st.runs_open, 2);
-    for (int i = 0; i < 50; i++) {
-        vfs_get_stats(v, &st);
-        if (st.runs_open <= 1)
-            break;
-        usleep(100 * 1000);
-    }
+    ck_assert_int_eq(vfs_housekeep(v), 0);
+    vfs_get_stats(v, &st);
     ck_assert_uint_eq(st.runs_open, 1);
     /* A closed run opens again when used, and reads the same. */
     assert_deep_file(v, "runA", "runA");

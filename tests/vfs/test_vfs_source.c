@@ -4,6 +4,7 @@
  * eviction and restart, corrupt tarballs, injected faults, replaced
  * tarballs, and paging a 100,000-run root. */
 #include "vfs_test_util.h"
+#include "util/clock.h"
 #include "fetch/fetch.h"
 
 #include <dirent.h>
@@ -283,23 +284,23 @@ START_TEST(recently_referenced_runs_are_not_evicted_until_their_grace_ends)
     const char *runs[] = { "runA", "runB", "runC" };
     for (int i = 0; i < 3; i++)
         make_run_tarball(runs[i], ".tar", runs[i]);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t one = one_run_bytes();
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    /* The grace must outlast two more fetches and the 700 ms below, which
-     * take several times longer under ThreadSanitizer or on a busy host. */
-    long fetch_ms = (t1.tv_sec - t0.tv_sec) * 1000 +
-                    (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    vfs *v = open_source_vfs_grace(one * 28 / 10,
-                                   1500 + 3 * (unsigned)fetch_ms);  /* high 2.52 runs */
+    /* A minute of grace, passed on the test clock, not waited for. */
+    vfs *v = open_source_vfs_grace(one * 28 / 10, 60000);  /* high 2.52 runs */
     touch(v, "runA");
     touch(v, "runB");
     touch(v, "runC");           /* over high, but all touched just now */
-    sleep_ms(700);
+    ck_assert_int_eq(vfs_housekeep(v), 0);
     ck_assert_uint_eq(stats_of(v).evictions, 0);
     ck_assert(in_cache("runA"));
-    wait_evictions(v, 1);       /* once A's grace is over, it goes */
+    tclock_enable_advance(true);
+    ck_assert_int_eq(tclock_advance(59000), 0);
+    ck_assert_int_eq(vfs_housekeep(v), 0);
+    ck_assert_uint_eq(stats_of(v).evictions, 0);   /* a second to go */
+    ck_assert_int_eq(tclock_advance(1000), 0);
+    ck_assert_int_eq(vfs_housekeep(v), 0);
+    tclock_enable_advance(false);
+    ck_assert_uint_eq(stats_of(v).evictions, 1);   /* A's grace is over */
     ck_assert(!in_cache("runA"));
     ck_assert(in_cache("runB") && in_cache("runC"));
     vfs_close(v);

@@ -31,12 +31,22 @@ check "the run is clean after it" test "$(dirty_col "$C" "$R1")" = -
 stop A
 
 # --- a write-back that keeps failing: logged, retried with backoff --------
-start A "$C" rw 1s TARNFS_FAULT="put:5"
+# The idle delay is 10 minutes, on the server's test clock: each failure
+# doubles the wait (20, then 40 minutes).
+start A "$C" rw 10m TARNFS_FAULT="put:5"
 nfs-cp "$work/members" "$(url A "$R1/again.txt")" >/dev/null 2>&1
-sleep 8
-fails=$(grep -c "write-back of run $R1 .* failed" "$work/A.log")
-check "a failing write-back is logged ($fails attempts in 8 s)" test "$fails" -ge 2
-check "and retried with backoff, not every second (at most 4 attempts in 8 s)" test "$fails" -le 4
+fails() { grep -c "write-back of run $R1 .* failed" "$work/A.log"; }
+check "no write-back is tried before the idle delay" test "$(fails)" -eq 0
+advance_clock "$C" 10m
+check "a failing write-back is logged once the run is idle past the delay" test "$(fails)" -eq 1
+advance_clock "$C" 10m
+check "and not retried after the delay alone (backoff: 20 minutes)" test "$(fails)" -eq 1
+advance_clock "$C" 10m
+check "but retried once the doubled delay has passed" test "$(fails)" -eq 2
+advance_clock "$C" 30m
+check "then not before 40 minutes" test "$(fails)" -eq 2
+advance_clock "$C" 10m
+check "and again after them" test "$(fails)" -eq 3
 check "the server survives it" kill -0 "$pid_A"
 check "the run stays dirty" bash -c "[ '$(dirty_col "$C" "$R1")' != - ]"
 check "no temp file is left behind by the failed attempts" test "$(temps)" -eq 0

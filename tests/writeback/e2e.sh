@@ -152,16 +152,19 @@ printf 'cache_limit = 600K\n' > "$work/limit.conf"
 start C "$work/cacheC" rw 60m
 sed -i "1r $work/limit.conf" "$work/C.conf"
 kill -TERM "$pid_C"; wait "$pid_C" 2>/dev/null
-"$B/tarnfsd" -f --config "$work/C.conf" --no-rpcbind --listen 127.0.0.1 \
+TARNFS_TEST_CLOCK=1 "$B/tarnfsd" -f --config "$work/C.conf" --no-rpcbind --listen 127.0.0.1 \
   --nfs-port 0 --mount-port 0 --port-file "$work/C2.ports" 2>>"$work/C.log" &
 pid_C=$!; track "$pid_C"
 wait_until 10 test -s "$work/C2.ports"
 port_C=$(cat "$work/C2.ports")
 printf 'evict me\n' > "$work/ev.txt"
 nfs-cp "$work/ev.txt" "$(url C "$R5/ev.txt")" >/dev/null 2>&1
-sleep 6     # past the eviction grace
 nfs-cat "$(url C "$R2/RunInfo.xml")" >/dev/null 2>&1
 nfs-cat "$(url C "$R3/RunInfo.xml")" >/dev/null 2>&1
+advance_clock "$work/cacheC" 1s     # one housekeeping pass, within the grace (5 s)
+check "a run changed within the eviction grace is not evicted" \
+  bash -c "! grep -q 'evicted run $R5' '$work/C.log' && '$B/tarnfs' cache ls --cache '$work/cacheC' | grep -q '^$R5 '"
+advance_clock "$work/cacheC" 5s     # past the eviction grace
 wait_until 10 grep -q "evicted run $R5" "$work/C.log"
 check "a dirty run chosen for eviction is written back first" \
   bash -c "grep -q 'wrote back run $R5 .*chosen for eviction' '$work/C.log' && tar -xOf '$work/nas/$R5.tar' '$R5/ev.txt' 2>/dev/null | cmp -s - '$work/ev.txt'"

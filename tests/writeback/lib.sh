@@ -19,8 +19,9 @@ finish() {
   return 1
 }
 
-# start NAME CACHE RW DELAY [env...]: a tarnfsd on $work/nas; sets port_NAME
-# and pid_NAME.  Extra config lines can be put in $work/NAME.extra first.
+# start NAME CACHE RW DELAY [env...]: a tarnfsd on $work/nas, its clock
+# movable by advance_clock; sets port_NAME and pid_NAME.  Extra config
+# lines can be put in $work/NAME.extra first.
 start() {
   local name=$1 cache=$2 rw=$3 delay=$4; shift 4
   {
@@ -31,7 +32,7 @@ start() {
     echo "export / 127.0.0.1($rw,no_root_squash,insecure)"
   } > "$work/$name.conf"
   rm -f "$work/$name.ports"
-  env "$@" "$B/tarnfsd" -f --config "$work/$name.conf" --no-rpcbind --listen 127.0.0.1 \
+  env TARNFS_TEST_CLOCK=1 "$@" "$B/tarnfsd" -f --config "$work/$name.conf" --no-rpcbind --listen 127.0.0.1 \
     --nfs-port 0 --mount-port 0 --port-file "$work/$name.ports" \
     2>>"$work/$name.log" &
   local p=$!
