@@ -10,6 +10,7 @@
 #include "fetch/s3xml.h"
 #include "fetch/sigv4.h"
 #include "util/log.h"
+#include "util/conf.h"
 #include "util/hex.h"
 
 #include <ctype.h>
@@ -69,16 +70,6 @@ static void curl_init(void)
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
-}
-
 /* Look up name in section of an AWS ini file; true if found. */
 static bool ini_lookup(const char *path, const char *section, const char *name,
                        char *out, size_t outlen)
@@ -89,22 +80,22 @@ static bool ini_lookup(const char *path, const char *section, const char *name,
     if (!f)
         return false;
     while (!found && fgets(line, sizeof line, f)) {
-        char *l = trim(line);
+        char *l = conf_trim(line);
         if (*l == '#' || *l == ';' || !*l)
             continue;
         if (*l == '[') {
             char *end = strchr(l, ']');
             if (end)
                 *end = '\0';
-            in_section = strcmp(trim(l + 1), section) == 0;
+            in_section = strcmp(conf_trim(l + 1), section) == 0;
             continue;
         }
         char *eq = strchr(l, '=');
         if (!in_section || !eq)
             continue;
         *eq = '\0';
-        if (strcmp(trim(l), name) == 0) {
-            snprintf(out, outlen, "%s", trim(eq + 1));
+        if (strcmp(conf_trim(l), name) == 0) {
+            snprintf(out, outlen, "%s", conf_trim(eq + 1));
             found = true;
         }
     }

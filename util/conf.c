@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static char *trim(char *s)
+char *conf_trim(char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
@@ -34,13 +34,13 @@ int conf_read(const char *path, conf_line_fn fn, void *arg,
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
-        char *s = trim(line);
+        char *s = conf_trim(line);
         if (!*s)
             continue;
         why[0] = '\0';
         if (!strncmp(s, "export", 6) && isspace((unsigned char)s[6])) {
             s[6] = '\0';
-            ret = fn(arg, lineno, s, trim(s + 7), why, sizeof why);
+            ret = fn(arg, lineno, s, conf_trim(s + 7), why, sizeof why);
         } else {
             char *eq = strchr(s, '=');
             if (!eq) {
@@ -48,7 +48,7 @@ int conf_read(const char *path, conf_line_fn fn, void *arg,
                 ret = EINVAL;
             } else {
                 *eq = '\0';
-                ret = fn(arg, lineno, trim(s), trim(eq + 1), why, sizeof why);
+                ret = fn(arg, lineno, conf_trim(s), conf_trim(eq + 1), why, sizeof why);
             }
         }
         if (ret && ret != ENOMEM) {

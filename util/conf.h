@@ -8,6 +8,10 @@
 /* Where both programs look when no config file is named. */
 #define CONF_DEFAULT_PATH "/etc/tarnfs/tarnfs.conf"
 
+/* s without its leading and trailing white space: the trailing cut off
+ * in place, the result points into s.  Never fails. */
+char *conf_trim(char *s);
+
 /* One line with content: key is the setting's name, or "export" for an
  * export line (value: the rest); both trimmed.  Return 0, or an errno
  * with why filled in: the line is then a problem. */

@@ -2,6 +2,7 @@
 #include "bench/nfsload/conn.h"
 #include "bench/nfsload/stats.h"
 #include "bench/nfsload/workloads.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -61,23 +62,10 @@ static void usage(FILE *out)
         out);
 }
 
+/* Sizes and counts as everywhere in tarnfs ("64K", "1M"): util/units. */
 static int parse_size(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return EINVAL;
-    switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
-    default: break;
-    }
-    if (*end)
-        return EINVAL;
-    *out = v;
-    return 0;
+    return units_size(s, out) ? EINVAL : 0;
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)

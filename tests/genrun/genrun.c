@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/units.h"
+
 static const char genrun_usage[] =
     "usage: genrun [options] OUTDIR\n"
     "\n"
@@ -600,18 +602,8 @@ static void write_extras(struct gen *g)
 
 static uint64_t parse_size(const char *s, const char *what)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        die("bad %s '%s'", what, s);
-    switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
-    default: break;
-    }
-    if (*end)
+    uint64_t v;
+    if (units_size(s, &v))
         die("bad %s '%s'", what, s);
     return v;
 }

@@ -1,5 +1,6 @@
 /* test_settings.c: a settings table parses each type as tarnfs.conf(5) says, refuses junk and out-of-range values with a message naming the range, and tarnfsd's table matches its man page, name for name. */
 #include "util/settings.h"
+#include "util/conf.h"
 #include "nfsd/config.h"
 #include "vfs/vfs.h"
 
@@ -306,6 +307,22 @@ START_TEST(the_tool_reads_its_settings_and_leaves_the_rest_to_tarnfsd)
 }
 END_TEST
 
+/* conf_trim, shared by the config reader and the AWS credentials reader:
+ * white space off both ends, in place, nothing else touched. */
+START_TEST(conf_trim_cuts_white_space_off_both_ends_only)
+{
+    char a[] = " \t key = v a l \r\n";
+    ck_assert_str_eq(conf_trim(a), "key = v a l");
+    char b[] = "";
+    ck_assert_str_eq(conf_trim(b), "");
+    char c[] = " \t\n";
+    ck_assert_str_eq(conf_trim(c), "");
+    char d[] = "x";
+    ck_assert_ptr_eq(conf_trim(d), d);
+    ck_assert_str_eq(d, "x");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("settings");
@@ -316,6 +333,7 @@ int main(void)
     tcase_add_test(tc, tarnfsd_table_names_each_setting_once);
     tcase_add_test(tc, every_documented_setting_is_in_the_table_and_back);
     tcase_add_test(tc, the_tool_reads_its_settings_and_leaves_the_rest_to_tarnfsd);
+    tcase_add_test(tc, conf_trim_cuts_white_space_off_both_ends_only);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
