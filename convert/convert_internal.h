@@ -5,11 +5,13 @@
  *   targets (convert_target.c)      file (temp+fsync+rename) and S3 (multipart);
  *   verify (convert_verify.c)       reads a result back and checks it against
  *                                   the source tree;
- *   driver (convert_main.c)         options, -j workers, progress, summary.
+ *   driver (convert_run.c)          -j workers, progress, summary.
  * Every int function returns 0 or a positive errno and, where it takes
  * err/errlen, writes a one-line human message there on failure. */
 #ifndef TARNFS_CONVERT_INTERNAL_H
 #define TARNFS_CONVERT_INTERNAL_H
+
+#include "convert/convert.h"
 
 #include <dirent.h>
 #include <stdatomic.h>
@@ -37,13 +39,6 @@ struct conv_skip {     /* a directory looked at and not taken (for --list) */
     char reason[160];
 };
 
-struct conv_discover_opts {
-    const char **markers;   /* --marker files (all must exist); NULL: default */
-    size_t n_markers;
-    const char **excludes;  /* --exclude globs */
-    size_t n_excludes;
-    int64_t min_age_sec;    /* --min-age; 0 = none */
-};
 
 struct conv_found {
     struct conv_run *runs;
@@ -88,7 +83,6 @@ void conv_tree_free(struct conv_tree *t);
 
 /* ---- tar writer -------------------------------------------------------- */
 
-enum conv_compress { CONV_COMPRESS_NONE = 0, CONV_COMPRESS_GZIP, CONV_COMPRESS_ZSTD };
 
 /* The suffix for a compression: ".tar", ".tar.gz" or ".tar.zst". */
 const char *conv_tar_suffix(enum conv_compress c);

@@ -1,5 +1,6 @@
 /* convert_fault.c: runs `tarnfs convert` with an S3 fault hook that fails a window of HTTP attempts, so a test can break an upload on the S3 side after some parts are stored. */
 #include "convert/convert.h"
+#include "tool/commands.h"
 #include "fetch/fetch.h"
 #include "util/log.h"
 

@@ -1,14 +1,11 @@
-/* convert_main.c: `tarnfs convert`: options, the run queue worked by -j threads, resume/verify/delete policy, progress display, summary and exit code. */
+/* convert_run.c: the converter's driver: runs found, names planned and checked for collisions, the run queue worked by -j threads, resume/verify/delete policy, progress display, summary and exit status. */
 #include "convert/convert.h"
 #include "convert/convert_internal.h"
 #include "util/opt.h"
-#include "util/units.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,22 +16,7 @@
 
 #define PROG "tarnfs convert"
 
-enum target_kind { TARGET_NONE, TARGET_IN_PLACE, TARGET_DIR, TARGET_S3 };
-enum naming { NAMING_FLAT, NAMING_PATH };
 enum run_status { RUN_PENDING, RUN_ACTIVE, RUN_DONE, RUN_UP_TO_DATE, RUN_FAILED };
-
-struct convert_opts {
-    enum target_kind kind;
-    const char *to;
-    const char *s3_endpoint;
-    enum naming naming;
-    enum conv_compress comp;
-    bool verify, delete_source, force, list;
-    unsigned jobs;
-    size_t part_size;
-    int progress;               /* -1 auto (a terminal), 0 off, 1 on */
-    struct conv_discover_opts disc;
-};
 
 struct run_slot {
     struct conv_run *run;
@@ -62,13 +44,13 @@ struct convert_ctx {
     struct timespec start;
 };
 
-/* Set by SIGINT/SIGTERM; every writer and reader polls it. */
-static atomic_bool convert_cancel;
+/* Set by convert_cancel (the tool's SIGINT/SIGTERM); every writer and
+ * reader polls it. */
+static atomic_bool cancelled;
 
-static void on_signal(int sig)
+void convert_cancel(void)
 {
-    (void)sig;
-    atomic_store(&convert_cancel, true);
+    atomic_store(&cancelled, true);
 }
 
 static double now_sec(void)
@@ -88,78 +70,6 @@ static void human_bytes(uint64_t b, char *out, size_t cap)
         u++;
     }
     snprintf(out, cap, u ? "%.2f %s" : "%.0f %s", v, unit[u]);
-}
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-"usage: tarnfs convert SRC_TREE... (--to s3://BUCKET[/PREFIX] | --to DIR | --in-place)\n"
-"                      [options]\n"
-"       tarnfs convert SRC_TREE... --list [--to ...]\n"
-"\n"
-"Finds the sequencing-run directories under each SRC_TREE and writes one\n"
-"tarball per run: RUN.tar, whose members all start with RUN/ as with\n"
-"`tar -cf RUN.tar RUN`.  Deterministic pax: the same tree gives the same bytes.\n"
-"\n"
-"A run is a directory holding RunInfo.xml and CopyComplete.txt, or\n"
-"RTAComplete.txt/.xml when there is no CopyComplete.txt.  Directories inside\n"
-"a run belong to it.  Symlinks are never followed.\n"
-"\n"
-"targets:\n"
-"  --to s3://BUCKET[/PREFIX]  multipart upload, streamed (no temporary file)\n"
-"  --to DIR                   write DIR/RUN.tar (temporary name, fsync, rename)\n"
-"  --in-place                 write RUN.tar beside each run directory\n"
-"  --s3-endpoint URL          S3 endpoint (else AWS_ENDPOINT_URL; credentials\n"
-"                             from AWS_* variables or ~/.aws/credentials)\n"
-"discovery:\n"
-"  --marker FILE              a run is a directory holding FILE (repeatable:\n"
-"                             all must exist); replaces the default test\n"
-"  --min-age DURATION         skip runs changed less than DURATION ago\n"
-"                             (e.g. 90s, 30m, 2h, 1d)\n"
-"  --exclude GLOB             skip directories whose path, path below the\n"
-"                             source or name matches GLOB (repeatable)\n"
-"  --list                     print what would be converted and why, then exit\n"
-"output:\n"
-"  --naming flat|path         object name: RUN.tar (default) or the path below\n"
-"                             SRC_TREE, e.g. proj/2024/RUN.tar\n"
-"  --compress gzip|zstd|none  compress the tarball (RUN.tar.gz / RUN.tar.zst)\n"
-"  --part-size SIZE           S3 multipart part size (default: an eighth of\n"
-"                             the run, 8M to 64M; raised for runs too large\n"
-"                             for 9,000 parts)\n"
-"safety:\n"
-"  --verify                   read each result back and check it against the\n"
-"                             source: member list, sizes, content hashes\n"
-"  --delete-source            delete a run directory once its tarball is\n"
-"                             verified (requires --verify)\n"
-"  --force                    redo runs whose target is already up to date\n"
-"  -j, --jobs N               convert N runs at a time (default 1)\n"
-"  --progress / --no-progress live display (default: when stderr is a terminal)\n"
-"  -h, --help                 this text\n"
-"\n"
-"A run whose target exists with the SHA-256 of the tarball it would produce\n"
-"now is skipped (up to date).  Exit status: 0 every run done or up to date,\n"
-"1 some run failed (or interrupted), 2 bad usage or a name collision.\n"
-"See tarnfs-convert(1).\n");
-}
-
-/* --min-age: units_duration_ms, in whole seconds. */
-static int parse_duration(const char *s, int64_t *out)
-{
-    uint64_t ms;
-    if (units_duration_ms(s, &ms))
-        return EINVAL;
-    *out = (int64_t)(ms / 1000);
-    return 0;
-}
-
-/* --part-size: units_size, within size_t. */
-static int parse_size(const char *s, size_t *out)
-{
-    uint64_t v;
-    if (units_size(s, &v) || v > SIZE_MAX)
-        return EINVAL;
-    *out = (size_t)v;
-    return 0;
 }
 
 /* ---- target naming -------------------------------------------------------- */
@@ -201,11 +111,11 @@ static int make_dirs(const char *dir)
 static int plan_slot(const struct convert_opts *o, struct run_slot *s)
 {
     const char *suffix = conv_tar_suffix(o->comp);
-    const char *base = o->naming == NAMING_PATH ? s->run->rel : s->run->name;
+    const char *base = o->naming == CONV_NAMING_PATH ? s->run->rel : s->run->name;
     if (asprintf(&s->key, "%s%s", base, suffix) < 0)
         return ENOMEM;
     switch (o->kind) {
-    case TARGET_IN_PLACE: {
+    case CONV_TARGET_IN_PLACE: {
         /* realpath, so that a source given as "." still lands beside it. */
         char real[PATH_MAX];
         s->dir = dir_of(realpath(s->run->path, real) ? real : s->run->path);
@@ -215,7 +125,7 @@ static int plan_slot(const struct convert_opts *o, struct run_slot *s)
             return ENOMEM;
         break;
     }
-    case TARGET_DIR: {
+    case CONV_TARGET_DIR: {
         char *full = NULL;
         if (asprintf(&full, "%s/%s", o->to, s->key) < 0)
             return ENOMEM;
@@ -227,7 +137,7 @@ static int plan_slot(const struct convert_opts *o, struct run_slot *s)
             return ENOMEM;
         break;
     }
-    case TARGET_S3: {
+    case CONV_TARGET_S3: {
         size_t tl = strlen(o->to);
         if (asprintf(&s->display, "%s%s%s", o->to, tl && o->to[tl - 1] == '/' ? "" : "/",
                      s->key) < 0)
@@ -267,7 +177,7 @@ static int check_collisions(struct convert_ctx *c)
                     v[i - 1]->run->path, v[i]->run->path, v[i]->display,
                     !strcmp(v[i - 1]->run->path, v[i]->run->path)
                         ? " (one run reached from two overlapping SRC_TREEs)"
-                        : c->o->naming == NAMING_FLAT ? " (try --naming path or --exclude)" : "");
+                        : c->o->naming == CONV_NAMING_FLAT ? " (try --naming path or --exclude)" : "");
             bad = 1;
         }
     free(v);
@@ -383,8 +293,8 @@ static bool has_index(struct convert_ctx *c, struct run_slot *s, const struct ti
     size_t len = 0;
     char err[300];
     tix_index *ix = NULL;
-    bool ok = conv_index_load(c->o->kind == TARGET_S3 ? c->backend : NULL, s->dir,
-                              c->o->kind == TARGET_S3 ? s->key : s->name, &buf, &len, NULL,
+    bool ok = conv_index_load(c->o->kind == CONV_TARGET_S3 ? c->backend : NULL, s->dir,
+                              c->o->kind == CONV_TARGET_S3 ? s->key : s->name, &buf, &len, NULL,
                               err, sizeof err) == 0 &&
               tix_parse(buf, len, &ix, err, sizeof err) == 0 && tix_matches(ix, have);
     tix_free(ix);
@@ -425,7 +335,7 @@ static bool up_to_date(struct convert_ctx *c, struct run_slot *s, const struct c
     uint64_t have_size;
     struct fetch_objinfo oi;
     memset(&oi, 0, sizeof oi);
-    if (c->o->kind == TARGET_S3) {
+    if (c->o->kind == CONV_TARGET_S3) {
         if (fetch_stat(c->backend, s->key, &oi) != 0)
             return false;
         have_size = oi.size;
@@ -463,8 +373,8 @@ static bool up_to_date(struct convert_ctx *c, struct run_slot *s, const struct c
     size_t ml = (size_t)snprintf(s->msg, sizeof s->msg, "sha256 %s", res.sha256_hex);
     if (res.tix) {
         char ierr[600] = "";
-        int rc = conv_index_store(c->o->kind == TARGET_S3 ? c->backend : NULL, s->dir,
-                                  c->o->kind == TARGET_S3 ? s->key : s->name, res.tix, &have,
+        int rc = conv_index_store(c->o->kind == CONV_TARGET_S3 ? c->backend : NULL, s->dir,
+                                  c->o->kind == CONV_TARGET_S3 ? s->key : s->name, res.tix, &have,
                                   NULL, ierr, sizeof ierr);
         tix_writer_free(res.tix);
         snprintf(s->msg + ml, sizeof s->msg - ml, rc ? ", index not written: %s"
@@ -517,7 +427,7 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
         draw_progress(c);
     struct conv_job job = {
         .run_path = s->run->path, .top = s->run->name, .tree = &tree, .comp = o->comp,
-        .ctr = &s->ctr, .cancel = &convert_cancel, .part_size = part_size_for(o, &tree),
+        .ctr = &s->ctr, .cancel = &cancelled, .part_size = part_size_for(o, &tree),
         .index = o->comp == CONV_COMPRESS_NONE,
     };
     if (!o->force && up_to_date(c, s, &job, err, sizeof err)) {
@@ -525,14 +435,14 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
         conv_tree_free(&tree);
         return;
     }
-    if (atomic_load(&convert_cancel)) {
+    if (atomic_load(&cancelled)) {
         fail(s, "interrupted");
         conv_tree_free(&tree);
         return;
     }
     err[0] = '\0';
     struct conv_tar_result res;
-    if (o->kind == TARGET_S3) {
+    if (o->kind == CONV_TARGET_S3) {
         rc = conv_target_s3(&job, c->backend, s->key, &res, err, sizeof err);
     } else {
         rc = make_dirs(s->dir);
@@ -550,9 +460,9 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
     size_t ml = 0;
     s->msg[0] = '\0';
     if (o->verify) {
-        rc = conv_verify(o->kind == TARGET_S3 ? c->backend : NULL, s->dir,
-                         o->kind == TARGET_S3 ? s->key : s->name, s->run->path,
-                         s->run->name, res.sha256_hex, &convert_cancel, err, sizeof err);
+        rc = conv_verify(o->kind == CONV_TARGET_S3 ? c->backend : NULL, s->dir,
+                         o->kind == CONV_TARGET_S3 ? s->key : s->name, s->run->path,
+                         s->run->name, res.sha256_hex, &cancelled, err, sizeof err);
         if (rc) {
             failf(s, "verify failed (tarball kept, source kept): %s", err);
             conv_tree_free(&tree);
@@ -562,9 +472,9 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
         if (job.index && !res.index_skipped[0]) {
             struct tix_source actual = { .size = res.tar_bytes };
             memcpy(actual.sha256, res.sha256_hex, sizeof actual.sha256);
-            rc = conv_index_verify(o->kind == TARGET_S3 ? c->backend : NULL, s->dir,
-                                   o->kind == TARGET_S3 ? s->key : s->name, &actual,
-                                   &convert_cancel, err, sizeof err);
+            rc = conv_index_verify(o->kind == CONV_TARGET_S3 ? c->backend : NULL, s->dir,
+                                   o->kind == CONV_TARGET_S3 ? s->key : s->name, &actual,
+                                   &cancelled, err, sizeof err);
             if (rc) {
                 failf(s, "index verify failed (tarball kept, source kept): %s", err);
                 conv_tree_free(&tree);
@@ -599,7 +509,7 @@ static void *worker_main(void *arg)
         if (i >= c->n)
             break;
         struct run_slot *s = &c->slots[i];
-        if (atomic_load(&convert_cancel)) {
+        if (atomic_load(&cancelled)) {
             fail(s, "interrupted before it started");
         } else {
             convert_one(c, s);
@@ -609,135 +519,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* ---- main ------------------------------------------------------------------- */
-
-enum {
-    OPT_TO = 1000, OPT_IN_PLACE, OPT_S3_ENDPOINT, OPT_MARKER, OPT_MIN_AGE, OPT_EXCLUDE,
-    OPT_LIST, OPT_NAMING, OPT_COMPRESS, OPT_PART_SIZE, OPT_VERIFY, OPT_DELETE_SOURCE,
-    OPT_FORCE, OPT_PROGRESS, OPT_NO_PROGRESS,
-};
-
-static const struct option long_opts[] = {
-    { "to", required_argument, NULL, OPT_TO },
-    { "in-place", no_argument, NULL, OPT_IN_PLACE },
-    { "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
-    { "marker", required_argument, NULL, OPT_MARKER },
-    { "min-age", required_argument, NULL, OPT_MIN_AGE },
-    { "exclude", required_argument, NULL, OPT_EXCLUDE },
-    { "list", no_argument, NULL, OPT_LIST },
-    { "naming", required_argument, NULL, OPT_NAMING },
-    { "compress", required_argument, NULL, OPT_COMPRESS },
-    { "part-size", required_argument, NULL, OPT_PART_SIZE },
-    { "verify", no_argument, NULL, OPT_VERIFY },
-    { "delete-source", no_argument, NULL, OPT_DELETE_SOURCE },
-    { "force", no_argument, NULL, OPT_FORCE },
-    { "jobs", required_argument, NULL, 'j' },
-    { "progress", no_argument, NULL, OPT_PROGRESS },
-    { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-};
-
-static int bad_usage(const char *msg)
-{
-    fprintf(stderr, PROG ": %s (see tarnfs convert --help)\n", msg);
-    return CLI_USAGE;
-}
-
-static int parse_args(int argc, char **argv, struct convert_opts *o,
-                      const char ***markers, const char ***excludes)
-{
-    size_t nm = 0, ne = 0;
-    *markers = calloc((size_t)argc, sizeof **markers);
-    *excludes = calloc((size_t)argc, sizeof **excludes);
-    if (!*markers || !*excludes)
-        return bad_usage("out of memory");
-    o->jobs = 1;
-    o->progress = -1;
-    opterr = 0;
-    optind = 1;
-    int ch;
-    while ((ch = getopt_long(argc, argv, ":j:h", long_opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_TO:
-            if (o->kind != TARGET_NONE)
-                return bad_usage("give one target: --to or --in-place");
-            o->to = optarg;
-            o->kind = !strncmp(optarg, "s3://", 5) ? TARGET_S3 : TARGET_DIR;
-            break;
-        case OPT_IN_PLACE:
-            if (o->kind != TARGET_NONE)
-                return bad_usage("give one target: --to or --in-place");
-            o->kind = TARGET_IN_PLACE;
-            break;
-        case OPT_S3_ENDPOINT: o->s3_endpoint = optarg; break;
-        case OPT_MARKER:
-            if (!optarg[0] || strchr(optarg, '/'))
-                return bad_usage("--marker takes a file name, without '/'");
-            (*markers)[nm++] = optarg;
-            break;
-        case OPT_MIN_AGE:
-            if (parse_duration(optarg, &o->disc.min_age_sec))
-                return bad_usage("--min-age takes a duration such as 90s, 30m, 2h or 1d");
-            break;
-        case OPT_EXCLUDE: (*excludes)[ne++] = optarg; break;
-        case OPT_LIST: o->list = true; break;
-        case OPT_NAMING:
-            if (!strcmp(optarg, "flat")) o->naming = NAMING_FLAT;
-            else if (!strcmp(optarg, "path")) o->naming = NAMING_PATH;
-            else return bad_usage("--naming takes flat or path");
-            break;
-        case OPT_COMPRESS:
-            if (!strcmp(optarg, "gzip")) o->comp = CONV_COMPRESS_GZIP;
-            else if (!strcmp(optarg, "zstd")) o->comp = CONV_COMPRESS_ZSTD;
-            else if (!strcmp(optarg, "none")) o->comp = CONV_COMPRESS_NONE;
-            else return bad_usage("--compress takes gzip, zstd or none");
-            break;
-        case OPT_PART_SIZE:
-            if (parse_size(optarg, &o->part_size) || o->part_size < (1u << 20))
-                return bad_usage("--part-size takes a size of at least 1M, e.g. 16M");
-            break;
-        case OPT_VERIFY: o->verify = true; break;
-        case OPT_DELETE_SOURCE: o->delete_source = true; break;
-        case OPT_FORCE: o->force = true; break;
-        case 'j': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 256)
-                return bad_usage("-j takes a number from 1 to 256");
-            o->jobs = (unsigned)v;
-            break;
-        }
-        case OPT_PROGRESS: o->progress = 1; break;
-        case OPT_NO_PROGRESS: o->progress = 0; break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        default:
-            opt_bad_option(PROG, argv, ch);
-            return CLI_USAGE;
-        }
-    }
-    o->disc.markers = *markers;
-    o->disc.n_markers = nm;
-    o->disc.excludes = *excludes;
-    o->disc.n_excludes = ne;
-    if (optind >= argc)
-        return bad_usage("name at least one SRC_TREE");
-    if (o->kind == TARGET_NONE && !o->list)
-        return bad_usage("say where the tarballs go: --to s3://BUCKET, --to DIR or --in-place");
-    if (o->delete_source && !o->verify)
-        return bad_usage("--delete-source is refused without --verify: a source is only deleted once its tarball is verified");
-    return 0;
-}
-
 static void print_list(struct convert_ctx *c, const struct conv_found *f)
 {
     for (size_t i = 0; i < c->n; i++) {
         struct run_slot *s = &c->slots[i];
         printf("run   %s  (%s)%s%s\n", s->run->path, s->run->reason,
-               c->o->kind != TARGET_NONE ? "  -> " : "",
-               c->o->kind != TARGET_NONE ? s->display : "");
+               c->o->kind != CONV_TARGET_NONE ? "  -> " : "",
+               c->o->kind != CONV_TARGET_NONE ? s->display : "");
     }
     for (size_t i = 0; i < f->n_skips; i++)
         printf("skip  %s  (%s)\n", f->skips[i].path, f->skips[i].reason);
@@ -834,7 +622,7 @@ static int summarize(struct convert_ctx *c)
     human_bytes(el > 0 ? (uint64_t)((double)bytes / el) : 0, rs, sizeof rs);
     printf("summary: %zu run%s: %zu converted, %zu up to date, %zu failed; %s written in %.1f s (%s/s)%s\n",
            c->n, c->n == 1 ? "" : "s", done, fresh, failed, bs, el, rs,
-           atomic_load(&convert_cancel) ? "; interrupted" : "");
+           atomic_load(&cancelled) ? "; interrupted" : "");
     if (failed) {
         printf("failed runs:\n");
         for (size_t i = 0; i < c->n; i++)
@@ -842,26 +630,20 @@ static int summarize(struct convert_ctx *c)
                 printf("  %s: %s\n", c->slots[i].run->path, c->slots[i].msg);
     }
     fflush(stdout);
-    return failed || atomic_load(&convert_cancel) ? CLI_FAIL : CLI_OK;
+    return failed || atomic_load(&cancelled) ? CLI_FAIL : CLI_OK;
 }
 
-int cmd_convert(int argc, char **argv)
+int convert_run(const struct convert_opts *opts, char **trees, size_t n_trees)
 {
-    struct convert_opts o;
-    memset(&o, 0, sizeof o);
-    const char **markers = NULL, **excludes = NULL;
+    struct convert_opts o = *opts;
     struct conv_found found;
     memset(&found, 0, sizeof found);
     struct convert_ctx c;
     memset(&c, 0, sizeof c);
     c.o = &o;
     pthread_mutex_init(&c.out_mu, NULL);
-    int ret = parse_args(argc, argv, &o, &markers, &excludes);
-    if (ret) {
-        ret = ret < 0 ? CLI_OK : ret;
-        goto out;
-    }
-    if (o.kind == TARGET_DIR) {
+    int ret = CLI_OK;
+    if (o.kind == CONV_TARGET_DIR) {
         struct stat st;
         if (stat(o.to, &st) != 0 || !S_ISDIR(st.st_mode)) {
             fprintf(stderr, PROG ": --to %s: not a directory\n", o.to);
@@ -870,8 +652,8 @@ int cmd_convert(int argc, char **argv)
         }
     }
     char err[600];
-    for (int i = optind; i < argc; i++) {
-        int rc = conv_discover(argv[i], &o.disc, &found, err, sizeof err);
+    for (size_t i = 0; i < n_trees; i++) {
+        int rc = conv_discover(trees[i], &o.disc, &found, err, sizeof err);
         if (rc) {
             fprintf(stderr, PROG ": %s\n", err);
             ret = rc == ENOTDIR || rc == ENOENT ? CLI_USAGE : CLI_FAIL;
@@ -893,7 +675,7 @@ int cmd_convert(int argc, char **argv)
         }
     }
     /* In place, only a run named twice (overlapping SRC_TREEs) collides. */
-    int collide = o.kind != TARGET_NONE ? check_collisions(&c) : 0;
+    int collide = o.kind != CONV_TARGET_NONE ? check_collisions(&c) : 0;
     if (o.list) {
         print_list(&c, &found);
         ret = collide ? CLI_USAGE : CLI_OK;
@@ -909,27 +691,17 @@ int cmd_convert(int argc, char **argv)
         ret = CLI_OK;
         goto out;
     }
-    if (o.kind == TARGET_S3 && open_s3(&c) != 0) {
+    if (o.kind == CONV_TARGET_S3 && open_s3(&c) != 0) {
         ret = CLI_FAIL;
         goto out;
     }
     c.tty = o.progress == 1 || (o.progress == -1 && isatty(STDERR_FILENO));
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART | SA_RESETHAND;  /* a second Ctrl-C kills */
-    sigemptyset(&sa.sa_mask);
-    atomic_store(&convert_cancel, false);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
     if (run_all(&c) != 0) {
         fprintf(stderr, PROG ": cannot start the workers\n");
         ret = CLI_FAIL;
     } else {
         ret = summarize(&c);
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
 out:
     if (c.backend)
         fetch_close(c.backend);
@@ -941,8 +713,6 @@ out:
     }
     free(c.slots);
     conv_found_free(&found);
-    free(markers);
-    free(excludes);
     pthread_mutex_destroy(&c.out_mu);
     return ret;
 }
