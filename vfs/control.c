@@ -361,6 +361,10 @@ static int serve_line(vfs *v, char *line, char *msg, size_t cap)
 #define CTL_DIR "ctl"
 #define CTL_LINE_MAX (KV_RUNNAME_MAX + 64)
 #define CTL_IO_TIMEOUT_S 5
+/* Connections answered at once, each on its own thread, so that a flush
+ * waiting for its upload, or a client that connects and says nothing,
+ * holds up no other request; more are told to try again. */
+#define CTL_CONNS_MAX 8
 
 static int ctl_dir_open(const char *meta_dir, bool create, int *out)
 {
@@ -465,6 +469,59 @@ static void serve_conn(vfs *v, int cfd)
     send_all(cfd, out, (size_t)n);
 }
 
+struct ctl_conn {
+    vfs *v;
+    int fd;
+};
+
+static void *conn_main(void *arg)
+{
+    struct ctl_conn *cc = arg;
+    vfs *v = cc->v;
+    serve_conn(v, cc->fd);
+    close(cc->fd);
+    free(cc);
+    pthread_mutex_lock(&v->ctl_lock);
+    if (--v->ctl_active == 0)
+        pthread_cond_broadcast(&v->ctl_idle);
+    pthread_mutex_unlock(&v->ctl_lock);
+    return NULL;
+}
+
+/* Answer cfd on a thread of its own (it closes cfd), or say at once that
+ * too many are being answered. */
+static void dispatch_conn(vfs *v, int cfd)
+{
+    struct ctl_conn *cc = malloc(sizeof *cc);
+    pthread_mutex_lock(&v->ctl_lock);
+    bool room = cc && v->ctl_active < CTL_CONNS_MAX;
+    if (room)
+        v->ctl_active++;
+    pthread_mutex_unlock(&v->ctl_lock);
+    if (room) {
+        cc->v = v;
+        cc->fd = cfd;
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int err = pthread_create(&t, &at, conn_main, cc);
+        pthread_attr_destroy(&at);
+        if (!err)
+            return;
+        pthread_mutex_lock(&v->ctl_lock);
+        if (--v->ctl_active == 0)
+            pthread_cond_broadcast(&v->ctl_idle);
+        pthread_mutex_unlock(&v->ctl_lock);
+    }
+    free(cc);
+    char out[128];
+    int n = snprintf(out, sizeof out, "%d too many control requests at once; "
+                     "try again\n", EAGAIN);
+    send_all(cfd, out, (size_t)n);
+    close(cfd);
+}
+
 static void *control_main(void *arg)
 {
     vfs *v = arg;
@@ -476,8 +533,7 @@ static void *control_main(void *arg)
         int cfd = accept4(v->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
         if (cfd < 0)
             continue;
-        serve_conn(v, cfd);
-        close(cfd);
+        dispatch_conn(v, cfd);
     }
     return NULL;
 }
@@ -529,7 +585,14 @@ int vfs_control_start(vfs *v)
     }
     if (!err) {
         v->ctl_fd = fd;
+        v->ctl_active = 0;
+        pthread_mutex_init(&v->ctl_lock, NULL);
+        pthread_cond_init(&v->ctl_idle, NULL);
         err = pthread_create(&v->ctl_thread, NULL, control_main, v);
+        if (err) {
+            pthread_cond_destroy(&v->ctl_idle);
+            pthread_mutex_destroy(&v->ctl_lock);
+        }
     }
     if (err) {
         log_error("vfs: cannot serve control requests on %s/" CTL_DIR "/%s: %s",
@@ -551,6 +614,14 @@ void vfs_control_stop(vfs *v)
         return;
     atomic_store(&v->ctl_stopping, true);
     pthread_join(v->ctl_thread, NULL);
+    /* The requests being answered use v: they finish first (a silent
+     * client within CTL_IO_TIMEOUT_S). */
+    pthread_mutex_lock(&v->ctl_lock);
+    while (v->ctl_active)
+        pthread_cond_wait(&v->ctl_idle, &v->ctl_lock);
+    pthread_mutex_unlock(&v->ctl_lock);
+    pthread_cond_destroy(&v->ctl_idle);
+    pthread_mutex_destroy(&v->ctl_lock);
     unlinkat(v->ctl_dirfd, v->ctl_name, 0);
     close(v->ctl_fd);
     close(v->ctl_dirfd);

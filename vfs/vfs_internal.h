@@ -235,6 +235,9 @@ struct vfs {
     pthread_t ctl_thread;
     bool ctl_started;
     atomic_bool ctl_stopping;
+    pthread_mutex_t ctl_lock;     /* ctl_active */
+    pthread_cond_t ctl_idle;      /* ctl_active went to 0 */
+    unsigned ctl_active;          /* connections being answered */
 };
 
 /* Bytes (and number, if runs) of the runs in the cache, from the table. */

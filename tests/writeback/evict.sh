@@ -162,6 +162,15 @@ setpriv --reuid=65534 --regid=65534 --clear-groups "$B/tarnfs" flush --cache "$C
 chmod "$wmode" "$work"; chmod "$cmode" "$C"
 check "another user's tarnfs flush is refused, saying why ($rc)" \
   bash -c "[ $rc -ne 0 ] && grep -q 'Permission denied' '$work/fl-nobody.err'"
+# a local client that connects and says nothing holds up no other request
+python3 -c "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); open(sys.argv[2], 'w').close(); time.sleep(8)" \
+  "$C/vfs/ctl/$(ls -A "$C/vfs/ctl" | grep '\.sock$' | head -1)" "$work/silent.up" &
+silent=$!; track "$silent"
+wait_until 10 test -e "$work/silent.up"
+"$B/tarnfs" flush --cache "$C" --all --timeout 2 > "$work/fl-beside.out" 2>&1
+check "a request is answered while another client holds a control connection silent" \
+  grep -q "written back" "$work/fl-beside.out" || sed 's/^/      /' "$work/fl-beside.out"
+kill "$silent" 2>/dev/null; wait "$silent" 2>/dev/null
 stop A
 check "a server that stops removes its socket" test "$(socks)" -eq 0
 # a socket left by a server that died is swept by the next one
