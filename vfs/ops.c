@@ -1009,6 +1009,20 @@ static int node_readdir(vfs *v, const struct vfs_ref *ref, kv_ino dir,
     return rc;
 }
 
+/* Passes entries on to the caller's callback, counting them. */
+struct counting {
+    vfs_readdir_cb cb;
+    void *arg;
+    size_t n;
+};
+
+static int count_cb(void *arg, const struct vfs_dirent *de)
+{
+    struct counting *cn = arg;
+    cn->n++;
+    return cn->cb(cn->arg, de);
+}
+
 int vfs_readdir(vfs *v, const struct vfs_id *dir, uint64_t cookie,
                 bool want_attrs, uint64_t *verf,
                 int (*cb)(void *arg, const struct vfs_dirent *de), void *arg)
@@ -1033,12 +1047,18 @@ int vfs_readdir(vfs *v, const struct vfs_id *dir, uint64_t cookie,
             return err;
         }
         uint64_t mark = vfs_stream_mark(&ref);
-        err = node_readdir(v, &ref, ino, cookie, want_attrs, cb, arg);
+        struct counting cn = { cb, arg, 0 };
+        err = node_readdir(v, &ref, ino, cookie, want_attrs, count_cb, &cn);
         /* Streaming in, a directory not there yet is waited for; one that
-         * is lists what has arrived (its mtime moves as entries land). */
+         * is lists what has arrived (its mtime moves as entries land),
+         * but not nothing: an empty one waits for its first entry (or
+         * the end), so a run is never listed empty while it starts. */
         serr = err == ESTALE ? vfs_stream_check(v, &ref, mark, ino, NULL,
                                                 NULL, true)
-                             : 0;
+             : !err && cookie == 0 && cn.n == 0
+                 ? vfs_stream_wait_entries(v, &ref, mark,
+                                           ino == ref.h->root ? 0 : ino)
+                 : 0;
         vfs_run_release(v, &ref);
     } while (serr == ERESTART);
     return serr ? serr : err;

@@ -367,6 +367,27 @@ int vfs_stream_check(vfs *v, const struct vfs_ref *ref, uint64_t mark,
     return err;
 }
 
+int vfs_stream_wait_entries(vfs *v, const struct vfs_ref *ref, uint64_t mark,
+                            kv_ino dir)
+{
+    struct vfs_stream *s = ref->h ? ref->h->stream : NULL;
+    if (!s || s->whole_listings)
+        return 0;
+    pthread_mutex_lock(&v->lock);
+    int err = 0;
+    uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+    if (seq != mark) {
+        err = ERESTART;             /* moved meanwhile: list again */
+    } else if (s->active) {
+        /* Woken by a member placed below dir (its path's prefixes' inode
+         * numbers are in the bits), or by any member for the root. */
+        s->want |= dir ? ino_bit(dir) : ~UINT64_C(0);
+        err = wait_locked(v, s, &s->miss_waiters, seq);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
+
 int vfs_stream_level(vfs *v, const struct vfs_ref *ref)
 {
     struct vfs_stream *s = active_stream(ref);

@@ -345,6 +345,13 @@ bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
                     bool *served);
 /* True while ref's run is streaming in. */
 bool vfs_stream_active(const struct vfs_ref *ref);
+/* A listing of directory dir (0: the run's root) found it empty while
+ * ref's run streams in without an index: wait for an entry below it or
+ * the stream's end, so a run is never shown empty because its first
+ * members have not come yet.  Returns 0 (empty it is: answer), ERESTART
+ * (list again), EINPROGRESS (parked), EAGAIN, EIO, as vfs_stream_check. */
+int vfs_stream_wait_entries(vfs *v, const struct vfs_ref *ref, uint64_t mark,
+                            kv_ino dir);
 /* Take before reading the run for a call; pass to vfs_stream_check. */
 uint64_t vfs_stream_mark(const struct vfs_ref *ref);
 /* After reading: the answer is final unless ref's run is streaming and
