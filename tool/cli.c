@@ -2,6 +2,7 @@
 #include "tool/cli.h"
 #include "util/conf.h"
 #include "util/settings.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -36,6 +37,18 @@ int cli_config(const struct vfs_config **out, const char **msg)
     if (msg)
         *msg = config_msg;
     return config_err;
+}
+
+int cli_timeout(const char *prog, const char *arg, unsigned *secs)
+{
+    uint64_t ms;
+    if (units_duration_ms(arg, &ms) != 0 || ms < 1000 || ms > 86400000) {
+        fprintf(stderr, "%s: --timeout takes a duration from 1s to 1d, such "
+                "as 90 or 10m (not '%s')\n", prog, arg);
+        return CLI_USAGE;
+    }
+    *secs = (unsigned)(ms / 1000);
+    return 0;
 }
 
 const char *cli_cache_dir(const char *prog, const char *opt)

@@ -30,6 +30,11 @@ int cli_config(const struct vfs_config **out, const char **msg);
  * for a bad value in the file. */
 const char *cli_cache_dir(const char *prog, const char *opt);
 
+/* Parse a --timeout value (a duration: "90", "30s", "10m"; 1 s to 1 day)
+ * into whole seconds; on junk print "prog: --timeout ..." and return
+ * CLI_USAGE, else 0. */
+int cli_timeout(const char *prog, const char *arg, unsigned *secs);
+
 /* Open the cache at dir read-only (vfs_view_open: it takes no lock a
  * running tarnfsd needs, so a reading command never turns a served run
  * read-only), printing a clear message on failure (missing, not a cache,

@@ -52,7 +52,10 @@ int cmd_flush(int argc, char **argv)
         switch (c) {
         case 'c': cache_opt = optarg; break;
         case 'a': all = true; break;
-        case 't': timeout = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 't':
+            if (cli_timeout(PROG, optarg, &timeout))
+                return CLI_USAGE;
+            break;
         case 'h': flush_usage(stdout); return CLI_OK;
         default:  opt_bad_option(PROG, argv, c); return CLI_USAGE;
         }

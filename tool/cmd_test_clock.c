@@ -50,7 +50,10 @@ int cmd_test_clock(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":c:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': cache_opt = optarg; break;
-        case 't': timeout = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 't':
+            if (cli_timeout(PROG, optarg, &timeout))
+                return CLI_USAGE;
+            break;
         case 'h': test_clock_usage(stdout); return CLI_OK;
         default:  opt_bad_option(PROG, argv, c); return CLI_USAGE;
         }

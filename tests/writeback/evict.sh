@@ -149,6 +149,12 @@ exec 8>&-
 nfs-cp "$work/new.txt" "$(url A "$R1/after-kill.txt")" >/dev/null 2>&1
 check "after an ingest holding the run is killed, writes into it are accepted" test $? -eq 0
 check "and the server says it let go" grep -q "ended without letting it go" "$work/A.log"
+# --- bad input to the tool's request commands --------------------------------
+for cmd in "flush --all" "cache evict $R1" "test-clock 1s"; do
+  "$B/tarnfs" $cmd --cache "$C" --timeout soon > /dev/null 2> "$work/badto.err"; rc=$?
+  check "tarnfs $cmd --timeout soon is refused as bad usage, saying why ($rc)" \
+    bash -c "[ $rc -eq 2 ] && grep -q -- '--timeout' '$work/badto.err'"
+done
 # --- the control socket -----------------------------------------------------
 socks() { ls -A "$C/vfs/ctl" 2>/dev/null | grep -c '\.sock$'; }
 check "the server listens on one socket in a directory only its user can enter" \
