@@ -286,6 +286,7 @@ static int cache_open(const char *dir, bool create, bool readonly, kv_cache **ou
     c->dirfd = dfd;
     c->readonly = readonly;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->closed, NULL);
     pthread_mutex_init(&c->snap_lock, NULL);
     pthread_cond_init(&c->snap_cv, NULL);
     kv_cache_set_dir_budget(c, KV_DIR_BUDGET_DEFAULT);
@@ -321,6 +322,7 @@ void kv_cache_close(kv_cache *c)
     kv_dirsnap_free_all(c);
     pthread_cond_destroy(&c->snap_cv);
     pthread_mutex_destroy(&c->snap_lock);
+    pthread_cond_destroy(&c->closed);
     pthread_mutex_destroy(&c->lock);
     free(c->path);
     free(c);
@@ -565,6 +567,20 @@ int kv_cache_statfs(kv_cache *c, struct kv_statfs *st)
     return 0;
 }
 
+/* Take r out of the runs list (if there) and wake opens waiting for a
+ * closing r.  Caller holds c->lock. */
+static void unlink_locked(kv_cache *c, kv_run *r)
+{
+    for (kv_run **pp = &c->runs; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    r->next = NULL;
+    if (r->closing)
+        pthread_cond_broadcast(&c->closed);
+}
+
 /* Detach r from the shared table and forbid further writes.  Caller holds
  * c->lock; r's files have been moved away. */
 static void retire_locked(kv_cache *c, kv_run *r)
@@ -572,12 +588,7 @@ static void retire_locked(kv_cache *c, kv_run *r)
     /* No run lock here: a reader holding it may be waiting for c->lock.
      * A change in flight still commits into the moved files, harmlessly. */
     __atomic_store_n(&r->gone, true, __ATOMIC_RELEASE);
-    for (kv_run **pp = &c->runs; *pp; pp = &(*pp)->next)
-        if (*pp == r) {
-            *pp = r->next;
-            break;
-        }
-    r->next = NULL;
+    unlink_locked(c, r);
 }
 
 static kv_run *find_open_locked(kv_cache *c, const char *name)
@@ -645,10 +656,9 @@ int kv_store_counters(kv_run *r)
     return kcdbset(r->db, "Scounters", 9, (char *)buf, 24) ? 0 : kv_kcerr(r->db);
 }
 
-static void run_free(kv_run *r)
+/* Close r's databases and lock (each at most once). */
+static void run_shut(kv_run *r)
 {
-    if (!r)
-        return;
     kv_dirsnap_drop_run(r);
     if (r->data) {
         if (!kcdbclose(r->data))
@@ -667,9 +677,18 @@ static void run_free(kv_run *r)
         if (!kcdbclose(r->db))
             log_warn("kvstore: closing run %s: %s", r->name, kcecodename(kcdbecode(r->db)));
         kcdbdel(r->db);
+        r->db = NULL;
     }
     if (r->lockfd >= 0)
         close(r->lockfd);
+    r->lockfd = -1;
+}
+
+static void run_free(kv_run *r)
+{
+    if (!r)
+        return;
+    run_shut(r);
     pthread_rwlock_destroy(&r->lock);
     free(r->name);
     free(r->dir);
@@ -820,7 +839,11 @@ int kv_run_open(kv_cache *c, const char *name, kv_run **out)
         return EINVAL;
     snprintf(rel, sizeof rel, "runs/%s", enc);
     pthread_mutex_lock(&c->lock);
-    kv_run *r = find_open_locked(c, name);
+    kv_run *r;
+    /* A run whose last handle is closing its databases: wait until they
+     * are shut before opening the files again. */
+    while ((r = find_open_locked(c, name)) && r->closing)
+        pthread_cond_wait(&c->closed, &c->lock);
     if (r && !run_is_current(r)) {
         retire_locked(c, r);
         r = NULL;
@@ -891,11 +914,13 @@ void kv_run_close(kv_run *r)
         pthread_mutex_unlock(&c->lock);
         return;
     }
-    for (kv_run **pp = &c->runs; *pp; pp = &(*pp)->next)
-        if (*pp == r) {
-            *pp = r->next;
-            break;
-        }
+    /* Stay listed while the databases close, so that an open of this run
+     * waits for them instead of opening the same files a second time. */
+    r->closing = true;
+    pthread_mutex_unlock(&c->lock);
+    run_shut(r);
+    pthread_mutex_lock(&c->lock);
+    unlink_locked(c, r);
     bool gone = __atomic_load_n(&r->gone, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&c->lock);
     run_free(r);

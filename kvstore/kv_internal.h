@@ -64,7 +64,9 @@ struct kv_cache {
     bool readonly;
     uint64_t limit;                 /* 0: unlimited */
     pthread_mutex_t lock;           /* guards runs list, publish, evict */
-    struct kv_run *runs;            /* open published runs (shared) */
+    pthread_cond_t closed;          /* a closing run left the runs list */
+    struct kv_run *runs;            /* open published runs (shared), and
+                                       runs whose databases are closing */
     unsigned long stage_counter;
     uint64_t run_cache;             /* page cache of an open run's metadata
                                        (kv_cache_set_run_cache) */
@@ -88,6 +90,9 @@ struct kv_run {
     KCDB *data;             /* data block HashDB */
     pthread_rwlock_t lock;  /* readers shared; every change exclusive */
     int refs;               /* guarded by cache->lock */
+    bool closing;           /* last ref gone, databases being closed: an
+                             * open of the same run waits (cache->closed),
+                             * as two handles on one file corrupt it */
     bool staged;            /* invisible; no transactions needed */
     bool readonly;          /* opened without the writer lock */
     bool gone;              /* evicted or replaced: no more writes (atomic) */

@@ -10,6 +10,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1827,6 +1828,87 @@ START_TEST(opening_a_run_twice_shares_one_database)
 }
 END_TEST
 
+enum { CHURN_FILES = 3000, CHURN_ROUNDS = 8 };
+
+struct churn {
+    const kv_ino *f;
+    atomic_bool done;
+    int err, opener_err;
+    unsigned opens;
+};
+
+/* Open the run, dirty thousands of tree pages (so that its close takes
+ * a while), close it; a few times. */
+static void *dirty_then_close(void *p)
+{
+    struct churn *ch = p;
+    for (int i = 0; i < CHURN_ROUNDS && !ch->err; i++) {
+        kv_run *r;
+        int err = kv_run_open(cache, "run1", &r);
+        for (int k = 0; k < CHURN_FILES && !err; k++) {
+            char byte = (char)('a' + i);
+            err = kv_write(r, ch->f[k], (uint64_t)i, &byte, 1, NULL);
+        }
+        if (!err || r)
+            kv_run_close(r);
+        ch->err = err;
+    }
+    atomic_store(&ch->done, true);
+    return NULL;
+}
+
+/* Open and close the run as fast as possible until told to stop. */
+static void *open_close(void *p)
+{
+    struct churn *ch = p;
+    while (!atomic_load(&ch->done) && !ch->opener_err) {
+        kv_run *r;
+        ch->opener_err = kv_run_open(cache, "run1", &r);
+        if (!ch->opener_err)
+            kv_run_close(r);
+        ch->opens++;
+    }
+    return NULL;
+}
+
+/* The last close of a run and the next open of it race: the closing
+ * handle's databases must be shut before new ones open the same files
+ * (a second writer handle in one process passes Kyoto Cabinet's lock,
+ * finds the file marked open and "repairs" it under the first: SIGBUS). */
+START_TEST(a_run_reopened_while_its_last_handle_closes_is_never_open_twice)
+{
+    setup_published();
+    static kv_ino f[CHURN_FILES];
+    for (int k = 0; k < CHURN_FILES; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%d", k);
+        f[k] = make(root, name, S_IFREG | 0644);
+    }
+    kv_run_close(run);
+    run = NULL;
+    struct churn ch = { .f = f };
+    pthread_t writer, opener;
+    ck_assert_int_eq(pthread_create(&writer, NULL, dirty_then_close, &ch), 0);
+    ck_assert_int_eq(pthread_create(&opener, NULL, open_close, &ch), 0);
+    pthread_join(writer, NULL);
+    pthread_join(opener, NULL);
+    ck_assert_msg(ch.err == 0, "writer: %s", strerror(ch.err));
+    ck_assert_msg(ch.opener_err == 0, "opener: %s", strerror(ch.opener_err));
+    ck_assert_uint_gt(ch.opens, 0);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/runs/run1", cache_dir);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        ck_assert_msg(!strstr(de->d_name, ".tmpk"),
+                      "Kyoto Cabinet repaired a live run: %s", de->d_name);
+    closedir(d);
+    ck_assert_int_eq(kv_run_open(cache, "run1", &run), 0);
+    for (int k = 0; k < CHURN_FILES; k += 97)
+        ck_assert_uint_eq(size_of(f[k]), CHURN_ROUNDS);
+}
+END_TEST
 
 /* Path of the run's database file with extension ext ("kct" or "kch"). */
 static void db_path(const char *enc, const char *ext, char *out, size_t cap)
@@ -2198,6 +2280,7 @@ static Suite *kvfs_suite(void)
     tcase_add_test(tc_cache, reopen_after_close_persists_data);
     tcase_add_test(tc_cache, readonly_cache_reads_but_refuses_changes);
     tcase_add_test(tc_cache, opening_a_run_twice_shares_one_database);
+    tcase_add_test(tc_cache, a_run_reopened_while_its_last_handle_closes_is_never_open_twice);
     suite_add_tcase(s, tc_cache);
     TCase *tc_crash = tcase_create("crash");
     tcase_add_checked_fixture(tc_crash, NULL, teardown);
