@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* An index bigger than this is not fetched (a hostile or broken sidecar
  * must not make the server allocate without bound).  1M members with
@@ -478,6 +479,11 @@ struct prefetch_job {
 /* Absent files found per hold of the run's read lock. */
 #define VFS_PREFETCH_SCAN 4096
 
+/* The stream is read in pieces of this size into the job's buffer, not
+ * member by member: a run of 8 KiB members cost two backend reads (a
+ * pread each on a NAS) per member, for its header and its data. */
+#define VFS_PREFETCH_READ ((size_t)256 << 10)
+
 /* Its range GET, open from pos to the end of the tarball. */
 struct pf_stream {
     fetch_stream *s;
@@ -485,6 +491,8 @@ struct pf_stream {
     uint64_t pos;               /* tarball offset of its next byte */
     uint64_t got;               /* bytes read in all, dropped ones too */
     unsigned gets;              /* range GETs opened */
+    char *buf;                  /* VFS_PREFETCH_READ: read, not yet taken */
+    size_t at, have;            /* buf[at, have) holds the bytes from pos */
 };
 
 static void pf_close(vfs *v, struct pf_stream *ps)
@@ -494,6 +502,29 @@ static void pf_close(vfs *v, struct pf_stream *ps)
     vfs_xfer_end(v, &ps->x);
     fetch_stream_close(ps->s);
     ps->s = NULL;
+    ps->at = ps->have = 0;
+}
+
+/* Take up to n bytes from the stream into dst (NULL: drop them), reading
+ * a piece when the buffer is empty.  Returns how many (> 0), or an error
+ * of fetch_read as a negative errno (a clean end is EIO: the index said
+ * the bytes were there). */
+static ssize_t pf_take(struct pf_stream *ps, char *dst, size_t n)
+{
+    if (ps->at == ps->have) {
+        ssize_t r = fetch_read(ps->s, ps->buf, VFS_PREFETCH_READ);
+        if (r <= 0)
+            return r < 0 ? r : -EIO;
+        ps->got += (uint64_t)r;
+        ps->at = 0;
+        ps->have = (size_t)r;
+    }
+    size_t m = ps->have - ps->at < n ? ps->have - ps->at : n;
+    if (dst)
+        memcpy(dst, ps->buf + ps->at, m);
+    ps->at += m;
+    ps->pos += m;
+    return (ssize_t)m;
 }
 
 /* Read the n bytes (n <= KV_CHUNK) at tarball offset off into buf: from the
@@ -515,22 +546,17 @@ static int pf_read(vfs *v, struct pf_stream *ps, const char *key,
         ps->pos = off;
         ps->gets++;
     }
-    while (ps->pos < off || n > 0) {
-        bool drop = ps->pos < off;  /* first the bytes up to off */
-        size_t want = !drop ? n
-                    : off - ps->pos < KV_CHUNK ? (size_t)(off - ps->pos)
-                                               : KV_CHUNK;
-        size_t have = 0;
-        while (have < want) {
-            ssize_t r = fetch_read(ps->s, buf + have, want - have);
-            if (r <= 0)
-                return r < 0 ? (int)-r : EIO;
-            have += (size_t)r;
-        }
-        ps->pos += want;
-        ps->got += want;
-        if (!drop)
-            n = 0;
+    while (ps->pos < off) {     /* first the bytes up to off, dropped */
+        uint64_t gap = off - ps->pos;
+        ssize_t r = pf_take(ps, NULL, gap < SIZE_MAX ? (size_t)gap : SIZE_MAX);
+        if (r < 0)
+            return (int)-r;
+    }
+    for (size_t have = 0; have < n;) {
+        ssize_t r = pf_take(ps, buf + have, n - have);
+        if (r < 0)
+            return (int)-r;
+        have += (size_t)r;
     }
     return 0;
 }
@@ -762,6 +788,16 @@ static int pf_file(vfs *v, struct pf_stream *ps, struct pf_store *st,
     return err;
 }
 
+/* CPU time of the calling thread in ms (the log of a prefetch gives it:
+ * on a busy host its wall time says little). */
+static long long thread_cpu_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int pf_cmp(const void *a, const void *b)
 {
     const struct kv_absent_at *x = a, *y = b;
@@ -774,13 +810,16 @@ static void prefetch_job_run(vfs *v, void *arg)
     struct vfs_run *run = pj->run;
     kv_run *kr = pj->h->kr;
     int64_t t0 = tclock_mono_ms();
+    long long cpu0 = thread_cpu_ms();
     struct pf_stream ps;
     memset(&ps, 0, sizeof ps);
     uint64_t present = 0, total = 0;
     struct pf_store *st = calloc(1, sizeof *st);
     if (st)
         st->buf = malloc(VFS_STORE_BATCH_BYTES);
-    int err = st && st->buf ? kv_run_presence(kr, &present, &total) : ENOMEM;
+    ps.buf = malloc(VFS_PREFETCH_READ);
+    int err = st && st->buf && ps.buf ? kv_run_presence(kr, &present, &total)
+                                      : ENOMEM;
     if (!err && v->cfg.cache_limit_bytes && total > v->cfg.cache_limit_bytes / 2) {
         log_info("vfs: run %s (%llu bytes) is over half the cache limit: "
                  "not prefetched, its files are fetched as they are read",
@@ -826,6 +865,7 @@ static void prefetch_job_run(vfs *v, void *arg)
     if (err == ENOENT)
         err = 0;                /* no absent file left */
     pf_close(v, &ps);
+    free(ps.buf);
     /* What was read is stored (a failed stream too: its chunks are
      * verified); every claim completes, so no reader stays parked. */
     uint64_t stored_all = 0;
@@ -855,9 +895,10 @@ static void prefetch_job_run(vfs *v, void *arg)
     vfs_handle_close(old);
     if (!err)
         log_info("vfs: run %s prefetched: %llu bytes stored, %llu read in "
-                 "%u range GET(s), %lld ms", run->name,
+                 "%u range GET(s), %lld ms (%lld ms CPU)", run->name,
                  (unsigned long long)stored_all, (unsigned long long)ps.got,
-                 ps.gets, (long long)(tclock_mono_ms() - t0));
+                 ps.gets, (long long)(tclock_mono_ms() - t0),
+                 thread_cpu_ms() - cpu0);
     else if (err != EFBIG)
         log_warn("vfs: prefetch of run %s stopped: %s (%llu bytes stored); "
                  "its files are still fetched as they are read", run->name,
