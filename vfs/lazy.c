@@ -159,26 +159,44 @@ struct vfs_fill {
     int waiters;
     pthread_cond_t cv;
     struct vfs_waiter *parked;  /* parked callers (park.c): woken when done */
-    struct vfs_fill *next;
+    struct vfs_fill *next, **pprev; /* in its bucket of v->fills */
 };
+
+static struct vfs_fill **fill_bucket(vfs *v, const struct vfs_run *run,
+                                     kv_ino ino)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)run >> 4) ^ ino;
+    h *= UINT64_C(0x9e3779b97f4a7c15);
+    return &v->fills[(h >> 32) % VFS_FILL_BUCKETS];
+}
 
 static struct vfs_fill *fill_find_locked(vfs *v, struct vfs_run *run,
                                          kv_ino ino, uint32_t chunk)
 {
-    for (struct vfs_fill *f = v->fills; f; f = f->next)
+    for (struct vfs_fill *f = *fill_bucket(v, run, ino); f; f = f->next)
         if (f->run == run && f->ino == ino && !f->done &&
             chunk >= f->first && chunk - f->first < f->count)
             return f;
     return NULL;
 }
 
-static void fill_unlink_locked(vfs *v, struct vfs_fill *f)
+static void fill_link_locked(vfs *v, struct vfs_fill *f)
 {
-    for (struct vfs_fill **p = &v->fills; *p; p = &(*p)->next)
-        if (*p == f) {
-            *p = f->next;
-            return;
-        }
+    struct vfs_fill **b = fill_bucket(v, f->run, f->ino);
+    f->next = *b;
+    f->pprev = b;
+    if (*b)
+        (*b)->pprev = &f->next;
+    *b = f;
+}
+
+static void fill_unlink_locked(struct vfs_fill *f)
+{
+    *f->pprev = f->next;
+    if (f->next)
+        f->next->pprev = f->pprev;
+    f->next = NULL;
+    f->pprev = NULL;
 }
 
 int vfs_lazy_fetch(vfs *v, kv_run *kr, const char *run, const char *key,
@@ -313,7 +331,7 @@ static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
         f->run->no_data = false;
     f->done = true;
     f->err = err;
-    fill_unlink_locked(v, f);
+    fill_unlink_locked(f);
     pthread_cond_broadcast(&f->cv);
     struct vfs_waiter *w = f->parked;
     f->parked = NULL;
@@ -416,8 +434,7 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
     f->first = first;
     f->count = n;
     pthread_cond_init(&f->cv, NULL);
-    f->next = v->fills;
-    v->fills = f;
+    fill_link_locked(v, f);
     if (park) {
         struct fill_job *fj = malloc(sizeof *fj);
         int err = fj ? 0 : ENOMEM;
@@ -717,13 +734,14 @@ static int pf_fill(vfs *v, struct pf_stream *ps, struct pf_store *st,
         *at_end = len < KV_CHUNK;   /* a short chunk is the file's last */
     }
     /* All its chunks are in the batch (or it failed): it completes with
-     * the batch.  A claim that was stored already is not in fills. */
-    for (size_t j = 0; j < st->nf; j++)
-        if (st->fills[j].f == f) {
-            st->fills[j].closed = true;
-            if (err && !st->fills[j].err)
-                st->fills[j].err = err;
-        }
+     * the batch.  It is the last claim in fills: the ones before it were
+     * closed by their own pf_fill, and a flush keeps only open claims. */
+    if (st->nf && st->fills[st->nf - 1].f == f) {
+        struct pf_claim *cl = &st->fills[st->nf - 1];
+        cl->closed = true;
+        if (err && !cl->err)
+            cl->err = err;
+    }
     if (!err && st->nf == VFS_STORE_BATCH_CHUNKS)
         err = pf_flush(v, st, run, kr, key);
     return err;
@@ -775,8 +793,7 @@ static int pf_file(vfs *v, struct pf_stream *ps, struct pf_store *st,
         f->first = first;
         f->count = n;
         pthread_cond_init(&f->cv, NULL);
-        f->next = v->fills;
-        v->fills = f;
+        fill_link_locked(v, f);
         pthread_mutex_unlock(&v->lock);
 
         bool at_end;

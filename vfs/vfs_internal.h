@@ -182,6 +182,9 @@ struct vfs_slot {
     struct vfs_waiter *waiters;   /* parked calls: called when it is listed */
 };
 
+/* Buckets of the table of chunk fetches in flight (lazy.c). */
+#define VFS_FILL_BUCKETS 256
+
 struct vfs {
     struct vfs_config cfg;        /* strings below are owned copies */
     char *cache_dir, *source;
@@ -223,8 +226,9 @@ struct vfs {
     bool cancelled;               /* vfs_cancel: no more fetches */
     struct vfs_xfer *xfers;       /* transfers in progress */
     unsigned stall_timeout_ms;
-    /* chunk range fetches in flight (lazy.c; guarded by lock) */
-    struct vfs_fill *fills;
+    /* chunk range fetches in flight (lazy.c; guarded by lock), hashed by
+     * run and inode: a prefetch holds hundreds at once */
+    struct vfs_fill *fills[VFS_FILL_BUCKETS];
     /* known-persisted catalog hashes (small open-addressing set) */
     uint64_t *catalog;
     size_t catalog_cap, catalog_n;
