@@ -398,6 +398,21 @@ int kv_missing(kv_run *r, kv_ino ino, uint64_t off, uint64_t len,
 int kv_chunk_source(kv_run *r, kv_ino ino, uint32_t chunk, uint64_t *tar_off,
                     uint32_t *len, uint32_t *crc);
 
+/* Where an absent chunk lies in the tarball (kv_absent_chunks). */
+struct kv_chunk_src {
+    uint32_t chunk, len, crc;   /* len: KV_CHUNK except for the last */
+    uint64_t tar_off;
+};
+
+/* The first absent chunks of index file ino from chunk `from` on, up to
+ * max of them and up to the next present one, each with its tarball
+ * offset, length and CRC-32 into src (room for max): kv_missing and then
+ * kv_chunk_source per chunk in one read-locked pass.  *count 0: nothing
+ * absent from there on (or the file's data is not from an index).
+ * Errors: ENOENT (no such inode), EISDIR, EINVAL, EIO. */
+int kv_absent_chunks(kv_run *r, kv_ino ino, uint32_t from, uint32_t max,
+                     struct kv_chunk_src *src, uint32_t *count);
+
 /* Store chunk `chunk` of ino (len bytes, exactly the chunk's length) on a
  * published (or staged) run, after checking its CRC-32: data blocks are
  * committed first, then the presence mark, so a crash leaves the chunk

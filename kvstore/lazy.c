@@ -334,6 +334,56 @@ int kv_chunk_source(kv_run *r, kv_ino ino, uint32_t chunk, uint64_t *tar_off,
     return err;
 }
 
+int kv_absent_chunks(kv_run *r, kv_ino ino, uint32_t from, uint32_t max,
+                     struct kv_chunk_src *src, uint32_t *count)
+{
+    *count = 0;
+    uint64_t size;
+    kv_rbegin(r);
+    int err = check_reg(r, ino, &size);
+    struct absent_rec a;
+    bool none = !err && !run_has_absent(r);
+    if (!err && !none && (err = load_a(r, ino, &a)) == ENOENT) {
+        err = 0;                /* ordinary (or settled) file */
+        none = true;
+    }
+    if (err || none || a.present >= a.chunks) {
+        kv_rend(r);
+        return err;
+    }
+    uint32_t c = from;
+    /* none present: no lookup per chunk */
+    while (!err && c < a.chunks && a.present && chunk_present(r, ino, c))
+        c++;
+    unsigned char v[CRC_GROUP * 4];
+    uint32_t group = UINT32_MAX;
+    int32_t vn = 0;
+    for (; !err && c < a.chunks && *count < max; c++) {
+        if (*count > 0 && a.present && chunk_present(r, ino, c))
+            break;
+        if (c / CRC_GROUP != group) {
+            unsigned char k[17];
+            group = c / CRC_GROUP;
+            vn = kcdbgetbuf(r->db, (char *)k, kv_key_ino2(k, 'C', ino, group),
+                            (char *)v, sizeof v);
+        }
+        uint32_t i = c % CRC_GROUP;
+        if (vn < 0 || (size_t)vn < 4 * ((size_t)i + 1)) {
+            err = EIO;
+            break;
+        }
+        struct kv_chunk_src *o = &src[(*count)++];
+        o->chunk = c;
+        o->tar_off = a.tar_off + (uint64_t)c * KV_CHUNK;
+        o->len = (uint32_t)chunk_len(size, c);
+        o->crc = kv_get32(v + 4 * (size_t)i);
+    }
+    kv_rend(r);
+    if (err)
+        *count = 0;
+    return err;
+}
+
 /* The last chunk arrived: the file becomes ordinary. */
 static int forget_absent(kv_run *r, kv_ino ino, uint32_t chunks)
 {
@@ -416,20 +466,13 @@ static void fill_check(kv_run *r, struct kv_fill_chunk *c)
     c->err = err ? err : -1;
 }
 
-/* Is chunk c still to be stored (write lock held)?  Not if its file
- * completed or the chunk became present meanwhile. */
-static int fill_wanted(kv_run *r, const struct kv_fill_chunk *c, bool *want)
+/* Store the updated 'A' record and inode of a file after the chunks of it
+ * in a batch were marked (meta transaction open). */
+static int fill_file_store(kv_run *r, kv_ino ino, const struct absent_rec *a,
+                           const struct kv_inode *in)
 {
-    struct absent_rec a;
-    int err = load_a(r, c->ino, &a);
-    *want = false;
-    if (err == ENOENT)
-        return 0;
-    if (err)
-        return err;
-    *want = c->chunk < a.chunks &&
-            (a.present == 0 || !chunk_present(r, c->ino, c->chunk));
-    return 0;
+    int err = kv_inode_store(r, ino, in);
+    return err ? err : store_a(r, ino, a);
 }
 
 int kv_fill_batch(kv_run *r, struct kv_fill_chunk *cs, size_t n)
@@ -452,15 +495,26 @@ int kv_fill_batch(kv_run *r, struct kv_fill_chunk *cs, size_t n)
     }
     /* Data first, all of it in one transaction committed on its own:
      * until the presence marks below commit, every chunk of the batch
-     * reads as absent whatever blocks exist. */
+     * reads as absent whatever blocks exist.  A chunk is stored unless its
+     * file completed or it became present meanwhile (the chunks of a file
+     * come one after another: its record is read once). */
     bool data_open = false;
+    struct absent_rec a;
+    kv_ino a_ino = 0;
+    int a_err = ENOENT;         /* of the record of a_ino: none read yet */
     for (size_t i = 0; !err && i < n; i++) {
         if (cs[i].err >= 0)
             continue;
-        bool want;
-        if ((err = fill_wanted(r, &cs[i], &want)) != 0)
-            break;
-        if (!want) {
+        if (a_err == ENOENT || a_ino != cs[i].ino) {
+            a_ino = cs[i].ino;
+            a_err = load_a(r, a_ino, &a);
+            if (a_err && a_err != ENOENT) {
+                err = a_err;
+                break;
+            }
+        }
+        if (a_err == ENOENT || cs[i].chunk >= a.chunks ||
+            (a.present && chunk_present(r, cs[i].ino, cs[i].chunk))) {
             cs[i].err = 0;      /* completed meanwhile, or stored already */
             continue;
         }
@@ -484,53 +538,55 @@ int kv_fill_batch(kv_run *r, struct kv_fill_chunk *cs, size_t n)
     if (data_open)
         err = kv_data_end(r, err);
     /* Then the presence marks, counts and fill order of every chunk, in
-     * the run's one meta transaction. */
+     * the run's one meta transaction; each file's record and inode are
+     * read and written once for all its chunks in the batch. */
     struct lazy_totals t;
     if (!err)
         err = load_totals(r, &t);
-    struct absent_rec a;
-    kv_ino a_ino = 0;           /* a is ino a_ino's record as updated here */
-    bool have_a = false;
+    struct kv_inode in;
+    bool have = false;          /* a, in: the file a_ino's, as updated */
     for (size_t i = 0; !err && i < n; i++) {
         if (cs[i].err >= 0)
             continue;
         struct kv_fill_chunk *c = &cs[i];
-        /* The chunks of one file come one after another: its record is
-         * loaded once (a transaction reads its own writes, so a file
-         * seen again later in the batch loads it as updated). */
-        if ((!have_a || a_ino != c->ino) && (err = load_a(r, c->ino, &a)) != 0)
-            break;
-        a_ino = c->ino;
-        have_a = true;
+        if (!have || a_ino != c->ino) {
+            if (have) {
+                err = fill_file_store(r, a_ino, &a, &in);
+                kv_inode_free(&in);
+                have = false;
+                if (err)
+                    break;
+            }
+            /* read again: a transaction reads its own writes, so a file
+             * seen before in the batch loads as updated */
+            if ((err = load_a(r, c->ino, &a)) != 0)
+                break;
+            if ((err = kv_inode_load(r, c->ino, &in)) != 0)
+                break;
+            a_ino = c->ino;
+            have = true;
+        }
         /* A chunk twice in the batch: the second is already marked. */
         if (a.present && chunk_present(r, c->ino, c->chunk)) {
             c->err = 0;
             continue;
         }
-        struct kv_inode in;
-        if ((err = kv_inode_load(r, c->ino, &in)) != 0)
-            break;
         /* A caller's CRC (have_crc) vouches for bytes, not for their
          * length: a chunk of the wrong length is refused here.  Its
          * blocks, stored above, are never marked present: it reads as
          * absent and the next fill of it writes them again. */
         if (c->len != chunk_len(in.size, c->chunk)) {
-            kv_inode_free(&in);
             c->err = EINVAL;
             continue;
         }
         in.used += c->len;
         r->data_bytes += c->len;
-        err = kv_inode_store(r, c->ino, &in);
-        kv_inode_free(&in);
         /* Present, and the newest in fill order.  A file whose chunks are
          * all present keeps its keys: its data may be dropped again. */
         unsigned char k[17], q[9], qv[12];
         a.present++;
-        if (!err)
-            err = store_a(r, c->ino, &a);
-        if (!err && !kcdbset(r->db, (char *)k,
-                             kv_key_ino2(k, 'P', c->ino, c->chunk), "", 0))
+        if (!kcdbset(r->db, (char *)k,
+                     kv_key_ino2(k, 'P', c->ino, c->chunk), "", 0))
             err = kv_kcerr(r->db);
         kv_put64(qv, c->ino);
         kv_put32(qv + 8, c->chunk);
@@ -542,6 +598,11 @@ int kv_fill_batch(kv_run *r, struct kv_fill_chunk *cs, size_t n)
             t.seq++;
             c->err = -2;        /* stored once this commits */
         }
+    }
+    if (have) {
+        if (!err)
+            err = fill_file_store(r, a_ino, &a, &in);
+        kv_inode_free(&in);
     }
     if (!err)
         err = store_totals(r, &t);

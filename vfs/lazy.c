@@ -688,28 +688,22 @@ static int pf_flush(vfs *v, struct pf_store *st, struct vfs_run *run,
     return err;
 }
 
-/* Read chunks [first, first+n) of ino (claimed by the caller as f) through
- * the stream into the store batch, storing the batch whenever it is full;
- * *at_end: the file's last chunk was among them.  Errors: EIO (fetch or checksum, logged), ENOSPC, ECANCELED. */
+/* Read chunks [first, first+n) of ino (claimed by the caller as f; src:
+ * where each lies, from kv_absent_chunks) through the stream into the
+ * store batch, storing the batch whenever it is full; *at_end: the file's
+ * last chunk was among them.  Errors: EIO (fetch or checksum, logged),
+ * ENOSPC, ECANCELED. */
 static int pf_fill(vfs *v, struct pf_stream *ps, struct pf_store *st,
                    struct vfs_run *run, kv_run *kr, const char *key,
-                   struct vfs_fill *f, bool *at_end)
+                   struct vfs_fill *f, const struct kv_chunk_src *src,
+                   bool *at_end)
 {
     st->fills[st->nf++] = (struct pf_claim){ .f = f };
     *at_end = false;
     int err = 0;
-    for (uint32_t c = f->first; !err && c < f->first + f->count; c++) {
-        uint64_t off;
-        uint32_t len, crc;
-        err = kv_chunk_source(kr, f->ino, c, &off, &len, &crc);
-        if (err == ENOENT) {
-            err = 0;            /* the file is whole meanwhile */
-            break;
-        }
-        if (err) {
-            err = EIO;
-            break;
-        }
+    for (uint32_t i = 0; !err && i < f->count; i++) {
+        uint32_t c = src[i].chunk, len = src[i].len, crc = src[i].crc;
+        uint64_t off = src[i].tar_off;
         if (st->used + len > VFS_STORE_BATCH_BYTES ||
             st->nc == VFS_STORE_BATCH_CHUNKS) {
             if ((err = pf_flush(v, st, run, kr, key)) != 0)
@@ -755,6 +749,7 @@ static int pf_file(vfs *v, struct pf_stream *ps, struct pf_store *st,
                    struct prefetch_job *pj, kv_run *kr, kv_ino ino)
 {
     struct vfs_run *run = pj->run;
+    struct kv_chunk_src src[VFS_FILL_MAX_CHUNKS];
     int err = 0;
     uint32_t c = 0;
     while (!err) {
@@ -765,12 +760,11 @@ static int pf_file(vfs *v, struct pf_stream *ps, struct pf_store *st,
             err = ECANCELED;
             break;
         }
-        uint32_t first, count;
-        uint64_t from = (uint64_t)c * KV_CHUNK;
-        err = kv_missing(kr, ino, from, UINT64_MAX - from,
-                         VFS_FILL_MAX_CHUNKS, &first, &count);
+        uint32_t count;
+        err = kv_absent_chunks(kr, ino, c, VFS_FILL_MAX_CHUNKS, src, &count);
         if (err || count == 0)
             break;
+        uint32_t first = src[0].chunk;
         /* Claim the chunks nobody fetches (single flight with the
          * readers: a reader of a claimed chunk parks on this fill). */
         pthread_mutex_lock(&v->lock);
@@ -797,7 +791,7 @@ static int pf_file(vfs *v, struct pf_stream *ps, struct pf_store *st,
         pthread_mutex_unlock(&v->lock);
 
         bool at_end;
-        err = pf_fill(v, ps, st, run, kr, pj->key, f, &at_end);
+        err = pf_fill(v, ps, st, run, kr, pj->key, f, src, &at_end);
         if (at_end)
             break;              /* nothing of the file after its last chunk */
         c = first + n;
