@@ -343,7 +343,19 @@ static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
 }
 
 static void auto_note_locked(vfs *v, struct vfs_run *run,
-                             struct vfs_handle *h, uint64_t stored);
+                             struct vfs_handle *h, uint64_t stored,
+                             uint64_t run_data);
+
+/* For prefetch = auto (no lock held): the bytes of kr's index files, all
+ * of them, present or not; 0 if unknown, or when nothing was stored. */
+static uint64_t auto_run_data(vfs *v, kv_run *kr, uint64_t stored)
+{
+    uint64_t present, total;
+    if (!v->cfg.prefetch_auto || !stored ||
+        kv_run_presence(kr, &present, &total) != 0)
+        return 0;
+    return total;
+}
 
 /* A range fetch on a fetch thread, for parked readers: it holds a pin and
  * a handle user of the run until done. */
@@ -366,9 +378,10 @@ static void fill_job_run(vfs *v, void *arg)
                         : vfs_lazy_fetch(v, fj->h->kr, run->name, fj->key,
                                          f->ino, f->first, f->count, &stored);
     uint64_t disk = disk_bytes_after(v, run->name, stored);
+    uint64_t run_data = auto_run_data(v, fj->h->kr, stored);
     pthread_mutex_lock(&v->lock);
     struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
-    auto_note_locked(v, run, fj->h, stored);
+    auto_note_locked(v, run, fj->h, stored, run_data);
     struct vfs_handle *old = vfs_handle_put_locked(v, fj->h);
     run->pins--;
     pthread_mutex_unlock(&v->lock);
@@ -463,10 +476,11 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
                              &stored);
     free(key);
     uint64_t disk = disk_bytes_after(v, run->name, stored);
+    uint64_t run_data = auto_run_data(v, ref->h->kr, stored);
 
     pthread_mutex_lock(&v->lock);
     struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
-    auto_note_locked(v, run, ref->h, stored);
+    auto_note_locked(v, run, ref->h, stored, run_data);
     pthread_mutex_unlock(&v->lock);
     vfs_park_wake(w, err);
     if (stored)
@@ -506,7 +520,7 @@ struct pf_stream {
     fetch_stream *s;
     struct vfs_xfer x;
     uint64_t pos;               /* tarball offset of its next byte */
-    uint64_t got;               /* bytes read in all, dropped ones too */
+    uint64_t got;               /* bytes taken in all, dropped ones too */
     unsigned gets;              /* range GETs opened */
     char *buf;                  /* VFS_PREFETCH_READ: read, not yet taken */
     size_t at, have;            /* buf[at, have) holds the bytes from pos */
@@ -532,7 +546,6 @@ static ssize_t pf_take(struct pf_stream *ps, char *dst, size_t n)
         ssize_t r = fetch_read(ps->s, ps->buf, VFS_PREFETCH_READ);
         if (r <= 0)
             return r < 0 ? r : -EIO;
-        ps->got += (uint64_t)r;
         ps->at = 0;
         ps->have = (size_t)r;
     }
@@ -541,6 +554,9 @@ static ssize_t pf_take(struct pf_stream *ps, char *dst, size_t n)
         memcpy(dst, ps->buf + ps->at, m);
     ps->at += m;
     ps->pos += m;
+    ps->got += m;               /* what the stream used, as before it read
+                                   ahead: a piece read past the last chunk
+                                   or dropped at a reopen is not counted */
     return (ssize_t)m;
 }
 
@@ -919,11 +935,18 @@ static void prefetch_job_run(vfs *v, void *arg)
 }
 
 /* prefetch = auto (lock held): count what a reader range-fetched from run
- * (h: a handle of it the caller holds), and past the threshold hand the
- * rest of the run to a fetch thread.  Never fails: without memory or a
- * fetch thread the run is simply not prefetched now. */
+ * (h: a handle of it the caller holds; run_data: the bytes of its index
+ * files, 0 if unknown), and past the threshold hand the rest of the run to
+ * a fetch thread.  The threshold is prefetch_after bytes or
+ * VFS_PREFETCH_AFTER_FILLS fills, and the first fill when all the run's
+ * data is no more than prefetch_after: what a reader may fetch before the
+ * rest follows is then the whole run anyway, and fetching it by member
+ * costs a range fetch each (a run of 8 KiB files made 64 of them before
+ * the switch).  Never fails: without memory or a fetch thread the run is
+ * simply not prefetched now. */
 static void auto_note_locked(vfs *v, struct vfs_run *run,
-                             struct vfs_handle *h, uint64_t stored)
+                             struct vfs_handle *h, uint64_t stored,
+                             uint64_t run_data)
 {
     if (!v->cfg.prefetch_auto || !stored || run->prefetching ||
         v->cancelled || !run->key)
@@ -942,7 +965,8 @@ static void auto_note_locked(vfs *v, struct vfs_run *run,
     run->lazy_read_fills++;
     uint64_t after = v->cfg.prefetch_after ? v->cfg.prefetch_after
                                            : VFS_PREFETCH_AFTER;
-    if (run->lazy_read_bytes < after &&
+    bool small = run_data && run_data <= after;
+    if (!small && run->lazy_read_bytes < after &&
         run->lazy_read_fills < VFS_PREFETCH_AFTER_FILLS)
         return;
     struct prefetch_job *pj = malloc(sizeof *pj);
