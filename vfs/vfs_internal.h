@@ -140,6 +140,9 @@ struct vfs_run {
     unsigned lazy_read_fills;     /*   had range-fetched, and how many fills */
     bool prefetching;             /*   the rest of it is being fetched */
     int64_t prefetch_end_ms;      /*   monotonic, when the last one ended */
+    struct vfs_waiter *pf_waiters;/*   readers waiting for it to come near */
+    kv_ino pf_lo, pf_hi;          /*   the files (lo, hi] it is going over */
+    uint64_t pf_at;               /*   tarball offset of its latest claim */
     int64_t checked_ms;           /* monotonic, last version check */
     int64_t last_ref_ms;          /* wall clock, last reference */
     int64_t last_ref_saved_ms;    /* last_ref_ms as persisted */

@@ -63,6 +63,10 @@ conf="$work/tarnfsd.conf"
   echo "prefetch_after = 2M"
   echo "export / 127.0.0.1(ro,insecure)"
 } > "$conf"
+# Every GET of the many-small-files run ($S: its key has "0603_") waits
+# 300 ms before its first byte, as a distant backend would: readers that
+# fetched what the stream is about to bring would make many of them (3b).
+TARNFS_FAULT="stall:300:1000000:0603_" \
 "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
   --mount-port 0 --port-file "$work/ports" 2>"$work/tarnfsd.log" &
 pid=$!
@@ -137,6 +141,7 @@ check "and no tarball was fetched whole" test "$(stat_of fetches)" = 0
 # stores go in batches (up to 512 chunks), so readers wait for a batch.
 # Every reader is answered, every file reads back.
 rb2=$(stat_of range_bytes)
+rf2=$(stat_of range_fetches)
 nsmall=$(cd "$work/src/$S" && find . -type f | wc -l)
 # (the client's own leaks are not under test here)
 ASAN_OPTIONS=detect_leaks=0 timeout 120 "$B/nfsload" --timeout 60 smallfile --depth 16 \
@@ -153,6 +158,12 @@ sfetched=$(( $(stat_of range_bytes) - rb2 ))
 # may be read again, once, but no more)
 check "its bytes fetched cover its files, at most one pass plus the readers' fills ($sfiles <= $sfetched <= $star + $sfiles)" \
   test "$sfetched" -ge "$sfiles" -a "$sfetched" -le $((star + sfiles))
+# Readers of files the stream is about to reach wait for it rather than
+# fetch them: range GETs are the first fills (up to the 16 in flight when
+# the first one started the stream) and the stream's own.
+sgets=$(( $(stat_of range_fetches) - rf2 ))
+check "readers waited for the stream: $sgets range GETs for $nsmall files (<= 24)" \
+  test "$sgets" -le 24
 bad=0
 while read -r f; do
   a=$(nfs-cat "$(url "$S/$f")" 2>/dev/null | md5sum | cut -d' ' -f1)
