@@ -351,19 +351,7 @@ static struct vfs_waiter *fill_done_locked(vfs *v, struct vfs_fill *f,
 }
 
 static void auto_note_locked(vfs *v, struct vfs_run *run,
-                             struct vfs_handle *h, uint64_t stored,
-                             uint64_t run_data);
-
-/* For prefetch = auto (no lock held): the bytes of kr's index files, all
- * of them, present or not; 0 if unknown, or when nothing was stored. */
-static uint64_t auto_run_data(vfs *v, kv_run *kr, uint64_t stored)
-{
-    uint64_t present, total;
-    if (!v->cfg.prefetch_auto || !stored ||
-        kv_run_presence(kr, &present, &total) != 0)
-        return 0;
-    return total;
-}
+                             struct vfs_handle *h, uint64_t stored);
 
 /* A range fetch on a fetch thread, for parked readers: it holds a pin and
  * a handle user of the run until done. */
@@ -386,10 +374,9 @@ static void fill_job_run(vfs *v, void *arg)
                         : vfs_lazy_fetch(v, fj->h->kr, run->name, fj->key,
                                          f->ino, f->first, f->count, &stored);
     uint64_t disk = disk_bytes_after(v, run->name, stored);
-    uint64_t run_data = auto_run_data(v, fj->h->kr, stored);
     pthread_mutex_lock(&v->lock);
     struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
-    auto_note_locked(v, run, fj->h, stored, run_data);
+    auto_note_locked(v, run, fj->h, stored);
     struct vfs_handle *old = vfs_handle_put_locked(v, fj->h);
     run->pins--;
     pthread_mutex_unlock(&v->lock);
@@ -501,11 +488,10 @@ static int fill_chunks(vfs *v, struct vfs_ref *ref, kv_ino ino,
                              &stored);
     free(key);
     uint64_t disk = disk_bytes_after(v, run->name, stored);
-    uint64_t run_data = auto_run_data(v, ref->h->kr, stored);
 
     pthread_mutex_lock(&v->lock);
     struct vfs_waiter *w = fill_done_locked(v, f, err, stored, disk);
-    auto_note_locked(v, run, ref->h, stored, run_data);
+    auto_note_locked(v, run, ref->h, stored);
     pthread_mutex_unlock(&v->lock);
     vfs_park_wake(w, err);
     if (stored)
@@ -978,18 +964,11 @@ static void prefetch_job_run(vfs *v, void *arg)
 }
 
 /* prefetch = auto (lock held): count what a reader range-fetched from run
- * (h: a handle of it the caller holds; run_data: the bytes of its index
- * files, 0 if unknown), and past the threshold hand the rest of the run to
- * a fetch thread.  The threshold is prefetch_after bytes or
- * VFS_PREFETCH_AFTER_FILLS fills, and the first fill when all the run's
- * data is no more than prefetch_after: what a reader may fetch before the
- * rest follows is then the whole run anyway, and fetching it by member
- * costs a range fetch each (a run of 8 KiB files made 64 of them before
- * the switch).  Never fails: without memory or a fetch thread the run is
- * simply not prefetched now. */
+ * (h: a handle of it the caller holds), and past the threshold hand the
+ * rest of the run to a fetch thread.  Never fails: without memory or a
+ * fetch thread the run is simply not prefetched now. */
 static void auto_note_locked(vfs *v, struct vfs_run *run,
-                             struct vfs_handle *h, uint64_t stored,
-                             uint64_t run_data)
+                             struct vfs_handle *h, uint64_t stored)
 {
     if (!v->cfg.prefetch_auto || !stored || run->prefetching ||
         v->cancelled || !run->key)
@@ -1008,8 +987,7 @@ static void auto_note_locked(vfs *v, struct vfs_run *run,
     run->lazy_read_fills++;
     uint64_t after = v->cfg.prefetch_after ? v->cfg.prefetch_after
                                            : VFS_PREFETCH_AFTER;
-    bool small = run_data && run_data <= after;
-    if (!small && run->lazy_read_bytes < after &&
+    if (run->lazy_read_bytes < after &&
         run->lazy_read_fills < VFS_PREFETCH_AFTER_FILLS)
         return;
     struct prefetch_job *pj = malloc(sizeof *pj);
