@@ -24,6 +24,7 @@ void nfsd_config_defaults(struct nfsd_config *cfg)
     cfg->udp = true;
     cfg->threads = 0;   /* tarnfsd picks 4 * cores */
     cfg->vfs.prefetch_auto = true;  /* chosen by measurement: doc/performance.md */
+    cfg->vfs.prefetch_whole_below = VFS_PREFETCH_WHOLE_BELOW;
     cfg->nlm_grace_ms = 90000;  /* as knfsd's lockd and NFS-Ganesha */
     cfg->statd = true;
     cfg->listing_cache_bytes = NFSD_LISTING_CACHE_DEFAULT;

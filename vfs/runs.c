@@ -392,9 +392,14 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
      * file data follows on read.  Without a usable index (or without a
      * stat to check it against), the whole tarball. */
     bool served = false;
+    bool small = err == 0 && v->cfg.prefetch_auto && oi.size <= v->cfg.prefetch_whole_below;
+    if (small)
+        log_info("vfs: run %s: its tarball (%llu bytes) is no larger than "
+                 "prefetch_whole_below: fetched whole, served while it streams",
+                 r->name, (unsigned long long)oi.size);
     if (err != 0)
         err = fetch_and_ingest(v, r, key, version, NULL, &served);
-    else if (v->cfg.prefetch_whole ||
+    else if (v->cfg.prefetch_whole || small ||
              vfs_lazy_load_index(v, r, key, &oi, &served) != 0)
         err = fetch_and_ingest(v, r, key, version, &oi, &served);
     if (err)

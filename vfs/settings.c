@@ -63,6 +63,7 @@ static const struct setting rows[] = {
     { "max_file_size", SET_SIZE, AT(max_file_size), 1, VFS_MAX_MAX_FILE, 0, NULL, NULL },
     { "prefetch", SET_CUSTOM, AT(prefetch_whole), 0, 0, 0, parse_prefetch, NULL },
     { "prefetch_after", SET_SIZE, AT(prefetch_after), 1, 0, 0, NULL, NULL },
+    { "prefetch_whole_below", SET_SIZE, AT(prefetch_whole_below), 0, 0, 0, NULL, NULL },
     { "index_upload", SET_BOOL, AT(index_upload), 0, 0, 0, NULL, NULL },
     { "fetch_threads", SET_UINT, AT(fetch_threads), 1, 256, 0, NULL, NULL },
     { "fetch_stall_timeout", SET_DURATION, AT(fetch.stall_timeout_ms), 100, 0, 0, NULL,

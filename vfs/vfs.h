@@ -119,6 +119,12 @@ struct vfs_config {
      * order, on a fetch thread (doc/design.md (vfs): index-first runs). */
     bool prefetch_auto;
     uint64_t prefetch_after;
+    /* "prefetch = auto": a tarball of at most this many bytes is fetched
+     * whole on first use, served while it streams, instead of from its
+     * index (one GET of it costs about what the index GET and a few range
+     * GETs cost, and a pass over all of it then runs at full speed);
+     * 0: never.  nfsd_config_defaults sets VFS_PREFETCH_WHOLE_BELOW. */
+    uint64_t prefetch_whole_below;
     /* After a full fetch of an uncompressed tarball without a usable
      * index, store the index made on the way as its sidecar
      * ("index_upload = yes"; default no: the source is not written to). */
@@ -150,6 +156,7 @@ int vfs_check_source(const struct vfs_config *cfg, char *err, size_t errlen);
 #define VFS_DEFAULT_MAX_FILE (UINT64_C(1) << 44)
 #define VFS_PREFETCH_AFTER   (UINT64_C(32) << 20)
 #define VFS_PREFETCH_AFTER_FILLS 64
+#define VFS_PREFETCH_WHOLE_BELOW (UINT64_C(32) << 20)
 #define VFS_MAX_MAX_FILE     (UINT64_C(1) << 50)
 /* ---- parking (callers that must not wait for the network) ----------- */
 

@@ -290,6 +290,9 @@ srv_tarnfsd_cache_cmd() {
 	# chance of picking up the host's /etc/tarnfs/tarnfs.conf.
 	SRV_NAMESPACE=0
 	echo "export / *($1,insecure,no_root_squash)" > "$RUN/tarnfs.conf"
+	# The test runs are small: without this, prefetch = auto fetches them whole,
+	# and the index-first reads below are what is under test.
+	echo "prefetch_whole_below = 0" >> "$RUN/tarnfs.conf"
 	# KERNEL_SERVER_CONF: more tarnfs.conf lines (say "prefetch = whole").
 	[ -n "${KERNEL_SERVER_CONF:-}" ] && printf '%s\n' "$KERNEL_SERVER_CONF" >> "$RUN/tarnfs.conf"
 	local rpcb=--no-rpcbind

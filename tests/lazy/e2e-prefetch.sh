@@ -45,7 +45,10 @@ Q=241023_A01295_0602_BHAUTORXQ    # one small file read: not prefetched
 "$B/genrun" -q --name $Q --lanes 1 --cycles 2 --tiles 1 --seed 2 "$work/src" || exit 1
 S=241023_A01295_0603_BHAUTORXS    # many small files, read by racing readers
 "$B/genrun" -q --name $S --bcl --lanes 1 --cycles 12 --tiles 60 --file-size 2k --seed 3 "$work/src" || exit 1
-for r in $A $Q $S; do
+T=241023_A01295_0604_BHAUTORXT    # a tarball below prefetch_whole_below
+mkdir -p "$work/src/$T"
+printf '<RunInfo Version="6"/>\n' > "$work/src/$T/RunInfo.xml"
+for r in $A $Q $S $T; do
   tar -C "$work/src" -cf "$work/$r.tar" "$r"
   put "$r.tar" "$work/$r.tar"
   "$B/tests/lazy/mkindex" "$source" "$r.tar" >/dev/null || { echo "FAIL - mkindex $r"; exit 1; }
@@ -58,6 +61,8 @@ conf="$work/tarnfsd.conf"
   [ "$mode" = s3 ] && echo "s3_endpoint = $TARNFS_S3_ENDPOINT"
   echo "prefetch = auto"
   echo "prefetch_after = 1k"
+  # Only $T's tarball is this small: the others are index-first.
+  echo "prefetch_whole_below = $(stat -c %s "$work/$T.tar")"
   echo "export / 127.0.0.1(ro,insecure)"
 } > "$conf"
 # Every GET of the many-small-files run ($S: its key has "0603_") waits
@@ -149,6 +154,20 @@ while read -r f; do
   [ "$a" = "$(md5sum < "$work/src/$S/$f" | cut -d' ' -f1)" ] || { bad=$((bad+1)); echo "  differs: $f"; }
 done < <(cd "$work/src/$S" && find . -type f | sed 's|^\./||' | awk 'NR % 7 == 1')
 check "every seventh of its files reads back with the source's md5" test $bad = 0
+
+# 3c. A tarball no larger than prefetch_whole_below is fetched whole on
+# first use, not from its index.
+for r in $A $Q $S; do
+  check "$r's tarball is bigger than $T's" test "$(stat -c %s "$work/$r.tar")" -gt "$(stat -c %s "$work/$T.tar")"
+done
+rb3=$(stat_of range_bytes)
+f3=$(stat_of fetches)
+nfs-cat "$(url "$T/RunInfo.xml")" > "$work/t.out" 2>/dev/null
+check "a file of the small tarball reads back" cmp -s "$work/t.out" "$work/src/$T/RunInfo.xml"
+check "its tarball was fetched whole, once" test "$(stat_of fetches)" = $((f3 + 1))
+check "and nothing by range" test "$(stat_of range_bytes)" = "$rb3"
+check "the log says why" grep -q "run $T: its tarball ([0-9]* bytes) is no larger than prefetch_whole_below" "$work/tarnfsd.log"
+check "and not from its index" bash -c "! grep -q 'run $T loaded from the index' '$work/tarnfsd.log'"
 
 # 4. SIGTERM while nothing is in flight: a clean exit.
 kill "$pid"
