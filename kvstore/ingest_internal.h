@@ -1,10 +1,11 @@
-/* ingest_internal.h: the member placement core of kvstore/ingest.c, shared
- * by the two ways a run is built: streaming its tarball (kv_ingest, in
- * ingest.c) and from its index (kv_ingest_index, in ingest_index.c).  Both
- * describe each member as a struct ingest_member and hand it to
- * ingest_place, so placement (top-directory stripping, refusal of absolute
- * and ".." paths, hard links, duplicates, inode numbers) exists once.
- * Nobody outside kvstore/ingest*.c may use it. */
+/* ingest_internal.h: the member placement core (kvstore/ingest_place.c,
+ * with member paths in ingest_path.c), shared by the two ways a run is
+ * built: streaming its tarball (kv_ingest, in ingest.c) and from its index
+ * (kv_ingest_index, in ingest_index.c).  Both describe each member as a
+ * struct ingest_member and hand it to ingest_place, so placement
+ * (top-directory stripping, refusal of absolute and ".." paths, hard
+ * links, duplicates, inode numbers) exists once.  Nobody outside
+ * kvstore/ingest*.c may use it. */
 #ifndef TARNFS_INGEST_INTERNAL_H
 #define TARNFS_INGEST_INTERNAL_H
 
@@ -12,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* One member, whichever source described it. */
@@ -37,7 +39,62 @@ struct ingest_member {
                                    TIX_INO_XATTR), 0: kv_ino_for's */
 };
 
-struct ingest;
+struct archive;
+
+/* A directory whose own member was seen: its times are applied at the end,
+ * because creating its children would bump its mtime again. */
+struct dir_times {
+    kv_ino ino;
+    struct timespec atime, mtime;
+};
+
+/* The state of one run being built, shared by the ingest*.c files. */
+struct ingest {
+    kv_cache *cache;
+    const char *name;           /* run name */
+    const char *top;            /* last component of name: the strip candidate */
+    size_t toplen;
+    kv_run *run;
+    struct archive *ar;
+    struct kv_ingest_result *res;
+
+    kv_read_fn read_fn;
+    void *read_arg;
+    unsigned char *readbuf;
+    int read_errno;             /* read_fn failed with this */
+    bool input_eof;             /* read_fn returned 0 */
+    uint64_t input_bytes;
+
+    /* Strip state: true while every member so far lies under top/ (or is
+     * top itself); their paths are then stored relative to top. */
+    bool strip;
+    uint64_t members;
+    bool root_from_top;         /* the root carries top/'s own attributes */
+
+    /* Cached chain of the last parent directory resolved: path (relative
+     * to the run root) and the inode of each of its prefixes. */
+    char *pc_path;
+    size_t pc_len, pc_cap;
+    kv_ino *pc_ino;             /* pc_ino[i] = inode after component i */
+    size_t *pc_end;             /* pc_end[i] = end offset of component i */
+    size_t pc_n, pc_ncap;
+
+    struct dir_times *dt;
+    size_t dt_n, dt_cap;
+
+    uid_t default_uid;
+    gid_t default_gid;
+
+    uint64_t budget;            /* bytes the run may take; 0: no limit */
+
+    /* Streaming (kv_ingest_stream): told about each member as it lands;
+     * the run is handed to the caller at the end instead of being closed
+     * or discarded here, since other threads read it meanwhile. */
+    const struct kv_ingest_watch *watch;
+    kv_run **keep;
+    kv_ino last_ino;            /* the node the last member made or named */
+    bool announced;             /* watch->staged was called */
+};
 
 /* Stage a new run name for placing members.  Errors: EINVAL (bad name;
  * res->error says so), ENOSPC, EIO, ENOMEM. */
@@ -62,5 +119,35 @@ int ingest_end(struct ingest *in, int err, const char *source_version);
 /* Record an error in res->error (the first one only) and return err. */
 int ingest_error(struct ingest *in, int err, const char *member,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The name ingest.c, ingest_path.c and ingest_place.c use for ingest_error. */
+#define ingest_fail ingest_error
+
+/* ---- ingest.c: the tar stream ---- */
+/* Copy member e's data from the archive (holes for sparse ones) into ino. */
+int ingest_data(struct ingest *in, const struct ingest_member *e, kv_ino ino,
+                const char *member);
+
+/* ---- ingest_path.c: where a member goes ---- */
+/* Normalise a member path in place; EBADMSG if absolute or with "..". */
+int ingest_normalise_path(char *p);
+/* Where normalised archive path p goes, relative to the run root. */
+const char *ingest_run_relative(const struct ingest *in, const char *p);
+/* Whether normalised path p is top or lies under top/. */
+bool ingest_under_top(const struct ingest *in, const char *p);
+/* Forget the cached parent chain (after a change that may void it). */
+void ingest_path_cache_reset(struct ingest *in);
+/* Update the strip decision for a new member, un-stripping if needed. */
+int ingest_decide_strip(struct ingest *in, const char *path, bool is_dir,
+                        const char *member);
+/* Grow array *p of *cap elements of elem bytes to hold need.  ENOMEM. */
+int ingest_grow(void **p, size_t *cap, size_t need, size_t elem);
+/* The inode number member e at relpath asks for (a hint to kv_mknode). */
+kv_ino ingest_member_ino(const struct ingest *in, const struct ingest_member *e,
+                         const char *relpath);
+/* Split relpath into its resolved (made if missing) parent and its leaf. */
+int ingest_resolve_parent(struct ingest *in, char *relpath, kv_ino *parent,
+                          const char **leaf, const char *member);
+/* Look relpath (relative to the run root) up without making anything. */
+int ingest_lookup_path(struct ingest *in, const char *relpath, kv_ino *out);
 
 #endif

@@ -141,10 +141,39 @@ void kv_attr_from(kv_ino ino, const struct kv_inode *in, struct kv_attr *a);
 int kv_inode_load(kv_run *r, kv_ino ino, struct kv_inode *in);
 int kv_inode_store(kv_run *r, kv_ino ino, const struct kv_inode *in);
 
+/* ---- cache.c: the cache directory ---- */
+/* Name of the info file in a run directory (files, created, source). */
+#define KV_INFO_FILE    "info"
+/* fsync the directory path (relative to dirfd).  Returns 0 or errno. */
+int kv_fsync_path(int dirfd, const char *path);
+/* Remove path (a file or directory tree) relative to parent: 0 or errno. */
+int kv_remove_tree(int parent, const char *path);
+/* Delete every directory under tmp/ that no process holds an flock on. */
+void kv_sweep_tmp(kv_cache *c);
+/* A directory name for tmp/ unique across processes and calls, into buf. */
+void kv_unique_id(kv_cache *c, char *buf, size_t cap);
+/* 0 if name is a valid run name, else EINVAL or ENAMETOOLONG. */
+int kv_check_run_name(const char *name);
+/* The directory name under runs/ of run name.  Errors: ENAMETOOLONG. */
+int kv_encode_run_name(const char *name, char *out, size_t cap);
+/* Set st's bytes_total and bytes_free from c's limit, free space, bytes_used. */
+void kv_cache_fill_space(kv_cache *c, struct kv_statfs *st);
+
+/* ---- run.c: the life of a run ---- */
+/* The listed (open or closing) run called name, or NULL.  Holds c->lock. */
+kv_run *kv_find_open_locked(kv_cache *c, const char *name);
+/* Unlist r and forbid its writes (files moved away).  Holds c->lock. */
+void kv_retire_locked(kv_cache *c, kv_run *r);
+/* Whether r's files are still the run published under its name. */
+bool kv_run_is_current(kv_run *r);
+/* Save the counters in the current transaction (published runs). */
+int kv_store_counters(kv_run *r);
+/* A generation never handed out before, to any run. */
+uint64_t kv_gen_next(void);
+
+/* ---- txn.c: the write discipline ---- */
 /* The errno the test fault hook injects for op, or 0. */
 int kv_fault(const char *op);
-
-/* ---- write discipline (cache.c) ---- */
 /* Take the exclusive lock and open a transaction (published runs).
  * Errors: EROFS (read-only or evicted), EIO. */
 int kv_wbegin(kv_run *r);
@@ -153,17 +182,12 @@ int kv_wbegin(kv_run *r);
 int kv_wend(kv_run *r, int err);
 void kv_rbegin(kv_run *r);
 void kv_rend(kv_run *r);
-/* Save the counters in the current transaction (published runs). */
-int kv_store_counters(kv_run *r);
 
 /* Begin / end a transaction on the data database (published runs only;
  * a no-op on staged runs).  kv_data_end commits when err == 0 and returns
  * err or the commit error. */
 int kv_data_begin(kv_run *r);
 int kv_data_end(kv_run *r, int err);
-
-/* A generation never handed out before, to any run (cache.c). */
-uint64_t kv_gen_next(void);
 
 /* Mark r as changing (exclusive lock held): its snapshots go out of date. */
 static inline void kv_gen_bump(kv_run *r)
