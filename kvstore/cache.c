@@ -162,6 +162,11 @@ int kv_encode_run_name(const char *name, char *out, size_t cap)
     return o > NAME_MAX ? ENAMETOOLONG : 0;
 }
 
+int kv_run_dirname(const char *name, char *out, size_t cap)
+{
+    return kv_check_run_name(name) || kv_encode_run_name(name, out, cap) ? EINVAL : 0;
+}
+
 static int decode_run_name(const char *enc, char *out, size_t cap)
 {
     size_t o = 0;
@@ -302,6 +307,18 @@ const char *kv_cache_path(const kv_cache *c)
     return c->path;
 }
 
+int kv_opendir_at(kv_cache *c, const char *rel, DIR **out)
+{
+    int fd = openat(c->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOTDIR ? ENOENT : errno;
+    if (!(*out = fdopendir(fd))) {
+        close(fd);
+        return EIO;
+    }
+    return 0;
+}
+
 /* ---- runinfo ---------------------------------------------------------- */
 
 /* Fill ri from runs/<enc>/ (name already set). */
@@ -309,14 +326,10 @@ static int read_run_dir_info(kv_cache *c, const char *enc, struct kv_runinfo *ri
 {
     char rel[PATH_MAX];
     snprintf(rel, sizeof rel, "runs/%s", enc);
-    int fd = openat(c->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOTDIR ? ENOENT : errno;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return EIO;
-    }
+    DIR *d;
+    int err = kv_opendir_at(c, rel, &d);
+    if (err)
+        return err;
     struct dirent *de;
     uint64_t bytes = 0;
     while ((de = readdir(d))) {
@@ -371,11 +384,9 @@ static int read_run_dir_info(kv_cache *c, const char *enc, struct kv_runinfo *ri
 int kv_cache_runinfo(kv_cache *c, const char *name, struct kv_runinfo *ri)
 {
     char enc[NAME_MAX + 1];
-    int err = kv_check_run_name(name);
-    if (!err)
-        err = kv_encode_run_name(name, enc, sizeof enc);
+    int err = kv_run_dirname(name, enc, sizeof enc);
     if (err)
-        return err == ENAMETOOLONG ? EINVAL : err;
+        return err;
     memset(ri, 0, sizeof *ri);
     snprintf(ri->name, sizeof ri->name, "%s", name);
     return read_run_dir_info(c, enc, ri);
@@ -503,11 +514,9 @@ int kv_cache_statfs(kv_cache *c, struct kv_statfs *st)
 int kv_cache_evict(kv_cache *c, const char *name)
 {
     char enc[NAME_MAX + 1], from[PATH_MAX], to[PATH_MAX], id[96];
-    int err = kv_check_run_name(name);
-    if (!err)
-        err = kv_encode_run_name(name, enc, sizeof enc);
+    int err = kv_run_dirname(name, enc, sizeof enc);
     if (err)
-        return EINVAL;
+        return err;
     if (c->readonly)
         return EROFS;
     kv_unique_id(c, id, sizeof id);

@@ -128,8 +128,7 @@ int ingest_data(struct ingest *in, const struct ingest_member *e, kv_ino ino,
                 const char *member);
 
 /* ---- ingest_path.c: where a member goes ---- */
-/* Normalise a member path in place; EBADMSG if absolute or with "..". */
-int ingest_normalise_path(char *p);
+/* (kv_member_path_normalise, in kv_internal.h, normalises member paths.) */
 /* Where normalised archive path p goes, relative to the run root. */
 const char *ingest_run_relative(const struct ingest *in, const char *p);
 /* Whether normalised path p is top or lies under top/. */

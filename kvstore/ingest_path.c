@@ -14,7 +14,7 @@
  * trailing slashes.  Absolute paths and ".." components are refused
  * (EBADMSG) rather than rewritten, so a hostile archive never lands
  * anywhere its author did not plainly say.  "" means the archive root. */
-int ingest_normalise_path(char *p)
+int kv_member_path_normalise(char *p)
 {
     if (p[0] == '/')
         return EBADMSG;

@@ -199,7 +199,7 @@ static int ingest_hardlink(struct ingest *in, const struct ingest_member *e,
     char *target = strdup(target_raw);
     if (!target)
         return ingest_fail(in, ENOMEM, member, "out of memory");
-    int err = ingest_normalise_path(target);
+    int err = kv_member_path_normalise(target);
     if (err) {
         free(target);
         return ingest_fail(in, EBADMSG, member,
@@ -360,7 +360,7 @@ int ingest_place(struct ingest *in, const struct ingest_member *e)
     char *path = strdup(raw);
     if (!path)
         return ingest_fail(in, ENOMEM, raw, "out of memory");
-    int err = ingest_normalise_path(path);
+    int err = kv_member_path_normalise(path);
     if (err) {
         ingest_fail(in, EBADMSG, raw,
                     "absolute path or '..' component (refused)");

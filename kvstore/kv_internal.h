@@ -28,6 +28,7 @@
 
 #include "kvstore/kvfs.h"
 
+#include <dirent.h>
 #include <kclangc.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -136,6 +137,12 @@ int kv_check_name(const char *name, size_t *len);
 void kv_now(struct timespec *ts);
 void kv_attr_from(kv_ino ino, const struct kv_inode *in, struct kv_attr *a);
 
+/* ---- ingest_path.c (shared with tarscan.c) ---- */
+/* Normalise a tar member path in place: "./", empty components and
+ * trailing slashes dropped; "" is the archive root.  EBADMSG for an
+ * absolute path or a ".." component (refused, never rewritten). */
+int kv_member_path_normalise(char *p);
+
 /* ---- node.c ---- */
 /* Load inode ino into *in (ENOENT if missing). */
 int kv_inode_load(kv_run *r, kv_ino ino, struct kv_inode *in);
@@ -148,6 +155,9 @@ int kv_inode_store(kv_run *r, kv_ino ino, const struct kv_inode *in);
 int kv_fsync_path(int dirfd, const char *path);
 /* Remove path (a file or directory tree) relative to parent: 0 or errno. */
 int kv_remove_tree(int parent, const char *path);
+/* Open the directory rel (relative to the cache) for reading into *out.
+ * Errors: ENOENT (missing or not a directory), EIO, others from openat. */
+int kv_opendir_at(kv_cache *c, const char *rel, DIR **out);
 /* Delete every directory under tmp/ that no process holds an flock on. */
 void kv_sweep_tmp(kv_cache *c);
 /* A directory name for tmp/ unique across processes and calls, into buf. */
@@ -156,6 +166,9 @@ void kv_unique_id(kv_cache *c, char *buf, size_t cap);
 int kv_check_run_name(const char *name);
 /* The directory name under runs/ of run name.  Errors: ENAMETOOLONG. */
 int kv_encode_run_name(const char *name, char *out, size_t cap);
+/* Both: a valid run name's directory name under runs/ into out; EINVAL
+ * for any bad or too long name. */
+int kv_run_dirname(const char *name, char *out, size_t cap);
 /* Set st's bytes_total and bytes_free from c's limit, free space, bytes_used. */
 void kv_cache_fill_space(kv_cache *c, struct kv_statfs *st);
 

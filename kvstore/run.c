@@ -276,16 +276,12 @@ static int recover_if_unclean(kv_run *r)
 /* Find the one *.kct file in the run directory rel. */
 static int find_dbfile(kv_cache *c, const char *rel, char **out)
 {
-    int fd = openat(c->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOTDIR ? ENOENT : errno;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return EIO;
-    }
+    DIR *d;
+    int err = kv_opendir_at(c, rel, &d);
+    if (err)
+        return err;
     struct dirent *de;
-    int err = ENOENT;
+    err = ENOENT;
     while ((de = readdir(d))) {
         size_t n = strlen(de->d_name);
         if (n > 4 && !strcmp(de->d_name + n - 4, ".kct")) {
@@ -317,11 +313,9 @@ int kv_run_open(kv_cache *c, const char *name, kv_run **out)
 {
     char enc[NAME_MAX + 1], rel[PATH_MAX];
     *out = NULL;
-    int err = kv_check_run_name(name);
-    if (!err)
-        err = kv_encode_run_name(name, enc, sizeof enc);
+    int err = kv_run_dirname(name, enc, sizeof enc);
     if (err)
-        return EINVAL;
+        return err;
     snprintf(rel, sizeof rel, "runs/%s", enc);
     pthread_mutex_lock(&c->lock);
     kv_run *r;
@@ -417,11 +411,9 @@ int kv_run_stage(kv_cache *c, const char *name, kv_ino root_hint, kv_run **out)
 {
     char enc[NAME_MAX + 1], id[96], rel[PATH_MAX];
     *out = NULL;
-    int err = kv_check_run_name(name);
-    if (!err)
-        err = kv_encode_run_name(name, enc, sizeof enc);
+    int err = kv_run_dirname(name, enc, sizeof enc);
     if (err)
-        return EINVAL;
+        return err;
     if (c->readonly)
         return EROFS;
     kv_unique_id(c, id, sizeof id);

@@ -1,5 +1,6 @@
 /* tarscan.c: tix_scan(), one streaming libarchive pass over an uncompressed tarball producing its run index. */
 #include "kvstore/tarindex.h"
+#include "kvstore/kv_internal.h"
 #include "util/hex.h"
 
 #include <archive.h>
@@ -126,38 +127,14 @@ static int archive_failure(struct scan *s, const char *member, const char *doing
     return scan_fail(s, EBADMSG, member, "%s: %s", doing, why ? why : "damaged archive");
 }
 
-/* Normalise in place as kv_ingest does ("./" and empty components and
- * trailing slashes dropped); absolute paths and ".." are refused.  The
+/* Normalise in place as kv_ingest does (kv_member_path_normalise); the
  * archive root ("./", "") becomes ".". */
 static int normalise(char *p)
 {
-    if (p[0] == '/')
-        return EBADMSG;
-    char *out = p;
-    const char *s = p;
-    while (*s) {
-        while (*s == '/')
-            s++;
-        if (!*s)
-            break;
-        const char *e = strchr(s, '/');
-        size_t len = e ? (size_t)(e - s) : strlen(s);
-        if (len == 1 && s[0] == '.') {
-            s += len;
-            continue;
-        }
-        if (len == 2 && s[0] == '.' && s[1] == '.')
-            return EBADMSG;
-        if (out != p)
-            *out++ = '/';
-        memmove(out, s, len);
-        out += len;
-        s += len;
-    }
-    if (out == p)
-        *out++ = '.';
-    *out = '\0';
-    return 0;
+    int err = kv_member_path_normalise(p);
+    if (!err && !p[0])
+        strcpy(p, ".");
+    return err;
 }
 
 /* Read a regular member's data: CRCs per chunk for a contiguous one, just
