@@ -361,6 +361,9 @@ static int serve_line(vfs *v, char *line, char *msg, size_t cap)
 #define CTL_DIR "ctl"
 #define CTL_LINE_MAX (KV_RUNNAME_MAX + 64)
 #define CTL_IO_TIMEOUT_S 5
+/* The tool gives up on a server holding the lock without a socket after
+ * this many 100 ms polls (it listens right after taking the lock). */
+#define CTL_NO_SOCKET_TICKS 30
 /* Connections answered at once, each on its own thread, so that a flush
  * waiting for its upload, or a client that connects and says nothing,
  * holds up no other request; more are told to try again. */
@@ -560,7 +563,7 @@ static void sweep_stale(int dirfd)
     closedir(d);
 }
 
-int vfs_control_start(vfs *v)
+int vfs_control_listen(vfs *v)
 {
     int dirfd, err = ctl_dir_open(v->meta_dir, true, &dirfd);
     if (err) {
@@ -583,17 +586,6 @@ int vfs_control_start(vfs *v)
         if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 16) != 0)
             err = errno;
     }
-    if (!err) {
-        v->ctl_fd = fd;
-        v->ctl_active = 0;
-        pthread_mutex_init(&v->ctl_lock, NULL);
-        pthread_cond_init(&v->ctl_idle, NULL);
-        err = pthread_create(&v->ctl_thread, NULL, control_main, v);
-        if (err) {
-            pthread_cond_destroy(&v->ctl_idle);
-            pthread_mutex_destroy(&v->ctl_lock);
-        }
-    }
     if (err) {
         log_error("vfs: cannot serve control requests on %s/" CTL_DIR "/%s: %s",
                   v->meta_dir, v->ctl_name, strerror(err));
@@ -603,15 +595,48 @@ int vfs_control_start(vfs *v)
         close(dirfd);
         return err;
     }
+    v->ctl_fd = fd;
     v->ctl_dirfd = dirfd;
+    v->ctl_listening = true;
+    return 0;
+}
+
+/* Remove the socket and close it (listening, not answering). */
+static void ctl_unlisten(vfs *v)
+{
+    unlinkat(v->ctl_dirfd, v->ctl_name, 0);
+    close(v->ctl_fd);
+    close(v->ctl_dirfd);
+    v->ctl_listening = false;
+}
+
+int vfs_control_start(vfs *v)
+{
+    if (!v->ctl_listening)
+        return EINVAL;
+    v->ctl_active = 0;
+    pthread_mutex_init(&v->ctl_lock, NULL);
+    pthread_cond_init(&v->ctl_idle, NULL);
+    int err = pthread_create(&v->ctl_thread, NULL, control_main, v);
+    if (err) {
+        pthread_cond_destroy(&v->ctl_idle);
+        pthread_mutex_destroy(&v->ctl_lock);
+        log_error("vfs: cannot serve control requests on %s/" CTL_DIR "/%s: %s",
+                  v->meta_dir, v->ctl_name, strerror(err));
+        ctl_unlisten(v);
+        return err;
+    }
     v->ctl_started = true;
     return 0;
 }
 
 void vfs_control_stop(vfs *v)
 {
-    if (!v->ctl_started)
+    if (!v->ctl_started) {
+        if (v->ctl_listening)
+            ctl_unlisten(v);
         return;
+    }
     atomic_store(&v->ctl_stopping, true);
     pthread_join(v->ctl_thread, NULL);
     /* The requests being answered use v: they finish first (a silent
@@ -622,9 +647,7 @@ void vfs_control_stop(vfs *v)
     pthread_mutex_unlock(&v->ctl_lock);
     pthread_cond_destroy(&v->ctl_idle);
     pthread_mutex_destroy(&v->ctl_lock);
-    unlinkat(v->ctl_dirfd, v->ctl_name, 0);
-    close(v->ctl_fd);
-    close(v->ctl_dirfd);
+    ctl_unlisten(v);
     v->ctl_started = false;
 }
 
@@ -735,6 +758,15 @@ static int request(const char *cache_dir, const char *line,
             snprintf(msg, cap, "no tarnfsd answered (is one serving %s?)",
                      cache_dir);
             return ESRCH;
+        }
+        /* A server listens right after it takes the lock: held this long
+         * with no socket, it has no control channel. */
+        if (waited >= CTL_NO_SOCKET_TICKS) {
+            snprintf(msg, cap, "a tarnfsd holds %s/vfs.lock but listens on no "
+                     "control socket in %s/" CTL_DIR " (its log says why); "
+                     "restart it to flush, resolve or evict through it",
+                     cache_dir, meta);
+            return ETIMEDOUT;
         }
         struct timespec ts = { 0, 100 * 1000 * 1000 };
         nanosleep(&ts, NULL);

@@ -52,6 +52,7 @@ static void vfs_free(vfs *v)
     free(v->cache_dir);
     free(v->source);
     free(v->meta_dir);
+    vfs_control_stop(v);                /* the socket, if only listening */
     if (v->server_lock_fd >= 0)
         close(v->server_lock_fd);       /* lets the lock go */
     free(v);
@@ -142,6 +143,10 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
         vfs_free(v);
         return err;
     }
+    /* At once after the lock: a tool that finds the lock held and no
+     * socket then knows this server has no control channel (its log says
+     * why), and one that connects waits for the answer. */
+    vfs_control_listen(v);
     if (v->source) {
         struct fetch_config fc = cfg->fetch;
         fc.stall_timeout_ms = v->stall_timeout_ms;

@@ -240,7 +240,8 @@ struct vfs {
     int ctl_fd, ctl_dirfd;
     char ctl_name[48];            /* PID-N.sock in CACHE/vfs/ctl */
     pthread_t ctl_thread;
-    bool ctl_started;
+    bool ctl_listening;           /* ctl_fd bound and listening */
+    bool ctl_started;             /* and ctl_thread answering it */
     atomic_bool ctl_stopping;
     pthread_mutex_t ctl_lock;     /* ctl_active */
     pthread_cond_t ctl_idle;      /* ctl_active went to 0 */
@@ -506,12 +507,17 @@ int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
  * closed by vfs_close), so the tool knows a server owns the cache's runs.
  * Waits while a tool holds it exclusively.  Errors: EACCES, EIO (logged). */
 int vfs_server_lock(vfs *v);
-/* Listen on CACHE/vfs/ctl/PID-N.sock and answer the tool's requests on a
- * thread of their own (flush and resolve only on a server that writes
- * back; evict, hold and release on any).  Errors: EPERM (the directory is
- * not private to this user), EACCES, ENAMETOOLONG, EAGAIN (logged). */
+/* Listen on CACHE/vfs/ctl/PID-N.sock, right after taking the server lock:
+ * a tool's request made while the server starts waits in the backlog for
+ * vfs_control_start.  Errors: EPERM (the directory is not private to this
+ * user), EACCES, ENAMETOOLONG (logged). */
+int vfs_control_listen(vfs *v);
+/* Answer the tool's requests on the listening socket, on a thread of their
+ * own (flush and resolve only on a server that writes back; evict, hold
+ * and release on any).  Errors: EINVAL (not listening), EAGAIN (logged;
+ * the socket is removed). */
 int vfs_control_start(vfs *v);
-/* Stop answering and remove the socket.  A no-op if not started. */
+/* Stop answering and remove the socket.  A no-op if not listening. */
 void vfs_control_stop(vfs *v);
 /* The message refusing to `what` ("evict") a dirty run (conflict: "" if
  * none), naming the command that helps. */

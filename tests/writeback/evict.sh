@@ -199,6 +199,20 @@ check "a bad run name is refused" grep -q "not a valid run name" "$work/ev7.err"
 timeout 20 "$B/tarnfs" flush --cache "$C" --timeout 120 "$R2" >/dev/null 2>"$work/fl.err"; rc=$?
 check "tarnfs flush with no server running exits 4 without waiting out its timeout ($rc)" test $rc -eq 4
 check "and says no tarnfsd answered" grep -q "no tarnfsd answered" "$work/fl.err"
+# A server that holds the cache but listens on no control socket (its
+# control thread failed to start; its log says why): said within seconds,
+# not after the whole --timeout.
+python3 -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_SH); time.sleep(60)' "$C/vfs.lock" & holder=$!
+track $holder
+wait_until 5 bash -c "! flock -n -x '$C/vfs.lock' true"
+t0=$(date +%s)
+timeout 60 "$B/tarnfs" flush --cache "$C" --timeout 50 "$R2" >/dev/null 2>"$work/fl3.err"; rc=$?
+t1=$(date +%s)
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
+check "tarnfs flush to a server without a control socket gives up within 10 s, not after --timeout 50 ($((t1 - t0)) s, rc $rc)" \
+  bash -c "[ $rc -ne 0 ] && [ $((t1 - t0)) -le 10 ]"
+check "and says that server has no control socket" grep -q "no control socket" "$work/fl3.err"
 # A mistyped --cache: a clear error, and nothing written into that directory.
 mkdir -p "$work/notacache"
 "$B/tarnfs" flush --cache "$work/notacache" --timeout 5 "$R2" >/dev/null 2>"$work/fl2.err"; rc=$?
