@@ -17,7 +17,9 @@
 #include "fetch/fetch.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <stdatomic.h>
 
 /* ---- node ids --------------------------------------------------------- */
@@ -501,6 +503,29 @@ int vfs_format_stats(vfs *v, char sep, char *buf, size_t cap, size_t *len);
 #define VFS_EVICT_WAIT_MS 5000
 int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
                   size_t cap);
+
+/* ---- control.c and control_tool.c: what both sides share -------------- */
+/* The sockets' directory in CACHE/vfs, a request line's limit, the answer
+ * of a server that does not serve the request's kind, and how long (100 ms
+ * polls) the tool waits for a socket while the server lock is held. */
+#define CTL_DIR "ctl"
+#define CTL_LINE_MAX (KV_RUNNAME_MAX + 64)
+#define VFS_CTL_NOT_HERE (-1)
+#define CTL_NO_SOCKET_TICKS 30
+/* Open (creating if needed) CACHE/vfs.lock read-only into *fd.  Errors:
+ * ENAMETOOLONG, errno of open. */
+int vfs_ctl_lock_open(const char *cache_dir, int *fd);
+/* Open meta_dir/ctl (made 0700 if create), refusing one that is not
+ * private to root or this user (EPERM, logged).  Errors: errno. */
+int vfs_ctl_dir_open(const char *meta_dir, bool create, int *out);
+/* The address of socket name in the directory dirfd (through
+ * /proc/self/fd, so long paths work).  Errors: ENAMETOOLONG. */
+int vfs_ctl_addr(int dirfd, const char *name, struct sockaddr_un *sa);
+/* Read one line, without its newline, within the socket's receive
+ * timeout.  Errors: ETIMEDOUT, EPROTO (too long, or closed first), errno. */
+int vfs_ctl_read_line(int fd, char *buf, size_t cap);
+/* Send all of buf (errors ignored: the peer sees a short answer). */
+void vfs_ctl_send_all(int fd, const char *buf, size_t len);
 
 /* ---- control.c -------------------------------------------------------- */
 /* Take the server lock (CACHE/vfs.lock, shared, for the life of v;
