@@ -3,6 +3,7 @@
  * listings (namespace) or kvstore calls (inside runs). */
 #include "vfs/vfs_internal.h"
 #include "util/log.h"
+#include "util/phash.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -1070,9 +1071,7 @@ int vfs_listing_stamp(vfs *v, const struct vfs_id *dir, uint64_t *stamp)
     int err = vfs_id_decode(v, dir, &n);
     if (err)
         return err;
-    /* A run's root lists ".." from the namespace, which kvstore's stamp
-     * does not cover. */
-    if (is_namespace(&n) || n.ino == VFS_RUN_ROOT_INO)
+    if (is_namespace(&n))
         return ENOTSUP;
     struct vfs_ref ref;
     if (vfs_run_acquire(v, n.name, VFS_ACQ_NOFETCH, &ref) != 0)
@@ -1081,6 +1080,23 @@ int vfs_listing_stamp(vfs *v, const struct vfs_id *dir, uint64_t *stamp)
     vfs_run_release(v, &ref);
     if (!s)
         return ENOTSUP;
+    if (n.ino == VFS_RUN_ROOT_INO) {
+        /* A run's root lists ".." with the attributes of the namespace
+         * directory holding the run, made from that directory's listing
+         * (attr_namespace: its subdirectory count and change time): they
+         * go into the stamp too. */
+        char prefix[KV_RUNNAME_MAX + 1];
+        vfs_split_name(n.name, prefix, sizeof prefix);
+        struct vfs_listing *l;
+        if (vfs_listing_get(v, prefix, &l) != 0)
+            return ENOTSUP;
+        uint64_t parts[4] = { s, (uint64_t)l->ndirs, (uint64_t)l->changed.tv_sec,
+                              (uint64_t)l->changed.tv_nsec };
+        vfs_listing_put(v, l);
+        s = phash(parts, sizeof parts);
+        if (!s)
+            s = 1;
+    }
     *stamp = s;
     return 0;
 }

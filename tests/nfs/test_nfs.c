@@ -1107,6 +1107,96 @@ START_TEST(readdirplus_pages_across_changes_with_attributes_equal_to_getattr)
 }
 END_TEST
 
+static void raw_fattr(struct rpc_context *rpc, char *fh, int fhlen, fattr3 *out)
+{
+    struct waiter w = { .grab = grab_fattr };
+    GETATTR3args a = { .object = mkfh(fh, fhlen) };
+    ck_assert_int_eq(rpc_nfs3_getattr_async(rpc, raw_cb, &a, &w), 0);
+    raw_wait(rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    memcpy(out, w.text, sizeof *out);
+}
+
+/* The ".." entry of page pg (asserting it is there, with attributes). */
+static const fattr3 *rdp_dotdot(const struct rdp_page *pg)
+{
+    for (int i = 0; i < pg->n; i++)
+        if (!strcmp(pg->names[i], "..")) {
+            ck_assert(pg->has_attr[i]);
+            return &pg->attrs[i];
+        }
+    ck_abort_msg("no .. in the page");
+    return NULL;
+}
+
+/* A run's root is listed from the listing cache too; its ".." is the
+ * namespace directory holding the run, whose attributes change when a run
+ * appears beside it, and the page must follow them, not stay as kept. */
+START_TEST(a_run_roots_listing_follows_the_namespace_directory_it_sits_in)
+{
+    char nas[300], cache[300], cmd[1024];
+    snprintf(nas, sizeof nas, "%s/rootpage-nas-XXXXXX", test_env("NFS_TEST_TMP"));
+    snprintf(cache, sizeof cache, "%s/rootpage-cache-XXXXXX", test_env("NFS_TEST_TMP"));
+    ck_assert_ptr_nonnull(mkdtemp(nas));
+    ck_assert_ptr_nonnull(mkdtemp(cache));
+    snprintf(cmd, sizeof cmd, "cp '%s/demo.tar' '%s/'", test_env("NFS_TEST_TMP"), nas);
+    ck_assert_int_eq(system(cmd), 0);
+    struct raw_session r;
+    memset(&r, 0, sizeof r);
+    const char *const extra[] = { "--source", nas, NULL };
+    ck_assert_int_eq(server_start(&r.srv, cache, "export / *(ro)\nlist_ttl = 1s\n", extra), 0);
+    ck_assert_int_eq(raw_mnt(&r.srv, "/", r.root, &r.rootlen), MNT3_OK);
+    r.rpc = raw_connect(r.srv.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    char dir[64];
+    int dirlen;
+    ck_assert_int_eq(raw_walk(r.rpc, r.root, r.rootlen, "demo", dir, &dirlen), NFS3_OK);
+    fattr3 before, after;
+    raw_fattr(r.rpc, r.root, r.rootlen, &before);
+    static struct rdp_page pg;
+    char zero[8] = { 0 };
+    /* Listed while it streams in (never kept): wait until it is whole,
+     * then listed and kept, then answered from the cache; ".." is the
+     * root each time. */
+    ck_assert_int_eq(raw_readdirplus(r.rpc, dir, dirlen, 0, zero, 65536, &pg), NFS3_OK);
+    char tarnfs[300];
+    snprintf(tarnfs, sizeof tarnfs, "%s", test_env("TARNFSD"));
+    ck_assert_ptr_nonnull(strrchr(tarnfs, '/'));
+    strcpy(strrchr(tarnfs, '/') + 1, "tarnfs");
+    snprintf(cmd, sizeof cmd, "'%s' cache ls --cache '%s' | grep -q '^demo '", tarnfs, cache);
+    bool whole = false;
+    for (int i = 0; i < 100 && !whole; i++)
+        if (!(whole = system(cmd) == 0))
+            usleep(100 * 1000);
+    ck_assert_msg(whole, "the run was not published within 10 s");
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(raw_readdirplus(r.rpc, dir, dirlen, 0, zero, 65536, &pg), NFS3_OK);
+        ck_assert_uint_eq(rdp_dotdot(&pg)->nlink, before.nlink);
+        ck_assert_uint_eq(rdp_dotdot(&pg)->fileid, before.fileid);
+    }
+    /* A second run appears beside it: the root's listing, once refreshed,
+     * has changed, and so has the root's mtime. */
+    snprintf(cmd, sizeof cmd, "cp '%s/demo.tar' '%s/demo2.tar'", nas, nas);
+    ck_assert_int_eq(system(cmd), 0);
+    bool moved = false;
+    for (int i = 0; i < 100 && !moved; i++) {
+        raw_fattr(r.rpc, r.root, r.rootlen, &after);
+        moved = after.mtime.seconds != before.mtime.seconds ||
+                after.mtime.nseconds != before.mtime.nseconds;
+        if (!moved)
+            usleep(100 * 1000);
+    }
+    ck_assert_msg(moved, "the root's mtime did not change when a run appeared");
+    ck_assert_int_eq(raw_readdirplus(r.rpc, dir, dirlen, 0, zero, 65536, &pg), NFS3_OK);
+    const fattr3 *dd = rdp_dotdot(&pg);
+    ck_assert_uint_eq(dd->nlink, after.nlink);
+    ck_assert_uint_eq(dd->mtime.seconds, after.mtime.seconds);
+    ck_assert_uint_eq(dd->mtime.nseconds, after.mtime.nseconds);
+    raw_close(&r);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", nas, cache);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* Issue 12 finding 9: SETATTR size=2^40 then REMOVE completes at once
  * (it probed every block number for hours at 2^50); sizes past
  * max_file_size (default 2^44) are NFS3ERR_FBIG. */
@@ -1701,6 +1791,7 @@ static Suite *nfs_suite(void)
     tcase_add_test(rd, reads_at_and_past_the_end_report_eof);
     tcase_add_test(rd, readdir_pages_by_cookie_and_checks_the_verifier);
     tcase_add_test(rd, readdirplus_lists_a_100000_entry_directory_completely);
+    tcase_add_test(rd, a_run_roots_listing_follows_the_namespace_directory_it_sits_in);
     tcase_add_test(rd, handles_keep_working_across_a_server_restart);
     tcase_add_test(rd, many_clients_at_once_all_read_the_right_bytes);
     suite_add_tcase(s, rd);
