@@ -138,7 +138,7 @@ struct vfs_run {
     char *key;                    /* source mode: object key last used */
     unsigned scan_gen;            /* last cache scan that saw it */
     uint64_t bytes;               /* runinfo.bytes when last seen */
-    uint64_t lazy_read_bytes;     /* prefetch = auto (lazy.c): bytes readers */
+    uint64_t lazy_read_bytes;     /* prefetch.c (auto): bytes readers */
     unsigned lazy_read_fills;     /*   had range-fetched, and how many fills */
     bool prefetching;             /*   the rest of it is being fetched */
     int64_t prefetch_end_ms;      /*   monotonic, when the last one ended */
@@ -187,7 +187,7 @@ struct vfs_slot {
     struct vfs_waiter *waiters;   /* parked calls: called when it is listed */
 };
 
-/* Buckets of the table of chunk fetches in flight (lazy.c). */
+/* Buckets of the table of chunk fetches in flight (lazy.c, prefetch.c). */
 #define VFS_FILL_BUCKETS 256
 
 struct vfs {
@@ -231,8 +231,8 @@ struct vfs {
     bool cancelled;               /* vfs_cancel: no more fetches */
     struct vfs_xfer *xfers;       /* transfers in progress */
     unsigned stall_timeout_ms;
-    /* chunk range fetches in flight (lazy.c; guarded by lock), hashed by
-     * run and inode: a prefetch holds hundreds at once */
+    /* chunk range fetches in flight (lazy.c, prefetch.c; guarded by
+     * lock), hashed by run and inode: a prefetch holds hundreds at once */
     struct vfs_fill *fills[VFS_FILL_BUCKETS];
     /* known-persisted catalog hashes (small open-addressing set) */
     uint64_t *catalog;
@@ -400,7 +400,24 @@ int vfs_stream_level(vfs *v, const struct vfs_ref *ref);
  * made after level was taken is missing for good. */
 bool vfs_stream_dir_whole(const struct vfs_ref *ref, kv_ino dir, int level);
 
-/* ---- lazy.c: index-first runs ----------------------------------------- */
+/* ---- lazy_index.c, lazy.c, prefetch.c: index-first runs --------------- */
+/* At most this many chunks in one range GET. */
+#define VFS_FILL_MAX_CHUNKS 8
+
+/* One range of chunks of one file being fetched; readers needing any of
+ * them wait for it instead of fetching again. */
+struct vfs_fill {
+    struct vfs_run *run;
+    kv_ino ino;
+    uint32_t first, count;
+    bool done;
+    int err;
+    int waiters;
+    pthread_cond_t cv;
+    struct vfs_waiter *parked;  /* parked callers (park.c): woken when done */
+    struct vfs_fill *next, **pprev; /* in its bucket of v->fills */
+};
+
 /* Build run r from the index sidecar of object key (oi: the object as
  * stat'ed now), after checking that the index matches it, serving r while
  * it is built (stream.c, vfs_stream_index): *served as vfs_stream_end
@@ -427,6 +444,25 @@ int vfs_lazy_read(vfs *v, struct vfs_ref *ref, kv_ino ino, uint64_t off,
 /* Fetch every absent chunk of ref's run (before it is changed).  Errors:
  * EIO, ENOSPC. */
 int vfs_lazy_fill_run(vfs *v, struct vfs_ref *ref);
+/* The fill of run's ino claiming chunk, not done yet, or NULL (lock
+ * held). */
+struct vfs_fill *vfs_fill_find_locked(vfs *v, struct vfs_run *run,
+                                      kv_ino ino, uint32_t chunk);
+/* Enter f (run, ino, first, count set) in v->fills: a claim (lock held). */
+void vfs_fill_link_locked(vfs *v, struct vfs_fill *f);
+/* A fill ended (lock held): account stored (and disk, if not 0) to its
+ * run, wake the blocked, take f off v->fills and return its parked callers
+ * (wake them unlocked); frees f if nobody waits on its cv. */
+struct vfs_waiter *vfs_fill_done_locked(vfs *v, struct vfs_fill *f, int err,
+                                        uint64_t stored, uint64_t disk);
+/* Run's bytes on disk after a fill stored `stored` bytes (no lock held),
+ * or 0 if nothing was stored or it is unknown. */
+uint64_t vfs_run_disk_bytes(vfs *v, const char *run, uint64_t stored);
+/* prefetch = auto (prefetch.c, lock held): count what a reader
+ * range-fetched from run (h: a handle the caller holds); past the
+ * threshold a fetch thread fetches the rest of the run.  Never fails. */
+void vfs_prefetch_note_locked(vfs *v, struct vfs_run *run,
+                              struct vfs_handle *h, uint64_t stored);
 /* An index made from the bytes of a full fetch: start a scan thread for
  * object oi (NULL if it cannot start: then no index), push every byte of
  * the object in order, then finish: joins the scan and, if fetch_err is 0
