@@ -511,6 +511,47 @@ void vfs_listings_free(vfs *v);
  * component; returns a pointer to the component inside name. */
 const char *vfs_split_name(const char *name, char *prefix, size_t cap);
 
+/* ---- ops.c: what ops.c, ops_modify.c and ops_readdir.c share ---------- */
+/* *a from kvstore attributes k. */
+void vfs_attr_from_kv(const vfs *v, const struct kv_attr *k,
+                      struct vfs_attr *a);
+/* *a of namespace directory name (the root when ""), whose listing is l
+ * (NULL: unknown). */
+void vfs_attr_namespace(const vfs *v, const char *name,
+                        const struct vfs_listing *l, struct vfs_attr *a);
+/* *a of a run not (yet) in the cache, as listed (e): a directory. */
+void vfs_attr_unfetched_run(const vfs *v, const char *run,
+                            const struct vfs_entry *e, struct vfs_attr *a);
+/* Is n the root or a namespace directory (not a node inside a run)? */
+bool vfs_node_is_namespace(const struct vfs_node *n);
+/* The listing prefix of namespace node n: "" or "a/b/". */
+void vfs_namespace_prefix(const struct vfs_node *n, char *buf, size_t cap);
+/* Does namespace directory name (non-empty) exist?  Errors: ESTALE, EIO. */
+int vfs_nsdir_check(vfs *v, const char *name);
+/* Pin the run of node n and give its inode (*ino).  Errors: ESTALE (the
+ * run is gone), EIO. */
+int vfs_node_pin(vfs *v, const struct vfs_node *n, struct vfs_ref *ref,
+                 kv_ino *ino);
+/* The id of inode ino of the run pinned by ref. */
+void vfs_node_id(vfs *v, const struct vfs_ref *ref, kv_ino ino,
+                 struct vfs_id *id);
+/* kvstore's ENOENT for an inode named by an id means the id is stale:
+ * err, with ENOENT turned into ESTALE. */
+int vfs_stale_if_enoent(int err);
+/* kv_getattr of ino of ref's run into *a (a may be NULL).  Errors:
+ * kv_getattr's. */
+int vfs_node_getattr(vfs *v, const struct vfs_ref *ref, kv_ino ino,
+                     struct vfs_attr *a);
+/* full = prefix + name.  Errors: ENAMETOOLONG (over KV_RUNNAME_MAX). */
+int vfs_join_name(const char *prefix, const char *name, char *full,
+                  size_t cap);
+/* Is name one path component?  Errors: EINVAL (empty, or holds '/'),
+ * ENAMETOOLONG (over VFS_NAME_MAX). */
+int vfs_check_component(const char *name);
+/* The attributes of namespace node n.  Errors: ESTALE, EIO. */
+int vfs_namespace_getattr(vfs *v, const struct vfs_node *n,
+                          struct vfs_attr *a);
+
 /* ---- house.c ---------------------------------------------------------- */
 int vfs_house_start(vfs *v);
 void vfs_house_stop(vfs *v);
