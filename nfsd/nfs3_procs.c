@@ -1,6 +1,7 @@
-/* nfs3_procs.c: the 22 NFSv3 procedures (RFC 1813 section 3.3) over vfs, with
- * per-operation permission checks, and their descriptor table.  The dispatcher
- * has already checked the first handle, the export ACL, squashing and ro. */
+/* nfs3_procs.c: the NFSv3 procedures (RFC 1813 section 3.3) over vfs, with
+ * per-operation permission checks, and the descriptor table of all 22
+ * (READDIR and READDIRPLUS are in nfs3_readdir.c).  The dispatcher has
+ * already checked the first handle, the export ACL, squashing and ro. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,16 +9,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "nfsd/nfs3_prot.h"
+#include "nfsd/nfs3_internal.h"
 #include "nfsd/nfs3_status.h"
-#include "nfsd/listcache.h"
 #include "nfsd/nfs3_xdr_fast.h"
-#include "nfsd/nfsd.h"
 #include "util/log.h"
 
-/* Readdir replies stop after this many entries, whatever the count: the
- * rpcgen list encoder recurses once per entry. */
-#define READDIR_MAX_ENTRIES 4096
 #define NFSD_DTPREF         65536
 
 /* ---- attributes, handles, names ---- */
@@ -46,7 +42,7 @@ static void fattr_from(fattr3 *f, const struct vfs_attr *a)
     f->ctime = nfstime(a->ctime);
 }
 
-static void post_attr_set(post_op_attr *p, const struct vfs_attr *a)
+void nfs3_post_attr_set(post_op_attr *p, const struct vfs_attr *a)
 {
     if (!a) {
         p->attributes_follow = FALSE;
@@ -59,7 +55,7 @@ static void post_attr_set(post_op_attr *p, const struct vfs_attr *a)
 static void post_attr_get(struct rpc_ctx *c, post_op_attr *p, const struct vfs_id *id)
 {
     struct vfs_attr a;
-    post_attr_set(p, vfs_getattr(c->srv->vfs, id, &a) ? NULL : &a);
+    nfs3_post_attr_set(p, vfs_getattr(c->srv->vfs, id, &a) ? NULL : &a);
 }
 
 static void wcc_set(wcc_data *w, const struct vfs_attr *pre, const struct vfs_attr *post)
@@ -71,7 +67,7 @@ static void wcc_set(wcc_data *w, const struct vfs_attr *pre, const struct vfs_at
         wa->mtime = nfstime(pre->mtime);
         wa->ctime = nfstime(pre->ctime);
     }
-    post_attr_set(&w->after, post);
+    nfs3_post_attr_set(&w->after, post);
 }
 
 /* After a failed change, report what we know: attrs before, and now. */
@@ -94,7 +90,7 @@ static bool fh_make(struct rpc_ctx *c, nfs_fh3 *fh, const struct vfs_id *id)
     return true;
 }
 
-static void post_fh_set(struct rpc_ctx *c, post_op_fh3 *p, const struct vfs_id *id)
+void nfs3_post_fh_set(struct rpc_ctx *c, post_op_fh3 *p, const struct vfs_id *id)
 {
     p->handle_follows = fh_make(c, &p->post_op_fh3_u.handle, id) ? TRUE : FALSE;
 }
@@ -137,8 +133,6 @@ static nfsstat3 name_take_new(const filename3 *n, char out[VFS_NAME_MAX + 1])
 
 /* ---- permissions ---- */
 
-enum { MAY_X = 1, MAY_W = 2, MAY_R = 4 };
-
 static bool cred_in_group(const struct nfs_cred *cr, uint32_t gid)
 {
     if (cr->gid == gid)
@@ -163,7 +157,7 @@ static unsigned perm_bits(const struct nfs_cred *cr, const struct vfs_attr *a)
     return a->mode & 7;
 }
 
-static int perm_need(struct rpc_ctx *c, const struct vfs_attr *a, unsigned want)
+int nfs3_perm_need(struct rpc_ctx *c, const struct vfs_attr *a, unsigned want)
 {
     return (perm_bits(&c->cred, a) & want) == want ? 0 : EACCES;
 }
@@ -189,7 +183,7 @@ static nfsstat3 dir_for_change(struct rpc_ctx *c, const struct vfs_id *dir, stru
         return nfs3_status_from_errno(err);
     if (a->type != VFS_DIR)
         return NFS3ERR_NOTDIR;
-    if (perm_need(c, a, MAY_W | MAY_X))
+    if (nfs3_perm_need(c, a, MAY_W | MAY_X))
         return NFS3ERR_ACCES;
     return NFS3_OK;
 }
@@ -271,7 +265,7 @@ static nfsstat3 setattr_allowed(struct rpc_ctx *c, const struct vfs_attr *a,
                        in->mtime.set_it == SET_TO_CLIENT_TIME;
     if (client_time && !owner && !root)
         return NFS3ERR_PERM;
-    if ((s->set_atime || s->set_mtime) && !owner && !root && perm_need(c, a, MAY_W))
+    if ((s->set_atime || s->set_mtime) && !owner && !root && nfs3_perm_need(c, a, MAY_W))
         return NFS3ERR_ACCES;
     return NFS3_OK;
 }
@@ -339,14 +333,14 @@ static void nfs3_lookup(struct rpc_ctx *c, void *args, void *res)
         r->status = nfs3_status_from_errno(err);
         return;
     }
-    post_attr_set(&r->LOOKUP3res_u.resfail.dir_attributes, &da);
+    nfs3_post_attr_set(&r->LOOKUP3res_u.resfail.dir_attributes, &da);
     if (da.type != VFS_DIR) {
         r->status = NFS3ERR_NOTDIR;
         return;
     }
     if ((r->status = name_take(&a->what.name, name)) != NFS3_OK)
         return;
-    if (perm_need(c, &da, MAY_X)) {
+    if (nfs3_perm_need(c, &da, MAY_X)) {
         r->status = NFS3ERR_ACCES;
         return;
     }
@@ -370,8 +364,8 @@ static void nfs3_lookup(struct rpc_ctx *c, void *args, void *res)
         r->status = NFS3ERR_SERVERFAULT;
         return;
     }
-    post_attr_set(&ok->obj_attributes, &oa);
-    post_attr_set(&ok->dir_attributes, &da);
+    nfs3_post_attr_set(&ok->obj_attributes, &oa);
+    nfs3_post_attr_set(&ok->dir_attributes, &da);
 }
 
 static void nfs3_access(struct rpc_ctx *c, void *args, void *res)
@@ -401,7 +395,7 @@ static void nfs3_access(struct rpc_ctx *c, void *args, void *res)
     if (!c->opts->rw || c->srv->vfs_read_only)
         ok &= ~(uint32_t)(ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE);
     r->ACCESS3res_u.resok.access = a->access & ok;
-    post_attr_set(&r->ACCESS3res_u.resok.obj_attributes, &at);
+    nfs3_post_attr_set(&r->ACCESS3res_u.resok.obj_attributes, &at);
 }
 
 static void nfs3_readlink(struct rpc_ctx *c, void *args, void *res)
@@ -443,7 +437,7 @@ static void nfs3_read(struct rpc_ctx *c, void *args, void *res)
     int err = vfs_getattr(c->srv->vfs, &c->id, &at);
     if ((r->status = nfs3_status_from_errno(err)) != NFS3_OK)
         return;
-    post_attr_set(&r->READ3res_u.resfail.file_attributes, &at);
+    nfs3_post_attr_set(&r->READ3res_u.resfail.file_attributes, &at);
     if (at.type != VFS_REG) {
         r->status = at.type == VFS_DIR ? NFS3ERR_ISDIR : NFS3ERR_INVAL;
         return;
@@ -562,8 +556,8 @@ static nfsstat3 make_node(struct rpc_ctx *c, const char *name, enum vfs_type typ
     if (chown_after)
         vfs_setattr(c->srv->vfs, &out, &owner, NULL, &oa);
     wcc_set(m->ok_wcc, &dpre, &dpost);
-    post_fh_set(c, m->obj, &out);
-    post_attr_set(m->obj_attributes, &oa);
+    nfs3_post_fh_set(c, m->obj, &out);
+    nfs3_post_attr_set(m->obj_attributes, &oa);
     return NFS3_OK;
 }
 
@@ -635,9 +629,9 @@ static void nfs3_create(struct rpc_ctx *c, void *args, void *res)
     }
     r->status = NFS3_OK;
     memset(ok, 0, sizeof *ok);
-    post_fh_set(c, &ok->obj, &out);
-    post_attr_set(&ok->obj_attributes, &oa);
-    post_attr_set(&ok->dir_wcc.after, vfs_getattr(c->srv->vfs, &c->id, &dpost) ? NULL : &dpost);
+    nfs3_post_fh_set(c, &ok->obj, &out);
+    nfs3_post_attr_set(&ok->obj_attributes, &oa);
+    nfs3_post_attr_set(&ok->dir_wcc.after, vfs_getattr(c->srv->vfs, &c->id, &dpost) ? NULL : &dpost);
 }
 
 static void nfs3_mkdir(struct rpc_ctx *c, void *args, void *res)
@@ -826,7 +820,7 @@ static void nfs3_link(struct rpc_ctx *c, void *args, void *res)
         return;
     }
     if ((r->status = dir_for_change(c, &dir, &dpre)) != NFS3_OK) {
-        post_attr_set(&f->file_attributes, &fa);
+        nfs3_post_attr_set(&f->file_attributes, &fa);
         return;
     }
     err = vfs_link(c->srv->vfs, &c->id, &dir, name, &fa, NULL, &dpost);
@@ -836,285 +830,8 @@ static void nfs3_link(struct rpc_ctx *c, void *args, void *res)
         wcc_after_fail(c, &f->linkdir_wcc, &dpre, &dir);
         return;
     }
-    post_attr_set(&f->file_attributes, &fa);
+    nfs3_post_attr_set(&f->file_attributes, &fa);
     wcc_set(&f->linkdir_wcc, &dpre, &dpost);
-}
-
-/* ---- READDIR / READDIRPLUS ---- */
-
-static uint32_t xdr_pad(uint32_t n) { return (n + 3) & ~3u; }
-
-/* The callback's stop value: negative, so never confused with an errno. */
-#define DIR_FULL (-1)
-
-struct dir_fill {
-    struct rpc_ctx *c;
-    bool plus;
-    size_t used, limit;             /* whole reply bytes vs count/maxcount */
-    size_t dir_used, dir_limit;     /* READDIRPLUS dircount */
-    unsigned n;
-    bool nomem;
-    entry3 *head, **tail;
-    entryplus3 *phead, **ptail;
-};
-
-static int dir_fill_cb(void *arg, const struct vfs_dirent *de)
-{
-    struct dir_fill *f = arg;
-    uint32_t nl = (uint32_t)strlen(de->name);
-    size_t dir_part = 8 + 4 + xdr_pad(nl) + 8;
-    size_t need = 4 + dir_part;
-    if (f->plus)
-        need += 4 + 84 + 4 + 4 + FH_MAX;
-    if (f->n >= READDIR_MAX_ENTRIES || f->used + need > f->limit ||
-        (f->plus && f->dir_used + dir_part > f->dir_limit))
-        return DIR_FULL;
-    char *name = arena_alloc(&f->c->arena, nl + 1);
-    if (!name) {
-        f->nomem = true;
-        return DIR_FULL;
-    }
-    memcpy(name, de->name, nl);
-    if (f->plus) {
-        entryplus3 *e = arena_alloc(&f->c->arena, sizeof *e);
-        if (!e) {
-            f->nomem = true;
-            return DIR_FULL;
-        }
-        e->fileid = de->fileid;
-        e->name.filename3_len = nl;
-        e->name.filename3_val = name;
-        e->cookie = de->cookie;
-        post_attr_set(&e->name_attributes, de->a);
-        if (de->id)
-            post_fh_set(f->c, &e->name_handle, de->id);
-        *f->ptail = e;
-        f->ptail = &e->nextentry;
-    } else {
-        entry3 *e = arena_alloc(&f->c->arena, sizeof *e);
-        if (!e) {
-            f->nomem = true;
-            return DIR_FULL;
-        }
-        e->fileid = de->fileid;
-        e->name.filename3_len = nl;
-        e->name.filename3_val = name;
-        e->cookie = de->cookie;
-        *f->tail = e;
-        f->tail = &e->nextentry;
-    }
-    f->used += need;
-    f->dir_used += dir_part;
-    f->n++;
-    return 0;
-}
-
-static void verf_put(char out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        out[i] = (char)(v & 0xff);
-}
-
-static uint64_t verf_get(const char in[8])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | (uint8_t)in[i];
-    return v;
-}
-
-/* The checks before a listing: dir attributes (into dir_attr), a
- * directory, readable; clamps f's limit to the transport. */
-static nfsstat3 readdir_check(struct rpc_ctx *c, struct dir_fill *f,
-                              post_op_attr *dir_attr, struct vfs_attr *da)
-{
-    int err = vfs_getattr(c->srv->vfs, &c->id, da);
-    if (err)
-        return nfs3_status_from_errno(err);
-    post_attr_set(dir_attr, da);
-    if (da->type != VFS_DIR)
-        return NFS3ERR_NOTDIR;
-    if (perm_need(c, da, MAY_R))
-        return NFS3ERR_ACCES;
-    if (f->limit > nfsd_max_io(c))
-        f->limit = nfsd_max_io(c);
-    if (f->limit > c->max_reply - 256)
-        f->limit = c->max_reply - 256;
-    return NFS3_OK;
-}
-
-/* Shared READDIR/READDIRPLUS body after readdir_check; returns the status,
- * fills eof/verf. */
-static nfsstat3 readdir_list(struct rpc_ctx *c, uint64_t cookie, const char *verf_in,
-                             struct dir_fill *f, const struct vfs_attr *da,
-                             char verf_out[8], bool_t *eof)
-{
-    uint64_t verf = 0;
-    f->tail = &f->head;
-    f->ptail = &f->phead;
-    /* "." and ".." come first, with the cookies 1 and 2 that vfs never
-     * gives to an entry; vfs lists the rest. */
-    int err = 0;
-    if (cookie == 0) {
-        struct vfs_dirent dot = { ".", da->fileid, 1, &c->id, da };
-        err = dir_fill_cb(f, &dot);
-    }
-    if (!err && cookie <= 1) {
-        struct vfs_id pid;
-        struct vfs_attr pa;
-        int perr = nfsd_export_parent(c->srv, c->exp, &c->id, &pid);
-        if (!perr)
-            perr = vfs_getattr(c->srv->vfs, &pid, &pa);
-        if (perr)
-            return nfs3_status_from_errno(perr);
-        struct vfs_dirent dotdot = { "..", pa.fileid, 2, &pid, &pa };
-        err = dir_fill_cb(f, &dotdot);
-    }
-    /* A reply full before vfs is asked carries verifier 0, which any
-     * later cookie is accepted with. */
-    if (!err)
-        err = vfs_readdir(c->srv->vfs, &c->id, cookie <= 2 ? 0 : cookie, f->plus, &verf,
-                          dir_fill_cb, f);
-    if (err > 0)
-        return nfs3_status_from_errno(err);
-    if (f->nomem)
-        return NFS3ERR_SERVERFAULT;
-    uint64_t asked = verf_get(verf_in);
-    if (cookie != 0 && asked != 0 && asked != verf)
-        return NFS3ERR_BAD_COOKIE;
-    if (err == DIR_FULL && f->n == 0)
-        return NFS3ERR_TOOSMALL;
-    *eof = err == 0 ? TRUE : FALSE;
-    verf_put(verf_out, verf);
-    return NFS3_OK;
-}
-
-/* ---- the listing cache (nfsd/listcache.h) ----------------------------- */
-
-/* The reply as an already encoded result: res is then not encoded. */
-static void reply_encoded(struct rpc_ctx *c, uint8_t *buf, size_t len)
-{
-    c->reply_tail = buf;
-    c->reply_tail_len = len;
-    c->reply_head_proc = NULL;      /* nothing before it */
-    c->reply_size_hint = 4;
-}
-
-/* Whether this listing may come from, or go to, the cache: k filled then,
- * its stamp read before anything of the listing is. */
-static bool listing_key(struct rpc_ctx *c, bool plus, uint64_t cookie,
-                        const char *verf_in, struct listcache_key *k)
-{
-    if (!c->srv->listcache)
-        return false;
-    memset(k, 0, sizeof *k);
-    if (vfs_listing_stamp(c->srv->vfs, &c->id, &k->stamp) != 0)
-        return false;
-    k->dir = c->id;
-    k->cookie = cookie;
-    k->verf = verf_get(verf_in);
-    k->exports = c->exports->serial;
-    k->export_id = c->exp->id;
-    k->plus = plus;
-    return true;
-}
-
-/* Answer from the cache (limits now known); true if it did. */
-static bool listing_cached(struct rpc_ctx *c, struct listcache_key *k,
-                           const struct dir_fill *f)
-{
-    k->limit = (uint32_t)f->limit;
-    k->dir_limit = f->dir_limit > UINT32_MAX ? UINT32_MAX : (uint32_t)f->dir_limit;
-    uint8_t *buf;
-    size_t len;
-    if (listcache_get(c->srv->listcache, k, &buf, &len) != 0)
-        return false;
-    reply_encoded(c, buf, len);
-    return true;
-}
-
-/* Encode res once, keep a copy if the directory did not change meanwhile,
- * and send the encoded bytes. */
-static void listing_keep(struct rpc_ctx *c, const struct listcache_key *k,
-                         xdrproc_t proc, void *res, size_t bound)
-{
-    uint64_t now;
-    if (vfs_listing_stamp(c->srv->vfs, &c->id, &now) != 0 || now != k->stamp)
-        return;
-    uint8_t *buf = malloc(bound);
-    if (!buf)
-        return;
-    XDR x;
-    xdrmem_create(&x, (char *)buf, (u_int)bound, XDR_ENCODE);
-    bool ok = proc(&x, res);
-    size_t len = xdr_getpos(&x);
-    xdr_destroy(&x);
-    if (!ok) {
-        free(buf);
-        return;
-    }
-    (void)listcache_put(c->srv->listcache, k, buf, len);
-    reply_encoded(c, buf, len);
-}
-
-/* Shared READDIR/READDIRPLUS body: checks, then the page from the listing
- * cache (*answered: the reply is set) or listed.  *cacheable: k is filled
- * and a listed page may be kept (listing_keep). */
-static nfsstat3 readdir_common(struct rpc_ctx *c, struct dir_fill *f, uint64_t cookie,
-                               const char *verf_in, post_op_attr *dir_attr,
-                               char verf_out[8], bool_t *eof, struct listcache_key *k,
-                               bool *cacheable, bool *answered)
-{
-    *cacheable = listing_key(c, f->plus, cookie, verf_in, k);
-    *answered = false;
-    struct vfs_attr da;
-    nfsstat3 st = readdir_check(c, f, dir_attr, &da);
-    if (st == NFS3_OK && *cacheable && listing_cached(c, k, f))
-        *answered = true;
-    else if (st == NFS3_OK)
-        st = readdir_list(c, cookie, verf_in, f, &da, verf_out, eof);
-    return st;
-}
-
-static void nfs3_readdir(struct rpc_ctx *c, void *args, void *res)
-{
-    READDIR3args *a = args;
-    READDIR3res *r = res;
-    READDIR3resok *ok = &r->READDIR3res_u.resok;
-    struct dir_fill f = { .c = c, .limit = a->count, .dir_limit = SIZE_MAX };
-    /* status, dir attributes, verifier, list end and eof */
-    f.used = 4 + 4 + 84 + 8 + 4 + 4;
-    struct listcache_key k;
-    bool cacheable, answered;
-    r->status = readdir_common(c, &f, a->cookie, a->cookieverf, &ok->dir_attributes,
-                               ok->cookieverf, &ok->reply.eof, &k, &cacheable, &answered);
-    if (r->status != NFS3_OK || answered)
-        return;
-    ok->reply.entries = f.head;
-    c->reply_size_hint = f.used;            /* an upper bound, see dir_fill_cb */
-    if (cacheable)
-        listing_keep(c, &k, (xdrproc_t)xdr_READDIR3res, r, f.used);
-}
-
-static void nfs3_readdirplus(struct rpc_ctx *c, void *args, void *res)
-{
-    READDIRPLUS3args *a = args;
-    READDIRPLUS3res *r = res;
-    READDIRPLUS3resok *ok = &r->READDIRPLUS3res_u.resok;
-    size_t maxcount = a->maxcount > NFSD_MAX_IO ? NFSD_MAX_IO : a->maxcount;
-    struct dir_fill f = { .c = c, .plus = true, .limit = maxcount,
-                          .dir_limit = a->dircount ? a->dircount : maxcount };
-    f.used = 4 + 4 + 84 + 8 + 4 + 4;
-    struct listcache_key k;
-    bool cacheable, answered;
-    r->status = readdir_common(c, &f, a->cookie, a->cookieverf, &ok->dir_attributes,
-                               ok->cookieverf, &ok->reply.eof, &k, &cacheable, &answered);
-    if (r->status != NFS3_OK || answered)
-        return;
-    ok->reply.entries = f.phead;
-    c->reply_size_hint = f.used;
-    if (cacheable)
-        listing_keep(c, &k, (xdrproc_t)nfsd_xdr_READDIRPLUS3res, r, f.used);
 }
 
 static void nfs3_fsstat(struct rpc_ctx *c, void *args, void *res)
@@ -1144,7 +861,7 @@ static void nfs3_fsinfo(struct rpc_ctx *c, void *args, void *res)
     int err = vfs_getattr(c->srv->vfs, &c->id, &a);
     if ((r->status = nfs3_status_from_errno(err)) != NFS3_OK)
         return;
-    post_attr_set(&ok->obj_attributes, &a);
+    nfs3_post_attr_set(&ok->obj_attributes, &a);
     uint32_t io = (uint32_t)nfsd_max_io(c);
     ok->rtmax = ok->rtpref = io;
     ok->wtmax = ok->wtpref = io;
@@ -1164,7 +881,7 @@ static void nfs3_pathconf(struct rpc_ctx *c, void *args, void *res)
     int err = vfs_getattr(c->srv->vfs, &c->id, &a);
     if ((r->status = nfs3_status_from_errno(err)) != NFS3_OK)
         return;
-    post_attr_set(&ok->obj_attributes, &a);
+    nfs3_post_attr_set(&ok->obj_attributes, &a);
     ok->linkmax = 65000;
     ok->name_max = VFS_NAME_MAX;
     ok->no_trunc = TRUE;
