@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,7 @@ struct s3_backend {
     unsigned max_retries, retry_base_ms, list_page_size;
     pthread_mutex_t pool_lock;      /* idle easy handles keep their connections */
     CURL *pool[POOL_MAX];
+    curl_socket_t pool_fd[POOL_MAX];    /* each one's connection's socket */
     int pool_n;
 };
 
@@ -151,12 +154,17 @@ static int parse_endpoint(const char *url, struct s3_backend *b)
 
 /* ---- the easy-handle pool ----------------------------------------------- */
 
-static CURL *easy_get(struct s3_backend *b)
+/* An idle easy handle, or a new one; *fd gets the socket of the connection
+ * it keeps (CURL_SOCKET_BAD: none known). */
+static CURL *easy_get(struct s3_backend *b, curl_socket_t *fd)
 {
     CURL *e = NULL;
+    *fd = CURL_SOCKET_BAD;
     pthread_mutex_lock(&b->pool_lock);
-    if (b->pool_n > 0)
+    if (b->pool_n > 0) {
         e = b->pool[--b->pool_n];
+        *fd = b->pool_fd[b->pool_n];
+    }
     pthread_mutex_unlock(&b->pool_lock);
     if (e)
         curl_easy_reset(e);     /* keeps its live connections */
@@ -169,8 +177,12 @@ static void easy_put(struct s3_backend *b, CURL *e, bool reusable)
 {
     if (!e)
         return;
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (reusable && curl_easy_getinfo(e, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK)
+        fd = CURL_SOCKET_BAD;
     pthread_mutex_lock(&b->pool_lock);
     if (reusable && b->pool_n < POOL_MAX) {
+        b->pool_fd[b->pool_n] = fd;
         b->pool[b->pool_n++] = e;
         e = NULL;
     }
@@ -234,6 +246,8 @@ struct s3_response {
     CURLcode curl_rc;
     char curl_err[CURL_ERROR_SIZE];
     size_t upload_pos;
+    curl_socket_t sock;             /* this attempt's connection... */
+    bool sock_known;                /* ...if known (set by attempt) */
     unsigned attempts;              /* set by call(): how many were made */
     /* injected faults of this attempt */
     bool fault_500, fault_reset, fault_truncate, fault_fired;
@@ -279,6 +293,18 @@ static void copy_value(char *dst, size_t dstlen, const char *v, size_t n)
     dst[n] = '\0';
 }
 
+/* The headers are in: acknowledge them now rather than after the kernel's
+ * delayed ACK (40 ms).  A server that writes a reply's headers and its body
+ * apart with Nagle on (Ceph RGW's beast does for CompleteMultipartUpload,
+ * copies, listings) holds the body back until that ACK comes, so each such
+ * reply on a kept-alive connection took 40 ms more.  TCP_QUICKACK is not
+ * sticky: set now, it sends the ACK that is pending.  Best effort. */
+static void ack_now(curl_socket_t fd)
+{
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+}
+
 static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
 {
     struct s3_response *r = arg;
@@ -307,6 +333,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
         copy_value(r->sha256, sizeof r->sha256, v, vn);
     } else if (header_is(line, len, "Content-Range", &v, &vn)) {
         copy_value(r->content_range, sizeof r->content_range, v, vn);
+    } else if (len <= 2 && r->sock_known) {
+        ack_now(r->sock);
     }
     return len;
 }
@@ -492,6 +520,17 @@ static void arm_faults(struct s3_response *r, const struct s3_request *rq, bool 
         r->fault_truncate = fetch_fault_check("truncate", what) != 0;
 }
 
+/* A new connection for this attempt: its socket is the one to ACK on. */
+static int on_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    struct s3_response *r = arg;
+    if (purpose == CURLSOCKTYPE_IPCXN) {
+        r->sock = fd;
+        r->sock_known = true;
+    }
+    return CURL_SOCKOPT_OK;
+}
+
 /* One HTTP attempt. */
 static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_response *r)
 {
@@ -499,8 +538,10 @@ static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_
     char payload_hash[sizeof SIGV4_EMPTY_SHA256];
     bool has_body = strcmp(rq->method, "PUT") == 0 || strcmp(rq->method, "POST") == 0;
     struct upload_src src = { rq->body, rq->body_len, r };
-    CURL *easy = easy_get(b);
+    CURL *easy = easy_get(b, &r->sock);
     int rc;
+
+    r->sock_known = r->sock != CURL_SOCKET_BAD;
 
     if (!easy)
         return ENOMEM;
@@ -521,6 +562,8 @@ static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->curl_err);
+    curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(easy, CURLOPT_SOCKOPTDATA, r);
     if (has_body) {
         curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_upload);
