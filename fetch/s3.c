@@ -43,6 +43,7 @@
 #define POOL_MAX 16
 #define PROGRESS_RESETS_RETRIES (4u << 20)
 #define DEFAULT_UPLOAD_THREADS 2
+#define UPLOAD_BUF (2u << 20)         /* curl's send buffer for large bodies (its maximum) */
 
 struct s3_backend {
     fetch_backend base;
@@ -571,6 +572,10 @@ static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_
         curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, on_upload_seek);
         curl_easy_setopt(easy, CURLOPT_SEEKDATA, &src);
         curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
+        /* curl's default 64 KiB upload buffer means a read callback, a
+         * send() and two polls per 64 KiB of a part. */
+        if (rq->body_len > UPLOAD_BUF)
+            curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, (long)UPLOAD_BUF);
         /* CURLOPT_UPLOAD means PUT; POST needs its verb restored */
         curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, rq->method);
     }
