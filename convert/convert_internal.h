@@ -132,6 +132,8 @@ struct conv_job {           /* one run being converted */
     struct conv_counters *ctr;
     const atomic_bool *cancel;
     size_t part_size;       /* S3 multipart part size (0: fetch's default) */
+    uint64_t size_hint;     /* the tarball's size, estimated a little over
+                               (0: unknown, e.g. compressed) */
     bool index;             /* also write the run index (plain tarballs) */
 };
 

@@ -390,9 +390,16 @@ static bool up_to_date(struct convert_ctx *c, struct run_slot *s, const struct c
 #define CONVERT_DEFAULT_PART_SIZE ((size_t)64 << 20)
 #define S3_MAX_PARTS_USED 9000
 
+/* The plain tarball's size from the scan, a little over: data, headers
+ * (a pax record and a ustar header) and padding. */
+static uint64_t tar_estimate(const struct conv_tree *t)
+{
+    return t->data_bytes + (uint64_t)t->n * 1536 + (1u << 20);
+}
+
 static size_t part_size_for(const struct convert_opts *o, const struct conv_tree *t)
 {
-    uint64_t estimate = t->data_bytes + (uint64_t)t->n * 1536 + (1u << 20);
+    uint64_t estimate = tar_estimate(t);
     size_t part = o->part_size;
     if (!part) {
         /* A run smaller than one part would be buffered whole before its
@@ -428,6 +435,7 @@ static void convert_one(struct convert_ctx *c, struct run_slot *s)
     struct conv_job job = {
         .run_path = s->run->path, .top = s->run->name, .tree = &tree, .comp = o->comp,
         .ctr = &s->ctr, .cancel = &cancelled, .part_size = part_size_for(o, &tree),
+        .size_hint = o->comp == CONV_COMPRESS_NONE ? tar_estimate(&tree) : 0,
         .index = o->comp == CONV_COMPRESS_NONE,
     };
     if (!o->force && up_to_date(c, s, &job, err, sizeof err)) {

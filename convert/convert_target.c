@@ -236,7 +236,7 @@ int conv_target_s3(const struct conv_job *job, fetch_backend *b,
      * buffers; the parts go out on the upload's own threads meanwhile.
      * fetch hashes the body itself and reports it: one pass saved. */
     res->tix = NULL;
-    struct fetch_put_opts po = { .part_size = job->part_size };
+    struct fetch_put_opts po = { .part_size = job->part_size, .size_hint = job->size_hint };
     struct upload_sink us = { .fail_at = fail_after_bytes() };
     struct fetch_objinfo oi;
     memset(&oi, 0, sizeof oi);

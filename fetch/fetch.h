@@ -53,6 +53,12 @@ struct fetch_put_opts {
                                       8 MiB; bodies up to it go in one PUT) */
     unsigned upload_threads;       /* S3 parts in flight at once (0: 2); each
                                       holds a part_size buffer */
+    uint64_t size_hint;            /* the body's expected size, best a
+                                      little over (0: unknown): S3 parts
+                                      shrink to half of what is left of it
+                                      (>= 8 MiB), so the parts sent after
+                                      the last write are small; past it,
+                                      parts are whole again */
 };
 /* put always computes the body's SHA-256 while it streams and stores it (S3
  * metadata x-amz-meta-sha256, NAS sidecar KEY.sha256); oi->sha256 gets it. */

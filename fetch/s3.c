@@ -1431,6 +1431,7 @@ struct s3_upload {
     struct part_slot *fill;         /* the part being filled, or NULL */
     size_t fill_cap;                /* its size */
     unsigned partno;                /* its number (1-based) */
+    uint64_t written;               /* body bytes written so far */
     char upload_id[512];            /* "" until the multipart upload exists */
     time_t began;                   /* just before CreateMultipartUpload */
     bool orphans_possible;          /* a retried Create may have left one */
@@ -1451,7 +1452,20 @@ static size_t part_cap(const struct s3_upload *u, unsigned partno)
     size_t cap = FIRST_PART;
     for (unsigned i = 1; i < partno && cap < u->part; i++)
         cap *= 2;
-    return cap < u->part ? cap : u->part;
+    if (cap > u->part)
+        cap = u->part;
+    /* Near the expected end, half of what is left: the last parts, which
+     * go out only once the body has ended, are small.  Past the hint (it
+     * was low) parts are full again: a bad hint costs a few parts more. */
+    if (u->o->size_hint > u->written) {
+        uint64_t left = u->o->size_hint - u->written;
+        uint64_t half = (left / 2 + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+        if (half < FIRST_PART)
+            half = FIRST_PART;
+        if (half < cap)
+            cap = (size_t)half;
+    }
+    return cap;
 }
 
 static int s3_upload_begin(fetch_backend *fb, const char *key, const struct fetch_put_opts *o,
@@ -1551,6 +1565,7 @@ static int s3_upload_write(fetch_upload *fu, const void *data, size_t len)
             n = len;
         memcpy(u->fill->buf + u->fill->len, src, n);
         u->fill->len += n;
+        u->written += n;
         src += n;
         len -= n;
     }

@@ -481,6 +481,31 @@ START_TEST(a_large_part_size_starts_with_an_8_mib_part)
 }
 END_TEST
 
+START_TEST(a_size_hint_makes_the_last_parts_small)
+{
+    /* 40 MiB with 16 MiB parts goes as 8 + 16 + 16; told it is about 40
+     * MiB, the parts after the ramp shrink to half of what is left (at
+     * least 8 MiB): 8 + 16 + 8 + 8, so less is sent after the body ends. */
+    size_t len = 40u << 20;
+    char *data = pattern(len, 11);
+    struct fetch_objinfo oi;
+    struct fetch_put_opts o = { .part_size = 16u << 20 };
+    ck_assert_int_eq(put_mem(k("tail0.tar"), data, len, &o, &oi), 0);
+    ck_assert_msg(strstr(oi.version, "-3"), "%s", oi.version);
+    o.size_hint = len;
+    ck_assert_int_eq(put_mem(k("tail.tar"), data, len, &o, &oi), 0);
+    ck_assert_msg(strstr(oi.version, "-4"), "%s", oi.version);
+    assert_object_is(k("tail.tar"), data, len);
+    /* past a hint that was too low, parts are whole again: 8 + 16 + 16 */
+    o.size_hint = 1;
+    ck_assert_int_eq(put_mem(k("tail1.tar"), data, len, &o, &oi), 0);
+    ck_assert_msg(strstr(oi.version, "-3"), "%s", oi.version);
+    assert_object_is(k("tail1.tar"), data, len);
+    ck_assert_int_eq(uploads_left(), 0);
+    free(data);
+}
+END_TEST
+
 START_TEST(if_match_conflicts_are_ecanceled)
 {
     struct fetch_objinfo v1, v2, st;
@@ -757,6 +782,7 @@ int main(void)
     tcase_add_test(tc, a_pushed_upload_in_odd_pieces_is_stored_whole_with_its_sha256);
     tcase_add_test(tc, an_aborted_upload_leaves_no_object_and_no_parts);
     tcase_add_test(tc, a_large_part_size_starts_with_an_8_mib_part);
+    tcase_add_test(tc, a_size_hint_makes_the_last_parts_small);
     tcase_add_test(tc, if_match_conflicts_are_ecanceled);
     tcase_add_test(tc, delete_then_enoent);
     tcase_add_test(tc, an_injected_500_is_retried);
