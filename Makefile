@@ -35,7 +35,7 @@ SANFLAGS :=
 OPT     := -O2
 endif
 
-PKGS    := kyotocabinet libarchive libtirpc libcurl libxml-2.0 openssl zlib libsystemd libmicrohttpd
+PKGS    := kyotocabinet libarchive libtirpc libcurl libxml-2.0 openssl zlib libisal libsystemd libmicrohttpd
 CC      ?= cc
 CFLAGS  ?= $(OPT) -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \

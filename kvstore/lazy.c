@@ -1,11 +1,11 @@
 /* lazy.c: absent file data of index-first runs: which chunks are present, where an absent one lies in the tarball, storing a fetched chunk and dropping stored ones again, crash-safely. */
 #include "kvstore/kv_internal.h"
+#include "kvstore/tarindex.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
 /*
  * A file with absent data has, in the meta TreeDB:
@@ -443,7 +443,7 @@ int kv_absent_drop(kv_run *r, kv_ino ino)
 static void fill_check(kv_run *r, struct kv_fill_chunk *c)
 {
     if (c->have_crc) {
-        c->err = (uint32_t)crc32(0L, c->buf, (uInt)c->len) != c->crc
+        c->err = tix_crc(c->buf, c->len) != c->crc
                      ? EBADMSG : -1;
         return;
     }
@@ -461,7 +461,7 @@ static void fill_check(kv_run *r, struct kv_fill_chunk *c)
     }
     if (!err && c->len != want_len)
         err = EINVAL;
-    if (!err && (uint32_t)crc32(0L, c->buf, (uInt)c->len) != want_crc)
+    if (!err && tix_crc(c->buf, c->len) != want_crc)
         err = EBADMSG;
     c->err = err ? err : -1;
 }

@@ -21,9 +21,10 @@
  * It is not a tarball suffix, so it never shows in the namespace. */
 #define TIX_SUFFIX ".tarnfs-index"
 
-/* Checksum granularity: one CRC-32 (zlib's crc32) per TIX_CHUNK bytes of a
- * member's data (the last chunk may be shorter).  A range fetch of a member
- * is verified chunk by chunk. */
+/* Checksum granularity: one CRC-32 (zlib's crc32; computed by ISA-L's
+ * crc32_gzip_refl, the same function) per TIX_CHUNK bytes of a member's
+ * data (the last chunk may be shorter).  A range fetch of a member is
+ * verified chunk by chunk. */
 #define TIX_CHUNK ((uint32_t)1 << 20)
 
 /* Bounds a parser enforces (a hostile index is refused, never trusted). */
