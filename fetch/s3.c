@@ -1,14 +1,6 @@
-/* s3.c: the S3 backend: libcurl requests signed by our SigV4 signer, with
- * retries, a pull-driven GET stream (curl multi, paused when full), and
- * single or multipart PUT that never leaves an upload behind.
- *
- * Parts, in order: configuration and credentials; request building and
- * signing; one HTTP attempt and the retry loop; error mapping; list, stat,
- * delete; the GET stream; put (single and multipart); open and extras. */
-#include "fetch/fetch_impl.h"
+/* s3.c: the S3 backend: configuration and credentials, libcurl requests signed by our SigV4 signer with retries and error mapping, list, stat and delete, and opening the backend; the GET stream is in s3_get.c, uploads in s3_put.c. */
+#include "fetch/s3_internal.h"
 #include "fetch/fetch_s3.h"
-#include "fetch/s3xml.h"
-#include "fetch/sigv4.h"
 #include "util/log.h"
 #include "util/conf.h"
 #include "util/hex.h"
@@ -29,40 +21,10 @@
 #include <unistd.h>
 
 /* Messages may be cut short; every name that goes into a request is
- * length-checked where it enters (full_key, s3_new), so GCC's guesses about
+ * length-checked where it enters (s3_full_key, s3_new), so GCC's guesses about
  * truncation here are noise. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
-#define DEFAULT_PART_SIZE (8u << 20)
-#define DEFAULT_RETRIES 5
-#define DEFAULT_RETRY_BASE_MS 100
-#define MAX_BACKOFF_MS 5000
-#define MAX_REPLY_BYTES (64u << 20)   /* list and error replies */
-#define STREAM_CHUNK (128u << 10)     /* curl receive buffer for GET */
-#define STREAM_BUF (4 * STREAM_CHUNK)
-#define POOL_MAX 16
-#define PROGRESS_RESETS_RETRIES (4u << 20)
-#define DEFAULT_UPLOAD_THREADS 2
-#define UPLOAD_BUF (2u << 20)         /* curl's send buffer for large bodies (its maximum) */
-
-struct s3_backend {
-    fetch_backend base;
-    char scheme[8];
-    char hostport[256];
-    char bucket[256];
-    char prefix[1024];              /* "" or ending in '/' */
-    char region[64];
-    char access_key[128];
-    char *secret_key;
-    char *session_token;            /* NULL if none */
-    bool virtual_hosted;
-    char ca_bundle[PATH_MAX];       /* AWS_CA_BUNDLE, "" for the system's */
-    unsigned max_retries, retry_base_ms, list_page_size;
-    pthread_mutex_t pool_lock;      /* idle easy handles keep their connections */
-    CURL *pool[POOL_MAX];
-    curl_socket_t pool_fd[POOL_MAX];    /* each one's connection's socket */
-    int pool_n;
-};
 
 /* ---- configuration and credentials ------------------------------------ */
 
@@ -194,12 +156,8 @@ static void easy_put(struct s3_backend *b, CURL *e, bool reusable)
 
 /* ---- requests and responses ------------------------------------------- */
 
-struct membuf {
-    char *data;
-    size_t len, cap;
-};
 
-static int membuf_append(struct membuf *m, const void *p, size_t n)
+int s3_membuf_append(struct membuf *m, const void *p, size_t n)
 {
     if (m->len + n + 1 > m->cap) {
         size_t cap = m->cap ? m->cap : 4096;
@@ -217,45 +175,8 @@ static int membuf_append(struct membuf *m, const void *p, size_t n)
     return 0;
 }
 
-#define MAX_EXTRA_HEADERS 8
 
-struct s3_request {
-    const char *method;
-    const char *key;                /* object key (with backend prefix), NULL: bucket */
-    const char *what;               /* relative key, for faults and messages */
-    const struct sigv4_param *params;
-    size_t nparams;
-    struct sigv4_header extra[MAX_EXTRA_HEADERS];   /* signed too */
-    size_t nextra;
-    const void *body;               /* PUT/POST body (may be NULL with len 0) */
-    size_t body_len;
-    const char *payload_hash;       /* precomputed body hash, or NULL */
-    bool unsigned_payload;          /* sign UNSIGNED-PAYLOAD instead */
-    bool head;                      /* HEAD: no body expected */
-};
-
-struct s3_response {
-    long status;
-    char etag[160];
-    char last_modified[64];
-    char sha256[65];
-    char content_range[128];
-    uint64_t content_length;
-    bool has_length;
-    struct membuf body;             /* kept for non-2xx and small replies */
-    uint64_t body_bytes;
-    CURLcode curl_rc;
-    char curl_err[CURL_ERROR_SIZE];
-    size_t upload_pos;
-    curl_socket_t sock;             /* this attempt's connection... */
-    bool sock_known;                /* ...if known (set by attempt) */
-    unsigned attempts;              /* set by call(): how many were made */
-    /* injected faults of this attempt */
-    bool fault_500, fault_reset, fault_truncate, fault_fired;
-    CURL *easy;
-};
-
-static void response_reset(struct s3_response *r)
+void s3_response_reset(struct s3_response *r)
 {
     struct membuf keep = r->body;
     memset(r, 0, sizeof *r);
@@ -265,7 +186,7 @@ static void response_reset(struct s3_response *r)
     r->body = keep;
 }
 
-static void response_free(struct s3_response *r)
+void s3_response_free(struct s3_response *r)
 {
     free(r->body.data);
     r->body.data = NULL;
@@ -306,7 +227,7 @@ static void ack_now(curl_socket_t fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
-static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
+size_t s3_on_header(char *line, size_t size, size_t nitems, void *arg)
 {
     struct s3_response *r = arg;
     size_t len = size * nitems;
@@ -343,7 +264,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
 /* Apply a "reset" or "truncate" fault on the first body bytes: keep half of
  * them, then end the transfer (a reset also shuts the socket down).
  * Returns the byte count to accept, and sets *abort. */
-static size_t apply_body_fault(struct s3_response *r, size_t n, bool *abort_transfer)
+size_t s3_apply_body_fault(struct s3_response *r, size_t n, bool *abort_transfer)
 {
     *abort_transfer = false;
     if (r->fault_fired || !(r->fault_reset || r->fault_truncate))
@@ -363,9 +284,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     struct s3_response *r = arg;
     size_t n = size * nmemb;
     bool stop;
-    size_t keep = apply_body_fault(r, n, &stop);
+    size_t keep = s3_apply_body_fault(r, n, &stop);
     r->body_bytes += keep;
-    if (r->body.len + keep > MAX_REPLY_BYTES || membuf_append(&r->body, data, keep) != 0)
+    if (r->body.len + keep > MAX_REPLY_BYTES || s3_membuf_append(&r->body, data, keep) != 0)
         return 0;
     return stop ? keep : n;       /* a short count ends the transfer */
 }
@@ -438,7 +359,7 @@ static void build_host(const struct s3_backend *b, char *host, size_t hostlen)
 }
 
 /* Sign rq and configure easy for it; *hdrs must be freed by the caller. */
-static int prepare(struct s3_backend *b, const struct s3_request *rq, CURL *easy,
+int s3_prepare(struct s3_backend *b, const struct s3_request *rq, CURL *easy,
                    struct curl_slist **hdrs, const char *payload_hash)
 {
     char uri[4096], query[8192], host[400], url[12800], amz_date[17], authz[1024];
@@ -511,7 +432,7 @@ static int prepare(struct s3_backend *b, const struct s3_request *rq, CURL *easy
 }
 
 /* Arm this attempt's injected transport faults. */
-static void arm_faults(struct s3_response *r, const struct s3_request *rq, bool has_body_out, bool has_body_in)
+void s3_arm_faults(struct s3_response *r, const struct s3_request *rq, bool has_body_out, bool has_body_in)
 {
     const char *what = rq->what ? rq->what : "";
     r->fault_500 = fetch_fault_check("http500", what) != 0;
@@ -533,7 +454,7 @@ static int on_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
 }
 
 /* One HTTP attempt. */
-static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_response *r)
+int s3_attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_response *r)
 {
     struct curl_slist *hdrs = NULL;
     char payload_hash[sizeof SIGV4_EMPTY_SHA256];
@@ -553,12 +474,12 @@ static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_
         snprintf(payload_hash, sizeof payload_hash, SIGV4_UNSIGNED_PAYLOAD);
     else
         sigv4_sha256_hex(rq->body ? rq->body : "", rq->body_len, payload_hash);
-    if ((rc = prepare(b, rq, easy, &hdrs, payload_hash))) {
+    if ((rc = s3_prepare(b, rq, easy, &hdrs, payload_hash))) {
         easy_put(b, easy, true);
         return rc;
     }
-    arm_faults(r, rq, has_body && rq->body_len > 0, !rq->head);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+    s3_arm_faults(r, rq, has_body && rq->body_len > 0, !rq->head);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s3_on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
@@ -592,10 +513,9 @@ static int attempt(struct s3_backend *b, const struct s3_request *rq, struct s3_
 
 /* ---- error mapping ----------------------------------------------------- */
 
-enum verdict { DONE, RETRY, FAIL };
 
 /* Decide what one attempt means; for FAIL/RETRY *err and msg say why. */
-static enum verdict judge(struct s3_backend *b, const struct s3_request *rq, struct s3_response *r,
+enum verdict s3_judge(struct s3_backend *b, const struct s3_request *rq, struct s3_response *r,
                           int *err, char *msg, size_t msglen)
 {
     char code[128], smsg[256];
@@ -693,7 +613,7 @@ static enum verdict judge(struct s3_backend *b, const struct s3_request *rq, str
     return FAIL;
 }
 
-static void backoff(const struct s3_backend *b, unsigned attempt_no)
+void s3_backoff(const struct s3_backend *b, unsigned attempt_no)
 {
     unsigned long ms = b->retry_base_ms;
     for (unsigned i = 0; i < attempt_no && ms < MAX_BACKOFF_MS; i++)
@@ -708,22 +628,22 @@ static void backoff(const struct s3_backend *b, unsigned attempt_no)
 
 /* Run rq with retries.  On failure, errmsg (if not NULL) gets the reason;
  * quiet suppresses logging of expected errors (ENOENT, ECANCELED). */
-static int call(struct s3_backend *b, const struct s3_request *rq, struct s3_response *r,
+int s3_call(struct s3_backend *b, const struct s3_request *rq, struct s3_response *r,
                 char *errmsg, size_t errlen, bool quiet)
 {
     char msg[512];
     int err = EIO;
     for (unsigned n = 0;; n++) {
-        response_reset(r);
+        s3_response_reset(r);
         r->attempts = n + 1;
-        int rc = attempt(b, rq, r);
+        int rc = s3_attempt(b, rq, r);
         if (rc) {
             snprintf(msg, sizeof msg, "cannot build the request for %s: %s", rq->what ? rq->what : "",
                      strerror(rc));
             err = rc;
             break;
         }
-        enum verdict v = judge(b, rq, r, &err, msg, sizeof msg);
+        enum verdict v = s3_judge(b, rq, r, &err, msg, sizeof msg);
         if (v == DONE)
             return 0;
         if (v == FAIL)
@@ -736,7 +656,7 @@ static int call(struct s3_backend *b, const struct s3_request *rq, struct s3_res
             break;
         }
         log_warn("fetch: S3 %s: %s; retrying (attempt %u of %u)", rq->method, msg, n + 2, b->max_retries + 1);
-        backoff(b, n);
+        s3_backoff(b, n);
     }
     if (!quiet || (err != ENOENT && err != ECANCELED))
         log_error("fetch: S3 %s: %s", rq->method, msg);
@@ -745,13 +665,13 @@ static int call(struct s3_backend *b, const struct s3_request *rq, struct s3_res
     return err;
 }
 
-static struct s3_backend *s3_of(fetch_backend *b)
+struct s3_backend *s3_of(fetch_backend *b)
 {
     return (struct s3_backend *)b;
 }
 
 /* Full object key: backend prefix + key. */
-static int full_key(const struct s3_backend *b, const char *key, char *out, size_t outlen)
+int s3_full_key(const struct s3_backend *b, const char *key, char *out, size_t outlen)
 {
     if (!key || !*key)
         return EINVAL;
@@ -784,7 +704,7 @@ static int list_pages(struct s3_backend *b, const char *prefix, const char *deli
         if (token[0])   /* RGW's token is a raw key: the encoder escapes it */
             p[np++] = (struct sigv4_param){ "continuation-token", token };
         struct s3_request rq = { .method = "GET", .what = prefix, .params = p, .nparams = np };
-        if ((rc = call(b, &rq, &r, errmsg, errlen, false)))
+        if ((rc = s3_call(b, &rq, &r, errmsg, errlen, false)))
             break;
         if ((rc = s3xml_parse_list(r.body.data, r.body.len, b->prefix, &page))) {
             log_error("fetch: S3 list of %s: unreadable ListObjectsV2 reply", full);
@@ -805,7 +725,7 @@ static int list_pages(struct s3_backend *b, const char *prefix, const char *deli
         snprintf(token, sizeof token, "%s", page.next_token);
     }
     s3xml_list_page_free(&page);
-    response_free(&r);
+    s3_response_free(&r);
     return rc;
 }
 
@@ -828,24 +748,24 @@ static void info_from_response(struct fetch_objinfo *oi, const char *key, const 
             oi->sha256[i] = (char)tolower((unsigned char)r->sha256[i]);
 }
 
-static int head_object(struct s3_backend *b, const char *key, struct fetch_objinfo *oi, bool quiet)
+int s3_head_object(struct s3_backend *b, const char *key, struct fetch_objinfo *oi, bool quiet)
 {
     char fk[2048];
     struct s3_response r = { 0 };
-    int rc = full_key(b, key, fk, sizeof fk);
+    int rc = s3_full_key(b, key, fk, sizeof fk);
     if (rc)
         return rc;
     struct s3_request rq = { .method = "HEAD", .key = fk, .what = key, .head = true };
-    rc = call(b, &rq, &r, NULL, 0, quiet);
+    rc = s3_call(b, &rq, &r, NULL, 0, quiet);
     if (!rc && oi)
         info_from_response(oi, key, &r);
-    response_free(&r);
+    s3_response_free(&r);
     return rc;
 }
 
 static int s3_stat(fetch_backend *fb, const char *key, struct fetch_objinfo *oi)
 {
-    return head_object(s3_of(fb), key, oi, true);
+    return s3_head_object(s3_of(fb), key, oi, true);
 }
 
 static int s3_del(fetch_backend *fb, const char *key)
@@ -853,852 +773,14 @@ static int s3_del(fetch_backend *fb, const char *key)
     struct s3_backend *b = s3_of(fb);
     char fk[2048];
     struct s3_response r = { 0 };
-    int rc = head_object(b, key, NULL, true);   /* S3 deletes silently: say ENOENT */
+    int rc = s3_head_object(b, key, NULL, true);   /* S3 deletes silently: say ENOENT */
     if (rc)
         return rc;
-    if ((rc = full_key(b, key, fk, sizeof fk)))
+    if ((rc = s3_full_key(b, key, fk, sizeof fk)))
         return rc;
     struct s3_request rq = { .method = "DELETE", .key = fk, .what = key };
-    rc = call(b, &rq, &r, NULL, 0, false);
-    response_free(&r);
-    return rc;
-}
-
-/* ---- the GET stream ---------------------------------------------------- */
-
-/* One GET stream: bytes [pos, fetched_to) sit in buf; a transfer, when
- * running, appends from fetched_to.  After a failure the next transfer
- * asks for Range fetched_to- with If-Match on the first reply's ETag. */
-struct s3_stream {
-    fetch_stream base;
-    struct s3_backend *b;
-    char fk[2048];
-    uint64_t pos;                   /* next absolute offset to hand out */
-    uint64_t fetched_to;            /* absolute end of what was received */
-    uint64_t end;                   /* absolute end (exclusive); UINT64_MAX until known */
-    bool ranged;                    /* the caller asked for a range */
-    char etag[160];                 /* pins the object across resumed requests */
-    unsigned failures;
-    int error;                      /* sticky failure (positive errno) */
-    /* the transfer in flight */
-    CURLM *multi;
-    CURL *easy;
-    struct curl_slist *hdrs;
-    struct s3_response r;
-    uint64_t transfer_start;
-    bool running, finished, paused, headers_taken;
-    char *buf;
-    size_t buf_off, buf_len;
-};
-
-/* Learn the object's extent and ETag from a 2xx reply's headers. */
-static int stream_take_headers(struct s3_stream *s)
-{
-    s->headers_taken = true;
-    if (!s->etag[0])
-        s3xml_unquote(s->r.etag, s->etag, sizeof s->etag);
-    if (s->r.status == 206) {
-        uint64_t first, last, total;
-        if (sscanf(s->r.content_range, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64, &first, &last, &total) != 3 ||
-            first != s->transfer_start)
-            return EPROTO;
-        if (s->end == UINT64_MAX || s->end > last + 1)
-            s->end = last + 1;
-        return 0;
-    }
-    if (s->r.status != 200 || s->transfer_start != 0 || !s->r.has_length)
-        return EPROTO;      /* e.g. a whole object where we asked for a part */
-    if (s->end == UINT64_MAX || s->end > s->r.content_length)
-        s->end = s->r.content_length;
-    return 0;
-}
-
-static size_t on_stream_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct s3_stream *s = arg;
-    size_t n = size * nmemb;
-    if (s->r.status < 200 || s->r.status >= 300) {
-        if (s->r.body.len < 65536)
-            membuf_append(&s->r.body, data, n);
-        return n;
-    }
-    if (!s->headers_taken && stream_take_headers(s) != 0) {
-        s->error = EPROTO;
-        log_error("fetch: S3 GET %s: unexpected reply (HTTP %ld, Content-Range '%s')", s->base.key,
-                  s->r.status, s->r.content_range);
-        return 0;
-    }
-    if (s->buf_off == s->buf_len)
-        s->buf_off = s->buf_len = 0;
-    if (STREAM_BUF - s->buf_len < n && s->buf_off) {
-        memmove(s->buf, s->buf + s->buf_off, s->buf_len - s->buf_off);
-        s->buf_len -= s->buf_off;
-        s->buf_off = 0;
-    }
-    if (STREAM_BUF - s->buf_len < n) {
-        s->paused = true;           /* curl hands the same bytes again later */
-        return CURL_WRITEFUNC_PAUSE;
-    }
-    bool stop;
-    size_t keep = apply_body_fault(&s->r, n, &stop);
-    memcpy(s->buf + s->buf_len, data, keep);
-    s->buf_len += keep;
-    s->r.body_bytes += keep;
-    s->fetched_to += keep;
-    return stop ? keep : n;
-}
-
-static void stream_end_transfer(struct s3_stream *s)
-{
-    if (s->easy) {
-        curl_multi_remove_handle(s->multi, s->easy);
-        curl_easy_cleanup(s->easy);
-        s->easy = NULL;
-    }
-    curl_slist_free_all(s->hdrs);
-    s->hdrs = NULL;
-    s->running = false;
-}
-
-static int stream_start_transfer(struct s3_stream *s)
-{
-    char range[80];
-    struct s3_request rq = { .method = "GET", .key = s->fk, .what = s->base.key };
-
-    response_reset(&s->r);
-    s->finished = s->paused = s->headers_taken = false;
-    s->transfer_start = s->fetched_to;
-    if (s->ranged || s->fetched_to > 0) {
-        if (s->end != UINT64_MAX)
-            snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, s->fetched_to, s->end - 1);
-        else
-            snprintf(range, sizeof range, "bytes=%" PRIu64 "-", s->fetched_to);
-        rq.extra[rq.nextra++] = (struct sigv4_header){ "range", range };
-    }
-    if (s->etag[0])     /* a resumed read must see the same object */
-        rq.extra[rq.nextra++] = (struct sigv4_header){ "if-match", s->etag };
-    s->easy = curl_easy_init();
-    if (!s->easy)
-        return ENOMEM;
-    s->r.easy = s->easy;
-    int rc = prepare(s->b, &rq, s->easy, &s->hdrs, SIGV4_EMPTY_SHA256);
-    if (rc) {
-        stream_end_transfer(s);
-        return rc;
-    }
-    arm_faults(&s->r, &rq, false, true);
-    curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, &s->r);
-    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_stream_body);
-    curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->r.curl_err);
-    curl_easy_setopt(s->easy, CURLOPT_BUFFERSIZE, (long)STREAM_CHUNK);
-    if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK) {
-        stream_end_transfer(s);
-        return ENOMEM;
-    }
-    s->running = true;
-    return 0;
-}
-
-/* Run curl until something happens: data, or the end of the transfer. */
-static void stream_pump(struct s3_stream *s)
-{
-    int still = 0, left;
-    CURLMsg *m;
-    if (s->paused && STREAM_BUF - (s->buf_len - s->buf_off) >= STREAM_CHUNK) {
-        s->paused = false;
-        curl_easy_pause(s->easy, CURLPAUSE_CONT);
-    }
-    size_t before = s->buf_len - s->buf_off;
-    curl_multi_perform(s->multi, &still);
-    while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
-        if (m->msg == CURLMSG_DONE && m->easy_handle == s->easy) {
-            s->r.curl_rc = m->data.result;
-            s->finished = true;
-        }
-    }
-    if (!s->finished && s->buf_len - s->buf_off == before && !s->paused)
-        curl_multi_poll(s->multi, NULL, 0, 250, NULL);
-}
-
-/* The transfer ended: decide whether the stream is complete, must resume,
- * or has failed (s->error). */
-static void stream_judge(struct s3_stream *s)
-{
-    char msg[512];
-    int err;
-    struct s3_request rq = { .method = "GET", .key = s->fk, .what = s->base.key };
-    if (s->r.curl_rc == CURLE_OK && s->r.status >= 200 && s->r.status < 300 && !s->headers_taken &&
-        !s->r.fault_500 && stream_take_headers(s) != 0)
-        s->error = EPROTO;
-    if (s->error) {
-        stream_end_transfer(s);
-        return;
-    }
-    if (s->r.curl_rc == CURLE_OPERATION_TIMEDOUT && s->r.status >= 200 && s->r.status < 300) {
-        /* No bytes for the stall timeout: abandoned, not retried. */
-        log_error("fetch: S3 GET %s: no bytes for %u ms; giving up", s->base.key,
-                  s->base.stall_timeout_ms);
-        stream_end_transfer(s);
-        s->error = ETIMEDOUT;
-        return;
-    }
-    enum verdict v = judge(s->b, &rq, &s->r, &err, msg, sizeof msg);
-    stream_end_transfer(s);
-    if (v == DONE && s->end != UINT64_MAX && s->fetched_to != s->end) {
-        v = RETRY;          /* what the headers promised did not all come */
-        err = EIO;
-        snprintf(msg, sizeof msg, "short body on %s: ended at byte %" PRIu64 " of %" PRIu64,
-                 s->base.key, s->fetched_to, s->end);
-    }
-    if (v == DONE)
-        return;
-    if (v == FAIL) {
-        if (err == ECANCELED) {
-            err = EIO;
-            snprintf(msg, sizeof msg, "%s was replaced while it was being read (PreconditionFailed)",
-                     s->base.key);
-        }
-        log_error("fetch: S3 GET %s", msg);
-        s->error = err;
-        return;
-    }
-    /* A transfer that got far before failing counts as a fresh start: a
-     * long download may survive any number of well-spaced resets. */
-    if (s->fetched_to - s->transfer_start >= PROGRESS_RESETS_RETRIES)
-        s->failures = 0;
-    if (++s->failures > s->b->max_retries) {
-        log_error("fetch: S3 GET %s; giving up after %u attempts", msg, s->failures);
-        s->error = EIO;
-        return;
-    }
-    log_warn("fetch: S3 GET %s; resuming at byte %" PRIu64 " (attempt %u of %u)", msg, s->fetched_to,
-             s->failures + 1, s->b->max_retries + 1);
-    backoff(s->b, s->failures - 1);
-}
-
-/* Returns 0 once bytes are buffered or the stream is verified complete. */
-static int stream_fill(struct s3_stream *s)
-{
-    for (;;) {
-        if (s->buf_len > s->buf_off)
-            return 0;
-        if (s->error)
-            return s->error;
-        if (fetch_stream_cancelled(&s->base))
-            return s->error = ECANCELED;
-        if (!s->running && s->end != UINT64_MAX && s->fetched_to >= s->end)
-            return 0;
-        if (!s->running) {
-            int rc = stream_start_transfer(s);
-            if (rc)
-                return s->error = rc;
-        }
-        stream_pump(s);
-        if (s->finished)
-            stream_judge(s);
-    }
-}
-
-static ssize_t s3_stream_read(fetch_stream *fs, void *out, size_t cap)
-{
-    struct s3_stream *s = (struct s3_stream *)fs;
-    int rc = stream_fill(s);
-    if (rc)
-        return -rc;
-    size_t n = s->buf_len - s->buf_off;
-    if (n == 0)
-        return 0;           /* complete: every promised byte arrived */
-    if (n > cap)
-        n = cap;
-    memcpy(out, s->buf + s->buf_off, n);
-    s->buf_off += n;
-    s->pos += n;
-    return (ssize_t)n;
-}
-
-static void s3_stream_close(fetch_stream *fs)
-{
-    struct s3_stream *s = (struct s3_stream *)fs;
-    stream_end_transfer(s);
-    if (s->multi)
-        curl_multi_cleanup(s->multi);
-    response_free(&s->r);
-    free(s->buf);
-    free(s);
-}
-
-static const struct fetch_stream_methods s3_stream_methods = {
-    .read = s3_stream_read,
-    .close = s3_stream_close,
-};
-
-static int s3_open(fetch_backend *fb, const char *key, uint64_t off, uint64_t len, fetch_stream **out)
-{
-    struct s3_backend *b = s3_of(fb);
-    struct s3_stream *s = calloc(1, sizeof *s);
-    int rc;
-
-    if (!s)
-        return ENOMEM;
-    s->base.m = &s3_stream_methods;
-    snprintf(s->base.key, sizeof s->base.key, "%s", key);
-    s->b = b;
-    s->pos = s->fetched_to = off;
-    s->end = len ? off + len : UINT64_MAX;
-    s->ranged = off > 0 || len > 0;
-    s->buf = malloc(STREAM_BUF);
-    s->multi = curl_multi_init();
-    if (!s->buf || !s->multi) {
-        rc = ENOMEM;
-        goto fail;
-    }
-    if ((rc = full_key(b, key, s->fk, sizeof s->fk)))
-        goto fail;
-    /* Run until the first bytes (or the end): a missing object or a refused
-     * key is reported by open, not by the first read. */
-    rc = stream_fill(s);
-    if (rc == EINVAL && off > 0) {
-        /* 416: a range starting at the very end of the object is empty. */
-        struct fetch_objinfo oi;
-        if (head_object(b, key, &oi, true) == 0 && oi.size == off) {
-            s->error = 0;
-            s->end = s->fetched_to = off;
-            rc = 0;
-        }
-    }
-    if (rc)
-        goto fail;
-    *out = &s->base;
-    return 0;
-fail:
-    s3_stream_close(&s->base);
-    return rc;
-}
-
-/* ---- put helpers ---------------------------------------------------------- */
-
-/* Conditional headers for a write; etag_buf holds the unquoted version
- * (RGW matches If-Match only against an unquoted ETag). */
-static void add_conditions(struct s3_request *rq, const struct fetch_put_opts *o)
-{
-    if (o->if_match)
-        rq->extra[rq->nextra++] = (struct sigv4_header){ "if-match", o->if_match };
-    if (o->if_none_match)
-        rq->extra[rq->nextra++] = (struct sigv4_header){ "if-none-match", "*" };
-}
-
-/* Check the preconditions with HEAD: a server that ignores conditional
- * headers on CompleteMultipartUpload still may not overwrite blindly. */
-static int check_conditions(struct s3_backend *b, const char *key, const struct fetch_put_opts *o)
-{
-    struct fetch_objinfo cur;
-    if (!o->if_match && !o->if_none_match)
-        return 0;
-    int rc = head_object(b, key, &cur, true);
-    if (rc && rc != ENOENT)
-        return rc;
-    if (o->if_none_match && rc == 0)
-        return ECANCELED;
-    if (o->if_match && (rc == ENOENT || strcmp(cur.version, o->if_match) != 0))
-        return ECANCELED;
-    return 0;
-}
-
-struct part_list {
-    char (*etags)[160];
-    size_t n, cap;
-};
-
-/* The ETag S3 gives a multipart object: MD5 of the parts' MD5s, "-N". */
-static void multipart_etag(const struct part_list *parts, char *out, size_t outlen)
-{
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned char d[16];
-    char hex[33];
-    out[0] = '\0';
-    if (!c || !EVP_DigestInit_ex(c, EVP_md5(), NULL)) {
-        EVP_MD_CTX_free(c);
-        return;
-    }
-    for (size_t i = 0; i < parts->n; i++) {
-        char plain[160];
-        s3xml_unquote(parts->etags[i], plain, sizeof plain);
-        if (strlen(plain) != 32)
-            goto out;
-        if (hex_decode(plain, 16, d))
-            goto out;
-        EVP_DigestUpdate(c, d, 16);
-    }
-    EVP_DigestFinal_ex(c, d, NULL);
-    hex_encode(d, 16, hex);
-    snprintf(out, outlen, "%s-%zu", hex, parts->n);
-out:
-    EVP_MD_CTX_free(c);
-}
-
-static int abort_upload(struct s3_backend *b, const char *fk, const char *what, const char *upload_id);
-
-/* List unfinished uploads whose full key starts with prefix. */
-static int list_uploads_raw(struct s3_backend *b, const char *prefix, s3xml_upload_cb cb, void *arg)
-{
-    char key_marker[2048] = "", id_marker[512] = "";
-    struct s3_response r = { 0 };
-    int rc;
-    for (;;) {
-        struct sigv4_param p[4];
-        size_t np = 0;
-        p[np++] = (struct sigv4_param){ "uploads", "" };
-        p[np++] = (struct sigv4_param){ "prefix", prefix };
-        if (key_marker[0]) {
-            p[np++] = (struct sigv4_param){ "key-marker", key_marker };
-            p[np++] = (struct sigv4_param){ "upload-id-marker", id_marker };
-        }
-        struct s3_request rq = { .method = "GET", .what = "", .params = p, .nparams = np };
-        bool truncated;
-        if ((rc = call(b, &rq, &r, NULL, 0, false)))
-            break;
-        rc = s3xml_parse_uploads(r.body.data, r.body.len, cb, arg, &truncated, key_marker,
-                                 sizeof key_marker, id_marker, sizeof id_marker);
-        if (rc || !truncated || !key_marker[0])
-            break;
-    }
-    response_free(&r);
-    return rc;
-}
-
-struct orphan_ctx {
-    struct s3_backend *b;
-    const char *fk, *key, *mine;
-    time_t since;
-};
-
-static int abort_orphan(void *arg, const char *k, const char *id, const struct timespec *when)
-{
-    struct orphan_ctx *c = arg;
-    if (strcmp(k, c->fk) != 0 || strcmp(id, c->mine) == 0 || when->tv_sec < c->since)
-        return 0;
-    log_warn("fetch: S3 aborting upload %s of %s, started by a retried request", id, c->key);
-    abort_upload(c->b, c->fk, c->key, id);
-    return 0;
-}
-
-static int abort_upload(struct s3_backend *b, const char *fk, const char *what, const char *upload_id)
-{
-    struct sigv4_param p[] = { { "uploadId", upload_id } };
-    struct s3_request rq = { .method = "DELETE", .key = fk, .what = what, .params = p, .nparams = 1 };
-    struct s3_response r = { 0 };
-    int rc = call(b, &rq, &r, NULL, 0, false);
-    response_free(&r);
-    if (rc && rc != ENOENT)
-        log_error("fetch: S3 could not abort multipart upload %s of %s: %s; it is left behind",
-                  upload_id, what, strerror(rc));
-    return rc == ENOENT ? 0 : rc;
-}
-
-/* Store the checksum as metadata after a multipart upload whose hash was
- * only known at the end: a copy of the object onto itself. */
-static int set_sha256_metadata(struct s3_backend *b, const char *fk, const char *key,
-                               const char *etag, const char *hex)
-{
-    char src[4200], esrc[4200];
-    int frc = fetch_fault_check("meta", key);
-    if (frc)
-        return frc;
-    snprintf(src, sizeof src, "/%s/%s", b->bucket, fk);
-    if (sigv4_uri_encode(src, strlen(src), false, esrc, sizeof esrc) < 0)
-        return ENAMETOOLONG;
-    struct s3_request rq = { .method = "PUT", .key = fk, .what = key };
-    rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-copy-source", esrc };
-    rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-metadata-directive", "REPLACE" };
-    rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-meta-sha256", hex };
-    rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-copy-source-if-match", etag };
-    struct s3_response r = { 0 };
-    int rc = call(b, &rq, &r, NULL, 0, false);
-    if (!rc && r.body.len) {
-        char code[64], msg[128];
-        if (s3xml_parse_error(r.body.data, r.body.len, code, sizeof code, msg, sizeof msg) == 0) {
-            log_error("fetch: S3 storing the SHA-256 of %s failed: %s", key, code);
-            rc = EIO;
-        }
-    }
-    response_free(&r);
-    return rc;
-}
-
-static int put_single(struct s3_backend *b, const char *fk, const char *key, const char *body, size_t len,
-                      const char *hex, const struct fetch_put_opts *o)
-{
-    /* the body's hash is the payload hash: computed once, signed */
-    struct s3_request rq = { .method = "PUT", .key = fk, .what = key, .body = body, .body_len = len,
-                             .payload_hash = hex };
-    struct s3_response r = { 0 };
-    rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-meta-sha256", hex };
-    add_conditions(&rq, o);
-    int rc = call(b, &rq, &r, NULL, 0, true);
-    if (rc == ECANCELED && r.attempts > 1) {
-        /* A retried conditional PUT fails its condition if the first try
-         * did land: the object then has our body's MD5 as its ETag. */
-        unsigned char md5[16];
-        char md5hex[33];
-        struct fetch_objinfo cur;
-        unsigned int mdlen = 16;
-        EVP_Digest(body, len, md5, &mdlen, EVP_md5(), NULL);
-        hex_encode(md5, 16, md5hex);
-        if (head_object(b, key, &cur, true) == 0 && strcmp(cur.version, md5hex) == 0)
-            rc = 0;
-    }
-    response_free(&r);
-    return rc;
-}
-
-/* One part in flight: its own buffer, uploaded by its own thread while
- * the caller's source fills the next one. */
-struct part_slot {
-    struct s3_backend *b;
-    const char *fk, *key, *upload_id;
-    char *buf;
-    size_t len;
-    unsigned partno;
-    bool busy;
-    int rc;
-    char etag[160];
-    pthread_t thread;
-};
-
-static void *upload_part_thread(void *arg)
-{
-    struct part_slot *p = arg;
-    char num[16];
-    struct s3_response r = { 0 };
-    snprintf(num, sizeof num, "%u", p->partno);
-    struct sigv4_param q[] = { { "partNumber", num }, { "uploadId", p->upload_id } };
-    /* Parts go unsigned: hashing each a second time would cost another
-     * pass over the data; the whole-object SHA-256 is kept and checked. */
-    struct s3_request rq = { .method = "PUT", .key = p->fk, .what = p->key, .params = q, .nparams = 2,
-                             .body = p->buf, .body_len = p->len, .unsigned_payload = true };
-    p->rc = call(p->b, &rq, &r, NULL, 0, false);
-    if (!p->rc && !r.etag[0]) {
-        log_error("fetch: S3 part %u of %s: no ETag in the reply", p->partno, p->key);
-        p->rc = EPROTO;
-    }
-    snprintf(p->etag, sizeof p->etag, "%s", r.etag);
-    response_free(&r);
-    return NULL;
-}
-
-/* Wait for slot's upload and record its ETag; returns its error. */
-static int finish_slot(struct part_slot *slot, struct part_list *parts)
-{
-    if (!slot->busy)
-        return 0;
-    pthread_join(slot->thread, NULL);
-    slot->busy = false;
-    if (slot->rc)
-        return slot->rc;
-    if (slot->partno > parts->cap) {
-        size_t cap = parts->cap ? parts->cap : 64;
-        while (cap < slot->partno)
-            cap *= 2;
-        void *np = realloc(parts->etags, cap * sizeof *parts->etags);
-        if (!np)
-            return ENOMEM;
-        parts->etags = np;
-        parts->cap = cap;
-    }
-    snprintf(parts->etags[slot->partno - 1], sizeof parts->etags[0], "%s", slot->etag);
-    if (slot->partno > parts->n)
-        parts->n = slot->partno;
-    return 0;
-}
-
-/* ---- upload: begin, write, commit, abort --------------------------------- */
-
-/* The first parts of a large upload are smaller (8, 16, 32 MiB... up to the
- * part size), so the first PUT starts after 8 MiB, not a whole part. */
-#define FIRST_PART (8u << 20)
-
-struct s3_upload {
-    fetch_upload base;
-    struct s3_backend *b;
-    const struct fetch_put_opts *o;
-    char *key;
-    char fk[2048];
-    size_t part;                    /* the largest part */
-    unsigned threads;               /* slots: parts in flight + the filling one */
-    struct part_slot slot[16];
-    struct part_slot *fill;         /* the part being filled, or NULL */
-    size_t fill_cap;                /* its size */
-    unsigned partno;                /* its number (1-based) */
-    uint64_t written;               /* body bytes written so far */
-    char upload_id[512];            /* "" until the multipart upload exists */
-    time_t began;                   /* just before CreateMultipartUpload */
-    bool orphans_possible;          /* a retried Create may have left one */
-    bool meta_done;                 /* x-amz-meta-sha256 was set at Create */
-    struct part_list parts;
-    int err;                        /* first error: sticky */
-};
-
-static struct s3_upload *s3_upload_of(fetch_upload *u)
-{
-    return (struct s3_upload *)u;
-}
-
-static size_t part_cap(const struct s3_upload *u, unsigned partno)
-{
-    if (u->part <= FIRST_PART)
-        return u->part;
-    size_t cap = FIRST_PART;
-    for (unsigned i = 1; i < partno && cap < u->part; i++)
-        cap *= 2;
-    if (cap > u->part)
-        cap = u->part;
-    /* Near the expected end, half of what is left: the last parts, which
-     * go out only once the body has ended, are small.  Past the hint (it
-     * was low) parts are full again: a bad hint costs a few parts more. */
-    if (u->o->size_hint > u->written) {
-        uint64_t left = u->o->size_hint - u->written;
-        uint64_t half = (left / 2 + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
-        if (half < FIRST_PART)
-            half = FIRST_PART;
-        if (half < cap)
-            cap = (size_t)half;
-    }
-    return cap;
-}
-
-static int s3_upload_begin(fetch_backend *fb, const char *key, const struct fetch_put_opts *o,
-                           fetch_upload **out)
-{
-    struct s3_backend *b = s3_of(fb);
-    struct s3_upload *u = calloc(1, sizeof *u);
-    if (!u)
-        return ENOMEM;
-    u->b = b;
-    u->o = o;
-    u->part = o->part_size ? o->part_size : DEFAULT_PART_SIZE;
-    u->threads = o->upload_threads ? o->upload_threads : DEFAULT_UPLOAD_THREADS;
-    if (u->threads > 16)
-        u->threads = 16;
-    for (unsigned i = 0; i < u->threads; i++)
-        u->slot[i] = (struct part_slot){ .b = b, .fk = u->fk, .upload_id = u->upload_id };
-    int rc = ENOMEM;
-    if (!(u->key = strdup(key)) || (rc = full_key(b, key, u->fk, sizeof u->fk))) {
-        free(u->key);
-        free(u);
-        return rc;
-    }
-    for (unsigned i = 0; i < u->threads; i++)
-        u->slot[i].key = u->key;
-    *out = &u->base;
-    return 0;
-}
-
-/* CreateMultipartUpload, with the SHA-256 as metadata when it is known. */
-static int create_multipart(struct s3_upload *u)
-{
-    struct s3_response r = { 0 };
-    struct sigv4_param p[] = { { "uploads", "" } };
-    struct s3_request rq = { .method = "POST", .key = u->fk, .what = u->key, .params = p, .nparams = 1 };
-    /* A retried Create whose first reply was lost starts a second upload;
-     * those are found (same key, started since just before ours) and
-     * aborted at the end. */
-    u->began = time(NULL) - 60;
-    if (u->o->sha256_hex) {
-        rq.extra[rq.nextra++] = (struct sigv4_header){ "x-amz-meta-sha256", u->o->sha256_hex };
-        u->meta_done = true;
-    }
-    int rc = call(u->b, &rq, &r, NULL, 0, false);
-    u->orphans_possible = r.attempts > 1;
-    if (!rc && (s3xml_find_text(r.body.data, r.body.len, "UploadId", u->upload_id,
-                                sizeof u->upload_id) != 0 || !u->upload_id[0])) {
-        log_error("fetch: S3 multipart upload of %s: no UploadId in the reply", u->key);
-        u->upload_id[0] = '\0';
-        rc = EPROTO;
-    }
-    response_free(&r);
-    return rc;
-}
-
-/* Send the filled part on its own thread (creating the upload first). */
-static int send_fill(struct s3_upload *u)
-{
-    struct part_slot *s = u->fill;
-    int rc;
-    if (!u->upload_id[0] && (rc = create_multipart(u)))
-        return rc;
-    s->partno = u->partno;
-    s->rc = 0;
-    if (pthread_create(&s->thread, NULL, upload_part_thread, s) != 0)
-        return EAGAIN;
-    s->busy = true;
-    u->fill = NULL;
-    return 0;
-}
-
-static int s3_upload_write(fetch_upload *fu, const void *data, size_t len)
-{
-    struct s3_upload *u = s3_upload_of(fu);
-    const char *src = data;
-    while (len > 0 && !u->err) {
-        if (u->fill && u->fill->len == u->fill_cap) {
-            /* full, and more is coming: off it goes */
-            if ((u->err = send_fill(u)))
-                break;
-        }
-        if (!u->fill) {
-            u->partno++;
-            struct part_slot *s = &u->slot[(u->partno - 1) % u->threads];
-            if ((u->err = finish_slot(s, &u->parts)))
-                break;
-            if (!s->buf && !(s->buf = malloc(u->part))) {
-                u->err = ENOMEM;
-                break;
-            }
-            s->len = 0;
-            u->fill = s;
-            u->fill_cap = part_cap(u, u->partno);
-        }
-        size_t n = u->fill_cap - u->fill->len;
-        if (n > len)
-            n = len;
-        memcpy(u->fill->buf + u->fill->len, src, n);
-        u->fill->len += n;
-        u->written += n;
-        src += n;
-        len -= n;
-    }
-    if (u->err && u->err != ECANCELED)
-        log_error("fetch: S3 upload of %s failed: %s", u->key, strerror(u->err));
-    return u->err;
-}
-
-/* Wait for every part in flight; the first error. */
-static int finish_all(struct s3_upload *u)
-{
-    int rc = 0;
-    for (unsigned i = 0; i < u->threads; i++) {
-        int r = finish_slot(&u->slot[i], &u->parts);
-        if (!rc)
-            rc = r;
-    }
-    return rc;
-}
-
-static int complete_multipart(struct s3_upload *u)
-{
-    struct membuf xml = { 0 };
-    struct s3_response r = { 0 };
-    int rc = 0;
-    if ((rc = check_conditions(u->b, u->key, u->o)))
-        return rc;
-    membuf_append(&xml, "<CompleteMultipartUpload>", 25);
-    for (size_t i = 0; i < u->parts.n && !rc; i++) {
-        char item[300];
-        int w = snprintf(item, sizeof item, "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>",
-                         i + 1, u->parts.etags[i]);
-        rc = membuf_append(&xml, item, (size_t)w);
-    }
-    if (!rc)
-        rc = membuf_append(&xml, "</CompleteMultipartUpload>", 26);
-    if (rc)
-        goto out;
-    struct sigv4_param p[] = { { "uploadId", u->upload_id } };
-    struct s3_request rq = { .method = "POST", .key = u->fk, .what = u->key, .params = p, .nparams = 1,
-                             .body = xml.data, .body_len = xml.len };
-    rq.extra[rq.nextra++] = (struct sigv4_header){ "content-type", "application/xml" };
-    add_conditions(&rq, u->o);
-    rc = call(u->b, &rq, &r, NULL, 0, true);
-    if ((rc == ENOENT || rc == ECANCELED) && r.attempts > 1) {
-        /* The first Complete may have landed and its reply got lost:
-         * then the object carries exactly our parts' ETag. */
-        char expect[64];
-        struct fetch_objinfo cur;
-        multipart_etag(&u->parts, expect, sizeof expect);
-        if (head_object(u->b, u->key, &cur, true) == 0 && strcmp(cur.version, expect) == 0) {
-            u->upload_id[0] = '\0';
-            rc = 0;
-            goto out;
-        }
-    }
-    if (rc)
-        goto out;
-    char code[64], msg[256];
-    /* A 200 reply can still carry an error (S3 reports late failures so). */
-    if (s3xml_parse_error(r.body.data, r.body.len, code, sizeof code, msg, sizeof msg) == 0) {
-        log_error("fetch: S3 completing the upload of %s failed: %s %s", u->key, code, msg);
-        rc = strcmp(code, "PreconditionFailed") == 0 ? ECANCELED : EIO;
-        goto out;
-    }
-    u->upload_id[0] = '\0';        /* complete: nothing to abort */
-out:
-    free(xml.data);
-    response_free(&r);
-    return rc;
-}
-
-static void s3_upload_free(struct s3_upload *u)
-{
-    finish_all(u);
-    if (u->upload_id[0])
-        abort_upload(u->b, u->fk, u->key, u->upload_id);
-    if (u->orphans_possible) {
-        struct orphan_ctx oc = { u->b, u->fk, u->key, u->upload_id, u->began };
-        list_uploads_raw(u->b, u->fk, abort_orphan, &oc);
-    }
-    for (unsigned i = 0; i < u->threads; i++)
-        free(u->slot[i].buf);
-    free(u->parts.etags);
-    free(u->key);
-    free(u);
-}
-
-static void s3_upload_abort(fetch_upload *fu)
-{
-    s3_upload_free(s3_upload_of(fu));
-}
-
-static int s3_upload_commit(fetch_upload *fu, const char *hex, struct fetch_objinfo *oi)
-{
-    struct s3_upload *u = s3_upload_of(fu);
-    const struct fetch_put_opts *o = u->o;
-    int rc = u->err;
-    if (rc)
-        goto out;
-    /* A body that fits the first part goes in one PUT, signed with its hash. */
-    bool single = !u->upload_id[0] && u->partno <= 1;
-    if (!single && u->fill && u->fill->len && (rc = send_fill(u)))
-        goto out;
-    if (!single && (rc = finish_all(u)))
-        goto out;
-    if (single) {
-        rc = put_single(u->b, u->fk, u->key, u->fill ? u->fill->buf : "", u->fill ? u->fill->len : 0,
-                        hex, o);
-        u->meta_done = true;
-    } else {
-        rc = complete_multipart(u);
-    }
-    if (rc)
-        goto out;
-    struct fetch_objinfo cur;
-    /* CompleteMultipartUpload's ETag is empty on RGW: ask HEAD. */
-    if ((rc = head_object(u->b, u->key, &cur, false)))
-        goto out;
-    if (!u->meta_done) {
-        if (set_sha256_metadata(u->b, u->fk, u->key, cur.version, hex) == 0)
-            head_object(u->b, u->key, &cur, false);
-        else
-            log_warn("fetch: S3 %s was stored, but without its SHA-256 metadata", u->key);
-    }
-    if (!cur.sha256[0])
-        snprintf(cur.sha256, sizeof cur.sha256, "%s", hex);
-    if (oi)
-        *oi = cur;
-out:
-    if (rc == ECANCELED)
-        log_info("fetch: S3 %s changed since it was read; not overwritten", u->key);
-    s3_upload_free(u);
+    rc = s3_call(b, &rq, &r, NULL, 0, false);
+    s3_response_free(&r);
     return rc;
 }
 
@@ -1902,7 +984,7 @@ int fetch_s3_make_bucket(const char *bucket, const struct fetch_config *cfg, cha
         return rc;
     struct s3_request rq = { .method = "PUT", .what = bucket };
     struct s3_response r = { 0 };
-    rc = call(b, &rq, &r, err, errlen, true);
+    rc = s3_call(b, &rq, &r, err, errlen, true);
     if (rc == EEXIST || rc == EPROTO || rc == EINVAL) {
         char code[64], msg[128];
         if (r.body.len && s3xml_parse_error(r.body.data, r.body.len, code, sizeof code, msg, sizeof msg) == 0 &&
@@ -1911,7 +993,7 @@ int fetch_s3_make_bucket(const char *bucket, const struct fetch_config *cfg, cha
     }
     if (rc)
         log_error("fetch: S3 cannot create bucket %s: %s", bucket, err);
-    response_free(&r);
+    s3_response_free(&r);
     s3_close(&b->base);
     return rc;
 }
@@ -1937,7 +1019,7 @@ int fetch_s3_list_uploads(fetch_backend *fb, fetch_upload_cb cb, void *arg)
     if (!fb || fb->m != &s3_methods)
         return EINVAL;
     struct uploads_ctx ctx = { s3_of(fb), cb, arg };
-    return list_uploads_raw(s3_of(fb), s3_of(fb)->prefix, upload_entry, &ctx);
+    return s3_list_uploads_raw(s3_of(fb), s3_of(fb)->prefix, upload_entry, &ctx);
 }
 
 int fetch_s3_abort_upload(fetch_backend *fb, const char *key, const char *upload_id)
@@ -1946,14 +1028,14 @@ int fetch_s3_abort_upload(fetch_backend *fb, const char *key, const char *upload
         return EINVAL;
     struct s3_backend *b = s3_of(fb);
     char fk[2048];
-    int rc = full_key(b, key, fk, sizeof fk);
+    int rc = s3_full_key(b, key, fk, sizeof fk);
     if (rc)
         return rc;
     struct sigv4_param p[] = { { "uploadId", upload_id } };
     struct s3_request rq = { .method = "DELETE", .key = fk, .what = key, .params = p, .nparams = 1 };
     struct s3_response r = { 0 };
-    rc = call(b, &rq, &r, NULL, 0, true);
-    response_free(&r);
+    rc = s3_call(b, &rq, &r, NULL, 0, true);
+    s3_response_free(&r);
     return rc;
 }
 
