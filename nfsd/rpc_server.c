@@ -1,4 +1,4 @@
-/* rpc_server.c: the transport's life: binding the sockets, starting and stopping the event loop and worker threads, and its statistics. */
+/* rpc_server.c: the transport's life: binding the sockets, starting and stopping the event loops and worker threads, and its statistics. */
 #include "nfsd/rpc_internal.h"
 
 #include <arpa/inet.h>
