@@ -322,10 +322,13 @@ static long loop_conns(int i)
 
 /* ---- finding 2: replies that are never read ---- */
 
-/* A client floods calls and never reads a reply; then `clients` other
- * connections (on every loop when there are several: the attacker's own
- * too) are answered at once, and the attacker is dropped after
- * reply_timeout.  listeners: the number of event loops. */
+/* A client floods calls and never reads a reply: the server stops reading
+ * it at connection_buffer (the transport's memory stays near 16 MiB, so
+ * its back-pressure works on its own loop: with several loops it is put on
+ * loop 1, not the accepting loop 0); `clients` other connections (on every
+ * loop when there are several, the attacker's own too) are answered at
+ * once, and the attacker is dropped after reply_timeout.  listeners: the
+ * number of event loops. */
 static void never_reads(int listeners, int clients)
 {
     char conf[256];
@@ -336,16 +339,36 @@ static void never_reads(int listeners, int clients)
     int rootlen = mnt_root(root);
     int demolen = lookup(root, rootlen, "demo", demo);
     int biglen = lookup(demo, demolen, "big.bin", big);
-    /* The lookups' connections are gone: the attacker goes to loop 0. */
+    /* The lookups' connections are gone; with several loops a first
+     * connection takes loop 0 (which also accepts), so the attacker is on
+     * loop 1: its back-pressure is re-armed in that loop's epoll set. */
     long long settle = now_ms() + 5000;
     for (int i = 0; i < listeners; i++)
         while (loop_conns(i) != 0 && now_ms() < settle)
             sleep_ms(20);
+    int first = listeners > 1 ? tcp_open(srv.nfs_port, 0) : -1;
+    if (first >= 0)
+        ck_assert(null_ok(first, NFS_PROG, 5000));
     /* The attacker reads nothing, with the smallest receive buffer, and
      * sends calls until the server stops taking them: NULL calls, each
      * batch ending with a 1 MiB READ, so the server's socket buffer (up to
      * 4 MiB) fills in seconds rather than after 130,000 NULL replies. */
     int a = tcp_open(srv.nfs_port, 4096);
+    int home = listeners > 1 ? 1 : 0;       /* the attacker's loop */
+    ck_assert(null_ok(a, NFS_PROG, 5000));
+    ck_assert_int_eq(loop_conns(home), 1);
+    /* The other clients connect now, while the attacker is surely there
+     * (it is dropped reply_timeout after its replies stop moving). */
+    int fds[8];
+    ck_assert_int_le(clients, 8);
+    for (int k = 0; k < clients; k++)
+        fds[k] = tcp_open(srv.nfs_port, 0);
+    for (int k = 0; k < clients; k++)
+        ck_assert(null_ok(fds[k], NFS_PROG, 3000));
+    /* Every loop has a client; the attacker's has one besides it. */
+    for (int i = 0; i < listeners; i++)
+        ck_assert_msg(loop_conns(i) >= 1 + (i == home && clients >= listeners),
+                      "loop %d has %ld connections", i, loop_conns(i));
     fcntl(a, F_SETFL, O_NONBLOCK);
     enum { BATCH = 200 };
     static uint32_t flood[BATCH * 11 + 64];
@@ -367,6 +390,7 @@ static void never_reads(int listeners, int clients)
     long long give_up = now_ms() + 30000;
     size_t sent = 0, off = 0, len = words * 4;
     int stalls = 0;
+    long peak = 0;
     while (stalls < 2 && now_ms() < give_up) {
         ssize_t w = send(a, (char *)flood + off, len - off, MSG_NOSIGNAL);
         if (w > 0) {
@@ -376,23 +400,22 @@ static void never_reads(int listeners, int clients)
             continue;
         }
         struct pollfd pf = { .fd = a, .events = POLLOUT };
-        if (poll(&pf, 1, 500) == 0)
+        if (poll(&pf, 1, 500) == 0) {
             stalls++;
+            long m = metric("tarnfs_rpc_memory_bytes");
+            if (m > peak)
+                peak = m;
+        }
     }
     ck_assert_msg(stalls == 2, "the server kept reading %zu bytes of calls", sent);
+    /* It stopped reading at connection_buffer (16 MiB of replies, plus the
+     * 1 MiB READs in flight), on its loop, not at rpc_memory_limit. */
+    printf("transport: %d loop(s): the server held %ld KiB for a client that reads "
+           "nothing\n", listeners, peak >> 10);
+    ck_assert_msg(peak < (48l << 20), "the server held %ld bytes for it", peak);
     /* Other clients are answered at once, NULL and GETATTR, every time. */
     uint8_t *fh = root;
     int fhlen = rootlen;
-    int fds[8];
-    ck_assert_int_le(clients, 8);
-    for (int k = 0; k < clients; k++)
-        fds[k] = tcp_open(srv.nfs_port, 0);
-    for (int k = 0; k < clients; k++)
-        ck_assert(null_ok(fds[k], NFS_PROG, 3000));
-    /* Every loop has a connection: the attacker's shares one with others. */
-    for (int i = 0; i < listeners; i++)
-        ck_assert_msg(loop_conns(i) >= 1 + (i == 0 && clients >= listeners),
-                      "loop %d has %ld connections", i, loop_conns(i));
     for (int i = 0; i < 10; i++) {
         for (int k = 0; k < clients; k++) {
             long long t0 = now_ms();
@@ -414,6 +437,8 @@ static void never_reads(int listeners, int clients)
     close(a);
     ck_assert(fresh_null_ok(srv.nfs_port, 1000));
     ck_assert_int_ge(log_lines("did not read its replies"), 1);
+    if (first >= 0)
+        close(first);
     stop();
 }
 
@@ -425,7 +450,7 @@ END_TEST
 
 START_TEST(a_client_that_never_reads_replies_stalls_no_loop_neither_its_own)
 {
-    never_reads(3, 4);      /* clients on loops 1, 2 and 0 (the attacker's) */
+    never_reads(3, 4);      /* the attacker on loop 1; clients on 2, 0, 1 and 2 */
 }
 END_TEST
 
@@ -471,6 +496,46 @@ START_TEST(connections_are_spread_over_the_listeners_and_stay_exact)
     ck_assert_int_eq(loop_conns(1), -1);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
+    stop();
+}
+END_TEST
+
+/* Back-pressure on every loop: more calls in flight than a connection may
+ * have queued (16) stop its reading, and the workers' replies must turn it
+ * back on in the epoll set of the loop that owns it. */
+START_TEST(pipelined_calls_past_the_inflight_limit_are_all_answered_on_every_loop)
+{
+    start_with("listeners = 3\nmetrics_listen = 127.0.0.1:0\n", NULL);
+    enum { CONNS = 6, CALLS = 200 };
+    static uint32_t batch[CALLS * 11];
+    for (int i = 0; i < CALLS; i++) {
+        struct call c;
+        call_header(&c, (uint32_t)(1000 + i), NFS_PROG, 0);
+        batch[i * 11] = htonl(0x80000000u | 40);
+        memcpy(&batch[i * 11 + 1], c.w, 40);
+    }
+    int fds[CONNS];
+    for (int k = 0; k < CONNS; k++)
+        fds[k] = tcp_open(srv.nfs_port, 0);
+    for (int k = 0; k < CONNS; k++)
+        ck_assert(null_ok(fds[k], NFS_PROG, 5000));
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(loop_conns(i) == 2, "loop %d has %ld connections", i, loop_conns(i));
+    for (int k = 0; k < CONNS; k++)
+        ck_assert_int_eq(send(fds[k], batch, sizeof batch, MSG_NOSIGNAL), (ssize_t)sizeof batch);
+    long long deadline = now_ms() + 20000;
+    for (int k = 0; k < CONNS; k++) {
+        for (int i = 0; i < CALLS; i++) {
+            uint32_t mark, r[6];
+            ck_assert_msg(recv_until(fds[k], &mark, 4, deadline) == 0 &&
+                          (ntohl(mark) & 0x7fffffffu) == 24 &&
+                          recv_until(fds[k], r, 24, deadline) == 0,
+                          "connection %d: reply %d of %d did not come", k, i, CALLS);
+            ck_assert_uint_ge(ntohl(r[0]), 1000);      /* any order: matched by xid */
+            ck_assert_uint_lt(ntohl(r[0]), 1000 + CALLS);
+        }
+        close(fds[k]);
+    }
     stop();
 }
 END_TEST
@@ -798,6 +863,7 @@ int main(int argc, char **argv)
         a_client_that_never_reads_replies_holds_no_worker_and_is_dropped,
         a_client_that_never_reads_replies_stalls_no_loop_neither_its_own,
         connections_are_spread_over_the_listeners_and_stay_exact,
+        pipelined_calls_past_the_inflight_limit_are_all_answered_on_every_loop,
         announced_but_unsent_records_cost_no_memory_and_the_total_is_capped,
         the_mount_port_takes_only_records_the_size_of_a_mount_call,
         a_host_over_its_connection_limit_is_refused,
