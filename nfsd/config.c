@@ -1,6 +1,7 @@
 /* config.c: reads tarnfs.conf (settings and /etc/exports-style export lines) and
  * matches client addresses against exports. */
 #include "nfsd/config.h"
+#include "nfsd/rpc_server.h"
 #include "vfs/vfs.h"
 #include "util/conf.h"
 #include "util/settings.h"
@@ -23,6 +24,7 @@ void nfsd_config_defaults(struct nfsd_config *cfg)
     cfg->rpcbind = true;
     cfg->udp = true;
     cfg->threads = 0;   /* tarnfsd picks 4 * cores */
+    cfg->listeners = 0; /* tarnfsd picks: cores it may run on, at most 8 */
     cfg->vfs.prefetch_auto = true;  /* chosen by measurement: doc/performance.md */
     cfg->vfs.prefetch_whole_below = VFS_PREFETCH_WHOLE_BELOW;
     cfg->nlm_grace_ms = 90000;  /* as knfsd's lockd and NFS-Ganesha */
@@ -461,6 +463,7 @@ static const struct setting rows[] = {
     { "rpcbind", SET_BOOL, AT(rpcbind), 0, 0, 0, NULL, NULL },
     { "udp", SET_BOOL, AT(udp), 0, 0, 0, NULL, NULL },
     { "threads", SET_UINT, AT(threads), 1, 1024, 0, NULL, NULL },
+    { "listeners", SET_UINT, AT(listeners), 1, RPC_LOOPS_MAX, 0, NULL, NULL },
     { "max_connections", SET_UINT, AT(max_connections), 1, 1000000, 0, NULL, NULL },
     { "max_connections_per_host", SET_UINT, AT(max_connections_per_host), 1, 1000000, 0,
       NULL, NULL },

@@ -57,6 +57,7 @@ struct nfsd_config {
     int nfs_port, mount_port;           /* 0 = ephemeral */
     bool rpcbind;
     unsigned threads;
+    unsigned listeners;                 /* transport event loops; 0: tarnfsd picks */
     /* Transport limits (tarnfsd(8) LIMITS); 0 = the transport's default. */
     bool udp;                           /* serve UDP (default yes) */
     unsigned max_connections, max_connections_per_host;

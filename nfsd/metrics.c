@@ -315,6 +315,10 @@ static void render_rpc(FILE *f, struct rpc_server *rs)
     fprintf(f, "tarnfs_connections{state=\"idle\"} %u\n", idle);
     fprintf(f, "tarnfs_connections{state=\"busy\"} %u\n", st.conns_busy);
     fprintf(f, "tarnfs_connections{state=\"paused\"} %u\n", st.conns_paused);
+    family(f, "tarnfs_listener_connections", "gauge",
+           "TCP connections open on each transport event loop (listeners).");
+    for (unsigned i = 0; i < st.loops; i++)
+        fprintf(f, "tarnfs_listener_connections{listener=\"%u\"} %u\n", i, st.loop_conns[i]);
     one(f, "tarnfs_connections_accepted_total", "counter", "TCP connections accepted.",
         st.conns_accepted);
     one(f, "tarnfs_connections_refused_total", "counter",

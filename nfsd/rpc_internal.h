@@ -1,4 +1,4 @@
-/* rpc_internal.h: what the transport files share (rpc_server.c: setup and stats, rpc_listener.c: the event loop, rpc_worker.c: the worker pool) and nobody else may use: the limits, the structures, and the calls between them. */
+/* rpc_internal.h: what the transport files share (rpc_server.c: setup and stats, rpc_listener.c: the event loops, rpc_worker.c: the worker pool) and nobody else may use: the limits, the structures, and the calls between them. */
 #ifndef TARNFS_NFSD_RPC_INTERNAL_H
 #define TARNFS_NFSD_RPC_INTERNAL_H
 
@@ -40,11 +40,14 @@ struct outbuf {
     size_t len, tail_len, sent;
 };
 
+struct loop;
+
 struct conn {
     struct src src;                 /* first: epoll data points here */
+    struct loop *loop;              /* the event loop that owns c for its life */
     atomic_int refs;
     pthread_mutex_t lock;           /* the fields up to the reader state */
-    bool dead;                      /* closed by the listener */
+    bool dead;                      /* closed by its loop */
     bool broken;                    /* a send failed: shut down, to be closed */
     bool mem_paused;                /* not read: the server is over its memory limit */
     bool sending;                   /* a thread is in sendmsg for c, without the lock */
@@ -61,7 +64,7 @@ struct conn {
     size_t max_record;              /* of the port it came in on */
     struct sockaddr_storage peer;
     socklen_t peer_len;
-    /* Reader state: touched only by the listener thread. */
+    /* Reader state: touched only by the owning loop's thread. */
     uint8_t hdr[4];
     unsigned hdr_have;
     bool in_body, frag_last;
@@ -93,23 +96,55 @@ struct job {
     int wake_err;
 };
 
-/* A warning repeated at most once per LOG_EVERY_MS (listener thread only). */
+/* A warning repeated at most once per LOG_EVERY_MS (under the server's log_lock). */
 struct ratelog {
     bool used;
     int64_t last_ms;
     unsigned suppressed;
 };
 
+/* One event loop: a thread with its own epoll set and eventfd.  Loop 0
+ * also owns the listening and UDP sockets and hands each accepted
+ * connection to the loop with the fewest; a connection stays on its loop
+ * for life (doc/design.md, "The transport"). */
+struct loop {
+    struct rpc_server *srv;
+    unsigned idx;
+    int epfd;
+    struct src wake;                /* eventfd: rpc_wake_loop */
+    pthread_t thread;
+    bool started;
+    atomic_bool quit;               /* set by rpc_server_destroy, loop 0 first */
+    pthread_mutex_t hand_lock;      /* hand_head */
+    struct conn *hand_head;         /* accepted by loop 0, not yet adopted (by next) */
+    atomic_uint assigned;           /* connections handed here and not yet closed */
+    /* Published for rpc_server_get_stats. */
+    atomic_uint st_busy, st_paused;
+    /* This loop's thread only. */
+    struct conn *conns;
+    unsigned nconns, nmem_paused;
+    struct job *pend_head, *pend_tail;  /* one read's records, not yet queued */
+    unsigned npend;
+    uint8_t *scratch;               /* READ_CHUNK bytes */
+    int64_t next_tick_ms;
+    size_t released_last_tick;
+};
+
+/* One client address's connection count (rpc_server.hosts). */
+struct hostcount {
+    struct in6_addr host;
+    unsigned n;
+};
+
 struct rpc_server {
     struct rpc_server_config cfg;
     struct rpc_limits lim;          /* cfg.limits with defaults filled in */
-    int epfd;
-    struct src wake;
-    struct src listeners[2], udps[2];
+    struct src listeners[2], udps[2];   /* in loop 0's epoll set */
     int nsock;                      /* 1 when both ports are the same */
     int port[2];
     size_t max_record[2];
-    pthread_t listener;
+    struct loop *loops;
+    unsigned nloops;
     pthread_t *workers;
     unsigned nworkers;
     bool started;
@@ -123,21 +158,20 @@ struct rpc_server {
     struct job *parked;             /* parked calls, oldest last */
     unsigned nparked;
     uint64_t parks, park_expired;   /* guarded by park_lock (metrics) */
-    /* Published by the listener for rpc_server_get_stats. */
-    atomic_uint st_open, st_busy, st_paused;
+    /* Connection limits, exact across loops: taken at accept and close only. */
+    pthread_mutex_t conn_lock;
+    unsigned nconns;                /* TCP connections open, all loops */
+    struct hostcount *hosts;        /* per client address, n > 0 */
+    size_t nhosts, hosts_cap;
+    /* Published for rpc_server_get_stats. */
+    atomic_uint st_open;
     atomic_uint_fast64_t st_accepted, st_refused;
     atomic_size_t mem;              /* receive buffers + queued calls + queued replies */
     atomic_size_t released;         /* bytes ever released from mem: progress */
-    atomic_bool mem_wait;           /* the listener waits for mem to drop */
-    /* Listener thread only. */
-    struct conn *conns;
-    unsigned nconns, nmem_paused;
-    struct job *pend_head, *pend_tail;  /* one read's records, not yet queued */
-    unsigned npend;
-    uint8_t *scratch;               /* READ_CHUNK bytes */
-    unsigned tick_ms;
-    int64_t next_tick_ms, accept_resume_ms;
-    size_t released_last_tick;
+    atomic_bool mem_wait;           /* some loop waits for mem to drop */
+    unsigned tick_ms;               /* set at bind */
+    int64_t accept_resume_ms;       /* loop 0 only */
+    pthread_mutex_t log_lock;       /* the ratelogs */
     struct ratelog log_record, log_accept, log_full, log_host, log_mem, log_stuck;
 };
 
@@ -155,18 +189,19 @@ static inline void mem_add(struct rpc_server *s, size_t n)
     atomic_fetch_add(&s->mem, n);
 }
 
-/* ---- rpc_listener.c: the event loop ---- */
-/* The listener thread: epoll on the sockets until the server stops. */
+/* ---- rpc_listener.c: the event loops ---- */
+/* An event loop's thread (arg: its struct loop): epoll on its sockets and
+ * connections until its quit flag is set; then it closes them all. */
 void *rpc_listener_main(void *arg);
-/* Wake the listener from its epoll wait (any thread). */
-void rpc_wake_listener(struct rpc_server *s);
-/* Release n bytes of the memory limit; wakes a listener waiting for it. */
+/* Wake loop l from its epoll wait (any thread). */
+void rpc_wake_loop(struct loop *l);
+/* Release n bytes of the memory limit; wakes every loop if one waits for it. */
 void rpc_mem_sub(struct rpc_server *s, size_t n);
 /* Free a queued reply record and its tail. */
 void rpc_outbuf_free(struct outbuf *ob);
 /* Drop a reference to c; the last one closes its socket and frees it. */
 void rpc_conn_unref(struct conn *c);
-/* Set c's epoll interest from its state.  Caller holds c->lock. */
+/* Set c's epoll interest (in its loop's set) from its state.  Caller holds c->lock. */
 void rpc_conn_update_events(struct rpc_server *s, struct conn *c);
 /* Write c's queued replies: at most rounds sendmsg calls; caller holds c->lock. */
 void rpc_conn_flush(struct rpc_server *s, struct conn *c, int rounds);

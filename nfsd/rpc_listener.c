@@ -1,4 +1,4 @@
-/* rpc_listener.c: the transport event loop: accept, TCP record-marking reassembly, UDP receive, queued replies written when a socket is writable, memory and connection limits, timeouts. */
+/* rpc_listener.c: the transport event loops: accept (loop 0) and hand-off of connections to loops, TCP record-marking reassembly, UDP receive, queued replies written when a socket is writable, memory and connection limits, timeouts. */
 #include "nfsd/rpc_internal.h"
 
 #include <arpa/inet.h>
@@ -18,39 +18,44 @@
 
 /* True when the warning may be logged now; then more says how many were
  * not logged since the last one ("" or "; N more in the last minute"). */
-static bool ratelog_ok(struct ratelog *r, char *more, size_t len)
+static bool ratelog_ok(struct rpc_server *s, struct ratelog *r, char *more, size_t len)
 {
     int64_t now = now_ms();
+    bool ok = false;
+    pthread_mutex_lock(&s->log_lock);
     if (r->used && now - r->last_ms < LOG_EVERY_MS) {
         r->suppressed++;
-        return false;
+    } else {
+        if (r->suppressed)
+            snprintf(more, len, "; %u more in the last minute", r->suppressed);
+        else
+            more[0] = 0;
+        r->suppressed = 0;
+        r->used = true;
+        r->last_ms = now;
+        ok = true;
     }
-    if (r->suppressed)
-        snprintf(more, len, "; %u more in the last minute", r->suppressed);
-    else
-        more[0] = 0;
-    r->suppressed = 0;
-    r->used = true;
-    r->last_ms = now;
-    return true;
+    pthread_mutex_unlock(&s->log_lock);
+    return ok;
 }
 
-void rpc_wake_listener(struct rpc_server *s)
+void rpc_wake_loop(struct loop *l)
 {
     uint64_t one = 1;
-    if (write(s->wake.fd, &one, sizeof one) < 0 && errno != EAGAIN)
+    if (write(l->wake.fd, &one, sizeof one) < 0 && errno != EAGAIN)
         log_warn("rpc: wake: %s", strerror(errno));
 }
 
-/* Release n bytes; wakes the listener if it waits for memory and the total
- * is now under the limit. */
+/* Release n bytes; if a loop waits for memory and the total is now under
+ * the limit, wake every loop (each resumes the connections it paused). */
 void rpc_mem_sub(struct rpc_server *s, size_t n)
 {
     size_t after = atomic_fetch_sub(&s->mem, n) - n;
     atomic_fetch_add(&s->released, n);
     if (after < s->lim.memory && atomic_load(&s->mem_wait) &&
         atomic_exchange(&s->mem_wait, false))
-        rpc_wake_listener(s);
+        for (unsigned i = 0; i < s->nloops; i++)
+            rpc_wake_loop(&s->loops[i]);
 }
 
 static void peer_host(const struct sockaddr_storage *ss, struct in6_addr *out)
@@ -102,7 +107,7 @@ void rpc_conn_update_events(struct rpc_server *s, struct conn *c)
     if (ev == c->events)
         return;
     struct epoll_event e = { .events = ev, .data.ptr = &c->src };
-    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->src.fd, &e) == 0)
+    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->src.fd, &e) == 0)
         c->events = ev;
 }
 
@@ -183,24 +188,84 @@ void rpc_conn_flush(struct rpc_server *s, struct conn *c, int rounds)
     }
 }
 
-/* Listener: stop reading c, drop its queued replies and our reference.
- * Workers still holding c see it dead and throw their replies away. */
-static void conn_close(struct rpc_server *s, struct conn *c)
+/* Count one more connection from host a, if max_connections and
+ * max_connections_per_host allow it.  Returns 0, or 1 (all full: *same is
+ * the total) or 2 (a's are: *same is a's count). */
+static int conns_take(struct rpc_server *s, const struct in6_addr *a, unsigned *same)
 {
+    int ret = 0;
+    pthread_mutex_lock(&s->conn_lock);
+    struct hostcount *h = NULL;
+    for (size_t i = 0; i < s->nhosts && !h; i++)
+        if (!memcmp(&s->hosts[i].host, a, sizeof *a))
+            h = &s->hosts[i];
+    if (s->nconns >= s->lim.max_conns) {
+        *same = s->nconns;
+        ret = 1;
+    } else if (h && h->n >= s->lim.max_conns_per_host) {
+        *same = h->n;
+        ret = 2;
+    } else if (!h && s->nhosts == s->hosts_cap) {
+        size_t cap = s->hosts_cap ? s->hosts_cap * 2 : 16;
+        struct hostcount *nh = realloc(s->hosts, cap * sizeof *nh);
+        if (!nh) {
+            *same = s->nconns;
+            ret = 1;
+        } else {
+            s->hosts = nh;
+            s->hosts_cap = cap;
+        }
+    }
+    if (!ret) {
+        if (!h) {
+            h = &s->hosts[s->nhosts++];
+            h->host = *a;
+            h->n = 0;
+        }
+        h->n++;
+        s->nconns++;
+        atomic_store_explicit(&s->st_open, s->nconns, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+    return ret;
+}
+
+/* Uncount a connection from host a (closed, or never registered). */
+static void conns_release(struct rpc_server *s, const struct in6_addr *a)
+{
+    pthread_mutex_lock(&s->conn_lock);
+    for (size_t i = 0; i < s->nhosts; i++) {
+        if (memcmp(&s->hosts[i].host, a, sizeof *a))
+            continue;
+        if (--s->hosts[i].n == 0)
+            s->hosts[i] = s->hosts[--s->nhosts];
+        break;
+    }
+    s->nconns--;
+    atomic_store_explicit(&s->st_open, s->nconns, memory_order_relaxed);
+    pthread_mutex_unlock(&s->conn_lock);
+}
+
+/* c's loop: stop reading c, drop its queued replies and our reference.
+ * Workers still holding c see it dead and throw their replies away. */
+static void conn_close(struct loop *l, struct conn *c)
+{
+    struct rpc_server *s = l->srv;
     pthread_mutex_lock(&c->lock);
     c->dead = true;
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->src.fd, NULL);
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->src.fd, NULL);
     if (!c->sending)                /* else the sender frees it when it returns */
         conn_drop_output(s, c);
     if (c->mem_paused)
-        s->nmem_paused--;
+        l->nmem_paused--;
     c->mem_paused = false;
     pthread_mutex_unlock(&c->lock);
     shutdown(c->src.fd, SHUT_RDWR);
-    if (c->prev) c->prev->next = c->next; else s->conns = c->next;
+    if (c->prev) c->prev->next = c->next; else l->conns = c->next;
     if (c->next) c->next->prev = c->prev;
-    s->nconns--;
-    atomic_store_explicit(&s->st_open, s->nconns, memory_order_relaxed);
+    l->nconns--;
+    atomic_fetch_sub(&l->assigned, 1);
+    conns_release(s, &c->host);
     if (c->rec_cap)
         rpc_mem_sub(s, c->rec_cap);
     free(c->rec);
@@ -208,22 +273,23 @@ static void conn_close(struct rpc_server *s, struct conn *c)
     c->rec_len = c->rec_cap = 0;
     rpc_conn_unref(c);
 }
-/* Listener: queue the records of the read just done in one push, so one
- * read's calls cost one lock and no worker is woken in mid-read (on a
- * shared core the woken worker preempted the listener per call). */
-static void queue_pending(struct rpc_server *s)
+/* Queue the records of the read just done in one push, so one read's
+ * calls cost one lock and no worker is woken in mid-read (on a shared
+ * core the woken worker preempted the loop per call). */
+static void queue_pending(struct loop *l)
 {
-    if (!s->npend)
+    if (!l->npend)
         return;
-    rpc_queue_push_list(s, s->pend_head, s->pend_tail, s->npend);
-    s->pend_head = s->pend_tail = NULL;
-    s->npend = 0;
+    rpc_queue_push_list(l->srv, l->pend_head, l->pend_tail, l->npend);
+    l->pend_head = l->pend_tail = NULL;
+    l->npend = 0;
 }
 
 /* Hand one complete record to the workers.  Returns false when c must not
  * be read any more for now (a per-connection limit is reached). */
-static bool conn_submit(struct rpc_server *s, struct conn *c)
+static bool conn_submit(struct loop *l, struct conn *c)
 {
+    struct rpc_server *s = l->srv;
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
         log_error("rpc: out of memory; dropping a call");
@@ -250,9 +316,9 @@ static bool conn_submit(struct rpc_server *s, struct conn *c)
     bool reading = c->events & EPOLLIN;
     pthread_mutex_unlock(&c->lock);
     j->next = NULL;                 /* queued by queue_pending after the read */
-    if (s->pend_tail) s->pend_tail->next = j; else s->pend_head = j;
-    s->pend_tail = j;
-    s->npend++;
+    if (l->pend_tail) l->pend_tail->next = j; else l->pend_head = j;
+    l->pend_tail = j;
+    l->npend++;
     return reading;
 }
 
@@ -280,16 +346,17 @@ static bool rec_reserve(struct rpc_server *s, struct conn *c, size_t want)
 }
 
 /* A fragment's last byte arrived: submit the record if it was the last. */
-static bool frag_done(struct rpc_server *s, struct conn *c)
+static bool frag_done(struct loop *l, struct conn *c)
 {
     c->in_body = false;
-    return c->frag_last ? conn_submit(s, c) : true;
+    return c->frag_last ? conn_submit(l, c) : true;
 }
 
 /* Feed n bytes to the record-marking parser.  Returns false when the
  * connection must be dropped (record too large, out of memory). */
-static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, size_t n)
+static bool conn_parse(struct loop *l, struct conn *c, const uint8_t *p, size_t n)
 {
+    struct rpc_server *s = l->srv;
     while (n) {
         if (!c->in_body) {
             size_t take = 4 - c->hdr_have < n ? 4 - c->hdr_have : n;
@@ -306,7 +373,7 @@ static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, s
             c->frag_left = mark & 0x7fffffffu;
             if (c->rec_len + c->frag_left > c->max_record) {
                 char more[64], host[INET6_ADDRSTRLEN];
-                if (ratelog_ok(&s->log_record, more, sizeof more)) {
+                if (ratelog_ok(s, &s->log_record, more, sizeof more)) {
                     host_str(&c->host, host, sizeof host);
                     log_warn("rpc: record over %zu bytes from %s; dropping the connection%s",
                              c->max_record, host, more);
@@ -315,7 +382,7 @@ static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, s
             }
             c->in_body = true;
             if (c->frag_left == 0) {
-                frag_done(s, c);
+                frag_done(l, c);
                 continue;
             }
             if (!n)
@@ -332,38 +399,40 @@ static bool conn_parse(struct rpc_server *s, struct conn *c, const uint8_t *p, s
         p += take;
         n -= take;
         if (c->frag_left == 0)
-            frag_done(s, c);
+            frag_done(l, c);
     }
     return true;
 }
 
-/* Stop reading c until memory is released (the listener is woken then). */
-static void conn_mem_pause(struct rpc_server *s, struct conn *c)
+/* Stop reading c until memory is released (every loop is woken then). */
+static void conn_mem_pause(struct loop *l, struct conn *c)
 {
+    struct rpc_server *s = l->srv;
     pthread_mutex_lock(&c->lock);
     if (!c->mem_paused) {
         c->mem_paused = true;
-        s->nmem_paused++;
+        l->nmem_paused++;
         rpc_conn_update_events(s, c);
     }
     pthread_mutex_unlock(&c->lock);
     atomic_store(&s->mem_wait, true);
     char more[64];
-    if (ratelog_ok(&s->log_mem, more, sizeof more))
+    if (ratelog_ok(s, &s->log_mem, more, sizeof more))
         log_warn("rpc: transport memory limit (%zu MiB) reached; not reading from clients "
                  "until replies drain%s", s->lim.memory >> 20, more);
 }
 
-/* Resume the connections paused for memory, if the total is under the limit. */
-static void mem_resume(struct rpc_server *s)
+/* Resume l's connections paused for memory, if the total is under the limit. */
+static void mem_resume(struct loop *l)
 {
-    if (!s->nmem_paused || atomic_load(&s->mem) >= s->lim.memory)
+    struct rpc_server *s = l->srv;
+    if (!l->nmem_paused || atomic_load(&s->mem) >= s->lim.memory)
         return;
-    for (struct conn *c = s->conns; c; c = c->next) {
+    for (struct conn *c = l->conns; c; c = c->next) {
         pthread_mutex_lock(&c->lock);
         if (c->mem_paused) {
             c->mem_paused = false;
-            s->nmem_paused--;
+            l->nmem_paused--;
             rpc_conn_update_events(s, c);
         }
         pthread_mutex_unlock(&c->lock);
@@ -371,15 +440,16 @@ static void mem_resume(struct rpc_server *s)
 }
 
 /* Read what c has sent (up to READ_BUDGET).  Returns false when c was closed. */
-static bool conn_readable(struct rpc_server *s, struct conn *c)
+static bool conn_readable(struct loop *l, struct conn *c)
 {
+    struct rpc_server *s = l->srv;
     size_t budget = READ_BUDGET;
     bool got = false, reading = true;
     while (budget && reading) {
         if (atomic_load(&s->mem) >= s->lim.memory) {
-            conn_mem_pause(s, c);
+            conn_mem_pause(l, c);
             if (atomic_load(&s->mem) < s->lim.memory)
-                mem_resume(s);      /* released meanwhile: no wake-up will come */
+                mem_resume(l);      /* released meanwhile: no wake-up will come */
             break;
         }
         ssize_t r;
@@ -393,18 +463,18 @@ static bool conn_readable(struct rpc_server *s, struct conn *c)
                 c->frag_left -= (uint32_t)r;
                 budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
                 if (c->frag_left == 0)
-                    reading = frag_done(s, c);
+                    reading = frag_done(l, c);
                 continue;
             }
         } else {
             /* Between records, read little at a time: every record in a
              * chunk becomes a job, even past the connection's limits. */
-            r = recv(c->src.fd, s->scratch, c->in_body ? READ_CHUNK : READ_SMALL, 0);
+            r = recv(c->src.fd, l->scratch, c->in_body ? READ_CHUNK : READ_SMALL, 0);
             if (r > 0) {
                 got = true;
                 budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
-                if (!conn_parse(s, c, s->scratch, (size_t)r)) {
-                    conn_close(s, c);
+                if (!conn_parse(l, c, l->scratch, (size_t)r)) {
+                    conn_close(l, c);
                     return false;
                 }
                 pthread_mutex_lock(&c->lock);
@@ -417,7 +487,7 @@ static bool conn_readable(struct rpc_server *s, struct conn *c)
             break;
         if (r < 0 && errno == EINTR)
             continue;
-        conn_close(s, c);       /* EOF or error */
+        conn_close(l, c);       /* EOF or error */
         return false;
     }
     if (got) {
@@ -429,15 +499,15 @@ static bool conn_readable(struct rpc_server *s, struct conn *c)
 }
 
 /* c's socket can take more: write queued replies. */
-static bool conn_writable(struct rpc_server *s, struct conn *c)
+static bool conn_writable(struct loop *l, struct conn *c)
 {
     pthread_mutex_lock(&c->lock);
-    rpc_conn_flush(s, c, LISTENER_SENDS);
-    rpc_conn_update_events(s, c);
+    rpc_conn_flush(l->srv, c, LISTENER_SENDS);
+    rpc_conn_update_events(l->srv, c);
     bool broken = c->broken;
     pthread_mutex_unlock(&c->lock);
     if (broken) {
-        conn_close(s, c);
+        conn_close(l, c);
         return false;
     }
     return true;
@@ -447,14 +517,67 @@ static void listeners_poll(struct rpc_server *s, bool on)
 {
     for (int i = 0; i < s->nsock; i++) {
         struct epoll_event e = { .events = on ? EPOLLIN : 0, .data.ptr = &s->listeners[i] };
-        epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->listeners[i].fd, &e);
+        epoll_ctl(s->loops[0].epfd, EPOLL_CTL_MOD, s->listeners[i].fd, &e);
     }
 }
 
-static void accept_conns(struct rpc_server *s, struct src *l)
+/* Register c on its loop l (l's thread): epoll interest and l's list.
+ * False (c uncounted and freed) when epoll refuses it. */
+static bool conn_adopt(struct loop *l, struct conn *c)
 {
-    int lfd = l->fd;
-    size_t max_record = s->max_record[l == &s->listeners[0] ? 0 : 1];
+    struct epoll_event e = { .events = c->events, .data.ptr = &c->src };
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->src.fd, &e)) {
+        atomic_fetch_sub(&l->assigned, 1);
+        conns_release(l->srv, &c->host);
+        rpc_conn_unref(c);
+        return false;
+    }
+    c->prev = NULL;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+    return true;
+}
+
+/* Take the connections loop 0 handed to l. */
+static void adopt_handoffs(struct loop *l)
+{
+    pthread_mutex_lock(&l->hand_lock);
+    struct conn *c = l->hand_head;
+    l->hand_head = NULL;
+    pthread_mutex_unlock(&l->hand_lock);
+    while (c) {
+        struct conn *next = c->next;
+        conn_adopt(l, c);
+        c = next;
+    }
+}
+
+/* The loop a new connection goes to: the one with the fewest (the lowest
+ * number of those). */
+static struct loop *pick_loop(struct rpc_server *s)
+{
+    struct loop *best = &s->loops[0];
+    unsigned least = atomic_load(&best->assigned);
+    for (unsigned i = 1; i < s->nloops && least; i++) {
+        unsigned n = atomic_load(&s->loops[i].assigned);
+        if (n < least) {
+            least = n;
+            best = &s->loops[i];
+        }
+    }
+    return best;
+}
+
+/* Loop 0: accept what the listening socket l has, within the connection
+ * limits, and give each connection to a loop. */
+static void accept_conns(struct loop *l0, struct src *lsrc)
+{
+    struct rpc_server *s = l0->srv;
+    int lfd = lsrc->fd;
+    size_t max_record = s->max_record[lsrc == &s->listeners[0] ? 0 : 1];
     char more[64];
     char host[INET6_ADDRSTRLEN];
     for (;;) {
@@ -472,26 +595,25 @@ static void accept_conns(struct rpc_server *s, struct src *l)
              * polling the listeners for a while. */
             listeners_poll(s, false);
             s->accept_resume_ms = now_ms() + ACCEPT_BACKOFF_MS;
-            if (ratelog_ok(&s->log_accept, more, sizeof more))
+            if (ratelog_ok(s, &s->log_accept, more, sizeof more))
                 log_warn("rpc: accept: %s; not accepting connections for %d ms%s",
                          strerror(e), ACCEPT_BACKOFF_MS, more);
             return;
         }
         struct in6_addr a;
         peer_host(&peer, &a);
-        if (s->nconns >= s->lim.max_conns) {
-            if (ratelog_ok(&s->log_full, more, sizeof more))
+        unsigned same = 0;
+        int full = conns_take(s, &a, &same);
+        if (full == 1) {
+            if (ratelog_ok(s, &s->log_full, more, sizeof more))
                 log_warn("rpc: %u connections open (max_connections); refusing more%s",
-                         s->nconns, more);
+                         same, more);
             atomic_fetch_add_explicit(&s->st_refused, 1, memory_order_relaxed);
             close(fd);
             continue;
         }
-        unsigned same = 0;
-        for (struct conn *c = s->conns; c; c = c->next)
-            same += !memcmp(&c->host, &a, sizeof a);
-        if (same >= s->lim.max_conns_per_host) {
-            if (ratelog_ok(&s->log_host, more, sizeof more)) {
+        if (full == 2) {
+            if (ratelog_ok(s, &s->log_host, more, sizeof more)) {
                 host_str(&a, host, sizeof host);
                 log_warn("rpc: refusing a connection: %u connections from %s already "
                          "(max_connections_per_host)%s", same, host, more);
@@ -504,6 +626,7 @@ static void accept_conns(struct rpc_server *s, struct src *l)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = calloc(1, sizeof *c);
         if (!c) {
+            conns_release(s, &a);
             close(fd);
             continue;
         }
@@ -517,27 +640,30 @@ static void accept_conns(struct rpc_server *s, struct src *l)
         c->max_record = max_record;
         c->active_ms = now_ms();
         c->events = EPOLLIN | EPOLLRDHUP;
-        struct epoll_event e = { .events = c->events, .data.ptr = &c->src };
-        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e)) {
-            rpc_conn_unref(c);
+        struct loop *to = pick_loop(s);
+        c->loop = to;
+        atomic_fetch_add(&to->assigned, 1);
+        atomic_fetch_add_explicit(&s->st_accepted, 1, memory_order_relaxed);
+        if (to == l0) {
+            conn_adopt(l0, c);
             continue;
         }
-        c->next = s->conns;
-        if (s->conns)
-            s->conns->prev = c;
-        s->conns = c;
-        s->nconns++;
-        atomic_fetch_add_explicit(&s->st_accepted, 1, memory_order_relaxed);
-        atomic_store_explicit(&s->st_open, s->nconns, memory_order_relaxed);
+        /* The owner registers it: its list is its thread's alone. */
+        pthread_mutex_lock(&to->hand_lock);
+        c->next = to->hand_head;
+        to->hand_head = c;
+        pthread_mutex_unlock(&to->hand_lock);
+        rpc_wake_loop(to);
     }
 }
 
-static void udp_readable(struct rpc_server *s, int fd)
+static void udp_readable(struct loop *l, int fd)
 {
+    struct rpc_server *s = l->srv;
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
-        ssize_t r = recvfrom(fd, s->scratch, RPC_UDP_MAX, 0, (struct sockaddr *)&peer, &plen);
+        ssize_t r = recvfrom(fd, l->scratch, RPC_UDP_MAX, 0, (struct sockaddr *)&peer, &plen);
         if (r < 0)
             return;
         /* Full queue or over the memory limit: drop (UDP clients retry). */
@@ -550,7 +676,7 @@ static void udp_readable(struct rpc_server *s, int fd)
             free(buf);
             continue;
         }
-        memcpy(buf, s->scratch, (size_t)r);
+        memcpy(buf, l->scratch, (size_t)r);
         j->data = buf;
         j->len = j->cap = (size_t)r;
         j->udp_fd = fd;
@@ -561,47 +687,53 @@ static void udp_readable(struct rpc_server *s, int fd)
     }
 }
 
-/* Over the memory limit with nothing released since the last tick: drop the
+/* Over the memory limit with nothing released since l's last tick: drop l's
  * connections holding the most (receive buffer + queued replies) until
- * three quarters of the limit, so new clients are read again. */
-static void mem_reclaim(struct rpc_server *s)
+ * three quarters of the limit, so new clients are read again.  With
+ * several loops, a loop holding no more than its share of that (3/4 of
+ * the limit / loops) drops nothing: the others hold the excess. */
+static void mem_reclaim(struct loop *l)
 {
+    struct rpc_server *s = l->srv;
+    size_t share = s->lim.memory / 4 * 3 / s->nloops;
     while (atomic_load(&s->mem) > s->lim.memory / 4 * 3) {
         struct conn *worst = NULL;
-        size_t most = 0;
-        for (struct conn *c = s->conns; c; c = c->next) {
+        size_t most = 0, held_all = 0;
+        for (struct conn *c = l->conns; c; c = c->next) {
             pthread_mutex_lock(&c->lock);
             size_t held = c->rec_cap + c->out_bytes;
             pthread_mutex_unlock(&c->lock);
+            held_all += held;
             if (held > most) {
                 most = held;
                 worst = c;
             }
         }
-        if (!worst)
+        if (!worst || (s->nloops > 1 && held_all <= share))
             return;
         char more[64];
-        if (ratelog_ok(&s->log_mem, more, sizeof more)) {
+        if (ratelog_ok(s, &s->log_mem, more, sizeof more)) {
             char host[INET6_ADDRSTRLEN];
             host_str(&worst->host, host, sizeof host);
             log_warn("rpc: over the transport memory limit with no progress; dropping a "
                      "connection from %s holding %zu KiB%s", host, most >> 10, more);
         }
-        conn_close(s, worst);
+        conn_close(l, worst);
     }
 }
 
-/* Periodic work: listener back-off, stuck and idle connections, memory,
- * parked calls past park_timeout. */
-static void tick(struct rpc_server *s)
+/* Periodic work: stuck and idle connections of l, memory; on loop 0 also
+ * the listener back-off and parked calls past park_timeout. */
+static void tick(struct loop *l)
 {
+    struct rpc_server *s = l->srv;
     int64_t now = now_ms();
-    if (s->accept_resume_ms && now >= s->accept_resume_ms) {
+    if (l->idx == 0 && s->accept_resume_ms && now >= s->accept_resume_ms) {
         s->accept_resume_ms = 0;
         listeners_poll(s, true);
     }
     unsigned busy = 0, paused = 0;
-    for (struct conn *c = s->conns, *next; c; c = next) {
+    for (struct conn *c = l->conns, *next; c; c = next) {
         next = c->next;
         pthread_mutex_lock(&c->lock);
         if (c->mem_paused)
@@ -617,43 +749,44 @@ static void tick(struct rpc_server *s)
         char host[INET6_ADDRSTRLEN];
         if (stuck) {
             char more[64];
-            if (ratelog_ok(&s->log_stuck, more, sizeof more)) {
+            if (ratelog_ok(s, &s->log_stuck, more, sizeof more)) {
                 host_str(&c->host, host, sizeof host);
                 log_warn("rpc: a client at %s did not read its replies for %u ms (%zu bytes "
                          "waiting); dropping the connection%s", host, s->lim.reply_timeout_ms,
                          queued, more);
             }
-            conn_close(s, c);
+            conn_close(l, c);
         } else if (idle) {
             host_str(&c->host, host, sizeof host);
             log_debug("rpc: closing a connection from %s idle for %u ms", host,
                       s->lim.idle_timeout_ms);
-            conn_close(s, c);
+            conn_close(l, c);
         }
     }
     size_t released = atomic_load(&s->released);
-    if (atomic_load(&s->mem) >= s->lim.memory && s->nmem_paused &&
-        released == s->released_last_tick)
-        mem_reclaim(s);
-    s->released_last_tick = atomic_load(&s->released);
-    mem_resume(s);
-    rpc_parked_expire(s);
-    atomic_store_explicit(&s->st_open, s->nconns, memory_order_relaxed);
-    atomic_store_explicit(&s->st_busy, busy, memory_order_relaxed);
-    atomic_store_explicit(&s->st_paused, paused, memory_order_relaxed);
+    if (atomic_load(&s->mem) >= s->lim.memory && l->nmem_paused &&
+        released == l->released_last_tick)
+        mem_reclaim(l);
+    l->released_last_tick = atomic_load(&s->released);
+    mem_resume(l);
+    if (l->idx == 0)
+        rpc_parked_expire(s);
+    atomic_store_explicit(&l->st_busy, busy, memory_order_relaxed);
+    atomic_store_explicit(&l->st_paused, paused, memory_order_relaxed);
 }
 
 void *rpc_listener_main(void *arg)
 {
-    struct rpc_server *s = arg;
+    struct loop *l = arg;
+    struct rpc_server *s = l->srv;
     struct epoll_event ev[64];
-    pthread_setname_np(pthread_self(), "nfsd-listener");
-    s->next_tick_ms = now_ms() + s->tick_ms;
-    while (!atomic_load(&s->stopping)) {
-        int64_t wait = s->next_tick_ms - now_ms();
-        if (s->accept_resume_ms && s->accept_resume_ms - now_ms() < wait)
+    pthread_setname_np(pthread_self(), "nfsd-listener");   /* every loop: top -H, bench/scale */
+    l->next_tick_ms = now_ms() + s->tick_ms;
+    while (!atomic_load(&l->quit)) {
+        int64_t wait = l->next_tick_ms - now_ms();
+        if (l->idx == 0 && s->accept_resume_ms && s->accept_resume_ms - now_ms() < wait)
             wait = s->accept_resume_ms - now_ms();
-        int n = epoll_wait(s->epfd, ev, 64, wait < 0 ? 0 : (int)wait);
+        int n = epoll_wait(l->epfd, ev, 64, wait < 0 ? 0 : (int)wait);
         if (n < 0 && errno != EINTR) {
             log_error("rpc: epoll_wait: %s", strerror(errno));
             break;
@@ -665,40 +798,44 @@ void *rpc_listener_main(void *arg)
                 uint64_t v;
                 if (read(src->fd, &v, sizeof v) < 0 && errno != EAGAIN)
                     log_warn("rpc: wake: %s", strerror(errno));
-                mem_resume(s);
+                adopt_handoffs(l);
+                mem_resume(l);
                 break;
             }
             case SRC_TCP_LISTEN:
-                accept_conns(s, src);
+                accept_conns(l, src);
                 break;
             case SRC_UDP:
-                udp_readable(s, src->fd);
+                udp_readable(l, src->fd);
                 break;
             case SRC_CONN: {
                 /* Connections are closed here only while handling their
                  * own event, so later events of this batch stay valid. */
                 struct conn *c = (struct conn *)src;
                 uint32_t e = ev[i].events;
-                if ((e & EPOLLOUT) && !conn_writable(s, c))
+                if ((e & EPOLLOUT) && !conn_writable(l, c))
                     break;
                 if (e & EPOLLIN) {
-                    conn_readable(s, c);
-                    queue_pending(s);
+                    conn_readable(l, c);
+                    queue_pending(l);
                 } else if (e & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-                    conn_close(s, c);
+                    conn_close(l, c);
                 }
                 break;
             }
             }
         }
         int64_t now = now_ms();
-        if (now >= s->next_tick_ms || (s->accept_resume_ms && now >= s->accept_resume_ms)) {
-            tick(s);
-            if (now >= s->next_tick_ms)
-                s->next_tick_ms = now + s->tick_ms;
+        if (now >= l->next_tick_ms ||
+            (l->idx == 0 && s->accept_resume_ms && now >= s->accept_resume_ms)) {
+            tick(l);
+            if (now >= l->next_tick_ms)
+                l->next_tick_ms = now + s->tick_ms;
         }
     }
-    while (s->conns)
-        conn_close(s, s->conns);
+    /* rpc_server_destroy stops loop 0 (the only one handing off) first. */
+    adopt_handoffs(l);
+    while (l->conns)
+        conn_close(l, l->conns);
     return NULL;
 }

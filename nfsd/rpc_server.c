@@ -1,4 +1,4 @@
-/* rpc_server.c: the transport's life: binding the sockets, starting and stopping the listener and worker threads, and its statistics. */
+/* rpc_server.c: the transport's life: binding the sockets, starting and stopping the event loops and worker threads, and its statistics. */
 #include "nfsd/rpc_internal.h"
 
 #include <arpa/inet.h>
@@ -28,8 +28,13 @@ void rpc_server_get_stats(struct rpc_server *s, struct rpc_server_stats *st)
 {
     memset(st, 0, sizeof *st);
     st->conns_open = atomic_load_explicit(&s->st_open, memory_order_relaxed);
-    st->conns_busy = atomic_load_explicit(&s->st_busy, memory_order_relaxed);
-    st->conns_paused = atomic_load_explicit(&s->st_paused, memory_order_relaxed);
+    st->loops = s->nloops;
+    for (unsigned i = 0; i < s->nloops; i++) {
+        struct loop *l = &s->loops[i];
+        st->conns_busy += atomic_load_explicit(&l->st_busy, memory_order_relaxed);
+        st->conns_paused += atomic_load_explicit(&l->st_paused, memory_order_relaxed);
+        st->loop_conns[i] = atomic_load(&l->assigned);
+    }
     if (st->conns_paused > st->conns_open)  /* counted at different times */
         st->conns_paused = st->conns_open;
     if (st->conns_busy > st->conns_open - st->conns_paused)
@@ -173,22 +178,56 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
     if (l->reply_timeout_ms / 4 < s->tick_ms) s->tick_ms = l->reply_timeout_ms / 4;
     if (l->park_timeout_ms / 4 < s->tick_ms) s->tick_ms = l->park_timeout_ms / 4;
     if (s->tick_ms < 50) s->tick_ms = 50;
-    s->epfd = -1;
-    s->wake.fd = -1;
     for (int i = 0; i < 2; i++)
         s->listeners[i].fd = s->udps[i].fd = -1;
     pthread_mutex_init(&s->qlock, NULL);
     pthread_cond_init(&s->qcond, NULL);
     pthread_mutex_init(&s->park_lock, NULL);
+    pthread_mutex_init(&s->conn_lock, NULL);
+    pthread_mutex_init(&s->log_lock, NULL);
+    atomic_init(&s->st_open, 0);
     atomic_init(&s->stopping, false);
     atomic_init(&s->qlen, 0);
     atomic_init(&s->mem, 0);
     atomic_init(&s->released, 0);
     atomic_init(&s->mem_wait, false);
     int ret = ENOMEM;
-    s->scratch = malloc(READ_CHUNK);
-    if (!s->scratch)
-        goto fail;
+    s->nloops = cfg->loops ? cfg->loops : 1;
+    if (s->nloops > RPC_LOOPS_MAX)
+        s->nloops = RPC_LOOPS_MAX;
+    s->loops = calloc(s->nloops, sizeof *s->loops);
+    if (!s->loops) {
+        free(s);
+        return ENOMEM;
+    }
+    for (unsigned i = 0; i < s->nloops; i++) {
+        struct loop *lp = &s->loops[i];
+        lp->srv = s;
+        lp->idx = i;
+        lp->epfd = lp->wake.fd = -1;
+        lp->wake.kind = SRC_WAKE;
+        atomic_init(&lp->quit, false);
+        atomic_init(&lp->assigned, 0);
+        atomic_init(&lp->st_busy, 0);
+        atomic_init(&lp->st_paused, 0);
+        pthread_mutex_init(&lp->hand_lock, NULL);
+    }
+    for (unsigned i = 0; i < s->nloops; i++) {
+        struct loop *lp = &s->loops[i];
+        lp->scratch = malloc(READ_CHUNK);
+        lp->epfd = epoll_create1(EPOLL_CLOEXEC);
+        lp->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (lp->epfd < 0 || lp->wake.fd < 0) {
+            ret = errno;
+            goto fail;
+        }
+        if (!lp->scratch) {
+            ret = ENOMEM;
+            goto fail;
+        }
+        if ((ret = epoll_add(lp->epfd, &lp->wake)))
+            goto fail;
+    }
     struct sockaddr_storage base;
     socklen_t len;
     ret = listen_addr(cfg->listen, &base, &len);
@@ -211,18 +250,10 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
         s->max_record[i] = cfg->max_record[i] ? cfg->max_record[i] : RPC_MAX_RECORD;
     if (s->nsock == 1 && s->max_record[1] > s->max_record[0])
         s->max_record[0] = s->max_record[1];
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    s->wake.kind = SRC_WAKE;
-    s->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->epfd < 0 || s->wake.fd < 0) {
-        ret = errno;
-        goto fail;
-    }
-    if ((ret = epoll_add(s->epfd, &s->wake)))
-        goto fail;
+    int epfd0 = s->loops[0].epfd;       /* loop 0 accepts and reads UDP */
     for (int i = 0; i < s->nsock; i++)
-        if ((ret = epoll_add(s->epfd, &s->listeners[i])) ||
-            (s->udps[i].fd >= 0 && (ret = epoll_add(s->epfd, &s->udps[i]))))
+        if ((ret = epoll_add(epfd0, &s->listeners[i])) ||
+            (s->udps[i].fd >= 0 && (ret = epoll_add(epfd0, &s->udps[i]))))
             goto fail;
     *out = s;
     return 0;
@@ -249,9 +280,13 @@ int rpc_server_start(struct rpc_server *s)
             return ret;
         }
     }
-    int ret = pthread_create(&s->listener, NULL, rpc_listener_main, s);
-    if (ret)
-        return ret;
+    /* Loop 0, which hands connections to the others, starts last. */
+    for (unsigned i = s->nloops; i-- > 0;) {
+        int ret = pthread_create(&s->loops[i].thread, NULL, rpc_listener_main, &s->loops[i]);
+        if (ret)
+            return ret;
+        s->loops[i].started = true;
+    }
     s->started = true;
     return 0;
 }
@@ -261,10 +296,15 @@ void rpc_server_destroy(struct rpc_server *s)
     if (!s)
         return;
     atomic_store(&s->stopping, true);
-    if (s->wake.fd >= 0)
-        rpc_wake_listener(s);
-    if (s->started)
-        pthread_join(s->listener, NULL);
+    /* Loop 0 first: after it no connection is handed to another loop. */
+    for (unsigned i = 0; i < s->nloops; i++) {
+        struct loop *lp = &s->loops[i];
+        if (!lp->started)
+            continue;
+        atomic_store(&lp->quit, true);
+        rpc_wake_loop(lp);
+        pthread_join(lp->thread, NULL);
+    }
     pthread_mutex_lock(&s->qlock);
     pthread_cond_broadcast(&s->qcond);
     pthread_mutex_unlock(&s->qlock);
@@ -293,11 +333,19 @@ void rpc_server_destroy(struct rpc_server *s)
         if (s->listeners[i].fd >= 0) close(s->listeners[i].fd);
         if (s->udps[i].fd >= 0) close(s->udps[i].fd);
     }
-    if (s->wake.fd >= 0) close(s->wake.fd);
-    if (s->epfd >= 0) close(s->epfd);
+    for (unsigned i = 0; i < s->nloops; i++) {
+        struct loop *lp = &s->loops[i];
+        if (lp->wake.fd >= 0) close(lp->wake.fd);
+        if (lp->epfd >= 0) close(lp->epfd);
+        pthread_mutex_destroy(&lp->hand_lock);
+        free(lp->scratch);
+    }
+    free(s->loops);
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
     pthread_mutex_destroy(&s->park_lock);
-    free(s->scratch);
+    pthread_mutex_destroy(&s->conn_lock);
+    pthread_mutex_destroy(&s->log_lock);
+    free(s->hosts);
     free(s);
 }

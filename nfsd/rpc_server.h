@@ -1,8 +1,8 @@
 /* rpc_server.h: ONC RPC transport for tarnfsd: TCP (record marking) and UDP
- * listeners on one epoll thread, and a pool of worker threads that run the
- * handler, so one slow call never holds up other clients.  Workers never wait
- * on a socket: replies are queued per connection and written by the event
- * loop.  Every per-client resource (memory, connections) has a limit.  The
+ * listeners on one or more epoll threads (event loops; each connection lives
+ * on one), and a pool of worker threads that run the handler, so one slow
+ * call never holds up other clients.  Workers never wait on a socket:
+ * replies are queued per connection and written by its event loop.  Every per-client resource (memory, connections) has a limit.  The
  * transport knows nothing of RPC contents; the handler turns a call record
  * into a reply. */
 #ifndef TARNFS_NFSD_RPC_SERVER_H
@@ -21,6 +21,8 @@
  * and the largest UDP reply sent: a longer one is dropped, never sent. */
 #define RPC_UDP_MAX_DATA  32768
 #define RPC_UDP_MAX_REPLY (RPC_UDP_MAX_DATA + 1024)
+/* Most event loops (rpc_server_config.loops). */
+#define RPC_LOOPS_MAX 64
 
 /* One call, as received.  Valid only during the handler call. */
 struct rpc_call_in {
@@ -94,6 +96,7 @@ struct rpc_server_config {
     size_t max_record[2];     /* per port: longest TCP call record accepted
                                  (0 = RPC_MAX_RECORD; one port number: the larger) */
     unsigned threads;
+    unsigned loops;           /* event loops, 1..RPC_LOOPS_MAX; 0 = 1 */
     struct rpc_limits limits;
     rpc_handler_fn handler;
     void *ctx;
@@ -110,11 +113,11 @@ int rpc_server_bind(const struct rpc_server_config *cfg, struct rpc_server **out
 /* The actual port number of ports[i] after binding (ephemeral resolved). */
 int rpc_server_port(const struct rpc_server *s, int i);
 
-/* Start the listener and worker threads.  Errors: errno of pthread_create. */
+/* Start the event loop and worker threads.  Errors: errno of pthread_create. */
 int rpc_server_start(struct rpc_server *s);
 
 /* What the transport is doing, for metrics.  Connection states are
- * counted by the listener once per tick (at most a second old). */
+ * counted by each event loop once per tick (at most a second old). */
 struct rpc_server_stats {
     unsigned conns_open;          /* TCP connections open */
     unsigned conns_paused;        /*   of those: not read (memory limit) */
@@ -128,6 +131,8 @@ struct rpc_server_stats {
                                      past park_timeout */
     size_t memory;                /* transport bytes held (rpc_limits.memory) */
     size_t queued;                /* calls waiting for a worker */
+    unsigned loops;               /* event loops */
+    unsigned loop_conns[RPC_LOOPS_MAX];   /* connections on each (exact) */
 };
 
 /* Fill st (any thread; takes the parking lock briefly). */

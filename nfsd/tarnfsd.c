@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <rpc/pmap_clnt.h>
 #include <rpc/rpc.h>
 #include <signal.h>
@@ -222,6 +223,14 @@ static int build_config(const struct flags *fl, struct nfsd_config *cfg)
         cfg->threads = (unsigned)(cores > 0 ? cores * 4 : 8);
         if (cfg->threads > 64)
             cfg->threads = 64;
+    }
+    if (!cfg->listeners) {
+        /* One event loop per core tarnfsd may run on (taskset counts), at
+         * most 8: doc/design.md, "What bounds scaling". */
+        cpu_set_t set;
+        long cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                                  : sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->listeners = cores < 1 ? 1 : cores > 8 ? 8 : (unsigned)cores;
     }
     if (!cfg->exports) {
         int ret = exports_default(fl->rw, &cfg->exports);
@@ -506,7 +515,7 @@ int main(int argc, char **argv)
 
     struct rpc_server_config rc = {
         .listen = cfg.listen, .ports = { cfg.nfs_port, cfg.mount_port },
-        .no_udp = !cfg.udp, .threads = cfg.threads,
+        .no_udp = !cfg.udp, .threads = cfg.threads, .loops = cfg.listeners,
         .max_record = { RPC_MAX_RECORD, MOUNT_MAX_RECORD },
         .limits = {
             .max_conns = cfg.max_connections,
@@ -582,10 +591,10 @@ int main(int argc, char **argv)
         if ((ret = write_file(fl.port_file, text)))
             log_warn("cannot write port file %s: %s", fl.port_file, strerror(ret));
     }
-    log_info("serving %s%s%s (%s) on NFS port %d, MOUNT port %d, %u threads",
+    log_info("serving %s%s%s (%s) on NFS port %d, MOUNT port %d, %u threads, %u listeners",
              cfg.vfs.cache_dir, cfg.vfs.source ? " + " : "", cfg.vfs.source ? cfg.vfs.source : "",
              srv.vfs_read_only ? "read-only" : "read-write", nfs_port, mount_port,
-             cfg.threads);
+             cfg.threads, cfg.listeners);
     report(report_fd, 0);
     /* Type=notify readiness (a no-op without NOTIFY_SOCKET): the ports are
      * bound and the workers run. */

@@ -40,7 +40,7 @@ START_TEST(settings_and_exports_are_read_from_the_config_file)
 {
     char *p = write_conf("# sample\ncache = /var/cache/x\nsource = s3://b/p\n"
                          "cache_limit = 10G\nlist_ttl = 250ms\nnfs_port = 3049\n"
-                         "rpcbind = no\nthreads = 3\nhigh_watermark = 80\n"
+                         "rpcbind = no\nthreads = 3\nlisteners = 5\nhigh_watermark = 80\n"
                          "max_file_size = 1T\ndir_cache = 16M\n"
                          "run_cache = 32M\nopen_runs = 8\n"
                          "export / 10.0.0.0/8(rw,no_root_squash,anonuid=5) *(ro)\n"
@@ -62,6 +62,7 @@ START_TEST(settings_and_exports_are_read_from_the_config_file)
     ck_assert_int_eq(cfg.mount_port, 20048);
     ck_assert(!cfg.rpcbind);
     ck_assert_uint_eq(cfg.threads, 3);
+    ck_assert_uint_eq(cfg.listeners, 5);
     ck_assert_uint_eq(cfg.vfs.high_watermark_pct, 80);
     ck_assert_uint_eq(cfg.exports->n, 2);
     const struct export *root = &cfg.exports->v[0];

@@ -1,7 +1,9 @@
 /* test_transport.c: tarnfsd's transport limits against hostile raw-RPC
  * clients: a client that never reads its replies, memory announced but not
  * sent, connections per host, the idle timeout, running out of descriptors,
- * and UDP (reply sizes within FSINFO, and UDP turned off). */
+ * and UDP (reply sizes within FSINFO, and UDP turned off); and connections
+ * spread over several event loops (listeners) with the limits exact across
+ * them. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -266,20 +268,107 @@ static int log_lines(const char *needle)
     return n;
 }
 
+/* ---- the metrics endpoint (metrics_listen = 127.0.0.1:0) ---- */
+
+/* The metrics port, from the server's log line; -1 when not serving. */
+static int metrics_port_of(void)
+{
+    char path[300], line[1024];
+    snprintf(path, sizeof path, "%s/tarnfsd.log", srv.dir);
+    FILE *f = fopen(path, "r");
+    int port = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "metrics: serving /metrics on ");
+        const char *q = p ? strstr(p, ", port ") : NULL;
+        if (q)
+            port = atoi(q + 7);
+    }
+    fclose(f);
+    return port;
+}
+
+/* The value of the sample named series (e.g. a{b="c"}) in GET /metrics;
+ * -1 when absent. */
+static long metric(const char *series)
+{
+    int port = metrics_port_of();
+    ck_assert_int_gt(port, 0);
+    int fd = tcp_open(port, 0);
+    const char *req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    static char body[1 << 20];
+    size_t have = 0;
+    ssize_t r;
+    while (have < sizeof body - 1 && (r = recv(fd, body + have, sizeof body - 1 - have, 0)) > 0)
+        have += (size_t)r;
+    close(fd);
+    body[have] = 0;
+    size_t n = strlen(series);
+    for (char *p = body; (p = strstr(p, series)); p += n)
+        if ((p == body || p[-1] == '\n') && p[n] == ' ')
+            return atol(p + n + 1);
+    return -1;
+}
+
+/* Connections on event loop i now. */
+static long loop_conns(int i)
+{
+    char series[96];
+    snprintf(series, sizeof series, "tarnfs_listener_connections{listener=\"%d\"}", i);
+    return metric(series);
+}
+
 /* ---- finding 2: replies that are never read ---- */
 
-START_TEST(a_client_that_never_reads_replies_holds_no_worker_and_is_dropped)
+/* A client floods calls and never reads a reply: the server stops reading
+ * it at connection_buffer (the transport's memory stays near 16 MiB, so
+ * its back-pressure works on its own loop: with several loops it is put on
+ * loop 1, not the accepting loop 0); `clients` other connections (on every
+ * loop when there are several, the attacker's own too) are answered at
+ * once, and the attacker is dropped after reply_timeout.  listeners: the
+ * number of event loops. */
+static void never_reads(int listeners, int clients)
 {
-    start_with("reply_timeout = 2s\n", NULL);
+    char conf[256];
+    snprintf(conf, sizeof conf, "reply_timeout = 2s\nlisteners = %d\n"
+             "metrics_listen = 127.0.0.1:0\n", listeners);
+    start_with(conf, NULL);
     uint8_t root[64], demo[64], big[64];
     int rootlen = mnt_root(root);
     int demolen = lookup(root, rootlen, "demo", demo);
     int biglen = lookup(demo, demolen, "big.bin", big);
+    /* The lookups' connections are gone; with several loops a first
+     * connection takes loop 0 (which also accepts), so the attacker is on
+     * loop 1: its back-pressure is re-armed in that loop's epoll set. */
+    long long settle = now_ms() + 5000;
+    for (int i = 0; i < listeners; i++)
+        while (loop_conns(i) != 0 && now_ms() < settle)
+            sleep_ms(20);
+    int first = listeners > 1 ? tcp_open(srv.nfs_port, 0) : -1;
+    if (first >= 0)
+        ck_assert(null_ok(first, NFS_PROG, 5000));
     /* The attacker reads nothing, with the smallest receive buffer, and
      * sends calls until the server stops taking them: NULL calls, each
      * batch ending with a 1 MiB READ, so the server's socket buffer (up to
      * 4 MiB) fills in seconds rather than after 130,000 NULL replies. */
     int a = tcp_open(srv.nfs_port, 4096);
+    int home = listeners > 1 ? 1 : 0;       /* the attacker's loop */
+    ck_assert(null_ok(a, NFS_PROG, 5000));
+    ck_assert_int_eq(loop_conns(home), 1);
+    /* The other clients connect now, while the attacker is surely there
+     * (it is dropped reply_timeout after its replies stop moving). */
+    int fds[8];
+    ck_assert_int_le(clients, 8);
+    for (int k = 0; k < clients; k++)
+        fds[k] = tcp_open(srv.nfs_port, 0);
+    for (int k = 0; k < clients; k++)
+        ck_assert(null_ok(fds[k], NFS_PROG, 3000));
+    /* Every loop has a client; the attacker's has one besides it. */
+    for (int i = 0; i < listeners; i++)
+        ck_assert_msg(loop_conns(i) >= 1 + (i == home && clients >= listeners),
+                      "loop %d has %ld connections", i, loop_conns(i));
     fcntl(a, F_SETFL, O_NONBLOCK);
     enum { BATCH = 200 };
     static uint32_t flood[BATCH * 11 + 64];
@@ -301,6 +390,7 @@ START_TEST(a_client_that_never_reads_replies_holds_no_worker_and_is_dropped)
     long long give_up = now_ms() + 30000;
     size_t sent = 0, off = 0, len = words * 4;
     int stalls = 0;
+    long peak = 0;
     while (stalls < 2 && now_ms() < give_up) {
         ssize_t w = send(a, (char *)flood + off, len - off, MSG_NOSIGNAL);
         if (w > 0) {
@@ -310,23 +400,36 @@ START_TEST(a_client_that_never_reads_replies_holds_no_worker_and_is_dropped)
             continue;
         }
         struct pollfd pf = { .fd = a, .events = POLLOUT };
-        if (poll(&pf, 1, 500) == 0)
+        if (poll(&pf, 1, 500) == 0) {
             stalls++;
+            long m = metric("tarnfs_rpc_memory_bytes");
+            if (m > peak)
+                peak = m;
+        }
     }
     ck_assert_msg(stalls == 2, "the server kept reading %zu bytes of calls", sent);
-    /* Another client is answered at once, NULL and GETATTR, every time. */
+    /* It stopped reading at connection_buffer (16 MiB of replies, plus the
+     * 1 MiB READs in flight), on its loop, not at rpc_memory_limit. */
+    printf("transport: %d loop(s): the server held %ld KiB for a client that reads "
+           "nothing\n", listeners, peak >> 10);
+    ck_assert_msg(peak < (48l << 20), "the server held %ld bytes for it", peak);
+    /* Other clients are answered at once, NULL and GETATTR, every time. */
     uint8_t *fh = root;
     int fhlen = rootlen;
-    int fd = tcp_open(srv.nfs_port, 0);
     for (int i = 0; i < 10; i++) {
-        long long t0 = now_ms();
-        /* 3 s: a stall would be forever; a sanitizer build on a loaded
-         * 2-core host can take a second. */
-        ck_assert_msg(null_ok(fd, NFS_PROG, 3000), "NULL %d not answered within 3 s", i);
-        ck_assert_msg(getattr_ok(fd, fh, fhlen, 3000), "GETATTR %d not answered within 3 s", i);
-        ck_assert_int_lt(now_ms() - t0, 3000);
+        for (int k = 0; k < clients; k++) {
+            long long t0 = now_ms();
+            /* 3 s: a stall would be forever; a sanitizer build on a loaded
+             * 2-core host can take a second. */
+            ck_assert_msg(null_ok(fds[k], NFS_PROG, 3000), "NULL %d on client %d not answered "
+                          "within 3 s", i, k);
+            ck_assert_msg(getattr_ok(fds[k], fh, fhlen, 3000), "GETATTR %d on client %d not "
+                          "answered within 3 s", i, k);
+            ck_assert_int_lt(now_ms() - t0, 3000);
+        }
     }
-    close(fd);
+    for (int k = 0; k < clients; k++)
+        close(fds[k]);
     /* The attacker is dropped once its replies have waited past the
      * reply timeout (2 s); it has still read nothing at that point. */
     sleep_ms(4000);
@@ -334,6 +437,105 @@ START_TEST(a_client_that_never_reads_replies_holds_no_worker_and_is_dropped)
     close(a);
     ck_assert(fresh_null_ok(srv.nfs_port, 1000));
     ck_assert_int_ge(log_lines("did not read its replies"), 1);
+    if (first >= 0)
+        close(first);
+    stop();
+}
+
+START_TEST(a_client_that_never_reads_replies_holds_no_worker_and_is_dropped)
+{
+    never_reads(1, 1);      /* one event loop: the attacker's */
+}
+END_TEST
+
+START_TEST(a_client_that_never_reads_replies_stalls_no_loop_neither_its_own)
+{
+    never_reads(3, 4);      /* the attacker on loop 1; clients on 2, 0, 1 and 2 */
+}
+END_TEST
+
+/* ---- several event loops ---- */
+
+START_TEST(connections_are_spread_over_the_listeners_and_stay_exact)
+{
+    start_with("listeners = 4\nmetrics_listen = 127.0.0.1:0\n", NULL);
+    ck_assert_int_eq(metric("tarnfs_listener_connections{listener=\"4\"}"), -1);
+    enum { N = 8 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_open(srv.nfs_port, 0);
+        ck_assert(null_ok(fds[i], NFS_PROG, 5000));
+    }
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(loop_conns(i) == 2, "loop %d has %ld connections", i, loop_conns(i));
+    ck_assert_int_eq(metric("tarnfs_connections_accepted_total"), N);
+    /* Closed ones leave their loop; new ones fill the emptiest. */
+    close(fds[0]);
+    close(fds[1]);
+    long long deadline = now_ms() + 5000;
+    while (loop_conns(0) + loop_conns(1) > 2 && now_ms() < deadline)
+        sleep_ms(50);
+    ck_assert_int_eq(loop_conns(0), 1);
+    ck_assert_int_eq(loop_conns(1), 1);
+    fds[0] = tcp_open(srv.nfs_port, 0);
+    fds[1] = tcp_open(srv.nfs_port, 0);
+    for (int i = 0; i < N; i++)
+        ck_assert(null_ok(fds[i], NFS_PROG, 5000));
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(loop_conns(i), 2);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    stop();
+    /* listeners = 1: every connection on the one loop. */
+    start_with("listeners = 1\nmetrics_listen = 127.0.0.1:0\n", NULL);
+    for (int i = 0; i < 3; i++)
+        fds[i] = tcp_open(srv.nfs_port, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert(null_ok(fds[i], NFS_PROG, 5000));
+    ck_assert_int_eq(loop_conns(0), 3);
+    ck_assert_int_eq(loop_conns(1), -1);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    stop();
+}
+END_TEST
+
+/* Back-pressure on every loop: more calls in flight than a connection may
+ * have queued (16) stop its reading, and the workers' replies must turn it
+ * back on in the epoll set of the loop that owns it. */
+START_TEST(pipelined_calls_past_the_inflight_limit_are_all_answered_on_every_loop)
+{
+    start_with("listeners = 3\nmetrics_listen = 127.0.0.1:0\n", NULL);
+    enum { CONNS = 6, CALLS = 200 };
+    static uint32_t batch[CALLS * 11];
+    for (int i = 0; i < CALLS; i++) {
+        struct call c;
+        call_header(&c, (uint32_t)(1000 + i), NFS_PROG, 0);
+        batch[i * 11] = htonl(0x80000000u | 40);
+        memcpy(&batch[i * 11 + 1], c.w, 40);
+    }
+    int fds[CONNS];
+    for (int k = 0; k < CONNS; k++)
+        fds[k] = tcp_open(srv.nfs_port, 0);
+    for (int k = 0; k < CONNS; k++)
+        ck_assert(null_ok(fds[k], NFS_PROG, 5000));
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(loop_conns(i) == 2, "loop %d has %ld connections", i, loop_conns(i));
+    for (int k = 0; k < CONNS; k++)
+        ck_assert_int_eq(send(fds[k], batch, sizeof batch, MSG_NOSIGNAL), (ssize_t)sizeof batch);
+    long long deadline = now_ms() + 20000;
+    for (int k = 0; k < CONNS; k++) {
+        for (int i = 0; i < CALLS; i++) {
+            uint32_t mark, r[6];
+            ck_assert_msg(recv_until(fds[k], &mark, 4, deadline) == 0 &&
+                          (ntohl(mark) & 0x7fffffffu) == 24 &&
+                          recv_until(fds[k], r, 24, deadline) == 0,
+                          "connection %d: reply %d of %d did not come", k, i, CALLS);
+            ck_assert_uint_ge(ntohl(r[0]), 1000);      /* any order: matched by xid */
+            ck_assert_uint_lt(ntohl(r[0]), 1000 + CALLS);
+        }
+        close(fds[k]);
+    }
     stop();
 }
 END_TEST
@@ -348,7 +550,9 @@ START_TEST(announced_but_unsent_records_cost_no_memory_and_the_total_is_capped)
     char opts[512];
     snprintf(opts, sizeof opts, "%s%squarantine_size_mb=4", ao ? ao : "", ao && *ao ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
-    start_with("rpc_memory_limit = 16M\nmax_connections_per_host = 200\n", NULL);
+    /* Four loops: connections paused on each, resumed by memory any
+     * thread frees. */
+    start_with("rpc_memory_limit = 16M\nmax_connections_per_host = 200\nlisteners = 4\n", NULL);
     ck_assert(fresh_null_ok(srv.nfs_port, 5000));
     sleep_ms(300);
     long base = rss_kib(srv.pid);
@@ -419,7 +623,8 @@ END_TEST
 
 START_TEST(a_host_over_its_connection_limit_is_refused)
 {
-    start_with("max_connections_per_host = 3\n", NULL);
+    /* Counted across loops: the three are on three loops. */
+    start_with("max_connections_per_host = 3\nlisteners = 4\n", NULL);
     int fds[3];
     for (int i = 0; i < 3; i++) {
         fds[i] = tcp_open(srv.nfs_port, 0);
@@ -438,7 +643,7 @@ START_TEST(a_host_over_its_connection_limit_is_refused)
     close(fds[2]);
     stop();
     /* max_connections counts every host. */
-    start_with("max_connections = 2\n", NULL);
+    start_with("max_connections = 2\nlisteners = 2\n", NULL);
     fds[0] = tcp_open(srv.nfs_port, 0);
     fds[1] = tcp_open(srv.mount_port, 0);
     ck_assert(null_ok(fds[0], NFS_PROG, 5000));
@@ -458,7 +663,7 @@ START_TEST(limit_settings_out_of_range_are_refused_with_the_line)
     const char *bad[] = {
         "max_connections = 0\n", "max_connections_per_host = many\n",
         "idle_timeout = -1\n", "reply_timeout = 10ms\n", "connection_buffer = 1K\n",
-        "rpc_memory_limit = 12Q\n", "udp = maybe\n",
+        "rpc_memory_limit = 12Q\n", "udp = maybe\n", "listeners = 0\n", "listeners = 65\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&srv, 0, sizeof srv);
@@ -656,6 +861,9 @@ int main(int argc, char **argv)
 {
     const TTest *tests[] = {
         a_client_that_never_reads_replies_holds_no_worker_and_is_dropped,
+        a_client_that_never_reads_replies_stalls_no_loop_neither_its_own,
+        connections_are_spread_over_the_listeners_and_stay_exact,
+        pipelined_calls_past_the_inflight_limit_are_all_answered_on_every_loop,
         announced_but_unsent_records_cost_no_memory_and_the_total_is_capped,
         the_mount_port_takes_only_records_the_size_of_a_mount_call,
         a_host_over_its_connection_limit_is_refused,
