@@ -486,6 +486,22 @@ void vfs_handle_close(struct vfs_handle *h);
  * returns it if it can be closed now (vfs_handle_close, unlocked). */
 struct vfs_handle *vfs_run_retire_locked(vfs *v, struct vfs_run *r);
 
+/* ---- runstate.c -------------------------------------------------------- */
+/* Check r's cached version against the backend now (lock held, r->h set,
+ * no check in flight; now: tclock_mono_ms()): with park on a fetch thread
+ * (r pinned by the job until it ends; the caller is served from the copy
+ * meanwhile), else inline, dropping the lock; sets r->version_stale if the
+ * backend has another version. */
+void vfs_run_check_locked(vfs *v, struct vfs_run *r, struct vfs_park *park,
+                          int64_t now);
+/* Load r for vfs_run_acquire (lock held, r pinned, not loading nor
+ * evicting): retire its handle and load it again, on a fetch thread
+ * (parked or waited for) or inline (VFS_ACQ_NOFETCH).  Returns 0 (look at
+ * r again; *missed set if a load fetched it), or the error to give the
+ * caller: EINPROGRESS (parked), EAGAIN, the load's error. */
+int vfs_run_load_locked(vfs *v, struct vfs_run *r, unsigned flags,
+                        struct vfs_park *park, bool *missed);
+
 /* ---- listing.c --------------------------------------------------------- */
 /* Get the current listing of namespace dir prefix ("" or "a/b/"),
  * refreshing it if older than the TTL.  *out holds a reference.

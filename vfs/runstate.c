@@ -1,0 +1,572 @@
+/* runstate.c: every change of a run's state: load (open, fetch, ingest, version checks), eviction (whole or data only), forget, create, delete, rename. */
+#include "vfs/vfs_internal.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- loading -------------------------------------------------------- */
+
+struct fetch_feed {
+    fetch_stream *s;
+    uint64_t bytes;
+    int err;
+    struct vfs_tee *tee;        /* also scanned into an index */
+};
+
+static ssize_t feed_read(void *arg, void *buf, size_t cap)
+{
+    struct fetch_feed *f = arg;
+    ssize_t n = fetch_read(f->s, buf, cap);
+    if (n > 0) {
+        f->bytes += (uint64_t)n;
+        if (f->tee)
+            vfs_tee_push(f->tee, buf, (size_t)n);
+    } else if (n < 0) {
+        f->err = (int)-n;
+    }
+    return n;
+}
+
+/* The bytes a run being fetched may take: the cache limit less the runs
+ * that cannot be evicted to make room for it now (pinned by a request,
+ * being loaded, or changed and not written back); 0 without a limit.  At
+ * least 1 with a limit, so a full cache refuses rather than goes unlimited.
+ * kv_ingest_limited stops at it as it reads (issue 12, finding 12). */
+static uint64_t ingest_headroom(vfs *v, const char *name)
+{
+    uint64_t limit = v->cfg.cache_limit_bytes;
+    if (!limit)
+        return 0;
+    uint64_t held = 0;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->nbuckets; i++)
+        for (struct vfs_run *r = v->buckets[i]; r; r = r->next)
+            if (r->cached && strcmp(r->name, name) != 0 &&
+                (r->pins > 0 || r->loading || r->dirty))
+                held += r->bytes;
+    pthread_mutex_unlock(&v->lock);
+    return held < limit ? limit - held : 1;
+}
+
+/* Stream the object key into a new published run r->name.  With oi (the
+ * object as stat'ed) and index_upload set, an uncompressed tarball's index
+ * is made on the way and stored as its sidecar.  Errors: ENOENT (the
+ * object is gone), EAGAIN (cancelled: shutting down), EIO (anything else, a run
+ * bigger than the cache limit allows included; logged). */
+static int fetch_and_ingest(vfs *v, struct vfs_run *r, const char *key,
+                            const char *version,
+                            const struct fetch_objinfo *oi, bool *served)
+{
+    *served = false;
+    /* Served from its first member on (stream.c), unless the whole run is
+     * wanted first (prefetch = whole). */
+    struct vfs_stream *st = v->cfg.prefetch_whole ? NULL
+                                                  : vfs_stream_new(v, r, key, version);
+    kv_run *kr = NULL;
+    int ret = 0;
+    const char *name = r->name;
+    pthread_mutex_lock(&v->lock);
+    v->stats.fetches++;
+    pthread_mutex_unlock(&v->lock);
+    int64_t t0 = tclock_mono_ms();
+    struct fetch_feed feed = { 0 };
+    size_t klen = strlen(key);
+    bool make_index = oi && v->cfg.index_upload && klen > 4 && strcmp(key + klen - 4, ".tar") == 0;
+    int err = fetch_get(v->backend, key, 0, 0, &feed.s);
+    struct kv_ingest_result res;
+    memset(&res, 0, sizeof res);
+    if (!err) {
+        struct vfs_xfer x;          /* vfs_cancel may cancel it now */
+        vfs_xfer_begin(v, &x, feed.s);
+        if (make_index)
+            feed.tee = vfs_tee_start(oi);
+        if (st) {
+            struct kv_ingest_watch w;
+            vfs_stream_watch(st, &w);
+            err = kv_ingest_stream(v->cache, name, feed_read, &feed, version,
+                                   ingest_headroom(v, name), &w, &kr, &res);
+        } else {
+            err = kv_ingest_limited(v->cache, name, feed_read, &feed, version,
+                                    ingest_headroom(v, name), &res);
+        }
+        /* The rest of the object (end-of-archive padding) is the scan's
+         * too: its SHA-256 and size cover every byte. */
+        int terr = err;
+        while (!terr && feed.tee) {
+            char tail[65536];
+            ssize_t n = feed_read(&feed, tail, sizeof tail);
+            if (n <= 0) {
+                terr = n < 0 ? EIO : 0;
+                break;
+            }
+        }
+        vfs_tee_finish(v, feed.tee, terr, key, true);
+        vfs_xfer_end(v, &x);
+        fetch_stream_close(feed.s);
+    }
+    pthread_mutex_lock(&v->lock);
+    v->stats.bytes_fetched += feed.bytes;
+    if (err) {
+        v->stats.fetch_failures++;
+        v->stats.run_fetch_failures++;
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (err == ENOENT && !feed.bytes) {
+        log_warn("vfs: %s disappeared from the backend", key);
+        ret = ENOENT;
+    } else if (err && feed.err == ECANCELED) {
+        log_info("vfs: fetch of run %s cancelled (shutting down)", name);
+        ret = EAGAIN;
+    } else if (err && feed.err == ETIMEDOUT) {
+        log_error("vfs: fetch of run %s from %s abandoned: the backend sent "
+                  "no bytes for %u ms (fetch_stall_timeout); the next access "
+                  "tries again", name, key, v->stall_timeout_ms);
+        ret = EIO;
+    } else if (err) {
+        log_error("vfs: fetch of run %s from %s failed: %s%s%s%s%s", name,
+                  key, strerror(err), res.error[0] ? ": " : "", res.error,
+                  feed.err ? "; transfer: " : "",
+                  feed.err ? strerror(feed.err) : "");
+        ret = EIO;
+    } else {
+        log_info("vfs: fetched run %s from %s (%s): %llu bytes, %llu files "
+                 "in %lld ms%s", name, key, version,
+                 (unsigned long long)feed.bytes,
+                 (unsigned long long)res.files,
+                 (long long)(tclock_mono_ms() - t0),
+                 st ? ", served while streaming" : "");
+    }
+    if (st && vfs_stream_end(v, st, kr, ret, served) && ret)
+        log_error("vfs: run %s withdrawn: what was served while it streamed "
+                  "is gone, waiting calls get EIO; the next access fetches "
+                  "it again", name);
+    return ret;
+}
+
+/* What a load found, copied back into the run under the lock. */
+struct load_result {
+    struct vfs_handle *h;
+    char version[128];
+    char *key;
+    bool fetched, dirty, conflicted, is_new;
+    bool streamed;              /* r->h was installed while streaming */
+    uint64_t created_ns;
+    int64_t dirty_since_ms;
+    uint64_t bytes;
+};
+
+static int open_handle(vfs *v, const char *name, struct load_result *lr)
+{
+    kv_run *kr;
+    int err = kv_run_open(v->cache, name, &kr);
+    if (err)
+        return err;
+    struct vfs_handle *h = calloc(1, sizeof *h);
+    if (!h) {
+        kv_run_close(kr);
+        return ENOMEM;
+    }
+    h->kr = kr;
+    h->root = kv_run_root(kr);
+    h->last_used_ms = tclock_mono_ms();
+    h->stale_checked_ms = h->last_used_ms;
+    struct kv_runinfo ri;
+    if (kv_cache_runinfo(v->cache, name, &ri) == 0) {
+        h->opened_created_ns = (uint64_t)ri.created.tv_sec * 1000000000u +
+                               (uint64_t)ri.created.tv_nsec;
+        snprintf(lr->version, sizeof lr->version, "%s", ri.source_version);
+        lr->bytes = ri.bytes;
+    }
+    /* Modified by an earlier, writable server: never evict or replace it
+     * before it is written back (issue 8), even when serving read-only. */
+    char flag[32];
+    size_t flen;
+    lr->is_new = kv_run_getmeta(kr, "new", flag, sizeof flag - 1, &flen) == 0;
+    lr->dirty = kv_run_getmeta(kr, "dirty", flag, sizeof flag - 1, &flen) == 0;
+    if (lr->dirty) {
+        flag[flen < sizeof flag - 1 ? flen : sizeof flag - 1] = '\0';
+        lr->dirty_since_ms = strtoll(flag, NULL, 10);
+        char ck[8];
+        lr->conflicted = kv_run_getmeta(kr, "conflict", ck, sizeof ck,
+                                        &flen) == 0;
+    }
+    /* A written-back run's version is the object it uploaded, newer than
+     * the one recorded when it was ingested. */
+    char ver[128];
+    if (kv_run_getmeta(kr, "source-version", ver, sizeof ver - 1, &flen) == 0 &&
+        flen < sizeof ver) {
+        ver[flen] = '\0';
+        snprintf(lr->version, sizeof lr->version, "%s", ver);
+    }
+    lr->h = h;
+    return 0;
+}
+
+/* Load run r (the caller owns r->loading; no lock held).  stale: the cached
+ * copy is known to be an old version. */
+static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
+                    struct load_result *lr)
+{
+    char key[1024] = "", version[128] = "";
+    bool listed = false;
+    if (v->backend) {
+        char prefix[KV_RUNNAME_MAX + 1];
+        const char *comp = vfs_split_name(r->name, prefix, sizeof prefix);
+        struct vfs_listing *l;
+        const struct vfs_entry *e;
+        int err = vfs_listing_lookup(v, prefix, comp, &l, &e);
+        if (err == 0 && e && !e->is_dir && !e->key) {
+            /* Created here, not written back yet: only the cache has it. */
+            vfs_listing_put(v, l);
+            err = open_handle(v, r->name, lr);
+            return err == ENOENT ? ENOENT : err ? EIO : 0;
+        }
+        if (err == 0) {
+            if (e && !e->is_dir) {
+                snprintf(key, sizeof key, "%s", e->key);
+                snprintf(version, sizeof version, "%s", e->version);
+                listed = true;
+                lr->key = strdup(key);
+            }
+            vfs_listing_put(v, l);
+            if (!listed)
+                return ENOENT;
+        } else {
+            /* The backend cannot be listed: a cached copy is still served. */
+            stale = false;
+        }
+    }
+    if (stale) {
+        /* A changed run is never replaced by the backend's version: the
+         * write-back decides (a conflict, doc/design.md (writeback)). */
+        if (open_handle(v, r->name, lr) == 0) {
+            if (lr->dirty)
+                return 0;
+            vfs_handle_close(lr->h);
+            lr->h = NULL;
+        }
+    } else {
+        int err = open_handle(v, r->name, lr);
+        if (err == 0) {
+            if (!listed || !lr->version[0] ||
+                strcmp(lr->version, version) == 0 || lr->dirty)
+                return 0;
+            log_info("vfs: cached run %s is version %s, the backend has %s",
+                     r->name, lr->version, version);
+            vfs_handle_close(lr->h);
+            lr->h = NULL;
+        } else if (err != ENOENT) {
+            log_error("vfs: cannot open cached run %s: %s", r->name,
+                      strerror(err));
+            return EIO;
+        } else if (!listed) {
+            return v->backend ? EIO : ENOENT;
+        }
+    }
+    if (flags & VFS_ACQ_NOFETCH)
+        return ENOENT;
+    /* The listing may be older than the object (that is often why we are
+     * fetching again): record the version the backend has now. */
+    struct fetch_objinfo oi;
+    int err = fetch_stat(v->backend, key, &oi);
+    if (err == ENOENT)
+        return ENOENT;
+    if (err == 0)
+        snprintf(version, sizeof version, "%s", oi.version);
+    /* Index-first: one GET of the sidecar makes the whole tree available;
+     * file data follows on read.  Without a usable index (or without a
+     * stat to check it against), the whole tarball. */
+    bool served = false;
+    bool small = err == 0 && v->cfg.prefetch_auto && oi.size <= v->cfg.prefetch_whole_below;
+    if (small)
+        log_info("vfs: run %s: its tarball (%llu bytes) is no larger than "
+                 "prefetch_whole_below: fetched whole, served while it streams",
+                 r->name, (unsigned long long)oi.size);
+    if (err != 0)
+        err = fetch_and_ingest(v, r, key, version, NULL, &served);
+    else if (v->cfg.prefetch_whole || small ||
+             vfs_lazy_load_index(v, r, key, &oi, &served) != 0)
+        err = fetch_and_ingest(v, r, key, version, &oi, &served);
+    if (err)
+        return err;
+    lr->fetched = true;
+    if (served) {
+        /* Already r's handle (stream.c); now published. */
+        struct kv_runinfo ri;
+        if (kv_cache_runinfo(v->cache, r->name, &ri) == 0) {
+            lr->created_ns = (uint64_t)ri.created.tv_sec * 1000000000u +
+                             (uint64_t)ri.created.tv_nsec;
+            snprintf(lr->version, sizeof lr->version, "%s",
+                     ri.source_version);
+            lr->bytes = ri.bytes;
+        }
+        lr->streamed = true;
+        vfs_house_kick(v);
+        return 0;
+    }
+    err = open_handle(v, r->name, lr);
+    if (err) {
+        log_error("vfs: cannot open run %s right after ingest: %s", r->name,
+                  strerror(err));
+        return EIO;
+    }
+    vfs_house_kick(v);
+    return 0;
+}
+
+/* Compare r's cached version with the backend's (r->checking owned by the
+ * caller; no lock held).  Returns true if the backend has another one. */
+static bool version_changed(vfs *v, const char *name, const char *key,
+                            const char *version)
+{
+    struct fetch_objinfo oi;
+    int err = fetch_stat(v->backend, key, &oi);
+    if (err == ENOENT) {
+        log_info("vfs: %s was removed from the backend", key);
+        return true;
+    }
+    if (err) {
+        log_debug("vfs: cannot check version of %s: %s", key, strerror(err));
+        return false;
+    }
+    if (strcmp(oi.version, version) != 0) {
+        log_info("vfs: run %s changed in the backend (%s -> %s); fetching it "
+                 "again", name, version, oi.version);
+        return true;
+    }
+    return false;
+}
+
+/* A load of r ended with err (lock held): record it and wake the blocked
+ * callers.  Returns the parked callers to call back once unlocked. */
+static struct vfs_waiter *load_finish_locked(vfs *v, struct vfs_run *r,
+                                             unsigned flags, int err,
+                                             struct load_result *lr)
+{
+    r->loading = false;
+    r->load_gen++;
+    r->load_err = err;
+    pthread_cond_broadcast(&r->cv);
+    struct vfs_waiter *w = r->waiters;
+    r->waiters = NULL;
+    if (err) {
+        free(lr->key);
+        if (err == ENOENT && !(flags & VFS_ACQ_NOFETCH))
+            r->cached = false;
+        return w;
+    }
+    if (lr->streamed && r->version_stale) {
+        /* Served since staging, and dropped meanwhile (a run-level RMDIR
+         * or RENAME, a newer version seen): that stands. */
+        free(lr->key);
+        return w;
+    }
+    if (lr->streamed) {
+        if (r->h)
+            r->h->opened_created_ns = lr->created_ns;
+    } else {
+        r->h = lr->h;
+        v->open_handles++;
+    }
+    r->cached = true;
+    r->version_stale = false;
+    r->dirty = lr->dirty;
+    r->conflicted = lr->dirty && lr->conflicted;
+    r->is_new = lr->is_new;
+    if (lr->dirty) {
+        if (!r->dirty_since_ms)
+            r->dirty_since_ms = lr->dirty_since_ms;
+    }
+    r->bytes = lr->bytes;
+    r->no_data = false;         /* unknown: eviction looks */
+    r->free_inside = 0;         /* unknown: counted as used */
+    snprintf(r->version, sizeof r->version, "%s", lr->version);
+    if (lr->key) {
+        free(r->key);
+        r->key = lr->key;
+    }
+    r->checked_ms = tclock_mono_ms();
+    return w;
+}
+
+/* A load of a run on a fetch thread, for parked callers. */
+struct load_job {
+    struct vfs_run *r;
+    unsigned flags;
+    bool stale;
+};
+
+static void load_job_run(vfs *v, void *arg)
+{
+    struct load_job *lj = arg;
+    struct vfs_run *r = lj->r;
+    struct load_result lr;
+    memset(&lr, 0, sizeof lr);
+    pthread_mutex_lock(&v->lock);
+    bool cancelled = v->cancelled;
+    pthread_mutex_unlock(&v->lock);
+    int err = cancelled ? EAGAIN : run_load(v, r, lj->flags, lj->stale, &lr);
+    pthread_mutex_lock(&v->lock);
+    struct vfs_waiter *w = load_finish_locked(v, r, lj->flags, err, &lr);
+    if (!err && lr.fetched)
+        v->stats.misses++;
+    r->pins--;
+    pthread_mutex_unlock(&v->lock);
+    vfs_park_wake(w, err);
+    free(lj);
+}
+
+/* A version check on a fetch thread, for a caller that must not wait. */
+struct check_job {
+    struct vfs_run *r;
+    char *key;
+    char version[128];
+};
+
+static void check_job_run(vfs *v, void *arg)
+{
+    struct check_job *cj = arg;
+    struct vfs_run *r = cj->r;
+    pthread_mutex_lock(&v->lock);
+    bool cancelled = v->cancelled;
+    pthread_mutex_unlock(&v->lock);
+    bool changed = !cancelled &&
+                   version_changed(v, r->name, cj->key, cj->version);
+    pthread_mutex_lock(&v->lock);
+    r->checking = false;
+    r->checked_ms = tclock_mono_ms();
+    if (changed && strcmp(cj->version, r->version) == 0)
+        r->version_stale = true;
+    struct vfs_waiter *w = r->waiters;
+    r->waiters = NULL;
+    r->pins--;
+    pthread_mutex_unlock(&v->lock);
+    vfs_park_wake(w, 0);
+    free(cj->key);
+    free(cj);
+}
+
+void vfs_run_check_locked(vfs *v, struct vfs_run *r, struct vfs_park *park,
+                          int64_t now)
+{
+    r->checking = true;
+    if (park) {
+        /* The HEAD request goes to a fetch thread, and this
+         * call is served from the cached copy meanwhile (as
+         * listings are): a cached run never waits behind the
+         * backend, however slow.  A replaced tarball is seen
+         * by the calls after the check. */
+        struct check_job *cj = calloc(1, sizeof *cj);
+        if (cj && (cj->key = strdup(r->key)) != NULL) {
+            cj->r = r;
+            snprintf(cj->version, sizeof cj->version, "%s",
+                     r->version);
+            if (vfs_pool_submit_locked(v, check_job_run, cj) == 0) {
+                r->pins++;
+                return;
+            }
+            free(cj->key);
+        }
+        free(cj);
+        /* No check now (cancelled, out of memory). */
+        r->checking = false;
+        r->checked_ms = now;
+        return;
+    }
+    char *key = strdup(r->key);
+    char version[128];
+    snprintf(version, sizeof version, "%s", r->version);
+    pthread_mutex_unlock(&v->lock);
+    bool changed = key && version_changed(v, r->name, key, version);
+    free(key);
+    pthread_mutex_lock(&v->lock);
+    r->checking = false;
+    r->checked_ms = tclock_mono_ms();
+    if (changed && strcmp(version, r->version) == 0)
+        r->version_stale = true;
+}
+
+int vfs_run_load_locked(vfs *v, struct vfs_run *r, unsigned flags,
+                        struct vfs_park *park, bool *missed)
+{
+    /* Load it: this thread does the I/O (a parked caller's load runs
+     * on a fetch thread), the others wait on r->cv or park. */
+    r->loading = true;
+    r->load_nofetch = (flags & VFS_ACQ_NOFETCH) != 0;
+    bool stale = r->version_stale;
+    struct vfs_handle *old = vfs_run_retire_locked(v, r);
+    if (!(flags & VFS_ACQ_NOFETCH)) {
+        /* On a fetch thread, also for a caller that blocks: a run
+         * served while it streams in is there long before its load
+         * job ends (stream.c), and a blocked caller must not be the
+         * one ingesting it. */
+        struct load_job *lj = malloc(sizeof *lj);
+        int serr = lj ? 0 : ENOMEM;
+        if (lj) {
+            *lj = (struct load_job){ .r = r, .flags = flags,
+                                     .stale = stale };
+            serr = vfs_pool_submit_locked(v, load_job_run, lj);
+        }
+        if (serr) {
+            free(lj);
+            struct load_result none;
+            memset(&none, 0, sizeof none);
+            struct vfs_waiter *w = load_finish_locked(v, r, flags,
+                                                      EAGAIN, &none);
+            pthread_mutex_unlock(&v->lock);
+            vfs_handle_close(old);
+            vfs_park_wake(w, EAGAIN);
+            pthread_mutex_lock(&v->lock);
+            return EAGAIN;
+        }
+        r->pins++;                  /* the job's */
+        int err = 0;
+        if (park)
+            err = vfs_park_locked(v, &r->waiters);
+        /* The job's load is the one after gen: read before the lock is
+         * let go, since a load that fails at once may end before it is
+         * taken again (read after, its failure went unseen and the
+         * load was started again, in a loop). */
+        unsigned gen = r->load_gen;
+        pthread_mutex_unlock(&v->lock);
+        vfs_handle_close(old);
+        pthread_mutex_lock(&v->lock);
+        if (park)
+            return err;
+        /* Blocked: wait on r->cv, as vfs_run_acquire does for another's
+         * load. */
+        while (r->loading && r->load_gen == gen)
+            pthread_cond_wait(&r->cv, &v->lock);
+        if (r->load_gen != gen) {
+            if (r->load_err)
+                return r->load_err;
+            *missed = true;
+        }
+        return 0;
+    }
+    pthread_mutex_unlock(&v->lock);
+    vfs_handle_close(old);
+    struct load_result lr;
+    memset(&lr, 0, sizeof lr);
+    /* A load from the cache alone (NOFETCH) is local I/O: done here,
+     * even for a parkable call. */
+    struct vfs_park *held = vfs_park_suspend();
+    int err = run_load(v, r, flags, stale, &lr);
+    vfs_park_restore(held);
+    pthread_mutex_lock(&v->lock);
+    struct vfs_waiter *w = load_finish_locked(v, r, flags, err, &lr);
+    if (w) {
+        pthread_mutex_unlock(&v->lock);
+        vfs_park_wake(w, err);
+        pthread_mutex_lock(&v->lock);
+    }
+    if (err)
+        return err;
+    if (lr.fetched)
+        *missed = true;
+    return 0;
+}
