@@ -501,6 +501,35 @@ void vfs_run_check_locked(vfs *v, struct vfs_run *r, struct vfs_park *park,
  * caller: EINPROGRESS (parked), EAGAIN, the load's error. */
 int vfs_run_load_locked(vfs *v, struct vfs_run *r, unsigned flags,
                         struct vfs_park *park, bool *missed);
+/* `tarnfs cache evict` served by this server: evict run name now unless it
+ * is dirty or conflicted (refused, msg names the command that helps);
+ * waits up to VFS_EVICT_WAIT_MS for requests using it; reason is for the
+ * log.  msg (cap bytes) gets the answer for the tool.  Errors: EINVAL,
+ * ENOENT (not cached), EBUSY (dirty, conflicted, still in use), ENOMEM,
+ * EIO. */
+#define VFS_EVICT_WAIT_MS 5000
+int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
+                  size_t cap);
+/* Evict victim, picked by the housekeeper (lock held on entry, released on
+ * return): an index-first run holding file data loses all of it (its data
+ * file emptied; names, attributes and handles stay), else it is evicted
+ * whole if nobody took it meanwhile (with data_only: only marked as holding
+ * no data).  *freed gets the bytes the cache shrank by.  Errors: EAGAIN
+ * (it could not go: try the next), others (logged). */
+int vfs_run_evict_locked(vfs *v, struct vfs_run *victim, bool data_only,
+                         const char *why, uint64_t *freed);
+/* Drop up to want bytes of the oldest chunks of run (kr: its handle; self:
+ * its state, may be NULL) to make room for its own fill (lock not held);
+ * *dropped gets the bytes dropped, counted in self's free_inside (or self's
+ * size, when its data file was emptied).  Errors: kv_data_drop's. */
+int vfs_run_drop_oldest(vfs *v, struct vfs_run *self, const char *run,
+                        kv_run *kr, uint64_t want, uint64_t *dropped);
+/* Detach r's idle handle h (lock held) if h is still r's, unused, and r is
+ * neither loading nor evicting; gone: r was evicted outside this server
+ * (marked not cached, logged).  Returns h if detached (the caller closes it
+ * unlocked), else NULL. */
+struct vfs_handle *vfs_run_close_idle_locked(vfs *v, struct vfs_run *r,
+                                             struct vfs_handle *h, bool gone);
 
 /* ---- listing.c --------------------------------------------------------- */
 /* Get the current listing of namespace dir prefix ("" or "a/b/"),
@@ -587,15 +616,6 @@ void vfs_write_stats_file(vfs *v);
  * each ended by sep if it is '\n' (the stats file), else separated by it
  * (one line).  Errors: ENOSPC (cap too small). */
 int vfs_format_stats(vfs *v, char sep, char *buf, size_t cap, size_t *len);
-/* `tarnfs cache evict` served by this server: evict run name now unless it
- * is dirty or conflicted (refused, msg names the command that helps);
- * waits up to VFS_EVICT_WAIT_MS for requests using it; reason is for the
- * log.  msg (cap bytes) gets the answer for the tool.  Errors: EINVAL,
- * ENOENT (not cached), EBUSY (dirty, conflicted, still in use), ENOMEM,
- * EIO. */
-#define VFS_EVICT_WAIT_MS 5000
-int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
-                  size_t cap);
 
 /* ---- control.c and control_tool.c: what both sides share -------------- */
 /* The sockets' directory in CACHE/vfs, a request line's limit, the answer
