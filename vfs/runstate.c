@@ -807,3 +807,244 @@ struct vfs_handle *vfs_run_close_idle_locked(vfs *v, struct vfs_run *r,
     }
     return h;
 }
+
+/* ---- creating runs ----------------------------------------------------- */
+
+int vfs_run_create_new(vfs *v, const char *name, uint32_t mode,
+                       uint32_t uid, uint32_t gid)
+{
+    if (!v->backend || v->cfg.read_only)
+        return EROFS;
+    if (vfs_check_run_name(name))
+        return EINVAL;
+    char prefix[KV_RUNNAME_MAX + 1];
+    const char *comp = vfs_split_name(name, prefix, sizeof prefix);
+    struct vfs_listing *l;
+    const struct vfs_entry *e;
+    int err = vfs_listing_lookup(v, prefix, comp, &l, &e);
+    if (err)
+        return EIO;
+    bool exists = e != NULL;
+    vfs_listing_put(v, l);
+    struct kv_runinfo ri;
+    if (exists || kv_cache_runinfo(v->cache, name, &ri) == 0)
+        return EEXIST;
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
+    if (r && (r->is_new || r->loading || r->cached || r->h))
+        err = EEXIST;
+    else if (!r)
+        err = ENOMEM;
+    else
+        r->loading = true;              /* keeps loads out meanwhile */
+    pthread_mutex_unlock(&v->lock);
+    if (err)
+        return err;
+    kv_run *kr;
+    err = kv_run_stage(v->cache, name, kv_ino_for(name, ""), &kr);
+    if (!err) {
+        struct kv_sattr s = { .mask = KV_SET_MODE | KV_SET_UID | KV_SET_GID,
+                              .mode = mode & 07777, .uid = uid, .gid = gid };
+        err = kv_setattr(kr, kv_run_root(kr), &s, NULL);
+        if (!err)
+            err = kv_run_setmeta(kr, "new", "1", 1);
+        if (!err)
+            err = kv_run_publish(kr, "");
+        if (err)
+            kv_run_abort(kr);
+        else
+            kv_run_close(kr);
+    }
+    pthread_mutex_lock(&v->lock);
+    r->loading = false;
+    r->load_gen++;
+    r->load_err = err ? EIO : 0;
+    if (!err) {
+        r->is_new = true;
+        r->cached = true;
+        free(r->key);
+        r->key = NULL;
+        r->version[0] = '\0';
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&v->lock);
+    if (err) {
+        log_error("vfs: cannot create run %s: %s", name, strerror(err));
+        return err == ENOSPC ? ENOSPC : EIO;
+    }
+    log_info("vfs: created run %s; it becomes an object at its first "
+             "write-back", name);
+    vfs_listing_refresh_now(v, prefix);
+    return 0;
+}
+
+/* ---- deleting and renaming whole runs (run_delete_rename) ------------- */
+
+/* Drop the run of ref from the cache after its object went away (the
+ * caller holds its change lock exclusively). */
+static void forget_run(vfs *v, struct vfs_ref *ref)
+{
+    struct vfs_run *r = ref->run;
+    kv_run_delmeta(ref->h->kr, "dirty");
+    vfs_dirty_mark_remove(v, r->name);
+    int err = kv_cache_evict(v->cache, r->name);
+    if (err && err != ENOENT)
+        log_error("vfs: cannot drop run %s from the cache: %s", r->name,
+                  strerror(err));
+    pthread_mutex_lock(&v->lock);
+    r->dirty = r->conflicted = r->is_new = false;
+    r->dirty_since_ms = 0;
+    r->cached = false;
+    r->version_stale = true;        /* the next use loads it again: gone */
+    r->version[0] = '\0';
+    pthread_mutex_unlock(&v->lock);
+}
+
+static int any_entry(void *arg, const struct kv_dirent *de)
+{
+    (void)arg;
+    (void)de;
+    return 1;
+}
+
+/* Pin run name (fetching it if needed), make it whole (a run streaming in
+ * is waited for; with with_data, the absent data of an index-first run is
+ * fetched) and lock it against changes; refuses a conflicted run.  Runs
+ * in the NFS handler, which cannot park: this waits, as the upload that
+ * follows does.  Errors: ENOENT, EACCES, EIO, ENOSPC. */
+static int lock_whole_run(vfs *v, const char *name, const char *op,
+                          bool with_data, struct vfs_ref *ref)
+{
+    int err = vfs_run_acquire(v, name, 0, ref);
+    if (err)
+        return err == EINVAL ? ENOENT : err;
+    /* Until its stream ends a run's tree is partial: an RMDIR would find
+     * it empty, a RENAME would upload part of it. */
+    err = vfs_stream_wait_end(v, ref);
+    if (!err && with_data)
+        err = vfs_lazy_fill_run(v, ref);
+    if (err) {
+        vfs_run_release(v, ref);
+        return err == EINPROGRESS || err == EAGAIN ? EIO : err;
+    }
+    pthread_rwlock_wrlock(&ref->run->change_lock);
+    pthread_mutex_lock(&v->lock);
+    bool conflicted = ref->run->conflicted;
+    pthread_mutex_unlock(&v->lock);
+    if (conflicted) {
+        log_warn("vfs: refusing %s of run %s: it is in conflict (see "
+                 "`tarnfs cache resolve`)", op, name);
+        pthread_rwlock_unlock(&ref->run->change_lock);
+        vfs_run_release(v, ref);
+        return EACCES;
+    }
+    return 0;
+}
+
+static void unlock_whole_run(vfs *v, struct vfs_ref *ref)
+{
+    pthread_rwlock_unlock(&ref->run->change_lock);
+    vfs_run_release(v, ref);
+}
+
+int vfs_run_delete(vfs *v, const char *name)
+{
+    if (!v->backend || v->cfg.read_only)
+        return EROFS;
+    struct vfs_ref ref;
+    int err = lock_whole_run(v, name, "rmdir", false, &ref);
+    if (err)
+        return err;
+    if (kv_readdir(ref.h->kr, ref.h->root, 0, any_entry, NULL) == 1) {
+        unlock_whole_run(v, &ref);
+        return ENOTEMPTY;
+    }
+    pthread_mutex_lock(&v->lock);
+    char *key = ref.run->key ? strdup(ref.run->key) : NULL;
+    pthread_mutex_unlock(&v->lock);
+    if (key) {
+        err = fetch_delete(v->backend, key);
+        if (err == ENOENT)
+            err = 0;
+        if (err)
+            log_error("vfs: RMDIR of run %s: cannot delete %s: %s", name, key,
+                      strerror(err));
+    }
+    if (!err) {
+        forget_run(v, &ref);
+        log_warn("vfs: run %s deleted through NFS (RMDIR; object %s removed "
+                 "because run_delete_rename is on)", name, key ? key : "-");
+    }
+    free(key);
+    unlock_whole_run(v, &ref);
+    char prefix[KV_RUNNAME_MAX + 1];
+    vfs_split_name(name, prefix, sizeof prefix);
+    vfs_listing_refresh_now(v, prefix);
+    return err ? EIO : 0;
+}
+
+int vfs_run_rename(vfs *v, const char *from, const char *to)
+{
+    if (!v->backend || v->cfg.read_only)
+        return EROFS;
+    if (vfs_check_run_name(to))
+        return EINVAL;
+    if (!strcmp(from, to))
+        return 0;
+    char to_prefix[KV_RUNNAME_MAX + 1], from_prefix[KV_RUNNAME_MAX + 1];
+    const char *to_comp = vfs_split_name(to, to_prefix, sizeof to_prefix);
+    vfs_split_name(from, from_prefix, sizeof from_prefix);
+    struct vfs_listing *l;
+    const struct vfs_entry *e;
+    if (vfs_listing_lookup(v, to_prefix, to_comp, &l, &e))
+        return EIO;
+    bool exists = e != NULL;
+    vfs_listing_put(v, l);
+    struct kv_runinfo ri;
+    if (exists || kv_cache_runinfo(v->cache, to, &ri) == 0)
+        return EEXIST;
+    struct vfs_ref ref;
+    int err = lock_whole_run(v, from, "rename", true, &ref);
+    if (err)
+        return err;
+    pthread_mutex_lock(&v->lock);
+    char *old_key = ref.run->key ? strdup(ref.run->key) : NULL;
+    pthread_mutex_unlock(&v->lock);
+    /* Keep the object's compression: NAME.tar.gz stays a .tar.gz. */
+    const char *suffix = ".tar";
+    if (old_key && strlen(old_key) > strlen(from) &&
+        !strncmp(old_key, from, strlen(from)))
+        suffix = old_key + strlen(from);
+    char new_key[KV_RUNNAME_MAX + 32];
+    snprintf(new_key, sizeof new_key, "%s%s", to, suffix);
+    struct fetch_put_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.if_none_match = true;
+    struct fetch_objinfo oi;
+    uint64_t files = 0;
+    err = vfs_upload_run(v, ref.h->kr, to_comp, new_key, &opts, false, &oi,
+                         &files);
+    if (err == ECANCELED) {
+        err = EEXIST;
+    } else if (err) {
+        log_error("vfs: RENAME of run %s to %s: upload failed: %s", from, to,
+                  strerror(err));
+        err = EIO;
+    } else {
+        int derr = old_key ? fetch_delete(v->backend, old_key) : 0;
+        if (derr && derr != ENOENT)
+            log_error("vfs: RENAME of run %s to %s: %s was written but %s "
+                      "could not be deleted (%s): both exist now", from, to,
+                      new_key, old_key, strerror(derr));
+        forget_run(v, &ref);
+        log_warn("vfs: run %s renamed to %s through NFS (object %s written, "
+                 "%s removed, because run_delete_rename is on)", from, to,
+                 new_key, old_key ? old_key : "-");
+    }
+    free(old_key);
+    unlock_whole_run(v, &ref);
+    vfs_listing_refresh_now(v, from_prefix);
+    if (strcmp(from_prefix, to_prefix))
+        vfs_listing_refresh_now(v, to_prefix);
+    return err;
+}

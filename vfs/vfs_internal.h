@@ -530,6 +530,36 @@ int vfs_run_drop_oldest(vfs *v, struct vfs_run *self, const char *run,
  * unlocked), else NULL. */
 struct vfs_handle *vfs_run_close_idle_locked(vfs *v, struct vfs_run *r,
                                              struct vfs_handle *h, bool gone);
+/* Create run name (a MKDIR in a namespace directory): an empty run,
+ * published in the cache and marked new and dirty, so that its first
+ * write-back creates the object (If-None-Match).  mode/uid/gid are its
+ * root's.  Errors: EEXIST, EINVAL, ENOSPC, EIO, EROFS. */
+int vfs_run_create_new(vfs *v, const char *name, uint32_t mode,
+                       uint32_t uid, uint32_t gid);
+/* RMDIR of run name at the namespace level (run_delete_rename): the run
+ * must be empty; deletes its object and drops it from the cache.
+ * Errors: ENOTEMPTY, ENOENT, EACCES (conflicted), EIO. */
+int vfs_run_delete(vfs *v, const char *name);
+/* RENAME of run from to to (run_delete_rename): uploads the run under the
+ * new name (If-None-Match), deletes the old object, drops the old run from
+ * the cache.  Errors: EEXIST, ENOENT, EACCES (conflicted), EINVAL, EIO. */
+int vfs_run_rename(vfs *v, const char *from, const char *to);
+
+/* ---- upload.c ---------------------------------------------------------- */
+/* The "wb-pending" metadata: "SHA256HEX SIZE" of the last tarball whose
+ * upload to the run's own key got as far as its last byte.  Recorded (and
+ * synced) before the backend makes the object visible, so after a crash
+ * between that and recording the new version, the next write-back can tell
+ * its own object (same SHA-256) from someone else's (a real conflict). */
+#define WB_PENDING "wb-pending"
+/* Upload run kr (top: the name of its root inside the tarball) as key,
+ * compressed as key's suffix says; with pending, record the body as
+ * WB_PENDING before the backend publishes it; *oi gets the object, *files
+ * the members.  Errors: the upload's (ECANCELED: precondition),
+ * kv_export's, ENOMEM. */
+int vfs_upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
+                   const struct fetch_put_opts *opts, bool pending,
+                   struct fetch_objinfo *oi, uint64_t *files);
 
 /* ---- listing.c --------------------------------------------------------- */
 /* Get the current listing of namespace dir prefix ("" or "a/b/"),
@@ -679,21 +709,7 @@ void vfs_free_names(char **names, size_t n);
  * (written before the run's "dirty" metadata, removed after it). */
 int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
                          const char *conflict, bool is_new);
-/* Create run name (a MKDIR in a namespace directory): an empty run,
- * published in the cache and marked new and dirty, so that its first
- * write-back creates the object (If-None-Match).  mode/uid/gid are its
- * root's.  Errors: EEXIST, EINVAL, ENOSPC, EIO, EROFS. */
-int vfs_run_create_new(vfs *v, const char *name, uint32_t mode,
-                       uint32_t uid, uint32_t gid);
 void vfs_dirty_mark_remove(vfs *v, const char *run);
-/* RMDIR of run name at the namespace level (run_delete_rename): the run
- * must be empty; deletes its object and drops it from the cache.
- * Errors: ENOTEMPTY, ENOENT, EACCES (conflicted), EIO. */
-int vfs_run_delete(vfs *v, const char *name);
-/* RENAME of run from to to (run_delete_rename): uploads the run under the
- * new name (If-None-Match), deletes the old object, drops the old run from
- * the cache.  Errors: EEXIST, ENOENT, EACCES (conflicted), EINVAL, EIO. */
-int vfs_run_rename(vfs *v, const char *from, const char *to);
 /* Write back every dirty run (clean shutdown). */
 void vfs_writeback_all(vfs *v, const char *reason);
 /* Record dirty runs of the cache (persisted marks) in the run table. */
