@@ -1,4 +1,4 @@
-/* runstate.c: every change of a run's state: load (open, fetch, ingest, version checks), eviction (whole or data only), forget, create, delete, rename. */
+/* runstate.c: every change of a run's state: load (open, fetch, ingest, version checks), eviction (whole or data only), forget, create, delete, rename, and what a write-back found. */
 #include "vfs/vfs_internal.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -1047,4 +1047,49 @@ int vfs_run_rename(vfs *v, const char *from, const char *to)
     if (strcmp(from_prefix, to_prefix))
         vfs_listing_refresh_now(v, to_prefix);
     return err;
+}
+
+/* ---- what a write-back found ------------------------------------------ */
+
+void vfs_run_forget_mark(vfs *v, const char *name)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
+    bool dirty = r && r->dirty;
+    if (r && !r->h)
+        r->dirty = false;
+    pthread_mutex_unlock(&v->lock);
+    if (dirty)
+        log_error("vfs: run %s was marked changed but is not in the "
+                  "cache any more", name);
+    vfs_dirty_mark_remove(v, name);
+}
+
+void vfs_run_conflicted(vfs *v, struct vfs_run *r, const char *conflict_key)
+{
+    pthread_mutex_lock(&v->lock);
+    r->conflicted = true;
+    int64_t since = r->dirty_since_ms;
+    bool was_new = r->is_new;
+    pthread_mutex_unlock(&v->lock);
+    vfs_dirty_mark_write(v, r->name, since, conflict_key, was_new);
+}
+
+void vfs_run_written(vfs *v, struct vfs_run *r, const char *version,
+                     const char *new_key, bool clean)
+{
+    pthread_mutex_lock(&v->lock);
+    snprintf(r->version, sizeof r->version, "%s", version);
+    if (new_key) {
+        free(r->key);
+        r->key = strdup(new_key);
+    }
+    r->is_new = false;
+    if (clean) {
+        r->dirty = false;
+        r->dirty_since_ms = 0;
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (clean)
+        vfs_dirty_mark_remove(v, r->name);
 }

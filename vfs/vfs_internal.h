@@ -544,6 +544,17 @@ int vfs_run_delete(vfs *v, const char *name);
  * new name (If-None-Match), deletes the old object, drops the old run from
  * the cache.  Errors: EEXIST, ENOENT, EACCES (conflicted), EINVAL, EIO. */
 int vfs_run_rename(vfs *v, const char *from, const char *to);
+/* A write-back found run name no longer in the cache: it is not dirty any
+ * more (unless a handle is open), its mark goes (logged if it was dirty). */
+void vfs_run_forget_mark(vfs *v, const char *name);
+/* A write-back of r met a newer object and saved r as conflict_key: r is
+ * held dirty (its mark records the key) until `tarnfs cache resolve`. */
+void vfs_run_conflicted(vfs *v, struct vfs_run *r, const char *conflict_key);
+/* A write-back of r uploaded version (new_key: r's first object, else
+ * NULL): r's source is that object; clean (no change since, recorded): r is
+ * not dirty any more and its mark goes. */
+void vfs_run_written(vfs *v, struct vfs_run *r, const char *version,
+                     const char *new_key, bool clean);
 
 /* ---- upload.c ---------------------------------------------------------- */
 /* The "wb-pending" metadata: "SHA256HEX SIZE" of the last tarball whose

@@ -115,18 +115,8 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     int err = vfs_run_acquire(v, name, VFS_ACQ_NOFETCH, &ref);
     if (err) {
         /* A mark for a run no longer in the cache means nothing. */
-        if (err == ENOENT) {
-            pthread_mutex_lock(&v->lock);
-            struct vfs_run *r = vfs_run_lookup_locked(v, name, false);
-            bool dirty = r && r->dirty;
-            if (r && !r->h)
-                r->dirty = false;
-            pthread_mutex_unlock(&v->lock);
-            if (dirty)
-                log_error("vfs: run %s was marked changed but is not in the "
-                          "cache any more", name);
-            vfs_dirty_mark_remove(v, name);
-        }
+        if (err == ENOENT)
+            vfs_run_forget_mark(v, name);
         return err;
     }
     struct vfs_run *r = ref.run;
@@ -215,12 +205,7 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
             if (kv_run_setmeta(kr, "conflict", conflict_key,
                                strlen(conflict_key)) == 0)
                 kv_run_sync(kr);
-            pthread_mutex_lock(&v->lock);
-            r->conflicted = true;
-            int64_t since = r->dirty_since_ms;
-            bool was_new = r->is_new;
-            pthread_mutex_unlock(&v->lock);
-            vfs_dirty_mark_write(v, name, since, conflict_key, was_new);
+            vfs_run_conflicted(v, r, conflict_key);
         }
     } else if (err) {
         log_error("vfs: write-back of run %s to %s (%s) failed: %s; it stays "
@@ -255,20 +240,8 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
         if (merr)
             log_error("vfs: run %s was written back but recording that "
                       "failed: %s", name, strerror(merr));
-        pthread_mutex_lock(&v->lock);
-        snprintf(r->version, sizeof r->version, "%s", oi.version);
-        if (is_new) {
-            free(r->key);
-            r->key = strdup(key);
-        }
-        r->is_new = false;
-        if (!merr && unchanged) {
-            r->dirty = false;
-            r->dirty_since_ms = 0;
-        }
-        pthread_mutex_unlock(&v->lock);
-        if (!merr && unchanged)
-            vfs_dirty_mark_remove(v, name);
+        vfs_run_written(v, r, oi.version, is_new ? key : NULL,
+                        !merr && unchanged);
         log_info("vfs: wrote back run %s as %s (%s): %llu members, %llu "
                  "bytes, version %s, sha256 %s, %lld ms", name, key, reason,
                  (unsigned long long)files, (unsigned long long)oi.size,
