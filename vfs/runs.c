@@ -1,7 +1,6 @@
-/* runs.c: the per-run state table: pins runs for requests (loading them
- * through runstate.c on first use, exactly once however many requests ask),
- * shares one open kv_run per run, and takes changes (change_begin,
- * mark_dirty). */
+/* runs.c: the per-run state table: lookup, shared handles, releasing pins,
+ * taking changes (change_begin, mark_dirty), and the cache scan; pins are
+ * taken, and runs loaded, by vfs_run_acquire (runstate.c). */
 #include "vfs/vfs_internal.h"
 #include "util/clock.h"
 #include "util/bug.h"
@@ -14,10 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* How often a request re-checks that its run's database is still the
- * published one. */
-#define VFS_STALE_CHECK_MS 250
 
 /* ---- table ---------------------------------------------------------- */
 
@@ -117,125 +112,6 @@ struct vfs_handle *vfs_run_retire_locked(vfs *v, struct vfs_run *r)
         return h;
     }
     return NULL;
-}
-
-int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
-                    struct vfs_ref *ref)
-{
-    struct vfs_park *park = vfs_park_slot();
-    if (vfs_check_run_name(name))
-        return EINVAL;
-    pthread_mutex_lock(&v->lock);
-    struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
-    if (!r) {
-        pthread_mutex_unlock(&v->lock);
-        return ENOMEM;
-    }
-    r->pins++;
-    bool missed = false;
-    int err = 0;
-    for (;;) {
-        if (r->loading && park && (flags & VFS_ACQ_NOFETCH)) {
-            /* Only asking for what is cached (a root listing's attributes):
-             * a run still loading is not, and nobody waits for it. */
-            err = ENOENT;
-            break;
-        }
-        if (r->loading && park) {
-            /* Called back when the load ends; the call is run again. */
-            err = vfs_park_locked(v, &r->waiters);
-            break;
-        }
-        if (r->loading || r->evicting) {
-            unsigned gen = r->load_gen;
-            bool was_loading = r->loading;
-            while (r->loading || r->evicting)
-                pthread_cond_wait(&r->cv, &v->lock);
-            if (was_loading && r->load_gen != gen) {
-                if (r->load_err && !r->load_nofetch) {
-                    /* Share the failure of the load we waited for; the next
-                     * request tries again. */
-                    err = r->load_err;
-                    break;
-                }
-                missed = true;
-            }
-            continue;
-        }
-        if (r->h && !r->version_stale) {
-            int64_t now = tclock_mono_ms();
-            /* A run without a recorded version (ingested by hand) is
-             * taken as current, as run_load does. */
-            struct vfs_ref probe = { .run = r, .h = r->h };
-            bool streaming = vfs_stream_active(&probe);
-            if (v->backend && r->key && r->version[0] && !r->checking &&
-                !streaming &&
-                now - r->checked_ms >= (int64_t)v->list_ttl_ms &&
-                !r->dirty && !(flags & VFS_ACQ_NOFETCH)) {
-                vfs_run_check_locked(v, r, park, now);
-                continue;
-            }
-            struct vfs_handle *h = r->h;
-            h->users++;
-            if (!streaming && now - h->stale_checked_ms >= VFS_STALE_CHECK_MS) {
-                /* Evicted or replaced by another process (`tarnfs cache
-                 * evict`, `tarnfs ingest`)?  One fstat, a few times a
-                 * second at most, so the next request after that sees it. */
-                h->stale_checked_ms = now;
-                pthread_mutex_unlock(&v->lock);
-                bool gone = kv_run_stale(h->kr);
-                pthread_mutex_lock(&v->lock);
-                if (gone) {
-                    struct vfs_handle *old = vfs_handle_put_locked(v, h);
-                    if (r->h == h && !r->loading && !r->evicting) {
-                        log_info("vfs: run %s was evicted or replaced "
-                                 "outside this server; opening it again",
-                                 name);
-                        struct vfs_handle *o2 = vfs_run_retire_locked(v, r);
-                        if (o2)
-                            old = o2;
-                    }
-                    pthread_mutex_unlock(&v->lock);
-                    vfs_handle_close(old);
-                    pthread_mutex_lock(&v->lock);
-                    continue;
-                }
-                if (r->h != h) {        /* replaced meanwhile: take the new */
-                    struct vfs_handle *old = vfs_handle_put_locked(v, h);
-                    pthread_mutex_unlock(&v->lock);
-                    vfs_handle_close(old);
-                    pthread_mutex_lock(&v->lock);
-                    continue;
-                }
-            }
-            ref->run = r;
-            ref->h = h;
-            ref->changing = false;
-            r->last_ref_ms = tclock_wall_ms();
-            if (!(flags & VFS_ACQ_NOFETCH)) {
-                if (missed)
-                    v->stats.misses++;
-                else
-                    v->stats.hits++;
-            }
-            pthread_mutex_unlock(&v->lock);
-            return 0;
-        }
-        if (park && park->wake_err && !park->parked) {
-            /* The load this call was parked on failed: report that once
-             * (as the callers blocked on it see it); the next call tries
-             * again. */
-            err = park->wake_err == ECANCELED ? EAGAIN : park->wake_err;
-            park->wake_err = 0;
-            break;
-        }
-        err = vfs_run_load_locked(v, r, flags, park, &missed);
-        if (err)
-            break;
-    }
-    r->pins--;
-    pthread_mutex_unlock(&v->lock);
-    return err;
 }
 
 bool vfs_run_is_cached(vfs *v, const char *name)

@@ -307,11 +307,7 @@ struct vfs_ref {
 };
 /* Find or create the state of run name (lock held). */
 struct vfs_run *vfs_run_lookup_locked(vfs *v, const char *name, bool create);
-/* Pin run name and give it an open handle, loading (opening, fetching,
- * re-fetching a replaced version) as needed; concurrent callers share one
- * load.  Errors: ENOENT (no such run), EIO (fetch failed), EINVAL. */
-int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
-                    struct vfs_ref *ref);
+/* Let go of ref (from vfs_run_acquire): its change lock, handle and pin. */
 void vfs_run_release(vfs *v, struct vfs_ref *ref);
 /* Whether run name is known to be in the cache (no I/O). */
 bool vfs_run_is_cached(vfs *v, const char *name);
@@ -487,20 +483,11 @@ void vfs_handle_close(struct vfs_handle *h);
 struct vfs_handle *vfs_run_retire_locked(vfs *v, struct vfs_run *r);
 
 /* ---- runstate.c -------------------------------------------------------- */
-/* Check r's cached version against the backend now (lock held, r->h set,
- * no check in flight; now: tclock_mono_ms()): with park on a fetch thread
- * (r pinned by the job until it ends; the caller is served from the copy
- * meanwhile), else inline, dropping the lock; sets r->version_stale if the
- * backend has another version. */
-void vfs_run_check_locked(vfs *v, struct vfs_run *r, struct vfs_park *park,
-                          int64_t now);
-/* Load r for vfs_run_acquire (lock held, r pinned, not loading nor
- * evicting): retire its handle and load it again, on a fetch thread
- * (parked or waited for) or inline (VFS_ACQ_NOFETCH).  Returns 0 (look at
- * r again; *missed set if a load fetched it), or the error to give the
- * caller: EINPROGRESS (parked), EAGAIN, the load's error. */
-int vfs_run_load_locked(vfs *v, struct vfs_run *r, unsigned flags,
-                        struct vfs_park *park, bool *missed);
+/* Pin run name and give it an open handle, loading (opening, fetching,
+ * re-fetching a replaced version) as needed; concurrent callers share one
+ * load.  Errors: ENOENT (no such run), EIO (fetch failed), EINVAL. */
+int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
+                    struct vfs_ref *ref);
 /* `tarnfs cache evict` served by this server: evict run name now unless it
  * is dirty or conflicted (refused, msg names the command that helps);
  * waits up to VFS_EVICT_WAIT_MS for requests using it; reason is for the
