@@ -451,6 +451,8 @@ static int load_locked(vfs *v, struct vfs_run *r, unsigned flags,
     return 0;
 }
 
+/* ---- pinning: a run for a request, loaded on first use ---------------- */
+
 int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
                     struct vfs_ref *ref)
 {
