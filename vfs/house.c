@@ -1,4 +1,5 @@
-/* house.c: the housekeeping thread: LRU eviction between the watermarks,
+/* house.c: the housekeeping thread, which decides when: LRU eviction
+ * between the watermarks (picking victims; runstate.c evicts them),
  * persisting last-reference times, closing idle or externally evicted run
  * handles, and rewriting the CACHE/stats counters file. */
 #include "vfs/vfs_internal.h"
@@ -62,13 +63,6 @@ void vfs_marker_write(vfs *v, const char *run, int64_t ms)
         err = errno;
     if (err)
         log_warn("vfs: cannot write %s: %s", path, strerror(err));
-}
-
-static void marker_remove(vfs *v, const char *run)
-{
-    char path[PATH_MAX];
-    vfs_marker_path(v->meta_dir, run, path, sizeof path);
-    unlink(path);
 }
 
 /* ---- last-reference persistence -------------------------------------- */
@@ -167,16 +161,10 @@ static void tend_handles(vfs *v)
         }
         pthread_mutex_lock(&v->lock);
         struct vfs_handle *close_me = vfs_handle_put_locked(v, h);
-        if ((stale || i < excess) && r->h == h && h->users == 0 &&
-            !r->loading && !r->evicting) {
-            r->h = NULL;
-            v->open_handles--;
-            close_me = h;
-            if (gone) {
-                r->cached = false;
-                log_info("vfs: run %s was evicted from the cache outside "
-                         "this server", r->name);
-            }
+        if (stale || i < excess) {
+            struct vfs_handle *idle = vfs_run_close_idle_locked(v, r, h, gone);
+            if (idle)
+                close_me = idle;
         }
         pthread_mutex_unlock(&v->lock);
         vfs_handle_close(close_me);
@@ -185,111 +173,6 @@ static void tend_handles(vfs *v)
 }
 
 /* ---- eviction -------------------------------------------------------- */
-
-/* Evict victim, which the caller found evictable and marked evicting under
- * v->lock (held on entry, released on return).  Errors: kv_cache_evict's
- * (ENOENT: it was gone already, which counts as evicted). */
-static int evict_marked_locked(vfs *v, struct vfs_run *victim)
-{
-    struct vfs_handle *h = victim->h;
-    if (h) {
-        victim->h = NULL;
-        v->open_handles--;
-    }
-    pthread_mutex_unlock(&v->lock);
-    vfs_handle_close(h);
-    int err = kv_cache_evict(v->cache, victim->name);
-    if (err == 0 || err == ENOENT)
-        marker_remove(v, victim->name);
-    pthread_mutex_lock(&v->lock);
-    victim->evicting = false;
-    pthread_cond_broadcast(&victim->cv);
-    if (err == 0 || err == ENOENT) {
-        victim->cached = false;
-        victim->version[0] = '\0';
-        victim->last_ref_saved_ms = 0;
-        if (err == 0)
-            v->stats.evictions++;
-    }
-    pthread_mutex_unlock(&v->lock);
-    return err;
-}
-
-int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
-                  size_t cap)
-{
-    if (vfs_check_run_name(name)) {
-        snprintf(msg, cap, "'%s' is not a valid run name", name);
-        return EINVAL;
-    }
-    int64_t deadline = tclock_mono_ms() + VFS_EVICT_WAIT_MS;
-    pthread_mutex_lock(&v->lock);
-    struct vfs_run *r = vfs_run_lookup_locked(v, name, true);
-    if (!r) {
-        pthread_mutex_unlock(&v->lock);
-        snprintf(msg, cap, "out of memory");
-        return ENOMEM;
-    }
-    /* Requests in flight hold pins for a moment: wait for them. */
-    while (!r->dirty && (r->pins || r->loading || r->evicting ||
-                         r->writing_back || (r->h && r->h->users))) {
-        if (tclock_mono_ms() >= deadline) {
-            pthread_mutex_unlock(&v->lock);
-            snprintf(msg, cap, "run %s is in use (being fetched, written "
-                     "back or read); try again", name);
-            return EBUSY;
-        }
-        pthread_mutex_unlock(&v->lock);
-        struct timespec ts = { 0, 20 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-        pthread_mutex_lock(&v->lock);
-    }
-    if (r->dirty) {
-        struct timespec since = { .tv_sec = r->dirty_since_ms / 1000 };
-        bool conflicted = r->conflicted;
-        pthread_mutex_unlock(&v->lock);
-        char ck[1200] = "";
-        struct timespec s2;
-        if (vfs_dirty_info(v->cache_dir, name, &s2, ck, sizeof ck) == 0 &&
-            !since.tv_sec)
-            since = s2;
-        vfs_dirty_message("evict", name, since, conflicted && ck[0] ? ck :
-                          conflicted ? "(unknown)" : "", msg, cap);
-        return EBUSY;
-    }
-    /* From here no request can pin it (acquire waits for evicting), so
-     * nothing can change it: the mark file is the last word. */
-    r->evicting = true;
-    pthread_mutex_unlock(&v->lock);
-    struct timespec since;
-    char ck[1200] = "";
-    if (vfs_dirty_info(v->cache_dir, name, &since, ck, sizeof ck) == 0) {
-        pthread_mutex_lock(&v->lock);
-        r->evicting = false;
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&v->lock);
-        vfs_dirty_message("evict", name, since, ck, msg, cap);
-        return EBUSY;
-    }
-    pthread_mutex_lock(&v->lock);
-    uint64_t bytes = r->bytes;
-    int err = evict_marked_locked(v, r);
-    if (err == ENOENT) {
-        snprintf(msg, cap, "no run '%s' in the cache", name);
-        return ENOENT;
-    }
-    if (err) {
-        log_error("vfs: cannot evict run %s: %s", name, strerror(err));
-        snprintf(msg, cap, "cannot evict run %s: %s", name, strerror(err));
-        return err;
-    }
-    if (!v->backend)
-        vfs_listings_expire(v);     /* cache mode: the root lists it */
-    log_info("vfs: evicted run %s (%llu bytes, %s)", name,
-             (unsigned long long)bytes, reason);
-    snprintf(msg, cap, "evicted /%s", name);
-    return 0;
-}
 
 /* The least recently referenced run other than except that may lose data
  * now (lock held): cached, not pinned, loading, evicting, dropping, dirty
@@ -341,75 +224,8 @@ static int evict_step(vfs *v, struct vfs_run *except, unsigned flags,
         pthread_mutex_unlock(&v->lock);
         return ENOENT;
     }
-    victim->dropping = true;
-    uint64_t before = victim->bytes;
-    pthread_mutex_unlock(&v->lock);
-
-    kv_run *kr = NULL;
-    uint64_t present = 0, total = 0, dropped = 0;
-    int err = kv_run_open(v->cache, victim->name, &kr);
-    if (!err)
-        err = kv_run_presence(kr, &present, &total);
-    if (!err && total && present) {
-        int64_t t0 = tclock_mono_ms();
-        err = kv_data_drop(kr, UINT64_MAX, &dropped);
-        kv_run_close(kr);
-        struct kv_runinfo ri;
-        bool have_ri = kv_cache_runinfo(v->cache, victim->name, &ri) == 0;
-        pthread_mutex_lock(&v->lock);
-        victim->dropping = false;
-        victim->no_data = !err;
-        if (have_ri)
-            victim->bytes = ri.bytes;
-        else
-            victim->bytes -= dropped < victim->bytes ? dropped : victim->bytes;
-        if (!err)
-            victim->free_inside = 0;    /* its data file was emptied */
-        if (dropped) {
-            v->stats.data_evictions++;
-            v->stats.bytes_dropped += dropped;
-        }
-        *freed = before > victim->bytes ? before - victim->bytes : 0;
-        pthread_mutex_unlock(&v->lock);
-        if (err) {
-            log_error("vfs: cannot drop the data of run %s: %s", victim->name,
-                      strerror(err));
-            return err;
-        }
-        log_info("vfs: dropped the file data of run %s (%llu bytes, %s) in "
-                 "%lld ms; its names stay, data is fetched again on read",
-                 victim->name, (unsigned long long)dropped, why,
-                 (long long)(tclock_mono_ms() - t0));
-        return 0;
-    }
-    if (kr)
-        kv_run_close(kr);
-    /* Nothing to drop (an ingested run, or only metadata left): the whole
-     * run, if nobody took it meanwhile. */
-    pthread_mutex_lock(&v->lock);
-    victim->dropping = false;
-    if (flags & EV_DATA_ONLY) {
-        victim->no_data = true;
-        pthread_mutex_unlock(&v->lock);
-        return EAGAIN;
-    }
-    if (victim->pins || victim->loading || victim->evicting ||
-        victim->dirty || victim->writing_back ||
-        (victim->h && victim->h->users) || !victim->cached) {
-        pthread_mutex_unlock(&v->lock);
-        return EAGAIN;
-    }
-    victim->evicting = true;
-    err = evict_marked_locked(v, victim);
-    if (err && err != ENOENT) {
-        log_error("vfs: cannot evict run %s: %s", victim->name,
-                  strerror(err));
-        return err;
-    }
-    *freed = before;
-    log_info("vfs: evicted run %s (%llu bytes, %s)", victim->name,
-             (unsigned long long)before, why);
-    return 0;
+    return vfs_run_evict_locked(v, victim, (flags & EV_DATA_ONLY) != 0, why,
+                                freed);
 }
 
 /* The high and low watermarks in bytes. */
@@ -453,26 +269,9 @@ int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
         if (err == 0 || err == EAGAIN)
             continue;
         uint64_t dropped = 0;
-        err = kv_data_drop(kr, usage + growth - high, &dropped);
+        err = vfs_run_drop_oldest(v, self, run, kr, usage + growth - high,
+                                  &dropped);
         if (dropped) {
-            /* The data file keeps its size; the next fills reuse that
-             * space (a HashDB reuses the space of deleted records of the
-             * same size), so the run stops growing instead. */
-            /* All of it gone: kv_data_drop emptied the file. */
-            uint64_t present = 1, total;
-            struct kv_runinfo ri;
-            bool emptied = kv_run_presence(kr, &present, &total) == 0 &&
-                           present == 0 &&
-                           kv_cache_runinfo(v->cache, run, &ri) == 0;
-            pthread_mutex_lock(&v->lock);
-            if (self && emptied) {
-                self->free_inside = 0;
-                self->bytes = ri.bytes;
-            } else if (self) {
-                self->free_inside += dropped;
-            }
-            v->stats.bytes_dropped += dropped;
-            pthread_mutex_unlock(&v->lock);
             log_debug("vfs: dropped %llu bytes of the oldest data of run %s "
                       "to make room for %llu", (unsigned long long)dropped,
                       run, (unsigned long long)need);

@@ -240,7 +240,7 @@ bool vfs_stream_end(vfs *v, struct vfs_stream *s, kv_run *kr, int err,
             r->h = NULL;
             r->cached = false;
         }
-        /* The load is the job's again until it finishes (runs.c,
+        /* The load is the job's again until it finishes (runstate.c,
          * load_finish_locked): nobody starts another meanwhile. */
         r->loading = true;
         h->retired = true;

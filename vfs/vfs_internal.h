@@ -307,11 +307,7 @@ struct vfs_ref {
 };
 /* Find or create the state of run name (lock held). */
 struct vfs_run *vfs_run_lookup_locked(vfs *v, const char *name, bool create);
-/* Pin run name and give it an open handle, loading (opening, fetching,
- * re-fetching a replaced version) as needed; concurrent callers share one
- * load.  Errors: ENOENT (no such run), EIO (fetch failed), EINVAL. */
-int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
-                    struct vfs_ref *ref);
+/* Let go of ref (from vfs_run_acquire): its change lock, handle and pin. */
 void vfs_run_release(vfs *v, struct vfs_ref *ref);
 /* Whether run name is known to be in the cache (no I/O). */
 bool vfs_run_is_cached(vfs *v, const char *name);
@@ -486,6 +482,94 @@ void vfs_handle_close(struct vfs_handle *h);
  * returns it if it can be closed now (vfs_handle_close, unlocked). */
 struct vfs_handle *vfs_run_retire_locked(vfs *v, struct vfs_run *r);
 
+/* ---- runstate.c -------------------------------------------------------- */
+/* Pin run name and give it an open handle, loading (opening, fetching,
+ * re-fetching a replaced version) as needed; concurrent callers share one
+ * load.  Errors: ENOENT (no such run), EIO (fetch failed), EINVAL. */
+int vfs_run_acquire(vfs *v, const char *name, unsigned flags,
+                    struct vfs_ref *ref);
+/* `tarnfs cache evict` served by this server: evict run name now unless it
+ * is dirty or conflicted (refused, msg names the command that helps);
+ * waits up to VFS_EVICT_WAIT_MS for requests using it; reason is for the
+ * log.  msg (cap bytes) gets the answer for the tool.  Errors: EINVAL,
+ * ENOENT (not cached), EBUSY (dirty, conflicted, still in use), ENOMEM,
+ * EIO. */
+#define VFS_EVICT_WAIT_MS 5000
+int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
+                  size_t cap);
+/* Evict victim, picked by the housekeeper (lock held on entry, released on
+ * return): an index-first run holding file data loses all of it (its data
+ * file emptied; names, attributes and handles stay), else it is evicted
+ * whole if nobody took it meanwhile (with data_only: only marked as holding
+ * no data).  *freed gets the bytes the cache shrank by.  Errors: EAGAIN
+ * (it could not go: try the next), others (logged). */
+int vfs_run_evict_locked(vfs *v, struct vfs_run *victim, bool data_only,
+                         const char *why, uint64_t *freed);
+/* Drop up to want bytes of the oldest chunks of run (kr: its handle; self:
+ * its state, may be NULL) to make room for its own fill (lock not held);
+ * *dropped gets the bytes dropped, counted in self's free_inside (or self's
+ * size, when its data file was emptied).  Errors: kv_data_drop's. */
+int vfs_run_drop_oldest(vfs *v, struct vfs_run *self, const char *run,
+                        kv_run *kr, uint64_t want, uint64_t *dropped);
+/* Detach r's idle handle h (lock held) if h is still r's, unused, and r is
+ * neither loading nor evicting; gone: r was evicted outside this server
+ * (marked not cached, logged).  Returns h if detached (the caller closes it
+ * unlocked), else NULL. */
+struct vfs_handle *vfs_run_close_idle_locked(vfs *v, struct vfs_run *r,
+                                             struct vfs_handle *h, bool gone);
+/* Create run name (a MKDIR in a namespace directory): an empty run,
+ * published in the cache and marked new and dirty, so that its first
+ * write-back creates the object (If-None-Match).  mode/uid/gid are its
+ * root's.  Errors: EEXIST, EINVAL, ENOSPC, EIO, EROFS. */
+int vfs_run_create_new(vfs *v, const char *name, uint32_t mode,
+                       uint32_t uid, uint32_t gid);
+/* RMDIR of run name at the namespace level (run_delete_rename): the run
+ * must be empty; deletes its object and drops it from the cache.
+ * Errors: ENOTEMPTY, ENOENT, EACCES (conflicted), EIO. */
+int vfs_run_delete(vfs *v, const char *name);
+/* RENAME of run from to to (run_delete_rename): uploads the run under the
+ * new name (If-None-Match), deletes the old object, drops the old run from
+ * the cache.  Errors: EEXIST, ENOENT, EACCES (conflicted), EINVAL, EIO. */
+int vfs_run_rename(vfs *v, const char *from, const char *to);
+/* A write-back found run name no longer in the cache: it is not dirty any
+ * more (unless a handle is open), its mark goes (logged if it was dirty). */
+void vfs_run_forget_mark(vfs *v, const char *name);
+/* A write-back of r met a newer object and saved r as conflict_key: r is
+ * held dirty (its mark records the key) until `tarnfs cache resolve`. */
+void vfs_run_conflicted(vfs *v, struct vfs_run *r, const char *conflict_key);
+/* A write-back of r uploaded version (new_key: r's first object, else
+ * NULL): r's source is that object; clean (no change since, recorded): r is
+ * not dirty any more and its mark goes. */
+void vfs_run_written(vfs *v, struct vfs_run *r, const char *version,
+                     const char *new_key, bool clean);
+
+/* ---- upload.c ---------------------------------------------------------- */
+/* The "wb-pending" metadata: "SHA256HEX SIZE" of the last tarball whose
+ * upload to the run's own key got as far as its last byte.  Recorded (and
+ * synced) before the backend makes the object visible, so after a crash
+ * between that and recording the new version, the next write-back can tell
+ * its own object (same SHA-256) from someone else's (a real conflict). */
+#define WB_PENDING "wb-pending"
+/* Upload run kr (top: the name of its root inside the tarball) as key,
+ * compressed as key's suffix says; with pending, record the body as
+ * WB_PENDING before the backend publishes it; *oi gets the object, *files
+ * the members.  Errors: the upload's (ECANCELED: precondition),
+ * kv_export's, ENOMEM. */
+int vfs_upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
+                   const struct fetch_put_opts *opts, bool pending,
+                   struct fetch_objinfo *oi, uint64_t *files);
+
+/* ---- download.c -------------------------------------------------------- */
+/* Stream the object key into a new published run r->name.  With oi (the
+ * object as stat'ed) and index_upload set, an uncompressed tarball's index
+ * is made on the way and stored as its sidecar.  Errors: ENOENT (the
+ * object is gone), EAGAIN (cancelled: shutting down), EIO (anything else, a run
+ * bigger than the cache limit allows included; logged).  *served: r was
+ * served while it streamed in (stream.c, vfs_stream_end). */
+int vfs_download_run(vfs *v, struct vfs_run *r, const char *key,
+                     const char *version, const struct fetch_objinfo *oi,
+                     bool *served);
+
 /* ---- listing.c --------------------------------------------------------- */
 /* Get the current listing of namespace dir prefix ("" or "a/b/"),
  * refreshing it if older than the TTL.  *out holds a reference.
@@ -571,15 +655,6 @@ void vfs_write_stats_file(vfs *v);
  * each ended by sep if it is '\n' (the stats file), else separated by it
  * (one line).  Errors: ENOSPC (cap too small). */
 int vfs_format_stats(vfs *v, char sep, char *buf, size_t cap, size_t *len);
-/* `tarnfs cache evict` served by this server: evict run name now unless it
- * is dirty or conflicted (refused, msg names the command that helps);
- * waits up to VFS_EVICT_WAIT_MS for requests using it; reason is for the
- * log.  msg (cap bytes) gets the answer for the tool.  Errors: EINVAL,
- * ENOENT (not cached), EBUSY (dirty, conflicted, still in use), ENOMEM,
- * EIO. */
-#define VFS_EVICT_WAIT_MS 5000
-int vfs_evict_now(vfs *v, const char *name, const char *reason, char *msg,
-                  size_t cap);
 
 /* ---- control.c and control_tool.c: what both sides share -------------- */
 /* The sockets' directory in CACHE/vfs, a request line's limit, the answer
@@ -643,21 +718,7 @@ void vfs_free_names(char **names, size_t n);
  * (written before the run's "dirty" metadata, removed after it). */
 int vfs_dirty_mark_write(vfs *v, const char *run, int64_t since_ms,
                          const char *conflict, bool is_new);
-/* Create run name (a MKDIR in a namespace directory): an empty run,
- * published in the cache and marked new and dirty, so that its first
- * write-back creates the object (If-None-Match).  mode/uid/gid are its
- * root's.  Errors: EEXIST, EINVAL, ENOSPC, EIO, EROFS. */
-int vfs_run_create_new(vfs *v, const char *name, uint32_t mode,
-                       uint32_t uid, uint32_t gid);
 void vfs_dirty_mark_remove(vfs *v, const char *run);
-/* RMDIR of run name at the namespace level (run_delete_rename): the run
- * must be empty; deletes its object and drops it from the cache.
- * Errors: ENOTEMPTY, ENOENT, EACCES (conflicted), EIO. */
-int vfs_run_delete(vfs *v, const char *name);
-/* RENAME of run from to to (run_delete_rename): uploads the run under the
- * new name (If-None-Match), deletes the old object, drops the old run from
- * the cache.  Errors: EEXIST, ENOENT, EACCES (conflicted), EINVAL, EIO. */
-int vfs_run_rename(vfs *v, const char *from, const char *to);
 /* Write back every dirty run (clean shutdown). */
 void vfs_writeback_all(vfs *v, const char *reason);
 /* Record dirty runs of the cache (persisted marks) in the run table. */
