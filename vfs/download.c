@@ -51,13 +51,12 @@ static uint64_t ingest_headroom(vfs *v, const char *name)
 
 int vfs_download_run(vfs *v, struct vfs_run *r, const char *key,
                      const char *version, const struct fetch_objinfo *oi,
-                     bool *served)
+                     bool serve, bool *served)
 {
     *served = false;
     /* Served from its first member on (stream.c), unless the whole run is
-     * wanted first (prefetch = whole). */
-    struct vfs_stream *st = v->cfg.prefetch_whole ? NULL
-                                                  : vfs_stream_new(v, r, key, version);
+     * wanted first. */
+    struct vfs_stream *st = serve ? vfs_stream_new(v, r, key, version) : NULL;
     kv_run *kr = NULL;
     int ret = 0;
     const char *name = r->name;

@@ -151,16 +151,20 @@ static int run_load(vfs *v, struct vfs_run *r, unsigned flags, bool stale,
      * file data follows on read.  Without a usable index (or without a
      * stat to check it against), the whole tarball. */
     bool served = false;
+    /* A small tarball (prefetch = auto) is fetched whole, and appears once
+     * whole, as with prefetch = whole: its index may not even be looked
+     * at, and a run served while it streams lists partial directories. */
     bool small = err == 0 && v->cfg.prefetch_auto && oi.size <= v->cfg.prefetch_whole_below;
+    bool serve = !v->cfg.prefetch_whole && !small;
     if (small)
         log_info("vfs: run %s: its tarball (%llu bytes) is no larger than "
-                 "prefetch_whole_below: fetched whole, served while it streams",
+                 "prefetch_whole_below: fetched whole before it is served",
                  r->name, (unsigned long long)oi.size);
     if (err != 0)
-        err = vfs_download_run(v, r, key, version, NULL, &served);
+        err = vfs_download_run(v, r, key, version, NULL, serve, &served);
     else if (v->cfg.prefetch_whole || small ||
              vfs_lazy_load_index(v, r, key, &oi, &served) != 0)
-        err = vfs_download_run(v, r, key, version, &oi, &served);
+        err = vfs_download_run(v, r, key, version, &oi, serve, &served);
     if (err)
         return err;
     lr->fetched = true;

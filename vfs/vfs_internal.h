@@ -560,7 +560,8 @@ int vfs_upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
                    struct fetch_objinfo *oi, uint64_t *files);
 
 /* ---- download.c -------------------------------------------------------- */
-/* Stream the object key into a new published run r->name.  With oi (the
+/* Stream the object key into a new published run r->name, served from its
+ * first member on if serve (else it appears once whole).  With oi (the
  * object as stat'ed) and index_upload set, an uncompressed tarball's index
  * is made on the way and stored as its sidecar.  Errors: ENOENT (the
  * object is gone), EAGAIN (cancelled: shutting down), EIO (anything else, a run
@@ -568,7 +569,7 @@ int vfs_upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
  * served while it streamed in (stream.c, vfs_stream_end). */
 int vfs_download_run(vfs *v, struct vfs_run *r, const char *key,
                      const char *version, const struct fetch_objinfo *oi,
-                     bool *served);
+                     bool serve, bool *served);
 
 /* ---- listing.c --------------------------------------------------------- */
 /* Get the current listing of namespace dir prefix ("" or "a/b/"),

@@ -69,19 +69,29 @@ mk_run gzrun; mk_tar gzrun "$work/nas/gzrun.tar.gz"
 mk_run badrun; mk_tar badrun "$work/bad-full.tar"
 head -c 1600000 "$work/bad-full.tar" > "$work/nas/badrun.tar"   # ends inside big.bin
 mk_run other; mk_tar other "$work/nas/other.tar"
+# A run smaller than the others (1.3 MiB: still two NAS reads), below
+# prefetch_whole_below: fetched whole before it is served.
+mkdir -p "$work/src/smallrun/Data" "$work/src/smallrun/Late"
+head -c 1300000 /dev/urandom > "$work/src/smallrun/Data/first.bin"
+for i in 1 2 3 4 5; do echo "late $i" > "$work/src/smallrun/Late/l$i.txt"; done
+tar -C "$work/src" -cf "$work/nas/smallrun.tar" smallrun/Data smallrun/Late
+small_size=$(stat -c %s "$work/nas/smallrun.tar")
 
 conf="$work/tarnfsd.conf"
 {
   echo "cache = $work/cache"
   echo "source = $work/nas"
   echo "fetch_stall_timeout = 60s"
+  # Only smallrun's tarball is this small: the others are served while
+  # they stream in, which is what most of this test is about.
+  echo "prefetch_whole_below = $small_size"
   # Debugging aid: E2E_PREFETCH=whole shows what the tests see without
   # streaming (they fail).
   [ -n "${E2E_PREFETCH:-}" ] && echo "prefetch = $E2E_PREFETCH"
   echo "export / 127.0.0.1(ro,insecure)"
 } > "$conf"
 # NAS reads come in MiB: each stalled run's second read waits STALL_MS.
-TARNFS_FAULT="stallmid:$STALL_MS:1:streamrun,stallmid:$STALL_MS:1:gzrun,stallmid:4000:1:badrun" \
+TARNFS_FAULT="stallmid:$STALL_MS:1:streamrun,stallmid:$STALL_MS:1:gzrun,stallmid:4000:1:badrun,stallmid:3000:1:smallrun" \
 "$B/tarnfsd" -f --config "$conf" --no-rpcbind --listen 127.0.0.1 --nfs-port 0 \
   --mount-port 0 --port-file "$work/ports" 2>"$work/tarnfsd.log" &
 pid=$!
@@ -195,5 +205,17 @@ fetches_before=$(server_stat "$work/cache" fetches)
 ncat badrun/RunInfo.xml > /dev/null 2>&1
 fetches_after=$(server_stat "$work/cache" fetches)
 check "the next access fetches it again" test "${fetches_after:-0}" -gt "${fetches_before:-0}"
+
+# ---- smallrun: below prefetch_whole_below, stalled after its first MiB --
+for r in streamrun gzrun badrun other; do
+  check "$r's tarball is bigger than smallrun's" test "$(stat -c %s "$work/nas/$r.tar"* | head -1)" -gt "$small_size"
+done
+t0=$(now)
+ls_small=$(nfs-ls -R "$(url smallrun)" 2>/dev/null | awk '{print $NF}' | grep -c 'l[0-9]\.txt$\|first\.bin$')
+t1=$(now)
+check "a small tarball's first listing has every file, even those after the stall ($ls_small of 6)" \
+  test "$ls_small" = 6
+check "...because it waited for the whole tarball (the stall of 3 s)" lt 2.5 "$(echo "$t1 - $t0" | bc)"
+check "the log says why" grep -q "run smallrun: its tarball ($small_size bytes) is no larger than prefetch_whole_below: fetched whole before it is served" "$work/tarnfsd.log"
 
 summary "e2e-stream" || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; exit 1; }
