@@ -127,8 +127,19 @@ static int archive_failure(struct scan *s, const char *member, const char *doing
     return scan_fail(s, EBADMSG, member, "%s: %s", doing, why ? why : "damaged archive");
 }
 
+/* A copy of a member path with room for normalise's "." (an empty path
+ * turns into a longer one); NULL without memory. */
+static char *path_dup(const char *raw)
+{
+    size_t n = strlen(raw);
+    char *p = malloc(n + 2);
+    if (p)
+        memcpy(p, raw, n + 1);
+    return p;
+}
+
 /* Normalise in place as kv_ingest does (kv_member_path_normalise); the
- * archive root ("./", "") becomes ".". */
+ * archive root ("./", "") becomes "." (p from path_dup: room for it). */
 static int normalise(char *p)
 {
     int err = kv_member_path_normalise(p);
@@ -198,7 +209,7 @@ static int scan_member(struct scan *s, struct archive_entry *e, tix_writer *w,
     const char *raw = archive_entry_pathname(e);
     if (!raw)
         return scan_fail(s, EBADMSG, NULL, "a member has no path name");
-    char *path = strdup(raw), *link = NULL;
+    char *path = path_dup(raw), *link = NULL;
     if (!path)
         return scan_fail(s, ENOMEM, raw, "out of memory");
     int rc = 0;
@@ -220,7 +231,7 @@ static int scan_member(struct scan *s, struct archive_entry *e, tix_writer *w,
     }
     const char *hl = archive_entry_hardlink(e);
     if (hl) {
-        link = strdup(hl);
+        link = path_dup(hl);
         if (!link) {
             rc = scan_fail(s, ENOMEM, raw, "out of memory");
             goto out;

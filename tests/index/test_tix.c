@@ -943,6 +943,27 @@ START_TEST(scan_refuses_compressed_truncated_and_garbage)
 }
 END_TEST
 
+/* A member with an empty name (a hostile tarball) is the archive root: a
+ * file there is refused with a clear error (its path was normalised to
+ * "." in a copy one byte too short: a heap overflow under ASan). */
+START_TEST(scan_refuses_a_file_with_an_empty_name)
+{
+    make_trees();
+    char err[300], t[160];
+    struct tix_source src;
+    memset(&src, 0, sizeof src);
+    tix_index *ix;
+    sh("python3 -c 'import io, sys, tarfile\n"
+       "with tarfile.open(sys.argv[1], \"w\", format=tarfile.USTAR_FORMAT) as t:\n"
+       "    i = tarfile.TarInfo(\"\"); i.size = 1; t.addfile(i, io.BytesIO(b\"x\"))' "
+       "%s/empty.tar", tmp);
+    snprintf(t, sizeof t, "%s/empty.tar", tmp);
+    ck_assert_int_eq(scan_file(t, &src, &ix, err, sizeof err), EBADMSG);
+    ck_assert_ptr_nonnull(strstr(err, "archive root"));
+    sh("rm -rf %s", tmp);
+}
+END_TEST
+
 static int cancel_after_1m(void *arg, uint64_t bytes)
 {
     *(uint64_t *)arg = bytes;
@@ -1053,6 +1074,7 @@ Suite *tix_suite(void)
     tcase_add_test(sc, scan_ustar_offsets_are_the_member_bytes);
     tcase_add_test(sc, scan_sparse_members_are_flagged_without_sums);
     tcase_add_test(sc, scan_refuses_compressed_truncated_and_garbage);
+    tcase_add_test(sc, scan_refuses_a_file_with_an_empty_name);
     tcase_add_test(sc, scan_progress_reports_and_cancels);
     tcase_add_test(sc, scan_reads_the_inode_number_a_member_keeps);
     suite_add_tcase(s, sc);
