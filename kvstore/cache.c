@@ -470,6 +470,16 @@ int kv_cache_list(kv_cache *c, int (*cb)(void *arg, const struct kv_runinfo *ri)
     return ret;
 }
 
+int kv_cache_disk(kv_cache *c, uint64_t *avail, uint64_t *size)
+{
+    struct statvfs sv;
+    if (fstatvfs(c->dirfd, &sv) != 0)
+        return errno;
+    *avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    *size = (uint64_t)sv.f_blocks * sv.f_frsize;
+    return 0;
+}
+
 void kv_cache_fill_space(kv_cache *c, struct kv_statfs *st)
 {
     struct statvfs vfs;

@@ -144,14 +144,23 @@ void kv_inode_free(struct kv_inode *in)
 
 int kv_kcerr(KCDB *db)
 {
+    /* A failed pwrite leaves its errno: a full disk is ENOSPC, not EIO. */
+    int sys = errno;
     switch (kcdbecode(db)) {
     case KCESUCCESS: return 0;
     case KCENOREC:   return ENOENT;
     case KCEDUPREC:  return EEXIST;
     case KCENOPERM:  return EROFS;
     case KCEINVALID: return EINVAL;
+    case KCESYSTEM:  return sys == ENOSPC || sys == EDQUOT ? ENOSPC : EIO;
     default:         return EIO;
     }
+}
+
+int kv_kcfail(KCDB *db)
+{
+    int err = kv_kcerr(db);
+    return err == ENOSPC ? ENOSPC : EIO;
 }
 
 int kv_check_name(const char *name, size_t *len)

@@ -83,7 +83,8 @@ static int ingest_charge(struct ingest *in, uint64_t more, const char *member)
         return 0;
     return ingest_fail(in, ENOSPC, member,
                        "the run needs more than the %llu bytes the cache may "
-                       "still take (cache limit); stopped after %llu bytes "
+                       "still take (cache_limit, or the cache filesystem's free "
+                       "space); stopped after %llu bytes "
                        "of data in %llu files",
                        (unsigned long long)in->budget,
                        (unsigned long long)r->bytes,

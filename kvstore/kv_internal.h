@@ -130,8 +130,17 @@ char *kv_inode_encode(const struct kv_inode *in, size_t *len);
 /* Decode; returns 0 or EIO (corrupt), ENOMEM. */
 int kv_inode_decode(const char *buf, size_t len, struct kv_inode *in);
 void kv_inode_free(struct kv_inode *in);
-/* Map the last KC error of db to an errno value. */
+/* Map the last KC error of db to an errno value (call it right after the
+ * failed KC call: a system error is ENOSPC when the disk was full). */
 int kv_kcerr(KCDB *db);
+/* The errno of a failed transaction step of db: ENOSPC (disk full) or EIO. */
+int kv_kcfail(KCDB *db);
+/* End db's transaction: commit if err is 0, else abort; a failed commit is
+ * aborted too.  Returns err, or the commit's error (kv_kcfail). */
+int kv_kcend(KCDB *db, int err);
+/* Set key to val (remove it if val is NULL; absent is fine) in a
+ * transaction of its own.  Errors: kv_kcfail's, nothing changed. */
+int kv_kcflag(KCDB *db, const char *key, const char *val);
 /* 0 if name is a valid single component, else EINVAL or ENAMETOOLONG. */
 int kv_check_name(const char *name, size_t *len);
 void kv_now(struct timespec *ts);

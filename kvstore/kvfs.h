@@ -137,6 +137,10 @@ int kv_cache_open_readonly(const char *dir, kv_cache **out);
  * unlimited: free disk + used).  kvstore does not enforce it. */
 void kv_cache_set_limit(kv_cache *c, uint64_t bytes);
 
+/* The filesystem holding the cache: *avail bytes free to us, *size bytes in
+ * all.  Errors: those of fstatvfs. */
+int kv_cache_disk(kv_cache *c, uint64_t *avail, uint64_t *size);
+
 /* Close the cache.  All runs opened from it must have been closed. */
 void kv_cache_close(kv_cache *c);
 

@@ -24,11 +24,15 @@
  * reloads a leaf.  Measured on a 1,020,951-member index (475 MB TreeDB):
  * 64 MiB 77 s, 128 MiB 55 s, 256 MiB 22 s, 1 GiB 19 s.  A cap, not an
  * allocation; released when the run is published. */
-#define KC_META_TUNING_CAP "#psiz=16384#pccap=%llu#bnum=131072"
+#define KC_META_TUNING_CAP "#psiz=16384#pccap=%llu#bnum=131072#msiz=0"
 #define KV_BUILD_CACHE_DEFAULT ((uint64_t)256 << 20)
 #ifndef KC_DATA_TUNING
 #define KC_DATA_TUNING "#bnum=524288#msiz=0"
 #endif
+/* Neither database is memory-mapped (msiz=0): Kyoto Cabinet writes a mapped
+ * file with memcpy, and a page it grew the file by that the filesystem then
+ * cannot allocate (a full disk) kills the process with SIGBUS; through
+ * pwrite the same failure is an error (ENOSPC) the caller handles. */
 
 static char *join(const char *a, const char *b)
 {
@@ -154,9 +158,10 @@ static void run_shut(kv_run *r)
     }
     if (r->db && r->unclean_marked && !r->keep_unclean && !__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE) && !r->staged) {
         /* Data is closed (flushed): nothing can be half-done any more. */
-        if (!kcdbbegintran(r->db, 0) || !kcdbremove(r->db, "Sunclean", 8) ||
-            !kcdbendtran(r->db, 1))
-            log_warn("kvstore: run %s: cannot clear the unclean mark", r->name);
+        int err = kv_kcflag(r->db, "Sunclean", NULL);
+        if (err)
+            log_warn("kvstore: run %s: cannot clear the unclean mark: %s", r->name,
+                     strerror(err));
     }
     if (r->db) {
         if (!kcdbclose(r->db))
@@ -239,11 +244,10 @@ static int run_open_db(kv_run *r, uint32_t mode)
         snprintf(tuning, sizeof tuning, KC_META_TUNING_CAP,
                  (unsigned long long)cap);
     } else {
-        /* run_cache bounds both what the tree caches and how much of its
-         * file is mapped (KC's default msiz is 64 MiB per database). */
+        /* run_cache bounds what the tree caches. */
         uint64_t cap = r->cache->run_cache ? r->cache->run_cache : KV_RUN_CACHE_DEFAULT;
-        snprintf(tuning, sizeof tuning, KC_META_TUNING_CAP "#msiz=%llu",
-                 (unsigned long long)cap, (unsigned long long)cap);
+        snprintf(tuning, sizeof tuning, KC_META_TUNING_CAP,
+                 (unsigned long long)cap);
     }
     int err = open_one(r, &r->db, ".kct", tuning, mode);
     if (!err) {
@@ -267,9 +271,8 @@ static int recover_if_unclean(kv_run *r)
     int err = kv_data_gc(r);
     if (!err && !kcdbsync(r->data, 1, NULL, NULL))
         err = EIO;
-    if (!err && (!kcdbbegintran(r->db, 0) || !kcdbremove(r->db, "Sunclean", 8) ||
-                 !kcdbendtran(r->db, 1)))
-        err = EIO;
+    if (!err)
+        err = kv_kcflag(r->db, "Sunclean", NULL);
     return err;
 }
 
@@ -453,9 +456,9 @@ int kv_run_stage(kv_cache *c, const char *name, kv_ino root_hint, kv_run **out)
         kv_put64(buf, r->root);
         err = kv_inode_store(r, r->root, &root);
         if (!err && !kcdbset(r->db, "Sroot", 5, (char *)buf, 8))
-            err = EIO;
+            err = kv_kcfail(r->db);
         if (!err && !kcdbset(r->db, "Sname", 5, name, strlen(name)))
-            err = EIO;
+            err = kv_kcfail(r->db);
         if (!err)
             err = kv_store_counters(r);
     }

@@ -3,6 +3,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <string.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -59,25 +60,48 @@ int kv_wbegin(kv_run *r)
     /* Before the first data change, make "changes may be in flight"
      * durable, so a crash is followed by a garbage sweep. */
     if (!r->unclean_marked) {
-        if (!kcdbbegintran(r->db, 0) || !kcdbset(r->db, "Sunclean", 8, "1", 1) ||
-            !kcdbendtran(r->db, 1)) {
+        int err = kv_kcflag(r->db, "Sunclean", "1");
+        if (err) {
             pthread_rwlock_unlock(&r->lock);
-            return EIO;
+            return err;
         }
         r->unclean_marked = true;
     }
     if (!kcdbbegintran(r->db, 0)) {
+        int err = kv_kcfail(r->db);
         pthread_rwlock_unlock(&r->lock);
-        return EIO;
+        return err;
     }
     return 0;
+}
+
+int kv_kcend(KCDB *db, int err)
+{
+    if (kcdbendtran(db, err == 0))
+        return err;
+    int fail = kv_kcfail(db);
+    /* A commit that failed (a full disk) may leave the transaction open:
+     * abort it, or the next begin would wait for it forever. */
+    if (!err)
+        kcdbendtran(db, 0);
+    return err ? err : fail;
+}
+
+int kv_kcflag(KCDB *db, const char *key, const char *val)
+{
+    if (!kcdbbegintran(db, 0))
+        return kv_kcfail(db);
+    size_t klen = strlen(key);
+    bool ok = val ? kcdbset(db, key, klen, val, strlen(val))
+                  : kcdbremove(db, key, klen) || kcdbecode(db) == KCENOREC;
+    return kv_kcend(db, ok ? 0 : kv_kcfail(db));
 }
 
 int kv_data_begin(kv_run *r)
 {
     if (r->staged)
         return 0;
-    return kcdbbegintran(r->data, 0) ? 0 : EIO;
+    return kcdbbegintran(r->data, 0) ? 0 : kv_kcfail(r->data);
 }
 
 int kv_data_end(kv_run *r, int err)
@@ -86,8 +110,7 @@ int kv_data_end(kv_run *r, int err)
         return err;
     if (!err)
         err = kv_fault("data-commit");
-    if (!kcdbendtran(r->data, err == 0) && !err)
-        err = EIO;
+    err = kv_kcend(r->data, err);
     return err;
 }
 
@@ -98,8 +121,7 @@ int kv_wend(kv_run *r, int err)
             err = kv_store_counters(r);
         if (!err)
             err = kv_fault("meta-commit");
-        if (!kcdbendtran(r->db, err == 0) && !err)
-            err = EIO;
+        err = kv_kcend(r->db, err);
     }
     if (err) {
         r->next_ino = r->saved_next_ino;

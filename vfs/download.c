@@ -35,7 +35,7 @@ static ssize_t feed_read(void *arg, void *buf, size_t cap)
  * kv_ingest_limited stops at it as it reads (issue 12, finding 12). */
 static uint64_t ingest_headroom(vfs *v, const char *name)
 {
-    uint64_t limit = v->cfg.cache_limit_bytes;
+    uint64_t limit = vfs_cache_bound(v);
     if (!limit)
         return 0;
     uint64_t held = 0;
@@ -67,6 +67,8 @@ int vfs_download_run(vfs *v, struct vfs_run *r, const char *key,
     struct fetch_feed feed = { 0 };
     size_t klen = strlen(key);
     bool make_index = oi && v->cfg.index_upload && klen > 4 && strcmp(key + klen - 4, ".tar") == 0;
+    if (oi)
+        vfs_room_for_run(v, r, oi->size);
     int err = fetch_get(v->backend, key, 0, 0, &feed.s);
     struct kv_ingest_result res;
     memset(&res, 0, sizeof res);

@@ -228,20 +228,43 @@ static int evict_step(vfs *v, struct vfs_run *except, unsigned flags,
                                 freed);
 }
 
-/* The high and low watermarks in bytes. */
-static void watermarks(vfs *v, uint64_t *high, uint64_t *low)
+/* What the cache filesystem keeps free: 5 % of it, at most 1 GiB. */
+static uint64_t disk_reserve(uint64_t size)
+{
+    uint64_t r = size / 20;
+    return r < ((uint64_t)1 << 30) ? r : (uint64_t)1 << 30;
+}
+
+uint64_t vfs_cache_bound(vfs *v)
 {
     uint64_t limit = v->cfg.cache_limit_bytes;
+    uint64_t avail, size;
+    if (!v->backend || kv_cache_disk(v->cache, &avail, &size) != 0)
+        return limit;
+    /* What the cache holds plus what it may still take of the disk: as the
+     * cache grows both move together, and when something else fills the
+     * filesystem the bound falls with it. */
+    uint64_t reserve = disk_reserve(size);
+    uint64_t disk = vfs_cached_bytes(v, NULL) + (avail > reserve ? avail - reserve : 0);
+    if (!disk)
+        disk = 1;
+    return limit && limit < disk ? limit : disk;
+}
+
+/* The high and low watermarks in bytes of limit. */
+static void watermarks(vfs *v, uint64_t limit, uint64_t *high, uint64_t *low)
+{
     *high = limit / 100 * v->high_pct + limit % 100 * v->high_pct / 100;
     *low = limit / 100 * v->low_pct + limit % 100 * v->low_pct / 100;
 }
 
 int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
 {
-    if (!v->cfg.cache_limit_bytes || !v->backend)
+    uint64_t limit = vfs_cache_bound(v);
+    if (!limit || !v->backend)
         return 0;
     uint64_t high, low;
-    watermarks(v, &high, &low);
+    watermarks(v, limit, &high, &low);
     /* Aim halfway between the watermarks: KC's own growth (bucket pages,
      * metadata) then stays under the high one, where the housekeeper would
      * start evicting runs whole. */
@@ -292,9 +315,29 @@ int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
     return ENOSPC;
 }
 
+void vfs_room_for_run(vfs *v, struct vfs_run *self, uint64_t need)
+{
+    for (int steps = 0; steps < 10000; steps++) {
+        uint64_t limit = vfs_cache_bound(v);
+        if (!limit || !v->backend)
+            return;
+        uint64_t high, low;
+        watermarks(v, limit, &high, &low);
+        if (need > high || vfs_cached_bytes(v, NULL) + need <= high)
+            return;     /* it fits, or never will: the fetch says so */
+        uint64_t freed;
+        int err = evict_step(v, self, EV_DATA_ONLY, "room for a run fetched whole", &freed);
+        if (err == 0 || err == EAGAIN)
+            continue;
+        err = evict_step(v, self, 0, "room for a run fetched whole", &freed);
+        if (err != 0 && err != EAGAIN)
+            return;
+    }
+}
+
 static void evict_if_needed(vfs *v)
 {
-    if (!v->cfg.cache_limit_bytes || !v->backend)
+    if (!v->backend)
         return;
     /* Usage is summed from the run table (kept current by fetches and
      * evictions); a periodic rescan picks up changes made by other
@@ -304,8 +347,11 @@ static void evict_if_needed(vfs *v)
         vfs_runs_scan_cache(v);
         v->scanned_ms = mono;
     }
+    uint64_t limit = vfs_cache_bound(v);
+    if (!limit)
+        return;
     uint64_t high, low;
-    watermarks(v, &high, &low);
+    watermarks(v, limit, &high, &low);
     uint64_t usage = vfs_cached_bytes(v, NULL);
     if (usage <= high)
         return;

@@ -375,10 +375,13 @@ static void prefetch_job_run(vfs *v, void *arg)
     ps.buf = malloc(VFS_PREFETCH_READ);
     int err = st && st->buf && ps.buf ? kv_run_presence(kr, &present, &total)
                                       : ENOMEM;
-    if (!err && v->cfg.cache_limit_bytes && total > v->cfg.cache_limit_bytes / 2) {
-        log_info("vfs: run %s (%llu bytes) is over half the cache limit: "
-                 "not prefetched, its files are fetched as they are read",
-                 run->name, (unsigned long long)total);
+    uint64_t bound = err ? 0 : vfs_cache_bound(v);
+    if (bound && total > bound / 2) {
+        log_info("vfs: run %s (%llu bytes) is over half of what the cache may "
+                 "hold (%llu bytes: cache_limit or its filesystem): not "
+                 "prefetched, its files are fetched as they are read",
+                 run->name, (unsigned long long)total,
+                 (unsigned long long)bound);
         err = EFBIG;
     }
     if (!err)

@@ -642,6 +642,14 @@ int vfs_house_start(vfs *v);
 void vfs_house_stop(vfs *v);
 /* Ask the housekeeper to check the cache size now (after an ingest). */
 void vfs_house_kick(vfs *v);
+/* The bytes the cache may hold now, 0 for no bound: cache_limit, and with a
+ * backend (runs can be fetched again) at most what the cache holds plus the
+ * free space of its filesystem less a reserve (5 %, at most 1 GiB). */
+uint64_t vfs_cache_bound(vfs *v);
+/* Before run self is fetched whole (need: its tarball's size; no lock
+ * held): other runs lose their data or go, least recently used first, until
+ * it fits under the high watermark, unless it never could. */
+void vfs_room_for_run(vfs *v, struct vfs_run *self, uint64_t need);
 /* Before a range fetch stores need bytes into run (kr: its handle), on a
  * fetch thread or a blocking caller (no lock held): while the cache would
  * go over its high watermark, other runs lose their data or go (least

@@ -785,7 +785,7 @@ START_TEST(a_decompression_bomb_stops_at_the_byte_budget_and_leaves_nothing)
                                        (uint64_t)4 << 20, &res), ENOSPC);
     ck_assert_uint_le(res.bytes, (uint64_t)4 << 20);
     ck_assert_msg(strstr(res.error, "run/zeros") &&
-                  strstr(res.error, "cache limit"), "%s", res.error);
+                  strstr(res.error, "cache_limit"), "%s", res.error);
     assert_nothing_visible("run");
     struct memsrc s2 = { .p = t.p, .n = t.n, .fail_at = SIZE_MAX };
     ck_assert_int_eq(kv_ingest_limited(cache, "run", mem_read, &s2, "test",

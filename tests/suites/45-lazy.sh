@@ -22,6 +22,8 @@ echo "--- e2e-prefetch (prefetch = auto) on a NAS directory"
 tests/lazy/e2e-prefetch.sh nas || status=1
 echo "--- e2e-evict on a NAS directory"
 tests/lazy/e2e-evict.sh nas || status=1
+echo "--- e2e-diskfull (a cache on a 40 MiB tmpfs, no cache_limit)"
+tests/lazy/e2e-diskfull.sh || status=1
 echo "--- e2e-lazy on S3 (a real Ceph RGW)"
 export B
 trap rgw_stop EXIT
