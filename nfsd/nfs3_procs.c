@@ -498,7 +498,9 @@ static void nfs3_write(struct rpc_ctx *c, void *args, void *res)
         r->status = pre.type == VFS_DIR ? NFS3ERR_ISDIR : NFS3ERR_INVAL;
     else if (perm_data(c, &pre, MAY_W))
         r->status = NFS3ERR_ACCES;
-    else if (a->count > a->data.data_len)
+    else if (a->count != a->data.data_len)
+        /* count and the data's length must agree: knfsd refuses either
+         * mismatch whole (GARBAGE_ARGS), never writes a part of it. */
         r->status = NFS3ERR_INVAL;
     if (r->status != NFS3_OK) {
         wcc_set(w, &pre, &pre);
