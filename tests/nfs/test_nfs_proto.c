@@ -1194,6 +1194,172 @@ START_TEST(access_ignores_bits_it_does_not_define)
 }
 END_TEST
 
+START_TEST(setattr_of_a_time_with_a_billion_nanoseconds_or_more_is_inval)
+{
+    struct sess s;
+    sess_open(&s, rw_cache(), rw_conf);
+    struct fh dir, f;
+    walk(&s, "demo", &dir);
+    ck_assert_int_eq(create(&s, &dir, uniq("nsec"), GUARDED, NULL, -1, &f), NFS3_OK);
+    fattr3 before, after;
+    ck_assert_int_eq(getattr(&s, &f, &before), NFS3_OK);
+    sattr3 sa = { 0 };
+    sa.mtime.set_it = SET_TO_CLIENT_TIME;
+    sa.mtime.set_mtime_u.mtime.seconds = 1234567890;
+    sa.mtime.set_mtime_u.mtime.nseconds = 1000000000;
+    ck_assert_int_eq(setattr(&s, &f, &sa, NULL), NFS3ERR_INVAL);
+    memset(&sa, 0, sizeof sa);
+    sa.atime.set_it = SET_TO_CLIENT_TIME;
+    sa.atime.set_atime_u.atime.nseconds = 0xffffffffu;
+    ck_assert_int_eq(setattr(&s, &f, &sa, NULL), NFS3ERR_INVAL);
+    ck_assert_int_eq(getattr(&s, &f, &after), NFS3_OK);
+    ck_assert_uint_eq(after.mtime.seconds, before.mtime.seconds);
+    ck_assert_uint_eq(after.mtime.nseconds, before.mtime.nseconds);
+    ck_assert_uint_eq(after.atime.nseconds, before.atime.nseconds);
+    ck_assert_uint_lt(after.atime.nseconds, 1000000000);
+    sess_close(&s);
+}
+END_TEST
+
+START_TEST(create_guarded_with_a_size_makes_a_file_of_that_size)
+{
+    struct sess s;
+    sess_open(&s, rw_cache(), rw_conf);
+    struct fh dir, f;
+    walk(&s, "demo", &dir);
+    /* The initial attributes apply to a new file whatever the mode (knfsd
+     * sets them all after creating it). */
+    ck_assert_int_eq(create(&s, &dir, uniq("sized"), GUARDED, NULL, 5000, &f), NFS3_OK);
+    fattr3 a;
+    ck_assert_int_eq(getattr(&s, &f, &a), NFS3_OK);
+    ck_assert_uint_eq(a.size, 5000);
+    ck_assert_int_eq(create(&s, &dir, uniq("sized"), UNCHECKED, NULL, 300, &f), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &f, &a), NFS3_OK);
+    ck_assert_uint_eq(a.size, 300);
+    sess_close(&s);
+}
+END_TEST
+
+START_TEST(commit_of_any_range_is_ok_with_the_write_verifier)
+{
+    struct sess s;
+    sess_open(&s, rw_cache(), rw_conf);
+    struct fh dir, f;
+    walk(&s, "demo", &dir);
+    ck_assert_int_eq(create(&s, &dir, uniq("commit"), GUARDED, NULL, -1, &f), NFS3_OK);
+    struct waiter w;
+    ck_assert_int_eq(write3(&s, &f, 0, 4, "abcd", 4, UNSTABLE, &w), NFS3_OK);
+    /* RFC 1813 lists no INVAL for COMMIT (knfsd dropped it for huge
+     * ranges): any offset and count commit the whole file. */
+    struct waiter c = { .grab = grab_commit };
+    COMMIT3args a = { .file = F(&f), .offset = UINT64_MAX - 1, .count = 0xffffffffu };
+    ck_assert_int_eq(rpc_nfs3_commit_async(s.rpc, raw_cb, &a, &c), 0);
+    raw_wait(s.rpc, &c);
+    ck_assert_int_eq(c.status, NFS3_OK);
+    ck_assert_mem_eq(c.verf, w.verf, 8);
+    sess_close(&s);
+}
+END_TEST
+
+START_TEST(readdir_continues_after_a_change_with_the_old_verifier_without_repeats)
+{
+    struct sess s;
+    sess_open(&s, rw_cache(), rw_conf);
+    struct fh dir, sub;
+    walk(&s, "demo", &dir);
+    ck_assert_int_eq(mkdir3(&s, &dir, uniq("verf"), &sub), NFS3_OK);
+    char name[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "f%02d", i);
+        ck_assert_int_eq(create(&s, &sub, name, GUARDED, NULL, -1, NULL), NFS3_OK);
+    }
+    struct page pg;
+    ck_assert_int_eq(readdir3(&s, &sub, 0, NULL, 300, &pg), NFS3_OK);
+    ck_assert(!pg.eof);
+    ck_assert_int_gt(pg.n, 2);
+    char seen[40][64];
+    int nseen = 0;
+    for (int i = 0; i < pg.n; i++)
+        snprintf(seen[nseen++], 64, "%s", pg.names[i]);
+    char verf[8];
+    memcpy(verf, pg.verf, 8);
+    uint64_t cookie = pg.cookies[pg.n - 1];
+    ck_assert_int_eq(create(&s, &sub, "zz-new", GUARDED, NULL, -1, NULL), NFS3_OK);
+    /* knfsd keeps no verifier per directory: a client's old one goes on
+     * being accepted, and the listing goes on after the cookie. */
+    for (int rounds = 0; rounds < 40; rounds++) {
+        int st = readdir3(&s, &sub, cookie, verf, 300, &pg);
+        ck_assert_msg(st == NFS3_OK || st == NFS3ERR_BAD_COOKIE, "status %d", st);
+        if (st == NFS3ERR_BAD_COOKIE)
+            break;
+        for (int i = 0; i < pg.n; i++) {
+            for (int j = 0; j < nseen; j++)
+                ck_assert_msg(strcmp(seen[j], pg.names[i]), "%s twice", pg.names[i]);
+            ck_assert_int_lt(nseen, 40);
+            snprintf(seen[nseen++], 64, "%s", pg.names[i]);
+        }
+        if (pg.eof)
+            break;
+        cookie = pg.cookies[pg.n - 1];
+    }
+    ck_assert_int_ge(nseen, 22);            /* ., .., f00..f19 */
+    sess_close(&s);
+}
+END_TEST
+
+/* Is run name in cache (tarnfs cache ls)? */
+static bool cached(const char *cache, const char *name)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s cache ls --cache %s | grep -q '^%s '", test_env("TARNFS"),
+             cache, name);
+    return system(cmd) == 0;
+}
+
+START_TEST(handles_into_an_evicted_run_work_again_after_its_refetch)
+{
+    char cache[300], cmd[1024];
+    snprintf(cache, sizeof cache, "%s/proto-evict-XXXXXX", test_env("NFS_TEST_TMP"));
+    ck_assert_ptr_nonnull(mkdtemp(cache));
+    struct sess s;
+    memset(&s, 0, sizeof s);
+    const char *const extra[] = { "--source", test_env("NFS_TEST_NAS"), NULL };
+    ck_assert_int_eq(server_start(&s.srv, cache, ro_conf, extra), 0);
+    struct rpc_context *m = raw_connect(s.srv.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    struct waiter w = { .grab = grab_mnt };
+    ck_assert_int_eq(rpc_mount3_mnt_async(m, raw_cb, "/", &w), 0);
+    raw_wait(m, &w);
+    rpc_destroy_context(m);
+    ck_assert_int_eq(w.status, MNT3_OK);
+    memcpy(s.root.b, w.fh, 64);
+    s.root.len = w.fhlen;
+    s.rpc = raw_connect(s.srv.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    struct fh dir, f;
+    walk(&s, "demo/perm", &dir);
+    walk(&s, "demo/perm/public", &f);
+    struct waiter r;
+    ck_assert_int_eq(read3(&s, &f, 0, 8, &r), NFS3_OK);
+    ck_assert_mem_eq(r.verf, "anyone r", 8);
+    bool in = false;
+    for (int i = 0; i < 300 && !(in = cached(cache, "demo")); i++)
+        usleep(100 * 1000);
+    ck_assert(in);
+    snprintf(cmd, sizeof cmd, "%s cache evict demo --cache %s --timeout 30 >/dev/null",
+             test_env("TARNFS"), cache);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert(!cached(cache, "demo"));
+    ck_assert_int_eq(getattr(&s, &f, NULL), NFS3_OK);      /* fetches it again */
+    ck_assert_int_eq(read3(&s, &f, 0, 8, &r), NFS3_OK);
+    ck_assert_mem_eq(r.verf, "anyone r", 8);
+    struct page pg;
+    ck_assert_int_eq(readdir3(&s, &dir, 0, NULL, 8192, &pg), NFS3_OK);
+    ck_assert_int_eq(pg.n, 5);
+    sess_close(&s);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* ---- handles ---- */
 
 START_TEST(a_removed_files_handle_is_stale_also_after_a_restart)
@@ -1415,6 +1581,11 @@ static Suite *proto_suite(void)
     tcase_add_test(t, access_ignores_bits_it_does_not_define);
     tcase_add_test(t, a_removed_files_handle_is_stale_also_after_a_restart);
     tcase_add_test(t, every_procedure_answers_an_empty_or_oversize_handle_without_harm);
+    tcase_add_test(t, setattr_of_a_time_with_a_billion_nanoseconds_or_more_is_inval);
+    tcase_add_test(t, create_guarded_with_a_size_makes_a_file_of_that_size);
+    tcase_add_test(t, commit_of_any_range_is_ok_with_the_write_verifier);
+    tcase_add_test(t, readdir_continues_after_a_change_with_the_old_verifier_without_repeats);
+    tcase_add_test(t, handles_into_an_evicted_run_work_again_after_its_refetch);
     suite_add_tcase(s, t);
     return s;
 }

@@ -45,6 +45,9 @@ say "fixtures: demo run, 100000-entry /wide, in $W"
 # ---- Check tests with libnfs and raw RPC ----
 export NFS_TEST_SRC="$W/src" NFS_TEST_CACHE="$W/cache" NFS_TEST_RWCACHE="$W/rwcache"
 export NFS_TEST_RW2CACHE="$W/rw2cache"
+# A NAS source (test_nfs_proto's eviction test fetches demo from it).
+mkdir -p "$W/nas" && cp "$W/demo.tar" "$W/nas/"
+export NFS_TEST_NAS="$W/nas" TARNFS="$B/tarnfs"
 export NFS_TEST_TMP="$W"
 check "libnfs exercises every NFSv3 procedure (test_nfs)" "$B/tests/nfs/test_nfs"
 check "RFC 1813 edge cases: guards, counts, cookies, dot names, types, runs, bad handles (test_nfs_proto)" \
