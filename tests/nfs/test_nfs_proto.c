@@ -1040,6 +1040,16 @@ START_TEST(rename_and_link_between_two_runs_are_xdev_and_run_roots_stay)
     ck_assert_msg(st != NFS3_OK, "run root moved into a run");
     st = rmdir3(&s, &s.root, "other");
     ck_assert_msg(st != NFS3_OK, "run root removed");
+    st = remove3(&s, &s.root, "other");
+    ck_assert_msg(st != NFS3_OK, "run root unlinked");
+    st = link3(&s, &f, &s.root, n, NULL);
+    ck_assert_msg(st != NFS3_OK, "a file linked into the namespace");
+    /* design.md: changes of the namespace other than MKDIR are EACCES. */
+    ck_assert_int_eq(create(&s, &s.root, n, GUARDED, NULL, -1, NULL), NFS3ERR_ACCES);
+    ck_assert_int_eq(symlink3(&s, &s.root, n, "x"), NFS3ERR_ACCES);
+    ck_assert_int_eq(mknod3(&s, &s.root, n, NF3FIFO), NFS3ERR_ACCES);
+    ck_assert_int_eq(rename3(&s, &s.root, "other", &s.root, "renamed2", NULL), NFS3ERR_ACCES);
+    ck_assert_int_eq(rmdir3(&s, &s.root, "other"), NFS3ERR_ACCES);
     st = rename3(&s, &demo, n, &s.root, n, NULL);
     ck_assert_msg(st != NFS3_OK, "a file moved to the namespace");
     ck_assert_int_eq(lookup(&s, &s.root, "other", &h), NFS3_OK);
