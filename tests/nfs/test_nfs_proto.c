@@ -1370,6 +1370,84 @@ START_TEST(handles_into_an_evicted_run_work_again_after_its_refetch)
 }
 END_TEST
 
+START_TEST(setattr_of_the_mode_of_a_symlink_is_ignored_and_wcc_matches_getattr)
+{
+    struct sess s;
+    sess_open(&s, rw_cache(), rw_conf);
+    struct fh dir, ln, f;
+    walk(&s, "demo", &dir);
+    const char *l = uniq("modelink");
+    ck_assert_int_eq(symlink3(&s, &dir, l, "target"), NFS3_OK);
+    ck_assert_int_eq(lookup(&s, &dir, l, &ln), NFS3_OK);
+    fattr3 a;
+    sattr3 sa = { 0 };
+    sa.mode.set_it = 1;
+    sa.mode.set_mode3_u.mode = 0600;
+    /* knfsd drops mode changes of a symlink (Linux has no lchmod). */
+    ck_assert_int_eq(setattr(&s, &ln, &sa, NULL), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &ln, &a), NFS3_OK);
+    ck_assert_uint_eq(a.mode & 07777, 0777);
+    /* The wcc of a SETATTR: before is what GETATTR gave, after is now. */
+    ck_assert_int_eq(create(&s, &dir, uniq("wcc"), GUARDED, NULL, -1, &f), NFS3_OK);
+    fattr3 before, after;
+    ck_assert_int_eq(getattr(&s, &f, &before), NFS3_OK);
+    struct waiter w = { .grab = grab_setattr };
+    SETATTR3args sarg = { .object = F(&f) };
+    sarg.new_attributes.size.set_it = 1;
+    sarg.new_attributes.size.set_size3_u.size = 1000;
+    ck_assert_int_eq(rpc_nfs3_setattr_async(s.rpc, raw_cb, &sarg, &w), 0);
+    raw_wait(s.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &f, &after), NFS3_OK);
+    ck_assert(w.wcc[0].before.attributes_follow);
+    wcc_attr *wb = &w.wcc[0].before.pre_op_attr_u.attributes;
+    ck_assert_uint_eq(wb->size, before.size);
+    ck_assert_uint_eq(wb->ctime.seconds, before.ctime.seconds);
+    ck_assert_uint_eq(wb->ctime.nseconds, before.ctime.nseconds);
+    ck_assert(w.wcc[0].after.attributes_follow);
+    fattr3 *wa = &w.wcc[0].after.post_op_attr_u.attributes;
+    ck_assert_uint_eq(wa->size, 1000);
+    ck_assert_uint_eq(wa->ctime.seconds, after.ctime.seconds);
+    ck_assert_uint_eq(wa->ctime.nseconds, after.ctime.nseconds);
+    sess_close(&s);
+}
+END_TEST
+
+START_TEST(directory_link_counts_follow_mkdir_rename_and_rmdir)
+{
+    struct sess s;
+    sess_open(&s, rw_cache(), rw_conf);
+    struct fh dir, a, b, c, h;
+    walk(&s, "demo", &dir);
+    const char *na = uniq("nla"), *nb = uniq("nlb");
+    ck_assert_int_eq(mkdir3(&s, &dir, na, &a), NFS3_OK);
+    ck_assert_int_eq(mkdir3(&s, &dir, nb, &b), NFS3_OK);
+    fattr3 at;
+    ck_assert_int_eq(getattr(&s, &a, &at), NFS3_OK);
+    ck_assert_uint_eq(at.nlink, 2);
+    ck_assert_int_eq(mkdir3(&s, &a, "c", &c), NFS3_OK);
+    ck_assert_int_eq(mkdir3(&s, &c, "d", &h), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &a, &at), NFS3_OK);
+    ck_assert_uint_eq(at.nlink, 3);
+    /* Into its own grandchild: INVAL; its own parent onto it: refused. */
+    ck_assert_int_eq(rename3(&s, &dir, na, &h, "x", NULL), NFS3ERR_INVAL);
+    int st = rename3(&s, &c, "d", &dir, na, NULL);
+    ck_assert_msg(st == NFS3ERR_NOTEMPTY || st == NFS3ERR_EXIST, "status %d", st);
+    ck_assert_int_eq(rename3(&s, &a, "c", &b, "c", NULL), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &a, &at), NFS3_OK);
+    ck_assert_uint_eq(at.nlink, 2);
+    ck_assert_int_eq(getattr(&s, &b, &at), NFS3_OK);
+    ck_assert_uint_eq(at.nlink, 3);
+    ck_assert_int_eq(lookup(&s, &c, "..", &h), NFS3_OK);
+    ck_assert_uint_eq(fileid_of(&s, &h), fileid_of(&s, &b));
+    ck_assert_int_eq(rmdir3(&s, &c, "d"), NFS3_OK);
+    ck_assert_int_eq(rmdir3(&s, &b, "c"), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &b, &at), NFS3_OK);
+    ck_assert_uint_eq(at.nlink, 2);
+    sess_close(&s);
+}
+END_TEST
+
 /* ---- handles ---- */
 
 START_TEST(a_removed_files_handle_is_stale_also_after_a_restart)
@@ -1596,6 +1674,8 @@ static Suite *proto_suite(void)
     tcase_add_test(t, commit_of_any_range_is_ok_with_the_write_verifier);
     tcase_add_test(t, readdir_continues_after_a_change_with_the_old_verifier_without_repeats);
     tcase_add_test(t, handles_into_an_evicted_run_work_again_after_its_refetch);
+    tcase_add_test(t, setattr_of_the_mode_of_a_symlink_is_ignored_and_wcc_matches_getattr);
+    tcase_add_test(t, directory_link_counts_follow_mkdir_rename_and_rmdir);
     suite_add_tcase(s, t);
     return s;
 }
