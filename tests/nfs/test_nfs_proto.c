@@ -1448,6 +1448,32 @@ START_TEST(directory_link_counts_follow_mkdir_rename_and_rmdir)
 }
 END_TEST
 
+START_TEST(dotdot_of_an_export_inside_a_run_is_that_export)
+{
+    struct sess s;
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(server_start(&s.srv, ro_cache(), "export /demo/perm *(ro)\n", NULL), 0);
+    struct rpc_context *m = raw_connect(s.srv.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    struct waiter w = { .grab = grab_mnt };
+    ck_assert_int_eq(rpc_mount3_mnt_async(m, raw_cb, "/demo/perm", &w), 0);
+    raw_wait(m, &w);
+    rpc_destroy_context(m);
+    ck_assert_int_eq(w.status, MNT3_OK);
+    memcpy(s.root.b, w.fh, 64);
+    s.root.len = w.fhlen;
+    s.rpc = raw_connect(s.srv.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    struct fh up, up2;
+    ck_assert_int_eq(lookup(&s, &s.root, "..", &up), NFS3_OK);
+    ck_assert_int_eq(up.len, s.root.len);
+    ck_assert_mem_eq(up.b, s.root.b, (size_t)up.len);
+    ck_assert_int_eq(lookup(&s, &up, "..", &up2), NFS3_OK);
+    ck_assert_mem_eq(up2.b, s.root.b, (size_t)up.len);
+    ck_assert_int_eq(lookup(&s, &up, "big.bin", NULL), NFS3ERR_NOENT);
+    assert_dots(&s, &s.root, &s.root);
+    sess_close(&s);
+}
+END_TEST
+
 /* ---- handles ---- */
 
 START_TEST(a_removed_files_handle_is_stale_also_after_a_restart)
@@ -1676,6 +1702,7 @@ static Suite *proto_suite(void)
     tcase_add_test(t, handles_into_an_evicted_run_work_again_after_its_refetch);
     tcase_add_test(t, setattr_of_the_mode_of_a_symlink_is_ignored_and_wcc_matches_getattr);
     tcase_add_test(t, directory_link_counts_follow_mkdir_rename_and_rmdir);
+    tcase_add_test(t, dotdot_of_an_export_inside_a_run_is_that_export);
     suite_add_tcase(s, t);
     return s;
 }
