@@ -1474,6 +1474,92 @@ START_TEST(dotdot_of_an_export_inside_a_run_is_that_export)
 }
 END_TEST
 
+START_TEST(a_file_shrunk_then_grown_reads_zeros_where_its_old_bytes_were)
+{
+    struct sess s;
+    sess_open(&s, rw_cache(), rw_conf);
+    struct fh dir, f;
+    walk(&s, "demo", &dir);
+    ck_assert_int_eq(create(&s, &dir, uniq("shrink"), GUARDED, NULL, -1, &f), NFS3_OK);
+    ck_assert_int_eq(write3(&s, &f, 0, 8, "abcdefgh", 8, FILE_SYNC, NULL), NFS3_OK);
+    sattr3 sa = { 0 };
+    sa.size.set_it = 1;
+    sa.size.set_size3_u.size = 1;
+    ck_assert_int_eq(setattr(&s, &f, &sa, NULL), NFS3_OK);
+    sa.size.set_size3_u.size = 8;
+    ck_assert_int_eq(setattr(&s, &f, &sa, NULL), NFS3_OK);
+    struct waiter r;
+    ck_assert_int_eq(read3(&s, &f, 0, 8, &r), NFS3_OK);
+    ck_assert_uint_eq(r.u32[0], 8);
+    ck_assert_mem_eq(r.verf, "a\0\0\0\0\0\0\0", 8);
+    /* The same through a write past the end after a shrink. */
+    sa.size.set_size3_u.size = 2;
+    ck_assert_int_eq(setattr(&s, &f, &sa, NULL), NFS3_OK);
+    ck_assert_int_eq(write3(&s, &f, 6, 2, "XY", 2, FILE_SYNC, NULL), NFS3_OK);
+    ck_assert_int_eq(read3(&s, &f, 0, 8, &r), NFS3_OK);
+    ck_assert_mem_eq(r.verf, "a\0\0\0\0\0XY", 8);
+    sess_close(&s);
+}
+END_TEST
+
+static bool same_time(nfstime3 a, nfstime3 b)
+{
+    return a.seconds == b.seconds && a.nseconds == b.nseconds;
+}
+
+START_TEST(changes_move_the_times_posix_moves)
+{
+    struct sess s;
+    sess_open(&s, rw_cache(), rw_conf);
+    struct fh top, d1, d2, f;
+    walk(&s, "demo", &top);
+    ck_assert_int_eq(mkdir3(&s, &top, uniq("times1"), &d1), NFS3_OK);
+    ck_assert_int_eq(mkdir3(&s, &top, uniq("times2"), &d2), NFS3_OK);
+    fattr3 a1, a2, b1, b2, fa, fb;
+    ck_assert_int_eq(getattr(&s, &d1, &a1), NFS3_OK);
+    usleep(20000);
+    ck_assert_int_eq(create(&s, &d1, "f", GUARDED, NULL, -1, &f), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &d1, &b1), NFS3_OK);
+    ck_assert(!same_time(a1.mtime, b1.mtime));             /* CREATE: dir mtime */
+    ck_assert_int_eq(getattr(&s, &f, &fa), NFS3_OK);
+    usleep(20000);
+    ck_assert_int_eq(link3(&s, &f, &d2, "g", NULL), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &f, &fb), NFS3_OK);
+    ck_assert(!same_time(fa.ctime, fb.ctime));             /* LINK: file ctime */
+    ck_assert(same_time(fa.mtime, fb.mtime));              /* ...not its mtime */
+    ck_assert_int_eq(getattr(&s, &d1, &a1), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &d2, &a2), NFS3_OK);
+    usleep(20000);
+    ck_assert_int_eq(rename3(&s, &d1, "f", &d2, "h", NULL), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &d1, &b1), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &d2, &b2), NFS3_OK);
+    ck_assert(!same_time(a1.mtime, b1.mtime));             /* RENAME: both dirs */
+    ck_assert(!same_time(a2.mtime, b2.mtime));
+    ck_assert_int_eq(getattr(&s, &f, &fa), NFS3_OK);
+    usleep(20000);
+    ck_assert_int_eq(remove3(&s, &d2, "g"), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &f, &fb), NFS3_OK);
+    ck_assert(!same_time(fa.ctime, fb.ctime));             /* REMOVE: file ctime */
+    ck_assert_uint_eq(fb.nlink, 1);
+    fa = fb;
+    usleep(20000);
+    ck_assert_int_eq(write3(&s, &f, 0, 1, "x", 1, FILE_SYNC, NULL), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &f, &fb), NFS3_OK);
+    ck_assert(!same_time(fa.mtime, fb.mtime));             /* WRITE: mtime, ctime */
+    ck_assert(!same_time(fa.ctime, fb.ctime));
+    fa = fb;
+    usleep(20000);
+    sattr3 sa = { 0 };
+    sa.mode.set_it = 1;
+    sa.mode.set_mode3_u.mode = 0640;
+    ck_assert_int_eq(setattr(&s, &f, &sa, NULL), NFS3_OK);
+    ck_assert_int_eq(getattr(&s, &f, &fb), NFS3_OK);
+    ck_assert(same_time(fa.mtime, fb.mtime));              /* chmod: ctime only */
+    ck_assert(!same_time(fa.ctime, fb.ctime));
+    sess_close(&s);
+}
+END_TEST
+
 /* ---- handles ---- */
 
 START_TEST(a_removed_files_handle_is_stale_also_after_a_restart)
@@ -1708,6 +1794,8 @@ static Suite *proto_suite(void)
     tcase_add_test(t, setattr_of_the_mode_of_a_symlink_is_ignored_and_wcc_matches_getattr);
     tcase_add_test(t, directory_link_counts_follow_mkdir_rename_and_rmdir);
     tcase_add_test(t, dotdot_of_an_export_inside_a_run_is_that_export);
+    tcase_add_test(t, a_file_shrunk_then_grown_reads_zeros_where_its_old_bytes_were);
+    tcase_add_test(t, changes_move_the_times_posix_moves);
     suite_add_tcase(s, t);
     return s;
 }
