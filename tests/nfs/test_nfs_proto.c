@@ -1560,6 +1560,42 @@ START_TEST(changes_move_the_times_posix_moves)
 }
 END_TEST
 
+START_TEST(fifos_and_devices_refuse_read_write_commit_and_size_with_inval)
+{
+    struct sess s;
+    sess_open(&s, rw_cache(), rw_conf);
+    struct fh dir, h;
+    walk(&s, "demo", &dir);
+    ftype3 types[] = { NF3FIFO, NF3CHR, NF3SOCK };
+    for (int i = 0; i < 3; i++) {
+        const char *n = uniq("special");
+        ck_assert_int_eq(mknod3(&s, &dir, n, types[i]), NFS3_OK);
+        ck_assert_int_eq(lookup(&s, &dir, n, &h), NFS3_OK);
+        ck_assert_int_eq(read3(&s, &h, 0, 10, NULL), NFS3ERR_INVAL);
+        ck_assert_int_eq(write3(&s, &h, 0, 1, "x", 1, FILE_SYNC, NULL), NFS3ERR_INVAL);
+        char verf[8];
+        ck_assert_int_eq(commit3(&s, &h, verf), NFS3ERR_INVAL);
+        sattr3 sa = { 0 };
+        sa.size.set_it = 1;
+        sa.size.set_size3_u.size = 0;
+        ck_assert_int_eq(setattr(&s, &h, &sa, NULL), NFS3ERR_INVAL);
+        ck_assert_int_eq(readlink3(&s, &h, NULL), NFS3ERR_INVAL);
+        ck_assert_int_eq(lookup(&s, &h, "x", NULL), NFS3ERR_NOTDIR);
+        struct page pg;
+        ck_assert_int_eq(readdir3(&s, &h, 0, NULL, 4096, &pg), NFS3ERR_NOTDIR);
+        fattr3 a;
+        ck_assert_int_eq(getattr(&s, &h, &a), NFS3_OK);
+        ck_assert_uint_eq(a.size, 0);
+    }
+    /* READDIRPLUS past the end: an empty page with eof, as READDIR. */
+    struct page pg;
+    ck_assert_int_eq(readdir3(&s, &dir, 0, NULL, 65536, &pg), NFS3_OK);
+    ck_assert_int_eq(readdirplus3(&s, &dir, 0x7ffffffffffffff0ull, pg.verf, 4096, 65536),
+                     NFS3_OK);
+    sess_close(&s);
+}
+END_TEST
+
 /* ---- handles ---- */
 
 START_TEST(a_removed_files_handle_is_stale_also_after_a_restart)
@@ -1796,6 +1832,7 @@ static Suite *proto_suite(void)
     tcase_add_test(t, dotdot_of_an_export_inside_a_run_is_that_export);
     tcase_add_test(t, a_file_shrunk_then_grown_reads_zeros_where_its_old_bytes_were);
     tcase_add_test(t, changes_move_the_times_posix_moves);
+    tcase_add_test(t, fifos_and_devices_refuse_read_write_commit_and_size_with_inval);
     suite_add_tcase(s, t);
     return s;
 }
