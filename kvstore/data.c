@@ -468,7 +468,9 @@ int kv_write(kv_run *r, kv_ino ino, uint64_t off, const void *buf, size_t len,
             err = kv_drop_push(r, &undo);
         }
     }
-    if (!err) {
+    /* Zero bytes change nothing, not even at an offset past the end (as
+     * write(2): no size, no times). */
+    if (!err && len) {
         if (off + len > in.size)
             in.size = off + len;
         kv_now(&in.mtime);

@@ -208,7 +208,10 @@ static nfsstat3 sticky_check(struct rpc_ctx *c, const struct vfs_id *dir,
     return ca.uid == c->cred.uid ? NFS3_OK : NFS3ERR_PERM;
 }
 
-static void sattr_from(const sattr3 *in, struct vfs_sattr *out)
+/* The wire attributes as vfs takes them; NFS3ERR_INVAL for a client time
+ * of a billion nanoseconds or more (no time at all: utimensat(2) refuses
+ * it with EINVAL too, and it would come back out of GETATTR as is). */
+static nfsstat3 sattr_from(const sattr3 *in, struct vfs_sattr *out)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -245,6 +248,12 @@ static void sattr_from(const sattr3 *in, struct vfs_sattr *out)
         out->mtime.tv_sec = in->mtime.set_mtime_u.mtime.seconds;
         out->mtime.tv_nsec = in->mtime.set_mtime_u.mtime.nseconds;
     }
+    if ((in->atime.set_it == SET_TO_CLIENT_TIME &&
+         in->atime.set_atime_u.atime.nseconds >= 1000000000u) ||
+        (in->mtime.set_it == SET_TO_CLIENT_TIME &&
+         in->mtime.set_mtime_u.mtime.nseconds >= 1000000000u))
+        return NFS3ERR_INVAL;
+    return NFS3_OK;
 }
 
 /* Who may change what (POSIX chown/chmod/utimes/truncate rules). */
@@ -306,8 +315,13 @@ static void nfs3_setattr(struct rpc_ctx *c, void *args, void *res)
         }
     }
     struct vfs_sattr s;
-    sattr_from(&a->new_attributes, &s);
-    r->status = setattr_allowed(c, &pre, &a->new_attributes, &s);
+    r->status = sattr_from(&a->new_attributes, &s);
+    /* A symlink's mode means nothing (Linux has no lchmod): knfsd drops
+     * mode changes of one, and so do we, before any permission check. */
+    if (pre.type == VFS_LNK)
+        s.set_mode = false;
+    if (r->status == NFS3_OK)
+        r->status = setattr_allowed(c, &pre, &a->new_attributes, &s);
     if (r->status == NFS3_OK && s.set_size && pre.type != VFS_REG)
         r->status = pre.type == VFS_DIR ? NFS3ERR_ISDIR : NFS3ERR_INVAL;
     if (r->status != NFS3_OK) {
@@ -498,7 +512,9 @@ static void nfs3_write(struct rpc_ctx *c, void *args, void *res)
         r->status = pre.type == VFS_DIR ? NFS3ERR_ISDIR : NFS3ERR_INVAL;
     else if (perm_data(c, &pre, MAY_W))
         r->status = NFS3ERR_ACCES;
-    else if (a->count > a->data.data_len)
+    else if (a->count != a->data.data_len)
+        /* count and the data's length must agree: knfsd refuses either
+         * mismatch whole (GARBAGE_ARGS), never writes a part of it. */
         r->status = NFS3ERR_INVAL;
     if (r->status != NFS3_OK) {
         wcc_set(w, &pre, &pre);
@@ -593,16 +609,18 @@ static void nfs3_create(struct rpc_ctx *c, void *args, void *res)
         s.atime.tv_sec = vhi;
         s.mtime.tv_sec = vlo;
     } else {
-        sattr_from(&a->how.createhow3_u.obj_attributes, &s);
+        if ((r->status = sattr_from(&a->how.createhow3_u.obj_attributes, &s)) != NFS3_OK)
+            return;
         if (!s.set_mode) {
             s.set_mode = true;
             s.mode = 0644;
         }
     }
+    /* A new file gets every initial attribute given, its size too, as from
+     * knfsd (GUARDED dropped it); an existing one, under UNCHECKED, only
+     * the size. */
     bool truncate = mode == UNCHECKED && s.set_size;
     uint64_t new_size = s.size;
-    if (mode != UNCHECKED || !truncate)
-        s.set_size = false;
     r->status = make_node(c, name, VFS_REG, &s, 0, 0, NULL, &m);
     if (r->status != NFS3ERR_EXIST || mode == GUARDED)
         return;
@@ -645,7 +663,8 @@ static void nfs3_mkdir(struct rpc_ctx *c, void *args, void *res)
     if ((r->status = name_take_new(&a->where.name, name)) != NFS3_OK)
         return;
     struct vfs_sattr s;
-    sattr_from(&a->attributes, &s);
+    if ((r->status = sattr_from(&a->attributes, &s)) != NFS3_OK)
+        return;
     s.set_size = false;
     if (!s.set_mode) {
         s.set_mode = true;
@@ -680,7 +699,8 @@ static void nfs3_symlink(struct rpc_ctx *c, void *args, void *res)
     }
     memcpy(target, t->nfspath3_val, t->nfspath3_len);
     struct vfs_sattr s;
-    sattr_from(&a->symlink.symlink_attributes, &s);
+    if ((r->status = sattr_from(&a->symlink.symlink_attributes, &s)) != NFS3_OK)
+        return;
     s.set_size = false;
     s.set_mode = true;
     s.mode = 0777;
@@ -708,19 +728,21 @@ static void nfs3_mknod(struct rpc_ctx *c, void *args, void *res)
             return;
         }
         type = a->what.type == NF3CHR ? VFS_CHR : VFS_BLK;
-        sattr_from(&a->what.mknoddata3_u.device.dev_attributes, &s);
+        r->status = sattr_from(&a->what.mknoddata3_u.device.dev_attributes, &s);
         major = a->what.mknoddata3_u.device.spec.specdata1;
         minor = a->what.mknoddata3_u.device.spec.specdata2;
         break;
     case NF3SOCK:
     case NF3FIFO:
         type = a->what.type == NF3SOCK ? VFS_SOCK : VFS_FIFO;
-        sattr_from(&a->what.mknoddata3_u.pipe_attributes, &s);
+        r->status = sattr_from(&a->what.mknoddata3_u.pipe_attributes, &s);
         break;
     default:
         r->status = NFS3ERR_BADTYPE;
         return;
     }
+    if (r->status != NFS3_OK)
+        return;
     s.set_size = false;
     if (!s.set_mode) {
         s.set_mode = true;

@@ -114,7 +114,7 @@ int vfs_write(vfs *v, const struct vfs_id *id, uint64_t off,
     struct kv_attr k;
     if (!err)
         err = vfs_stale_if_enoent(kv_write(ref.h->kr, ino, off, buf, len, &k));
-    if (!err)
+    if (!err && len)            /* zero bytes change nothing to write back */
         err = vfs_run_mark_dirty(v, &ref);
     if (!err) {
         if (sync)

@@ -1143,6 +1143,23 @@ START_TEST(read_at_or_past_end_gives_zero_bytes_and_eof)
 }
 END_TEST
 
+START_TEST(a_zero_byte_write_past_the_end_changes_neither_size_nor_times)
+{
+    setup_published();
+    kv_ino f = make(root, "zero", S_IFREG | 0644);
+    write_str(f, 0, "abc");
+    struct kv_attr before, after, out;
+    ck_assert_int_eq(kv_getattr(run, f, &before), 0);
+    ck_assert_int_eq(kv_write(run, f, 4096, "", 0, &out), 0);
+    ck_assert_uint_eq(out.size, 3);
+    ck_assert_int_eq(kv_getattr(run, f, &after), 0);
+    ck_assert_uint_eq(after.size, 3);
+    ck_assert_mem_eq(&after.mtime, &before.mtime, sizeof before.mtime);
+    ck_assert_mem_eq(&after.ctime, &before.ctime, sizeof before.ctime);
+    ck_assert_int_eq(kv_write(run, root, 0, "", 0, NULL), EISDIR);
+}
+END_TEST
+
 START_TEST(sparse_file_holes_read_as_zeros)
 {
     setup_published();
@@ -2337,6 +2354,7 @@ static Suite *kvfs_suite(void)
     tcase_set_timeout(tc_data, 300);
     tcase_add_test(tc_data, write_and_read_at_offsets_across_blocks);
     tcase_add_test(tc_data, read_at_or_past_end_gives_zero_bytes_and_eof);
+    tcase_add_test(tc_data, a_zero_byte_write_past_the_end_changes_neither_size_nor_times);
     tcase_add_test(tc_data, sparse_file_holes_read_as_zeros);
     tcase_add_test(tc_data, truncate_down_frees_blocks_and_regrowth_reads_zeros);
     tcase_add_test(tc_data, truncate_up_makes_sparse_tail_and_rejects_non_files);

@@ -15,6 +15,12 @@ $(B)/tests/nfs/test_park: $(B)/tests/nfs/test_park.o $(B)/tests/nfs/server.o
 TEST_PROGRAMS += $(B)/tests/nfs/test_nfs $(B)/tests/nfs/test_rpc_wire $(B)/tests/nfs/test_transport
 TEST_PROGRAMS += $(B)/tests/nfs/test_park
 
+# RFC 1813 edge cases, procedure by procedure, with libnfs's raw client.
+$(B)/tests/nfs/test_nfs_proto: $(B)/tests/nfs/test_nfs_proto.o $(B)/tests/nfs/server.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NFS_LIBS) $(CHECK_LIBS) -lpthread
+
+TEST_PROGRAMS += $(B)/tests/nfs/test_nfs_proto
+
 # Config parsing, file handles and the metrics counters, no network (metrics.o
 # pulls in the dispatcher's tables and so vfs).
 $(B)/tests/nfs/test_nfsd_units: $(B)/tests/nfs/test_nfsd_units.o $(NFSD_LIB) $(VFS_LIB) \

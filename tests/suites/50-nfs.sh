@@ -35,13 +35,23 @@ tar -C "$W/src" -cf "$W/wide.tar" wide || exit 1
 "$B/tarnfs" ingest --cache "$W/cache" "$W/demo.tar" >/dev/null || exit 1
 "$B/tarnfs" ingest --cache "$W/cache" "$W/wide.tar" >/dev/null || exit 1
 "$B/tarnfs" ingest --cache "$W/rwcache" "$W/demo.tar" >/dev/null || exit 1
+# Two writable runs, for moves and links between runs.
+mkdir -p "$W/rw2cache" && cp "$W/demo.tar" "$W/other.tar"
+"$B/tarnfs" ingest --cache "$W/rw2cache" "$W/demo.tar" >/dev/null &&
+  "$B/tarnfs" ingest --cache "$W/rw2cache" "$W/other.tar" >/dev/null || exit 1
 rm -rf "$W/src/wide"    # compared by count in the C test, not needed on disk
 say "fixtures: demo run, 100000-entry /wide, in $W"
 
 # ---- Check tests with libnfs and raw RPC ----
 export NFS_TEST_SRC="$W/src" NFS_TEST_CACHE="$W/cache" NFS_TEST_RWCACHE="$W/rwcache"
+export NFS_TEST_RW2CACHE="$W/rw2cache"
+# A NAS source (test_nfs_proto's eviction test fetches demo from it).
+mkdir -p "$W/nas" && cp "$W/demo.tar" "$W/nas/"
+export NFS_TEST_NAS="$W/nas" TARNFS="$B/tarnfs"
 export NFS_TEST_TMP="$W"
 check "libnfs exercises every NFSv3 procedure (test_nfs)" "$B/tests/nfs/test_nfs"
+check "RFC 1813 edge cases: guards, counts, cookies, dot names, types, runs, bad handles (test_nfs_proto)" \
+  "$B/tests/nfs/test_nfs_proto"
 check "raw RPC bytes: errors, garbage, oversize fragments (test_rpc_wire)" \
   "$B/tests/nfs/test_rpc_wire"
 check "transport limits: unread replies, memory, connections, idle, EMFILE, UDP (test_transport)" \
