@@ -354,6 +354,21 @@ check_rw_host_verifies() {
 	[ "$answer" = OK ] || { why "host: $answer"; return 1; }
 }
 
+# The cthon04-style battery (posixcheck.c) in a fresh directory of the rw export: one line
+# per sub-check, every FAIL line a DETAIL and, with its reason, in the verdict.
+check_posix_semantics_on_rw_export() {
+	[ -n "$RW_SKIP" ] && { why "$RW_SKIP"; return 77; }
+	[ -x /usr/bin/posixcheck ] || { why "posixcheck was not built into the initramfs (see the harness log)"; return 1; }
+	timeout -s KILL 300 posixcheck "/mnt/$RUN_A/kvm-posix" > /tmp/px.out 2>&1; rc=$?
+	grep -v '^PASS ' /tmp/px.out | details 40
+	npass=$(grep -c '^PASS ' /tmp/px.out); nfail=$(grep -c '^FAIL ' /tmp/px.out)
+	if [ $rc != 0 ] || [ "$nfail" != 0 ]; then
+		why "$nfail failed, $npass passed (status $rc): $(grep '^FAIL ' /tmp/px.out | sed 's/^FAIL //' | tr '\n' ';' | cut -c1-1500)"
+		return 1
+	fi
+	why "$npass sub-checks passed in $(grep -c . /tmp/px.out) lines: $(grep '^PASS ' /tmp/px.out | cut -d' ' -f2 | tr '\n' ' ' | cut -c1-400)"
+}
+
 # NLM (issue 15): two more mounts without nolock (and not sharing a superblock, so each has
 # its own locks), locking RW_DIR/f1 from rw-operations through the guest's lockd.
 lock_mount() { # DIR
@@ -444,6 +459,9 @@ run_check() { # NAME
 	CHECK=$1
 	fn=check_$(echo "$CHECK" | tr - _)
 	rm -f /tmp/why
+	if [ -n "$ONLY" ] && [ "$CHECK" != mount-export ]; then
+		case " $ONLY " in *" $CHECK "*) ;; *) say "SKIP $CHECK: not in KERNEL_ONLY"; return ;; esac
+	fi
 	if [ "$MOUNTED" != 1 ] && [ "$CHECK" != mount-export ]; then
 		say "FAIL $CHECK: not run, the export is not mounted"; return
 	fi
