@@ -543,9 +543,14 @@ static nfsstat3 make_node(struct rpc_ctx *c, const char *name, enum vfs_type typ
                                .uid = s->uid, .gid = s->gid };
     s->set_uid = s->set_gid = false;
     struct vfs_cred cred = { c->cred.uid, c->cred.gid };
-    /* setgid directories pass their group on, as in POSIX. */
-    if (dpre.mode & S_ISGID)
+    /* setgid directories pass their group on, as in POSIX, and to a new
+     * directory their setgid bit too (as Linux file systems and knfsd do:
+     * the client's MKDIR mode never carries it). */
+    if (dpre.mode & S_ISGID) {
         cred.gid = dpre.gid;
+        if (type == VFS_DIR && s->set_mode)
+            s->mode |= S_ISGID;
+    }
     struct vfs_id out;
     int err = vfs_create(c->srv->vfs, &c->id, name, type, s, &cred, major, minor,
                          target, &out, &oa, NULL, &dpost);
