@@ -319,10 +319,12 @@ static int check_write_read_1mib(void)
 }
 
 #define NDIR 200
+#define NBIG 1000   /* with these names, several 64 KiB READDIRPLUS replies: cookies matter */
 static void dir_name(char *buf, size_t len, int i)
 {
     /* names of different lengths, so that the server's replies break at different places */
-    snprintf(buf, len, "entry-%03d-%.*s", i, i % 60, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    static const char xs[] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    snprintf(buf, len, "entry-%04d-%.*s", i, i % 120, xs);
 }
 static int make_entries(const char *dir, int n)
 {
@@ -340,11 +342,11 @@ static int make_entries(const char *dir, int n)
 /* DIR lists exactly the entries i with want[i] set, each once. */
 static int expect_listing(const char *dir, const char *want, int n)
 {
-    char *names[NDIR * 2 + 10], nm[NAME_MAX + 1];
+    static char *names[NBIG * 2 + 10], *exp[NBIG];
+    char nm[NAME_MAX + 1];
     int count;
-    if (list_dir(dir, names, NDIR * 2 + 10, &count) < 0)
+    if (list_dir(dir, names, NBIG * 2 + 10, &count) < 0)
         return -1;
-    char *exp[NDIR];
     int ne = 0;
     for (int i = 0; i < n; i++)
         if (want[i]) { dir_name(nm, sizeof nm, i); exp[ne++] = strdup(nm); }
@@ -414,27 +416,27 @@ static int readdir_unlinking(const char *dir, int every, char *seen, int n, int 
 }
 static int check_readdir_while_unlinking(void)
 {
-    char seen[NDIR], want[NDIR];
+    static char seen[NBIG], want[NBIG];
     int removed = 0;
-    if (make_entries("rd6", NDIR) < 0)
+    if (make_entries("rd6", NBIG) < 0)
         return -1;
     drop_caches();
     memset(seen, 0, sizeof seen);
-    if (readdir_unlinking("rd6", 2, seen, NDIR, &removed) < 0)
+    if (readdir_unlinking("rd6", 2, seen, NBIG, &removed) < 0)
         return -1;
-    for (int i = 0; i < NDIR; i++) {
+    for (int i = 0; i < NBIG; i++) {
         char nm[NAME_MAX + 1];
         dir_name(nm, sizeof nm, i);
         EXPECT(seen[i], "'%s' (never unlinked) was not listed while every other entry was unlinked", nm);
         want[i] = seen[i] == 1;
     }
-    if (expect_listing("rd6", want, NDIR) < 0)
+    if (expect_listing("rd6", want, NBIG) < 0)
         return -1;
     /* Then remove every remaining entry as it is listed: the directory ends empty. */
     memset(seen, 0, sizeof seen);
-    int survivors = NDIR - removed;
+    int survivors = NBIG - removed;
     removed = 0;
-    if (readdir_unlinking("rd6", 1, seen, NDIR, &removed) < 0)
+    if (readdir_unlinking("rd6", 1, seen, NBIG, &removed) < 0)
         return -1;
     EXPECT(removed == survivors, "unlinking all while listing removed %d of %d", removed, survivors);
     TRY(rmdir("rd6"));
@@ -823,28 +825,31 @@ static int check_negative_lseek_refused(void)
 
 static int check_telldir_seekdir(void)
 {
-    if (make_entries("td", NDIR) < 0)
+    if (make_entries("td", NBIG) < 0)
         return -1;
+    drop_caches();
     DIR *d = opendir("td");
     if (!d)
         return fail("opendir: %s", strerror(errno));
-    long pos[NDIR + 3];
-    char *name[NDIR + 3];
+    static long pos[NBIG + 3];
+    static char *name[NBIG + 3];
     int n = 0;
     for (;;) {
         pos[n] = telldir(d);
         struct dirent *e = readdir(d);
         if (!e)
             break;
-        if (n == NDIR + 2) { closedir(d); return fail("more than %d entries", NDIR + 2); }
+        if (n == NBIG + 2) { closedir(d); return fail("more than %d entries", NBIG + 2); }
         name[n++] = strdup(e->d_name);
     }
     int rc = 0;
-    EXPECT(n == NDIR + 2, "listed %d entries, expected %d with . and ..", n, NDIR + 2);
-    const int probes[] = { 150, 3, NDIR + 1, 0, 77, 199, 100, 1 };
+    if (n != NBIG + 2) { closedir(d); return fail("listed %d entries, expected %d with . and ..", n, NBIG + 2); }
+    const int probes[] = { 750, 3, NBIG + 1, 0, 377, 999, 500, 1, 640, 260 };
     for (size_t k = 0; rc == 0 && k < sizeof probes / sizeof *probes; k++) {
         int i = probes[k];
         seekdir(d, pos[i]);
+        if (k == 4)
+            drop_caches();   /* the client must ask the server from that cookie */
         for (int j = i; rc == 0 && j < i + 3 && j < n; j++) {
             struct dirent *e = readdir(d);
             if (!e || strcmp(e->d_name, name[j]))
@@ -1189,6 +1194,471 @@ static int check_setgid_directory_inheritance(void)
     return rm_rf("sg");
 }
 
+/* entries made while a listing runs: the names there from the start come exactly once */
+static int check_readdir_while_creating(void)
+{
+    static char seen[NBIG];
+    if (make_entries("rdc", NBIG / 2) < 0)
+        return -1;
+    drop_caches();
+    DIR *d = opendir("rdc");
+    if (!d)
+        return fail("opendir: %s", strerror(errno));
+    struct dirent *e;
+    char p[PATH_MAX], nm[NAME_MAX + 1];
+    int made = NBIG / 2, rc = 0;
+    memset(seen, 0, sizeof seen);
+    errno = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        int i;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (sscanf(e->d_name, "entry-%d-", &i) != 1 || i < 0 || i >= NBIG)
+            rc = fail("unexpected name '%s'", e->d_name);
+        else if (seen[i])
+            rc = fail("'%s' returned twice while entries were being created", e->d_name);
+        else
+            seen[i] = 1;
+        if (rc == 0 && made < NBIG) {
+            dir_name(nm, sizeof nm, made++);
+            snprintf(p, sizeof p, "rdc/%s", nm);
+            int fd = open(p, O_CREAT | O_WRONLY, 0644);
+            if (fd < 0)
+                rc = fail("create %s: %s", p, strerror(errno));
+            else
+                close(fd);
+        }
+        errno = 0;
+    }
+    closedir(d);
+    if (rc < 0)
+        return -1;
+    for (int i = 0; i < NBIG / 2; i++) {
+        dir_name(nm, sizeof nm, i);
+        EXPECT(seen[i], "'%s', there before the listing, was not listed while others were created", nm);
+    }
+    static char want[NBIG];
+    memset(want, 1, sizeof want);
+    for (int i = made; i < NBIG; i++)
+        want[i] = 0;
+    if (expect_listing("rdc", want, NBIG) < 0)
+        return -1;
+    return rm_rf("rdc");
+}
+
+/* ".", ".." and d_type as the listing gives them */
+static int check_readdir_dot_entries_and_types(void)
+{
+    TRY(mkdir("dt", 0755));
+    TRY(mkdir("dt/sub", 0755));
+    TRY(write_file("dt/file", "f", 1, 0644));
+    TRY(symlink("file", "dt/link"));
+    TRY(mkfifo("dt/fifo", 0644));
+    drop_caches();
+    struct stat self, parent, st;
+    TRY(stat("dt", &self));
+    TRY(stat(".", &parent));
+    DIR *d = opendir("dt");
+    if (!d)
+        return fail("opendir: %s", strerror(errno));
+    struct dirent *e;
+    int n = 0, rc = 0;
+    char p[PATH_MAX];
+    while (rc == 0 && (e = readdir(d))) {
+        n++;
+        if (!strcmp(e->d_name, ".")) {
+            if (e->d_ino != self.st_ino)
+                rc = fail("'.' has d_ino %llu, the directory is %llu", (unsigned long long)e->d_ino, (unsigned long long)self.st_ino);
+            continue;
+        }
+        if (!strcmp(e->d_name, "..")) {
+            if (e->d_ino != parent.st_ino)
+                rc = fail("'..' has d_ino %llu, the parent is %llu", (unsigned long long)e->d_ino, (unsigned long long)parent.st_ino);
+            continue;
+        }
+        snprintf(p, sizeof p, "dt/%s", e->d_name);
+        if (lstat(p, &st) < 0) { rc = fail("lstat %s: %s", p, strerror(errno)); break; }
+        if (e->d_ino != st.st_ino)
+            rc = fail("%s: d_ino %llu, lstat %llu", p, (unsigned long long)e->d_ino, (unsigned long long)st.st_ino);
+        else if (e->d_type != DT_UNKNOWN && (unsigned)e->d_type != ((st.st_mode & S_IFMT) >> 12))
+            rc = fail("%s: d_type %d, lstat mode %o", p, e->d_type, st.st_mode);
+    }
+    closedir(d);
+    if (rc < 0)
+        return -1;
+    EXPECT(n == 6, "listed %d entries, expected 6 with . and ..", n);
+    TRY(mkdir("dt/empty", 0755));
+    char *names[4];
+    int count;
+    if (list_dir("dt/empty", names, 4, &count) < 0)
+        return -1;
+    free_names(names, count);
+    EXPECT(count == 0, "an empty directory lists %d names besides . and ..", count);
+    return rm_rf("dt");
+}
+
+/* names with any bytes but '/' and NUL (POSIX): listed, opened, renamed, removed */
+static int check_odd_names(void)
+{
+    static const char *odd[] = { "new\nline", "tab\there", "back\\slash", "\xff\xfe not utf-8", "-", " lead",
+                                 "trail ", "...", ".hidden", "a:b*c?d\"e<f>g|h", "caf\xc3\xa9", "#%&'()+,;=@[]^`{}~" };
+    const int n = (int)(sizeof odd / sizeof *odd);
+    TRY(mkdir("odd", 0755));
+    char p[PATH_MAX], q[PATH_MAX];
+    for (int i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "odd/%s", odd[i]);
+        if (write_file(p, odd[i], strlen(odd[i]), 0644) < 0)
+            return -1;
+    }
+    drop_caches();
+    char *names[32];
+    int count;
+    if (list_dir("odd", names, 32, &count) < 0)
+        return -1;
+    int found = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < count; j++)
+            found += !strcmp(odd[i], names[j]);
+    free_names(names, count);
+    EXPECT(found == n && count == n, "%d names made, %d listed, %d of them right", n, count, found);
+    for (int i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "odd/%s", odd[i]);
+        char buf[64];
+        int fd = open(p, O_RDONLY);
+        EXPECT(fd >= 0, "open of name %d: %s", i, strerror(errno));
+        ssize_t got = read(fd, buf, sizeof buf);
+        close(fd);
+        EXPECT(got == (ssize_t)strlen(odd[i]) && !memcmp(buf, odd[i], (size_t)got), "name %d reads back wrong", i);
+        snprintf(q, sizeof q, "odd/%s.renamed", odd[i]);
+        TRY(rename(p, q));
+        TRY(unlink(q));
+    }
+    /* "." and ".." are never new names */
+    EXPECT_ERRNO(mkdir("odd/.", 0755), EEXIST);
+    EXPECT_ERRNO(mkdir("odd/..", 0755), EEXIST);
+    TRY(rmdir("odd"));
+    return 0;
+}
+
+/* a file renamed (and moved) while open for writing takes the later writes along */
+static int check_write_while_renamed(void)
+{
+    TRY(mkdir("wr", 0755));
+    TRY(mkdir("wr/other", 0755));
+    int fd = open("wr/a", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    TRY(fd);
+    EXPECT(write(fd, "first;", 6) == 6, "write: %s", strerror(errno));
+    TRY(rename("wr/a", "wr/b"));
+    EXPECT(write(fd, "second;", 7) == 7, "write after rename: %s", strerror(errno));
+    TRY(rename("wr/b", "wr/other/c"));
+    EXPECT(write(fd, "third", 5) == 5, "write after the move: %s", strerror(errno));
+    TRY(close(fd));
+    drop_caches();
+    char buf[64];
+    fd = open("wr/other/c", O_RDONLY);
+    TRY(fd);
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    EXPECT(n == 18 && !memcmp(buf, "first;second;third", 18), "after renames while open: %zd bytes '%.*s'", n, (int)(n > 0 ? n : 0), buf);
+    return rm_rf("wr");
+}
+
+/* unlink an open file and make a new one of that name: each fd keeps its own file */
+static int check_unlink_and_recreate_while_open(void)
+{
+    TRY(mkdir("ur", 0755));
+    TRY(write_file("ur/f", "old file", 8, 0644));
+    int fd = open("ur/f", O_RDWR);
+    TRY(fd);
+    TRY(unlink("ur/f"));
+    TRY(write_file("ur/f", "new", 3, 0644));
+    drop_caches();
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    EXPECT(n == 8 && !memcmp(buf, "old file", 8), "the open unlinked file reads %zd bytes '%.*s'", n, (int)(n > 0 ? n : 0), buf);
+    EXPECT(pwrite(fd, "OLD", 3, 0) == 3, "write to the open unlinked file: %s", strerror(errno));
+    TRY(fsync(fd));
+    int fd2 = open("ur/f", O_RDONLY);
+    TRY(fd2);
+    n = read(fd2, buf, sizeof buf);
+    close(fd2);
+    EXPECT(n == 3 && !memcmp(buf, "new", 3), "the new file reads %zd bytes '%.*s'", n, (int)(n > 0 ? n : 0), buf);
+    TRY(close(fd));
+    if (no_silly_names("ur") < 0)
+        return -1;
+    return rm_rf("ur");
+}
+
+/* several processes write their own parts of one file at once */
+static int check_parallel_writers_one_file(void)
+{
+    enum { WRITERS = 4, PART = 256 * 1024 };
+    int fd = open("par", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    TRY(fd);
+    close(fd);
+    pid_t pids[WRITERS];
+    for (int w = 0; w < WRITERS; w++) {
+        pids[w] = fork();
+        TRY(pids[w]);
+        if (pids[w] == 0) {
+            static unsigned char buf[PART];
+            fill(buf, sizeof buf, 100 + (unsigned)w);
+            int f = open("par", O_WRONLY);
+            if (f < 0)
+                _exit(1);
+            /* interleaved 8 KiB pieces: writer w's parts are every WRITERS-th piece */
+            for (int k = 0; k < PART / 8192; k++)
+                if (pwrite(f, buf + k * 8192, 8192, ((off_t)k * WRITERS + w) * 8192) != 8192)
+                    _exit(2);
+            _exit(fsync(f) < 0 || close(f) < 0 ? 3 : 0);
+        }
+    }
+    int bad = 0;
+    for (int w = 0; w < WRITERS; w++) {
+        int st;
+        waitpid(pids[w], &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st))
+            bad = w + 1;
+    }
+    EXPECT(!bad, "writer %d failed", bad - 1);
+    drop_caches();
+    static unsigned char exp[PART], got[8192];
+    fd = open("par", O_RDONLY);
+    TRY(fd);
+    for (int w = 0; w < WRITERS; w++) {
+        fill(exp, sizeof exp, 100 + (unsigned)w);
+        for (int k = 0; k < PART / 8192; k++) {
+            off_t at = ((off_t)k * WRITERS + w) * 8192;
+            if (read_all(fd, got, 8192, at) != 8192 || memcmp(got, exp + k * 8192, 8192)) {
+                close(fd);
+                return fail("writer %d's piece at %lld reads back wrong", w, (long long)at);
+            }
+        }
+    }
+    close(fd);
+    TRY(unlink("par"));
+    return 0;
+}
+
+/* O_DIRECT goes to the server as it is: odd offsets and lengths */
+static int check_o_direct_unaligned(void)
+{
+    int fd = open("direct", O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0644);
+    TRY(fd);
+    char w[3001], r[3001];
+    fill((unsigned char *)w, sizeof w, 11);
+    EXPECT(pwrite(fd, w, 1000, 777) == 1000, "O_DIRECT pwrite of 1000 at 777: %s", strerror(errno));
+    EXPECT(pwrite(fd, w + 1000, 2001, 1777) == 2001, "O_DIRECT pwrite of 2001 at 1777: %s", strerror(errno));
+    ssize_t n = pread(fd, r, sizeof r, 777);
+    EXPECT(n == 3001 && !memcmp(w, r, 3001), "O_DIRECT read back: %zd bytes%s", n, n == 3001 ? ", different" : "");
+    n = pread(fd, r, 777, 0);
+    close(fd);
+    EXPECT(n == 777, "O_DIRECT read of the leading hole: %zd", n);
+    for (int i = 0; i < 777; i++)
+        EXPECT(r[i] == 0, "the leading hole reads %#x at %d", (unsigned char)r[i], i);
+    TRY(unlink("direct"));
+    return 0;
+}
+
+/* a file with data has blocks: du, and tar --sparse (which archives a file with st_blocks 0
+ * as all holes without reading it), depend on it */
+static int check_st_blocks_of_written_data(void)
+{
+    static unsigned char buf[MiB];
+    fill(buf, sizeof buf, 5);
+    TRY(write_file("blocks", buf, sizeof buf, 0644));
+    TRY(write_file("blocks.small", "x", 1, 0644));
+    drop_caches();
+    struct stat st, sm;
+    TRY(stat("blocks", &st));
+    TRY(stat("blocks.small", &sm));
+    EXPECT((long long)st.st_blocks * 512 >= MiB && (long long)st.st_blocks * 512 <= 2 * MiB,
+           "a 1 MiB file has st_blocks %lld (%lld bytes)", (long long)st.st_blocks, (long long)st.st_blocks * 512);
+    EXPECT(sm.st_blocks > 0, "a 1-byte file has st_blocks 0: tar --sparse would archive it as a hole");
+    TRY(unlink("blocks"));
+    TRY(unlink("blocks.small"));
+    return 0;
+}
+
+static int check_many_hard_links(void)
+{
+    TRY(mkdir("hl", 0755));
+    TRY(write_file("hl/f", "linked", 6, 0644));
+    char p[64];
+    for (int i = 0; i < 100; i++) {
+        snprintf(p, sizeof p, "hl/l%d", i);
+        TRY(link("hl/f", p));
+    }
+    drop_caches();
+    struct stat st;
+    TRY(stat("hl/l57", &st));
+    EXPECT(st.st_nlink == 101, "101 names: nlink %lu", (unsigned long)st.st_nlink);
+    TRY(unlink("hl/f"));
+    for (int i = 0; i < 99; i++) {
+        snprintf(p, sizeof p, "hl/l%d", i);
+        TRY(unlink(p));
+    }
+    drop_caches();
+    TRY(stat("hl/l99", &st));
+    EXPECT(st.st_nlink == 1 && st.st_size == 6, "the last name: nlink %lu size %lld", (unsigned long)st.st_nlink, (long long)st.st_size);
+    return rm_rf("hl");
+}
+
+static int check_symlink_length_limits(void)
+{
+    static char t[4097];
+    memset(t, 'p', 4095);
+    t[4095] = 0;
+    TRY(symlink(t, "long.l"));
+    drop_caches();
+    static char buf[5000];
+    ssize_t n = readlink("long.l", buf, sizeof buf);
+    EXPECT(n == 4095 && !memcmp(buf, t, 4095), "a 4095-byte target reads back %zd bytes", n);
+    TRY(unlink("long.l"));
+    t[4095] = 'p';
+    t[4096] = 0;
+    EXPECT_ERRNO(symlink(t, "long.l"), ENAMETOOLONG);
+    /* times of the link itself, not its target */
+    TRY(write_file("tgt", "t", 1, 0644));
+    TRY(symlink("tgt", "tl"));
+    struct timespec ts[2] = { { 1300000000, 5 }, { 1300000001, 7 } };
+    TRY(utimensat(AT_FDCWD, "tl", ts, AT_SYMLINK_NOFOLLOW));
+    struct stat l, f;
+    TRY(lstat("tl", &l));
+    TRY(stat("tgt", &f));
+    EXPECT(l.st_mtim.tv_sec == 1300000001 && l.st_mtim.tv_nsec == 7, "lutimes: the link's mtime %lld.%09ld", (long long)l.st_mtim.tv_sec, l.st_mtim.tv_nsec);
+    EXPECT(f.st_mtime != 1300000001, "lutimes changed the target's mtime");
+    TRY(unlink("tl"));
+    TRY(unlink("tgt"));
+    return 0;
+}
+
+/* as another user: chmod of root's file, explicit times, truncate without write, sticky dirs */
+static int other_user_limits(void)
+{
+    EXPECT_ERRNO(chmod("ou.d/rootfile", 0666), EPERM);
+    EXPECT_ERRNO(chown("ou.d/rootfile", OTHER_UID, OTHER_GID), EPERM);
+    struct timespec ts[2] = { { 1, 0 }, { 1, 0 } };
+    EXPECT_ERRNO(utimensat(AT_FDCWD, "ou.d/writable", ts, 0), EPERM);
+    EXPECT(utimensat(AT_FDCWD, "ou.d/writable", NULL, 0) == 0, "touch (times = now) of a file the user may write: %s", strerror(errno));
+    EXPECT_ERRNO(truncate("ou.d/rootfile", 0), EACCES);
+    /* sticky, world-writable: own files go, others' stay */
+    TRY(write_file("ou.d/sticky/mine", "m", 1, 0644));
+    EXPECT_ERRNO(unlink("ou.d/sticky/roots"), EPERM);
+    EXPECT_ERRNO(rename("ou.d/sticky/roots", "ou.d/sticky/taken"), EPERM);
+    EXPECT_ERRNO(rename("ou.d/sticky/mine", "ou.d/sticky/roots"), EPERM);
+    TRY(rename("ou.d/sticky/mine", "ou.d/sticky/mine2"));
+    TRY(unlink("ou.d/sticky/mine2"));
+    /* the owner's own new files */
+    TRY(mkdir("ou.d/sticky/own", 0755));
+    TRY(write_file("ou.d/sticky/own/f", "f", 1, 0640));
+    struct stat st;
+    TRY(stat("ou.d/sticky/own/f", &st));
+    EXPECT(st.st_uid == OTHER_UID && st.st_gid == OTHER_GID, "a file made by %d:%d is owned by %u:%u", OTHER_UID, OTHER_GID, st.st_uid, st.st_gid);
+    TRY(chmod("ou.d/sticky/own/f", 0600));
+    TRY(unlink("ou.d/sticky/own/f"));
+    TRY(rmdir("ou.d/sticky/own"));
+    return 0;
+}
+static int check_other_user_limits(void)
+{
+    TRY(mkdir("ou.d", 0755));
+    TRY(write_file("ou.d/rootfile", "r", 1, 0644));
+    TRY(write_file("ou.d/writable", "w", 1, 0666));
+    TRY(chmod("ou.d/writable", 0666));
+    TRY(mkdir("ou.d/sticky", 0777));
+    TRY(chmod("ou.d/sticky", 01777));
+    TRY(write_file("ou.d/sticky/roots", "r", 1, 0644));
+    if (as_other_user(other_user_limits) < 0)
+        return -1;
+    struct stat st;
+    TRY(stat("ou.d/sticky/roots", &st));
+    return rm_rf("ou.d");
+}
+
+/* a directory renamed into another: the parents' nlink follow, its files come along */
+static int check_directory_rename_moves_its_tree(void)
+{
+    TRY(mkdir("mv", 0755));
+    TRY(mkdir("mv/a", 0755));
+    TRY(mkdir("mv/b", 0755));
+    TRY(mkdir("mv/a/d", 0755));
+    TRY(write_file("mv/a/d/f", "inside", 6, 0644));
+    struct stat a0, b0, a1, b1, f;
+    TRY(stat("mv/a", &a0));
+    TRY(stat("mv/b", &b0));
+    TRY(rename("mv/a/d", "mv/b/d2"));
+    drop_caches();
+    TRY(stat("mv/a", &a1));
+    TRY(stat("mv/b", &b1));
+    TRY(stat("mv/b/d2/f", &f));
+    EXPECT(f.st_size == 6, "the moved directory's file: size %lld", (long long)f.st_size);
+    EXPECT_ERRNO(stat("mv/a/d", &f), ENOENT);
+    if (a0.st_nlink != 1)
+        EXPECT(a1.st_nlink == a0.st_nlink - 1 && b1.st_nlink == b0.st_nlink + 1,
+               "nlink of the old parent %lu -> %lu, of the new %lu -> %lu", (unsigned long)a0.st_nlink,
+               (unsigned long)a1.st_nlink, (unsigned long)b0.st_nlink, (unsigned long)b1.st_nlink);
+    /* renaming onto itself changes nothing */
+    TRY(rename("mv/b/d2/f", "mv/b/d2/f"));
+    TRY(stat("mv/b/d2/f", &f));
+    return rm_rf("mv");
+}
+
+/* Through a second mount of the same directory (own caches: nosharecache), what one
+ * client wrote and closed is what the other reads after its open (close-to-open), and a
+ * name removed through one is gone through the other, never another file's handle. */
+static const char *other;   /* POSIXCHECK_OTHER: this directory through the second mount */
+static int read_via(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = 0;
+    return (int)n;
+}
+static int check_close_to_open_across_mounts(void)
+{
+    if (!other)
+        return fail("POSIXCHECK_OTHER not set: no second mount to check against");
+    char p[PATH_MAX], buf[64];
+    snprintf(p, sizeof p, "%s/cto", other);
+    TRY(write_file("cto", "aaaa", 4, 0644));
+    EXPECT(read_via(p, buf, sizeof buf) == 4 && !strcmp(buf, "aaaa"), "the other mount reads '%s' after the first write", buf);
+    /* same size, within the same second: only a fine mtime (or change attribute) shows it */
+    TRY(write_file("cto", "bbbb", 4, 0644));
+    EXPECT(read_via(p, buf, sizeof buf) == 4 && !strcmp(buf, "bbbb"), "the other mount reads '%s' after a same-size rewrite, not 'bbbb'", buf);
+    int fd = open("cto", O_WRONLY);
+    TRY(fd);
+    EXPECT(pwrite(fd, "C", 1, 2) == 1, "pwrite: %s", strerror(errno));
+    TRY(close(fd));
+    EXPECT(read_via(p, buf, sizeof buf) == 4 && !strcmp(buf, "bbCb"), "the other mount reads '%s' after a 1-byte overwrite, not 'bbCb'", buf);
+    TRY(truncate("cto", 2));
+    EXPECT(read_via(p, buf, sizeof buf) == 2 && !strcmp(buf, "bb"), "the other mount reads '%s' after a truncate, not 'bb'", buf);
+    /* remove through this mount while the other has the name cached; make a new file, which
+     * may get the old inode number: the other must not open it by the old handle */
+    snprintf(p, sizeof p, "%s/gone", other);
+    TRY(write_file("gone", "gone", 4, 0644));
+    EXPECT(read_via(p, buf, sizeof buf) == 4, "the other mount cannot read 'gone': %s", strerror(errno));
+    TRY(unlink("gone"));
+    for (int i = 0; i < 20; i++) {
+        snprintf(buf, sizeof buf, "new.%d", i);
+        TRY(write_file(buf, "NEWFILE", 7, 0644));
+    }
+    errno = 0;
+    int n = read_via(p, buf, sizeof buf);
+    EXPECT(n < 0 && errno == ENOENT, "the other mount opens the removed name: %s", n >= 0 ? buf : strerror(errno));
+    for (int i = 0; i < 20; i++) {
+        snprintf(buf, sizeof buf, "new.%d", i);
+        TRY(unlink(buf));
+    }
+    TRY(unlink("cto"));
+    return 0;
+}
+
 struct check { const char *name; int (*fn)(void); };
 static const struct check checks[] = {
     { "tree-create-stat-remove", check_tree_create_stat_remove },
@@ -1221,15 +1691,29 @@ static const struct check checks[] = {
     { "directory-nlink", check_directory_nlink },
     { "special-files", check_special_files },
     { "setgid-directory-inheritance", check_setgid_directory_inheritance },
+    { "readdir-while-creating", check_readdir_while_creating },
+    { "readdir-dot-entries-and-types", check_readdir_dot_entries_and_types },
+    { "odd-names", check_odd_names },
+    { "write-while-renamed", check_write_while_renamed },
+    { "unlink-and-recreate-while-open", check_unlink_and_recreate_while_open },
+    { "parallel-writers-one-file", check_parallel_writers_one_file },
+    { "o-direct-unaligned", check_o_direct_unaligned },
+    { "st-blocks-of-written-data", check_st_blocks_of_written_data },
+    { "many-hard-links", check_many_hard_links },
+    { "symlink-length-limits", check_symlink_length_limits },
+    { "other-user-limits", check_other_user_limits },
+    { "directory-rename-moves-its-tree", check_directory_rename_moves_its_tree },
+    { "close-to-open-across-mounts", check_close_to_open_across_mounts },
 };
 
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: posixcheck DIR [CHECK-NAME]\n  DIR must not exist yet; it is made, used and removed\n");
+        fprintf(stderr, "usage: [POSIXCHECK_OTHER=DIR2] posixcheck DIR [CHECK-NAME]\n  DIR must not exist yet; it is made, used and removed; DIR2 is DIR through a second mount\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    other = getenv("POSIXCHECK_OTHER");
     umask(022);
     if (mkdir(argv[1], 0755) < 0 || chdir(argv[1]) < 0) {
         printf("FAIL setup: mkdir/chdir %s: %s\n", argv[1], strerror(errno));
