@@ -1659,6 +1659,54 @@ static int check_close_to_open_across_mounts(void)
     return 0;
 }
 
+/* setuid and setgid bits are cleared where Linux clears them: chown of a regular file (even by
+ * root: the client leaves this to the server), chmod by an owner outside the file's group
+ * (setgid), a write by someone else than the owner */
+static int sgid_chmod_as_other(void)
+{
+    TRY(chmod("pb.d/mine-root-group", 02755));
+    struct stat st;
+    TRY(stat("pb.d/mine-root-group", &st));
+    EXPECT((st.st_mode & 07777) == 0755, "chmod 02755 by an owner outside the file's group gives %04o, expected 0755", st.st_mode & 07777);
+    int fd = open("pb.d/suid-writable", O_WRONLY);
+    TRY(fd);
+    EXPECT(write(fd, "w", 1) == 1, "write: %s", strerror(errno));
+    TRY(close(fd));
+    drop_caches();
+    TRY(stat("pb.d/suid-writable", &st));
+    EXPECT((st.st_mode & 07777) == 0777, "a write by another user leaves mode %04o on a 06777 file, expected 0777", st.st_mode & 07777);
+    return 0;
+}
+static int check_privilege_bits_cleared(void)
+{
+    TRY(mkdir("pb.d", 0755));
+    TRY(write_file("pb.d/suid", "s", 1, 0644));
+    TRY(chmod("pb.d/suid", 06755));
+    TRY(chown("pb.d/suid", OTHER_UID, OTHER_GID));
+    drop_caches();
+    struct stat st;
+    TRY(stat("pb.d/suid", &st));
+    EXPECT((st.st_mode & 07777) == 0755, "chown of a 06755 file leaves %04o, expected 0755", st.st_mode & 07777);
+    /* setgid without group execute is a mandatory-locking mark: chown keeps it */
+    TRY(chmod("pb.d/suid", 02644));
+    TRY(chown("pb.d/suid", 0, 0));
+    TRY(stat("pb.d/suid", &st));
+    EXPECT((st.st_mode & 07777) == 02644, "chown of a 02644 file leaves %04o, expected 02644", st.st_mode & 07777);
+    /* directories keep theirs */
+    TRY(mkdir("pb.d/dir", 0755));
+    TRY(chmod("pb.d/dir", 02755));
+    TRY(chown("pb.d/dir", OTHER_UID, OTHER_GID));
+    TRY(stat("pb.d/dir", &st));
+    EXPECT((st.st_mode & 07777) == 02755, "chown of a 02755 directory leaves %04o", st.st_mode & 07777);
+    TRY(write_file("pb.d/mine-root-group", "m", 1, 0755));
+    TRY(chown("pb.d/mine-root-group", OTHER_UID, 0));
+    TRY(write_file("pb.d/suid-writable", "w", 1, 0644));
+    TRY(chmod("pb.d/suid-writable", 06777));
+    if (as_other_user(sgid_chmod_as_other) < 0)
+        return -1;
+    return rm_rf("pb.d");
+}
+
 struct check { const char *name; int (*fn)(void); };
 static const struct check checks[] = {
     { "tree-create-stat-remove", check_tree_create_stat_remove },
@@ -1704,6 +1752,7 @@ static const struct check checks[] = {
     { "other-user-limits", check_other_user_limits },
     { "directory-rename-moves-its-tree", check_directory_rename_moves_its_tree },
     { "close-to-open-across-mounts", check_close_to_open_across_mounts },
+    { "privilege-bits-cleared", check_privilege_bits_cleared },
 };
 
 int main(int argc, char **argv)

@@ -687,7 +687,9 @@ if [ -n "$SERVER_STOP_FAILS" ]; then
 else
 	host_result "PASS server-stops-cleanly"
 fi
-if [ -n "${SRV_INDEXED:-}" ]; then
+if [ -n "${SRV_INDEXED:-}" ] && [ -n "${KERNEL_ONLY:-}" ]; then
+	host_result "SKIP indexed-run-served-by-range: KERNEL_ONLY given"
+elif [ -n "${SRV_INDEXED:-}" ]; then
 	# The guest read every file of the indexed run against its md5 manifest; here: it was
 	# served by ranges (the stats each tarnfsd wrote at exit, summed), not by fetching its tarball.
 	sum_of() { awk -F= -v k="$1" '$1 == k { n += $2 } END { print n + 0 }' "$RUN/stats.all" 2>/dev/null; }
