@@ -363,6 +363,18 @@ check_posix_semantics_on_rw_export() {
 	do_mount /px2 nosharecache || { why "second mount failed: $(cat /tmp/mount.err)"; return 1; }
 	POSIXCHECK_OTHER=/px2/$RUN_A/kvm-posix timeout -s KILL 300 posixcheck "/mnt/$RUN_A/kvm-posix" > /tmp/px.out 2>&1; rc=$?
 	umount_settled /px2 || detail "umount /px2: $(cat /tmp/umount.err)"
+	# Again through a mount without READDIRPLUS and with 4 KiB transfers: READDIR cookies,
+	# and reads and writes split into many small calls.
+	if do_mount /px3 nosharecache,nordirplus,rsize=4096,wsize=4096; then
+		timeout -s KILL 300 posixcheck "/px3/$RUN_A/kvm-posix-small" readdir-200-files \
+			readdir-while-unlinking readdir-while-creating telldir-seekdir readdir-dot-entries-and-types \
+			write-read-1mib holey-files large-file-past-4gib o-direct-unaligned parallel-writers-one-file \
+			> /tmp/px3.out 2>&1 || rc=1
+		sed -e 's/^PASS /PASS small-io:/' -e 's/^FAIL /FAIL small-io:/' /tmp/px3.out >> /tmp/px.out
+		umount_settled /px3 || detail "umount /px3: $(cat /tmp/umount.err)"
+	else
+		echo "FAIL small-io: mount with nordirplus,rsize=4096,wsize=4096: $(cat /tmp/mount.err)" >> /tmp/px.out; rc=1
+	fi
 	grep -v '^PASS ' /tmp/px.out | details 40
 	npass=$(grep -c '^PASS ' /tmp/px.out); nfail=$(grep -c '^FAIL ' /tmp/px.out)
 	if [ $rc != 0 ] || [ "$nfail" != 0 ]; then

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1794,8 +1795,8 @@ static const struct check checks[] = {
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: [POSIXCHECK_OTHER=DIR2] posixcheck DIR [CHECK-NAME]\n  DIR must not exist yet; it is made, used and removed; DIR2 is DIR through a second mount\n");
+    if (argc < 2) {
+        fprintf(stderr, "usage: [POSIXCHECK_OTHER=DIR2] posixcheck DIR [CHECK-NAME...]\n  DIR must not exist yet; it is made, used and removed; DIR2 is DIR through a second mount\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1806,7 +1807,10 @@ int main(int argc, char **argv)
         return 1;
     }
     for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
-        if (argc == 3 && strcmp(argv[2], checks[i].name))
+        bool wanted = argc == 2;
+        for (int a = 2; a < argc; a++)
+            wanted |= !strcmp(argv[a], checks[i].name);
+        if (!wanted)
             continue;
         why[0] = 0;
         struct timespec t0, t1;
