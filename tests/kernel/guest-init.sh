@@ -376,6 +376,7 @@ check_posix_semantics_on_rw_export() {
 		echo "FAIL small-io: mount with nordirplus,rsize=4096,wsize=4096: $(cat /tmp/mount.err)" >> /tmp/px.out; rc=1
 	fi
 	grep -v '^PASS ' /tmp/px.out | details 40
+	grep '^PASS ' /tmp/px.out | sed 's/^/KTEST: INFO posixcheck /'   # timings, console only
 	npass=$(grep -c '^PASS ' /tmp/px.out); nfail=$(grep -c '^FAIL ' /tmp/px.out)
 	if [ $rc != 0 ] || [ "$nfail" != 0 ]; then
 		why "$nfail failed, $npass passed (status $rc): $(grep '^FAIL ' /tmp/px.out | sed 's/^FAIL //' | tr '\n' ';' | cut -c1-1500)"

@@ -756,6 +756,25 @@ static int check_large_file_past_4gib(void)
     close(fd);
     EXPECT(st.st_size == at + 16 && end == at + 16, "size %lld / SEEK_END %lld, expected %lld", (long long)st.st_size, (long long)end, (long long)(at + 16));
     EXPECT(n == 16 && !memcmp(buf, "MARKER-PAST-4GiB", 16), "marker past 4 GiB reads %zd bytes '%.16s'", n, buf);
+    /* writes straddling 2 GiB and 4 GiB (cthon bigfile2's boundaries) */
+    fd = open("large", O_RDWR);
+    TRY(fd);
+    const off_t edges[] = { 2 * GiB - 8, 4 * GiB - 8 };
+    for (int i = 0; i < 2; i++) {
+        EXPECT(pwrite(fd, "ACROSS-THE-EDGE!", 16, edges[i]) == 16, "pwrite across %lld: %s", (long long)edges[i] + 8, strerror(errno));
+    }
+    close(fd);
+    drop_caches();
+    fd = open("large", O_RDONLY);
+    TRY(fd);
+    for (int i = 0; i < 2; i++) {
+        memset(buf, 0, sizeof buf);
+        if (read_all(fd, buf, 16, edges[i]) != 16 || memcmp(buf, "ACROSS-THE-EDGE!", 16)) {
+            close(fd);
+            return fail("the write across %lld reads back '%.16s'", (long long)edges[i] + 8, buf);
+        }
+    }
+    close(fd);
     /* and a 32-bit-truncated offset must not have received it */
     fd = open("large", O_RDONLY);
     TRY(fd);
@@ -1745,6 +1764,39 @@ static int check_privilege_bits_cleared(void)
     return rm_rf("pb.d");
 }
 
+/* a program on the export runs (cthon general builds and runs programs there): its pages
+ * come in through mmap of an NFS file */
+static int check_exec_from_export(void)
+{
+    int in = open("/proc/self/exe", O_RDONLY);
+    TRY(in);
+    int out = open("prog", O_WRONLY | O_CREAT | O_TRUNC, 0700);
+    if (out < 0) { close(in); return fail("create prog: %s", strerror(errno)); }
+    static char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) { close(in); close(out); return fail("copy: %s", strerror(errno)); }
+    close(in);
+    TRY(close(out));
+    TRY(chmod("prog", 0755));
+    drop_caches();
+    pid_t pid = fork();
+    TRY(pid);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) { dup2(devnull, 1); dup2(devnull, 2); }
+        execl("./prog", "prog", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    /* without arguments posixcheck prints its usage and exits 2 */
+    EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2, "running a program from the export: %s %d",
+           WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    TRY(unlink("prog"));
+    return 0;
+}
+
 struct check { const char *name; int (*fn)(void); };
 static const struct check checks[] = {
     { "tree-create-stat-remove", check_tree_create_stat_remove },
@@ -1791,6 +1843,7 @@ static const struct check checks[] = {
     { "directory-rename-moves-its-tree", check_directory_rename_moves_its_tree },
     { "close-to-open-across-mounts", check_close_to_open_across_mounts },
     { "privilege-bits-cleared", check_privilege_bits_cleared },
+    { "exec-from-export", check_exec_from_export },
 };
 
 int main(int argc, char **argv)
