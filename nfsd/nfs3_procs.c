@@ -279,6 +279,37 @@ static nfsstat3 setattr_allowed(struct rpc_ctx *c, const struct vfs_attr *a,
     return NFS3_OK;
 }
 
+/* The mode without the privilege bits a change of owner or a write takes away:
+ * setuid always, setgid only with group execute (without it, it marks mandatory
+ * locking and stays), as Linux's notify_change and file_remove_privs do. */
+static uint32_t mode_without_privs(uint32_t mode)
+{
+    mode &= ~(uint32_t)S_ISUID;
+    if (mode & S_IXGRP)
+        mode &= ~(uint32_t)S_ISGID;
+    return mode;
+}
+
+/* What knfsd's trip through notify_change adds to a SETATTR: a chown of a
+ * non-directory clears setuid/setgid (even by root; the Linux client leaves
+ * this to the server and sends no mode with a chown), and a chmod by someone
+ * neither root nor in the file's group cannot set setgid. */
+static void setattr_sanitize(struct rpc_ctx *c, const struct vfs_attr *a,
+                             struct vfs_sattr *s)
+{
+    if (a->type != VFS_DIR && (s->set_uid || s->set_gid)) {
+        uint32_t from = s->set_mode ? s->mode : a->mode & 07777;
+        uint32_t to = mode_without_privs(from);
+        if (to != from || s->set_mode) {
+            s->set_mode = true;
+            s->mode = to;
+        }
+    }
+    if (s->set_mode && c->cred.uid != 0 &&
+        !cred_in_group(&c->cred, s->set_gid ? s->gid : a->gid))
+        s->mode &= ~(uint32_t)S_ISGID;
+}
+
 /* ---- procedures ---- */
 
 static void nfs3_null(struct rpc_ctx *c, void *args, void *res)
@@ -328,6 +359,7 @@ static void nfs3_setattr(struct rpc_ctx *c, void *args, void *res)
         wcc_set(w, &pre, &pre);
         return;
     }
+    setattr_sanitize(c, &pre, &s);
     err = vfs_setattr(c->srv->vfs, &c->id, &s, NULL, &post);
     r->status = nfs3_status_from_errno(err);
     if (err)
@@ -520,6 +552,16 @@ static void nfs3_write(struct rpc_ctx *c, void *args, void *res)
         wcc_set(w, &pre, &pre);
         return;
     }
+    /* A write by anyone but root takes the privilege bits away, as on Linux
+     * (file_remove_privs: the writer lacks CAP_FSETID). */
+    if (c->cred.uid != 0 && mode_without_privs(pre.mode & 07777) != (pre.mode & 07777)) {
+        struct vfs_sattr kill = { .set_mode = true, .mode = mode_without_privs(pre.mode & 07777) };
+        if ((err = vfs_setattr(c->srv->vfs, &c->id, &kill, NULL, NULL)) != 0) {
+            r->status = nfs3_status_from_errno(err);
+            wcc_after_fail(c, w, &pre, &c->id);
+            return;
+        }
+    }
     bool sync = a->stable != UNSTABLE;
     err = vfs_write(c->srv->vfs, &c->id, a->offset, a->data.data_val, a->count, sync,
                     NULL, &post);
@@ -559,9 +601,14 @@ static nfsstat3 make_node(struct rpc_ctx *c, const char *name, enum vfs_type typ
                                .uid = s->uid, .gid = s->gid };
     s->set_uid = s->set_gid = false;
     struct vfs_cred cred = { c->cred.uid, c->cred.gid };
-    /* setgid directories pass their group on, as in POSIX. */
-    if (dpre.mode & S_ISGID)
+    /* setgid directories pass their group on, as in POSIX, and to a new
+     * directory their setgid bit too (as Linux file systems and knfsd do:
+     * the client's MKDIR mode never carries it). */
+    if (dpre.mode & S_ISGID) {
         cred.gid = dpre.gid;
+        if (type == VFS_DIR && s->set_mode)
+            s->mode |= S_ISGID;
+    }
     struct vfs_id out;
     int err = vfs_create(c->srv->vfs, &c->id, name, type, s, &cred, major, minor,
                          target, &out, &oa, NULL, &dpost);

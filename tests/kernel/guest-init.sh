@@ -354,6 +354,37 @@ check_rw_host_verifies() {
 	[ "$answer" = OK ] || { why "host: $answer"; return 1; }
 }
 
+# The cthon04-style battery (posixcheck.c) in a fresh directory of the rw export: one line
+# per sub-check, every FAIL line a DETAIL and, with its reason, in the verdict.
+check_posix_semantics_on_rw_export() {
+	[ -n "$RW_SKIP" ] && { why "$RW_SKIP"; return 77; }
+	[ -x /usr/bin/posixcheck ] || { why "posixcheck was not built into the initramfs (see the harness log)"; return 1; }
+	# A second mount with its own caches: close-to-open between two clients.
+	do_mount /px2 nosharecache || { why "second mount failed: $(cat /tmp/mount.err)"; return 1; }
+	POSIXCHECK_OTHER=/px2/$RUN_A/kvm-posix timeout -s KILL 300 posixcheck "/mnt/$RUN_A/kvm-posix" > /tmp/px.out 2>&1; rc=$?
+	umount_settled /px2 || detail "umount /px2: $(cat /tmp/umount.err)"
+	# Again through a mount without READDIRPLUS and with 4 KiB transfers: READDIR cookies,
+	# and reads and writes split into many small calls.
+	if do_mount /px3 nosharecache,nordirplus,rsize=4096,wsize=4096; then
+		timeout -s KILL 300 posixcheck "/px3/$RUN_A/kvm-posix-small" readdir-200-files \
+			readdir-while-unlinking readdir-while-creating telldir-seekdir readdir-dot-entries-and-types \
+			write-read-1mib holey-files large-file-past-4gib o-direct-unaligned parallel-writers-one-file \
+			> /tmp/px3.out 2>&1 || rc=1
+		sed -e 's/^PASS /PASS small-io:/' -e 's/^FAIL /FAIL small-io:/' /tmp/px3.out >> /tmp/px.out
+		umount_settled /px3 || detail "umount /px3: $(cat /tmp/umount.err)"
+	else
+		echo "FAIL small-io: mount with nordirplus,rsize=4096,wsize=4096: $(cat /tmp/mount.err)" >> /tmp/px.out; rc=1
+	fi
+	grep -v '^PASS ' /tmp/px.out | details 40
+	grep '^PASS ' /tmp/px.out | sed 's/^/KTEST: INFO posixcheck /'   # timings, console only
+	npass=$(grep -c '^PASS ' /tmp/px.out); nfail=$(grep -c '^FAIL ' /tmp/px.out)
+	if [ $rc != 0 ] || [ "$nfail" != 0 ]; then
+		why "$nfail failed, $npass passed (status $rc): $(grep '^FAIL ' /tmp/px.out | sed 's/^FAIL //' | tr '\n' ';' | cut -c1-1500)"
+		return 1
+	fi
+	why "$npass sub-checks passed in $(grep -c . /tmp/px.out) lines: $(grep '^PASS ' /tmp/px.out | cut -d' ' -f2 | tr '\n' ' ' | cut -c1-400)"
+}
+
 # NLM (issue 15): two more mounts without nolock (and not sharing a superblock, so each has
 # its own locks), locking RW_DIR/f1 from rw-operations through the guest's lockd.
 lock_mount() { # DIR
@@ -444,6 +475,9 @@ run_check() { # NAME
 	CHECK=$1
 	fn=check_$(echo "$CHECK" | tr - _)
 	rm -f /tmp/why
+	if [ -n "$ONLY" ] && [ "$CHECK" != mount-export ]; then
+		case " $ONLY " in *" $CHECK "*) ;; *) say "SKIP $CHECK: not in KERNEL_ONLY"; return ;; esac
+	fi
 	if [ "$MOUNTED" != 1 ] && [ "$CHECK" != mount-export ]; then
 		say "FAIL $CHECK: not run, the export is not mounted"; return
 	fi

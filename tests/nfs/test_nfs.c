@@ -1238,6 +1238,95 @@ static void grab_create(struct waiter *w, void *data)
     w->u32[0] = r->CREATE3res_u.resok.dir_wcc.after.attributes_follow;
 }
 
+/* A setgid directory passes its group to what is made in it, and its setgid bit to new
+ * directories (the client's MKDIR mode never carries it), as on Linux file systems. */
+START_TEST(a_directory_made_in_a_setgid_directory_is_setgid_and_of_its_group)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    struct nfs_context *nfs = nfs_connect(&s, "/", NULL);
+    ck_assert_int_eq(nfs_mkdir(nfs, "/demo/sg"), 0);
+    ck_assert_int_eq(nfs_chown(nfs, "/demo/sg", 0, 4321), 0);
+    ck_assert_int_eq(nfs_chmod(nfs, "/demo/sg", 02775), 0);
+    ck_assert_int_eq(nfs_mkdir(nfs, "/demo/sg/sub"), 0);
+    struct nfsfh *fh;
+    ck_assert_int_eq(nfs_creat(nfs, "/demo/sg/file", 0644, &fh), 0);
+    nfs_close(nfs, fh);
+    struct nfs_stat_64 st;
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/sg/sub", &st), 0);
+    ck_assert_uint_eq(st.nfs_gid, 4321);
+    ck_assert_uint_eq(st.nfs_mode & 07000, S_ISGID);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/sg/file", &st), 0);
+    ck_assert_uint_eq(st.nfs_gid, 4321);
+    ck_assert_uint_eq(st.nfs_mode & 07777, 0644);     /* a file does not get the bit */
+    /* without the bit on the parent: neither the group nor the bit */
+    ck_assert_int_eq(nfs_chmod(nfs, "/demo/sg", 0775), 0);
+    ck_assert_int_eq(nfs_mkdir(nfs, "/demo/sg/plain"), 0);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/sg/plain", &st), 0);
+    ck_assert_uint_eq(st.nfs_mode & 07000, 0);
+    ck_assert_uint_ne(st.nfs_gid, 4321);
+    nfs_destroy_context(nfs);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
+/* Where Linux takes setuid/setgid away, so does the server (the kernel client leaves it
+ * to the server): a chown of a non-directory, even by root; a chmod to setgid by an owner
+ * outside the file's group; a write by anyone but root.  Setgid without group execute
+ * (mandatory locking) and directories keep their bits. */
+START_TEST(chown_and_writes_by_users_clear_setuid_and_setgid)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    struct nfs_context *nfs = nfs_connect(&s, "/", NULL);
+    struct nfsfh *fh;
+    struct nfs_stat_64 st;
+    ck_assert_int_eq(nfs_creat(nfs, "/demo/suid", 0644, &fh), 0);
+    nfs_close(nfs, fh);
+    ck_assert_int_eq(nfs_chmod(nfs, "/demo/suid", 06755), 0);
+    ck_assert_int_eq(nfs_chown(nfs, "/demo/suid", 1000, 1000), 0);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/suid", &st), 0);
+    ck_assert_uint_eq(st.nfs_mode & 07777, 0755);
+    ck_assert_int_eq(nfs_chmod(nfs, "/demo/suid", 02644), 0);
+    ck_assert_int_eq(nfs_chown(nfs, "/demo/suid", 0, 0), 0);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/suid", &st), 0);
+    ck_assert_uint_eq(st.nfs_mode & 07777, 02644);
+    ck_assert_int_eq(nfs_mkdir(nfs, "/demo/sgdir"), 0);
+    ck_assert_int_eq(nfs_chmod(nfs, "/demo/sgdir", 02755), 0);
+    ck_assert_int_eq(nfs_chown(nfs, "/demo/sgdir", 1000, 1000), 0);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/sgdir", &st), 0);
+    ck_assert_uint_eq(st.nfs_mode & 07777, 02755);
+    /* a user's write, and a user's chmod outside the file's group */
+    ck_assert_int_eq(nfs_creat(nfs, "/demo/shared", 0644, &fh), 0);
+    nfs_close(nfs, fh);
+    ck_assert_int_eq(nfs_chmod(nfs, "/demo/shared", 06777), 0);
+    ck_assert_int_eq(nfs_creat(nfs, "/demo/mine", 0644, &fh), 0);
+    nfs_close(nfs, fh);
+    ck_assert_int_eq(nfs_chown(nfs, "/demo/mine", 1000, 0), 0);
+    struct nfs_context *user = nfs_connect(&s, "/", NULL);
+    nfs_set_uid(user, 1000);
+    nfs_set_gid(user, 1000);
+    ck_assert_int_eq(nfs_open(user, "/demo/shared", O_WRONLY, &fh), 0);
+    ck_assert_int_eq(nfs_pwrite(user, fh, 0, 1, "w"), 1);
+    nfs_close(user, fh);
+    ck_assert_int_eq(nfs_chmod(user, "/demo/mine", 02755), 0);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/shared", &st), 0);
+    ck_assert_uint_eq(st.nfs_mode & 07777, 0777);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/mine", &st), 0);
+    ck_assert_uint_eq(st.nfs_mode & 07777, 0755);
+    /* root's write keeps them */
+    ck_assert_int_eq(nfs_chmod(nfs, "/demo/shared", 06777), 0);
+    ck_assert_int_eq(nfs_open(nfs, "/demo/shared", O_WRONLY, &fh), 0);
+    ck_assert_int_eq(nfs_pwrite(nfs, fh, 0, 1, "r"), 1);
+    nfs_close(nfs, fh);
+    ck_assert_int_eq(nfs_stat64(nfs, "/demo/shared", &st), 0);
+    ck_assert_uint_eq(st.nfs_mode & 07777, 06777);
+    nfs_destroy_context(user);
+    nfs_destroy_context(nfs);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 START_TEST(exclusive_create_accepts_its_own_retry_and_guarded_refuses_existing)
 {
     struct raw_session r;
@@ -1814,6 +1903,8 @@ static Suite *nfs_suite(void)
     tcase_add_test(wr, files_are_created_written_committed_and_read_back);
     tcase_add_test(wr, a_1_tib_sparse_file_is_removed_at_once_and_bigger_sizes_are_fbig);
     tcase_add_test(wr, exclusive_create_accepts_its_own_retry_and_guarded_refuses_existing);
+    tcase_add_test(wr, a_directory_made_in_a_setgid_directory_is_setgid_and_of_its_group);
+    tcase_add_test(wr, chown_and_writes_by_users_clear_setuid_and_setgid);
     tcase_add_test(wr, the_write_verifier_changes_when_the_server_restarts);
     tcase_add_test(wr, root_squash_stops_root_writing_into_roots_directories);
     tcase_add_test(wr, readdirplus_pages_across_changes_with_attributes_equal_to_getattr);
