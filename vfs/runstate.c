@@ -974,8 +974,8 @@ int vfs_run_delete(vfs *v, const char *name)
     }
     if (!err) {
         forget_run(v, &ref);
-        log_warn("vfs: run %s deleted through NFS (RMDIR; object %s removed "
-                 "because run_delete_rename is on)", name, key ? key : "-");
+        log_warn("vfs: run %s deleted through NFS (RMDIR of the emptied "
+                 "run; object %s removed)", name, key ? key : "-");
     }
     free(key);
     unlock_whole_run(v, &ref);

@@ -123,6 +123,19 @@ nfsop "$(url A '')" rename "/$R5" "/renamed" 2>/dev/null
 check "RENAME of a run at the root is refused (default)" test $? -ne 0
 check "and the refusals are logged with the reason" grep -q "refusing rmdir" "$work/A.log"
 check "the object survives" test -s "$work/nas/$R5.tar"
+# A test suite's directory made at the root (cthon04 makes and removes
+# one): MKDIR makes a run, and RMDIR of it once emptied removes it.
+TD=tarnfs_cthon_dir
+nfsop "$(url A '')" mkdir "/$TD" 2>/dev/null
+nfs-cp "$work/new.txt" "$(url A "$TD/t.txt")" >/dev/null 2>&1
+nfsop "$(url A '')" rmdir "/$TD" 2>"$work/rmne.err"
+check "RMDIR of a run made by MKDIR that still holds a file is ENOTEMPTY" \
+  bash -c "grep -qi 'empty' '$work/rmne.err' && nfs-cat '$(url A "$TD/t.txt")' 2>/dev/null | cmp -s - '$work/new.txt'"
+nfsop "$(url A '')" unlink "/$TD/t.txt" 2>/dev/null
+nfsop "$(url A '')" rmdir "/$TD" 2>"$work/rme.err"
+check "once emptied, RMDIR removes it (default settings)" test $? -eq 0
+check "it is gone from the root listing" bash -c "! nfs-ls '$(url A '')' 2>/dev/null | grep -q ' $TD\$'"
+check "and left no object in the backend" test ! -e "$work/nas/$TD.tar"
 nfs-cat "$(url A "$R1/new.txt")" >/dev/null 2>&1
 nfsop "$(url A '')" rename "/$R1/new.txt" "/$NEW/moved.txt" 2>"$work/xdev.err"
 check "RENAME between two runs fails (EXDEV, so clients copy)" \
