@@ -192,6 +192,14 @@ int vfs_open(const struct vfs_config *cfg, vfs **out)
              v->source ? "tarballs from " : "the cached runs",
              v->source ? v->source : "", "", v->cache_dir,
              cfg->read_only ? ", read-only" : "");
+    uint64_t avail, size;
+    if (v->backend && kv_cache_disk(v->cache, &avail, &size) == 0)
+        log_info("vfs: the cache may hold %llu bytes now (cache_limit %llu, "
+                 "0 = none; its filesystem: %llu bytes free of %llu, 5%% "
+                 "up to 1 GiB kept free)",
+                 (unsigned long long)vfs_cache_bound(v),
+                 (unsigned long long)cfg->cache_limit_bytes,
+                 (unsigned long long)avail, (unsigned long long)size);
     *out = v;
     return 0;
 }
