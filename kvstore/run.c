@@ -151,8 +151,8 @@ static void run_shut(kv_run *r)
     kv_dirsnap_drop_run(r);
     if (r->data) {
         if (!kcdbclose(r->data))
-            log_warn("kvstore: closing run %s data: %s", r->name,
-                     kcecodename(kcdbecode(r->data)));
+            log_warn("kvstore: closing run %s data: %s (%s)", r->name,
+                     kcecodename(kcdbecode(r->data)), kcdbemsg(r->data));
         kcdbdel(r->data);
         r->data = NULL;
     }
@@ -165,7 +165,8 @@ static void run_shut(kv_run *r)
     }
     if (r->db) {
         if (!kcdbclose(r->db))
-            log_warn("kvstore: closing run %s: %s", r->name, kcecodename(kcdbecode(r->db)));
+            log_warn("kvstore: closing run %s: %s (%s)", r->name,
+                     kcecodename(kcdbecode(r->db)), kcdbemsg(r->db));
         kcdbdel(r->db);
         r->db = NULL;
     }
