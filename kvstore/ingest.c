@@ -158,6 +158,14 @@ int ingest_data(struct ingest *in, const struct ingest_member *e,
             return ingest_fail(in, EBADMSG, member,
                                "data blocks out of order (corrupt archive)");
         }
+        /* A sparse map may place data anywhere: never past the size the
+         * member declares (the file would be longer than the archive says). */
+        if ((uint64_t)off > (uint64_t)size || len > (uint64_t)size - (uint64_t)off) {
+            kv_append_end(ap);
+            return ingest_fail(in, EBADMSG, member,
+                               "data past its size of %lld bytes (corrupt sparse map)",
+                               (long long)size);
+        }
         if ((uint64_t)off > pos) {
             err = kv_append_hole(ap, (uint64_t)off - pos);
             pos = (uint64_t)off;
@@ -263,6 +271,12 @@ static int ingest_archive(struct ingest *in)
             in->watch->staged(in->watch->arg, in->run);
         }
         int err = ingest_charge(in, 0, archive_entry_pathname(e));
+        if (!err && (!kv_member_id_ok(archive_entry_uid(e)) ||
+                     !kv_member_id_ok(archive_entry_gid(e))))
+            err = ingest_fail(in, EBADMSG, archive_entry_pathname(e),
+                              "owner uid %lld or gid %lld out of range",
+                              (long long)archive_entry_uid(e),
+                              (long long)archive_entry_gid(e));
         struct ingest_member m;
         if (!err) {
             member_from_entry(e, &m);

@@ -1,6 +1,7 @@
 /* ingest_place.c: the member placement core kv_ingest and kv_ingest_index share: staging and finishing the run, error reporting, and one handler per member kind. */
 #include "kvstore/ingest_internal.h"
 #include "kvstore/kv_internal.h"
+#include "kvstore/tarindex.h"
 #include "util/crashpt.h"
 
 #include <errno.h>
@@ -206,6 +207,12 @@ static int ingest_hardlink(struct ingest *in, const struct ingest_member *e,
                            "hard link target '%.100s' is absolute or has a "
                            "'..' component", target_raw);
     }
+    if (strlen(target) > TIX_PATH_MAX) {
+        free(target);
+        return ingest_fail(in, ENAMETOOLONG, member,
+                           "hard link target is longer than %d bytes",
+                           TIX_PATH_MAX);
+    }
     const char *trel = NULL;
     if (!in->strip)
         trel = target;
@@ -366,6 +373,15 @@ int ingest_place(struct ingest *in, const struct ingest_member *e)
                     "absolute path or '..' component (refused)");
         free(path);
         return EBADMSG;
+    }
+    /* The index's bound (TIX_PATH_MAX, PATH_MAX's 4096): a run is the same
+     * whether built from its tarball or its index, and placing a path
+     * costs time in its depth for every level (a 200 KB pax path 100,000
+     * levels deep took minutes). */
+    if (strlen(path) > TIX_PATH_MAX) {
+        free(path);
+        return ingest_fail(in, ENAMETOOLONG, raw, "path is longer than %d bytes",
+                           TIX_PATH_MAX);
     }
     bool is_dir = !e->hardlink && (e->mode & S_IFMT) == S_IFDIR;
     if (path[0] == '\0' && !is_dir) {
