@@ -22,9 +22,6 @@
 /* libarchive gets this much input per callback; big reads keep the
  * per-call overhead of decompressors and of read_fn low. */
 #define INGEST_READ_BUF (1024 * 1024)
-/* What one node costs against the byte budget: what kvstore counts for an
- * inode in bytes_used (KV_INODE_COST). */
-#define INGEST_NODE_COST 256
 
 /* ---- 1. filters ------------------------------------------------------- */
 
@@ -72,7 +69,7 @@ static void register_builtin_filters(struct archive *a)
  * nodes made so far) would take the run past its budget: checked as the
  * archive is read, so a decompression bomb stops at the budget instead of
  * filling the disk (issue 12, finding 12). */
-static int ingest_charge(struct ingest *in, uint64_t more, const char *member)
+int ingest_charge(struct ingest *in, uint64_t more, const char *member)
 {
     if (!in->budget)
         return 0;

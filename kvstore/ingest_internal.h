@@ -123,6 +123,14 @@ int ingest_error(struct ingest *in, int err, const char *member,
 #define ingest_fail ingest_error
 
 /* ---- ingest.c: the tar stream ---- */
+/* What one node costs against the byte budget: what kvstore counts for an
+ * inode in bytes_used (KV_INODE_COST). */
+#define INGEST_NODE_COST 256
+/* ENOSPC (res->error says so, naming member) if storing more bytes of
+ * data, with the nodes made so far, would take the run past in->budget;
+ * 0 with no budget. */
+int ingest_charge(struct ingest *in, uint64_t more, const char *member);
+
 /* Copy member e's data from the archive (holes for sparse ones) into ino. */
 int ingest_data(struct ingest *in, const struct ingest_member *e, kv_ino ino,
                 const char *member);

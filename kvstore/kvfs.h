@@ -624,13 +624,21 @@ int kv_ingest_stream(kv_cache *c, const char *name, kv_read_fn read_fn,
 struct tix_index;
 int kv_ingest_index(kv_cache *c, const char *name, const struct tix_index *ix,
                     const char *source_version, struct kv_ingest_result *res);
-/* kv_ingest_index, telling w about the run as it is built (w->staged
- * before the first member, w->placed after each), and handing the run to
- * the caller in *out as kv_ingest_stream does (published on success, still
- * staged on failure; the caller closes it).  Errors as kv_ingest_index. */
+/* kv_ingest_index, stopping with ENOSPC (nothing published) once the run's
+ * nodes would cost more than max_bytes (as kv_ingest_limited counts them;
+ * 0: no limit). */
+int kv_ingest_index_limited(kv_cache *c, const char *name,
+                            const struct tix_index *ix,
+                            const char *source_version, uint64_t max_bytes,
+                            struct kv_ingest_result *res);
+/* kv_ingest_index_limited, telling w about the run as it is built
+ * (w->staged before the first member, w->placed after each), and handing
+ * the run to the caller in *out as kv_ingest_stream does (published on
+ * success, still staged on failure; the caller closes it).  Errors as
+ * kv_ingest_index. */
 int kv_ingest_index_stream(kv_cache *c, const char *name,
                            const struct tix_index *ix,
-                           const char *source_version,
+                           const char *source_version, uint64_t max_bytes,
                            const struct kv_ingest_watch *w, kv_run **out,
                            struct kv_ingest_result *res);
 
