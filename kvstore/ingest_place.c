@@ -304,10 +304,12 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
     }
     /* A member of an index is made with its size and absent data in one
      * step (five Kyoto Cabinet calls fewer than setting them after). */
+    /* (libarchive passes on a negative size, e.g. a GNU sparse member's
+     * real size in base-256: the file would be stored empty.) */
+    if (S_ISREG(mode) && e->size < 0)
+        return ingest_fail(in, EBADMSG, member, "negative size");
     struct kv_absent_spec absent;
     if (S_ISREG(mode) && e->absent) {
-        if (e->size < 0)
-            return ingest_fail(in, EBADMSG, member, "negative size");
         if (e->size > 0) {
             absent = (struct kv_absent_spec){
                 .size = (uint64_t)e->size, .member = member,

@@ -1046,6 +1046,36 @@ START_TEST(owner_ids_beyond_32_bits_or_negative_are_refused)
 }
 END_TEST
 
+/* An old GNU sparse member ('S') whose real size (base-256) is -1 and
+ * whose one data block of 5 bytes is at 0: libarchive hands it on with
+ * that size, and it was stored as an empty file, its data dropped. */
+START_TEST(a_member_with_a_negative_size_is_refused)
+{
+    struct tbuf t = { 0 };
+    raw_header(&t, "run/ok.txt", '0', 3, NULL);
+    raw_data(&t, "ok\n", 3);
+    raw_header(&t, "run/sparse", 'S', 5, NULL);
+    unsigned char *h = t.p + t.n - 512;
+    memcpy(h + 257, "ustar  ", 8);                 /* GNU magic */
+    snprintf((char *)h + 386, 12, "%011o", 0);     /* block 0: offset 0 */
+    snprintf((char *)h + 398, 12, "%011o", 5);     /* 5 bytes */
+    memset(h + 483, 0xff, 12);                     /* real size -1 */
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+    raw_data(&t, "AAAAA", 5);
+    raw_end(&t);
+    struct kv_ingest_result res;
+    ck_assert_int_eq(ingest_buf("run", &t, &res), EBADMSG);
+    ck_assert_msg(strstr(res.error, "run/sparse") != NULL &&
+                  strstr(res.error, "negative size") != NULL, "%s", res.error);
+    assert_nothing_visible("run");
+    free(t.p);
+}
+END_TEST
+
 START_TEST(input_that_is_not_a_tarball_is_refused)
 {
     struct tbuf t = { 0 };
@@ -1146,7 +1176,8 @@ static Suite *ingest_suite(void)
             a_decompression_bomb_stops_at_the_byte_budget_and_leaves_nothing,
             a_path_longer_than_path_max_is_refused_at_once_and_leaves_nothing,
             sparse_data_past_the_members_size_is_refused,
-            owner_ids_beyond_32_bits_or_negative_are_refused } },
+            owner_ids_beyond_32_bits_or_negative_are_refused,
+            a_member_with_a_negative_size_is_refused } },
         { "input", {
             a_trickling_read_callback_gives_the_same_run,
             a_failing_read_callback_fails_the_ingest_with_eio } },
