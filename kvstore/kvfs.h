@@ -645,5 +645,12 @@ int kv_ingest_index_stream(kv_cache *c, const char *name,
 /* The deterministic inode number for path (relative to the run root, no
  * leading '/', "" for the root) in run name: a 63-bit hash, never below 16. */
 kv_ino kv_ino_for(const char *name, const char *path);
+/* fn(arg, end, kv_ino_for(name, prefix)) for each prefix path[0..end) that
+ * ends a component (at each '/' and at the end; "" gives the root's), in
+ * order, in one pass over path: linear where calling kv_ino_for per
+ * prefix is quadratic in the depth. */
+void kv_ino_for_prefixes(const char *name, const char *path,
+                         void (*fn)(void *arg, size_t end, kv_ino ino),
+                         void *arg);
 
 #endif
