@@ -86,6 +86,7 @@ struct ingest {
     gid_t default_gid;
 
     uint64_t budget;            /* bytes the run may take; 0: no limit */
+    uint64_t link_bytes;        /* symlink targets stored (charged as data) */
 
     /* Streaming (kv_ingest_stream): told about each member as it lands;
      * the run is handed to the caller at the end instead of being closed
@@ -126,8 +127,12 @@ int ingest_error(struct ingest *in, int err, const char *member,
 /* What one node costs against the byte budget: what kvstore counts for an
  * inode in bytes_used (KV_INODE_COST). */
 #define INGEST_NODE_COST 256
+/* What one hard link (a directory entry, no node) costs against it:
+ * above what one takes in the run's file (about 80 bytes). */
+#define INGEST_LINK_COST 128
 /* ENOSPC (res->error says so, naming member) if storing more bytes of
- * data, with the nodes made so far, would take the run past in->budget;
+ * data, with the nodes and hard links made so far, would take the run past
+ * in->budget;
  * 0 with no budget. */
 int ingest_charge(struct ingest *in, uint64_t more, const char *member);
 
