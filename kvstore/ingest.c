@@ -75,7 +75,7 @@ int ingest_charge(struct ingest *in, uint64_t more, const char *member)
         return 0;
     const struct kv_ingest_result *r = in->res;
     uint64_t nodes = r->files + r->dirs + r->symlinks + r->others;
-    uint64_t used = r->bytes + in->link_bytes + nodes * INGEST_NODE_COST +
+    uint64_t used = r->bytes + in->meta_bytes + nodes * INGEST_NODE_COST +
                     r->hardlinks * INGEST_LINK_COST;
     if (used <= in->budget && more <= in->budget - used)
         return 0;

@@ -86,7 +86,8 @@ struct ingest {
     gid_t default_gid;
 
     uint64_t budget;            /* bytes the run may take; 0: no limit */
-    uint64_t link_bytes;        /* symlink targets stored (charged as data) */
+    uint64_t meta_bytes;        /* symlink targets and absent-data records
+                                   stored (charged as data) */
 
     /* Streaming (kv_ingest_stream): told about each member as it lands;
      * the run is handed to the caller at the end instead of being closed

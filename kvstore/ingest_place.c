@@ -292,7 +292,7 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
         int cerr = ingest_charge(in, tl, member);
         if (cerr)
             return cerr;
-        in->link_bytes += tl;
+        in->meta_bytes += tl;
         nn.symlink_target = t;
         break;
     }
@@ -324,6 +324,13 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
             if (!kv_absent_spec_ok(&absent))
                 return ingest_fail(in, EBADMSG, member,
                                    "recording absent data: %s", strerror(EINVAL));
+            /* The record keeps the member's path and a CRC per chunk: an
+             * index may claim huge files, or long paths, cheaply. */
+            uint64_t rec = strlen(member) + 4 * (uint64_t)e->nsums;
+            int cerr = ingest_charge(in, rec, member);
+            if (cerr)
+                return cerr;
+            in->meta_bytes += rec;
             nn.absent = &absent;
         }
     }

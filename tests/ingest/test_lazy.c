@@ -1149,6 +1149,49 @@ START_TEST(an_index_of_many_empty_files_stops_at_the_byte_budget_and_leaves_noth
 }
 END_TEST
 
+/* An absent file's record keeps a CRC per MiB chunk: an index of 16
+ * members claiming 64 GiB each (a sparse tarball on a NAS costs nothing;
+ * the members may overlap) records 4 MiB of CRCs, which the budget did
+ * not count. */
+START_TEST(the_absent_data_records_of_an_index_count_against_the_byte_budget)
+{
+    enum { N = 16 };
+    const uint64_t size = (uint64_t)64 << 30;
+    uint32_t nsums = (uint32_t)(size / TIX_CHUNK);
+    uint32_t *sums = calloc(nsums, sizeof *sums);
+    uint32_t x = 1;
+    for (uint32_t i = 0; i < nsums; i++)    /* what honest CRCs look like: */
+        sums[i] = x = x * 1664525u + 1013904223u;   /* incompressible */
+    tix_writer *w;
+    ck_assert_int_eq(tix_writer_new(&w), 0);
+    for (unsigned i = 0; i < N; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "RUN/huge%02u", i);
+        struct tix_member t = { .path = p, .type = TIX_REG, .mode = 0644,
+                                .size = size, .data_off = 512,
+                                .nsums = nsums, .sums = sums };
+        ck_assert_int_eq(tix_writer_add(w, &t), 0);
+    }
+    void *buf;
+    size_t len;
+    struct tix_source src = { .size = size + 1024 };
+    ck_assert_int_eq(tix_writer_finish(w, &src, &buf, &len), 0);
+    tix_writer_free(w);
+    tix_index *ix;
+    char perr[256];
+    ck_assert_int_eq(tix_parse(buf, len, &ix, perr, sizeof perr), 0);
+    struct kv_ingest_result res;
+    ck_assert_int_eq(kv_ingest_index_limited(cache, "RUN", ix, "v1", 1 << 20, &res),
+                     ENOSPC);
+    struct kv_runinfo ri;
+    ck_assert_int_eq(kv_cache_runinfo(cache, "RUN", &ri), ENOENT);
+    ck_assert_int_eq(kv_ingest_index_limited(cache, "RUN", ix, "v1", 64 << 20, &res), 0);
+    tix_free(ix);
+    free(buf);
+    free(sums);
+}
+END_TEST
+
 START_TEST(a_late_member_outside_the_top_directory_is_placed_as_kv_ingest_does)
 {
     static const unsigned char x[] = "abc";
@@ -1203,6 +1246,7 @@ static Suite *lazy_suite(void)
     tcase_add_test(tc, hostile_index_paths_are_refused_like_kv_ingest_refuses_them);
     tcase_add_test(tc, an_index_with_a_sparse_member_is_not_used);
     tcase_add_test(tc, an_index_of_many_empty_files_stops_at_the_byte_budget_and_leaves_nothing);
+    tcase_add_test(tc, the_absent_data_records_of_an_index_count_against_the_byte_budget);
     tcase_add_test(tc, a_late_member_outside_the_top_directory_is_placed_as_kv_ingest_does);
     suite_add_tcase(s, tc);
     return s;
