@@ -22,9 +22,6 @@
 /* libarchive gets this much input per callback; big reads keep the
  * per-call overhead of decompressors and of read_fn low. */
 #define INGEST_READ_BUF (1024 * 1024)
-/* What one node costs against the byte budget: what kvstore counts for an
- * inode in bytes_used (KV_INODE_COST). */
-#define INGEST_NODE_COST 256
 
 /* ---- 1. filters ------------------------------------------------------- */
 
@@ -72,13 +69,14 @@ static void register_builtin_filters(struct archive *a)
  * nodes made so far) would take the run past its budget: checked as the
  * archive is read, so a decompression bomb stops at the budget instead of
  * filling the disk (issue 12, finding 12). */
-static int ingest_charge(struct ingest *in, uint64_t more, const char *member)
+int ingest_charge(struct ingest *in, uint64_t more, const char *member)
 {
     if (!in->budget)
         return 0;
     const struct kv_ingest_result *r = in->res;
     uint64_t nodes = r->files + r->dirs + r->symlinks + r->others;
-    uint64_t used = r->bytes + nodes * INGEST_NODE_COST;
+    uint64_t used = r->bytes + in->meta_bytes + nodes * INGEST_NODE_COST +
+                    r->hardlinks * INGEST_LINK_COST;
     if (used <= in->budget && more <= in->budget - used)
         return 0;
     return ingest_fail(in, ENOSPC, member,
@@ -157,6 +155,14 @@ int ingest_data(struct ingest *in, const struct ingest_member *e,
             kv_append_end(ap);
             return ingest_fail(in, EBADMSG, member,
                                "data blocks out of order (corrupt archive)");
+        }
+        /* A sparse map may place data anywhere: never past the size the
+         * member declares (the file would be longer than the archive says). */
+        if ((uint64_t)off > (uint64_t)size || len > (uint64_t)size - (uint64_t)off) {
+            kv_append_end(ap);
+            return ingest_fail(in, EBADMSG, member,
+                               "data past its size of %lld bytes (corrupt sparse map)",
+                               (long long)size);
         }
         if ((uint64_t)off > pos) {
             err = kv_append_hole(ap, (uint64_t)off - pos);
@@ -263,6 +269,12 @@ static int ingest_archive(struct ingest *in)
             in->watch->staged(in->watch->arg, in->run);
         }
         int err = ingest_charge(in, 0, archive_entry_pathname(e));
+        if (!err && (!kv_member_id_ok(archive_entry_uid(e)) ||
+                     !kv_member_id_ok(archive_entry_gid(e))))
+            err = ingest_fail(in, EBADMSG, archive_entry_pathname(e),
+                              "owner uid %lld or gid %lld out of range",
+                              (long long)archive_entry_uid(e),
+                              (long long)archive_entry_gid(e));
         struct ingest_member m;
         if (!err) {
             member_from_entry(e, &m);

@@ -225,8 +225,8 @@ static int depth_order(const struct tix_index *ix, size_t n, const char *top,
 
 static int ingest_index(kv_cache *c, const char *name,
                         const struct tix_index *ix, const char *source_version,
-                        const struct kv_ingest_watch *w, kv_run **keep,
-                        struct kv_ingest_result *res)
+                        uint64_t max_bytes, const struct kv_ingest_watch *w,
+                        kv_run **keep, struct kv_ingest_result *res)
 {
     memset(res, 0, sizeof *res);
     if (keep)
@@ -269,6 +269,9 @@ static int ingest_index(kv_cache *c, const char *name,
     /* The index is all here: the run is shown from now on, and each
      * member as it is placed. */
     ingest_watch(in, w, keep);
+    /* Every node counts against the budget as in kv_ingest: an index of
+     * a million empty files is small, its run is not. */
+    in->budget = max_bytes;
     for (size_t k = 0; k < n && !err; k++) {
         size_t i = order ? order[k] : k;
         struct ingest_member m;
@@ -278,6 +281,8 @@ static int ingest_index(kv_cache *c, const char *name,
         if (err)
             err = ingest_error(in, EBADMSG, t.path, "bad index member");
         else
+            err = ingest_charge(in, 0, t.path);
+        if (!err)
             err = ingest_place(in, &m);
         /* Every member of this depth placed: its parents list whole. */
         if (!err && order && (k + 1 == n || depth[order[k + 1]] > depth[i]))
@@ -291,14 +296,23 @@ static int ingest_index(kv_cache *c, const char *name,
 int kv_ingest_index(kv_cache *c, const char *name, const struct tix_index *ix,
                     const char *source_version, struct kv_ingest_result *res)
 {
-    return ingest_index(c, name, ix, source_version, NULL, NULL, res);
+    return ingest_index(c, name, ix, source_version, 0, NULL, NULL, res);
+}
+
+int kv_ingest_index_limited(kv_cache *c, const char *name,
+                            const struct tix_index *ix,
+                            const char *source_version, uint64_t max_bytes,
+                            struct kv_ingest_result *res)
+{
+    return ingest_index(c, name, ix, source_version, max_bytes, NULL, NULL,
+                        res);
 }
 
 int kv_ingest_index_stream(kv_cache *c, const char *name,
                            const struct tix_index *ix,
-                           const char *source_version,
+                           const char *source_version, uint64_t max_bytes,
                            const struct kv_ingest_watch *w, kv_run **out,
                            struct kv_ingest_result *res)
 {
-    return ingest_index(c, name, ix, source_version, w, out, res);
+    return ingest_index(c, name, ix, source_version, max_bytes, w, out, res);
 }

@@ -86,6 +86,8 @@ struct ingest {
     gid_t default_gid;
 
     uint64_t budget;            /* bytes the run may take; 0: no limit */
+    uint64_t meta_bytes;        /* symlink targets and absent-data records
+                                   stored (charged as data) */
 
     /* Streaming (kv_ingest_stream): told about each member as it lands;
      * the run is handed to the caller at the end instead of being closed
@@ -123,6 +125,18 @@ int ingest_error(struct ingest *in, int err, const char *member,
 #define ingest_fail ingest_error
 
 /* ---- ingest.c: the tar stream ---- */
+/* What one node costs against the byte budget: what kvstore counts for an
+ * inode in bytes_used (KV_INODE_COST). */
+#define INGEST_NODE_COST 256
+/* What one hard link (a directory entry, no node) costs against it:
+ * above what one takes in the run's file (about 80 bytes). */
+#define INGEST_LINK_COST 128
+/* ENOSPC (res->error says so, naming member) if storing more bytes of
+ * data, with the nodes and hard links made so far, would take the run past
+ * in->budget;
+ * 0 with no budget. */
+int ingest_charge(struct ingest *in, uint64_t more, const char *member);
+
 /* Copy member e's data from the archive (holes for sparse ones) into ino. */
 int ingest_data(struct ingest *in, const struct ingest_member *e, kv_ino ino,
                 const char *member);

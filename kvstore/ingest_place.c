@@ -1,6 +1,7 @@
 /* ingest_place.c: the member placement core kv_ingest and kv_ingest_index share: staging and finishing the run, error reporting, and one handler per member kind. */
 #include "kvstore/ingest_internal.h"
 #include "kvstore/kv_internal.h"
+#include "kvstore/tarindex.h"
 #include "util/crashpt.h"
 
 #include <errno.h>
@@ -206,6 +207,12 @@ static int ingest_hardlink(struct ingest *in, const struct ingest_member *e,
                            "hard link target '%.100s' is absolute or has a "
                            "'..' component", target_raw);
     }
+    if (strlen(target) > TIX_PATH_MAX) {
+        free(target);
+        return ingest_fail(in, ENAMETOOLONG, member,
+                           "hard link target is longer than %d bytes",
+                           TIX_PATH_MAX);
+    }
     const char *trel = NULL;
     if (!in->strip)
         trel = target;
@@ -280,6 +287,12 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
             return ingest_fail(in, EBADMSG, member,
                                "symlink target is empty or longer than %d",
                                KV_SYMLINK_MAX);
+        /* Stored with the node: data as far as the budget goes (20,000
+         * targets of 4 KB would be 80 MB against 5 MB of nodes). */
+        int cerr = ingest_charge(in, tl, member);
+        if (cerr)
+            return cerr;
+        in->meta_bytes += tl;
         nn.symlink_target = t;
         break;
     }
@@ -297,10 +310,12 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
     }
     /* A member of an index is made with its size and absent data in one
      * step (five Kyoto Cabinet calls fewer than setting them after). */
+    /* (libarchive passes on a negative size, e.g. a GNU sparse member's
+     * real size in base-256: the file would be stored empty.) */
+    if (S_ISREG(mode) && e->size < 0)
+        return ingest_fail(in, EBADMSG, member, "negative size");
     struct kv_absent_spec absent;
     if (S_ISREG(mode) && e->absent) {
-        if (e->size < 0)
-            return ingest_fail(in, EBADMSG, member, "negative size");
         if (e->size > 0) {
             absent = (struct kv_absent_spec){
                 .size = (uint64_t)e->size, .member = member,
@@ -309,6 +324,13 @@ static int ingest_node(struct ingest *in, const struct ingest_member *e,
             if (!kv_absent_spec_ok(&absent))
                 return ingest_fail(in, EBADMSG, member,
                                    "recording absent data: %s", strerror(EINVAL));
+            /* The record keeps the member's path and a CRC per chunk: an
+             * index may claim huge files, or long paths, cheaply. */
+            uint64_t rec = strlen(member) + 4 * (uint64_t)e->nsums;
+            int cerr = ingest_charge(in, rec, member);
+            if (cerr)
+                return cerr;
+            in->meta_bytes += rec;
             nn.absent = &absent;
         }
     }
@@ -366,6 +388,15 @@ int ingest_place(struct ingest *in, const struct ingest_member *e)
                     "absolute path or '..' component (refused)");
         free(path);
         return EBADMSG;
+    }
+    /* The index's bound (TIX_PATH_MAX, PATH_MAX's 4096): a run is the same
+     * whether built from its tarball or its index, and placing a path
+     * costs time in its depth for every level (a 200 KB pax path 100,000
+     * levels deep took minutes). */
+    if (strlen(path) > TIX_PATH_MAX) {
+        free(path);
+        return ingest_fail(in, ENAMETOOLONG, raw, "path is longer than %d bytes",
+                           TIX_PATH_MAX);
     }
     bool is_dir = !e->hardlink && (e->mode & S_IFMT) == S_IFDIR;
     if (path[0] == '\0' && !is_dir) {

@@ -152,6 +152,15 @@ void kv_attr_from(kv_ino ino, const struct kv_inode *in, struct kv_attr *a);
  * absolute path or a ".." component (refused, never rewritten). */
 int kv_member_path_normalise(char *p);
 
+/* Whether a tar member's owner id (uid or gid, as libarchive gives it)
+ * fits 32 bits without wrapping: 0 to 2^32 - 2 ((uid_t)-1 means "no
+ * owner" to chown).  Out of range, the member is refused, not wrapped
+ * (uid 2^32 + 1 would become uid 1). */
+static inline bool kv_member_id_ok(int64_t id)
+{
+    return id >= 0 && id < (int64_t)UINT32_MAX;
+}
+
 /* ---- node.c ---- */
 /* Load inode ino into *in (ENOENT if missing). */
 int kv_inode_load(kv_run *r, kv_ino ino, struct kv_inode *in);

@@ -624,18 +624,33 @@ int kv_ingest_stream(kv_cache *c, const char *name, kv_read_fn read_fn,
 struct tix_index;
 int kv_ingest_index(kv_cache *c, const char *name, const struct tix_index *ix,
                     const char *source_version, struct kv_ingest_result *res);
-/* kv_ingest_index, telling w about the run as it is built (w->staged
- * before the first member, w->placed after each), and handing the run to
- * the caller in *out as kv_ingest_stream does (published on success, still
- * staged on failure; the caller closes it).  Errors as kv_ingest_index. */
+/* kv_ingest_index, stopping with ENOSPC (nothing published) once the run's
+ * nodes would cost more than max_bytes (as kv_ingest_limited counts them;
+ * 0: no limit). */
+int kv_ingest_index_limited(kv_cache *c, const char *name,
+                            const struct tix_index *ix,
+                            const char *source_version, uint64_t max_bytes,
+                            struct kv_ingest_result *res);
+/* kv_ingest_index_limited, telling w about the run as it is built
+ * (w->staged before the first member, w->placed after each), and handing
+ * the run to the caller in *out as kv_ingest_stream does (published on
+ * success, still staged on failure; the caller closes it).  Errors as
+ * kv_ingest_index. */
 int kv_ingest_index_stream(kv_cache *c, const char *name,
                            const struct tix_index *ix,
-                           const char *source_version,
+                           const char *source_version, uint64_t max_bytes,
                            const struct kv_ingest_watch *w, kv_run **out,
                            struct kv_ingest_result *res);
 
 /* The deterministic inode number for path (relative to the run root, no
  * leading '/', "" for the root) in run name: a 63-bit hash, never below 16. */
 kv_ino kv_ino_for(const char *name, const char *path);
+/* fn(arg, end, kv_ino_for(name, prefix)) for each prefix path[0..end) that
+ * ends a component (at each '/' and at the end; "" gives the root's), in
+ * order, in one pass over path: linear where calling kv_ino_for per
+ * prefix is quadratic in the depth. */
+void kv_ino_for_prefixes(const char *name, const char *path,
+                         void (*fn)(void *arg, size_t end, kv_ino ino),
+                         void *arg);
 
 #endif

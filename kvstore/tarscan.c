@@ -217,6 +217,11 @@ static int scan_member(struct scan *s, struct archive_entry *e, tix_writer *w,
         rc = scan_fail(s, EBADMSG, raw, "absolute path or '..' component (refused)");
         goto out;
     }
+    if (!kv_member_id_ok(archive_entry_uid(e)) || !kv_member_id_ok(archive_entry_gid(e))) {
+        rc = scan_fail(s, EBADMSG, raw, "owner uid %lld or gid %lld out of range",
+                       (long long)archive_entry_uid(e), (long long)archive_entry_gid(e));
+        goto out;
+    }
     struct tix_member m = {
         .path = path,
         .mode = archive_entry_mode(e) & 07777,

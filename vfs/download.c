@@ -33,7 +33,7 @@ static ssize_t feed_read(void *arg, void *buf, size_t cap)
  * being loaded, or changed and not written back); 0 without a limit.  At
  * least 1 with a limit, so a full cache refuses rather than goes unlimited.
  * kv_ingest_limited stops at it as it reads (issue 12, finding 12). */
-static uint64_t ingest_headroom(vfs *v, const char *name)
+uint64_t vfs_ingest_headroom(vfs *v, const char *name)
 {
     uint64_t limit = vfs_cache_bound(v);
     if (!limit)
@@ -81,10 +81,10 @@ int vfs_download_run(vfs *v, struct vfs_run *r, const char *key,
             struct kv_ingest_watch w;
             vfs_stream_watch(st, &w);
             err = kv_ingest_stream(v->cache, name, feed_read, &feed, version,
-                                   ingest_headroom(v, name), &w, &kr, &res);
+                                   vfs_ingest_headroom(v, name), &w, &kr, &res);
         } else {
             err = kv_ingest_limited(v->cache, name, feed_read, &feed, version,
-                                    ingest_headroom(v, name), &res);
+                                    vfs_ingest_headroom(v, name), &res);
         }
         /* The rest of the object (end-of-archive padding) is the scan's
          * too: its SHA-256 and size cover every byte. */

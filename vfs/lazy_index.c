@@ -117,10 +117,12 @@ int vfs_lazy_load_index(vfs *v, struct vfs_run *r, const char *key,
         vfs_stream_index(st);
         struct kv_ingest_watch w;
         vfs_stream_watch(st, &w);
-        err = kv_ingest_index_stream(v->cache, name, ix, oi->version, &w,
+        err = kv_ingest_index_stream(v->cache, name, ix, oi->version,
+                                     vfs_ingest_headroom(v, name), &w,
                                      &kr, &res);
     } else {
-        err = kv_ingest_index(v->cache, name, ix, oi->version, &res);
+        err = kv_ingest_index_limited(v->cache, name, ix, oi->version,
+                                      vfs_ingest_headroom(v, name), &res);
     }
     tix_free(ix);
     if (err)

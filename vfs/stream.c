@@ -139,27 +139,30 @@ static void on_data_begin(void *arg, kv_ino ino, uint64_t size)
     pthread_mutex_unlock(&s->v->lock);
 }
 
+struct path_bits_acc {
+    const char *path;
+    size_t start;               /* where the current component begins */
+    uint64_t bits;
+};
+
+static void add_prefix_bits(void *arg, size_t end, kv_ino prefix_ino)
+{
+    struct path_bits_acc *a = arg;
+    a->bits |= want_bit(vfs_hash(a->path + a->start, end - a->start));
+    a->bits |= ino_bit(prefix_ino);
+    a->start = end + 1;
+}
+
 /* Bloom bits of a member's path: each component's name and each prefix's
- * inode number (what a miss for an implicit parent directory waits for). */
+ * inode number (what a miss for an implicit parent directory waits for).
+ * One pass over the path (called under v->lock for every member placed
+ * while misses wait: hashing each prefix from the start made a stream of
+ * deep paths crawl, 2,000 levels cost 2,000 x 4 KB of hashing each). */
 static uint64_t path_bits(const char *run, const char *relpath, kv_ino ino)
 {
-    uint64_t bits = ino_bit(ino);
-    char buf[4096];
-    size_t len = strlen(relpath);
-    if (len >= sizeof buf)
-        return ~UINT64_C(0);
-    memcpy(buf, relpath, len + 1);
-    for (size_t i = 0, start = 0; i <= len; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        bits |= want_bit(vfs_hash_str(buf + start));
-        bits |= ino_bit(kv_ino_for(run, buf));
-        buf[i] = c;
-        start = i + 1;
-    }
-    return bits;
+    struct path_bits_acc a = { .path = relpath, .start = 0, .bits = ino_bit(ino) };
+    kv_ino_for_prefixes(run, relpath, add_prefix_bits, &a);
+    return a.bits;
 }
 
 static void on_placed(void *arg, const char *relpath, kv_ino ino)

@@ -560,6 +560,10 @@ int vfs_upload_run(vfs *v, kv_run *kr, const char *top, const char *key,
                    struct fetch_objinfo *oi, uint64_t *files);
 
 /* ---- download.c -------------------------------------------------------- */
+/* The bytes run name may take as it is built (from its tarball or its
+ * index): the cache bound less the runs that cannot be evicted now; 0 with
+ * no bound, at least 1 with one. */
+uint64_t vfs_ingest_headroom(vfs *v, const char *name);
 /* Stream the object key into a new published run r->name, served from its
  * first member on if serve (else it appears once whole).  With oi (the
  * object as stat'ed) and index_upload set, an uncompressed tarball's index

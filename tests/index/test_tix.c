@@ -964,6 +964,32 @@ START_TEST(scan_refuses_a_file_with_an_empty_name)
 }
 END_TEST
 
+/* A pax uid or gid past 32 bits (or negative) fails the scan, as kv_ingest
+ * refuses it: cast to 32 bits, uid 2^32 + 1 was indexed as uid 1. */
+START_TEST(scan_refuses_owner_ids_beyond_32_bits)
+{
+    strcpy(tmp, "/tmp/tixscan-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    static const char *const ids[] = { "uid=4294967297", "gid=4294967296", "uid=-1" };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char err[300], t[160];
+        struct tix_source src;
+        memset(&src, 0, sizeof src);
+        tix_index *ix;
+        sh("python3 -c 'import io, sys, tarfile\n"
+           "k, v = sys.argv[2].split(\"=\")\n"
+           "with tarfile.open(sys.argv[1], \"w\", format=tarfile.PAX_FORMAT) as t:\n"
+           "    i = tarfile.TarInfo(\"run/owned\"); i.size = 1\n"
+           "    i.pax_headers = {k: v}; t.addfile(i, io.BytesIO(b\"x\"))' "
+           "%s/ids.tar %s", tmp, ids[i]);
+        snprintf(t, sizeof t, "%s/ids.tar", tmp);
+        ck_assert_int_eq(scan_file(t, &src, &ix, err, sizeof err), EBADMSG);
+        ck_assert_msg(strstr(err, "run/owned") && strstr(err, "out of range"), "%s", err);
+    }
+    sh("rm -rf %s", tmp);
+}
+END_TEST
+
 static int cancel_after_1m(void *arg, uint64_t bytes)
 {
     *(uint64_t *)arg = bytes;
@@ -1075,6 +1101,7 @@ Suite *tix_suite(void)
     tcase_add_test(sc, scan_sparse_members_are_flagged_without_sums);
     tcase_add_test(sc, scan_refuses_compressed_truncated_and_garbage);
     tcase_add_test(sc, scan_refuses_a_file_with_an_empty_name);
+    tcase_add_test(sc, scan_refuses_owner_ids_beyond_32_bits);
     tcase_add_test(sc, scan_progress_reports_and_cancels);
     tcase_add_test(sc, scan_reads_the_inode_number_a_member_keeps);
     suite_add_tcase(s, sc);

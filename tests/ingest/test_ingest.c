@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- archives built in memory with libarchive's writer ---------------- */
@@ -172,6 +174,29 @@ static void raw_end(struct tbuf *t)
 {
     static const unsigned char zeros[1024];
     tbuf_append(t, zeros, sizeof zeros);
+}
+
+/* A pax extended header ('x') carrying the records "key=value" given as
+ * alternating key, value strings (NULL-terminated list), for attributes
+ * libarchive's writer would never write. */
+static void raw_pax(struct tbuf *t, ...)
+{
+    char body[8192];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, t);
+    for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
+        const char *v = va_arg(ap, const char *);
+        size_t rest = strlen(k) + strlen(v) + 3;    /* ' ', '=', '\n' */
+        size_t len = rest + 1;
+        while (len != rest + (size_t)snprintf(NULL, 0, "%zu", len))
+            len++;
+        ck_assert_uint_lt(n + len, sizeof body);
+        n += (size_t)snprintf(body + n, sizeof body - n, "%zu %s=%s\n", len, k, v);
+    }
+    va_end(ap);
+    raw_header(t, "./PaxHeaders/x", 'x', n, NULL);
+    raw_data(t, body, n);
 }
 
 /* ---- reading the archive back through kv_read_fn ---------------------- */
@@ -942,6 +967,171 @@ START_TEST(corrupt_bytes_fail_with_a_clear_error_and_leave_nothing)
 }
 END_TEST
 
+START_TEST(a_path_longer_than_path_max_is_refused_at_once_and_leaves_nothing)
+{
+    /* 4097 bytes in short components, and a 200 KB path 100,000 levels
+     * deep: placing such a path cost time quadratic in its depth (minutes
+     * for a 200 KB tarball) before the 4096-byte bound. */
+    static const size_t lens[] = { 4097, 200001 };
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        char *path = malloc(lens[i] + 1);
+        memcpy(path, "run/", 4);
+        for (size_t k = 4; k < lens[i]; k++)
+            path[k] = k % 2 ? '/' : 'd';
+        path[lens[i] - 1] = 'f';
+        path[lens[i]] = '\0';
+        struct tw w;
+        tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
+        tw_file(&w, "run/ok.txt", "ok\n");
+        tw_file(&w, path, "deep\n");
+        struct tbuf t = tw_end(&w);
+        struct kv_ingest_result res;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_int_eq(ingest_buf("run", &t, &res), ENAMETOOLONG);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ck_assert_msg(strstr(res.error, "longer than 4096") != NULL, "%s", res.error);
+        ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 5);
+        assert_nothing_visible("run");
+        free(path);
+        free(t.p);
+    }
+}
+END_TEST
+
+START_TEST(sparse_data_past_the_members_size_is_refused)
+{
+    /* A GNU 0.1 sparse map whose one data block lies at 1000 in a member
+     * of real size 10: stored as given, the file would be 1005 bytes. */
+    struct tbuf t = { 0 };
+    raw_header(&t, "run/ok.txt", '0', 3, NULL);
+    raw_data(&t, "ok\n", 3);
+    raw_pax(&t, "GNU.sparse.major", "0", "GNU.sparse.minor", "1",
+            "GNU.sparse.name", "run/sparse", "GNU.sparse.realsize", "10",
+            "GNU.sparse.map", "1000,5", (const char *)NULL);
+    raw_header(&t, "run/GNUSparseFile/sparse", '0', 5, NULL);
+    raw_data(&t, "AAAAA", 5);
+    raw_end(&t);
+    struct kv_ingest_result res;
+    ck_assert_int_eq(ingest_buf("run", &t, &res), EBADMSG);
+    ck_assert_msg(strstr(res.error, "run/sparse") != NULL, "%s", res.error);
+    ck_assert_msg(strstr(res.error, "past its size") != NULL, "%s", res.error);
+    assert_nothing_visible("run");
+    free(t.p);
+}
+END_TEST
+
+START_TEST(owner_ids_beyond_32_bits_or_negative_are_refused)
+{
+    /* Truncated to 32 bits, uid 2^32 + 1 would become uid 1. */
+    static const char *const ids[][2] = {
+        { "uid", "4294967297" }, { "gid", "4294967296" }, { "uid", "-1" },
+        { "gid", "99999999999999999999" },
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        struct tbuf t = { 0 };
+        raw_header(&t, "run/ok.txt", '0', 3, NULL);
+        raw_data(&t, "ok\n", 3);
+        raw_pax(&t, ids[i][0], ids[i][1], (const char *)NULL);
+        raw_header(&t, "run/owned", '0', 2, NULL);
+        raw_data(&t, "x\n", 2);
+        raw_end(&t);
+        struct kv_ingest_result res;
+        ck_assert_int_eq(ingest_buf("run", &t, &res), EBADMSG);
+        ck_assert_msg(strstr(res.error, "run/owned") != NULL &&
+                      strstr(res.error, "out of range") != NULL, "%s", res.error);
+        assert_nothing_visible("run");
+        free(t.p);
+    }
+}
+END_TEST
+
+/* An old GNU sparse member ('S') whose real size (base-256) is -1 and
+ * whose one data block of 5 bytes is at 0: libarchive hands it on with
+ * that size, and it was stored as an empty file, its data dropped. */
+START_TEST(a_member_with_a_negative_size_is_refused)
+{
+    struct tbuf t = { 0 };
+    raw_header(&t, "run/ok.txt", '0', 3, NULL);
+    raw_data(&t, "ok\n", 3);
+    raw_header(&t, "run/sparse", 'S', 5, NULL);
+    unsigned char *h = t.p + t.n - 512;
+    memcpy(h + 257, "ustar  ", 8);                 /* GNU magic */
+    snprintf((char *)h + 386, 12, "%011o", 0);     /* block 0: offset 0 */
+    snprintf((char *)h + 398, 12, "%011o", 5);     /* 5 bytes */
+    memset(h + 483, 0xff, 12);                     /* real size -1 */
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+    raw_data(&t, "AAAAA", 5);
+    raw_end(&t);
+    struct kv_ingest_result res;
+    ck_assert_int_eq(ingest_buf("run", &t, &res), EBADMSG);
+    ck_assert_msg(strstr(res.error, "run/sparse") != NULL &&
+                  strstr(res.error, "negative size") != NULL, "%s", res.error);
+    assert_nothing_visible("run");
+    free(t.p);
+}
+END_TEST
+
+/* Hard links make no node but each is a directory entry: 20,000 links to
+ * one file took no budget at all (a run of 5 files and 300,000 links took
+ * 23 MB of a 4 MB cache). */
+START_TEST(hard_links_count_against_the_byte_budget)
+{
+    struct tw w;
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP);
+    tw_file(&w, "run/f", "x\n");
+    for (int i = 0; i < 20000; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "run/h%05d", i);
+        tw_hardlink(&w, p, "run/f");
+    }
+    struct tbuf t = tw_end(&w);
+    struct memsrc s = { .p = t.p, .n = t.n, .fail_at = SIZE_MAX };
+    struct kv_ingest_result res;
+    ck_assert_int_eq(kv_ingest_limited(cache, "run", mem_read, &s, "test", 1 << 20, &res),
+                     ENOSPC);
+    ck_assert_msg(strstr(res.error, "1048576 bytes") != NULL, "%s", res.error);
+    assert_nothing_visible("run");
+    struct memsrc s2 = { .p = t.p, .n = t.n, .fail_at = SIZE_MAX };
+    ck_assert_int_eq(kv_ingest_limited(cache, "run", mem_read, &s2, "test", 64 << 20, &res), 0);
+    ck_assert_uint_eq(res.hardlinks, 20000);
+    free(t.p);
+}
+END_TEST
+
+/* A symlink's target is stored with it: 20,000 targets of 4,000 bytes
+ * took 86 MB of cache while the budget counted 5 MB of nodes. */
+START_TEST(symlink_targets_count_against_the_byte_budget)
+{
+    char *target = malloc(4001);
+    memset(target, 't', 4000);
+    target[4000] = '\0';
+    struct tw w;
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_GZIP);
+    for (int i = 0; i < 2000; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "run/s%05d", i);
+        tw_symlink(&w, p, target);
+    }
+    struct tbuf t = tw_end(&w);
+    struct memsrc s = { .p = t.p, .n = t.n, .fail_at = SIZE_MAX };
+    struct kv_ingest_result res;
+    ck_assert_int_eq(kv_ingest_limited(cache, "run", mem_read, &s, "test", 2 << 20, &res),
+                     ENOSPC);
+    ck_assert_msg(strstr(res.error, "2097152 bytes") != NULL, "%s", res.error);
+    assert_nothing_visible("run");
+    struct memsrc s2 = { .p = t.p, .n = t.n, .fail_at = SIZE_MAX };
+    ck_assert_int_eq(kv_ingest_limited(cache, "run", mem_read, &s2, "test", 64 << 20, &res), 0);
+    ck_assert_uint_eq(res.symlinks, 2000);
+    free(target);
+    free(t.p);
+}
+END_TEST
+
 START_TEST(input_that_is_not_a_tarball_is_refused)
 {
     struct tbuf t = { 0 };
@@ -1012,7 +1202,7 @@ static Suite *ingest_suite(void)
     Suite *s = suite_create("ingest");
     struct {
         const char *name;
-        const TTest *tests[16];
+        const TTest *tests[24];
     } groups[] = {
         { "placement", {
             members_under_a_directory_named_like_the_run_become_its_root,
@@ -1039,7 +1229,13 @@ static Suite *ingest_suite(void)
             a_truncated_compressed_archive_fails_cleanly,
             corrupt_bytes_fail_with_a_clear_error_and_leave_nothing,
             input_that_is_not_a_tarball_is_refused,
-            a_decompression_bomb_stops_at_the_byte_budget_and_leaves_nothing } },
+            a_decompression_bomb_stops_at_the_byte_budget_and_leaves_nothing,
+            a_path_longer_than_path_max_is_refused_at_once_and_leaves_nothing,
+            sparse_data_past_the_members_size_is_refused,
+            owner_ids_beyond_32_bits_or_negative_are_refused,
+            a_member_with_a_negative_size_is_refused,
+            hard_links_count_against_the_byte_budget,
+            symlink_targets_count_against_the_byte_budget } },
         { "input", {
             a_trickling_read_callback_gives_the_same_run,
             a_failing_read_callback_fails_the_ingest_with_eio } },

@@ -390,7 +390,7 @@ static void ingest_ix_watched(const struct built *b, struct seen *s)
                                  .placed = w_placed, .level = w_level };
     struct kv_ingest_result res;
     kv_run *kr = NULL;
-    ck_assert_int_eq(kv_ingest_index_stream(cache, "RUN", ix, "v1", &w, &kr,
+    ck_assert_int_eq(kv_ingest_index_stream(cache, "RUN", ix, "v1", 0, &w, &kr,
                                             &res), 0);
     ck_assert_ptr_nonnull(kr);
     kv_run_close(kr);
@@ -1104,6 +1104,94 @@ START_TEST(an_index_with_a_sparse_member_is_not_used)
 }
 END_TEST
 
+/* An index of 10,000 empty files is 30 KB; its run is 2.5 MB of nodes.
+ * Built under a budget smaller than that, it stops with ENOSPC and leaves
+ * nothing, as kv_ingest_limited does for its tarball (before, the index
+ * path had no budget: a member-count bomb filled the cache past its
+ * limit). */
+START_TEST(an_index_of_many_empty_files_stops_at_the_byte_budget_and_leaves_nothing)
+{
+    enum { N = 10000 };
+    tix_writer *w;
+    ck_assert_int_eq(tix_writer_new(&w), 0);
+    for (unsigned i = 0; i < N; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "RUN/f%06u", i);
+        struct tix_member t = { .path = p, .type = TIX_REG, .mode = 0644,
+                                .data_off = 512 * (uint64_t)(i + 1) };
+        ck_assert_int_eq(tix_writer_add(w, &t), 0);
+    }
+    void *buf;
+    size_t len;
+    struct tix_source src = { .size = 512 * (uint64_t)(N + 2) };
+    ck_assert_int_eq(tix_writer_finish(w, &src, &buf, &len), 0);
+    tix_writer_free(w);
+    tix_index *ix;
+    char perr[256];
+    ck_assert_int_eq(tix_parse(buf, len, &ix, perr, sizeof perr), 0);
+    struct kv_ingest_result res;
+    ck_assert_int_eq(kv_ingest_index_limited(cache, "RUN", ix, "v1", 1 << 20, &res),
+                     ENOSPC);
+    ck_assert_msg(strstr(res.error, "1048576 bytes") != NULL, "%s", res.error);
+    struct kv_runinfo ri;
+    ck_assert_int_eq(kv_cache_runinfo(cache, "RUN", &ri), ENOENT);
+    kv_run *kr = NULL;
+    ck_assert_int_eq(kv_ingest_index_stream(cache, "RUN", ix, "v1", 1 << 20, NULL,
+                                            &kr, &res), ENOSPC);
+    ck_assert_ptr_nonnull(kr);
+    kv_run_abort(kr);
+    ck_assert_int_eq(kv_cache_runinfo(cache, "RUN", &ri), ENOENT);
+    ck_assert_int_eq(kv_ingest_index_limited(cache, "RUN", ix, "v1", 64 << 20, &res),
+                     0);
+    ck_assert_uint_eq(res.files, N);
+    tix_free(ix);
+    free(buf);
+}
+END_TEST
+
+/* An absent file's record keeps a CRC per MiB chunk: an index of 16
+ * members claiming 64 GiB each (a sparse tarball on a NAS costs nothing;
+ * the members may overlap) records 4 MiB of CRCs, which the budget did
+ * not count. */
+START_TEST(the_absent_data_records_of_an_index_count_against_the_byte_budget)
+{
+    enum { N = 16 };
+    const uint64_t size = (uint64_t)64 << 30;
+    uint32_t nsums = (uint32_t)(size / TIX_CHUNK);
+    uint32_t *sums = calloc(nsums, sizeof *sums);
+    uint32_t x = 1;
+    for (uint32_t i = 0; i < nsums; i++)    /* what honest CRCs look like: */
+        sums[i] = x = x * 1664525u + 1013904223u;   /* incompressible */
+    tix_writer *w;
+    ck_assert_int_eq(tix_writer_new(&w), 0);
+    for (unsigned i = 0; i < N; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "RUN/huge%02u", i);
+        struct tix_member t = { .path = p, .type = TIX_REG, .mode = 0644,
+                                .size = size, .data_off = 512,
+                                .nsums = nsums, .sums = sums };
+        ck_assert_int_eq(tix_writer_add(w, &t), 0);
+    }
+    void *buf;
+    size_t len;
+    struct tix_source src = { .size = size + 1024 };
+    ck_assert_int_eq(tix_writer_finish(w, &src, &buf, &len), 0);
+    tix_writer_free(w);
+    tix_index *ix;
+    char perr[256];
+    ck_assert_int_eq(tix_parse(buf, len, &ix, perr, sizeof perr), 0);
+    struct kv_ingest_result res;
+    ck_assert_int_eq(kv_ingest_index_limited(cache, "RUN", ix, "v1", 1 << 20, &res),
+                     ENOSPC);
+    struct kv_runinfo ri;
+    ck_assert_int_eq(kv_cache_runinfo(cache, "RUN", &ri), ENOENT);
+    ck_assert_int_eq(kv_ingest_index_limited(cache, "RUN", ix, "v1", 64 << 20, &res), 0);
+    tix_free(ix);
+    free(buf);
+    free(sums);
+}
+END_TEST
+
 START_TEST(a_late_member_outside_the_top_directory_is_placed_as_kv_ingest_does)
 {
     static const unsigned char x[] = "abc";
@@ -1157,6 +1245,8 @@ static Suite *lazy_suite(void)
     tcase_add_test(tc, a_batch_killed_before_its_marks_commit_leaves_no_chunk_present_without_its_data);
     tcase_add_test(tc, hostile_index_paths_are_refused_like_kv_ingest_refuses_them);
     tcase_add_test(tc, an_index_with_a_sparse_member_is_not_used);
+    tcase_add_test(tc, an_index_of_many_empty_files_stops_at_the_byte_budget_and_leaves_nothing);
+    tcase_add_test(tc, the_absent_data_records_of_an_index_count_against_the_byte_budget);
     tcase_add_test(tc, a_late_member_outside_the_top_directory_is_placed_as_kv_ingest_does);
     suite_add_tcase(s, tc);
     return s;

@@ -610,6 +610,42 @@ START_TEST(ino_for_is_deterministic_63_bit_and_at_least_16)
 }
 END_TEST
 
+struct prefixes_seen {
+    const char *path;
+    size_t n;
+    size_t end[8];
+    kv_ino ino[8];
+};
+
+static void note_prefix(void *arg, size_t end, kv_ino ino)
+{
+    struct prefixes_seen *s = arg;
+    ck_assert_uint_lt(s->n, 8);
+    s->end[s->n] = end;
+    s->ino[s->n] = ino;
+    s->n++;
+}
+
+START_TEST(ino_for_prefixes_gives_kv_ino_for_of_each_prefix_in_one_pass)
+{
+    static const char *const paths[] = { "", "a", "a/bc", "dir/sub/file.txt" };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct prefixes_seen s = { .path = paths[i] };
+        kv_ino_for_prefixes("run", paths[i], note_prefix, &s);
+        size_t want = 1;
+        for (const char *c = paths[i]; *c; c++)
+            want += *c == '/';
+        ck_assert_uint_eq(s.n, want);
+        for (size_t k = 0; k < s.n; k++) {
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "%.*s", (int)s.end[k], paths[i]);
+            ck_assert(paths[i][s.end[k]] == '/' || paths[i][s.end[k]] == '\0');
+            ck_assert_uint_eq(s.ino[k], kv_ino_for("run", prefix));
+        }
+    }
+}
+END_TEST
+
 START_TEST(lookup_resolves_names_dot_and_dotdot)
 {
     setup_published();
@@ -2317,6 +2353,7 @@ static Suite *kvfs_suite(void)
     tcase_add_checked_fixture(tc_nodes, NULL, teardown);
     tcase_set_timeout(tc_nodes, 300);
     tcase_add_test(tc_nodes, ino_for_is_deterministic_63_bit_and_at_least_16);
+    tcase_add_test(tc_nodes, ino_for_prefixes_gives_kv_ino_for_of_each_prefix_in_one_pass);
     tcase_add_test(tc_nodes, mknode_creates_each_type);
     tcase_add_test(tc_nodes, a_node_made_with_absent_data_has_its_size_reads_enodata_and_counts_as_missing);
     tcase_add_test(tc_nodes, mknode_errors);

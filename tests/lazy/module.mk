@@ -15,3 +15,7 @@ TEST_PROGRAMS += $(B)/tests/lazy/fhkeep
 $(B)/tests/lazy/mkwide: $(B)/tests/lazy/mkwide.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 TEST_PROGRAMS += $(B)/tests/lazy/mkwide
+# ixmut: rewrites an index sidecar as a hostile one (offsets that lie, link loops).
+$(B)/tests/lazy/ixmut: $(B)/tests/lazy/ixmut.o $(KVSTORE_LIB) $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+TEST_PROGRAMS += $(B)/tests/lazy/ixmut

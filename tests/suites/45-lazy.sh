@@ -7,7 +7,9 @@
 # rest of a run arrives in one background pass, nothing fetched twice; and
 # eviction of their file data (tests/lazy/test_evict, e2e-evict.sh): a run
 # bigger than the cache read file by file, handles kept across data
-# eviction and restart, SIGKILL in the middle.
+# eviction and restart, SIGKILL in the middle; and hostile tarballs and
+# index sidecars (tests/lazy/e2e-hostile.sh): refused and logged, never
+# cached, lying offsets give EIO, a member-count bomb stops at cache_limit.
 set -u
 cd "${TARNFS_ROOT:-.}"
 . tests/lib.sh
@@ -24,6 +26,8 @@ echo "--- e2e-evict on a NAS directory"
 tests/lazy/e2e-evict.sh nas || status=1
 echo "--- e2e-diskfull (a cache on a 40 MiB tmpfs, no cache_limit)"
 tests/lazy/e2e-diskfull.sh || status=1
+echo "--- e2e-hostile (hostile tarballs and index sidecars on a NAS directory)"
+tests/lazy/e2e-hostile.sh || status=1
 echo "--- e2e-lazy on S3 (a real Ceph RGW)"
 export B
 trap rgw_stop EXIT
