@@ -412,7 +412,7 @@ static const struct rpc_proc nlm4_procs[] = {
     { "GRANTED_RES", (xdrproc_t)xdr_nlm4_res, sizeof(nlm4_res), VOID_RES, nlm_granted_res_h, 0 },
     { "SM_NOTIFY", (xdrproc_t)xdr_nlm4_sm_status, sizeof(nlm4_sm_status), VOID_RES,
       nlm_sm_notify_h, 0 },
-    { NULL }, { NULL }, { NULL },       /* 17-19: unused */
+    { .name = NULL }, { .name = NULL }, { .name = NULL },   /* 17-19: unused */
     { "SHARE", (xdrproc_t)xdr_nlm4_shareargs, sizeof(nlm4_shareargs),
       (xdrproc_t)xdr_nlm4_shareres, sizeof(nlm4_shareres), nlm_share_h, 0 },
     { "UNSHARE", (xdrproc_t)xdr_nlm4_shareargs, sizeof(nlm4_shareargs),

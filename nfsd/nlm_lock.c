@@ -100,7 +100,7 @@ static bool same_owner(const struct nlm_host *h, int32_t svid, const uint8_t *oh
                        const struct nlm_host *h2, int32_t svid2, const uint8_t *oh2,
                        size_t ohlen2)
 {
-    return h == h2 && svid == svid2 && ohlen == ohlen2 && !memcmp(oh, oh2, ohlen);
+    return h == h2 && svid == svid2 && ohlen == ohlen2 && (!ohlen || !memcmp(oh, oh2, ohlen));
 }
 
 /* ---- hosts ---- */
@@ -213,7 +213,8 @@ static struct lk *lk_new(struct nlm_host *h, int32_t svid, const uint8_t *oh, si
     l->start = start;
     l->end = end;
     l->ohlen = ohlen;
-    memcpy(l->oh, oh, ohlen);
+    if (ohlen)                  /* an empty handle may come as NULL */
+        memcpy(l->oh, oh, ohlen);
     return l;
 }
 
@@ -507,7 +508,8 @@ enum nlm_result nlm_lock(struct nlm_table *t, const struct vfs_id *file,
     if (cb)
         w->cb = *cb;
     w->ohlen = o->ohlen;
-    memcpy(w->oh, o->oh, o->ohlen);
+    if (o->ohlen)
+        memcpy(w->oh, o->oh, o->ohlen);
     struct waiter **pp = &f->waiters;
     while (*pp)
         pp = &(*pp)->next;
@@ -582,7 +584,7 @@ enum nlm_result nlm_cancel(struct nlm_table *t, const struct vfs_id *file,
 static bool share_owner(const struct share *s, const struct nlm_host *h, const uint8_t *oh,
                         size_t ohlen)
 {
-    return s->host == h && s->ohlen == ohlen && !memcmp(s->oh, oh, ohlen);
+    return s->host == h && s->ohlen == ohlen && (!ohlen || !memcmp(s->oh, oh, ohlen));
 }
 
 enum nlm_result nlm_share(struct nlm_table *t, const struct vfs_id *file,
@@ -617,7 +619,8 @@ enum nlm_result nlm_share(struct nlm_table *t, const struct vfs_id *file,
         }
         mine->host = h;
         mine->ohlen = o->ohlen;
-        memcpy(mine->oh, o->oh, o->ohlen);
+        if (o->ohlen)
+            memcpy(mine->oh, o->oh, o->ohlen);
         mine->next = f->shares;
         f->shares = mine;
         h->nshares++;

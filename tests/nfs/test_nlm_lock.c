@@ -59,6 +59,26 @@ static size_t nlocks(struct nlm_table *t)
     return c.locks;
 }
 
+/* An NLM owner handle may be empty (XDR then gives no buffer at all): the
+ * fuzzer's LOCK with one hit memcpy(dst, NULL, 0), undefined behaviour. */
+START_TEST(an_owner_with_an_empty_handle_locks_blocks_and_unlocks)
+{
+    struct seen s = { 0 };
+    struct nlm_table *t = table(&s, NULL);
+    struct nlm_owner a = { .host = "alpha", .addr = "alpha", .svid = 1, .oh = NULL, .ohlen = 0 };
+    struct nlm_owner b = { .host = "beta", .addr = "beta", .svid = 2, .oh = NULL, .ohlen = 0 };
+    struct nlm_holder h;
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 10, false, NULL), NLM_OK);
+    ck_assert_int_eq(nlm_test(t, &file_a, &b, true, 0, 10, &h), NLM_CONFLICT);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &b, true, 0, 10, true, NULL), NLM_QUEUED);
+    ck_assert_int_eq(nlm_unlock(t, &file_a, &a, 0, 10), NLM_OK);
+    ck_assert_int_eq(s.grants, 1);
+    ck_assert_int_eq(nlm_share(t, &file_b, &a, 1, 2), NLM_OK);
+    ck_assert_int_eq(nlocks(t), 1);
+    nlm_table_destroy(t);
+}
+END_TEST
+
 START_TEST(exclusive_conflicts_and_shared_locks_coexist)
 {
     struct seen s = { 0 };
@@ -295,6 +315,7 @@ int main(void)
 {
     Suite *s = suite_create("nlm_lock");
     TCase *t = tcase_create("table");
+    tcase_add_test(t, an_owner_with_an_empty_handle_locks_blocks_and_unlocks);
     tcase_add_test(t, exclusive_conflicts_and_shared_locks_coexist);
     tcase_add_test(t, unlocking_the_middle_splits_a_range_in_two);
     tcase_add_test(t, an_owner_upgrades_and_downgrades_part_of_its_own_range);
