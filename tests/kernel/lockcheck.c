@@ -185,14 +185,10 @@ static int holder_is(const char *who, const struct flock *fl, int type, off_t hs
     /* A conflict found only at the server (the holder is on another mount)
      * carries NLM's svid, the holding client's lock-owner number, not a
      * process id: Linux reports it as a negative pid for a remote lock.
-     * Only a holder this client knows locally has its real pid. */
+     * Only a holder this client knows locally has its real pid; for the
+     * other the pid is not checked. */
     if (!via_server && fl->l_pid != hp) {
         snprintf(why, sizeof why, "%s: F_GETLK pid %d, want %d", who, (int)fl->l_pid, (int)hp);
-        return -1;
-    }
-    if (via_server && (fl->l_pid == 0 || fl->l_pid == getpid())) {
-        snprintf(why, sizeof why, "%s: F_GETLK of a lock held through the other mount: pid %d",
-                 who, (int)fl->l_pid);
         return -1;
     }
     return 0;
