@@ -481,7 +481,7 @@ check_nlm_record_locks_tlocklfs_style() {
 	[ -S /run/rpcbind.sock ] || start_lock_daemons || return 1
 	lock_mount /k1 || { why "mount without nolock failed: $(cat /tmp/mount.err)"; return 1; }
 	lock_mount /k2 || { umount /k1; why "second mount without nolock failed: $(cat /tmp/mount.err)"; return 1; }
-	timeout -s KILL 300 lockcheck "/k1/$RUN_A/kvm-locks" --other "/k2/$RUN_A/kvm-locks" > /tmp/lk.out 2>&1; rc=$?
+	timeout -s KILL 300 lockcheck "/k1/$RUN_A/kvm-locks" --other "/k2/$RUN_A/kvm-locks" --member RTAComplete.txt > /tmp/lk.out 2>&1; rc=$?
 	umount_settled /k1 || detail "umount /k1: $(cat /tmp/umount.err)"
 	umount_settled /k2 || detail "umount /k2: $(cat /tmp/umount.err)"
 	grep -v '^PASS ' /tmp/lk.out | details 40

@@ -13,17 +13,22 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Usage: lockcheck DIR [OTHERDIR]
+/* Usage: lockcheck DIR [--other OTHERDIR] [--member NAME] [SUBCHECK...]
  * DIR is a directory of the export on a mount without nolock.  The battery
  * runs with parent and child both on DIR (the client's local lock list and
  * the server agree), then, if OTHERDIR (the same directory through a second
  * nosharecache mount) is given, with the child on OTHERDIR: its locks and
- * tests of the parent's come only from the server. */
+ * tests of the parent's come only from the server.  NAME is an existing
+ * file of DIR's parent (a tarball member) that gets written once (the same
+ * bytes back).  SUBCHECKs: only these. */
 
 _Static_assert(sizeof(off_t) == 8, "64-bit off_t needed for the large-offset checks");
 
 static char A[4096], B[4096];            /* the parent's files */
 static char CA[4096], CB[4096];          /* the same files, as the child opens them */
+static char M[4096], CM[4096];           /* a tarball member (--member), both ways */
+static char DIRP[2048], DIRC[2048];      /* the test directory, both ways */
+static char CX[4096];                    /* a path the child opens with OP_OPENX */
 static const char *prefix = "";
 static int remote;                       /* the child is on the other mount */
 static int pfd = -1;                     /* the parent's fd on A */
@@ -61,7 +66,7 @@ static int denied(int err)
 
 /* ---- the child: a second lock owner, driven through pipes ---- */
 
-enum { OP_SETLK, OP_SETLKW, OP_GETLK, OP_OPEN2, OP_CLOSE2, OP_EXIT };
+enum { OP_SETLK, OP_SETLKW, OP_GETLK, OP_OPEN2, OP_CLOSE2, OP_EXIT, OP_SETLKW_ALARM, OP_OPENX };
 struct cmd { int op, which, type; off_t start, len; };
 struct rep { int err; struct flock fl; pid_t pid; };
 struct child { pid_t pid; int to, from; };
@@ -81,8 +86,15 @@ static int xread(int fd, void *p, size_t n)
     return 0;
 }
 
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
 static void child_loop(int in, int out)
 {
+    struct sigaction sa = { .sa_handler = on_alarm };     /* no SA_RESTART: EINTR */
+    sigaction(SIGALRM, &sa, NULL);
     int fd[2] = { open(CA, O_RDWR), -1 };
     struct rep r = { .err = fd[0] < 0 ? errno : 0, .pid = getpid() };
     if (write(out, &r, sizeof r) != sizeof r)
@@ -91,14 +103,21 @@ static void child_loop(int in, int out)
     while (!xread(in, &c, sizeof c)) {
         memset(&r, 0, sizeof r);
         r.pid = getpid();
-        int f = fd[c.which ? 1 : 0];
+        int f = fd[c.which == 1 ? 1 : 0];
         switch (c.op) {
         case OP_SETLK:  r.err = lk(f, F_SETLK, c.type, c.start, c.len, &r.fl); break;
         case OP_SETLKW: r.err = lk(f, F_SETLKW, c.type, c.start, c.len, &r.fl); break;
         case OP_GETLK:  r.err = lk(f, F_GETLK, c.type, c.start, c.len, &r.fl); break;
         case OP_OPEN2:  fd[1] = open(c.which ? CB : CA, O_RDWR); r.err = fd[1] < 0 ? errno : 0; break;
+        case OP_OPENX:  /* fd[0] becomes CX: the parent set CX before the fork */
+            close(fd[0]); fd[0] = open(CX, O_RDWR); r.err = fd[0] < 0 ? errno : 0; break;
         case OP_CLOSE2: r.err = close(fd[1]) ? errno : 0; fd[1] = -1; break;
         case OP_EXIT:   _exit(0);
+        case OP_SETLKW_ALARM:   /* F_SETLKW, interrupted after c.which seconds */
+            alarm((unsigned)c.which);
+            r.err = lk(fd[0], F_SETLKW, c.type, c.start, c.len, &r.fl);
+            alarm(0);
+            break;
         }
         if (write(out, &r, sizeof r) != sizeof r)
             _exit(2);
@@ -578,6 +597,206 @@ static int locks_survive_truncate_and_extend(void)
     FINISH();
 }
 
+static int negative_length_locks_bytes_before_start(void)
+{
+    int rc = 1;
+    START();
+    P_OK(F_WRLCK, 100, -50);
+    C_SEES(F_WRLCK, 0, 0, F_WRLCK, 50, 50);
+    C_SEES(F_WRLCK, 100, 10, F_UNLCK, 0, 0);
+    C_SEES(F_RDLCK, 49, 1, F_UNLCK, 0, 0);
+    C_NO(F_RDLCK, 99, 1);
+    C_OK(F_WRLCK, 100, 1);
+    FINISH();
+}
+
+static int locks_reaching_the_largest_offset(void)
+{
+    int rc = 1;
+    START();
+    const off_t max = INT64_MAX;
+    P_OK(F_WRLCK, max, 1);                 /* the last byte: [2^63-1, 2^63-1] */
+    C_SEES(F_WRLCK, max - 1, 1, F_UNLCK, 0, 0);
+    C_SEES(F_WRLCK, 0, 0, F_WRLCK, max, 0);    /* ending at OFFSET_MAX shows as len 0 */
+    C_NO(F_RDLCK, max, 1);
+    C_OK(F_WRLCK, max - 10, 10);
+    C_OK(F_UNLCK, 0, 0);
+    P_OK(F_UNLCK, max, 1);
+    P_OK(F_RDLCK, 1, max);                 /* [1, 2^63-1]: to the end as well */
+    C_SEES(F_WRLCK, P2_62, 1, F_RDLCK, 1, 0);
+    C_OK(F_RDLCK, P2_62, 1);
+    C_OK(F_UNLCK, 0, 0);
+    C_OK(F_WRLCK, 0, 1);
+    FINISH();
+}
+
+static int relocking_same_range_is_idempotent(void)
+{
+    int rc = 1;
+    START();
+    P_OK(F_WRLCK, 0, 10);
+    P_OK(F_WRLCK, 0, 10);
+    P_OK(F_RDLCK, 20, 10);
+    P_OK(F_RDLCK, 20, 10);
+    C_SEES(F_RDLCK, 0, 0, F_WRLCK, 0, 10);
+    P_OK(F_UNLCK, 0, 10);
+    C_OK(F_WRLCK, 0, 10);
+    C_SEES(F_WRLCK, 10, 0, F_RDLCK, 20, 10);
+    P_OK(F_UNLCK, 20, 10);
+    C_OK(F_WRLCK, 0, 0);
+    FINISH();
+}
+
+static int many_small_locks_then_whole_unlock(void)
+{
+    int rc = 1;
+    START();
+    for (off_t i = 0; i < 300; i++)
+        P_OK(i % 3 ? F_RDLCK : F_WRLCK, 2 * i, 1);
+    C_SEES(F_WRLCK, 1, 1, F_UNLCK, 0, 0);
+    C_SEES(F_WRLCK, 299, 1, F_UNLCK, 0, 0);
+    C_SEES(F_RDLCK, 299, 3, F_WRLCK, 300, 1);      /* 2*150, a write lock */
+    C_SEES(F_WRLCK, 597, 4, F_RDLCK, 598, 1);      /* 2*299 */
+    C_OK(F_WRLCK, 301, 1);
+    C_NO(F_RDLCK, 300, 1);
+    C_OK(F_RDLCK, 302, 1);
+    P_OK(F_UNLCK, 0, 0);
+    C_OK(F_WRLCK, 0, 0);
+    FINISH();
+}
+
+/* A waiter that gives up (signal, or killed) must not be granted the lock
+ * later: the client cancels its blocked request at the server. */
+static int interrupted_setlkw_is_cancelled(void)
+{
+    int rc = 1;
+    START();
+    P_OK(F_WRLCK, 0, 100);
+    int e = child_do(&c, OP_SETLKW_ALARM, 2, F_WRLCK, 50, 100, NULL);
+    FAILIF(e != EINTR, "the child's F_SETLKW interrupted by an alarm: %s, want EINTR",
+           e < 0 ? "child gone" : e ? strerror(e) : "granted");
+    P_OK(F_UNLCK, 0, 100);
+    sleep(1);
+    P_OK(F_WRLCK, 0, 0);
+    C_SEES(F_RDLCK, 120, 1, F_WRLCK, 0, 0);
+    FINISH();
+}
+
+static int killed_waiter_is_cancelled(void)
+{
+    int rc = 1;
+    START();
+    P_OK(F_WRLCK, 0, 0);
+    FAILIF(child_send(&c, OP_SETLKW, 0, F_RDLCK, 10, 10), "cannot send to the child");
+    sleep(2);
+    kill(c.pid, SIGKILL);
+    waitpid(c.pid, NULL, 0);
+    close(c.to);
+    close(c.from);
+    c.pid = 0;
+    P_OK(F_UNLCK, 0, 0);
+    sleep(1);
+    if (child_start(&c))         /* why says what went wrong */
+        goto out;
+    C_OK(F_WRLCK, 0, 0);
+    P_SEES(F_WRLCK, 0, 0, F_WRLCK, 0, 0);
+    FINISH();
+}
+
+/* The server keys locks by the file, not by the name or handle a client
+ * came with: a hard link, a renamed file and a tarball member written for
+ * the first time (its data moves to the writable layer) keep their locks. */
+static int lock_seen_through_hard_link(void)
+{
+    int rc = 1;
+    char l[4200];
+    snprintf(l, sizeof l, "%s/lockfile-link", DIRP);
+    snprintf(CX, sizeof CX, "%s/lockfile-link", DIRC);
+    unlink(l);
+    START();
+    FAILIF(link(A, l), "link: %s", strerror(errno));
+    P_OK(F_WRLCK, 10, 10);
+    int e = child_do(&c, OP_OPENX, 0, 0, 0, 0, NULL);
+    FAILIF(e, "child opens the link: %s", e < 0 ? "child gone" : strerror(e));
+    C_SEES(F_WRLCK, 0, 0, F_WRLCK, 10, 10);
+    C_NO(F_RDLCK, 15, 1);
+    C_OK(F_WRLCK, 20, 10);
+    P_NO(F_WRLCK, 25, 1);
+    rc = 0;
+out:
+    child_stop(&c);
+    lk(pfd, F_SETLK, F_UNLCK, 0, 0, NULL);
+    unlink(l);
+    return rc;
+}
+
+static int lock_follows_renamed_file(void)
+{
+    int rc = 1, fd = -1;
+    char r1[4200], r2[4200];
+    snprintf(r1, sizeof r1, "%s/lockfile-r1", DIRP);
+    snprintf(r2, sizeof r2, "%s/lockfile-r2", DIRP);
+    snprintf(CX, sizeof CX, "%s/lockfile-r2", DIRC);
+    unlink(r2);
+    START();
+    fd = open(r1, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    FAILIF(fd < 0, "create: %s", strerror(errno));
+    struct flock fl;
+    int e = lk(fd, F_SETLK, F_WRLCK, 0, 0, NULL);
+    FAILIF(e, "lock before the rename: %s", strerror(e));
+    FAILIF(rename(r1, r2), "rename: %s", strerror(errno));
+    e = child_do(&c, OP_OPENX, 0, 0, 0, 0, NULL);
+    FAILIF(e, "child opens the new name: %s", e < 0 ? "child gone" : strerror(e));
+    C_NO(F_WRLCK, 0, 1);
+    e = lk(fd, F_SETLK, F_UNLCK, 0, 0, NULL);
+    FAILIF(e, "unlock after the rename: %s", strerror(e));
+    C_OK(F_WRLCK, 0, 0);
+    e = lk(fd, F_GETLK, F_RDLCK, 0, 0, &fl);
+    FAILIF(e, "parent F_GETLK: %s", strerror(e));
+    if (holder_is("parent asks the renamed file", &fl, F_WRLCK, 0, 0, c.pid, remote))
+        goto out;
+    rc = 0;
+out:
+    child_stop(&c);
+    if (fd >= 0)
+        close(fd);
+    unlink(r2);
+    return rc;
+}
+
+static int lock_on_tarball_member_survives_first_write(void)
+{
+    int rc = 1, fd = -1;
+    if (!M[0]) {
+        snprintf(why, sizeof why, "no --member given");
+        return 1;
+    }
+    memcpy(CX, CM, sizeof CX);
+    START();
+    fd = open(M, O_RDWR);
+    FAILIF(fd < 0, "open the member: %s", strerror(errno));
+    char b;
+    FAILIF(pread(fd, &b, 1, 0) != 1, "read the member: %s", strerror(errno));
+    int e = lk(fd, F_SETLK, F_WRLCK, 0, 0, NULL);
+    FAILIF(e, "lock the member: %s", strerror(e));
+    e = child_do(&c, OP_OPENX, 0, 0, 0, 0, NULL);
+    FAILIF(e, "child opens the member: %s", e < 0 ? "child gone" : strerror(e));
+    C_NO(F_WRLCK, 0, 1);
+    /* the same byte back: the content stays, but it is a write */
+    FAILIF(pwrite(fd, &b, 1, 0) != 1 || fsync(fd), "write the member: %s", strerror(errno));
+    C_NO(F_RDLCK, 0, 1);
+    C_SEES(F_WRLCK, 100, 1, F_WRLCK, 0, 0);
+    e = lk(fd, F_SETLK, F_UNLCK, 0, 0, NULL);
+    FAILIF(e, "unlock the member after the write: %s", strerror(e));
+    C_OK(F_WRLCK, 0, 0);
+    rc = 0;
+out:
+    child_stop(&c);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 static int setlkw_waits_until_holder_unlocks(void)
 {
     int rc = 1;
@@ -623,6 +842,15 @@ static const struct sub subs[] = {
     { "killed-child-releases-its-locks", killed_child_releases_its_locks, 0 },
     { "locks-on-two-files-are-independent", locks_on_two_files_are_independent, 0 },
     { "locks-survive-truncate-and-extend", locks_survive_truncate_and_extend, 0 },
+    { "negative-length-locks-bytes-before-start", negative_length_locks_bytes_before_start, 0 },
+    { "locks-reaching-the-largest-offset", locks_reaching_the_largest_offset, 0 },
+    { "relocking-same-range-is-idempotent", relocking_same_range_is_idempotent, 0 },
+    { "many-small-locks-then-whole-unlock", many_small_locks_then_whole_unlock, 0 },
+    { "interrupted-setlkw-is-cancelled", interrupted_setlkw_is_cancelled, 0 },
+    { "killed-waiter-is-cancelled", killed_waiter_is_cancelled, 0 },
+    { "lock-seen-through-hard-link", lock_seen_through_hard_link, 0 },
+    { "lock-follows-renamed-file", lock_follows_renamed_file, 0 },
+    { "lock-on-tarball-member-survives-first-write", lock_on_tarball_member_survives_first_write, 0 },
     { "setlkw-waits-until-holder-unlocks", setlkw_waits_until_holder_unlocks, 1 },
 };
 
@@ -657,14 +885,17 @@ static void run_pass(int argc, char **argv, int first)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: lockcheck DIR [--other OTHERDIR] [SUBCHECK...]\n");
+        fprintf(stderr, "usage: lockcheck DIR [--other OTHERDIR] [--member NAME] [SUBCHECK...]\n");
         return 2;
     }
-    const char *dir = argv[1], *other = NULL;
+    const char *dir = argv[1], *other = NULL, *member = NULL;
     int first = 2;
-    if (argc > 3 && !strcmp(argv[2], "--other")) {
-        other = argv[3];
-        first = 4;
+    while (first + 1 < argc && (!strcmp(argv[first], "--other") || !strcmp(argv[first], "--member"))) {
+        if (!strcmp(argv[first], "--other"))
+            other = argv[first + 1];
+        else
+            member = argv[first + 1];
+        first += 2;
     }
     signal(SIGPIPE, SIG_IGN);
     mkdir(dir, 0755);
@@ -680,12 +911,21 @@ int main(int argc, char **argv)
         close(bfd);
     memcpy(CA, A, sizeof CA);
     memcpy(CB, B, sizeof CB);
+    snprintf(DIRP, sizeof DIRP, "%s", dir);
+    memcpy(DIRC, DIRP, sizeof DIRC);
+    if (member) {
+        snprintf(M, sizeof M, "%s/../%s", dir, member);
+        memcpy(CM, M, sizeof CM);
+    }
     run_pass(argc, argv, first);
     if (other) {
         remote = 1;
         prefix = "other-mount:";
         snprintf(CA, sizeof CA, "%s/lockfile-a", other);
         snprintf(CB, sizeof CB, "%s/lockfile-b", other);
+        snprintf(DIRC, sizeof DIRC, "%s", other);
+        if (member)
+            snprintf(CM, sizeof CM, "%s/../%s", other, member);
         run_pass(argc, argv, first);
     }
     close(pfd);
