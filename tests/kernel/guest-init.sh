@@ -477,6 +477,7 @@ check_nlm_lock_reclaimed_after_server_restart() {
 check_nlm_record_locks_tlocklfs_style() {
 	[ -n "$NLM_SKIP" ] && { why "$NLM_SKIP"; return 77; }
 	[ -n "$RW_SKIP" ] && { why "$RW_SKIP"; return 77; }
+	[ "${RW_DONE:-}" = 1 ] || { why "rw-operations failed or did not run: the export is not rw"; return 1; }
 	[ -x /usr/bin/lockcheck ] || { why "lockcheck was not built into the initramfs (see the harness log)"; return 1; }
 	[ -S /run/rpcbind.sock ] || start_lock_daemons || return 1
 	lock_mount /k1 || { why "mount without nolock failed: $(cat /tmp/mount.err)"; return 1; }
