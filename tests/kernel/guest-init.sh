@@ -471,6 +471,30 @@ check_nlm_lock_reclaimed_after_server_restart() {
 	why "the holder's lock was reclaimed: the other mount was refused after ${waited}s ($out), and got it once the holder let go"
 }
 
+# tlocklfs-style record locks (lockcheck.c) in a fresh directory of the rw export, through a
+# mount without nolock; then again with the child owner on a second such mount (nosharecache:
+# its own inodes and lock lists), so that every conflict is the server's answer.
+check_nlm_record_locks_tlocklfs_style() {
+	[ -n "$NLM_SKIP" ] && { why "$NLM_SKIP"; return 77; }
+	[ -n "$RW_SKIP" ] && { why "$RW_SKIP"; return 77; }
+	[ "${RW_DONE:-}" = 1 ] || { why "rw-operations failed or did not run: the export is not rw"; return 1; }
+	[ -x /usr/bin/lockcheck ] || { why "lockcheck was not built into the initramfs (see the harness log)"; return 1; }
+	[ -S /run/rpcbind.sock ] || start_lock_daemons || return 1
+	lock_mount /k1 || { why "mount without nolock failed: $(cat /tmp/mount.err)"; return 1; }
+	lock_mount /k2 || { umount /k1; why "second mount without nolock failed: $(cat /tmp/mount.err)"; return 1; }
+	timeout -s KILL 300 lockcheck "/k1/$RUN_A/kvm-locks" --other "/k2/$RUN_A/kvm-locks" --member RTAComplete.txt > /tmp/lk.out 2>&1; rc=$?
+	umount_settled /k1 || detail "umount /k1: $(cat /tmp/umount.err)"
+	umount_settled /k2 || detail "umount /k2: $(cat /tmp/umount.err)"
+	grep -v '^PASS ' /tmp/lk.out | details 40
+	grep '^PASS ' /tmp/lk.out | sed 's/^/KTEST: INFO lockcheck /'   # timings, console only
+	npass=$(grep -c '^PASS ' /tmp/lk.out); nfail=$(grep -c '^FAIL ' /tmp/lk.out)
+	if [ $rc != 0 ] || [ "$nfail" != 0 ] || [ "$npass" = 0 ]; then
+		why "$nfail failed, $npass passed (status $rc): $(grep '^FAIL ' /tmp/lk.out | sed 's/^FAIL //' | tr '\n' ';' | cut -c1-1500)"
+		return 1
+	fi
+	why "$npass sub-checks passed: $(grep '^PASS ' /tmp/lk.out | cut -d' ' -f2 | tr '\n' ' ' | cut -c1-400)"
+}
+
 run_check() { # NAME
 	CHECK=$1
 	fn=check_$(echo "$CHECK" | tr - _)

@@ -557,6 +557,9 @@ guest_value() { # VAR MOUNT_OPTS: what /etc/ktest/config tells the guest
 guest_nlm_tools() { # INITRD_DIR
 	local d=$1 f lib
 	cc -static -O2 -std=c11 -D_GNU_SOURCE -o "$d/usr/bin/nlmlock" "$HERE/nlmlock.c" 2>> "$RUN/harness.log" || return 1
+	# The tlocklfs-style battery; without it only nlm-record-locks-tlocklfs-style fails.
+	cc -static -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$d/usr/bin/lockcheck" "$HERE/lockcheck.c" \
+		2>> "$RUN/harness.log" || log "lockcheck.c did not build: nlm-record-locks-tlocklfs-style will fail"
 	mkdir -p "$d/lib64" "$d/lib/x86_64-linux-gnu" "$d/run/rpcbind" "$d/var/lib/nfs/sm" \
 		"$d/var/lib/nfs/sm.bak" "$d/etc"
 	ln -sfn /run "$d/var/run"       # the kernel finds rpcbind at /var/run/rpcbind.sock
