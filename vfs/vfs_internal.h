@@ -717,8 +717,10 @@ void vfs_dirty_message(const char *what, const char *run,
 
 /* ---- writeback.c ------------------------------------------------------ */
 /* Write run name back to the backend now if it is dirty (reason is for the
- * log).  Errors: ECANCELED (conflict: uploaded under a conflict key, run
- * kept dirty), EBUSY (conflicted, waiting for resolve), EIO, ENOENT. */
+ * log), first waiting for a write-back of it already in progress.  Errors:
+ * ECANCELED (conflict: uploaded under a conflict key, run kept dirty),
+ * EBUSY (conflicted, waiting for resolve), EAGAIN (shutting down while
+ * one was in progress), EIO, ENOENT. */
 int vfs_writeback_run(vfs *v, const char *name, const char *reason);
 /* House duty: write back runs idle past the delay. */
 void vfs_writeback_tick(vfs *v);

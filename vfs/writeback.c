@@ -123,6 +123,11 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     pthread_mutex_lock(&v->lock);
     if (!known)
         last_ref = r->last_ref_ms;
+    /* Another write-back of it in progress (the housekeeper's after a
+     * restart, another flush): wait for it, then write back what it left,
+     * so a flush that returns 0 covers every change made before it. */
+    while (r->writing_back && !r->conflicted && !v->cancelled)
+        pthread_cond_wait(&r->cv, &v->lock);
     bool dirty = r->dirty, conflicted = r->conflicted, busy = r->writing_back;
     if (dirty && !conflicted && !busy)
         r->writing_back = true;
@@ -252,6 +257,7 @@ int vfs_writeback_run(vfs *v, const char *name, const char *reason)
     pthread_rwlock_unlock(&r->change_lock);
     pthread_mutex_lock(&v->lock);
     r->writing_back = false;
+    pthread_cond_broadcast(&r->cv);
     if (!err)
         v->stats.uploads++;
     else if (err == ECANCELED)

@@ -130,7 +130,8 @@ if [ $caught = 1 ] && [ -n "$("$S3" uploads "$BK" 2>/dev/null)" ]; then
   check "the restarted server aborts the upload left behind" test -z "$("$S3" uploads "$BK" 2>/dev/null)"
   check "and the run is still dirty" \
     bash -c "'$B/tarnfs' cache ls --cache '$work/cacheA' | awk '\$1 == \"$R1\" { print \$NF }' | grep -qv '^-\$'"
-  flush "$work/cacheA" "$R1" >/dev/null 2>&1
+  flush_out() { flush "$@" > "$work/flush.out" 2>&1 || { echo "exit $?"; cat "$work/flush.out"; return 1; }; }
+  check "the restarted server writes the run back (tarnfs flush)" flush_out "$work/cacheA" "$R1"
   get "$R1.tar" "$work/r1.big.tar"
   check "the next write-back uploads every committed byte" \
     bash -c "tar -xOf '$work/r1.big.tar' '$R1/big.bin' | cmp -s - '$work/big.bin'"

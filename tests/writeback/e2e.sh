@@ -62,6 +62,29 @@ mkdir -p "$work/xs" && tar -C "$work/xs" -xf "$work/nas/$R1.tar" "$R1/sparse.bin
 check "and extracts it with the data, then zeros to 1 GiB" \
   bash -c "[ \$(stat -c %s '$work/xs/$R1/sparse.bin') = 1073741824 ] && cmp -s -n \$(stat -c %s '$work/new.txt') '$work/xs/$R1/sparse.bin' '$work/new.txt' && rm -rf '$work/xs'"
 
+# --- two flushes at once: the second waits for the write-back in progress --
+# (a restarted server writes its marked runs back at once, so an operator's
+# flush often meets one in progress; it failed with EAGAIN before)
+head -c 48M /dev/urandom > "$work/big2.bin"
+nfs-cp "$work/big2.bin" "$(url A "$R1/big2.bin")" >/dev/null 2>&1
+flush "$work/cacheA" "$R1" >/dev/null 2>&1 &
+f1=$!
+# the write-back is in progress while its temp file is in the NAS directory
+for _ in $(seq 1 1000); do
+  compgen -G "$work/nas/.tarnfs-tmp.*" > /dev/null && break
+  sleep 0.01
+done
+flush "$work/cacheA" "$R1" > "$work/flush2.out" 2>&1
+s2=$?
+wait $f1
+s1=$?
+check "a flush meeting a write-back of the run in progress waits for it and succeeds (exits $s1 $s2)" \
+  test "$s1 $s2" = "0 0"
+[ "$s2" = 0 ] || cat "$work/flush2.out"
+check "and the tarball then holds the new file" \
+  bash -c "tar -xOf '$work/nas/$R1.tar' '$R1/big2.bin' 2>/dev/null | cmp -s - '$work/big2.bin'"
+check "and the run is clean" test "$(dirty_col "$work/cacheA" "$R1")" = "-"
+
 # --- a second server on the same source reads the change -----------------
 start B2 "$work/cacheB" ro 60m
 nfs-cat "$(url B2 "$R1/new.txt")" > "$work/b.out" 2>/dev/null
