@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run-all.sh: what `make bench` runs after building: the side-by-side
 # comparison (bench/compare), the ingest and convert benchmarks when they
-# exist, the scaling run (bench/scale), then the SVG plots of compare and
-# scale (bench/plot) into doc/perf/, beside the TSV files they come from.
+# exist, one 100 GiB run served through a smaller cache (bench/bigrun), the
+# scaling run (bench/scale), then the SVG plots of compare and scale
+# (bench/plot) into doc/perf/, beside the TSV files they come from.
 # --smoke (tiny sizes, one repetition) is passed to each and skips the
 # scaling run and doc/perf/: bench/compare --smoke checks its plots in its
 # own work directory.
@@ -21,7 +22,7 @@ for a in "$@"; do
   esac
 done
 status=0
-for bench in bench/compare bench/ingest/run bench/convert/run bench/scale; do
+for bench in bench/compare bench/ingest/run bench/convert/run bench/bigrun bench/scale; do
   if [ ! -x "$bench" ]; then
     echo "=== $bench: not present, skipped"
     continue

@@ -95,6 +95,17 @@ check "bench/plot draws scaling.svg from a scale.tsv: well-formed, one line per 
       grep -q ">$c core(s)<" "$1/scaling.svg" || exit 1; done' _ "$scale"
 rm -rf "$scale"
 check "the work directory was removed" test -n "$work" -a ! -e "$work"
+
+# bench/bigrun --smoke: a 1 GiB indexed run through a 512M cache, read file
+# by file (md5 checked by the harness; it fails if the cache holds more file
+# data than cache_limit)
+big=$(mktemp)
+check "bench/bigrun --smoke serves a run bigger than the cache, every step checked" \
+  bash -c './bench/bigrun --smoke > "$1" 2>&1 || { tail -20 "$1"; exit 1; }' _ "$big"
+check "bench/bigrun prints each step's row" \
+  bash -c 'for r in "tarnfs index" "cold first byte of RunInfo.xml" "ls -lR of the whole run" \
+      "whole last .cbcl" "seqread of lane 1"; do grep -q "^| $r" "$1" || exit 1; done' _ "$big"
+rm -f "$big"
 no_leftovers() {   # no running process names the run's work directory
   local f c
   [ -n "$work" ] || return 1
