@@ -101,6 +101,8 @@ struct kv_run {
     uint64_t next_ino;      /* persisted, unused: nodes without a hint get
                                random numbers (node.c, alloc_ino) */
     uint64_t data_bytes;    /* sum of stored block lengths */
+    uint64_t data_empty;    /* size of the data file right after it was
+                               last emptied (0: not yet this open) */
     uint64_t inodes;
     uint64_t saved_next_ino, saved_data_bytes, saved_inodes; /* rollback */
     int lockfd;             /* flock on dir: shared while open, see cache.c */

@@ -489,8 +489,8 @@ int kv_absent_scan(kv_run *r, kv_ino after, struct kv_absent_at *out,
  * batch (64 chunks) commits the presence marks first and deletes the blocks
  * after, under the run's write lock once, so a crash leaves every chunk
  * present and whole or absent (its leftover blocks are swept at the next
- * open).  When no data is left, the data file is emptied (its space goes
- * back to the filesystem).  Data not from an index (ingested runs, settled
+ * open).  When no data is left (none dropped now included), the data file
+ * is emptied (its space goes back to the filesystem).  Data not from an index (ingested runs, settled
  * runs) is never touched.  Errors: EROFS, ESTALE, EIO, ENOMEM. */
 int kv_data_drop(kv_run *r, uint64_t want, uint64_t *dropped);
 

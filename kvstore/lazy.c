@@ -728,15 +728,22 @@ int kv_data_drop(kv_run *r, uint64_t want, uint64_t *dropped)
         if (!got)
             break;
     }
-    if (err || !*dropped)
+    if (err)
         return err;
     /* Nothing stored any more: give the data file's space back to the
      * filesystem at once (a HashDB never shrinks by deleting records; it
-     * only reuses their space). */
+     * only reuses their space, not all of it).  Also when this call found
+     * nothing to drop: fills and drops in parallel can leave a data file
+     * that holds no data at all its old size. */
     pthread_rwlock_wrlock(&r->lock);
     if (!__atomic_load_n(&r->gone, __ATOMIC_ACQUIRE) && r->data_bytes == 0 &&
-        !kcdbclear(r->data))
-        err = kv_kcerr(r->data);
+        (*dropped || r->data_empty == 0 ||
+         (uint64_t)kcdbsize(r->data) > r->data_empty)) {
+        if (!kcdbclear(r->data))
+            err = kv_kcerr(r->data);
+        else
+            r->data_empty = (uint64_t)kcdbsize(r->data);
+    }
     pthread_rwlock_unlock(&r->lock);
     return err;
 }

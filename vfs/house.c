@@ -265,6 +265,7 @@ int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
         return 0;
     uint64_t high, low;
     watermarks(v, limit, &high, &low);
+    uint64_t top = high;
     /* Aim halfway between the watermarks: KC's own growth (bucket pages,
      * metadata) then stays under the high one, where the housekeeper would
      * start evicting runs whole. */
@@ -286,6 +287,12 @@ int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
         pthread_mutex_unlock(&v->lock);
         if (usage + growth <= high)
             return 0;
+        /* It fits into the space of the run's own dropped chunks: the
+         * cache does not grow.  Its data file never shrinks, so with fills
+         * in parallel it may stay above the aim with nothing left to
+         * drop; under the high watermark that is no reason to refuse. */
+        if (growth == 0 && usage <= top)
+            return 0;
         uint64_t freed;
         int err = evict_step(v, self, EV_DATA_ONLY, "room for a range fetch",
                              &freed);
@@ -303,6 +310,10 @@ int vfs_room_for_fill(vfs *v, const char *run, kv_run *kr, uint64_t need)
         if (err)
             log_error("vfs: cannot drop data of run %s: %s", run,
                       strerror(err));
+        /* Nothing of its own to drop: another fill may have just dropped
+         * it (and emptied the data file); look again before the rest. */
+        if (!err && vfs_cached_bytes(v, NULL) < usage)
+            continue;
         err = evict_step(v, self, EV_DATA_ONLY | EV_NO_GRACE,
                          "room for a range fetch", &freed);
         if (err == 0 || err == EAGAIN)

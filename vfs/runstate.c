@@ -772,7 +772,9 @@ int vfs_run_drop_oldest(vfs *v, struct vfs_run *self, const char *run,
 {
     *dropped = 0;
     int err = kv_data_drop(kr, want, dropped);
-    if (*dropped) {
+    /* Nothing to drop may still have emptied a data file left holding no
+     * data (parallel fills): its size then counts again. */
+    if (*dropped || !err) {
         /* The data file keeps its size; the next fills reuse that
          * space (a HashDB reuses the space of deleted records of the
          * same size), so the run stops growing instead. */
