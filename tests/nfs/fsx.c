@@ -60,7 +60,7 @@ static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
 static char oplog[LOG_LINES][200];
 static unsigned long oplog_n;
 static unsigned long opno;      /* the op being done (0: setup) */
-static char workdir[256];
+static char workdir[200];
 static struct test_server srv;
 
 static void logop(const char *fmt, ...)
@@ -76,22 +76,24 @@ static void logop(const char *fmt, ...)
         printf("%s\n", line);
 }
 
+/* The op log's tail first, then what failed, the seed and how to replay
+ * (last, so a test runner's tail of the output shows them). */
 static void fail(const char *fmt, ...)
 {
     va_list ap;
+    fprintf(stderr, "fsx: the last %lu ops:\n", oplog_n < LOG_LINES ? oplog_n : LOG_LINES);
+    unsigned long from = oplog_n < LOG_LINES ? 0 : oplog_n - LOG_LINES;
+    for (unsigned long i = from; i < oplog_n; i++)
+        fprintf(stderr, "  %s\n", oplog[i % LOG_LINES]);
+    fprintf(stderr, "fsx: work directory kept: %s (server log %s/tarnfsd.log)\n", workdir,
+            srv.dir);
     fprintf(stderr, "fsx: FAIL at op %lu (seed %" PRIu64 "): ", opno, opt.seed);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nfsx: the last %lu ops:\n", oplog_n < LOG_LINES ? oplog_n : LOG_LINES);
-    unsigned long from = oplog_n < LOG_LINES ? 0 : oplog_n - LOG_LINES;
-    for (unsigned long i = from; i < oplog_n; i++)
-        fprintf(stderr, "  %s\n", oplog[i % LOG_LINES]);
-    fprintf(stderr, "fsx: replay: fsx --seed %" PRIu64 " --ops %lu --files %d --max-size %"
+    fprintf(stderr, "\nfsx: replay: fsx --seed %" PRIu64 " --ops %lu --files %d --max-size %"
             PRIu64 " --restarts %d -v\n", opt.seed, opt.ops, opt.files, opt.max_size,
             opt.restarts);
-    fprintf(stderr, "fsx: work directory kept: %s (server log %s/tarnfsd.log)\n", workdir,
-            srv.dir);
     exit(1);
 }
 
@@ -622,15 +624,25 @@ static void run_tool(const char *const *argv)
         int fd = open("/dev/null", O_WRONLY);
         if (fd >= 0)
             dup2(fd, 1);
-        execv(argv[0], (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     int st;
-    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail("%s %s failed", argv[0], argv[1]);
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char cmd[600] = "";
+        for (int i = 0; argv[i]; i++)
+            snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), "%s%s", i ? " " : "", argv[i]);
+        fail("%s: failed (status %d)", cmd, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
 }
 
 static char conf[1024], cache_dir[300];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
 
 static void setup(void)
 {
@@ -641,7 +653,8 @@ static void setup(void)
     char src[300];
     snprintf(src, sizeof src, "%s/src", workdir);
     snprintf(cache_dir, sizeof cache_dir, "%s/cache", workdir);
-    if (mkdir(src, 0755) || mkdir(cache_dir, 0755))
+    snprintf(srv.dir, sizeof srv.dir, "%s/server", workdir);    /* its config and log */
+    if (mkdir(src, 0755) || mkdir(cache_dir, 0755) || mkdir(srv.dir, 0755))
         fail("mkdir: %s", strerror(errno));
     /* Member sizes and bytes from the seed: unaligned, over 1 MiB chunks. */
     for (int i = 0; i < 2; i++) {
@@ -715,6 +728,109 @@ static void open_files(void)
     }
 }
 
+/* ---- the written-back tarballs ---- */
+
+/* With the server stopped (a SIGTERM writes every changed run back): each
+ * file is in its run's tarball, its bytes the shadow's.  With lo (not
+ * NULL), bytes may also be lo's (UNSTABLE writes the server may have
+ * dropped), and sizes lie between lo_size and the shadow's. */
+static void verify_tarballs(uint8_t *const *lo, const uint64_t *lo_size)
+{
+    static const char *const runs[] = { "fsxfull", "fsxlazy" };
+    uint8_t *buf = malloc(MiB);
+    if (!buf)
+        fail("out of memory");
+    for (int r = 0; r < 2; r++) {
+        char path[400];
+        snprintf(path, sizeof path, "%s/src/%s.tar", workdir, runs[r]);
+        struct archive *a = archive_read_new();
+        if (!a || archive_read_support_format_tar(a) != ARCHIVE_OK ||
+            archive_read_open_filename(a, path, 65536) != ARCHIVE_OK)
+            fail("cannot read the written-back %s", path);
+        bool found[MAX_FILES] = { false };
+        struct archive_entry *e;
+        int rc;
+        while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+            const char *name = archive_entry_pathname(e);
+            for (int i = 0; i < opt.files; i++) {
+                struct file *f = &files[i];
+                char want[80];
+                snprintf(want, sizeof want, "%s/%s", f->run, f->name);
+                if (strcmp(name, want))
+                    continue;
+                found[i] = true;
+                uint64_t size = (uint64_t)archive_entry_size(e);
+                uint64_t min = lo ? lo_size[i] : f->size;
+                if (size < min || size > f->size)
+                    fail("the written-back %s.tar holds %s with %" PRIu64 " bytes, the shadow %"
+                         PRIu64, runs[r], want, size, f->size);
+                uint64_t off = 0;
+                la_ssize_t n;
+                while ((n = archive_read_data(a, buf, MiB)) > 0) {
+                    if (off + (uint64_t)n > size)
+                        fail("the written-back %s: more data than its size", want);
+                    for (la_ssize_t j = 0; j < n; j++)
+                        if (buf[j] != f->shadow[off + (uint64_t)j] &&
+                            !(lo && buf[j] == lo[i][off + (uint64_t)j]))
+                            fail("the written-back %s.tar: %s byte %" PRIu64 " is %02x, the "
+                                 "shadow's %02x", runs[r], want, off + (uint64_t)j, buf[j],
+                                 f->shadow[off + (uint64_t)j]);
+                    off += (uint64_t)n;
+                }
+                if (n < 0)
+                    fail("the written-back %s: %" PRIu64 " of %" PRIu64 " bytes read: %s", want,
+                         off, size, archive_error_string(a));
+                /* libarchive leaves a sparse member's final hole out. */
+                for (; off < size; off++)
+                    if (f->shadow[off] && !(lo && !lo[i][off]))
+                        fail("the written-back %s.tar: %s byte %" PRIu64 " is 0 (a hole), the "
+                             "shadow's %02x", runs[r], want, off, f->shadow[off]);
+            }
+        }
+        if (rc != ARCHIVE_EOF)
+            fail("reading the written-back %s: %s", path, archive_error_string(a));
+        archive_read_free(a);
+        for (int i = 0; i < opt.files; i++)
+            if (!strcmp(files[i].run, runs[r]) && !found[i])
+                fail("the written-back %s.tar has no %s", runs[r], files[i].name);
+        /* And GNU tar, what users extract runs with, gets the same bytes. */
+        char x[300];
+        snprintf(x, sizeof x, "%s/x", workdir);
+        nftw(x, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (mkdir(x, 0755))
+            fail("mkdir %s: %s", x, strerror(errno));
+        const char *tar[] = { "tar", "-C", x, "-xf", path, NULL };
+        run_tool(tar);
+        for (int i = 0; i < opt.files; i++) {
+            struct file *f = &files[i];
+            if (strcmp(f->run, runs[r]))
+                continue;
+            char xp[400];
+            snprintf(xp, sizeof xp, "%s/%s/%s", x, f->run, f->name);
+            FILE *in = fopen(xp, "rb");
+            if (!in)
+                fail("GNU tar -xf %s.tar: no %s/%s", runs[r], f->run, f->name);
+            uint64_t off = 0;
+            size_t got;
+            while ((got = fread(buf, 1, MiB, in)) > 0) {
+                for (size_t j = 0; j < got; j++)
+                    if (off + j >= f->size ||
+                        (buf[j] != f->shadow[off + j] && !(lo && buf[j] == lo[i][off + j])))
+                        fail("GNU tar -xf %s.tar: %s/%s byte %" PRIu64 " is %02x, the shadow's "
+                             "%02x (size %" PRIu64 ")", runs[r], f->run, f->name, off + j,
+                             buf[j], off + j < f->size ? f->shadow[off + j] : 0, f->size);
+                off += got;
+            }
+            fclose(in);
+            if (off < (lo ? lo_size[i] : f->size))
+                fail("GNU tar -xf %s.tar: %s/%s has %" PRIu64 " bytes, the shadow %" PRIu64,
+                     runs[r], f->run, f->name, off, f->size);
+        }
+        nftw(x, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    free(buf);
+}
+
 /* ---- a restart ---- */
 
 /* COMMIT everything, maybe write a little more UNSTABLE, SIGTERM, start on
@@ -758,6 +874,22 @@ static void restart(uint8_t *wbuf)
     int st = server_stop(&srv);
     if (st != 0)
         fail("tarnfsd exited with status %d on SIGTERM", st);
+    logop("restart: stopped; the written-back tarballs hold the files");
+    verify_tarballs(stable, stable_size);
+    if (below(2)) {
+        /* Dropped from the cache: read back from the written-back tarballs. */
+        logop("restart: the runs evicted from the cache");
+        for (int r = 0; r < 2; r++) {
+            const char *run = r ? "fsxlazy" : "fsxfull";
+            bool used = false;      /* a run never opened is not in the cache */
+            for (int i = 0; i < opt.files; i++)
+                used |= !strcmp(files[i].run, run);
+            const char *argv[] = { test_env("TARNFS"), "cache", "evict", "--cache", cache_dir,
+                                   run, NULL };
+            if (used)
+                run_tool(argv);
+        }
+    }
     if (server_start(&srv, cache_dir, conf, NULL) != 0)
         fail("tarnfsd did not start again");
     client_open(&ca);
@@ -988,12 +1120,6 @@ static void one_op(uint8_t *wbuf, int nmembers, struct file **members)
     }
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st; (void)flag; (void)ftw;
-    return remove(path);
-}
-
 static void usage(void)
 {
     fprintf(stderr,
@@ -1083,11 +1209,15 @@ int main(int argc, char **argv)
     opno = opt.ops + 1;
     verify_all(&ca, "at the end");
     verify_all(&cb, "at the end");
+    for (int i = 0; i < opt.files; i++)
+        do_commit(&ca, &files[i], 0, 0, NULL);
     client_close(&ca);
     client_close(&cb);
     int st = server_stop(&srv);
     if (st != 0)
         fail("tarnfsd exited with status %d on SIGTERM", st);
+    logop("stopped; the written-back tarballs hold the files");
+    verify_tarballs(NULL, NULL);
     printf("fsx: %lu ops passed in %lds: %lu writes (%lu holes, %lu across 1 MiB), %lu reads "
            "(%lu at/past EOF), %lu truncates down, %lu up, %lu getattrs, %lu commits, %lu reopens, "
            "%lu reads by a second client, %lu restarts\n",
