@@ -360,7 +360,7 @@ static bool have_verf;
 static uint32_t rmax = 256 * 1024, wmax = 256 * 1024;
 static uint8_t *iobuf;          /* READ replies land here */
 static struct {
-    unsigned long write, read, trunc_down, trunc_up, getattr, commit, reopen, peer, restart;
+    unsigned long write, read, trunc_down, trunc_up, getattr, commit, reopen, peer, restart, burst;
     unsigned long hole_writes, chunk_crossing, past_eof_reads;
 } count;
 
@@ -1027,6 +1027,122 @@ static uint64_t pick_size(struct file *f, bool *down)
     return s;
 }
 
+/* Several WRITEs, and READs of other bytes, in flight at once on one
+ * connection: the server's threads run them side by side, as they do a
+ * kernel client's write-behind.  The WRITEs cover a window cut at random
+ * points (often inside one 64 KiB block) and go in random order. */
+#define BURST_MAX 8
+static void do_burst(struct file *f, uint8_t *wbuf)
+{
+    uint64_t window = 1 + below(below(2) ? 8192 : 2 * BLOCK + 1000);
+    if (window > wmax)
+        window = wmax;
+    uint64_t w0 = below(2) ? below(f->size + 1)
+                           : (1 + below(opt.max_size / BLOCK - 1)) * BLOCK - below(window);
+    if (w0 + window > opt.max_size)
+        w0 = opt.max_size - window;
+    int k = 2 + (int)below(BURST_MAX - 1);
+    if ((uint64_t)k > window)
+        k = (int)window;
+    uint64_t cut[BURST_MAX + 1];
+    cut[0] = 0;
+    cut[k] = window;
+    for (int i = 1; i < k; i++)
+        cut[i] = 1 + below(window - 1);
+    for (int i = 1; i < k; i++)     /* sort the cut points */
+        for (int j = i + 1; j < k; j++)
+            if (cut[j] < cut[i]) {
+                uint64_t t = cut[i];
+                cut[i] = cut[j];
+                cut[j] = t;
+            }
+    for (uint64_t i = 0; i < window; i++)
+        wbuf[i] = pattern(opno, w0 + i);
+    int order[BURST_MAX];
+    for (int i = 0; i < k; i++)
+        order[i] = i;
+    for (int i = k - 1; i > 0; i--) {
+        int j = (int)below((uint64_t)i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    int how[BURST_MAX];
+    struct waiter ws[BURST_MAX], rs[2];
+    WRITE3args wa[BURST_MAX];
+    READ3args ra[2];
+    uint8_t *rbuf[2] = { NULL, NULL };
+    uint64_t below_w = w0 < f->size ? w0 : f->size;   /* what the WRITEs leave alone */
+    int nr = below_w > 0 ? (int)below(3) : 0;
+    logop("BURST   %s/%s %d WRITEs over %" PRIu64 " +%" PRIu64 ", %d READs before it, size %"
+          PRIu64, f->run, f->name, k, w0, window, nr, f->size);
+    for (int i = 0; i < nr; i++) {
+        uint32_t len = 1 + (uint32_t)below(65536);
+        uint64_t off = below(below_w);
+        if (off + len > below_w)
+            len = (uint32_t)(below_w - off);
+        if (!(rbuf[i] = malloc(len)))
+            fail("out of memory");
+        ra[i] = (READ3args){ .file = F(&f->fh), .offset = off, .count = len };
+        memset(&rs[i], 0, sizeof rs[i]);
+        rs[i].grab = grab_read;
+        rs[i].buf = rbuf[i];
+        rs[i].cap = len;
+    }
+    for (int i = 0; i < k; i++) {
+        int p = order[i];
+        uint64_t off = w0 + cut[p];
+        uint32_t len = (uint32_t)(cut[p + 1] - cut[p]);
+        how[p] = (int)below(3);
+        wa[p] = (WRITE3args){ .file = F(&f->fh), .offset = off, .count = len,
+                              .stable = how[p],
+                              .data = { .data_len = len, .data_val = (char *)wbuf + cut[p] } };
+        memset(&ws[p], 0, sizeof ws[p]);
+        ws[p].grab = grab_write;
+        if (rpc_nfs3_write_async(ca.rpc, raw_cb, &wa[p], &ws[p]) != 0)
+            fail("BURST: cannot send a WRITE: %s", rpc_get_error(ca.rpc));
+        if (i < nr && rpc_nfs3_read_async(ca.rpc, raw_cb, &ra[i], &rs[i]) != 0)
+            fail("BURST: cannot send a READ: %s", rpc_get_error(ca.rpc));
+    }
+    for (int i = 0; i < k; i++)
+        raw_wait(&ca, &ws[i], "BURST WRITE");
+    for (int i = 0; i < nr; i++)
+        raw_wait(&ca, &rs[i], "BURST READ");
+    for (int p = 0; p < k; p++) {
+        if (ws[p].status == NFS3ERR_JUKEBOX) {      /* parked: again, alone */
+            CALL(&ca, ws[p], grab_write, "WRITE",
+                 rpc_nfs3_write_async(ca.rpc, raw_cb, &wa[p], &ws[p]));
+        }
+        if (ws[p].status != NFS3_OK)
+            fail("BURST: WRITE at %" PRIu64 " +%u: status %d", wa[p].offset, wa[p].count,
+                 ws[p].status);
+        if (ws[p].count != wa[p].count)
+            fail("BURST: WRITE of %u bytes: count %u", wa[p].count, ws[p].count);
+        if (ws[p].committed < (uint32_t)how[p])
+            fail("BURST: WRITE asked %s, answered %s", how_name(how[p]),
+                 how_name((int)ws[p].committed));
+        check_verf(ws[p].verf, "BURST WRITE");
+        if (!ws[p].has_attr || ws[p].attr.size < wa[p].offset + wa[p].count)
+            fail("BURST: WRITE at %" PRIu64 " +%u: post-op size %" PRIu64, wa[p].offset,
+                 wa[p].count, ws[p].has_attr ? (uint64_t)ws[p].attr.size : 0);
+        if (how[p] == UNSTABLE && ws[p].committed == UNSTABLE)
+            f->unstable = true;
+    }
+    for (int i = 0; i < nr; i++) {
+        if (rs[i].status == NFS3ERR_JUKEBOX)
+            CALL(&ca, rs[i], grab_read, "READ", (rs[i].buf = rbuf[i], rs[i].cap = ra[i].count,
+                                                 rpc_nfs3_read_async(ca.rpc, raw_cb, &ra[i], &rs[i])));
+        if (rs[i].status != NFS3_OK || rs[i].count != ra[i].count)
+            fail("BURST: READ at %" PRIu64 " +%u: status %d, %u bytes", ra[i].offset,
+                 ra[i].count, rs[i].status, rs[i].count);
+        compare(f, "BURST", ra[i].offset, rbuf[i], ra[i].count);
+        free(rbuf[i]);
+    }
+    memcpy(f->shadow + w0, wbuf, window);
+    if (w0 + window > f->size)
+        f->size = w0 + window;
+    do_getattr(&ca, f);
+}
+
 static void one_op(uint8_t *wbuf, int nmembers, struct file **members)
 {
     struct file *f;
@@ -1039,7 +1155,8 @@ static void one_op(uint8_t *wbuf, int nmembers, struct file **members)
     } else {
         f = &files[below((uint64_t)opt.files)];
         unsigned r = (unsigned)below(100);
-        kind = r < 38 ? 0 : r < 70 ? 1 : r < 80 ? 2 : r < 86 ? 3 : r < 93 ? 4 : r < 96 ? 5 : 6;
+        kind = r < 34 ? 0 : r < 64 ? 1 : r < 74 ? 2 : r < 80 ? 3 : r < 87 ? 4 : r < 90 ? 5
+             : r < 94 ? 6 : 7;
     }
     f->touched = true;
     switch (kind) {
@@ -1097,6 +1214,10 @@ static void one_op(uint8_t *wbuf, int nmembers, struct file **members)
         reopen(&ca, f);
         do_getattr(&ca, f);
         count.reopen++;
+        break;
+    case 7:
+        do_burst(f, wbuf);
+        count.burst++;
         break;
     default:
         /* The second client sees what was made stable.  Unstable data
@@ -1220,10 +1341,10 @@ int main(int argc, char **argv)
     verify_tarballs(NULL, NULL);
     printf("fsx: %lu ops passed in %lds: %lu writes (%lu holes, %lu across 1 MiB), %lu reads "
            "(%lu at/past EOF), %lu truncates down, %lu up, %lu getattrs, %lu commits, %lu reopens, "
-           "%lu reads by a second client, %lu restarts\n",
+           "%lu reads by a second client, %lu bursts of parallel WRITEs, %lu restarts\n",
            opt.ops, (long)(time(NULL) - t0), count.write, count.hole_writes, count.chunk_crossing,
            count.read, count.past_eof_reads, count.trunc_down, count.trunc_up, count.getattr,
-           count.commit, count.reopen, count.peer, count.restart);
+           count.commit, count.reopen, count.peer, count.burst, count.restart);
     for (int i = 0; i < opt.files; i++)
         free(files[i].shadow);
     free(member_data[0]);

@@ -2,7 +2,8 @@
 # 50-nfs: tarnfsd with real clients.  Builds a demo run (generated Illumina
 # folder + permission fixtures + a 3 MiB file) and a 100,000-entry directory,
 # ingests them with `tarnfs ingest`, then runs the libnfs and raw-RPC Check
-# tests, the nfs-ls/nfs-cat/nfs-cp checks, and a mount through real rpcbind.
+# tests, the fsx random data-integrity exerciser (tests/nfs/fsx), the
+# nfs-ls/nfs-cat/nfs-cp checks, and a mount through real rpcbind.
 set -u
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$TARNFS_ROOT/$B" ;; esac
