@@ -360,7 +360,7 @@ static bool have_verf;
 static uint32_t rmax = 256 * 1024, wmax = 256 * 1024;
 static uint8_t *iobuf;          /* READ replies land here */
 static struct {
-    unsigned long write, read, trunc_down, trunc_up, getattr, commit, reopen, peer, restart, burst;
+    unsigned long write, read, trunc_down, trunc_up, getattr, commit, reopen, peer, restart, burst, flush;
     unsigned long hole_writes, chunk_crossing, past_eof_reads;
 } count;
 
@@ -734,13 +734,15 @@ static void open_files(void)
  * file is in its run's tarball, its bytes the shadow's.  With lo (not
  * NULL), bytes may also be lo's (UNSTABLE writes the server may have
  * dropped), and sizes lie between lo_size and the shadow's. */
-static void verify_tarballs(uint8_t *const *lo, const uint64_t *lo_size)
+static void verify_tarballs(uint8_t *const *lo, const uint64_t *lo_size, const char *only)
 {
     static const char *const runs[] = { "fsxfull", "fsxlazy" };
     uint8_t *buf = malloc(MiB);
     if (!buf)
         fail("out of memory");
     for (int r = 0; r < 2; r++) {
+        if (only && strcmp(only, runs[r]))
+            continue;
         char path[400];
         snprintf(path, sizeof path, "%s/src/%s.tar", workdir, runs[r]);
         struct archive *a = archive_read_new();
@@ -875,7 +877,7 @@ static void restart(uint8_t *wbuf)
     if (st != 0)
         fail("tarnfsd exited with status %d on SIGTERM", st);
     logop("restart: stopped; the written-back tarballs hold the files");
-    verify_tarballs(stable, stable_size);
+    verify_tarballs(stable, stable_size, NULL);
     if (below(2)) {
         /* Dropped from the cache: read back from the written-back tarballs. */
         logop("restart: the runs evicted from the cache");
@@ -1154,9 +1156,9 @@ static void one_op(uint8_t *wbuf, int nmembers, struct file **members)
         kind = 0;
     } else {
         f = &files[below((uint64_t)opt.files)];
-        unsigned r = (unsigned)below(100);
-        kind = r < 34 ? 0 : r < 64 ? 1 : r < 74 ? 2 : r < 80 ? 3 : r < 87 ? 4 : r < 90 ? 5
-             : r < 94 ? 6 : 7;
+        unsigned r = (unsigned)below(1000);
+        kind = r < 340 ? 0 : r < 640 ? 1 : r < 740 ? 2 : r < 800 ? 3 : r < 870 ? 4 : r < 900 ? 5
+             : r < 940 ? 6 : r < 997 ? 7 : 8;
     }
     f->touched = true;
     switch (kind) {
@@ -1219,6 +1221,17 @@ static void one_op(uint8_t *wbuf, int nmembers, struct file **members)
         do_burst(f, wbuf);
         count.burst++;
         break;
+    case 8: {
+        /* A write-back while the server runs: the tarball holds the run
+         * as it is now, UNSTABLE bytes included (they are in the store). */
+        logop("FLUSH   %s (tarnfs flush), then its tarball checked", f->run);
+        const char *argv[] = { test_env("TARNFS"), "flush", "--cache", cache_dir,
+                               "--timeout", "120", f->run, NULL };
+        run_tool(argv);
+        verify_tarballs(NULL, NULL, f->run);
+        count.flush++;
+        break;
+    }
     default:
         /* The second client sees what was made stable.  Unstable data
          * first gets its COMMIT. */
@@ -1312,6 +1325,16 @@ int main(int argc, char **argv)
     if (!iobuf || !wbuf)
         fail("out of memory");
     open_files();
+    /* Half the time a part of the index-first member is read first: its
+     * first WRITE then finds some of the run's data present, some absent. */
+    for (int i = 0; i < opt.files; i++)
+        if (files[i].member && !strcmp(files[i].run, "fsxlazy") && below(2)) {
+            uint64_t off = below(files[i].size);
+            uint32_t len = 1 + (uint32_t)below(rmax);
+            logop("READ    %s/%s %" PRIu64 " +%u, before any change", files[i].run,
+                  files[i].name, off, len);
+            do_read(&ca, &files[i], off, len);
+        }
     struct file *members[MAX_FILES];
     int nmembers = 0;
     for (int i = 0; i < opt.files; i++)
@@ -1338,13 +1361,13 @@ int main(int argc, char **argv)
     if (st != 0)
         fail("tarnfsd exited with status %d on SIGTERM", st);
     logop("stopped; the written-back tarballs hold the files");
-    verify_tarballs(NULL, NULL);
+    verify_tarballs(NULL, NULL, NULL);
     printf("fsx: %lu ops passed in %lds: %lu writes (%lu holes, %lu across 1 MiB), %lu reads "
            "(%lu at/past EOF), %lu truncates down, %lu up, %lu getattrs, %lu commits, %lu reopens, "
-           "%lu reads by a second client, %lu bursts of parallel WRITEs, %lu restarts\n",
+           "%lu reads by a second client, %lu bursts of parallel WRITEs, %lu write-backs, %lu restarts\n",
            opt.ops, (long)(time(NULL) - t0), count.write, count.hole_writes, count.chunk_crossing,
            count.read, count.past_eof_reads, count.trunc_down, count.trunc_up, count.getattr,
-           count.commit, count.reopen, count.peer, count.burst, count.restart);
+           count.commit, count.reopen, count.peer, count.burst, count.flush, count.restart);
     for (int i = 0; i < opt.files; i++)
         free(files[i].shadow);
     free(member_data[0]);
