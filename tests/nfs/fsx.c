@@ -757,8 +757,8 @@ static void verify_tarballs(uint8_t *const *lo, const uint64_t *lo_size, const c
             for (int i = 0; i < opt.files; i++) {
                 struct file *f = &files[i];
                 char want[80];
-                snprintf(want, sizeof want, "%s/%s", f->run, f->name);
-                if (strcmp(name, want))
+                if (snprintf(want, sizeof want, "%s/%s", f->run, f->name) >= (int)sizeof want ||
+                    strcmp(name, want))
                     continue;
                 found[i] = true;
                 uint64_t size = (uint64_t)archive_entry_size(e);
@@ -808,7 +808,8 @@ static void verify_tarballs(uint8_t *const *lo, const uint64_t *lo_size, const c
             if (strcmp(f->run, runs[r]))
                 continue;
             char xp[400];
-            snprintf(xp, sizeof xp, "%s/%s/%s", x, f->run, f->name);
+            if (snprintf(xp, sizeof xp, "%s/%s/%s", x, f->run, f->name) >= (int)sizeof xp)
+                fail("path too long: %s", x);
             FILE *in = fopen(xp, "rb");
             if (!in)
                 fail("GNU tar -xf %s.tar: no %s/%s", runs[r], f->run, f->name);
