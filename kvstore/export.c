@@ -121,6 +121,28 @@ static int sparse_declare(struct tar_job *j, struct archive_entry *ae,
     int err = kv_extents(j->kr, ino, extent_add, el);
     if (err)
         return fail(j, err, "listing the data of", path);
+    /* Stretches widened to whole 512-byte blocks (the last may end at the
+     * size), merged where they meet: GNU tar reads each stretch of a sparse
+     * member as whole blocks (its own are block-aligned), so one ending
+     * inside a block shifted all later bytes of the file in its hands and
+     * it took the rest of the archive for its end (exit 0, the members
+     * after it missing); libarchive packs stretches end to end.  Aligned,
+     * both read the same bytes; the widening holds zeros. */
+    size_t n = 0;
+    for (size_t i = 0; i < el->n; i++) {
+        uint64_t start = el->v[i][0] & ~(uint64_t)511;
+        uint64_t end = (el->v[i][0] + el->v[i][1] + 511) & ~(uint64_t)511;
+        if (end > size)
+            end = size;
+        if (n > 0 && start <= el->v[n - 1][0] + el->v[n - 1][1]) {
+            el->v[n - 1][1] = end - el->v[n - 1][0];
+        } else {
+            el->v[n][0] = start;
+            el->v[n][1] = end - start;
+            n++;
+        }
+    }
+    el->n = n;
     bool dense = el->n == 1 && el->v[0][0] == 0 && el->v[0][1] == size;
     if (dense || size == 0)
         return 0;

@@ -40,3 +40,10 @@ $(B)/tests/nfs/test_nlm: $(B)/tests/nfs/test_nlm.o $(B)/tests/nfs/nlm_wire.o $(B
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NFS_LIBS) $(CHECK_LIBS) $(LDLIBS_ALL)
 
 TEST_PROGRAMS += $(B)/tests/nfs/test_nlm
+
+# fsx: seeded random WRITE/READ/SETATTR/COMMIT against shadow copies, with a
+# second client and restarts (its own NAS source: tarballs made with libarchive).
+$(B)/tests/nfs/fsx: $(B)/tests/nfs/fsx.o $(B)/tests/nfs/server.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NFS_LIBS) $(LDLIBS_ALL)
+
+TEST_PROGRAMS += $(B)/tests/nfs/fsx

@@ -2,7 +2,8 @@
 # 50-nfs: tarnfsd with real clients.  Builds a demo run (generated Illumina
 # folder + permission fixtures + a 3 MiB file) and a 100,000-entry directory,
 # ingests them with `tarnfs ingest`, then runs the libnfs and raw-RPC Check
-# tests, the nfs-ls/nfs-cat/nfs-cp checks, and a mount through real rpcbind.
+# tests, the fsx random data-integrity exerciser (tests/nfs/fsx), the
+# nfs-ls/nfs-cat/nfs-cp checks, and a mount through real rpcbind.
 set -u
 B="${B:-build-san}"
 case "$B" in /*) ;; *) B="$TARNFS_ROOT/$B" ;; esac
@@ -52,6 +53,12 @@ export NFS_TEST_TMP="$W"
 check "libnfs exercises every NFSv3 procedure (test_nfs)" "$B/tests/nfs/test_nfs"
 check "RFC 1813 edge cases: guards, counts, cookies, dot names, types, runs, bad handles (test_nfs_proto)" \
   "$B/tests/nfs/test_nfs_proto"
+# A new seed each run (printed; a failure prints it with the op log and
+# the replay command): FSX_SEED=N replays one here, FSX_OPS=N soaks.
+fsx_args=(--ops "${FSX_OPS:-2000}")
+[ -n "${FSX_SEED:-}" ] && fsx_args+=(--seed "$FSX_SEED")
+check "random writes, reads, truncates and commits keep 4 files byte for byte equal to their shadows, through two clients, restarts and write-backs (fsx)" \
+  "$B/tests/nfs/fsx" "${fsx_args[@]}"
 check "raw RPC bytes: errors, garbage, oversize fragments (test_rpc_wire)" \
   "$B/tests/nfs/test_rpc_wire"
 check "transport limits: unread replies, memory, connections, idle, EMFILE, UDP (test_transport)" \

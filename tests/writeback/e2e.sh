@@ -61,6 +61,20 @@ check "GNU tar lists the member at its full size" \
 mkdir -p "$work/xs" && tar -C "$work/xs" -xf "$work/nas/$R1.tar" "$R1/sparse.bin"
 check "and extracts it with the data, then zeros to 1 GiB" \
   bash -c "[ \$(stat -c %s '$work/xs/$R1/sparse.bin') = 1073741824 ] && cmp -s -n \$(stat -c %s '$work/new.txt') '$work/xs/$R1/sparse.bin' '$work/new.txt' && rm -rf '$work/xs'"
+# Data, a hole, data: stretches that end inside a 512-byte block (found by
+# tests/nfs/fsx).  GNU tar read them as whole blocks: later bytes of the
+# file came shifted, and it took the rest of the archive for its end.
+nfs-cp "$work/new.txt" "$(url A "$R1/Data/a-sparse.bin")" >/dev/null 2>&1
+nfsop "$(url A '')" write "/$R1/Data/a-sparse.bin" 1048576 < "$work/new.txt"
+check "a file with two stretches of data around a hole is written over NFS" test $? -eq 0
+flush "$work/cacheA" "$R1" >/dev/null 2>&1
+{ cat "$work/new.txt"; head -c $((1048576 - $(stat -c %s "$work/new.txt"))) /dev/zero
+  cat "$work/new.txt"; } > "$work/two-stretches.bin"
+mkdir -p "$work/xt" && tar -C "$work/xt" -xf "$work/nas/$R1.tar" > "$work/xt.err" 2>&1
+check "GNU tar extracts the whole written-back tarball: that file byte for byte" \
+  cmp -s "$work/xt/$R1/Data/a-sparse.bin" "$work/two-stretches.bin"
+check "and the members after it (Data/big.bin, RunInfo.xml)" \
+  bash -c "cmp -s '$work/xt/$R1/Data/big.bin' '$work/big.bin' && [ -s '$work/xt/$R1/RunInfo.xml' ] && rm -rf '$work/xt'"
 
 # --- two flushes at once: the second waits for the write-back in progress --
 # (a restarted server writes its marked runs back at once, so an operator's

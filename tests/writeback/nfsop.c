@@ -1,6 +1,7 @@
-/* nfsop.c: one operation (mkdir, rmdir, unlink, rename, truncate, mtime) through libnfs against a server, for the write-back and streaming tests; prints the server's error and exits 1 if it fails. */
+/* nfsop.c: one operation (mkdir, rmdir, unlink, rename, truncate, mtime, write at an offset) through libnfs against a server, for the write-back and streaming tests; prints the server's error and exits 1 if it fails. */
 #include <nfsc/libnfs.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,8 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: nfsop nfs://HOST/EXPORT?nfsport=N&mountport=M "
-                        "mkdir|rmdir|unlink|mtime PATH | rename FROM TO | truncate PATH SIZE\n");
+                        "mkdir|rmdir|unlink|mtime PATH | rename FROM TO | truncate PATH SIZE\n"
+                        "       | write PATH OFFSET (the bytes of stdin, into an existing file)\n");
         return 2;
     }
     struct nfs_context *nfs = nfs_init_context();
@@ -38,9 +40,23 @@ int main(int argc, char **argv)
             rc = nfs_stat64(nfs, argv[3], &st);
             if (!rc)
                 printf("%llu\n", (unsigned long long)st.nfs_mtime);
-        } else if (!strcmp(argv[2], "truncate") && argc > 4)
+        } else if (!strcmp(argv[2], "truncate") && argc > 4) {
             rc = nfs_truncate(nfs, argv[3], strtoull(argv[4], NULL, 0));
-        else {
+        } else if (!strcmp(argv[2], "write") && argc > 4) {
+            struct nfsfh *fh = NULL;
+            uint64_t off = strtoull(argv[4], NULL, 0);
+            char buf[65536];
+            size_t n;
+            rc = nfs_open(nfs, argv[3], O_WRONLY, &fh);
+            while (rc == 0 && (n = fread(buf, 1, sizeof buf, stdin)) > 0) {
+                int w = nfs_pwrite(nfs, fh, off, n, buf);
+                if (w < 0 || (size_t)w != n)
+                    rc = -1;
+                off += n;
+            }
+            if (fh && nfs_close(nfs, fh) && rc == 0)
+                rc = -1;
+        } else {
             fprintf(stderr, "nfsop: unknown operation %s\n", argv[2]);
             rc = -1;
         }
