@@ -17,6 +17,10 @@
 #define VFS_PREFETCH_GAP ((uint64_t)256 << 10)
 /* No prefetch of a run starts within this long of the end of the last. */
 #define VFS_PREFETCH_QUIET_MS 10000
+/* ... and within this long when the last found the run over half of what
+ * the cache may hold (a 100 GB run read through a 4 GiB cache logged that,
+ * and started a job, every prefetch_after bytes). */
+#define VFS_PREFETCH_TOO_BIG_MS 600000
 /* Absent files taken at a time, put in tarball order, then fetched. */
 #define VFS_PREFETCH_BATCH 65536
 
@@ -455,6 +459,7 @@ static void prefetch_job_run(vfs *v, void *arg)
     run->pf_waiters = NULL;
     run->pf_lo = run->pf_hi = 0;
     run->prefetch_end_ms = tclock_mono_ms();
+    run->prefetch_too_big = err == EFBIG;
     run->lazy_read_bytes = 0;   /* data evicted later counts afresh */
     run->lazy_read_fills = 0;
     struct vfs_handle *old = vfs_handle_put_locked(v, pj->h);
@@ -495,6 +500,13 @@ void vfs_prefetch_note_locked(vfs *v, struct vfs_run *run,
      * after it: they do not start another. */
     if (run->prefetch_end_ms &&
         tclock_mono_ms() - run->prefetch_end_ms < VFS_PREFETCH_QUIET_MS)
+        return;
+    /* Too big for the cache a moment ago: read file by file, without a
+     * job (and its log line, and readers waiting for its first batch)
+     * every prefetch_after bytes; looked at again after a while, in case
+     * the cache grew. */
+    if (run->prefetch_too_big &&
+        tclock_mono_ms() - run->prefetch_end_ms < VFS_PREFETCH_TOO_BIG_MS)
         return;
     run->lazy_read_bytes += stored;
     run->lazy_read_fills++;

@@ -142,6 +142,8 @@ struct vfs_run {
     unsigned lazy_read_fills;     /*   had range-fetched, and how many fills */
     bool prefetching;             /*   the rest of it is being fetched */
     int64_t prefetch_end_ms;      /*   monotonic, when the last one ended */
+    bool prefetch_too_big;        /*   the last one found it over half the
+                                       cache: not tried again for a while */
     struct vfs_waiter *pf_waiters;/*   readers waiting for it to come near */
     kv_ino pf_lo, pf_hi;          /*   the files (lo, hi] it is going over */
     uint64_t pf_at;               /*   tarball offset of its latest claim */
