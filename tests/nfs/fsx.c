@@ -1040,8 +1040,16 @@ static void do_burst(struct file *f, uint8_t *wbuf)
     uint64_t window = 1 + below(below(2) ? 8192 : 2 * BLOCK + 1000);
     if (window > wmax)
         window = wmax;
-    uint64_t w0 = below(2) ? below(f->size + 1)
-                           : (1 + below(opt.max_size / BLOCK - 1)) * BLOCK - below(window);
+    /* At random in the file, or around a block boundary: up to window
+     * bytes before it (never below 0: a window wider than the first
+     * block starts at 0). */
+    uint64_t w0;
+    if (below(2)) {
+        w0 = below(f->size + 1);
+    } else {
+        uint64_t edge = (1 + below(opt.max_size / BLOCK - 1)) * BLOCK, back = below(window);
+        w0 = edge > back ? edge - back : 0;
+    }
     if (w0 + window > opt.max_size)
         w0 = opt.max_size - window;
     int k = 2 + (int)below(BURST_MAX - 1);
