@@ -125,11 +125,15 @@ rgw_start() {
   RGW_DIR=$(mktemp -d "/tmp/tarnfs-$1.XXXXXX")
   export RGW_DIR
   local attempt
-  for attempt in 1 2; do
+  # A third try after a pause: a clean-clone CI once saw every attempt
+  # within 6 s die with the OSD's "wrong fsid" (cause not found yet), and
+  # a start a minute later worked.
+  for attempt in 1 2 3; do
     if tests/s3/rgw-start.sh >/dev/null 2>"$RGW_DIR.err"; then rm -f "$RGW_DIR.err"; return 0; fi
     cat "$RGW_DIR.err" >&2
     rgw_stop
     mkdir -p "$RGW_DIR"
+    [ "$attempt" = 3 ] || sleep $((attempt * 10))
   done
   rm -f "$RGW_DIR.err"
   return 1
