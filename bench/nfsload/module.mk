@@ -14,3 +14,10 @@ $(B)/tcp-ceiling: $(B)/bench/nfsload/tcp_ceiling.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
 
 PROGRAMS += $(B)/nfsload $(B)/tcp-ceiling
+
+# rpcblast: pipelined GETATTR/READ/READDIRPLUS over raw TCP with libtirpc,
+# replies skimmed, for bench/scale's lean-client table.
+$(B)/rpcblast: $(B)/bench/nfsload/rpcblast.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell pkg-config --libs libtirpc)
+
+PROGRAMS += $(B)/rpcblast

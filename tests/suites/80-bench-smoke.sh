@@ -106,6 +106,20 @@ check "bench/bigrun prints each step's row" \
   bash -c 'for r in "tarnfs index" "cold first byte of RunInfo.xml" "ls -lR of the whole run" \
       "whole last .cbcl" "seqread of lane 1"; do grep -q "^| $r" "$1" || exit 1; done' _ "$big"
 rm -f "$big"
+# bench/scale at its smallest: one core, one connection, both clients (the
+# lean rpcblast checks every reply's status and exits 1 on any failure)
+check "rpcblast rejects an unknown workload with status 2" \
+  bash -c '"$B/rpcblast" nosuch "nfs://127.0.0.1/?nfsport=1&mountport=1" / 2>/dev/null; [ $? = 2 ]'
+check "rpcblast reports a server that is not there, status 1" \
+  bash -c '"$B/rpcblast" getattr "nfs://127.0.0.1/?nfsport=1&mountport=1" /x 2>/dev/null; [ $? = 1 ]'
+sc=$(mktemp)
+check "bench/scale runs nfsload and rpcblast against tarnfsd, every call answered" \
+  bash -c './bench/scale --reps 1 --seconds 1 --conns 1 --cores 1 > "$1" 2>&1 || { tail -20 "$1"; exit 1; }' _ "$sc"
+check "bench/scale prints a row of figures for each client" \
+  bash -c 'for c in nfsload rpcblast; do
+      awk -v c="$c" "/client: / { on = (\$NF == c) } on && /^\\| 1 \\| 1 \\| [0-9]/ { f = 1 } END { exit !f }" "$1" || exit 1
+    done' _ "$sc"
+rm -f "$sc"
 no_leftovers() {   # no running process names the run's work directory
   local f c
   [ -n "$work" ] || return 1
