@@ -45,11 +45,20 @@ if [ -f "$RGW_DIR/pids" ]; then
   done < "$RGW_DIR/pids"
 fi
 
-port_busy() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+# A port is taken when any socket of any state has it, not only a listener:
+# a connection's own port (or one in TIME_WAIT) makes the daemon's bind
+# fail too ("a daemon died while waiting for the monitor").  And ports are
+# picked below the kernel's ephemeral range, which outgoing connections
+# take from at any moment: on a host that just made thousands of
+# connections (bench/compare) a pick inside it collided often.
+port_busy() { [ -n "$(ss -Hatn "sport = :$1" 2>/dev/null)" ]; }
+read -r EPH_LO _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPH_LO=32768
+PICK_LO=20000 PICK_N=$(( EPH_LO - 20000 - 16 ))
+[ "$PICK_N" -ge 2000 ] || { PICK_LO=$(( EPH_LO > 3000 ? 1024 : 61000 )); PICK_N=$(( EPH_LO > 3000 ? EPH_LO - 1040 : 4000 )); }
 free_port() {
   local p tries=0
   while :; do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    p=$(( PICK_LO + (RANDOM * 32768 + RANDOM) % PICK_N ))
     port_busy "$p" || { echo "$p"; return; }
     tries=$((tries + 1)); [ $tries -lt 200 ] || die "no free port found"
   done
@@ -58,7 +67,7 @@ free_port() {
 free_range() {
   local n=$1 base i ok tries=0
   while :; do
-    base=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 )); ok=1
+    base=$(( PICK_LO + (RANDOM * 32768 + RANDOM) % PICK_N )); ok=1
     for ((i = 0; i < n; i++)); do port_busy $((base + i)) && { ok=0; break; }; done
     [ $ok = 1 ] && { echo "$base"; return; }
     tries=$((tries + 1)); [ $tries -lt 200 ] || die "no free port range found"

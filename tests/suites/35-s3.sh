@@ -9,12 +9,11 @@ B="${B:-build-san}"
 for p in "$B/tests/fetch/test_s3" "$B/tests/s3/s3tool"; do
   [ -x "$p" ] || die "35-s3: missing $p (run make test-programs)"
 done
-RGW_DIR=$(mktemp -d /tmp/tarnfs-35-s3.XXXXXX)
-export RGW_DIR B
-cleanup() { tests/s3/rgw-stop.sh "$RGW_DIR" >/dev/null 2>&1 || rm -rf "$RGW_DIR"; }
-trap cleanup EXIT
+export B
+trap rgw_stop EXIT
 start=$(date +%s%N)
-if ! tests/s3/rgw-start.sh >/dev/null; then
+# rgw_start (tests/lib.sh): the same tries and pauses as every other suite
+if ! rgw_start 35-s3; then
   echo "35-s3: could not start Ceph RGW; its log:" >&2
   tail -30 "$RGW_DIR/start.log" >&2
   exit 1
@@ -22,6 +21,12 @@ fi
 echo "35-s3: RGW up in $(( ($(date +%s%N) - start) / 1000000 )) ms"
 set -a; . "$RGW_DIR/env"; set +a
 status=0
+# Ports inside the ephemeral range collide with outgoing connections (the
+# daemon's bind fails): bench/compare's start died twice that way.
+read -r eph_lo _ < /proc/sys/net/ipv4/ip_local_port_range
+check "the cluster's ports are picked below the ephemeral range (< $eph_lo)" \
+  bash -c 'read -r m o r <<< "$(sed -n "s/.*mon on \([0-9]*\), osd ports \([0-9]*\)+, rgw on \([0-9]*\).*/\1 \2 \3/p" "$1" | tail -1)"
+           [ -n "$m" ] && [ "$m" -lt "$2" ] && [ $((o + 7)) -lt "$2" ] && [ "$r" -lt "$2" ]' _ "$RGW_DIR/start.log" "$eph_lo"
 
 echo "--- test_s3"
 "$B/tests/fetch/test_s3" 2> "$RGW_DIR/test_s3.log" || { status=1; tail -40 "$RGW_DIR/test_s3.log"; }
