@@ -490,7 +490,15 @@ static int parse_url(const char *url, char *host, size_t hcap, char *export, siz
 static void usage(FILE *f)
 {
     fprintf(f, "usage: rpcblast [--conns N] [--depth D] [--duration S] [--bsize B] [--json]\n"
-               "                getattr|read|readdirplus nfs://HOST/EXPORT?nfsport=N&mountport=M PATH\n");
+               "                getattr|read|readdirplus nfs://HOST/EXPORT?nfsport=N&mountport=M PATH\n"
+               "  getattr      GETATTR of PATH, again and again\n"
+               "  read         READs of --bsize bytes (default 1 MiB) through the file PATH, wrapping\n"
+               "  readdirplus  the first READDIRPLUS page (32 KiB) of the directory PATH\n"
+               "  --conns N    TCP connections, 1-4096 (default 1)\n"
+               "  --depth D    calls in flight per connection, 1-1024 (default 32)\n"
+               "  --duration S seconds of sending (default 2); then every reply is awaited\n"
+               "  --json       one JSON object instead of key value lines\n"
+               "HOST is an IPv4 address.  Exits 1 when any call failed, 2 on bad usage.\n");
 }
 
 int main(int argc, char **argv)
@@ -513,8 +521,13 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (argc - optind != 3 || conns < 1 || conns > 4096 || b.depth < 1 || b.depth > 1024 ||
-        duration <= 0 || b.bsize < 1 || b.bsize > (4u << 20)) {
+    const char *bad = argc - optind != 3 ? "needs a workload, a url and a path"
+                      : conns < 1 || conns > 4096 ? "--conns must be 1-4096"
+                      : b.depth < 1 || b.depth > 1024 ? "--depth must be 1-1024"
+                      : !(duration > 0) ? "--duration must be above 0"
+                      : b.bsize < 1 || b.bsize > (4u << 20) ? "--bsize must be 1 to 4 MiB" : NULL;
+    if (bad) {
+        fprintf(stderr, "rpcblast: %s\n", bad);
         usage(stderr);
         return 2;
     }
