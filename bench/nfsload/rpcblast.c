@@ -10,7 +10,7 @@
  * One thread drives every connection with epoll.  It talks to any NFSv3
  * server: MOUNT and LOOKUP find the handle, then only the chosen call goes.
  *
- *   rpcblast [--conns N] [--depth D] [--duration S] [--bsize B] [--json]
+ *   rpcblast [--conns N] [--depth D] [--duration S] [--bsize B] [--timeout S] [--json]
  *            getattr|read|readdirplus nfs://HOST/EXPORT?nfsport=N&mountport=M PATH
  *
  * Prints calls, ops (calls/s), bytes (READ data), entries (READDIRPLUS),
@@ -497,6 +497,7 @@ static void usage(FILE *f)
                "  --conns N    TCP connections, 1-4096 (default 1)\n"
                "  --depth D    calls in flight per connection, 1-1024 (default 32)\n"
                "  --duration S seconds of sending (default 2); then every reply is awaited\n"
+               "  --timeout S  how long the replies are awaited (default 30)\n"
                "  --json       one JSON object instead of key value lines\n"
                "HOST is an IPv4 address.  Exits 1 when any call failed, 2 on bad usage.\n");
 }
@@ -506,9 +507,10 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "conns", required_argument, NULL, 'c' }, { "depth", required_argument, NULL, 'd' },
         { "duration", required_argument, NULL, 't' }, { "bsize", required_argument, NULL, 'b' },
-        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 } };
+        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' },
+        { "timeout", required_argument, NULL, 'T' }, { 0 } };
     int conns = 1, json = 0, o;
-    double duration = 2;
+    double duration = 2, timeout = 30;
     struct blast b = { .depth = 32, .bsize = 1 << 20 };
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -517,6 +519,7 @@ int main(int argc, char **argv)
         case 't': duration = atof(optarg); break;
         case 'b': b.bsize = (uint32_t)atoi(optarg); break;
         case 'j': json = 1; break;
+        case 'T': timeout = atof(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -525,6 +528,7 @@ int main(int argc, char **argv)
                       : conns < 1 || conns > 4096 ? "--conns must be 1-4096"
                       : b.depth < 1 || b.depth > 1024 ? "--depth must be 1-1024"
                       : !(duration > 0) ? "--duration must be above 0"
+                      : !(timeout > 0) ? "--timeout must be above 0"
                       : b.bsize < 1 || b.bsize > (4u << 20) ? "--bsize must be 1 to 4 MiB" : NULL;
     if (bad) {
         fprintf(stderr, "rpcblast: %s\n", bad);
@@ -589,7 +593,7 @@ int main(int argc, char **argv)
         uint64_t t = now_ns();
         if (!b.stopping && t >= stop) {
             b.stopping = true;
-            drain_until = t + 30000000000ull;
+            drain_until = t + (uint64_t)(timeout * 1e9);
         }
         if (b.stopping) {
             unsigned left = 0;
@@ -598,7 +602,7 @@ int main(int argc, char **argv)
             if (!left)
                 break;
             if (t >= drain_until) {
-                snprintf(b.err, sizeof b.err, "%u calls unanswered 30 s after the end", left);
+                snprintf(b.err, sizeof b.err, "%u calls unanswered %g s after the end", left, timeout);
                 rc = 1;
                 break;
             }

@@ -35,7 +35,8 @@ check "the table is printed with its header" grep -q '^| measurement | unit | ta
 match_row='{ l = $2; gsub(/^ +| +$/, "", l) } (r ~ /[$]$/ ? l == substr(r, 1, length(r) - 1) : index(l, r) == 1)'
 for row in "seqread" "randread" "stat: LOOKUP+GETATTR" "READDIRPLUS of a" "walk (ls -lR)" \
            "smallfile" "p99 GETATTR, 32 streams x 100/s$" \
-           "walk (ls -lR) of the " "stat: LOOKUP+GETATTR of every file of the "; do
+           "walk (ls -lR) of the " "stat: LOOKUP+GETATTR of every file of the " \
+           "lean client: READs" "lean client: GETATTR" "lean client: READDIRPLUS"; do
   check "row '$row' has a tarnfs and a Ganesha median" \
     awk -F'|' -v r="$row" "$match_row"' && $4 ~ /[0-9]/ && $5 ~ /Ganesha/ && $6 ~ /[0-9]/ { f = 1 } END { exit !f }' "$out"
 done
