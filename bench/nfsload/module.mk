@@ -17,7 +17,7 @@ PROGRAMS += $(B)/nfsload $(B)/tcp-ceiling
 
 # rpcblast: pipelined GETATTR/READ/READDIRPLUS over raw TCP with libtirpc,
 # replies skimmed, for bench/scale's lean-client table.
-$(B)/rpcblast: $(B)/bench/nfsload/rpcblast.o
+$(B)/rpcblast: $(B)/bench/nfsload/rpcblast.o $(UTIL_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell pkg-config --libs libtirpc)
 
 PROGRAMS += $(B)/rpcblast

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/units.h"
+
 #define NFS_PROG     100003
 #define NFS_V3       3
 #define MOUNT_PROG   100005
@@ -81,6 +83,7 @@ struct blast {
     uint64_t over;                  /* latencies past the histogram */
     uint64_t last_reply_ns;
     AUTH *auth;
+    uint32_t setup_xid;             /* of MOUNT and LOOKUP */
     char err[1400];
 };
 
@@ -196,13 +199,13 @@ static int read_full(int fd, void *buf, size_t len)
 
 /* One synchronous call on fd; the reply's body after the accept status is
  * left in *body (malloc'd, *blen bytes).  Returns 0 or an errno. */
-static int call_sync(int fd, AUTH *auth, uint32_t prog, uint32_t vers, uint32_t proc,
+static int call_sync(struct blast *b, int fd, uint32_t prog, uint32_t vers, uint32_t proc,
                      bool (*args)(XDR *, void *), void *arg,
                      unsigned char **body, size_t *blen)
 {
     unsigned char req[2048];
-    static uint32_t xid = 0x5e7000;
-    size_t len = encode_call(req, sizeof req, auth, ++xid, prog, vers, proc, args, arg);
+    uint32_t xid = ++b->setup_xid;
+    size_t len = encode_call(req, sizeof req, b->auth, xid, prog, vers, proc, args, arg);
     if (!len)
         return EINVAL;
     if (write(fd, req, len) != (ssize_t)len)
@@ -249,7 +252,7 @@ static int resolve(struct blast *b, const char *host, int nfsport, int mntport,
     struct call_args a = { .name = export };
     unsigned char *body = NULL;
     size_t blen = 0;
-    int err = call_sync(fd, b->auth, MOUNT_PROG, MOUNT_V3, MNTPROC_MNT, args_dirpath, &a, &body, &blen);
+    int err = call_sync(b, fd, MOUNT_PROG, MOUNT_V3, MNTPROC_MNT, args_dirpath, &a, &body, &blen);
     close(fd);
     if (!err && (blen < 8 || be32(body) != 0 || be32(body + 4) > FH_MAX || 8 + be32(body + 4) > blen))
         err = EACCES;
@@ -269,7 +272,7 @@ static int resolve(struct blast *b, const char *host, int nfsport, int mntport,
     uint64_t size = 0;
     for (char *c = strtok_r(copy, "/", &save); c && !err; c = strtok_r(NULL, "/", &save)) {
         a = (struct call_args){ .fh = &b->fh, .name = c };
-        err = call_sync(fd, b->auth, NFS_PROG, NFS_V3, NFSPROC_LOOKUP, args_lookup, &a, &body, &blen);
+        err = call_sync(b, fd, NFS_PROG, NFS_V3, NFSPROC_LOOKUP, args_lookup, &a, &body, &blen);
         if (!err && (blen < 8 || be32(body) != 0 || be32(body + 4) > FH_MAX || 8 + be32(body + 4) > blen))
             err = ENOENT;
         if (!err) {
@@ -368,8 +371,8 @@ static uint64_t count_entries(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
-/* A reply whose first hlen bytes (of rl) are at r. */
-static void account(struct blast *b, struct conn *c, const unsigned char *r, size_t hlen, uint32_t rl)
+/* A reply whose first hlen bytes are at r (a READ's: its header only). */
+static void account(struct blast *b, struct conn *c, const unsigned char *r, size_t hlen)
 {
     uint64_t t = now_ns();
     if (hlen < 28) {
@@ -408,7 +411,6 @@ static void account(struct blast *b, struct conn *c, const unsigned char *r, siz
     } else if (b->wl == WL_READDIRPLUS) {
         b->entries += count_entries(body, r + hlen);
     }
-    (void)rl;
 }
 
 /* Read what the socket has; returns 0, or an errno when the connection broke. */
@@ -441,14 +443,14 @@ static int drain_in(struct blast *b, struct conn *c, unsigned char *scratch, siz
             }
             size_t have = c->rlen - pos - 4;
             if (have >= rl) {
-                account(b, c, c->rbuf + pos + 4, rl, rl);
+                account(b, c, c->rbuf + pos + 4, rl);
                 pos += 4 + rl;
                 continue;
             }
             if (b->wl == WL_READ) {
                 if (have >= 160) {
                     /* the header is in; the data goes without a copy */
-                    account(b, c, c->rbuf + pos + 4, have, rl);
+                    account(b, c, c->rbuf + pos + 4, have);
                     c->skip = rl - have;
                     pos = c->rlen;
                 }
@@ -463,6 +465,19 @@ static int drain_in(struct blast *b, struct conn *c, unsigned char *scratch, siz
         memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
         c->rlen -= pos;
     }
+}
+
+/* The number at s (digits, or a size such as 1M) up to the first of the
+ * characters in stop or the end, within [lo, hi]: 0, or EINVAL. */
+static int number(const char *s, const char *stop, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char buf[32];
+    size_t n = strcspn(s, stop);
+    if (n == 0 || n >= sizeof buf)
+        return EINVAL;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    return units_size(buf, out) || *out < lo || *out > hi ? EINVAL : 0;
 }
 
 static int parse_url(const char *url, char *host, size_t hcap, char *export, size_t ecap,
@@ -482,9 +497,14 @@ static int parse_url(const char *url, char *host, size_t hcap, char *export, siz
     memcpy(export, slash, elen);
     export[elen] = 0;
     const char *p;
-    *nfsport = (p = strstr(url, "nfsport=")) ? atoi(p + 8) : 2049;
-    *mntport = (p = strstr(url, "mountport=")) ? atoi(p + 10) : 0;
-    return *mntport > 0 && *nfsport > 0 ? 0 : EINVAL;
+    uint64_t n = 2049, m = 0;
+    if ((p = strstr(url, "nfsport=")) && number(p + 8, "&", 1, 65535, &n))
+        return EINVAL;
+    if (!(p = strstr(url, "mountport=")) || number(p + 10, "&", 1, 65535, &m))
+        return EINVAL;
+    *nfsport = (int)n;
+    *mntport = (int)m;
+    return 0;
 }
 
 static void usage(FILE *f)
@@ -509,27 +529,31 @@ int main(int argc, char **argv)
         { "duration", required_argument, NULL, 't' }, { "bsize", required_argument, NULL, 'b' },
         { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' },
         { "timeout", required_argument, NULL, 'T' }, { 0 } };
-    int conns = 1, json = 0, o;
-    double duration = 2, timeout = 30;
-    struct blast b = { .depth = 32, .bsize = 1 << 20 };
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int json = 0, o;
+    uint64_t nconns = 1, depth = 32, bsize = 1 << 20, duration_ms = 2000, timeout_ms = 30000;
+    const char *bad = NULL;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1 && !bad) {
         switch (o) {
-        case 'c': conns = atoi(optarg); break;
-        case 'd': b.depth = (unsigned)atoi(optarg); break;
-        case 't': duration = atof(optarg); break;
-        case 'b': b.bsize = (uint32_t)atoi(optarg); break;
+        case 'c': if (number(optarg, "", 1, 4096, &nconns)) bad = "--conns must be 1-4096"; break;
+        case 'd': if (number(optarg, "", 1, 1024, &depth)) bad = "--depth must be 1-1024"; break;
+        case 'b': if (number(optarg, "", 1, 4u << 20, &bsize)) bad = "--bsize must be 1 byte to 4M"; break;
+        case 't':
+            if (units_duration_ms(optarg, &duration_ms) || !duration_ms)
+                bad = "--duration must be a duration of 1 ms or more (2, 0.5, 300ms)";
+            break;
+        case 'T':
+            if (units_duration_ms(optarg, &timeout_ms) || !timeout_ms)
+                bad = "--timeout must be a duration of 1 ms or more (30, 1m)";
+            break;
         case 'j': json = 1; break;
-        case 'T': timeout = atof(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    const char *bad = argc - optind != 3 ? "needs a workload, a url and a path"
-                      : conns < 1 || conns > 4096 ? "--conns must be 1-4096"
-                      : b.depth < 1 || b.depth > 1024 ? "--depth must be 1-1024"
-                      : !(duration > 0) ? "--duration must be above 0"
-                      : !(timeout > 0) ? "--timeout must be above 0"
-                      : b.bsize < 1 || b.bsize > (4u << 20) ? "--bsize must be 1 to 4 MiB" : NULL;
+    if (!bad && argc - optind != 3)
+        bad = "needs a workload, a url and a path";
+    int conns = (int)nconns;
+    struct blast b = { .depth = (unsigned)depth, .bsize = (uint32_t)bsize };
     if (bad) {
         fprintf(stderr, "rpcblast: %s\n", bad);
         usage(stderr);
@@ -582,7 +606,7 @@ int main(int argc, char **argv)
         struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = c };
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
-    uint64_t start = now_ns(), stop = start + (uint64_t)(duration * 1e9), drain_until = 0;
+    uint64_t start = now_ns(), stop = start + duration_ms * 1000000u, drain_until = 0;
     for (int i = 0; i < conns; i++) {
         fill(&b, &cs[i]);
         flush_out(&cs[i]);
@@ -593,7 +617,7 @@ int main(int argc, char **argv)
         uint64_t t = now_ns();
         if (!b.stopping && t >= stop) {
             b.stopping = true;
-            drain_until = t + (uint64_t)(timeout * 1e9);
+            drain_until = t + timeout_ms * 1000000u;
         }
         if (b.stopping) {
             unsigned left = 0;
@@ -602,7 +626,8 @@ int main(int argc, char **argv)
             if (!left)
                 break;
             if (t >= drain_until) {
-                snprintf(b.err, sizeof b.err, "%u calls unanswered %g s after the end", left, timeout);
+                snprintf(b.err, sizeof b.err, "%u calls unanswered %.3f s after the end", left,
+                         timeout_ms / 1000.0);
                 rc = 1;
                 break;
             }
@@ -628,18 +653,15 @@ int main(int argc, char **argv)
 out:;
     uint64_t end = b.last_reply_ns ? b.last_reply_ns : now_ns();
     double secs = (double)(end - start) / 1e9;
+    /* p99 in us: the first bucket by which 99 % were in (HIST_US when only
+     * the latencies past the histogram reach it) */
     uint64_t total = b.over, seen = 0, p99 = 0;
     for (size_t i = 0; i < HIST_US; i++)
         total += b.hist[i];
-    for (size_t i = 0; i < HIST_US && total; i++) {
-        seen += b.hist[i];
-        if (seen * 100 >= total * 99) {
-            p99 = i;
-            break;
-        }
+    if (total) {
+        for (p99 = 0; p99 < HIST_US && (seen += b.hist[p99]) * 100 < total * 99; p99++)
+            ;
     }
-    if (total && !p99 && seen * 100 < total * 99)
-        p99 = HIST_US;
     if (b.errors && !rc)
         rc = 1;
     if (json)

@@ -191,4 +191,21 @@ check "and none was refused for room ($nr refusals)" test "$nr" = 0
 bc=$(stat_of bytes_cached)
 check "usage stays under the limit ($bc of $LIMIT)" test "$bc" -le "$LIMIT"
 
+# 6. prefetch = auto (the default) found the big run over half of what the
+# cache may hold: not fetched whole, its files read as they are asked for.
+# That refusal is remembered for 10 minutes: each try was a job that logged
+# it and held the run's readers for its first batch (a 100 GiB run through
+# a 4 GiB cache tried every 10 s).  Then it is looked at again.
+tries() { grep -c "run $A ([0-9]* bytes) is over half of what the cache may hold" "$work/tarnfsd.log"; }
+t0=$(tries)
+check "reading the big run found it too big to prefetch ($t0 times in all sections)" test "$t0" -ge 1
+advance_clock "$work/cache" 11s    # past the quiet time after any prefetch
+check "reading it twice more, 11 s after that, reads every file right" \
+  test "$(( $(read_all $A) + $(read_all $A) ))" = 0
+check "and tried no prefetch of it again ($(tries) refusals)" test "$(tries)" = "$t0"
+advance_clock "$work/cache" 10m
+check "10 minutes on, reading it twice more reads every file right" \
+  test "$(( $(read_all $A) + $(read_all $A) ))" = 0
+check "and it was looked at again ($(tries) refusals)" test "$(tries)" -gt "$t0"
+
 summary "e2e-evict ($mode)" || { echo "--- tarnfsd log"; tail -40 "$work/tarnfsd.log"; exit 1; }

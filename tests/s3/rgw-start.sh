@@ -52,9 +52,15 @@ fi
 # take from at any moment: on a host that just made thousands of
 # connections (bench/compare) a pick inside it collided often.
 port_busy() { [ -n "$(ss -Hatn "sport = :$1" 2>/dev/null)" ]; }
-read -r EPH_LO _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPH_LO=32768
-PICK_LO=20000 PICK_N=$(( EPH_LO - 20000 - 16 ))
-[ "$PICK_N" -ge 2000 ] || { PICK_LO=$(( EPH_LO > 3000 ? 1024 : 61000 )); PICK_N=$(( EPH_LO > 3000 ? EPH_LO - 1040 : 4000 )); }
+read -r EPH_LO EPH_HI < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPH_LO=32768 EPH_HI=60999
+if [ $((EPH_LO - 1024)) -ge 2000 ]; then    # below it (from 20000 when there is room)
+  PICK_LO=$(( EPH_LO > 22000 ? 20000 : 1024 ))
+  PICK_N=$(( EPH_LO - PICK_LO - 16 ))
+else                                        # else above it
+  PICK_LO=$(( EPH_HI + 1 ))
+  PICK_N=$(( 65535 - EPH_HI - 16 ))
+fi
+[ "$PICK_N" -ge 100 ] || die "no free ports outside the ephemeral range $EPH_LO-$EPH_HI"
 free_port() {
   local p tries=0
   while :; do

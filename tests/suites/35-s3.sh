@@ -23,10 +23,12 @@ set -a; . "$RGW_DIR/env"; set +a
 status=0
 # Ports inside the ephemeral range collide with outgoing connections (the
 # daemon's bind fails): bench/compare's start died twice that way.
-read -r eph_lo _ < /proc/sys/net/ipv4/ip_local_port_range
-check "the cluster's ports are picked below the ephemeral range (< $eph_lo)" \
-  bash -c 'read -r m o r <<< "$(sed -n "s/.*mon on \([0-9]*\), osd ports \([0-9]*\)+, rgw on \([0-9]*\).*/\1 \2 \3/p" "$1" | tail -1)"
-           [ -n "$m" ] && [ "$m" -lt "$2" ] && [ $((o + 7)) -lt "$2" ] && [ "$r" -lt "$2" ]' _ "$RGW_DIR/start.log" "$eph_lo"
+read -r eph_lo eph_hi < /proc/sys/net/ipv4/ip_local_port_range
+check "the cluster's ports are picked outside the ephemeral range ($eph_lo-$eph_hi)" \
+  bash -c 'out() { [ "$1" -lt "$lo" ] || [ "$1" -gt "$hi" ]; }
+           lo=$2 hi=$3
+           read -r m o r <<< "$(sed -n "s/.*mon on \([0-9]*\), osd ports \([0-9]*\)+, rgw on \([0-9]*\).*/\1 \2 \3/p" "$1" | tail -1)"
+           [ -n "$m" ] && out "$m" && out "$o" && out $((o + 7)) && out "$r"' _ "$RGW_DIR/start.log" "$eph_lo" "$eph_hi"
 
 echo "--- test_s3"
 "$B/tests/fetch/test_s3" 2> "$RGW_DIR/test_s3.log" || { status=1; tail -40 "$RGW_DIR/test_s3.log"; }
