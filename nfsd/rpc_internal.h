@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define CONN_INFLIGHT_MAX  16      /* calls queued per connection before we stop reading */
+#define CONN_INFLIGHT_MAX  16      /* calls queued or running per connection; more are held */
+#define SQUEEZED_REPLY     8192    /* max_reply of a call run while over the memory limit */
 #define CONN_PARKED_MAX    256     /* calls parked per connection; more are told JUKEBOX */
 #define QUEUE_UDP_MAX      4096    /* beyond this, UDP calls are dropped (clients retry) */
 #define READ_CHUNK         65536   /* also the UDP receive buffer: >= RPC_UDP_MAX */
@@ -54,7 +55,10 @@ struct conn {
     int inflight;                   /* calls queued or running */
     int parked;                     /* calls parked (not in inflight: a client's
                                        calls of cached data are still read) */
-    size_t queued_in;               /* bytes of those calls' records */
+    size_t queued_in;               /* bytes of those calls' records (and held ones) */
+    struct job *held_head, *held_tail;  /* complete calls read past
+                                       CONN_INFLIGHT_MAX: not queued, and c
+                                       not read, until calls finish */
     struct outbuf *out_head, *out_tail;
     size_t out_bytes;               /* bytes of replies not yet written */
     int64_t out_progress_ms;        /* last write progress, or when output was queued */
@@ -197,6 +201,18 @@ void *rpc_listener_main(void *arg);
 void rpc_wake_loop(struct loop *l);
 /* Release n bytes of the memory limit; wakes every loop if one waits for it. */
 void rpc_mem_sub(struct rpc_server *s, size_t n);
+/* True when one more call of c may run now: fewer than CONN_INFLIGHT_MAX
+ * in flight and fewer than connection_buffer bytes of replies waiting.
+ * Caller holds c->lock. */
+bool rpc_conn_may_run(const struct rpc_server *s, const struct conn *c);
+
+/* Take as many of c's held calls as may run now (rpc_conn_may_run), each
+ * counted in flight, as the list *head..*tail; returns their number.  The
+ * caller queues them (rpc_queue_push_list) after dropping c->lock, which
+ * it holds. */
+unsigned rpc_conn_take_held(const struct rpc_server *s, struct conn *c,
+                            struct job **head, struct job **tail);
+
 /* Free a queued reply record and its tail. */
 void rpc_outbuf_free(struct outbuf *ob);
 /* Drop a reference to c; the last one closes its socket and frees it. */

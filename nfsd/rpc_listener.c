@@ -100,7 +100,7 @@ void rpc_conn_update_events(struct rpc_server *s, struct conn *c)
 {
     if (c->dead)
         return;
-    bool read = !c->broken && !c->mem_paused && c->inflight < CONN_INFLIGHT_MAX &&
+    bool read = !c->broken && !c->mem_paused && c->inflight < CONN_INFLIGHT_MAX && !c->held_head &&
                 c->queued_in < s->lim.conn_buffer && c->out_bytes < s->lim.conn_buffer;
     /* While a thread is in sendmsg it rearms EPOLLOUT itself afterwards. */
     uint32_t ev = (read ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_head && !c->sending ? EPOLLOUT : 0);
@@ -259,7 +259,14 @@ static void conn_close(struct loop *l, struct conn *c)
     if (c->mem_paused)
         l->nmem_paused--;
     c->mem_paused = false;
+    struct job *held = c->held_head;
+    c->held_head = c->held_tail = NULL;
     pthread_mutex_unlock(&c->lock);
+    while (held) {                  /* never run: c's reference is not the last */
+        struct job *j = held;
+        held = j->next;
+        rpc_job_free(s, j);
+    }
     shutdown(c->src.fd, SHUT_RDWR);
     if (c->prev) c->prev->next = c->next; else l->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -285,8 +292,11 @@ static void queue_pending(struct loop *l)
     l->npend = 0;
 }
 
-/* Hand one complete record to the workers.  Returns false when c must not
- * be read any more for now (a per-connection limit is reached). */
+/* Hand one complete record to the workers, or hold it while c may run no
+ * more calls (rpc_conn_may_run: one read can bring many records); a held
+ * call is queued when one of c's calls finishes or its replies drain.  Returns
+ * false when c must not be read any more for now (a per-connection limit
+ * is reached, or a call is held). */
 static bool conn_submit(struct loop *l, struct conn *c)
 {
     struct rpc_server *s = l->srv;
@@ -300,25 +310,36 @@ static bool conn_submit(struct loop *l, struct conn *c)
         c->rec_len = c->rec_cap = 0;
         return true;
     }
+    /* The job itself counts too: a client sending tiny records must not
+     * make the server hold many jobs for few bytes. */
+    mem_add(s, sizeof *j);
     j->data = c->rec;
     j->len = c->rec_len;
-    j->cap = c->rec_cap;            /* stays counted until the job is done */
+    j->cap = c->rec_cap + sizeof *j;    /* stays counted until the job is done */
     j->conn = c;
     j->peer = c->peer;
     j->peer_len = c->peer_len;
+    j->next = NULL;
     c->rec = NULL;
     c->rec_len = c->rec_cap = 0;
     atomic_fetch_add(&c->refs, 1);
     pthread_mutex_lock(&c->lock);
-    c->inflight++;
+    bool run = !c->held_head && rpc_conn_may_run(s, c);
+    if (run) {
+        c->inflight++;
+    } else {
+        if (c->held_tail) c->held_tail->next = j; else c->held_head = j;
+        c->held_tail = j;
+    }
     c->queued_in += j->cap;
     rpc_conn_update_events(s, c);
     bool reading = c->events & EPOLLIN;
     pthread_mutex_unlock(&c->lock);
-    j->next = NULL;                 /* queued by queue_pending after the read */
-    if (l->pend_tail) l->pend_tail->next = j; else l->pend_head = j;
-    l->pend_tail = j;
-    l->npend++;
+    if (run) {                      /* queued by queue_pending after the read */
+        if (l->pend_tail) l->pend_tail->next = j; else l->pend_head = j;
+        l->pend_tail = j;
+        l->npend++;
+    }
     return reading;
 }
 
@@ -453,8 +474,17 @@ static bool conn_readable(struct loop *l, struct conn *c)
             break;
         }
         ssize_t r;
-        if (c->in_body && c->rec_cap > c->rec_len) {
-            /* Room left in the record buffer: read straight into it. */
+        /* Inside a record: its bytes go straight into its buffer, grown
+         * only now that bytes are there to read, and never past the
+         * fragment, so one read never brings more records than the one
+         * being completed and those a READ_SMALL read holds. */
+        if (c->in_body && c->rec_cap == c->rec_len &&
+            !rec_reserve(s, c, c->frag_left < REC_MIN_ALLOC ? c->frag_left : REC_MIN_ALLOC)) {
+            log_error("rpc: out of memory for a call; dropping the connection");
+            conn_close(l, c);
+            return false;
+        }
+        if (c->in_body) {
             size_t room = c->rec_cap - c->rec_len;
             r = recv(c->src.fd, c->rec + c->rec_len, room < c->frag_left ? room : c->frag_left, 0);
             if (r > 0) {
@@ -467,9 +497,9 @@ static bool conn_readable(struct loop *l, struct conn *c)
                 continue;
             }
         } else {
-            /* Between records, read little at a time: every record in a
-             * chunk becomes a job, even past the connection's limits. */
-            r = recv(c->src.fd, l->scratch, c->in_body ? READ_CHUNK : READ_SMALL, 0);
+            /* Between records, read little at a time: every record in the
+             * chunk becomes a job (held past the connection's limit). */
+            r = recv(c->src.fd, l->scratch, READ_SMALL, 0);
             if (r > 0) {
                 got = true;
                 budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
@@ -503,9 +533,13 @@ static bool conn_writable(struct loop *l, struct conn *c)
 {
     pthread_mutex_lock(&c->lock);
     rpc_conn_flush(l->srv, c, LISTENER_SENDS);
+    struct job *hh, *ht;
+    unsigned nh = rpc_conn_take_held(l->srv, c, &hh, &ht);    /* replies drained */
     rpc_conn_update_events(l->srv, c);
     bool broken = c->broken;
     pthread_mutex_unlock(&c->lock);
+    if (nh)
+        rpc_queue_push_list(l->srv, hh, ht, nh);
     if (broken) {
         conn_close(l, c);
         return false;

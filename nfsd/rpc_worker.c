@@ -32,6 +32,30 @@ void rpc_queue_push(struct rpc_server *s, struct job *j)
     rpc_queue_push_list(s, j, j, 1);
 }
 
+bool rpc_conn_may_run(const struct rpc_server *s, const struct conn *c)
+{
+    return c->inflight < CONN_INFLIGHT_MAX && c->out_bytes < s->lim.conn_buffer;
+}
+
+unsigned rpc_conn_take_held(const struct rpc_server *s, struct conn *c,
+                            struct job **head, struct job **tail)
+{
+    unsigned n = 0;
+    *head = *tail = NULL;
+    while (c->held_head && !c->dead && !c->broken && rpc_conn_may_run(s, c)) {
+        struct job *j = c->held_head;
+        c->held_head = j->next;
+        if (!c->held_head)
+            c->held_tail = NULL;
+        j->next = NULL;
+        if (*tail) (*tail)->next = j; else *head = j;
+        *tail = j;
+        c->inflight++;
+        n++;
+    }
+    return n;
+}
+
 /* A worker's reply to a TCP call: queued on the connection and written as
  * far as the socket takes it now; the rest goes out from the event loop. */
 static void conn_reply(struct rpc_server *s, struct job *j, struct rpc_reply_out *reply)
@@ -70,10 +94,14 @@ static void conn_reply(struct rpc_server *s, struct job *j, struct rpc_reply_out
     }
     c->inflight--;
     c->queued_in -= j->cap;
+    struct job *hh, *ht;
+    unsigned nh = rpc_conn_take_held(s, c, &hh, &ht);
     rpc_conn_update_events(s, c);
     pthread_mutex_unlock(&c->lock);
     if (ob)
         rpc_outbuf_free(ob);
+    if (nh)
+        rpc_queue_push_list(s, hh, ht, nh);
 }
 
 /* A call of c parks (true) or comes back to the work queue (false): a
@@ -86,8 +114,12 @@ static void conn_park_count(struct rpc_server *s, struct conn *c, bool parking)
     pthread_mutex_lock(&c->lock);
     c->inflight += parking ? -1 : 1;
     c->parked += parking ? 1 : -1;
+    struct job *hh = NULL, *ht = NULL;
+    unsigned nh = parking ? rpc_conn_take_held(s, c, &hh, &ht) : 0;
     rpc_conn_update_events(s, c);
     pthread_mutex_unlock(&c->lock);
+    if (nh)
+        rpc_queue_push_list(s, hh, ht, nh);
 }
 
 void rpc_job_free(struct rpc_server *s, struct job *j)
@@ -171,7 +203,12 @@ static void run_job(struct rpc_server *s, struct job *j)
         .data = j->data, .len = j->len,
         .peer = (const struct sockaddr *)&j->peer, .peer_len = j->peer_len,
         .is_tcp = j->conn != NULL,
-        .max_reply = j->conn ? RPC_MAX_RECORD : RPC_UDP_MAX_REPLY,
+        /* Over the memory limit, replies are kept small (a READ is
+         * answered short, a listing in a short page): the calls already
+         * read cannot then add a megabyte each to what waits for slow
+         * clients. */
+        .max_reply = atomic_load(&s->mem) >= s->lim.memory ? SQUEEZED_REPLY
+                     : j->conn ? RPC_MAX_RECORD : RPC_UDP_MAX_REPLY,
         .park_token = expired ? NULL : j,
         .may_park = s->nparked < s->lim.max_parked,     /* and per connection, below */
         .wake_err = j->wake_err,

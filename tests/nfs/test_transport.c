@@ -540,6 +540,77 @@ START_TEST(pipelined_calls_past_the_inflight_limit_are_all_answered_on_every_loo
 }
 END_TEST
 
+/* One read of the socket can bring hundreds of calls (the mark of the
+ * first sent alone, then the rest of it and 400 more in one write): at
+ * most CONN_INFLIGHT_MAX of them run at a time and the rest wait, read
+ * but held, until the client takes its replies.  Before, every call in
+ * the read ran at once, and 400 READs of 1 MiB for a client that reads
+ * nothing put 400 MiB of replies in memory. */
+START_TEST(calls_read_past_the_inflight_limit_wait_for_the_client_to_take_its_replies)
+{
+    start_with("metrics_listen = 127.0.0.1:0\n", NULL);
+    uint8_t root[64], demo[64], big[64];
+    int rootlen = mnt_root(root);
+    int demolen = lookup(root, rootlen, "demo", demo);
+    int biglen = lookup(demo, demolen, "big.bin", big);
+    long base = metric("tarnfs_rpc_memory_bytes");
+    ck_assert_int_ge(base, 0);
+    enum { CALLS = 401 };
+    static uint32_t calls[CALLS * 40];
+    size_t words = 0;
+    for (int i = 0; i < CALLS; i++) {
+        struct call rd;
+        call_header(&rd, (uint32_t)(5000 + i), NFS_PROG, 6);
+        put_bytes(&rd, big, (uint32_t)biglen);
+        put(&rd, 0); put(&rd, 0); put(&rd, 1u << 20);
+        calls[words++] = htonl(0x80000000u | (uint32_t)(rd.n * 4));
+        memcpy(&calls[words], rd.w, (size_t)rd.n * 4);
+        words += (size_t)rd.n;
+    }
+    ck_assert_uint_lt(words * 4, 65536);
+    int fd = tcp_open(srv.nfs_port, 4096);
+    ck_assert(null_ok(fd, NFS_PROG, 5000));
+    ck_assert_int_eq(send(fd, calls, 4, MSG_NOSIGNAL), 4);
+    sleep_ms(200);          /* the server has read the mark alone */
+    ck_assert_int_eq(send(fd, (char *)calls + 4, words * 4 - 4, MSG_NOSIGNAL),
+                     (ssize_t)(words * 4 - 4));
+    long peak = 0;
+    for (int i = 0; i < 20; i++) {
+        sleep_ms(100);
+        long m = metric("tarnfs_rpc_memory_bytes");
+        if (m > peak)
+            peak = m;
+    }
+    printf("transport: %d READs of 1 MiB in one read of a client reading nothing: "
+           "the server held %ld KiB\n", CALLS, (peak - base) >> 10);
+    ck_assert_msg(peak - base < (48l << 20), "the server held %ld bytes for it", peak - base);
+    /* Now the client reads: every call is answered, the held ones too. */
+    int rcv = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    long long deadline = now_ms() + 60000;
+    static bool seen[CALLS];
+    static char data[(1 << 20) + 4096];
+    for (int i = 0; i < CALLS; i++) {
+        uint32_t mark, r[3];
+        ck_assert_msg(recv_until(fd, &mark, 4, deadline) == 0, "reply %d of %d did not come",
+                      i, CALLS);
+        uint32_t len = ntohl(mark) & 0x7fffffffu;
+        ck_assert_uint_gt(len, (1u << 20));
+        ck_assert_uint_le(len, sizeof data);
+        ck_assert_int_eq(recv_until(fd, data, len, deadline), 0);
+        memcpy(r, data, sizeof r);
+        uint32_t xid = ntohl(r[0]);
+        ck_assert_uint_ge(xid, 5000);
+        ck_assert_uint_lt(xid, 5000 + CALLS);
+        ck_assert(!seen[xid - 5000]);
+        seen[xid - 5000] = true;
+    }
+    ck_assert(null_ok(fd, NFS_PROG, 5000));
+    close(fd);
+    stop();
+}
+END_TEST
+
 /* ---- finding 6: memory before authentication ---- */
 
 START_TEST(announced_but_unsent_records_cost_no_memory_and_the_total_is_capped)
@@ -864,6 +935,7 @@ int main(int argc, char **argv)
         a_client_that_never_reads_replies_stalls_no_loop_neither_its_own,
         connections_are_spread_over_the_listeners_and_stay_exact,
         pipelined_calls_past_the_inflight_limit_are_all_answered_on_every_loop,
+        calls_read_past_the_inflight_limit_wait_for_the_client_to_take_its_replies,
         announced_but_unsent_records_cost_no_memory_and_the_total_is_capped,
         the_mount_port_takes_only_records_the_size_of_a_mount_call,
         a_host_over_its_connection_limit_is_refused,
