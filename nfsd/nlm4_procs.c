@@ -231,10 +231,20 @@ static void nlm_granted_h(struct rpc_ctx *c, void *args, void *res)
     r->stat.stat = NLM4_DENIED;
 }
 
-/* Send a _MSG call's result to the caller's lock manager. */
+/* Some export admits the peer: only such callers may drop every lock of
+ * a host, or make this server send them datagrams (the _MSG answers). */
+static bool peer_admitted(struct rpc_ctx *c)
+{
+    return c->exports && exports_admit(c->exports, c->peer);
+}
+
+/* Send a _MSG call's result to the caller's lock manager, if some export
+ * admits it: the one sender thread's time is not for strangers (a UDP
+ * _MSG call's source can be forged, and each unanswered one costs it
+ * seconds). */
 static void answer_msg(struct rpc_ctx *c, uint32_t proc, xdrproc_t x, void *res)
 {
-    if (!c->srv->nlm_cb)
+    if (!c->srv->nlm_cb || !peer_admitted(c))
         return;
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
@@ -343,21 +353,18 @@ static void nlm_nm_lock_h(struct rpc_ctx *c, void *args, void *res)
     do_lock(c, args, res, false);
 }
 
-/* Dropping every lock of a host is only for callers this server lets in at
- * all: some export must admit the peer. */
-static bool host_may_free(struct rpc_ctx *c)
-{
-    return c->exports && exports_admit(c->exports, c->peer);
-}
-
 /* FREE_ALL: the client says it rebooted (it names itself). */
 static void nlm_free_all_h(struct rpc_ctx *c, void *args, void *res)
 {
     const nlm4_notify *a = args;
-    if (!c->srv->nlm || !caller_ok(a->name) || !host_may_free(c))
+    if (!c->srv->nlm || !caller_ok(a->name) || !peer_admitted(c))
         return;
-    size_t n = nlm_free_host(c->srv->nlm, a->name);
-    log_info("nlm: FREE_ALL from %s: %zu locks, shares and waits dropped", a->name, n);
+    char addr[NLM_ADDR_MAX];
+    nfsd_peer_str(c->peer, addr, sizeof addr);
+    size_t n = nlm_free_host(c->srv->nlm, a->name, addr);
+    log_limited(&c->srv->nlm_log, 5, 60000, LOG_LVL_INFO,
+                "nlm: FREE_ALL from %s (%s): %zu locks, shares and waits dropped",
+                addr, a->name, n);
 }
 
 /* Procedure 16: rpc.statd says a monitored peer rebooted (our SM_MON

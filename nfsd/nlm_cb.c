@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 /* How long the sender waits for one rpcbind answer, and how often it asks. */
@@ -95,7 +96,8 @@ static size_t encode_call(uint8_t *buf, size_t cap, uint32_t xid, uint32_t prog,
     return at + len;
 }
 
-/* Ask rpcbind on addr's host for the UDP port of prog/vers; 0 when none. */
+/* Ask rpcbind on addr's host for the UDP port of prog/vers; 0 when none.
+ * Takes at most GETPORT_TRIES * GETPORT_WAIT_MS, whatever arrives. */
 static uint16_t getport(struct nlm_cb *cb, const struct sockaddr_storage *addr, uint32_t prog,
                         uint32_t vers)
 {
@@ -104,6 +106,11 @@ static uint16_t getport(struct nlm_cb *cb, const struct sockaddr_storage *addr, 
         return 0;
     struct sockaddr_storage to;
     socklen_t tolen = with_port(addr, PMAPPORT, &to);
+    /* Connected: the kernel drops datagrams from anyone but that rpcbind. */
+    if (connect(fd, (struct sockaddr *)&to, tolen) != 0) {
+        close(fd);
+        return 0;
+    }
     uint8_t args[16], buf[512];
     uint32_t a[4] = { htonl(prog), htonl(vers), htonl(IPPROTO_UDP), 0 };
     memcpy(args, a, sizeof a);
@@ -112,10 +119,13 @@ static uint16_t getport(struct nlm_cb *cb, const struct sockaddr_storage *addr, 
         uint32_t xid = ++cb->xid;
         size_t n = encode_call(buf, sizeof buf, xid, PMAPPROG, PMAPVERS, PMAPPROC_GETPORT,
                                args, sizeof args);
-        if (!n || sendto(fd, buf, n, 0, (struct sockaddr *)&to, tolen) < 0)
+        if (!n || send(fd, buf, n, 0) < 0)
             break;
+        /* One deadline per try: datagrams that are not the answer (junk,
+         * late answers) do not make the wait start again. */
+        int64_t until = tclock_mono_ms() + GETPORT_WAIT_MS, left;
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        while (poll(&p, 1, GETPORT_WAIT_MS) == 1) {
+        while ((left = until - tclock_mono_ms()) > 0 && poll(&p, 1, (int)left) == 1) {
             ssize_t r = recv(fd, buf, sizeof buf, 0);
             if (r < 0)
                 break;

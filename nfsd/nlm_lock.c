@@ -14,8 +14,17 @@
 #define FILE_BUCKETS 4096
 #define HOST_BUCKETS 1024
 
+/* One client address: what all its caller names hold together, so the
+ * per-client limits hold however many names it invents. */
+struct nlm_peer {
+    struct nlm_peer *next;
+    size_t nlocks, nwaiters, nshares, nnames;
+    char addr[NLM_ADDR_MAX];
+};
+
 struct nlm_host {
     struct nlm_host *next;
+    struct nlm_peer *peer;      /* its address's */
     size_t nlocks, nwaiters, nshares;
     char addr[NLM_ADDR_MAX];
     char name[];
@@ -67,6 +76,7 @@ struct nlm_table {
     struct nfile *files[FILE_BUCKETS];
     struct nlm_host *hosts[HOST_BUCKETS];
     size_t nfiles, nlocks, nwaiters, nshares, nhosts;
+    struct nlm_peer *peers[HOST_BUCKETS];
 };
 
 /* ---- helpers ---- */
@@ -105,44 +115,72 @@ static bool same_owner(const struct nlm_host *h, int32_t svid, const uint8_t *oh
 
 /* ---- hosts ---- */
 
-/* Hosts other than h from address addr. */
-static size_t addr_count(struct nlm_table *t, const char *addr, const struct nlm_host *h)
+/* The peer record of addr, made if needed (NULL: out of memory). */
+static struct nlm_peer *peer_get(struct nlm_table *t, const char *addr)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < HOST_BUCKETS; i++)
-        for (const struct nlm_host *o = t->hosts[i]; o; o = o->next)
-            n += o != h && !strcmp(o->addr, addr);
-    return n;
+    struct nlm_peer **b = &t->peers[hash_bytes(addr, strlen(addr)) % HOST_BUCKETS];
+    for (struct nlm_peer *p = *b; p; p = p->next)
+        if (!strcmp(p->addr, addr))
+            return p;
+    struct nlm_peer *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    p->next = *b;
+    *b = p;
+    return p;
 }
 
-static bool addr_shared(struct nlm_table *t, const struct nlm_host *h)
+/* Forget p when no caller name from it is left. */
+static void peer_put(struct nlm_table *t, struct nlm_peer *p)
 {
-    return addr_count(t, h->addr, h) > 0;
+    if (p->nnames)
+        return;
+    struct nlm_peer **pp = &t->peers[hash_bytes(p->addr, strlen(p->addr)) % HOST_BUCKETS];
+    while (*pp != p)
+        pp = &(*pp)->next;
+    *pp = p->next;
+    free(p);
 }
 
+/* statd watches an address while some caller name from it holds anything:
+ * told at its first name and after its last. */
 static void monitor(struct nlm_table *t, struct nlm_host *h, bool first)
 {
-    if (t->hooks.monitor && h->addr[0] && !addr_shared(t, h))
+    if (t->hooks.monitor && h->addr[0] && h->peer->nnames == 1)
         t->hooks.monitor(t->hooks.arg, h->addr, first);
 }
 
+/* The host (caller_name, address): a name alone is only what the client
+ * says it is, so a call from another address never finds, frees or
+ * unlocks another address's locks (as Linux lockd matches both). */
 static struct nlm_host *host_find(struct nlm_table *t, const char *name, const char *addr,
                                   bool create)
 {
     size_t n = strlen(name);
+    if (!addr)
+        addr = "";
     struct nlm_host **b = &t->hosts[hash_bytes(name, n) % HOST_BUCKETS];
     for (struct nlm_host *h = *b; h; h = h->next)
-        if (!strcmp(h->name, name))
+        if (!strcmp(h->name, name) && !strcmp(h->addr, addr))
             return h;
     if (!create || t->nhosts >= t->lim.max_hosts)
         return NULL;
-    if (addr && addr[0] && addr_count(t, addr, NULL) >= t->lim.max_names_per_addr)
-        return NULL;                /* one client inventing caller names */
-    struct nlm_host *h = calloc(1, sizeof *h + n + 1);
-    if (!h)
+    struct nlm_peer *p = peer_get(t, addr);
+    if (!p)
         return NULL;
+    struct nlm_host *h = NULL;
+    if (!addr[0] || p->nnames < t->lim.max_names_per_addr)  /* else one client
+                                                               inventing names */
+        h = calloc(1, sizeof *h + n + 1);
+    if (!h) {
+        peer_put(t, p);
+        return NULL;
+    }
     memcpy(h->name, name, n + 1);
-    snprintf(h->addr, sizeof h->addr, "%s", addr ? addr : "");
+    snprintf(h->addr, sizeof h->addr, "%s", addr);
+    h->peer = p;
+    p->nnames++;
     h->next = *b;
     *b = h;
     t->nhosts++;
@@ -161,6 +199,8 @@ static void host_release(struct nlm_table *t, struct nlm_host *h)
     *pp = h->next;
     t->nhosts--;
     monitor(t, h, false);
+    h->peer->nnames--;
+    peer_put(t, h->peer);
     free(h);
 }
 
@@ -223,6 +263,7 @@ static void lk_unlink_free(struct nlm_table *t, struct lk **pp)
     struct lk *l = *pp;
     *pp = l->next;
     l->host->nlocks--;
+    l->host->peer->nlocks--;
     t->nlocks--;
     free(l);
 }
@@ -232,6 +273,7 @@ static void lk_link(struct nlm_table *t, struct nfile *f, struct lk *l)
     l->next = f->locks;
     f->locks = l;
     l->host->nlocks++;
+    l->host->peer->nlocks++;
     t->nlocks++;
 }
 
@@ -254,7 +296,8 @@ static struct lk *find_conflict(struct nfile *f, struct nlm_host *h, int32_t svi
  * half of one of its own locks split by it. */
 static bool room_for(struct nlm_table *t, struct nlm_host *h, size_t n)
 {
-    return t->nlocks + n <= t->lim.max_locks && h->nlocks + n <= t->lim.max_locks_per_host;
+    return t->nlocks + n <= t->lim.max_locks &&
+           h->peer->nlocks + n <= t->lim.max_locks_per_host;
 }
 
 /* Remove the owner's coverage of [start, end] in f, splitting a lock that
@@ -364,6 +407,7 @@ static void waiter_unlink_free(struct nlm_table *t, struct waiter **pp)
     struct waiter *w = *pp;
     *pp = w->next;
     w->host->nwaiters--;
+    w->host->peer->nwaiters--;
     t->nwaiters--;
     free(w);
 }
@@ -436,6 +480,11 @@ void nlm_table_destroy(struct nlm_table *t)
             t->hosts[i] = h->next;
             free(h);
         }
+        while (t->peers[i]) {
+            struct nlm_peer *p = t->peers[i];
+            t->peers[i] = p->next;
+            free(p);
+        }
     }
     pthread_mutex_destroy(&t->mu);
     free(t);
@@ -449,7 +498,7 @@ enum nlm_result nlm_test(struct nlm_table *t, const struct vfs_id *file,
     if (!to_range(offset, len, &s, &e))
         return NLM_RANGE;
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *host = host_find(t, o->host, NULL, false);   /* NULL: holds nothing */
+    struct nlm_host *host = host_find(t, o->host, o->addr, false);   /* none: holds nothing */
     struct lk *l = find_conflict(file_get(t, file, false), host, o->svid, o->oh, o->ohlen,
                                  exclusive, s, e);
     if (l)
@@ -491,7 +540,8 @@ enum nlm_result nlm_lock(struct nlm_table *t, const struct vfs_id *file,
             goto out;
         }
     }
-    if (t->nwaiters >= t->lim.max_waiters || h->nwaiters >= t->lim.max_waiters_per_host) {
+    if (t->nwaiters >= t->lim.max_waiters ||
+        h->peer->nwaiters >= t->lim.max_waiters_per_host) {
         r = NLM_NOLOCKS;
         goto out;
     }
@@ -515,6 +565,7 @@ enum nlm_result nlm_lock(struct nlm_table *t, const struct vfs_id *file,
         pp = &(*pp)->next;
     *pp = w;
     h->nwaiters++;
+    h->peer->nwaiters++;
     t->nwaiters++;
     r = NLM_QUEUED;
 out:
@@ -532,7 +583,7 @@ enum nlm_result nlm_unlock(struct nlm_table *t, const struct vfs_id *file,
         return NLM_RANGE;
     enum nlm_result r = NLM_OK;
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *h = host_find(t, o->host, NULL, false);
+    struct nlm_host *h = host_find(t, o->host, o->addr, false);
     struct nfile *f = h ? file_get(t, file, false) : NULL;
     if (f) {
         struct lk *spare = NULL;
@@ -564,7 +615,7 @@ enum nlm_result nlm_cancel(struct nlm_table *t, const struct vfs_id *file,
         return NLM_RANGE;
     enum nlm_result r = NLM_CONFLICT;
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *h = host_find(t, o->host, NULL, false);
+    struct nlm_host *h = host_find(t, o->host, o->addr, false);
     struct nfile *f = h ? file_get(t, file, false) : NULL;
     for (struct waiter **pp = f ? &f->waiters : NULL; pp && *pp; pp = &(*pp)->next) {
         struct waiter *w = *pp;
@@ -612,7 +663,7 @@ enum nlm_result nlm_share(struct nlm_table *t, const struct vfs_id *file,
     if (r != NLM_OK)
         goto out;
     if (!mine) {
-        if (h->nshares >= t->lim.max_shares_per_host ||
+        if (h->peer->nshares >= t->lim.max_shares_per_host ||
             !(mine = calloc(1, sizeof *mine + o->ohlen))) {
             r = NLM_NOLOCKS;
             goto out;
@@ -624,6 +675,7 @@ enum nlm_result nlm_share(struct nlm_table *t, const struct vfs_id *file,
         mine->next = f->shares;
         f->shares = mine;
         h->nshares++;
+        h->peer->nshares++;
         t->nshares++;
     }
     mine->access = access;
@@ -639,13 +691,14 @@ enum nlm_result nlm_unshare(struct nlm_table *t, const struct vfs_id *file,
                             const struct nlm_owner *o)
 {
     pthread_mutex_lock(&t->mu);
-    struct nlm_host *h = host_find(t, o->host, NULL, false);
+    struct nlm_host *h = host_find(t, o->host, o->addr, false);
     struct nfile *f = h ? file_get(t, file, false) : NULL;
     for (struct share **pp = f ? &f->shares : NULL; pp && *pp; pp = &(*pp)->next) {
         if (share_owner(*pp, h, o->oh, o->ohlen)) {
             struct share *s = *pp;
             *pp = s->next;
             h->nshares--;
+            h->peer->nshares--;
             t->nshares--;
             free(s);
             break;
@@ -688,6 +741,7 @@ static size_t free_host_locked(struct nlm_table *t, struct nlm_host *h)
                     struct share *s = *pp;
                     *pp = s->next;
                     h->nshares--;
+                    h->peer->nshares--;
                     t->nshares--;
                     free(s);
                     n++;
@@ -705,10 +759,10 @@ static size_t free_host_locked(struct nlm_table *t, struct nlm_host *h)
     return n;
 }
 
-size_t nlm_free_host(struct nlm_table *t, const char *host)
+size_t nlm_free_host(struct nlm_table *t, const char *host, const char *addr)
 {
     pthread_mutex_lock(&t->mu);
-    size_t n = free_host_locked(t, host_find(t, host, NULL, false));
+    size_t n = free_host_locked(t, host_find(t, host, addr, false));
     pthread_mutex_unlock(&t->mu);
     return n;
 }

@@ -26,7 +26,7 @@
 struct nlm_owner {
     const char *host;           /* caller_name, NUL-terminated */
     const char *addr;           /* the peer's address as text (NULL: none);
-                                   a host keeps the one of its first call */
+                                   a host is a caller name from one address */
     int32_t svid;
     const uint8_t *oh;
     size_t ohlen;
@@ -68,10 +68,11 @@ struct nlm_grant {
 /* Limits; 0 in any field means its default (in brackets). */
 struct nlm_limits {
     unsigned max_locks;             /* lock ranges in all [65536] */
-    unsigned max_locks_per_host;    /* lock ranges one caller name holds [4096] */
+    unsigned max_locks_per_host;    /* lock ranges one client address holds,
+                                       all its caller names together [4096] */
     unsigned max_waiters;           /* blocked requests queued in all [4096] */
-    unsigned max_waiters_per_host;  /* blocked requests of one caller name [256] */
-    unsigned max_shares_per_host;   /* share reservations of one caller name [1024] */
+    unsigned max_waiters_per_host;  /* blocked requests of one client address [256] */
+    unsigned max_shares_per_host;   /* share reservations of one client address [1024] */
     unsigned max_hosts;             /* caller names holding anything [4096] */
     unsigned max_names_per_addr;    /* caller names from one peer address [16] */
 };
@@ -143,10 +144,11 @@ enum nlm_result nlm_share(struct nlm_table *t, const struct vfs_id *file,
 enum nlm_result nlm_unshare(struct nlm_table *t, const struct vfs_id *file,
                             const struct nlm_owner *o);
 
-/* Everything host holds or waits for goes (FREE_ALL, a reboot seen by
- * statd), and queued requests of others that now fit are granted.
- * Returns the number of locks, shares and queued requests dropped. */
-size_t nlm_free_host(struct nlm_table *t, const char *host);
+/* Everything host (caller name host from address addr, NULL: none) holds
+ * or waits for goes (FREE_ALL), and queued requests of others that now fit
+ * are granted.  Returns the number of locks, shares and queued requests
+ * dropped. */
+size_t nlm_free_host(struct nlm_table *t, const char *host, const char *addr);
 
 /* As nlm_free_host for every caller name whose address is addr (statd's
  * reboot notice names the peer as it was monitored: by address). */

@@ -35,6 +35,13 @@ $(B)/tests/nfs/test_nlm_lock: $(B)/tests/nfs/test_nlm_lock.o $(NFSD_LIB) $(UTIL_
 
 TEST_PROGRAMS += $(B)/tests/nfs/test_nlm_lock
 
+# The NLM callback sender against a hostile rpcbind (run in a private
+# network namespace: it takes UDP port 111).
+$(B)/tests/nfs/test_nlm_cb: $(B)/tests/nfs/test_nlm_cb.o $(NFSD_LIB) $(UTIL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(CHECK_LIBS)
+
+TEST_PROGRAMS += $(B)/tests/nfs/test_nlm_cb
+
 # NLM v4 with libnfs's raw client (plus nlm_wire.c: libtirpc for what libnfs lacks).
 $(B)/tests/nfs/test_nlm: $(B)/tests/nfs/test_nlm.o $(B)/tests/nfs/nlm_wire.o $(B)/tests/nfs/server.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NFS_LIBS) $(CHECK_LIBS) $(LDLIBS_ALL)

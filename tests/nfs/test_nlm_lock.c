@@ -206,6 +206,30 @@ START_TEST(cancel_removes_a_queued_request_and_nothing_else)
 }
 END_TEST
 
+START_TEST(a_caller_name_from_another_address_cannot_free_test_or_unlock_its_locks)
+{
+    struct seen s = { 0 };
+    struct nlm_table *t = table(&s, NULL);
+    struct nlm_owner a = owner("alpha", 1);
+    a.addr = "192.0.2.1";
+    ck_assert_int_eq(nlm_lock(t, &file_a, &a, true, 0, 10, false, NULL), NLM_OK);
+    /* The same caller name, svid and owner handle from another address. */
+    struct nlm_owner fake = a;
+    fake.addr = "192.0.2.66";
+    ck_assert_int_eq(nlm_free_host(t, "alpha", "192.0.2.66"), 0);
+    ck_assert_int_eq(nlm_unlock(t, &file_a, &fake, 0, 10), NLM_OK);  /* held nothing */
+    struct nlm_holder h;
+    ck_assert_int_eq(nlm_test(t, &file_a, &fake, true, 0, 1, &h), NLM_CONFLICT);
+    ck_assert_int_eq(nlm_lock(t, &file_a, &fake, true, 0, 1, false, NULL), NLM_CONFLICT);
+    ck_assert_int_eq(nlocks(t), 1);
+    /* The real one still owns it. */
+    ck_assert_int_eq(nlm_test(t, &file_a, &a, true, 0, 1, &h), NLM_OK);
+    ck_assert_int_eq(nlm_free_host(t, "alpha", "192.0.2.1"), 1);
+    ck_assert_int_eq(nlocks(t), 0);
+    nlm_table_destroy(t);
+}
+END_TEST
+
 START_TEST(free_all_drops_one_hosts_locks_and_wakes_the_others)
 {
     struct seen s = { 0 };
@@ -215,11 +239,11 @@ START_TEST(free_all_drops_one_hosts_locks_and_wakes_the_others)
     ck_assert_int_eq(nlm_lock(t, &file_b, &a2, false, 0, 0, false, NULL), NLM_OK);
     ck_assert_int_eq(nlm_share(t, &file_b, &a, 1, 2), NLM_OK);
     ck_assert_int_eq(nlm_lock(t, &file_a, &b, false, 0, 0, true, NULL), NLM_QUEUED);
-    ck_assert_int_eq(nlm_free_host(t, "alpha"), 3);
+    ck_assert_int_eq(nlm_free_host(t, "alpha", "alpha"), 3);
     ck_assert_int_eq(s.grants, 1);
     ck_assert_str_eq(s.last.host, "beta");
-    ck_assert_int_eq(nlm_free_host(t, "nobody"), 0);
-    ck_assert_int_eq(nlm_free_host(t, "beta"), 1);
+    ck_assert_int_eq(nlm_free_host(t, "nobody", "nobody"), 0);
+    ck_assert_int_eq(nlm_free_host(t, "beta", "beta"), 1);
     struct nlm_counts c;
     nlm_table_counts(t, &c);
     ck_assert_int_eq(c.locks + c.waiters + c.shares + c.files + c.hosts, 0);
@@ -274,17 +298,32 @@ START_TEST(limits_and_ranges_past_two_to_the_64_are_refused_cleanly)
     }
     ck_assert_int_eq(queued, 2);
     ck_assert_int_eq(refused, 98);
-    ck_assert_int_eq(nlm_free_host(t, "beta"), 2);
-    /* One address inventing caller names gets 16 of them. */
+    ck_assert_int_eq(nlm_free_host(t, "beta", "beta"), 2);
+    /* One address inventing caller names gets 16 of them (a share each:
+     * its locks are limited as one client's, below). */
     int names = 0;
     for (int i = 0; i < 40; i++) {
         char name[32];
         snprintf(name, sizeof name, "name-%d", i);
         struct nlm_owner n = owner(name, 1);
         n.addr = "192.0.2.99";
-        names += nlm_lock(t, &file_b, &n, false, 0, 1, false, NULL) == NLM_OK;
+        names += nlm_share(t, &file_b, &n, 1, 0) == NLM_OK;
     }
     ck_assert_int_eq(names, 16);
+    /* Its names share one address's limits: 4 locks and 2 queued requests
+     * in all, however many names it uses (before, 4 and 2 per name: 16
+     * names took 64 and 32). */
+    int locked = 0, waits = 0;
+    for (int i = 0; i < 16; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "name-%d", i);
+        struct nlm_owner n = owner(name, 1);
+        n.addr = "192.0.2.99";
+        locked += nlm_lock(t, &file_b, &n, false, (uint64_t)i * 10, 1, false, NULL) == NLM_OK;
+        waits += nlm_lock(t, &file_a, &n, true, 0, 1, true, NULL) == NLM_QUEUED;
+    }
+    ck_assert_int_eq(locked, 4);
+    ck_assert_int_eq(waits, 2);
     (void)b;
     nlm_table_destroy(t);
 }
@@ -322,6 +361,7 @@ int main(void)
     tcase_add_test(t, a_blocked_request_is_granted_when_the_holder_unlocks);
     tcase_add_test(t, cancel_removes_a_queued_request_and_nothing_else);
     tcase_add_test(t, free_all_drops_one_hosts_locks_and_wakes_the_others);
+    tcase_add_test(t, a_caller_name_from_another_address_cannot_free_test_or_unlock_its_locks);
     tcase_add_test(t, share_reservations_deny_by_mode_and_access);
     tcase_add_test(t, limits_and_ranges_past_two_to_the_64_are_refused_cleanly);
     tcase_add_test(t, statd_monitors_an_address_once_and_its_reboot_frees_every_name_there);

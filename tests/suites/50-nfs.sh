@@ -20,6 +20,10 @@ say() { echo "50-nfs: $*"; }
 check "config parsing and file handles (test_nfsd_units)" "$B/tests/nfs/test_nfsd_units"
 check "NLM lock table: ranges split, merge and upgrade; blocked requests, CANCEL, FREE_ALL, limits (test_nlm_lock)" \
   "$B/tests/nfs/test_nlm_lock"
+# The callback sender against a hostile rpcbind on port 111 of a private
+# network namespace.
+check "NLM callbacks: a hostile client rpcbind holds the sender no longer than its deadline, a forged answer is not believed (test_nlm_cb)" \
+  unshare --net bash -c 'ip link set lo up && exec "$1"' nlm_cb "$B/tests/nfs/test_nlm_cb"
 check "tarnfsd --check-config: good and bad configs, FILE:LINE per problem, nothing created, no secret printed" \
   "$TARNFS_ROOT/tests/nfs/check-config.sh"
 
