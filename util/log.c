@@ -37,6 +37,12 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Messages carry names clients chose (caller names, paths, object
+     * keys): a control character becomes '?', so no client can end a
+     * line and forge the next one, or send terminal escapes. */
+    for (unsigned char *p = (unsigned char *)msg; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
     if (log_to_syslog) {
         syslog(prio[lvl], "%s", msg);
         return;
