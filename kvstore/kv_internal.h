@@ -114,6 +114,8 @@ struct kv_run {
                              * kv_gen_next) by every holder of the exclusive
                              * lock, so a directory snapshot tagged with it
                              * is known current; no two runs share one */
+    uint64_t synced_gen;    /* gen at the last kv_run_sync that flushed
+                             * (atomic): equal to gen, nothing to flush */
     struct kv_drop *drops;  /* data to delete once meta commits */
     size_t ndrops, capdrops;
     struct kv_run *next;    /* cache->runs list */

@@ -970,6 +970,14 @@ static void nfs3_commit(struct rpc_ctx *c, void *args, void *res)
         r->status = pre.type == VFS_DIR ? NFS3ERR_ISDIR : NFS3ERR_INVAL;
         return;
     }
+    /* Nothing was written through a read-only export (as knfsd).  Not
+     * PROC_MODIFIES: that would first fetch an index-first run's absent
+     * data, which a COMMIT never needs. */
+    if (!c->opts->rw || c->srv->vfs_read_only) {
+        r->status = NFS3ERR_ROFS;
+        wcc_set(&r->COMMIT3res_u.resfail.file_wcc, &pre, &pre);
+        return;
+    }
     err = vfs_commit(c->srv->vfs, &c->id);
     r->status = nfs3_status_from_errno(err);
     wcc_set(&r->COMMIT3res_u.resfail.file_wcc, &pre,

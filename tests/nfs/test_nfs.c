@@ -641,6 +641,15 @@ START_TEST(a_read_only_export_answers_rofs_to_every_change)
     rpc_nfs3_link_async(r.rpc, raw_cb, &lka, &w);
     raw_wait(r.rpc, &w);
     ck_assert_int_eq(w.status, NFS3ERR_ROFS);
+
+    /* COMMIT too (as knfsd): nothing was written through this export, and
+     * before, any client could make the server flush the run's files over
+     * and over while its readers waited. */
+    memset(&w, 0, sizeof w);
+    COMMIT3args ca = { .file = mkfh(file, filelen) };
+    rpc_nfs3_commit_async(r.rpc, raw_cb, &ca, &w);
+    raw_wait(r.rpc, &w);
+    ck_assert_int_eq(w.status, NFS3ERR_ROFS);
     raw_close(&r);
 }
 END_TEST
