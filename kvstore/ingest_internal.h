@@ -79,8 +79,12 @@ struct ingest {
     size_t *pc_end;             /* pc_end[i] = end offset of component i */
     size_t pc_n, pc_ncap;
 
-    struct dir_times *dt;
+    struct dir_times *dt;       /* one per directory, its last header's times */
     size_t dt_n, dt_cap;
+    size_t *dt_slot;            /* dt by inode: open addressing, index + 1
+                                   (0: free), at most half full; NULL: to
+                                   be built (dt_index_drop) */
+    size_t dt_slots;
 
     uid_t default_uid;
     gid_t default_gid;
@@ -154,6 +158,9 @@ int ingest_decide_strip(struct ingest *in, const char *path, bool is_dir,
                         const char *member);
 /* Grow array *p of *cap elements of elem bytes to hold need.  ENOMEM. */
 int ingest_grow(void **p, size_t *cap, size_t need, size_t elem);
+/* Forget dt's index (after dt's inode numbers changed); rebuilt when next
+ * needed. */
+void ingest_dt_index_drop(struct ingest *in);
 /* The inode number member e at relpath asks for (a hint to kv_mknode). */
 kv_ino ingest_member_ino(const struct ingest *in, const struct ingest_member *e,
                          const char *relpath);

@@ -160,6 +160,7 @@ static int unstrip(struct ingest *in, const char *member)
         for (size_t i = 0; i < in->dt_n; i++)
             if (in->dt[i].ino == root)
                 in->dt[i].ino = topdir;
+        ingest_dt_index_drop(in);
         in->root_from_top = false;
     }
     if (err)

@@ -3,6 +3,7 @@
 #include "kvstore/kv_internal.h"
 #include "kvstore/tarindex.h"
 #include "util/crashpt.h"
+#include "util/phash.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -88,16 +89,62 @@ static int clear_target(struct ingest *in, kv_ino parent, const char *leaf,
     return 0;
 }
 
+void ingest_dt_index_drop(struct ingest *in)
+{
+    free(in->dt_slot);
+    in->dt_slot = NULL;
+    in->dt_slots = 0;
+}
+
+/* The slot of ino in dt's index: its entry, or the free slot for it. */
+static size_t *dt_slot_of(const struct ingest *in, kv_ino ino)
+{
+    size_t mask = in->dt_slots - 1;
+    for (size_t i = (size_t)phash(&ino, sizeof ino) & mask;; i = (i + 1) & mask) {
+        size_t *sl = &in->dt_slot[i];
+        if (!*sl || in->dt[*sl - 1].ino == ino)
+            return sl;
+    }
+}
+
+/* Make dt's index hold at least want entries at most half full. */
+static int dt_index_fit(struct ingest *in, size_t want)
+{
+    if (in->dt_slot && want * 2 <= in->dt_slots)
+        return 0;
+    size_t slots = 64;
+    while (slots < want * 2)
+        slots *= 2;
+    size_t *ns = calloc(slots, sizeof *ns);
+    if (!ns)
+        return ENOMEM;
+    free(in->dt_slot);
+    in->dt_slot = ns;
+    in->dt_slots = slots;
+    for (size_t i = 0; i < in->dt_n; i++)
+        *dt_slot_of(in, in->dt[i].ino) = i + 1;
+    return 0;
+}
+
+/* Remember a directory's times, applied again at the end (its members'
+ * arrival changes them).  One entry per directory: a header repeated
+ * (tar --append, or a hostile tarball of millions of "d/") updates it. */
 static int remember_dir_times(struct ingest *in, kv_ino ino,
                               const struct ingest_member *e)
 {
-    int err = ingest_grow((void **)&in->dt, &in->dt_cap, in->dt_n + 1, sizeof *in->dt);
+    int err = dt_index_fit(in, in->dt_n + 1);
     if (err)
         return err;
-    in->dt[in->dt_n].ino = ino;
-    in->dt[in->dt_n].atime = e->atime;
-    in->dt[in->dt_n].mtime = e->mtime;
-    in->dt_n++;
+    size_t *sl = dt_slot_of(in, ino);
+    if (!*sl) {
+        err = ingest_grow((void **)&in->dt, &in->dt_cap, in->dt_n + 1, sizeof *in->dt);
+        if (err)
+            return err;
+        in->dt[in->dt_n].ino = ino;
+        *sl = ++in->dt_n;
+    }
+    in->dt[*sl - 1].atime = e->atime;
+    in->dt[*sl - 1].mtime = e->mtime;
     return 0;
 }
 
@@ -156,8 +203,11 @@ static int ingest_dir(struct ingest *in, const struct ingest_member *e,
             return 0;
         }
     }
-    /* The root, or a directory made earlier for a member under it: its
-     * own attributes now, times included (applied again at the end). */
+    /* The root, or a directory made earlier for a member under it (or by
+     * an earlier header of its own): its own attributes now, times
+     * included (applied again at the end).  Charged as a node: the work a
+     * tarball of repeated headers makes is bounded by the run's budget. */
+    in->meta_bytes += INGEST_NODE_COST;
     s.mask |= KV_SET_ATIME | KV_SET_MTIME;
     s.atime = e->atime;
     s.mtime = e->mtime;
@@ -501,6 +551,7 @@ int ingest_end(struct ingest *in, int err, const char *source_version)
     free(in->pc_ino);
     free(in->pc_end);
     free(in->dt);
+    ingest_dt_index_drop(in);
     if (in->keep)
         *in->keep = in->run;    /* the caller's: published, or to discard */
     else if (err)

@@ -1132,6 +1132,42 @@ START_TEST(symlink_targets_count_against_the_byte_budget)
 }
 END_TEST
 
+/* A directory's header repeated: each repeat costs as a node, so a small
+ * compressed tarball of 100,000 "run/d/" headers (before: no cost at all,
+ * and one more remembered entry each) stops at the budget; with room it
+ * goes in, as one directory with the last header's times. */
+START_TEST(repeated_directory_headers_count_against_the_byte_budget)
+{
+    struct tw w;
+    tw_begin(&w, ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP);
+    tw_dir(&w, "run/", 0755);
+    for (int i = 0; i < 100000; i++)
+        tw_add(&w, &(struct member){ .path = "run/d/", .mode = S_IFDIR | 0755,
+                                     .mtime = 1000000 + i });
+    tw_file(&w, "run/d/f", "x");
+    tw_add(&w, &(struct member){ .path = "run/d/", .mode = S_IFDIR | 0750,
+                                 .mtime = 2000000 });
+    struct tbuf t = tw_end(&w);
+    ck_assert_uint_lt(t.n, 2 << 20);        /* small to send */
+    struct memsrc s = { .p = t.p, .n = t.n, .fail_at = SIZE_MAX };
+    struct kv_ingest_result res;
+    ck_assert_int_eq(kv_ingest_limited(cache, "run", mem_read, &s, "test", 4 << 20, &res),
+                     ENOSPC);
+    ck_assert_msg(strstr(res.error, "4194304 bytes") != NULL, "%s", res.error);
+    assert_nothing_visible("run");
+    struct memsrc s2 = { .p = t.p, .n = t.n, .fail_at = SIZE_MAX };
+    ck_assert_int_eq(kv_ingest_limited(cache, "run", mem_read, &s2, "test", 64 << 20, &res), 0);
+    ck_assert_uint_eq(res.dirs, 1);        /* d (run/ is the root) */
+    kv_run *r = open_run("run");
+    struct kv_attr a = attr_of(r, "d");
+    ck_assert_int_eq(a.mtime.tv_sec, 2000000);
+    ck_assert_uint_eq(a.mode & 07777, 0750);
+    assert_text(r, "d/f", "x");
+    kv_run_close(r);
+    free(t.p);
+}
+END_TEST
+
 START_TEST(input_that_is_not_a_tarball_is_refused)
 {
     struct tbuf t = { 0 };
@@ -1235,7 +1271,8 @@ static Suite *ingest_suite(void)
             owner_ids_beyond_32_bits_or_negative_are_refused,
             a_member_with_a_negative_size_is_refused,
             hard_links_count_against_the_byte_budget,
-            symlink_targets_count_against_the_byte_budget } },
+            symlink_targets_count_against_the_byte_budget,
+            repeated_directory_headers_count_against_the_byte_budget } },
         { "input", {
             a_trickling_read_callback_gives_the_same_run,
             a_failing_read_callback_fails_the_ingest_with_eio } },
