@@ -523,6 +523,24 @@ int vfs_listing_get(vfs *v, const char *prefix, struct vfs_listing **out)
     return listing_get(v, prefix, false, out);
 }
 
+int vfs_listing_peek(vfs *v, const char *prefix, struct vfs_listing **out)
+{
+    int err = ENOENT;
+    pthread_mutex_lock(&v->lock);
+    for (struct vfs_slot *s = v->slots; s; s = s->next) {
+        if (strcmp(s->prefix, prefix) == 0) {
+            if (s->cur) {
+                s->cur->refs++;
+                *out = s->cur;
+                err = 0;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&v->lock);
+    return err;
+}
+
 int vfs_listing_lookup(vfs *v, const char *prefix, const char *name,
                        struct vfs_listing **out, const struct vfs_entry **e)
 {

@@ -3,6 +3,7 @@
 #include "util/phash.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,12 +31,24 @@ static int namespace_readdir(vfs *v, const struct vfs_node *n,
         struct vfs_dirent de = { .name = e->name, .cookie = e->cookie };
         vfs_join_name(prefix, e->name, full, sizeof full);  /* fits: listed */
         if (e->is_dir) {
-            vfs_attr_namespace(v, full, l, &a);
+            vfs_attr_namespace(v, full, NULL, &a);
             de.fileid = a.fileid;
             if (want_attrs) {
                 vfs_id_make_nsdir(v, full, &id);
                 de.id = &id;
-                de.a = &a;
+                /* Its own attributes, as GETATTR gives them (nlink and
+                 * times come from its own listing, not this one): built
+                 * here when that is local, else only if held already,
+                 * never fetched from the backend for a listing. */
+                char sub[KV_RUNNAME_MAX + 3];
+                snprintf(sub, sizeof sub, "%s/", full);
+                struct vfs_listing *cl = NULL;
+                if ((v->backend ? vfs_listing_peek(v, sub, &cl)
+                                : vfs_listing_get(v, sub, &cl)) == 0) {
+                    vfs_attr_namespace(v, full, cl, &a);
+                    vfs_listing_put(v, cl);
+                    de.a = &a;
+                }
             }
         } else {
             de.fileid = kv_ino_for(full, "");

@@ -582,6 +582,9 @@ int vfs_download_run(vfs *v, struct vfs_run *r, const char *key,
  * refreshing it if older than the TTL.  *out holds a reference.
  * Errors: ENOENT (the directory is not there), EIO. */
 int vfs_listing_get(vfs *v, const char *prefix, struct vfs_listing **out);
+/* The listing of prefix held now, fresh or not, never built or fetched
+ * (put it after): ENOENT when none is held. */
+int vfs_listing_peek(vfs *v, const char *prefix, struct vfs_listing **out);
 void vfs_listing_put(vfs *v, struct vfs_listing *l);
 /* Get the listing of prefix and find name in it (*e NULL if absent); a
  * miss in a listing older than the TTL waits for a fresh listing, so new

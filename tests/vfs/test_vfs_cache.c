@@ -41,6 +41,52 @@ START_TEST(root_lists_cached_runs_with_nested_names_as_directories)
 }
 END_TEST
 
+struct nsdir_seen {
+    bool found, had_attrs;
+    struct vfs_attr a;
+};
+
+static int nsdir_cb(void *arg, const struct vfs_dirent *de)
+{
+    struct nsdir_seen *s = arg;
+    if (!strcmp(de->name, "2024")) {
+        s->found = true;
+        s->had_attrs = de->a != NULL;
+        if (de->a)
+            s->a = *de->a;
+    }
+    return 0;
+}
+
+/* READDIRPLUS of the root gives a nested namespace directory its own
+ * attributes, the ones GETATTR gives (before: the root's nlink and times,
+ * so a client saw 2024/'s nlink and mtime flip between two values). */
+START_TEST(a_listing_gives_a_nested_directory_its_own_attributes)
+{
+    three_runs();
+    make_run_tarball("2025/runD", ".tar", "d");
+    ingest_run("2025/runD");
+    vfs *v = open_cache_vfs(false);
+    struct vfs_id root, id;
+    struct vfs_attr ga;
+    ck_assert_int_eq(walk(v, "/", &root, NULL), 0);
+    struct nsdir_seen s = { 0 };
+    uint64_t verf = 0;
+    ck_assert_int_eq(vfs_readdir(v, &root, 0, true, &verf, nsdir_cb, &s), 0);
+    ck_assert(s.found);
+    ck_assert(s.had_attrs);
+    ck_assert_int_eq(walk(v, "2024", &id, &ga), 0);
+    ck_assert_int_eq(s.a.type, VFS_DIR);
+    ck_assert_uint_eq(s.a.fileid, ga.fileid);
+    ck_assert_uint_eq(s.a.nlink, ga.nlink);      /* 2: runC only, no sub-directory */
+    ck_assert_uint_eq(s.a.nlink, 2);
+    ck_assert_int_eq(s.a.mtime.tv_sec, ga.mtime.tv_sec);
+    ck_assert_int_eq(s.a.mtime.tv_nsec, ga.mtime.tv_nsec);
+    ck_assert_int_eq(s.a.ctime.tv_sec, ga.ctime.tv_sec);
+    vfs_close(v);
+}
+END_TEST
+
 START_TEST(a_file_deep_in_a_run_reads_back_byte_for_byte)
 {
     three_runs();
@@ -548,6 +594,7 @@ static Suite *vfs_cache_suite(void)
     tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, root_lists_cached_runs_with_nested_names_as_directories);
+    tcase_add_test(tc, a_listing_gives_a_nested_directory_its_own_attributes);
     tcase_add_test(tc, a_file_deep_in_a_run_reads_back_byte_for_byte);
     tcase_add_test(tc, a_missing_run_is_enoent_and_missing_member_too);
     tcase_add_test(tc, attributes_map_from_kvstore_and_namespace_dirs_are_dirs);

@@ -77,8 +77,9 @@ START_TEST(an_s3_bucket_lists_and_reads_like_a_nas_directory)
     struct fetch_config fc = fast_config();
     vfs *v = open_s3_vfs(&fc);
     char names[4096];
+    /* 2024/ not listed yet: no attributes, never a LIST for them */
     list_sorted(v, "/", names, sizeof names);
-    ck_assert_str_eq(names, "2024/," SPECIAL "/,runA/");
+    ck_assert_str_eq(names, "2024," SPECIAL "/,runA/");
     struct vfs_stats st;
     vfs_get_stats(v, &st);
     ck_assert_uint_eq(st.fetches, 0);
