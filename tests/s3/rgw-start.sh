@@ -129,6 +129,10 @@ osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
 mon allow pool size one = true
+# a throwaway cluster: its monitor must not stop when the host filesystem
+# is under 5 % free (Ceph's default; bench/compare fills the disk with
+# its data sets, and the monitor died "while waiting for the monitor")
+mon data avail crit = 0
 mon allow pool delete = true
 mon warn on pool no redundancy = false
 paxos propose interval = 0.1

@@ -59,5 +59,18 @@ check "stop ends exactly the recorded daemons" \
   bash -c "for p in $pids; do ! kill -0 \$p 2>/dev/null || exit 1; done"
 rm -rf "$RGW_DIR"
 trap - EXIT
+# A second cluster on a filesystem 96 % full (a tmpfs of its own, in a
+# mount namespace): Ceph's monitor stops itself under 5 % free by default,
+# and bench/compare, which fills the disk with its data sets, lost its S3
+# rows to that ("a daemon died while waiting for the monitor").
+check "the test cluster starts on a filesystem 96 % full" \
+  unshare --mount bash -c 'set -e
+    d=$(mktemp -d /tmp/tarnfs-35-s3-full.XXXXXX)
+    mount -t tmpfs -o size=512M tmpfs "$d"
+    fallocate -l 490M "$d/fill"
+    rc=0; RGW_DIR="$d/c" RGW_MEM_MB=256 tests/s3/rgw-start.sh >/dev/null || rc=$?
+    tests/s3/rgw-stop.sh -k "$d/c" >/dev/null 2>&1 || true
+    umount "$d"; rmdir "$d"
+    exit $rc'
 summary 35-s3 || status=1
 exit $status
