@@ -360,6 +360,14 @@ static void nfs3_setattr(struct rpc_ctx *c, void *args, void *res)
         return;
     }
     setattr_sanitize(c, &pre, &s);
+    if (!s.set_mode && !s.set_uid && !s.set_gid && !s.set_size && !s.set_atime &&
+        !s.set_mtime) {
+        /* Nothing to change (an empty sattr3, or only a symlink's mode):
+         * no new ctime, and no write-back of the run for it (knfsd
+         * returns at once too). */
+        wcc_set(w, &pre, &pre);
+        return;
+    }
     err = vfs_setattr(c->srv->vfs, &c->id, &s, NULL, &post);
     r->status = nfs3_status_from_errno(err);
     if (err)

@@ -251,8 +251,6 @@ static int builder_finish(struct builder *b, struct vfs_listing **out)
     for (size_t i = 0; i < l->n; i++) {
         ni[i].name = l->ents[i].name;
         ni[i].idx = i;
-        if (l->ents[i].is_dir)
-            l->ndirs++;
     }
     qsort(ni, l->n, sizeof *ni, by_name_idx);
     for (size_t i = 0; i < l->n; i++)

@@ -57,7 +57,9 @@ void vfs_attr_namespace(const vfs *v, const char *name,
     memset(a, 0, sizeof *a);
     a->type = VFS_DIR;
     a->mode = v->cfg.read_only ? 0555 : 0755;
-    a->nlink = 2 + (uint32_t)(l ? l->ndirs : 0);
+    /* 2 + its subdirectories: every entry of a namespace listing is one
+     * (a run, or a nested namespace directory) */
+    a->nlink = 2 + (uint32_t)(l ? l->n : 0);
     a->size = 4096;
     a->used = 4096;
     a->fsid = v->fsid;

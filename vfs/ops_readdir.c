@@ -240,7 +240,7 @@ int vfs_listing_stamp(vfs *v, const struct vfs_id *dir, uint64_t *stamp)
         struct vfs_listing *l;
         if (vfs_listing_get(v, prefix, &l) != 0)
             return ENOTSUP;
-        uint64_t parts[4] = { s, (uint64_t)l->ndirs, (uint64_t)l->changed.tv_sec,
+        uint64_t parts[4] = { s, (uint64_t)l->n, (uint64_t)l->changed.tv_sec,
                               (uint64_t)l->changed.tv_nsec };
         vfs_listing_put(v, l);
         s = phash(parts, sizeof parts);

@@ -170,7 +170,6 @@ struct vfs_listing {
     struct vfs_entry *ents;       /* sorted by cookie */
     size_t *by_name;              /* indexes into ents, sorted by name */
     uint64_t content_hash;
-    size_t ndirs;
     struct timespec changed;      /* the directory's mtime */
     int64_t built_ms;             /* monotonic, when listed */
 };

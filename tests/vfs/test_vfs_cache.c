@@ -78,8 +78,13 @@ START_TEST(a_listing_gives_a_nested_directory_its_own_attributes)
     ck_assert_int_eq(walk(v, "2024", &id, &ga), 0);
     ck_assert_int_eq(s.a.type, VFS_DIR);
     ck_assert_uint_eq(s.a.fileid, ga.fileid);
-    ck_assert_uint_eq(s.a.nlink, ga.nlink);      /* 2: runC only, no sub-directory */
-    ck_assert_uint_eq(s.a.nlink, 2);
+    ck_assert_uint_eq(s.a.nlink, ga.nlink);
+    ck_assert_uint_eq(s.a.nlink, 3);             /* 2 + runC */
+    /* The root's: 2 + its four directories (2024, 2025, runA, runB);
+     * before, runs were not counted (2 + 2). */
+    struct vfs_attr ra;
+    ck_assert_int_eq(walk(v, "/", &root, &ra), 0);
+    ck_assert_uint_eq(ra.nlink, 6);
     ck_assert_int_eq(s.a.mtime.tv_sec, ga.mtime.tv_sec);
     ck_assert_int_eq(s.a.mtime.tv_nsec, ga.mtime.tv_nsec);
     ck_assert_int_eq(s.a.ctime.tv_sec, ga.ctime.tv_sec);
