@@ -169,8 +169,8 @@ static int listing_take_entries(struct walker *w, struct listing *l,
             size = e->name_attributes.post_op_attr_u.attributes.size;
         }
         int descend = w->opts->recursive && type == NF3DIR;
-        if (!descend && !w->opts->keep && !w->opts->recursive)
-            continue;
+        if (!descend && !w->opts->keep)
+            continue;       /* a walk keeps only what it descends into */
         struct nfs_handle fh = { 0 };
         if (e->name_handle.handle_follows &&
             handle_copy(&fh, &e->name_handle.post_op_fh3_u.handle)) {

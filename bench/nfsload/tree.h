@@ -38,7 +38,8 @@ struct list_opts {
     int recursive;              /* descend into subdirectories */
     int repeat;                 /* list the start directory this many times
                                    (concurrently, up to depth); 1 = once */
-    int keep;                   /* add what a non-recursive listing finds */
+    int keep;                   /* add every entry found to the tree (else
+                                   only the directories descended into) */
 };
 
 /* List the directory tree->e[0] (already added by the caller), appending

@@ -76,6 +76,7 @@ static int load_tree(struct conn_pool *pool, const struct wl_opts *o,
     if (!rc) {
         struct list_opts lo = o->list;
         lo.recursive = 1;
+        lo.keep = 1;
         lo.repeat = 1;
         lo.depth = lo.depth > 0 ? lo.depth : 8;
         rc = tree_list(pool, t, &lo, &scratch, o->deadline_ns);
