@@ -505,8 +505,10 @@ int kv_absent_settle(kv_run *r);
 
 /* Fault hook: called where a change would commit ("meta-commit",
  * "data-commit") on a published run; a nonzero errno return makes that
- * commit fail with it (the transaction is rolled back).  NULL removes it.
- * Process-wide; for tests of the failure paths. */
+ * commit fail with it (the transaction is rolled back).  Also called as
+ * "sync" before each disk flush of kv_run_sync (not when it skips one);
+ * an errno return makes that kv_run_sync fail with it, unflushed.  NULL
+ * removes it.  Process-wide; for tests of the failure paths. */
 typedef int (*kv_fault_fn)(void *arg, const char *op);
 void kv_set_fault(kv_fault_fn fn, void *arg);
 

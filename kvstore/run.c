@@ -598,9 +598,12 @@ int kv_run_sync(kv_run *r)
     int err = 0;
     if (r->staged)
         err = kv_store_counters(r);
-    if (!err && !r->readonly &&
-        (!kcdbsync(r->data, 1, NULL, NULL) || !kcdbsync(r->db, 1, NULL, NULL)))
-        err = EIO;
+    if (!err && !r->readonly) {
+        err = kv_fault("sync");
+        if (!err && (!kcdbsync(r->data, 1, NULL, NULL) ||
+                     !kcdbsync(r->db, 1, NULL, NULL)))
+            err = EIO;
+    }
     if (!err)
         __atomic_store_n(&r->synced_gen, gen, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&r->lock);

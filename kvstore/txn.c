@@ -7,7 +7,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-/* Test hook (kv_set_fault): set once by a test, read on every commit. */
+/* Test hook (kv_set_fault): set once by a test, read on every commit and
+ * every flush of kv_run_sync. */
 static struct {
     kv_fault_fn fn;
     void *arg;

@@ -345,7 +345,8 @@ static bool conn_submit(struct loop *l, struct conn *c)
 
 /* Make room for want more bytes of the current fragment: the buffer grows
  * with what arrives (doubling, at least REC_MIN_ALLOC), never past what
- * the fragment announced.  False when out of memory. */
+ * the fragment announced.  False when out of memory (logged; the caller
+ * drops the connection). */
 static bool rec_reserve(struct rpc_server *s, struct conn *c, size_t want)
 {
     if (c->rec_cap - c->rec_len >= want)
@@ -358,8 +359,10 @@ static bool rec_reserve(struct rpc_server *s, struct conn *c, size_t want)
     if (cap < c->rec_len + want)
         cap = c->rec_len + want;
     uint8_t *nr = realloc(c->rec, cap);
-    if (!nr)
+    if (!nr) {
+        log_error("rpc: out of memory for a call; dropping the connection");
         return false;
+    }
     mem_add(s, cap - c->rec_cap);
     c->rec = nr;
     c->rec_cap = cap;
@@ -410,10 +413,8 @@ static bool conn_parse(struct loop *l, struct conn *c, const uint8_t *p, size_t 
                 break;
         }
         size_t take = c->frag_left < n ? c->frag_left : n;
-        if (!rec_reserve(s, c, take)) {
-            log_error("rpc: out of memory for a call; dropping the connection");
+        if (!rec_reserve(s, c, take))
             return false;
-        }
         memcpy(c->rec + c->rec_len, p, take);
         c->rec_len += take;
         c->frag_left -= (uint32_t)take;
@@ -480,7 +481,6 @@ static bool conn_readable(struct loop *l, struct conn *c)
          * being completed and those a READ_SMALL read holds. */
         if (c->in_body && c->rec_cap == c->rec_len &&
             !rec_reserve(s, c, c->frag_left < REC_MIN_ALLOC ? c->frag_left : REC_MIN_ALLOC)) {
-            log_error("rpc: out of memory for a call; dropping the connection");
             conn_close(l, c);
             return false;
         }

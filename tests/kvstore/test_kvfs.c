@@ -2313,6 +2313,69 @@ START_TEST(unlink_whose_commit_fails_keeps_the_file_whole)
 }
 END_TEST
 
+/* Counts the disk flushes of kv_run_sync (fault hook op "sync") and
+ * fails each with fail (0: none fails). */
+struct flush_count {
+    int n;
+    int fail;
+};
+
+static int count_flushes(void *arg, const char *op)
+{
+    struct flush_count *c = arg;
+    if (strcmp(op, "sync") != 0)
+        return 0;
+    c->n++;
+    return c->fail;
+}
+
+/* A client looping COMMIT must cost no disk flush: kv_run_sync flushes a
+ * run only when it changed since its last flush. */
+START_TEST(sync_of_an_unchanged_run_does_not_flush_again)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "abc");
+    struct flush_count c = { 0, 0 };
+    kv_set_fault(count_flushes, &c);
+    ck_assert_int_eq(kv_run_sync(run), 0);
+    ck_assert_int_eq(c.n, 1);
+    char buf[8];
+    size_t got;
+    bool eof;
+    ck_assert_int_eq(kv_read(run, f, 0, buf, sizeof buf, &got, &eof), 0);
+    ck_assert_int_eq(kv_run_sync(run), 0);
+    ck_assert_int_eq(kv_run_sync(run), 0);
+    ck_assert_int_eq(c.n, 1);
+    write_str(f, 3, "def");
+    ck_assert_int_eq(kv_run_sync(run), 0);
+    ck_assert_int_eq(c.n, 2);
+    ck_assert_int_eq(kv_run_sync(run), 0);
+    ck_assert_int_eq(c.n, 2);
+    kv_set_fault(NULL, NULL);
+}
+END_TEST
+
+/* A flush that failed made nothing durable: the next kv_run_sync of the
+ * unchanged run flushes again instead of skipping. */
+START_TEST(sync_after_a_failed_flush_flushes_again)
+{
+    setup_published();
+    kv_ino f = make(root, "f", S_IFREG | 0644);
+    write_str(f, 0, "abc");
+    struct flush_count c = { 0, EIO };
+    kv_set_fault(count_flushes, &c);
+    ck_assert_int_eq(kv_run_sync(run), EIO);
+    ck_assert_int_eq(c.n, 1);
+    c.fail = 0;
+    ck_assert_int_eq(kv_run_sync(run), 0);
+    ck_assert_int_eq(c.n, 2);
+    ck_assert_int_eq(kv_run_sync(run), 0);
+    ck_assert_int_eq(c.n, 2);
+    kv_set_fault(NULL, NULL);
+}
+END_TEST
+
 static Suite *kvfs_suite(void)
 {
     Suite *s = suite_create("kvfs");
@@ -2344,6 +2407,8 @@ static Suite *kvfs_suite(void)
     tcase_add_test(tc_crash, write_whose_data_commit_fails_changes_nothing);
     tcase_add_test(tc_crash, append_whose_end_fails_leaves_an_empty_file_without_blocks);
     tcase_add_test(tc_crash, unlink_whose_commit_fails_keeps_the_file_whole);
+    tcase_add_test(tc_crash, sync_of_an_unchanged_run_does_not_flush_again);
+    tcase_add_test(tc_crash, sync_after_a_failed_flush_flushes_again);
     tcase_add_test(tc_crash, reopen_after_crash_sweeps_unreachable_data_blocks);
     tcase_add_test(tc_crash, crash_while_changing_published_run_leaves_it_consistent);
     tcase_add_test(tc_crash, run_held_by_another_process_opens_read_only);
