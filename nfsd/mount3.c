@@ -270,17 +270,29 @@ static char *arena_strdup(struct arena *a, const char *s)
 }
 
 /* DUMP: at most NFSD_DUMP_MAX entries, and no more bytes than the
- * transport's reply limit. */
+ * transport's reply limit; over UDP, only the caller's own entries, in at
+ * most NFSD_DUMP_UDP_BYTES. */
 static void mnt_dump(struct rpc_ctx *c, void *args, void *res)
 {
     mountlist *out = res, *tail = out;
     size_t n = 0, used = 64, limit = c->max_reply > 512 ? c->max_reply - 512 : 0;
     if (!exports_admit(c->exports, c->peer))
         return;             /* an empty list to hosts no export admits */
+    char self[INET6_ADDRSTRLEN];
+    size_t first = 0, last = NFSD_MOUNT_BUCKETS;
+    if (!c->is_tcp) {
+        nfsd_peer_str(c->peer, self, sizeof self);
+        first = host_bucket(self);
+        last = first + 1;
+        if (limit > used + NFSD_DUMP_UDP_BYTES)
+            limit = used + NFSD_DUMP_UDP_BYTES;
+    }
     pthread_mutex_lock(&c->srv->lock);
-    for (size_t i = 0; i < NFSD_MOUNT_BUCKETS && n < NFSD_DUMP_MAX; i++)
+    for (size_t i = first; i < last && n < NFSD_DUMP_MAX; i++)
         for (struct mount_entry *e = c->srv->mounts[i]; e && n < NFSD_DUMP_MAX;
              e = e->next) {
+            if (!c->is_tcp && strcmp(e->host, self))
+                continue;
             size_t need = 4 + 4 + ((strlen(e->host) + 3) & ~(size_t)3) + 4 +
                           ((strlen(e->path) + 3) & ~(size_t)3);
             if (used + need > limit)

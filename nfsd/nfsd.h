@@ -40,6 +40,10 @@ struct nlm_cb;
 #define NFSD_MOUNTS_PER_HOST 64
 #define NFSD_MOUNT_BUCKETS   1024
 #define NFSD_DUMP_MAX        4096
+/* Over UDP, where a caller's address can be forged, DUMP lists only the
+ * caller's own entries, in at most NFSD_DUMP_UDP_BYTES of list: a forged
+ * call must not turn into a large reply sent to its victim. */
+#define NFSD_DUMP_UDP_BYTES  1024
 
 struct mount_entry {
     struct mount_entry *next;

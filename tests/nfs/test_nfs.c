@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1760,6 +1763,87 @@ START_TEST(mount_list_keeps_at_most_64_paths_per_host)
 }
 END_TEST
 
+/* A MOUNT DUMP call sent over UDP from source address src (host order) to
+ * the server's mount port; returns the reply's length in bytes and counts
+ * its list entries into *entries, checking each is from host want_host. */
+static ssize_t udp_dump(const struct test_server *s, uint32_t src, const char *want_host,
+                        int *entries)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in me = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(src) };
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s->mount_port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct timeval tv = { 10, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* xid, CALL, RPC 2, MOUNT 3 DUMP, AUTH_NONE credential and verifier */
+    uint32_t call[10] = { htonl(77), 0, htonl(2), htonl(100005), htonl(3), htonl(2), 0, 0, 0, 0 };
+    ck_assert_int_eq(sendto(fd, call, sizeof call, 0, (struct sockaddr *)&to, sizeof to),
+                     (ssize_t)sizeof call);
+    uint32_t r[16384];
+    ssize_t got = recv(fd, r, sizeof r, 0);
+    close(fd);
+    ck_assert_int_ge(got, 28);
+    ck_assert_uint_eq(ntohl(r[0]), 77);
+    ck_assert_uint_eq(ntohl(r[5]), 0);          /* SUCCESS */
+    size_t i = 6, n = (size_t)got / 4;
+    *entries = 0;
+    while (i < n && ntohl(r[i]) == 1) {         /* another entry follows */
+        uint32_t hl = ntohl(r[i + 1]);
+        ck_assert_uint_lt(i + 2 + (hl + 3) / 4, n);
+        char host[64] = "";
+        memcpy(host, &r[i + 2], hl < sizeof host - 1 ? hl : sizeof host - 1);
+        ck_assert_str_eq(host, want_host);
+        i += 2 + (hl + 3) / 4;
+        uint32_t dl = ntohl(r[i]);
+        i += 1 + (dl + 3) / 4;
+        (*entries)++;
+    }
+    ck_assert_uint_lt(i, n);
+    ck_assert_uint_eq(ntohl(r[i]), 0);          /* the list ends */
+    return got;
+}
+
+START_TEST(dump_over_udp_sends_a_small_reply_of_the_callers_own_mounts)
+{
+    struct test_server s = { 0 };
+    ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
+    char demo[64], dir[64];
+    int demolen, dirlen;
+    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *nfs = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    ck_assert_int_eq(raw_mkdir(nfs, demo, demolen, "udp-dump-with-a-long-name"), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(nfs, demo, demolen, "udp-dump-with-a-long-name", dir, &dirlen),
+                     NFS3_OK);
+    char name[32], path[128];
+    for (int i = 0; i < 60; i++) {
+        snprintf(name, sizeof name, "directory-%02d", i);
+        ck_assert_int_eq(raw_mkdir(nfs, dir, dirlen, name), NFS3_OK);
+    }
+    rpc_destroy_context(nfs);
+    for (int i = 0; i < 60; i++) {
+        snprintf(path, sizeof path, "/demo/udp-dump-with-a-long-name/directory-%02d", i);
+        ck_assert_int_eq(raw_mnt(&s, path, NULL, NULL), MNT3_OK);
+    }
+    /* over TCP, every entry (about 4 KiB of list) */
+    struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
+    ck_assert_int_eq(dump_count(rpc, NULL, 0), 61);
+    rpc_destroy_context(rpc);
+    /* over UDP, a forged 40-byte call gets at most a 1 KiB list back */
+    int n;
+    ssize_t got = udp_dump(&s, INADDR_LOOPBACK, "127.0.0.1", &n);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_lt(n, 61);
+    ck_assert_int_le(got, 28 + 1024 + 64);
+    /* and only the caller's own mounts: 127.0.0.2 has none */
+    got = udp_dump(&s, INADDR_LOOPBACK + 1, "", &n);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(got, 28);
+    ck_assert_int_eq(server_stop(&s), 0);
+}
+END_TEST
+
 /* ---- tests: ACCESS and sticky directories (issue 12, findings 13, 14) ---- */
 
 /* CREATE name (GUARDED, given mode) in dir; returns nfsstat3, fills fh. */
@@ -1927,6 +2011,7 @@ static Suite *nfs_suite(void)
     tcase_set_timeout(ml, 300);
     tcase_add_test(ml, mount_150000_spellings_of_one_path_list_it_once);
     tcase_add_test(ml, mount_list_keeps_at_most_64_paths_per_host);
+    tcase_add_test(ml, dump_over_udp_sends_a_small_reply_of_the_callers_own_mounts);
     tcase_add_test(ml, a_host_refused_in_a_loop_does_not_flood_the_log);
     suite_add_tcase(s, ml);
     TCase *pm = tcase_create("perms");
