@@ -638,10 +638,11 @@ static int is_file(const struct tree_entry *e)
     return e->parent >= 0 && e->type == NF3REG;
 }
 
-static int any_entry(const struct tree_entry *e)
+/* Entries READDIRPLUS gave a handle for (a server may omit one, as
+ * tarnfsd does for a member still streaming in). */
+static int has_handle(const struct tree_entry *e)
 {
-    (void)e;
-    return 1;
+    return e->fh.len > 0;
 }
 
 /* ---- stat: LOOKUP then GETATTR of every entry ------------------------- */
@@ -849,7 +850,7 @@ static int wl_getattr(struct conn_pool *pool, const struct wl_opts *o,
                       struct load_stats *st)
 {
     struct slot_state s;
-    int rc = slots_prepare(&s, pool, o, st, any_entry);
+    int rc = slots_prepare(&s, pool, o, st, has_handle);
     if (rc) {
         slots_free(&s);
         return rc;
