@@ -1732,27 +1732,35 @@ START_TEST(a_host_refused_in_a_loop_does_not_flood_the_log)
 }
 END_TEST
 
+/* MNT /demo, then n new directories /demo/top/<prefix>NN, each made and
+ * mounted (every MNT must succeed, listed or not). */
+static void mount_new_dirs(const struct test_server *s, const char *top, const char *prefix,
+                           int n)
+{
+    char demo[64], dir[64];
+    int demolen, dirlen;
+    ck_assert_int_eq(raw_mnt(s, "/demo", demo, &demolen), MNT3_OK);
+    struct rpc_context *nfs = raw_connect(s->nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
+    ck_assert_int_eq(raw_mkdir(nfs, demo, demolen, top), NFS3_OK);
+    ck_assert_int_eq(raw_lookup(nfs, demo, demolen, top, dir, &dirlen), NFS3_OK);
+    char name[64], path[192];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s%02d", prefix, i);
+        ck_assert_int_eq(raw_mkdir(nfs, dir, dirlen, name), NFS3_OK);
+    }
+    rpc_destroy_context(nfs);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "/demo/%s/%s%02d", top, prefix, i);
+        ck_assert_int_eq(raw_mnt(s, path, NULL, NULL), MNT3_OK);
+    }
+}
+
 START_TEST(mount_list_keeps_at_most_64_paths_per_host)
 {
     struct test_server s = { 0 };
     ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
-    char demo[64], dir[64];
-    int demolen, dirlen;
-    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
-    struct rpc_context *nfs = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
-    ck_assert_int_eq(raw_mkdir(nfs, demo, demolen, "mnt-cap"), NFS3_OK);
-    ck_assert_int_eq(raw_lookup(nfs, demo, demolen, "mnt-cap", dir, &dirlen), NFS3_OK);
-    char name[32], path[64];
-    for (int i = 0; i < 80; i++) {
-        snprintf(name, sizeof name, "d%02d", i);
-        ck_assert_int_eq(raw_mkdir(nfs, dir, dirlen, name), NFS3_OK);
-    }
-    rpc_destroy_context(nfs);
+    mount_new_dirs(&s, "mnt-cap", "d", 80);        /* all 80 MNTs succeed */
     struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
-    for (int i = 0; i < 80; i++) {
-        snprintf(path, sizeof path, "/demo/mnt-cap/d%02d", i);
-        ck_assert_int_eq(raw_mnt(&s, path, NULL, NULL), MNT3_OK);   /* all succeed */
-    }
     ck_assert_int_eq(dump_count(rpc, NULL, 0), 64);     /* /demo and 63 more */
     struct waiter w = { 0 };
     ck_assert_int_eq(rpc_mount3_umntall_async(rpc, raw_cb, &w), 0);
@@ -1809,23 +1817,7 @@ START_TEST(dump_over_udp_sends_a_small_reply_of_the_callers_own_mounts)
 {
     struct test_server s = { 0 };
     ck_assert_int_eq(server_start(&s, rw_cache(), rw_conf, NULL), 0);
-    char demo[64], dir[64];
-    int demolen, dirlen;
-    ck_assert_int_eq(raw_mnt(&s, "/demo", demo, &demolen), MNT3_OK);
-    struct rpc_context *nfs = raw_connect(s.nfs_port, NFS_PROGRAM, NFS_V3, 0, 0);
-    ck_assert_int_eq(raw_mkdir(nfs, demo, demolen, "udp-dump-with-a-long-name"), NFS3_OK);
-    ck_assert_int_eq(raw_lookup(nfs, demo, demolen, "udp-dump-with-a-long-name", dir, &dirlen),
-                     NFS3_OK);
-    char name[32], path[128];
-    for (int i = 0; i < 60; i++) {
-        snprintf(name, sizeof name, "directory-%02d", i);
-        ck_assert_int_eq(raw_mkdir(nfs, dir, dirlen, name), NFS3_OK);
-    }
-    rpc_destroy_context(nfs);
-    for (int i = 0; i < 60; i++) {
-        snprintf(path, sizeof path, "/demo/udp-dump-with-a-long-name/directory-%02d", i);
-        ck_assert_int_eq(raw_mnt(&s, path, NULL, NULL), MNT3_OK);
-    }
+    mount_new_dirs(&s, "udp-dump-with-a-long-name", "directory-", 60);
     /* over TCP, every entry (about 4 KiB of list) */
     struct rpc_context *rpc = raw_connect(s.mount_port, MOUNT_PROGRAM, MOUNT_V3, -1, -1);
     ck_assert_int_eq(dump_count(rpc, NULL, 0), 61);
